@@ -1,0 +1,1 @@
+"""Sans-I/O analysers: feed(record) -> events."""

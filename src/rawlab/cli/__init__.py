@@ -1,0 +1,85 @@
+"""The `rawlab` command line. It only wires: parse options, build a pipeline, run it.
+
+Sub-commands live in their own modules and are imported only when used, so
+`rawlab --help` stays fast and importing :mod:`rawlab.cli` has no side effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from rawlab import __version__
+from rawlab.sockets.errors import Exit, RawlabError
+
+# name -> "module:attribute"; each module defines one click command or group.
+COMMANDS: dict[str, str] = {
+    "doctor": "rawlab.cli.doctor:doctor",
+    "lab": "rawlab.cli.lab:lab",
+}
+
+EX_SOFTWARE = 70  # an unexpected internal error (a bug): sysexits.h EX_SOFTWARE
+
+
+def fail(message: str, code: int) -> None:
+    """Print one line on stderr and exit with `code`."""
+    click.echo(f"rawlab: {message}", err=True)
+    sys.exit(int(code))
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr = self.lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RawlabError as exc:
+            fail(f"error: {exc.message}", exc.code)
+        except KeyboardInterrupt:
+            fail("interrupted", Exit.INTERRUPTED)
+        except BrokenPipeError:
+            # the reader (e.g. `| head`) went away: not an error of ours
+            try:
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+            except OSError:
+                pass
+            sys.exit(0)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so in one line, traceback on request
+            if os.environ.get("RAWLAB_DEBUG"):
+                traceback.print_exc()
+            fail(
+                f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with "
+                "RAWLAB_DEBUG=1 for the traceback and please report it)",
+                EX_SOFTWARE,
+            )
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rawlab")
+def main() -> None:
+    """Capture and explain what Linux sockets carry: SOCK_RAW, AF_PACKET, AF_NETLINK, AF_VSOCK.
+
+    Start with `rawlab doctor` to see what this kernel and your privileges allow.
+    Exit codes: 0 ok, 1 failed, 2 usage, 3 missing privilege, 4 unsupported by
+    this kernel, 5 bad input, 6 peer error, 70 internal error, 130 interrupted.
+    """

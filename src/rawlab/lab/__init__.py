@@ -1,0 +1,1 @@
+"""The lab: throwaway network namespaces, veth pairs and virtme-ng guests."""

@@ -1,0 +1,295 @@
+"""Throwaway network namespaces and veth pairs: for tests, the demo and benchmarks.
+
+Everything a :class:`Lab` creates is removed when it closes, also on an
+exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM into SystemExit). Names
+carry the owner's pid (``rl-<tag>-<pid>-<rand>``) so that :func:`cleanup_stale`
+can remove what a killed run left behind without touching anyone else's.
+
+Traffic between a Lab's namespaces never leaves the machine: veth pairs join
+namespaces the Lab created, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import re
+import secrets
+import subprocess
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawlab.sockets.errors import RawlabError, explain
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+NETNS_RUN_DIR = "/run/netns"
+NAME_RE = re.compile(r"^rl-[a-z0-9]+-(\d+)-[0-9a-f]{4}$")
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2) for Python 3.11 (os.unshare arrived in 3.12)."""
+    if _libc().unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """setns(2): move the calling thread into the namespace behind fd."""
+    if _libc().setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the block (this thread) inside network namespace `name`, then come back.
+
+    Sockets opened inside stay in that namespace after the block ends.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)
+    except FileNotFoundError:
+        os.close(own)
+        raise RawlabError(f"no network namespace named '{name}' (see `ip netns list`)") from None
+    try:
+        try:
+            setns(target)
+        except OSError as exc:
+            raise explain(exc, f"enter network namespace {name}") from None
+        try:
+            yield
+        finally:
+            setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def in_child(fn: Callable[[], Any], *, flags: int = CLONE_NEWNET,
+             user: int | None = None, timeout: float = 20.0) -> Any:
+    """Run fn() in a forked child that first (optionally) drops to `user` and
+    then unshares `flags`; return what fn returned (JSON-able).
+
+    The namespaces die with the child, so nothing needs removing. An exception
+    in the child comes back as OSError (errno kept) or RuntimeError.
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(rfd)
+        out: dict[str, Any]
+        try:
+            if user is not None:
+                os.setgroups([])
+                os.setgid(user)
+                os.setuid(user)
+            if flags:
+                unshare(flags)
+            out = {"ok": fn()}
+        except OSError as exc:
+            out = {"errno": exc.errno, "msg": exc.strerror or str(exc)}
+        except BaseException as exc:
+            out = {"error": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()}
+        try:
+            os.write(wfd, json.dumps(out).encode())
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks = []
+    try:
+        with os.fdopen(rfd, "rb") as fh:
+            chunks.append(fh.read())
+    finally:
+        os.waitpid(pid, 0)
+    raw = b"".join(chunks)
+    if not raw:
+        raise RuntimeError("probe child died without an answer")
+    res = json.loads(raw)
+    if "ok" in res:
+        return res["ok"]
+    if "errno" in res:
+        raise OSError(res["errno"], res["msg"])
+    raise RuntimeError(res["error"])
+
+
+def unique_name(tag: str) -> str:
+    tag = re.sub(r"[^a-z0-9]", "", tag.lower())[:8] or "ns"
+    return f"rl-{tag}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_namespaces() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def remove_namespace(name: str) -> None:
+    from pyroute2 import netns
+
+    try:
+        netns.remove(name)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def cleanup_stale() -> list[str]:
+    """Remove rawlab namespaces whose owning process is gone; return their names."""
+    gone = []
+    for name in list_namespaces():
+        m = NAME_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            remove_namespace(name)
+            gone.append(name)
+    return gone
+
+
+@dataclass
+class Netns:
+    """A named network namespace the Lab created."""
+
+    name: str
+    tag: str
+
+    def run(
+        self, argv: list[str], *, check: bool = True, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside this namespace (`ip netns exec`)."""
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv], check=check,
+                              text=True, capture_output=True, **kw)
+
+    def popen(self, argv: list[str], **kw: Any) -> subprocess.Popen[Any]:
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kw)
+
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        return entered(self.name)
+
+
+@dataclass
+class Veth:
+    """A veth pair: (left namespace, ifname, address) ↔ (right ...)."""
+
+    left: Netns
+    left_if: str
+    left_addr: str | None
+    right: Netns
+    right_if: str
+    right_addr: str | None
+
+    @property
+    def left_ip(self) -> str | None:
+        return self.left_addr.split("/")[0] if self.left_addr else None
+
+    @property
+    def right_ip(self) -> str | None:
+        return self.right_addr.split("/")[0] if self.right_addr else None
+
+
+@dataclass
+class Lab:
+    """Namespaces and veth pairs that exist only while the Lab is open."""
+
+    namespaces: list[Netns] = field(default_factory=list)
+    veths: list[Veth] = field(default_factory=list)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def netns(self, tag: str) -> Netns:
+        from pyroute2 import netns
+
+        name = unique_name(tag)
+        try:
+            netns.create(name)
+        except OSError as exc:
+            raise explain(exc, f"create network namespace {name}") from None
+        ns = Netns(name, tag)
+        self.namespaces.append(ns)
+        self._up(ns, "lo")
+        return ns
+
+    def _ipr(self, ns: Netns) -> Any:
+        from pyroute2 import NetNS
+
+        return NetNS(ns.name)
+
+    def _up(self, ns: Netns, ifname: str) -> None:
+        with self._ipr(ns) as ipr:
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            ipr.link("set", index=idx, state="up")
+
+    def veth(self, left: Netns, right: Netns, left_addr: str | None = None,
+             right_addr: str | None = None, *, left_if: str = "veth0",
+             right_if: str = "veth1", offloads: bool = True, mtu: int | None = None,
+             extra_addrs: tuple[tuple[str, str], ...] = ()) -> Veth:
+        """Create a veth pair between two of this Lab's namespaces, addressed and up.
+
+        offloads=False turns TSO/GSO/GRO and checksum offload off on both ends
+        (`ethtool -K`), so that segments on the wire are real MTU-sized ones.
+        extra_addrs: more (left, right) address pairs, e.g. IPv6.
+        """
+        with self._ipr(left) as ipr:
+            try:
+                ipr.link("add", ifname=left_if, kind="veth",
+                         peer={"ifname": right_if, "net_ns_fd": right.name})
+            except OSError as exc:
+                raise explain(exc, f"create veth link {left_if}") from None
+        pairs = [(left_addr, right_addr), *extra_addrs]
+        for ns, ifname, addrs in ((left, left_if, [p[0] for p in pairs]),
+                                  (right, right_if, [p[1] for p in pairs])):
+            with self._ipr(ns) as ipr:
+                idx = ipr.link_lookup(ifname=ifname)[0]
+                if mtu:
+                    ipr.link("set", index=idx, mtu=mtu)
+                for a in addrs:
+                    if a:
+                        ip, _, plen = a.partition("/")
+                        # IPv6: IFA_F_NODAD (0x02), usable at once without the DAD wait
+                        ipr.addr("add", index=idx, address=ip,
+                                 prefixlen=int(plen or (128 if ":" in ip else 32)),
+                                 flags=0x02 if ":" in ip else 0)
+                ipr.link("set", index=idx, state="up")
+            if not offloads:
+                ns.run(["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
+                        "tx", "off", "rx", "off"], check=False)
+        v = Veth(left, left_if, left_addr, right, right_if, right_addr)
+        self.veths.append(v)
+        return v
+
+    def close(self) -> None:
+        """Remove every namespace this Lab created (their veths go with them)."""
+        errors = []
+        while self.namespaces:
+            ns = self.namespaces.pop()
+            try:
+                remove_namespace(ns.name)
+            except OSError as exc:  # keep going: remove the others
+                errors.append(f"{ns.name}: {exc}")
+        self.veths.clear()
+        if errors:
+            raise RawlabError("could not remove namespaces: " + "; ".join(errors))

@@ -1,0 +1,1 @@
+"""Presentation: text lines, trees, tables, JSON. Only this layer formats."""

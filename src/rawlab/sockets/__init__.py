@@ -1,0 +1,1 @@
+"""Opening sockets of the four families, and turning their errors into advice."""

@@ -1,0 +1,239 @@
+"""Test tiers (CONTRIBUTING.md): unit, privileged, vm, hostguest.
+
+A test's tier is its directory (tests/unit, tests/privileged, tests/vm,
+tests/hostguest); the marker is added here. One `pytest` run covers them all:
+
+* privileged tests run here as root, each in namespaces it creates (`lab`);
+* vm tests are not run on the host: the first one boots ONE virtme-ng guest
+  (Debian's kernel) which runs every selected vm test and reports each outcome
+  back, so they appear in this run's summary under their own names;
+* with CI=true, a test skipped in a tier that can run on this machine fails
+  the run (a skip must not hide a tier that silently stopped working).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIERS = ("unit", "privileged", "vm", "hostguest")
+IN_GUEST = os.environ.get("RAWLAB_IN_GUEST") == "1"
+GUEST_REPORT = os.environ.get("RAWLAB_GUEST_REPORT")
+GUEST_MODULES = ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon")
+
+
+def tier_of(item: pytest.Item) -> str:
+    parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
+    return parts[0] if parts and parts[0] in TIERS else "unit"
+
+
+# ---- which tiers can run on this machine ------------------------------------
+
+_AVAIL: dict[str, tuple[bool, str]] = {}
+
+
+def tier_available(tier: str) -> tuple[bool, str]:
+    """(can run here, why not); computed once per session."""
+    if tier in _AVAIL:
+        return _AVAIL[tier]
+    ok, why = True, ""
+    if tier == "privileged":
+        if os.geteuid() != 0:
+            ok, why = False, "needs root (privileged tier builds network namespaces)"
+        else:
+            from rawlab.lab.netns import CLONE_NEWNET, in_child
+
+            try:
+                in_child(lambda: True, flags=CLONE_NEWNET)
+            except OSError as exc:
+                ok, why = False, f"cannot create a network namespace: {exc}"
+    elif tier in ("vm", "hostguest"):
+        if IN_GUEST:
+            ok, why = tier == "vm", "nested guests are started by the hostguest tests"
+        else:
+            try:
+                from rawlab.lab import vm
+
+                vm.find_kernel()
+                vm.vng_path()
+                import shutil
+
+                if not shutil.which("qemu-system-x86_64"):
+                    raise RuntimeError("qemu-system-x86_64 not found (./setup.sh --test)")
+            except Exception as exc:
+                ok, why = False, f"no VM lab here: {exc}"
+    _AVAIL[tier] = (ok, why)
+    return ok, why
+
+
+# ---- vm tier: one guest for all vm tests -------------------------------------
+
+class GuestFailure(Exception):
+    """A vm test failed inside the guest; carries the guest's report text."""
+
+
+class GuestRun:
+    """Boots the guest once, lazily, and keeps each test's outcome."""
+
+    def __init__(self, nodeids: list[str]):
+        self.nodeids = nodeids
+        self.results: dict[str, dict[str, Any]] | None = None
+        self.output = ""
+        self.summary = ""
+
+    def get(self) -> dict[str, dict[str, Any]]:
+        if self.results is None:
+            self.results = self._boot()
+        return self.results
+
+    def _boot(self) -> dict[str, dict[str, Any]]:
+        from rawlab.lab import vm
+
+        with tempfile.TemporaryDirectory(prefix="rawlab-vm-") as tmp:
+            report = Path(tmp) / "report.json"
+            env = (f"RAWLAB_IN_GUEST=1 RAWLAB_GUEST_REPORT={shlex.quote(str(report))} "
+                   f"CI={shlex.quote(os.environ.get('CI', ''))}")
+            cmd = (f"cd {shlex.quote(str(ROOT))} && {env} {shlex.quote(sys.executable)} -m pytest "
+                   "-q -p no:cacheprovider -o addopts='' -ra "
+                   + " ".join(shlex.quote(n) for n in self.nodeids))
+            t0 = time.monotonic()
+            res = vm.run(cmd, rwdirs=[Path(tmp)], modules=GUEST_MODULES, timeout=1200)
+            self.output = res.output
+            self.summary = (f"vm tier: {len(self.nodeids)} test(s) in one guest, kernel "
+                            f"{res.kernel.release}, {res.accel}, "
+                            f"{time.monotonic() - t0:.0f} s, guest pytest exit {res.returncode}")
+            if not report.exists():
+                tail = "\n".join(res.output.splitlines()[-40:])
+                raise GuestFailure(f"the guest wrote no report (exit {res.returncode}):\n{tail}")
+            return json.loads(report.read_text())
+
+
+class GuestItem(pytest.Item):
+    """Stands in on the host for a vm test that runs inside the guest."""
+
+    def __init__(self, *, run: GuestRun, **kw: Any):
+        super().__init__(**kw)
+        self.run = run
+
+    def runtest(self) -> None:
+        res = self.run.get().get(self.nodeid)
+        if res is None:
+            raise GuestFailure("did not run in the guest; guest output ends:\n"
+                               + "\n".join(self.run.output.splitlines()[-30:]))
+        if res["outcome"] == "skipped":
+            pytest.skip(f"(in guest) {res['reason']}")
+        if res["outcome"] != "passed":
+            raise GuestFailure(f"(in guest) {res['longrepr']}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, GuestFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"{self.name} [in guest]"
+
+
+_STATE: dict[str, GuestRun] = {}  # "run": the session's guest, when vm tests were selected
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of(item)))
+    if IN_GUEST:
+        return
+    vm_items = [i for i in items if tier_of(i) == "vm"]
+    if not vm_items or not tier_available("vm")[0]:
+        return
+    run = _STATE["run"] = GuestRun([i.nodeid for i in vm_items])
+    for n, item in enumerate(items):
+        if tier_of(item) == "vm":
+            g = GuestItem.from_parent(item.parent, name=item.name, run=run)
+            for m in item.iter_markers():
+                g.add_marker(m)
+            items[n] = g
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tier = tier_of(item)
+    if tier == "unit" or isinstance(item, GuestItem):
+        return
+    ok, why = tier_available(tier)
+    if not ok:
+        pytest.skip(f"{tier} tier unavailable: {why}")
+
+
+# ---- in the guest: record every outcome for the host ---------------------------
+
+_GUEST_RESULTS: dict[str, dict[str, Any]] = {}
+_SKIPS_SEEN: list[pytest.TestReport] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _SKIPS_SEEN.append(report)
+    if not GUEST_REPORT:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        entry: dict[str, Any] = {"outcome": report.outcome}
+        if report.skipped and isinstance(report.longrepr, tuple):
+            entry["reason"] = report.longrepr[2]
+        elif report.failed:
+            entry["longrepr"] = str(report.longrepr)
+        _GUEST_RESULTS[report.nodeid] = entry
+    elif report.when == "teardown" and report.failed:
+        _GUEST_RESULTS[report.nodeid] = {"outcome": "failed",
+                                         "longrepr": f"teardown: {report.longrepr}"}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if GUEST_REPORT:
+        Path(GUEST_REPORT).write_text(json.dumps(_GUEST_RESULTS))
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") and not IN_GUEST:
+        bad = []
+        for rep in _SKIPS_SEEN:
+            tier = next((t for t in TIERS if t in rep.keywords), "unit")
+            if tier_available(tier)[0]:
+                reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
+                bad.append(f"{rep.nodeid} ({tier}): {reason}")
+        if bad:
+            session.config._rawlab_ci_skips = bad  # type: ignore[attr-defined]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    run = _STATE.get("run")
+    if run is not None and run.summary:
+        terminalreporter.write_line(run.summary)
+    for tier in TIERS:
+        if tier in _AVAIL and not _AVAIL[tier][0]:
+            terminalreporter.write_line(f"tier {tier} cannot run here: {_AVAIL[tier][1]}")
+    bad = getattr(config, "_rawlab_ci_skips", [])
+    if bad:
+        terminalreporter.write_line(
+            "CI=true: tests were skipped in a tier that can run on this machine:", red=True)
+        for b in bad:
+            terminalreporter.write_line(f"  {b}", red=True)
+
+
+# ---- fixtures ----------------------------------------------------------------
+
+@pytest.fixture
+def lab() -> Iterator[Any]:
+    """A Lab whose namespaces and veths are removed after the test, pass or fail."""
+    from rawlab.lab.netns import Lab, cleanup_stale
+
+    cleanup_stale()
+    with Lab() as the_lab:
+        yield the_lab

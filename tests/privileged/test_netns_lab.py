@@ -1,0 +1,100 @@
+"""The lab's throwaway namespaces: made, used, and always removed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rawlab.lab import netns
+from rawlab.sockets.errors import RawlabError
+
+
+def test_veth_pair_carries_traffic_between_two_namespaces(lab: netns.Lab) -> None:
+    a, b = lab.netns("a"), lab.netns("b")
+    v = lab.veth(a, b, "10.250.0.1/24", "10.250.0.2/24",
+                 extra_addrs=(("fd00:250::1/64", "fd00:250::2/64"),))
+    assert a.name in netns.list_namespaces() and b.name in netns.list_namespaces()
+    assert netns.NAME_RE.match(a.name)
+    out = a.run(["ping", "-c", "1", "-W", "2", v.right_ip or ""], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    with b.entered():
+        srv = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        srv.bind(("fd00:250::2", 0))
+    with a.entered():
+        cli = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        cli.sendto(b"hello", ("fd00:250::2", srv.getsockname()[1]))
+        srv.settimeout(3)
+        data, peer = srv.recvfrom(100)
+        assert data == b"hello"
+        assert peer[0] == "fd00:250::1"
+    finally:
+        cli.close()
+        srv.close()
+
+
+def test_entered_sockets_live_in_that_namespace(lab: netns.Lab) -> None:
+    a, b = lab.netns("a"), lab.netns("b")
+    lab.veth(a, b, "10.251.0.1/24", "10.251.0.2/24")
+    with a.entered():
+        s = socket.socket()
+        s.bind(("10.251.0.1", 0))  # only exists in `a`
+        s.close()
+    s = socket.socket()
+    with pytest.raises(OSError) as ei:
+        s.bind(("10.251.0.1", 0))  # back home: not ours
+    s.close()
+    assert ei.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_offloads_off(lab: netns.Lab) -> None:
+    a, b = lab.netns("a"), lab.netns("b")
+    lab.veth(a, b, "10.252.0.1/24", "10.252.0.2/24", offloads=False)
+    feats = a.run(["ethtool", "-k", "veth0"]).stdout
+    for f in ("tcp-segmentation-offload: off", "generic-segmentation-offload: off",
+              "generic-receive-offload: off", "tx-checksumming: off"):
+        assert f in feats
+
+
+def test_lab_removes_everything_even_on_failure() -> None:
+    names = []
+    with pytest.raises(ZeroDivisionError), netns.Lab() as lab:
+        a, b = lab.netns("a"), lab.netns("b")
+        lab.veth(a, b, "10.253.0.1/24", "10.253.0.2/24")
+        names = [a.name, b.name]
+        1 / 0  # noqa: B018
+    assert names
+    for n in names:
+        assert n not in netns.list_namespaces()
+
+
+def test_unknown_namespace_is_a_clear_error() -> None:
+    with pytest.raises(RawlabError, match="no network namespace named 'rl-nope'"), \
+            netns.entered("rl-nope"):
+        pass
+
+
+def test_cleanup_removes_what_a_killed_run_left_behind() -> None:
+    # a child makes a namespace and is SIGKILLed before it can remove it
+    code = ("import time; from rawlab.lab.netns import Lab\n"
+            "lab = Lab(); ns = lab.netns('orphan'); print(ns.name, flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        name = p.stdout.readline().strip()
+        assert name in netns.list_namespaces()
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    time.sleep(0.1)
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "rawlab"), "lab",
+                          "cleanup"], capture_output=True, text=True, check=True)
+    assert name in out.stdout
+    assert name not in netns.list_namespaces()
