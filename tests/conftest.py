@@ -160,8 +160,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for n, item in enumerate(items):
         if tier_of(item) == "vm":
             g = GuestItem.from_parent(item.parent, name=item.name, run=run)
-            for m in item.iter_markers():
-                g.add_marker(m)
+            g.own_markers.extend(item.own_markers)
+            g.keywords.update(item.keywords)
             items[n] = g
 
 

@@ -121,3 +121,27 @@ def test_userns_row_answers_for_unprivileged_users_when_run_as_root() -> None:
     for cid in ("userns.self", "userns.unprivileged"):
         assert rows[cid]["status"] == "ok"
         assert "CAP_NET_RAW, CAP_NET_ADMIN" in rows[cid]["detail"]
+
+
+def test_cleanup_as_nobody_needs_sys_admin() -> None:
+    import os
+    import re
+
+    from rawlab.lab import netns
+
+    # a namespace whose owner pid cannot exist (beyond pid_max) looks abandoned
+    name = f"rl-stale-{4194304 + 1}-beef"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        assert netns.NAME_RE.match(name)
+        p = run(NOBODY, ["lab", "cleanup"])
+        assert p.returncode == 3, p.stderr
+        assert re.fullmatch(r"rawlab: error: remove network namespace rl-stale-\S+ failed: "
+                            r"needs CAP_SYS_ADMIN \(E(PERM|ACCES)\); fix: .*privileges\.md\)\n",
+                            p.stderr), p.stderr
+        assert name in netns.list_namespaces()  # nothing was half-removed
+        p = run([], ["lab", "cleanup"])
+        assert p.returncode == 0 and name in p.stdout
+        assert os.path.exists(f"/run/netns/{name}") is False
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)

@@ -16,6 +16,7 @@ from rawlab.sockets.errors import Exit, RawlabError, advice, explain
          ("needs CAP_NET_RAW", "privileges.md")),
         (errno.EPERM, "create nlmon link", Exit.PRIVILEGE, ("needs CAP_NET_ADMIN",)),
         (errno.EPERM, "create network namespace x", Exit.PRIVILEGE, ("needs CAP_SYS_ADMIN",)),
+        (errno.EACCES, "remove network namespace x", Exit.PRIVILEGE, ("needs CAP_SYS_ADMIN",)),
         (errno.EACCES, "open /dev/vhost-vsock", Exit.PRIVILEGE, ("permission denied",)),
         (errno.EAFNOSUPPORT, "open AF_VSOCK socket", Exit.UNSUPPORTED, ("address family",)),
         (errno.EPROTONOSUPPORT, "open netlink", Exit.UNSUPPORTED, ("protocol",)),

@@ -152,7 +152,7 @@ def remove_namespace(name: str) -> None:
         netns.remove(name)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            raise
+            raise explain(exc, f"remove network namespace {name}") from None
 
 
 def cleanup_stale() -> list[str]:
@@ -288,7 +288,7 @@ class Lab:
             ns = self.namespaces.pop()
             try:
                 remove_namespace(ns.name)
-            except OSError as exc:  # keep going: remove the others
+            except RawlabError as exc:  # keep going: remove the others
                 errors.append(f"{ns.name}: {exc}")
         self.veths.clear()
         if errors:

@@ -63,6 +63,8 @@ def _cap_for(op: str) -> str:
 def advice(err: int, op: str) -> Advice:
     """Why `op` failed with `err`, and what to do about it."""
     cap = _cap_for(op)
+    if err == errno.EACCES and cap == "CAP_SYS_ADMIN":
+        err = errno.EPERM  # namespaces live under root-owned /run/netns: the same lack
     table: dict[int, Advice] = {
         errno.EPERM: Advice(
             f"needs {cap}",
