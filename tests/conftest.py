@@ -188,7 +188,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         entry: dict[str, Any] = {"outcome": report.outcome}
         if report.skipped and isinstance(report.longrepr, tuple):
-            entry["reason"] = report.longrepr[2]
+            entry["reason"] = report.longrepr[2].removeprefix("Skipped: ")
         elif report.failed:
             entry["longrepr"] = str(report.longrepr)
         _GUEST_RESULTS[report.nodeid] = entry

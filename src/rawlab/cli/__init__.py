@@ -7,6 +7,7 @@ Sub-commands live in their own modules and are imported only when used, so
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import traceback
@@ -18,9 +19,18 @@ from rawlab import __version__
 from rawlab.sockets.errors import Exit, RawlabError
 
 # name -> "module:attribute"; each module defines one click command or group.
+# A command is offered once its module exists (they land issue by issue).
 COMMANDS: dict[str, str] = {
     "doctor": "rawlab.cli.doctor:doctor",
     "lab": "rawlab.cli.lab:lab",
+    "read": "rawlab.cli.read:read",
+    "capture": "rawlab.cli.capture:capture",
+    "tcp": "rawlab.cli.tcp:tcp",
+    "handshake": "rawlab.cli.handshake:handshake",
+    "netlink": "rawlab.cli.netlink:netlink",
+    "vsock": "rawlab.cli.vsock:vsock",
+    "raw": "rawlab.cli.raw:raw",
+    "lesson": "rawlab.cli.lesson:lesson",
 }
 
 EX_SOFTWARE = 70  # an unexpected internal error (a bug): sysexits.h EX_SOFTWARE
@@ -39,11 +49,14 @@ class LazyGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
+    def _present(self, name: str) -> bool:
+        return importlib.util.find_spec(self.lazy[name].split(":")[0]) is not None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
+        return sorted({*super().list_commands(ctx), *(n for n in self.lazy if self._present(n))})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
+        if cmd_name in self.lazy and self._present(cmd_name):
             module, attr = self.lazy[cmd_name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, cmd_name)
