@@ -1,1 +1,19 @@
-"""Decoders: one module per protocol (construct schema + lenient views)."""
+"""Decoders: one module per protocol (construct schema + lenient ``__slots__`` views).
+
+Entry points:
+
+- :class:`rawlab.decode.dispatch.Decoder` — ``decode(data, linktype, hint) -> Packet``
+  (all layers, lazy checksums) and ``path(data, linktype) -> tuple[str, ...]`` (fast
+  names-only walk for statistics). ``build_table()`` gives the explicit dispatch table.
+- :mod:`rawlab.decode.checksum` — ``inet_checksum``, ``verify_*``, ``ChecksumStatus``,
+  ``Verdict``, ``CsumHint`` (the kernel's tp_status checksum bits).
+- :class:`rawlab.decode.hierarchy.ProtocolHierarchy` — counts for ``read --stats``.
+- Views, one per module: ``ethernet.Ethernet``, ``sll.Sll``/``Sll2``, ``ipv4.Ipv4``,
+  ``ipv6.Ipv6``, ``arp.Arp``, ``tcp.Tcp``, ``udp.Udp``, ``icmp.Icmp``,
+  ``icmpv6.Icmpv6``, ``netlink.Netlink`` (``NlMsg``, ``NlAttr``, ``parse_attrs``),
+  ``vsockmon.Vsockmon`` (``VirtioVsockHdr``); ``view.Raw`` for undecoded bytes.
+- :mod:`rawlab.decode.linktype` — ``LinkType`` and ``SUPPORTED_LINKTYPES``.
+
+The contract every view keeps is in :mod:`rawlab.decode.view`. Importing any of
+these modules only defines classes and constants.
+"""

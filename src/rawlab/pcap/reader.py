@@ -1,0 +1,364 @@
+"""Streaming readers for pcap and pcapng files (constant memory, any size).
+
+    from rawlab.pcap.reader import open_capture
+    with open_capture("x.pcapng") as cap:        # a path, or a binary file object
+        cap.format                               # "pcap" or "pcapng"
+        for rec in cap:                          # rawlab.pcap.record.Record
+            rec.ts_ns, rec.caplen, rec.wirelen, rec.linktype, rec.interface, rec.data
+        cap.interfaces                           # list[Interface] seen so far
+
+pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders.
+pcapng: SHB (any byte order, several sections), IDB (``if_name``,
+``if_description``, ``if_tsresol``, ``if_tsoffset``), EPB (``epb_flags``
+direction), SPB, the obsolete PB; every other block is skipped.
+
+Bad input raises :class:`~rawlab.sockets.errors.RawlabError` with code
+``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
+every good record before the bad one has been yielded. Link types outside
+``linktypes`` (default: the ones rawlab decodes) are such an error; pass
+``linktypes=None`` to accept any.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rawlab.decode.linktype import SUPPORTED_LINKTYPES, linktype_name
+from rawlab.pcap.record import Direction, Interface, Record
+from rawlab.sockets.errors import Exit, RawlabError
+
+CHUNK = 1 << 20
+MAX_SNAPLEN = 262144  # libpcap's largest; a record above max(this, snaplen) is absurd
+MAX_BLOCK = 64 << 20  # no sane pcapng block is bigger
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+PCAPNG_IDB = 0x00000001
+PCAPNG_PB = 0x00000002
+PCAPNG_SPB = 0x00000003
+PCAPNG_EPB = 0x00000006
+
+OPT_ENDOFOPT = 0
+OPT_COMMENT = 1
+IF_NAME = 2
+IF_DESCRIPTION = 3
+IF_TSRESOL = 9
+IF_TSOFFSET = 14
+EPB_FLAGS = 2
+
+
+def _bad(name: str, offset: int, problem: str) -> RawlabError:
+    return RawlabError(f"{name}: offset {offset}: {problem}", Exit.BAD_INPUT)
+
+
+def _read(f: IO[bytes], n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at end of file (pipes return short reads)."""
+    data = f.read(n)
+    if len(data) == n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = f.read(n - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _more(f: IO[bytes], have: bytes, need: int) -> bytes:
+    """``have`` plus what the file has now, at least ``need`` bytes in all unless at EOF.
+
+    Uses ``read1`` where it exists so that a pipe (``tcpdump -w - | ...``) yields
+    records as they arrive instead of waiting for a whole chunk.
+    """
+    read1 = getattr(f, "read1", None) or f.read
+    parts = [have]
+    got = len(have)
+    while True:
+        chunk = read1(max(CHUNK, need - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+        if got >= need:
+            break
+    return b"".join(parts)
+
+
+def ts_factor(tsresol: int) -> tuple[int, int]:
+    """(multiply, divide) turning ticks of ``if_tsresol`` into nanoseconds."""
+    if tsresol & 0x80:
+        return 1_000_000_000, 1 << (tsresol & 0x7F)
+    n = tsresol
+    if n <= 9:
+        return 10 ** (9 - n), 1
+    return 1, 10 ** (n - 9)
+
+
+class CaptureReader:
+    """Base: a file opened for reading records; iterate it once."""
+
+    format = ""
+
+    def __init__(self, f: IO[bytes], name: str, head: bytes, *,
+                 linktypes: frozenset[int] | None, close: bool) -> None:
+        self._f = f
+        self.name = name
+        self._head = head
+        self._close = close
+        self.linktypes = linktypes
+        self.interfaces: list[Interface] = []
+
+    def __iter__(self) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._close:
+            self._f.close()
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_linktype(self, lt: int, offset: int) -> None:
+        if self.linktypes is not None and lt not in self.linktypes:
+            known = ", ".join(f"{linktype_name(t)} {t}" for t in sorted(self.linktypes))
+            raise _bad(self.name, offset, f"unknown link type {lt} (rawlab reads {known})")
+
+
+class PcapReader(CaptureReader):
+    """Classic libpcap files."""
+
+    format = "pcap"
+
+    def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
+        super().__init__(f, name, head, **kw)
+        hdr = head + _read(f, 24 - len(head))
+        if len(hdr) < 24:
+            raise _bad(name, len(hdr), f"truncated pcap file header ({len(hdr)} of 24 bytes)")
+        magic = struct.unpack_from("<I", hdr)[0]
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            self.endian = "<"
+        else:
+            self.endian = ">"
+            magic = struct.unpack_from(">I", hdr)[0]
+        self.nanosecond = magic == PCAP_MAGIC_NS
+        (_m, self.version_major, self.version_minor, _zone, _sigfigs, self.snaplen,
+         network) = struct.unpack_from(self.endian + "IHHiIII", hdr)
+        self.linktype = network & 0x0FFFFFFF
+        self.fcs_len = (network >> 29) * 2 if network & 0x10000000 else 0
+        self._check_linktype(self.linktype, 20)
+        self.interfaces = [Interface(0, self.linktype, self.snaplen)]
+
+    def __iter__(self) -> Iterator[Record]:
+        f, name, lt = self._f, self.name, self.linktype
+        rh = struct.Struct(self.endian + "IIII")
+        unpack = rh.unpack_from
+        mul = 1 if self.nanosecond else 1000
+        limit = max(self.snaplen, MAX_SNAPLEN)
+        buf = b""
+        pos = 0
+        base = 24  # file offset of buf[0]
+        while True:
+            if len(buf) - pos < 16:
+                base += pos
+                buf = _more(f, buf[pos:], 16)
+                pos = 0
+                if not buf:
+                    return
+                if len(buf) < 16:
+                    raise _bad(name, base, f"truncated record header ({len(buf)} of 16 bytes)")
+            sec, frac, incl, orig = unpack(buf, pos)
+            if incl > limit:
+                raise _bad(name, base + pos,
+                           f"absurd record length {incl} (snaplen {self.snaplen})")
+            end = pos + 16 + incl
+            if end > len(buf):
+                base += pos
+                buf = _more(f, buf[pos:], 16 + incl)
+                pos, end = 0, 16 + incl
+                if end > len(buf):
+                    raise _bad(name, base, f"truncated record: {incl} bytes captured, "
+                               f"{len(buf) - 16} left in the file")
+            yield Record((sec * 1_000_000_000 + frac * mul), orig, lt, buf[pos + 16 : end])
+            pos = end
+
+
+class PcapngReader(CaptureReader):
+    """pcapng: several sections, interfaces and link types in one file."""
+
+    format = "pcapng"
+
+    def __iter__(self) -> Iterator[Record]:
+        f, name = self._f, self.name
+        pending = self._head
+        offset = 0
+        e = "<"
+        factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        while True:
+            hdr = pending + _read(f, 12 - len(pending))
+            pending = b""
+            if not hdr:
+                return
+            if len(hdr) < 12:
+                raise _bad(name, offset, f"truncated block header ({len(hdr)} of 12 bytes)")
+            btype = struct.unpack_from(e + "I", hdr)[0]
+            if btype == PCAPNG_SHB:
+                bom = struct.unpack_from("<I", hdr, 8)[0]
+                if bom == PCAPNG_BOM:
+                    e = "<"
+                elif bom == 0x4D3C2B1A:
+                    e = ">"
+                else:
+                    raise _bad(name, offset + 8, f"bad byte-order magic 0x{bom:08x}")
+            elif offset == 0:
+                raise _bad(name, 0, "pcapng file does not start with a section header")
+            blen = struct.unpack_from(e + "I", hdr, 4)[0]
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                raise _bad(name, offset, f"absurd block length {blen} (block type 0x{btype:x})")
+            rest = _read(f, blen - 12)
+            if len(rest) < blen - 12:
+                raise _bad(name, offset, f"truncated block: {blen} bytes long, "
+                           f"{len(rest) + 12} left in the file")
+            body = hdr[8:] + rest[:-4]
+            trailer = struct.unpack_from(e + "I", rest, len(rest) - 4)[0]
+            if trailer != blen:
+                raise _bad(name, offset + blen - 4,
+                           f"block length {blen} and trailing length {trailer} differ")
+            if btype == PCAPNG_EPB:
+                if len(body) < 20:
+                    raise _bad(name, offset, "enhanced packet block too short")
+                iface, tsh, tsl, caplen, origlen = struct.unpack_from(e + "IIIII", body)
+                if iface >= len(self.interfaces):
+                    raise _bad(name, offset, f"packet for interface {iface}, "
+                               f"but only {len(self.interfaces)} defined")
+                if caplen > len(body) - 20:
+                    raise _bad(name, offset, f"absurd captured length {caplen} "
+                               f"in a {blen}-byte block")
+                data = body[20 : 20 + caplen]
+                direction = Direction.UNKNOWN
+                opt_at = 20 + ((caplen + 3) & ~3)
+                if opt_at + 4 <= len(body):
+                    for code, val in _options(body, opt_at, e):
+                        if code == EPB_FLAGS and len(val) >= 4:
+                            direction = struct.unpack_from(e + "I", val)[0] & 3
+                mul, div, off_ns = factors[iface]
+                ts = ((tsh << 32 | tsl) * mul) // div + off_ns
+                yield Record(ts, origlen, self.interfaces[iface].linktype, data, iface,
+                             direction)
+            elif btype == PCAPNG_SPB:
+                if not self.interfaces:
+                    raise _bad(name, offset, "simple packet block before any interface")
+                if len(body) < 4:
+                    raise _bad(name, offset, "simple packet block too short")
+                origlen = struct.unpack_from(e + "I", body)[0]
+                caplen = min(origlen, len(body) - 4)
+                snap = self.interfaces[0].snaplen
+                if snap:
+                    caplen = min(caplen, snap)
+                yield Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+            elif btype == PCAPNG_PB:
+                if len(body) < 20:
+                    raise _bad(name, offset, "packet block too short")
+                iface, _drops, tsh, tsl, caplen, origlen = struct.unpack_from(e + "HHIIII", body)
+                if iface >= len(self.interfaces):
+                    raise _bad(name, offset, f"packet for interface {iface}, "
+                               f"but only {len(self.interfaces)} defined")
+                if caplen > len(body) - 20:
+                    raise _bad(name, offset, f"absurd captured length {caplen} "
+                               f"in a {blen}-byte block")
+                mul, div, off_ns = factors[iface]
+                yield Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                             self.interfaces[iface].linktype, body[20 : 20 + caplen], iface)
+            elif btype == PCAPNG_IDB:
+                if len(body) < 8:
+                    raise _bad(name, offset, "interface description block too short")
+                lt, _res, snap = struct.unpack_from(e + "HHI", body)
+                self._check_linktype(lt, offset + 8)
+                opts = tuple(_options(body, 8, e))
+                d = dict(opts)
+                tsresol = d[IF_TSRESOL][0] if d.get(IF_TSRESOL) else 6
+                tsoff = struct.unpack(e + "q", d[IF_TSOFFSET][:8])[0] if len(
+                    d.get(IF_TSOFFSET, b"")) >= 8 else 0
+                if (tsresol & 0x7F) > 63 or (not tsresol & 0x80 and tsresol > 30):
+                    raise _bad(name, offset, f"absurd if_tsresol {tsresol}")
+                ifc = Interface(len(self.interfaces), lt, snap, _text(d.get(IF_NAME)),
+                                _text(d.get(IF_DESCRIPTION)), tsresol, tsoff, opts)
+                self.interfaces.append(ifc)
+                mul, div = ts_factor(tsresol)
+                factors.append((mul, div, tsoff * 1_000_000_000))
+            elif btype == PCAPNG_SHB:
+                if len(body) < 4:
+                    raise _bad(name, offset, "section header block too short")
+                major = struct.unpack_from(e + "H", body, 4)[0]
+                if major != 1:
+                    raise _bad(name, offset, f"unsupported pcapng version {major}")
+                self.interfaces = []
+                factors = []
+            offset += blen
+
+
+def _text(v: bytes | None) -> str | None:
+    return None if v is None else v.decode("utf-8", "replace").rstrip("\x00")
+
+
+def _options(body: bytes, pos: int, e: str) -> Iterator[tuple[int, bytes]]:
+    """(code, value) pairs from ``body[pos:]``; stops quietly at anything odd."""
+    n = len(body)
+    h = struct.Struct(e + "HH")
+    while pos + 4 <= n:
+        code, ln = h.unpack_from(body, pos)
+        if code == OPT_ENDOFOPT:
+            return
+        if pos + 4 + ln > n:
+            return
+        yield code, body[pos + 4 : pos + 4 + ln]
+        pos += 4 + ((ln + 3) & ~3)
+
+
+def open_capture(source: str | Path | IO[bytes], *,
+                 linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> CaptureReader:
+    """Open a pcap or pcapng file (chosen by its magic); raises RawlabError if it is neither."""
+    if isinstance(source, str | Path):
+        name = str(source)
+        try:
+            f: IO[bytes] = open(source, "rb")  # noqa: SIM115 - the reader owns and closes it
+        except OSError as exc:
+            raise RawlabError(f"{name}: cannot open: {exc.strerror}", Exit.BAD_INPUT,
+                              errno_=exc.errno) from exc
+        close = True
+    else:
+        f = source
+        name = str(getattr(source, "name", "<stream>"))
+        close = False
+    try:
+        head = _read(f, 4)
+        if len(head) < 4:
+            what = "empty file" if not head else f"only {len(head)} bytes"
+            raise _bad(name, 0, f"not a capture file ({what})")
+        le, be = struct.unpack("<I", head)[0], struct.unpack(">I", head)[0]
+        if le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or be in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            return PcapReader(f, name, head, linktypes=linktypes, close=close)
+        if le == PCAPNG_SHB:
+            return PcapngReader(f, name, head, linktypes=linktypes, close=close)
+        raise _bad(name, 0, f"not a pcap or pcapng file (magic 0x{be:08x})")
+    except BaseException:
+        if close:
+            f.close()
+        raise
+
+
+def read_records(source: str | Path | IO[bytes], *,
+                 linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> Iterator[Record]:
+    """Every record of a capture file, then close it."""
+    with open_capture(source, linktypes=linktypes) as cap:
+        yield from cap

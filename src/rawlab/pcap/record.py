@@ -1,0 +1,86 @@
+"""The record every capture source yields: a file reader here, the ring reader in sockets/.
+
+A :class:`Record` has the attributes of the design's ``CaptureInfo`` (``ts_ns``,
+``caplen``, ``wirelen``, ``ifindex``, ``direction``, ``vlan``, ``csum_status``)
+plus the link type, the interface it came from and the bytes themselves. Its
+``info`` is a plain :class:`CaptureInfo` when the bytes must be kept apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from rawlab.decode.checksum import CsumHint
+
+
+class Direction(IntEnum):
+    """As pcapng ``epb_flags`` bits 0-1."""
+
+    UNKNOWN = 0
+    INBOUND = 1
+    OUTBOUND = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureInfo:
+    ts_ns: int
+    caplen: int
+    wirelen: int
+    ifindex: int = 0  # kernel ifindex; 0 when unknown (files)
+    direction: int = Direction.UNKNOWN
+    vlan: int | None = None  # VLAN id stripped by the kernel (live), else None
+    csum_status: CsumHint = CsumHint.NONE  # tp_status checksum bits (live); NONE for files
+
+
+class Record:
+    """One captured packet: metadata + bytes (``data`` is a copy, valid forever).
+
+    ``interface`` is the capture's interface number (pcapng IDB index; 0 for
+    pcap); ``linktype`` that interface's link type.
+    """
+
+    __slots__ = ("caplen", "csum_status", "data", "direction", "ifindex", "interface",
+                 "linktype", "ts_ns", "vlan", "wirelen")
+
+    def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes, interface: int = 0,
+                 direction: int = Direction.UNKNOWN, ifindex: int = 0, vlan: int | None = None,
+                 csum_status: CsumHint = CsumHint.NONE) -> None:
+        self.ts_ns = ts_ns
+        self.caplen = len(data)
+        self.wirelen = wirelen
+        self.linktype = linktype
+        self.data = data
+        self.interface = interface
+        self.direction = direction
+        self.ifindex = ifindex
+        self.vlan = vlan
+        self.csum_status = csum_status
+
+    @property
+    def ts(self) -> float:
+        """Seconds since the epoch, as a float (for display; ``ts_ns`` is exact)."""
+        return self.ts_ns / 1e9
+
+    @property
+    def info(self) -> CaptureInfo:
+        return CaptureInfo(self.ts_ns, self.caplen, self.wirelen, self.ifindex, self.direction,
+                           self.vlan, self.csum_status)
+
+    def __repr__(self) -> str:
+        return (f"<Record ts_ns={self.ts_ns} caplen={self.caplen} wirelen={self.wirelen} "
+                f"linktype={self.linktype} interface={self.interface}>")
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One interface of a capture file (pcapng IDB, or the pcap header's single one)."""
+
+    id: int
+    linktype: int
+    snaplen: int
+    name: str | None = None
+    description: str | None = None
+    tsresol: int = 6  # raw if_tsresol byte: < 128 → 10**-n s, else 2**-(n & 127) s
+    tsoffset: int = 0  # seconds added to every timestamp (if_tsoffset)
+    options: tuple[tuple[int, bytes], ...] = ()  # every option, raw, unknown ones included

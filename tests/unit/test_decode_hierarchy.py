@@ -1,0 +1,36 @@
+"""Protocol hierarchy: the same tree and counts as `tshark -z io,phs` (minus its `data` guesses)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rawlab.decode.dispatch import Decoder
+from rawlab.decode.hierarchy import ProtocolHierarchy
+
+pytestmark = pytest.mark.unit
+
+
+def test_tree_order_and_counts() -> None:
+    from scapy.all import ARP, IP, TCP, UDP, Ether, IPv6
+
+    frames = [bytes(p) for p in (
+        Ether() / IP() / TCP() / (b"x" * 10),
+        Ether() / IP() / UDP(sport=9998, dport=9999) / (b"y" * 50),
+        Ether() / ARP(),
+        Ether() / IPv6() / TCP(),
+        Ether() / IP() / TCP(),
+    )]
+    dec, h = Decoder(), ProtocolHierarchy()
+    for f in frames:
+        h.add(dec.path(f, 1), len(f))
+    rows = [(r.depth, r.name, r.packets, r.bytes) for r in h.rows()]
+    assert rows == [
+        (0, "eth", 5, 326),
+        (1, "ipv4", 3, 210),
+        (2, "tcp", 2, 118),
+        (2, "udp", 1, 92),
+        (1, "arp", 1, 42),
+        (1, "ipv6", 1, 74),
+        (2, "tcp", 1, 74),
+    ]
+    assert h.packets == 5 and h.bytes == 326
