@@ -7,18 +7,26 @@ import pytest
 from rawlab.decode.dispatch import Decoder
 from rawlab.decode.hierarchy import ProtocolHierarchy
 
+
+def eth():
+    """Explicit MACs: scapy must never resolve one (that would send ARP)."""
+    from scapy.layers.l2 import Ether
+
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+
 pytestmark = pytest.mark.unit
 
 
 def test_tree_order_and_counts() -> None:
-    from scapy.all import ARP, IP, TCP, UDP, Ether, IPv6
+    from scapy.all import ARP, IP, TCP, UDP, IPv6
 
     frames = [bytes(p) for p in (
-        Ether() / IP() / TCP() / (b"x" * 10),
-        Ether() / IP() / UDP(sport=9998, dport=9999) / (b"y" * 50),
-        Ether() / ARP(),
-        Ether() / IPv6() / TCP(),
-        Ether() / IP() / TCP(),
+        eth() / IP() / TCP() / (b"x" * 10),
+        eth() / IP() / UDP(sport=9998, dport=9999) / (b"y" * 50),
+        eth() / ARP(),
+        eth() / IPv6() / TCP(),
+        eth() / IP() / TCP(),
     )]
     dec, h = Decoder(), ProtocolHierarchy()
     for f in frames:

@@ -13,6 +13,14 @@ from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.decode.linktype import LinkType
 from rawlab.decode.netlink import Netlink, parse_attrs
 
+
+def eth():
+    """Explicit MACs: scapy must never resolve one (that would send ARP)."""
+    from scapy.layers.l2 import Ether
+
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+
 pytestmark = pytest.mark.unit
 
 DEC = Decoder()
@@ -28,7 +36,6 @@ def _seeds() -> list[tuple[bytes, int]]:
         UDP,
         Dot1AD,
         Dot1Q,
-        Ether,
         ICMPv6EchoRequest,
         IPv6,
         IPv6ExtHdrFragment,
@@ -39,9 +46,9 @@ def _seeds() -> list[tuple[bytes, int]]:
     opts = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 2)), ("NOP", None),
             ("WScale", 7)]
     return [
-        (bytes(Ether() / IP(options=b"\x94\x04\x00\x00") / TCP(options=opts) / b"data"), 1),
-        (bytes(Ether() / Dot1AD(vlan=3) / Dot1Q(vlan=4) / IP() / UDP() / b"hi"), 1),
-        (bytes(Ether() / ARP()), 1),
+        (bytes(eth() / IP(options=b"\x94\x04\x00\x00") / TCP(options=opts) / b"data"), 1),
+        (bytes(eth() / Dot1AD(vlan=3) / Dot1Q(vlan=4) / IP() / UDP() / b"hi"), 1),
+        (bytes(eth() / ARP()), 1),
         (bytes(IP() / ICMP() / b"abcd"), 101),
         (bytes(IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(m=1) / ICMPv6EchoRequest()),
          101),
