@@ -82,7 +82,8 @@ def modprobe_fix(module: str, what: str) -> str:
 
 # --- sockets ---------------------------------------------------------------
 
-def _open(family: int, stype: int, proto: int = 0, bind: object = None) -> int:
+def open_probe(family: int, stype: int, proto: int = 0, bind: object = None) -> int:
+    """socket(family, stype, proto), bind if asked, close; 0 or the errno the kernel gave."""
     try:
         s = socket.socket(family, stype, proto)
     except OSError as exc:
@@ -100,7 +101,7 @@ def _open(family: int, stype: int, proto: int = 0, bind: object = None) -> int:
 def _socket_check(cid: str, title: str, family: int, stype: int, proto: int = 0,
                   bind: object = None, *, cap: str | None = None,
                   module: str | None = None, what: str = "") -> Check:
-    err = _open(family, stype, proto, bind)
+    err = open_probe(family, stype, proto, bind)
     if err == 0:
         return Check(cid, "sockets", title, OK, "opens")
     if err in (errno.EPERM, errno.EACCES):
@@ -175,7 +176,7 @@ def _userns_probe() -> dict[str, object]:
     res: dict[str, object] = {}
     for name, args in (("raw", (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)),
                        ("packet", (socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)))):
-        res[name] = _open(*args) == 0
+        res[name] = open_probe(*args) == 0
     res["eff"] = cap_sets()["CapEff"]
     return res
 
