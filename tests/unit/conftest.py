@@ -16,6 +16,8 @@ def _refuse(*args: object, **kw: object) -> None:
 @pytest.fixture(autouse=True)
 def _no_scapy_resolution(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Ether's DestMACField asks conf.neighbor.resolve() for a missing dst
+    # (conf.neighbor exists once scapy.layers.l2 is imported)
+    import scapy.layers.l2  # noqa: F401
     from scapy.config import conf
 
     monkeypatch.setattr(conf.neighbor, "resolve", _refuse)
