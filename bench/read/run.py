@@ -1,0 +1,136 @@
+"""bench/read: `rawlab read --stats` vs a dpkt loop vs scapy's PcapReader, same file, one run.
+
+    .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000]
+
+Builds a pcap of Ethernet/IPv4/TCP segments (a few UDP and ARP frames mixed
+in, sizes 54-1514 bytes), then decodes every packet down to its transport
+layer and counts the protocol hierarchy with each tool. rawlab runs as the
+real command (process start included); dpkt and scapy run in this process.
+scapy is timed on the first --scapy-packets packets and extrapolated (it is
+~100x slower; the whole file would take minutes). Prints packets/s and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+
+
+def build(path: Path, n: int) -> None:
+    rnd = random.Random(1)
+    eth = bytes.fromhex("020000000002020000000001")
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for i in range(n):
+            kind = rnd.random()
+            if kind < 0.02:  # ARP
+                frame = eth + b"\x08\x06" + bytes.fromhex(
+                    "0001080006040001020000000001c0a80001000000000000c0a80002") + bytes(18)
+            else:
+                plen = rnd.choice((0, 0, 0, 100, 536, 1460))
+                if kind < 0.10:  # UDP
+                    l4 = struct.pack("!HHHH", 5353, 53, 8 + plen, 0) + bytes(plen)
+                    proto = 17
+                else:
+                    l4 = struct.pack("!HHIIBBHHH", 40000 + i % 500, 80, i * 1460 & 0xFFFFFFFF,
+                                     7, 0x50, 0x18, 502, 0, 0) + bytes(plen)
+                    proto = 6
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0x4000,
+                                 64, proto, 0, bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)))
+                frame = eth + b"\x08\x00" + ip + l4
+            f.write(struct.pack("<IIII", 1_700_000_000 + i // 1000, i % 1000 * 1000,
+                                len(frame), len(frame)))
+            f.write(frame)
+
+
+def run_rawlab(path: Path) -> tuple[float, int]:
+    t = time.perf_counter()
+    out = subprocess.run([RAWLAB, "read", "--stats", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    dt = time.perf_counter() - t
+    n = int(next(line for line in out.splitlines() if line.startswith("eth ")
+                 ).split("frames:")[1].split()[0])
+    return dt, n
+
+
+def run_dpkt(path: Path) -> tuple[float, int]:
+    import dpkt
+
+    counts: dict[tuple[str, ...], int] = {}
+    t = time.perf_counter()
+    n = 0
+    with path.open("rb") as f:
+        for _ts, buf in dpkt.pcap.Reader(f):
+            n += 1
+            e = dpkt.ethernet.Ethernet(buf)
+            p = e.data
+            if isinstance(p, dpkt.ip.IP):
+                q = p.data
+                key = ("eth", "ipv4", "tcp" if isinstance(q, dpkt.tcp.TCP) else
+                       "udp" if isinstance(q, dpkt.udp.UDP) else "data")
+            elif isinstance(p, dpkt.arp.ARP):
+                key = ("eth", "arp")
+            else:
+                key = ("eth",)
+            counts[key] = counts.get(key, 0) + 1
+    return time.perf_counter() - t, n
+
+
+def run_scapy(path: Path, limit: int) -> tuple[float, int]:
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import ARP
+    from scapy.utils import PcapReader
+
+    counts: dict[tuple[str, ...], int] = {}
+    t = time.perf_counter()
+    n = 0
+    with PcapReader(str(path)) as r:
+        for pkt in r:
+            n += 1
+            key = ("eth", "ipv4", "tcp") if TCP in pkt else ("eth", "ipv4", "udp") \
+                if UDP in pkt else ("eth", "arp") if ARP in pkt else \
+                ("eth", "ipv4") if IP in pkt else ("eth",)
+            counts[key] = counts.get(key, 0) + 1
+            if n >= limit:
+                break
+    return time.perf_counter() - t, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--packets", type=int, default=500_000)
+    ap.add_argument("--scapy-packets", type=int, default=30_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rawlab-bench-") as tmp:
+        path = Path(tmp) / "tcp.pcap"
+        build(path, args.packets)
+        size = os.path.getsize(path)
+        print(f"input: {args.packets} packets, {size / 1e6:.0f} MB (Ethernet/IPv4/TCP, "
+              "some UDP and ARP)")
+        rows = []
+        dt, n = run_rawlab(path)
+        assert n == args.packets, n
+        rows.append(("rawlab read --stats", n, dt, ""))
+        dt, n = run_dpkt(path)
+        rows.append(("dpkt loop", n, dt, ""))
+        dt, n = run_scapy(path, args.scapy_packets)
+        rows.append(("scapy PcapReader", n, dt, f" (first {n}, extrapolated)"))
+    base = rows[0][1] / rows[0][2]
+    print(f"{'tool':<22}{'packets':>10}{'seconds':>10}{'pkt/s':>12}  rawlab is")
+    for name, n, dt, note in rows:
+        rate = n / dt
+        ratio = "" if name.startswith("rawlab") else f"{base / rate:.1f}x faster"
+        print(f"{name:<22}{n:>10}{dt:>10.2f}{rate:>12,.0f}  {ratio}{note}")
+
+
+if __name__ == "__main__":
+    main()
