@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -75,8 +76,47 @@ class Writer:
                 w.close()
 
 
+class RotatingWriter:
+    """tcpdump -G: a new file every `seconds` of capture time, named by strftime(pattern).
+
+    A pattern without a strftime conversion gets "-%Y%m%d-%H%M%S" before its
+    extension, so a rotation never overwrites the file before it.
+    """
+
+    def __init__(self, pattern: str, seconds: int, *, pcap: bool = False):
+        if "%" not in pattern:
+            stem, dot, ext = pattern.rpartition(".")
+            pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
+        self.pattern = pattern
+        self.seconds = seconds
+        self.pcap = pcap
+        self.current: Writer | None = None
+        self.until_ns = 0
+        self.files: list[str] = []
+
+    def write(self, rec: Record, iface: Interface | None) -> None:
+        if self.current is None or rec.ts_ns >= self.until_ns:
+            if self.current is not None:
+                self.current.close()
+            start = rec.ts_ns // 1_000_000_000
+            name = time.strftime(self.pattern, time.localtime(start))
+            self.current = Writer(name, pcap=self.pcap)
+            self.files.append(name)
+            self.until_ns = (start + self.seconds) * 1_000_000_000
+        self.current.write(rec, iface)
+
+    def flush(self) -> None:
+        if self.current is not None:
+            self.current.flush()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+
+
 def run(records: Iterable[Record], *, mode: str = "line", out: TextIO | None = None,
-        expression: str | None = None, count: int | None = None, writer: Writer | None = None,
+        expression: str | None = None, count: int | None = None,
+        writer: Writer | RotatingWriter | None = None,
         interfaces: Callable[[int], Interface | None] = lambda i: None,
         counts: Counts | None = None) -> Counts:
     """Push records through filter, writer and decoder into `out`; return the counts.

@@ -47,10 +47,10 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         # converting without decoding (-w -q) copies any link type; decoding needs ours
         linktypes = None if mode == "none" else SUPPORTED_LINKTYPES
         with open_capture(source, linktypes=linktypes) as cap:
-            ifaces = cap.interfaces
+            # (a pcapng reader fills, and per section renews, its interface list)
             pipeline.run(cap, mode=mode, expression=expression, count=count, writer=writer,
-                         interfaces=lambda i: ifaces[i] if i < len(ifaces) else None,
-                         counts=counts)
+                         interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
+                         else None, counts=counts)
     finally:
         if stats:
             click.echo(pipeline.stats_text(counts, file, expression))

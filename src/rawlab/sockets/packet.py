@@ -45,7 +45,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -505,11 +505,14 @@ class PacketRing:
         self._cur = (self._cur + 1) % self._block_nr
 
     def _frames(self, count: int | None, duration: float | None, idle: float | None,
+                block_done: Callable[[], None] | None = None,
                 ) -> Iterator[tuple[int, int, int, tuple[int | bytes, ...]]]:
         """Core walk: yields (start, caplen, wirelen, _FRAME fields) of each frame kept.
 
         ``start`` is the offset of the record's first byte in the ring (the cooked
         header, when there is one, has been written in front of the packet).
+        ``block_done`` is called after each block is handed back to the kernel
+        (e.g. to flush a file writer: then the file holds every whole block).
         """
         if self._reading:
             raise RawlabError("this capture is already being read", Exit.USAGE)
@@ -583,6 +586,8 @@ class PacketRing:
                 if i >= num:
                     self._release(base)
                     base = None
+                    if block_done is not None:
+                        block_done()
         finally:
             self._captured += kept
             self._skipped += skipped
@@ -614,10 +619,12 @@ class PacketRing:
             yield info, mv[start:start + cap]
 
     def records(self, *, count: int | None = None, duration: float | None = None,
-                idle: float | None = None, interface: int = 0) -> Iterator[Record]:
+                idle: float | None = None, interface: int = 0,
+                block_done: Callable[[], None] | None = None) -> Iterator[Record]:
         """Like :meth:`zero_copy`, but each packet is a :class:`Record` owning a copy.
 
-        ``interface`` is the Record's interface number (pcapng IDB index).
+        ``interface`` is the Record's interface number (pcapng IDB index);
+        ``block_done`` is called after each ring block is released.
         """
         mm = self._mm
         if mm is None:
@@ -625,7 +632,7 @@ class PacketRing:
         lt = self.linktype
         direction = _DIRECTION
         csum = _CSUM
-        for start, cap, wire, f in self._frames(count, duration, idle):
+        for start, cap, wire, f in self._frames(count, duration, idle, block_done):
             status = f[5]
             vid = f[9] & 0x0FFF if status & TP_STATUS_VLAN_VALID else None
             yield Record(f[1] * 1_000_000_000 + f[2], wire, lt, mm[start:start + cap], interface,

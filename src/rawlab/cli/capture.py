@@ -1,0 +1,128 @@
+"""`rawlab capture`: live AF_PACKET capture, decoded like `rawlab read`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option("-i", "iface", default="any", show_default=True, metavar="IFACE",
+              help="Interface to capture on, or 'any' (all, with SLL2 headers).")
+@click.option("-f", "--filter", "filt", metavar="EXPR", help="tcpdump filter syntax, attached "
+              "in the kernel before the first packet (also accepted as trailing words).")
+@click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N packets.")
+@click.option("-G", "rotate", type=click.IntRange(min=1), metavar="SECONDS",
+              help="With -w: start a new file every SECONDS; OUT is a strftime pattern "
+                   "(without one, a timestamp is added before the extension).")
+@click.option("-s", "snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
+              help="Bytes kept of each packet (cut in the kernel).")
+@click.option("-w", "out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write pcapng (one interface block per interface, ns timestamps); valid "
+                   "after Ctrl-C, SIGTERM or a crash: every whole ring block is in it.")
+@click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
+@click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON per packet, then a summary "
+              "object (docs/json.md).")
+@click.option("--print", "also_print", is_flag=True, help="With -w: also print packets.")
+@click.option("--promisc", is_flag=True, help="Promiscuous mode (dropped on exit).")
+@click.option("--netns", metavar="NAME", help="Capture inside this network namespace.")
+@click.option("--ring-mb", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Size of the TPACKET_V3 ring (holds a 1M-packet burst of small frames).")
+@click.option("-Q", "direction", type=click.Choice(["in", "out", "inout"]), default="inout",
+              show_default=True, help="Which direction to keep (as tcpdump -Q).")
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.argument("expression", nargs=-1)
+def capture(iface: str, filt: str | None, count: int | None, rotate: int | None, snaplen: int,
+            out: str | None, as_pcap: bool, verbose: bool, as_json: bool, also_print: bool,
+            promisc: bool, netns: str | None, ring_mb: int, direction: str,
+            duration: float | None, expression: tuple[str, ...]) -> None:
+    """Capture live packets with AF_PACKET (TPACKET_V3 ring) and decode them.
+
+    Prints one tcpdump-like line per packet (-v tree, --json NDJSON); with -w,
+    writes pcapng and shows a status line on a terminal instead. Ends on -c,
+    --duration, Ctrl-C or SIGTERM (exit 0), then prints tcpdump's summary:
+    packets captured, received by filter, dropped by kernel.
+    """
+    from rawlab import pipeline
+    from rawlab.pcap.record import Interface
+    from rawlab.sockets.packet import RingConfig, open_capture
+
+    if filt and expression:
+        raise click.UsageError("give the filter once: -f EXPR or trailing words")
+    bpf = filt or (" ".join(expression) if expression else None)
+    if sum((verbose, as_json)) > 1:
+        raise click.UsageError("choose one of -v, --json")
+    if rotate and not out:
+        raise click.UsageError("-G needs -w")
+    mode = "json" if as_json else "tree" if verbose else "line"
+    if out and not (verbose or as_json or also_print):
+        mode = "none"
+
+    ring = open_capture(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
+                        config=RingConfig(ring_mb=ring_mb), direction=direction)
+    writer: pipeline.Writer | pipeline.RotatingWriter | None = None
+    if out:
+        writer = (pipeline.RotatingWriter(out, rotate, pcap=as_pcap) if rotate
+                  else pipeline.Writer(out, pcap=as_pcap))
+    iface_name = "any" if iface == "any" else ring.iface
+    info = Interface(0, ring.linktype, snaplen, name=iface_name)
+    counts = pipeline.Counts()
+
+    def stop(signum: int, frame: Any) -> None:
+        ring.stop()
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = out is not None and sys.stderr.isatty() and mode == "none"
+    records = ring.records(count=count, duration=duration,
+                           block_done=writer.flush if writer else None)
+    try:
+        feed = _with_status(records, ring, counts, out or "") if status else records
+        pipeline.run(feed, mode=mode, count=count, writer=writer,
+                     interfaces=lambda i: info, counts=counts)
+    finally:
+        records.close()  # the engine counts what it handed out when its walk ends
+        for s, h in old.items():
+            signal.signal(s, h)
+        st = ring.stats()
+        ring.close()
+        if status:
+            sys.stderr.write("\r\033[K")
+        if as_json:
+            summary = {"summary": {"captured": st.captured, "received": st.received,
+                                   "dropped": st.dropped, "freeze_q": st.freeze_q,
+                                   "losing_blocks": st.losing_blocks,
+                                   "interface": iface_name, "filter": bpf}}
+            sys.stdout.write(json.dumps(summary) + "\n")
+            sys.stdout.flush()
+        if isinstance(writer, pipeline.RotatingWriter) and writer.files:
+            click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
+        click.echo(st.summary(), err=True)
+
+
+def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> Iterator[Any]:
+    """Pass records through, redrawing one status line on stderr twice a second."""
+    t0 = last = time.monotonic()
+    clock = time.monotonic
+    for rec in records:
+        yield rec
+        now = clock()
+        if now - last >= 0.5:
+            last = now
+            st = ring.stats()
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                size = 0
+            sys.stderr.write(f"\r\033[K{counts.matched} packets, "
+                             f"{counts.matched / max(now - t0, 1e-9):,.0f}/s, "
+                             f"{st.dropped} dropped, {size / 1e6:.1f} MB")
+            sys.stderr.flush()
