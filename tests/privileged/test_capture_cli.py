@@ -44,7 +44,7 @@ def blast(src, dst_ip: str, n: int, port: int = 9000) -> None:
 
 
 def test_write_pcapng_tshark_reads_the_same_frames(pair, tmp_path: Path) -> None:
-    a, b = pair
+    a, _ = pair
     out = tmp_path / "c.pcapng"
     p = start(a, "-w", str(out), "udp port 9000")
     blast(a, "10.66.0.2", 500)
@@ -66,24 +66,25 @@ def test_write_pcapng_tshark_reads_the_same_frames(pair, tmp_path: Path) -> None
 
 
 def test_sigkill_mid_burst_leaves_a_valid_file(pair, tmp_path: Path) -> None:
-    a, b = pair
+    a, _ = pair
     out = tmp_path / "k.pcapng"
     p = start(a, "-w", str(out), "udp port 9000")
     blast(a, "10.66.0.2", 20000)
     time.sleep(0.4)  # past the 100 ms block timeout: blocks retired and flushed
     p.kill()
     p.wait()
-    res = subprocess.run([RAWLAB, "read", str(out), "--stats"], capture_output=True, text=True)
+    res = subprocess.run([RAWLAB, "read", str(out), "--stats"], capture_output=True, text=True,
+                         check=False)
     assert res.returncode == 0, res.stderr  # no torn record at the end
     n = int(res.stdout.split("frames:")[1].split()[0])
     assert n == 20000  # every block the kernel retired before the kill is in the file
     t = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.number"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert t.returncode == 0 and len(t.stdout.split()) == n
 
 
 def test_json_packets_then_a_summary_that_adds_up(pair) -> None:
-    a, b = pair
+    a, _ = pair
     p = start(a, "--json", "-c", "5", "icmp")
     traffic.ping(a, "10.66.0.2", 3)
     out, err = p.communicate(timeout=20)
@@ -99,7 +100,7 @@ def test_json_packets_then_a_summary_that_adds_up(pair) -> None:
 
 
 def test_rotation_makes_one_file_per_period(pair, tmp_path: Path) -> None:
-    a, b = pair
+    a, _ = pair
     pattern = tmp_path / "rot-%H%M%S.pcapng"
     p = start(a, "-w", str(pattern), "-G", "1", "udp port 9000")
     for _ in range(3):
@@ -121,7 +122,7 @@ def test_rotation_makes_one_file_per_period(pair, tmp_path: Path) -> None:
 def test_unknown_interface_lists_the_real_ones(pair) -> None:
     a, _ = pair
     r = subprocess.run([RAWLAB, "capture", "-i", "nope0", "--netns", a.name, "-c", "1"],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "nope0" in r.stderr and "veth0" in r.stderr and "lo" in r.stderr
@@ -130,14 +131,14 @@ def test_unknown_interface_lists_the_real_ones(pair) -> None:
 def test_bad_filter_is_libpcaps_message(pair) -> None:
     a, _ = pair
     r = subprocess.run([RAWLAB, "capture", "-i", "veth0", "--netns", a.name, "-f", "tcp prt 1"],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 2 and "syntax error" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_without_cap_net_raw_the_doctors_fix(pair) -> None:
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                         RAWLAB, "capture", "-i", "lo", "-c", "1"],
-                       capture_output=True, text=True, timeout=30, cwd="/")
+                       capture_output=True, text=True, timeout=30, cwd="/", check=False)
     assert r.returncode == 3
     assert "needs CAP_NET_RAW" in r.stderr and "privileges.md" in r.stderr
     assert r.stderr.count("\n") == 1
