@@ -23,7 +23,8 @@ done
 
 # Runtime: iproute2 (ip netns, veth), nftables, ethtool (offloads off), libpcap
 # (filter compiler used through scapy), util-linux (unshare, setpriv), libcap2-bin.
-debs=(iproute2 nftables ethtool libpcap0.8 util-linux libcap2-bin procps kmod python3-venv)
+debs=(iproute2 nftables ethtool libpcap0.8 util-linux libcap2-bin procps kmod python3-venv
+      ca-certificates)
 if [ "$want_test" = 1 ]; then
     # Cross-checks and peers: tshark, tcpdump, socat, trafgen (netsniff-ng).
     # vm tier: qemu + Debian's kernel (has nlmon, vsockmon, vsock_loopback ...),

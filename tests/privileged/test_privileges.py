@@ -145,3 +145,19 @@ def test_cleanup_as_nobody_needs_sys_admin() -> None:
         assert os.path.exists(f"/run/netns/{name}") is False
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def test_read_needs_no_privilege(tmp_path: Path) -> None:
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    tmp_path.chmod(0o755)
+    f = tmp_path / "x.pcap"
+    wrpcap(str(f), [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP()])
+    f.chmod(0o644)
+    p = run(NOBODY, ["read", str(f)])
+    assert p.returncode == 0, p.stderr
+    assert "Flags [S]" in p.stdout
+    f.chmod(0o600)
+    p = run(NOBODY, ["read", str(f)])
+    assert p.returncode == 5
+    assert p.stderr == f"rawlab: error: {f}: cannot open: Permission denied\n"
