@@ -78,8 +78,8 @@ def test_ambient_capability_via_capsh() -> None:
     assert rows["cap.net_admin"]["status"] == "no-privilege"
 
 
-def test_file_capability_on_a_dedicated_interpreter_copy(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
+def test_file_capability_on_a_dedicated_interpreter_copy(open_tmp: Path) -> None:
+    tmp_path = open_tmp
     real = Path(sys.executable).resolve()
     copy = tmp_path / "python-netraw"
     shutil.copy2(real, copy)
@@ -147,11 +147,10 @@ def test_cleanup_as_nobody_needs_sys_admin() -> None:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
-def test_read_needs_no_privilege(tmp_path: Path) -> None:
+def test_read_needs_no_privilege(open_tmp: Path) -> None:
     from scapy.all import IP, TCP, Ether, wrpcap
 
-    tmp_path.chmod(0o755)
-    f = tmp_path / "x.pcap"
+    f = open_tmp / "x.pcap"
     wrpcap(str(f), [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / TCP()])
     f.chmod(0o644)
     p = run(NOBODY, ["read", str(f)])
