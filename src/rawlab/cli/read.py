@@ -8,7 +8,7 @@ import click
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, readable=False))
 @click.option("-f", "--filter", "expression", metavar="EXPR",
               help="tcpdump filter syntax (compiled and run by libpcap, as tcpdump -r does).")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
