@@ -151,6 +151,19 @@ def test_vlan_tag_becomes_metadata(pair: Pair) -> None:
     assert [(r.data, r.vlan) for r in out] == [(tagged, None)]  # sent: tag still in line
 
 
+def test_records_put_the_stripped_vlan_tag_back(pair: Pair) -> None:
+    tci = (3 << 13) | 7
+    inner = struct.pack("!H", ETYPE) + bytes(range(48))
+    tagged = pair.mac1 + b"\x02\0\0\0\0\x01" + struct.pack("!HH", 0x8100, tci) + inner
+    with open_capture("veth1", bpf="vlan 7", netns=pair.b.name, config=SMALL) as rx:
+        pair.raw_sender().send(tagged)
+        recs = list(rx.records(idle=IDLE))
+    assert len(recs) == 1
+    r = recs[0]
+    assert r.data == tagged  # as libpcap: the frame as it was on the wire
+    assert r.vlan == 7 and r.wirelen == len(tagged) == r.caplen
+
+
 def test_checksum_hint_offloaded_vs_not(lab: Lab) -> None:
     def syn_hints(p: Pair, port: int) -> tuple[CsumHint, CsumHint]:
         f = f"tcp port {port} and tcp[tcpflags] == tcp-syn"

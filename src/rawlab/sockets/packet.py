@@ -130,6 +130,7 @@ _SLL2 = struct.Struct(">HHiHBB8s")
 _SLL = struct.Struct(">HHH8sH")
 _U32 = struct.Struct("<I")
 _STATS = struct.Struct("=III")
+_VLAN_TAG = struct.Struct("!HH")  # TPID, TCI as they sit in an 802.1Q header
 _FRAME_END = 68  # TPACKET3_HDRLEN: where the free space before tp_mac begins
 
 _DIRECTION = (Direction.INBOUND,) * 4 + (Direction.OUTBOUND,) + (Direction.INBOUND,) * 3
@@ -625,6 +626,10 @@ class PacketRing:
 
         ``interface`` is the Record's interface number (pcapng IDB index);
         ``block_done`` is called after each ring block is released.
+
+        As libpcap does, a VLAN tag the kernel stripped on receive is put back
+        into the copy of an Ethernet frame (after the MAC addresses), so files
+        and decoders see the frame as it was on the wire; ``vlan`` still says it.
         """
         mm = self._mm
         if mm is None:
@@ -632,10 +637,20 @@ class PacketRing:
         lt = self.linktype
         direction = _DIRECTION
         csum = _CSUM
+        eth = lt == LinkType.ETHERNET
         for start, cap, wire, f in self._frames(count, duration, idle, block_done):
             status = f[5]
-            vid = f[9] & 0x0FFF if status & TP_STATUS_VLAN_VALID else None
-            yield Record(f[1] * 1_000_000_000 + f[2], wire, lt, mm[start:start + cap], interface,
+            data = mm[start:start + cap]
+            vid = None
+            on_wire = wire
+            if status & TP_STATUS_VLAN_VALID:
+                tci = f[9]
+                vid = tci & 0x0FFF  # type: ignore[operator]
+                if eth and cap >= 12:
+                    tpid = f[10] if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                    data = data[:12] + _VLAN_TAG.pack(tpid, tci) + data[12:]
+                    on_wire += 4
+            yield Record(f[1] * 1_000_000_000 + f[2], on_wire, lt, data, interface,
                          direction[f[14] & 7], f[12], vid, csum[status & 136])
 
     def count_only(self, *, count: int | None = None, duration: float | None = None,
