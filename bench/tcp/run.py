@@ -1,0 +1,137 @@
+"""bench/tcp: TCP analysis throughput — rawlab vs tshark vs scapy TCPSession, one run.
+
+    sudo .venv/bin/python bench/tcp/run.py [--packets 550000] [--keep FILE]
+
+1. Records one lossy bulk transfer in a throwaway namespace pair (veth, offloads
+   off, nftables ``numgen random mod 100 < 2 drop`` at the receiver, tcpdump
+   -s 96), then repeats that recorded flow pattern with new client ports and
+   later timestamps until the file holds ``--packets`` packets (each copy is a
+   separate connection with real retransmissions, dup ACKs and out-of-order
+   segments, as recorded).
+2. Times, on that file: ``rawlab tcp --json FILE > /dev/null``;
+   ``tshark -r FILE -T fields -e frame.number -e tcp.analysis.flags``; and
+   scapy's ``sniff(offline=..., session=TCPSession)`` on the first
+   ``--scapy-packets`` packets only (scapy is ~100x slower: its rate is
+   measured on the subset and extrapolated, and the output says so).
+3. Prints packets/s for each and rawlab's ratio to the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 5001
+
+
+def record_pattern(out: Path, size: int, loss: int) -> None:
+    """One lossy transfer of `size` bytes, captured at the receiver (needs root)."""
+    sys.path.insert(0, str(ROOT / "tests" / "privileged"))
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    import test_tcp_tshark as scen  # the privileged tests' traffic makers
+
+    from rawlab.lab.netns import Lab
+
+    sc = ("bench", 4, 96, loss, scen.transfer, {"size": size})
+    with Lab() as lab:
+        scen.make_capture(lab, sc, out)
+
+
+def replicate(pattern: Path, out: Path, target: int) -> int:
+    """Copies of the pattern's packets, client port +1 and time shifted per copy."""
+    from rawlab.pcap.reader import open_capture
+    from rawlab.pcap.writer import PcapWriter
+
+    with open_capture(pattern) as cap:
+        recs = [(r.ts_ns, r.data, r.wirelen, r.linktype) for r in cap]
+    if not recs:
+        raise SystemExit("the pattern capture is empty")
+    span = recs[-1][0] - recs[0][0] + 10**9
+    n = 0
+    copy = 0
+    with PcapWriter(out, recs[0][3], snaplen=96, buffer_bytes=1 << 20) as w:
+        while n < target:
+            for ts, data, wirelen, _ in recs:
+                b = bytearray(data)
+                ihl = (b[14] & 15) * 4
+                t = 14 + ihl
+                sport, dport = struct.unpack_from("!HH", b, t)
+                if dport == PORT:
+                    struct.pack_into("!H", b, t, (sport + copy) & 0xFFFF or 1)
+                else:
+                    struct.pack_into("!H", b, t + 2, (dport + copy) & 0xFFFF or 1)
+                w.write(ts + copy * span, bytes(b), wirelen)
+                n += 1
+                if n >= target:
+                    break
+            copy += 1
+    return n
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def scapy_rate(path: Path, count: int) -> tuple[int, float]:
+    code = f"""
+import time, logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import sniff
+from scapy.sessions import TCPSession
+t = time.perf_counter()
+pkts = sniff(offline={str(path)!r}, session=TCPSession, count={count}, store=False)
+print(time.perf_counter() - t)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return count, float(out[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=550_000)
+    ap.add_argument("--scapy-packets", type=int, default=20_000)
+    ap.add_argument("--size", type=int, default=60_000_000, help="bytes in the recorded flow")
+    ap.add_argument("--loss", type=int, default=2, help="percent dropped at the receiver")
+    ap.add_argument("--keep", type=Path, help="keep the benchmark capture here")
+    ap.add_argument("--pattern", type=Path, help="use this capture as the flow pattern")
+    args = ap.parse_args()
+    rawlab = shutil.which("rawlab", path=str(Path(sys.executable).parent)) or "rawlab"
+    with tempfile.TemporaryDirectory(prefix="rawlab-bench-tcp-") as tmp:
+        pattern = args.pattern or Path(tmp) / "pattern.pcap"
+        t = time.perf_counter()
+        if not args.pattern:
+            if os.geteuid() != 0:
+                raise SystemExit("recording the pattern needs root (or pass --pattern FILE)")
+            record_pattern(pattern, args.size, args.loss)
+        cap = args.keep or Path(tmp) / "bench.pcap"
+        n = replicate(pattern, cap, args.packets)
+        print(f"capture: {n} packets, {cap.stat().st_size / 1e6:.1f} MB "
+              f"(made in {time.perf_counter() - t:.1f} s)")
+        r = timed([rawlab, "tcp", "--json", str(cap)])
+        ts = timed(["tshark", "-n", "-r", str(cap), "-T", "fields", "-e", "frame.number",
+                    "-e", "tcp.analysis.flags"])
+        sc_n, sc_t = scapy_rate(cap, min(args.scapy_packets, n))
+        rows = [("rawlab tcp --json", n / r, r, ""),
+                ("tshark -T fields tcp.analysis.flags", n / ts, ts, ""),
+                ("scapy sniff(session=TCPSession)", sc_n / sc_t, sc_t * n / sc_n,
+                 f"  (measured on {sc_n} packets in {sc_t:.1f} s, extrapolated)")]
+        print(f"{'tool':38} {'packets/s':>12} {'seconds':>9}  rawlab is")
+        for name, rate, secs, note in rows:
+            ratio = (n / r) / rate
+            print(f"{name:38} {rate:12,.0f} {secs:9.2f}  {ratio:6.2f}x{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

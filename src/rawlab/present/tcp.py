@@ -1,0 +1,227 @@
+"""What `rawlab tcp` prints: NDJSON records, the connection table, a followed stream.
+
+    from rawlab.present import tcp as ptcp
+    out.write(ptcp.segment_json(seg))          # one NDJSON line (docs/json.md, "tcp")
+    out.write(ptcp.connection_json(conn))
+    ptcp.render_table(connections, out)        # one line per connection
+    f = ptcp.Follow(stream=3); f.add(seg, payload); f.render(out)
+
+JSON lines are built by hand from ints and known words (no ``json.dumps`` per
+segment): the values are ints, fixed strings, and hex for addresses' bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from rawlab.analysis.tcp import Connection, Segment
+from rawlab.decode.tcp import flag_letters
+
+_FLAGS = [flag_letters(i) for i in range(512)]
+_ADDR_CACHE: dict[bytes, str] = {}
+
+
+def addr_text(addr: bytes) -> str:
+    got = _ADDR_CACHE.get(addr)
+    if got is None:
+        if len(_ADDR_CACHE) > 65536:
+            _ADDR_CACHE.clear()
+        got = _ADDR_CACHE[addr] = str(ipaddress.ip_address(addr))
+    return got
+
+
+def endpoint_text(addr: bytes, port: int) -> str:
+    a = addr_text(addr)
+    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
+
+
+_ANALYSIS_JSON: dict[tuple[str, ...], str] = {(): "[]"}
+
+
+def _analysis(names: tuple[str, ...]) -> str:
+    got = _ANALYSIS_JSON.get(names)
+    if got is None:
+        got = _ANALYSIS_JSON[names] = json.dumps(list(names))
+    return got
+
+
+def _opt(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, tuple):
+        return [_opt(x) for x in v]
+    return v
+
+
+def _n(v: int | None) -> str:
+    return "null" if v is None else str(v)
+
+
+def segment_json(s: Segment) -> str:
+    """The ``segment`` NDJSON record (with its newline)."""
+    opts = s.options
+    tail = ""
+    if opts:
+        if len(opts) == 1 and "ts" in opts:
+            tv, te = opts["ts"]
+            tail = f', "options": {{"ts": [{tv}, {te}]}}'
+        else:
+            tail = ', "options": ' + json.dumps({k: _opt(v) for k, v in opts.items()})
+    return (
+        f'{{"type": "segment", "frame": {s.frame}, "ts_ns": {s.ts_ns}, "stream": {s.stream}, '
+        f'"dir": {s.dir}, "src": "{addr_text(s.src_addr)}", "sport": {s.src_port}, '
+        f'"dst": "{addr_text(s.dst_addr)}", "dport": {s.dst_port}, "seq": {s.seq}, '
+        f'"ack": {s.ack}, "seq_rel": {s.seq_rel}, "ack_rel": {s.ack_rel}, '
+        f'"next_seq_rel": {s.next_seq_rel}, "flags": "{_FLAGS[s.flags]}", "len": {s.len}, '
+        f'"window": {s.window}, "window_raw": {s.window_raw}, '
+        f'"checksum_status": "{s.checksum_status}", "analysis": {_analysis(s.analysis)}, '
+        f'"dup_ack_num": {_n(s.dup_ack_num)}, "dup_ack_frame": {_n(s.dup_ack_frame)}, '
+        f'"acked_frame": {_n(s.acked_frame)}, "ack_rtt_ns": {_n(s.ack_rtt_ns)}, '
+        f'"bytes_in_flight": {_n(s.bytes_in_flight)}, '
+        f'"capture_loss": {"true" if s.capture_loss else "false"}{tail}}}\n'
+    )
+
+
+def connection_record(c: Connection) -> dict[str, Any]:
+    def side(i: int) -> dict[str, Any]:
+        st, op = c.stats[i], c.options[i]
+        return {
+            "segments": st.segments, "bytes": st.bytes, "retransmissions": st.retransmissions,
+            "rtt_min_ns": st.rtt_min_ns, "rtt_avg_ns": st.rtt_avg_ns, "rtt_max_ns": st.rtt_max_ns,
+            "flags_seen": _FLAGS[st.flags_seen],
+            "options": {"mss": op.mss, "wscale": op.wscale, "sack_perm": op.sack_perm,
+                        "timestamps": op.timestamps, "ecn": op.ecn},
+        }
+
+    return {
+        "type": "connection", "stream": c.stream, "family": c.family,
+        "client": addr_text(c.client[0]), "client_port": c.client[1],
+        "server": addr_text(c.server[0]), "server_port": c.server[1],
+        "state": c.state, "history": c.history, "closed": c.closed, "irtt_ns": c.irtt_ns,
+        "first_ts_ns": c.first_ts_ns, "last_ts_ns": c.last_ts_ns,
+        "first_frame": c.first_frame, "last_frame": c.last_frame,
+        "completeness": c.completeness,
+        "client_to_server": side(0), "server_to_client": side(1),
+        "analysis": dict(sorted(c.analysis_counts.items())),
+    }
+
+
+def connection_json(c: Connection) -> str:
+    return json.dumps(connection_record(c)) + "\n"
+
+
+def _ms(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3f}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def render_table(conns: Sequence[Connection], out: TextIO) -> None:
+    """One line per connection: endpoints, state, history, iRTT, bytes, retransmissions,
+    TCP flags seen each way and the expert flags counted."""
+    if not conns:
+        out.write("no TCP connections\n")
+        return
+    rows = [("stream", "client", "server", "state", "history", "irtt ms", "c->s", "s->c",
+             "rtx", "flags c/s", "analysis")]
+    for c in conns:
+        an = ",".join(f"{k}={v}" for k, v in sorted(c.analysis_counts.items())
+                      if k not in ("retransmission",))
+        rows.append((
+            str(c.stream), endpoint_text(*c.client), endpoint_text(*c.server), c.state,
+            c.history or "-", _ms(c.irtt_ns), _size(c.stats[0].bytes), _size(c.stats[1].bytes),
+            f"{c.stats[0].retransmissions}/{c.stats[1].retransmissions}",
+            f"{_FLAGS[c.stats[0].flags_seen] or '-'}/{_FLAGS[c.stats[1].flags_seen] or '-'}",
+            an or "-",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        cells = [r[i].ljust(widths[i]) if i in (1, 2, 4, 9) else r[i].rjust(widths[i])
+                 for i in range(len(widths))]
+        out.write("  ".join(cells) + "  " + r[-1] + "\n")
+
+
+class Follow:
+    """The payload of one stream, each direction reassembled in sequence order
+    (retransmitted bytes once, out-of-order segments held until the gap fills)."""
+
+    def __init__(self, stream: int) -> None:
+        self.stream = stream
+        self.next: list[int | None] = [None, None]
+        self.pending: list[dict[int, bytes]] = [{}, {}]
+        self.chunks: list[tuple[int, int, bytes]] = []  # (dir, rel seq, bytes) in order
+        self.ends: list[tuple[str, str]] = []
+
+    def add(self, seg: Segment, payload: bytes) -> None:
+        if seg.stream != self.stream:
+            return
+        if not self.ends:
+            if seg.dir == 0:
+                self.ends = [(endpoint_text(seg.src_addr, seg.src_port),
+                              endpoint_text(seg.dst_addr, seg.dst_port))]
+            else:
+                self.ends = [(endpoint_text(seg.dst_addr, seg.dst_port),
+                              endpoint_text(seg.src_addr, seg.src_port))]
+        d = seg.dir
+        start = seg.seq_rel + (1 if seg.flags & 0x02 else 0)
+        if self.next[d] is None:
+            self.next[d] = start
+        if payload:
+            self.pending[d].setdefault(start, payload)
+        self._drain(d)
+        if seg.flags & 0x03:  # SYN/FIN take one sequence number
+            nxt = self.next[d]
+            if nxt is not None and seg.next_seq_rel - 1 == nxt and not self.pending[d]:
+                self.next[d] = nxt + 1
+
+    def _drain(self, d: int) -> None:
+        pend = self.pending[d]
+        nxt = self.next[d]
+        assert nxt is not None
+        while pend:
+            s = next((k for k in pend if k <= nxt), None)
+            if s is None:
+                break  # a gap: wait for the segment that fills it
+            data = pend.pop(s)
+            if s + len(data) > nxt:
+                self.chunks.append((d, nxt, data[nxt - s:]))
+                nxt = s + len(data)
+        self.next[d] = nxt
+
+    def render(self, out: TextIO) -> None:
+        if not self.ends:
+            out.write(f"stream {self.stream}: no segments\n")
+            return
+        cli, srv = self.ends[0]
+        names = (f"{cli} -> {srv}", f"{srv} -> {cli}")
+        total = [0, 0]
+        for d, seq, data in self.chunks:
+            total[d] += len(data)
+            out.write(f"=== {names[d]}  seq {seq}  {len(data)} bytes\n")
+            text = data.decode("utf-8", "backslashreplace")
+            out.write(text if text.endswith("\n") else text + "\n")
+        for d in (0, 1):
+            held = sum(len(v) for v in self.pending[d].values())
+            gap = f", {held} bytes after a gap never filled" if held else ""
+            out.write(f"=== {names[d]}: {total[d]} bytes in order{gap}\n")
+
+
+def write_records(events: Iterable[Any], out: TextIO) -> None:
+    """NDJSON for a batch of analyser events (segments and closed connections)."""
+    from rawlab.analysis.tcp import ConnectionClosed
+
+    w = out.write
+    for ev in events:
+        if type(ev) is Segment:
+            w(segment_json(ev))
+        elif isinstance(ev, ConnectionClosed):
+            w(connection_json(ev.connection))
