@@ -10,7 +10,18 @@ import click
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, readable=False))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True,
+                                                        readable=False))
+@click.option("-i", "iface", metavar="IFACE", help="Analyse live traffic on IFACE (or 'any') "
+              "instead of a file; Ctrl-C ends it and prints the table.")
+@click.option("-f", "--filter", "filt", metavar="EXPR", help="Live: a tcpdump filter ANDed "
+              "with 'tcp'.")
+@click.option("--netns", metavar="NAME", help="Live: capture inside this network namespace.")
+@click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
+              help="Live: stop after N packets.")
+@click.option("--duration", type=float, metavar="SECONDS", help="Live: stop after SECONDS.")
+@click.option("--ring-mb", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Live: capture ring size.")
 @click.option("--json", "as_json", is_flag=True,
               help="NDJSON: one `segment` record per TCP segment and one `connection` record "
               "when each connection ends (docs/json.md, tcp).")
@@ -22,18 +33,30 @@ import click
               help="Write a time-sequence graph of the stream (--stream, else the biggest) "
               "to PNG (needs the `plot` extra).")
 @click.option("--ladder", is_flag=True, help="A sequence diagram: one arrow per segment.")
-def tcp(file: str, as_json: bool, stream: int | None, follow: int | None, plot: str | None,
-        ladder: bool) -> None:
-    """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin).
+def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
+        count: int | None, duration: float | None, ring_mb: int, as_json: bool,
+        stream: int | None, follow: int | None, plot: str | None, ladder: bool) -> None:
+    """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
+    on an interface (-i).
 
     Default: one line per connection — endpoints, Zeek-style state and history,
     initial RTT, payload bytes each way, retransmissions, TCP flags seen and the
     expert flags counted (Wireshark's names: retransmission, duplicate_ack,
     out_of_order, zero_window ...). Sequence analysis follows Wireshark 4.0's
-    rules, frame for frame.
+    rules, frame for frame. Live, events print as they happen (a handshake
+    completing, a retransmission, a connection ending), gaps the kernel's own
+    capture drops explain are marked `capture loss`, and the table follows on exit.
     """
     if sum(map(bool, (as_json, follow is not None, ladder))) > 1:
         raise click.UsageError("choose one of --json, --follow, --ladder")
+    if (file is None) == (iface is None):
+        raise click.UsageError("give a FILE or -i IFACE (one of them)")
+    if iface is not None:
+        if follow is not None:
+            raise click.UsageError("--follow reads a file (capture with `rawlab capture -w`)")
+        _live(iface, filt, netns, count, duration, ring_mb, as_json, stream, plot, ladder)
+        return
+    assert file is not None
     from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
     from rawlab.pcap.reader import open_capture
 
@@ -92,6 +115,106 @@ def tcp(file: str, as_json: bool, stream: int | None, follow: int | None, plot: 
         plotter = max(plotters.values(), key=lambda p: sum(p.bytes))
         path = plotter.save(plot)
         click.echo(f"wrote {path} (stream {plotter.stream})", err=True)
+
+
+def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
+          duration: float | None, ring_mb: int, as_json: bool, stream: int | None,
+          plot: str | None, ladder: bool) -> None:
+    import signal
+
+    from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
+    from rawlab.sockets.packet import RingConfig, open_capture
+
+    expr = f"tcp and ({filt})" if filt else "tcp"
+    ring = open_capture(iface, bpf=expr, netns=netns, config=RingConfig(ring_mb=ring_mb))
+    analyzer = TcpAnalyzer()
+    dropped = [0]
+
+    def block_done() -> None:  # tell the analyser what the kernel dropped meanwhile
+        st = ring.stats()
+        if st.dropped > dropped[0]:
+            analyzer.note_capture_drops(st.dropped - dropped[0])
+            dropped[0] = st.dropped
+
+    def stop(signum: int, frame: Any) -> None:
+        ring.stop()
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    out = sys.stdout
+    closed: list[Any] = []
+    plotters: dict[int, Any] = {}
+    records = ring.records(count=count, duration=duration, block_done=block_done)
+    try:
+        if ladder:
+            from rawlab.present.ladder import render
+
+            def evs() -> Iterator[Any]:
+                for frame, rec in enumerate(records, 1):
+                    yield from analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                                                   rec.csum_status)
+            render(evs(), out, None, stream=stream)
+        else:
+            from rawlab.present.tcp import connection_json, live_line, segment_json
+
+            for frame, rec in enumerate(records, 1):
+                for ev in analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                                              rec.csum_status):
+                    s = getattr(ev, "stream", None)
+                    if stream is not None and s != stream:
+                        continue
+                    if isinstance(ev, ConnectionClosed):
+                        closed.append(ev.connection)
+                    if plot and type(ev) is Segment:
+                        _plotter(plotters, ev).add(ev)
+                    if as_json:
+                        if type(ev) is Segment:
+                            out.write(segment_json(ev))
+                        elif isinstance(ev, ConnectionClosed):
+                            out.write(connection_json(ev.connection))
+                    else:
+                        line = live_line(ev)
+                        if line:
+                            out.write(line + "\n")
+                            out.flush()
+    finally:
+        records.close()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        st = ring.stats()
+        ring.close()
+    still_open = analyzer.connections()
+    if not ladder:
+        if as_json:
+            from rawlab.present.tcp import connection_json
+
+            done = {c.stream for c in closed}
+            for c in still_open:
+                if (stream is None or c.stream == stream) and c.stream not in done:
+                    out.write(connection_json(c))
+        else:
+            from rawlab.present.tcp import render_table
+
+            out.write("\n")
+            # a closed connection may still linger in the analyser: one row per stream
+            by_stream = {c.stream: c for c in [*closed, *still_open]
+                         if stream is None or c.stream == stream}
+            render_table([by_stream[k] for k in sorted(by_stream)], out)
+    out.flush()
+    if plot:
+        if not plotters:
+            raise click.ClickException("no TCP segments to plot")
+        p = max(plotters.values(), key=lambda p: sum(p.bytes))
+        click.echo(f"wrote {p.save(plot)} (stream {p.stream})", err=True)
+    click.echo(st.summary(), err=True)
+
+
+def _plotter(plotters: dict[int, Any], ev: Any) -> Any:
+    from rawlab.present.plot import TimeSequence
+
+    p = plotters.get(ev.stream)
+    if p is None:
+        p = plotters[ev.stream] = TimeSequence(ev.stream)
+    return p
 
 
 def _follow(evs: Iterator[Any], n: int, source: Any, out: Any) -> None:

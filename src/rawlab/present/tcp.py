@@ -225,3 +225,33 @@ def write_records(events: Iterable[Any], out: TextIO) -> None:
             w(segment_json(ev))
         elif isinstance(ev, ConnectionClosed):
             w(connection_json(ev.connection))
+
+
+def live_line(ev: Any) -> str | None:
+    """What live mode prints as it happens: a handshake completing, an expert flag,
+    a connection ending. None for segments without news."""
+    from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment
+
+    if type(ev) is Segment:
+        if not ev.analysis and not ev.capture_loss:
+            return None
+        what = ", ".join(ev.analysis) + (" (capture loss)" if ev.capture_loss else "")
+        return (f"{_clock(ev.ts_ns)} stream {ev.stream} frame {ev.frame}: {what} — "
+                f"{endpoint_text(ev.src_addr, ev.src_port)} > "
+                f"{endpoint_text(ev.dst_addr, ev.dst_port)} seq {ev.seq_rel} len {ev.len}")
+    if isinstance(ev, Handshake):
+        return f"stream {ev.stream}: handshake complete (frames " \
+               f"{', '.join(map(str, ev.frames))}), iRTT {_ms(ev.irtt_ns)} ms"
+    if isinstance(ev, ConnectionClosed):
+        c = ev.connection
+        return (f"{_clock(c.last_ts_ns)} stream {c.stream} ended ({c.closed}): "
+                f"{endpoint_text(*c.client)} > {endpoint_text(*c.server)} {c.state} "
+                f"{c.history}, {_size(c.stats[0].bytes)} / {_size(c.stats[1].bytes)}")
+    return None
+
+
+def _clock(ts_ns: int) -> str:
+    import time
+
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
