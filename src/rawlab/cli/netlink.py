@@ -1,0 +1,22 @@
+"""`rawlab netlink`: watch, dump, decode and capture netlink; sockets and genl."""
+
+from __future__ import annotations
+
+import click
+
+from rawlab.cli import LazyGroup
+
+# sub-command -> "module:attribute"; each appears once its module exists
+SUBCOMMANDS = {
+    "monitor": "rawlab.cli.netlink_rtnl:monitor",
+    "dump": "rawlab.cli.netlink_rtnl:dump",
+    "decode": "rawlab.cli.netlink_rtnl:decode",
+    "capture": "rawlab.cli.netlink_rtnl:capture",
+    "sockets": "rawlab.cli.netlink_diag:sockets",
+    "genl": "rawlab.cli.netlink_diag:genl",
+}
+
+
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
+def netlink() -> None:
+    """Netlink: lossless monitor, fast dumps, sock_diag sockets, generic netlink, nlmon."""
