@@ -63,5 +63,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$want_test" = 1 ] && extras="[dev]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+.venv/bin/python -m pip install -qq --disable-pip-version-check -e ".${extras}"
 echo "setup.sh: ready: $(.venv/bin/rawlab --version)"

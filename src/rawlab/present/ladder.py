@@ -113,7 +113,7 @@ def explain(seg: Segment, said: set[str] | None = None) -> str:
     if seg.checksum_status == "partial" and "partial" not in said:
         said.add("partial")
         why.append("checksum 'partial': captured before the (virtual) NIC filled it in "
-                   "(checksum offload); it holds only the pseudo-header sum (said once)")
+                   "(checksum offload); it holds only the pseudo-header sum")
     elif seg.checksum_status == "bad":
         why.append("checksum bad: the bytes were damaged, or written by hand")
     for a in seg.analysis:
