@@ -34,7 +34,9 @@ ICMP_HEADER = Struct("type" / Int8ub, "code" / Int8ub, "checksum" / Int16ub, "re
 _HDR = struct.Struct("!BBHI")
 
 
-class Icmp(View):
+class IcmpBase(View):
+    """The 8-byte header ICMP and ICMPv6 share: type, code, checksum, 4 more bytes."""
+
     __slots__ = ("checksum", "code", "rest", "type")
     name: ClassVar[str] = "icmp"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
@@ -58,6 +60,11 @@ class Icmp(View):
     @property
     def seq(self) -> int:
         return self.rest & 0xFFFF
+
+
+class Icmp(IcmpBase):
+    __slots__ = ()
+    name: ClassVar[str] = "icmp"
 
     @property
     def is_error(self) -> bool:

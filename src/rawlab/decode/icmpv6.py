@@ -9,12 +9,9 @@
 
 from __future__ import annotations
 
-import struct
 from typing import ClassVar
 
-from construct import Int8ub, Int16ub, Int32ub, Struct
-
-from rawlab.decode.view import Buffer, View, as_view, pad
+from rawlab.decode.icmp import ICMP_HEADER, IcmpBase
 
 ICMPV6_HLEN = 8
 ICMPV6_DEST_UNREACH = 1
@@ -29,34 +26,12 @@ ND_NEIGHBOR_SOLICIT = 135
 ND_NEIGHBOR_ADVERT = 136
 ND_REDIRECT = 137
 
-ICMPV6_HEADER = Struct("type" / Int8ub, "code" / Int8ub, "checksum" / Int16ub, "rest" / Int32ub)
-_HDR = struct.Struct("!BBHI")
+ICMPV6_HEADER = ICMP_HEADER  # the same 8 bytes (RFC 4443 §2.1)
 
 
-class Icmpv6(View):
-    __slots__ = ("checksum", "code", "rest", "type")
+class Icmpv6(IcmpBase):
+    __slots__ = ()
     name: ClassVar[str] = "icmpv6"
-    FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
-        ("type", 0, 1), ("code", 1, 1), ("checksum", 2, 2), ("rest", 4, 4),
-    )
-
-    def __init__(self, buf: Buffer) -> None:
-        self.buf = mv = as_view(buf)
-        hdr, self.truncated = pad(mv, ICMPV6_HLEN)
-        self.type, self.code, self.checksum, self.rest = _HDR.unpack_from(hdr)
-        self.malformed = False
-
-    @property
-    def header_len(self) -> int:
-        return ICMPV6_HLEN
-
-    @property
-    def id(self) -> int:
-        return self.rest >> 16
-
-    @property
-    def seq(self) -> int:
-        return self.rest & 0xFFFF
 
     @property
     def target(self) -> bytes | None:
