@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -224,10 +225,17 @@ class Lab:
         from pyroute2 import netns
 
         name = unique_name(tag)
-        try:
-            netns.create(name)
-        except OSError as exc:
-            raise explain(exc, f"create network namespace {name}") from None
+        for attempt in range(3):
+            try:
+                netns.create(name)
+            except OSError as exc:
+                raise explain(exc, f"create network namespace {name}") from None
+            # When /run/netns is first made a mount point, a namespace created at the
+            # same moment by another process can end up hidden under it: make sure
+            # ours is visible, else make it again.
+            if os.path.exists(os.path.join(NETNS_RUN_DIR, name)) or attempt == 2:
+                break
+            time.sleep(0.05)
         ns = Netns(name, tag)
         self.namespaces.append(ns)
         self._up(ns, "lo")
@@ -253,12 +261,17 @@ class Lab:
         (`ethtool -K`), so that segments on the wire are real MTU-sized ones.
         extra_addrs: more (left, right) address pairs, e.g. IPv6.
         """
-        with self._ipr(left) as ipr:
-            try:
-                ipr.link("add", ifname=left_if, kind="veth",
-                         peer={"ifname": right_if, "net_ns_fd": right.name})
-            except OSError as exc:
-                raise explain(exc, f"create veth link {left_if}") from None
+        for attempt in range(2):
+            with self._ipr(left) as ipr:
+                try:
+                    ipr.link("add", ifname=left_if, kind="veth",
+                             peer={"ifname": right_if, "net_ns_fd": right.name})
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.ENOENT and attempt == 0:
+                        time.sleep(0.1)  # see netns(): a namespace not yet visible
+                        continue
+                    raise explain(exc, f"create veth link {left_if}") from None
         pairs = [(left_addr, right_addr), *extra_addrs]
         for ns, ifname, addrs in ((left, left_if, [p[0] for p in pairs]),
                                   (right, right_if, [p[1] for p in pairs])):
