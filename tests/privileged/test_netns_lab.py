@@ -98,3 +98,22 @@ def test_cleanup_removes_what_a_killed_run_left_behind() -> None:
                           "cleanup"], capture_output=True, text=True, check=True)
     assert name in out.stdout
     assert name not in netns.list_namespaces()
+
+
+def test_cleanup_removes_nftables_tables_of_killed_raw_handshakes(lab: netns.Lab) -> None:
+    ns = lab.netns("nft")
+    dead = "rawlab_4194305_4321"  # a pid that cannot exist
+    subprocess.run(["nft", "add", "table", "inet", dead], check=True)
+    ns.run(["nft", "add", "table", "inet", dead])
+    alive = f"rawlab_{os.getpid()}_4322"  # ours: still running, must stay
+    subprocess.run(["nft", "add", "table", "inet", alive], check=True)
+    try:
+        out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "rawlab"), "lab",
+                              "cleanup"], capture_output=True, text=True, check=True).stdout
+        assert f"{dead}, {dead} (netns {ns.name})" in out
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                                check=True).stdout
+        assert dead not in tables and alive in tables
+        assert dead not in ns.run(["nft", "list", "tables"]).stdout
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", alive], check=False)

@@ -55,8 +55,19 @@ def vm_cmd(kernel: str | None, memory: str, cpus: int, modules: tuple[str, ...],
 
 @lab.command("cleanup")
 def cleanup() -> None:
-    """Remove network namespaces left by rawlab runs that were killed."""
-    from rawlab.lab.netns import cleanup_stale
+    """Remove what killed rawlab runs left behind: network namespaces, and the
+    nftables tables of `rawlab raw handshake` (here and in every namespace)."""
+    import shutil
+
+    from rawlab.lab.netns import cleanup_stale, list_namespaces
 
     gone = cleanup_stale()
     click.echo(f"removed {len(gone)} stale namespace(s)" + (": " + " ".join(gone) if gone else ""))
+    if shutil.which("nft"):
+        from rawlab.raw import nft
+
+        tables = nft.cleanup_stale()
+        for ns in list_namespaces():
+            tables += [f"{t} (netns {ns})" for t in nft.cleanup_stale(ns)]
+        click.echo(f"removed {len(tables)} stale nftables table(s)"
+                   + (": " + ", ".join(tables) if tables else ""))

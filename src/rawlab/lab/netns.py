@@ -254,12 +254,15 @@ class Lab:
     def veth(self, left: Netns, right: Netns, left_addr: str | None = None,
              right_addr: str | None = None, *, left_if: str = "veth0",
              right_if: str = "veth1", offloads: bool = True, mtu: int | None = None,
-             extra_addrs: tuple[tuple[str, str], ...] = ()) -> Veth:
+             extra_addrs: tuple[tuple[str, str], ...] = (),
+             static_neighbours: bool = False) -> Veth:
         """Create a veth pair between two of this Lab's namespaces, addressed and up.
 
         offloads=False turns TSO/GSO/GRO and checksum offload off on both ends
         (`ethtool -K`), so that segments on the wire are real MTU-sized ones.
         extra_addrs: more (left, right) address pairs, e.g. IPv6.
+        static_neighbours=True enters each end's addresses in the other's neighbour
+        table (no ARP / neighbour discovery delay before the first packet).
         """
         for attempt in range(2):
             with self._ipr(left) as ipr:
@@ -290,6 +293,18 @@ class Lab:
             if not offloads:
                 ns.run(["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
                         "tx", "off", "rx", "off"], check=False)
+        if static_neighbours:
+            macs = {}
+            for ns, ifname in ((left, left_if), (right, right_if)):
+                with self._ipr(ns) as ipr:
+                    link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+                    macs[ns.name] = link.get("IFLA_ADDRESS")
+            for ns, ifname, peer, addrs in ((left, left_if, right, [p[1] for p in pairs]),
+                                            (right, right_if, left, [p[0] for p in pairs])):
+                for a in addrs:
+                    if a:
+                        ns.run(["ip", "neigh", "replace", a.split("/")[0], "lladdr",
+                                macs[peer.name], "dev", ifname, "nud", "permanent"])
         v = Veth(left, left_if, left_addr, right, right_if, right_addr)
         self.veths.append(v)
         return v

@@ -1,0 +1,154 @@
+"""The temporary nftables table that keeps our kernel from resetting a user-space connection.
+
+    with RstGuard("10.0.0.2", 80, sport=61234, netns="rl-a-…") as guard:
+        guard.table       # "rawlab_<pid>_<sport>"
+        guard.ruleset     # the exact text given to `nft -f -`
+        ...               # the kernel's RSTs to 10.0.0.2:80 from port 61234 are dropped
+
+A segment for a connection no socket owns makes the kernel answer with a RST
+(RFC 9293 §3.10.7.1). The table (family inet, its own name, so nothing else is
+touched) has one output rule dropping RSTs from our source port to HOST:PORT,
+except ours: packets from rawlab's raw socket carry SO_MARK ``MARK``.
+
+Removed on every exit: normal, exception, Ctrl-C (KeyboardInterrupt) and
+SIGTERM/SIGHUP (turned into a RawlabError with exit code 130 while the guard
+is open, in the main thread); signals are blocked while the table is deleted.
+A SIGKILL leaves it behind: :func:`cleanup_stale` removes tables of dead pids.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+from rawlab.sockets.errors import Exit, RawlabError
+
+MARK = 0x7261776C  # "rawl": our own packets, which the rule lets through
+TABLE_RE = re.compile(r"^rawlab_(\d+)_(\d+)$")
+_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def table_name(sport: int, pid: int | None = None) -> str:
+    return f"rawlab_{pid if pid is not None else os.getpid()}_{sport}"
+
+
+def ruleset(table: str, host: str, port: int, sport: int) -> str:
+    """The `nft -f` text: one table, one output chain, one rule."""
+    fam = "ip6" if ":" in host else "ip"
+    return (f"table inet {table} {{\n"
+            f"  chain output {{\n"
+            f"    type filter hook output priority 0; policy accept;\n"
+            f"    {fam} daddr {host} tcp sport {sport} tcp dport {port} "
+            f"tcp flags & rst == rst meta mark != 0x{MARK:08x} counter drop\n"
+            f"  }}\n"
+            f"}}\n")
+
+
+def _nft(args: list[str], netns: str | None, stdin: str | None = None,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    nft = shutil.which("nft")
+    if nft is None:
+        raise RawlabError("nft (nftables) is not installed; fix: apt install nftables",
+                          Exit.UNSUPPORTED)
+    argv = [nft, *args]
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    p = subprocess.run(argv, input=stdin, text=True, capture_output=True, check=False)
+    if check and p.returncode != 0:
+        err = p.stderr.strip().splitlines()
+        why = err[0] if err else f"exit {p.returncode}"
+        code = Exit.PRIVILEGE if "Operation not permitted" in p.stderr else Exit.FAILED
+        raise RawlabError(f"nft {' '.join(args)} failed: {why}"
+                          + ("; fix: run as root (needs CAP_NET_ADMIN)"
+                             if code == Exit.PRIVILEGE else ""), code)
+    return p
+
+
+def tables(netns: str | None = None) -> list[str]:
+    """Names of the inet tables in the namespace."""
+    p = _nft(["list", "tables", "inet"], netns, check=False)
+    return [ln.split()[-1] for ln in p.stdout.splitlines() if ln.startswith("table inet ")]
+
+
+def cleanup_stale(netns: str | None = None) -> list[str]:
+    """Delete rawlab tables whose process is gone; return their names."""
+    gone = []
+    for t in tables(netns):
+        m = TABLE_RE.match(t)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            _nft(["delete", "table", "inet", t], netns, check=False)
+            gone.append(t)
+    return gone
+
+
+class Terminated(RawlabError):
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}; the nftables table "
+                         "was removed", Exit.INTERRUPTED)
+
+
+class RstGuard:
+    """Context manager: the table exists exactly while the block runs."""
+
+    def __init__(self, host: str, port: int, sport: int, *, netns: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.sport = sport
+        self.netns = netns
+        self.table = table_name(sport)
+        self.ruleset = ruleset(self.table, host, port, sport)
+        self.dropped: int | None = None  # the rule's counter, read just before removal
+        self._old: dict[int, Any] = {}
+        self._installed = False
+
+    def __enter__(self) -> RstGuard:
+        if threading.current_thread() is threading.main_thread():
+            for s in _SIGNALS:
+                self._old[s] = signal.signal(s, self._on_signal)
+        try:
+            _nft(["-f", "-"], self.netns, stdin=self.ruleset)
+            self._installed = True
+        except BaseException:
+            # a signal may land after nft made the table: make sure it is gone
+            _nft(["delete", "table", "inet", self.table], self.netns, check=False)
+            self._restore()
+            raise
+        return self
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    def _restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+    def counter(self) -> int | None:
+        """Packets the rule dropped so far."""
+        p = _nft(["list", "table", "inet", self.table], self.netns, check=False)
+        m = re.search(r"counter packets (\d+)", p.stdout)
+        return int(m.group(1)) if m else None
+
+    def remove(self) -> None:
+        if not self._installed:
+            return
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_SIGNALS})
+        try:
+            self.dropped = self.counter()
+            _nft(["delete", "table", "inet", self.table], self.netns)
+            self._installed = False
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.remove()
+        finally:
+            self._restore()
