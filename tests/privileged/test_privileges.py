@@ -160,3 +160,16 @@ def test_read_needs_no_privilege(open_tmp: Path) -> None:
     p = run(NOBODY, ["read", str(f)])
     assert p.returncode == 5
     assert p.stderr == f"rawlab: error: {f}: cannot open: Permission denied\n"
+
+
+def test_raw_needs_net_raw_and_handshake_net_admin() -> None:
+    p = run(NOBODY, ["raw", "ping", "127.0.0.1", "-c", "1"])
+    assert p.returncode == 3
+    assert p.stderr == ("rawlab: error: open AF_INET SOCK_RAW socket (protocol 1) failed: needs "
+                        "CAP_NET_RAW (EPERM); fix: run as root, or grant cap_net_raw "
+                        "(see privileges.md)\n")
+    with_raw = [*NOBODY, "--inh-caps=+net_raw", "--ambient-caps=+net_raw"]
+    p = run(with_raw, ["raw", "handshake", "127.0.0.1", "9"])
+    assert p.returncode == 3
+    assert "needs CAP_NET_ADMIN" in p.stderr and p.stderr.count("\n") == 1
+    assert "Traceback" not in p.stderr
