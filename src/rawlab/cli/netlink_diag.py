@@ -1,0 +1,111 @@
+"""`rawlab netlink sockets` (sock_diag, like `ss`), `rawlab netlink genl` (`genl ctrl list`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+from collections.abc import Iterator
+
+import click
+
+
+@contextlib.contextmanager
+def _in_netns(name: str | None) -> Iterator[None]:
+    if name is None:
+        yield
+        return
+    from rawlab.lab.netns import entered
+
+    with entered(name):
+        yield
+
+
+def _ifnames() -> dict[int, str]:
+    try:
+        return dict(socket.if_nameindex())
+    except OSError:
+        return {}
+
+
+@click.command()
+@click.option("-t", "--tcp", "kinds", flag_value="tcp", multiple=True, help="TCP (the default).")
+@click.option("-u", "--udp", "kinds", flag_value="udp", multiple=True, help="UDP.")
+@click.option("-x", "--unix", "kinds", flag_value="unix", multiple=True, help="Unix sockets.")
+@click.option("--vsock", "kinds", flag_value="vsock", multiple=True,
+              help="AF_VSOCK sockets (needs vsock_diag), with their type by name.")
+@click.option("--netlink", "kinds", flag_value="netlink", multiple=True,
+              help="Netlink sockets (needs netlink_diag).")
+@click.option("--packet", "kinds", flag_value="packet", multiple=True,
+              help="AF_PACKET sockets (needs af_packet_diag).")
+@click.option("-4", "fams", flag_value=4, multiple=True, type=int, help="TCP/UDP over IPv4 only.")
+@click.option("-6", "fams", flag_value=6, multiple=True, type=int, help="TCP/UDP over IPv6 only.")
+@click.option("--state", "states", multiple=True, metavar="S",
+              help="Only sockets in state S (repeatable): established, syn-sent, syn-recv, "
+              "fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listening, "
+              "closing; groups all, connected, synchronized, bucket.")
+@click.option("-l", "--listening", is_flag=True, help="Only listening (and unconnected UDP) "
+              "sockets.")
+@click.option("-a", "--all", "all_states", is_flag=True, help="Sockets in every state.")
+@click.option("-i", "--info", is_flag=True, help="TCP: all of tcp_info, the congestion "
+              "algorithm and its info, socket memory; others: their extra facts.")
+@click.option("-p", "--processes", is_flag=True, help="Which processes hold each socket "
+              "(from /proc/*/fd).")
+@click.option("-H", "--no-header", is_flag=True, help="No header line.")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per socket "
+              "(docs/json.md, netlink sockets).")
+@click.option("--netns", metavar="NAME", help="List the sockets of this network namespace.")
+def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ...],
+            listening: bool, all_states: bool, info: bool, processes: bool, no_header: bool,
+            as_json: bool, netns: str | None) -> None:
+    """List sockets through sock_diag, like `ss`: one line per socket.
+
+    Default: TCP sockets that are not listening (as `ss -t`). With --info, every
+    field of tcp_info the kernel returned, decoded right (wscale nibbles
+    included), the congestion algorithm with its BBR/DCTCP/Vegas info, and skmem.
+    vsock sockets show their type (STREAM, SEQPACKET, DGRAM) by name.
+    """
+    from rawlab.present import diag as present
+    from rawlab.sockets import diag
+
+    if listening and all_states:
+        raise click.UsageError("choose one of --listening, --all")
+    explicit = diag.parse_states(list(states)) if states else 0
+    families = [{4: socket.AF_INET, 6: socket.AF_INET6}[f] for f in dict.fromkeys(fams)] \
+        or [socket.AF_INET, socket.AF_INET6]
+    with _in_netns(netns):
+        socks = diag.collect(list(dict.fromkeys(kinds)) or ["tcp"], families,
+                             listening=listening, all_states=all_states,
+                             explicit_states=explicit, info=info)
+        ifnames = _ifnames()
+    owners = diag.inode_owners() if processes else None
+    out = sys.stdout
+    if as_json:
+        for s in socks:
+            out.write(json.dumps(present.socket_json(s, owners=owners)) + "\n")
+        return
+    for line in present.socket_table(socks, info=info, header=not no_header, ifnames=ifnames,
+                                     owners=owners):
+        out.write(line + "\n")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per family "
+              "(docs/json.md, netlink genl).")
+@click.option("--netns", metavar="NAME", help="Ask inside this network namespace.")
+def genl(as_json: bool, netns: str | None) -> None:
+    """List generic netlink families with their ops and multicast groups (like
+    `genl ctrl list`)."""
+    from rawlab.present import diag as present
+    from rawlab.sockets import genl as genl_sock
+
+    with _in_netns(netns):
+        fams = genl_sock.families()
+    out = sys.stdout
+    if as_json:
+        for f in fams:
+            out.write(json.dumps(present.genl_json(f)) + "\n")
+        return
+    for line in present.genl_text(fams):
+        out.write(line + "\n")
