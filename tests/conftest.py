@@ -7,6 +7,8 @@ tests/hostguest); the marker is added here. One `pytest` run covers them all:
 * vm tests are not run on the host: the first one boots ONE virtme-ng guest
   (Debian's kernel) which runs every selected vm test and reports each outcome
   back, so they appear in this run's summary under their own names;
+* hostguest tests likewise run in one guest of their own (with vhost_vsock
+  loaded, and memory for the nested guests they start);
 * with CI=true, a test skipped in a tier that can run on this machine fails
   the run (a skip must not hide a tier that silently stopped working).
 """
@@ -28,8 +30,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "privileged", "vm", "hostguest")
 IN_GUEST = os.environ.get("RAWLAB_IN_GUEST") == "1"
+GUEST_TIER = os.environ.get("RAWLAB_GUEST_TIER", "vm")
 GUEST_REPORT = os.environ.get("RAWLAB_GUEST_REPORT")
-GUEST_MODULES = ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon")
+# what each guest tier's (outer) guest loads first, and its memory
+GUEST_MODULES = {"vm": ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon"),
+                 "hostguest": ("vhost_vsock", "vsock_loopback", "vsock_diag", "vsockmon")}
+GUEST_MEMORY = {"vm": "1G", "hostguest": "2G"}
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -59,7 +65,7 @@ def tier_available(tier: str) -> tuple[bool, str]:
                 ok, why = False, f"cannot create a network namespace: {exc}"
     elif tier in ("vm", "hostguest"):
         if IN_GUEST:
-            ok, why = tier == "vm", "nested guests are started by the hostguest tests"
+            ok, why = tier == GUEST_TIER, f"this guest runs the {GUEST_TIER} tier"
         else:
             try:
                 from rawlab.lab import vm
@@ -83,9 +89,10 @@ class GuestFailure(Exception):
 
 
 class GuestRun:
-    """Boots the guest once, lazily, and keeps each test's outcome."""
+    """Boots the tier's guest once, lazily, and keeps each test's outcome."""
 
-    def __init__(self, nodeids: list[str]):
+    def __init__(self, tier: str, nodeids: list[str]):
+        self.tier = tier
         self.nodeids = nodeids
         self.results: dict[str, dict[str, Any]] | None = None
         self.output = ""
@@ -101,15 +108,17 @@ class GuestRun:
 
         with tempfile.TemporaryDirectory(prefix="rawlab-vm-") as tmp:
             report = Path(tmp) / "report.json"
-            env = (f"RAWLAB_IN_GUEST=1 RAWLAB_GUEST_REPORT={shlex.quote(str(report))} "
+            env = (f"RAWLAB_IN_GUEST=1 RAWLAB_GUEST_TIER={self.tier} "
+                   f"RAWLAB_GUEST_REPORT={shlex.quote(str(report))} "
                    f"CI={shlex.quote(os.environ.get('CI', ''))}")
             cmd = (f"cd {shlex.quote(str(ROOT))} && {env} {shlex.quote(sys.executable)} -m pytest "
                    "-q -p no:cacheprovider -o addopts='' -ra "
                    + " ".join(shlex.quote(n) for n in self.nodeids))
             t0 = time.monotonic()
-            res = vm.run(cmd, rwdirs=[Path(tmp)], modules=GUEST_MODULES, timeout=1200)
+            res = vm.run(cmd, rwdirs=[Path(tmp)], modules=GUEST_MODULES[self.tier],
+                         memory=GUEST_MEMORY[self.tier], timeout=1200)
             self.output = res.output
-            self.summary = (f"vm tier: {len(self.nodeids)} test(s) in one guest, kernel "
+            self.summary = (f"{self.tier} tier: {len(self.nodeids)} test(s) in one guest, kernel "
                             f"{res.kernel.release}, {res.accel}, "
                             f"{time.monotonic() - t0:.0f} s, guest pytest exit {res.returncode}")
             if not report.exists():
@@ -144,7 +153,7 @@ class GuestItem(pytest.Item):
         return self.path, None, f"{self.name} [in guest]"
 
 
-_STATE: dict[str, GuestRun] = {}  # "run": the session's guest, when vm tests were selected
+_STATE: dict[str, GuestRun] = {}  # tier -> the session's guest for it, when selected
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
@@ -153,16 +162,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         item.add_marker(getattr(pytest.mark, tier_of(item)))
     if IN_GUEST:
         return
-    vm_items = [i for i in items if tier_of(i) == "vm"]
-    if not vm_items or not tier_available("vm")[0]:
-        return
-    run = _STATE["run"] = GuestRun([i.nodeid for i in vm_items])
-    for n, item in enumerate(items):
-        if tier_of(item) == "vm":
-            g = GuestItem.from_parent(item.parent, name=item.name, run=run)
-            g.own_markers.extend(item.own_markers)
-            g.keywords.update(item.keywords)
-            items[n] = g
+    for tier in ("vm", "hostguest"):
+        tier_items = [i for i in items if tier_of(i) == tier]
+        if not tier_items or not tier_available(tier)[0]:
+            continue
+        run = _STATE[tier] = GuestRun(tier, [i.nodeid for i in tier_items])
+        for n, item in enumerate(items):
+            if tier_of(item) == tier:
+                g = GuestItem.from_parent(item.parent, name=item.name, run=run)
+                g.own_markers.extend(item.own_markers)
+                g.keywords.update(item.keywords)
+                items[n] = g
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -213,9 +223,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    run = _STATE.get("run")
-    if run is not None and run.summary:
-        terminalreporter.write_line(run.summary)
+    for run in _STATE.values():
+        if run.summary:
+            terminalreporter.write_line(run.summary)
     for tier in TIERS:
         if tier in _AVAIL and not _AVAIL[tier][0]:
             terminalreporter.write_line(f"tier {tier} cannot run here: {_AVAIL[tier][1]}")
