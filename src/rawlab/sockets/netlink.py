@@ -12,6 +12,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 # netlink protocols (linux/netlink.h)
 NETLINK_ROUTE = 0
@@ -188,3 +189,371 @@ def link_del(nl: NetlinkSocket, ifname: str) -> None:
     except OSError as exc:
         if exc.errno != errno.ENODEV:
             raise
+
+
+# ---- dumps and the monitor (rawlab netlink dump / monitor) ------------------------
+
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_PKTINFO = 3
+NETLINK_LISTEN_ALL_NSID = 8
+NETLINK_GET_STRICT_CHK = 12
+SO_RCVBUFFORCE = 33
+NLM_F_DUMP_INTR = 0x10
+
+RTM_GETLINK = 18
+RTM_GETADDR = 22
+RTM_GETROUTE = 26
+RTM_GETNEIGH = 30
+RTM_GETRULE = 34
+RTM_GETNSID = 90
+RTA_OIF = 4
+RTA_TABLE = 15
+NDA_IFINDEX = 8
+IFLA_EXT_MASK = 29
+RTEXT_FILTER_VF = 1
+RTEXT_FILTER_SKIP_STATS = 8
+
+RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table protocol scope type flags
+IFADDRMSG = struct.Struct("=BBBBI")  # family prefixlen flags scope index
+NDMSG = struct.Struct("=BxxxiHBB")  # family ifindex state flags type
+FIBRULEHDR = struct.Struct("=BBBBBBBBI")
+RTGENMSG = struct.Struct("=Bxxx")
+
+# rtnetlink multicast groups (RTNLGRP_*), by the names `ip monitor` uses
+GROUPS: dict[str, tuple[int, ...]] = {
+    "link": (1,),
+    "neigh": (3,),
+    "tc": (4,),
+    "addr": (5, 9), "addr4": (5,), "addr6": (9,),
+    "mroute": (6, 10),
+    "route": (7, 11), "route4": (7,), "route6": (11,),
+    "rule": (8, 19), "rule4": (8,), "rule6": (19,),
+    "prefix": (18,),
+    "netconf": (24, 25),
+    "mdb": (26,),
+    "mpls": (27,),
+    "nsid": (28,),
+    "nexthop": (32,),
+}
+DEFAULT_GROUPS = ("link", "addr", "route", "neigh", "rule", "nsid", "netconf", "nexthop",
+                  "prefix", "mroute")
+
+
+def group_numbers(names: list[str] | tuple[str, ...]) -> list[int]:
+    """RTNLGRP numbers for group names; raises ValueError naming the unknown one."""
+    out: list[int] = []
+    for name in names:
+        if name not in GROUPS:
+            raise ValueError(name)
+        out.extend(g for g in GROUPS[name] if g not in out)
+    return out
+
+
+def message_ends(buf: bytes) -> tuple[bool, int | None, int]:
+    """(the dump ended here, errno if it ended in an error, NLM_F_DUMP_INTR seen) for one buffer.
+
+    Walks only the nlmsghdr chain (lengths and types), not the attributes.
+    """
+    off, n = 0, len(buf)
+    intr = 0
+    unpack = NLMSGHDR.unpack_from
+    while off + 16 <= n:
+        length, mtype, flags, _seq, _pid = unpack(buf, off)
+        if length < 16:
+            return True, errno.EBADMSG, intr
+        intr |= flags & NLM_F_DUMP_INTR
+        if mtype == NLMSG_DONE:
+            err = struct.unpack_from("=i", buf, off + 16)[0] if length >= 20 else 0
+            return True, -err if err < 0 else None, intr
+        if mtype == NLMSG_ERROR:
+            err = struct.unpack_from("=i", buf, off + 16)[0] if length >= 20 else 0
+            return (True, -err, intr) if err else (True, None, intr)
+        off += (length + 3) & ~3
+    return False, None, intr
+
+
+def dump_request(kind: str, *, family: int = 0, table: int | None = None,
+                 ifindex: int | None = None) -> tuple[int, bytes]:
+    """(message type, payload) of a dump request with kernel-side filters, as iproute2 sends.
+
+    With NETLINK_GET_STRICT_CHK the kernel honours the header fields and the
+    filter attributes (routes: table, RTA_OIF; addresses: ifa_index;
+    neighbours: NDA_IFINDEX); without it they are ignored, so callers filter too.
+    """
+    if kind == "links":
+        return RTM_GETLINK, IFINFOMSG.pack(family, 0, 0, 0, 0) + nlattr(
+            IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS))
+    if kind == "addrs":
+        return RTM_GETADDR, IFADDRMSG.pack(family, 0, 0, 0, ifindex or 0)
+    if kind == "routes":
+        t = table or 0
+        body = RTMSG.pack(family, 0, 0, 0, t if t < 256 else 0, 0, 0, 0, 0)
+        if t:
+            body += nlattr(RTA_TABLE, struct.pack("=I", t))
+        if ifindex:
+            body += nlattr(RTA_OIF, struct.pack("=I", ifindex))
+        return RTM_GETROUTE, body
+    if kind == "neigh":
+        body = NDMSG.pack(family, 0, 0, 0, 0)
+        if ifindex:
+            body += nlattr(NDA_IFINDEX, struct.pack("=I", ifindex))
+        return RTM_GETNEIGH, body
+    if kind == "rules":
+        return RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    if kind == "nsid":
+        return RTM_GETNSID, RTGENMSG.pack(family)
+    raise ValueError(kind)
+
+
+class DumpSocket(NetlinkSocket):
+    """A NETLINK_ROUTE socket for dumps: strict checking on, a large read buffer."""
+
+    def __init__(self, protocol: int = NETLINK_ROUTE, *, rcvbuf: int = 4 << 20,
+                 strict: bool = True) -> None:
+        super().__init__(protocol, rcvbuf=rcvbuf)
+        self.strict = False
+        if strict:
+            try:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+                self.strict = True
+            except OSError:
+                pass  # kernels before 4.20: the caller filters in user space
+        self._buf = bytearray(1 << 17)
+        self.interrupted = False
+
+    def dump(self, mtype: int, payload: bytes) -> Iterator[bytes]:
+        """Send a dump request; yield each datagram of the reply as it arrives.
+
+        The last one holds NLMSG_DONE. Raises :class:`NetlinkError` when the
+        kernel refuses the request; ``interrupted`` is set when the kernel said
+        the dump was inconsistent (NLM_F_DUMP_INTR: the table changed meanwhile).
+        """
+        self.seq += 1
+        msg = NLMSGHDR.pack(NLMSGHDR.size + len(payload), mtype, NLM_F_REQUEST | NLM_F_DUMP,
+                            self.seq, 0) + payload
+        self.sock.send(msg)
+        self.interrupted = False
+        buf = self._buf
+        recv_into = self.sock.recv_into
+        while True:
+            n = recv_into(buf)
+            data = bytes(buf[:n])
+            done, err, intr = message_ends(data)
+            if intr:
+                self.interrupted = True
+            if err:
+                raise NetlinkError(err, extack_message(
+                    next((r for r in split_messages(data) if r.type == NLMSG_ERROR),
+                         NlReply(0, 0, 0, 0, b""))))
+            yield data
+            if done:
+                return
+
+    def link_index(self, name: str) -> int | None:
+        """The ifindex of link `name` in this socket's namespace, or None."""
+        payload = IFINFOMSG.pack(0, 0, 0, 0, 0) + nlattr(IFLA_IFNAME, name.encode() + b"\0")
+        try:
+            rep = self.request(RTM_GETLINK, NLM_F_REQUEST, payload)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
+                return None
+            raise
+        for r in rep:
+            if r.type == RTM_NEWLINK and len(r.payload) >= IFINFOMSG.size:
+                return int(IFINFOMSG.unpack_from(r.payload)[2])
+        return None
+
+
+def set_rcvbuf(sock: socket.socket, size: int) -> int:
+    """SO_RCVBUFFORCE (root: past rmem_max), else SO_RCVBUF; returns what the kernel set."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+def open_monitor(groups: list[int], *, all_nsid: bool = False, rcvbuf: int = 64 << 20,
+                 ) -> tuple[socket.socket, int]:
+    """A NETLINK_ROUTE socket joined to `groups`; returns it and its receive buffer size.
+
+    ``all_nsid``: NETLINK_LISTEN_ALL_NSID, events of every namespace that has an
+    nsid here, each with its nsid in the ancillary data.
+    """
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        got = set_rcvbuf(sock, rcvbuf)
+        sock.bind((0, 0))
+        for g in groups:
+            try:
+                sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # a group this kernel does not have
+                    raise
+        sock.setsockopt(SOL_NETLINK, NETLINK_PKTINFO, 1)
+        if all_nsid:
+            sock.setsockopt(SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, got
+
+
+class Drain:
+    """Reads a monitor socket in its own thread, as fast as the kernel fills it.
+
+    Decoding happens elsewhere: this thread only moves datagrams from the
+    socket's buffer into :attr:`queue`, in batches (a list per wake-up), so a
+    burst never waits on the decoder. An ENOBUFS (the kernel dropped messages)
+    is counted and queued as ``OVERFLOW`` in place, and reading goes on.
+    Items: ``(ts_ns, data, ancillary)`` tuples, or ``OVERFLOW``; ``None`` once
+    the drain has stopped (``error`` then says why, if it was not :meth:`stop`).
+    """
+
+    OVERFLOW = "overflow"
+
+    def __init__(self, sock: socket.socket, *, bufsize: int = 1 << 16) -> None:
+        import queue
+        import threading
+
+        self.sock = sock
+        self.bufsize = bufsize
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.overflows = 0
+        self.datagrams = 0
+        self.truncated = 0
+        self.error: OSError | None = None
+        self._stop_r, self._stop_w = os.pipe()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="rawlab-netlink-drain",
+                                        daemon=True)
+
+    def start(self) -> Drain:
+        self.sock.setblocking(False)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop reading (idempotent); what was read stays in the queue, then ``None``."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            os.write(self._stop_w, b"x")
+        except OSError:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        for fd in (self._stop_r, self._stop_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        import select
+        import time
+
+        recvmsg = self.sock.recvmsg
+        put = self.queue.put
+        clock = time.time_ns
+        size = self.bufsize
+        anc_size = socket.CMSG_SPACE(4) * 2
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        trunc_flag = socket.MSG_TRUNC
+        try:
+            while True:
+                batch: list[Any] = []
+                try:
+                    while len(batch) < 4096:
+                        data, anc, flags, _addr = recvmsg(size, anc_size)
+                        if flags & trunc_flag:
+                            self.truncated += 1
+                        batch.append((clock(), data, anc))
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    if exc.errno != errno.ENOBUFS:
+                        raise
+                    self.overflows += 1
+                    batch.append(self.OVERFLOW)
+                if batch:
+                    self.datagrams += len(batch) - (batch[-1] is self.OVERFLOW)
+                    put(batch)
+                    continue
+                ready = poller.poll()
+                if any(fd == self._stop_r for fd, _ev in ready):
+                    return
+        except OSError as exc:
+            self.error = exc
+        finally:
+            put(None)
+
+
+def dump_messages(nl: DumpSocket, kind: str, *, family: int = 0, table: int | None = None,
+                  ifindex: int | None = None) -> Iterator[Any]:
+    """Decoded objects of one dump (rawlab.decode.rtnl.RtMsg), streamed as datagrams arrive.
+
+    The kernel filters (strict checking); what it cannot filter (rule tables,
+    or everything on kernels without strict checking) is filtered here.
+    """
+    from rawlab.decode.rtnl import decode_buffer
+
+    mtype, payload = dump_request(kind, family=family, table=table, ifindex=ifindex)
+    user_filter = kind == "rules" or not nl.strict
+    for buf in nl.dump(mtype, payload):
+        for m in decode_buffer(buf):
+            if m.type < 16:
+                continue
+            if user_filter and not _wanted(m, kind, family, table, ifindex):
+                continue
+            yield m
+
+
+def _wanted(m: Any, kind: str, family: int, table: int | None, ifindex: int | None) -> bool:
+    if family and m.family != family:
+        return False
+    a, h = m.attrs, m.header
+    if kind == "routes":
+        t = a.get("RTA_TABLE", h.get("table"))
+        return (not table or t == table) and (not ifindex or a.get("RTA_OIF") == ifindex)
+    if kind == "rules":
+        return not table or a.get("FRA_TABLE", h.get("table")) == table
+    if kind == "addrs":
+        return not ifindex or h.get("index") == ifindex
+    if kind == "neigh":
+        return not ifindex or h.get("ifindex") == ifindex
+    return True
+
+
+IFF_UP = 0x1
+
+
+def link_set_up(nl: NetlinkSocket, ifname: str) -> None:
+    """`ip link set IFNAME up`."""
+    payload = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP) + nlattr(
+        IFLA_IFNAME, ifname.encode() + b"\0")
+    nl.request(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, payload)
+
+
+PACKET_USER = 6
+PACKET_KERNEL = 7
+
+
+def nlmon_direction(pkttype: int, data: bytes) -> str:
+    """"to_kernel" or "to_user" for a message an nlmon device passed on.
+
+    nlmon marks the receiving socket in skb->pkt_type (PACKET_KERNEL 7, PACKET_USER
+    6), but AF_PACKET taps see a device's transmit path, where the kernel resets
+    it to PACKET_OUTGOING (4): then the first message's NLM_F_REQUEST flag tells
+    (requests go to the kernel; replies, ACKs and notifications come from it).
+    """
+    if pkttype == PACKET_KERNEL:
+        return "to_kernel"
+    if pkttype == PACKET_USER:
+        return "to_user"
+    if len(data) >= 8 and struct.unpack_from("=H", data, 6)[0] & NLM_F_REQUEST:
+        return "to_kernel"
+    return "to_user"

@@ -1,0 +1,402 @@
+"""Netlink messages as text (ip-like lines, a side-by-side layout for -v) and JSON.
+
+The only place rtnetlink values become text: addresses, MACs, flag and state
+names, the tables of /etc/iproute2 (rt_protos, rt_scopes, rt_tables).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from rawlab.decode.rtnl import (
+    HexBytes,
+    IpAddr,
+    MacAddr,
+    RtMsg,
+    Schema,
+    Unknown,
+    Via,
+    msg_type,
+    type_name,
+)
+
+IfName = Callable[[int], str | None]
+
+NLM_F_BASE = ((0x01, "REQUEST"), (0x02, "MULTI"), (0x04, "ACK"), (0x08, "ECHO"),
+              (0x10, "DUMP_INTR"), (0x20, "DUMP_FILTERED"))
+NLM_F_NEW = ((0x100, "REPLACE"), (0x200, "EXCL"), (0x400, "CREATE"), (0x800, "APPEND"))
+NLM_F_GET = ((0x100, "ROOT"), (0x200, "MATCH"), (0x400, "ATOMIC"))
+NLM_F_DEL = ((0x100, "NONREC"), (0x200, "BULK"))
+NLM_F_ACK = ((0x100, "CAPPED"), (0x200, "ACK_TLVS"))
+
+RT_PROTOS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8: "gated",
+             9: "ra", 10: "mrt", 11: "zebra", 12: "bird", 13: "dnrouted", 14: "xorp",
+             15: "ntk", 16: "dhcp", 17: "mrouted", 18: "keepalived", 42: "babel",
+             99: "openr", 186: "bgp", 187: "isis", 188: "ospf", 189: "rip", 192: "eigrp"}
+RT_SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
+RT_TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
+RTN_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast",
+             5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw",
+             10: "nat", 11: "xresolve"}
+NUD_STATES = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
+              (0x10, "PROBE"), (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
+IFF_FLAGS = ((0x1, "UP"), (0x2, "BROADCAST"), (0x4, "DEBUG"), (0x8, "LOOPBACK"),
+             (0x10, "POINTOPOINT"), (0x20, "NOTRAILERS"), (0x40, "RUNNING"), (0x80, "NOARP"),
+             (0x100, "PROMISC"), (0x200, "ALLMULTI"), (0x400, "MASTER"), (0x800, "SLAVE"),
+             (0x1000, "MULTICAST"), (0x2000, "PORTSEL"), (0x4000, "AUTOMEDIA"),
+             (0x8000, "DYNAMIC"), (0x10000, "LOWER_UP"), (0x20000, "DORMANT"),
+             (0x40000, "ECHO"))
+OPERSTATES = {0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING",
+              5: "DORMANT", 6: "UP"}
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable",
+                8: "prohibit"}
+ARPHRD = {1: "ether", 768: "ipip", 769: "ip6ip6", 772: "loopback", 776: "sit", 778: "gre",
+          823: "ip6gre", 824: "netlink", 826: "vsockmon", 65534: "none"}
+FAMILIES = {0: "unspec", 1: "unix", 2: "inet", 7: "bridge", 10: "inet6", 28: "mpls",
+            129: "ipmr"}
+PROTOCOLS = {0: "route", 2: "usersock", 4: "sock_diag", 5: "nflog", 6: "xfrm",
+             9: "audit", 10: "fib_lookup", 12: "netfilter", 15: "kobject_uevent",
+             16: "generic"}
+
+
+def bits(value: int, table: tuple[tuple[int, str], ...]) -> list[str]:
+    out = [name for bit, name in table if value & bit]
+    rest = value & ~sum(bit for bit, _ in table)
+    if rest:
+        out.append(hex(rest))
+    return out
+
+
+_FLAG_NAMES: dict[tuple[int, int], list[str]] = {}
+
+
+def flag_names(mtype: int, flags: int) -> list[str]:
+    """nlmsg_flags as names; the upper byte means different things per request kind."""
+    key = (mtype if mtype < 16 else 16 + mtype % 4, flags)
+    got = _FLAG_NAMES.get(key)
+    if got is None:
+        if mtype == 2:  # NLMSG_ERROR
+            extra: tuple[tuple[int, str], ...] = NLM_F_ACK
+        elif mtype < 16:
+            extra = ()
+        else:
+            extra = (NLM_F_NEW, NLM_F_DEL, NLM_F_GET, NLM_F_NEW)[mtype % 4]
+        got = _FLAG_NAMES[key] = bits(flags, NLM_F_BASE + extra)
+    return list(got)
+
+
+def addr_text(b: bytes) -> str:
+    if len(b) == 4:
+        return socket.inet_ntop(socket.AF_INET, b)
+    if len(b) == 16:
+        return socket.inet_ntop(socket.AF_INET6, b)
+    return b.hex()
+
+
+def mac_text(b: bytes) -> str:
+    if len(b) in (4, 16):  # tunnels carry IP addresses as link addresses
+        return addr_text(b)
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def _unknown(v: Unknown) -> dict[str, Any]:
+    return {"type": v.type, "hex": v.data.hex()}
+
+
+def _via(v: Via) -> dict[str, Any]:
+    return {"family": v.family, "addr": addr_text(v.addr)}
+
+
+def _hex(v: bytes) -> str:
+    return v.hex()
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+_CONVERT: dict[type, Callable[[Any], Any]] = {
+    int: _same, str: _same, bool: _same, type(None): _same, IpAddr: addr_text,
+    MacAddr: mac_text, HexBytes: _hex, bytes: _hex, Unknown: _unknown, Via: _via}
+
+
+def jsonable(v: Any) -> Any:
+    """A decoded value as JSON-able data (the schema of docs/json.md, "netlink")."""
+    conv = _CONVERT.get(type(v))
+    if conv is not None:
+        return conv(v)
+    if isinstance(v, dict):
+        return _attrs_json(v)
+    if isinstance(v, list | tuple):
+        return [jsonable(x) for x in v]
+    return str(v)
+
+
+def _attrs_json(attrs: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    get = _CONVERT.get
+    for k, v in attrs.items():
+        conv = get(type(v))
+        out[k] = conv(v) if conv is not None else jsonable(v)
+    return out
+
+
+_TYPE_NAMES: dict[int, str] = {}
+
+
+def msg_json(m: RtMsg, **extra: Any) -> dict[str, Any]:
+    """One message as a JSON object: nlmsghdr, the family header, attrs."""
+    mt = m.type
+    name = _TYPE_NAMES.get(mt) or _TYPE_NAMES.setdefault(mt, type_name(mt))
+    d: dict[str, Any] = {**extra, "nlmsg_type": name, "nlmsg_len": m.len,
+                         "nlmsg_flags": m.flags, "nlmsg_flags_names": flag_names(mt, m.flags),
+                         "nlmsg_seq": m.seq, "nlmsg_pid": m.pid, "family": m.family}
+    d.update(m.header)
+    if m.error is not None:
+        d["error"] = m.error
+        d["errno"] = errno.errorcode.get(-m.error) if m.error < 0 else None
+        if m.extack:
+            d["extack"] = m.extack
+    d["attrs"] = _attrs_json(m.attrs)
+    if not m.ok:
+        d["malformed"] = True
+    return d
+
+
+# ---- ip-like text -----------------------------------------------------------------
+
+def _dev(ifname: IfName, idx: int | None) -> str:
+    if idx is None:
+        return "?"
+    return ifname(idx) or f"if{idx}"
+
+
+def _prefix(addr: Any, plen: int, family: int | None) -> str:
+    if addr is None:
+        return "default" if plen == 0 else f"0/{plen}"
+    full = 32 if len(addr) == 4 else 128
+    return addr_text(addr) if plen == full else f"{addr_text(addr)}/{plen}"
+
+
+def route_text(m: RtMsg, ifname: IfName) -> str:
+    h, a = m.header, m.attrs
+    parts = []
+    rtype = h.get("type", 1)
+    if rtype != 1:
+        parts.append(RTN_TYPES.get(rtype, str(rtype)))
+    parts.append(_prefix(a.get("RTA_DST"), h.get("dst_len", 0), m.family))
+    if "RTA_SRC" in a:
+        parts.append(f"from {_prefix(a['RTA_SRC'], h.get('src_len', 0), m.family)}")
+    if "RTA_GATEWAY" in a:
+        parts.append(f"via {addr_text(a['RTA_GATEWAY'])}")
+    if "RTA_OIF" in a:
+        parts.append(f"dev {_dev(ifname, a['RTA_OIF'])}")
+    table = a.get("RTA_TABLE", h.get("table", 254))
+    if table != 254:
+        parts.append(f"table {RT_TABLES.get(table, table)}")
+    proto = h.get("proto", 0)
+    if proto not in (0, 3):
+        parts.append(f"proto {RT_PROTOS.get(proto, proto)}")
+    scope = h.get("scope", 0)
+    if scope:
+        parts.append(f"scope {RT_SCOPES.get(scope, scope)}")
+    if "RTA_PREFSRC" in a:
+        parts.append(f"src {addr_text(a['RTA_PREFSRC'])}")
+    if "RTA_PRIORITY" in a:
+        parts.append(f"metric {a['RTA_PRIORITY']}")
+    for nh in a.get("RTA_MULTIPATH") or ():
+        gw = nh["attrs"].get("RTA_GATEWAY")
+        parts.append(f"nexthop{' via ' + addr_text(gw) if gw else ''} dev "
+                     f"{_dev(ifname, nh['oif'])} weight {nh['hops'] + 1}")
+    return " ".join(parts)
+
+
+def link_text(m: RtMsg, ifname: IfName) -> str:
+    h, a = m.header, m.attrs
+    flags = ",".join(bits(h.get("flags", 0), IFF_FLAGS))
+    s = f"{h.get('index')}: {a.get('IFLA_IFNAME', '?')}: <{flags}>"
+    if "IFLA_MTU" in a:
+        s += f" mtu {a['IFLA_MTU']}"
+    if "IFLA_MASTER" in a:
+        s += f" master {_dev(ifname, a['IFLA_MASTER'])}"
+    if "IFLA_OPERSTATE" in a:
+        s += f" state {OPERSTATES.get(a['IFLA_OPERSTATE'], a['IFLA_OPERSTATE'])}"
+    kind = (a.get("IFLA_LINKINFO") or {}).get("IFLA_INFO_KIND") \
+        if isinstance(a.get("IFLA_LINKINFO"), dict) else None
+    if kind:
+        s += f" kind {kind}"
+    if "IFLA_ADDRESS" in a:
+        hw = h.get("ifi_type", 0)
+        s += f" link/{ARPHRD.get(hw, hw)} {mac_text(a['IFLA_ADDRESS'])}"
+    return s
+
+
+def addr_text_line(m: RtMsg, ifname: IfName) -> str:
+    h, a = m.header, m.attrs
+    fam = "inet6" if m.family == socket.AF_INET6 else "inet"
+    local = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
+    s = f"{h.get('index')}: {_dev(ifname, h.get('index'))} {fam} " \
+        f"{addr_text(local) if local else '?'}/{h.get('prefixlen')}"
+    if a.get("IFA_ADDRESS") and a.get("IFA_LOCAL") and a["IFA_ADDRESS"] != a["IFA_LOCAL"]:
+        s += f" peer {addr_text(a['IFA_ADDRESS'])}"
+    if "IFA_BROADCAST" in a:
+        s += f" brd {addr_text(a['IFA_BROADCAST'])}"
+    s += f" scope {RT_SCOPES.get(h.get('scope', 0), h.get('scope'))}"
+    if "IFA_LABEL" in a:
+        s += f" {a['IFA_LABEL']}"
+    return s
+
+
+def neigh_text(m: RtMsg, ifname: IfName) -> str:
+    h, a = m.header, m.attrs
+    dst = a.get("NDA_DST")
+    s = f"{addr_text(dst) if dst else '?'} dev {_dev(ifname, h.get('ifindex'))}"
+    if "NDA_LLADDR" in a:
+        s += f" lladdr {mac_text(a['NDA_LLADDR'])}"
+    if h.get("flags", 0) & 0x80:
+        s += " router"
+    state = bits(h.get("state", 0), NUD_STATES) or ["NONE"]
+    return s + " " + " ".join(state)
+
+
+def rule_text(m: RtMsg, ifname: IfName) -> str:
+    h, a = m.header, m.attrs
+    s = f"{a.get('FRA_PRIORITY', 0)}:"
+    src = a.get("FRA_SRC")
+    s += f" from {_prefix(src, h.get('src_len', 0), m.family) if src else 'all'}"
+    if "FRA_DST" in a:
+        s += f" to {_prefix(a['FRA_DST'], h.get('dst_len', 0), m.family)}"
+    if "FRA_FWMARK" in a:
+        s += f" fwmark {a['FRA_FWMARK']:#x}"
+    if "FRA_IIFNAME" in a:
+        s += f" iif {a['FRA_IIFNAME']}"
+    if "FRA_OIFNAME" in a:
+        s += f" oif {a['FRA_OIFNAME']}"
+    action = h.get("action", 1)
+    if action == 1:
+        table = a.get("FRA_TABLE", h.get("table", 0))
+        s += f" lookup {RT_TABLES.get(table, table)}"
+    else:
+        s += f" {RULE_ACTIONS.get(action, action)}"
+    return s
+
+
+def nsid_text(m: RtMsg, ifname: IfName) -> str:
+    a = m.attrs
+    return f"nsid {a.get('NETNSA_NSID', '?')}" + (
+        f" (pid {a['NETNSA_PID']})" if "NETNSA_PID" in a else "")
+
+
+def generic_text(m: RtMsg, ifname: IfName) -> str:
+    if m.error is not None:
+        if m.type == 3:
+            return "done" if not m.error else f"done, error {m.error}"
+        if not m.error:
+            return "ack"
+        text = f"error {errno.errorcode.get(-m.error, m.error)}"
+        return text + (f": {m.extack}" if m.extack else "")
+    parts = [f"{k}={v}" for k, v in m.header.items()]
+    for k, v in m.attrs.items():
+        if type(v) is Unknown:
+            parts.append(f"attr{v.type}=0x{v.data.hex()}")
+        else:
+            parts.append(f"{k}={json.dumps(jsonable(v), separators=(',', ':'))}")
+    return " ".join(parts)
+
+
+_TEXT = {16: link_text, 17: link_text, 20: addr_text_line, 21: addr_text_line,
+         24: route_text, 25: route_text, 28: neigh_text, 29: neigh_text, 32: rule_text,
+         33: rule_text, 88: nsid_text, 89: nsid_text}
+
+
+def body_text(m: RtMsg, ifname: IfName = lambda i: None) -> str:
+    """What the message says, the way `ip monitor` / `ip` would print it."""
+    fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
+    try:
+        return fn(m, ifname)
+    except (KeyError, TypeError, ValueError, AttributeError):  # odd values: show them raw
+        return generic_text(m, ifname)
+
+
+def line(m: RtMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
+         who: str | None = None) -> str:
+    """One line: [TYPE] what it says (pid, process)."""
+    s = f"{prefix}[{type_name(m.type)}] {body_text(m, ifname)}"
+    if m.pid and who is not None:
+        s += f"  (pid {m.pid}: {who})"
+    elif m.pid:
+        s += f"  (pid {m.pid})"
+    if not m.ok:
+        s += "  [malformed]"
+    return s
+
+
+# ---- -v: pyroute2's names beside the byte layout -------------------------------------
+
+def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
+    """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex."""
+    from rawlab.decode.netlink import Netlink, NlAttr, fixed_header_len
+
+    rows: list[tuple[int, str, str, int, bytes]] = []  # depth, name, value, offset, raw
+    nl = Netlink(data[offset:], protocol)
+    if not nl.messages:
+        return [f"  {len(data) - offset} bytes, too short for a netlink header"]
+    m = nl.messages[0]
+    names = {"len": "nlmsg_len", "type": "nlmsg_type", "flags": "nlmsg_flags",
+             "seq": "nlmsg_seq", "pid": "nlmsg_pid"}
+    for fname, off, size in m.FIELDS:
+        val: Any = getattr(m, fname)
+        if fname == "type":
+            val = f"{val} ({type_name(val)})" if protocol == 0 else val
+        elif fname == "flags":
+            val = f"{val:#06x} {','.join(flag_names(m.type, val))}"
+        rows.append((0, names[fname], str(val), off, data[offset + off:offset + off + size]))
+    body = 16
+    schema: Schema | None = None
+    if protocol == 0 and m.type >= 16:
+        t = msg_type(m.type)
+        schema = t.schema
+        if t.header_st is not None and t.header_st.size <= len(m.body):
+            vals = t.header_st.unpack_from(data, offset + body)
+            for (fname, st, foff), v in zip(t.header_spec, vals, strict=False):
+                at = body + foff
+                rows.append((0, fname, str(v), at, data[offset + at:offset + at + st.size]))
+    elif m.type == 2 and len(m.body) >= 4:
+        rows.append((0, "error", f"{m.error} ({errno.errorcode.get(-(m.error or 0), 'ok')})",
+                     16, data[offset + 16:offset + 20]))
+    fixed = fixed_header_len(protocol, m.type) if m.type >= 16 else None
+
+    def walk(attrs: tuple[NlAttr, ...], sch: Schema | None, depth: int) -> None:
+        for a in attrs:
+            spec = sch.by_type.get(a.type) if sch else None
+            name = spec.name if spec else f"attr {a.type}"
+            short = sch.pyroute2_name(name) if (sch and spec) else str(a.type)
+            if spec is not None and spec.kind == 7 and a.children is None:  # K_NEST
+                a.nested()
+            if a.children is not None:
+                sub = spec.schema() if (spec is not None and spec.kind == 7) else None
+                rows.append((depth, f"{name} ({short})", f"nested, {len(a.children)} attrs",
+                             a.offset, data[offset + a.offset:offset + a.offset + 4]))
+                walk(a.children, sub, depth + 1)
+                continue
+            from rawlab.decode.rtnl import value_of
+
+            v = value_of(spec, a.data, m.family or 0) if spec else Unknown(a.type, a.data)
+            text = jsonable(v)
+            flag = " TRUNCATED" if a.truncated else " MALFORMED" if a.malformed else ""
+            rows.append((depth, f"{name} ({short})", f"{text}{flag}", a.offset,
+                         data[offset + a.offset:offset + a.offset + min(a.length, 4 + 16)]))
+
+    if fixed is not None:
+        walk(m.attrs, schema, 1)
+    out = []
+    for depth, name, val, off, raw in rows:
+        left = f"{'  ' * depth}{name} = {val}"
+        if len(left) > 58:
+            left = left[:55] + "..."
+        out.append(f"  {left:<58} | {off:5d}  {raw.hex(' ')}")
+    return out

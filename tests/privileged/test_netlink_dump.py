@@ -1,0 +1,150 @@
+"""`rawlab netlink dump` in a namespace: the same facts as `ip -j`, kernel-side filters honoured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rawlab.lab.netns import Lab, Netns
+from rawlab.present import netlink as fmt
+
+RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+
+
+def ip(ns: Netns, *args: str) -> None:
+    subprocess.run(["ip", "-n", ns.name, *args], check=True, capture_output=True, text=True)
+
+
+def ipj(ns: Netns, *args: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["ip", "-n", ns.name, "-j", *args], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def dump(ns: Netns, *args: str) -> list[dict[str, Any]]:
+    p = subprocess.run([RAWLAB, "netlink", "dump", *args, "--netns", ns.name, "--json"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(x) for x in p.stdout.splitlines()]
+
+
+@pytest.fixture
+def ns(lab: Lab) -> Netns:
+    n = lab.netns("dump")
+    ip(n, "link", "add", "a0", "type", "veth", "peer", "name", "a1")
+    ip(n, "link", "add", "b0", "mtu", "9000", "type", "veth", "peer", "name", "b1")
+    for dev in ("a0", "a1", "b0", "b1"):
+        ip(n, "link", "set", dev, "up")
+    ip(n, "addr", "add", "10.50.0.1/24", "dev", "a0")
+    ip(n, "addr", "add", "10.51.0.1/24", "dev", "b0")
+    ip(n, "addr", "add", "2001:db8:50::1/64", "dev", "a0", "nodad")
+    ip(n, "route", "add", "10.60.0.0/24", "via", "10.50.0.2", "metric", "7")
+    ip(n, "route", "add", "10.61.0.0/24", "via", "10.51.0.2", "proto", "static")
+    ip(n, "route", "add", "10.62.0.0/24", "via", "10.51.0.2", "table", "100")
+    ip(n, "route", "add", "2001:db8:60::/64", "via", "2001:db8:50::2")
+    ip(n, "neigh", "add", "10.50.0.9", "lladdr", "02:00:00:00:50:09", "dev", "a0")
+    ip(n, "neigh", "add", "10.51.0.9", "lladdr", "02:00:00:00:51:09", "dev", "b0",
+       "nud", "reachable")
+    ip(n, "rule", "add", "from", "10.70.0.0/16", "table", "100", "prio", "1000")
+    return n
+
+
+def links_by_index(recs: list[dict[str, Any]]) -> dict[int, str]:
+    return {r["index"]: r["attrs"]["IFLA_IFNAME"] for r in recs}
+
+
+def test_links(ns: Netns) -> None:
+    ours = {(r["index"], r["attrs"]["IFLA_IFNAME"], r["attrs"]["IFLA_MTU"],
+             fmt.OPERSTATES[r["attrs"]["IFLA_OPERSTATE"]], r["attrs"]["IFLA_ADDRESS"])
+            for r in dump(ns, "links")}
+    theirs = {(x["ifindex"], x["ifname"], x["mtu"], x["operstate"], x["address"])
+              for x in ipj(ns, "link")}
+    assert ours == theirs and len(ours) == 5
+    (one,) = dump(ns, "links", "--dev", "b0")
+    assert one["attrs"]["IFLA_IFNAME"] == "b0" and one["attrs"]["IFLA_MTU"] == 9000
+    assert one["attrs"]["IFLA_LINKINFO"]["IFLA_INFO_KIND"] == "veth"
+
+
+def test_addrs(ns: Netns) -> None:
+    names = links_by_index(dump(ns, "links"))
+    ours = {(names[r["index"]], r["family"],
+             (r["attrs"].get("IFA_LOCAL") or r["attrs"]["IFA_ADDRESS"]), r["prefixlen"],
+             fmt.RT_SCOPES[r["scope"]]) for r in dump(ns, "addrs")}
+    theirs = {(x["ifname"], 2 if a["family"] == "inet" else 10, a["local"], a["prefixlen"],
+               a["scope"]) for x in ipj(ns, "addr") for a in x["addr_info"]}
+    assert ours == theirs
+    assert ("a0", 10, "2001:db8:50::1", 64, "global") in ours
+    only = dump(ns, "addrs", "--dev", "b0")  # ifa_index filter, in the kernel
+    assert {names[r["index"]] for r in only} == {"b0"}
+
+
+def route_facts(r: dict[str, Any], names: dict[int, str]) -> tuple[Any, ...]:
+    a = r["attrs"]
+    dst = a.get("RTA_DST")
+    full = 32 if r["family"] == 2 else 128
+    dst_text = "default" if dst is None else dst if r["dst_len"] == full else \
+        f"{dst}/{r['dst_len']}"
+    proto = None if r["proto"] == 3 else fmt.RT_PROTOS.get(r["proto"], str(r["proto"]))
+    scope = None if r["scope"] == 0 else fmt.RT_SCOPES[r["scope"]]
+    return (dst_text, a.get("RTA_GATEWAY"), names.get(a.get("RTA_OIF")), a.get("RTA_PRIORITY"),
+            proto, scope, a.get("RTA_PREFSRC"))
+
+
+def ip_route_facts(x: dict[str, Any]) -> tuple[Any, ...]:
+    return (x["dst"], x.get("gateway"), x.get("dev"), x.get("metric"), x.get("protocol"),
+            x.get("scope"), x.get("prefsrc"))
+
+
+@pytest.mark.parametrize("args,ipargs", [
+    ((), ("route",)),
+    (("--table", "100"), ("route", "show", "table", "100")),
+    (("-6",), ("-6", "route")),
+    (("--dev", "b0"), ("route", "show", "dev", "b0")),
+])
+def test_routes(ns: Netns, args: tuple[str, ...], ipargs: tuple[str, ...]) -> None:
+    names = links_by_index(dump(ns, "links"))
+    ours = [route_facts(r, names) for r in dump(ns, "routes", *args)]
+    theirs = [ip_route_facts(x) for x in ipj(ns, *ipargs)]
+    if "--dev" in args:  # `ip route show dev X` leaves out the dev it was asked for
+        theirs = [(*t[:2], "b0", *t[3:]) for t in theirs]
+    assert sorted(ours, key=repr) == sorted(theirs, key=repr)
+    assert ours, "no routes at all"
+
+
+def test_neigh(ns: Netns) -> None:
+    names = links_by_index(dump(ns, "links"))
+    ours = {(r["attrs"]["NDA_DST"], names[r["ifindex"]], r["attrs"].get("NDA_LLADDR"),
+             tuple(fmt.bits(r["state"], fmt.NUD_STATES))) for r in dump(ns, "neigh")}
+    theirs = {(x["dst"], x["dev"], x.get("lladdr"), tuple(x["state"]))
+              for x in ipj(ns, "neigh")}
+    assert ours == theirs
+    assert ("10.50.0.9", "a0", "02:00:00:00:50:09", ("PERMANENT",)) in ours
+    only = dump(ns, "neigh", "--dev", "b0")  # NDA_IFINDEX filter, in the kernel
+    assert [r["attrs"]["NDA_DST"] for r in only] == ["10.51.0.9"]
+
+
+def test_rules(ns: Netns) -> None:
+    def table(n: int) -> str:
+        return fmt.RT_TABLES.get(n) if n in (253, 254, 255) else str(n)  # type: ignore[return-value]
+
+    ours = [(r["attrs"].get("FRA_PRIORITY", 0), r["attrs"].get("FRA_SRC", "all"),
+             r["src_len"] or None, table(r["attrs"].get("FRA_TABLE", r["table"])))
+            for r in dump(ns, "rules")]
+    theirs = [(x["priority"], x["src"], x.get("srclen"), x["table"]) for x in ipj(ns, "rule")]
+    assert ours == theirs
+    assert (1000, "10.70.0.0", 16, "100") in ours
+    assert [r["attrs"]["FRA_PRIORITY"] for r in dump(ns, "rules", "--table", "100")] == [1000]
+
+
+def test_text_output_reads_like_ip(ns: Netns) -> None:
+    p = subprocess.run([RAWLAB, "netlink", "dump", "routes", "--netns", ns.name],
+                       capture_output=True, text=True, check=True)
+    assert "10.60.0.0/24 via 10.50.0.2 dev a0 metric 7" in p.stdout.splitlines()
+    p = subprocess.run([RAWLAB, "netlink", "dump", "links", "--dev", "nope", "--netns",
+                        ns.name], capture_output=True, text=True, check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no device named" in p.stderr

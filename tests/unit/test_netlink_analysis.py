@@ -1,0 +1,166 @@
+"""Monitor bookkeeping (overflow -> re-dump -> diff), attribution, decode CLI: no privilege."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rawlab.analysis import netlink as an
+from rawlab.cli import main
+from rawlab.decode import rtnl
+
+pytestmark = pytest.mark.unit
+
+
+def attr(atype: int, payload: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(payload), atype) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def msg(mtype: int, body: bytes, *, pid: int = 0) -> bytes:
+    return struct.pack("=IHHII", 16 + len(body), mtype, 0, 0, pid) + body
+
+
+def route(dst: int, *, gw: int = 1, delete: bool = False, pid: int = 0) -> bytes:
+    body = struct.pack("=BBBBBBBBI", 2, 32, 0, 0, 254, 4, 0, 1, 0)
+    body += attr(15, struct.pack("=I", 254)) + attr(1, bytes([10, 9, 0, dst]))
+    body += attr(5, bytes([10, 0, 0, gw])) + attr(4, struct.pack("=I", 2))
+    return msg(25 if delete else 24, body, pid=pid)
+
+
+def dumped(*bufs: bytes) -> list[rtnl.RtMsg]:
+    return [m for b in bufs for m in rtnl.decode_buffer(b)]
+
+
+def test_events_in_order_with_nsid_and_group() -> None:
+    mon = an.Monitor(["route"])
+    anc = [(270, 8, struct.pack("=i", 5)), (270, 3, struct.pack("=I", 7))]
+    evs = mon.feed(an.Datagram(1, route(1) + route(2), anc))
+    assert [e.n for e in evs] == [1, 2]  # type: ignore[union-attr]
+    assert all(e.nsid == 5 and e.group == 7 for e in evs)  # type: ignore[union-attr]
+    assert mon.tables["route"] == {}  # other namespaces' events do not touch our table
+
+
+def test_overflow_redump_reports_exactly_the_missed_changes() -> None:
+    mon = an.Monitor(["route"])
+    mon.seed("route", dumped(route(1), route(2), route(3)))
+    mon.feed(an.Datagram(1, route(4)))
+    mon.feed(an.Datagram(2, route(2, delete=True)))
+    (ov,) = mon.feed(an.Overflow(3))
+    assert isinstance(ov, an.OverflowEvent) and ov.resync == ("route",)
+    assert mon.resync_needed == {"route"}
+    # meanwhile (lost): 5 added, 1 removed, 3 moved to another gateway
+    changes = mon.resync("route", dumped(route(3, gw=9), route(4), route(5)))
+    got = sorted((c.what, c.msg.attrs["RTA_DST"][3]) for c in changes)
+    assert got == [("added", 5), ("changed", 3), ("removed", 1)]
+    assert mon.changes == {"added": 1, "removed": 1, "changed": 1}
+    assert not mon.resync_needed
+    # the event for 5 that was still in flight is marked as already reported
+    (ev,) = mon.feed(an.Datagram(4, route(5)))
+    assert ev.resynced  # type: ignore[union-attr]
+    (ev,) = mon.feed(an.Datagram(5, route(6)))
+    assert not ev.resynced  # type: ignore[union-attr]
+
+
+def test_volatile_link_counters_are_not_changes() -> None:
+    def link(rx: int) -> bytes:
+        stats = struct.pack("=23I", rx, *([0] * 22))
+        return msg(16, struct.pack("=BxHiII", 0, 1, 3, 0x1043, 0) + attr(3, b"v0\0")
+                   + attr(7, stats))
+
+    mon = an.Monitor(["link"])
+    mon.seed("link", dumped(link(1)))
+    assert mon.resync("link", dumped(link(99))) == []
+
+
+def test_ancillary_parsing() -> None:
+    assert an.ancillary([(270, 8, struct.pack("=i", 3))]) == (3, None)
+    assert an.ancillary([(1, 8, b"\0\0\0\0")]) == (None, None)
+
+
+def test_proc_net_netlink_parse() -> None:
+    text = ("sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops  "
+            "Inode\n"
+            "ffff8c2e0c3a5800 0   4171       00000550 0        0        0     2        0      "
+            "31337\n"
+            "ffff8c2e0c3a6000 0   4294966873 00000000 0        0        0     2        0      7\n")
+    assert an.parse_proc_net_netlink(text) == {(0, 4171): 31337, (0, 4294966873): 7}
+
+
+def test_port_owner_by_socket_inode(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "4242" / "fd").mkdir(parents=True)
+    (proc / "4242" / "comm").write_text("bird\n")
+    os.symlink("socket:[31337]", proc / "4242" / "fd" / "5")
+    (proc / "77" / "fd").mkdir(parents=True)
+    net = tmp_path / "netlink"
+    net.write_text("sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n"
+                   "ffff 0 3000000000 0 0 0 0 2 0 31337\n")
+    owners = an.PortOwners(str(proc), str(net))
+    who = owners.lookup(3000000000)
+    assert who == an.Process(4242, "bird", "socket")
+    assert owners.lookup(0) is None
+    (proc / "77" / "comm").write_text("ip\n")
+    assert owners.lookup(77) == an.Process(77, "ip", "pid")  # socket gone, pid = port id
+
+
+def test_decode_cli_hex_and_json() -> None:
+    hexs = route(7).hex()
+    r = CliRunner().invoke(main, ["netlink", "decode", hexs])
+    assert r.exit_code == 0, r.output
+    assert "[RTM_NEWROUTE] 10.9.0.7 via 10.0.0.1 dev if2 proto static" in r.output
+    r = CliRunner().invoke(main, ["netlink", "decode", hexs, "--json"])
+    rec = json.loads(r.output.splitlines()[0])
+    assert rec["nlmsg_type"] == "RTM_NEWROUTE" and rec["attrs"]["RTA_DST"] == "10.9.0.7"
+    r = CliRunner().invoke(main, ["netlink", "decode", "not-hex-nor-file"])
+    assert r.exit_code == 5 and "neither a file nor hex" in r.output
+
+
+def test_decode_cli_reads_an_nlmon_pcapng(tmp_path: Path) -> None:
+    from rawlab.pcap.writer import PcapngWriter
+
+    def cooked(pkttype: int, payload: bytes) -> bytes:
+        return struct.pack(">HHH8sH", pkttype, 824, 0, b"", 0) + payload
+
+    path = tmp_path / "nl.pcapng"
+    w = PcapngWriter(str(path))
+    i = w.add_interface(253, "nlmon0")
+    req = msg(26, struct.pack("=BBBBBBBBI", 2, 0, 0, 0, 0, 0, 0, 0, 0))
+    w.write(i, 1_000, cooked(7, req))
+    w.write(i, 2_000, cooked(6, route(1) + route(2)))
+    w.close()
+    r = CliRunner().invoke(main, ["netlink", "decode", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(x) for x in r.output.splitlines()]
+    assert [(x["frame"], x["msg_index"], x["nlmsg_type"], x["direction"]) for x in recs] == [
+        (1, 0, "RTM_GETROUTE", "to_kernel"), (2, 0, "RTM_NEWROUTE", "to_user"),
+        (2, 1, "RTM_NEWROUTE", "to_user")]
+    r = CliRunner().invoke(main, ["netlink", "decode", str(path), "-v"])
+    assert "user→kernel" in r.output and "RTA_GATEWAY (gateway) = 10.0.0.1" in r.output
+
+
+def test_group_names() -> None:
+    from rawlab.sockets import netlink as nl
+
+    assert nl.group_numbers(["link", "route"]) == [1, 7, 11]
+    with pytest.raises(ValueError):
+        nl.group_numbers(["bogus"])
+
+
+def test_dump_requests_carry_kernel_filters() -> None:
+    from rawlab.sockets import netlink as nl
+
+    mtype, body = nl.dump_request("routes", family=socket.AF_INET, table=1000, ifindex=3)
+    assert mtype == 26 and body[4] == 0  # rtm_table: RT_TABLE_UNSPEC, the table is in RTA_TABLE
+    assert nl.nlattr(15, struct.pack("=I", 1000)) in body
+    assert nl.nlattr(4, struct.pack("=I", 3)) in body
+    mtype, body = nl.dump_request("neigh", ifindex=7)
+    assert mtype == 30 and nl.nlattr(8, struct.pack("=I", 7)) in body
+    mtype, body = nl.dump_request("addrs", ifindex=7)
+    assert struct.unpack_from("=BBBBI", body)[4] == 7
