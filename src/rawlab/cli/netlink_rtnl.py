@@ -448,59 +448,41 @@ def _print_decoded(recs: Iterator[tuple[int, Any, int, int, bytes]], *, as_json:
 
 def _run_capture(out: str, *, netns: str | None, count: int | None,
                  duration: float | None) -> None:
-    import errno
-    import os
-
     from rawlab import pipeline
     from rawlab.pcap.record import Direction, Interface
     from rawlab.sockets import netlink as nl
-    from rawlab.sockets.errors import Exit, RawlabError, explain
+    from rawlab.sockets.monlink import monitor_link
     from rawlab.sockets.packet import open_capture
 
-    name = f"rlnlmon{os.getpid() % 100000}"
-    with _in_netns(netns):
-        ctl = nl.NetlinkSocket(nl.NETLINK_ROUTE)
+    with monitor_link("nlmon", netns=netns) as name:
+        _stop, old = _stop_on_signals()
+        ring = None
+        writer = pipeline.Writer(out)
+        n = 0
         try:
-            nl.link_add(ctl, name, "nlmon")
-            nl.link_set_up(ctl, name)
-        except OSError as exc:
-            ctl.close()
-            if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
-                raise RawlabError(
-                    "this kernel has no nlmon device (module nlmon not built or not loadable); "
-                    "fix: `rawlab netlink monitor` shows rtnetlink events without it, or run "
-                    "the capture in `rawlab lab vm`", Exit.UNSUPPORTED) from None
-            raise explain(exc, f"create nlmon link {name}") from None
-    _stop, old = _stop_on_signals()
-    ring = None
-    writer = pipeline.Writer(out)
-    n = 0
-    try:
-        ring = open_capture(name, netns=netns)
-        click.echo(f"rawlab: capturing netlink on {name}{' in netns ' + netns if netns else ''}"
-                   f" into {out}; nlmon sees {NLMON_SEES}, not {NLMON_MISSES}. Ctrl-C to stop",
-                   err=True)
-        the_ring = ring
+            ring = open_capture(name, netns=netns)
+            click.echo(f"rawlab: capturing netlink on {name}"
+                       f"{' in netns ' + netns if netns else ''} into {out}; nlmon sees "
+                       f"{NLMON_SEES}, not {NLMON_MISSES}. Ctrl-C to stop", err=True)
+            the_ring = ring
 
-        def halt(signum: int, frame: Any) -> None:
-            the_ring.stop()
+            def halt(signum: int, frame: Any) -> None:
+                the_ring.stop()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, halt)
-        info = Interface(0, ring.linktype, 262144, name=name)
-        for rec in ring.records(count=count, duration=duration, block_done=writer.flush):
-            pkttype = rec.data[1] if len(rec.data) >= 2 else 0
-            toward = nl.nlmon_direction(pkttype, rec.data[16:])
-            rec.direction = Direction.OUTBOUND if toward == "to_kernel" else Direction.INBOUND
-            writer.write(rec, info)
-            n += 1
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        writer.close()
-        if ring is not None:
-            ring.close()
-        with _in_netns(netns):
-            nl.link_del(ctl, name)
-        ctl.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, halt)
+            info = Interface(0, ring.linktype, 262144, name=name)
+            for rec in ring.records(count=count, duration=duration, block_done=writer.flush):
+                pkttype = rec.data[1] if len(rec.data) >= 2 else 0
+                toward = nl.nlmon_direction(pkttype, rec.data[16:])
+                rec.direction = (Direction.OUTBOUND if toward == "to_kernel"
+                                 else Direction.INBOUND)
+                writer.write(rec, info)
+                n += 1
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            writer.close()
+            if ring is not None:
+                ring.close()
     click.echo(f"{n} netlink messages captured into {out}", err=True)

@@ -250,18 +250,41 @@ def summary(pkt: Packet, wirelen: int) -> str:
         return f"NETLINK {len(msgs)} message(s), types {types}, length {wirelen}"
     vs: Any = pkt.layer("vsock")
     if vs is not None:
-        s = (f"VSOCK {vs.src_cid}:{vs.src_port} > {vs.dst_cid}:{vs.dst_port}: "
-             f"{MON_OPS.get(vs.op, f'op {vs.op}')}")
-        v = getattr(vs, "virtio", None)
-        if v is not None:
-            s += f" {VSOCK_OPS.get(v.op, f'op {v.op}')}"
-        return s + f", length {len(vs.payload)}"
+        return vsock_summary(vs)
     e: Any = pkt.layer("eth")
     if e is not None:
         et = e.ethertype
         return (f"{mac(e.src)} > {mac(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
                 f"(0x{et:04x}), length {wirelen}")
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
+
+
+VSOCK_TYPES = {1: "stream", 2: "seqpacket"}
+
+
+def vsock_flags(op: int, flags: int) -> str:
+    """EOM/EOR on seqpacket data, RCV/SEND on shutdown; others as hex."""
+    names = {5: ((1, "EOM"), (2, "EOR")), 4: ((1, "RCV"), (2, "SEND"))}.get(op, ())
+    out = [n for bit, n in names if flags & bit]
+    rest = flags & ~sum(bit for bit, _ in names)
+    if rest:
+        out.append(f"0x{rest:x}")
+    return ",".join(out)
+
+
+def vsock_summary(vs: Any) -> str:
+    """`VSOCK 3:1234 > 2:5000: payload rw seqpacket [EOM,EOR] len 5, buf_alloc 262144 fwd_cnt 5`"""
+    s = (f"VSOCK {vs.src_cid}:{vs.src_port} > {vs.dst_cid}:{vs.dst_port}: "
+         f"{MON_OPS.get(vs.op, f'op {vs.op}')}")
+    v = getattr(vs, "virtio", None)
+    if v is None:
+        return s + f", length {len(vs.payload)}"
+    s += (f" {VSOCK_OPS.get(v.op, f'op {v.op}')} "
+          f"{VSOCK_TYPES.get(v.type, f'type {v.type}')}")
+    f = vsock_flags(v.op, v.flags)
+    if f:
+        s += f" [{f}]"
+    return s + f" len {v.len}, buf_alloc {v.buf_alloc} fwd_cnt {v.fwd_cnt}"
 
 
 # ---- the -v tree ----------------------------------------------------------------
