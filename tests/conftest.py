@@ -111,9 +111,12 @@ class GuestRun:
             env = (f"RAWLAB_IN_GUEST=1 RAWLAB_GUEST_TIER={self.tier} "
                    f"RAWLAB_GUEST_REPORT={shlex.quote(str(report))} "
                    f"CI={shlex.quote(os.environ.get('CI', ''))}")
+            # node ids go in a file (pytest @FILE): the guest command travels on the
+            # kernel command line, which holds ~1400 bytes of it
+            ids = Path(tmp) / "nodeids.txt"
+            ids.write_text("\n".join(self.nodeids) + "\n")
             cmd = (f"cd {shlex.quote(str(ROOT))} && {env} {shlex.quote(sys.executable)} -m pytest "
-                   "-q -p no:cacheprovider -o addopts='' -ra "
-                   + " ".join(shlex.quote(n) for n in self.nodeids))
+                   f"-q -p no:cacheprovider -o addopts='' -ra @{shlex.quote(str(ids))}")
             t0 = time.monotonic()
             res = vm.run(cmd, rwdirs=[Path(tmp)], modules=GUEST_MODULES[self.tier],
                          memory=GUEST_MEMORY[self.tier], timeout=1200)

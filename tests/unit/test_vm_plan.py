@@ -257,3 +257,9 @@ def test_no_dev_kvm_is_reported_without_starting_qemu(monkeypatch: pytest.Monkey
     monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/dev/kvm" else real_exists(p))
     monkeypatch.setattr(vm, "_qemu_binary", lambda: pytest.fail("qemu must not start"))
     assert vm._probe_kvm(KERNEL) == (False, "no /dev/kvm")
+
+
+def test_a_script_too_long_for_the_kernel_command_line_is_refused() -> None:
+    vm.guest_script("echo " + "x" * 500)  # fits
+    with pytest.raises(RawlabError, match="too long for the kernel command line"):
+        vm.guest_script("echo " + "x" * 2000)

@@ -28,6 +28,7 @@ Pitfalls this module handles:
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shlex
@@ -66,6 +67,7 @@ ACCEL_ENV = "RAWLAB_VM_ACCEL"
 RC_MARKER = "__rawlab_vm_rc__"
 NOMOD_MARKER = "__rawlab_vm_nomod__"
 NOMOD_STATUS = 97
+MAX_SCRIPT_B64 = 1400  # see guest_script(): x86 COMMAND_LINE_SIZE 2048 minus virtme's part
 
 # The KVM probe boots the kernel without a root device: it panics, panic=-1
 # reboots and -no-reboot makes qemu exit 0.  Under TCG this takes ~4 s; a KVM
@@ -343,7 +345,17 @@ def guest_script(command: str, modules: Sequence[str] = ()) -> str:
     lines.append("rc=$?")
     lines.append(f'echo "{RC_MARKER} $rc"')
     lines.append('exit "$rc"')
-    return "\n".join(lines)
+    script = "\n".join(lines)
+    encoded = len(base64.b64encode(script.encode()))
+    if encoded > MAX_SCRIPT_B64:
+        # virtme-ng passes the script base64-encoded on the kernel command line
+        # (2048 bytes on x86, ~560 of them its own): a longer one is cut off and
+        # the guest idles until the timeout. Refuse it at once instead.
+        raise RawlabError(
+            f"the guest command is too long for the kernel command line ({encoded} bytes "
+            f"encoded, at most {MAX_SCRIPT_B64}); fix: put it in a script file and run that",
+            Exit.USAGE)
+    return script
 
 
 def vng_argv(
