@@ -38,6 +38,7 @@ from __future__ import annotations
 import bisect
 import struct
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ __all__ = [
     "Seq32",
     "SideOptions",
     "TcpAnalyzer",
+    "analyse",
     "seq_diff",
     "seq_ge",
     "seq_gt",
@@ -1012,3 +1014,15 @@ def _conn_state(c: _Conn) -> str:
     if r_fin:
         return ConnState.S3
     return ConnState.S1
+
+
+def analyse(records: Iterable[Any]) -> list[Event]:
+    """Every event of a finite run of records (rawlab.pcap.record.Record), numbered
+    from 1, with the connections still open closed at the end."""
+    analyzer = TcpAnalyzer()
+    out: list[Event] = []
+    for frame, rec in enumerate(records, 1):
+        out.extend(analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                                       rec.csum_status))
+    out.extend(analyzer.finish())
+    return out

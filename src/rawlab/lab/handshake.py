@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rawlab.analysis.tcp import Event, Handshake, Segment, TcpAnalyzer
-from rawlab.decode.checksum import CsumHint
-from rawlab.decode.dispatch import Decoder
+from rawlab.analysis.tcp import Event, Handshake, Segment, analyse
 from rawlab.lab import traffic
 from rawlab.lab.netns import Lab
 from rawlab.pcap.record import Record
@@ -72,12 +70,7 @@ def run(port: int = 8080, data: bytes = b"GET / HTTP/1.0\r\n\r\n", reply_size: i
             res.records = list(ring.records(idle=0.5, duration=timeout))
             res.stats = ring.stats()
         res.received = ex.server_got
-    analyzer = TcpAnalyzer()
-    dec = Decoder()
-    for frame, rec in enumerate(res.records, 1):
-        pkt = dec.decode(rec.data, rec.linktype, hint=CsumHint(rec.csum_status))
-        res.events.extend(analyzer.feed(frame, rec.ts_ns, pkt))
-    res.events.extend(analyzer.finish())
+    res.events = analyse(res.records)
     check(res)
     return res
 

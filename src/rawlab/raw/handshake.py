@@ -21,9 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rawlab.analysis.tcp import Event, Handshake, TcpAnalyzer
-from rawlab.decode.checksum import CsumHint
-from rawlab.decode.dispatch import Decoder
+from rawlab.analysis.tcp import Event, Handshake, analyse
 from rawlab.decode.tcp import Tcp
 from rawlab.pcap.record import Record
 from rawlab.raw import nft, packets
@@ -169,12 +167,7 @@ def _open_ring(res: HandshakeResult, netns: str | None) -> PacketRing:
 
 
 def _analyse(res: HandshakeResult) -> None:
-    analyzer = TcpAnalyzer()
-    dec = Decoder()
-    for frame, rec in enumerate(res.records, 1):
-        pkt = dec.decode(rec.data, rec.linktype, hint=CsumHint(rec.csum_status))
-        res.events.extend(analyzer.feed(frame, rec.ts_ns, pkt))
-    res.events.extend(analyzer.finish())
+    res.events.extend(analyse(res.records))
 
 
 def _check(res: HandshakeResult) -> None:
