@@ -185,10 +185,12 @@ mount -t devtmpfs dev /dev
 {insmods}
 script=
 rwdirs=
+keep=
 for word in $(cat /proc/cmdline); do
     case "$word" in
         rawlab.script=*) script="${{word#rawlab.script=}}" ;;
         rawlab.rw=*) rwdirs="$rwdirs ${{word#rawlab.rw=}}" ;;
+        rawlab.keep=*) keep="$keep ${{word#rawlab.keep=}}" ;;
     esac
 done
 rc=1
@@ -201,8 +203,14 @@ else
     # the script may live under the host's /tmp, which a tmpfs hides next
     cp "/newroot$script" /rawlab-run.sh || echo "rawlab-init: cannot read $script"
     for d in proc sys dev; do mount --bind /$d /newroot/$d; done
+    mkdir -p /hostro
+    mount --bind /newroot /hostro  # the host's tree as it is, before the tmpfs cover it
     mount -t tmpfs tmpfs /newroot/tmp
     mount -t tmpfs tmpfs /newroot/run
+    for p in $keep; do
+        mkdir -p "/newroot$p"
+        mount --bind "/hostro$p" "/newroot$p" || echo "rawlab-init: cannot keep $p"
+    done
     cp /rawlab-run.sh /newroot/run/rawlab-run.sh
     n=0
     for d in $rwdirs; do
@@ -328,6 +336,17 @@ def _plain(what: str, value: str) -> str:
     return value
 
 
+def kept_paths() -> list[Path]:
+    """Paths the guest needs that live under /tmp or /run, which its /init covers
+    with a tmpfs: this interpreter's environment and the working directory (e.g. a
+    checkout cloned under /tmp). /init binds them back from the host's tree."""
+    out: list[Path] = []
+    for p in (Path(sys.prefix).resolve(), Path.cwd().resolve()):
+        if p.parts[1:2] in (("tmp",), ("run",)) and p not in out:
+            out.append(p)
+    return out
+
+
 def qemu_argv(
     kernel: vm.Kernel,
     initramfs: Path,
@@ -353,6 +372,7 @@ def qemu_argv(
     append = ["console=ttyS0", "panic=-1", "quiet", "loglevel=3", "mitigations=off",
               f"rawlab.script={_plain('script', str(script))}"]
     append += [f"rawlab.rw={_plain('rwdir', str(d))}" for d in rwdirs]
+    append += [f"rawlab.keep={_plain('path', str(p))}" for p in kept_paths()]
     argv = [qemu, "-machine", f"pc,accel={accel}"]
     if accel == "kvm":
         argv += ["-cpu", "host"]
