@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -77,21 +76,16 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     info = Interface(0, ring.linktype, snaplen, name=iface_name)
     counts = pipeline.Counts()
 
-    def stop(signum: int, frame: Any) -> None:
-        ring.stop()
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     status = out is not None and sys.stderr.isatty() and mode == "none"
     records = ring.records(count=count, duration=duration,
                            block_done=writer.flush if writer else None)
     try:
         feed = _with_status(records, ring, counts, out or "") if status else records
-        pipeline.run(feed, mode=mode, count=count, writer=writer,
-                     interfaces=lambda i: info, counts=counts)
+        with ring.stopped_by_signals():
+            pipeline.run(feed, mode=mode, count=count, writer=writer,
+                         interfaces=lambda i: info, counts=counts)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
-        for s, h in old.items():
-            signal.signal(s, h)
         st = ring.stats()
         ring.close()
         if status:

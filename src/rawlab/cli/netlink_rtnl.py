@@ -455,7 +455,6 @@ def _run_capture(out: str, *, netns: str | None, count: int | None,
     from rawlab.sockets.packet import open_capture
 
     with monitor_link("nlmon", netns=netns) as name:
-        _stop, old = _stop_on_signals()
         ring = None
         writer = pipeline.Writer(out)
         n = 0
@@ -464,24 +463,17 @@ def _run_capture(out: str, *, netns: str | None, count: int | None,
             click.echo(f"rawlab: capturing netlink on {name}"
                        f"{' in netns ' + netns if netns else ''} into {out}; nlmon sees "
                        f"{NLMON_SEES}, not {NLMON_MISSES}. Ctrl-C to stop", err=True)
-            the_ring = ring
-
-            def halt(signum: int, frame: Any) -> None:
-                the_ring.stop()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, halt)
             info = Interface(0, ring.linktype, 262144, name=name)
-            for rec in ring.records(count=count, duration=duration, block_done=writer.flush):
-                pkttype = rec.data[1] if len(rec.data) >= 2 else 0
-                toward = nl.nlmon_direction(pkttype, rec.data[16:])
-                rec.direction = (Direction.OUTBOUND if toward == "to_kernel"
-                                 else Direction.INBOUND)
-                writer.write(rec, info)
-                n += 1
+            with ring.stopped_by_signals():
+                for rec in ring.records(count=count, duration=duration,
+                                        block_done=writer.flush):
+                    pkttype = rec.data[1] if len(rec.data) >= 2 else 0
+                    toward = nl.nlmon_direction(pkttype, rec.data[16:])
+                    rec.direction = (Direction.OUTBOUND if toward == "to_kernel"
+                                     else Direction.INBOUND)
+                    writer.write(rec, info)
+                    n += 1
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
             writer.close()
             if ring is not None:
                 ring.close()

@@ -120,7 +120,6 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
 def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
           duration: float | None, ring_mb: int, as_json: bool, stream: int | None,
           plot: str | None, ladder: bool) -> None:
-    import signal
 
     from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
     from rawlab.sockets.packet import RingConfig, open_capture
@@ -136,52 +135,47 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
             analyzer.note_capture_drops(st.dropped - dropped[0])
             dropped[0] = st.dropped
 
-    def stop(signum: int, frame: Any) -> None:
-        ring.stop()
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     out = sys.stdout
     closed: list[Any] = []
     plotters: dict[int, Any] = {}
     records = ring.records(count=count, duration=duration, block_done=block_done)
-    try:
-        if ladder:
-            from rawlab.present.ladder import render
+    with ring.stopped_by_signals():
+        try:
+            if ladder:
+                from rawlab.present.ladder import render
 
-            def evs() -> Iterator[Any]:
+                def evs() -> Iterator[Any]:
+                    for frame, rec in enumerate(records, 1):
+                        yield from analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                                                       rec.csum_status)
+                render(evs(), out, None, stream=stream)
+            else:
+                from rawlab.present.tcp import connection_json, live_line, segment_json
+
                 for frame, rec in enumerate(records, 1):
-                    yield from analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
-                                                   rec.csum_status)
-            render(evs(), out, None, stream=stream)
-        else:
-            from rawlab.present.tcp import connection_json, live_line, segment_json
-
-            for frame, rec in enumerate(records, 1):
-                for ev in analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
-                                              rec.csum_status):
-                    s = getattr(ev, "stream", None)
-                    if stream is not None and s != stream:
-                        continue
-                    if isinstance(ev, ConnectionClosed):
-                        closed.append(ev.connection)
-                    if plot and type(ev) is Segment:
-                        _plotter(plotters, ev).add(ev)
-                    if as_json:
-                        if type(ev) is Segment:
-                            out.write(segment_json(ev))
-                        elif isinstance(ev, ConnectionClosed):
-                            out.write(connection_json(ev.connection))
-                    else:
-                        line = live_line(ev)
-                        if line:
-                            out.write(line + "\n")
-                            out.flush()
-    finally:
-        records.close()
-        for sig, h in old.items():
-            signal.signal(sig, h)
-        st = ring.stats()
-        ring.close()
+                    for ev in analyzer.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                                                  rec.csum_status):
+                        s = getattr(ev, "stream", None)
+                        if stream is not None and s != stream:
+                            continue
+                        if isinstance(ev, ConnectionClosed):
+                            closed.append(ev.connection)
+                        if plot and type(ev) is Segment:
+                            _plotter(plotters, ev).add(ev)
+                        if as_json:
+                            if type(ev) is Segment:
+                                out.write(segment_json(ev))
+                            elif isinstance(ev, ConnectionClosed):
+                                out.write(connection_json(ev.connection))
+                        else:
+                            line = live_line(ev)
+                            if line:
+                                out.write(line + "\n")
+                                out.flush()
+        finally:
+            records.close()
+            st = ring.stats()
+            ring.close()
     still_open = analyzer.connections()
     if not ladder:
         if as_json:

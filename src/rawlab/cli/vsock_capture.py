@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import struct
 import sys
 from typing import Any
@@ -51,22 +50,17 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
         writer = pipeline.Writer(out) if out else None
         info = Interface(0, ring.linktype, 262144, name=name)
 
-        def stop(signum: int, frame: Any) -> None:
-            ring.stop()
-
-        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         click.echo(f"rawlab: capturing vsock on {name}" + (f" into {out}" if out else "")
                    + "; Ctrl-C to stop", err=True)
         records = ring.records(duration=duration,
                                block_done=writer.flush if writer else None)
         counts = pipeline.Counts()
         try:
-            pipeline.run(_matching(records, cid, port), mode=mode, count=count, writer=writer,
-                         interfaces=lambda i: info, counts=counts)
+            with ring.stopped_by_signals():
+                pipeline.run(_matching(records, cid, port), mode=mode, count=count,
+                             writer=writer, interfaces=lambda i: info, counts=counts)
         finally:
             records.close()
-            for s, h in old.items():
-                signal.signal(s, h)
             st = ring.stats()
             ring.close()
         sys.stdout.flush()

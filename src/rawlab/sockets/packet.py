@@ -36,12 +36,14 @@ weakly-ordered CPU (arm64) would want between the two.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import select
+import signal
 import socket
 import struct
 import time
@@ -412,6 +414,18 @@ class PacketRing:
             os.eventfd_write(self._wake, 1)
         except OSError:
             pass
+
+    @contextlib.contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """Within the block, SIGINT and SIGTERM end the reading cleanly (:meth:`stop`),
+        so a writer can finish its file; the previous handlers come back after it."""
+        old = {s: signal.signal(s, lambda signum, frame: self.stop())
+               for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def close(self) -> None:
         """Release the ring and the socket (the promiscuous membership goes with it)."""
