@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import threading
 import time
@@ -210,7 +211,22 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.01)
 
 
-def test_cli_listen_accepts_a_guest_initiated_connection(tmp_path: Path) -> None:
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """A listener waits in accept(): if the peer thread fails, fail here, don't hang."""
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("the peer never connected (see the thread's error above)")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(30)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_cli_listen_accepts_a_guest_initiated_connection(tmp_path: Path, deadline: None) -> None:
     path = tmp_path / "v.sock_5001"
 
     def guest() -> None:  # the VMM connecting on behalf of a guest to host port 5001

@@ -194,12 +194,27 @@ def _remove_stale(path: str) -> None:
 
 
 def listen(addr: HybridListenAddr, backlog: int = 128) -> socket.socket:
-    """A Unix listener at `<uds_path>_<port>` for guest-initiated connections."""
+    """A Unix listener at `<uds_path>_<port>` for guest-initiated connections.
+
+    The path appears only once the socket listens: it is bound under a temporary
+    name and hard-linked into place (which also refuses to replace a live one), so
+    a VMM that sees the path never meets a socket that refuses it.
+    """
     _remove_stale(addr.path)
+    tmp = f"{addr.path}.{os.getpid()}.tmp"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.bind(addr.path)
-        s.listen(backlog)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        s.bind(tmp)
+        try:
+            s.listen(backlog)
+            os.link(tmp, addr.path)
+        except FileExistsError:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     except OSError as exc:
         s.close()
         raise error(exc, f"listen hybrid vsock {addr}", addr.path) from None
