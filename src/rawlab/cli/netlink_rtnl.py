@@ -157,6 +157,11 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
         if not as_json and what != "links":
             names = {m.header.get("index", 0): m.attrs.get("IFLA_IFNAME", "")
                      for m in nl.dump_messages(sock, "links")}
+        if as_json and not (what == "links" and ifindex):
+            _dump_json(sock, what, family=family, table=tid or None, ifindex=ifindex,
+                       show_all=show_all)
+            _warn_interrupted(sock)
+            return
         msgs: Iterator[Any]
         if what == "links" and ifindex:
             msgs = (m for m in nl.dump_messages(sock, "links") if m.header.get("index") == ifindex)
@@ -174,6 +179,7 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
                 out(fmt.body_text(m, names.get) + "\n")
                 if verbose:
                     out("\n".join(fmt.layout(m.buf, m.offset)) + "\n")
+        _warn_interrupted(sock)
     except BrokenPipeError:
         raise
     except OSError as exc:
@@ -181,6 +187,38 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
     finally:
         gc.enable()
         sock.close()
+
+
+def _warn_interrupted(sock: Any) -> None:
+    if sock.interrupted:  # as iproute2 says it, on stderr; the output is still complete
+        sys.stdout.flush()
+        click.echo("rawlab: warning: the dump was interrupted (NLM_F_DUMP_INTR: the table "
+                   "changed while the kernel was sending it) and may be inconsistent; run it "
+                   "again for a consistent view", err=True)
+
+
+def _dump_json(sock: Any, what: str, *, family: int, table: int | None,
+               ifindex: int | None, show_all: bool) -> None:
+    """NDJSON of one dump; messages that repeat a shape are printed by its template."""
+    from rawlab.present.netlink_shapes import ShapeRenderer
+    from rawlab.sockets import netlink as nl
+
+    bufs, wanted = nl.dump_buffers(sock, what, family=family, table=table, ifindex=ifindex)
+    literal = nl.FILTER_FIELDS if wanted is not None else frozenset()
+    if what == "neigh" and not show_all:  # as `ip neigh`: no NOARP / NONE entries
+        literal |= {"state"}
+        keep_state = wanted
+
+        def wanted(m: Any) -> bool:
+            return bool(m.header.get("state", 0) & ~0x40) and (
+                keep_state is None or keep_state(m))
+
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    shapes = ShapeRenderer(encode, keep=wanted, literal=frozenset(literal))
+    out = sys.stdout.write
+    for buf in bufs:
+        for text in shapes.render(buf):
+            out(text)
 
 
 # ---- decode -----------------------------------------------------------------------

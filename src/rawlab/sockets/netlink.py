@@ -10,7 +10,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,10 +249,28 @@ def group_numbers(names: list[str] | tuple[str, ...]) -> list[int]:
     return out
 
 
+_RUNS: dict[bytes, Any] = {}
+
+
+def _run_of(head: bytes, step: int) -> Any:
+    """A compiled regex matching consecutive messages that share this nlmsghdr prefix."""
+    run = _RUNS.get(head)
+    if run is None:
+        import re
+
+        if len(_RUNS) > 256:
+            _RUNS.clear()
+        run = _RUNS[head] = re.compile(
+            b"(?:" + re.escape(head) + b".{%d})*" % (step - len(head)), re.DOTALL).match
+    return run
+
+
 def message_ends(buf: bytes) -> tuple[bool, int | None, int]:
     """(the dump ended here, errno if it ended in an error, NLM_F_DUMP_INTR seen) for one buffer.
 
-    Walks only the nlmsghdr chain (lengths and types), not the attributes.
+    Walks only the nlmsghdr chain (lengths, types and flags), not the attributes;
+    a run of messages with the same length, type and flags (most of a dump) is
+    stepped over by one regular-expression match.
     """
     off, n = 0, len(buf)
     intr = 0
@@ -268,7 +286,12 @@ def message_ends(buf: bytes) -> tuple[bool, int | None, int]:
         if mtype == NLMSG_ERROR:
             err = struct.unpack_from("=i", buf, off + 16)[0] if length >= 20 else 0
             return (True, -err, intr) if err else (True, None, intr)
-        off += (length + 3) & ~3
+        step = (length + 3) & ~3
+        if mtype >= 16 and off + 2 * step <= n:  # same length, type and flags: skip the run
+            end = _run_of(bytes(buf[off:off + 8]), step)(buf, off).end()
+            off = end if end > off else off + step
+            continue
+        off += step
     return False, None, intr
 
 
@@ -492,22 +515,40 @@ class Drain:
             put(None)
 
 
-def dump_messages(nl: DumpSocket, kind: str, *, family: int = 0, table: int | None = None,
-                  ifindex: int | None = None) -> Iterator[Any]:
-    """Decoded objects of one dump (rawlab.decode.rtnl.RtMsg), streamed as datagrams arrive.
+Filter = Callable[[Any], bool]
+
+
+def dump_buffers(nl: DumpSocket, kind: str, *, family: int = 0, table: int | None = None,
+                 ifindex: int | None = None) -> tuple[Iterator[bytes], Filter | None]:
+    """(the buffers of one dump as they arrive, the filter to apply in user space or None).
 
     The kernel filters (strict checking); what it cannot filter (rule tables,
-    or everything on kernels without strict checking) is filtered here.
+    or everything on kernels without strict checking) the returned predicate does.
+    It reads only ``family`` and the fields in :data:`FILTER_FIELDS`.
     """
+    mtype, payload = dump_request(kind, family=family, table=table, ifindex=ifindex)
+    wanted = None
+    if kind == "rules" or not nl.strict:
+        def wanted(m: Any) -> bool:
+            return _wanted(m, kind, family, table, ifindex)
+    return nl.dump(mtype, payload), wanted
+
+
+# the header fields and attributes the user-space filter reads
+FILTER_FIELDS = frozenset({"table", "index", "ifindex", "RTA_TABLE", "RTA_OIF", "FRA_TABLE"})
+
+
+def dump_messages(nl: DumpSocket, kind: str, *, family: int = 0, table: int | None = None,
+                  ifindex: int | None = None) -> Iterator[Any]:
+    """Decoded objects of one dump (rawlab.decode.rtnl.RtMsg), streamed as datagrams arrive."""
     from rawlab.decode.rtnl import decode_buffer
 
-    mtype, payload = dump_request(kind, family=family, table=table, ifindex=ifindex)
-    user_filter = kind == "rules" or not nl.strict
-    for buf in nl.dump(mtype, payload):
+    bufs, wanted = dump_buffers(nl, kind, family=family, table=table, ifindex=ifindex)
+    for buf in bufs:
         for m in decode_buffer(buf):
             if m.type < 16:
                 continue
-            if user_filter and not _wanted(m, kind, family, table, ifindex):
+            if wanted is not None and not wanted(m):
                 continue
             yield m
 
