@@ -7,10 +7,8 @@ Sub-commands live in their own modules and are imported only when used, so
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -50,15 +48,21 @@ class LazyGroup(click.Group):
         self.lazy = dict(lazy or {})
 
     def _present(self, name: str) -> bool:
+        import importlib.util
+
         return importlib.util.find_spec(self.lazy[name].split(":")[0]) is not None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *(n for n in self.lazy if self._present(n))})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy and self._present(cmd_name):
+        if cmd_name in self.lazy:
             module, attr = self.lazy[cmd_name].split(":")
-            return getattr(importlib.import_module(module), attr)
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -79,6 +83,8 @@ class LazyGroup(click.Group):
             raise
         except Exception as exc:  # a bug: say so in one line, traceback on request
             if os.environ.get("RAWLAB_DEBUG"):
+                import traceback
+
                 traceback.print_exc()
             fail(
                 f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with "

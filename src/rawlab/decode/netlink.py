@@ -26,8 +26,6 @@ from __future__ import annotations
 import struct
 from typing import Any, ClassVar
 
-from construct import Bytes, Int16un, Int32sn, Int32un, Struct
-
 from rawlab.decode.view import Buffer, View, as_view
 
 NLMSG_HDRLEN = 16
@@ -69,12 +67,28 @@ NETLINK_FIB_LOOKUP = 10
 NETLINK_NETFILTER = 12
 NETLINK_GENERIC = 16
 
-NLMSGHDR = Struct(
-    "len" / Int32un, "type" / Int16un, "flags" / Int16un, "seq" / Int32un, "pid" / Int32un,
-)
-NLATTR = Struct("nla_len" / Int16un, "nla_type" / Int16un,
-                "value" / Bytes(lambda c: max(c.nla_len - NLA_HDRLEN, 0)))
-NLMSGERR = Struct("error" / Int32sn, "msg" / NLMSGHDR)
+_SCHEMAS: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """The construct schemas (NLMSGHDR, NLATTR, NLMSGERR), built on first use.
+
+    Importing construct costs ~13 ms; the hot paths (dumps, the monitor) read
+    headers with :mod:`struct` and never need it.
+    """
+    if name not in ("NLMSGHDR", "NLATTR", "NLMSGERR"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not _SCHEMAS:
+        from construct import Bytes, Int16un, Int32sn, Int32un, Struct
+
+        hdr = Struct("len" / Int32un, "type" / Int16un, "flags" / Int16un,
+                     "seq" / Int32un, "pid" / Int32un)
+        _SCHEMAS["NLMSGHDR"] = hdr
+        _SCHEMAS["NLATTR"] = Struct("nla_len" / Int16un, "nla_type" / Int16un,
+                                    "value" / Bytes(lambda c: max(c.nla_len - NLA_HDRLEN, 0)))
+        _SCHEMAS["NLMSGERR"] = Struct("error" / Int32sn, "msg" / hdr)
+    return _SCHEMAS[name]
+
 
 # Size of the fixed family header between nlmsghdr and the attributes, for the
 # rtnetlink message types (RTM_NEW*/DEL*/GET*/SET* come in groups of four).

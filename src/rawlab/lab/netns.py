@@ -17,13 +17,13 @@ import errno
 import json
 import os
 import re
-import secrets
-import subprocess
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 from rawlab.sockets.errors import RawlabError, explain
 
@@ -101,6 +101,8 @@ def in_child(fn: Callable[[], Any], *, flags: int = CLONE_NEWNET,
         except OSError as exc:
             out = {"errno": exc.errno, "msg": exc.strerror or str(exc)}
         except BaseException as exc:
+            import traceback
+
             out = {"error": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()}
         try:
             os.write(wfd, json.dumps(out).encode())
@@ -125,6 +127,8 @@ def in_child(fn: Callable[[], Any], *, flags: int = CLONE_NEWNET,
 
 
 def unique_name(tag: str) -> str:
+    import secrets
+
     tag = re.sub(r"[^a-z0-9]", "", tag.lower())[:8] or "ns"
     return f"rl-{tag}-{os.getpid()}-{secrets.token_hex(2)}"
 
@@ -178,10 +182,14 @@ class Netns:
         self, argv: list[str], *, check: bool = True, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside this namespace (`ip netns exec`)."""
+        import subprocess
+
         return subprocess.run(["ip", "netns", "exec", self.name, *argv], check=check,
                               text=True, capture_output=True, **kw)
 
     def popen(self, argv: list[str], **kw: Any) -> subprocess.Popen[Any]:
+        import subprocess
+
         return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kw)
 
     def entered(self) -> contextlib.AbstractContextManager[None]:
