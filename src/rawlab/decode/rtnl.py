@@ -1,4 +1,4 @@
-"""rtnetlink messages: names and attribute types, taken from pyroute2's nla maps.
+"""rtnetlink messages: names and attribute types, from a snapshot of pyroute2's nla maps.
 
     msgs = decode_buffer(buf)              # every message of one datagram / record
     m = msgs[0]                            # RtMsg
@@ -7,10 +7,13 @@
     m.attrs                                # {"RTA_TABLE": 254, "RTA_DST": IpAddr(b"..."), ...}
     type_name(24)                          # "RTM_NEWROUTE"
 
-pyroute2 is read lazily, the first time a message type is decoded, never at
-import: its ``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``ndmsg``, ``fibmsg``,
-``nsidmsg``... classes give each attribute its name and type; a :class:`Schema`
-compiles one class's ``nla_map`` into a table keyed by attribute number, once.
+pyroute2's ``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``ndmsg``, ``fibmsg``,
+``nsidmsg``... classes give each attribute its name and type, but importing
+pyroute2 costs ~110 ms: :mod:`rawlab.decode.rtnl_maps_gen` compiles their
+``nla_map`` once, ahead of time, into the plain data of
+:mod:`rawlab.decode.rtnl_maps`, and this module never imports pyroute2. The
+snapshot is read the first time a message is decoded; a :class:`Schema` (one
+map: attribute number -> :class:`AttrSpec`) is built the first time it is used.
 
 Values stay ints, ``str`` (interface names) and bytes: addresses are
 :class:`IpAddr` / :class:`MacAddr` (bytes subclasses), opaque payloads
@@ -25,7 +28,6 @@ the walk and sets ``truncated`` / ``malformed`` on the message.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -109,61 +111,72 @@ class Via:
         return hash((self.family, self.addr))
 
 
-# ---- schemas compiled from pyroute2 classes -------------------------------------
-
-_PRIM_BY_NAME: dict[str, int] = {
-    "ipaddr": K_IP, "ip4addr": K_IP, "ip6addr": K_IP, "target": K_IP, "ipXaddr": K_IP,
-    "mpls_target": K_HEX,
-    "l2addr": K_MAC, "lladdr": K_MAC,
-    "asciiz": K_STR, "string": K_STR, "nul_string": K_STR,
-    "hex": K_HEX, "cdata": K_HEX, "binary": K_HEX, "array": K_HEX,
-    "flag": K_FLAG, "none": K_NONE,
-    "array(uint32)": K_U32ARRAY,
-    "rtvia": K_VIA,
-}
-_INT_FMT = re.compile(r"^[=<>!@]?[bBhHiIlLqQ]$")
-
+# ---- schemas, read from the snapshot --------------------------------------------
 
 class AttrSpec:
     """How to read one attribute: its name, its kind and what the kind needs."""
 
-    __slots__ = ("kind", "name", "owner", "st", "sub", "tname")
+    __slots__ = ("kind", "name", "st", "sub")
 
     def __init__(self, name: str, kind: int, st: struct.Struct | None = None,
-                 sub: Any = None, owner: Any = None, tname: str = "") -> None:
+                 sub: Any = None) -> None:
         self.name = name
         self.kind = kind
         self.st = st  # K_INT: the Struct of the value
-        self.sub = sub  # K_NEST: a pyroute2 class (or Schema); K_STRUCT: field list
-        self.owner = owner  # the class whose map holds this attribute (for K_DYN)
-        self.tname = tname  # the pyroute2 type name
+        # K_NEST / K_MULTIPATH: a Schema (a schema id until first used);
+        # K_STRUCT: [(field, Struct, offset), ...]; K_DYN: the choices (or None)
+        self.sub = sub
 
     def schema(self) -> Schema:
+        """K_NEST: the nested attributes' schema; K_MULTIPATH: each next hop's."""
         sub = self.sub
         if not isinstance(sub, Schema):
-            sub = self.sub = Schema.of(sub)
+            sub = self.sub = _schema(sub)
         return sub
+
+    def choose(self, family: int, siblings: dict[str, Any]) -> AttrSpec | None:
+        """K_DYN: how to read this value, chosen by family or by a sibling's value."""
+        sub = self.sub
+        if sub is None:
+            return None
+        if not isinstance(sub, _Choices):
+            names, table = sub
+            sub = self.sub = _Choices(names, {key: _attr(self.name, kind, arg)
+                                              for key, (kind, arg) in table.items()})
+        return sub.pick(family, siblings)
+
+
+class _Choices:
+    """A K_DYN attribute's specs by key: the first true sibling value, or the family."""
+
+    __slots__ = ("by_key", "names")
+
+    def __init__(self, names: tuple[str, ...], by_key: dict[Any, AttrSpec]) -> None:
+        self.names = names
+        self.by_key = by_key
+
+    def pick(self, family: int, siblings: dict[str, Any]) -> AttrSpec | None:
+        if not self.names:
+            return self.by_key.get(family)
+        key = None
+        for name in self.names:
+            key = siblings.get(name)
+            if key:
+                break
+        if not isinstance(key, str | int):
+            return None  # e.g. a repeated IFLA_INFO_KIND (a list): no one class to choose
+        return self.by_key.get(key)
 
 
 class Schema:
-    """One ``nla_map`` compiled: attribute number -> :class:`AttrSpec` (lazily, once)."""
+    """One ``nla_map``: attribute number -> :class:`AttrSpec`."""
 
-    __slots__ = ("by_type", "cls", "name", "prefix")
-    _cache: dict[Any, Schema] = {}  # noqa: RUF012 - class-wide cache by pyroute2 class
+    __slots__ = ("by_type", "name", "prefix")
 
-    def __init__(self, name: str, by_type: dict[int, AttrSpec], prefix: str = "",
-                 cls: Any = None) -> None:
+    def __init__(self, name: str, by_type: dict[int, AttrSpec], prefix: str = "") -> None:
         self.name = name
         self.by_type = by_type
         self.prefix = prefix
-        self.cls = cls
-
-    @classmethod
-    def of(cls, nla_cls: Any) -> Schema:
-        s = cls._cache.get(nla_cls)
-        if s is None:
-            s = cls._cache[nla_cls] = _compile(nla_cls)
-        return s
 
     def pyroute2_name(self, name: str) -> str:
         """pyroute2's short name (``RTA_DST`` -> ``dst``), as ``msg.get("dst")`` takes it."""
@@ -173,126 +186,44 @@ class Schema:
 
 
 EMPTY = Schema("empty", {})
-_S32 = struct.Struct("=i")
-NETCONF = Schema("netconfmsg", {
-    n: AttrSpec(name, K_INT, _S32) for n, name in enumerate(
-        ("NETCONFA_UNSPEC", "NETCONFA_IFINDEX", "NETCONFA_FORWARDING", "NETCONFA_RP_FILTER",
-         "NETCONFA_MC_FORWARDING", "NETCONFA_PROXY_NEIGH",
-         "NETCONFA_IGNORE_ROUTES_WITH_LINKDOWN", "NETCONFA_INPUT", "NETCONFA_BC_FORWARDING"))
-    if n}, "NETCONFA_")
+_SCHEMAS: dict[int, Schema] = {}
+_STRUCTS: dict[str, struct.Struct] = {}
 
 
-def _fields_spec(fields: Any) -> list[tuple[str, struct.Struct, int]] | None:
-    """A C struct's fields as (name, Struct, offset); None if a format is not fixed-size."""
-    out: list[tuple[str, struct.Struct, int]] = []
-    off = 0
-    for f in fields:
-        name, fmt = f[0], f[1]
-        m = re.fullmatch(r"([=<>!@]?)(\d*)([a-zA-Z?])", fmt)
-        if not m:
-            return None
-        order, count, code = m.groups()
-        if code == "B" and count:  # "32B": a byte array
-            code = "s"
-        try:
-            st = struct.Struct((order or "=") + count + code)
-        except struct.error:
-            return None
-        if code != "x" and not name.startswith("__"):
-            out.append((name, st, off))
-        off += st.size
-    return out
+def _st(fmt: str) -> struct.Struct:
+    st = _STRUCTS.get(fmt)
+    if st is None:
+        st = _STRUCTS[fmt] = struct.Struct(fmt)
+    return st
 
 
-def _class_kind(tname: str, sub: Any) -> tuple[int, Any, struct.Struct | None]:
-    """(kind, sub, Struct) for a pyroute2 attribute class."""
-    for base in getattr(sub, "__mro__", ()):
-        bname = base.__name__
-        if bname in ("nla", "nla_base", "nlmsg_base"):
-            break
-        if bname in _PRIM_BY_NAME and not (bname == tname and getattr(sub, "nla_map", None)):
-            return _PRIM_BY_NAME[bname], None, None
-    if getattr(sub, "nla_map", None):
-        return K_NEST, sub, None
-    fields = getattr(sub, "fields", None) or ()
-    if not fields:
-        return K_NONE, None, None
-    if len(fields) == 1 and fields[0][0] == "value":
-        fmt = fields[0][1]
-        if _INT_FMT.match(fmt):
-            return K_INT, None, struct.Struct(fmt if fmt[0] in "=<>!@" else "=" + fmt)
-        return K_HEX, None, None
-    spec = _fields_spec(fields)
-    if spec is None:
-        return K_HEX, None, None
-    return K_STRUCT, spec, None
+def _fields(flat: tuple[Any, ...]) -> list[tuple[str, struct.Struct, int]]:
+    """C struct fields from the snapshot's (field, format, offset, field...)."""
+    it = iter(flat)
+    return [(name, _st(fmt), off) for name, fmt, off in zip(it, it, it, strict=True)]
 
 
-def _compile(nla_cls: Any) -> Schema:
-    by_type: dict[int, AttrSpec] = {}
-    for pos, entry in enumerate(getattr(nla_cls, "nla_map", ()) or ()):
-        if isinstance(entry[0], int):
-            num, name, tname = entry[0], entry[1], entry[2]
-        else:
-            num, name, tname = pos, entry[0], entry[1]
-        if num in by_type:
-            continue
-        by_type[num] = _spec(nla_cls, name, tname)
-    prefix = getattr(nla_cls, "prefix", "") or ""
-    schema = Schema(getattr(nla_cls, "__name__", "?"), by_type, prefix, nla_cls)
-    fix = _OVERRIDES.get(schema.name)
-    if fix:
-        fix(schema)
-    return schema
+def _attr(name: str, kind: int, arg: Any) -> AttrSpec:
+    """One attribute of the snapshot: (kind, arg) as rtnl_maps describes them."""
+    if kind == K_INT:
+        return AttrSpec(name, kind, _st(arg))
+    if kind == K_STRUCT:
+        return AttrSpec(name, kind, sub=_fields(arg))
+    return AttrSpec(name, kind, sub=arg)  # a schema id, the K_DYN choices, or None
 
 
-def _spec(owner: Any, name: str, tname: Any) -> AttrSpec:
-    if not isinstance(tname, str):
-        return AttrSpec(name, K_HEX, owner=owner)
-    if tname in _PRIM_BY_NAME:
-        return AttrSpec(name, _PRIM_BY_NAME[tname], owner=owner, tname=tname)
-    if tname.startswith("*"):
-        kind = K_MULTIPATH if tname == "*get_nh" else K_DYN
-        return AttrSpec(name, kind, owner=owner, tname=tname.lstrip("*"))
-    sub = getattr(owner, tname, None)
-    if sub is None:
-        return AttrSpec(name, K_HEX, owner=owner, tname=tname)
-    if not isinstance(sub, type):  # a staticmethod choosing the class at run time
-        return AttrSpec(name, K_DYN, owner=owner, tname=tname)
-    kind, s, st = _class_kind(tname, sub)
-    return AttrSpec(name, kind, st, s, owner, tname)
+def _schema(sid: int) -> Schema:
+    """Schema ``sid`` of the snapshot, built on first use (its nested ones stay ids)."""
+    s = _SCHEMAS.get(sid)
+    if s is None:
+        from rawlab.decode.rtnl_maps import SCHEMAS
 
-
-def _fix_af_spec_inet(schema: Schema) -> None:
-    # IFLA_AF_SPEC/AF_INET holds nested IFLA_INET_CONF (a u32 array), not a struct
-    conf = Schema("inet_conf", {1: AttrSpec("IFLA_INET_CONF", K_U32ARRAY)}, "IFLA_INET_")
-    schema.by_type[2] = AttrSpec("AF_INET", K_NEST, sub=conf)
-
-
-_OVERRIDES: dict[str, Callable[[Schema], None]] = {"af_spec_inet": _fix_af_spec_inet}
-
-
-def _dynamic(spec: AttrSpec, family: int, siblings: dict[str, Any]) -> Any:
-    """The class a pyroute2 staticmethod would choose (by family or by a sibling's value)."""
-    owner = spec.owner
-    t = spec.tname
-    if t == "info_data":
-        return owner.data_map.get(siblings.get("IFLA_INFO_KIND"))
-    if t == "info_slave_data":
-        kind = siblings.get("IFLA_INFO_SLAVE_KIND") or siblings.get("IFLA_INFO_KIND")
-        return {"bridge": owner.bridge_slave_data, "bridge_slave": owner.bridge_slave_data,
-                "bond": owner.bond_slave_data}.get(kind)
-    if t == "af_spec":
-        return {0: owner.af_spec_inet, 2: owner.af_spec_inet, 10: owner.af_spec_inet,
-                7: owner.af_spec_bridge}.get(family)
-    if t == "protinfo":
-        if family == 7:
-            from pyroute2.netlink.rtnl.ifinfmsg import protinfo_bridge
-
-            return protinfo_bridge
-        if family == 10:
-            return owner.af_spec_inet.inet6
-    return None
+        key, prefix, attrs = SCHEMAS[sid]
+        it = iter(attrs)
+        by_type = {num: _attr(name, kind, arg)
+                   for num, name, kind, arg in zip(it, it, it, it, strict=True)}
+        s = _SCHEMAS[sid] = Schema(key.rpartition(".")[2], by_type, prefix)
+    return s
 
 
 # ---- values ---------------------------------------------------------------------
@@ -350,17 +281,15 @@ def value_of(spec: AttrSpec, data: bytes, family: int = 0,
     if k == K_U32ARRAY:
         return list(struct.unpack_from(f"={len(data) // 4}I", data))
     if k == K_MULTIPATH:
-        return _multipath(data, Schema.of(spec.owner), family, depth)
+        return _multipath(data, spec.schema(), family, depth)
     if k == K_VIA:
         if len(data) >= 2:
             return Via(struct.unpack_from("=H", data)[0], data[2:])
         return HexBytes(data)
     if k == K_DYN:
-        cls = _dynamic(spec, family, siblings or {})
-        if cls is not None and depth < MAX_DEPTH:
-            kind, sub, st = _class_kind(spec.tname, cls)
-            return value_of(AttrSpec(spec.name, kind, st, sub, cls), data, family, siblings,
-                            depth, nested_flag)
+        chosen = spec.choose(family, siblings or {})
+        if chosen is not None and depth < MAX_DEPTH:
+            return value_of(chosen, data, family, siblings, depth, nested_flag)
         if nested_flag and depth < MAX_DEPTH:
             return decode_attrs(data, 0, len(data), EMPTY, family, depth + 1)[0]
     return HexBytes(data)
@@ -449,17 +378,15 @@ _NAMES: dict[int, str] = {}
 
 def _rtm_names() -> dict[int, str]:
     if not _NAMES:
-        from pyroute2.netlink.rtnl import RTM_VALUES
+        from rawlab.decode.rtnl_maps import NAMES
 
-        _NAMES.update(NLMSG_NAMES)
-        _NAMES.update(RTM_VALUES)
-        _NAMES.update({104: "RTM_NEWNEXTHOP", 105: "RTM_DELNEXTHOP", 106: "RTM_GETNEXTHOP"})
+        _NAMES.update(NAMES)
     return _NAMES
 
 
 def type_name(mtype: int) -> str:
     """``RTM_NEWROUTE`` for 24; the number as text when no name is known."""
-    return _rtm_names().get(mtype) or str(mtype)
+    return (_NAMES or _rtm_names()).get(mtype) or str(mtype)
 
 
 def msg_type(mtype: int) -> MsgType:
@@ -471,26 +398,17 @@ def msg_type(mtype: int) -> MsgType:
 
 
 def _build_type(mtype: int) -> MsgType:
-    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+    from rawlab.decode.rtnl_maps import HEADERS, TYPES
 
     name = type_name(mtype)
-    cls = MarshalRtnl.msg_map.get(mtype)
     fixed = fixed_header_len(NETLINK_ROUTE, mtype) or 0
-    if cls is None:
-        if mtype in (80, 81, 82):  # pyroute2 0.9 has no netconf map: linux/netconf.h
-            return MsgType(name, ("family",), struct.Struct("=Bxxx"), 4, NETCONF,
-                           [("family", struct.Struct("=B"), 0)])
+    sid = TYPES.get(mtype)
+    if sid is None:
         return MsgType(name, (), None, fixed, EMPTY)
-    spec = _fields_spec(cls.fields) or []
-    names = tuple("family" if i == 0 and n in ("family", "rtgen_family") else n
-                  for i, (n, _st, _o) in enumerate(spec))
-    try:  # the whole fixed struct, pads included, read in one unpack
-        st: struct.Struct | None = struct.Struct(
-            "=" + "".join(f[1].lstrip("=<>!@") for f in cls.fields))
-    except struct.error:
-        st = None
-    header_len = max(fixed, st.size if st else 0)
-    return MsgType(name, names, st, header_len, Schema.of(cls), spec)
+    fields, fmt, spec = HEADERS[sid]
+    st = _st(fmt) if fmt is not None else None
+    return MsgType(name, fields, st, max(fixed, st.size if st else 0), _schema(sid),
+                   _fields(spec))
 
 
 class RtMsg:
@@ -536,8 +454,13 @@ class RtMsg:
         return f"<RtMsg {self.name} seq={self.seq} pid={self.pid} {self.header} {self.attrs}>"
 
 
-def decode_message(buf: bytes, off: int, protocol: int = NETLINK_ROUTE) -> tuple[RtMsg, int]:
-    """The message at ``buf[off]``; returns it and where the next one starts (-1: stop)."""
+def decode_message(buf: bytes, off: int, protocol: int = NETLINK_ROUTE, *,
+                   types: Callable[[int], MsgType] | None = None) -> tuple[RtMsg, int]:
+    """The message at ``buf[off]``; returns it and where the next one starts (-1: stop).
+
+    ``types``: message type -> :class:`MsgType`, :func:`msg_type` (the snapshot)
+    unless given (:mod:`rawlab.decode.rtnl_maps_gen` passes its live pyroute2 compile).
+    """
     n = len(buf)
     length, mtype, flags, seq, pid = _NLMSGHDR(buf, off)
     m = RtMsg(mtype, flags, seq, pid, length, off)
@@ -563,7 +486,7 @@ def decode_message(buf: bytes, off: int, protocol: int = NETLINK_ROUTE) -> tuple
         if fixed is not None:
             m.attrs, m.ok = decode_attrs(buf, body + fixed, end, EMPTY, 0)
         return m, nxt
-    t = _TYPES.get(mtype) or msg_type(mtype)
+    t = (_TYPES.get(mtype) or msg_type(mtype)) if types is None else types(mtype)
     st = t.header_st
     if st is not None and body + st.size <= end:
         vals = st.unpack_from(buf, body)
@@ -592,12 +515,12 @@ def _extack(buf: bytes, body: int, end: int, flags: int) -> str | None:
     return None
 
 
-def decode_buffer(buf: bytes | bytearray | memoryview,
-                  protocol: int = NETLINK_ROUTE) -> list[RtMsg]:
+def decode_buffer(buf: bytes | bytearray | memoryview, protocol: int = NETLINK_ROUTE, *,
+                  types: Callable[[int], MsgType] | None = None) -> list[RtMsg]:
     """Every message in one datagram or captured record (never raises).
 
     The common case (a whole rtnetlink message of a known type) is read inline;
-    the rest goes through :func:`decode_message`.
+    the rest goes through :func:`decode_message`. ``types``: as there.
     """
     if not isinstance(buf, bytes):
         buf = bytes(buf)
@@ -605,17 +528,17 @@ def decode_buffer(buf: bytes | bytearray | memoryview,
     append = out.append
     off, n = 0, len(buf)
     hdr = _NLMSGHDR
-    types = _TYPES
+    lookup = _TYPES.get if types is None else types
     attrs = decode_attrs
     route = protocol == NETLINK_ROUTE
     try:
         while off + NLMSG_HDRLEN <= n:
             length, mtype, flags, seq, pid = hdr(buf, off)
             end = off + length
-            t = types.get(mtype) if route else None
+            t = lookup(mtype) if route else None
             if t is None or length < NLMSG_HDRLEN or end > n or t.header_st is None \
                     or off + NLMSG_HDRLEN + t.header_len > end:
-                m, off = decode_message(buf, off, protocol)
+                m, off = decode_message(buf, off, protocol, types=types)
                 append(m)
                 if off < 0:
                     break
