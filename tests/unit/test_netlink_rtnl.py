@@ -110,6 +110,18 @@ def test_repeated_attribute_becomes_a_list() -> None:
     assert list(m.attrs["IFLA_ALT_IFNAME"]) == ["alt1", "alt2"]
 
 
+def test_a_repeated_link_kind_leaves_the_kind_data_undecoded_not_the_message_lost() -> None:
+    info = attr(1, b"veth\0") + attr(1, b"bond\0") + attr(2 | 0x8000, attr(1, b"\1\0\0\0"))
+    body = struct.pack("=BxHiII", 0, 1, 2, 0, 0) + attr(18 | 0x8000, info)
+    m, nxt = rtnl.decode_message(msg(16, body), 0)
+    assert m.ok and nxt == len(msg(16, body))
+    li = m.attrs["IFLA_LINKINFO"]
+    assert list(li["IFLA_INFO_KIND"]) == ["veth", "bond"]
+    assert li["IFLA_INFO_DATA"] == {"1": rtnl.Unknown(1, b"\1\0\0\0")}
+    (again,) = rtnl.decode_buffer(msg(16, body))
+    assert again.attrs == m.attrs
+
+
 def test_multipath_route() -> None:
     nh1 = attr(5, bytes([10, 0, 0, 1]))
     nh2 = attr(5, bytes([10, 0, 0, 2]))
