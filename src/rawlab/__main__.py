@@ -1,6 +1,6 @@
 """`python -m rawlab` is `rawlab`."""
 
-from rawlab.cli import main
+from rawlab.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

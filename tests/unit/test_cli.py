@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -71,3 +72,26 @@ def test_failures_are_one_line(exc: BaseException, code: int, text: str) -> None
 def test_usage_error_exit_2() -> None:
     res = CliRunner().invoke(cli.main, ["doctor", "--only", "nonsense"])
     assert res.exit_code == 2
+
+
+def test_console_script_exits_quickly_but_keeps_codes_output_and_exit_hooks(
+        tmp_path: Path) -> None:
+    rawlab = str(Path(sys.executable).with_name("rawlab"))
+    p = subprocess.run([rawlab, "--version"], capture_output=True, text=True, check=False)
+    assert (p.returncode, p.stdout.startswith("rawlab, version "), p.stderr) == (0, True, "")
+    p = subprocess.run([rawlab, "no-such-command"], capture_output=True, text=True, check=False)
+    assert p.returncode == 2 and "No such command" in p.stderr
+    p = subprocess.run([rawlab, "read", str(tmp_path / "missing.pcap")], capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == int(Exit.BAD_INPUT) and p.stderr.count("\n") == 1
+    # run() itself: exit hooks run and buffered stdout arrives before os._exit
+    marker = tmp_path / "hook"
+    code = ("import atexit, sys\n"
+            "from rawlab import cli\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+            "sys.stdout.write('x' * 100000)\n"
+            "sys.argv = ['rawlab', '--version']\n"
+            "cli.run()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert p.returncode == 0 and p.stdout.startswith("x" * 100000) and "version" in p.stdout
+    assert marker.read_text() == "ran"
