@@ -203,3 +203,25 @@ def test_json_of_a_large_mixed_table_equals_the_ordinary_decode(ns: Netns) -> No
                     assert shapes.fast > 500, shapes.fast
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_a_refused_dump_raises_with_the_kernels_reason(ns: Netns, read_ahead: bool) -> None:
+    import errno
+
+    from rawlab.lab.netns import entered
+    from rawlab.sockets import netlink as nl
+
+    with entered(ns.name):
+        sock = nl.DumpSocket()
+    try:  # strict checking: a route dump may not ask for a prefix length
+        bad = nl.RTMSG.pack(2, 24, 0, 0, 0, 0, 0, 0, 0)
+        with pytest.raises(nl.NetlinkError) as got:
+            list(sock.dump(nl.RTM_GETROUTE, bad, read_ahead=read_ahead))
+        assert got.value.errno == errno.EINVAL
+        assert "header" in str(got.value).lower()
+        # and the socket still works afterwards, the same both ways
+        bufs = list(sock.dump(*nl.dump_request("links"), read_ahead=read_ahead))
+        assert sum(len(b) for b in bufs) > 0 and nl.message_ends(bufs[-1])[0]
+    finally:
+        sock.close()

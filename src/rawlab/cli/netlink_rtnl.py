@@ -203,7 +203,8 @@ def _dump_json(sock: Any, what: str, *, family: int, table: int | None,
     from rawlab.present.netlink_shapes import ShapeRenderer
     from rawlab.sockets import netlink as nl
 
-    bufs, wanted = nl.dump_buffers(sock, what, family=family, table=table, ifindex=ifindex)
+    bufs, wanted = nl.dump_buffers(sock, what, family=family, table=table, ifindex=ifindex,
+                                   read_ahead=True)
     literal = nl.FILTER_FIELDS if wanted is not None else frozenset()
     if what == "neigh" and not show_all:  # as `ip neigh`: no NOARP / NONE entries
         literal |= {"state"}

@@ -89,12 +89,17 @@ def split_messages(buf: bytes) -> Iterator[NlReply]:
 
 
 def extack_message(reply: NlReply) -> str | None:
-    """The extended ACK text (NLMSGERR_ATTR_MSG) of an NLMSG_ERROR, if any."""
-    if not reply.flags & NLM_F_ACK_TLVS or len(reply.payload) < 4 + NLMSGHDR.size:
+    """The extended ACK text (NLMSGERR_ATTR_MSG) of an NLMSG_ERROR or NLMSG_DONE, if any."""
+    if not reply.flags & NLM_F_ACK_TLVS:
         return None
-    # error (i32), then the original header; its payload too unless capped
-    orig_len = NLMSGHDR.unpack_from(reply.payload, 4)[0]
-    off = 4 + (NLMSGHDR.size if reply.flags & 0x100 else align4(orig_len))  # 0x100: CAPPED
+    if reply.type == NLMSG_DONE:  # a failed dump: error (i32), then the attributes
+        off = 4
+    else:
+        if len(reply.payload) < 4 + NLMSGHDR.size:
+            return None
+        # error (i32), then the original header; its payload too unless capped
+        orig_len = NLMSGHDR.unpack_from(reply.payload, 4)[0]
+        off = 4 + (NLMSGHDR.size if reply.flags & 0x100 else align4(orig_len))  # CAPPED
     while off + NLATTR.size <= len(reply.payload):
         alen, atype = NLATTR.unpack_from(reply.payload, off)
         if alen < NLATTR.size:
@@ -344,13 +349,21 @@ class DumpSocket(NetlinkSocket):
         self._buf = bytearray(1 << 17)
         self.interrupted = False
 
-    def dump(self, mtype: int, payload: bytes) -> Iterator[bytes]:
+    def dump(self, mtype: int, payload: bytes, *, read_ahead: bool = False) -> Iterator[bytes]:
         """Send a dump request; yield each datagram of the reply as it arrives.
 
         The last one holds NLMSG_DONE. Raises :class:`NetlinkError` when the
         kernel refuses the request; ``interrupted`` is set when the kernel said
         the dump was inconsistent (NLM_F_DUMP_INTR: the table changed meanwhile).
+        ``read_ahead``: a thread reads the next datagrams while the caller works
+        on this one; the kernel builds each part of a dump inside recv(), so its
+        work and the caller's overlap (the same datagrams, in the same order).
         """
+        if read_ahead:
+            return self._dump_ahead(mtype, payload)
+        return self._dump(mtype, payload)
+
+    def _dump(self, mtype: int, payload: bytes) -> Iterator[bytes]:
         self.seq += 1
         msg = NLMSGHDR.pack(NLMSGHDR.size + len(payload), mtype, NLM_F_REQUEST | NLM_F_DUMP,
                             self.seq, 0) + payload
@@ -366,11 +379,43 @@ class DumpSocket(NetlinkSocket):
                 self.interrupted = True
             if err:
                 raise NetlinkError(err, extack_message(
-                    next((r for r in split_messages(data) if r.type == NLMSG_ERROR),
+                    next((r for r in split_messages(data) if r.type in (NLMSG_ERROR, NLMSG_DONE)),
                          NlReply(0, 0, 0, 0, b""))))
             yield data
             if done:
                 return
+
+    def _dump_ahead(self, mtype: int, payload: bytes) -> Iterator[bytes]:
+        import threading
+        from queue import SimpleQueue
+
+        q: SimpleQueue[Any] = SimpleQueue()
+        stop = threading.Event()
+
+        def reader() -> None:
+            try:
+                for data in self._dump(mtype, payload):
+                    q.put(data)
+                    if stop.is_set():
+                        return
+                q.put(None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                q.put(exc)
+
+        t = threading.Thread(target=reader, name="rawlab-dump-ahead", daemon=True)
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            if not t.is_alive():
+                t.join()
 
     def link_index(self, name: str) -> int | None:
         """The ifindex of link `name` in this socket's namespace, or None."""
@@ -519,7 +564,8 @@ Filter = Callable[[Any], bool]
 
 
 def dump_buffers(nl: DumpSocket, kind: str, *, family: int = 0, table: int | None = None,
-                 ifindex: int | None = None) -> tuple[Iterator[bytes], Filter | None]:
+                 ifindex: int | None = None,
+                 read_ahead: bool = False) -> tuple[Iterator[bytes], Filter | None]:
     """(the buffers of one dump as they arrive, the filter to apply in user space or None).
 
     The kernel filters (strict checking); what it cannot filter (rule tables,
@@ -531,7 +577,7 @@ def dump_buffers(nl: DumpSocket, kind: str, *, family: int = 0, table: int | Non
     if kind == "rules" or not nl.strict:
         def wanted(m: Any) -> bool:
             return _wanted(m, kind, family, table, ifindex)
-    return nl.dump(mtype, payload), wanted
+    return nl.dump(mtype, payload, read_ahead=read_ahead), wanted
 
 
 # the header fields and attributes the user-space filter reads
