@@ -5,12 +5,13 @@ only in numbers (destination, gateway, interface, sequence...). The first
 message of a shape is decoded the ordinary way (:func:`decode_message`, then
 :func:`msg_json`); from that result a :class:`Shape` is compiled:
 
-* the byte ranges that hold plain numbers become *slots*: ``nlmsg_seq``,
-  ``nlmsg_pid``, integer fields of the family header (not ``family``, which
-  decides how attributes are read), and top-level attributes that appear once
-  and are read as an integer or an IPv4 address;
-* every other byte is *literal*: lengths, types, flags, strings, nested and
-  repeated attributes, IPv6 addresses.
+* the byte ranges that hold plain numbers become *slots*: integer fields of
+  the family header (not ``family``, which decides how attributes are read),
+  and top-level attributes that appear once and are read as an integer or an
+  IPv4 address;
+* every other byte is *literal*: lengths, types, flags, ``nlmsg_seq`` and
+  ``nlmsg_pid`` (one value for a whole dump), strings, nested and repeated
+  attributes, IPv6 addresses.
 
 A regular expression made of the literal bytes and a wildcard per slot byte
 finds how many of the following messages have the same shape (all in C);
@@ -144,8 +145,7 @@ class ShapeRenderer:
             return None  # the last message of a buffer may lack its padding
         literal = self.literal
         # slot: (offset in the message, struct code, size, where its value sits in d)
-        slots: list[tuple[int, str, int, tuple[str, ...]]] = [
-            (8, "I", 4, ("nlmsg_seq",)), (12, "I", 4, ("nlmsg_pid",))]
+        slots: list[tuple[int, str, int, tuple[str, ...]]] = []
         for name, st, foff in t.header_spec:
             code = _int_code(st)
             if code is None or name == "family" or name in literal:
