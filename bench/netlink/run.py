@@ -133,7 +133,7 @@ def dump(ns: str, n: int, skip_pyroute2: bool) -> None:
         encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         shapes = ShapeRenderer(encode)
         bufs, _wanted = dump_buffers(sock, "routes", family=2, table=254)
-        counts.append(sum(t.count("\n") for b in bufs for t in shapes.render(b)))
+        counts.append(sum(t.count(b"\n") for b in bufs for t in shapes.render(b)))
 
     def rawlab_decode_only() -> None:
         gc.disable()

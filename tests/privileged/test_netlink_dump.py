@@ -193,7 +193,7 @@ def test_json_of_a_large_mixed_table_equals_the_ordinary_decode(ns: Netns) -> No
                         if m.type >= 16]
             # the same kernel bytes, both ways
             shapes = ShapeRenderer(encode)
-            assert "".join(t for b in bufs for t in shapes.render(b)) == "".join(
+            assert b"".join(t for b in bufs for t in shapes.render(b)).decode() == "".join(
                 encode(d) + "\n" for d in ordinary), (kind, args)
             assert len(ordinary) >= {"routes": 3, "links": 5, "addrs": 3, "neigh": 2}[kind]
             if kind == "routes":  # and the CLI (no time-varying fields in these routes)

@@ -91,7 +91,7 @@ def ordinary(bufs: list[bytes], keep: Callable[[Any], bool] | None = None) -> st
 
 def shaped(bufs: list[bytes], **kw: Any) -> tuple[str, ShapeRenderer]:
     r = ShapeRenderer(ENCODE, **kw)
-    return "".join(t for buf in bufs for t in r.render(buf)), r
+    return b"".join(t for buf in bufs for t in r.render(buf)).decode(), r
 
 
 def chunks(msgs: list[bytes], per: int) -> list[bytes]:

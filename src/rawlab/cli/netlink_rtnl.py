@@ -216,10 +216,11 @@ def _dump_json(sock: Any, what: str, *, family: int, table: int | None,
 
     encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     shapes = ShapeRenderer(encode, keep=wanted, literal=frozenset(literal))
-    out = sys.stdout.write
+    sys.stdout.flush()
+    out = sys.stdout.buffer.write
     for buf in bufs:
-        for text in shapes.render(buf):
-            out(text)
+        for lines in shapes.render(buf):
+            out(lines)
 
 
 # ---- decode -----------------------------------------------------------------------

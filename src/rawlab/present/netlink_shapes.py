@@ -48,7 +48,7 @@ class Shape:
 
     __slots__ = ("hits", "run", "skip", "step", "template", "unpack")
 
-    def __init__(self, pattern: bytes, fmt: str, template: str, step: int,
+    def __init__(self, pattern: bytes, fmt: str, template: bytes, step: int,
                  skip: bool) -> None:
         self.run = re.compile(b"(?:" + pattern + b")*", re.DOTALL).match
         self.unpack = struct.Struct(fmt).iter_unpack
@@ -57,14 +57,17 @@ class Shape:
         self.skip = skip  # messages of this shape are filtered out
         self.hits = 0
 
-    def render(self, data: memoryview) -> str:
+    def render(self, data: memoryview) -> bytes:
         if self.skip:
-            return ""
-        return "".join(map(self.template.__mod__, self.unpack(data)))
+            return b""
+        return b"".join(map(self.template.__mod__, self.unpack(data)))
 
 
 class ShapeRenderer:
-    """Turns dump buffers into NDJSON text, identical to ``encode(msg_json(m)) + "\\n"``.
+    """Turns dump buffers into NDJSON, identical to ``(encode(msg_json(m)) + "\\n").encode()``.
+
+    Bytes, not text: ``bytes % values`` is a quarter faster than formatting a
+    ``str`` and encoding it, and the lines go straight to ``sys.stdout.buffer``.
 
     ``encode``: the JSON encoder the caller uses for everything else.
     ``keep``: an optional filter; ``literal``: the header fields and attribute
@@ -82,8 +85,8 @@ class ShapeRenderer:
         self.fast = 0  # messages rendered by a shape
         self.slow = 0  # messages rendered the ordinary way
 
-    def render(self, buf: bytes) -> Iterator[str]:
-        """The NDJSON text of every rtnetlink message (type >= 16) in one buffer."""
+    def render(self, buf: bytes) -> Iterator[bytes]:
+        """The NDJSON lines (UTF-8) of every rtnetlink message (type >= 16) in one buffer."""
         view = memoryview(buf)
         off, n = 0, len(buf)
         shapes = self.shapes
@@ -112,7 +115,7 @@ class ShapeRenderer:
                 d = msg_json(m)
                 wanted = self.keep is None or self.keep(m)
                 if wanted:
-                    yield self.encode(d) + "\n"
+                    yield (self.encode(d) + "\n").encode()
                 self._learn(key, buf, off, m, d, not wanted)
             if nxt < 0:
                 break
@@ -220,7 +223,7 @@ class ShapeRenderer:
         if step > length:
             fmt.append(f"{step - length}x")
             pattern.append(b".{%d}" % (step - length))  # padding: any bytes
-        return Shape(b"".join(pattern), "".join(fmt), template + "\n", step, skip)
+        return Shape(b"".join(pattern), "".join(fmt), (template + "\n").encode(), step, skip)
 
 
 def _int_code(st: struct.Struct) -> str | None:
