@@ -16,7 +16,7 @@ def _in_netns(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    from rawlab.lab.netns import entered
+    from rawlab.lab.nsenter import entered
 
     with entered(name):
         yield

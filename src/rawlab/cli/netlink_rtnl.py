@@ -20,7 +20,7 @@ NLMON_MISSES = ("AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA
 def _in_netns(netns: str | None) -> contextlib.AbstractContextManager[None]:
     if not netns:
         return contextlib.nullcontext()
-    from rawlab.lab.netns import entered
+    from rawlab.lab.nsenter import entered
 
     return entered(netns)
 

@@ -56,7 +56,7 @@ def netns_context(netns: str | None) -> Iterator[None]:
     if netns is None:
         yield
         return
-    from rawlab.lab.netns import entered
+    from rawlab.lab.nsenter import entered
 
     with entered(netns):
         yield

@@ -29,7 +29,7 @@ MISSING_FIX = {
 def _in(netns: str | None) -> contextlib.AbstractContextManager[None]:
     if not netns:
         return contextlib.nullcontext()
-    from rawlab.lab.netns import entered
+    from rawlab.lab.nsenter import entered
 
     return entered(netns)
 

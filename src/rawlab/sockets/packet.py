@@ -812,7 +812,7 @@ def open_capture(iface: str = ANY, *, bpf: str | None = None, snaplen: int = _bp
             raise
 
     if netns:
-        from rawlab.lab.netns import entered
+        from rawlab.lab.nsenter import entered
 
         with entered(netns):
             opened, program = setup()

@@ -1,0 +1,60 @@
+"""Entering a network namespace (setns) and unsharing one: the few lines every command
+with ``--netns`` needs, apart from :mod:`rawlab.lab.netns` (labs, veths, cleanup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Iterator
+
+from rawlab.sockets.errors import RawlabError, explain
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+NETNS_RUN_DIR = "/run/netns"
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2) for Python 3.11 (os.unshare arrived in 3.12)."""
+    if _libc().unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """setns(2): move the calling thread into the namespace behind fd."""
+    if _libc().setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the block (this thread) inside network namespace `name`, then come back.
+
+    Sockets opened inside stay in that namespace after the block ends.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)
+    except FileNotFoundError:
+        os.close(own)
+        raise RawlabError(f"no network namespace named '{name}' (see `ip netns list`)") from None
+    try:
+        try:
+            setns(target)
+        except OSError as exc:
+            raise explain(exc, f"enter network namespace {name}") from None
+        try:
+            yield
+        finally:
+            setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
