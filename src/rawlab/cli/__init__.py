@@ -112,6 +112,11 @@ def run() -> None:
     exit hooks run, stdout and stderr are flushed, and the process ends. With a
     non-daemon thread still running, the ordinary exit waits for it as usual.
     """
+    import gc
+
+    # Start-up allocates ~100k objects (click, the command's modules) and little
+    # garbage: collecting every 700 allocations costs ~4 ms per run for nothing.
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     try:
         main()
         code: Any = 0
