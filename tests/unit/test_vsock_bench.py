@@ -7,6 +7,7 @@ The engine is socket-agnostic: AF_UNIX STREAM and SEQPACKET stand in for vsock h
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import zlib
@@ -114,6 +115,56 @@ def test_latency_and_connect(server) -> None:
     assert len(big.samples_ns) == 20
     ct = c.connect_time(10)
     assert len(ct.samples_ns) == 10
+
+
+def _serve_one(kind: str, header: vb.Header, payload: list[bytes]
+               ) -> tuple[vb.ServerSession, vb.Report]:
+    """Send `header` and `payload` to `vb.handle` over a socketpair; its session + report."""
+    a, b = socket.socketpair(socket.AF_UNIX, UNIX_TYPES[kind])
+    seq = kind == "seqpacket"
+    out: list[vb.ServerSession] = []
+
+    def server() -> None:
+        with b:  # as `serve` does: an error ends the session without a report
+            out.append(vb.handle(b, "peer", seq))
+
+    th = threading.Thread(target=server, daemon=True)
+    th.start()
+    a.settimeout(30)  # a stuck server fails the test instead of hanging it
+    with a:
+        vb.send_message(a, seq, header.pack())
+        for chunk in payload:
+            vb.send_message(a, seq, chunk)
+        a.shutdown(socket.SHUT_WR)
+        try:
+            raw = vb.recv_message(a, seq, vb.REPORT.size)
+        except ConnectionResetError:  # no report: the session ended in an error
+            raw = b""
+        th.join(timeout=30)
+    assert out, "the server did not finish"
+    return out[0], (vb.Report.unpack(raw) if raw else vb.Report(0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("kind", ["stream", "seqpacket"])
+def test_server_report_covers_every_byte_in_order(kind: str) -> None:
+    rng = random.Random(kind)
+    big = 65536 if kind == "seqpacket" else 3 * vb.READ_SIZE + 17  # many full reads
+    sizes = [1, 4096, 65536, 1000, 65535, 3, big] * 6
+    payload = [rng.randbytes(n) for n in sizes]
+    sess, rep = _serve_one(kind, vb.Header(vb.THROUGHPUT, 65536, 0, len(sizes)), payload)
+    data = b"".join(payload)
+    assert sess.error is None and sess.mode == "throughput"
+    assert (rep.bytes, rep.crc32) == (len(data), zlib.crc32(data))
+    assert (sess.bytes, sess.crc32) == (rep.bytes, rep.crc32)
+    if kind == "seqpacket":
+        assert rep.messages == len(sizes)  # one recv per message, boundaries kept
+
+
+def test_server_refuses_a_seqpacket_message_larger_than_its_buffer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vb, "READ_SIZE", 1024)
+    sess, _rep = _serve_one("seqpacket", vb.Header(vb.THROUGHPUT, 100, 0, 1), [b"x" * 2000])
+    assert sess.mode == "?" and "larger than the read buffer" in (sess.error or "")
 
 
 def test_a_server_that_loses_bytes_fails_the_bench(tmp_path: Path) -> None:

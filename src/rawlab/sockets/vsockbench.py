@@ -14,6 +14,7 @@ stream/seqpacket pair in tests). Each connection starts with a HEADER naming a m
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -34,7 +35,7 @@ MODE_NAMES = {THROUGHPUT: "throughput", LATENCY: "latency", CONNECT: "connect"}
 HEADER = struct.Struct("!4sBBHIIQ")  # magic, version, mode, reserved, msg_size, resp_size, count
 REPORT = struct.Struct("!4sQQIQ")  # magic, bytes, messages, crc32, server ns (first→last byte)
 BLOCK = 1 << 20  # the payload cycles through a 1 MiB random block
-READ_SIZE = 256 * 1024
+READ_SIZE = 256 * 1024  # per server recv, whatever the message size (bench/vsock/README.md)
 MAX_MSG = 16 << 20
 
 ProgressFn = Callable[["Progress"], None]
@@ -229,6 +230,12 @@ class Client:
         for i in range(count):  # before the clock starts
             off = offsets[i % len(offsets)]
             expected = zlib.crc32(mv[off:off + msg_size], expected)
+        # The messages, in order, endlessly: the slices made once when there are few
+        # (sizes that are multiples of 256 B), else one per message.
+        if len(offsets) <= 4096:
+            messages = itertools.cycle([mv[off:off + msg_size] for off in offsets])
+        else:
+            messages = (mv[off:off + msg_size] for off in itertools.cycle(offsets))
         phase = f"throughput {msg_size}"
         step = max(1, count // 100)
         sock = self.connect()
@@ -236,12 +243,10 @@ class Client:
             t0 = time.perf_counter_ns()
             send_message(sock, self.seq, Header(THROUGHPUT, msg_size, 0, count).pack())
             send = sock.send if self.seq else sock.sendall
-            n_off = len(offsets)
-            for i in range(count):
-                off = offsets[i % n_off]
-                send(mv[off:off + msg_size])
-                if i % step == 0:
-                    self._tick(phase, i * msg_size, count * msg_size)
+            for done in range(0, count, step):  # a progress tick per `step` messages
+                self._tick(phase, done * msg_size, count * msg_size)
+                for m in itertools.islice(messages, min(step, count - done)):
+                    send(m)
             sock.shutdown(socket.SHUT_WR)
             rep = Report.unpack(recv_message(sock, self.seq, REPORT.size))
             t1 = time.perf_counter_ns()
