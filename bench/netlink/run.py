@@ -172,7 +172,7 @@ def dump(ns: str, n: int, skip_pyroute2: bool) -> None:
     row("rawlab in-process: dump + decode (RtMsg objects)", t_dec)
     row("rawlab in-process: dump + NDJSON text", t_rl)
     row("rawlab netlink dump routes --json (CLI, process)", t_cli)
-    row("  of which start-up (`rawlab netlink dump --help`)", t_start)
+    row("  vs `rawlab netlink dump --help` (start-up, no dump)", t_start)
     if t_py:
         row("pyroute2 IPRoute().get_routes()", t_py)
     row("ip -j route (process)", t_ip)
