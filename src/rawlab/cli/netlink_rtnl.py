@@ -169,7 +169,7 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
             msgs = nl.dump_messages(sock, what, family=family, table=tid or None,
                                     ifindex=ifindex)
             if what == "neigh" and not show_all:
-                msgs = (m for m in msgs if m.header.get("state", 0) & ~0x40)  # as `ip neigh`
+                msgs = filter(_neigh_shown, msgs)
         out = sys.stdout.write
         dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         for m in msgs:
@@ -189,6 +189,11 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
         sock.close()
 
 
+def _neigh_shown(m: Any) -> bool:
+    """As `ip neigh`: entries in state NOARP or NONE only with --all."""
+    return bool(m.header.get("state", 0) & ~0x40)  # NUD_NOARP
+
+
 def _warn_interrupted(sock: Any) -> None:
     if sock.interrupted:  # as iproute2 says it, on stderr; the output is still complete
         sys.stdout.flush()
@@ -206,13 +211,12 @@ def _dump_json(sock: Any, what: str, *, family: int, table: int | None,
     bufs, wanted = nl.dump_buffers(sock, what, family=family, table=table, ifindex=ifindex,
                                    read_ahead=True)
     literal = nl.FILTER_FIELDS if wanted is not None else frozenset()
-    if what == "neigh" and not show_all:  # as `ip neigh`: no NOARP / NONE entries
-        literal |= {"state"}
-        keep_state = wanted
+    if what == "neigh" and not show_all:
+        literal |= {"state"}  # the shape templates must not make it a slot
+        other = wanted  # what the kernel could not filter
 
         def wanted(m: Any) -> bool:
-            return bool(m.header.get("state", 0) & ~0x40) and (
-                keep_state is None or keep_state(m))
+            return _neigh_shown(m) and (other is None or other(m))
 
     encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     shapes = ShapeRenderer(encode, keep=wanted, literal=frozenset(literal))

@@ -95,20 +95,17 @@ class ShapeRenderer:
             if length < NLMSG_HDRLEN:
                 break
             key = (mtype, length)
-            found = shapes.get(key)
-            if found:
-                for shape in found:
-                    end = shape.run(buf, off).end()
-                    if end > off:
-                        shape.hits += 1
-                        self.fast += (end - off) // shape.step
-                        yield shape.render(view[off:end])
-                        off = end
-                        break
-                else:
-                    found = None
-                if found is not None:
-                    continue
+            end = off
+            for shape in shapes.get(key, ()):
+                end = shape.run(buf, off).end()
+                if end > off:  # this message and the run after it have this shape
+                    shape.hits += 1
+                    self.fast += (end - off) // shape.step
+                    yield shape.render(view[off:end])
+                    break
+            if end > off:
+                off = end
+                continue
             m, nxt = decode_message(buf, off)
             if m.type >= NLMSG_MIN_TYPE:
                 self.slow += 1

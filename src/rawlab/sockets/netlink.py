@@ -412,10 +412,9 @@ class DumpSocket(NetlinkSocket):
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        finally:
-            stop.set()
-            if not t.is_alive():
-                t.join()
+        finally:  # also when the caller stops early: the reader ends after one more read,
+            stop.set()  # before this socket can be used for anything else
+            t.join(timeout=5)
 
     def link_index(self, name: str) -> int | None:
         """The ifindex of link `name` in this socket's namespace, or None."""
