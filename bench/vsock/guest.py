@@ -36,14 +36,10 @@ REF_READ = 256 * 1024  # rawlab's server read size (vsockbench.READ_SIZE)
 
 
 def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-H", "-l", "--vsock"], capture_output=True, text=True,
-                             check=False).stdout
-        if f":{port} " in out:
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"socat never listened on vsock port {port}")
+    from rawlab.sockets.diag import wait_vsock_listening
+
+    if not wait_vsock_listening(port):
+        raise RuntimeError(f"socat never listened on vsock port {port}")
 
 
 _STAMP = re.compile(r"^\S+ (\d\d):(\d\d):(\d\d\.\d+) socat\[\d+\] N (.*)$")

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,9 @@ pytestmark = pytest.mark.skipif(shutil.which("socat") is None,
 
 
 def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-H", "-l", "--vsock"], capture_output=True, text=True,
-                             check=False).stdout
-        if f":{port} " in out:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on vsock port {port}")
+    from rawlab.sockets.diag import wait_vsock_listening
+
+    assert wait_vsock_listening(port), f"nothing listens on vsock port {port}"
 
 
 def check_socat_connect_to_rawlab_listen() -> None:

@@ -446,6 +446,24 @@ def vsock_sockets(states: int) -> list[DiagSocket]:
     return dump(AF_VSOCK, vsock_request(states), parse_vsock)
 
 
+def wait_vsock_listening(port: int, timeout: float = 30.0) -> bool:
+    """Poll vsock_diag until a socket of this machine listens on `port` (any CID).
+
+    For starting a peer (socat, a bench server) and connecting only once it
+    listens; False when `timeout` seconds passed first.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if any(isinstance(s.local, VsockEnd) and s.local.port == port
+               for s in vsock_sockets(1 << TCP_LISTEN)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 # ---- netlink ---------------------------------------------------------------------------------
 
 def netlink_request(protocol: int = NDIAG_PROTO_ALL) -> bytes:
