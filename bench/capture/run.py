@@ -60,8 +60,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rawlab.errors import RawlabError
 from rawlab.lab.netns import Lab, Netns
-from rawlab.sockets.errors import RawlabError
 
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 PY = sys.executable

@@ -47,10 +47,10 @@ def record_pattern(out: Path, size: int, loss: int) -> None:
 
 def replicate(pattern: Path, out: Path, target: int) -> int:
     """Copies of the pattern's packets, client port +1 and time shifted per copy."""
-    from rawlab.pcap.reader import open_capture
+    from rawlab.pcap.reader import open_file
     from rawlab.pcap.writer import PcapWriter
 
-    with open_capture(pattern) as cap:
+    with open_file(pattern) as cap:
         recs = [(r.ts_ns, r.data, r.wirelen, r.linktype) for r in cap]
     if not recs:
         raise SystemExit("the pattern capture is empty")

@@ -17,13 +17,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from rawlab.decode.checksum import CsumHint
 from rawlab.decode.dispatch import Decoder
 from rawlab.decode.hierarchy import ProtocolHierarchy
-from rawlab.pcap.filter import OfflineFilter
-from rawlab.pcap.record import Interface, Record
 from rawlab.pcap.writer import PcapngWriter, PcapWriter
 from rawlab.present import packet as fmt
+from rawlab.records import CsumHint, Interface, Record
+from rawlab.sockets.bpf import OfflineFilter
 
 MODES = ("line", "tree", "json", "stats", "none")
 

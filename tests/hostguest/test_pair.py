@@ -235,8 +235,8 @@ def test_to_host_seqpacket(pair: Pair) -> None:
 
 
 def test_taken_cid(pair: Pair) -> None:
+    from rawlab.errors import Exit, RawlabError
     from rawlab.lab import nested
-    from rawlab.sockets.errors import Exit, RawlabError
 
     assert pair.guest.proc.poll() is None, "the inner guest should still run"
     g = nested.start_guest(CID, "true", accel=pair.accel, memory="128M")

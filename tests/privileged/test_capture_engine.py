@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 
-from rawlab.decode.checksum import CsumHint
+from rawlab.errors import Exit, RawlabError
 from rawlab.lab.netns import Lab, Netns, in_child
-from rawlab.pcap.record import CaptureInfo, Direction, Record
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.records import CaptureInfo, CsumHint, Direction, Record
 from rawlab.sockets.packet import (
     Fanout,
     PacketInfo,
     RingConfig,
-    open_capture,
+    open_ring,
 )
 
 SMALL = RingConfig(ring_mb=2, block_size=1 << 16, block_timeout_ms=10)
@@ -97,8 +96,8 @@ def test_byte_exact_capture_and_pkttypes(pair: Pair) -> None:
             b"\x02\x11\x22\x33\x44\x55": 3}
     sent = [frame(d, bytes([i]) * (50 + 37 * i)) for i, d in enumerate(dsts)]
     f = f"ether proto {ETYPE:#x}"
-    with open_capture("veth1", bpf=f, netns=pair.b.name, config=SMALL) as rx, \
-            open_capture("veth0", bpf=f, netns=pair.a.name, config=SMALL) as tx:
+    with open_ring("veth1", bpf=f, netns=pair.b.name, config=SMALL) as rx, \
+            open_ring("veth0", bpf=f, netns=pair.a.name, config=SMALL) as tx:
         s = pair.raw_sender()
         for fr in sent:
             s.send(fr)
@@ -121,8 +120,8 @@ def test_byte_exact_capture_and_pkttypes(pair: Pair) -> None:
 
 
 def test_direction_on_the_sender_and_q_in(pair: Pair) -> None:
-    with open_capture("veth0", bpf="icmp", netns=pair.a.name, config=SMALL) as both, \
-            open_capture("veth0", bpf="icmp", netns=pair.a.name, config=SMALL,
+    with open_ring("veth0", bpf="icmp", netns=pair.a.name, config=SMALL) as both, \
+            open_ring("veth0", bpf="icmp", netns=pair.a.name, config=SMALL,
                          direction="in") as only_in:
         pair.a.run(["ping", "-c", "1", "-W", "1", "10.77.0.2"])
         recs = drain(both)
@@ -139,8 +138,8 @@ def test_vlan_tag_becomes_metadata(pair: Pair) -> None:
     inner = struct.pack("!H", ETYPE) + bytes(range(48))
     tagged = pair.mac1 + b"\x02\0\0\0\0\x01" + struct.pack("!HH", 0x8100, tci) + inner
     # "vlan 42" is compiled as tcpdump -i compiles it: on the tag the kernel stripped.
-    with open_capture("veth1", bpf="vlan 42", netns=pair.b.name, config=SMALL) as rx, \
-            open_capture("veth0", bpf="vlan 42", netns=pair.a.name, config=SMALL) as tx:
+    with open_ring("veth1", bpf="vlan 42", netns=pair.b.name, config=SMALL) as rx, \
+            open_ring("veth0", bpf="vlan 42", netns=pair.a.name, config=SMALL) as tx:
         pair.raw_sender().send(tagged)
         got = [(i, bytes(v)) for i, v in rx.zero_copy(idle=IDLE)]
         out = drain(tx)
@@ -155,7 +154,7 @@ def test_records_put_the_stripped_vlan_tag_back(pair: Pair) -> None:
     tci = (3 << 13) | 7
     inner = struct.pack("!H", ETYPE) + bytes(range(48))
     tagged = pair.mac1 + b"\x02\0\0\0\0\x01" + struct.pack("!HH", 0x8100, tci) + inner
-    with open_capture("veth1", bpf="vlan 7", netns=pair.b.name, config=SMALL) as rx:
+    with open_ring("veth1", bpf="vlan 7", netns=pair.b.name, config=SMALL) as rx:
         pair.raw_sender().send(tagged)
         recs = list(rx.records(idle=IDLE))
     assert len(recs) == 1
@@ -167,8 +166,8 @@ def test_records_put_the_stripped_vlan_tag_back(pair: Pair) -> None:
 def test_checksum_hint_offloaded_vs_not(lab: Lab) -> None:
     def syn_hints(p: Pair, port: int) -> tuple[CsumHint, CsumHint]:
         f = f"tcp port {port} and tcp[tcpflags] == tcp-syn"
-        with open_capture("veth0", bpf=f, netns=p.a.name, config=SMALL) as tx, \
-                open_capture("veth1", bpf=f, netns=p.b.name, config=SMALL) as rx:
+        with open_ring("veth0", bpf=f, netns=p.a.name, config=SMALL) as tx, \
+                open_ring("veth1", bpf=f, netns=p.b.name, config=SMALL) as rx:
             with p.b.entered():
                 srv = socket.socket()
             srv.bind(("10.77.0.2", port))
@@ -193,7 +192,7 @@ def test_checksum_hint_offloaded_vs_not(lab: Lab) -> None:
 
 def test_snaplen_truncates_in_the_kernel(pair: Pair) -> None:
     sent = frame(pair.mac1, bytes(1000))
-    with open_capture("veth1", bpf=f"ether proto {ETYPE:#x}", snaplen=64, netns=pair.b.name,
+    with open_ring("veth1", bpf=f"ether proto {ETYPE:#x}", snaplen=64, netns=pair.b.name,
                       config=SMALL) as rx:
         pair.raw_sender().send(sent)
         (rec,) = drain(rx)
@@ -202,7 +201,7 @@ def test_snaplen_truncates_in_the_kernel(pair: Pair) -> None:
 
 def test_reading_resumes_inside_a_block(pair: Pair) -> None:
     sent = [frame(pair.mac1, bytes([i]) * 60) for i in range(10)]
-    with open_capture("veth1", bpf=f"ether proto {ETYPE:#x}", netns=pair.b.name,
+    with open_ring("veth1", bpf=f"ether proto {ETYPE:#x}", netns=pair.b.name,
                       config=SMALL) as rx:
         s = pair.raw_sender()
         for fr in sent:
@@ -234,8 +233,8 @@ def _mixed_traffic(p: Pair) -> None:
 
 
 def test_filters_select_what_tcpdump_selects(pair: Pair, tmp_path: Path) -> None:
-    caps = {e: open_capture("veth1", bpf=e, netns=pair.b.name, config=SMALL) for e in FILTERS}
-    caps[""] = open_capture("veth1", netns=pair.b.name, config=SMALL)
+    caps = {e: open_ring("veth1", bpf=e, netns=pair.b.name, config=SMALL) for e in FILTERS}
+    caps[""] = open_ring("veth1", netns=pair.b.name, config=SMALL)
     try:
         _mixed_traffic(pair)
         got = {e: [r.data for r in drain(c)] for e, c in caps.items()}
@@ -252,8 +251,8 @@ def test_filters_select_what_tcpdump_selects(pair: Pair, tmp_path: Path) -> None
 
 
 def test_any_device_sll2_and_cooked_filter(pair: Pair, tmp_path: Path) -> None:
-    with open_capture("any", netns=pair.b.name, config=SMALL) as cap_all, \
-            open_capture("any", bpf="udp port 5000 or icmp", netns=pair.b.name,
+    with open_ring("any", netns=pair.b.name, config=SMALL) as cap_all, \
+            open_ring("any", bpf="udp port 5000 or icmp", netns=pair.b.name,
                          config=SMALL) as cap_f:
         assert cap_all.linktype == 276 and cap_all.cooked_hdrlen == 20
         _mixed_traffic(pair)
@@ -277,7 +276,7 @@ def test_any_device_sll2_and_cooked_filter(pair: Pair, tmp_path: Path) -> None:
 
 def test_lo_shows_each_packet_once(lab: Lab) -> None:
     ns = lab.netns("lo")
-    with open_capture("lo", bpf="icmp", netns=ns.name, config=SMALL) as cap:
+    with open_ring("lo", bpf="icmp", netns=ns.name, config=SMALL) as cap:
         ns.run(["ping", "-c", "2", "-i", "0.2", "127.0.0.1"])
         recs = drain(cap)
         st = cap.stats()
@@ -290,7 +289,7 @@ def test_no_unfiltered_packet_reaches_the_ring(pair: Pair) -> None:
     flood = pair.a.popen(["ping", "-f", "-c", "3000", "10.77.0.2"], stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.05)
-        with open_capture("veth1", bpf="udp port 5000", netns=pair.b.name, config=SMALL) as cap:
+        with open_ring("veth1", bpf="udp port 5000", netns=pair.b.name, config=SMALL) as cap:
             with pair.a.entered():
                 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             for _ in range(3):
@@ -309,7 +308,7 @@ def test_no_unfiltered_packet_reaches_the_ring(pair: Pair) -> None:
 def test_drops_add_up_with_a_tiny_ring(pair: Pair) -> None:
     tiny = RingConfig(ring_mb=1, block_size=1 << 16, block_timeout_ms=10)  # ~7k frames
     n = 20000
-    with open_capture("veth1", bpf=f"ether proto {ETYPE:#x}", netns=pair.b.name,
+    with open_ring("veth1", bpf=f"ether proto {ETYPE:#x}", netns=pair.b.name,
                       config=tiny) as rx:
         s = pair.raw_sender()
         fr = frame(pair.mac1, bytes(46))
@@ -325,8 +324,8 @@ def test_drops_add_up_with_a_tiny_ring(pair: Pair) -> None:
 def test_fanout_shares_the_traffic(pair: Pair) -> None:
     f = f"ether proto {ETYPE:#x}"
     fan = Fanout(group=4242, mode="lb")
-    with open_capture("veth1", bpf=f, netns=pair.b.name, config=SMALL, fanout=fan) as c1, \
-            open_capture("veth1", bpf=f, netns=pair.b.name, config=SMALL, fanout=fan) as c2:
+    with open_ring("veth1", bpf=f, netns=pair.b.name, config=SMALL, fanout=fan) as c1, \
+            open_ring("veth1", bpf=f, netns=pair.b.name, config=SMALL, fanout=fan) as c2:
         s = pair.raw_sender()
         for i in range(100):
             s.send(frame(pair.mac1, bytes([i]) * 50))
@@ -340,7 +339,7 @@ def test_promisc_is_released_on_close(pair: Pair) -> None:
         return int(json.loads(out)[0]["promiscuity"])
 
     assert promiscuity() == 0
-    with open_capture("veth1", promisc=True, netns=pair.b.name, config=SMALL):
+    with open_ring("veth1", promisc=True, netns=pair.b.name, config=SMALL):
         assert promiscuity() == 1
     assert promiscuity() == 0
 
@@ -349,7 +348,7 @@ def test_promisc_is_released_on_close(pair: Pair) -> None:
 
 def test_unknown_interface_lists_the_real_ones(pair: Pair) -> None:
     with pytest.raises(RawlabError) as ei:
-        open_capture("nosuch0", netns=pair.b.name)
+        open_ring("nosuch0", netns=pair.b.name)
     assert ei.value.code == Exit.USAGE
     assert "'nosuch0'" in ei.value.message and "veth1" in ei.value.message
     assert "lo" in ei.value.message and "fix:" in ei.value.message
@@ -357,14 +356,14 @@ def test_unknown_interface_lists_the_real_ones(pair: Pair) -> None:
 
 def test_bad_filter_carries_libpcaps_message(pair: Pair) -> None:
     with pytest.raises(RawlabError) as ei:
-        open_capture("veth1", bpf="udp prot 53", netns=pair.b.name, config=SMALL)
+        open_ring("veth1", bpf="udp prot 53", netns=pair.b.name, config=SMALL)
     assert ei.value.code == Exit.USAGE
     assert "syntax error" in ei.value.message
 
 
 def test_ring_too_big_says_the_size(pair: Pair) -> None:
     with pytest.raises(RawlabError) as ei:
-        open_capture("veth1", netns=pair.b.name, config=RingConfig(ring_mb=1 << 20))
+        open_ring("veth1", netns=pair.b.name, config=RingConfig(ring_mb=1 << 20))
     assert ei.value.code == Exit.USAGE
     assert "1048576 MiB" in ei.value.message and "--ring-mb" in ei.value.message
 
@@ -372,7 +371,7 @@ def test_ring_too_big_says_the_size(pair: Pair) -> None:
 def test_without_cap_net_raw_the_error_explains(pair: Pair) -> None:
     def attempt() -> list[Any]:
         try:
-            open_capture("lo").close()
+            open_ring("lo").close()
         except RawlabError as exc:
             return [int(exc.code), exc.message]
         return [0, ""]

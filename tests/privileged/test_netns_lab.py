@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from rawlab.errors import RawlabError
 from rawlab.lab import netns
-from rawlab.sockets.errors import RawlabError
 
 
 def test_veth_pair_carries_traffic_between_two_namespaces(lab: netns.Lab) -> None:

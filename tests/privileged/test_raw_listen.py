@@ -26,7 +26,7 @@ from rawlab.decode.dispatch import Decoder
 from rawlab.lab import traffic
 from rawlab.raw.listen import listen
 from rawlab.raw.sock import Received
-from rawlab.sockets.packet import RingConfig, open_capture
+from rawlab.sockets.packet import RingConfig, open_ring
 
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 
@@ -97,7 +97,7 @@ def test_input_firewall_drops_hide_packets_from_raw_but_not_af_packet(lab: Any) 
     a, b = pair(lab)
     b.run(["nft", "-f", "-"], input="table inet t {\n chain input {\n type filter hook input "
           "priority 0;\n udp dport 7001 drop\n }\n}\n")
-    ring = open_capture("veth1", netns=b.name, bpf="udp", config=RingConfig(ring_mb=2))
+    ring = open_ring("veth1", netns=b.name, bpf="udp", config=RingConfig(ring_mb=2))
 
     def send() -> None:
         with a.entered():

@@ -14,7 +14,7 @@ from _pairs import pair
 
 from rawlab.decode.dispatch import Decoder
 from rawlab.raw.ping import Pinger, Reply, Sent
-from rawlab.sockets.packet import RingConfig, open_capture
+from rawlab.sockets.packet import RingConfig, open_ring
 
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 
@@ -23,7 +23,7 @@ RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 def test_ping_checksums_and_rtts(lab: Any, target: str) -> None:
     a, b = pair(lab)
     v6 = ":" in target
-    ring = open_capture("veth1", netns=b.name, bpf="icmp6" if v6 else "icmp",
+    ring = open_ring("veth1", netns=b.name, bpf="icmp6" if v6 else "icmp",
                         config=RingConfig(ring_mb=2))
     with ring:
         p = Pinger(target, count=3, size=40, interval=0.05, timeout=1.0, netns=a.name)

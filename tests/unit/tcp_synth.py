@@ -17,8 +17,8 @@ from typing import Any
 
 from rawlab.analysis.tcp import Segment, TcpAnalyzer
 from rawlab.decode.checksum import inet_checksum, pseudo_header_v4
-from rawlab.decode.linktype import LinkType
 from rawlab.pcap.writer import PcapWriter
+from rawlab.records import LinkType
 
 T0 = 1_700_000_000 * 10**9  # a realistic epoch: Wireshark treats a zero time as "unset"
 FLAGS = {"F": 1, "S": 2, "R": 4, "P": 8, "A": 16, "U": 32, "E": 64, "C": 128}

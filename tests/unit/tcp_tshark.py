@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rawlab.analysis.tcp import ANALYSIS_NAMES, Segment, TcpAnalyzer
-from rawlab.pcap.reader import open_capture
+from rawlab.pcap.reader import open_file
 
 # tshark field -> how to read it from a Segment
 SCALARS: dict[str, Any] = {
@@ -71,7 +71,7 @@ def rawlab_segments(path: Path) -> tuple[dict[int, Segment], dict[int, dict[str,
     conn_vals: dict[int, dict[str, Any]] = {}
     by_stream: dict[int, Any] = {}
     before: dict[int, int] = {}
-    with open_capture(path) as cap:
+    with open_file(path) as cap:
         for frame, rec in enumerate(cap, 1):
             for ev in tcp.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status):
                 if isinstance(ev, Segment):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.sockets import bpf
-from rawlab.sockets.errors import Exit, RawlabError
 
 EXPRS = ["udp port 53", "tcp[tcpflags] & tcp-syn != 0", "arp or icmp", "ether broadcast",
          "ip6 and not udp", "vlan 42 and udp"]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rawlab import cli
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 
 
 def test_import_has_no_side_effects() -> None:

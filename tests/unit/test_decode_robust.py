@@ -8,10 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawlab.decode.checksum import CsumHint
 from rawlab.decode.dispatch import Decoder, Packet
-from rawlab.decode.linktype import LinkType
 from rawlab.decode.netlink import Netlink, parse_attrs
+from rawlab.records import CsumHint, LinkType
 
 
 def eth():

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.present import diag as present
 from rawlab.sockets import diag, genl
-from rawlab.sockets.errors import Exit, RawlabError
 from rawlab.sockets.netlink import NetlinkError, NlReply, nlattr
 
 

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from rawlab.sockets.errors import Exit, RawlabError, advice, explain
+from rawlab.errors import Exit, RawlabError, advice, explain
 
 
 @pytest.mark.parametrize(

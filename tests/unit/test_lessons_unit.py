@@ -10,6 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.lessons import families, pipe_vs_socket
 from rawlab.lessons.families import FamiliesLesson, Probe
 from rawlab.lessons.pipe_vs_socket import (
@@ -21,7 +22,6 @@ from rawlab.lessons.pipe_vs_socket import (
 )
 from rawlab.lessons.sigpipe import LocalCase, SigpipeLesson, TcpCase, TcpWrite
 from rawlab.present import lesson as present
-from rawlab.sockets.errors import Exit, RawlabError
 
 
 def test_family_numbers_agree_with_python() -> None:

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from rawlab import cli
+from rawlab.errors import Exit, RawlabError
 from rawlab.lab import nested, vm
-from rawlab.sockets.errors import Exit, RawlabError
 
 pytestmark = pytest.mark.unit
 

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rawlab.decode.linktype import LinkType
-from rawlab.pcap.reader import open_capture, read_records
-from rawlab.pcap.record import Direction, Record
+from rawlab.errors import Exit, RawlabError
+from rawlab.pcap.reader import open_file, read_records
 from rawlab.pcap.writer import PcapngWriter, PcapWriter
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.records import Direction, LinkType, Record
 
 pytestmark = pytest.mark.unit
 
@@ -65,7 +64,7 @@ def write_mixed(path: Path) -> list[tuple[int, int, bytes, int, int]]:
 def test_pcapng_round_trip_several_interfaces(tmp_path: Path) -> None:
     f = tmp_path / "mixed.pcapng"
     sent = write_mixed(f)
-    with open_capture(f) as cap:
+    with open_file(f) as cap:
         recs = list(cap)
         assert cap.format == "pcapng"
         assert [(i.name, i.linktype) for i in cap.interfaces] == [
@@ -258,7 +257,7 @@ def test_not_a_capture_file() -> None:
 
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(RawlabError) as ei:
-        open_capture(tmp_path / "nope.pcap")
+        open_file(tmp_path / "nope.pcap")
     assert ei.value.code is Exit.BAD_INPUT and "nope.pcap" in ei.value.message
 
 

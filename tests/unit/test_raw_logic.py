@@ -9,6 +9,7 @@ import struct
 import pytest
 from click.testing import CliRunner
 
+from rawlab.errors import RawlabError
 from rawlab.raw import nft
 from rawlab.raw.listen import parse_proto
 from rawlab.raw.packets import ACK, FIN, PSH, RST, SYN
@@ -16,7 +17,6 @@ from rawlab.raw.ping import summarize
 from rawlab.raw.sock import IPV6_FLOWINFO, IPV6_HOPLIMIT, IPV6_PKTINFO, SOL_IPV6, RawSocket
 from rawlab.raw.syn import CLOSED, FILTERED, OPEN, classify
 from rawlab.raw.usertcp import Seg, UserTcp
-from rawlab.sockets.errors import RawlabError
 
 
 @pytest.mark.parametrize(("flags", "icmp", "state"), [
@@ -173,8 +173,8 @@ def test_abort() -> None:
 
 def test_ipv6_header_rebuilt_from_ancillary_data() -> None:
     from rawlab.decode.dispatch import Decoder
-    from rawlab.decode.linktype import LinkType
     from rawlab.raw import packets
+    from rawlab.records import LinkType
 
     src, dst = socket.inet_pton(socket.AF_INET6, "fd00::1"), socket.inet_pton(
         socket.AF_INET6, "fd00::2")

@@ -10,9 +10,9 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.linktype import LinkType
 from rawlab.raw import packets
 from rawlab.raw.packets import ACK, FIN, PSH, SYN
+from rawlab.records import LinkType
 
 A4, B4 = "10.0.0.1", "10.0.0.2"
 A6, B6 = "fd00::1", "fd00::2"

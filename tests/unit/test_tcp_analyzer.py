@@ -22,7 +22,7 @@ from rawlab.analysis.tcp import (
     TcpAnalyzer,
 )
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.linktype import LinkType
+from rawlab.records import LinkType
 
 MS = 1_000_000
 

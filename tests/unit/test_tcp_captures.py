@@ -10,7 +10,7 @@ import pytest
 from tcp_tshark import compare, have_tshark, rawlab_segments
 
 from rawlab.analysis.tcp import ConnectionClosed, ConnState, TcpAnalyzer
-from rawlab.pcap.reader import open_capture
+from rawlab.pcap.reader import open_file
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 
@@ -45,7 +45,7 @@ def test_capture_analysis_is_pinned(name: str) -> None:
     assert dict(Counter(n for s in segs.values() for n in s.analysis)) == flags
     tcp = TcpAnalyzer()
     closed = []
-    with open_capture(CAPTURES / name) as cap:
+    with open_file(CAPTURES / name) as cap:
         for frame, rec in enumerate(cap, 1):
             closed += [e for e in tcp.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype)
                        if isinstance(e, ConnectionClosed)]

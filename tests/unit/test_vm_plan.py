@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.lab import vm
-from rawlab.sockets.errors import Exit, RawlabError
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ import struct
 
 import pytest
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.sockets import vsock as vs
-from rawlab.sockets.errors import Exit, RawlabError
 
 
 @pytest.fixture(autouse=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from rawlab.errors import RawlabError
 from rawlab.present import vsock as pv
 from rawlab.sockets import vsock as vs
 from rawlab.sockets import vsockbench as vb
-from rawlab.sockets.errors import RawlabError
 
 UNIX_TYPES = {"stream": socket.SOCK_STREAM, "seqpacket": socket.SOCK_SEQPACKET}
 

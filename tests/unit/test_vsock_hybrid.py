@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from rawlab import cli
+from rawlab.errors import Exit, RawlabError
 from rawlab.sockets import hybrid
 from rawlab.sockets import vsock as vs
-from rawlab.sockets.errors import Exit, RawlabError
 
 
 @pytest.fixture(autouse=True)

@@ -1017,7 +1017,7 @@ def _conn_state(c: _Conn) -> str:
 
 
 def analyse(records: Iterable[Any]) -> list[Event]:
-    """Every event of a finite run of records (rawlab.pcap.record.Record), numbered
+    """Every event of a finite run of records (rawlab.records.Record), numbered
     from 1, with the connections still open closed at the end."""
     analyzer = TcpAnalyzer()
     out: list[Event] = []

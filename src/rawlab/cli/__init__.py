@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from rawlab import __version__
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 
 # name -> "module:attribute"; each module defines one click command or group.
 # A command is offered once its module exists (they land issue by issue).

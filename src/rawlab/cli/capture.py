@@ -52,8 +52,8 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     packets captured, received by filter, dropped by kernel.
     """
     from rawlab import pipeline
-    from rawlab.pcap.record import Interface
-    from rawlab.sockets.packet import RingConfig, open_capture
+    from rawlab.records import Interface
+    from rawlab.sockets.packet import RingConfig, open_ring
 
     if filt and expression:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
@@ -66,7 +66,7 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     if out and not (verbose or as_json or also_print):
         mode = "none"
 
-    ring = open_capture(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
+    ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
                         config=RingConfig(ring_mb=ring_mb), direction=direction)
     writer: pipeline.Writer | pipeline.RotatingWriter | None = None
     if out:

@@ -42,8 +42,8 @@ def handshake(port: int, data: str, reply_size: int, ladder: bool, ipv6: bool,
     if ladder:
         ladder_fmt.render(res.events, sys.stdout, explain_lines=True)
     else:
-        from rawlab.decode.checksum import CsumHint
         from rawlab.decode.dispatch import Decoder
+        from rawlab.records import CsumHint
 
         dec = Decoder()
         for i, rec in enumerate(res.records, 1):
@@ -58,8 +58,8 @@ def handshake(port: int, data: str, reply_size: int, ladder: bool, ipv6: bool,
       f"{st.captured if st else len(res.records)} packets captured, "
       f"{st.dropped if st else 0} dropped by the kernel\n")
     if out:
-        from rawlab.pcap.record import Interface
         from rawlab.pipeline import Writer
+        from rawlab.records import Interface
 
         wr = Writer(out)
         for rec in res.records:

@@ -101,8 +101,8 @@ def vsock_pair(cid: int, kernel: str | None, memory: str, cpus: int, timeout: fl
     import shlex
     import signal
 
+    from rawlab.errors import Exit, RawlabError
     from rawlab.lab import nested, vm
-    from rawlab.sockets.errors import Exit, RawlabError
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # so that the guest is stopped below (exit 130)

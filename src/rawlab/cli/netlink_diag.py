@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import sys
-from collections.abc import Iterator
 
 import click
-
-
-@contextlib.contextmanager
-def _in_netns(name: str | None) -> Iterator[None]:
-    if name is None:
-        yield
-        return
-    from rawlab.lab.nsenter import entered
-
-    with entered(name):
-        yield
 
 
 def _ifnames() -> dict[int, str]:
@@ -74,7 +61,9 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
     explicit = diag.parse_states(list(states)) if states else 0
     families = [{4: socket.AF_INET, 6: socket.AF_INET6}[f] for f in dict.fromkeys(fams)] \
         or [socket.AF_INET, socket.AF_INET6]
-    with _in_netns(netns):
+    from rawlab.sockets.netns import entered
+
+    with entered(netns):
         socks = diag.collect(list(dict.fromkeys(kinds)) or ["tcp"], families,
                              listening=listening, all_states=all_states,
                              explicit_states=explicit, info=info)
@@ -99,8 +88,9 @@ def genl(as_json: bool, netns: str | None) -> None:
     `genl ctrl list`)."""
     from rawlab.present import diag as present
     from rawlab.sockets import genl as genl_sock
+    from rawlab.sockets.netns import entered
 
-    with _in_netns(netns):
+    with entered(netns):
         fams = genl_sock.families()
     out = sys.stdout
     if as_json:

@@ -17,14 +17,6 @@ NLMON_MISSES = ("AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA
                 "SCSITRANSPORT and SMC")
 
 
-def _in_netns(netns: str | None) -> contextlib.AbstractContextManager[None]:
-    if not netns:
-        return contextlib.nullcontext()
-    from rawlab.lab.nsenter import entered
-
-    return entered(netns)
-
-
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
 
@@ -72,8 +64,8 @@ def monitor(groups: str | None, all_nsid: bool, netns: str | None, as_json: bool
     Each event names the process that asked for the change (from nlmsg_pid)
     while that process still exists. Ends on -c, --duration, Ctrl-C or SIGTERM.
     """
+    from rawlab.errors import Exit, RawlabError
     from rawlab.sockets import netlink as nl
-    from rawlab.sockets.errors import Exit, RawlabError
 
     names = [g.strip() for g in (groups.split(",") if groups else nl.DEFAULT_GROUPS)
              if g.strip()]
@@ -84,7 +76,9 @@ def monitor(groups: str | None, all_nsid: bool, netns: str | None, as_json: bool
                           f"{', '.join(nl.GROUPS)}", Exit.USAGE) from None
     if as_json and verbose:
         raise click.UsageError("choose one of -v, --json")
-    with _in_netns(netns):  # the whole run: /proc/thread-self/net/netlink is this namespace's
+    from rawlab.sockets.netns import entered
+
+    with entered(netns):  # the whole run: /proc/thread-self/net/netlink is this namespace's
         _run_monitor(names, numbers, all_nsid=all_nsid, netns=netns, as_json=as_json,
                     verbose=verbose, rcvbuf=rcvbuf_kb << 10, count=count, duration=duration,
                     resolve=not no_resolve)
@@ -129,9 +123,9 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
     """
     import gc
 
+    from rawlab.errors import Exit, RawlabError, explain
     from rawlab.present import netlink as fmt
     from rawlab.sockets import netlink as nl
-    from rawlab.sockets.errors import Exit, RawlabError, explain
 
     if v4 and v6:
         raise click.UsageError("choose one of -4, -6")
@@ -141,7 +135,9 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
     tid = _table(table)
     if what == "routes" and tid is None:
         tid = 254
-    with _in_netns(netns):
+    from rawlab.sockets.netns import entered
+
+    with entered(netns):
         try:
             sock = nl.DumpSocket()
         except OSError as exc:
@@ -280,9 +276,9 @@ def _run_monitor(names: list[str], numbers: list[int], *, all_nsid: bool, netns:
     import time
 
     from rawlab.analysis import netlink as an
+    from rawlab.errors import explain
     from rawlab.present import netlink as fmt
     from rawlab.sockets import netlink as nl
-    from rawlab.sockets.errors import explain
 
     kinds = sorted({k for g in names for k in an.KINDS_OF_GROUP.get(g, ())})
     mon = an.Monitor(kinds)
@@ -418,8 +414,8 @@ def _file_records(path: str) -> Iterator[tuple[int, Any, int, int, bytes]]:
     """(frame, ts_ns, protocol, pkttype, netlink bytes) of each LINKTYPE_NETLINK record."""
     import struct
 
+    from rawlab.errors import Exit, RawlabError
     from rawlab.pcap.reader import read_records
-    from rawlab.sockets.errors import Exit, RawlabError
 
     lt_netlink = 253
     seen_nl = False
@@ -442,7 +438,7 @@ def _file_records(path: str) -> Iterator[tuple[int, Any, int, int, bytes]]:
 
 
 def _hex_records(text: str, protocol: int) -> Iterator[tuple[int, Any, int, int, bytes]]:
-    from rawlab.sockets.errors import Exit, RawlabError
+    from rawlab.errors import Exit, RawlabError
 
     clean = "".join(ch for ch in text if ch not in " :\n\t-").removeprefix("0x")
     try:
@@ -493,17 +489,17 @@ def _print_decoded(recs: Iterator[tuple[int, Any, int, int, bytes]], *, as_json:
 def _run_capture(out: str, *, netns: str | None, count: int | None,
                  duration: float | None) -> None:
     from rawlab import pipeline
-    from rawlab.pcap.record import Direction, Interface
+    from rawlab.records import Direction, Interface
     from rawlab.sockets import netlink as nl
     from rawlab.sockets.monlink import monitor_link
-    from rawlab.sockets.packet import open_capture
+    from rawlab.sockets.packet import open_ring
 
     with monitor_link("nlmon", netns=netns) as name:
         ring = None
         writer = pipeline.Writer(out)
         n = 0
         try:
-            ring = open_capture(name, netns=netns)
+            ring = open_ring(name, netns=netns)
             click.echo(f"rawlab: capturing netlink on {name}"
                        f"{' in netns ' + netns if netns else ''} into {out}; nlmon sees "
                        f"{NLMON_SEES}, not {NLMON_MISSES}. Ctrl-C to stop", err=True)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rawlab.sockets.errors import Exit
+from rawlab.errors import Exit
 
 NETNS_HELP = "Open the raw socket inside this network namespace (`ip netns list`)."
 

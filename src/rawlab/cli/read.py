@@ -32,8 +32,8 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     naming the file, the byte offset and the problem (exit 5).
     """
     from rawlab import pipeline
-    from rawlab.decode.linktype import SUPPORTED_LINKTYPES
-    from rawlab.pcap.reader import open_capture
+    from rawlab.pcap.reader import open_file
+    from rawlab.records import SUPPORTED_LINKTYPES
 
     if sum((verbose, as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
@@ -46,7 +46,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     try:
         # converting without decoding (-w -q) copies any link type; decoding needs ours
         linktypes = None if mode == "none" else SUPPORTED_LINKTYPES
-        with open_capture(source, linktypes=linktypes) as cap:
+        with open_file(source, linktypes=linktypes) as cap:
             # (a pcapng reader fills, and per section renews, its interface list)
             pipeline.run(cap, mode=mode, expression=expression, count=count, writer=writer,
                          interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)

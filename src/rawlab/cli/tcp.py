@@ -58,7 +58,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         return
     assert file is not None
     from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
-    from rawlab.pcap.reader import open_capture
+    from rawlab.pcap.reader import open_file
 
     source = sys.stdin.buffer if file == "-" else file
     analyzer = TcpAnalyzer()
@@ -71,7 +71,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         plotters: dict[int, Any] = {}
 
     def events() -> Iterator[Any]:
-        with open_capture(source) as cap:
+        with open_file(source) as cap:
             feed = analyzer.feed_bytes
             for frame, rec in enumerate(cap, 1):
                 yield from feed(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status)
@@ -122,10 +122,10 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
           plot: str | None, ladder: bool) -> None:
 
     from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
-    from rawlab.sockets.packet import RingConfig, open_capture
+    from rawlab.sockets.packet import RingConfig, open_ring
 
     expr = f"tcp and ({filt})" if filt else "tcp"
-    ring = open_capture(iface, bpf=expr, netns=netns, config=RingConfig(ring_mb=ring_mb))
+    ring = open_ring(iface, bpf=expr, netns=netns, config=RingConfig(ring_mb=ring_mb))
     analyzer = TcpAnalyzer()
     dropped = [0]
 
@@ -216,7 +216,7 @@ def _follow(evs: Iterator[Any], n: int, source: Any, out: Any) -> None:
     alongside the events (only the chosen stream's payload is kept)."""
     from rawlab.analysis.tcp import Segment
     from rawlab.decode.dispatch import Decoder
-    from rawlab.pcap.reader import open_capture
+    from rawlab.pcap.reader import open_file
     from rawlab.present.tcp import Follow
 
     if source is sys.stdin.buffer:
@@ -224,7 +224,7 @@ def _follow(evs: Iterator[Any], n: int, source: Any, out: Any) -> None:
     wanted = {ev.frame: ev for ev in evs if type(ev) is Segment and ev.stream == n}
     f = Follow(n)
     dec = Decoder()
-    with open_capture(source) as cap:
+    with open_file(source) as cap:
         for frame, rec in enumerate(cap, 1):
             seg = wanted.get(frame)
             if seg is None:

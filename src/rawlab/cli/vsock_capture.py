@@ -36,9 +36,9 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
     CAP_NET_ADMIN (the link) and CAP_NET_RAW (the capture).
     """
     from rawlab import pipeline
-    from rawlab.pcap.record import Interface
+    from rawlab.records import Interface
     from rawlab.sockets.monlink import monitor_link
-    from rawlab.sockets.packet import RingConfig, open_capture
+    from rawlab.sockets.packet import RingConfig, open_ring
 
     if verbose and as_json:
         raise click.UsageError("choose one of -v, --json")
@@ -46,7 +46,7 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
     if out and quiet:
         mode = "none"
     with monitor_link("vsockmon", netns=netns) as name:
-        ring = open_capture(name, netns=netns, config=RingConfig(ring_mb=32))
+        ring = open_ring(name, netns=netns, config=RingConfig(ring_mb=32))
         writer = pipeline.Writer(out) if out else None
         info = Interface(0, ring.linktype, 262144, name=name)
 

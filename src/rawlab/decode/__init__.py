@@ -12,7 +12,7 @@ Entry points:
   ``ipv6.Ipv6``, ``arp.Arp``, ``tcp.Tcp``, ``udp.Udp``, ``icmp.Icmp``,
   ``icmpv6.Icmpv6``, ``netlink.Netlink`` (``NlMsg``, ``NlAttr``, ``parse_attrs``),
   ``vsockmon.Vsockmon`` (``VirtioVsockHdr``); ``view.Raw`` for undecoded bytes.
-- :mod:`rawlab.decode.linktype` — ``LinkType`` and ``SUPPORTED_LINKTYPES``.
+- :mod:`rawlab.records` — ``LinkType`` and ``SUPPORTED_LINKTYPES``.
 
 The contract every view keeps is in :mod:`rawlab.decode.view`. Importing any of
 these modules only defines classes and constants.

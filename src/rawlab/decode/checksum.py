@@ -24,7 +24,9 @@ one big-endian integer N, N mod 0xFFFF equals the one's-complement sum of its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntFlag, StrEnum
+from enum import StrEnum
+
+from rawlab.records import CsumHint
 
 __all__ = [
     "ChecksumStatus",
@@ -57,16 +59,6 @@ class Verdict(StrEnum):
     UNVERIFIED = "unverified"
 
 
-class CsumHint(IntFlag):
-    """What the kernel said about a live packet: the ``tp_status`` bits themselves.
-
-    Pass ``CsumHint(tp_status & CsumHint.MASK)`` from a TPACKET ring.
-    """
-
-    NONE = 0
-    NOT_READY = 8  # TP_STATUS_CSUMNOTREADY: offload, the field is not filled yet
-    VALID = 128  # TP_STATUS_CSUM_VALID: the kernel (or NIC) checked it
-    MASK = 136
 
 
 @dataclass(frozen=True, slots=True)

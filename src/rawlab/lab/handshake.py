@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rawlab.analysis.tcp import Event, Handshake, Segment, analyse
+from rawlab.errors import Exit, RawlabError
 from rawlab.lab import traffic
 from rawlab.lab.netns import Lab
-from rawlab.pcap.record import Record
-from rawlab.sockets.errors import Exit, RawlabError
-from rawlab.sockets.packet import CaptureStats, RingConfig, open_capture
+from rawlab.records import Record
+from rawlab.sockets.packet import CaptureStats, RingConfig, open_ring
 
 V4 = ("10.99.0.1", "10.99.0.2", 24)
 V6 = ("fd00:99::1", "fd00:99::2", 64)
@@ -59,7 +59,7 @@ def run(port: int = 8080, data: bytes = b"GET / HTTP/1.0\r\n\r\n", reply_size: i
         lab.veth(client, server, f"{client_ip}/{plen}", f"{server_ip}/{plen}", offloads=False)
         # back on for the client's transmit checksums only: see the module docstring
         client.run(["ethtool", "-K", "veth0", "tx", "on"], check=False)
-        ring = open_capture("veth0", netns=client.name, bpf=f"tcp port {port}",
+        ring = open_ring("veth0", netns=client.name, bpf=f"tcp port {port}",
                             config=RingConfig(ring_mb=8))
         with ring:
             ex = traffic.tcp_exchange(server, client, server_ip, port, data, reply,

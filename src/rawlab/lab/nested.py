@@ -50,8 +50,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.lab import vm
-from rawlab.sockets.errors import Exit, RawlabError
 
 __all__ = [
     "GUEST_MODULES",

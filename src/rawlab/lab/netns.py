@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import subprocess
 
-from rawlab.lab.nsenter import (  # noqa: F401 - re-exported: the names were born here
+from rawlab.errors import RawlabError, explain
+from rawlab.sockets.netns import (  # noqa: F401 - re-exported: the names were born here
     CLONE_NEWNET,
     CLONE_NEWUSER,
     NETNS_RUN_DIR,
@@ -32,7 +33,6 @@ from rawlab.lab.nsenter import (  # noqa: F401 - re-exported: the names were bor
     setns,
     unshare,
 )
-from rawlab.sockets.errors import RawlabError, explain
 
 NAME_RE = re.compile(r"^rl-[a-z0-9]+-(\d+)-[0-9a-f]{4}$")
 

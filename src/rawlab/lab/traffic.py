@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rawlab.errors import RawlabError
 from rawlab.lab.netns import Netns
-from rawlab.sockets.errors import RawlabError
 
 
 @contextlib.contextmanager

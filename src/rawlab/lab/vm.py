@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 
 __all__ = [
     "GuestResult",

@@ -9,7 +9,7 @@ import struct
 import time
 
 from rawlab.doctor import errname
-from rawlab.sockets.errors import Exit, RawlabError, explain
+from rawlab.errors import Exit, RawlabError, explain
 
 LOOPBACK = "127.0.0.1"
 SIOCGIFFLAGS = 0x8913

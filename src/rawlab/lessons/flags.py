@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawlab.errors import RawlabError, explain
 from rawlab.lessons.common import exc_errname, now_ns
-from rawlab.sockets.errors import RawlabError, explain
 
 RCVTIMEO_NS = 100_000_000  # the blocking recv waits this long (SO_RCVTIMEO)
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.lessons.common import exc_errname, now_ns, tcp_pair
-from rawlab.sockets.errors import Exit, RawlabError
 
 F_SETPIPE_SZ = 1031  # the kernel's numbers (fcntl.F_GETPIPE_SZ is only in Python >= 3.10)
 F_GETPIPE_SZ = 1032

@@ -1,9 +1,9 @@
 """Streaming readers for pcap and pcapng files (constant memory, any size).
 
-    from rawlab.pcap.reader import open_capture
-    with open_capture("x.pcapng") as cap:        # a path, or a binary file object
+    from rawlab.pcap.reader import open_file
+    with open_file("x.pcapng") as cap:        # a path, or a binary file object
         cap.format                               # "pcap" or "pcapng"
-        for rec in cap:                          # rawlab.pcap.record.Record
+        for rec in cap:                          # rawlab.records.Record
             rec.ts_ns, rec.caplen, rec.wirelen, rec.linktype, rec.interface, rec.data
         cap.interfaces                           # list[Interface] seen so far
 
@@ -12,7 +12,7 @@ pcapng: SHB (any byte order, several sections), IDB (``if_name``,
 ``if_description``, ``if_tsresol``, ``if_tsoffset``), EPB (``epb_flags``
 direction), SPB, the obsolete PB; every other block is skipped.
 
-Bad input raises :class:`~rawlab.sockets.errors.RawlabError` with code
+Bad input raises :class:`~rawlab.errors.RawlabError` with code
 ``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
 every good record before the bad one has been yielded. Link types outside
 ``linktypes`` (default: the ones rawlab decodes) are such an error; pass
@@ -26,9 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from rawlab.decode.linktype import SUPPORTED_LINKTYPES, linktype_name
-from rawlab.pcap.record import Direction, Interface, Record
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
+from rawlab.records import SUPPORTED_LINKTYPES, Direction, Interface, Record, linktype_name
 
 CHUNK = 1 << 20
 MAX_SNAPLEN = 262144  # libpcap's largest; a record above max(this, snaplen) is absurd
@@ -325,7 +324,7 @@ def _options(body: bytes, pos: int, e: str) -> Iterator[tuple[int, bytes]]:
         pos += 4 + ((ln + 3) & ~3)
 
 
-def open_capture(source: str | Path | IO[bytes], *,
+def open_file(source: str | Path | IO[bytes], *,
                  linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> CaptureReader:
     """Open a pcap or pcapng file (chosen by its magic); raises RawlabError if it is neither."""
     if isinstance(source, str | Path):
@@ -360,5 +359,5 @@ def open_capture(source: str | Path | IO[bytes], *,
 def read_records(source: str | Path | IO[bytes], *,
                  linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> Iterator[Record]:
     """Every record of a capture file, then close it."""
-    with open_capture(source, linktypes=linktypes) as cap:
+    with open_file(source, linktypes=linktypes) as cap:
         yield from cap

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from rawlab import __version__
+from rawlab.errors import Exit, RawlabError
 from rawlab.pcap.reader import (
     EPB_FLAGS,
     IF_DESCRIPTION,
@@ -35,8 +36,7 @@ from rawlab.pcap.reader import (
     PCAPNG_IDB,
     PCAPNG_SHB,
 )
-from rawlab.pcap.record import Direction, Record
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.records import Direction, Record
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4

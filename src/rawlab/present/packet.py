@@ -15,7 +15,7 @@ from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
 from rawlab.decode.tcp import flag_letters
 from rawlab.decode.view import View
-from rawlab.pcap.record import Direction, Record
+from rawlab.records import Direction, Record
 
 # TCP option kinds (IANA)
 TCPOPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rawlab.analysis.tcp import Segment
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 
 _RTX = frozenset(("retransmission", "fast_retransmission", "spurious_retransmission"))
 

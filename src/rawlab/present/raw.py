@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rawlab.decode.dispatch import Decoder, Packet
-from rawlab.decode.linktype import LinkType
-from rawlab.pcap.record import Record
 from rawlab.present import packet as ppkt
+from rawlab.records import LinkType, Record
 
 FAMILY = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
 PROTO = {1: "IPPROTO_ICMP", 6: "IPPROTO_TCP", 17: "IPPROTO_UDP", 58: "IPPROTO_ICMPV6",

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 from rawlab.analysis.tcp import Event, Handshake, analyse
 from rawlab.decode.tcp import Tcp
-from rawlab.pcap.record import Record
+from rawlab.errors import Exit, RawlabError
 from rawlab.raw import nft, packets
 from rawlab.raw.sock import RawSocket, open_raw, packed, resolve, route_source
 from rawlab.raw.syn import random_sport
 from rawlab.raw.usertcp import Seg, UserTcp
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.records import Record
 
 if TYPE_CHECKING:
     from rawlab.sockets.packet import PacketRing
@@ -160,10 +160,10 @@ def _converse(tcp: UserTcp, wire: _Wire, res: HandshakeResult, timeout: float) -
 
 
 def _open_ring(res: HandshakeResult, netns: str | None) -> PacketRing:
-    from rawlab.sockets.packet import RingConfig, open_capture
+    from rawlab.sockets.packet import RingConfig, open_ring
 
     expr = f"tcp and host {res.target} and port {res.port} and port {res.sport}"
-    return open_capture("any", bpf=expr, netns=netns, config=RingConfig(ring_mb=2))
+    return open_ring("any", bpf=expr, netns=netns, config=RingConfig(ring_mb=2))
 
 
 def _analyse(res: HandshakeResult) -> None:

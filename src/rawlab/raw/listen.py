@@ -25,8 +25,8 @@ import socket
 import time
 from collections.abc import Iterator
 
+from rawlab.errors import Exit, RawlabError
 from rawlab.raw.sock import RawSocket, Received, open_raw
-from rawlab.sockets.errors import Exit, RawlabError
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "raw": 255}
 

@@ -27,7 +27,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 
 MARK = 0x7261776C  # "rawl": our own packets, which the rule lets through
 TABLE_RE = re.compile(r"^rawlab_(\d+)_(\d+)$")

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from rawlab.decode.checksum import ChecksumStatus
 from rawlab.decode.dispatch import Decoder, Packet
-from rawlab.decode.linktype import LinkType
 from rawlab.raw import packets
 from rawlab.raw.sock import Received, open_raw, packed, resolve, route_source
+from rawlab.records import LinkType
 
 ECHO_REPLY = {socket.AF_INET: 0, socket.AF_INET6: 129}
 ERRORS = {socket.AF_INET: frozenset({3, 4, 5, 11, 12}), socket.AF_INET6: frozenset({1, 2, 3, 4})}

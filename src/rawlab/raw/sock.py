@@ -21,19 +21,17 @@ What the kernel hands a raw socket (raw(7), ipv6(7), RFC 3542):
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rawlab.decode.linktype import LinkType
-from rawlab.pcap.record import Direction, Record
+from rawlab.errors import Exit, RawlabError, explain
 from rawlab.raw.packets import ipv6_header
-from rawlab.sockets.errors import Exit, RawlabError, explain
+from rawlab.records import Direction, LinkType, Record
+from rawlab.sockets.netns import entered
 
 SOL_IP = 0
 SOL_IPV6 = 41
@@ -48,18 +46,6 @@ SO_TIMESTAMPNS = 35
 SO_MARK = 36
 FAMILY_NAME = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
 _ANC = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(20) + 4 * socket.CMSG_SPACE(4) + 64
-
-
-@contextlib.contextmanager
-def netns_context(netns: str | None) -> Iterator[None]:
-    """Inside namespace `netns` (this thread) for the block, or nothing when None."""
-    if netns is None:
-        yield
-        return
-    from rawlab.lab.nsenter import entered
-
-    with entered(netns):
-        yield
 
 
 def resolve(host: str, ipv6: bool = False) -> tuple[int, str]:
@@ -81,7 +67,7 @@ def resolve(host: str, ipv6: bool = False) -> tuple[int, str]:
 def route_source(dst: str, netns: str | None = None) -> str:
     """The source address the routing table picks for `dst` (a UDP connect sends nothing)."""
     fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
-    with netns_context(netns):
+    with entered(netns):
         s = socket.socket(fam, socket.SOCK_DGRAM)
     try:
         s.connect((dst, 9))
@@ -201,7 +187,7 @@ def open_raw(family: int, proto: int, *, netns: str | None = None, hdrincl: bool
     hop_limit: AF_INET6 unicast hop limit.
     """
     what = f"open {FAMILY_NAME.get(family, family)} SOCK_RAW socket (protocol {proto})"
-    with netns_context(netns):
+    with entered(netns):
         try:
             s = socket.socket(family, socket.SOCK_RAW, proto)
         except OSError as exc:

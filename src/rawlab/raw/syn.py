@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.linktype import LinkType
-from rawlab.pcap.record import Record
+from rawlab.errors import RawlabError
 from rawlab.raw import packets
 from rawlab.raw.packets import ACK, RST, SYN
 from rawlab.raw.sock import RawSocket, Received, open_raw, packed, resolve, route_source, wait_any
-from rawlab.sockets.errors import RawlabError
+from rawlab.records import LinkType, Record
 
 if TYPE_CHECKING:
     from rawlab.sockets.packet import PacketRing
@@ -175,11 +174,11 @@ def probe(host: str, port: int, *, ttl: int = 64, sport: int | None = None, ipv6
 
 
 def _open_ring(res: SynResult, netns: str | None) -> PacketRing | None:
-    from rawlab.sockets.packet import RingConfig, open_capture
+    from rawlab.sockets.packet import RingConfig, open_ring
 
     expr = f"tcp and host {res.target} and port {res.port} and port {res.sport}"
     try:
-        return open_capture("any", bpf=expr, netns=netns, config=RingConfig(ring_mb=2))
+        return open_ring("any", bpf=expr, netns=netns, config=RingConfig(ring_mb=2))
     except RawlabError as exc:
         res.capture_error = exc.message
         return None

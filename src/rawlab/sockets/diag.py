@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from rawlab.decode.tcp_info import TcpInfo
-from rawlab.sockets.errors import Exit, RawlabError, explain
+from rawlab.errors import Exit, RawlabError, explain
 from rawlab.sockets.netlink import (
     NETLINK_SOCK_DIAG,
     NLA_F_NESTED,

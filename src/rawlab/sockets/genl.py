@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from rawlab.errors import RawlabError, explain
 from rawlab.sockets.diag import iter_attrs
-from rawlab.sockets.errors import RawlabError, explain
 from rawlab.sockets.netlink import (
     NETLINK_GENERIC,
     NLM_F_DUMP,

@@ -23,7 +23,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from rawlab.sockets.errors import Advice, Exit, RawlabError, explain
+from rawlab.errors import Advice, Exit, RawlabError, explain
 
 PREFIX = "unix:"
 MAX_LINE = 64  # "OK 4294967295\n" is 14 bytes; anything longer is not the handshake

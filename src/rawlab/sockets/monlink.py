@@ -1,7 +1,7 @@
 """Monitor links (nlmon, vsockmon): made for one capture, always removed after it.
 
     with monitor_link("vsockmon", netns=None) as ifname:
-        ring = open_capture(ifname, netns=None)   # ARPHRD_VSOCKMON -> LINKTYPE_VSOCK
+        ring = open_ring(ifname, netns=None)   # ARPHRD_VSOCKMON -> LINKTYPE_VSOCK
 
 The link is created up, in the named namespace if given, and deleted when the
 block ends — normally, on an exception, or after SIGINT/SIGTERM turned into one.
@@ -14,8 +14,9 @@ import errno
 import os
 from collections.abc import Iterator
 
+from rawlab.errors import Exit, RawlabError, explain
 from rawlab.sockets import netlink as nl
-from rawlab.sockets.errors import Exit, RawlabError, explain
+from rawlab.sockets.netns import entered
 
 # what to do where the kernel lacks the link type
 MISSING_FIX = {
@@ -26,19 +27,11 @@ MISSING_FIX = {
 }
 
 
-def _in(netns: str | None) -> contextlib.AbstractContextManager[None]:
-    if not netns:
-        return contextlib.nullcontext()
-    from rawlab.lab.nsenter import entered
-
-    return entered(netns)
-
-
 @contextlib.contextmanager
 def monitor_link(kind: str, *, netns: str | None = None) -> Iterator[str]:
     """Create an up `kind` link (e.g. rlvsockmon1234), yield its name, delete it."""
     name = f"rl{kind}{os.getpid() % 10000}"[:15]
-    with _in(netns):
+    with entered(netns):
         ctl = nl.NetlinkSocket(nl.NETLINK_ROUTE)
     try:
         try:

@@ -1,11 +1,11 @@
 """Live capture on AF_PACKET with a TPACKET_V3 ring (the engine under `rawlab capture`).
 
-    from rawlab.sockets.packet import open_capture, RingConfig
+    from rawlab.sockets.packet import open_ring, RingConfig
 
-    with open_capture("veth0", bpf="udp", netns="rl-a-...", promisc=True) as cap:
+    with open_ring("veth0", bpf="udp", netns="rl-a-...", promisc=True) as cap:
         for info, data in cap.zero_copy(count=10):   # data valid until the next block
             ...                                      # info: PacketInfo (a CaptureInfo)
-        for rec in cap.records(duration=1.0):        # rawlab.pcap.record.Record (a copy)
+        for rec in cap.records(duration=1.0):        # rawlab.records.Record (a copy)
             ...
         print(cap.stats())     # CaptureStats: received / captured / dropped, as tcpdump says
 
@@ -51,11 +51,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rawlab.decode.checksum import CsumHint
-from rawlab.decode.linktype import LinkType
-from rawlab.pcap.record import CaptureInfo, Direction, Record
+from rawlab.errors import Exit, RawlabError, explain
+from rawlab.records import CaptureInfo, CsumHint, Direction, LinkType, Record
 from rawlab.sockets import bpf as _bpf
-from rawlab.sockets.errors import Exit, RawlabError, explain
+from rawlab.sockets.netns import entered
 
 __all__ = [
     "ANY",
@@ -65,7 +64,7 @@ __all__ = [
     "PacketRing",
     "RingConfig",
     "linktype_for_arphrd",
-    "open_capture",
+    "open_ring",
 ]
 
 ANY = "any"
@@ -352,7 +351,7 @@ def _ioctl_hatype(sock: socket.socket, name: str) -> int:
 
 
 class PacketRing:
-    """An open capture: AF_PACKET socket + mmap'd TPACKET_V3 ring. Use :func:`open_capture`.
+    """An open capture: AF_PACKET socket + mmap'd TPACKET_V3 ring. Use :func:`open_ring`.
 
     Attributes: ``iface`` (name or "any"), ``ifindex`` (0 for any), ``linktype``,
     ``snaplen``, ``cooked_hdrlen`` (0, 16 or 20), ``config`` (RingConfig),
@@ -754,7 +753,7 @@ def _open_socket(iface: str) -> _Opened:
     return _Opened(sock, ifindex, linktype, cooked, lo, interfaces)
 
 
-def open_capture(iface: str = ANY, *, bpf: str | None = None, snaplen: int = _bpf.MAXIMUM_SNAPLEN,
+def open_ring(iface: str = ANY, *, bpf: str | None = None, snaplen: int = _bpf.MAXIMUM_SNAPLEN,
                  promisc: bool = False, netns: str | None = None,
                  config: RingConfig | None = None, direction: str = "inout",
                  fanout: Fanout | None = None) -> PacketRing:
@@ -811,12 +810,7 @@ def open_capture(iface: str = ANY, *, bpf: str | None = None, snaplen: int = _bp
             opened.sock.close()
             raise
 
-    if netns:
-        from rawlab.lab.nsenter import entered
-
-        with entered(netns):
-            opened, program = setup()
-    else:
+    with entered(netns):
         opened, program = setup()
     sock = opened.sock
     ring: PacketRing | None = None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rawlab.sockets.errors import Advice, Exit, RawlabError, explain
+from rawlab.errors import Advice, Exit, RawlabError, explain
 
 AF_VSOCK = 40
 VMADDR_CID_ANY = 0xFFFFFFFF

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from rawlab.sockets.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError
 from rawlab.sockets.vsock import Endpoint, Listening, endpoint_of
 
 MAGIC = b"RLVB"

@@ -1,5 +1,10 @@
-"""Entering a network namespace (setns) and unsharing one: the few lines every command
-with ``--netns`` needs, apart from :mod:`rawlab.lab.netns` (labs, veths, cleanup).
+"""Entering a network namespace (setns) and unsharing one: the one place every command
+with ``--netns`` uses (labs, veths and cleanup are :mod:`rawlab.lab.netns`).
+
+    with entered("blue"):   # this thread inside /run/netns/blue for the block
+        sock = socket.socket(...)   # stays in that namespace afterwards
+    with entered(None):     # no namespace named: the block runs where it is
+        ...
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-from rawlab.sockets.errors import RawlabError, explain
+from rawlab.errors import RawlabError, explain
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -35,11 +40,15 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
 
 
 @contextlib.contextmanager
-def entered(name: str) -> Iterator[None]:
-    """Run the block (this thread) inside network namespace `name`, then come back.
+def entered(name: str | None) -> Iterator[None]:
+    """Run the block (this thread) inside network namespace `name`, then come back;
+    with no name (None or ""), just run the block.
 
     Sockets opened inside stay in that namespace after the block ends.
     """
+    if not name:
+        yield
+        return
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)

@@ -1,4 +1,9 @@
-"""The record every capture source yields: a file reader here, the ring reader in sockets/.
+"""The capture vocabulary every layer shares: what a capture source yields (a file reader
+in pcap/, the ring reader in sockets/), and the words for its link types and checksum hints.
+
+Kept below every layer (as gopacket keeps ``CaptureInfo`` in its root package): the
+ring, the file reader, the decoders and the writers all speak it, and it imports
+nothing of rawlab.
 
 A :class:`Record` has the attributes of the design's ``CaptureInfo`` (``ts_ns``,
 ``caplen``, ``wirelen``, ``ifindex``, ``direction``, ``vlan``, ``csum_status``)
@@ -9,9 +14,41 @@ plus the link type, the interface it came from and the bytes themselves. Its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
-from rawlab.decode.checksum import CsumHint
+
+class LinkType(IntEnum):
+    ETHERNET = 1
+    RAW = 101
+    LINUX_SLL = 113
+    IPV4 = 228
+    IPV6 = 229
+    NETLINK = 253
+    VSOCK = 271
+    LINUX_SLL2 = 276
+
+
+SUPPORTED_LINKTYPES: frozenset[int] = frozenset(int(t) for t in LinkType)
+
+
+def linktype_name(n: int) -> str:
+    """``ETHERNET`` for 1, ``LINKTYPE_<n>`` for what rawlab does not know."""
+    try:
+        return LinkType(n).name
+    except ValueError:
+        return f"LINKTYPE_{n}"
+
+
+class CsumHint(IntFlag):
+    """What the kernel said about a live packet: the ``tp_status`` bits themselves.
+
+    Pass ``CsumHint(tp_status & CsumHint.MASK)`` from a TPACKET ring.
+    """
+
+    NONE = 0
+    NOT_READY = 8  # TP_STATUS_CSUMNOTREADY: offload, the field is not filled yet
+    VALID = 128  # TP_STATUS_CSUM_VALID: the kernel (or NIC) checked it
+    MASK = 136
 
 
 class Direction(IntEnum):
