@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -52,6 +51,8 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     packets captured, received by filter, dropped by kernel.
     """
     from rawlab import pipeline
+    from rawlab.pcap.writer import CaptureWriter, RotatingWriter
+    from rawlab.present.packet import sink_for
     from rawlab.records import Interface
     from rawlab.sockets.packet import RingConfig, open_ring
 
@@ -62,27 +63,26 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
         raise click.UsageError("choose one of -v, --json")
     if rotate and not out:
         raise click.UsageError("-G needs -w")
-    mode = "json" if as_json else "tree" if verbose else "line"
-    if out and not (verbose or as_json or also_print):
-        mode = "none"
+    quiet = bool(out) and not (verbose or as_json or also_print)
+    sinks = [] if quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json)]
 
     ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
-                        config=RingConfig(ring_mb=ring_mb), direction=direction)
-    writer: pipeline.Writer | pipeline.RotatingWriter | None = None
+                     config=RingConfig(ring_mb=ring_mb), direction=direction)
+    writer: CaptureWriter | RotatingWriter | None = None
     if out:
-        writer = (pipeline.RotatingWriter(out, rotate, pcap=as_pcap) if rotate
-                  else pipeline.Writer(out, pcap=as_pcap))
+        writer = (RotatingWriter(out, rotate, pcap=as_pcap) if rotate
+                  else CaptureWriter(out, pcap=as_pcap))
     iface_name = "any" if iface == "any" else ring.iface
     info = Interface(0, ring.linktype, snaplen, name=iface_name)
     counts = pipeline.Counts()
 
-    status = out is not None and sys.stderr.isatty() and mode == "none"
+    status = out is not None and sys.stderr.isatty() and quiet
     records = ring.records(count=count, duration=duration,
                            block_done=writer.flush if writer else None)
     try:
         feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals():
-            pipeline.run(feed, mode=mode, count=count, writer=writer,
+            pipeline.run(feed, sinks, count=count, writer=writer,
                          interfaces=lambda i: info, counts=counts)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
@@ -91,13 +91,11 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
         if status:
             sys.stderr.write("\r\033[K")
         if as_json:
-            summary = {"summary": {"captured": st.captured, "received": st.received,
-                                   "dropped": st.dropped, "freeze_q": st.freeze_q,
-                                   "losing_blocks": st.losing_blocks,
-                                   "interface": iface_name, "filter": bpf}}
-            sys.stdout.write(json.dumps(summary) + "\n")
+            from rawlab.present.packet import capture_summary_json
+
+            sys.stdout.write(capture_summary_json(st, iface_name, bpf))
             sys.stdout.flush()
-        if isinstance(writer, pipeline.RotatingWriter) and writer.files:
+        if isinstance(writer, RotatingWriter) and writer.files:
             click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
         click.echo(st.summary(), err=True)
 

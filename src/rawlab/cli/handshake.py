@@ -58,10 +58,10 @@ def handshake(port: int, data: str, reply_size: int, ladder: bool, ipv6: bool,
       f"{st.captured if st else len(res.records)} packets captured, "
       f"{st.dropped if st else 0} dropped by the kernel\n")
     if out:
-        from rawlab.pipeline import Writer
+        from rawlab.pcap.writer import CaptureWriter
         from rawlab.records import Interface
 
-        wr = Writer(out)
+        wr = CaptureWriter(out)
         for rec in res.records:
             wr.write(rec, Interface(0, rec.linktype, 262144, name="veth0"))
         wr.close()

@@ -488,7 +488,7 @@ def _print_decoded(recs: Iterator[tuple[int, Any, int, int, bytes]], *, as_json:
 
 def _run_capture(out: str, *, netns: str | None, count: int | None,
                  duration: float | None) -> None:
-    from rawlab import pipeline
+    from rawlab.pcap.writer import CaptureWriter
     from rawlab.records import Direction, Interface
     from rawlab.sockets import netlink as nl
     from rawlab.sockets.monlink import monitor_link
@@ -496,7 +496,7 @@ def _run_capture(out: str, *, netns: str | None, count: int | None,
 
     with monitor_link("nlmon", netns=netns) as name:
         ring = None
-        writer = pipeline.Writer(out)
+        writer = CaptureWriter(out)
         n = 0
         try:
             ring = open_ring(name, netns=netns)

@@ -33,24 +33,25 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.present import packet
+    from rawlab.present.hierarchy import HierarchySink
     from rawlab.records import SUPPORTED_LINKTYPES
 
     if sum((verbose, as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
-    mode = "stats" if stats else "json" if as_json else "tree" if verbose else "line"
-    if quiet and out:
-        mode = "none" if not stats else mode
-    source = sys.stdin.buffer if file == "-" else file
-    writer = pipeline.Writer(out, pcap=as_pcap) if out else None
     counts = pipeline.Counts()
-    try:
-        # converting without decoding (-w -q) copies any link type; decoding needs ours
-        linktypes = None if mode == "none" else SUPPORTED_LINKTYPES
-        with open_file(source, linktypes=linktypes) as cap:
-            # (a pcapng reader fills, and per section renews, its interface list)
-            pipeline.run(cap, mode=mode, expression=expression, count=count, writer=writer,
-                         interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
-                         else None, counts=counts)
-    finally:
-        if stats:
-            click.echo(pipeline.stats_text(counts, file, expression))
+    sinks: list[pipeline.PacketSink] = []
+    if stats:
+        sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
+    elif not (quiet and out):
+        sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json))
+    writer = CaptureWriter(out, pcap=as_pcap) if out else None
+    source = sys.stdin.buffer if file == "-" else file
+    # converting without decoding (-w -q) copies any link type; decoding needs ours
+    linktypes = SUPPORTED_LINKTYPES if sinks else None
+    with open_file(source, linktypes=linktypes) as cap:
+        # (a pcapng reader fills, and per section renews, its interface list)
+        pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
+                     interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
+                     else None, counts=counts)

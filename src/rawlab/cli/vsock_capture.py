@@ -36,18 +36,18 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
     CAP_NET_ADMIN (the link) and CAP_NET_RAW (the capture).
     """
     from rawlab import pipeline
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.present.packet import sink_for
     from rawlab.records import Interface
     from rawlab.sockets.monlink import monitor_link
     from rawlab.sockets.packet import RingConfig, open_ring
 
     if verbose and as_json:
         raise click.UsageError("choose one of -v, --json")
-    mode = "json" if as_json else "tree" if verbose else "line"
-    if out and quiet:
-        mode = "none"
+    sinks = [] if out and quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json)]
     with monitor_link("vsockmon", netns=netns) as name:
         ring = open_ring(name, netns=netns, config=RingConfig(ring_mb=32))
-        writer = pipeline.Writer(out) if out else None
+        writer = CaptureWriter(out) if out else None
         info = Interface(0, ring.linktype, 262144, name=name)
 
         click.echo(f"rawlab: capturing vsock on {name}" + (f" into {out}" if out else "")
@@ -57,7 +57,7 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
         counts = pipeline.Counts()
         try:
             with ring.stopped_by_signals():
-                pipeline.run(_matching(records, cid, port), mode=mode, count=count,
+                pipeline.run(_matching(records, cid, port), sinks, count=count,
                              writer=writer, interfaces=lambda i: info, counts=counts)
         finally:
             records.close()

@@ -9,6 +9,10 @@
     with PcapWriter("out.pcap", LinkType.ETHERNET) as w:  # ns-resolution magic by default
         w.write(ts_ns, data, wirelen)
 
+    w = CaptureWriter("out.pcapng")        # what -w writes: pcapng (pcap=True: pcap), one IDB
+    w.write(rec, iface)                    # per interface of the source, opened on first use
+    w = RotatingWriter("cap-%H%M%S.pcapng", seconds=60)     # tcpdump -G
+
 Every block (pcapng) or record (pcap) reaches the operating system whole, in
 one ``write()``: a file cut short by Ctrl-C, SIGTERM, SIGKILL or a crash of the
 process ends on a block boundary and stays readable. ``buffer_bytes`` (default
@@ -19,6 +23,7 @@ written in one call. IDBs use ``if_tsresol`` = 9 (nanoseconds).
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 from typing import IO
 
@@ -36,7 +41,7 @@ from rawlab.pcap.reader import (
     PCAPNG_IDB,
     PCAPNG_SHB,
 )
-from rawlab.records import Direction, Record
+from rawlab.records import Direction, Interface, Record
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
@@ -232,3 +237,81 @@ class PcapWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CaptureWriter:
+    """What ``-w`` writes: pcapng (interface names and link types kept) or plain pcap."""
+
+    def __init__(self, path: str, *, pcap: bool = False):
+        self.path = path
+        self.pcap = pcap
+        self._ng: PcapngWriter | None = None
+        self._pc: PcapWriter | None = None
+        self._ifmap: dict[int, int] = {}
+
+    def write(self, rec: Record, iface: Interface | None) -> None:
+        if self.pcap:
+            if self._pc is None:
+                self._pc = PcapWriter(self.path, rec.linktype)
+            self._pc.write_record(rec)
+            return
+        if self._ng is None:
+            self._ng = PcapngWriter(self.path, buffer_bytes=1 << 16)
+        idx = self._ifmap.get(rec.interface)
+        if idx is None:
+            idx = self._ng.add_interface(
+                rec.linktype, iface.name if iface else None,
+                snaplen=iface.snaplen if iface and iface.snaplen else DEFAULT_SNAPLEN)
+            self._ifmap[rec.interface] = idx
+        self._ng.write_record(rec, interface=idx)
+
+    def flush(self) -> None:
+        for w in (self._ng, self._pc):
+            if w is not None:
+                w.flush()
+
+    def close(self) -> None:
+        if self._ng is None and self._pc is None and not self.pcap:
+            # nothing matched: still leave a valid (empty) pcapng behind
+            self._ng = PcapngWriter(self.path)
+        for w in (self._ng, self._pc):
+            if w is not None:
+                w.close()
+
+
+class RotatingWriter:
+    """tcpdump -G: a new file every `seconds` of capture time, named by strftime(pattern).
+
+    A pattern without a strftime conversion gets "-%Y%m%d-%H%M%S" before its
+    extension, so a rotation never overwrites the file before it.
+    """
+
+    def __init__(self, pattern: str, seconds: int, *, pcap: bool = False):
+        if "%" not in pattern:
+            stem, dot, ext = pattern.rpartition(".")
+            pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
+        self.pattern = pattern
+        self.seconds = seconds
+        self.pcap = pcap
+        self.current: CaptureWriter | None = None
+        self.until_ns = 0
+        self.files: list[str] = []
+
+    def write(self, rec: Record, iface: Interface | None) -> None:
+        if self.current is None or rec.ts_ns >= self.until_ns:
+            if self.current is not None:
+                self.current.close()
+            start = rec.ts_ns // 1_000_000_000
+            name = time.strftime(self.pattern, time.localtime(start))
+            self.current = CaptureWriter(name, pcap=self.pcap)
+            self.files.append(name)
+            self.until_ns = (start + self.seconds) * 1_000_000_000
+        self.current.write(rec, iface)
+
+    def flush(self) -> None:
+        if self.current is not None:
+            self.current.flush()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()

@@ -1,21 +1,25 @@
 """Decoded packets for people and programs: a tcpdump-like line, a field tree
 with byte offsets, and the NDJSON object of docs/json.md ("packet").
 
+    line(frame, rec, pkt, "eth0") / tree(...) / packet_json(...)   # one packet
+    LineSink(out), TreeSink(out), JsonSink(out)     # the same as outputs of pipeline.run
+
 Decoders hand over ints and bytes; this module is where they become text.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
 from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
 from rawlab.decode.tcp import flag_letters
 from rawlab.decode.view import View
-from rawlab.records import Direction, Record
+from rawlab.present.fmt import ip_text, json_line, jsonable, mac_text
+from rawlab.records import Direction, Interface, Record
 
 # TCP option kinds (IANA)
 TCPOPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",
@@ -36,42 +40,16 @@ MON_OPS = {1: "connect", 2: "disconnect", 3: "control", 4: "payload"}
 
 # ---- small formatters --------------------------------------------------------
 
-def mac(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
-
-
-def ip(b: bytes) -> str:
-    if len(b) == 4:
-        return str(ipaddress.IPv4Address(b))
-    if len(b) == 16:
-        return str(ipaddress.IPv6Address(b))
-    return b.hex()
-
-
 def _addr_fields(layer: str) -> dict[str, Any]:
     if layer in ("eth", "sll", "sll2"):
-        return {"src": mac, "dst": mac, "addr": mac}
+        return {"src": mac_text, "dst": mac_text, "addr": mac_text}
     if layer in ("ipv4", "ipv6"):
-        return {"src": ip, "dst": ip}
+        return {"src": ip_text, "dst": ip_text}
     if layer == "arp":
-        return {"sha": mac, "tha": mac, "spa": ip, "tpa": ip}
+        return {"sha": mac_text, "tha": mac_text, "spa": ip_text, "tpa": ip_text}
     if layer in ("icmpv6",):
-        return {"target": ip}
+        return {"target": ip_text}
     return {}
-
-
-def jsonable(value: Any, fmt: Any = None) -> Any:
-    """ints stay ints; bytes become addresses (where the field is one) or hex."""
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        b = bytes(value)
-        return fmt(b) if fmt else b.hex()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
@@ -207,7 +185,7 @@ def summary(pkt: Packet, wirelen: int) -> str:
         n: Any = net
         fam = "IP" if net.name == "ipv4" else "IP6"
         netnote = _csum_note("ip", pkt.checksum("ipv4")) if net.name == "ipv4" else ""
-        src, dst = ip(n.src), ip(n.dst)
+        src, dst = ip_text(n.src), ip_text(n.dst)
         t: Any = pkt.layer("tcp")
         if t is not None:
             plen = len(t.payload)
@@ -239,9 +217,10 @@ def summary(pkt: Packet, wirelen: int) -> str:
     a: Any = pkt.layer("arp")
     if a is not None:
         if a.op == 1:
-            return f"ARP, Request who-has {ip(a.tpa)} tell {ip(a.spa)}, length {len(a.buf)}"
+            return (f"ARP, Request who-has {ip_text(a.tpa)} tell {ip_text(a.spa)}, "
+                    f"length {len(a.buf)}")
         if a.op == 2:
-            return f"ARP, Reply {ip(a.spa)} is-at {mac(a.sha)}, length {len(a.buf)}"
+            return f"ARP, Reply {ip_text(a.spa)} is-at {mac_text(a.sha)}, length {len(a.buf)}"
         return f"ARP, op {a.op}, length {len(a.buf)}"
     nl: Any = pkt.layer("netlink")
     if nl is not None:
@@ -254,7 +233,7 @@ def summary(pkt: Packet, wirelen: int) -> str:
     e: Any = pkt.layer("eth")
     if e is not None:
         et = e.ethertype
-        return (f"{mac(e.src)} > {mac(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
+        return (f"{mac_text(e.src)} > {mac_text(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
                 f"(0x{et:04x}), length {wirelen}")
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
 
@@ -326,3 +305,58 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     if payload is not None and len(payload):
         yield f"  payload @{base}: {len(payload)} bytes: {bytes(payload[:32]).hex()}" + (
             "…" if len(payload) > 32 else "")
+
+
+# ---- sinks: the outputs of rawlab.pipeline.run -----------------------------------
+
+class LineSink:
+    """One tcpdump-like line per packet."""
+
+    decodes = True
+
+    def __init__(self, out: TextIO) -> None:
+        self._write = out.write
+        self._out = out
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        self._write(line(frame, rec, pkt, iface.name if iface is not None else None) + "\n")
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+class TreeSink(LineSink):
+    """Every field of every layer, with byte offsets; a blank line after each packet."""
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
+
+
+class JsonSink(LineSink):
+    """One NDJSON object per packet (docs/json.md, "packet")."""
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        self._write(json_line(packet_json(frame, rec, pkt, name)))
+
+
+def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False) -> LineSink:
+    """The packet output the options name: ``-v`` tree, ``--json`` NDJSON, else lines."""
+    kind = JsonSink if as_json else TreeSink if verbose else LineSink
+    return kind(out)
+
+
+def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+    """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
+    counts, the interface and the filter."""
+    return json.dumps({"summary": {
+        "captured": st.captured, "received": st.received, "dropped": st.dropped,
+        "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks,
+        "interface": interface, "filter": expression}}) + "\n"

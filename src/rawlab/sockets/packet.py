@@ -477,6 +477,19 @@ class PacketRing:
         return CaptureStats(self._recv, self._captured, self._drop, self._freeze,
                             self._losing, self._skipped)
 
+    def drops_to(self, note: Callable[[int], None]) -> Callable[[], None]:
+        """A ``block_done`` hook that tells ``note(n)`` how many packets the kernel dropped
+        since the last block (for analysers that mark capture loss, live)."""
+        seen = [self.stats().dropped]
+
+        def block_done() -> None:
+            dropped = self.stats().dropped
+            if dropped > seen[0]:
+                note(dropped - seen[0])
+                seen[0] = dropped
+
+        return block_done
+
     # -- reading ---------------------------------------------------------------
 
     def _wait_block(self, deadline: float | None, idle: float | None) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.hierarchy import ProtocolHierarchy
+from rawlab.analysis.hierarchy import ProtocolHierarchy
 
 
 def eth():
