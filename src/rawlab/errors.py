@@ -166,11 +166,13 @@ def advice(err: int, op: str) -> Advice:
     )
 
 
-def explain(exc: OSError, op: str) -> RawlabError:
-    """Turn an OSError from `op` (e.g. "open AF_PACKET socket") into a RawlabError."""
+def explain(exc: OSError, op: str, sharper: Advice | None = None) -> RawlabError:
+    """Turn an OSError from `op` (e.g. "open AF_PACKET socket") into a RawlabError:
+    ``<op> failed: <why> (<ERRNO>); fix: <fix>``, the one failure format. `sharper` is
+    a family's own advice for this errno (vsock, hybrid vsock ...), else the table's."""
     err = exc.errno if exc.errno is not None else 0
     if err == 0:
         return RawlabError(f"{op} failed: {exc}", Exit.FAILED)
-    a = advice(err, op)
+    a = sharper if sharper is not None else advice(err, op)
     name = errno.errorcode.get(err, str(err))
     return RawlabError(f"{op} failed: {a.why} ({name}); fix: {a.fix}", a.code, errno_=err)

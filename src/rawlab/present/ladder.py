@@ -13,20 +13,15 @@ checksum reads "partial".
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
+from rawlab.present.fmt import endpoint
 
 FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
               (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))  # Wireshark's order: "PSH, ACK"
 ARROW = 58  # characters between the two columns
-
-
-def endpoint(addr: bytes, port: int) -> str:
-    ip = ipaddress.ip_address(addr)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def flag_words(flags: int) -> str:
