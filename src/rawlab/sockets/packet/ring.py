@@ -256,6 +256,21 @@ class PacketRing:
             _U32.pack_into(self._mm, base + 8, TP_STATUS_KERNEL)
         self._cur = (self._cur + 1) % self._block_nr
 
+    def _next_block(self, deadline: float | None,
+                    idle: float | None) -> tuple[int, int, int] | None:
+        """(block offset, frames in it, offset of the first unread frame) of the block to
+        read now: the one a stopped read left, else the next the kernel hands over."""
+        if self._resume is not None:
+            got, self._resume = self._resume, None
+            return got
+        base = self._wait_block(deadline, idle)
+        if base is None:
+            return None
+        status, num, off = _BLOCK.unpack_from(self._mm, base + 8)  # type: ignore[arg-type]
+        if status & TP_STATUS_LOSING:
+            self._losing += 1
+        return base, num, base + off
+
     def _frames(self, count: int | None, duration: float | None, idle: float | None,
                 block_done: Callable[[], None] | None = None,
                 ) -> Iterator[tuple[int, int, int, tuple[int | bytes, ...]]]:
@@ -284,17 +299,10 @@ class PacketRing:
         num = i = off = 0
         try:
             while left is None or left > 0:
-                if self._resume is not None:
-                    base, num, off = self._resume
-                    self._resume = None
-                else:
-                    base = self._wait_block(deadline, idle)
-                    if base is None:
-                        return
-                    status, num, off = _BLOCK.unpack_from(mm, base + 8)
-                    if status & TP_STATUS_LOSING:
-                        self._losing += 1
-                    off += base
+                got = self._next_block(deadline, idle)
+                if got is None:
+                    return
+                base, num, off = got
                 i = 0
                 while i < num:
                     f = unpack(mm, off)
@@ -341,14 +349,19 @@ class PacketRing:
                     if block_done is not None:
                         block_done()
         finally:
-            self._captured += kept
-            self._skipped += skipped
-            if base is not None:
-                if i < num:  # stopped inside a block: the next read resumes here
-                    self._resume = (base, num - i, off)
-                else:
-                    self._release(base)
-            self._reading = False
+            self._end_walk(kept, skipped, base, num - i, off)
+
+    def _end_walk(self, kept: int, skipped: int, base: int | None, unread: int,
+                  off: int) -> None:
+        """Count what the walk handed out, and keep the place inside a block it left."""
+        self._captured += kept
+        self._skipped += skipped
+        if base is not None:
+            if unread > 0:  # stopped inside a block: the next read resumes here
+                self._resume = (base, unread, off)
+            else:
+                self._release(base)
+        self._reading = False
 
     def zero_copy(self, *, count: int | None = None, duration: float | None = None,
                   idle: float | None = None) -> Iterator[tuple[PacketInfo, memoryview]]:
