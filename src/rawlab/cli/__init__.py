@@ -108,14 +108,14 @@ def run() -> None:
     """The ``rawlab`` console script: :func:`main`, then a quick exit.
 
     A finished command has closed what it wrote, so tearing the interpreter down
-    (freeing every module and object, ~6 ms after a netlink dump) buys nothing:
+    (freeing every module and object) buys nothing:
     exit hooks run, stdout and stderr are flushed, and the process ends. With a
     non-daemon thread still running, the ordinary exit waits for it as usual.
     """
     import gc
 
     # Start-up allocates ~100k objects (click, the command's modules) and little
-    # garbage: collecting every 700 allocations costs ~4 ms per run for nothing.
+    # garbage: collecting every 700 allocations costs time for nothing (bench/README.md).
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
     try:
         main()

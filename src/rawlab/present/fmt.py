@@ -9,8 +9,8 @@
     json_line(obj)                       # compact NDJSON line, with its newline
 
 Addresses are written by the C library's ``inet_ntop`` (what tcpdump, tshark and
-``ip`` print, IPv4-mapped IPv6 included: ``::ffff:10.0.0.1``), ~30x faster than
-``ipaddress`` objects.
+``ip`` print, IPv4-mapped IPv6 included: ``::ffff:10.0.0.1``), far cheaper than
+``ipaddress`` objects (bench/README.md, "Where the time goes").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def ip_text(b: bytes | bytearray | memoryview) -> str:
     """An IPv4 or IPv6 address as text; bytes of another length as hex.
 
     Remembers the last 65,536 addresses (a capture repeats its few addresses on every
-    packet: a dict hit is ~3x cheaper than ``inet_ntop``)."""
+    packet: a dict hit is cheaper than ``inet_ntop``)."""
     key = b if type(b) is bytes else bytes(b)
     got = _IP_CACHE.get(key)
     if got is not None:

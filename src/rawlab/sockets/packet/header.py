@@ -64,7 +64,7 @@ class PacketInfo(CaptureInfo):
     ring said verbatim.
 
     Built with three slot stores instead of a 13-field frozen-dataclass
-    ``__init__`` (which cost 0.75 µs a packet, more than the whole ring walk):
+    ``__init__`` (which cost more per packet than the whole ring walk):
     every field is a property over the unpacked ``tpacket3_hdr``+``sockaddr_ll``
     tuple. It behaves as a CaptureInfo (fields, ``==``, ``hash``, ``repr``);
     :meth:`capture_info` returns a plain one (``dataclasses.replace`` does not
