@@ -23,6 +23,7 @@ class Exit(IntEnum):
     UNSUPPORTED = 4  # the kernel lacks a family, protocol, module or device
     BAD_INPUT = 5  # a file or message that cannot be read as claimed
     PEER = 6  # the other end: refused, reset, unreachable, timed out
+    OUTPUT = 7  # the output could not be written (disk full, read-only, no such directory)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM; output written so far is valid
 
 
@@ -177,3 +178,31 @@ def explain(exc: OSError, op: str, sharper: Advice | None = None) -> RawlabError
     a = sharper if sharper is not None else advice(err, op)
     name = errno.errorcode.get(err, str(err))
     return RawlabError(f"{op} failed: {a.why} ({name}); fix: {a.fix}", a.code, errno_=err)
+
+
+# Why writing an output failed, and the fix (files, stdout, plots).
+_OUTPUT_ADVICE: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on device", "free some space, or write elsewhere"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space, or write elsewhere"),
+    errno.EFBIG: ("file too large for this file system", "rotate (-G) or write elsewhere"),
+    errno.EROFS: ("read-only file system", "write to a writable directory"),
+    errno.EACCES: ("permission denied", "write where you may, or fix the permissions"),
+    errno.EPERM: ("not permitted", "write where you may, or fix the permissions"),
+    errno.ENOENT: ("no such directory", "create the directory first, or fix the path"),
+    errno.ENOTDIR: ("a part of the path is not a directory", "fix the path"),
+    errno.EISDIR: ("it is a directory", "name a file inside it"),
+    errno.EIO: ("input/output error", "check the device (dmesg), or write elsewhere"),
+    errno.EINVAL: ("that file does not take writes", "write to a regular file"),
+}
+
+
+def output_error(exc: OSError, what: str, kept: str = "") -> RawlabError:
+    """A failed write of an output (``what``: "write out.pcapng", "write to standard
+    output") as one line with exit code OUTPUT; ``kept`` says what stays valid."""
+    err = exc.errno if exc.errno is not None else 0
+    why, fix = _OUTPUT_ADVICE.get(err, (os.strerror(err).lower() if err else str(exc),
+                                        "write elsewhere"))
+    name = errno.errorcode.get(err, str(err))
+    tail = f"; {kept}" if kept else ""
+    return RawlabError(f"{what} failed: {why} ({name}){tail}; fix: {fix}", Exit.OUTPUT,
+                       errno_=err or None)

@@ -23,9 +23,11 @@ import click
                    "(without one, a timestamp is added before the extension).")
 @click.option("-s", "snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
               help="Bytes kept of each packet (cut in the kernel).")
-@click.option("-w", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write pcapng (one interface block per interface, ns timestamps); valid "
-                   "after Ctrl-C, SIGTERM or a crash: every whole ring block is in it.")
+@click.option("-w", "out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Write pcapng (one interface block per interface, ns timestamps); '-' is "
+                   "standard output (`-w - | tshark -r -`). Created before the capture starts; "
+                   "valid after Ctrl-C, SIGTERM or a crash: every whole ring block is in it; "
+                   "on a full disk cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
 @click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON per packet, then a summary "
@@ -64,6 +66,9 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     if rotate and not out:
         raise click.UsageError("-G needs -w")
     quiet = bool(out) and not (verbose or as_json or also_print)
+    if out == "-" and (not quiet or rotate):
+        raise click.UsageError("-w - writes the capture to standard output: it cannot also "
+                               "print packets there, nor rotate (-G)")
     sinks = [] if quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json)]
 
     ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,

@@ -13,8 +13,10 @@ import click
               help="tcpdump filter syntax (compiled and run by libpcap, as tcpdump -r does).")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N matching packets.")
-@click.option("-w", "out", type=click.Path(dir_okay=False), metavar="OUT",
-              help="Write the matching packets to OUT (pcapng; --pcap for plain pcap).")
+@click.option("-w", "out", type=click.Path(dir_okay=False, allow_dash=True), metavar="OUT",
+              help="Write the matching packets to OUT (pcapng; --pcap for plain pcap; '-' for "
+              "standard output, with -q). Never the file being read; on a full disk OUT is "
+              "cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
 @click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
@@ -33,7 +35,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
-    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.pcap.writer import CaptureWriter, refuse_overwrite
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
     from rawlab.records import SUPPORTED_LINKTYPES
@@ -46,6 +48,11 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
     elif not (quiet and out):
         sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json))
+    if out == "-" and sinks:
+        raise click.UsageError("-w - writes the capture to standard output: add -q (print "
+                               "nothing per packet) or write to a file")
+    if out:
+        refuse_overwrite(out, [file])
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
     source = sys.stdin.buffer if file == "-" else file
     # converting without decoding (-w -q) copies any link type; decoding needs ours

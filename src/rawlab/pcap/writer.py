@@ -22,13 +22,15 @@ written in one call. IDBs use ``if_tsresol`` = 9 (nanoseconds).
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import IO
 
 from rawlab import __version__
-from rawlab.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError, output_error
 from rawlab.pcap.reader import (
     EPB_FLAGS,
     IF_DESCRIPTION,
@@ -60,7 +62,14 @@ def _block(btype: int, body: bytes) -> bytes:
 
 
 class _Sink:
-    """An unbuffered destination that only ever receives whole blocks."""
+    """A destination that only ever receives whole blocks.
+
+    The file is created when the writer is made (an unwritable path fails at once).
+    ``buffer_bytes`` > 0 gathers blocks and writes them in one call. When a write
+    fails (disk full, I/O error), a regular file is cut back to its last whole block,
+    so every record before it reads, and the error says so (exit code OUTPUT);
+    nothing more is written after that.
+    """
 
     def __init__(self, dest: str | Path | IO[bytes], buffer_bytes: int) -> None:
         if isinstance(dest, str | Path):
@@ -68,47 +77,72 @@ class _Sink:
             try:
                 self._f: IO[bytes] = open(dest, "wb", buffering=0)  # noqa: SIM115
             except OSError as exc:
-                raise RawlabError(f"{self.name}: cannot write: {exc.strerror}", Exit.FAILED,
-                                  errno_=exc.errno) from exc
+                raise output_error(exc, f"open {self.name} for writing") from None
             self._own = True
         else:
             self._f = dest
             self.name = str(getattr(dest, "name", "<stream>"))
             self._own = False
         self._buf = bytearray()
+        self._ends: list[int] = []  # where each block in _buf ends
         self._limit = buffer_bytes
+        self._pos = 0  # bytes of whole blocks known to be written
         self.closed = False
+        self.failed = False
 
     def put(self, block: bytes) -> None:
-        if self._limit:
-            self._buf += block
-            if len(self._buf) >= self._limit:
-                self.flush()
-        else:
-            self._write(block)
+        if self.failed:
+            return
+        self._buf += block
+        self._ends.append(len(self._buf))
+        if len(self._buf) >= self._limit:
+            self.flush()
 
-    def _write(self, data: bytes | bytearray) -> None:
+    def _write(self, data: bytearray, ends: list[int]) -> None:
         mv = memoryview(data)
-        while mv:
-            n = self._f.write(mv)
-            if n is None:  # non-blocking raw stream with nothing written
-                continue
-            mv = mv[n:]
-        if not self._own:
-            self._f.flush()
+        done = 0
+        try:
+            while done < len(data):
+                n = self._f.write(mv[done:])
+                if n is None:  # non-blocking raw stream with nothing written
+                    continue
+                done += n
+            if not self._own:
+                self._f.flush()
+        except OSError as exc:
+            self.failed = True
+            whole = max((e for e in ends if e <= done), default=0)
+            raise output_error(exc, f"write {self.name}", self._cut(self._pos + whole)) from None
+        self._pos += done
+
+    def _cut(self, size: int) -> str:
+        """Truncate a regular file to `size` bytes; say what the file now holds."""
+        try:
+            if not size or not self._own or not os.path.isfile(self.name):
+                return ""
+            os.ftruncate(self._f.fileno(), size)
+        except OSError:
+            return ""
+        return f"{self.name} keeps its first {size} bytes, every whole block before the fault"
 
     def flush(self) -> None:
-        if self._buf:
-            data, self._buf = self._buf, bytearray()
-            self._write(data)
+        if self._buf and not self.failed:
+            data, ends = self._buf, self._ends
+            self._buf, self._ends = bytearray(), []
+            self._write(data, ends)
 
     def close(self) -> None:
         if self.closed:
             return
-        self.flush()
-        self.closed = True
-        if self._own:
-            self._f.close()
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+            if self._own:
+                try:
+                    self._f.close()
+                except OSError:
+                    pass
 
 
 class PcapngWriter:
@@ -240,23 +274,35 @@ class PcapWriter:
 
 
 class CaptureWriter:
-    """What ``-w`` writes: pcapng (interface names and link types kept) or plain pcap."""
+    """What ``-w`` writes: pcapng (interface names and link types kept) or plain pcap.
 
-    def __init__(self, path: str, *, pcap: bool = False):
+    ``path`` "-" writes to standard output. The file is created at once, so an
+    unwritable path fails before anything is captured; a pcap file's header is written
+    with the first packet's link type (or ``linktype``, when known ahead).
+    """
+
+    def __init__(self, path: str, *, pcap: bool = False, linktype: int | None = None):
         self.path = path
         self.pcap = pcap
         self._ng: PcapngWriter | None = None
         self._pc: PcapWriter | None = None
         self._ifmap: dict[int, int] = {}
+        dest: str | IO[bytes] = sys.stdout.buffer if path == "-" else path
+        self._dest = dest
+        if not pcap:
+            self._ng = PcapngWriter(dest, buffer_bytes=1 << 16)
+        elif linktype is not None:
+            self._pc = PcapWriter(dest, linktype)
+        elif isinstance(dest, str):
+            _Sink(dest, 0).close()  # create it now: a bad path fails before the capture
 
     def write(self, rec: Record, iface: Interface | None) -> None:
         if self.pcap:
             if self._pc is None:
-                self._pc = PcapWriter(self.path, rec.linktype)
+                self._pc = PcapWriter(self._dest, rec.linktype)
             self._pc.write_record(rec)
             return
-        if self._ng is None:
-            self._ng = PcapngWriter(self.path, buffer_bytes=1 << 16)
+        assert self._ng is not None
         idx = self._ifmap.get(rec.interface)
         if idx is None:
             idx = self._ng.add_interface(
@@ -271,12 +317,24 @@ class CaptureWriter:
                 w.flush()
 
     def close(self) -> None:
-        if self._ng is None and self._pc is None and not self.pcap:
-            # nothing matched: still leave a valid (empty) pcapng behind
-            self._ng = PcapngWriter(self.path)
         for w in (self._ng, self._pc):
             if w is not None:
                 w.close()
+
+
+def refuse_overwrite(out: str, inputs: list[str]) -> None:
+    """Refuse to write `out` when it is one of the files being read (``-w`` would
+    truncate the input before a byte of it was read)."""
+    if out == "-" or not os.path.exists(out):
+        return
+    for path in inputs:
+        try:
+            same = path != "-" and os.path.samefile(out, path)
+        except OSError:
+            continue
+        if same:
+            raise RawlabError(f"-w {out} is the file being read: writing it would destroy it; "
+                              "fix: write to another name", Exit.USAGE)
 
 
 class RotatingWriter:

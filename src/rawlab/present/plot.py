@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rawlab.analysis.tcp import Segment
-from rawlab.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError, output_error
 from rawlab.present.fmt import endpoint
 
 _RTX = frozenset(("retransmission", "fast_retransmission", "spurious_retransmission"))
@@ -92,8 +92,12 @@ class TimeSequence:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out)
-        plt.close(fig)
+        try:
+            fig.savefig(out)
+        except OSError as exc:
+            raise output_error(exc, f"write {out}") from None
+        finally:
+            plt.close(fig)
         return out
 
 
