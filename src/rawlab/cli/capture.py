@@ -55,7 +55,6 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     from rawlab import pipeline
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
     from rawlab.present.packet import sink_for
-    from rawlab.records import Interface
     from rawlab.sockets.packet import RingConfig, open_ring
 
     if filt and expression:
@@ -78,7 +77,6 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
         writer = (RotatingWriter(out, rotate, pcap=as_pcap) if rotate
                   else CaptureWriter(out, pcap=as_pcap))
     iface_name = "any" if iface == "any" else ring.iface
-    info = Interface(0, ring.linktype, snaplen, name=iface_name)
     counts = pipeline.Counts()
 
     status = out is not None and sys.stderr.isatty() and quiet
@@ -88,7 +86,7 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
         feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals():
             pipeline.run(feed, sinks, count=count, writer=writer,
-                         interfaces=lambda i: info, counts=counts)
+                         interfaces=ring.interface, counts=counts)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()

@@ -9,7 +9,9 @@ Decoders hand over ints and bytes; this module is where they become text.
 
 from __future__ import annotations
 
+import functools
 import json
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -19,7 +21,7 @@ from rawlab.decode.dispatch import Packet
 from rawlab.decode.tcp import flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ip_text, json_line, jsonable, mac_text
-from rawlab.records import Direction, Interface, Record
+from rawlab.records import Direction, Interface, LinkType, Record
 
 # TCP option kinds (IANA)
 TCPOPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",
@@ -307,6 +309,16 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             "…" if len(payload) > 32 else "")
 
 
+@functools.lru_cache(maxsize=256)
+def ifindex_name(ifindex: int) -> str:
+    """The name of interface `ifindex` on this machine (what tcpdump prints for a LINUX_SLL2
+    packet), else ``ifindex N``."""
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"ifindex {ifindex}"
+
+
 # ---- sinks: the outputs of rawlab.pipeline.run -----------------------------------
 
 class LineSink:
@@ -321,7 +333,10 @@ class LineSink:
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
-        self._write(line(frame, rec, pkt, iface.name if iface is not None else None) + "\n")
+        name = iface.name if iface is not None else None
+        if rec.linktype == LinkType.LINUX_SLL2 and name in (None, "any") and pkt.layers:
+            name = ifindex_name(pkt.layers[0].ifindex)  # as tcpdump names SLL2's interface
+        self._write(line(frame, rec, pkt, name) + "\n")
 
     def close(self) -> None:
         self._out.flush()

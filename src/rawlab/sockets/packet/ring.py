@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rawlab.errors import Exit, RawlabError, explain
-from rawlab.records import PACKET_OUTGOING, LinkType, Record
+from rawlab.records import PACKET_OUTGOING, Interface, LinkType, Record
 from rawlab.sockets import bpf as _bpf
 from rawlab.sockets.packet.header import (
     _BLOCK,
@@ -115,6 +115,8 @@ class PacketRing:
         self._resume: tuple[int, int, int] | None = None
         self._recv = self._drop = self._freeze = 0
         self._captured = self._skipped = self._losing = 0
+        self._numbers: dict[int, int] = {}  # `any`: ifindex -> interface number
+        self._idbs: list[Interface] = []
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -175,6 +177,20 @@ class PacketRing:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def interface(self, n: int) -> Interface:
+        """Interface `n` of the records (their pcapng IDB): the interface captured on, or,
+        on ``any``, each real interface in the order its first packet came (named from its
+        ifindex), so that lines say ``lo In`` and a file keeps one IDB per interface."""
+        if self.ifindex or n >= len(self._idbs):
+            return Interface(n, self.linktype, self.snaplen, name=self.iface)
+        return self._idbs[n]
+
+    def _number(self, ifindex: int) -> int:
+        n = self._numbers[ifindex] = len(self._idbs)
+        name = self.ifname(ifindex) or f"ifindex {ifindex}"
+        self._idbs.append(Interface(n, self.linktype, self.snaplen, name=name))
+        return n
 
     def ifname(self, ifindex: int) -> str | None:
         """The name of an interface of the capture's namespace (cached; None if gone)."""
@@ -402,7 +418,12 @@ class PacketRing:
         direction = _DIRECTION
         csum = _CSUM
         eth = lt == LinkType.ETHERNET
+        per_interface = not self.ifindex  # `any`: each real interface its own number
+        number = self._numbers.get
         for start, cap, wire, f in self._frames(count, duration, idle, block_done):
+            if per_interface:
+                got = number(f[12])  # type: ignore[call-overload]
+                interface = self._number(f[12]) if got is None else got  # type: ignore[arg-type]
             status = f[5]
             data = mm[start:start + cap]
             vid = None
