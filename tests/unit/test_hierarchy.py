@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rawlab.decode.dispatch import Decoder
 from rawlab.analysis.hierarchy import ProtocolHierarchy
+from rawlab.decode.dispatch import Decoder
 
 
 def eth():
