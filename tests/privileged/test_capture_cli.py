@@ -142,3 +142,34 @@ def test_without_cap_net_raw_the_doctors_fix(pair) -> None:
     assert r.returncode == 3
     assert "needs CAP_NET_RAW" in r.stderr and "privileges.md" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_any_names_each_interface(lab: Lab, tmp_path: Path) -> None:
+    """`-i any` prints the packet's own interface (tcpdump's `lo In`), and -w keeps one IDB
+    per interface met, named, so tshark shows `lo` and `veth0` (not `any`)."""
+    a, b = lab.netns("a"), lab.netns("b")
+    lab.veth(a, b, "10.66.0.1/24", "10.66.0.2/24", offloads=False)
+    p = subprocess.Popen([RAWLAB, "capture", "--netns", a.name, "-c", "4", "icmp"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    a.run(["ping", "-c", "1", "-W", "2", "127.0.0.1"], check=True)
+    a.run(["ping", "-c", "1", "-W", "2", "10.66.0.2"], check=True)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 4
+    assert [ln.split()[1:3] for ln in lines] == [["lo", "In"], ["lo", "In"],
+                                                 ["veth0", "Out"], ["veth0", "In"]]
+    assert all(" any " not in ln for ln in lines)
+    f = tmp_path / "any.pcapng"
+    p = subprocess.Popen([RAWLAB, "capture", "--netns", a.name, "-c", "4", "-w", str(f),
+                          "icmp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    a.run(["ping", "-c", "1", "-W", "2", "127.0.0.1"], check=True)
+    a.run(["ping", "-c", "1", "-W", "2", "10.66.0.2"], check=True)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    names = subprocess.run(["tshark", "-r", str(f), "-T", "fields", "-e",
+                            "frame.interface_name", "-e", "sll.ifindex"], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    assert [n.split("\t")[0] for n in names if n] == ["lo", "lo", "veth0", "veth0"]

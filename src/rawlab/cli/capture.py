@@ -10,6 +10,9 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import SNAPLEN_MAX, Seconds
+from rawlab.cli.options import snaplen as snaplen_of
+
 
 @click.command()
 @click.option("-i", "iface", default="any", show_default=True, metavar="IFACE",
@@ -21,8 +24,10 @@ import click
 @click.option("-G", "rotate", type=click.IntRange(min=1), metavar="SECONDS",
               help="With -w: start a new file every SECONDS; OUT is a strftime pattern "
                    "(without one, a timestamp is added before the extension).")
-@click.option("-s", "snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
-              help="Bytes kept of each packet (cut in the kernel).")
+@click.option("-s", "snaplen", type=click.IntRange(0, SNAPLEN_MAX), default=SNAPLEN_MAX,
+              show_default=True, callback=lambda _c, _p, v: snaplen_of(v),
+              help="Bytes kept of each packet (cut in the kernel); 0 means the maximum, as "
+                   "in tcpdump.")
 @click.option("-w", "out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="Write pcapng (one interface block per interface, ns timestamps); '-' is "
                    "standard output (`-w - | tshark -r -`). Created before the capture starts; "
@@ -39,7 +44,7 @@ import click
               help="Size of the TPACKET_V3 ring (holds a 1M-packet burst of small frames).")
 @click.option("-Q", "direction", type=click.Choice(["in", "out", "inout"]), default="inout",
               show_default=True, help="Which direction to keep (as tcpdump -Q).")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
 @click.argument("expression", nargs=-1)
 def capture(iface: str, filt: str | None, count: int | None, rotate: int | None, snaplen: int,
             out: str | None, as_pcap: bool, verbose: bool, as_json: bool, also_print: bool,
@@ -100,7 +105,9 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
             sys.stdout.flush()
         if isinstance(writer, RotatingWriter) and writer.files:
             click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
-        click.echo(st.summary(), err=True)
+        from rawlab.present.packet import capture_summary
+
+        click.echo(capture_summary(st), err=True)
 
 
 def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> Iterator[Any]:

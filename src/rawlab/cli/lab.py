@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from rawlab.cli.options import Seconds
+
 
 @click.group()
 def lab() -> None:
@@ -82,7 +84,7 @@ def cleanup() -> None:
                    "else the newest installed Debian kernel).")
 @click.option("--memory", default="512M", show_default=True, help="Guest memory.")
 @click.option("--cpus", default=1, show_default=True, help="Guest CPUs.")
-@click.option("--timeout", default=None, type=float,
+@click.option("--timeout", default=None, type=Seconds(),
               help="Seconds before the guest is killed (default: no limit).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def vsock_pair(cid: int, kernel: str | None, memory: str, cpus: int, timeout: float | None,

@@ -24,9 +24,12 @@ import click
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
+@click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
-         as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool) -> None:
-    """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet.
+         as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
+         words: tuple[str, ...]) -> None:
+    """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
+    filter EXPRESSION after the file (or -f) selects which.
 
     One tcpdump-like line per packet by default (time, interface, addresses and
     ports, flags, seq/ack, window, length; the checksum verdict only when it is
@@ -42,6 +45,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
 
     if sum((verbose, as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
+    if expression and words:
+        raise click.UsageError("give the filter once: -f EXPR or trailing words")
+    expression = expression or " ".join(words) or None
     counts = pipeline.Counts()
     sinks: list[pipeline.PacketSink] = []
     if stats:

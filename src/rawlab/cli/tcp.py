@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import Seconds
+
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True,
@@ -17,8 +19,8 @@ import click
               "with 'tcp'.")
 @click.option("--netns", metavar="NAME", help="Live: capture inside this network namespace.")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
-              help="Live: stop after N packets.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Live: stop after SECONDS.")
+              help="Stop after N packets (of the file, or captured).")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Live: stop after SECONDS.")
 @click.option("--ring-mb", type=click.IntRange(min=1), default=64, show_default=True,
               help="Live: capture ring size.")
 @click.option("--json", "as_json", is_flag=True,
@@ -59,7 +61,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         from rawlab.pcap.reader import open_file
 
         with open_file(sys.stdin.buffer if file == "-" else file) as cap:
-            pipeline.run_tcp(cap, sinks, analyzer=analyzer, stream=stream)
+            pipeline.run_tcp(cap, sinks, analyzer=analyzer, stream=stream, count=count)
     else:
         _live(iface, filt, netns, count, duration, ring_mb, sinks, analyzer, stream)
     if plotter is not None:
@@ -112,4 +114,6 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
         records.close()
         st = ring.stats()
         ring.close()
-        click.echo(st.summary(), err=True)
+        from rawlab.present.packet import capture_summary
+
+        click.echo(capture_summary(st), err=True)

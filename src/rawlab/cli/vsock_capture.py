@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import Seconds
+
 _ADDR = struct.Struct("<QQII")  # af_vsockmon_hdr: src_cid, dst_cid, src_port, dst_port
 
 
@@ -18,7 +20,7 @@ _ADDR = struct.Struct("<QQII")  # af_vsockmon_hdr: src_cid, dst_cid, src_port, d
 @click.option("--port", type=int, metavar="PORT", help="Only packets from or to this port.")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N matching packets.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-v", "verbose", is_flag=True, help="Every field, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON per packet (docs/json.md).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")

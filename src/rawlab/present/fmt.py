@@ -86,6 +86,14 @@ def jsonable(value: Any, fmt: Callable[[bytes], Any] | None = None,
     return str(value)
 
 
+def preview(data: bytes, limit: int = 64) -> str:
+    """Payload bytes as quoted text: printable ASCII as is, the rest escaped (``\\n``,
+    ``\\x00``), cut at `limit` bytes with an ellipsis: ``"GET / HTTP/1.0\\r\\n"…``."""
+    text = data[:limit].decode("ascii", "backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return f'"{text}"' + ("…" if len(data) > limit else "")
+
+
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 

@@ -139,9 +139,11 @@ class LadderSink:
     first appears, an arrow per segment (and, with ``explain_lines``, a reason and the
     handshake's completion), one summary line per connection when the input ends."""
 
-    def __init__(self, out: TextIO, *, explain_lines: bool = False) -> None:
+    def __init__(self, out: TextIO, *, explain_lines: bool = False,
+                 width: int | None = None) -> None:
         self.out = out
         self.explain_lines = explain_lines
+        self.width = width  # fold explanations to this many columns (a terminal's)
         self.rows = 0
         self._started: dict[int, int] = {}  # stream -> ts of its first segment
         self._said: dict[int, set[str]] = {}  # stream -> remarks already explained
@@ -157,7 +159,8 @@ class LadderSink:
           + "\n")
         self.rows += 1
         if self.explain_lines:
-            w(" " * 18 + "↳ " + explain(seg, self._said.setdefault(seg.stream, set())) + "\n")
+            why = explain(seg, self._said.setdefault(seg.stream, set()))
+            w(fold(why, self.width, first=" " * 18 + "↳ ", rest=" " * 20) + "\n")
 
     def handshake(self, hs: Handshake) -> None:
         if self.explain_lines:
@@ -174,12 +177,24 @@ class LadderSink:
         self.out.flush()
 
 
+def fold(text: str, width: int | None, *, first: str, rest: str) -> str:
+    """`text` after `first`, folded at word boundaries to `width` columns (continuation
+    lines start with `rest`); one line when `width` is None (not a terminal)."""
+    if width is None or len(first) + len(text) <= width:
+        return first + text
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(width, len(first) + 20),
+                                   initial_indent=first, subsequent_indent=rest,
+                                   break_on_hyphens=False))
+
+
 def render(events: Iterable[Any], out: TextIO, *, explain_lines: bool = False,
-           stream: int | None = None) -> int:
+           stream: int | None = None, width: int | None = None) -> int:
     """Draw a finished list of events (of one `stream`, or all) as a ladder; rows drawn."""
     from rawlab.pipeline import replay
 
-    sink = LadderSink(out, explain_lines=explain_lines)
+    sink = LadderSink(out, explain_lines=explain_lines, width=width)
     replay(events, [sink], stream=stream)
     return sink.rows
 

@@ -368,6 +368,18 @@ def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False) -> Li
     return kind(out)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 packet``, ``0 packets``, ``2 packets`` (tcpdump's PLURAL_SUFFIX)."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def capture_summary(st: Any) -> str:
+    """tcpdump's three lines at the end of a capture (a CaptureStats' counts)."""
+    return (f"{plural(st.captured, 'packet')} captured\n"
+            f"{plural(st.received, 'packet')} received by filter\n"
+            f"{plural(st.dropped, 'packet')} dropped by kernel")
+
+
 def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
     """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
     counts, the interface and the filter."""

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.present import packet as ppkt
-from rawlab.present.fmt import endpoint, json_line
+from rawlab.present.fmt import endpoint, json_line, preview
 from rawlab.records import LinkType, Record
 
 FAMILY = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
@@ -236,7 +236,7 @@ def handshake_report(res: Any, out: TextIO) -> None:
           f"{len(tcp.received)}; {res.sent_segments} segments sent "
           f"({res.retransmissions} retransmitted)\n")
         if tcp.received:
-            w(f"received: {tcp.received[:200]!r}\n")
+            w(f"received: {preview(tcp.received, 200)}\n")
     dropped = "?" if res.rst_dropped is None else str(res.rst_dropped)
     w(f"the nftables rule dropped {dropped} RST(s) from our kernel; table {res.table} "
       f"{'removed' if res.table_removed else 'NOT removed'}\n")

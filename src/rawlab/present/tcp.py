@@ -291,6 +291,7 @@ class LiveSink(_Sink):
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self._ts = 0  # time of the last segment: a handshake completes with it
 
     def _put(self, text: str | None) -> None:
         if text:
@@ -298,11 +299,12 @@ class LiveSink(_Sink):
             self.out.flush()
 
     def segment(self, seg: Segment, rec: Record) -> None:
+        self._ts = seg.ts_ns
         if seg.analysis or seg.capture_loss:
             self._put(live_line(seg))
 
     def handshake(self, hs: Handshake) -> None:
-        self._put(live_line(hs))
+        self._put(f"{_clock(self._ts)} {live_line(hs)}")
 
     def closed(self, ev: ConnectionClosed) -> None:
         if ev.reason != "end":

@@ -69,11 +69,6 @@ class CaptureStats:
     losing_blocks: int = 0
     skipped: int = 0
 
-    def summary(self) -> str:
-        """tcpdump's three lines."""
-        return (f"{self.captured} packets captured\n{self.received} packets received by filter\n"
-                f"{self.dropped} packets dropped by kernel")
-
 
 class PacketRing:
     """An open capture: AF_PACKET socket + mmap'd TPACKET_V3 ring. Use :func:`open_ring`.
