@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+
+from rawlab.cli.options import line_style_options, pop_line_style
 
 
 @click.command()
@@ -24,10 +27,11 @@ import click
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
+@line_style_options
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
          as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
-         words: tuple[str, ...]) -> None:
+         words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
 
@@ -53,7 +57,8 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     if stats:
         sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
     elif not (quiet and out):
-        sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json))
+        sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
+                                     style=pop_line_style(style_kw)))
     if out == "-" and sinks:
         raise click.UsageError("-w - writes the capture to standard output: add -q (print "
                                "nothing per packet) or write to a file")

@@ -89,10 +89,12 @@ class _Sink:
         self._pos = 0  # bytes of whole blocks known to be written
         self.closed = False
         self.failed = False
+        self.bytes = 0  # everything put so far (written or buffered)
 
     def put(self, block: bytes) -> None:
         if self.failed:
             return
+        self.bytes += len(block)
         self._buf += block
         self._ends.append(len(self._buf))
         if len(self._buf) >= self._limit:
@@ -162,6 +164,11 @@ class PcapngWriter:
     @property
     def name(self) -> str:
         return self._sink.name
+
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        return self._sink.bytes
 
     @property
     def interface_count(self) -> int:
@@ -240,6 +247,11 @@ class PcapWriter:
     def name(self) -> str:
         return self._sink.name
 
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        return self._sink.bytes
+
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview,
               wirelen: int | None = None) -> None:
         ts = max(ts_ns, 0)
@@ -311,6 +323,12 @@ class CaptureWriter:
             self._ifmap[rec.interface] = idx
         self._ng.write_record(rec, interface=idx)
 
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        w = self._ng or self._pc
+        return w.bytes if w is not None else 0
+
     def flush(self) -> None:
         for w in (self._ng, self._pc):
             if w is not None:
@@ -337,33 +355,75 @@ def refuse_overwrite(out: str, inputs: list[str]) -> None:
                               "fix: write to another name", Exit.USAGE)
 
 
-class RotatingWriter:
-    """tcpdump -G: a new file every `seconds` of capture time, named by strftime(pattern).
+class RotationDone(Exception):
+    """-G with -W: the last file is complete (tcpdump exits then): stop capturing."""
 
-    A pattern without a strftime conversion gets "-%Y%m%d-%H%M%S" before its
-    extension, so a rotation never overwrites the file before it.
+
+class RotatingWriter:
+    """tcpdump's -G (time), -C (size) and -W (file count) over one -w name.
+
+    * ``seconds`` (-G): a new file every `seconds` of capture time, named by
+      ``strftime(pattern)``. Unlike tcpdump, a pattern without a ``%`` conversion gets
+      ``-%Y%m%d-%H%M%S`` before its extension, so a rotation never overwrites the file
+      before it. With ``files`` (-W) and no ``size``, capturing stops once that many
+      files are full (:class:`RotationDone`), as tcpdump exits.
+    * ``size`` (-C, bytes): once a file has passed `size` (by less than one packet), a
+      new file: the first is the name itself, then name1, name2 ... (tcpdump's names).
+      With ``files`` (-W) the names are name0 .. name<W-1>, reused in a ring (the
+      oldest is overwritten), numbers zero-padded to W's width, as tcpdump does.
+    * Both: size rotation inside each time slot (numbers after the strftime name).
+
+    Each file is a complete, valid capture (pcapng, or pcap with ``pcap=True``).
     """
 
-    def __init__(self, pattern: str, seconds: int, *, pcap: bool = False):
-        if "%" not in pattern:
+    def __init__(self, pattern: str, seconds: int | None = None, *, size: int | None = None,
+                 files: int | None = None, pcap: bool = False):
+        if seconds and "%" not in pattern:
             stem, dot, ext = pattern.rpartition(".")
             pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
         self.pattern = pattern
         self.seconds = seconds
+        self.size = size
+        self.limit = files
         self.pcap = pcap
         self.current: CaptureWriter | None = None
         self.until_ns = 0
-        self.files: list[str] = []
+        self.files: list[str] = []  # every name opened, in order (a ring repeats names)
+        self._slot_ns = 0  # when the current time slot began
+        self._n = 0  # size rotations within the slot
+        self._slot_start(time.time_ns())  # the first file now: a bad path fails at once
+
+    def _slot_start(self, ts_ns: int) -> None:
+        start = ts_ns // 1_000_000_000
+        self.until_ns = (start + self.seconds) * 1_000_000_000 if self.seconds else 0
+        self._slot_ns = ts_ns
+        self._n = 0
+        self._open(self._name(ts_ns, 0))
+
+    def _name(self, slot_ns: int, n: int) -> str:
+        base = (time.strftime(self.pattern, time.localtime(slot_ns // 1_000_000_000))
+                if self.seconds else self.pattern)
+        if not self.size:
+            return base
+        if self.limit:  # a ring of W names, padded to W's width
+            return f"{base}{n % self.limit:0{len(str(self.limit - 1))}d}"
+        return base if n == 0 else f"{base}{n}"
+
+    def _open(self, name: str) -> None:
+        if self.current is not None:
+            self.current.close()
+        self.current = CaptureWriter(name, pcap=self.pcap)
+        self.files.append(name)
 
     def write(self, rec: Record, iface: Interface | None) -> None:
-        if self.current is None or rec.ts_ns >= self.until_ns:
-            if self.current is not None:
-                self.current.close()
-            start = rec.ts_ns // 1_000_000_000
-            name = time.strftime(self.pattern, time.localtime(start))
-            self.current = CaptureWriter(name, pcap=self.pcap)
-            self.files.append(name)
-            self.until_ns = (start + self.seconds) * 1_000_000_000
+        if self.seconds and rec.ts_ns >= self.until_ns:
+            if self.limit and not self.size and len(self.files) >= self.limit:
+                raise RotationDone(f"{self.limit} files of {self.seconds} s written")
+            self._slot_start(rec.ts_ns)
+        elif self.size and self.current is not None and self.current.bytes > self.size:
+            self._n += 1  # as tcpdump: a file already past the size gets no more packets
+            self._open(self._name(self._slot_ns, self._n))
+        assert self.current is not None
         self.current.write(rec, iface)
 
     def flush(self) -> None:

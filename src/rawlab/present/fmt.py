@@ -94,6 +94,28 @@ def preview(data: bytes, limit: int = 64) -> str:
     return f'"{text}"' + ("…" if len(data) > limit else "")
 
 
+def hex_lines(data: bytes | memoryview, *, ascii: bool = True, offset: int = 0) -> list[str]:
+    """tcpdump's -x / -X dump: 16 bytes a line in groups of two, the offset in hex, and
+    (``ascii``) the printable bytes beside them, others as dots."""
+    b = bytes(data)
+    out = []
+    for i in range(0, len(b), 16):
+        chunk = b[i:i + 16]
+        words = " ".join(chunk[j:j + 2].hex() for j in range(0, len(chunk), 2))
+        if ascii:
+            text = "".join(chr(c) if 32 < c < 127 else "." for c in chunk)  # isgraph
+            out.append(f"\t0x{offset + i:04x}:  {words:<39}  {text}")
+        else:
+            out.append(f"\t0x{offset + i:04x}:  {words}")
+    return out
+
+
+def ascii_text(data: bytes | memoryview) -> str:
+    """tcpdump's -A: printable bytes and line breaks as they are, other bytes as dots."""
+    b = bytes(data).replace(b"\r\n", b"\n")
+    return "".join(chr(c) if 32 <= c < 127 or c in (9, 10) else "." for c in b)
+
+
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 

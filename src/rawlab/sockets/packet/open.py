@@ -62,6 +62,29 @@ class _Opened:
     interfaces: dict[int, str] = field(default_factory=dict)
 
 
+SIOCGIFFLAGS = 0x8913
+
+
+def list_interfaces(netns: str | None = None) -> list[tuple[int, str, int]]:
+    """(ifindex, name, IFF_* flags) of every interface of the namespace, by index (what
+    ``tcpdump -D`` lists); needs no privilege."""
+    with entered(netns):
+        names = socket.if_nameindex()
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out = []
+    try:
+        for index, name in sorted(names):
+            try:
+                res = fcntl.ioctl(probe.fileno(), SIOCGIFFLAGS, _ifreq(name))
+                flags = struct.unpack_from("H", res, 16)[0]
+            except OSError:
+                flags = 0
+            out.append((index, name, flags))
+    finally:
+        probe.close()
+    return out
+
+
 def _mem_available() -> int | None:
     """MemAvailable from /proc/meminfo, in bytes (None when unreadable)."""
     try:
