@@ -489,9 +489,12 @@ def plural(n: int, word: str) -> str:
 
 def capture_summary(st: Any) -> str:
     """tcpdump's three lines at the end of a capture (a CaptureStats' counts)."""
-    return (f"{plural(st.captured, 'packet')} captured\n"
+    text = (f"{plural(st.captured, 'packet')} captured\n"
             f"{plural(st.received, 'packet')} received by filter\n"
             f"{plural(st.dropped, 'packet')} dropped by kernel")
+    if st.pending:
+        text += f"\n{plural(st.pending, 'packet')} arrived after the stop (not captured)"
+    return text
 
 
 def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
@@ -499,8 +502,8 @@ def capture_summary_json(st: Any, interface: str, expression: str | None) -> str
     counts, the interface and the filter."""
     return json.dumps({"summary": {
         "captured": st.captured, "received": st.received, "dropped": st.dropped,
-        "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks,
-        "interface": interface, "filter": expression}}) + "\n"
+        "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
+        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
 
 
 _IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))

@@ -69,6 +69,12 @@ class CaptureStats:
     losing_blocks: int = 0
     skipped: int = 0
 
+    @property
+    def pending(self) -> int:
+        """Packets the filter passed that were neither captured, dropped nor skipped: still
+        in the ring when the capture stopped (they arrived after the stop's drain)."""
+        return max(self.received - self.dropped - self.captured - self.skipped, 0)
+
 
 class PacketRing:
     """An open capture: AF_PACKET socket + mmap'd TPACKET_V3 ring. Use :func:`open_ring`.
@@ -106,6 +112,7 @@ class PacketRing:
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLERR)
         self._poll.register(self._wake, select.POLLIN)
         self._stopped = False
+        self._drain_until: float | None = None  # a stop waits for the open block until then
         self._reading = False
         self._resume: tuple[int, int, int] | None = None
         self._recv = self._drop = self._freeze = 0
@@ -229,7 +236,12 @@ class PacketRing:
     # -- reading ---------------------------------------------------------------
 
     def _wait_block(self, deadline: float | None, idle: float | None) -> int | None:
-        """Offset of the next user-owned block, or None (stopped / time is up)."""
+        """Offset of the next user-owned block, or None (stopped / time is up).
+
+        A stop (or the end of ``duration``) does not lose the packets of the block the
+        kernel is filling: it hands a partly filled block over when the block timeout
+        expires, so the read goes on until then (the drain), taking every block handed
+        over meanwhile. Packets that arrive after that are counted (``pending``)."""
         mm = self._mm
         if mm is None:
             raise RawlabError("read from a closed capture", Exit.USAGE)
@@ -238,9 +250,11 @@ class PacketRing:
         while True:
             if _U32.unpack_from(mm, base + 8)[0] & TP_STATUS_USER:
                 return base
-            if self._stopped:
-                return None
             now = time.monotonic()
+            if self._stopped or (deadline is not None and now >= deadline):
+                if self._drain_until is None:
+                    self._drain_until = now + self.config.block_timeout_ms / 1000 + 0.05
+                deadline = self._drain_until
             ends = [t for t in (deadline, idle_end) if t is not None]
             if ends:
                 left = min(ends) - now
@@ -295,6 +309,8 @@ class PacketRing:
         if self._reading:
             raise RawlabError("this capture is already being read", Exit.USAGE)
         self._reading = True
+        if not self._stopped:
+            self._drain_until = None
         deadline = None if duration is None else time.monotonic() + duration
         unpack = _FRAME.unpack_from
         mm = self._mm
