@@ -420,7 +420,7 @@ def _file_records(path: str) -> Iterator[tuple[int, Any, int, int, bytes]]:
     lt_netlink = 253
     seen_nl = False
     frame = 0
-    for rec in read_records(path, linktypes=None):
+    for rec in read_records(path):
         frame += 1
         if rec.linktype != lt_netlink:
             continue

@@ -45,7 +45,6 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     from rawlab.pcap.writer import CaptureWriter, refuse_overwrite
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
-    from rawlab.records import SUPPORTED_LINKTYPES
 
     if sum((verbose, as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
@@ -66,9 +65,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         refuse_overwrite(out, [file])
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
     source = sys.stdin.buffer if file == "-" else file
-    # converting without decoding (-w -q) copies any link type; decoding needs ours
-    linktypes = SUPPORTED_LINKTYPES if sinks else None
-    with open_file(source, linktypes=linktypes) as cap:
+    with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)
         pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
                      interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)

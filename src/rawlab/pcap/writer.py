@@ -177,6 +177,9 @@ class PcapngWriter:
     def add_interface(self, linktype: int, name: str | None = None, *,
                       snaplen: int = DEFAULT_SNAPLEN, description: str | None = None) -> int:
         """Write an IDB (nanosecond timestamps) and return its interface number."""
+        if not 0 <= linktype <= 0xFFFF:
+            raise RawlabError(f"link type {linktype} does not fit a pcapng interface block "
+                              "(16 bits); fix: write pcap (--pcap)", Exit.BAD_INPUT)
         opts = b""
         if name:
             opts += _option(IF_NAME, name.encode())
@@ -193,7 +196,7 @@ class PcapngWriter:
         if not 0 <= interface < len(self._snaplens):
             raise ValueError(f"interface {interface} was never added")
         caplen = len(data)
-        ts = max(ts_ns, 0)
+        ts = min(max(ts_ns, 0), (1 << 64) - 1)  # what 64 bits of nanoseconds can say
         opts = b""
         if direction:
             opts = _option(EPB_FLAGS, struct.pack("<I", direction & 3)) + _option(0, b"")
@@ -254,7 +257,7 @@ class PcapWriter:
 
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview,
               wirelen: int | None = None) -> None:
-        ts = max(ts_ns, 0)
+        ts = min(max(ts_ns, 0), 0xFFFFFFFF * 1_000_000_000)  # 32 bits of seconds
         sec, frac = divmod(ts, 1_000_000_000)
         if not self.nanosecond:
             frac //= 1000

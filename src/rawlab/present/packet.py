@@ -22,7 +22,14 @@ from rawlab.decode.dispatch import Packet
 from rawlab.decode.tcp import flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
-from rawlab.records import PACKET_OUTGOING, Direction, Interface, LinkType, Record
+from rawlab.records import (
+    PACKET_OUTGOING,
+    Direction,
+    Interface,
+    LinkType,
+    Record,
+    linktype_name,
+)
 
 # TCP option kinds (IANA)
 TCPOPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",
@@ -156,7 +163,7 @@ class Clock:
             return f"{sec}.{ns // 1000:06d}"
         if f == "date":
             sec, ns = divmod(ts_ns, 1_000_000_000)
-            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
+            return timestamp(ts_ns, "%Y-%m-%d %H:%M:%S")
         if self._first is None:
             self._first = self._prev = ts_ns
         ref = self._prev if f == "delta" else self._first
@@ -213,9 +220,14 @@ def dump_text(pkt: Packet, form: str) -> str:
     return "\n".join(hex_lines(data, ascii=form in ("X", "XX", "payload")))
 
 
-def timestamp(ts_ns: int) -> str:
+def timestamp(ts_ns: int, fmt: str = "%H:%M:%S") -> str:
+    """Local time of `ts_ns` as `fmt` plus microseconds; a time the C library cannot
+    show (a file's absurd if_tsresol or if_tsoffset) as seconds since the epoch."""
     sec, ns = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
+    try:
+        return time.strftime(fmt, time.localtime(sec)) + f".{ns // 1000:06d}"
+    except (OverflowError, OSError, ValueError):
+        return f"{sec}.{ns // 1000:06d}"
 
 
 def tcpdump_flags(flags: int) -> str:
@@ -349,6 +361,9 @@ def summary(pkt: Packet, wirelen: int) -> str:
         et = e.ethertype
         return (f"{mac_text(e.src)} > {mac_text(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
                 f"(0x{et:04x}), length {wirelen}")
+    if names == ("data",):
+        lt = pkt.linktype
+        return f"link type {linktype_name(lt)} ({lt}), not decoded, length {wirelen}"
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
 
 
