@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,6 +181,14 @@ class Lab:
     veths: list[Veth] = field(default_factory=list)
 
     def __enter__(self) -> Lab:
+        # namespaces of killed runs (SIGKILL cannot be caught) go first, and are named
+        try:
+            gone = cleanup_stale()
+        except RawlabError:
+            gone = []  # not ours to remove (no privilege): creating will say so
+        if gone:
+            sys.stderr.write(f"rawlab: removed {len(gone)} network namespace(s) left by "
+                             f"killed runs: {' '.join(gone)}\n")
         return self
 
     def __exit__(self, *exc: object) -> None:
