@@ -148,6 +148,31 @@ def test_decode_cli_reads_an_nlmon_pcapng(tmp_path: Path) -> None:
     assert "user→kernel" in r.output and "RTA_GATEWAY (gateway) = 10.0.0.1" in r.output
 
 
+def test_read_and_netlink_decode_print_the_same_type_names(tmp_path: Path) -> None:
+    from rawlab.pcap.writer import PcapngWriter
+
+    def cooked(pkttype: int, payload: bytes, proto: int = 0) -> bytes:
+        return struct.pack(">HHH8sH", pkttype, 824, 0, b"", proto) + payload
+
+    path = tmp_path / "nl.pcapng"
+    w = PcapngWriter(str(path))
+    i = w.add_interface(253, "nlmon0")
+    w.write(i, 1_000, cooked(7, msg(26, struct.pack("=BBBBBBBBI", 2, 0, 0, 0, 0, 0, 0, 0, 0))))
+    w.write(i, 2_000, cooked(6, route(1) + route(2) + msg(3, struct.pack("=i", 0))))
+    w.write(i, 3_000, cooked(6, msg(2, struct.pack("=i", 0) + bytes(16)), proto=16))
+    w.close()
+    r = CliRunner().invoke(main, ["read", str(path)])
+    assert r.exit_code == 0, r.output
+    read = [ln.split(" types ")[1].split(", length")[0].split(",") for ln in r.output.splitlines()]
+    r = CliRunner().invoke(main, ["netlink", "decode", str(path), "--json"])
+    decoded: dict[int, list[str]] = {}
+    for x in r.output.splitlines():
+        rec = json.loads(x)
+        decoded.setdefault(rec["frame"], []).append(rec["nlmsg_type"])
+    assert read == list(decoded.values()) == [
+        ["RTM_GETROUTE"], ["RTM_NEWROUTE", "RTM_NEWROUTE", "NLMSG_DONE"], ["NLMSG_ERROR"]]
+
+
 def test_group_names() -> None:
     assert nm.group_numbers(["link", "route"]) == [1, 7, 11]
     with pytest.raises(ValueError):
