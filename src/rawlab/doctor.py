@@ -404,9 +404,9 @@ def system_checks() -> list[Check]:
                          OK if path else MISSING, (ver or path) if path else "not found",
                          None if path else f"apt-get install {pkg}"))
     try:
-        from rawlab.lab import vm
+        from rawlab.lab.guest import find_kernel
 
-        k = vm.find_kernel()
+        k = find_kernel()
         out.append(Check("system.guest_kernel", "system", "kernel for `rawlab lab vm`", OK,
                          f"{k.path} ({k.release})"))
     except Exception as exc:  # RawlabError with a fix, or the launcher is absent

@@ -92,8 +92,8 @@ def capture(out: str, netns: str | None, count: int | None, duration: float | No
     CRYPTO, SCSITRANSPORT or SMC. Where the kernel has no nlmon (exit 4), use
     `rawlab netlink monitor`.
     """
-    from rawlab import pipeline
     from rawlab.decode.netlink import nlmon_record
+    from rawlab.pcap.writer import CaptureWriter
     from rawlab.records import Direction, Interface
     from rawlab.sockets.monlink import monitor_link
     from rawlab.sockets.netlink import nlmon_direction
@@ -101,7 +101,7 @@ def capture(out: str, netns: str | None, count: int | None, duration: float | No
 
     with monitor_link("nlmon", netns=netns) as name:
         ring = None
-        writer = pipeline.Writer(out)
+        writer = CaptureWriter(out)
         n = 0
         try:
             ring = open_ring(name, netns=netns)

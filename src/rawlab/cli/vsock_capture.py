@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import Seconds
+
 
 @click.command("capture")
 @click.option("-w", "out", type=click.Path(dir_okay=False), metavar="FILE",
@@ -15,7 +17,7 @@ import click
 @click.option("--port", type=int, metavar="PORT", help="Only packets from or to this port.")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N matching packets.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-v", "verbose", is_flag=True, help="Every field, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON per packet (docs/json.md).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
@@ -33,18 +35,18 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
     CAP_NET_ADMIN (the link) and CAP_NET_RAW (the capture).
     """
     from rawlab import pipeline
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.present.packet import sink_for
     from rawlab.records import Interface
     from rawlab.sockets.monlink import monitor_link
     from rawlab.sockets.packet import RingConfig, open_ring
 
     if verbose and as_json:
         raise click.UsageError("choose one of -v, --json")
-    mode = "json" if as_json else "tree" if verbose else "line"
-    if out and quiet:
-        mode = "none"
+    sinks = [] if out and quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json)]
     with monitor_link("vsockmon", netns=netns) as name:
         ring = open_ring(name, netns=netns, config=RingConfig(ring_mb=32))
-        writer = pipeline.Writer(out) if out else None
+        writer = CaptureWriter(out) if out else None
         info = Interface(0, ring.linktype, 262144, name=name)
 
         click.echo(f"rawlab: capturing vsock on {name}" + (f" into {out}" if out else "")
@@ -54,7 +56,7 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
         counts = pipeline.Counts()
         try:
             with ring.stopped_by_signals():
-                pipeline.run(_matching(records, cid, port), mode=mode, count=count,
+                pipeline.run(_matching(records, cid, port), sinks, count=count,
                              writer=writer, interfaces=lambda i: info, counts=counts)
         finally:
             records.close()

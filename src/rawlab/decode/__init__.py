@@ -7,7 +7,6 @@ Entry points:
   names-only walk for statistics). ``build_table()`` gives the explicit dispatch table.
 - :mod:`rawlab.decode.checksum` — ``inet_checksum``, ``verify_*``, ``ChecksumStatus``,
   ``Verdict``, ``CsumHint`` (the kernel's tp_status checksum bits).
-- :class:`rawlab.decode.hierarchy.ProtocolHierarchy` — counts for ``read --stats``.
 - Views, one per module: ``ethernet.Ethernet``, ``sll.Sll``/``Sll2``, ``ipv4.Ipv4``,
   ``ipv6.Ipv6``, ``arp.Arp``, ``tcp.Tcp``, ``udp.Udp``, ``icmp.Icmp``,
   ``icmpv6.Icmpv6``, ``netlink.Netlink`` (its messages the wire module's ``NlMsg``,

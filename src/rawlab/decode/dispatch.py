@@ -50,12 +50,12 @@ from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
 from rawlab.decode.ipv6 import NH_FRAGMENT, Ipv6
 from rawlab.decode.netlink import Netlink
-from rawlab.decode.sll import ARPHRD_NETLINK, Sll, Sll2
+from rawlab.decode.sll import Sll, Sll2
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View, as_view
 from rawlab.decode.vsockmon import Vsockmon
-from rawlab.records import LinkType
+from rawlab.records import ARPHRD_NETLINK, LinkType
 
 IPPROTO_IPIP = 4
 IPPROTO_TCP = 6

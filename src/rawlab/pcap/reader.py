@@ -193,117 +193,165 @@ class PcapReader(CaptureReader):
 
 
 class PcapngReader(CaptureReader):
-    """pcapng: several sections, interfaces and link types in one file."""
+    """pcapng: several sections, interfaces and link types in one file.
+
+    :meth:`__iter__` walks the blocks (:meth:`_next_block` checks the framing) and hands
+    each to the method for its type: :meth:`_shb`, :meth:`_idb`, :meth:`_epb`,
+    :meth:`_spb`, :meth:`_pb`; blocks of other types are stepped over.
+    """
 
     format = "pcapng"
 
+    def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
+        super().__init__(f, name, head, **kw)
+        self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        self._order("<")
+
+    def _order(self, e: str) -> None:
+        """The current section's byte order, and its structs (compiled once per section)."""
+        self._e = e
+        self._u32 = struct.Struct(e + "I").unpack_from
+        self._len = struct.Struct(e + "II").unpack_from  # type, length
+        self._epb_head = struct.Struct(e + "IIIII").unpack_from
+
     def __iter__(self) -> Iterator[Record]:
-        f, name = self._f, self.name
         pending = self._head
         offset = 0
-        e = "<"
-        factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
         while True:
-            hdr = pending + _read(f, 12 - len(pending))
+            got = self._next_block(pending, offset)
             pending = b""
-            if not hdr:
+            if got is None:
                 return
-            if len(hdr) < 12:
-                raise _bad(name, offset, f"truncated block header ({len(hdr)} of 12 bytes)")
-            btype = struct.unpack_from(e + "I", hdr)[0]
-            if btype == PCAPNG_SHB:
-                bom = struct.unpack_from("<I", hdr, 8)[0]
-                if bom == PCAPNG_BOM:
-                    e = "<"
-                elif bom == 0x4D3C2B1A:
-                    e = ">"
-                else:
-                    raise _bad(name, offset + 8, f"bad byte-order magic 0x{bom:08x}")
-            elif offset == 0:
-                raise _bad(name, 0, "pcapng file does not start with a section header")
-            blen = struct.unpack_from(e + "I", hdr, 4)[0]
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                raise _bad(name, offset, f"absurd block length {blen} (block type 0x{btype:x})")
-            rest = _read(f, blen - 12)
-            if len(rest) < blen - 12:
-                raise _bad(name, offset, f"truncated block: {blen} bytes long, "
-                           f"{len(rest) + 12} left in the file")
-            body = hdr[8:] + rest[:-4]
-            trailer = struct.unpack_from(e + "I", rest, len(rest) - 4)[0]
-            if trailer != blen:
-                raise _bad(name, offset + blen - 4,
-                           f"block length {blen} and trailing length {trailer} differ")
+            btype, blen, body = got
             if btype == PCAPNG_EPB:
-                if len(body) < 20:
-                    raise _bad(name, offset, "enhanced packet block too short")
-                iface, tsh, tsl, caplen, origlen = struct.unpack_from(e + "IIIII", body)
-                if iface >= len(self.interfaces):
-                    raise _bad(name, offset, f"packet for interface {iface}, "
-                               f"but only {len(self.interfaces)} defined")
-                if caplen > len(body) - 20:
-                    raise _bad(name, offset, f"absurd captured length {caplen} "
-                               f"in a {blen}-byte block")
-                data = body[20 : 20 + caplen]
-                direction = Direction.UNKNOWN
-                opt_at = 20 + ((caplen + 3) & ~3)
-                if opt_at + 4 <= len(body):
-                    for code, val in _options(body, opt_at, e):
-                        if code == EPB_FLAGS and len(val) >= 4:
-                            direction = struct.unpack_from(e + "I", val)[0] & 3
-                mul, div, off_ns = factors[iface]
-                ts = ((tsh << 32 | tsl) * mul) // div + off_ns
-                yield Record(ts, origlen, self.interfaces[iface].linktype, data, iface,
-                             direction)
+                yield self._epb(body, offset, blen)
             elif btype == PCAPNG_SPB:
-                if not self.interfaces:
-                    raise _bad(name, offset, "simple packet block before any interface")
-                if len(body) < 4:
-                    raise _bad(name, offset, "simple packet block too short")
-                origlen = struct.unpack_from(e + "I", body)[0]
-                caplen = min(origlen, len(body) - 4)
-                snap = self.interfaces[0].snaplen
-                if snap:
-                    caplen = min(caplen, snap)
-                yield Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+                yield self._spb(body, offset)
             elif btype == PCAPNG_PB:
-                if len(body) < 20:
-                    raise _bad(name, offset, "packet block too short")
-                iface, _drops, tsh, tsl, caplen, origlen = struct.unpack_from(e + "HHIIII", body)
-                if iface >= len(self.interfaces):
-                    raise _bad(name, offset, f"packet for interface {iface}, "
-                               f"but only {len(self.interfaces)} defined")
-                if caplen > len(body) - 20:
-                    raise _bad(name, offset, f"absurd captured length {caplen} "
-                               f"in a {blen}-byte block")
-                mul, div, off_ns = factors[iface]
-                yield Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
-                             self.interfaces[iface].linktype, body[20 : 20 + caplen], iface)
+                yield self._pb(body, offset, blen)
             elif btype == PCAPNG_IDB:
-                if len(body) < 8:
-                    raise _bad(name, offset, "interface description block too short")
-                lt, _res, snap = struct.unpack_from(e + "HHI", body)
-                self._check_linktype(lt, offset + 8)
-                opts = tuple(_options(body, 8, e))
-                d = dict(opts)
-                tsresol = d[IF_TSRESOL][0] if d.get(IF_TSRESOL) else 6
-                tsoff = struct.unpack(e + "q", d[IF_TSOFFSET][:8])[0] if len(
-                    d.get(IF_TSOFFSET, b"")) >= 8 else 0
-                if (tsresol & 0x7F) > 63 or (not tsresol & 0x80 and tsresol > 30):
-                    raise _bad(name, offset, f"absurd if_tsresol {tsresol}")
-                ifc = Interface(len(self.interfaces), lt, snap, _text(d.get(IF_NAME)),
-                                _text(d.get(IF_DESCRIPTION)), tsresol, tsoff, opts)
-                self.interfaces.append(ifc)
-                mul, div = ts_factor(tsresol)
-                factors.append((mul, div, tsoff * 1_000_000_000))
+                self._idb(body, offset)
             elif btype == PCAPNG_SHB:
-                if len(body) < 4:
-                    raise _bad(name, offset, "section header block too short")
-                major = struct.unpack_from(e + "H", body, 4)[0]
-                if major != 1:
-                    raise _bad(name, offset, f"unsupported pcapng version {major}")
-                self.interfaces = []
-                factors = []
+                self._shb(body, offset)
             offset += blen
+
+    def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
+        """(type, length, body without the trailing length) of the block at `offset`,
+        None at the end of the file; the framing is checked (RawlabError, exit 5)."""
+        f, name = self._f, self.name
+        hdr = pending + _read(f, 12 - len(pending))
+        if not hdr:
+            return None
+        if len(hdr) < 12:
+            raise _bad(name, offset, f"truncated block header ({len(hdr)} of 12 bytes)")
+        btype = self._u32(hdr)[0]
+        if btype == PCAPNG_SHB:
+            bom = struct.unpack_from("<I", hdr, 8)[0]
+            if bom == PCAPNG_BOM:
+                self._order("<")
+            elif bom == 0x4D3C2B1A:
+                self._order(">")
+            else:
+                raise _bad(name, offset + 8, f"bad byte-order magic 0x{bom:08x}")
+        elif offset == 0:
+            raise _bad(name, 0, "pcapng file does not start with a section header")
+        btype, blen = self._len(hdr)
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+            raise _bad(name, offset, f"absurd block length {blen} (block type 0x{btype:x})")
+        rest = _read(f, blen - 12)
+        if len(rest) < blen - 12:
+            raise _bad(name, offset, f"truncated block: {blen} bytes long, "
+                       f"{len(rest) + 12} left in the file")
+        body = hdr[8:] + rest[:-4]
+        trailer = self._u32(rest, len(rest) - 4)[0]
+        if trailer != blen:
+            raise _bad(name, offset + blen - 4,
+                       f"block length {blen} and trailing length {trailer} differ")
+        return btype, blen, body
+
+    def _interface(self, iface: int, offset: int) -> Interface:
+        if iface >= len(self.interfaces):
+            raise _bad(self.name, offset, f"packet for interface {iface}, "
+                       f"but only {len(self.interfaces)} defined")
+        return self.interfaces[iface]
+
+    def _ts(self, iface: int, tsh: int, tsl: int) -> int:
+        mul, div, off_ns = self._factors[iface]
+        return ((tsh << 32 | tsl) * mul) // div + off_ns
+
+    def _epb(self, body: bytes, offset: int, blen: int) -> Record:
+        """Enhanced Packet Block: interface, timestamp, lengths, data, options (flags)."""
+        if len(body) < 20:
+            raise _bad(self.name, offset, "enhanced packet block too short")
+        iface, tsh, tsl, caplen, origlen = self._epb_head(body)
+        if iface >= len(self.interfaces):
+            self._interface(iface, offset)  # raises
+        if caplen > len(body) - 20:
+            raise _bad(self.name, offset, f"absurd captured length {caplen} "
+                       f"in a {blen}-byte block")
+        direction = Direction.UNKNOWN
+        opt_at = 20 + ((caplen + 3) & ~3)
+        if opt_at + 4 <= len(body):
+            for code, val in _options(body, opt_at, self._e):
+                if code == EPB_FLAGS and len(val) >= 4:
+                    direction = self._u32(val)[0] & 3
+        mul, div, off_ns = self._factors[iface]
+        return Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                      self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
+
+    def _spb(self, body: bytes, offset: int) -> Record:
+        """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
+        if not self.interfaces:
+            raise _bad(self.name, offset, "simple packet block before any interface")
+        if len(body) < 4:
+            raise _bad(self.name, offset, "simple packet block too short")
+        origlen = struct.unpack_from(self._e + "I", body)[0]
+        caplen = min(origlen, len(body) - 4)
+        snap = self.interfaces[0].snaplen
+        if snap:
+            caplen = min(caplen, snap)
+        return Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+
+    def _pb(self, body: bytes, offset: int, blen: int) -> Record:
+        """The obsolete Packet Block (16-bit interface id, drops count)."""
+        if len(body) < 20:
+            raise _bad(self.name, offset, "packet block too short")
+        iface, _drops, tsh, tsl, caplen, origlen = struct.unpack_from(self._e + "HHIIII", body)
+        ifc = self._interface(iface, offset)
+        if caplen > len(body) - 20:
+            raise _bad(self.name, offset, f"absurd captured length {caplen} "
+                       f"in a {blen}-byte block")
+        return Record(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
+                      body[20 : 20 + caplen], iface)
+
+    def _idb(self, body: bytes, offset: int) -> None:
+        """Interface Description Block: link type, snaplen, name, timestamp resolution."""
+        e = self._e
+        if len(body) < 8:
+            raise _bad(self.name, offset, "interface description block too short")
+        lt, _res, snap = struct.unpack_from(e + "HHI", body)
+        self._check_linktype(lt, offset + 8)
+        opts = tuple(_options(body, 8, e))
+        d = dict(opts)
+        tsresol = d[IF_TSRESOL][0] if d.get(IF_TSRESOL) else 6
+        tsoff = struct.unpack(e + "q", d[IF_TSOFFSET][:8])[0] if len(
+            d.get(IF_TSOFFSET, b"")) >= 8 else 0
+        if (tsresol & 0x7F) > 63 or (not tsresol & 0x80 and tsresol > 30):
+            raise _bad(self.name, offset, f"absurd if_tsresol {tsresol}")
+        self.interfaces.append(Interface(len(self.interfaces), lt, snap, _text(d.get(IF_NAME)),
+                                         _text(d.get(IF_DESCRIPTION)), tsresol, tsoff, opts))
+        mul, div = ts_factor(tsresol)
+        self._factors.append((mul, div, tsoff * 1_000_000_000))
+
+    def _shb(self, body: bytes, offset: int) -> None:
+        """Section Header Block: a new section forgets the interfaces of the one before."""
+        if len(body) < 4:
+            raise _bad(self.name, offset, "section header block too short")
+        major = struct.unpack_from(self._e + "H", body, 4)[0]
+        if major != 1:
+            raise _bad(self.name, offset, f"unsupported pcapng version {major}")
+        self.interfaces = []
+        self._factors = []
 
 
 def _text(v: bytes | None) -> str | None:
