@@ -9,7 +9,6 @@ hook per monitor event) and :func:`record_lines` (a captured record's messages).
 from __future__ import annotations
 
 import errno
-import json
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -24,12 +23,12 @@ from rawlab.decode.rtnl import (
     msg_type,
     type_name,
 )
+from rawlab.present.fmt import ip_text, json_text, mac_text
 from rawlab.sockets.netlink_wire import NlMsg
 
 IfName = Callable[[int], str | None]
 
-# compact NDJSON, as every netlink command writes it
-encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+encode = json_text  # compact JSON, as every netlink command writes it (one line each)
 
 NLM_F_BASE = ((0x01, "REQUEST"), (0x02, "MULTI"), (0x04, "ACK"), (0x08, "ECHO"),
               (0x10, "DUMP_INTR"), (0x20, "DUMP_FILTERED"))
@@ -94,18 +93,9 @@ def flag_names(mtype: int, flags: int) -> list[str]:
     return list(got)
 
 
-def addr_text(b: bytes) -> str:
-    if len(b) == 4:
-        return socket.inet_ntop(socket.AF_INET, b)
-    if len(b) == 16:
-        return socket.inet_ntop(socket.AF_INET6, b)
-    return b.hex()
-
-
-def mac_text(b: bytes) -> str:
-    if len(b) in (4, 16):  # tunnels carry IP addresses as link addresses
-        return addr_text(b)
-    return ":".join(f"{x:02x}" for x in b)
+def link_addr_text(b: bytes) -> str:
+    """A link-layer address; tunnels carry IP addresses as link addresses."""
+    return ip_text(b) if len(b) in (4, 16) else mac_text(b)
 
 
 def _unknown(v: Unknown) -> dict[str, Any]:
@@ -113,7 +103,7 @@ def _unknown(v: Unknown) -> dict[str, Any]:
 
 
 def _via(v: Via) -> dict[str, Any]:
-    return {"family": v.family, "addr": addr_text(v.addr)}
+    return {"family": v.family, "addr": ip_text(v.addr)}
 
 
 def _hex(v: bytes) -> str:
@@ -125,8 +115,8 @@ def _same(v: Any) -> Any:
 
 
 _CONVERT: dict[type, Callable[[Any], Any]] = {
-    int: _same, str: _same, bool: _same, type(None): _same, IpAddr: addr_text,
-    MacAddr: mac_text, HexBytes: _hex, bytes: _hex, Unknown: _unknown, Via: _via}
+    int: _same, str: _same, bool: _same, type(None): _same, IpAddr: ip_text,
+    MacAddr: link_addr_text, HexBytes: _hex, bytes: _hex, Unknown: _unknown, Via: _via}
 
 
 def jsonable(v: Any) -> Any:
@@ -185,7 +175,7 @@ def _prefix(addr: Any, plen: int, family: int | None) -> str:
     if addr is None:
         return "default" if plen == 0 else f"0/{plen}"
     full = 32 if len(addr) == 4 else 128
-    return addr_text(addr) if plen == full else f"{addr_text(addr)}/{plen}"
+    return ip_text(addr) if plen == full else f"{ip_text(addr)}/{plen}"
 
 
 def route_text(m: NlMsg, ifname: IfName) -> str:
@@ -198,7 +188,7 @@ def route_text(m: NlMsg, ifname: IfName) -> str:
     if "RTA_SRC" in a:
         parts.append(f"from {_prefix(a['RTA_SRC'], h.get('src_len', 0), m.family)}")
     if "RTA_GATEWAY" in a:
-        parts.append(f"via {addr_text(a['RTA_GATEWAY'])}")
+        parts.append(f"via {ip_text(a['RTA_GATEWAY'])}")
     if "RTA_OIF" in a:
         parts.append(f"dev {_dev(ifname, a['RTA_OIF'])}")
     table = a.get("RTA_TABLE", h.get("table", 254))
@@ -211,12 +201,12 @@ def route_text(m: NlMsg, ifname: IfName) -> str:
     if scope:
         parts.append(f"scope {RT_SCOPES.get(scope, scope)}")
     if "RTA_PREFSRC" in a:
-        parts.append(f"src {addr_text(a['RTA_PREFSRC'])}")
+        parts.append(f"src {ip_text(a['RTA_PREFSRC'])}")
     if "RTA_PRIORITY" in a:
         parts.append(f"metric {a['RTA_PRIORITY']}")
     for nh in a.get("RTA_MULTIPATH") or ():
         gw = nh["attrs"].get("RTA_GATEWAY")
-        parts.append(f"nexthop{' via ' + addr_text(gw) if gw else ''} dev "
+        parts.append(f"nexthop{' via ' + ip_text(gw) if gw else ''} dev "
                      f"{_dev(ifname, nh['oif'])} weight {nh['hops'] + 1}")
     return " ".join(parts)
 
@@ -237,7 +227,7 @@ def link_text(m: NlMsg, ifname: IfName) -> str:
         s += f" kind {kind}"
     if "IFLA_ADDRESS" in a:
         hw = h.get("ifi_type", 0)
-        s += f" link/{ARPHRD.get(hw, hw)} {mac_text(a['IFLA_ADDRESS'])}"
+        s += f" link/{ARPHRD.get(hw, hw)} {link_addr_text(a['IFLA_ADDRESS'])}"
     return s
 
 
@@ -246,11 +236,11 @@ def addr_text_line(m: NlMsg, ifname: IfName) -> str:
     fam = "inet6" if m.family == socket.AF_INET6 else "inet"
     local = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
     s = f"{h.get('index')}: {_dev(ifname, h.get('index'))} {fam} " \
-        f"{addr_text(local) if local else '?'}/{h.get('prefixlen')}"
+        f"{ip_text(local) if local else '?'}/{h.get('prefixlen')}"
     if a.get("IFA_ADDRESS") and a.get("IFA_LOCAL") and a["IFA_ADDRESS"] != a["IFA_LOCAL"]:
-        s += f" peer {addr_text(a['IFA_ADDRESS'])}"
+        s += f" peer {ip_text(a['IFA_ADDRESS'])}"
     if "IFA_BROADCAST" in a:
-        s += f" brd {addr_text(a['IFA_BROADCAST'])}"
+        s += f" brd {ip_text(a['IFA_BROADCAST'])}"
     s += f" scope {RT_SCOPES.get(h.get('scope', 0), h.get('scope'))}"
     if "IFA_LABEL" in a:
         s += f" {a['IFA_LABEL']}"
@@ -260,9 +250,9 @@ def addr_text_line(m: NlMsg, ifname: IfName) -> str:
 def neigh_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     dst = a.get("NDA_DST")
-    s = f"{addr_text(dst) if dst else '?'} dev {_dev(ifname, h.get('ifindex'))}"
+    s = f"{ip_text(dst) if dst else '?'} dev {_dev(ifname, h.get('ifindex'))}"
     if "NDA_LLADDR" in a:
-        s += f" lladdr {mac_text(a['NDA_LLADDR'])}"
+        s += f" lladdr {link_addr_text(a['NDA_LLADDR'])}"
     if h.get("flags", 0) & 0x80:
         s += " router"
     state = bits(h.get("state", 0), NUD_STATES) or ["NONE"]
@@ -310,7 +300,7 @@ def generic_text(m: NlMsg, ifname: IfName) -> str:
         if type(v) is Unknown:
             parts.append(f"attr{v.type}=0x{v.data.hex()}")
         else:
-            parts.append(f"{k}={json.dumps(jsonable(v), separators=(',', ':'))}")
+            parts.append(f"{k}={json_text(jsonable(v))}")
     return " ".join(parts)
 
 
