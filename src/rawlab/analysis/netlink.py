@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rawlab.decode.rtnl import decode_buffer, decode_dump
+from rawlab.decode.rtnl import decode_buffer, decode_dump, dump_filter
 from rawlab.sockets.netlink_monitor import Datagram, Overflow, Redump, ancillary
 from rawlab.sockets.netlink_wire import NlMsg
 
@@ -237,38 +237,6 @@ class Monitor:
 
 
 # ---- dumps wired to their decoders ----------------------------------------------------
-
-# the header fields and attributes the user-space dump filter reads
-FILTER_FIELDS = frozenset({"table", "index", "ifindex", "RTA_TABLE", "RTA_OIF", "FRA_TABLE"})
-
-Filter = Callable[[NlMsg], bool]
-
-
-def dump_filter(kind: str, *, strict: bool, family: int = 0, table: int | None = None,
-                ifindex: int | None = None) -> Filter | None:
-    """What the kernel did not filter (rule tables; everything without strict checking),
-    as a predicate on decoded messages; None when it filtered all. It reads only
-    ``family`` and :data:`FILTER_FIELDS`."""
-    if kind != "rules" and strict:
-        return None
-
-    def wanted(m: NlMsg) -> bool:
-        if family and m.family != family:
-            return False
-        a, h = m.attrs, m.header
-        if kind == "routes":
-            t = a.get("RTA_TABLE", h.get("table"))
-            return (not table or t == table) and (not ifindex or a.get("RTA_OIF") == ifindex)
-        if kind == "rules":
-            return not table or a.get("FRA_TABLE", h.get("table")) == table
-        if kind == "addrs":
-            return not ifindex or h.get("index") == ifindex
-        if kind == "neigh":
-            return not ifindex or h.get("ifindex") == ifindex
-        return True
-
-    return wanted
-
 
 def dump_messages(nl: Any, kind: str, *, family: int = 0, table: int | None = None,
                   ifindex: int | None = None) -> Iterator[NlMsg]:

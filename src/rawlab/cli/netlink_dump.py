@@ -121,7 +121,7 @@ def _print(sock: Any, what: str, kw: dict[str, Any], *, as_json: bool, verbose: 
 
 def _print_shapes(sock: Any, what: str, kw: dict[str, Any], *, keep: Any) -> None:
     """NDJSON of one dump; messages that repeat a shape are printed by its template."""
-    from rawlab.analysis.netlink import FILTER_FIELDS, dump_filter
+    from rawlab.decode.rtnl import FILTER_FIELDS, dump_filter
     from rawlab.present.netlink import encode
     from rawlab.present.netlink_shapes import ShapeRenderer
     from rawlab.sockets.netlink import dump_buffers

@@ -517,6 +517,38 @@ def decode_message(buf: bytes, off: int, protocol: int | None = NETLINK_ROUTE, *
     return decode(m, types), m.next_offset
 
 
+# ---- dumps ---------------------------------------------------------------------
+
+# the header fields and attributes the user-space dump filter reads
+FILTER_FIELDS = frozenset({"table", "index", "ifindex", "RTA_TABLE", "RTA_OIF", "FRA_TABLE"})
+
+
+def dump_filter(kind: str, *, strict: bool, family: int = 0, table: int | None = None,
+                ifindex: int | None = None) -> Callable[[NlMsg], bool] | None:
+    """What the kernel did not filter (rule tables; everything without strict checking),
+    as a predicate on decoded messages; None when it filtered all. It reads only
+    ``family`` and :data:`FILTER_FIELDS`."""
+    if kind != "rules" and strict:
+        return None
+
+    def wanted(m: NlMsg) -> bool:
+        if family and m.family != family:
+            return False
+        a, h = m.attrs, m.header
+        if kind == "routes":
+            t = a.get("RTA_TABLE", h.get("table"))
+            return (not table or t == table) and (not ifindex or a.get("RTA_OIF") == ifindex)
+        if kind == "rules":
+            return not table or a.get("FRA_TABLE", h.get("table")) == table
+        if kind == "addrs":
+            return not ifindex or h.get("index") == ifindex
+        if kind == "neigh":
+            return not ifindex or h.get("ifindex") == ifindex
+        return True
+
+    return wanted
+
+
 def decode_dump(bufs: Iterable[bytes]) -> Iterator[NlMsg]:
     """The rtnetlink messages (type >= 16) of a dump's buffers, decoded, as they arrive."""
     for buf in bufs:

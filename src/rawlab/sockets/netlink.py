@@ -287,7 +287,7 @@ def dump_buffers(nl: DumpSocket, kind: str, *, family: int = 0, table: int | Non
 
     The kernel filters when it can (``nl.strict``); what it cannot (rule tables,
     or everything on kernels without strict checking) the caller filters on the
-    decoded messages (rawlab.analysis.netlink.dump_filter).
+    decoded messages (rawlab.decode.rtnl.dump_filter).
     """
     mtype, payload = dump_request(kind, family=family, table=table, ifindex=ifindex)
     return nl.dump(mtype, payload, read_ahead=read_ahead)
