@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 from typing import Any
 
 import click
 
 from rawlab.cli.options import Seconds
-
-_ADDR = struct.Struct("<QQII")  # af_vsockmon_hdr: src_cid, dst_cid, src_port, dst_port
 
 
 @click.command("capture")
@@ -74,14 +71,16 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
 
 def _matching(records: Any, cid: int | None, port: int | None) -> Any:
     """Records whose af_vsockmon_hdr has `cid` / `port` on either side."""
+    from rawlab.decode.vsockmon import AF_VSOCKMON_HDR_ST
+
     if cid is None and port is None:
         yield from records
         return
-    unpack = _ADDR.unpack_from
+    unpack = AF_VSOCKMON_HDR_ST.unpack_from
     for rec in records:
-        if len(rec.data) < _ADDR.size:
+        if len(rec.data) < AF_VSOCKMON_HDR_ST.size:
             continue
-        scid, dcid, sport, dport = unpack(rec.data)
+        scid, dcid, sport, dport, *_rest = unpack(rec.data)
         if cid is not None and cid not in (scid, dcid):
             continue
         if port is not None and port not in (sport, dport):

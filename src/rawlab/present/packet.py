@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
+from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
@@ -351,7 +352,8 @@ def summary(pkt: Packet, wirelen: int) -> str:
     nl: Any = pkt.layer("netlink")
     if nl is not None:
         msgs = nl.messages
-        types = ",".join(str(m.type) for m in msgs[:4]) + ("…" if len(msgs) > 4 else "")
+        types = ",".join(type_name(m.type, nl.family) for m in msgs[:4]) + (
+            "…" if len(msgs) > 4 else "")
         return f"NETLINK {len(msgs)} message(s), types {types}, length {wirelen}"
     vs: Any = pkt.layer("vsock")
     if vs is not None:
