@@ -1,6 +1,6 @@
 """`python -m rawlab` is `rawlab`."""
 
-from rawlab.cli import run
+from rawlab.console import run
 
 if __name__ == "__main__":
     run()

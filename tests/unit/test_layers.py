@@ -29,7 +29,7 @@ RANK = {
     "raw": 3, "lessons": 3, "lab": 3, "doctor": 3,
     "present": 4, "pipeline": 4,
     "view": 5,
-    "cli": 6, "__main__": 6,
+    "cli": 6, "__main__": 6, "console": 6,
 }
 
 

@@ -125,7 +125,25 @@ def _bug(exc: BaseException) -> None:
          "for the traceback and please report it)", EX_SOFTWARE)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(LazyGroup):
+    """The top group: an interrupt while click parses (before a command runs) is the same
+    one line and exit code as during the command, not click's 'Aborted!'."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", True)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.Abort:
+            fail("interrupted", Exit.INTERRUPTED)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        return None
+
+
+@click.group(cls=_Main, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rawlab")
 def main() -> None:
     """Capture and explain what Linux sockets carry: SOCK_RAW, AF_PACKET, AF_NETLINK, AF_VSOCK.
@@ -155,6 +173,9 @@ def run() -> None:
         code: Any = 0
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # between click's parsing and the command, or after it
+        print("rawlab: interrupted", file=sys.stderr)
+        code = int(Exit.INTERRUPTED)
     if code is None:
         code = 0
     elif not isinstance(code, int):

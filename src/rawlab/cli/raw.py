@@ -55,8 +55,6 @@ def listen(proto: str, ipv6: bool, count: int | None, duration: float | None, ve
       * packets for other hosts; anything on an IPPROTO_RAW (255) socket,
         which is send-only.
     """
-    import signal
-
     from rawlab.decode.dispatch import Decoder
     from rawlab.present import raw as present
     from rawlab.raw import listen as mod
@@ -70,8 +68,7 @@ def listen(proto: str, ipv6: bool, count: int | None, duration: float | None, ve
     if not as_json:
         out.write(present.listen_banner(family, number, netns) + "\n")
         out.flush()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+    try:  # Ctrl-C, SIGTERM, SIGHUP: KeyboardInterrupt (rawlab.console): the end of listening
         for n, got in enumerate(mod.receive(sock, count=count, duration=duration), 1):
             pkt = dec.decode(got.data, got.record().linktype)
             if as_json:

@@ -18,6 +18,7 @@ A SIGKILL leaves it behind: :func:`cleanup_stale` removes tables of dead pids.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -25,10 +26,10 @@ import signal
 import subprocess
 import sys
 import threading
-from types import FrameType, TracebackType
-from typing import Any
+from types import TracebackType
 
 from rawlab.errors import Exit, RawlabError
+from rawlab.sockets.stop import raise_on_signals
 
 MARK = 0x7261776C  # "rawl": our own packets, which the rule lets through
 TABLE_RE = re.compile(r"^rawlab_(\d+)_(\d+)$")
@@ -109,7 +110,7 @@ class RstGuard:
         self.table = table_name(sport)
         self.ruleset = ruleset(self.table, host, port, sport)
         self.dropped: int | None = None  # the rule's counter, read just before removal
-        self._old: dict[int, Any] = {}
+        self._signals = contextlib.ExitStack()
         self._installed = False
 
     def __enter__(self) -> RstGuard:
@@ -119,8 +120,7 @@ class RstGuard:
             sys.stderr.write(f"rawlab: removed {len(gone)} nftables table(s) left by killed "
                              f"runs: {', '.join(gone)}\n")
         if threading.current_thread() is threading.main_thread():
-            for s in _SIGNALS:
-                self._old[s] = signal.signal(s, self._on_signal)
+            self._signals.enter_context(raise_on_signals(Terminated, _SIGNALS))
         try:
             _nft(["-f", "-"], self.netns, stdin=self.ruleset)
             self._installed = True
@@ -131,13 +131,8 @@ class RstGuard:
             raise
         return self
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        raise Terminated(signum)
-
     def _restore(self) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old.clear()
+        self._signals.close()
 
     def counter(self) -> int | None:
         """Packets the rule dropped so far."""

@@ -134,7 +134,7 @@ class Pinger:
         return packets.icmp_echo(self.ident, seq, payload)
 
     def run(self) -> Iterator[Sent | Reply | Unreachable]:
-        with open_raw(self.family, self.proto, netns=self.netns) as s:
+        with open_raw(self.family, self.proto, netns=self.netns, tx_timestamps=True) as s:
             self._t0 = time.monotonic_ns()
             start = time.monotonic()
             for i in range(self.count):

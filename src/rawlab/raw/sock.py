@@ -167,13 +167,31 @@ class RawSocket:
         return before
 
     def recv(self, timeout: float | None) -> Received | None:
-        """The next packet, or None after `timeout` seconds (None: wait for ever)."""
-        if timeout is not None:
-            r, _, _ = select.select([self.sock], [], [], max(timeout, 0.0))
+        """The next packet, or None after `timeout` seconds (None: wait for ever).
+
+        select() also wakes for the error queue (a transmit timestamp arriving late):
+        such a wake-up is drained and the wait goes on, never a blocking read."""
+        end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            r, _, _ = select.select([self.sock], [], [], left)
             if not r:
                 return None
-        data, anc, _flags, addr = self.sock.recvmsg(65535, _ANC)
-        return self._received(data, anc, addr)
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(65535, _ANC, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                self._drain_errqueue()
+                if end is not None and time.monotonic() >= end:
+                    return None
+                continue
+            return self._received(data, anc, addr)
+
+    def _drain_errqueue(self) -> None:
+        while True:
+            try:
+                self.sock.recvmsg(1, _TSTAMP_ANC, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except OSError:
+                return
 
     def _received(self, data: bytes, anc: list[tuple[int, int, bytes]],
                   addr: tuple[object, ...]) -> Received:
@@ -209,13 +227,14 @@ class RawSocket:
 
 def open_raw(family: int, proto: int, *, netns: str | None = None, hdrincl: bool = False,
              mark: int | None = None, bind: str | None = None,
-             hop_limit: int | None = None) -> RawSocket:
+             hop_limit: int | None = None, tx_timestamps: bool = False) -> RawSocket:
     """socket(family, SOCK_RAW, proto) inside `netns`, set up to report what it receives.
 
     hdrincl: AF_INET only, we write the IPv4 header (IP_HDRINCL). mark: SO_MARK
     on what we send (nft.py tells our own RSTs from the kernel's by it). bind:
     the source address (AF_INET6 builds no header of ours, so bind fixes it).
-    hop_limit: AF_INET6 unicast hop limit.
+    hop_limit: AF_INET6 unicast hop limit. tx_timestamps: the kernel times each send
+    (SO_TIMESTAMPING, read back by send_timed()).
     """
     what = f"open {FAMILY_NAME.get(family, family)} SOCK_RAW socket (protocol {proto})"
     with entered(netns):
@@ -226,11 +245,12 @@ def open_raw(family: int, proto: int, *, netns: str | None = None, hdrincl: bool
         ifnames = dict(socket.if_nameindex())
     try:
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE
-                         | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY)
-        except OSError:
-            pass  # no transmit timestamps: send_timed() reads the clock instead
+        if tx_timestamps:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE
+                             | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY)
+            except OSError:
+                pass  # no transmit timestamps: send_timed() reads the clock instead
         if family == socket.AF_INET:
             s.setsockopt(SOL_IP, IP_PKTINFO, 1)
             if hdrincl:

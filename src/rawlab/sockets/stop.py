@@ -1,7 +1,21 @@
-"""Signals -> stop: within a block, SIGINT and SIGTERM ask a reader to end cleanly.
+"""Signals and stopping, the one place: SIGINT, SIGTERM and SIGHUP mean the same.
+
+A command either *runs until it is stopped* (a live capture, a monitor) or has
+an end of its own (reading a file, the handshake demo, a dump). The console
+entry (:mod:`rawlab.console`) picks the policy before anything else is imported,
+so that no start-up window is left to a signal's default action (death without
+cleanup):
+
+* :func:`interrupt_on_signals` (commands with an end): the three signals raise
+  KeyboardInterrupt, so every ``finally`` and context manager runs (namespaces,
+  nftables tables, monitor links are removed); the CLI then exits 130.
+* :func:`defer_stops` (commands that run until stopped): a signal is remembered;
+  the reading loop, once it runs inside :func:`stop_on_signals`, stops at once,
+  finishes its output and summary, and the command exits 0 — also when the signal
+  came while it was still starting.
 
     with stop_on_signals(session.stop):
-        for item in session.drain():   # ends soon after Ctrl-C or SIGTERM
+        for item in session.drain():   # ends soon after Ctrl-C, SIGTERM or SIGHUP
             ...
 
 ``stop`` runs in the signal handler, between two bytecodes of the main thread:
@@ -11,18 +25,92 @@ previous handlers come back when the block ends, whatever ends it.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_requested: list[int] = []  # signals that came while no stop_on_signals block ran
+_owner = [0]  # the process the policy is for
+
+
+def _forked_child(signum: int) -> bool:
+    """A child forked after the policy was set (pyroute2's namespace helpers, a lab's
+    servers) keeps the default action: it dies as its parent expects."""
+    if os.getpid() == _owner[0]:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    if not _forked_child(signum):
+        raise KeyboardInterrupt
+
+
+def _remember(signum: int, frame: FrameType | None) -> None:
+    if not _forked_child(signum):
+        _requested.append(signum)
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP all raise KeyboardInterrupt from now on (in this process;
+    a forked child dies of them as by default)."""
+    _owner[0] = os.getpid()
+    for s in STOP_SIGNALS:
+        signal.signal(s, _raise)
+
+
+def defer_stops() -> None:
+    """SIGINT, SIGTERM and SIGHUP are remembered until a :func:`stop_on_signals` block."""
+    _owner[0] = os.getpid()
+    for s in STOP_SIGNALS:
+        signal.signal(s, _remember)
+
+
+def requested() -> bool:
+    """A stop was asked for before the reading began (see :func:`defer_stops`)."""
+    return bool(_requested)
 
 
 @contextmanager
 def stop_on_signals(stop: Callable[[], object],
                     signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
-    """Call ``stop()`` on each of ``signals`` (default SIGINT, SIGTERM) inside the block."""
-    old = {s: signal.signal(s, lambda _signum, _frame: stop()) for s in signals}
+    """Call ``stop()`` on each of ``signals`` inside the block (at once if one already
+    came while the command was starting)."""
+    owner = os.getpid()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stop()
+
+    old = {s: signal.signal(s, handler) for s in signals}
+    if _requested:
+        stop()
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def raise_on_signals(exc: Callable[[int], BaseException],
+                     signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+                     ) -> Iterator[None]:
+    """Inside the block, each of ``signals`` raises ``exc(signum)`` (for a library that
+    must undo kernel state it made even when no CLI installed a policy)."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise exc(signum)
+
+    old = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:

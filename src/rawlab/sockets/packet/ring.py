@@ -10,7 +10,6 @@ import fcntl
 import mmap
 import os
 import select
-import signal
 import socket
 import struct
 import time
@@ -46,6 +45,7 @@ from rawlab.sockets.packet.header import (
     _set_wire,
 )
 from rawlab.sockets.packet.options import RingConfig
+from rawlab.sockets.stop import stop_on_signals
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,17 +143,10 @@ class PacketRing:
         except OSError:
             pass
 
-    @contextlib.contextmanager
-    def stopped_by_signals(self) -> Iterator[None]:
-        """Within the block, SIGINT and SIGTERM end the reading cleanly (:meth:`stop`),
-        so a writer can finish its file; the previous handlers come back after it."""
-        old = {s: signal.signal(s, lambda signum, frame: self.stop())
-               for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+    def stopped_by_signals(self) -> contextlib.AbstractContextManager[None]:
+        """Within the block, SIGINT, SIGTERM and SIGHUP end the reading cleanly
+        (:meth:`stop`), so a writer can finish its file; see rawlab.sockets.stop."""
+        return stop_on_signals(self.stop)
 
     def close(self) -> None:
         """Release the ring and the socket (the promiscuous membership goes with it)."""
