@@ -6,8 +6,9 @@ A checksum is a *status*, never an exception (design principle 5)::
 
     inet_checksum(b"...")                   # -> int, the value to put in the field
     verify_ipv4_header(hdr)                 # -> ChecksumStatus
-    verify_l4_v4(proto, src, dst, segment, field_offset)   # TCP/UDP/ICMP over IPv4
-    verify_l4_v6(proto, src, dst, segment, field_offset)   # TCP/UDP/ICMPv6 over IPv6
+    verify_l4(proto, src, dst, segment, field_offset)  # TCP/UDP/ICMP over IPv4, TCP/UDP/ICMPv6
+                                            # over IPv6 (4- or 16-byte addresses; also
+                                            # named verify_l4_v4 / verify_l4_v6)
     known_verdict(hint, tso, complete)      # what is known without summing (or None)
 
 :class:`Verdict` values are the words used in JSON (``checksum_status``):
@@ -40,6 +41,7 @@ __all__ = [
     "pseudo_header_v4",
     "pseudo_header_v6",
     "verify_ipv4_header",
+    "verify_l4",
     "verify_l4_v4",
     "verify_l4_v6",
     "worst",
@@ -186,7 +188,7 @@ def _verify_l4(
     return ChecksumStatus(Verdict.BAD, value, expected)
 
 
-def verify_l4_v4(
+def verify_l4(
     proto: int,
     src: bytes,
     dst: bytes,
@@ -197,38 +199,23 @@ def verify_l4_v4(
     hint: int = CsumHint.NONE,
     tso: bool = False,
 ) -> ChecksumStatus:
-    """TCP/UDP (pseudo-header) or ICMP (no pseudo-header) over IPv4.
+    """TCP/UDP (pseudo-header) or ICMP (none) over IPv4, TCP/UDP/ICMPv6 over IPv6 (all
+    with the pseudo-header): the family is the addresses' length (4 or 16 bytes).
 
     ``segment`` is the transport header plus payload; ``complete`` is False when
     the capture holds fewer bytes than the IP length says (→ unverified); ``tso``
     when the IP length is 0 (→ partial); see :func:`known_verdict`.
     """
     value = _field(segment, field_offset) if len(segment) >= field_offset + 2 else None
-    if proto == IPPROTO_ICMP:
+    v4 = len(src) == 4
+    if v4 and proto == IPPROTO_ICMP:
         hint = CsumHint.NONE  # the kernel's bits concern TCP/UDP; ICMP is always in software
     known = known_verdict(hint, tso, complete and value is not None)
     if known is not None:
         return ChecksumStatus(known, value)
-    pseudo = 0 if proto == IPPROTO_ICMP else pseudo_header_v4(src, dst, proto, len(segment))
-    return _verify_l4(pseudo, proto, segment, field_offset, value)  # type: ignore[arg-type]
-
-
-def verify_l4_v6(
-    proto: int,
-    src: bytes,
-    dst: bytes,
-    segment: bytes | bytearray | memoryview,
-    field_offset: int,
-    *,
-    complete: bool = True,
-    hint: int = CsumHint.NONE,
-    tso: bool = False,
-) -> ChecksumStatus:
-    """TCP/UDP/ICMPv6 over IPv6 (all with the IPv6 pseudo-header)."""
-    value = _field(segment, field_offset) if len(segment) >= field_offset + 2 else None
-    known = known_verdict(hint, tso, complete and value is not None)
-    if known is not None:
-        return ChecksumStatus(known, value)
+    if v4:
+        pseudo = 0 if proto == IPPROTO_ICMP else pseudo_header_v4(src, dst, proto, len(segment))
+        return _verify_l4(pseudo, proto, segment, field_offset, value)  # type: ignore[arg-type]
     pseudo = pseudo_header_v6(src, dst, proto, len(segment))
     status = _verify_l4(pseudo, IPPROTO_TCP if proto == IPPROTO_UDP else proto, segment,
                         field_offset, value)  # type: ignore[arg-type]
@@ -237,3 +224,8 @@ def verify_l4_v6(
     if proto == IPPROTO_UDP and status.verdict is Verdict.BAD and status.expected == 0:
         return ChecksumStatus(Verdict.BAD, status.value, 0xFFFF)
     return status
+
+
+#: the names by family (one function: the addresses' length says which)
+verify_l4_v4 = verify_l4
+verify_l4_v6 = verify_l4

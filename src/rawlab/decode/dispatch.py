@@ -32,8 +32,7 @@ from rawlab.decode.checksum import (
     CsumHint,
     Verdict,
     verify_ipv4_header,
-    verify_l4_v4,
-    verify_l4_v6,
+    verify_l4,
     worst,
 )
 from rawlab.decode.descent import DispatchTable, build_table, descend, names
@@ -136,22 +135,19 @@ def _checksums(layers: list[View], hint: CsumHint) -> tuple[ChecksumStatus | Non
 def _l4_status(ip: Ipv4 | Ipv6, lay: View, hint: CsumHint) -> ChecksumStatus:
     off = _CSUM_OFFSET[type(lay)]
     seg = lay.buf
-    if isinstance(ip, Ipv4):
-        if isinstance(lay, Icmpv6):
-            value = (seg[off] << 8 | seg[off + 1]) if len(seg) >= off + 2 else None
-            return ChecksumStatus(Verdict.UNVERIFIED, value)
-        complete = not ip.truncated and not ip.more_fragments
-        return verify_l4_v4(ip.proto, ip.src, ip.dst, seg, off, complete=complete, hint=hint,
-                            tso=ip.tso and not isinstance(lay, Icmp))
-    if isinstance(lay, Icmp):
+    v4 = isinstance(ip, Ipv4)
+    if isinstance(lay, Icmpv6 if v4 else Icmp):  # the other family's ICMP: no rule to check
         value = (seg[off] << 8 | seg[off + 1]) if len(seg) >= off + 2 else None
         return ChecksumStatus(Verdict.UNVERIFIED, value)
-    frag = ip.fragment
-    complete = not ip.truncated and not (frag is not None and frag.more)
-    # A Routing header changes the final destination; the pseudo-header uses it.
-    dst = _final_dst(ip)
-    return verify_l4_v6(ip.proto, ip.src, dst, seg, off, complete=complete, hint=hint,
-                        tso=ip.tso and not isinstance(lay, Icmpv6))
+    if isinstance(ip, Ipv4):
+        complete = not ip.truncated and not ip.more_fragments
+        dst = ip.dst
+    else:
+        frag = ip.fragment
+        complete = not ip.truncated and not (frag is not None and frag.more)
+        dst = _final_dst(ip)  # a Routing header changes it; the pseudo-header uses it
+    return verify_l4(ip.proto, ip.src, dst, seg, off, complete=complete, hint=hint,
+                     tso=ip.tso and not isinstance(lay, Icmp | Icmpv6))
 
 
 def _final_dst(ip: Ipv6) -> bytes:

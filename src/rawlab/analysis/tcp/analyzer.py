@@ -36,8 +36,8 @@ from rawlab.analysis.tcp.sequence import Flow, analyze, set_bases
 from rawlab.analysis.tcp.table import Conn, ConnTable, canonical
 from rawlab.analysis.tcp.zeek import history, refresh
 from rawlab.decode import descent
-from rawlab.decode.checksum import Verdict, known_verdict, verify_l4_v4, verify_l4_v6
-from rawlab.decode.descent import ETH_P_IP, FRAG_LATER, FRAG_MORE, TSO, walk
+from rawlab.decode.checksum import Verdict, known_verdict, verify_l4
+from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, walk
 from rawlab.decode.tcp import ACK, CWR, ECE, FIN, RST, SYN, SYN_ACK, SYN_FIN, options_summary
 
 _TCP = struct.Struct("!HHIIHH")  # sport, dport, seq, ack, offset+flags, window
@@ -128,13 +128,13 @@ class TcpAnalyzer:
         hl = (hdr[4] >> 12) * 4
         if hl < 20:
             return []
-        if net == ETH_P_IP:
-            src, dst, verify = data[o + 12:o + 16], data[o + 16:o + 20], verify_l4_v4
+        if net == 0x0800:  # ETH_P_IP
+            src, dst = data[o + 12:o + 16], data[o + 16:o + 20]
         else:
-            src, dst, verify = data[o + 8:o + 24], data[o + 24:o + 40], verify_l4_v6
+            src, dst = data[o + 8:o + 24], data[o + 24:o + 40]
         csum = known_verdict(hint, marks & TSO, stop <= n)
         if csum is None:
-            csum = verify(6, src, dst, data[t:stop], 16).verdict
+            csum = verify_l4(6, src, dst, data[t:stop], 16).verdict
         opts = options_summary(data[t + 20:t + hl]) if hl > 20 else {}
         return self._feed(frame, ts_ns, src, dst, hdr, stop - t, opts, csum)
 
