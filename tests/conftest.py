@@ -68,9 +68,9 @@ def tier_available(tier: str) -> tuple[bool, str]:
             ok, why = tier == GUEST_TIER, f"this guest runs the {GUEST_TIER} tier"
         else:
             try:
-                from rawlab.lab import vm
+                from rawlab.lab import guest, vm
 
-                vm.find_kernel()
+                guest.find_kernel()
                 vm.vng_path()
                 import shutil
 

@@ -120,8 +120,9 @@ def best(fn: object, runs: int) -> float:
 
 
 def dump(ns: str, n: int, skip_pyroute2: bool) -> None:
+    from rawlab.analysis.netlink import dump_messages
     from rawlab.lab.netns import entered
-    from rawlab.sockets.netlink import DumpSocket, dump_buffers, dump_messages
+    from rawlab.sockets.netlink import DumpSocket, dump_buffers
 
     with entered(ns):
         sock = DumpSocket()
@@ -132,7 +133,7 @@ def dump(ns: str, n: int, skip_pyroute2: bool) -> None:
 
         encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         shapes = ShapeRenderer(encode)
-        bufs, _wanted = dump_buffers(sock, "routes", family=2, table=254)
+        bufs = dump_buffers(sock, "routes", family=2, table=254)
         counts.append(sum(t.count(b"\n") for b in bufs for t in shapes.render(b)))
 
     def rawlab_decode_only() -> None:
@@ -169,7 +170,7 @@ def dump(ns: str, n: int, skip_pyroute2: bool) -> None:
         vp = f"{t_py / t:.1f}x faster" if t_py else "-"
         print(f"  {name:<48}{t * 1000:>7.0f} ms  {vp:>12}  {t / t_ip:>8.1f}x")
 
-    row("rawlab in-process: dump + decode (RtMsg objects)", t_dec)
+    row("rawlab in-process: dump + decode (NlMsg objects)", t_dec)
     row("rawlab in-process: dump + NDJSON text", t_rl)
     row("rawlab netlink dump routes --json (CLI, process)", t_cli)
     row("  vs `rawlab netlink dump --help` (start-up, no dump)", t_start)

@@ -36,7 +36,7 @@ REF_READ = 256 * 1024  # rawlab's server read size (vsockbench.READ_SIZE)
 
 
 def wait_listening(port: int) -> None:
-    from rawlab.sockets.diag import wait_vsock_listening
+    from rawlab.analysis.netlink import wait_vsock_listening
 
     if not wait_vsock_listening(port):
         raise RuntimeError(f"socat never listened on vsock port {port}")

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 from rawlab import __version__
 from rawlab.sockets import netlink as nl
+from rawlab.sockets import netlink_wire as wire
 from rawlab.sockets import vsock
 
 SCHEMA = "rawlab.doctor/1"
@@ -130,12 +131,12 @@ def socket_checks() -> list[Check]:
                       socket.htons(0x0003), module="af_packet", what="packet sockets"),
     ]
     nl_protos = [
-        ("route", nl.NETLINK_ROUTE, None),
-        ("sock_diag", nl.NETLINK_SOCK_DIAG, "sock_diag"),
-        ("generic", nl.NETLINK_GENERIC, None),
-        ("netfilter", nl.NETLINK_NETFILTER, "nfnetlink"),
-        ("audit", nl.NETLINK_AUDIT, None),
-        ("kobject_uevent", nl.NETLINK_KOBJECT_UEVENT, None),
+        ("route", wire.NETLINK_ROUTE, None),
+        ("sock_diag", wire.NETLINK_SOCK_DIAG, "sock_diag"),
+        ("generic", wire.NETLINK_GENERIC, None),
+        ("netfilter", wire.NETLINK_NETFILTER, "nfnetlink"),
+        ("audit", wire.NETLINK_AUDIT, None),
+        ("kobject_uevent", wire.NETLINK_KOBJECT_UEVENT, None),
     ]
     for name, proto, mod in nl_protos:
         out.append(_socket_check(f"socket.netlink.{name}", f"AF_NETLINK {name.upper()}",
@@ -300,15 +301,13 @@ def vsock_checks() -> list[Check]:
 
 
 def _vsock_diag_check() -> Check:
-    # vsock_diag_req: family, protocol, pad, states, ino, show, cookie[2]
-    import struct
+    from rawlab.sockets.diag import vsock_request
 
-    req = struct.pack("=BBHIIIII", vsock.AF_VSOCK, 0, 0, 0xFFFFFFFF, 0, 0, 0xFFFFFFFF,
-                      0xFFFFFFFF)
+    req = vsock_request(0xFFFFFFFF)  # every state
     title = "vsock_diag (sock_diag for vsock)"
     try:
-        with nl.NetlinkSocket(nl.NETLINK_SOCK_DIAG) as s:
-            replies = s.request(nl.SOCK_DIAG_BY_FAMILY, nl.NLM_F_REQUEST | nl.NLM_F_DUMP, req)
+        with nl.NetlinkSocket(wire.NETLINK_SOCK_DIAG) as s:
+            replies = s.request(nl.SOCK_DIAG_BY_FAMILY, wire.NLM_F_REQUEST | wire.NLM_F_DUMP, req)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return Check("vsock.diag", "vsock", title, UNSUPPORTED,
@@ -323,7 +322,7 @@ def _vsock_diag_check() -> Check:
 # --- monitor devices ---------------------------------------------------------
 
 def _link_probe(kind: str) -> bool:
-    with nl.NetlinkSocket(nl.NETLINK_ROUTE) as s:
+    with nl.NetlinkSocket(wire.NETLINK_ROUTE) as s:
         nl.link_add(s, f"rlprobe{kind[:4]}", kind)
         nl.link_del(s, f"rlprobe{kind[:4]}")
     return True
@@ -405,9 +404,9 @@ def system_checks() -> list[Check]:
                          OK if path else MISSING, (ver or path) if path else "not found",
                          None if path else f"apt-get install {pkg}"))
     try:
-        from rawlab.lab import vm
+        from rawlab.lab.guest import find_kernel
 
-        k = vm.find_kernel()
+        k = find_kernel()
         out.append(Check("system.guest_kernel", "system", "kernel for `rawlab lab vm`", OK,
                          f"{k.path} ({k.release})"))
     except Exception as exc:  # RawlabError with a fix, or the launcher is absent

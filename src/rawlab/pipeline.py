@@ -1,30 +1,36 @@
-"""Records in, decoded output out: the path shared by `rawlab read` and `rawlab capture`.
+"""Records in, outputs out: the two loops every command that reads packets shares.
 
-    records ─▶ [filter] ─▶ [writer] ─▶ decode ─▶ sink (line | tree | json | stats)
+    packets:  records ─▶ [filter] ─▶ [writer] ─▶ decode (once, if a sink wants it) ─▶ sinks
+    tcp:      records ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
+
+An output is a *sink* given the stream, one hook per event (mitmproxy's
+``Dumper``): line, tree, NDJSON and hierarchy sinks for packets
+(:mod:`rawlab.present.packet`, :mod:`rawlab.present.hierarchy`); segment/connection
+NDJSON, connection table, live lines, ladder, time-sequence plot and follow
+for TCP events (:mod:`rawlab.present.tcp`, :mod:`rawlab.present.ladder`,
+:mod:`rawlab.present.plot`). ``rawlab read`` and ``rawlab capture`` differ only
+in their source; ``rawlab tcp FILE`` and ``rawlab tcp -i`` likewise.
 
 Frame numbers count every record of the source (as tshark's frame.number),
 so a filtered view keeps the numbers of the whole file. Whatever happens
-(an error in the source, Ctrl-C), every record already taken is written and
-the writer is flushed and closed: the output file stays valid.
+(an error in the source, Ctrl-C), every record already taken is written, the
+writer is flushed and closed (the output file stays valid), and every sink is
+closed, so tables and summaries of what was read are printed before the error.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TextIO
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rawlab.decode.dispatch import Decoder
-from rawlab.decode.hierarchy import ProtocolHierarchy
-from rawlab.pcap.writer import PcapngWriter, PcapWriter
-from rawlab.present import packet as fmt
+from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.records import CsumHint, Interface, Record
 from rawlab.sockets.bpf import OfflineFilter
 
-MODES = ("line", "tree", "json", "stats", "none")
+if TYPE_CHECKING:  # the analyser is imported only by run_tcp
+    from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
+    from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
 
 @dataclass
@@ -32,104 +38,50 @@ class Counts:
     seen: int = 0  # records read from the source
     matched: int = 0  # records the filter selected (all, without a filter)
     written: int = 0
-    hierarchy: ProtocolHierarchy = field(default_factory=ProtocolHierarchy)
 
 
-class Writer:
-    """pcapng (interface names and link types kept) or plain pcap output."""
+class PacketSink(Protocol):
+    """An output of :func:`run`: ``packet`` once per selected record, then ``close``."""
 
-    def __init__(self, path: str, *, pcap: bool = False):
-        self.path = path
-        self.pcap = pcap
-        self._ng: PcapngWriter | None = None
-        self._pc: PcapWriter | None = None
-        self._ifmap: dict[int, int] = {}
+    decodes: bool  # True: wants the decoded Packet (else ``pkt`` is None)
 
-    def write(self, rec: Record, iface: Interface | None) -> None:
-        if self.pcap:
-            if self._pc is None:
-                self._pc = PcapWriter(self.path, rec.linktype)
-            self._pc.write_record(rec)
-            return
-        if self._ng is None:
-            self._ng = PcapngWriter(self.path, buffer_bytes=1 << 16)
-        idx = self._ifmap.get(rec.interface)
-        if idx is None:
-            idx = self._ng.add_interface(
-                rec.linktype, iface.name if iface else None,
-                snaplen=iface.snaplen if iface and iface.snaplen else 262144)
-            self._ifmap[rec.interface] = idx
-        self._ng.write_record(rec, interface=idx)
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None: ...
 
-    def flush(self) -> None:
-        for w in (self._ng, self._pc):
-            if w is not None:
-                w.flush()
-
-    def close(self) -> None:
-        if self._ng is None and self._pc is None and not self.pcap:
-            # nothing matched: still leave a valid (empty) pcapng behind
-            self._ng = PcapngWriter(self.path)
-        for w in (self._ng, self._pc):
-            if w is not None:
-                w.close()
+    def close(self) -> None: ...
 
 
-class RotatingWriter:
-    """tcpdump -G: a new file every `seconds` of capture time, named by strftime(pattern).
+class EventSink(Protocol):
+    """An output of :func:`run_tcp`: one hook per analyser event, then ``close``."""
 
-    A pattern without a strftime conversion gets "-%Y%m%d-%H%M%S" before its
-    extension, so a rotation never overwrites the file before it.
-    """
+    def segment(self, seg: Segment, rec: Record) -> None: ...
 
-    def __init__(self, pattern: str, seconds: int, *, pcap: bool = False):
-        if "%" not in pattern:
-            stem, dot, ext = pattern.rpartition(".")
-            pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
-        self.pattern = pattern
-        self.seconds = seconds
-        self.pcap = pcap
-        self.current: Writer | None = None
-        self.until_ns = 0
-        self.files: list[str] = []
+    def handshake(self, hs: Handshake) -> None: ...
 
-    def write(self, rec: Record, iface: Interface | None) -> None:
-        if self.current is None or rec.ts_ns >= self.until_ns:
-            if self.current is not None:
-                self.current.close()
-            start = rec.ts_ns // 1_000_000_000
-            name = time.strftime(self.pattern, time.localtime(start))
-            self.current = Writer(name, pcap=self.pcap)
-            self.files.append(name)
-            self.until_ns = (start + self.seconds) * 1_000_000_000
-        self.current.write(rec, iface)
+    def closed(self, ev: ConnectionClosed) -> None: ...
 
-    def flush(self) -> None:
-        if self.current is not None:
-            self.current.flush()
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
+    def close(self) -> None: ...
 
 
-def run(records: Iterable[Record], *, mode: str = "line", out: TextIO | None = None,
+def _no_interface(_i: int) -> Interface | None:
+    return None
+
+
+def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
         expression: str | None = None, count: int | None = None,
-        writer: Writer | RotatingWriter | None = None,
-        interfaces: Callable[[int], Interface | None] = lambda i: None,
+        writer: CaptureWriter | RotatingWriter | None = None,
+        interfaces: Callable[[int], Interface | None] = _no_interface,
         counts: Counts | None = None) -> Counts:
-    """Push records through filter, writer and decoder into `out`; return the counts.
+    """Push records through filter and writer into the sinks; return the counts.
 
     `interfaces(n)` names interface n of the source. `counts` may be passed in
     so that a caller still has them when the source raises midway.
     """
-    out = out or sys.stdout
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
-    dec = Decoder()
-    write = out.write
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    hier_add = c.hierarchy.add
+    decode = Decoder().decode if any(s.decodes for s in sinks) else None
+    hooks = [s.packet for s in sinks]
+    one = hooks[0] if len(hooks) == 1 else None
     try:
         for rec in records:
             c.seen += 1
@@ -140,34 +92,98 @@ def run(records: Iterable[Record], *, mode: str = "line", out: TextIO | None = N
             if writer is not None:
                 writer.write(rec, iface)
                 c.written += 1
-            if mode == "stats":
-                hier_add(dec.path(rec.data, rec.linktype), rec.wirelen)
-            elif mode != "none":
-                pkt = dec.decode(rec.data, rec.linktype, hint=CsumHint(rec.csum_status))
-                name = iface.name if iface and iface.name else None
-                if mode == "line":
-                    write(fmt.line(c.seen, rec, pkt, name) + "\n")
-                elif mode == "json":
-                    write(dumps(fmt.packet_json(c.seen, rec, pkt,
-                                                name if name else rec.interface)) + "\n")
-                else:
-                    write("\n".join(fmt.tree(c.seen, rec, pkt, name or rec.interface)) + "\n\n")
+            pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
+                   if decode is not None else None)
+            if one is not None:
+                one(c.seen, rec, pkt, iface)
+            else:
+                for hook in hooks:
+                    hook(c.seen, rec, pkt, iface)
             if count is not None and c.matched >= count:
                 break
     finally:
-        if writer is not None:
-            writer.close()
-        out.flush()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            for s in sinks:
+                s.close()
     return c
 
 
-def stats_text(c: Counts, source: str, expression: str | None) -> str:
-    """The protocol hierarchy as `tshark -z io,phs` lays it out."""
-    rule = "=" * 67
-    lines = [rule, "Protocol Hierarchy Statistics", f"Filter: {expression or ''}", ""]
-    for row in c.hierarchy.rows():
-        label = "  " * row.depth + row.name
-        lines.append(f"{label:<40} frames:{row.packets} bytes:{row.bytes}")
-    lines.append(rule)
-    lines.append(f"{c.matched} of {c.seen} packets in {source}")
-    return "\n".join(lines)
+def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
+            analyzer: TcpAnalyzer | None = None, stream: int | None = None,
+            count: int | None = None) -> TcpAnalyzer:
+    """Analyse records in order and hand every event (of `stream`, or all) to the sinks.
+
+    At the end, also when the source raises midway (a truncated file, Ctrl-C), the
+    connections still open are closed (reason "end") and every sink is closed: what
+    was read is analysed and printed before the error propagates.
+    """
+    from rawlab.analysis.tcp import TcpAnalyzer
+
+    tcp = analyzer if analyzer is not None else TcpAnalyzer()
+    deliver = Deliver(sinks, stream)
+    feed = tcp.feed_bytes
+    # the common case, one segment for one sink of every stream, without the general walk
+    seg_type = deliver.segment_type
+    only = deliver.segment_hooks[0] if len(sinks) == 1 and stream is None else None
+    try:
+        for frame, rec in enumerate(records, 1):
+            evs = feed(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status)
+            if evs:
+                if only is not None and len(evs) == 1 and type(evs[0]) is seg_type:
+                    only(evs[0], rec)
+                else:
+                    deliver(evs, rec)
+            if count is not None and frame >= count:
+                break
+    finally:
+        try:
+            deliver(tcp.finish(), None)
+        finally:
+            for s in sinks:
+                s.close()
+    return tcp
+
+
+class Deliver:
+    """Hands analyser events (of one stream, or all) to every sink's hook for their kind.
+
+    ``deliver(events, rec)``: `rec` is the record the events came from (None for the
+    events of a finished list, or of the end of input).
+    """
+
+    __slots__ = ("_closed", "_hs", "_hs_type", "segment_hooks", "segment_type", "stream")
+
+    def __init__(self, sinks: Sequence[EventSink], stream: int | None = None) -> None:
+        from rawlab.analysis.tcp import Handshake, Segment
+
+        self.segment_type, self._hs_type = Segment, Handshake
+        self.segment_hooks = [s.segment for s in sinks]
+        self._hs = [s.handshake for s in sinks]
+        self._closed = [s.closed for s in sinks]
+        self.stream = stream
+
+    def __call__(self, events: Iterable[Any], rec: Record | None) -> None:
+        stream = self.stream
+        for ev in events:
+            if stream is not None and ev.stream != stream:
+                continue
+            kind = type(ev)
+            if kind is self.segment_type:
+                for seg_hook in self.segment_hooks:
+                    seg_hook(ev, rec)
+            else:
+                for hook in self._hs if kind is self._hs_type else self._closed:
+                    hook(ev)
+
+
+def replay(events: Iterable[Any], sinks: Sequence[EventSink], *,
+           stream: int | None = None) -> None:
+    """A finished list of analyser events (e.g. ``analysis.tcp.analyse``) into sinks."""
+    try:
+        Deliver(sinks, stream)(events, None)
+    finally:
+        for s in sinks:
+            s.close()

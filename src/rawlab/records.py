@@ -39,6 +39,28 @@ def linktype_name(n: int) -> str:
         return f"LINKTYPE_{n}"
 
 
+# What a cooked header (LINUX_SLL/SLL2, a ring frame's sockaddr_ll) says of a packet:
+# sll_pkttype <linux/if_packet.h> and sll_hatype, a device's ARPHRD_* <linux/if_arp.h>.
+PACKET_HOST = 0
+PACKET_BROADCAST = 1
+PACKET_MULTICAST = 2
+PACKET_OTHERHOST = 3
+PACKET_OUTGOING = 4
+PACKET_LOOPBACK = 5
+
+ARPHRD_ETHER = 1
+ARPHRD_PPP = 512
+ARPHRD_RAWIP = 519
+ARPHRD_TUNNEL = 768
+ARPHRD_TUNNEL6 = 769
+ARPHRD_LOOPBACK = 772
+ARPHRD_SIT = 776
+ARPHRD_IEEE80211_RADIOTAP = 803
+ARPHRD_NETLINK = 824
+ARPHRD_VSOCKMON = 826
+ARPHRD_NONE = 0xFFFE
+
+
 class CsumHint(IntFlag):
     """What the kernel said about a live packet: the ``tp_status`` bits themselves.
 

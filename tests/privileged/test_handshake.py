@@ -42,7 +42,7 @@ def test_demo_shows_the_handshake_and_cleans_up(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ipv6", [False, True])
 def test_every_segment_agrees_with_tshark(tmp_path: Path, ipv6: bool) -> None:
-    from rawlab.pipeline import Writer
+    from rawlab.pcap.writer import CaptureWriter as Writer
     from rawlab.records import Interface
 
     res = demo.run(8081, b"hello handshake", 5000, ipv6=ipv6)

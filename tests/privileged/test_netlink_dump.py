@@ -188,7 +188,7 @@ def test_json_of_a_large_mixed_table_equals_the_ordinary_decode(ns: Netns) -> No
                                (("-6",), "routes", {"family": 10, "table": 254}),
                                (("--table", "all"), "routes", {"family": 2}),
                                ((), "links", {}), ((), "addrs", {}), ((), "neigh", {})]:
-            bufs = list(nl.dump_buffers(sock, kind, **kw)[0])  # type: ignore[arg-type]
+            bufs = list(nl.dump_buffers(sock, kind, **kw))  # type: ignore[arg-type]
             ordinary = [fmt.msg_json(m) for buf in bufs for m in decode_buffer(buf)
                         if m.type >= 16]
             # the same kernel bytes, both ways

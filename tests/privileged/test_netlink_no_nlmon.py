@@ -41,5 +41,6 @@ def test_unknown_namespace_is_one_line(tmp_path: Path) -> None:
     for args in (["capture", "-w", str(tmp_path / "x")], ["monitor"], ["dump", "links"]):
         p = subprocess.run([RAWLAB, "netlink", *args, "--netns", "rl-none-1-0000"],
                            capture_output=True, text=True, timeout=60, check=False)
-        assert p.returncode == 1 and p.stderr.count("\n") == 1, (args, p.stderr)
-        assert "no network namespace named" in p.stderr
+        # a wrong --netns is a usage error with its fix, as a wrong -i is (issue 14)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (args, p.stderr)
+        assert "no network namespace named 'rl-none-1-0000'; fix: " in p.stderr

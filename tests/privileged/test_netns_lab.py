@@ -117,3 +117,29 @@ def test_cleanup_removes_nftables_tables_of_killed_raw_handshakes(lab: netns.Lab
         assert dead not in ns.run(["nft", "list", "tables"]).stdout
     finally:
         subprocess.run(["nft", "delete", "table", "inet", alive], check=False)
+
+
+def test_a_command_heals_what_a_killed_run_left() -> None:
+    """SIGKILL cannot be caught: the next command that makes namespaces removes those whose
+    owner is gone first, and says so in one line (issue 13)."""
+    dead = f"rl-orphan-{4194304 + 7}-cafe"  # a pid beyond pid_max: its owner is gone
+    subprocess.run(["ip", "netns", "add", dead], check=True)
+    try:
+        p = subprocess.run([os.path.join(os.path.dirname(sys.executable), "rawlab"),
+                            "handshake", "--no-ladder"], capture_output=True, text=True,
+                           timeout=120, check=False)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr.splitlines()[0] == ("rawlab: removed 1 network namespace(s) left by "
+                                            f"killed runs: {dead}")
+        assert dead not in netns.list_namespaces()
+    finally:
+        subprocess.run(["ip", "netns", "del", dead], check=False, capture_output=True)
+
+
+def test_cleanup_as_nobody_with_nothing_to_remove_still_says_it_cannot_look() -> None:
+    from _creds import NOBODY
+    from _creds import run as run_as
+
+    p = run_as(NOBODY, ["lab", "cleanup"])
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    assert "not permitted" in p.stderr and "CAP_NET_ADMIN" in p.stderr

@@ -142,3 +142,18 @@ def test_signal_mid_connection_removes_the_table(lab: Any, sig: int) -> None:
     # our RST (SO_MARK lets it past our own rule) closed the server's side: without it the
     # socket would sit in CLOSE-WAIT (8); reset, it is CLOSE (7)
     assert srv.state == TCP_CLOSE
+
+
+def test_a_killed_runs_table_is_removed_by_the_next_run(lab: Any) -> None:
+    """SIGKILL leaves the nftables table behind; the next `raw handshake` removes tables whose
+    owner is gone before it adds its own, and says so in one line."""
+    a, b = pair(lab)
+    dead = "rawlab_4194305_40001"  # a pid beyond pid_max
+    a.run(["nft", "add", "table", "inet", dead])
+    srv = Server(b, "10.0.0.2")
+    p = subprocess.run([RAWLAB, "raw", "handshake", "10.0.0.2", str(PORT), "--netns", a.name],
+                       capture_output=True, text=True, timeout=20, check=False)
+    srv.thread.join(5)
+    assert p.returncode == 0, p.stderr
+    assert f"rawlab: removed 1 nftables table(s) left by killed runs: {dead}" in p.stderr
+    assert rawlab_tables(a) == []

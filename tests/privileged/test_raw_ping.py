@@ -47,6 +47,15 @@ def test_ping_checksums_and_rtts(lab: Any, target: str) -> None:
         if ic is not None and ic.type == (128 if v6 else 8) and ic.id == p.ident:
             on_wire[ic.seq] = ic.checksum
     assert on_wire == {e.seq: e.checksum for e in sent}
+    # both ends of each round trip are the kernel's timestamps (issue 14: a user-space
+    # clock before sendto added the interpreter's time to every RTT)
+    assert p.kernel_timed == 3
+    by_seq = {e.seq: e for e in sent}
+    assert [r.rtt_ns for r in replies] == [r.received.ts_ns - by_seq[r.seq].ts_ns
+                                           for r in replies]
+    # the request left the client's stack before it was captured on the peer's veth
+    first_wire = min(rec.ts_ns for rec in wire)
+    assert by_seq[1].ts_ns <= first_wire
 
 
 def test_ping_cli_json_and_no_reply_exit(lab: Any) -> None:

@@ -7,17 +7,10 @@ import struct
 import pytest
 
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.netlink import (
-    NLA_F_NESTED,
-    NLATTR,
-    NLMSG_DONE,
-    NLMSG_ERROR,
-    NLMSGHDR,
-    Netlink,
-    fixed_header_len,
-    parse_attrs,
-)
+from rawlab.decode.netlink import NLATTR, NLMSGHDR, Netlink, attr_tree, parse_attrs
+from rawlab.decode.rtnl import fixed_header_len
 from rawlab.decode.vsockmon import AF_VSOCKMON_HDR, VIRTIO_VSOCK_HDR, Vsockmon
+from rawlab.sockets.netlink_wire import NLA_F_NESTED, NLMSG_DONE, NLMSG_ERROR
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +39,7 @@ def test_netlink_message_and_attribute_tree() -> None:
     assert (m.len, m.type, m.flags, m.seq, m.pid, m.offset) == (len(NEWLINK), 16, 0, 7, 1234, 0)
     parsed = NLMSGHDR.parse(NEWLINK)
     assert {k: parsed[k] for k in m.fields()} == m.fields()
-    attrs = m.attrs
+    attrs = attr_tree(m)
     assert [a.type for a in attrs] == [3, 4, 18]
     assert attrs[0].data == b"lo\x00" and attrs[0].offset == 32 and attrs[0].length == 7
     assert struct.unpack("=I", attrs[1].data)[0] == 65536
@@ -60,13 +53,13 @@ def test_netlink_message_and_attribute_tree() -> None:
 def test_netlink_via_dispatch_linktype_253() -> None:
     p = Decoder().decode(SLL_NETLINK + NEWLINK, 253)
     assert p.names == ("sll", "netlink")
-    assert p["netlink"].family == 0 and p["netlink"].messages[0].attrs[0].data == b"lo\x00"
+    assert p["netlink"].family == 0 and attr_tree(p["netlink"].messages[0])[0].data == b"lo\x00"
 
 
 def test_netlink_error_message() -> None:
     err = nlmsg(NLMSG_ERROR, 0, 1, 0, struct.pack("=i", -17) + NEWLINK[:16])
     m = Netlink(err, 0).messages[0]
-    assert m.error == -17 and m.attrs == ()
+    assert m.error == -17 and attr_tree(m) == ()
 
 
 def test_netlink_truncated_and_overlong() -> None:
@@ -84,7 +77,7 @@ def test_netlink_truncated_and_overlong() -> None:
 
 def test_unknown_family_keeps_raw_body() -> None:
     m = Netlink(nlmsg(0x20, 0, 1, 2, b"\x01\x02\x03\x04"), family=99).messages[0]
-    assert m.attrs == () and bytes(m.body) == b"\x01\x02\x03\x04"
+    assert attr_tree(m) == () and m.payload == b"\x01\x02\x03\x04"
     assert fixed_header_len(99, 0x20) is None and fixed_header_len(16, 0x20) == 4
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rawlab.decode.dispatch import Decoder, Packet
-from rawlab.decode.netlink import Netlink, parse_attrs
+from rawlab.decode.netlink import Netlink, attr_tree, parse_attrs
 from rawlab.records import CsumHint, LinkType
 
 
@@ -77,7 +77,7 @@ def exercise(p: Packet) -> None:
             if hasattr(o, "value"):
                 o.value()
         for m in getattr(lay, "messages", ()):
-            _ = (m.attrs, m.error, m.fields(), bytes(m.body))
+            _ = (attr_tree(m), m.attrs, m.error, m.fields(), m.payload)
 
 
 @SETTINGS
@@ -120,7 +120,7 @@ def test_netlink_random_bytes(data: bytes, family: int | None) -> None:
     nl = Netlink(data, family)
     for m in nl.messages:
         _ = (m.attrs, m.error, m.fields())
-        for a in m.attrs:
+        for a in attr_tree(m):
             a.nested()
             a.as_dict()
     parse_attrs(data, 0, len(data))

@@ -12,32 +12,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rawlab.decode import genl
+from rawlab.decode import sock_diag as sd
 from rawlab.errors import Exit, RawlabError
 from rawlab.present import diag as present
-from rawlab.sockets import diag, genl
-from rawlab.sockets.netlink import NetlinkError, NlReply, nlattr
+from rawlab.sockets import diag
+from rawlab.sockets import genl as genl_request
+from rawlab.sockets.netlink import NetlinkError
+from rawlab.sockets.netlink_wire import NlMsg, messages, nlattr, nlmsg
 
 
-def reply(payload: bytes) -> NlReply:
-    return NlReply(diag.SOCK_DIAG_BY_FAMILY, 2, 1, 0, payload)
+def reply(payload: bytes, mtype: int = diag.SOCK_DIAG_BY_FAMILY) -> NlMsg:
+    (m,) = messages(nlmsg(mtype, 2, 1, 0, payload))
+    return m
 
 
 def inet_msg(state: int, sport: int, dport: int, src: str, dst: str, *, rq: int = 0,
              wq: int = 0, inode: int = 4242, family: int = socket.AF_INET) -> bytes:
     pack = socket.inet_pton(family, src).ljust(16, b"\0"), \
         socket.inet_pton(family, dst).ljust(16, b"\0")
-    return diag.INET_DIAG_MSG.pack(family, state, 0, 0, sport.to_bytes(2, "big"),
+    return sd.INET_DIAG_MSG.pack(family, state, 0, 0, sport.to_bytes(2, "big"),
                                    dport.to_bytes(2, "big"), *pack, 0, 77, 0, rq, wq,
                                    1000, inode)
 
 
 def test_request_sizes() -> None:
     assert diag.INET_DIAG_REQ_V2.size == 56
-    assert diag.INET_DIAG_MSG.size == 72
-    assert diag.UNIX_DIAG_REQ.size == 24 and diag.UNIX_DIAG_MSG.size == 16
-    assert diag.VSOCK_DIAG_REQ.size == 24 and diag.VSOCK_DIAG_MSG.size == 32
-    assert diag.NETLINK_DIAG_REQ.size == 20 and diag.NETLINK_DIAG_MSG.size == 28
-    assert diag.PACKET_DIAG_REQ.size == 20 and diag.PACKET_DIAG_MSG.size == 16
+    assert sd.INET_DIAG_MSG.size == 72
+    assert diag.UNIX_DIAG_REQ.size == 24 and sd.UNIX_DIAG_MSG.size == 16
+    assert diag.VSOCK_DIAG_REQ.size == 24 and sd.VSOCK_DIAG_MSG.size == 32
+    assert diag.NETLINK_DIAG_REQ.size == 20 and sd.NETLINK_DIAG_MSG.size == 28
+    assert diag.PACKET_DIAG_REQ.size == 20 and sd.PACKET_DIAG_MSG.size == 16
 
 
 def test_inet_request_fields() -> None:
@@ -72,9 +77,9 @@ def test_inet_with_info_cong_bbr_skmem() -> None:
                + nlattr(diag.INET_DIAG_BBRINFO, struct.pack("=IIIII", 5, 1, 900, 739, 512))
                + nlattr(diag.INET_DIAG_SKMEMINFO, struct.pack("=9I", *range(9)))
                + nlattr(99, b"\xaa\xbb"))
-    s = diag.parse_inet(reply(payload), socket.IPPROTO_TCP)
+    s = sd.parse_inet(reply(payload), socket.IPPROTO_TCP)
     assert s is not None
-    assert s.local == diag.InetAddr(ipaddress.IPv4Address("10.1.2.3"), 5001, 0)
+    assert s.local == sd.InetAddr(ipaddress.IPv4Address("10.1.2.3"), 5001, 0)
     assert s.peer.port == 40000 and (s.recv_q, s.send_q, s.uid, s.inode) == (5, 6, 1000, 4242)
     assert s.cookie == 77 and s.shutdown == 2 and s.cong == "bbr"
     assert s.cc_kind == "bbr" and s.cc_info == {"bw": (1 << 32) | 5, "min_rtt": 900,
@@ -93,7 +98,7 @@ def test_inet_with_info_cong_bbr_skmem() -> None:
 
 
 def test_inet6_listen_text() -> None:
-    s = diag.parse_inet(reply(inet_msg(10, 80, 0, "::1", "::", family=socket.AF_INET6)),
+    s = sd.parse_inet(reply(inet_msg(10, 80, 0, "::1", "::", family=socket.AF_INET6)),
                         socket.IPPROTO_TCP)
     assert s is not None
     row = present.socket_row(s)
@@ -101,21 +106,21 @@ def test_inet6_listen_text() -> None:
 
 
 def test_vegas_dctcp() -> None:
-    assert diag.cc_info(diag.INET_DIAG_DCTCPINFO, struct.pack("=HHIII", 1, 0, 1024, 3, 4)) == (
+    assert sd.cc_info(diag.INET_DIAG_DCTCPINFO, struct.pack("=HHIII", 1, 0, 1024, 3, 4)) == (
         "dctcp", {"enabled": 1, "ce_state": 0, "alpha": 1024, "ab_ecn": 3, "ab_tot": 4})
-    assert diag.cc_info(diag.INET_DIAG_VEGASINFO, struct.pack("=IIII", 0, 1, 2, 3))[0] == "vegas"
-    assert diag.cc_info(diag.INET_DIAG_BBRINFO, b"short") is None
+    assert sd.cc_info(diag.INET_DIAG_VEGASINFO, struct.pack("=IIII", 0, 1, 2, 3))[0] == "vegas"
+    assert sd.cc_info(diag.INET_DIAG_BBRINFO, b"short") is None
 
 
 def test_unix_named_pair() -> None:
-    payload = (diag.UNIX_DIAG_MSG.pack(socket.AF_UNIX, socket.SOCK_STREAM, 1, 100, 9)
-               + nlattr(diag.UNIX_DIAG_NAME, b"\0rawlab-test")
-               + nlattr(diag.UNIX_DIAG_PEER, struct.pack("=I", 101))
-               + nlattr(diag.UNIX_DIAG_RQLEN, struct.pack("=II", 3, 4))
-               + nlattr(diag.UNIX_DIAG_UID, struct.pack("=I", 0)))
-    s = diag.parse_unix(reply(payload))
+    payload = (sd.UNIX_DIAG_MSG.pack(socket.AF_UNIX, socket.SOCK_STREAM, 1, 100, 9)
+               + nlattr(sd.UNIX_DIAG_NAME, b"\0rawlab-test")
+               + nlattr(sd.UNIX_DIAG_PEER, struct.pack("=I", 101))
+               + nlattr(sd.UNIX_DIAG_RQLEN, struct.pack("=II", 3, 4))
+               + nlattr(sd.UNIX_DIAG_UID, struct.pack("=I", 0)))
+    s = sd.parse_unix(reply(payload))
     assert s is not None
-    assert s.local == diag.UnixAddr(b"\0rawlab-test", 100) and s.peer.inode == 101
+    assert s.local == sd.UnixAddr(b"\0rawlab-test", 100) and s.peer.inode == 101
     assert (s.recv_q, s.send_q, s.uid) == (3, 4, 0)
     row = present.socket_row(s)
     assert row[5] == "@rawlab-test 100" and row[6] == "* 101"
@@ -126,25 +131,25 @@ def test_unix_named_pair() -> None:
 def test_vsock_types_by_name() -> None:
     for stype, name in ((socket.SOCK_STREAM, "STREAM"), (5, "SEQPACKET"),
                         (socket.SOCK_DGRAM, "DGRAM")):
-        raw = diag.VSOCK_DIAG_MSG.pack(40, stype, 10, 0, 1, 1234, 0xFFFFFFFF, 0xFFFFFFFF, 55, 3)
-        s = diag.parse_vsock(reply(raw))
+        raw = sd.VSOCK_DIAG_MSG.pack(40, stype, 10, 0, 1, 1234, 0xFFFFFFFF, 0xFFFFFFFF, 55, 3)
+        s = sd.parse_vsock(reply(raw))
         assert s is not None and s.netid == "vsock"
         row = present.socket_row(s)
         assert row[:3] == ["vsock", name, "LISTEN"] and row[5:7] == ["1:1234", "*:*"]
         assert present.socket_json(s)["type"] == name.lower()
-    assert diag.parse_vsock(reply(b"\0" * 31)) is None
+    assert sd.parse_vsock(reply(b"\0" * 31)) is None
 
 
 def test_netlink_and_packet() -> None:
-    raw = (diag.NETLINK_DIAG_MSG.pack(16, socket.SOCK_RAW, 0, 7, 4321, 0, 0, 88, 1)
-           + nlattr(diag.NETLINK_DIAG_GROUPS, struct.pack("=I", 0b101)))
-    s = diag.parse_netlink(reply(raw))
+    raw = (sd.NETLINK_DIAG_MSG.pack(16, socket.SOCK_RAW, 0, 7, 4321, 0, 0, 88, 1)
+           + nlattr(sd.NETLINK_DIAG_GROUPS, struct.pack("=I", 0b101)))
+    s = sd.parse_netlink(reply(raw))
     assert s is not None and s.extra["groups"] == [1, 3]
     assert present.socket_row(s)[5] == "route:4321"
-    raw = (diag.PACKET_DIAG_MSG.pack(17, socket.SOCK_RAW, 0x0003, 99, 2)
-           + nlattr(diag.PACKET_DIAG_INFO, diag.PACKET_DIAG_INFO_S.pack(2, 2, 0, 0, 0, 1)))
-    p = diag.parse_packet(reply(raw))
-    assert p is not None and p.local == diag.PacketEnd(3, 2) and p.extra["version"] == 2
+    raw = (sd.PACKET_DIAG_MSG.pack(17, socket.SOCK_RAW, 0x0003, 99, 2)
+           + nlattr(sd.PACKET_DIAG_INFO, sd.PACKET_DIAG_INFO_S.pack(2, 2, 0, 0, 0, 1)))
+    p = sd.parse_packet(reply(raw))
+    assert p is not None and p.local == sd.PacketEnd(3, 2) and p.extra["version"] == 2
     assert present.socket_row(p, ifnames={2: "veth0"})[5] == "ALL:veth0"
 
 
@@ -155,7 +160,7 @@ def test_vsock_diag_missing_says_modprobe() -> None:
 
 
 def test_table_aligns_and_header() -> None:
-    socks = [diag.parse_inet(reply(inet_msg(1, p, 9, "127.0.0.1", "127.0.0.1")), 6)
+    socks = [sd.parse_inet(reply(inet_msg(1, p, 9, "127.0.0.1", "127.0.0.1")), 6)
              for p in (1, 65535)]
     lines = list(present.socket_table([s for s in socks if s is not None]))
     assert lines[0].split()[:5] == ["Netid", "Type", "State", "Recv-Q", "Send-Q"]
@@ -166,14 +171,14 @@ def genl_family_msg() -> bytes:
     ops = nlattr(1, nlattr(1, struct.pack("=I", 3)) + nlattr(2, struct.pack("=I", 0xE))) \
         + nlattr(2, nlattr(1, struct.pack("=I", 10)) + nlattr(2, struct.pack("=I", 0xC)))
     grps = nlattr(1, nlattr(1, b"notify\0") + nlattr(2, struct.pack("=I", 0x10)))
-    return (genl.GENLMSGHDR.pack(1, 2, 0) + nlattr(1, struct.pack("=H", 16))
+    return (genl_request.GENLMSGHDR.pack(1, 2, 0) + nlattr(1, struct.pack("=H", 16))
             + nlattr(2, b"nlctrl\0") + nlattr(3, struct.pack("=I", 2))
             + nlattr(4, struct.pack("=I", 0)) + nlattr(5, struct.pack("=I", 10))
             + nlattr(6 | 0x8000, ops) + nlattr(7 | 0x8000, grps) + nlattr(42, b"x"))
 
 
 def test_genl_family() -> None:
-    f = genl.parse_family(NlReply(16, 2, 1, 0, genl_family_msg()))
+    f = genl.parse_family(reply(genl_family_msg(), 16))
     assert f is not None
     assert (f.id, f.name, f.version, f.hdrsize, f.maxattr) == (16, "nlctrl", 2, 0, 10)
     assert f.ops == [genl.GenlOp(3, 0xE), genl.GenlOp(10, 0xC)]
@@ -189,10 +194,10 @@ def test_genl_family() -> None:
 
 @given(st.binary(max_size=200))
 def test_malformed_replies_never_raise(raw: bytes) -> None:
-    for parse in (lambda r: diag.parse_inet(r, 6), diag.parse_unix, diag.parse_vsock,
-                  diag.parse_netlink, diag.parse_packet, genl.parse_family):
+    for parse in (lambda r: sd.parse_inet(r, 6), sd.parse_unix, sd.parse_vsock,
+                  sd.parse_netlink, sd.parse_packet, genl.parse_family):
         s = parse(reply(raw))
-        if isinstance(s, diag.DiagSocket):
+        if isinstance(s, sd.DiagSocket):
             present.socket_row(s)
             json.dumps(present.socket_json(s))
             present.tcp_info_text(s)

@@ -49,5 +49,5 @@ def test_unknown_errno_still_gives_one_line() -> None:
 
 
 def test_exit_codes_are_the_documented_ones() -> None:
-    assert [int(x) for x in Exit] == [0, 1, 2, 3, 4, 5, 6, 130]
+    assert [int(x) for x in Exit] == [0, 1, 2, 3, 4, 5, 6, 7, 130]
     assert advice(errno.EPERM, "x").code == 3

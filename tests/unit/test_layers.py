@@ -73,12 +73,8 @@ def test_every_package_has_a_rank() -> None:
     assert tops <= set(RANK), f"give these a layer in RANK: {sorted(tops - set(RANK))}"
 
 
-# being moved: the netlink wire module and the sock_diag decoders (issue 12, item 5)
-_MOVING = {"sockets/diag.py", "sockets/netlink.py"}
-
-
 def test_no_upward_import() -> None:
-    assert [u for u in upward_imports() if u.split(":")[0] not in _MOVING] == []
+    assert upward_imports() == []
 
 
 def test_vocabulary_imports_nothing_of_rawlab() -> None:

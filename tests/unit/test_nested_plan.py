@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from rawlab import cli
 from rawlab.errors import Exit, RawlabError
-from rawlab.lab import nested, vm
+from rawlab.lab import guest, initramfs, nested, qemu
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 """.replace("\\\n", "")
 
 
-def fake_kernel(tmp_path: Path, dep: str = DEP, builtin: str = "") -> vm.Kernel:
+def fake_kernel(tmp_path: Path, dep: str = DEP, builtin: str = "") -> guest.Kernel:
     mods = tmp_path / "lib/modules/6.1.0-9-amd64"
     mods.mkdir(parents=True)
     (mods / "modules.dep").write_text(dep)
@@ -53,7 +53,7 @@ def fake_kernel(tmp_path: Path, dep: str = DEP, builtin: str = "") -> vm.Kernel:
         (mods / rel).write_bytes(b"\x7fELF" + rel.encode())
     image = tmp_path / "vmlinuz-6.1.0-9-amd64"
     image.write_bytes(b"\0" * 64)
-    return vm.Kernel(image, "6.1.0-9-amd64", mods)
+    return guest.Kernel(image, "6.1.0-9-amd64", mods)
 
 
 def fake_busybox(tmp_path: Path) -> Path:
@@ -68,7 +68,7 @@ def fake_busybox(tmp_path: Path) -> Path:
 def test_module_closure_puts_dependencies_first(tmp_path: Path) -> None:
     k = fake_kernel(tmp_path)
     assert k.modules_dir is not None
-    order = nested.module_closure(k.modules_dir, nested.GUEST_MODULES)
+    order = initramfs.module_closure(k.modules_dir, initramfs.GUEST_MODULES)
     names = [p.rsplit("/", 1)[-1] for p in order]
     assert len(names) == len(set(names)) == 13
     for mod, deps in (("virtio_pci.ko", ["virtio.ko", "virtio_ring.ko"]),
@@ -83,10 +83,10 @@ def test_builtin_modules_are_skipped_and_missing_ones_refused(tmp_path: Path) ->
     dep = "kernel/net/vmw_vsock/vsock.ko:\n"
     k = fake_kernel(tmp_path, dep, builtin="kernel/drivers/virtio/virtio_pci.ko\n")
     assert k.modules_dir is not None
-    assert nested.module_closure(k.modules_dir, ["virtio_pci", "vsock"]) == [
+    assert initramfs.module_closure(k.modules_dir, ["virtio_pci", "vsock"]) == [
         "kernel/net/vmw_vsock/vsock.ko"]
     with pytest.raises(RawlabError, match="no 9pnet_virtio") as info:
-        nested.module_closure(k.modules_dir, ["9pnet_virtio"])
+        initramfs.module_closure(k.modules_dir, ["9pnet_virtio"])
     assert info.value.code == Exit.UNSUPPORTED
 
 
@@ -96,8 +96,8 @@ def test_compressed_modules_are_unpacked(tmp_path: Path) -> None:
 
     (tmp_path / "a.ko.xz").write_bytes(lzma.compress(b"\x7fELF-a"))
     (tmp_path / "b.ko.gz").write_bytes(gzip.compress(b"\x7fELF-b"))
-    assert nested._module_bytes(tmp_path / "a.ko.xz") == b"\x7fELF-a"
-    assert nested._module_bytes(tmp_path / "b.ko.gz") == b"\x7fELF-b"
+    assert initramfs._module_bytes(tmp_path / "a.ko.xz") == b"\x7fELF-a"
+    assert initramfs._module_bytes(tmp_path / "b.ko.gz") == b"\x7fELF-b"
 
 
 # ----------------------------------------------------------- initramfs
@@ -105,7 +105,7 @@ def test_compressed_modules_are_unpacked(tmp_path: Path) -> None:
 
 def test_initramfs_holds_busybox_init_and_only_the_modules(tmp_path: Path) -> None:
     k = fake_kernel(tmp_path)
-    entries = nested.initramfs_entries(k, busybox=fake_busybox(tmp_path))
+    entries = initramfs.initramfs_entries(k, busybox=fake_busybox(tmp_path))
     by_path = {e.path: e for e in entries}
     assert by_path["init"].mode == stat.S_IFREG | 0o755
     assert by_path["bin/busybox"].data == b"\x7fELF static busybox"
@@ -123,7 +123,7 @@ def test_initramfs_holds_busybox_init_and_only_the_modules(tmp_path: Path) -> No
 
 
 def test_init_script_mounts_host_read_only_chroots_and_reports(tmp_path: Path) -> None:
-    text = nested.init_script(["virtio.ko", "9p.ko"])
+    text = initramfs.init_script(["virtio.ko", "9p.ko"])
     assert text.startswith("#!/bin/busybox sh\n")
     assert "mount -t 9p -o trans=virtio,version=9p2000.L,ro" in text
     assert " host /newroot" in text
@@ -131,22 +131,22 @@ def test_init_script_mounts_host_read_only_chroots_and_reports(tmp_path: Path) -
     assert "mount -t tmpfs tmpfs /newroot/tmp" in text
     # the script is read before a tmpfs hides the host's /tmp
     assert text.index('cp "/newroot$script"') < text.index("mount -t tmpfs tmpfs /newroot/tmp")
-    assert f'echo "{nested.RC_MARKER} $rc"' in text and text.rstrip().endswith("poweroff -f")
+    assert f'echo "{initramfs.RC_MARKER} $rc"' in text and text.rstrip().endswith("poweroff -f")
     assert text.index("insmod /modules/virtio.ko") < text.index("insmod /modules/9p.ko")
 
 
 def test_init_script_is_valid_shell(tmp_path: Path) -> None:
     script = tmp_path / "init"
-    script.write_text(nested.init_script(["virtio.ko"]))
+    script.write_text(initramfs.init_script(["virtio.ko"]))
     subprocess.run(["sh", "-n", str(script)], check=True)
 
 
 def test_newc_archive_is_read_by_cpio(tmp_path: Path) -> None:
-    entries = [nested.Entry("bin", stat.S_IFDIR | 0o755),
-               nested.Entry("bin/tool", stat.S_IFREG | 0o755, b"#!/bin/sh\necho hi\n"),
-               nested.Entry("bin/sh", stat.S_IFLNK | 0o777, b"tool"),
-               nested.Entry("odd", stat.S_IFREG | 0o644, b"x" * 5)]
-    data = nested.newc_archive(entries)
+    entries = [initramfs.Entry("bin", stat.S_IFDIR | 0o755),
+               initramfs.Entry("bin/tool", stat.S_IFREG | 0o755, b"#!/bin/sh\necho hi\n"),
+               initramfs.Entry("bin/sh", stat.S_IFLNK | 0o777, b"tool"),
+               initramfs.Entry("odd", stat.S_IFREG | 0o644, b"x" * 5)]
+    data = initramfs.newc_archive(entries)
     assert data.startswith(b"070701") and len(data) % 512 == 0
     if not Path("/usr/bin/cpio").exists():
         pytest.skip("cpio not installed (apt-get install cpio)")
@@ -164,19 +164,19 @@ def test_newc_archive_is_read_by_cpio(tmp_path: Path) -> None:
 def test_initramfs_is_cached_by_release_and_content(tmp_path: Path) -> None:
     k = fake_kernel(tmp_path)
     bb = fake_busybox(tmp_path)
-    first = nested.build_initramfs(k, busybox=bb, cache_dir=tmp_path)
+    first = initramfs.build_initramfs(k, busybox=bb, cache_dir=tmp_path)
     assert first.name.startswith("rawlab-nested-6.1.0-9-amd64-") and first.suffix == ".cpio"
     mtime = first.stat().st_mtime_ns
-    assert nested.build_initramfs(k, busybox=bb, cache_dir=tmp_path) == first
+    assert initramfs.build_initramfs(k, busybox=bb, cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == mtime
     bb.write_bytes(b"\x7fELF another busybox")
-    assert nested.build_initramfs(k, busybox=bb, cache_dir=tmp_path) != first
+    assert initramfs.build_initramfs(k, busybox=bb, cache_dir=tmp_path) != first
 
 
 def test_static_busybox_check() -> None:
-    assert nested._is_static(Path("/bin/sh")) is False  # dynamically linked
+    assert initramfs._is_static(Path("/bin/sh")) is False  # dynamically linked
     if Path("/bin/busybox").exists():
-        assert nested._is_static(Path("/bin/busybox")) is True
+        assert initramfs._is_static(Path("/bin/busybox")) is True
 
 
 # ---------------------------------------------------------------- qemu
@@ -184,8 +184,8 @@ def test_static_busybox_check() -> None:
 
 def test_qemu_argv_tcg(tmp_path: Path) -> None:
     k = fake_kernel(tmp_path)
-    argv = nested.qemu_argv(k, Path("/tmp/i.cpio"), cid=7, script=Path("/tmp/w/run.sh"),
-                            accel="tcg", memory="512M", cpus=1, qemu="qemu")
+    argv = nested.qemu_argv(guest.Machine(k, "tcg", "512M", 1), Path("/tmp/i.cpio"), cid=7,
+                            script=Path("/tmp/w/run.sh"), binary="qemu")
     assert argv[:3] == ["qemu", "-machine", "pc,accel=tcg"] and "-cpu" not in argv
     assert argv[argv.index("-kernel") + 1] == str(k.path)
     assert argv[argv.index("-initrd") + 1] == "/tmp/i.cpio"
@@ -202,8 +202,8 @@ def test_qemu_argv_tcg(tmp_path: Path) -> None:
 
 def test_qemu_argv_kvm_and_rwdirs(tmp_path: Path) -> None:
     k = fake_kernel(tmp_path)
-    argv = nested.qemu_argv(k, Path("/i"), cid=3, script=Path("/s"), accel="kvm",
-                            rwdirs=[Path("/tmp/out")])
+    argv = nested.qemu_argv(guest.Machine(k, "kvm", "512M", 1, (Path("/tmp/out"),)), Path("/i"),
+                            cid=3, script=Path("/s"))
     assert argv[argv.index("-cpu") + 1] == "host" and "pc,accel=kvm" in argv
     assert "local,path=/tmp/out,mount_tag=rw0,security_model=none,multidevs=remap" in argv
     assert "rawlab.rw=/tmp/out" in argv[argv.index("-append") + 1].split()
@@ -215,13 +215,17 @@ def test_qemu_argv_kvm_and_rwdirs(tmp_path: Path) -> None:
     ({"memory": "lots"}, "memory"),
     ({"cpus": 0}, "cpus"),
     ({"script": Path("/tmp/a b/run.sh")}, "plain path"),
-    ({"rwdirs": [Path("/tmp/a,b")]}, "plain path"),
+    ({"rwdirs": (Path("/tmp/a,b"),)}, "plain path"),
 ])
 def test_qemu_argv_refuses_bad_values(tmp_path: Path, kw: dict[str, object], match: str) -> None:
     k = fake_kernel(tmp_path)
-    args: dict[str, object] = {"cid": 7, "script": Path("/s"), "accel": "tcg", **kw}
+    machine = {"memory": "512M", "cpus": 1, "rwdirs": ()}
+    args: dict[str, object] = {"cid": 7, "script": Path("/s")}
+    for key, value in kw.items():
+        (machine if key in machine else args)[key] = value  # type: ignore[index]
     with pytest.raises(RawlabError, match=match) as info:
-        nested.qemu_argv(k, Path("/i"), **args)  # type: ignore[arg-type]
+        nested.qemu_argv(guest.Machine(k, "tcg", **machine), Path("/i"),  # type: ignore[arg-type]
+                         **args)  # type: ignore[arg-type]
     assert info.value.code == Exit.USAGE
 
 
@@ -273,17 +277,17 @@ def test_vsock_pair_help_and_cid_range() -> None:
     ((True, "a KVM guest booted to its first panic in 1.0 s"), "kvm"),
     ((False, "qemu with KVM exited on SIGABRT after 0.03 s: failed to set MSR"), "tcg"),
     ((False, "no /dev/kvm"), "tcg"),
-    # the message vm._probe_kvm gives on its timeout: KVM runs, slowly (nested)
-    ((False, f"a KVM guest did not boot to its first panic in {vm.KVM_PROBE_TIMEOUT:g} s"),
+    # the message qemu._probe_kvm gives on its timeout: KVM runs, slowly (nested)
+    ((False, f"a KVM guest did not boot to its first panic in {qemu.KVM_PROBE_TIMEOUT:g} s"),
      "kvm"),
 ])
 def test_choose_accel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                       probe: tuple[bool, str], want: str) -> None:
-    monkeypatch.setattr(vm, "kvm_usable", lambda kernel=None: probe)
+    monkeypatch.setattr(qemu, "kvm_usable", lambda kernel=None: probe)
     assert nested.choose_accel(fake_kernel(tmp_path))[0] == want
 
 
 def test_kvm_probe_timeout_message_is_what_choose_accel_reads() -> None:
     import inspect
 
-    assert "did not boot to its first panic in" in inspect.getsource(vm._probe_kvm)
+    assert "did not boot to its first panic in" in inspect.getsource(qemu._probe_kvm)

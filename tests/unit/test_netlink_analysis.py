@@ -14,6 +14,9 @@ from click.testing import CliRunner
 from rawlab.analysis import netlink as an
 from rawlab.cli import main
 from rawlab.decode import rtnl
+from rawlab.sockets import netlink_monitor as nm
+from rawlab.sockets import proc as sproc
+from rawlab.sockets.netlink_wire import NlMsg
 
 pytestmark = pytest.mark.unit
 
@@ -34,14 +37,14 @@ def route(dst: int, *, gw: int = 1, delete: bool = False, pid: int = 0) -> bytes
     return msg(25 if delete else 24, body, pid=pid)
 
 
-def dumped(*bufs: bytes) -> list[rtnl.RtMsg]:
+def dumped(*bufs: bytes) -> list[NlMsg]:
     return [m for b in bufs for m in rtnl.decode_buffer(b)]
 
 
 def test_events_in_order_with_nsid_and_group() -> None:
     mon = an.Monitor(["route"])
     anc = [(270, 8, struct.pack("=i", 5)), (270, 3, struct.pack("=I", 7))]
-    evs = mon.feed(an.Datagram(1, route(1) + route(2), anc))
+    evs = mon.feed(nm.Datagram(1, route(1) + route(2), anc))
     assert [e.n for e in evs] == [1, 2]  # type: ignore[union-attr]
     assert all(e.nsid == 5 and e.group == 7 for e in evs)  # type: ignore[union-attr]
     assert mon.tables["route"] == {}  # other namespaces' events do not touch our table
@@ -50,9 +53,9 @@ def test_events_in_order_with_nsid_and_group() -> None:
 def test_overflow_redump_reports_exactly_the_missed_changes() -> None:
     mon = an.Monitor(["route"])
     mon.seed("route", dumped(route(1), route(2), route(3)))
-    mon.feed(an.Datagram(1, route(4)))
-    mon.feed(an.Datagram(2, route(2, delete=True)))
-    (ov,) = mon.feed(an.Overflow(3))
+    mon.feed(nm.Datagram(1, route(4)))
+    mon.feed(nm.Datagram(2, route(2, delete=True)))
+    (ov,) = mon.feed(nm.Overflow(3))
     assert isinstance(ov, an.OverflowEvent) and ov.resync == ("route",)
     assert mon.resync_needed == {"route"}
     # meanwhile (lost): 5 added, 1 removed, 3 moved to another gateway
@@ -62,9 +65,9 @@ def test_overflow_redump_reports_exactly_the_missed_changes() -> None:
     assert mon.changes == {"added": 1, "removed": 1, "changed": 1}
     assert not mon.resync_needed
     # the event for 5 that was still in flight is marked as already reported
-    (ev,) = mon.feed(an.Datagram(4, route(5)))
+    (ev,) = mon.feed(nm.Datagram(4, route(5)))
     assert ev.resynced  # type: ignore[union-attr]
-    (ev,) = mon.feed(an.Datagram(5, route(6)))
+    (ev,) = mon.feed(nm.Datagram(5, route(6)))
     assert not ev.resynced  # type: ignore[union-attr]
 
 
@@ -80,8 +83,8 @@ def test_volatile_link_counters_are_not_changes() -> None:
 
 
 def test_ancillary_parsing() -> None:
-    assert an.ancillary([(270, 8, struct.pack("=i", 3))]) == (3, None)
-    assert an.ancillary([(1, 8, b"\0\0\0\0")]) == (None, None)
+    assert nm.ancillary([(270, 8, struct.pack("=i", 3))]) == (3, None)
+    assert nm.ancillary([(1, 8, b"\0\0\0\0")]) == (None, None)
 
 
 def test_proc_net_netlink_parse() -> None:
@@ -90,7 +93,7 @@ def test_proc_net_netlink_parse() -> None:
             "ffff8c2e0c3a5800 0   4171       00000550 0        0        0     2        0      "
             "31337\n"
             "ffff8c2e0c3a6000 0   4294966873 00000000 0        0        0     2        0      7\n")
-    assert an.parse_proc_net_netlink(text) == {(0, 4171): 31337, (0, 4294966873): 7}
+    assert sproc.parse_proc_net_netlink(text) == {(0, 4171): 31337, (0, 4294966873): 7}
 
 
 def test_port_owner_by_socket_inode(tmp_path: Path) -> None:
@@ -102,12 +105,12 @@ def test_port_owner_by_socket_inode(tmp_path: Path) -> None:
     net = tmp_path / "netlink"
     net.write_text("sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n"
                    "ffff 0 3000000000 0 0 0 0 2 0 31337\n")
-    owners = an.PortOwners(str(proc), str(net))
+    owners = sproc.PortOwners(str(proc), str(net))
     who = owners.lookup(3000000000)
-    assert who == an.Process(4242, "bird", "socket")
+    assert who == sproc.Process(4242, "bird", "socket")
     assert owners.lookup(0) is None
     (proc / "77" / "comm").write_text("ip\n")
-    assert owners.lookup(77) == an.Process(77, "ip", "pid")  # socket gone, pid = port id
+    assert owners.lookup(77) == sproc.Process(77, "ip", "pid")  # socket gone, pid = port id
 
 
 def test_decode_cli_hex_and_json() -> None:
@@ -145,22 +148,46 @@ def test_decode_cli_reads_an_nlmon_pcapng(tmp_path: Path) -> None:
     assert "user→kernel" in r.output and "RTA_GATEWAY (gateway) = 10.0.0.1" in r.output
 
 
-def test_group_names() -> None:
-    from rawlab.sockets import netlink as nl
+def test_read_and_netlink_decode_print_the_same_type_names(tmp_path: Path) -> None:
+    from rawlab.pcap.writer import PcapngWriter
 
-    assert nl.group_numbers(["link", "route"]) == [1, 7, 11]
+    def cooked(pkttype: int, payload: bytes, proto: int = 0) -> bytes:
+        return struct.pack(">HHH8sH", pkttype, 824, 0, b"", proto) + payload
+
+    path = tmp_path / "nl.pcapng"
+    w = PcapngWriter(str(path))
+    i = w.add_interface(253, "nlmon0")
+    w.write(i, 1_000, cooked(7, msg(26, struct.pack("=BBBBBBBBI", 2, 0, 0, 0, 0, 0, 0, 0, 0))))
+    w.write(i, 2_000, cooked(6, route(1) + route(2) + msg(3, struct.pack("=i", 0))))
+    w.write(i, 3_000, cooked(6, msg(2, struct.pack("=i", 0) + bytes(16)), proto=16))
+    w.close()
+    r = CliRunner().invoke(main, ["read", str(path)])
+    assert r.exit_code == 0, r.output
+    read = [ln.split(" types ")[1].split(", length")[0].split(",") for ln in r.output.splitlines()]
+    r = CliRunner().invoke(main, ["netlink", "decode", str(path), "--json"])
+    decoded: dict[int, list[str]] = {}
+    for x in r.output.splitlines():
+        rec = json.loads(x)
+        decoded.setdefault(rec["frame"], []).append(rec["nlmsg_type"])
+    assert read == list(decoded.values()) == [
+        ["RTM_GETROUTE"], ["RTM_NEWROUTE", "RTM_NEWROUTE", "NLMSG_DONE"], ["NLMSG_ERROR"]]
+
+
+def test_group_names() -> None:
+    assert nm.group_numbers(["link", "route"]) == [1, 7, 11]
     with pytest.raises(ValueError):
-        nl.group_numbers(["bogus"])
+        nm.group_numbers(["bogus"])
 
 
 def test_dump_requests_carry_kernel_filters() -> None:
     from rawlab.sockets import netlink as nl
+    from rawlab.sockets.netlink_wire import nlattr
 
     mtype, body = nl.dump_request("routes", family=socket.AF_INET, table=1000, ifindex=3)
     assert mtype == 26 and body[4] == 0  # rtm_table: RT_TABLE_UNSPEC, the table is in RTA_TABLE
-    assert nl.nlattr(15, struct.pack("=I", 1000)) in body
-    assert nl.nlattr(4, struct.pack("=I", 3)) in body
+    assert nlattr(15, struct.pack("=I", 1000)) in body
+    assert nlattr(4, struct.pack("=I", 3)) in body
     mtype, body = nl.dump_request("neigh", ifindex=7)
-    assert mtype == 30 and nl.nlattr(8, struct.pack("=I", 7)) in body
+    assert mtype == 30 and nlattr(8, struct.pack("=I", 7)) in body
     mtype, body = nl.dump_request("addrs", ifindex=7)
     assert struct.unpack_from("=BBBBI", body)[4] == 7

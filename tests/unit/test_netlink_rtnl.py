@@ -43,7 +43,8 @@ def test_importing_the_decoder_does_not_import_pyroute2() -> None:
 
 def test_route_fields_and_attrs() -> None:
     (m,) = rtnl.decode_buffer(route_msg(seq=7, pid=42))
-    assert (m.name, m.flags, m.seq, m.pid, m.family) == ("RTM_NEWROUTE", 0x600, 7, 42, 2)
+    assert (rtnl.type_name(m.type), m.flags, m.seq, m.pid, m.family) == (
+        "RTM_NEWROUTE", 0x600, 7, 42, 2)
     assert m.header == {"family": 2, "dst_len": 24, "src_len": 0, "tos": 0, "table": 254,
                         "proto": 4, "scope": 0, "type": 1, "flags": 0}
     assert m.attrs["RTA_TABLE"] == 254 and m.attrs["RTA_OIF"] == 3
@@ -141,7 +142,8 @@ def test_several_messages_error_and_done() -> None:
     err = msg(2, struct.pack("=i", -22) + orig + ext, flags=0x100 | 0x200, seq=9)
     buf = route_msg() + err + msg(3, struct.pack("=i", 0), flags=2)
     a, b, c = rtnl.decode_buffer(buf)
-    assert (a.name, b.name, c.name) == ("RTM_NEWROUTE", "NLMSG_ERROR", "NLMSG_DONE")
+    assert [rtnl.type_name(m.type) for m in (a, b, c)] == ["RTM_NEWROUTE", "NLMSG_ERROR",
+                                                            "NLMSG_DONE"]
     assert b.error == -22 and b.extack == "Nexthop has invalid gateway"
     assert fmt.msg_json(b)["errno"] == "EINVAL"
     assert fmt.body_text(b) == "error EINVAL: Nexthop has invalid gateway"

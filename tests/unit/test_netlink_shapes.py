@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rawlab.decode.rtnl import decode_buffer
 from rawlab.present.netlink import msg_json
 from rawlab.present.netlink_shapes import GIVE_UP, ShapeRenderer
-from rawlab.sockets.netlink import message_ends
+from rawlab.sockets.netlink_wire import message_ends
 
 pytestmark = pytest.mark.unit
 

@@ -286,16 +286,67 @@ def test_pcap_absurd_length() -> None:
     assert len(got) == 2 and f"offset {len(blob)}: absurd record length" in err.message
 
 
-def test_pcap_unknown_link_type() -> None:
-    got, err = collect(pcap_file(2, linktype=147))
-    assert got == [] and "offset 20: unknown link type 147" in err.message
-    assert len(list(read_records(io.BytesIO(pcap_file(2, 147)), linktypes=None))) == 2
+def test_pcap_unknown_link_type_is_read_not_refused() -> None:
+    """No file is refused for its link type (issue 13): tshark and tcpdump show the frames."""
+    got = list(read_records(io.BytesIO(pcap_file(2, 147))))
+    assert [(r.linktype, r.data) for r in got] == [(147, ETH), (147, ETH)]
 
 
-def test_pcapng_unknown_link_type_after_good_records() -> None:
-    head = shb() + idb(1) + epb(0, 1, ETH) + epb(0, 2, ETH)
-    got, err = collect(head + idb(147) + epb(1, 3, ETH))
-    assert len(got) == 2 and f"offset {len(head) + 8}: unknown link type 147" in err.message
+def test_pcapng_mixes_known_and_unknown_link_types() -> None:
+    blob = shb() + idb(1) + epb(0, 1, ETH) + idb(147) + epb(1, 3, b"\x01\x02") + epb(0, 2, ETH)
+    got = list(read_records(io.BytesIO(blob)))
+    assert [(r.interface, r.linktype, r.data) for r in got] == [
+        (0, 1, ETH), (1, 147, b"\x01\x02"), (0, 1, ETH)]
+
+
+def test_pcapng_legal_12_byte_block() -> None:
+    """A block with an empty body (12 bytes: type, length, length) is legal and skipped."""
+    blob = shb() + idb(1) + struct.pack("<III", 0x0BAD, 12, 12) + epb(0, 1, ETH)
+    assert [r.data for r in read_records(io.BytesIO(blob))] == [ETH]
+
+
+@pytest.mark.parametrize("tsresol, offset", [(0xFF, 0), (127, 0), (0, -(1 << 62)),
+                                             (9, (1 << 63) - 1)])
+def test_pcapng_extreme_timestamps_are_read_and_shown(tsresol: int, offset: int) -> None:
+    from rawlab.decode.dispatch import Decoder
+    from rawlab.present.packet import line
+
+    opts = opt(9, bytes([tsresol])) + opt(14, struct.pack("<q", offset)) + opt(0, b"")
+    blob = shb() + idb(1, opts) + epb(0, (1 << 64) - 1, ETH)
+    (rec,) = list(read_records(io.BytesIO(blob)))
+    text = line(1, rec, Decoder().decode(rec.data, rec.linktype))
+    assert "IP 10.0.0.1" in text or "length" in text
+    buf = io.BytesIO()
+    from rawlab.pcap.writer import PcapngWriter
+
+    with PcapngWriter(buf) as w:  # a time outside 64 bits of ns is written clamped, not lost
+        w.write_record(rec)
+    assert len(list(read_records(io.BytesIO(buf.getvalue())))) == 1
+
+
+@pytest.mark.parametrize("incl, says", [(0xFFFFFF00, b"absurd record length 4294967040"),
+                                        (200 << 20, b"truncated record: 209715200 bytes")])
+def test_a_lying_length_allocates_nothing(incl: int, says: bytes) -> None:
+    """An 86-byte pcap whose header says snaplen 4 GiB and whose record claims 4 GiB (or
+    200 MiB): read under a 600 MB address-space cap (three such allocations would not
+    fit), it ends in one error, never a MemoryError."""
+    import subprocess
+    import sys
+
+    blob = (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 0xFFFFFFFF, 1)
+            + struct.pack("<IIII", 0, 0, incl, incl) + bytes(46))
+    code = ("import io, resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (600 << 20, 600 << 20))\n"
+            "from rawlab.pcap.reader import read_records\n"
+            "from rawlab.errors import RawlabError\n"
+            "try:\n"
+            "    list(read_records(io.BytesIO(sys.stdin.buffer.read())))\n"
+            "except RawlabError as e:\n"
+            "    print(e.message)\n")
+    p = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                       timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    assert says in p.stdout
 
 
 def test_pcapng_structural_errors() -> None:

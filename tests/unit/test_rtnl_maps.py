@@ -320,7 +320,7 @@ for mtype in sorted(NAMES):
         continue
     body = bytes(rtnl.msg_type(mtype).header_len) + attr(1, bytes(8)) + attr(3, b"x\\0")
     (m,) = rtnl.decode_buffer(struct.pack("=IHHII", 16 + len(body), mtype, 0, 1, 0) + body)
-    assert m.ok and m.name == NAMES[mtype], (mtype, m)
+    assert m.ok and rtnl.type_name(m.type) == NAMES[mtype], (mtype, m)
     seen += 1
 info = attr(1, b"veth\\0") + attr(2, attr(1, attr(3, b"peer\\0"), 0x8000), 0x8000)
 link = bytes([7]) + bytes(15) + attr(18, info, 0x8000) + attr(12, attr(1, b"\\3"), 0x8000)

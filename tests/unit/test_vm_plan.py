@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rawlab.errors import Exit, RawlabError
-from rawlab.lab import vm
+from rawlab.lab import guest, qemu, vm
 
 pytestmark = pytest.mark.unit
 
@@ -34,8 +34,8 @@ def test_running_kernel_wins_when_usable(tmp_path: Path) -> None:
     root = fake_root(
         tmp_path, ["6.1.0-9-amd64", "6.1.0-56-amd64"], ["6.1.0-9-amd64", "6.1.0-56-amd64"]
     )
-    k = vm.find_kernel(root=root, running="6.1.0-9-amd64")
-    assert k == vm.Kernel(
+    k = guest.find_kernel(root=root, running="6.1.0-9-amd64")
+    assert k == guest.Kernel(
         root / "boot/vmlinuz-6.1.0-9-amd64", "6.1.0-9-amd64", root / "lib/modules/6.1.0-9-amd64"
     )
 
@@ -47,7 +47,7 @@ def test_newest_installed_with_modules_when_running_unusable(tmp_path: Path) -> 
         ["6.1.0-9-amd64", "6.1.0-56-amd64", "6.10.0-1-amd64", "6.1.0-60-amd64.dpkg-tmp"],
         ["6.1.0-9-amd64", "6.1.0-56-amd64", "6.18.44-fc"],
     )
-    k = vm.find_kernel(root=root, running="6.18.44-fc")
+    k = guest.find_kernel(root=root, running="6.18.44-fc")
     assert k.release == "6.1.0-56-amd64"  # natural order: 56 > 9
     assert k.path == root / "boot/vmlinuz-6.1.0-56-amd64"
     assert k.modules_dir == root / "lib/modules/6.1.0-56-amd64"
@@ -56,13 +56,13 @@ def test_newest_installed_with_modules_when_running_unusable(tmp_path: Path) -> 
 def test_natural_order_across_minor_versions(tmp_path: Path) -> None:
     rels = ["6.1.0-56-amd64", "6.10.0-1-amd64", "6.9.12-amd64"]
     root = fake_root(tmp_path, rels, rels)
-    assert vm.find_kernel(root=root, running="5.0").release == "6.10.0-1-amd64"
+    assert guest.find_kernel(root=root, running="5.0").release == "6.10.0-1-amd64"
 
 
 def test_no_kernel_says_how_to_get_one(tmp_path: Path) -> None:
     root = fake_root(tmp_path, ["6.1.0-56-amd64"], [])  # image without modules
     with pytest.raises(RawlabError) as err:
-        vm.find_kernel(root=root, running="6.18.44-fc")
+        guest.find_kernel(root=root, running="6.18.44-fc")
     assert err.value.code == Exit.UNSUPPORTED
     assert "apt-get install linux-image-amd64" in str(err.value)
     assert "./setup.sh --test" in str(err.value)
@@ -70,20 +70,20 @@ def test_no_kernel_says_how_to_get_one(tmp_path: Path) -> None:
 
 def test_no_boot_dir_at_all(tmp_path: Path) -> None:
     with pytest.raises(RawlabError) as err:
-        vm.find_kernel(root=tmp_path, running="6.18.44-fc")
+        guest.find_kernel(root=tmp_path, running="6.18.44-fc")
     assert err.value.code == Exit.UNSUPPORTED
 
 
 def test_explicit_path_wins(tmp_path: Path) -> None:
     root = fake_root(tmp_path, ["6.1.0-56-amd64", "6.1.0-9-amd64"], ["6.1.0-56-amd64"])
-    k = vm.find_kernel(root / "boot/vmlinuz-6.1.0-9-amd64", root=root, running="6.1.0-56-amd64")
+    k = guest.find_kernel(root / "boot/vmlinuz-6.1.0-9-amd64", root=root, running="6.1.0-56-amd64")
     assert k.release == "6.1.0-9-amd64"
     assert k.modules_dir is None  # none installed for it: the guest finds out
 
 
 def test_explicit_missing_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(RawlabError) as err:
-        vm.find_kernel(tmp_path / "bzImage", root=tmp_path)
+        guest.find_kernel(tmp_path / "bzImage", root=tmp_path)
     assert err.value.code == Exit.USAGE
 
 
@@ -99,7 +99,7 @@ def bzimage(path: Path, version: bytes) -> Path:
 def test_explicit_build_tree_image_reads_release_from_header(tmp_path: Path) -> None:
     img = bzimage(tmp_path / "bzImage", b"6.12.0-rc1+ (me@box) #3 SMP PREEMPT_DYNAMIC")
     (tmp_path / "lib/modules/6.12.0-rc1+").mkdir(parents=True)
-    k = vm.find_kernel(img, root=tmp_path)
+    k = guest.find_kernel(img, root=tmp_path)
     assert k.release == "6.12.0-rc1+"
     assert k.modules_dir == tmp_path / "lib/modules/6.12.0-rc1+"
 
@@ -107,8 +107,8 @@ def test_explicit_build_tree_image_reads_release_from_header(tmp_path: Path) -> 
 def test_release_unknown_when_not_a_bzimage(tmp_path: Path) -> None:
     img = tmp_path / "kernel.bin"
     img.write_bytes(b"\x7fELF" + b"\0" * 1000)
-    assert vm.kernel_release_from_image(img) is None
-    assert vm.find_kernel(img, root=tmp_path).release == "unknown"
+    assert guest.kernel_release_from_image(img) is None
+    assert guest.find_kernel(img, root=tmp_path).release == "unknown"
 
 
 def test_missing_modules_reads_dep_and_builtin(tmp_path: Path) -> None:
@@ -119,11 +119,11 @@ def test_missing_modules_reads_dep_and_builtin(tmp_path: Path) -> None:
         "kernel/net/vmw_vsock/vsock_loopback.ko.xz: kernel/net/vmw_vsock/vsock.ko.xz\n"
     )
     (mods / "modules.builtin").write_text("kernel/net/sched/sch-netem.ko\n")
-    k = vm.Kernel(tmp_path / "vmlinuz", "6.1", mods)
-    assert vm.missing_modules(k, ["nlmon", "vsock-loopback", "sch_netem", "vsockmon"]) == [
+    k = guest.Kernel(tmp_path / "vmlinuz", "6.1", mods)
+    assert guest.missing_modules(k, ["nlmon", "vsock-loopback", "sch_netem", "vsockmon"]) == [
         "vsockmon"
     ]
-    assert vm.missing_modules(vm.Kernel(k.path, "x", None), ["anything"]) == []
+    assert guest.missing_modules(guest.Kernel(k.path, "x", None), ["anything"]) == []
 
 
 # ------------------------------------------------------------ guest script
@@ -162,14 +162,12 @@ def test_guest_script_refuses_odd_module_names() -> None:
 
 # -------------------------------------------------------------------- argv
 
-KERNEL = vm.Kernel(Path("/boot/vmlinuz-6.1.0-56-amd64"), "6.1.0-56-amd64", None)
+KERNEL = guest.Kernel(Path("/boot/vmlinuz-6.1.0-56-amd64"), "6.1.0-56-amd64", None)
 
 
 def test_argv_tcg() -> None:
-    argv = vm.vng_argv(
-        "SCRIPT", vng="/v/bin/vng", kernel=KERNEL, accel="tcg", memory="2G", cpus=1,
-        rwdirs=[Path("/tmp/out"), Path("/srv/x")], cwd=Path("/work/main"),
-    )  # fmt: skip
+    machine = guest.Machine(KERNEL, "tcg", "2G", 1, (Path("/tmp/out"), Path("/srv/x")))
+    argv = vm.vng_argv("SCRIPT", machine, vng="/v/bin/vng", cwd=Path("/work/main"))
     assert argv == [
         "/v/bin/vng", "--run", "/boot/vmlinuz-6.1.0-56-amd64", "--disable-kvm",
         "--memory", "2G", "--cpus", "1", "--cwd", "/work/main",
@@ -178,7 +176,7 @@ def test_argv_tcg() -> None:
 
 
 def test_argv_kvm_has_no_disable_flag() -> None:
-    argv = vm.vng_argv("S", vng="vng", kernel=KERNEL, accel="kvm")
+    argv = vm.vng_argv("S", guest.Machine(KERNEL, "kvm", "1G", 2), vng="vng")
     assert "--disable-kvm" not in argv
     assert argv[-2:] == ["--exec", "S"]
     assert argv[argv.index("--memory") + 1] == "1G"
@@ -188,25 +186,27 @@ def test_argv_kvm_has_no_disable_flag() -> None:
 @pytest.mark.parametrize(
     "kw",
     [
-        {"rwdirs": [Path("/tmp/a b")]},
-        {"rwdirs": [Path("/tmp/a=b")]},
+        {"rwdirs": (Path("/tmp/a b"),)},
+        {"rwdirs": (Path("/tmp/a=b"),)},
         {"cwd": Path("/tmp/$(reboot)")},
         {"memory": "1G; reboot"},
         {"cpus": 0},
     ],
 )
 def test_argv_refuses_what_vng_would_mangle(kw: dict[str, object]) -> None:
+    cwd = kw.pop("cwd", None)
     with pytest.raises(RawlabError) as err:
-        vm.vng_argv("S", vng="vng", kernel=KERNEL, accel="tcg", **kw)  # type: ignore[arg-type]
+        machine = guest.Machine(KERNEL, "tcg", **{"memory": "1G", "cpus": 2, **kw})  # type: ignore[arg-type]
+        vm.vng_argv("S", machine, vng="vng", cwd=cwd)  # type: ignore[arg-type]
     assert err.value.code == Exit.USAGE
 
 
 def test_child_env_puts_venv_bin_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/usr/bin:/v/bin:/bin")
-    monkeypatch.setenv(vm.ACCEL_ENV, "tcg")
+    monkeypatch.setenv(qemu.ACCEL_ENV, "tcg")
     env = vm._child_env("/v/bin/vng")
     assert env["PATH"] == "/v/bin:/usr/bin:/bin"
-    assert vm.ACCEL_ENV not in env
+    assert qemu.ACCEL_ENV not in env
 
 
 def test_vng_path_prefers_the_interpreters_bin(
@@ -229,34 +229,34 @@ def test_vng_path_prefers_the_interpreters_bin(
 
 
 def test_kvm_env_override_and_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[vm.Kernel] = []
+    calls: list[guest.Kernel] = []
 
-    def probe(kernel: vm.Kernel) -> tuple[bool, str]:
+    def probe(kernel: guest.Kernel) -> tuple[bool, str]:
         calls.append(kernel)
         return False, "probe says no"
 
-    monkeypatch.setattr(vm, "_probe_kvm", probe)
-    monkeypatch.setattr(vm, "_kvm_cache", {})
-    monkeypatch.setenv(vm.ACCEL_ENV, "kvm")
-    assert vm.kvm_usable(KERNEL) == (True, "RAWLAB_VM_ACCEL=kvm")
-    monkeypatch.setenv(vm.ACCEL_ENV, "TCG")
-    assert vm.kvm_usable(KERNEL)[0] is False
-    monkeypatch.setenv(vm.ACCEL_ENV, "hvf")
+    monkeypatch.setattr(qemu, "_probe_kvm", probe)
+    monkeypatch.setattr(qemu, "_kvm_cache", {})
+    monkeypatch.setenv(qemu.ACCEL_ENV, "kvm")
+    assert qemu.kvm_usable(KERNEL) == (True, "RAWLAB_VM_ACCEL=kvm")
+    monkeypatch.setenv(qemu.ACCEL_ENV, "TCG")
+    assert qemu.kvm_usable(KERNEL)[0] is False
+    monkeypatch.setenv(qemu.ACCEL_ENV, "hvf")
     with pytest.raises(RawlabError) as err:
-        vm.kvm_usable(KERNEL)
+        qemu.kvm_usable(KERNEL)
     assert err.value.code == Exit.USAGE
     assert calls == []
-    monkeypatch.delenv(vm.ACCEL_ENV)
-    assert vm.kvm_usable(KERNEL) == (False, "probe says no")
-    assert vm.kvm_usable(KERNEL) == (False, "probe says no")
+    monkeypatch.delenv(qemu.ACCEL_ENV)
+    assert qemu.kvm_usable(KERNEL) == (False, "probe says no")
+    assert qemu.kvm_usable(KERNEL) == (False, "probe says no")
     assert calls == [KERNEL]  # probed once per process
 
 
 def test_no_dev_kvm_is_reported_without_starting_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
     real_exists = os.path.exists
     monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/dev/kvm" else real_exists(p))
-    monkeypatch.setattr(vm, "_qemu_binary", lambda: pytest.fail("qemu must not start"))
-    assert vm._probe_kvm(KERNEL) == (False, "no /dev/kvm")
+    monkeypatch.setattr(qemu, "qemu_binary", lambda: pytest.fail("qemu must not start"))
+    assert qemu._probe_kvm(KERNEL) == (False, "no /dev/kvm")
 
 
 def test_a_script_too_long_for_the_kernel_command_line_is_refused() -> None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("socat") is None,
 
 
 def wait_listening(port: int) -> None:
-    from rawlab.sockets.diag import wait_vsock_listening
+    from rawlab.analysis.netlink import wait_vsock_listening
 
     assert wait_vsock_listening(port), f"nothing listens on vsock port {port}"
 

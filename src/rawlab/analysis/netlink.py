@@ -1,52 +1,48 @@
 """The netlink monitor's bookkeeping: events in order, overflows, re-dumps and their diff.
 
-    mon = Monitor(kinds={"link", "route"})
+    mon = Monitor(kinds={"link", "route"}, owner=PortOwners().lookup)
     mon.seed("route", dumped_msgs)            # the state before the first event
-    for ev in mon.feed(datagram):             # Datagram(ts_ns, data, anc) or Overflow()
-        ...                                   # Event(msg, ts_ns, nsid, group, n)
-    if mon.resync_needed:                     # after an ENOBUFS overflow
-        for kind in mon.resync_needed:
-            changes = mon.resync(kind, dumped) # Change("added"|"removed"|"changed", ...)
+    for ev in mon.feed(item):                 # rawlab.sockets.netlink_monitor: Datagram,
+        ...                                   # Overflow, Redump -> Event, OverflowEvent,
+                                              # Change("added"|"removed"|"changed", ...)
 
-Sans-I/O (design principle 10): the caller reads the socket and runs the dumps.
-Each object kind keeps a table keyed as the kernel identifies the object
-(a link by index, an address by family/index/prefix/address, a route by
-family/table/destination/tos/metric ...). After an overflow, what the
-re-dump shows against that table is exactly what the lost events changed.
+Sans-I/O (design principle 10): the monitor session (rawlab.sockets.netlink_monitor)
+reads the socket and runs the dumps; ``owner`` (nlmsg_pid -> process, e.g.
+rawlab.sockets.proc.PortOwners.lookup) is given. Each object kind keeps a table
+keyed as the kernel identifies the object (a link by index, an address by
+family/index/prefix/address, a route by family/table/destination/tos/metric ...).
+After an overflow, what the re-dump shows against that table is exactly what the
+lost events changed.
 
 Limits: the table follows this namespace only; events of other namespaces
 (``--all-nsid``) lost in an overflow are counted but cannot be re-dumped.
 Attributes that move by themselves (statistics, cache info) are not compared.
 
-:class:`PortOwners` resolves a notification's ``nlmsg_pid`` (the requester's
-netlink port id) to the process holding that socket, reading ``/proc``; it is
-the one part here that does I/O, and it is given its ``/proc`` root.
+The end of this module is wiring, not analysis: :func:`dump_messages` runs a
+dump on the socket it is given and decodes it; :func:`wait_vsock_listening`
+polls vsock_diag. The monitor above does no I/O.
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from rawlab.decode.rtnl import RtMsg, decode_buffer
-
-SOL_NETLINK = 270
-NETLINK_PKTINFO = 3
-NETLINK_LISTEN_ALL_NSID = 8
+from rawlab.decode.rtnl import decode_buffer, decode_dump, dump_filter
+from rawlab.sockets.netlink_monitor import Datagram, Overflow, Redump, ancillary
+from rawlab.sockets.netlink_wire import NlMsg
 
 # message type -> object kind, and whether it removes the object
 KIND_OF: dict[int, str] = {16: "link", 17: "link", 20: "addr", 21: "addr", 24: "route",
                            25: "route", 28: "neigh", 29: "neigh", 32: "rule", 33: "rule",
                            88: "nsid", 89: "nsid"}
 DELETES = frozenset({17, 21, 25, 29, 33, 89})
-# the dump that refreshes each kind (rawlab.sockets.netlink.dump_request names)
+# the dump that refreshes each kind (rawlab.sockets.netlink.dump_request names), and back
 DUMP_OF = {"link": "links", "addr": "addrs", "route": "routes", "neigh": "neigh",
            "rule": "rules", "nsid": "nsid"}
+KIND_OF_DUMP = {dump: kind for kind, dump in DUMP_OF.items()}
 # monitor group -> object kinds it carries
 KINDS_OF_GROUP = {"link": ("link",), "addr": ("addr",), "addr4": ("addr",),
                   "addr6": ("addr",), "route": ("route",), "route4": ("route",),
@@ -57,33 +53,25 @@ VOLATILE = frozenset({"IFLA_STATS", "IFLA_STATS64", "IFLA_AF_SPEC", "IFLA_CARRIE
                       "IFA_CACHEINFO", "NDA_CACHEINFO", "RTA_CACHEINFO", "NDA_PROBES",
                       "IFLA_PROTINFO"})
 
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """One datagram the drain read: when, its bytes, its ancillary data."""
-
-    ts_ns: int
-    data: bytes
-    anc: list[tuple[int, int, bytes]] = field(default_factory=list)
+Owner = Callable[[int], Any]  # nlmsg_pid -> the process behind it, or None
 
 
-@dataclass(frozen=True, slots=True)
-class Overflow:
-    """The socket said ENOBUFS: the kernel dropped messages it could not queue."""
-
-    ts_ns: int
+def kinds_of(groups: Iterable[str]) -> list[str]:
+    """The object kinds (with tables) that these monitor groups carry, sorted."""
+    return sorted({k for g in groups for k in KINDS_OF_GROUP.get(g, ())})
 
 
 @dataclass(slots=True)
 class Event:
     """One message as the monitor reports it."""
 
-    msg: RtMsg
+    msg: NlMsg
     ts_ns: int
     nsid: int | None  # with --all-nsid: the namespace id the event came from
     group: int | None  # the multicast group it was sent to (NETLINK_PKTINFO)
     n: int  # running number of the event
     resynced: bool = False  # a re-dump already reported this state (it was in flight)
+    process: Any = None  # who sent it (the ``owner`` lookup's answer), if known
 
 
 @dataclass(slots=True)
@@ -99,29 +87,15 @@ class Change:
 
     kind: str
     what: str  # "added" | "removed" | "changed"
-    msg: RtMsg  # the object now (the last known one, for "removed")
-    before: RtMsg | None = None  # for "changed"
+    msg: NlMsg  # the object now (the last known one, for "removed")
+    before: NlMsg | None = None  # for "changed"
 
 
-def ancillary(anc: Iterable[tuple[int, int, bytes]]) -> tuple[int | None, int | None]:
-    """(nsid, group) from a netlink recvmsg's control messages."""
-    nsid = group = None
-    for level, ctype, data in anc:
-        if level != SOL_NETLINK or len(data) < 4:
-            continue
-        v = int.from_bytes(data[:4], sys.byteorder, signed=True)  # host order
-        if ctype == NETLINK_LISTEN_ALL_NSID:
-            nsid = v
-        elif ctype == NETLINK_PKTINFO:
-            group = v
-    return nsid, group
-
-
-def _hdr(m: RtMsg, name: str, default: int = 0) -> int:
+def _hdr(m: NlMsg, name: str, default: int = 0) -> int:
     return m.header.get(name, default)
 
 
-def object_key(m: RtMsg) -> tuple[Any, ...] | None:
+def object_key(m: NlMsg) -> tuple[Any, ...] | None:
     """How the kernel tells two objects of the same kind apart (None: not an object)."""
     kind = KIND_OF.get(m.type)
     a = m.attrs
@@ -148,7 +122,7 @@ def object_key(m: RtMsg) -> tuple[Any, ...] | None:
     return None
 
 
-def same_object(x: RtMsg, y: RtMsg) -> bool:
+def same_object(x: NlMsg, y: NlMsg) -> bool:
     """Equal as the dump shows them (moving counters ignored)."""
     if {k: v for k, v in x.header.items() if k != "change"} != \
             {k: v for k, v in y.header.items() if k != "change"}:
@@ -159,26 +133,40 @@ def same_object(x: RtMsg, y: RtMsg) -> bool:
 
 
 class Monitor:
-    """Turns drained datagrams into events; keeps the tables an overflow is diffed against."""
+    """Turns drained datagrams into events; keeps the tables an overflow is diffed against.
 
-    def __init__(self, kinds: Iterable[str] = ()) -> None:
+    ``ifnames`` follows the links (from :meth:`name_links` and link events) for
+    the text output's device names.
+    """
+
+    def __init__(self, kinds: Iterable[str] = (), owner: Owner | None = None) -> None:
         self.kinds = frozenset(kinds)
-        self.tables: dict[str, dict[tuple[Any, ...], RtMsg]] = {k: {} for k in self.kinds}
+        self.owner = owner
+        self.ifnames: dict[int, str] = {}
+        self.tables: dict[str, dict[tuple[Any, ...], NlMsg]] = {k: {} for k in self.kinds}
         self.events = 0
         self.overflows = 0
         self.resync_needed: set[str] = set()
         self.changes = {"added": 0, "removed": 0, "changed": 0}
         self._resynced: set[tuple[Any, ...]] = set()  # keys a re-dump reported
 
-    def seed(self, kind: str, msgs: Iterable[RtMsg]) -> None:
+    def seed(self, kind: str, msgs: Iterable[NlMsg]) -> None:
         """The table before the first event (from a dump)."""
         table = self.tables.setdefault(kind, {})
         for m in msgs:
             key = object_key(m)
             if key is not None:
                 table[key] = m
+        if kind == "link":
+            self.name_links(table.values())
 
-    def _apply(self, m: RtMsg) -> bool:
+    def name_links(self, msgs: Iterable[NlMsg]) -> None:
+        """Learn interface names from link messages (a dump or events)."""
+        for m in msgs:
+            if m.type == 16:
+                self.ifnames[m.header.get("index", 0)] = m.attrs.get("IFLA_IFNAME", "")
+
+    def _apply(self, m: NlMsg) -> bool:
         """Update the table; True if a re-dump already showed exactly this."""
         kind = KIND_OF.get(m.type)
         if kind is None or kind not in self.tables:
@@ -199,24 +187,33 @@ class Monitor:
             table[key] = m
         return seen
 
-    def feed(self, item: Datagram | Overflow) -> list[Event | OverflowEvent]:
-        """Events for one drained item (every message of a datagram, in order)."""
+    def feed(self, item: Datagram | Overflow | Redump) -> list[Event | OverflowEvent | Change]:
+        """Events for one drained item: every message of a datagram, in order; an
+        overflow; what a re-dump changed."""
+        if isinstance(item, Redump):
+            kind = KIND_OF_DUMP.get(item.kind, item.kind)
+            return list(self.resync(kind, decode_dump(item.bufs))) if kind in self.tables \
+                else []
         if isinstance(item, Overflow):
             self.overflows += 1
             self.resync_needed |= set(self.tables)
             return [OverflowEvent(item.ts_ns, self.overflows, tuple(sorted(self.tables)))]
         nsid, group = ancillary(item.anc) if item.anc else (None, None)
-        out: list[Event | OverflowEvent] = []
+        out: list[Event | OverflowEvent | Change] = []
+        owner = self.owner
         for m in decode_buffer(item.data):
             self.events += 1
             seen = self._apply(m) if nsid is None else False
-            out.append(Event(m, item.ts_ns, nsid, group, self.events, seen))
+            if m.type == 16 and nsid is None:
+                self.name_links((m,))
+            who = owner(m.pid) if owner is not None and m.pid else None
+            out.append(Event(m, item.ts_ns, nsid, group, self.events, seen, who))
         return out
 
-    def resync(self, kind: str, dumped: Iterable[RtMsg]) -> list[Change]:
+    def resync(self, kind: str, dumped: Iterable[NlMsg]) -> list[Change]:
         """Replace a kind's table with a fresh dump; return what differs (what was missed)."""
         old = self.tables.get(kind, {})
-        new: dict[tuple[Any, ...], RtMsg] = {}
+        new: dict[tuple[Any, ...], NlMsg] = {}
         for m in dumped:
             key = object_key(m)
             if key is not None:
@@ -230,6 +227,8 @@ class Monitor:
                 out.append(Change(kind, "changed", m, prev))
         out.extend(Change(kind, "removed", m) for key, m in old.items() if key not in new)
         self.tables[kind] = new
+        if kind == "link":
+            self.name_links(new.values())
         self.resync_needed.discard(kind)
         self._resynced.update(object_key(c.msg) or () for c in out)
         for c in out:
@@ -237,90 +236,36 @@ class Monitor:
         return out
 
 
-# ---- who sent it: nlmsg_pid -> process -----------------------------------------
+# ---- dumps wired to their decoders ----------------------------------------------------
 
-def parse_proc_net_netlink(text: str) -> dict[tuple[int, int], int]:
-    """/proc/net/netlink -> {(protocol, port id): socket inode}."""
-    out: dict[tuple[int, int], int] = {}
-    for line in text.splitlines()[1:]:
-        f = line.split()
-        if len(f) >= 10:
-            try:
-                out[(int(f[1]), int(f[2]) & 0xFFFFFFFF)] = int(f[9])
-            except ValueError:
-                continue
-    return out
+def dump_messages(nl: Any, kind: str, *, family: int = 0, table: int | None = None,
+                  ifindex: int | None = None) -> Iterator[NlMsg]:
+    """Decoded messages of one dump on ``nl`` (a rawlab.sockets.netlink.DumpSocket),
+    filtered as asked, streamed as datagrams arrive."""
+    from rawlab.sockets.netlink import dump_buffers
+
+    msgs = decode_dump(dump_buffers(nl, kind, family=family, table=table, ifindex=ifindex))
+    wanted = dump_filter(kind, strict=nl.strict, family=family, table=table, ifindex=ifindex)
+    return msgs if wanted is None else filter(wanted, msgs)
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
-    pid: int
-    comm: str
-    how: str  # "socket": holds that netlink socket; "pid": only its pid equals the port id
+def wait_vsock_listening(port: int, timeout: float = 30.0) -> bool:
+    """Poll vsock_diag until a socket of this machine listens on `port` (any CID).
 
-
-class PortOwners:
-    """nlmsg_pid -> the process that holds the sending netlink socket (cached briefly).
-
-    ``proc`` is the /proc root; ``net`` the file listing this namespace's
-    netlink sockets (``/proc/thread-self/net/netlink`` from the monitor's thread).
+    For starting a peer (socat, a bench server) and connecting only once it
+    listens; False when `timeout` seconds passed first.
     """
+    import time
 
-    def __init__(self, proc: str = "/proc", net: str = "/proc/thread-self/net/netlink",
-                 ttl: float = 2.0) -> None:
-        self.proc = proc
-        self.net = net
-        self.ttl = ttl
-        self._cache: dict[int, tuple[float, Process | None]] = {}
+    from rawlab.decode.sock_diag import VsockEnd, sockets_of
+    from rawlab.sockets.diag import TCP_LISTEN, collect
 
-    def lookup(self, portid: int, protocol: int = 0) -> Process | None:
-        if portid == 0:
-            return None
-        now = time.monotonic()
-        hit = self._cache.get(portid)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        proc = self._resolve(portid, protocol)
-        self._cache[portid] = (now, proc)
-        return proc
-
-    def _read(self, path: str) -> str:
-        try:
-            with open(path) as fh:
-                return fh.read()
-        except OSError:
-            return ""
-
-    def _comm(self, pid: int) -> str | None:
-        c = self._read(f"{self.proc}/{pid}/comm")
-        return c.strip() if c else None
-
-    def _resolve(self, portid: int, protocol: int) -> Process | None:
-        inode = parse_proc_net_netlink(self._read(self.net)).get((protocol, portid))
-        if inode:
-            target = f"socket:[{inode}]"
-            for pid in self._pids():
-                fddir = f"{self.proc}/{pid}/fd"
-                try:
-                    fds = os.listdir(fddir)
-                except OSError:
-                    continue
-                for fd in fds:
-                    try:
-                        if os.readlink(f"{fddir}/{fd}") == target:
-                            comm = self._comm(pid)
-                            if comm is not None:
-                                return Process(pid, comm, "socket")
-                    except OSError:
-                        continue
-        if 0 < portid < 1 << 22:  # the first socket of a process gets its pid as port id
-            comm = self._comm(portid)
-            if comm is not None:
-                return Process(portid, comm, "pid")
-        return None
-
-    def _pids(self) -> list[int]:
-        try:
-            return [int(d) for d in os.listdir(self.proc) if d.isdigit()]
-        except OSError:
-            return []
+    deadline = time.monotonic() + timeout
+    while True:
+        dumps = collect(["vsock"], [], explicit_states=1 << TCP_LISTEN)
+        if any(isinstance(s.local, VsockEnd) and s.local.port == port
+               for s in sockets_of(dumps)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

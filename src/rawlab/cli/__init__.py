@@ -6,6 +6,7 @@ Sub-commands live in their own modules and are imported only when used, so
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -74,23 +75,54 @@ class LazyGroup(click.Group):
             fail("interrupted", Exit.INTERRUPTED)
         except BrokenPipeError:
             # the reader (e.g. `| head`) went away: not an error of ours
-            try:
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-            except OSError:
-                pass
+            _silence_stdout()
             sys.exit(0)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except OSError as exc:
+            if not _stdout_failed(exc):
+                _bug(exc)
         except Exception as exc:  # a bug: say so in one line, traceback on request
-            if os.environ.get("RAWLAB_DEBUG"):
-                import traceback
+            _bug(exc)
 
-                traceback.print_exc()
-            fail(
-                f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with "
-                "RAWLAB_DEBUG=1 for the traceback and please report it)",
-                EX_SOFTWARE,
-            )
+
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """When writing standard output is what failed (disk full under `> file`, /dev/full),
+    say so in one line and exit OUTPUT; False when the error came from elsewhere."""
+    from rawlab.errors import output_error
+
+    try:
+        sys.stdout.flush()
+    except OSError as again:
+        exc = again
+    else:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            return False
+    _silence_stdout()
+    err = output_error(exc, "write to standard output")
+    fail(f"error: {err.message}", err.code)
+    return True
+
+
+def _silence_stdout() -> None:
+    """Nothing more reaches the old stdout (nor the flush at exit)."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    except OSError:
+        pass
+
+
+def _bug(exc: BaseException) -> None:
+    """A bug: say so in one line, the traceback on request (RAWLAB_DEBUG=1)."""
+    if os.environ.get("RAWLAB_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    fail(f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with RAWLAB_DEBUG=1 "
+         "for the traceback and please report it)", EX_SOFTWARE)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +132,8 @@ def main() -> None:
 
     Start with `rawlab doctor` to see what this kernel and your privileges allow.
     Exit codes: 0 ok, 1 failed, 2 usage, 3 missing privilege, 4 unsupported by
-    this kernel, 5 bad input, 6 peer error, 70 internal error, 130 interrupted.
+    this kernel, 5 bad input, 6 peer error, 7 output could not be written, 70 internal
+    error, 130 interrupted.
     """
 
 
@@ -108,14 +141,14 @@ def run() -> None:
     """The ``rawlab`` console script: :func:`main`, then a quick exit.
 
     A finished command has closed what it wrote, so tearing the interpreter down
-    (freeing every module and object, ~6 ms after a netlink dump) buys nothing:
+    (freeing every module and object) buys nothing:
     exit hooks run, stdout and stderr are flushed, and the process ends. With a
     non-daemon thread still running, the ordinary exit waits for it as usual.
     """
     import gc
 
     # Start-up allocates ~100k objects (click, the command's modules) and little
-    # garbage: collecting every 700 allocations costs ~4 ms per run for nothing.
+    # garbage: collecting every 700 allocations costs time for nothing (bench/README.md).
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
     try:
         main()
@@ -135,9 +168,19 @@ def run() -> None:
     import atexit
 
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a reader gone (`| head`) or a closed stream
-            pass
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # the last buffered output: a full disk still says so
+        if exc.errno in _OUTPUT_ERRNOS and code == 0:
+            from rawlab.errors import output_error
+
+            err = output_error(exc, "write to standard output")
+            print(f"rawlab: error: {err.message}", file=sys.stderr)
+            code = int(err.code)
+    except ValueError:  # a closed stream
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(code)

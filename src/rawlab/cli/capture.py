@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
 import time
@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
+
+from rawlab.cli.options import SNAPLEN_MAX, Seconds, line_style_options, pop_line_style
+from rawlab.cli.options import snaplen as snaplen_of
 
 
 @click.command()
@@ -20,13 +23,31 @@ import click
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N packets.")
 @click.option("-G", "rotate", type=click.IntRange(min=1), metavar="SECONDS",
-              help="With -w: start a new file every SECONDS; OUT is a strftime pattern "
-                   "(without one, a timestamp is added before the extension).")
-@click.option("-s", "snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
-              help="Bytes kept of each packet (cut in the kernel).")
-@click.option("-w", "out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write pcapng (one interface block per interface, ns timestamps); valid "
-                   "after Ctrl-C, SIGTERM or a crash: every whole ring block is in it.")
+              help="With -w: start a new file every SECONDS; FILE is a strftime pattern "
+                   "(without one, a timestamp is added before the extension, so that no "
+                   "file is overwritten: unlike tcpdump). With -W N: stop after N files.")
+@click.option("-C", "size_mb", type=click.IntRange(min=1), metavar="MB",
+              help="With -w: a new file when this one would pass MB million bytes: FILE, "
+                   "FILE1, FILE2 ... (as tcpdump). With -W N: a ring of N files FILE0 .. "
+                   "FILE<N-1>, the oldest overwritten.")
+@click.option("-W", "files", type=click.IntRange(min=1), metavar="N",
+              help="With -C: how many files the ring keeps; with -G alone: stop after N.")
+@click.option("-Z", "user", metavar="USER", help="Become USER once the capture socket is "
+              "open (before -w files are created, as tcpdump).")
+@click.option("-D", "list_ifaces", is_flag=True, help="List the interfaces to capture on "
+              "(as tcpdump -D) and exit.")
+@click.option("-B", "buffer_kib", type=click.IntRange(min=1), metavar="KiB",
+              help="Ring size in KiB, as tcpdump -B (rounded up to whole MiB; --ring-mb "
+                   "says it in MiB).")
+@click.option("-s", "snaplen", type=click.IntRange(0, SNAPLEN_MAX), default=SNAPLEN_MAX,
+              show_default=True, callback=lambda _c, _p, v: snaplen_of(v),
+              help="Bytes kept of each packet (cut in the kernel); 0 means the maximum, as "
+                   "in tcpdump.")
+@click.option("-w", "out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Write pcapng (one interface block per interface, ns timestamps); '-' is "
+                   "standard output (`-w - | tshark -r -`). Created before the capture starts; "
+                   "valid after Ctrl-C, SIGTERM or a crash: every whole ring block is in it; "
+                   "on a full disk cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
 @click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON per packet, then a summary "
@@ -38,12 +59,13 @@ import click
               help="Size of the TPACKET_V3 ring (holds a 1M-packet burst of small frames).")
 @click.option("-Q", "direction", type=click.Choice(["in", "out", "inout"]), default="inout",
               show_default=True, help="Which direction to keep (as tcpdump -Q).")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
+@line_style_options
 @click.argument("expression", nargs=-1)
-def capture(iface: str, filt: str | None, count: int | None, rotate: int | None, snaplen: int,
+def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
             out: str | None, as_pcap: bool, verbose: bool, as_json: bool, also_print: bool,
             promisc: bool, netns: str | None, ring_mb: int, direction: str,
-            duration: float | None, expression: tuple[str, ...]) -> None:
+            duration: float | None, expression: tuple[str, ...], **kw: Any) -> None:
     """Capture live packets with AF_PACKET (TPACKET_V3 ring) and decode them.
 
     Prints one tcpdump-like line per packet (-v tree, --json NDJSON); with -w,
@@ -52,38 +74,47 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
     packets captured, received by filter, dropped by kernel.
     """
     from rawlab import pipeline
-    from rawlab.records import Interface
+    from rawlab.pcap.writer import RotatingWriter, RotationDone
+    from rawlab.present.packet import sink_for
     from rawlab.sockets.packet import RingConfig, open_ring
 
+    if kw.pop("list_ifaces"):
+        from rawlab.present.packet import interface_list
+        from rawlab.sockets.packet import list_interfaces
+
+        click.echo(interface_list(list_interfaces(netns)))
+        return
     if filt and expression:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     bpf = filt or (" ".join(expression) if expression else None)
     if sum((verbose, as_json)) > 1:
         raise click.UsageError("choose one of -v, --json")
-    if rotate and not out:
-        raise click.UsageError("-G needs -w")
-    mode = "json" if as_json else "tree" if verbose else "line"
-    if out and not (verbose or as_json or also_print):
-        mode = "none"
-
+    quiet = bool(out) and not (verbose or as_json or also_print)
+    if out == "-" and not quiet:
+        raise click.UsageError("-w - writes the capture to standard output: it cannot also "
+                               "print packets there")
+    sinks = [] if quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json,
+                                       style=pop_line_style(kw))]
+    if kw["buffer_kib"]:
+        ring_mb = -(-kw["buffer_kib"] // 1024)
     ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
-                        config=RingConfig(ring_mb=ring_mb), direction=direction)
-    writer: pipeline.Writer | pipeline.RotatingWriter | None = None
-    if out:
-        writer = (pipeline.RotatingWriter(out, rotate, pcap=as_pcap) if rotate
-                  else pipeline.Writer(out, pcap=as_pcap))
+                     config=RingConfig(ring_mb=ring_mb), direction=direction)
+    if kw["user"]:
+        from rawlab.sockets.creds import drop_to
+
+        drop_to(kw["user"])
+    writer = _writer(out, as_pcap, kw["rotate"], kw["size_mb"], kw["files"])
     iface_name = "any" if iface == "any" else ring.iface
-    info = Interface(0, ring.linktype, snaplen, name=iface_name)
     counts = pipeline.Counts()
 
-    status = out is not None and sys.stderr.isatty() and mode == "none"
+    status = out is not None and sys.stderr.isatty() and quiet
     records = ring.records(count=count, duration=duration,
                            block_done=writer.flush if writer else None)
     try:
         feed = _with_status(records, ring, counts, out or "") if status else records
-        with ring.stopped_by_signals():
-            pipeline.run(feed, mode=mode, count=count, writer=writer,
-                         interfaces=lambda i: info, counts=counts)
+        with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
+            pipeline.run(feed, sinks, count=count, writer=writer,
+                         interfaces=ring.interface, counts=counts)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
@@ -91,15 +122,34 @@ def capture(iface: str, filt: str | None, count: int | None, rotate: int | None,
         if status:
             sys.stderr.write("\r\033[K")
         if as_json:
-            summary = {"summary": {"captured": st.captured, "received": st.received,
-                                   "dropped": st.dropped, "freeze_q": st.freeze_q,
-                                   "losing_blocks": st.losing_blocks,
-                                   "interface": iface_name, "filter": bpf}}
-            sys.stdout.write(json.dumps(summary) + "\n")
+            from rawlab.present.packet import capture_summary_json
+
+            sys.stdout.write(capture_summary_json(st, iface_name, bpf))
             sys.stdout.flush()
-        if isinstance(writer, pipeline.RotatingWriter) and writer.files:
+        if isinstance(writer, RotatingWriter) and writer.files:
             click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
-        click.echo(st.summary(), err=True)
+        from rawlab.present.packet import capture_summary
+
+        click.echo(capture_summary(st), err=True)
+
+
+def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | None,
+            files: int | None) -> Any:
+    """The -w output: one file, or tcpdump's -G/-C/-W rotation."""
+    from rawlab.pcap.writer import CaptureWriter, RotatingWriter
+
+    if not out:
+        if rotate or size_mb or files:
+            raise click.UsageError("-G, -C and -W need -w")
+        return None
+    if rotate or size_mb:
+        if out == "-":
+            raise click.UsageError("-w - cannot rotate (-G, -C)")
+        return RotatingWriter(out, rotate, size=size_mb * 1_000_000 if size_mb else None,
+                              files=files, pcap=as_pcap)
+    if files:
+        raise click.UsageError("-W needs -C or -G")
+    return CaptureWriter(out, pcap=as_pcap)
 
 
 def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> Iterator[Any]:

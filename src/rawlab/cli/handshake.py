@@ -31,38 +31,23 @@ def handshake(port: int, data: str, reply_size: int, ladder: bool, ipv6: bool,
     Removes everything it made, always. Needs root (privileges.md).
     Exit 0 only if it really captured and decoded the handshake.
     """
+    import shutil
+
     from rawlab.lab import handshake as demo
-    from rawlab.present import ladder as ladder_fmt
-    from rawlab.present import packet as packet_fmt
+    from rawlab.present.handshake import report
 
-    res = demo.run(port, data.encode(), reply_size, ipv6=ipv6)
-    w = sys.stdout.write
-    w(f"rawlab handshake: client {res.client} → server {res.server}:{port}, captured on the "
-      f"client's veth0 with AF_PACKET (TPACKET_V3), filter 'tcp port {port}'\n")
-    if ladder:
-        ladder_fmt.render(res.events, sys.stdout, explain_lines=True)
-    else:
-        from rawlab.decode.dispatch import Decoder
-        from rawlab.records import CsumHint
-
-        dec = Decoder()
-        for i, rec in enumerate(res.records, 1):
-            pkt = dec.decode(rec.data, rec.linktype, hint=CsumHint(rec.csum_status))
-            w(packet_fmt.line(i, rec, pkt, "veth0") + "\n")
-    hs = res.handshake
-    assert hs is not None  # demo.run raised otherwise
-    irtt = f"{hs.irtt_ns / 1e6:.3f} ms" if hs.irtt_ns is not None else "-"
-    st = res.stats
-    w(f"\nhandshake: frames {', '.join(map(str, hs.frames))} (SYN, SYN-ACK, ACK), "
-      f"initial RTT {irtt}; {len(res.sent)} bytes sent, {res.reply_size} answered; "
-      f"{st.captured if st else len(res.records)} packets captured, "
-      f"{st.dropped if st else 0} dropped by the kernel\n")
+    writer = None
     if out:
-        from rawlab.pipeline import Writer
+        from rawlab.pcap.writer import CaptureWriter
+
+        writer = CaptureWriter(out)  # created now: a bad path fails before the demo runs
+    res = demo.run(port, data.encode(), reply_size, ipv6=ipv6)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    report(res, sys.stdout, ladder=ladder, width=width)
+    if writer is not None:
         from rawlab.records import Interface
 
-        wr = Writer(out)
         for rec in res.records:
-            wr.write(rec, Interface(0, rec.linktype, 262144, name="veth0"))
-        wr.close()
-        w(f"capture written to {out} (try: rawlab read {out} -v)\n")
+            writer.write(rec, Interface(0, rec.linktype, 262144, name="veth0"))
+        writer.close()
+        sys.stdout.write(f"capture written to {out} (try: rawlab read {out} -v)\n")

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from rawlab.cli.options import Seconds
+
 
 @click.group()
 def lab() -> None:
@@ -39,10 +41,11 @@ def vm_cmd(kernel: str | None, memory: str, cpus: int, modules: tuple[str, ...],
     import shlex
     from pathlib import Path
 
-    from rawlab.lab import vm
+    from rawlab.lab import qemu, vm
+    from rawlab.lab.guest import find_kernel
 
-    k = vm.find_kernel(kernel)
-    ok, why = vm.kvm_usable()
+    k = find_kernel(kernel)
+    ok, why = qemu.kvm_usable()
     click.echo(f"rawlab: booting {k.path} ({k.release}) with "
                f"{'KVM' if ok else 'software emulation'}: {why}", err=True)
     res = vm.run(shlex.join(command), kernel=k, memory=memory, cpus=cpus,
@@ -81,7 +84,7 @@ def cleanup() -> None:
                    "else the newest installed Debian kernel).")
 @click.option("--memory", default="512M", show_default=True, help="Guest memory.")
 @click.option("--cpus", default=1, show_default=True, help="Guest CPUs.")
-@click.option("--timeout", default=None, type=float,
+@click.option("--timeout", default=None, type=Seconds(),
               help="Seconds before the guest is killed (default: no limit).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def vsock_pair(cid: int, kernel: str | None, memory: str, cpus: int, timeout: float | None,
@@ -102,7 +105,8 @@ def vsock_pair(cid: int, kernel: str | None, memory: str, cpus: int, timeout: fl
     import signal
 
     from rawlab.errors import Exit, RawlabError
-    from rawlab.lab import nested, vm
+    from rawlab.lab import nested
+    from rawlab.lab.guest import find_kernel
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # so that the guest is stopped below (exit 130)
@@ -112,7 +116,7 @@ def vsock_pair(cid: int, kernel: str | None, memory: str, cpus: int, timeout: fl
     problem = nested.vhost_vsock_problem()
     if problem is not None:
         raise RawlabError(problem, Exit.UNSUPPORTED)
-    k = vm.find_kernel(kernel)
+    k = find_kernel(kernel)
     accel, why = nested.choose_accel(k)
     cmd = shlex.join(command) if command else "rawlab vsock listen 5000 --echo"
     guest = nested.start_guest(cid, cmd, kernel=k, memory=memory, cpus=cpus, accel=accel,

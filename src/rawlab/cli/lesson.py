@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import Seconds
+
 JSON_HELP = "One JSON document (docs/json.md, lesson)."
 
 
@@ -78,7 +80,7 @@ def families(as_json: bool, every: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--mib", default=64, show_default=True, type=click.IntRange(1, 4096),
               help="MiB to move through each transport for the throughput run.")
-@click.option("--seconds", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
+@click.option("--seconds", default=5.0, show_default=True, type=Seconds(0.1, 60, lo_open=False),
               help="Time limit per transport for the throughput run.")
 def pipe_vs_socket(as_json: bool, mib: int, seconds: float) -> None:
     """The same bytes through a pipe, a socketpair and TCP on 127.0.0.1.

@@ -8,10 +8,10 @@ from rawlab.cli import LazyGroup
 
 # sub-command -> "module:attribute"; each appears once its module exists
 SUBCOMMANDS = {
-    "monitor": "rawlab.cli.netlink_rtnl:monitor",
-    "dump": "rawlab.cli.netlink_rtnl:dump",
-    "decode": "rawlab.cli.netlink_rtnl:decode",
-    "capture": "rawlab.cli.netlink_rtnl:capture",
+    "monitor": "rawlab.cli.netlink_monitor:monitor",
+    "dump": "rawlab.cli.netlink_dump:dump",
+    "decode": "rawlab.cli.netlink_capture:decode",
+    "capture": "rawlab.cli.netlink_capture:capture",
     "sockets": "rawlab.cli.netlink_diag:sockets",
     "genl": "rawlab.cli.netlink_diag:genl",
 }

@@ -53,8 +53,10 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
     included), the congestion algorithm with its BBR/DCTCP/Vegas info, and skmem.
     vsock sockets show their type (STREAM, SEQPACKET, DGRAM) by name.
     """
+    from rawlab.decode.sock_diag import sockets_of
     from rawlab.present import diag as present
     from rawlab.sockets import diag
+    from rawlab.sockets.proc import inode_owners
 
     if listening and all_states:
         raise click.UsageError("choose one of --listening, --all")
@@ -64,11 +66,11 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
     from rawlab.sockets.netns import entered
 
     with entered(netns):
-        socks = diag.collect(list(dict.fromkeys(kinds)) or ["tcp"], families,
-                             listening=listening, all_states=all_states,
-                             explicit_states=explicit, info=info)
+        socks = sockets_of(diag.collect(list(dict.fromkeys(kinds)) or ["tcp"], families,
+                                        listening=listening, all_states=all_states,
+                                        explicit_states=explicit, info=info))
         ifnames = _ifnames()
-    owners = diag.inode_owners() if processes else None
+    owners = inode_owners() if processes else None
     out = sys.stdout
     if as_json:
         for s in socks:
@@ -86,12 +88,16 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
 def genl(as_json: bool, netns: str | None) -> None:
     """List generic netlink families with their ops and multicast groups (like
     `genl ctrl list`)."""
+    from rawlab.decode.genl import families_of
+    from rawlab.errors import RawlabError
     from rawlab.present import diag as present
-    from rawlab.sockets import genl as genl_sock
+    from rawlab.sockets.genl import family_dump
     from rawlab.sockets.netns import entered
 
     with entered(netns):
-        fams = genl_sock.families()
+        fams = families_of(family_dump())
+    if not fams:
+        raise RawlabError("generic netlink returned no families (not even nlctrl)")
     out = sys.stdout
     if as_json:
         for f in fams:

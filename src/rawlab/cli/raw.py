@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from rawlab.cli.options import Seconds
 from rawlab.errors import Exit
 
 NETNS_HELP = "Open the raw socket inside this network namespace (`ip netns list`)."
@@ -29,7 +30,7 @@ def raw() -> None:
               help="tcp, udp, icmp, icmpv6, raw (255) or a protocol number.")
 @click.option("-6", "--ipv6", is_flag=True, help="AF_INET6 (implied by icmpv6).")
 @click.option("-c", "--count", type=click.IntRange(1), help="Stop after N packets.")
-@click.option("--duration", type=click.FloatRange(0, min_open=True), metavar="S",
+@click.option("--duration", type=Seconds(), metavar="S",
               help="Stop after S seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Every field with its offset.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (docs/json.md, raw listen).")
@@ -94,8 +95,8 @@ def listen(proto: str, ipv6: bool, count: int | None, duration: float | None, ve
 @click.option("-s", "--size", default=56, show_default=True, type=click.IntRange(0, 65000),
               help="Payload bytes per request.")
 @click.option("-i", "--interval", default=1.0, show_default=True,
-              type=click.FloatRange(0.002), help="Seconds between requests.")
-@click.option("-W", "--timeout", default=2.0, show_default=True, type=click.FloatRange(0),
+              type=Seconds(0.002, lo_open=False), help="Seconds between requests.")
+@click.option("-W", "--timeout", default=2.0, show_default=True, type=Seconds(0, lo_open=False),
               help="Seconds to wait for replies after the last request.")
 @click.option("-6", "--ipv6", is_flag=True, help="Resolve names to IPv6 (literals decide).")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON (docs/json.md, raw ping).")
@@ -143,7 +144,7 @@ def ping(host: str, count: int, size: int, interval: float, timeout: float, ipv6
 @click.option("--sport", type=click.IntRange(1, 65535),
               help="Source port (default: random in 61000-65535, above Linux's ephemeral range).")
 @click.option("-6", "--ipv6", is_flag=True, help="Resolve names to IPv6 (literals decide).")
-@click.option("--timeout", default=2.0, show_default=True, type=click.FloatRange(0),
+@click.option("--timeout", default=2.0, show_default=True, type=Seconds(0, lo_open=False),
               help="Seconds to wait for an answer.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (docs/json.md, raw syn).")
 @netns_option
@@ -178,7 +179,7 @@ def syn(host: str, port: int, ttl: int, sport: int | None, ipv6: bool, timeout: 
 @click.option("--sport", type=click.IntRange(1, 65535),
               help="Source port (default: random in 61000-65535).")
 @click.option("-6", "--ipv6", is_flag=True, help="Resolve names to IPv6 (literals decide).")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0),
+@click.option("--timeout", default=5.0, show_default=True, type=Seconds(0, lo_open=False),
               help="Seconds for the whole connection, close included.")
 @click.option("--json", "as_json", is_flag=True,
               help="NDJSON: the tcp segment/connection records, then a summary "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+
+from rawlab.cli.options import line_style_options, pop_line_style
 
 
 @click.command()
@@ -13,8 +16,10 @@ import click
               help="tcpdump filter syntax (compiled and run by libpcap, as tcpdump -r does).")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N matching packets.")
-@click.option("-w", "out", type=click.Path(dir_okay=False), metavar="OUT",
-              help="Write the matching packets to OUT (pcapng; --pcap for plain pcap).")
+@click.option("-w", "out", type=click.Path(dir_okay=False, allow_dash=True), metavar="OUT",
+              help="Write the matching packets to OUT (pcapng; --pcap for plain pcap; '-' for "
+              "standard output, with -q). Never the file being read; on a full disk OUT is "
+              "cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
 @click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
@@ -22,9 +27,13 @@ import click
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
+@line_style_options
+@click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
-         as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool) -> None:
-    """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet.
+         as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
+         words: tuple[str, ...], **style_kw: Any) -> None:
+    """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
+    filter EXPRESSION after the file (or -f) selects which.
 
     One tcpdump-like line per packet by default (time, interface, addresses and
     ports, flags, seq/ack, window, length; the checksum verdict only when it is
@@ -33,24 +42,31 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
-    from rawlab.records import SUPPORTED_LINKTYPES
+    from rawlab.pcap.writer import CaptureWriter, refuse_overwrite
+    from rawlab.present import packet
+    from rawlab.present.hierarchy import HierarchySink
 
     if sum((verbose, as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
-    mode = "stats" if stats else "json" if as_json else "tree" if verbose else "line"
-    if quiet and out:
-        mode = "none" if not stats else mode
-    source = sys.stdin.buffer if file == "-" else file
-    writer = pipeline.Writer(out, pcap=as_pcap) if out else None
+    if expression and words:
+        raise click.UsageError("give the filter once: -f EXPR or trailing words")
+    expression = expression or " ".join(words) or None
     counts = pipeline.Counts()
-    try:
-        # converting without decoding (-w -q) copies any link type; decoding needs ours
-        linktypes = None if mode == "none" else SUPPORTED_LINKTYPES
-        with open_file(source, linktypes=linktypes) as cap:
-            # (a pcapng reader fills, and per section renews, its interface list)
-            pipeline.run(cap, mode=mode, expression=expression, count=count, writer=writer,
-                         interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
-                         else None, counts=counts)
-    finally:
-        if stats:
-            click.echo(pipeline.stats_text(counts, file, expression))
+    sinks: list[pipeline.PacketSink] = []
+    if stats:
+        sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
+    elif not (quiet and out):
+        sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
+                                     style=pop_line_style(style_kw)))
+    if out == "-" and sinks:
+        raise click.UsageError("-w - writes the capture to standard output: add -q (print "
+                               "nothing per packet) or write to a file")
+    if out:
+        refuse_overwrite(out, [file])
+    writer = CaptureWriter(out, pcap=as_pcap) if out else None
+    source = sys.stdin.buffer if file == "-" else file
+    with open_file(source) as cap:
+        # (a pcapng reader fills, and per section renews, its interface list)
+        pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
+                     interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
+                     else None, counts=counts)

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import click
 
 from rawlab.cli import LazyGroup
+from rawlab.cli.options import Seconds
 
 TYPES = click.Choice(["stream", "seqpacket", "dgram"])
 BENCH_TYPES = click.Choice(["stream", "seqpacket"])
@@ -197,7 +198,7 @@ def _open(target: str, type_name: str, timeout: float | None, buffer_size: int |
 
 COMMON = [
     click.option("--type", "type_name", type=TYPES, default="stream", show_default=True),
-    click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
+    click.option("--timeout", type=Seconds(0.001, lo_open=False), default=None,
                  help="Connect timeout in seconds (SO_VM_SOCKETS_CONNECT_TIMEOUT; kernel "
                       "default 2)."),
     click.option("--buffer-size", callback=_size, default=None,
@@ -306,7 +307,7 @@ class _Progress:
               help="Round trips per latency size.")
 @click.option("--connects", default=200, show_default=True, type=click.IntRange(min=1),
               help="Connections for the connect time.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=None,
+@click.option("--timeout", type=Seconds(0.001, lo_open=False), default=None,
               help="Connect timeout in seconds.")
 @click.option("--buffer-size", callback=_size, default=None,
               help="SO_VM_SOCKETS_BUFFER_SIZE of the client's sockets.")

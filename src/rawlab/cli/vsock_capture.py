@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 from typing import Any
 
 import click
 
-_ADDR = struct.Struct("<QQII")  # af_vsockmon_hdr: src_cid, dst_cid, src_port, dst_port
+from rawlab.cli.options import Seconds
 
 
 @click.command("capture")
@@ -18,7 +17,7 @@ _ADDR = struct.Struct("<QQII")  # af_vsockmon_hdr: src_cid, dst_cid, src_port, d
 @click.option("--port", type=int, metavar="PORT", help="Only packets from or to this port.")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N matching packets.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-v", "verbose", is_flag=True, help="Every field, with offsets.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON per packet (docs/json.md).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
@@ -36,18 +35,18 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
     CAP_NET_ADMIN (the link) and CAP_NET_RAW (the capture).
     """
     from rawlab import pipeline
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.present.packet import sink_for
     from rawlab.records import Interface
     from rawlab.sockets.monlink import monitor_link
     from rawlab.sockets.packet import RingConfig, open_ring
 
     if verbose and as_json:
         raise click.UsageError("choose one of -v, --json")
-    mode = "json" if as_json else "tree" if verbose else "line"
-    if out and quiet:
-        mode = "none"
+    sinks = [] if out and quiet else [sink_for(sys.stdout, verbose=verbose, as_json=as_json)]
     with monitor_link("vsockmon", netns=netns) as name:
         ring = open_ring(name, netns=netns, config=RingConfig(ring_mb=32))
-        writer = pipeline.Writer(out) if out else None
+        writer = CaptureWriter(out) if out else None
         info = Interface(0, ring.linktype, 262144, name=name)
 
         click.echo(f"rawlab: capturing vsock on {name}" + (f" into {out}" if out else "")
@@ -57,7 +56,7 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
         counts = pipeline.Counts()
         try:
             with ring.stopped_by_signals():
-                pipeline.run(_matching(records, cid, port), mode=mode, count=count,
+                pipeline.run(_matching(records, cid, port), sinks, count=count,
                              writer=writer, interfaces=lambda i: info, counts=counts)
         finally:
             records.close()
@@ -72,14 +71,16 @@ def capture(out: str | None, cid: int | None, port: int | None, count: int | Non
 
 def _matching(records: Any, cid: int | None, port: int | None) -> Any:
     """Records whose af_vsockmon_hdr has `cid` / `port` on either side."""
+    from rawlab.decode.vsockmon import AF_VSOCKMON_HDR_ST
+
     if cid is None and port is None:
         yield from records
         return
-    unpack = _ADDR.unpack_from
+    unpack = AF_VSOCKMON_HDR_ST.unpack_from
     for rec in records:
-        if len(rec.data) < _ADDR.size:
+        if len(rec.data) < AF_VSOCKMON_HDR_ST.size:
             continue
-        scid, dcid, sport, dport = unpack(rec.data)
+        scid, dcid, sport, dport, *_rest = unpack(rec.data)
         if cid is not None and cid not in (scid, dcid):
             continue
         if port is not None and port not in (sport, dport):

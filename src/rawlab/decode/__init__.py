@@ -11,11 +11,11 @@ Entry points:
   analyser use for the common shapes.
 - :mod:`rawlab.decode.checksum` — ``inet_checksum``, ``verify_*``, ``ChecksumStatus``,
   ``Verdict``, ``CsumHint`` (the kernel's tp_status checksum bits).
-- :class:`rawlab.decode.hierarchy.ProtocolHierarchy` — counts for ``read --stats``.
 - :mod:`rawlab.decode.options` — the option-list walk IPv4 and TCP share.
 - Views, one per module: ``ethernet.Ethernet``, ``sll.Sll``/``Sll2``, ``ipv4.Ipv4``,
   ``ipv6.Ipv6``, ``arp.Arp``, ``tcp.Tcp``, ``udp.Udp``, ``icmp.Icmp``,
-  ``icmpv6.Icmpv6``, ``netlink.Netlink`` (``NlMsg``, ``NlAttr``, ``parse_attrs``),
+  ``icmpv6.Icmpv6``, ``netlink.Netlink`` (its messages the wire module's ``NlMsg``,
+  decoded by ``rtnl``; ``NlAttr``, ``attr_tree``, ``parse_attrs`` for the TLV tree),
   ``vsockmon.Vsockmon`` (``VirtioVsockHdr``); ``view.Raw`` for undecoded bytes.
 - :mod:`rawlab.records` — ``LinkType`` and ``SUPPORTED_LINKTYPES``.
 

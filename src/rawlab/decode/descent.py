@@ -43,12 +43,12 @@ from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
 from rawlab.decode.ipv6 import EXT_HEADERS, NH_FRAGMENT, NH_NONE, Ipv6
 from rawlab.decode.netlink import Netlink
-from rawlab.decode.sll import ARPHRD_NETLINK, Sll, Sll2
+from rawlab.decode.sll import Sll, Sll2
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View
 from rawlab.decode.vsockmon import Vsockmon
-from rawlab.records import CsumHint, LinkType
+from rawlab.records import ARPHRD_NETLINK, CsumHint, LinkType
 
 if TYPE_CHECKING:
     from rawlab.decode.dispatch import Decoder, Packet

@@ -1,45 +1,54 @@
 """rtnetlink messages: names and attribute types, from a snapshot of pyroute2's nla maps.
 
     msgs = decode_buffer(buf)              # every message of one datagram / record
-    m = msgs[0]                            # RtMsg
+    m = msgs[0]                            # NlMsg (rawlab.sockets.netlink_wire), decoded
     m.type, m.flags, m.seq, m.pid          # nlmsghdr (ints)
     m.header                               # {"family": 2, "dst_len": 24, ...} (pyroute2 names)
     m.attrs                                # {"RTA_TABLE": 254, "RTA_DST": IpAddr(b"..."), ...}
     type_name(24)                          # "RTM_NEWROUTE"
+    decode(m)                              # fill one message the wire walk yielded
 
-pyroute2's ``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``ndmsg``, ``fibmsg``,
-``nsidmsg``... classes give each attribute its name and type, but importing
-pyroute2 costs ~110 ms: :mod:`rawlab.decode.rtnl_maps_gen` compiles their
-``nla_map`` once, ahead of time, into the plain data of
-:mod:`rawlab.decode.rtnl_maps`, and this module never imports pyroute2. The
-snapshot is read the first time a message is decoded; a :class:`Schema` (one
-map: attribute number -> :class:`AttrSpec`) is built the first time it is used.
+The framing (nlmsghdr, nlattr, NLMSG_ERROR and its extended ACK) is
+:mod:`rawlab.sockets.netlink_wire`'s; this module reads what rtnetlink puts in
+it. :data:`FAMILY_HEADERS` is the one message type -> family header table
+(pyroute2's ``MarshalRtnl.msg_map``); pyroute2's ``ifinfmsg``, ``ifaddrmsg``,
+``rtmsg``, ``ndmsg``, ``fibmsg``, ``nsidmsg``... classes give each attribute its
+name and type, but importing pyroute2 costs ~110 ms:
+:mod:`rawlab.decode.rtnl_maps_gen` compiles their ``nla_map`` once, ahead of
+time, into the plain data of :mod:`rawlab.decode.rtnl_maps`, and this module
+never imports pyroute2. The snapshot is read the first time a message is
+decoded; a :class:`Schema` (one map: attribute number -> :class:`AttrSpec`) is
+built the first time it is used.
 
 Values stay ints, ``str`` (interface names) and bytes: addresses are
 :class:`IpAddr` / :class:`MacAddr` (bytes subclasses), opaque payloads
 :class:`HexBytes`, fixed C structs dicts of ints, nested attributes dicts.
 An attribute no map names survives as :class:`Unknown` (number + raw bytes).
 An attribute that repeats (IFLA_ALT_IFNAME, IFLA_VF_INFO ...) becomes a list.
+Messages of other netlink families keep their attributes by number.
 Only :mod:`rawlab.present.netlink` turns any of this into text.
 
-The walk never raises on bad input: a length past the end or below 4 stops
+Decoding never raises on bad input: a length past the end or below 4 stops
 the walk and sets ``truncated`` / ``malformed`` on the message.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from rawlab.decode.netlink import (
+from rawlab.sockets.netlink_wire import (
+    NETLINK_GENERIC,
+    NETLINK_NETFILTER,
     NETLINK_ROUTE,
+    NLA_F_NESTED,
     NLA_TYPE_MASK,
-    NLMSG_DONE,
-    NLMSG_ERROR,
+    NLATTR,
     NLMSG_HDRLEN,
     NLMSG_MIN_TYPE,
-    fixed_header_len,
+    NlMsg,
+    messages,
 )
 
 MAX_DEPTH = 8
@@ -50,10 +59,57 @@ K_INT, K_STR, K_IP, K_MAC, K_HEX, K_FLAG, K_NONE, K_NEST, K_STRUCT, K_DYN, K_U32
 
 NLMSG_NAMES = {1: "NLMSG_NOOP", 2: "NLMSG_ERROR", 3: "NLMSG_DONE", 4: "NLMSG_OVERRUN"}
 
-_HH = struct.Struct("=HH").unpack_from
-_NLMSGHDR = struct.Struct("=IHHII").unpack_from
-_I32 = struct.Struct("=i").unpack_from
+# ---- message type -> family header (pyroute2's MarshalRtnl.msg_map) -------------------
+
+# The family header between nlmsghdr and the attributes: its C struct (pyroute2's
+# class in brackets where the name differs) and size, by the first of the four
+# message types of each object (NEW, DEL, GET, SET: ``mtype & ~3``).
+FAMILY_HEADERS: dict[int, tuple[str, int]] = {
+    16: ("ifinfomsg", 16),  # LINK [ifinfmsg]
+    20: ("ifaddrmsg", 8),  # ADDR
+    24: ("rtmsg", 12),  # ROUTE
+    28: ("ndmsg", 12),  # NEIGH
+    32: ("fib_rule_hdr", 12),  # RULE [fibmsg]
+    36: ("tcmsg", 20), 40: ("tcmsg", 20), 44: ("tcmsg", 20),  # QDISC, TCLASS, TFILTER
+    48: ("tcamsg", 4),  # ACTION
+    52: ("prefixmsg", 12),  # PREFIX
+    56: ("ifaddrmsg", 8), 60: ("ifaddrmsg", 8),  # MULTICAST, ANYCAST
+    64: ("ndtmsg", 4),  # NEIGHTBL
+    68: ("nduseroptmsg", 16),  # NDUSEROPT
+    72: ("ifaddrlblmsg", 12),  # ADDRLABEL
+    76: ("dcbmsg", 4),  # DCB
+    80: ("netconfmsg", 4),  # NETCONF
+    84: ("br_port_msg", 8),  # MDB
+    88: ("rtgenmsg", 4),  # NSID (padded) [nsidmsg]
+    92: ("if_stats_msg", 12),  # STATS
+    96: ("rtgenmsg", 4),  # CACHEREPORT
+    100: ("tcmsg", 20),  # CHAIN
+    104: ("nhmsg", 8),  # NEXTHOP
+    108: ("ifinfomsg", 16),  # LINKPROP
+    112: ("br_vlan_msg", 8),  # VLAN
+    116: ("nhmsg", 8),  # NEXTHOPBUCKET
+    120: ("tunnel_msg", 8),  # TUNNEL
+}
+GENLMSGHDR_LEN = 4  # generic netlink: cmd, version, reserved
+NFGENMSG_LEN = 4  # netfilter: family, version, res_id
+
+
+def fixed_header_len(protocol: int | None, mtype: int) -> int | None:
+    """Bytes of family header before the attributes, or None when unknown here."""
+    if mtype < NLMSG_MIN_TYPE:
+        return None
+    if protocol == NETLINK_ROUTE:
+        h = FAMILY_HEADERS.get(mtype & ~3)
+        return h[1] if h is not None else None
+    if protocol == NETLINK_GENERIC:
+        return GENLMSGHDR_LEN
+    if protocol == NETLINK_NETFILTER:
+        return NFGENMSG_LEN
+    return None
+
+
 _NH = struct.Struct("=HBBi").unpack_from  # struct rtnexthop
+_NLATTR = NLATTR.unpack_from
 
 
 class IpAddr(bytes):
@@ -297,30 +353,35 @@ def value_of(spec: AttrSpec, data: bytes, family: int = 0,
 
 def decode_attrs(buf: bytes, pos: int, end: int, schema: Schema, family: int = 0,
                  depth: int = 0) -> tuple[dict[str, Any], bool]:
-    """The TLVs in ``buf[pos:end]`` as {name: value}; returns (attrs, walked cleanly).
+    """The attributes in ``buf[pos:end]`` (``end <= len(buf)``) as {name: value}; returns
+    (attrs, walked cleanly).
 
-    The hot path of dumps and the monitor: one ``unpack`` per attribute, common
-    kinds read inline, the rest through :func:`value_of`.
+    The hot path of dumps and the monitor. It walks the TLVs as
+    :func:`rawlab.sockets.netlink_wire.attributes` does (a truncated attribute
+    keeps what there is of its value, a malformed one ends the walk), inline:
+    a generator per message costs 17% of decoding a dump of 20,000 routes.
+    ``tests/unit/test_netlink_wire.py`` holds the two walks to the same result.
+    Common kinds are read inline, the rest through :func:`value_of`.
     """
     out: dict[str, Any] = {}
-    table = schema.by_type
-    hh = _HH
+    get = schema.by_type.get
+    hh = _NLATTR
     ok = True
-    while pos + 4 <= end:
-        ln, typ = hh(buf, pos)
+    while pos + 4 <= end:  # NLA_HDRLEN, as a literal: a global costs 4% here
+        ln, atype = hh(buf, pos)
         if ln < 4:
-            ok = False
+            ok = False  # malformed: the walk ends
             break
         nxt = pos + ln
         if nxt > end:
-            ok = False
+            ok = False  # truncated: what there is
             nxt = end
-        t = typ & NLA_TYPE_MASK
-        spec = table.get(t)
+        t = atype & NLA_TYPE_MASK
+        spec = get(t)
         p = pos + 4
         if spec is None:
             key: str = str(t)
-            val: Any = Unknown(t, buf[p:nxt], bool(typ & 0x8000))
+            val: Any = Unknown(t, buf[p:nxt], bool(atype & NLA_F_NESTED))
         else:
             key = spec.name
             k = spec.kind
@@ -333,7 +394,8 @@ def decode_attrs(buf: bytes, pos: int, end: int, schema: Schema, family: int = 0
             elif k == K_STR:
                 val = buf[p:nxt].partition(b"\0")[0].decode("utf-8", "replace")
             else:
-                val = value_of(spec, buf[p:nxt], family, out, depth, bool(typ & 0x8000))
+                val = value_of(spec, buf[p:nxt], family, out, depth,
+                               bool(atype & NLA_F_NESTED))
         if key in out:
             old = out[key]
             if type(old) is _Repeated:
@@ -343,8 +405,8 @@ def decode_attrs(buf: bytes, pos: int, end: int, schema: Schema, family: int = 0
         else:
             out[key] = val
         pos = (nxt + 3) & ~3
-    if 0 < end - pos < 4:
-        ok = False
+    if pos < end:
+        ok = False  # leftover bytes, too few for a header
     return out, ok
 
 
@@ -384,8 +446,14 @@ def _rtm_names() -> dict[int, str]:
     return _NAMES
 
 
-def type_name(mtype: int) -> str:
-    """``RTM_NEWROUTE`` for 24; the number as text when no name is known."""
+def type_name(mtype: int, protocol: int | None = NETLINK_ROUTE) -> str:
+    """``RTM_NEWROUTE`` for 24, ``NLMSG_ERROR`` for 2 in any family; else the number as text.
+
+    The one naming of netlink message types: ``rawlab read`` and ``rawlab netlink``
+    print what this returns.
+    """
+    if protocol != NETLINK_ROUTE and mtype >= NLMSG_MIN_TYPE:
+        return str(mtype)
     return (_NAMES or _rtm_names()).get(mtype) or str(mtype)
 
 
@@ -411,148 +479,115 @@ def _build_type(mtype: int) -> MsgType:
                    _fields(spec))
 
 
-class RtMsg:
-    """One decoded netlink message (rtnetlink names when the family is ROUTE)."""
+def decode(m: NlMsg, types: Callable[[int], MsgType] | None = None) -> NlMsg:
+    """Fill ``header``, ``family`` and ``attrs`` of a message the wire walk yielded.
 
-    __slots__ = (
-        "attrs",
-        "buf",
-        "error",
-        "extack",
-        "family",
-        "flags",
-        "header",
-        "len",
-        "offset",
-        "ok",
-        "pid",
-        "seq",
-        "type",
-    )
-
-    def __init__(self, mtype: int, flags: int, seq: int, pid: int, length: int,
-                 offset: int) -> None:
-        self.type = mtype
-        self.flags = flags
-        self.seq = seq
-        self.pid = pid
-        self.len = length
-        self.offset = offset
-        self.buf = b""  # the datagram / record it came from (for -v layouts)
-        self.family: int | None = None
-        self.header: dict[str, int] = {}
-        self.attrs: dict[str, Any] = {}
-        self.ok = True
-        self.error: int | None = None
-        self.extack: str | None = None
-
-    @property
-    def name(self) -> str:
-        return type_name(self.type)
-
-    def __repr__(self) -> str:
-        return f"<RtMsg {self.name} seq={self.seq} pid={self.pid} {self.header} {self.attrs}>"
-
-
-def decode_message(buf: bytes, off: int, protocol: int = NETLINK_ROUTE, *,
-                   types: Callable[[int], MsgType] | None = None) -> tuple[RtMsg, int]:
-    """The message at ``buf[off]``; returns it and where the next one starts (-1: stop).
-
-    ``types``: message type -> :class:`MsgType`, :func:`msg_type` (the snapshot)
-    unless given (:mod:`rawlab.decode.rtnl_maps_gen` passes its live pyroute2 compile).
+    rtnetlink (``m.protocol`` 0): names from the snapshot, or from ``types``
+    (message type -> :class:`MsgType`; :mod:`rawlab.decode.rtnl_maps_gen` passes
+    its live pyroute2 compile). Generic netlink and netfilter: attributes by
+    number after their 4-byte header. Bad attributes set ``malformed``.
     """
-    n = len(buf)
-    length, mtype, flags, seq, pid = _NLMSGHDR(buf, off)
-    m = RtMsg(mtype, flags, seq, pid, length, off)
-    m.buf = buf
-    if length < NLMSG_HDRLEN:
-        m.ok = False
-        return m, -1
-    end = off + length
-    nxt = off + ((length + 3) & ~3)
-    if end > n:
-        m.ok = False
-        end, nxt = n, -1
-    body = off + NLMSG_HDRLEN
-    if mtype < NLMSG_MIN_TYPE:
-        if mtype == NLMSG_ERROR and end - body >= 4:
-            m.error = _I32(buf, body)[0]
-            m.extack = _extack(buf, body, end, flags)
-        elif mtype == NLMSG_DONE and end - body >= 4:
-            m.error = _I32(buf, body)[0]
-        return m, nxt
-    if protocol != NETLINK_ROUTE:
-        fixed = fixed_header_len(protocol, mtype)
+    if m.type < NLMSG_MIN_TYPE or m.malformed:
+        return m
+    buf, body, end = m.buf, m.offset + NLMSG_HDRLEN, m.end
+    if m.protocol != NETLINK_ROUTE:
+        fixed = fixed_header_len(m.protocol, m.type)
         if fixed is not None:
-            m.attrs, m.ok = decode_attrs(buf, body + fixed, end, EMPTY, 0)
-        return m, nxt
-    t = (_TYPES.get(mtype) or msg_type(mtype)) if types is None else types(mtype)
+            m.attrs, ok = decode_attrs(buf, body + fixed, end, EMPTY, 0)
+            m.malformed = not (ok or m.truncated)
+        return m
+    t = (_TYPES.get(m.type) or msg_type(m.type)) if types is None else types(m.type)
     st = t.header_st
     if st is not None and body + st.size <= end:
-        vals = st.unpack_from(buf, body)
-        m.header = hdr = dict(zip(t.header_fields, vals, strict=False))
+        m.header = hdr = dict(zip(t.header_fields, st.unpack_from(buf, body), strict=False))
         m.family = hdr.get("family")
     elif t.header_len and body + t.header_len > end:
-        m.ok = False
-        return m, nxt
-    m.attrs, m.ok = decode_attrs(buf, body + t.header_len, end, t.schema, m.family or 0)
-    return m, nxt
+        m.malformed = not m.truncated
+        return m
+    m.attrs, ok = decode_attrs(buf, body + t.header_len, end, t.schema, m.family or 0)
+    m.malformed = not (ok or m.truncated)
+    return m
 
 
-def _extack(buf: bytes, body: int, end: int, flags: int) -> str | None:
-    if not flags & 0x200 or end - body < 4 + NLMSG_HDRLEN:  # NLM_F_ACK_TLVS
+def decode_message(buf: bytes, off: int, protocol: int | None = NETLINK_ROUTE, *,
+                   types: Callable[[int], MsgType] | None = None) -> tuple[NlMsg, int]:
+    """The message at ``buf[off]`` (``off + 16 <= len(buf)``), decoded; returns it and
+    where the next one starts (-1: stop). ``types``: as :func:`decode`."""
+    m = next(messages(buf, off, protocol))
+    return decode(m, types), m.next_offset
+
+
+# ---- dumps ---------------------------------------------------------------------
+
+# the header fields and attributes the user-space dump filter reads
+FILTER_FIELDS = frozenset({"table", "index", "ifindex", "RTA_TABLE", "RTA_OIF", "FRA_TABLE"})
+
+
+def dump_filter(kind: str, *, strict: bool, family: int = 0, table: int | None = None,
+                ifindex: int | None = None) -> Callable[[NlMsg], bool] | None:
+    """What the kernel did not filter (rule tables; everything without strict checking),
+    as a predicate on decoded messages; None when it filtered all. It reads only
+    ``family`` and :data:`FILTER_FIELDS`."""
+    if kind != "rules" and strict:
         return None
-    orig_len = _NLMSGHDR(buf, body + 4)[0]
-    pos = body + 4 + (NLMSG_HDRLEN if flags & 0x100 else (orig_len + 3) & ~3)  # CAPPED
-    while pos + 4 <= end:
-        ln, typ = _HH(buf, pos)
-        if ln < 4:
-            break
-        if typ & NLA_TYPE_MASK == 1:  # NLMSGERR_ATTR_MSG
-            return bytes(buf[pos + 4 : min(pos + ln, end)]).partition(b"\0")[0].decode(
-                "utf-8", "replace")
-        pos += (ln + 3) & ~3
-    return None
+
+    def wanted(m: NlMsg) -> bool:
+        if family and m.family != family:
+            return False
+        a, h = m.attrs, m.header
+        if kind == "routes":
+            t = a.get("RTA_TABLE", h.get("table"))
+            return (not table or t == table) and (not ifindex or a.get("RTA_OIF") == ifindex)
+        if kind == "rules":
+            return not table or a.get("FRA_TABLE", h.get("table")) == table
+        if kind == "addrs":
+            return not ifindex or h.get("index") == ifindex
+        if kind == "neigh":
+            return not ifindex or h.get("ifindex") == ifindex
+        return True
+
+    return wanted
 
 
-def decode_buffer(buf: bytes | bytearray | memoryview, protocol: int = NETLINK_ROUTE, *,
-                  types: Callable[[int], MsgType] | None = None) -> list[RtMsg]:
-    """Every message in one datagram or captured record (never raises).
+def decode_dump(bufs: Iterable[bytes]) -> Iterator[NlMsg]:
+    """The rtnetlink messages (type >= 16) of a dump's buffers, decoded, as they arrive."""
+    for buf in bufs:
+        for m in decode_buffer(buf):
+            if m.type >= NLMSG_MIN_TYPE:
+                yield m
+
+
+def decode_buffer(buf: bytes | bytearray | memoryview, protocol: int | None = NETLINK_ROUTE, *,
+                  types: Callable[[int], MsgType] | None = None) -> list[NlMsg]:
+    """Every message in one datagram or captured record, decoded (never raises).
 
     The common case (a whole rtnetlink message of a known type) is read inline;
-    the rest goes through :func:`decode_message`. ``types``: as there.
+    the rest goes through :func:`decode`. ``types``: as there.
     """
     if not isinstance(buf, bytes):
         buf = bytes(buf)
-    out: list[RtMsg] = []
+    out: list[NlMsg] = []
     append = out.append
-    off, n = 0, len(buf)
-    hdr = _NLMSGHDR
     lookup = _TYPES.get if types is None else types
     attrs = decode_attrs
     route = protocol == NETLINK_ROUTE
     try:
-        while off + NLMSG_HDRLEN <= n:
-            length, mtype, flags, seq, pid = hdr(buf, off)
-            end = off + length
-            t = lookup(mtype) if route else None
-            if t is None or length < NLMSG_HDRLEN or end > n or t.header_st is None \
-                    or off + NLMSG_HDRLEN + t.header_len > end:
-                m, off = decode_message(buf, off, protocol, types=types)
-                append(m)
-                if off < 0:
-                    break
-                continue
-            m = RtMsg(mtype, flags, seq, pid, length, off)
-            m.buf = buf
-            body = off + NLMSG_HDRLEN
-            m.header = h = dict(zip(t.header_fields, t.header_st.unpack_from(buf, body),
-                                    strict=False))
-            m.family = fam = h.get("family")
-            m.attrs, m.ok = attrs(buf, body + t.header_len, end, t.schema, fam or 0)
+        for m in messages(buf, 0, protocol):
             append(m)
-            off += (length + 3) & ~3
+            t = lookup(m.type) if route else None
+            body = m.offset + NLMSG_HDRLEN
+            end = m.offset + m.len
+            if t is None or m.truncated or m.malformed or t.header_st is None \
+                    or body + t.header_len > end:
+                decode(m, types)
+                continue
+            # the hot path: pairing header names and values with strict= costs 5% here
+            m.header = h = dict(zip(t.header_fields, t.header_st.unpack_from(buf, body)))  # noqa: B905
+            m.family = fam = h.get("family")
+            m.attrs, ok = attrs(buf, body + t.header_len, end, t.schema, fam or 0)
+            if not ok:
+                m.malformed = True
     except Exception:  # a map we cannot follow: the bytes survive in the views
         if out:
-            out[-1].ok = False
+            out[-1].malformed = True
     return out

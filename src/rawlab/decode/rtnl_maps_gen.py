@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rawlab.decode.netlink import NETLINK_ROUTE, fixed_header_len
 from rawlab.decode.rtnl import (
     EMPTY,
     K_DYN,
@@ -55,7 +54,9 @@ from rawlab.decode.rtnl import (
     AttrSpec,
     MsgType,
     Schema,
+    fixed_header_len,
 )
+from rawlab.sockets.netlink_wire import NETLINK_ROUTE
 
 TARGET = Path(__file__).with_name("rtnl_maps.py")
 KEY_PREFIX = "pyroute2.netlink.rtnl."

@@ -18,18 +18,6 @@ from construct import Bytes, Int8ub, Int16ub, Int32ub, Struct
 
 from rawlab.decode.view import Buffer, View, as_view, pad
 
-# sll_pkttype
-PACKET_HOST = 0
-PACKET_BROADCAST = 1
-PACKET_MULTICAST = 2
-PACKET_OTHERHOST = 3
-PACKET_OUTGOING = 4
-PACKET_LOOPBACK = 5
-# hatype (ARPHRD_*)
-ARPHRD_ETHER = 1
-ARPHRD_LOOPBACK = 772
-ARPHRD_NETLINK = 824
-ARPHRD_VSOCKMON = 826
 # protocol values that are not EtherTypes
 LINUX_SLL_P_802_3 = 0x0001
 LINUX_SLL_P_802_2 = 0x0004

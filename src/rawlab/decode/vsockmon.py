@@ -54,7 +54,8 @@ VIRTIO_VSOCK_HDR = Struct(
     "buf_alloc" / Int32ul, "fwd_cnt" / Int32ul,
 )
 
-_MON = struct.Struct("<QQIIHHH2s")
+# af_vsockmon_hdr as the hot paths read it (the capture's --cid/--port filter, the view)
+AF_VSOCKMON_HDR_ST = struct.Struct("<QQIIHHH2s")
 _VIRTIO = struct.Struct("<QQIIIHHIII")
 
 
@@ -93,7 +94,7 @@ class Vsockmon(View):
         self.buf = mv = as_view(buf)
         hdr, trunc = pad(mv, VSOCKMON_HLEN)
         (self.src_cid, self.dst_cid, self.src_port, self.dst_port, self.op, self.transport,
-         self.len, self.reserved) = _MON.unpack_from(hdr)
+         self.len, self.reserved) = AF_VSOCKMON_HDR_ST.unpack_from(hdr)
         self.virtio: VirtioVsockHdr | None = None
         self.malformed = False
         if self.transport == AF_VSOCK_TRANSPORT_VIRTIO:

@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,10 +169,6 @@ class Veth:
     right_addr: str | None
 
     @property
-    def left_ip(self) -> str | None:
-        return self.left_addr.split("/")[0] if self.left_addr else None
-
-    @property
     def right_ip(self) -> str | None:
         return self.right_addr.split("/")[0] if self.right_addr else None
 
@@ -184,6 +181,14 @@ class Lab:
     veths: list[Veth] = field(default_factory=list)
 
     def __enter__(self) -> Lab:
+        # namespaces of killed runs (SIGKILL cannot be caught) go first, and are named
+        try:
+            gone = cleanup_stale()
+        except RawlabError:
+            gone = []  # not ours to remove (no privilege): creating will say so
+        if gone:
+            sys.stderr.write(f"rawlab: removed {len(gone)} network namespace(s) left by "
+                             f"killed runs: {' '.join(gone)}\n")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -220,62 +225,72 @@ class Lab:
             ipr.link("set", index=idx, state="up")
 
     def veth(self, left: Netns, right: Netns, left_addr: str | None = None,
-             right_addr: str | None = None, *, left_if: str = "veth0",
-             right_if: str = "veth1", offloads: bool = True, mtu: int | None = None,
-             extra_addrs: tuple[tuple[str, str], ...] = (),
+             right_addr: str | None = None, *, ifnames: tuple[str, str] = ("veth0", "veth1"),
+             offloads: bool = True, extra_addrs: tuple[tuple[str, str], ...] = (),
              static_neighbours: bool = False) -> Veth:
         """Create a veth pair between two of this Lab's namespaces, addressed and up.
 
+        ifnames: the (left, right) interface names.
         offloads=False turns TSO/GSO/GRO and checksum offload off on both ends
         (`ethtool -K`), so that segments on the wire are real MTU-sized ones.
         extra_addrs: more (left, right) address pairs, e.g. IPv6.
         static_neighbours=True enters each end's addresses in the other's neighbour
         table (no ARP / neighbour discovery delay before the first packet).
         """
+        left_if, right_if = ifnames
+        self._link_veth(left, left_if, right, right_if)
+        pairs = [(left_addr, right_addr), *extra_addrs]
+        ends = [(left, left_if, [p[0] for p in pairs]), (right, right_if, [p[1] for p in pairs])]
+        for ns, ifname, addrs in ends:
+            self._address_up(ns, ifname, addrs)
+            if not offloads:
+                ns.run(["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
+                        "tx", "off", "rx", "off"], check=False)
+        if static_neighbours:
+            self._pin_neighbours(ends)
+        v = Veth(left, left_if, left_addr, right, right_if, right_addr)
+        self.veths.append(v)
+        return v
+
+    def _link_veth(self, left: Netns, left_if: str, right: Netns, right_if: str) -> None:
         for attempt in range(2):
             with self._ipr(left) as ipr:
                 try:
                     ipr.link("add", ifname=left_if, kind="veth",
                              peer={"ifname": right_if, "net_ns_fd": right.name})
-                    break
+                    return
                 except OSError as exc:
                     if exc.errno == errno.ENOENT and attempt == 0:
                         time.sleep(0.1)  # see netns(): a namespace not yet visible
                         continue
                     raise explain(exc, f"create veth link {left_if}") from None
-        pairs = [(left_addr, right_addr), *extra_addrs]
-        for ns, ifname, addrs in ((left, left_if, [p[0] for p in pairs]),
-                                  (right, right_if, [p[1] for p in pairs])):
+
+    def _address_up(self, ns: Netns, ifname: str, addrs: list[str | None]) -> None:
+        with self._ipr(ns) as ipr:
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            for a in addrs:
+                if a:
+                    ip, _, plen = a.partition("/")
+                    # IPv6: IFA_F_NODAD (0x02), usable at once without the DAD wait
+                    ipr.addr("add", index=idx, address=ip,
+                             prefixlen=int(plen or (128 if ":" in ip else 32)),
+                             flags=0x02 if ":" in ip else 0)
+            ipr.link("set", index=idx, state="up")
+
+    def _pin_neighbours(self, ends: list[tuple[Netns, str, list[str | None]]]) -> None:
+        """Each end's addresses as permanent neighbours on the other end."""
+        macs = []
+        for ns, ifname, _ in ends:
             with self._ipr(ns) as ipr:
-                idx = ipr.link_lookup(ifname=ifname)[0]
-                if mtu:
-                    ipr.link("set", index=idx, mtu=mtu)
-                for a in addrs:
-                    if a:
-                        ip, _, plen = a.partition("/")
-                        # IPv6: IFA_F_NODAD (0x02), usable at once without the DAD wait
-                        ipr.addr("add", index=idx, address=ip,
-                                 prefixlen=int(plen or (128 if ":" in ip else 32)),
-                                 flags=0x02 if ":" in ip else 0)
-                ipr.link("set", index=idx, state="up")
-            if not offloads:
-                ns.run(["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off",
-                        "tx", "off", "rx", "off"], check=False)
-        if static_neighbours:
-            macs = {}
-            for ns, ifname in ((left, left_if), (right, right_if)):
-                with self._ipr(ns) as ipr:
-                    link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
-                    macs[ns.name] = link.get("IFLA_ADDRESS")
-            for ns, ifname, peer, addrs in ((left, left_if, right, [p[1] for p in pairs]),
-                                            (right, right_if, left, [p[0] for p in pairs])):
-                for a in addrs:
-                    if a:
-                        ns.run(["ip", "neigh", "replace", a.split("/")[0], "lladdr",
-                                macs[peer.name], "dev", ifname, "nud", "permanent"])
-        v = Veth(left, left_if, left_addr, right, right_if, right_addr)
-        self.veths.append(v)
-        return v
+                link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+                macs.append(link.get("IFLA_ADDRESS"))
+        (left, left_if, left_addrs), (right, right_if, right_addrs) = ends
+        for ns, ifname, peer_addrs, peer_mac in ((left, left_if, right_addrs, macs[1]),
+                                                 (right, right_if, left_addrs, macs[0])):
+            for a in peer_addrs:
+                if a:
+                    ns.run(["ip", "neigh", "replace", a.split("/")[0], "lladdr", peer_mac,
+                            "dev", ifname, "nud", "permanent"])
 
     def close(self) -> None:
         """Remove every namespace this Lab created (their veths go with them)."""

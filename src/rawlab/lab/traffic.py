@@ -56,11 +56,11 @@ class Exchange:
 
 def tcp_exchange(server: Netns, client: Netns, server_ip: str, port: int,
                  request: bytes, response: bytes, *, chunk: int | None = None,
-                 timeout: float = 10.0, client_ip: str | None = None) -> Exchange:
+                 timeout: float = 10.0) -> Exchange:
     """One TCP connection: connect, send request, server replies, both close.
 
     The listener is ready before the client connects. chunk: send the request
-    in writes of that size (more segments). client_ip binds the client.
+    in writes of that size (more segments).
     """
     fam = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
     ex = Exchange()
@@ -98,8 +98,6 @@ def tcp_exchange(server: Netns, client: Netns, server_ip: str, port: int,
         cli = socket.socket(fam, socket.SOCK_STREAM)
     try:
         cli.settimeout(timeout)
-        if client_ip:
-            cli.bind((client_ip, 0))
         cli.connect((server_ip, port))
         ex.client_port = cli.getsockname()[1]
         step = chunk or len(request) or 1

@@ -14,9 +14,12 @@ direction), SPB, the obsolete PB; every other block is skipped.
 
 Bad input raises :class:`~rawlab.errors.RawlabError` with code
 ``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
-every good record before the bad one has been yielded. Link types outside
-``linktypes`` (default: the ones rawlab decodes) are such an error; pass
-``linktypes=None`` to accept any.
+every good record before the bad one has been yielded. No file is refused for
+its link type: records of link types rawlab does not decode are read (and
+written back by ``-w``) as they are, as tshark and tcpdump show them.
+
+Memory stays bounded whatever a file claims: lengths from the file are read in
+chunks, never allocated up front, and a record may not exceed MAX_RECORD.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from rawlab.errors import Exit, RawlabError
-from rawlab.records import SUPPORTED_LINKTYPES, Direction, Interface, Record, linktype_name
+from rawlab.records import Direction, Interface, Record
 
 CHUNK = 1 << 20
-MAX_SNAPLEN = 262144  # libpcap's largest; a record above max(this, snaplen) is absurd
+MAX_SNAPLEN = 262144  # libpcap's usual largest; a record above max(this, snaplen) is absurd
+MAX_RECORD = 256 << 20  # above libpcap's largest for any link type (D-Bus: 128 MiB)
 MAX_BLOCK = 64 << 20  # no sane pcapng block is bigger
+_READ_MAX = 8 << 20  # one read() asks for no more than this: a lying length costs nothing
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -56,14 +61,15 @@ def _bad(name: str, offset: int, problem: str) -> RawlabError:
 
 
 def _read(f: IO[bytes], n: int) -> bytes:
-    """Up to ``n`` bytes, fewer only at end of file (pipes return short reads)."""
-    data = f.read(n)
+    """Up to ``n`` bytes, fewer only at end of file (pipes return short reads); read in
+    pieces of at most 8 MiB, so a length a file lies about allocates nothing."""
+    data = f.read(min(n, _READ_MAX))
     if len(data) == n or not data:
         return data
     parts = [data]
     got = len(data)
     while got < n:
-        more = f.read(n - got)
+        more = f.read(min(n - got, _READ_MAX))
         if not more:
             break
         parts.append(more)
@@ -81,7 +87,7 @@ def _more(f: IO[bytes], have: bytes, need: int) -> bytes:
     parts = [have]
     got = len(have)
     while True:
-        chunk = read1(max(CHUNK, need - got))
+        chunk = read1(min(max(CHUNK, need - got), _READ_MAX))
         if not chunk:
             break
         parts.append(chunk)
@@ -106,13 +112,11 @@ class CaptureReader:
 
     format = ""
 
-    def __init__(self, f: IO[bytes], name: str, head: bytes, *,
-                 linktypes: frozenset[int] | None, close: bool) -> None:
+    def __init__(self, f: IO[bytes], name: str, head: bytes, *, close: bool) -> None:
         self._f = f
         self.name = name
         self._head = head
         self._close = close
-        self.linktypes = linktypes
         self.interfaces: list[Interface] = []
 
     def __iter__(self) -> Iterator[Record]:
@@ -127,11 +131,6 @@ class CaptureReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _check_linktype(self, lt: int, offset: int) -> None:
-        if self.linktypes is not None and lt not in self.linktypes:
-            known = ", ".join(f"{linktype_name(t)} {t}" for t in sorted(self.linktypes))
-            raise _bad(self.name, offset, f"unknown link type {lt} (rawlab reads {known})")
 
 
 class PcapReader(CaptureReader):
@@ -155,7 +154,6 @@ class PcapReader(CaptureReader):
          network) = struct.unpack_from(self.endian + "IHHiIII", hdr)
         self.linktype = network & 0x0FFFFFFF
         self.fcs_len = (network >> 29) * 2 if network & 0x10000000 else 0
-        self._check_linktype(self.linktype, 20)
         self.interfaces = [Interface(0, self.linktype, self.snaplen)]
 
     def __iter__(self) -> Iterator[Record]:
@@ -163,7 +161,7 @@ class PcapReader(CaptureReader):
         rh = struct.Struct(self.endian + "IIII")
         unpack = rh.unpack_from
         mul = 1 if self.nanosecond else 1000
-        limit = max(self.snaplen, MAX_SNAPLEN)
+        limit = min(max(self.snaplen, MAX_SNAPLEN), MAX_RECORD)
         buf = b""
         pos = 0
         base = 24  # file offset of buf[0]
@@ -193,117 +191,164 @@ class PcapReader(CaptureReader):
 
 
 class PcapngReader(CaptureReader):
-    """pcapng: several sections, interfaces and link types in one file."""
+    """pcapng: several sections, interfaces and link types in one file.
+
+    :meth:`__iter__` walks the blocks (:meth:`_next_block` checks the framing) and hands
+    each to the method for its type: :meth:`_shb`, :meth:`_idb`, :meth:`_epb`,
+    :meth:`_spb`, :meth:`_pb`; blocks of other types are stepped over.
+    """
 
     format = "pcapng"
 
+    def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
+        super().__init__(f, name, head, **kw)
+        self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        self._order("<")
+
+    def _order(self, e: str) -> None:
+        """The current section's byte order, and its structs (compiled once per section)."""
+        self._e = e
+        self._u32 = struct.Struct(e + "I").unpack_from
+        self._len = struct.Struct(e + "II").unpack_from  # type, length
+        self._epb_head = struct.Struct(e + "IIIII").unpack_from
+
     def __iter__(self) -> Iterator[Record]:
-        f, name = self._f, self.name
         pending = self._head
         offset = 0
-        e = "<"
-        factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
         while True:
-            hdr = pending + _read(f, 12 - len(pending))
+            got = self._next_block(pending, offset)
             pending = b""
-            if not hdr:
+            if got is None:
                 return
-            if len(hdr) < 12:
-                raise _bad(name, offset, f"truncated block header ({len(hdr)} of 12 bytes)")
-            btype = struct.unpack_from(e + "I", hdr)[0]
-            if btype == PCAPNG_SHB:
-                bom = struct.unpack_from("<I", hdr, 8)[0]
-                if bom == PCAPNG_BOM:
-                    e = "<"
-                elif bom == 0x4D3C2B1A:
-                    e = ">"
-                else:
-                    raise _bad(name, offset + 8, f"bad byte-order magic 0x{bom:08x}")
-            elif offset == 0:
-                raise _bad(name, 0, "pcapng file does not start with a section header")
-            blen = struct.unpack_from(e + "I", hdr, 4)[0]
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                raise _bad(name, offset, f"absurd block length {blen} (block type 0x{btype:x})")
-            rest = _read(f, blen - 12)
-            if len(rest) < blen - 12:
-                raise _bad(name, offset, f"truncated block: {blen} bytes long, "
-                           f"{len(rest) + 12} left in the file")
-            body = hdr[8:] + rest[:-4]
-            trailer = struct.unpack_from(e + "I", rest, len(rest) - 4)[0]
-            if trailer != blen:
-                raise _bad(name, offset + blen - 4,
-                           f"block length {blen} and trailing length {trailer} differ")
+            btype, blen, body = got
             if btype == PCAPNG_EPB:
-                if len(body) < 20:
-                    raise _bad(name, offset, "enhanced packet block too short")
-                iface, tsh, tsl, caplen, origlen = struct.unpack_from(e + "IIIII", body)
-                if iface >= len(self.interfaces):
-                    raise _bad(name, offset, f"packet for interface {iface}, "
-                               f"but only {len(self.interfaces)} defined")
-                if caplen > len(body) - 20:
-                    raise _bad(name, offset, f"absurd captured length {caplen} "
-                               f"in a {blen}-byte block")
-                data = body[20 : 20 + caplen]
-                direction = Direction.UNKNOWN
-                opt_at = 20 + ((caplen + 3) & ~3)
-                if opt_at + 4 <= len(body):
-                    for code, val in _options(body, opt_at, e):
-                        if code == EPB_FLAGS and len(val) >= 4:
-                            direction = struct.unpack_from(e + "I", val)[0] & 3
-                mul, div, off_ns = factors[iface]
-                ts = ((tsh << 32 | tsl) * mul) // div + off_ns
-                yield Record(ts, origlen, self.interfaces[iface].linktype, data, iface,
-                             direction)
+                yield self._epb(body, offset, blen)
             elif btype == PCAPNG_SPB:
-                if not self.interfaces:
-                    raise _bad(name, offset, "simple packet block before any interface")
-                if len(body) < 4:
-                    raise _bad(name, offset, "simple packet block too short")
-                origlen = struct.unpack_from(e + "I", body)[0]
-                caplen = min(origlen, len(body) - 4)
-                snap = self.interfaces[0].snaplen
-                if snap:
-                    caplen = min(caplen, snap)
-                yield Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+                yield self._spb(body, offset)
             elif btype == PCAPNG_PB:
-                if len(body) < 20:
-                    raise _bad(name, offset, "packet block too short")
-                iface, _drops, tsh, tsl, caplen, origlen = struct.unpack_from(e + "HHIIII", body)
-                if iface >= len(self.interfaces):
-                    raise _bad(name, offset, f"packet for interface {iface}, "
-                               f"but only {len(self.interfaces)} defined")
-                if caplen > len(body) - 20:
-                    raise _bad(name, offset, f"absurd captured length {caplen} "
-                               f"in a {blen}-byte block")
-                mul, div, off_ns = factors[iface]
-                yield Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
-                             self.interfaces[iface].linktype, body[20 : 20 + caplen], iface)
+                yield self._pb(body, offset, blen)
             elif btype == PCAPNG_IDB:
-                if len(body) < 8:
-                    raise _bad(name, offset, "interface description block too short")
-                lt, _res, snap = struct.unpack_from(e + "HHI", body)
-                self._check_linktype(lt, offset + 8)
-                opts = tuple(_options(body, 8, e))
-                d = dict(opts)
-                tsresol = d[IF_TSRESOL][0] if d.get(IF_TSRESOL) else 6
-                tsoff = struct.unpack(e + "q", d[IF_TSOFFSET][:8])[0] if len(
-                    d.get(IF_TSOFFSET, b"")) >= 8 else 0
-                if (tsresol & 0x7F) > 63 or (not tsresol & 0x80 and tsresol > 30):
-                    raise _bad(name, offset, f"absurd if_tsresol {tsresol}")
-                ifc = Interface(len(self.interfaces), lt, snap, _text(d.get(IF_NAME)),
-                                _text(d.get(IF_DESCRIPTION)), tsresol, tsoff, opts)
-                self.interfaces.append(ifc)
-                mul, div = ts_factor(tsresol)
-                factors.append((mul, div, tsoff * 1_000_000_000))
+                self._idb(body, offset)
             elif btype == PCAPNG_SHB:
-                if len(body) < 4:
-                    raise _bad(name, offset, "section header block too short")
-                major = struct.unpack_from(e + "H", body, 4)[0]
-                if major != 1:
-                    raise _bad(name, offset, f"unsupported pcapng version {major}")
-                self.interfaces = []
-                factors = []
+                self._shb(body, offset)
             offset += blen
+
+    def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
+        """(type, length, body without the trailing length) of the block at `offset`,
+        None at the end of the file; the framing is checked (RawlabError, exit 5)."""
+        f, name = self._f, self.name
+        hdr = pending + _read(f, 12 - len(pending))
+        if not hdr:
+            return None
+        if len(hdr) < 12:
+            raise _bad(name, offset, f"truncated block header ({len(hdr)} of 12 bytes)")
+        btype = self._u32(hdr)[0]
+        if btype == PCAPNG_SHB:
+            bom = struct.unpack_from("<I", hdr, 8)[0]
+            if bom == PCAPNG_BOM:
+                self._order("<")
+            elif bom == 0x4D3C2B1A:
+                self._order(">")
+            else:
+                raise _bad(name, offset + 8, f"bad byte-order magic 0x{bom:08x}")
+        elif offset == 0:
+            raise _bad(name, 0, "pcapng file does not start with a section header")
+        btype, blen = self._len(hdr)
+        if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+            raise _bad(name, offset, f"absurd block length {blen} (block type 0x{btype:x})")
+        rest = _read(f, blen - 12)
+        if len(rest) < blen - 12:
+            raise _bad(name, offset, f"truncated block: {blen} bytes long, "
+                       f"{len(rest) + 12} left in the file")
+        if blen == 12:  # a legal empty block: its trailing length is bytes 8..11
+            return btype, blen, b""
+        body = hdr[8:] + rest[:-4]
+        trailer = self._u32(rest, len(rest) - 4)[0]
+        if trailer != blen:
+            raise _bad(name, offset + blen - 4,
+                       f"block length {blen} and trailing length {trailer} differ")
+        return btype, blen, body
+
+    def _interface(self, iface: int, offset: int) -> Interface:
+        if iface >= len(self.interfaces):
+            raise _bad(self.name, offset, f"packet for interface {iface}, "
+                       f"but only {len(self.interfaces)} defined")
+        return self.interfaces[iface]
+
+    def _ts(self, iface: int, tsh: int, tsl: int) -> int:
+        mul, div, off_ns = self._factors[iface]
+        return ((tsh << 32 | tsl) * mul) // div + off_ns
+
+    def _epb(self, body: bytes, offset: int, blen: int) -> Record:
+        """Enhanced Packet Block: interface, timestamp, lengths, data, options (flags)."""
+        if len(body) < 20:
+            raise _bad(self.name, offset, "enhanced packet block too short")
+        iface, tsh, tsl, caplen, origlen = self._epb_head(body)
+        if iface >= len(self.interfaces):
+            self._interface(iface, offset)  # raises
+        if caplen > len(body) - 20:
+            raise _bad(self.name, offset, f"absurd captured length {caplen} "
+                       f"in a {blen}-byte block")
+        direction = Direction.UNKNOWN
+        opt_at = 20 + ((caplen + 3) & ~3)
+        if opt_at + 4 <= len(body):
+            for code, val in _options(body, opt_at, self._e):
+                if code == EPB_FLAGS and len(val) >= 4:
+                    direction = self._u32(val)[0] & 3
+        mul, div, off_ns = self._factors[iface]
+        return Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                      self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
+
+    def _spb(self, body: bytes, offset: int) -> Record:
+        """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
+        if not self.interfaces:
+            raise _bad(self.name, offset, "simple packet block before any interface")
+        if len(body) < 4:
+            raise _bad(self.name, offset, "simple packet block too short")
+        origlen = struct.unpack_from(self._e + "I", body)[0]
+        caplen = min(origlen, len(body) - 4)
+        snap = self.interfaces[0].snaplen
+        if snap:
+            caplen = min(caplen, snap)
+        return Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+
+    def _pb(self, body: bytes, offset: int, blen: int) -> Record:
+        """The obsolete Packet Block (16-bit interface id, drops count)."""
+        if len(body) < 20:
+            raise _bad(self.name, offset, "packet block too short")
+        iface, _drops, tsh, tsl, caplen, origlen = struct.unpack_from(self._e + "HHIIII", body)
+        ifc = self._interface(iface, offset)
+        if caplen > len(body) - 20:
+            raise _bad(self.name, offset, f"absurd captured length {caplen} "
+                       f"in a {blen}-byte block")
+        return Record(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
+                      body[20 : 20 + caplen], iface)
+
+    def _idb(self, body: bytes, offset: int) -> None:
+        """Interface Description Block: link type, snaplen, name, timestamp resolution."""
+        e = self._e
+        if len(body) < 8:
+            raise _bad(self.name, offset, "interface description block too short")
+        lt, _res, snap = struct.unpack_from(e + "HHI", body)
+        opts = tuple(_options(body, 8, e))
+        d = dict(opts)
+        tsresol = d[IF_TSRESOL][0] if d.get(IF_TSRESOL) else 6
+        tsoff = struct.unpack(e + "q", d[IF_TSOFFSET][:8])[0] if len(
+            d.get(IF_TSOFFSET, b"")) >= 8 else 0
+        self.interfaces.append(Interface(len(self.interfaces), lt, snap, _text(d.get(IF_NAME)),
+                                         _text(d.get(IF_DESCRIPTION)), tsresol, tsoff, opts))
+        mul, div = ts_factor(tsresol)
+        self._factors.append((mul, div, tsoff * 1_000_000_000))
+
+    def _shb(self, body: bytes, offset: int) -> None:
+        """Section Header Block: a new section forgets the interfaces of the one before."""
+        if len(body) < 4:
+            raise _bad(self.name, offset, "section header block too short")
+        major = struct.unpack_from(self._e + "H", body, 4)[0]
+        if major != 1:
+            raise _bad(self.name, offset, f"unsupported pcapng version {major}")
+        self.interfaces = []
+        self._factors = []
 
 
 def _text(v: bytes | None) -> str | None:
@@ -324,8 +369,7 @@ def _options(body: bytes, pos: int, e: str) -> Iterator[tuple[int, bytes]]:
         pos += 4 + ((ln + 3) & ~3)
 
 
-def open_file(source: str | Path | IO[bytes], *,
-                 linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> CaptureReader:
+def open_file(source: str | Path | IO[bytes]) -> CaptureReader:
     """Open a pcap or pcapng file (chosen by its magic); raises RawlabError if it is neither."""
     if isinstance(source, str | Path):
         name = str(source)
@@ -346,9 +390,9 @@ def open_file(source: str | Path | IO[bytes], *,
             raise _bad(name, 0, f"not a capture file ({what})")
         le, be = struct.unpack("<I", head)[0], struct.unpack(">I", head)[0]
         if le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or be in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-            return PcapReader(f, name, head, linktypes=linktypes, close=close)
+            return PcapReader(f, name, head, close=close)
         if le == PCAPNG_SHB:
-            return PcapngReader(f, name, head, linktypes=linktypes, close=close)
+            return PcapngReader(f, name, head, close=close)
         raise _bad(name, 0, f"not a pcap or pcapng file (magic 0x{be:08x})")
     except BaseException:
         if close:
@@ -356,8 +400,7 @@ def open_file(source: str | Path | IO[bytes], *,
         raise
 
 
-def read_records(source: str | Path | IO[bytes], *,
-                 linktypes: frozenset[int] | None = SUPPORTED_LINKTYPES) -> Iterator[Record]:
+def read_records(source: str | Path | IO[bytes]) -> Iterator[Record]:
     """Every record of a capture file, then close it."""
-    with open_file(source, linktypes=linktypes) as cap:
+    with open_file(source) as cap:
         yield from cap

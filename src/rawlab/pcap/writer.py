@@ -9,6 +9,10 @@
     with PcapWriter("out.pcap", LinkType.ETHERNET) as w:  # ns-resolution magic by default
         w.write(ts_ns, data, wirelen)
 
+    w = CaptureWriter("out.pcapng")        # what -w writes: pcapng (pcap=True: pcap), one IDB
+    w.write(rec, iface)                    # per interface of the source, opened on first use
+    w = RotatingWriter("cap-%H%M%S.pcapng", seconds=60)     # tcpdump -G
+
 Every block (pcapng) or record (pcap) reaches the operating system whole, in
 one ``write()``: a file cut short by Ctrl-C, SIGTERM, SIGKILL or a crash of the
 process ends on a block boundary and stays readable. ``buffer_bytes`` (default
@@ -18,12 +22,15 @@ written in one call. IDBs use ``if_tsresol`` = 9 (nanoseconds).
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
+import time
 from pathlib import Path
 from typing import IO
 
 from rawlab import __version__
-from rawlab.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError, output_error
 from rawlab.pcap.reader import (
     EPB_FLAGS,
     IF_DESCRIPTION,
@@ -36,7 +43,7 @@ from rawlab.pcap.reader import (
     PCAPNG_IDB,
     PCAPNG_SHB,
 )
-from rawlab.records import Direction, Record
+from rawlab.records import Direction, Interface, Record
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
@@ -55,7 +62,14 @@ def _block(btype: int, body: bytes) -> bytes:
 
 
 class _Sink:
-    """An unbuffered destination that only ever receives whole blocks."""
+    """A destination that only ever receives whole blocks.
+
+    The file is created when the writer is made (an unwritable path fails at once).
+    ``buffer_bytes`` > 0 gathers blocks and writes them in one call. When a write
+    fails (disk full, I/O error), a regular file is cut back to its last whole block,
+    so every record before it reads, and the error says so (exit code OUTPUT);
+    nothing more is written after that.
+    """
 
     def __init__(self, dest: str | Path | IO[bytes], buffer_bytes: int) -> None:
         if isinstance(dest, str | Path):
@@ -63,47 +77,74 @@ class _Sink:
             try:
                 self._f: IO[bytes] = open(dest, "wb", buffering=0)  # noqa: SIM115
             except OSError as exc:
-                raise RawlabError(f"{self.name}: cannot write: {exc.strerror}", Exit.FAILED,
-                                  errno_=exc.errno) from exc
+                raise output_error(exc, f"open {self.name} for writing") from None
             self._own = True
         else:
             self._f = dest
             self.name = str(getattr(dest, "name", "<stream>"))
             self._own = False
         self._buf = bytearray()
+        self._ends: list[int] = []  # where each block in _buf ends
         self._limit = buffer_bytes
+        self._pos = 0  # bytes of whole blocks known to be written
         self.closed = False
+        self.failed = False
+        self.bytes = 0  # everything put so far (written or buffered)
 
     def put(self, block: bytes) -> None:
-        if self._limit:
-            self._buf += block
-            if len(self._buf) >= self._limit:
-                self.flush()
-        else:
-            self._write(block)
+        if self.failed:
+            return
+        self.bytes += len(block)
+        self._buf += block
+        self._ends.append(len(self._buf))
+        if len(self._buf) >= self._limit:
+            self.flush()
 
-    def _write(self, data: bytes | bytearray) -> None:
+    def _write(self, data: bytearray, ends: list[int]) -> None:
         mv = memoryview(data)
-        while mv:
-            n = self._f.write(mv)
-            if n is None:  # non-blocking raw stream with nothing written
-                continue
-            mv = mv[n:]
-        if not self._own:
-            self._f.flush()
+        done = 0
+        try:
+            while done < len(data):
+                n = self._f.write(mv[done:])
+                if n is None:  # non-blocking raw stream with nothing written
+                    continue
+                done += n
+            if not self._own:
+                self._f.flush()
+        except OSError as exc:
+            self.failed = True
+            whole = max((e for e in ends if e <= done), default=0)
+            raise output_error(exc, f"write {self.name}", self._cut(self._pos + whole)) from None
+        self._pos += done
+
+    def _cut(self, size: int) -> str:
+        """Truncate a regular file to `size` bytes; say what the file now holds."""
+        try:
+            if not size or not self._own or not os.path.isfile(self.name):
+                return ""
+            os.ftruncate(self._f.fileno(), size)
+        except OSError:
+            return ""
+        return f"{self.name} keeps its first {size} bytes, every whole block before the fault"
 
     def flush(self) -> None:
-        if self._buf:
-            data, self._buf = self._buf, bytearray()
-            self._write(data)
+        if self._buf and not self.failed:
+            data, ends = self._buf, self._ends
+            self._buf, self._ends = bytearray(), []
+            self._write(data, ends)
 
     def close(self) -> None:
         if self.closed:
             return
-        self.flush()
-        self.closed = True
-        if self._own:
-            self._f.close()
+        try:
+            self.flush()
+        finally:
+            self.closed = True
+            if self._own:
+                try:
+                    self._f.close()
+                except OSError:
+                    pass
 
 
 class PcapngWriter:
@@ -125,12 +166,20 @@ class PcapngWriter:
         return self._sink.name
 
     @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        return self._sink.bytes
+
+    @property
     def interface_count(self) -> int:
         return len(self._snaplens)
 
     def add_interface(self, linktype: int, name: str | None = None, *,
                       snaplen: int = DEFAULT_SNAPLEN, description: str | None = None) -> int:
         """Write an IDB (nanosecond timestamps) and return its interface number."""
+        if not 0 <= linktype <= 0xFFFF:
+            raise RawlabError(f"link type {linktype} does not fit a pcapng interface block "
+                              "(16 bits); fix: write pcap (--pcap)", Exit.BAD_INPUT)
         opts = b""
         if name:
             opts += _option(IF_NAME, name.encode())
@@ -147,7 +196,7 @@ class PcapngWriter:
         if not 0 <= interface < len(self._snaplens):
             raise ValueError(f"interface {interface} was never added")
         caplen = len(data)
-        ts = max(ts_ns, 0)
+        ts = min(max(ts_ns, 0), (1 << 64) - 1)  # what 64 bits of nanoseconds can say
         opts = b""
         if direction:
             opts = _option(EPB_FLAGS, struct.pack("<I", direction & 3)) + _option(0, b"")
@@ -201,9 +250,14 @@ class PcapWriter:
     def name(self) -> str:
         return self._sink.name
 
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        return self._sink.bytes
+
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview,
               wirelen: int | None = None) -> None:
-        ts = max(ts_ns, 0)
+        ts = min(max(ts_ns, 0), 0xFFFFFFFF * 1_000_000_000)  # 32 bits of seconds
         sec, frac = divmod(ts, 1_000_000_000)
         if not self.nanosecond:
             frac //= 1000
@@ -232,3 +286,153 @@ class PcapWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CaptureWriter:
+    """What ``-w`` writes: pcapng (interface names and link types kept) or plain pcap.
+
+    ``path`` "-" writes to standard output. The file is created at once, so an
+    unwritable path fails before anything is captured; a pcap file's header is written
+    with the first packet's link type (or ``linktype``, when known ahead).
+    """
+
+    def __init__(self, path: str, *, pcap: bool = False, linktype: int | None = None):
+        self.path = path
+        self.pcap = pcap
+        self._ng: PcapngWriter | None = None
+        self._pc: PcapWriter | None = None
+        self._ifmap: dict[int, int] = {}
+        dest: str | IO[bytes] = sys.stdout.buffer if path == "-" else path
+        self._dest = dest
+        if not pcap:
+            self._ng = PcapngWriter(dest, buffer_bytes=1 << 16)
+        elif linktype is not None:
+            self._pc = PcapWriter(dest, linktype)
+        elif isinstance(dest, str):
+            _Sink(dest, 0).close()  # create it now: a bad path fails before the capture
+
+    def write(self, rec: Record, iface: Interface | None) -> None:
+        if self.pcap:
+            if self._pc is None:
+                self._pc = PcapWriter(self._dest, rec.linktype)
+            self._pc.write_record(rec)
+            return
+        assert self._ng is not None
+        idx = self._ifmap.get(rec.interface)
+        if idx is None:
+            idx = self._ng.add_interface(
+                rec.linktype, iface.name if iface else None,
+                snaplen=iface.snaplen if iface and iface.snaplen else DEFAULT_SNAPLEN)
+            self._ifmap[rec.interface] = idx
+        self._ng.write_record(rec, interface=idx)
+
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        w = self._ng or self._pc
+        return w.bytes if w is not None else 0
+
+    def flush(self) -> None:
+        for w in (self._ng, self._pc):
+            if w is not None:
+                w.flush()
+
+    def close(self) -> None:
+        for w in (self._ng, self._pc):
+            if w is not None:
+                w.close()
+
+
+def refuse_overwrite(out: str, inputs: list[str]) -> None:
+    """Refuse to write `out` when it is one of the files being read (``-w`` would
+    truncate the input before a byte of it was read)."""
+    if out == "-" or not os.path.exists(out):
+        return
+    for path in inputs:
+        try:
+            same = path != "-" and os.path.samefile(out, path)
+        except OSError:
+            continue
+        if same:
+            raise RawlabError(f"-w {out} is the file being read: writing it would destroy it; "
+                              "fix: write to another name", Exit.USAGE)
+
+
+class RotationDone(Exception):
+    """-G with -W: the last file is complete (tcpdump exits then): stop capturing."""
+
+
+class RotatingWriter:
+    """tcpdump's -G (time), -C (size) and -W (file count) over one -w name.
+
+    * ``seconds`` (-G): a new file every `seconds` of capture time, named by
+      ``strftime(pattern)``. Unlike tcpdump, a pattern without a ``%`` conversion gets
+      ``-%Y%m%d-%H%M%S`` before its extension, so a rotation never overwrites the file
+      before it. With ``files`` (-W) and no ``size``, capturing stops once that many
+      files are full (:class:`RotationDone`), as tcpdump exits.
+    * ``size`` (-C, bytes): once a file has passed `size` (by less than one packet), a
+      new file: the first is the name itself, then name1, name2 ... (tcpdump's names).
+      With ``files`` (-W) the names are name0 .. name<W-1>, reused in a ring (the
+      oldest is overwritten), numbers zero-padded to W's width, as tcpdump does.
+    * Both: size rotation inside each time slot (numbers after the strftime name).
+
+    Each file is a complete, valid capture (pcapng, or pcap with ``pcap=True``).
+    """
+
+    def __init__(self, pattern: str, seconds: int | None = None, *, size: int | None = None,
+                 files: int | None = None, pcap: bool = False):
+        if seconds and "%" not in pattern:
+            stem, dot, ext = pattern.rpartition(".")
+            pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
+        self.pattern = pattern
+        self.seconds = seconds
+        self.size = size
+        self.limit = files
+        self.pcap = pcap
+        self.current: CaptureWriter | None = None
+        self.until_ns = 0
+        self.files: list[str] = []  # every name opened, in order (a ring repeats names)
+        self._slot_ns = 0  # when the current time slot began
+        self._n = 0  # size rotations within the slot
+        self._slot_start(time.time_ns())  # the first file now: a bad path fails at once
+
+    def _slot_start(self, ts_ns: int) -> None:
+        start = ts_ns // 1_000_000_000
+        self.until_ns = (start + self.seconds) * 1_000_000_000 if self.seconds else 0
+        self._slot_ns = ts_ns
+        self._n = 0
+        self._open(self._name(ts_ns, 0))
+
+    def _name(self, slot_ns: int, n: int) -> str:
+        base = (time.strftime(self.pattern, time.localtime(slot_ns // 1_000_000_000))
+                if self.seconds else self.pattern)
+        if not self.size:
+            return base
+        if self.limit:  # a ring of W names, padded to W's width
+            return f"{base}{n % self.limit:0{len(str(self.limit - 1))}d}"
+        return base if n == 0 else f"{base}{n}"
+
+    def _open(self, name: str) -> None:
+        if self.current is not None:
+            self.current.close()
+        self.current = CaptureWriter(name, pcap=self.pcap)
+        self.files.append(name)
+
+    def write(self, rec: Record, iface: Interface | None) -> None:
+        if self.seconds and rec.ts_ns >= self.until_ns:
+            if self.limit and not self.size and len(self.files) >= self.limit:
+                raise RotationDone(f"{self.limit} files of {self.seconds} s written")
+            self._slot_start(rec.ts_ns)
+        elif self.size and self.current is not None and self.current.bytes > self.size:
+            self._n += 1  # as tcpdump: a file already past the size gets no more packets
+            self._open(self._name(self._slot_ns, self._n))
+        assert self.current is not None
+        self.current.write(rec, iface)
+
+    def flush(self) -> None:
+        if self.current is not None:
+            self.current.flush()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()

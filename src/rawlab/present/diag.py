@@ -10,19 +10,18 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rawlab.decode.tcp_info import TCP_CA_STATES, TCPI_OPT_WSCALE, TCPI_OPTIONS, TcpInfo
-from rawlab.sockets.diag import (
-    TCP_CLOSE,
-    TCP_LISTEN,
+from rawlab.decode.genl import OP_FLAG_NAMES, GenlFamily
+from rawlab.decode.sock_diag import (
     DiagSocket,
     InetAddr,
     NetlinkEnd,
-    Owner,
     PacketEnd,
     UnixAddr,
     VsockEnd,
 )
-from rawlab.sockets.genl import OP_FLAG_NAMES, GenlFamily
+from rawlab.decode.tcp_info import TCP_CA_STATES, TCPI_OPT_WSCALE, TCPI_OPTIONS, TcpInfo
+from rawlab.sockets.diag import TCP_CLOSE, TCP_LISTEN
+from rawlab.sockets.proc import Owner
 
 SOCKET_SCHEMA = "rawlab.netlink.socket/1"
 GENL_SCHEMA = "rawlab.netlink.genl/1"

@@ -13,23 +13,18 @@ checksum reads "partial".
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
 from rawlab.decode.tcp import ACK, FIN, RST, SYN, TcpFlag
+from rawlab.present.fmt import endpoint
 
 # Wireshark's order ("PSH, ACK"), its names (TcpFlag's); AE is not shown
 FLAG_NAMES = tuple((int(f), str(f.name)) for f in (
     TcpFlag.SYN, TcpFlag.FIN, TcpFlag.RST, TcpFlag.PSH, TcpFlag.ACK, TcpFlag.URG, TcpFlag.ECE,
     TcpFlag.CWR))
 ARROW = 58  # characters between the two columns
-
-
-def endpoint(addr: bytes, port: int) -> str:
-    ip = ipaddress.ip_address(addr)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def flag_words(flags: int) -> str:
@@ -143,44 +138,69 @@ ANALYSIS_WHY = {
 }
 
 
-def render(events: Iterable[Any], out: TextIO, connections: Sequence[Connection] | None = None,
-           *, explain_lines: bool = False, stream: int | None = None) -> int:
-    """Draw every Segment of `events` (or of one `stream`) as a ladder; return rows drawn.
+class LadderSink:
+    """The ladder as an output of :func:`rawlab.pipeline.run_tcp`: a header when a stream
+    first appears, an arrow per segment (and, with ``explain_lines``, a reason and the
+    handshake's completion), one summary line per connection when the input ends."""
 
-    A header opens each stream the first time it appears; after the last
-    segment, one summary line per connection (from ConnectionClosed events, and
-    `connections` still open at the end if given).
-    """
-    started: dict[int, int] = {}  # stream -> ts of its first segment
-    closed: list[Connection] = []
-    said: dict[int, set[str]] = {}  # stream -> remarks already explained
-    rows = 0
-    for ev in events:
-        if isinstance(ev, Handshake):
-            if explain_lines and (stream is None or ev.stream == stream):
-                irtt = f"{ev.irtt_ns / 1e6:.3f} ms" if ev.irtt_ns is not None else "-"
-                out.write(" " * 18 + f"✓ handshake complete (frames "
-                          f"{', '.join(map(str, ev.frames))}), initial RTT {irtt}\n")
-            continue
-        if isinstance(ev, ConnectionClosed):
-            if stream is None or ev.stream == stream:
-                closed.append(ev.connection)  # summarised after the last segment
-            continue
-        if not isinstance(ev, Segment) or (stream is not None and ev.stream != stream):
-            continue
-        if ev.stream not in started:
-            started[ev.stream] = ev.ts_ns
-            out.write(header(ev) + "\n")
-        t = (ev.ts_ns - started[ev.stream]) / 1e6
-        out.write(f"{ev.frame:6d} {t:9.3f}  {arrow(ev)}  {tags(ev)}".rstrip() + "\n")
-        rows += 1
-        if explain_lines:
-            out.write(" " * 18 + "↳ " + explain(ev, said.setdefault(ev.stream, set())) + "\n")
-    for c in sorted([*closed, *(c for c in connections or ()
-                                if stream is None or c.stream == stream)],
-                    key=lambda c: c.stream):
-        out.write(footer(c) + "\n")
-    return rows
+    def __init__(self, out: TextIO, *, explain_lines: bool = False,
+                 width: int | None = None) -> None:
+        self.out = out
+        self.explain_lines = explain_lines
+        self.width = width  # fold explanations to this many columns (a terminal's)
+        self.rows = 0
+        self._started: dict[int, int] = {}  # stream -> ts of its first segment
+        self._said: dict[int, set[str]] = {}  # stream -> remarks already explained
+        self._closed: list[Connection] = []
+
+    def segment(self, seg: Segment, rec: Any = None) -> None:
+        w = self.out.write
+        t0 = self._started.get(seg.stream)
+        if t0 is None:
+            t0 = self._started[seg.stream] = seg.ts_ns
+            w(header(seg) + "\n")
+        w(f"{seg.frame:6d} {(seg.ts_ns - t0) / 1e6:9.3f}  {arrow(seg)}  {tags(seg)}".rstrip()
+          + "\n")
+        self.rows += 1
+        if self.explain_lines:
+            why = explain(seg, self._said.setdefault(seg.stream, set()))
+            w(fold(why, self.width, first=" " * 18 + "↳ ", rest=" " * 20) + "\n")
+
+    def handshake(self, hs: Handshake) -> None:
+        if self.explain_lines:
+            irtt = f"{hs.irtt_ns / 1e6:.3f} ms" if hs.irtt_ns is not None else "-"
+            self.out.write(" " * 18 + f"✓ handshake complete (frames "
+                           f"{', '.join(map(str, hs.frames))}), initial RTT {irtt}\n")
+
+    def closed(self, ev: ConnectionClosed) -> None:
+        self._closed.append(ev.connection)  # summarised after the last segment
+
+    def close(self) -> None:
+        for c in sorted(self._closed, key=lambda c: c.stream):
+            self.out.write(footer(c) + "\n")
+        self.out.flush()
+
+
+def fold(text: str, width: int | None, *, first: str, rest: str) -> str:
+    """`text` after `first`, folded at word boundaries to `width` columns (continuation
+    lines start with `rest`); one line when `width` is None (not a terminal)."""
+    if width is None or len(first) + len(text) <= width:
+        return first + text
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(width, len(first) + 20),
+                                   initial_indent=first, subsequent_indent=rest,
+                                   break_on_hyphens=False))
+
+
+def render(events: Iterable[Any], out: TextIO, *, explain_lines: bool = False,
+           stream: int | None = None, width: int | None = None) -> int:
+    """Draw a finished list of events (of one `stream`, or all) as a ladder; rows drawn."""
+    from rawlab.pipeline import replay
+
+    sink = LadderSink(out, explain_lines=explain_lines, width=width)
+    replay(events, [sink], stream=stream)
+    return sink.rows
 
 
 def header(seg: Segment) -> str:

@@ -1,30 +1,34 @@
 """Netlink messages as text (ip-like lines, a side-by-side layout for -v) and JSON.
 
 The only place rtnetlink values become text: addresses, MACs, flag and state
-names, the tables of /etc/iproute2 (rt_protos, rt_scopes, rt_tables).
+names, the tables of /etc/iproute2 (rt_protos, rt_scopes, rt_tables). The
+sinks at the end print what the commands produce: :class:`MonitorPrinter` (one
+hook per monitor event) and :func:`record_lines` (a captured record's messages).
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from rawlab.decode.rtnl import (
     HexBytes,
     IpAddr,
     MacAddr,
-    RtMsg,
     Schema,
     Unknown,
     Via,
     msg_type,
     type_name,
 )
+from rawlab.present.fmt import ip_text, json_text, mac_text
+from rawlab.sockets.netlink_wire import NlMsg
 
 IfName = Callable[[int], str | None]
+
+encode = json_text  # compact JSON, as every netlink command writes it (one line each)
 
 NLM_F_BASE = ((0x01, "REQUEST"), (0x02, "MULTI"), (0x04, "ACK"), (0x08, "ECHO"),
               (0x10, "DUMP_INTR"), (0x20, "DUMP_FILTERED"))
@@ -89,18 +93,9 @@ def flag_names(mtype: int, flags: int) -> list[str]:
     return list(got)
 
 
-def addr_text(b: bytes) -> str:
-    if len(b) == 4:
-        return socket.inet_ntop(socket.AF_INET, b)
-    if len(b) == 16:
-        return socket.inet_ntop(socket.AF_INET6, b)
-    return b.hex()
-
-
-def mac_text(b: bytes) -> str:
-    if len(b) in (4, 16):  # tunnels carry IP addresses as link addresses
-        return addr_text(b)
-    return ":".join(f"{x:02x}" for x in b)
+def link_addr_text(b: bytes) -> str:
+    """A link-layer address; tunnels carry IP addresses as link addresses."""
+    return ip_text(b) if len(b) in (4, 16) else mac_text(b)
 
 
 def _unknown(v: Unknown) -> dict[str, Any]:
@@ -108,7 +103,7 @@ def _unknown(v: Unknown) -> dict[str, Any]:
 
 
 def _via(v: Via) -> dict[str, Any]:
-    return {"family": v.family, "addr": addr_text(v.addr)}
+    return {"family": v.family, "addr": ip_text(v.addr)}
 
 
 def _hex(v: bytes) -> str:
@@ -120,8 +115,8 @@ def _same(v: Any) -> Any:
 
 
 _CONVERT: dict[type, Callable[[Any], Any]] = {
-    int: _same, str: _same, bool: _same, type(None): _same, IpAddr: addr_text,
-    MacAddr: mac_text, HexBytes: _hex, bytes: _hex, Unknown: _unknown, Via: _via}
+    int: _same, str: _same, bool: _same, type(None): _same, IpAddr: ip_text,
+    MacAddr: link_addr_text, HexBytes: _hex, bytes: _hex, Unknown: _unknown, Via: _via}
 
 
 def jsonable(v: Any) -> Any:
@@ -145,13 +140,14 @@ def _attrs_json(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_TYPE_NAMES: dict[int, str] = {}
+_TYPE_NAMES: dict[tuple[int, int | None], str] = {}
 
 
-def msg_json(m: RtMsg, **extra: Any) -> dict[str, Any]:
+def msg_json(m: NlMsg, **extra: Any) -> dict[str, Any]:
     """One message as a JSON object: nlmsghdr, the family header, attrs."""
     mt = m.type
-    name = _TYPE_NAMES.get(mt) or _TYPE_NAMES.setdefault(mt, type_name(mt))
+    key = (mt, m.protocol)
+    name = _TYPE_NAMES.get(key) or _TYPE_NAMES.setdefault(key, type_name(mt, m.protocol))
     d: dict[str, Any] = {**extra, "nlmsg_type": name, "nlmsg_len": m.len,
                          "nlmsg_flags": m.flags, "nlmsg_flags_names": flag_names(mt, m.flags),
                          "nlmsg_seq": m.seq, "nlmsg_pid": m.pid, "family": m.family}
@@ -179,10 +175,10 @@ def _prefix(addr: Any, plen: int, family: int | None) -> str:
     if addr is None:
         return "default" if plen == 0 else f"0/{plen}"
     full = 32 if len(addr) == 4 else 128
-    return addr_text(addr) if plen == full else f"{addr_text(addr)}/{plen}"
+    return ip_text(addr) if plen == full else f"{ip_text(addr)}/{plen}"
 
 
-def route_text(m: RtMsg, ifname: IfName) -> str:
+def route_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     parts = []
     rtype = h.get("type", 1)
@@ -192,7 +188,7 @@ def route_text(m: RtMsg, ifname: IfName) -> str:
     if "RTA_SRC" in a:
         parts.append(f"from {_prefix(a['RTA_SRC'], h.get('src_len', 0), m.family)}")
     if "RTA_GATEWAY" in a:
-        parts.append(f"via {addr_text(a['RTA_GATEWAY'])}")
+        parts.append(f"via {ip_text(a['RTA_GATEWAY'])}")
     if "RTA_OIF" in a:
         parts.append(f"dev {_dev(ifname, a['RTA_OIF'])}")
     table = a.get("RTA_TABLE", h.get("table", 254))
@@ -205,17 +201,17 @@ def route_text(m: RtMsg, ifname: IfName) -> str:
     if scope:
         parts.append(f"scope {RT_SCOPES.get(scope, scope)}")
     if "RTA_PREFSRC" in a:
-        parts.append(f"src {addr_text(a['RTA_PREFSRC'])}")
+        parts.append(f"src {ip_text(a['RTA_PREFSRC'])}")
     if "RTA_PRIORITY" in a:
         parts.append(f"metric {a['RTA_PRIORITY']}")
     for nh in a.get("RTA_MULTIPATH") or ():
         gw = nh["attrs"].get("RTA_GATEWAY")
-        parts.append(f"nexthop{' via ' + addr_text(gw) if gw else ''} dev "
+        parts.append(f"nexthop{' via ' + ip_text(gw) if gw else ''} dev "
                      f"{_dev(ifname, nh['oif'])} weight {nh['hops'] + 1}")
     return " ".join(parts)
 
 
-def link_text(m: RtMsg, ifname: IfName) -> str:
+def link_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     flags = ",".join(bits(h.get("flags", 0), IFF_FLAGS))
     s = f"{h.get('index')}: {a.get('IFLA_IFNAME', '?')}: <{flags}>"
@@ -231,39 +227,39 @@ def link_text(m: RtMsg, ifname: IfName) -> str:
         s += f" kind {kind}"
     if "IFLA_ADDRESS" in a:
         hw = h.get("ifi_type", 0)
-        s += f" link/{ARPHRD.get(hw, hw)} {mac_text(a['IFLA_ADDRESS'])}"
+        s += f" link/{ARPHRD.get(hw, hw)} {link_addr_text(a['IFLA_ADDRESS'])}"
     return s
 
 
-def addr_text_line(m: RtMsg, ifname: IfName) -> str:
+def addr_text_line(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     fam = "inet6" if m.family == socket.AF_INET6 else "inet"
     local = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
     s = f"{h.get('index')}: {_dev(ifname, h.get('index'))} {fam} " \
-        f"{addr_text(local) if local else '?'}/{h.get('prefixlen')}"
+        f"{ip_text(local) if local else '?'}/{h.get('prefixlen')}"
     if a.get("IFA_ADDRESS") and a.get("IFA_LOCAL") and a["IFA_ADDRESS"] != a["IFA_LOCAL"]:
-        s += f" peer {addr_text(a['IFA_ADDRESS'])}"
+        s += f" peer {ip_text(a['IFA_ADDRESS'])}"
     if "IFA_BROADCAST" in a:
-        s += f" brd {addr_text(a['IFA_BROADCAST'])}"
+        s += f" brd {ip_text(a['IFA_BROADCAST'])}"
     s += f" scope {RT_SCOPES.get(h.get('scope', 0), h.get('scope'))}"
     if "IFA_LABEL" in a:
         s += f" {a['IFA_LABEL']}"
     return s
 
 
-def neigh_text(m: RtMsg, ifname: IfName) -> str:
+def neigh_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     dst = a.get("NDA_DST")
-    s = f"{addr_text(dst) if dst else '?'} dev {_dev(ifname, h.get('ifindex'))}"
+    s = f"{ip_text(dst) if dst else '?'} dev {_dev(ifname, h.get('ifindex'))}"
     if "NDA_LLADDR" in a:
-        s += f" lladdr {mac_text(a['NDA_LLADDR'])}"
+        s += f" lladdr {link_addr_text(a['NDA_LLADDR'])}"
     if h.get("flags", 0) & 0x80:
         s += " router"
     state = bits(h.get("state", 0), NUD_STATES) or ["NONE"]
     return s + " " + " ".join(state)
 
 
-def rule_text(m: RtMsg, ifname: IfName) -> str:
+def rule_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     s = f"{a.get('FRA_PRIORITY', 0)}:"
     src = a.get("FRA_SRC")
@@ -285,13 +281,13 @@ def rule_text(m: RtMsg, ifname: IfName) -> str:
     return s
 
 
-def nsid_text(m: RtMsg, ifname: IfName) -> str:
+def nsid_text(m: NlMsg, ifname: IfName) -> str:
     a = m.attrs
     return f"nsid {a.get('NETNSA_NSID', '?')}" + (
         f" (pid {a['NETNSA_PID']})" if "NETNSA_PID" in a else "")
 
 
-def generic_text(m: RtMsg, ifname: IfName) -> str:
+def generic_text(m: NlMsg, ifname: IfName) -> str:
     if m.error is not None:
         if m.type == 3:
             return "done" if not m.error else f"done, error {m.error}"
@@ -304,7 +300,7 @@ def generic_text(m: RtMsg, ifname: IfName) -> str:
         if type(v) is Unknown:
             parts.append(f"attr{v.type}=0x{v.data.hex()}")
         else:
-            parts.append(f"{k}={json.dumps(jsonable(v), separators=(',', ':'))}")
+            parts.append(f"{k}={json_text(jsonable(v))}")
     return " ".join(parts)
 
 
@@ -313,7 +309,7 @@ _TEXT = {16: link_text, 17: link_text, 20: addr_text_line, 21: addr_text_line,
          33: rule_text, 88: nsid_text, 89: nsid_text}
 
 
-def body_text(m: RtMsg, ifname: IfName = lambda i: None) -> str:
+def body_text(m: NlMsg, ifname: IfName = lambda i: None) -> str:
     """What the message says, the way `ip monitor` / `ip` would print it."""
     fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
     try:
@@ -322,10 +318,10 @@ def body_text(m: RtMsg, ifname: IfName = lambda i: None) -> str:
         return generic_text(m, ifname)
 
 
-def line(m: RtMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
+def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
          who: str | None = None) -> str:
     """One line: [TYPE] what it says (pid, process)."""
-    s = f"{prefix}[{type_name(m.type)}] {body_text(m, ifname)}"
+    s = f"{prefix}[{type_name(m.type, m.protocol)}] {body_text(m, ifname)}"
     if m.pid and who is not None:
         s += f"  (pid {m.pid}: {who})"
     elif m.pid:
@@ -335,40 +331,147 @@ def line(m: RtMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
     return s
 
 
+def process_json(who: Any) -> dict[str, Any] | None:
+    """The sender of a message (rawlab.sockets.proc.Process), for JSON."""
+    return None if who is None else {"pid": who.pid, "comm": who.comm, "how": who.how}
+
+
+# ---- sinks --------------------------------------------------------------------------
+
+class MonitorPrinter:
+    """`rawlab netlink monitor`'s output: one hook per event (rawlab.analysis.netlink).
+
+    Text: ip-monitor-like lines (``verbose``: each with its byte layout); JSON:
+    one object per event (docs/json.md, netlink). ``ifname`` names devices.
+    """
+
+    def __init__(self, out: TextIO, *, as_json: bool = False, verbose: bool = False,
+                 ifname: IfName = lambda i: None) -> None:
+        from rawlab.analysis.netlink import Change, Event, OverflowEvent
+
+        self.write = out.write
+        self.as_json = as_json
+        self.verbose = verbose
+        self.ifname = ifname
+        self._hooks: dict[type, Callable[[Any], None]] = {
+            Event: self.message, OverflowEvent: self.overflow, Change: self.change}
+
+    def show(self, ev: Any) -> None:
+        self._hooks[type(ev)](ev)
+
+    def message(self, ev: Any) -> None:
+        m, who = ev.msg, ev.process
+        if self.as_json:
+            self.write(encode(msg_json(m, event="message", n=ev.n, ts_ns=ev.ts_ns, nsid=ev.nsid,
+                                       group=ev.group, resynced=ev.resynced,
+                                       process=process_json(who))) + "\n")
+            return
+        prefix = f"[nsid {ev.nsid}] " if ev.nsid is not None else ""
+        self.write(line(m, self.ifname, prefix=prefix,
+                        who=f"{who.comm}[{who.pid}]" if who else None) + "\n")
+        if self.verbose:
+            self.write("\n".join(layout(m.buf, m.offset)) + "\n")
+
+    def overflow(self, ev: Any) -> None:
+        if self.as_json:
+            self.write(encode({"event": "overflow", "ts_ns": ev.ts_ns, "count": ev.count,
+                               "resync": list(ev.resync)}) + "\n")
+        else:
+            self.write(f"!! overflow #{ev.count}: the kernel dropped messages (ENOBUFS); "
+                       f"re-dumping {', '.join(ev.resync) or 'nothing'} to show what changed\n")
+
+    def change(self, ch: Any) -> None:
+        if self.as_json:
+            d = msg_json(ch.msg, event="resync", change=ch.what, kind=ch.kind)
+            if ch.before is not None:
+                d["before"] = msg_json(ch.before)
+            self.write(encode(d) + "\n")
+        else:
+            self.write(f"[resync {ch.what} {ch.kind}] {body_text(ch.msg, self.ifname)}\n")
+
+    def summary(self, summary: dict[str, Any]) -> str | None:
+        """The closing counts: JSON, a last object on the output; text, a line for stderr."""
+        if self.as_json:
+            self.write(encode({"summary": summary}) + "\n")
+            return None
+        overflows = summary["overflows"]
+        return (f"{summary['messages']} messages, {overflows} overflows (ENOBUFS)"
+                + (f", re-dump found {summary['resync']}" if overflows else ""))
+
+
+ARROWS = {"to_kernel": "user→kernel", "to_user": "kernel→user"}
+
+
+def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json: bool,
+                 verbose: bool) -> Iterator[str]:
+    """`rawlab netlink decode`'s lines for one record (rawlab.decode.netlink.NetlinkRecord),
+    one per message."""
+    frame, ts_ns, protocol, pkttype, data = rec
+    if not msgs:
+        if as_json:
+            yield encode({"frame": frame, "ts_ns": ts_ns, "protocol": protocol,
+                          "malformed": True, "hex": data.hex()})
+        else:
+            yield f"#{frame} {len(data)} bytes: not a netlink message"
+        return
+    for i, m in enumerate(msgs):
+        if as_json:
+            yield encode(msg_json(m, frame=frame, msg_index=i, ts_ns=ts_ns, protocol=protocol,
+                                  protocol_name=PROTOCOLS.get(protocol),
+                                  pkttype=pkttype if pkttype >= 0 else None,
+                                  direction=direction))
+            continue
+        prefix = f"#{frame}.{i} {PROTOCOLS.get(protocol, protocol)} " \
+                 f"{ARROWS.get(direction or '', '')} ".replace("  ", " ")
+        if protocol == 0:
+            yield line(m, prefix=prefix)
+        else:
+            yield (f"{prefix}type={type_name(m.type, protocol)} "
+                   f"flags={','.join(flag_names(m.type, m.flags))}"
+                   f" seq={m.seq} pid={m.pid} len={m.len}")
+        if verbose:
+            yield from layout(m.buf, m.offset, protocol)
+
+
 # ---- -v: pyroute2's names beside the byte layout -------------------------------------
 
 def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
-    """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex."""
-    from rawlab.decode.netlink import Netlink, NlAttr, fixed_header_len
+    """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex.
+
+    Offsets count from the start of the message.
+    """
+    from rawlab.decode.netlink import NlAttr, attr_tree
+    from rawlab.decode.rtnl import decode, value_of
+    from rawlab.sockets.netlink_wire import NLMSG_ERROR, NLMSG_HDRLEN, messages
 
     rows: list[tuple[int, str, str, int, bytes]] = []  # depth, name, value, offset, raw
-    nl = Netlink(data[offset:], protocol)
-    if not nl.messages:
+    m = next(messages(data, offset, protocol), None)
+    if m is None:
         return [f"  {len(data) - offset} bytes, too short for a netlink header"]
-    m = nl.messages[0]
+    decode(m)
     names = {"len": "nlmsg_len", "type": "nlmsg_type", "flags": "nlmsg_flags",
              "seq": "nlmsg_seq", "pid": "nlmsg_pid"}
     for fname, off, size in m.FIELDS:
         val: Any = getattr(m, fname)
-        if fname == "type":
-            val = f"{val} ({type_name(val)})" if protocol == 0 else val
+        if fname == "type" and type_name(val, protocol) != str(val):
+            val = f"{val} ({type_name(val, protocol)})"
         elif fname == "flags":
             val = f"{val:#06x} {','.join(flag_names(m.type, val))}"
         rows.append((0, names[fname], str(val), off, data[offset + off:offset + off + size]))
-    body = 16
+    body = NLMSG_HDRLEN
+    body_len = m.end - offset - body
     schema: Schema | None = None
     if protocol == 0 and m.type >= 16:
         t = msg_type(m.type)
         schema = t.schema
-        if t.header_st is not None and t.header_st.size <= len(m.body):
+        if t.header_st is not None and t.header_st.size <= body_len:
             vals = t.header_st.unpack_from(data, offset + body)
             for (fname, st, foff), v in zip(t.header_spec, vals, strict=False):
                 at = body + foff
                 rows.append((0, fname, str(v), at, data[offset + at:offset + at + st.size]))
-    elif m.type == 2 and len(m.body) >= 4:
-        rows.append((0, "error", f"{m.error} ({errno.errorcode.get(-(m.error or 0), 'ok')})",
-                     16, data[offset + 16:offset + 20]))
-    fixed = fixed_header_len(protocol, m.type) if m.type >= 16 else None
+    elif m.type == NLMSG_ERROR and m.error is not None:
+        rows.append((0, "error", f"{m.error} ({errno.errorcode.get(-m.error, 'ok')})",
+                     body, data[offset + body:offset + body + 4]))
 
     def walk(attrs: tuple[NlAttr, ...], sch: Schema | None, depth: int) -> None:
         for a in attrs:
@@ -380,19 +483,15 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
             if a.children is not None:
                 sub = spec.schema() if (spec is not None and spec.kind == 7) else None
                 rows.append((depth, f"{name} ({short})", f"nested, {len(a.children)} attrs",
-                             a.offset, data[offset + a.offset:offset + a.offset + 4]))
+                             a.offset - offset, data[a.offset:a.offset + 4]))
                 walk(a.children, sub, depth + 1)
                 continue
-            from rawlab.decode.rtnl import value_of
-
             v = value_of(spec, a.data, m.family or 0) if spec else Unknown(a.type, a.data)
-            text = jsonable(v)
             flag = " TRUNCATED" if a.truncated else " MALFORMED" if a.malformed else ""
-            rows.append((depth, f"{name} ({short})", f"{text}{flag}", a.offset,
-                         data[offset + a.offset:offset + a.offset + min(a.length, 4 + 16)]))
+            rows.append((depth, f"{name} ({short})", f"{jsonable(v)}{flag}", a.offset - offset,
+                         data[a.offset:a.offset + min(a.length, 4 + 16)]))
 
-    if fixed is not None:
-        walk(m.attrs, schema, 1)
+    walk(attr_tree(m), schema, 1)
     out = []
     for depth, name, val, off, raw in rows:
         left = f"{'  ' * depth}{name} = {val}"

@@ -32,13 +32,18 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rawlab.decode.netlink import NLA_TYPE_MASK, NLMSG_HDRLEN, NLMSG_MIN_TYPE
-from rawlab.decode.rtnl import K_INT, K_IP, RtMsg, decode_message, msg_type
+from rawlab.decode.rtnl import K_INT, K_IP, decode_message, msg_type
 from rawlab.present.netlink import msg_json
+from rawlab.sockets.netlink_wire import (
+    NLA_TYPE_MASK,
+    NLMSG_HDRLEN,
+    NLMSG_MIN_TYPE,
+    NLMSGHDR,
+    NlMsg,
+    attributes,
+)
 
 _INT_CODES = frozenset("bBhHiIlLqQ")
-_LEN_TYPE = struct.Struct("=IH").unpack_from
-_HH = struct.Struct("=HH").unpack_from
 MAX_SHAPES = 8  # per (type, length): shapes kept, most recent first
 GIVE_UP = 4  # shapes compiled for one (type, length) without a single reuse: stop trying
 
@@ -75,7 +80,7 @@ class ShapeRenderer:
     """
 
     def __init__(self, encode: Callable[[Any], str], *,
-                 keep: Callable[[RtMsg], bool] | None = None,
+                 keep: Callable[[NlMsg], bool] | None = None,
                  literal: frozenset[str] = frozenset()) -> None:
         self.encode = encode
         self.keep = keep
@@ -90,8 +95,9 @@ class ShapeRenderer:
         view = memoryview(buf)
         off, n = 0, len(buf)
         shapes = self.shapes
+        header = NLMSGHDR.unpack_from
         while off + NLMSG_HDRLEN <= n:
-            length, mtype = _LEN_TYPE(buf, off)
+            length, mtype, _flags, _seq, _pid = header(buf, off)
             if length < NLMSG_HDRLEN:
                 break
             key = (mtype, length)
@@ -120,7 +126,7 @@ class ShapeRenderer:
 
     # ---- compiling a shape ----------------------------------------------------------
 
-    def _learn(self, key: tuple[int, int], buf: bytes, off: int, m: RtMsg,
+    def _learn(self, key: tuple[int, int], buf: bytes, off: int, m: NlMsg,
                d: dict[str, Any], skip: bool) -> None:
         made = self.compiled.get(key, 0)
         have = self.shapes.get(key, [])
@@ -132,7 +138,7 @@ class ShapeRenderer:
         self.compiled[key] = made + 1
         self.shapes[key] = [shape, *have][:MAX_SHAPES]
 
-    def _compile(self, buf: bytes, off: int, m: RtMsg, d: dict[str, Any],
+    def _compile(self, buf: bytes, off: int, m: NlMsg, d: dict[str, Any],
                  skip: bool) -> Shape | None:
         if not m.ok or m.error is not None or m.extack is not None:
             return None
@@ -156,25 +162,22 @@ class ShapeRenderer:
         attrs = d.get("attrs")
         if not isinstance(attrs, dict):
             return None
-        pos, end = NLMSG_HDRLEN + t.header_len, length
         seen: dict[str, int] = {}
         found: list[tuple[int, str, int, str]] = []
         schema = t.schema.by_type
-        while pos + 4 <= end:
-            alen, atype = _HH(buf, off + pos)
-            if alen < 4 or pos + alen > end:
+        for atype, p, q in attributes(buf, off + NLMSG_HDRLEN + t.header_len, off + length):
+            if atype > 0xFFFF:
                 return None
             spec = schema.get(atype & NLA_TYPE_MASK)
             if spec is not None:
                 seen[spec.name] = seen.get(spec.name, 0) + 1
-                size = alen - 4
+                at, size = p - off, q - p  # the value's offset in the message, its size
                 if spec.kind == K_INT and spec.st is not None:
                     code = _int_code(spec.st)
                     if code is not None and size >= spec.st.size:
-                        found.append((pos + 4, code, spec.st.size, spec.name))
-                elif spec.kind == K_IP and size == 4:
-                    found.append((pos + 4, "4B", 4, spec.name))
-            pos = (pos + alen + 3) & ~3
+                        found.append((at, code, spec.st.size, spec.name))
+                elif spec.kind == K_IP and size == 4:  # an IPv4 address
+                    found.append((at, "4B", 4, spec.name))
         for at, code, size, name in found:
             if seen[name] == 1 and name not in literal and name in attrs:
                 slots.append((at, code, size, ("attrs", name)))

@@ -1,21 +1,36 @@
 """Decoded packets for people and programs: a tcpdump-like line, a field tree
 with byte offsets, and the NDJSON object of docs/json.md ("packet").
 
+    line(frame, rec, pkt, "eth0") / tree(...) / packet_json(...)   # one packet
+    LineSink(out), TreeSink(out), JsonSink(out)     # the same as outputs of pipeline.run
+
 Decoders hand over ints and bytes; this module is where they become text.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import json
+import socket
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
+from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
-from rawlab.records import Direction, Record
+from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.records import (
+    PACKET_OUTGOING,
+    Direction,
+    Interface,
+    LinkType,
+    Record,
+    linktype_name,
+)
 
 # TCP option kinds (IANA)
 TCPOPT_NAMES = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",
@@ -36,42 +51,16 @@ MON_OPS = {1: "connect", 2: "disconnect", 3: "control", 4: "payload"}
 
 # ---- small formatters --------------------------------------------------------
 
-def mac(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
-
-
-def ip(b: bytes) -> str:
-    if len(b) == 4:
-        return str(ipaddress.IPv4Address(b))
-    if len(b) == 16:
-        return str(ipaddress.IPv6Address(b))
-    return b.hex()
-
-
 def _addr_fields(layer: str) -> dict[str, Any]:
     if layer in ("eth", "sll", "sll2"):
-        return {"src": mac, "dst": mac, "addr": mac}
+        return {"src": mac_text, "dst": mac_text, "addr": mac_text}
     if layer in ("ipv4", "ipv6"):
-        return {"src": ip, "dst": ip}
+        return {"src": ip_text, "dst": ip_text}
     if layer == "arp":
-        return {"sha": mac, "tha": mac, "spa": ip, "tpa": ip}
+        return {"sha": mac_text, "tha": mac_text, "spa": ip_text, "tpa": ip_text}
     if layer in ("icmpv6",):
-        return {"target": ip}
+        return {"target": ip_text}
     return {}
-
-
-def jsonable(value: Any, fmt: Any = None) -> Any:
-    """ints stay ints; bytes become addresses (where the field is one) or hex."""
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        b = bytes(value)
-        return fmt(b) if fmt else b.hex()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
@@ -135,9 +124,111 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
 
 # ---- the one-line summary -------------------------------------------------------
 
-def timestamp(ts_ns: int) -> str:
+@dataclass(frozen=True)
+class LineStyle:
+    """tcpdump's choices for the one-line view.
+
+    ``clock``: a function of ts_ns giving the time column (:class:`Clock`; None: local
+    time of day, tcpdump's default). ``link``: -e, the link-level header first.
+    ``dump``: "x"/"X" (-x/-X: hex, with ASCII, from the network header), "xx"/"XX"
+    (-xx/-XX: from the link header), "A" (-A: ASCII), "payload" (the transport payload
+    as -X), or "" (none).
+    """
+
+    clock: Callable[[int], str] | None = None
+    link: bool = False
+    dump: str = ""
+
+
+DEFAULT_STYLE = LineStyle()
+
+
+class Clock:
+    """tcpdump's -t forms: "" (-t: none), "epoch" (-tt: seconds.µs since the epoch), "delta"
+    (-ttt: since the previous packet), "date" (-tttt: date and time of day), "since"
+    (-ttttt: since the first packet); "time" (default: time of day)."""
+
+    def __init__(self, form: str = "time") -> None:
+        self.form = form
+        self._first: int | None = None
+        self._prev: int | None = None
+
+    def __call__(self, ts_ns: int) -> str:
+        f = self.form
+        if f == "time":
+            return timestamp(ts_ns)
+        if f == "":
+            return ""
+        if f == "epoch":
+            sec, ns = divmod(ts_ns, 1_000_000_000)
+            return f"{sec}.{ns // 1000:06d}"
+        if f == "date":
+            sec, ns = divmod(ts_ns, 1_000_000_000)
+            return timestamp(ts_ns, "%Y-%m-%d %H:%M:%S")
+        if self._first is None:
+            self._first = self._prev = ts_ns
+        ref = self._prev if f == "delta" else self._first
+        self._prev = ts_ns
+        d = max(ts_ns - (ref or ts_ns), 0) // 1000
+        sec, us = divmod(d, 1_000_000)
+        h, rest = divmod(sec, 3600)
+        return f" {h:02d}:{rest // 60:02d}:{rest % 60:02d}.{us:06d}"
+
+
+def cooked_direction(pkt: Packet) -> int:
+    """In or out from a cooked header's packet type (files keep no other direction)."""
+    first: Any = pkt.layers[0] if pkt.layers else None
+    if first is None or first.name != "sll":
+        return Direction.UNKNOWN
+    return Direction.OUTBOUND if first.pkttype == PACKET_OUTGOING else Direction.INBOUND
+
+
+def link_text(pkt: Packet, wirelen: int) -> str:
+    """tcpdump -e: the link-level header (Ethernet addresses and ethertype, VLAN tags; the
+    cooked header's interface, type and address), '' for link types without one."""
+    if not pkt.layers:
+        return ""
+    first: Any = pkt.layers[0]
+    if first.name == "eth":
+        types = [t.tpid for t in first.tags] + [first.ethertype]
+        out = (f"{mac_text(first.src)} > {mac_text(first.dst)}, ethertype {_etype(types[0])}, "
+               f"length {wirelen}")
+        for t, nxt in zip(first.tags, types[1:], strict=False):
+            out += f": vlan {t.vid}, p {t.pcp}, ethertype {_etype(nxt)}"
+        return out
+    if first.name in ("sll", "sll2"):
+        idx = f"ifindex {first.ifindex} " if hasattr(first, "ifindex") else ""
+        addr = mac_text(bytes(first.addr)[: first.halen]) if first.halen else ""
+        return f"{idx}{addr} ethertype {_etype(first.protocol)}, length {wirelen}"
+    return ""
+
+
+def _etype(et: int) -> str:
+    return f"{ETHERTYPES.get(et, 'Unknown')} (0x{et:04x})"
+
+
+def dump_text(pkt: Packet, form: str) -> str:
+    """The -x/-X/-xx/-XX/-A dump lines (see :class:`LineStyle`)."""
+    data = bytes(pkt.data)
+    link = pkt.layers[0].header_len if pkt.layers and pkt.layers[0].name in (
+        "eth", "sll", "sll2") else 0
+    if form in ("x", "X"):
+        data = data[link:]
+    elif form == "payload":
+        data = bytes(pkt.payload) if len(pkt.layers) > 1 else b""
+    if form == "A":
+        return ascii_text(data)
+    return "\n".join(hex_lines(data, ascii=form in ("X", "XX", "payload")))
+
+
+def timestamp(ts_ns: int, fmt: str = "%H:%M:%S") -> str:
+    """Local time of `ts_ns` as `fmt` plus microseconds; a time the C library cannot
+    show (a file's absurd if_tsresol or if_tsoffset) as seconds since the epoch."""
     sec, ns = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
+    try:
+        return time.strftime(fmt, time.localtime(sec)) + f".{ns // 1000:06d}"
+    except (OverflowError, OSError, ValueError):
+        return f"{sec}.{ns // 1000:06d}"
 
 
 # ints: IntFlag arithmetic per packet costs
@@ -192,20 +283,34 @@ def _csum_note(name: str, c: ChecksumStatus | None) -> str:
     return f" [{name} cksum {c.verdict.value}]"
 
 
-def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None) -> str:
+def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
+         style: LineStyle | None = None) -> str:
     """tcpdump-like: time, interface, addresses/ports, flags, seq/ack, win, len; the
-    checksum verdict only when it is not good."""
-    head = timestamp(rec.ts_ns)
+    checksum verdict only when it is not good. `style` holds tcpdump's -t*, -e, -x/-X/-A
+    choices (None: tcpdump's defaults)."""
+    st = style or DEFAULT_STYLE
+    head = timestamp(rec.ts_ns) if st.clock is None else st.clock(rec.ts_ns)
     if interface:
-        head += f" {interface}"
-        if rec.direction:
-            head += " In " if rec.direction == Direction.INBOUND else " Out"
+        direction = rec.direction or cooked_direction(pkt)
+        if direction:
+            inbound = direction == Direction.INBOUND
+            head += f" {interface:<5} {'In ' if inbound else 'Out'}"
+        else:
+            head += f" {interface}"
     body = summary(pkt, rec.wirelen)
+    if st.link:
+        link = link_text(pkt, rec.wirelen)
+        if link:
+            body = link + ": " + body.removeprefix("IP6 ").removeprefix("IP ").removeprefix(
+                "ARP, ")
     if pkt.truncated:
         body += " [|truncated]"
     if pkt.malformed:
         body += " [malformed]"
-    return f"{head} {body}"
+    text = f"{head} {body}" if head else body
+    if st.dump:
+        text += "\n" + dump_text(pkt, st.dump)
+    return text
 
 
 def summary(pkt: Packet, wirelen: int) -> str:
@@ -215,7 +320,7 @@ def summary(pkt: Packet, wirelen: int) -> str:
         n: Any = net
         fam = "IP" if net.name == "ipv4" else "IP6"
         netnote = _csum_note("ip", pkt.checksum("ipv4")) if net.name == "ipv4" else ""
-        src, dst = ip(n.src), ip(n.dst)
+        src, dst = ip_text(n.src), ip_text(n.dst)
         t: Any = pkt.layer("tcp")
         if t is not None:
             plen = len(t.payload)
@@ -247,14 +352,16 @@ def summary(pkt: Packet, wirelen: int) -> str:
     a: Any = pkt.layer("arp")
     if a is not None:
         if a.op == 1:
-            return f"ARP, Request who-has {ip(a.tpa)} tell {ip(a.spa)}, length {len(a.buf)}"
+            return (f"ARP, Request who-has {ip_text(a.tpa)} tell {ip_text(a.spa)}, "
+                    f"length {len(a.buf)}")
         if a.op == 2:
-            return f"ARP, Reply {ip(a.spa)} is-at {mac(a.sha)}, length {len(a.buf)}"
+            return f"ARP, Reply {ip_text(a.spa)} is-at {mac_text(a.sha)}, length {len(a.buf)}"
         return f"ARP, op {a.op}, length {len(a.buf)}"
     nl: Any = pkt.layer("netlink")
     if nl is not None:
         msgs = nl.messages
-        types = ",".join(str(m.type) for m in msgs[:4]) + ("…" if len(msgs) > 4 else "")
+        types = ",".join(type_name(m.type, nl.family) for m in msgs[:4]) + (
+            "…" if len(msgs) > 4 else "")
         return f"NETLINK {len(msgs)} message(s), types {types}, length {wirelen}"
     vs: Any = pkt.layer("vsock")
     if vs is not None:
@@ -262,8 +369,11 @@ def summary(pkt: Packet, wirelen: int) -> str:
     e: Any = pkt.layer("eth")
     if e is not None:
         et = e.ethertype
-        return (f"{mac(e.src)} > {mac(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
+        return (f"{mac_text(e.src)} > {mac_text(e.dst)}, ethertype {ETHERTYPES.get(et, 'unknown')} "
                 f"(0x{et:04x}), length {wirelen}")
+    if names == ("data",):
+        lt = pkt.linktype
+        return f"link type {linktype_name(lt)} ({lt}), not decoded, length {wirelen}"
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
 
 
@@ -334,3 +444,100 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     if payload is not None and len(payload):
         yield f"  payload @{base}: {len(payload)} bytes: {bytes(payload[:32]).hex()}" + (
             "…" if len(payload) > 32 else "")
+
+
+@functools.lru_cache(maxsize=256)
+def ifindex_name(ifindex: int) -> str:
+    """The name of interface `ifindex` on this machine (what tcpdump prints for a LINUX_SLL2
+    packet), else ``ifindex N``."""
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"ifindex {ifindex}"
+
+
+# ---- sinks: the outputs of rawlab.pipeline.run -----------------------------------
+
+class LineSink:
+    """One tcpdump-like line per packet (`style`: tcpdump's -t*, -e, -x/-X/-A)."""
+
+    decodes = True
+
+    def __init__(self, out: TextIO, style: LineStyle | None = None) -> None:
+        self._write = out.write
+        self._out = out
+        self.style = style
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        name = iface.name if iface is not None else None
+        if rec.linktype == LinkType.LINUX_SLL2 and name in (None, "any") and pkt.layers:
+            name = ifindex_name(pkt.layers[0].ifindex)  # as tcpdump names SLL2's interface
+        self._write(line(frame, rec, pkt, name, self.style) + "\n")
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+class TreeSink(LineSink):
+    """Every field of every layer, with byte offsets; a blank line after each packet."""
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
+
+
+class JsonSink(LineSink):
+    """One NDJSON object per packet (docs/json.md, "packet")."""
+
+    def packet(self, frame: int, rec: Record, pkt: Packet | None,
+               iface: Interface | None) -> None:
+        assert pkt is not None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        self._write(json_line(packet_json(frame, rec, pkt, name)))
+
+
+def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False,
+             style: LineStyle | None = None) -> LineSink:
+    """The packet output the options name: ``-v`` tree, ``--json`` NDJSON, else lines."""
+    kind = JsonSink if as_json else TreeSink if verbose else LineSink
+    return kind(out, style)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 packet``, ``0 packets``, ``2 packets`` (tcpdump's PLURAL_SUFFIX)."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def capture_summary(st: Any) -> str:
+    """tcpdump's three lines at the end of a capture (a CaptureStats' counts)."""
+    text = (f"{plural(st.captured, 'packet')} captured\n"
+            f"{plural(st.received, 'packet')} received by filter\n"
+            f"{plural(st.dropped, 'packet')} dropped by kernel")
+    if st.pending:
+        text += f"\n{plural(st.pending, 'packet')} arrived after the stop (not captured)"
+    return text
+
+
+def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+    """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
+    counts, the interface and the filter."""
+    return json.dumps({"summary": {
+        "captured": st.captured, "received": st.received, "dropped": st.dropped,
+        "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
+        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
+
+
+_IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))
+
+
+def interface_list(rows: list[tuple[int, str, int]]) -> str:
+    """``tcpdump -D``: the capture's choices, numbered, with their state."""
+    lines = ["1.any (Pseudo-device that captures on all interfaces) [Up, Running]"]
+    for n, (_index, name, flags) in enumerate(rows, 2):
+        words = [w for bit, w in _IFF if flags & bit] or ["none"]
+        lines.append(f"{n}.{name} [{', '.join(words)}]")
+    return "\n".join(lines)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rawlab.analysis.tcp import Segment
-from rawlab.errors import Exit, RawlabError
+from rawlab.errors import Exit, RawlabError, output_error
+from rawlab.present.fmt import endpoint
 
 _RTX = frozenset(("retransmission", "fast_retransmission", "spurious_retransmission"))
 
@@ -40,10 +41,8 @@ class TimeSequence:
             return
         if self.t0 is None:
             self.t0 = seg.ts_ns
-            from rawlab.present.tcp import endpoint_text
-
-            self.title = (f"stream {seg.stream}: {endpoint_text(seg.src_addr, seg.src_port)} "
-                          f"-> {endpoint_text(seg.dst_addr, seg.dst_port)}")
+            self.title = (f"stream {seg.stream}: {endpoint(seg.src_addr, seg.src_port)} "
+                          f"-> {endpoint(seg.dst_addr, seg.dst_port)}")
         t = seg.ts_ns - self.t0
         if seg.len:
             kind = 2 if _RTX.intersection(seg.analysis) else (
@@ -93,6 +92,38 @@ class TimeSequence:
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out)
-        plt.close(fig)
+        try:
+            fig.savefig(out)
+        except OSError as exc:
+            raise output_error(exc, f"write {out}") from None
+        finally:
+            plt.close(fig)
         return out
+
+
+class PlotSink:
+    """``--plot PNG`` as an output of :func:`rawlab.pipeline.run_tcp`: collects each stream's
+    segments and, when the input ends, saves the graph of the stream that carried the most
+    payload (or the one stream asked for). ``saved`` is (path, stream) once written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        self.streams: dict[int, TimeSequence] = {}
+        self.saved: tuple[Path, int] | None = None
+
+    def segment(self, seg: Segment, rec: object = None) -> None:
+        ts = self.streams.get(seg.stream)
+        if ts is None:
+            ts = self.streams[seg.stream] = TimeSequence(seg.stream)
+        ts.add(seg)
+
+    def handshake(self, hs: object) -> None:
+        pass
+
+    def closed(self, ev: object) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.streams:
+            best = max(self.streams.values(), key=lambda p: sum(p.bytes))
+            self.saved = (best.save(self.path), best.stream)

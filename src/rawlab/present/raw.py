@@ -7,13 +7,13 @@ module turns them into text and JSON (docs/json.md, "raw").
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.present import packet as ppkt
+from rawlab.present.fmt import endpoint, json_line, preview
 from rawlab.records import LinkType, Record
 
 FAMILY = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
@@ -27,14 +27,6 @@ def _family_num(family: int) -> int:
 
 def _sock(family: int, proto: int) -> str:
     return f"{FAMILY.get(family, family)} SOCK_RAW {PROTO.get(proto, str(proto))}"
-
-
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
-def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":")) + "\n"
 
 
 def _ip_record(data: bytes, ts_ns: int = 0) -> tuple[Record, Packet]:
@@ -67,7 +59,7 @@ def listen_tree(n: int, got: Any, pkt: Packet) -> Iterable[str]:
 def listen_json(n: int, got: Any, pkt: Packet) -> str:
     d = ppkt.packet_json(n, got.record(), pkt, got.ifname or got.ifindex)
     d["ip_header"] = "rebuilt" if got.rebuilt else "kernel"
-    return _dump(d)
+    return json_line(d)
 
 
 # ---- ping --------------------------------------------------------------------------------
@@ -101,16 +93,16 @@ def ping_json(ev: Any) -> str | None:
     from rawlab.raw.ping import Reply, Sent, Unreachable
 
     if isinstance(ev, Sent):
-        return _dump({"type": "request", "seq": ev.seq, "ts_ns": ev.ts_ns,
+        return json_line({"type": "request", "seq": ev.seq, "ts_ns": ev.ts_ns,
                       "checksum": ev.checksum, "size": ev.size})
     if isinstance(ev, Reply):
-        return _dump({"type": "reply", "seq": ev.seq, "id": ev.ident, "src": ev.src,
+        return json_line({"type": "reply", "seq": ev.seq, "id": ev.ident, "src": ev.src,
                       "size": ev.size, "hop_limit": ev.hop_limit, "rtt_ns": ev.rtt_ns,
                       "ts_ns": ev.received.ts_ns, "checksum": ev.checksum.value,
                       "checksum_status": ev.checksum.verdict.value,
                       "duplicate": ev.duplicate})
     if isinstance(ev, Unreachable):
-        return _dump({"type": "error", "seq": ev.seq, "src": ev.src, "icmp_type": ev.type,
+        return json_line({"type": "error", "seq": ev.seq, "src": ev.src, "icmp_type": ev.type,
                       "icmp_code": ev.code, "ts_ns": ev.received.ts_ns})
     return None
 
@@ -132,7 +124,7 @@ def ping_summary(s: Any) -> str:
 
 
 def ping_summary_json(s: Any) -> str:
-    return _dump({"type": "summary", "schema": "rawlab.raw.ping/1", "target": s.target,
+    return json_line({"type": "summary", "schema": "rawlab.raw.ping/1", "target": s.target,
                   "transmitted": s.transmitted, "received": s.received,
                   "duplicates": s.duplicates, "errors": s.errors,
                   "loss_pct": round(s.loss_pct, 3), "time_ns": s.time_ns,
@@ -144,7 +136,7 @@ def ping_summary_json(s: Any) -> str:
 
 def _why_rst(res: Any) -> str:
     return (f"why the RST: the SYN left from a raw socket, so no socket of this kernel owns "
-            f"{_endpoint(res.source, res.sport)} ↔ {_endpoint(res.target, res.port)}. When the "
+            f"{endpoint(res.source, res.sport)} ↔ {endpoint(res.target, res.port)}. When the "
             "SYN-ACK arrived the TCP stack found no socket for it and answered with a RST "
             "whose seq is the SYN-ACK's ack (RFC 9293 §3.10.7.1), which also frees the "
             "listener's half-open connection. `rawlab raw handshake` holds that RST back "
@@ -155,7 +147,7 @@ def syn_report(res: Any, out: TextIO) -> None:
     w = out.write
     v6 = res.family == socket.AF_INET6
     how = "the kernel adds the IPv6 header" if v6 else "IP_HDRINCL: rawlab writes the IPv4 header"
-    w(f"rawlab raw syn: {_endpoint(res.source, res.sport)} → {_endpoint(res.target, res.port)}, "
+    w(f"rawlab raw syn: {endpoint(res.source, res.sport)} → {endpoint(res.target, res.port)}, "
       f"{'hop limit' if v6 else 'TTL'} {res.ttl}, over {_sock(res.family, 6)} ({how})\n")
     rtt = f" after {res.rtt_ns / 1e6:.3f} ms" if res.rtt_ns is not None else ""
     w(f"\nport {res.port} is {res.state.upper()}: {res.reason}{rtt}\n")
@@ -208,7 +200,7 @@ def syn_json(res: Any) -> str:
     if rst is not None:
         rst_json = ppkt.packet_json(1, rst, Decoder().decode(rst.data, rst.linktype), "any")
     a, i = res.answer, res.icmp
-    return json.dumps({
+    return json_line({
         "schema": "rawlab.raw.syn/1", "target": res.target, "port": res.port,
         "source": res.source, "sport": res.sport, "family": _family_num(res.family),
         "ttl": res.ttl, "isn": res.isn, "state": res.state, "reason": res.reason,
@@ -216,7 +208,7 @@ def syn_json(res: Any) -> str:
         "answer": pj(a.data, a.ts_ns, a.rebuilt) if a else None,
         "icmp": pj(i.data, i.ts_ns, i.rebuilt) if i else None,
         "kernel_rst": rst_json, "capture_error": res.capture_error,
-    }) + "\n"
+    })
 
 
 # ---- handshake ---------------------------------------------------------------------------
@@ -227,8 +219,8 @@ def handshake_report(res: Any, out: TextIO) -> None:
     w = out.write
     v6 = res.family == socket.AF_INET6
     how = "" if v6 else ", IP_HDRINCL"
-    w(f"rawlab raw handshake: {_endpoint(res.source, res.sport)} → "
-      f"{_endpoint(res.target, res.port)}, TCP in user space over {_sock(res.family, 6)}{how}\n")
+    w(f"rawlab raw handshake: {endpoint(res.source, res.sport)} → "
+      f"{endpoint(res.target, res.port)}, TCP in user space over {_sock(res.family, 6)}{how}\n")
     w("our kernel's RSTs held back by a temporary nftables table (ours carry SO_MARK "
       "and pass):\n")
     for ln in res.ruleset.rstrip().splitlines():
@@ -244,18 +236,19 @@ def handshake_report(res: Any, out: TextIO) -> None:
           f"{len(tcp.received)}; {res.sent_segments} segments sent "
           f"({res.retransmissions} retransmitted)\n")
         if tcp.received:
-            w(f"received: {tcp.received[:200]!r}\n")
+            w(f"received: {preview(tcp.received, 200)}\n")
     dropped = "?" if res.rst_dropped is None else str(res.rst_dropped)
     w(f"the nftables rule dropped {dropped} RST(s) from our kernel; table {res.table} "
       f"{'removed' if res.table_removed else 'NOT removed'}\n")
 
 
 def handshake_json(res: Any, out: TextIO) -> None:
-    from rawlab.present.tcp import write_records
+    from rawlab.pipeline import replay
+    from rawlab.present.tcp import JsonSink
 
-    write_records(res.events, out)
+    replay(res.events, [JsonSink(out)])
     tcp = res.tcp
-    out.write(_dump({
+    out.write(json_line({
         "type": "raw_handshake", "schema": "rawlab.raw.handshake/1", "target": res.target,
         "port": res.port, "source": res.source, "sport": res.sport,
         "family": _family_num(res.family), "state": tcp.state if tcp else None,

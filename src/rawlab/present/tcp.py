@@ -6,36 +6,26 @@
     ptcp.render_table(connections, out)        # one line per connection
     f = ptcp.Follow(stream=3); f.add(seg, payload); f.render(out)
 
+As outputs of :func:`rawlab.pipeline.run_tcp` (sinks, one hook per event):
+``JsonSink`` (segment and connection records), ``TableSink`` (the table, when
+closed), ``LiveSink`` (events worth a line, as they happen) and ``FollowSink``.
+
 JSON lines are built by hand from ints and known words (no ``json.dumps`` per
 segment): the values are ints, fixed strings, and hex for addresses' bytes.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-from rawlab.analysis.tcp import Connection, Segment
+from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
 from rawlab.decode.tcp import flag_letters
+from rawlab.present.fmt import endpoint, ip_text
+from rawlab.records import Record
 
 _FLAGS = [flag_letters(i) for i in range(512)]
-_ADDR_CACHE: dict[bytes, str] = {}
-
-
-def addr_text(addr: bytes) -> str:
-    got = _ADDR_CACHE.get(addr)
-    if got is None:
-        if len(_ADDR_CACHE) > 65536:
-            _ADDR_CACHE.clear()
-        got = _ADDR_CACHE[addr] = str(ipaddress.ip_address(addr))
-    return got
-
-
-def endpoint_text(addr: bytes, port: int) -> str:
-    a = addr_text(addr)
-    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
 
 
 _ANALYSIS_JSON: dict[tuple[str, ...], str] = {(): "[]"}
@@ -72,8 +62,8 @@ def segment_json(s: Segment) -> str:
             tail = ', "options": ' + json.dumps({k: _opt(v) for k, v in opts.items()})
     return (
         f'{{"type": "segment", "frame": {s.frame}, "ts_ns": {s.ts_ns}, "stream": {s.stream}, '
-        f'"dir": {s.dir}, "src": "{addr_text(s.src_addr)}", "sport": {s.src_port}, '
-        f'"dst": "{addr_text(s.dst_addr)}", "dport": {s.dst_port}, "seq": {s.seq}, '
+        f'"dir": {s.dir}, "src": "{ip_text(s.src_addr)}", "sport": {s.src_port}, '
+        f'"dst": "{ip_text(s.dst_addr)}", "dport": {s.dst_port}, "seq": {s.seq}, '
         f'"ack": {s.ack}, "seq_rel": {s.seq_rel}, "ack_rel": {s.ack_rel}, '
         f'"next_seq_rel": {s.next_seq_rel}, "flags": "{_FLAGS[s.flags]}", "len": {s.len}, '
         f'"window": {s.window}, "window_raw": {s.window_raw}, '
@@ -98,8 +88,8 @@ def connection_record(c: Connection) -> dict[str, Any]:
 
     return {
         "type": "connection", "stream": c.stream, "family": c.family,
-        "client": addr_text(c.client[0]), "client_port": c.client[1],
-        "server": addr_text(c.server[0]), "server_port": c.server[1],
+        "client": ip_text(c.client[0]), "client_port": c.client[1],
+        "server": ip_text(c.server[0]), "server_port": c.server[1],
         "state": c.state, "history": c.history, "closed": c.closed, "irtt_ns": c.irtt_ns,
         "first_ts_ns": c.first_ts_ns, "last_ts_ns": c.last_ts_ns,
         "first_frame": c.first_frame, "last_frame": c.last_frame,
@@ -137,7 +127,7 @@ def render_table(conns: Sequence[Connection], out: TextIO) -> None:
         an = ",".join(f"{k}={v}" for k, v in sorted(c.analysis_counts.items())
                       if k not in ("retransmission",))
         rows.append((
-            str(c.stream), endpoint_text(*c.client), endpoint_text(*c.server), c.state,
+            str(c.stream), endpoint(*c.client), endpoint(*c.server), c.state,
             c.history or "-", _ms(c.irtt_ns), _size(c.stats[0].bytes), _size(c.stats[1].bytes),
             f"{c.stats[0].retransmissions}/{c.stats[1].retransmissions}",
             f"{_FLAGS[c.stats[0].flags_seen] or '-'}/{_FLAGS[c.stats[1].flags_seen] or '-'}",
@@ -166,11 +156,11 @@ class Follow:
             return
         if not self.ends:
             if seg.dir == 0:
-                self.ends = [(endpoint_text(seg.src_addr, seg.src_port),
-                              endpoint_text(seg.dst_addr, seg.dst_port))]
+                self.ends = [(endpoint(seg.src_addr, seg.src_port),
+                              endpoint(seg.dst_addr, seg.dst_port))]
             else:
-                self.ends = [(endpoint_text(seg.dst_addr, seg.dst_port),
-                              endpoint_text(seg.src_addr, seg.src_port))]
+                self.ends = [(endpoint(seg.dst_addr, seg.dst_port),
+                              endpoint(seg.src_addr, seg.src_port))]
         d = seg.dir
         start = seg.seq_rel + (1 if seg.flags & 0x02 else 0)
         if self.next[d] is None:
@@ -215,43 +205,134 @@ class Follow:
             out.write(f"=== {names[d]}: {total[d]} bytes in order{gap}\n")
 
 
-def write_records(events: Iterable[Any], out: TextIO) -> None:
-    """NDJSON for a batch of analyser events (segments and closed connections)."""
-    from rawlab.analysis.tcp import ConnectionClosed
-
-    w = out.write
-    for ev in events:
-        if type(ev) is Segment:
-            w(segment_json(ev))
-        elif isinstance(ev, ConnectionClosed):
-            w(connection_json(ev.connection))
-
-
 def live_line(ev: Any) -> str | None:
     """What live mode prints as it happens: a handshake completing, an expert flag,
     a connection ending. None for segments without news."""
-    from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment
-
     if type(ev) is Segment:
         if not ev.analysis and not ev.capture_loss:
             return None
         what = ", ".join(ev.analysis) + (" (capture loss)" if ev.capture_loss else "")
         return (f"{_clock(ev.ts_ns)} stream {ev.stream} frame {ev.frame}: {what} — "
-                f"{endpoint_text(ev.src_addr, ev.src_port)} > "
-                f"{endpoint_text(ev.dst_addr, ev.dst_port)} seq {ev.seq_rel} len {ev.len}")
+                f"{endpoint(ev.src_addr, ev.src_port)} > "
+                f"{endpoint(ev.dst_addr, ev.dst_port)} seq {ev.seq_rel} len {ev.len}")
     if isinstance(ev, Handshake):
         return f"stream {ev.stream}: handshake complete (frames " \
                f"{', '.join(map(str, ev.frames))}), iRTT {_ms(ev.irtt_ns)} ms"
     if isinstance(ev, ConnectionClosed):
         c = ev.connection
         return (f"{_clock(c.last_ts_ns)} stream {c.stream} ended ({c.closed}): "
-                f"{endpoint_text(*c.client)} > {endpoint_text(*c.server)} {c.state} "
+                f"{endpoint(*c.client)} > {endpoint(*c.server)} {c.state} "
                 f"{c.history}, {_size(c.stats[0].bytes)} / {_size(c.stats[1].bytes)}")
     return None
 
 
 def _clock(ts_ns: int) -> str:
-    import time
+    from rawlab.present.packet import timestamp
 
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{ns // 1000:06d}"
+    return timestamp(ts_ns)
+
+
+# ---- sinks: the outputs of rawlab.pipeline.run_tcp ----------------------------------
+
+class _Sink:
+    """Hooks that do nothing: a sink overrides the ones it needs."""
+
+    def segment(self, seg: Segment, rec: Record) -> None:
+        pass
+
+    def handshake(self, hs: Handshake) -> None:
+        pass
+
+    def closed(self, ev: ConnectionClosed) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonSink(_Sink):
+    """NDJSON: a ``segment`` record per segment, a ``connection`` record as each ends."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._write = out.write
+
+    def segment(self, seg: Segment, rec: Record) -> None:
+        self._write(segment_json(seg))
+
+    def closed(self, ev: ConnectionClosed) -> None:
+        self._write(connection_json(ev.connection))
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class TableSink(_Sink):
+    """The connection table, printed when the input ends (one row per stream)."""
+
+    def __init__(self, out: TextIO, *, blank_line: bool = False) -> None:
+        self.out = out
+        self.blank_line = blank_line
+        self.connections: dict[int, Connection] = {}
+
+    def closed(self, ev: ConnectionClosed) -> None:
+        self.connections[ev.stream] = ev.connection
+
+    def close(self) -> None:
+        if self.blank_line:
+            self.out.write("\n")
+        render_table([self.connections[k] for k in sorted(self.connections)], self.out)
+        self.out.flush()
+
+
+class LiveSink(_Sink):
+    """Live mode: a line as it happens for each handshake, expert flag and connection end
+    (not for the connections merely still open when the capture stops)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._ts = 0  # time of the last segment: a handshake completes with it
+
+    def _put(self, text: str | None) -> None:
+        if text:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def segment(self, seg: Segment, rec: Record) -> None:
+        self._ts = seg.ts_ns
+        if seg.analysis or seg.capture_loss:
+            self._put(live_line(seg))
+
+    def handshake(self, hs: Handshake) -> None:
+        self._put(f"{_clock(self._ts)} {live_line(hs)}")
+
+    def closed(self, ev: ConnectionClosed) -> None:
+        if ev.reason != "end":
+            self._put(live_line(ev))
+
+
+class FollowSink(_Sink):
+    """``--follow N``: stream N's payload, each direction in sequence order, printed at the
+    end. Each segment's bytes are taken from its record as it passes (no second read)."""
+
+    def __init__(self, out: TextIO, stream: int) -> None:
+        from rawlab.decode.dispatch import Decoder
+
+        self.out = out
+        self.follow = Follow(stream)
+        self._decode = Decoder().decode
+        self.seen = False
+
+    def segment(self, seg: Segment, rec: Record) -> None:
+        if seg.stream != self.follow.stream:
+            return
+        self.seen = True
+        payload = b""
+        if seg.len:
+            lay = self._decode(rec.data, rec.linktype).layer("tcp")
+            payload = bytes(lay.payload)[:seg.len] if lay is not None else b""
+        self.follow.add(seg, payload)
+
+    def close(self) -> None:
+        self.follow.render(self.out)
+        self.out.flush()

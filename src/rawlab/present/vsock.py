@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rawlab.present.fmt import preview
 from rawlab.sockets.vsock import (
     VMADDR_CID_ANY,
     VMADDR_PORT_ANY,
@@ -72,12 +73,6 @@ def ns_text(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
-def preview(data: bytes, limit: int = PREVIEW) -> str:
-    text = data[:limit].decode("ascii", "backslashreplace")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return f'"{text}"' + ("…" if len(data) > limit else "")
-
-
 # --- listen events ------------------------------------------------------------------------
 
 
@@ -90,7 +85,7 @@ def event_text(ev: Event) -> str:
         flags = [f for f, on in (("EOR", ev.eor), ("TRUNC", ev.trunc), ("echoed", ev.echoed))
                  if on]
         tail = f" [{' '.join(flags)}]" if flags else ""
-        return f"recv {endpoint_text(ev.peer)} {len(ev.data)} B{tail} {preview(ev.data)}"
+        return f"recv {endpoint_text(ev.peer)} {len(ev.data)} B{tail} {preview(ev.data, PREVIEW)}"
     assert isinstance(ev, Closed)
     return (f"closed {endpoint_text(ev.peer)} ({ev.reason}): {ev.bytes_in} B in, "
             f"{ev.bytes_out} B out, {ev.messages} message(s), {ev.seconds:.3f} s")

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from types import FrameType, TracebackType
 from typing import Any
@@ -71,8 +72,12 @@ def _nft(args: list[str], netns: str | None, stdin: str | None = None,
 
 
 def tables(netns: str | None = None) -> list[str]:
-    """Names of the inet tables in the namespace."""
+    """Names of the inet tables in the namespace (RawlabError PRIVILEGE if nft may not
+    even look: an empty answer would claim there is nothing to clean)."""
     p = _nft(["list", "tables", "inet"], netns, check=False)
+    if p.returncode != 0 and "Operation not permitted" in p.stderr:
+        raise RawlabError("nft list tables failed: not permitted; fix: run as root (needs "
+                          "CAP_NET_ADMIN)", Exit.PRIVILEGE)
     return [ln.split()[-1] for ln in p.stdout.splitlines() if ln.startswith("table inet ")]
 
 
@@ -108,6 +113,11 @@ class RstGuard:
         self._installed = False
 
     def __enter__(self) -> RstGuard:
+        # tables a killed run left (SIGKILL cannot be caught): removed first, and said
+        gone = cleanup_stale(self.netns)
+        if gone:
+            sys.stderr.write(f"rawlab: removed {len(gone)} nftables table(s) left by killed "
+                             f"runs: {', '.join(gone)}\n")
         if threading.current_thread() is threading.main_thread():
             for s in _SIGNALS:
                 self._old[s] = signal.signal(s, self._on_signal)

@@ -122,6 +122,7 @@ class Pinger:
         self.duplicates = 0
         self.errors = 0
         self._seen: set[int] = set()
+        self.kernel_timed = 0  # requests whose send time is the kernel's transmit timestamp
         self._t0 = 0
         self._dec = Decoder()
 
@@ -138,10 +139,10 @@ class Pinger:
             start = time.monotonic()
             for i in range(self.count):
                 seq = i + 1
-                now_ns = time.time_ns()
-                msg = self.request(seq, now_ns)
-                s.send(msg, self.target)
-                sent = Sent(seq, now_ns, int.from_bytes(msg[2:4], "big"), len(msg))
+                msg = self.request(seq, time.time_ns())
+                sent = Sent(seq, s.send_timed(msg, self.target), int.from_bytes(msg[2:4], "big"),
+                            len(msg))
+                self.kernel_timed = s.tx_stamps
                 self.sent[seq] = sent
                 yield sent
                 last = i == self.count - 1

@@ -16,7 +16,9 @@ What the kernel hands a raw socket (raw(7), ipv6(7), RFC 3542):
   (IPV6_HOPLIMIT), traffic class and flow label (IPV6_FLOWINFO). Extension
   headers are gone for good; ``next_header`` is the socket's protocol.
 * Receive times are the kernel's (SO_TIMESTAMPNS), not when Python got round
-  to reading.
+  to reading; :meth:`RawSocket.send_timed` returns the kernel's software transmit
+  time (SO_TIMESTAMPING, read back from the error queue), so a round trip is
+  measured between two kernel timestamps, as iputils' ping does.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ IPV6_HOPLIMIT = 52
 IPV6_AUTOFLOWLABEL = 70
 SO_TIMESTAMPNS = 35
 SO_MARK = 36
+SO_TIMESTAMPING = 37  # also SCM_TIMESTAMPING
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+_TSTAMP_ANC = socket.CMSG_SPACE(48) + socket.CMSG_SPACE(64)
 FAMILY_NAME = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
 _ANC = socket.CMSG_SPACE(16) + socket.CMSG_SPACE(20) + 4 * socket.CMSG_SPACE(4) + 64
 
@@ -116,6 +123,7 @@ class RawSocket:
         self.family = family
         self.proto = proto
         self.ifnames = ifnames
+        self.tx_stamps = 0  # sends timed by the kernel's transmit timestamp
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -134,6 +142,29 @@ class RawSocket:
             return self.sock.sendto(data, (dst, 0))
         except OSError as exc:
             raise explain(exc, f"send on the raw socket to {dst}") from None
+
+    def send_timed(self, data: bytes, dst: str) -> int:
+        """Send; return when the packet left (ns since the epoch): the kernel's software
+        transmit timestamp, else the clock read just before ``sendto``."""
+        before = time.time_ns()
+        self.send(data, dst)
+        for _ in range(50):  # the stamp is queued as the device takes the packet: at once
+            try:
+                _d, anc, _f, _a = self.sock.recvmsg(1, _TSTAMP_ANC,
+                                                    socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                time.sleep(0.00002)
+                continue
+            except OSError:
+                break
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(value) >= 16:
+                    sec, nsec = struct.unpack_from("=qq", value)
+                    if sec or nsec:
+                        self.tx_stamps += 1
+                        return sec * 1_000_000_000 + nsec
+            break
+        return before
 
     def recv(self, timeout: float | None) -> Received | None:
         """The next packet, or None after `timeout` seconds (None: wait for ever)."""
@@ -195,6 +226,11 @@ def open_raw(family: int, proto: int, *, netns: str | None = None, hdrincl: bool
         ifnames = dict(socket.if_nameindex())
     try:
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE
+                         | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY)
+        except OSError:
+            pass  # no transmit timestamps: send_timed() reads the clock instead
         if family == socket.AF_INET:
             s.setsockopt(SOL_IP, IP_PKTINFO, 1)
             if hdrincl:

@@ -36,11 +36,6 @@ class Seg:
     window: int = WINDOW
     mss: int | None = None  # the MSS option (SYN / SYN-ACK only)
 
-    @property
-    def seg_len(self) -> int:
-        """Sequence space it takes: payload plus one for SYN and for FIN."""
-        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
-
 
 @dataclass
 class UserTcp:

@@ -117,10 +117,7 @@ def _advice(err: int, op: str, path: str) -> Advice | None:
 def error(exc: OSError, op: str, path: str) -> RawlabError:
     err = exc.errno or 0
     a = _advice(err, op, path) if err else None
-    if a is None:
-        return explain(exc, op)
-    name = errno.errorcode.get(err, str(err))
-    return RawlabError(f"{op} failed: {a.why} ({name}); fix: {a.fix}", a.code, errno_=err)
+    return explain(exc, op, a)
 
 
 def read_line(sock: socket.socket, limit: int = MAX_LINE) -> bytes:

@@ -14,7 +14,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-from rawlab.errors import RawlabError, explain
+from rawlab.errors import Exit, RawlabError, explain
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
@@ -39,6 +39,13 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def _names() -> str:
+    try:
+        return ", ".join(sorted(os.listdir(NETNS_RUN_DIR)))
+    except OSError:
+        return ""
+
+
 @contextlib.contextmanager
 def entered(name: str | None) -> Iterator[None]:
     """Run the block (this thread) inside network namespace `name`, then come back;
@@ -54,7 +61,11 @@ def entered(name: str | None) -> Iterator[None]:
         target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)
     except FileNotFoundError:
         os.close(own)
-        raise RawlabError(f"no network namespace named '{name}' (see `ip netns list`)") from None
+        names = _names()
+        fix = (f"name one of: {names} (`ip netns list`)" if names else
+               f"there are none: create it (`ip netns add {name}`)")
+        raise RawlabError(f"no network namespace named {name!r}; fix: {fix}",
+                          Exit.USAGE) from None
     try:
         try:
             setns(target)

@@ -340,10 +340,7 @@ def vsock_error(exc: OSError, op: str, addr: VsockAddr | None = None,
     """A one-line RawlabError for `exc` from `op`, in vsock's words where they are sharper."""
     err = exc.errno or 0
     a = vsock_advice(err, op, addr, sock_type, timeout) if err else None
-    if a is None:
-        return explain(exc, op)
-    name = errno.errorcode.get(err, str(err))
-    return RawlabError(f"{op} failed: {a.why} ({name}); fix: {a.fix}", a.code, errno_=err)
+    return explain(exc, op, a)
 
 
 def vhost_advice(err: int, cid: int) -> Advice | None:
@@ -387,10 +384,7 @@ def claim_guest_cid(cid: int) -> int:
 def _vhost_error(exc: OSError, cid: int, op: str) -> RawlabError:
     err = exc.errno or 0
     a = vhost_advice(err, cid)
-    if a is None:
-        return explain(exc, op)
-    name = errno.errorcode.get(err, str(err))
-    return RawlabError(f"{op} failed: {a.why} ({name}); fix: {a.fix}", a.code, errno_=err)
+    return explain(exc, op, a)
 
 
 # --- opening, binding, connecting ----------------------------------------------------

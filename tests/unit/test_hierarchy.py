@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rawlab.analysis.hierarchy import ProtocolHierarchy
 from rawlab.decode.dispatch import Decoder
-from rawlab.decode.hierarchy import ProtocolHierarchy
 
 
 def eth():

@@ -1,0 +1,125 @@
+"""`rawlab netlink capture` (an nlmon tap into pcapng) and `rawlab netlink decode` (read it)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+NLMON_SEES = "ROUTE, USERSOCK, SOCK_DIAG, NFLOG, XFRM, FIB_LOOKUP, NETFILTER and GENERIC"
+NLMON_MISSES = ("AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA, CRYPTO, "
+                "SCSITRANSPORT and SMC")
+
+
+@click.command()
+@click.argument("source", metavar="FILE|HEX")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per message.")
+@click.option("-v", "verbose", is_flag=True, help="pyroute2's names beside the byte layout.")
+@click.option("--protocol", type=int, default=0, show_default=True,
+              help="For HEX: the netlink family of the bytes (0 = ROUTE).")
+def decode(source: str, as_json: bool, verbose: bool, protocol: int) -> None:
+    """Decode netlink messages from a pcap/pcapng (LINKTYPE_NETLINK, e.g. an nlmon
+    capture) or from hex bytes: every message of every packet."""
+    import os
+
+    from rawlab.decode.rtnl import decode_buffer
+    from rawlab.present.netlink import record_lines
+    from rawlab.sockets.netlink import nlmon_direction
+
+    if as_json and verbose:
+        raise click.UsageError("choose one of -v, --json")
+    recs = _file_records(source) if os.path.exists(source) else _hex_records(source, protocol)
+    write = sys.stdout.write
+    for rec in recs:
+        msgs = decode_buffer(rec.data, rec.protocol) if rec.protocol >= 0 else []
+        direction = nlmon_direction(rec.pkttype, rec.data) if rec.pkttype >= 0 else None
+        for text in record_lines(rec, msgs, direction, as_json=as_json, verbose=verbose):
+            write(text + "\n")
+
+
+def _file_records(path: str) -> Iterator[Any]:
+    """Each LINKTYPE_NETLINK record of a capture file, its cooked header read."""
+    from rawlab.decode.netlink import NetlinkRecord, nlmon_record
+    from rawlab.errors import Exit, RawlabError
+    from rawlab.pcap.reader import read_records
+    from rawlab.records import LinkType
+
+    seen_nl = False
+    frame = 0
+    for rec in read_records(path):
+        frame += 1
+        if rec.linktype == LinkType.NETLINK:
+            seen_nl = True
+            proto, pkttype, data = nlmon_record(bytes(rec.data))
+            yield NetlinkRecord(frame, rec.ts_ns, proto, pkttype, bytes(data))
+    if frame and not seen_nl:
+        raise RawlabError(f"{path}: no LINKTYPE_NETLINK (253) records; fix: capture with "
+                          "`rawlab netlink capture` (nlmon)", Exit.BAD_INPUT)
+
+
+def _hex_records(text: str, protocol: int) -> Iterator[Any]:
+    from rawlab.decode.netlink import NetlinkRecord
+    from rawlab.errors import Exit, RawlabError
+
+    clean = "".join(ch for ch in text if ch not in " :\n\t-").removeprefix("0x")
+    try:
+        data = bytes.fromhex(clean)
+    except ValueError:
+        raise RawlabError(f"'{text[:40]}' is neither a file nor hex bytes; fix: give a "
+                          "pcap/pcapng path or hex like 2400000018000506...", Exit.BAD_INPUT) \
+            from None
+    yield NetlinkRecord(1, None, protocol, -1, data)
+
+
+@click.command()
+@click.option("-w", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="pcapng file to write (LINKTYPE_NETLINK).")
+@click.option("--netns", metavar="NAME", help="Capture this network namespace's netlink.")
+@click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N messages.")
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+def capture(out: str, netns: str | None, count: int | None, duration: float | None) -> None:
+    """Capture netlink traffic through an nlmon device into pcapng (opens in Wireshark).
+
+    Creates an nlmon link (removed on exit, also on Ctrl-C or SIGTERM) and
+    captures it with the AF_PACKET engine. Direction (pcapng flags): to the
+    kernel = outbound, to a user socket = inbound, from pkt_type when it says
+    (PACKET_KERNEL/PACKET_USER), else from NLM_F_REQUEST. nlmon sees ROUTE,
+    USERSOCK, SOCK_DIAG, NFLOG, XFRM, FIB_LOOKUP, NETFILTER and GENERIC; it
+    cannot see AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA,
+    CRYPTO, SCSITRANSPORT or SMC. Where the kernel has no nlmon (exit 4), use
+    `rawlab netlink monitor`.
+    """
+    from rawlab.decode.netlink import nlmon_record
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.records import Direction, Interface
+    from rawlab.sockets.monlink import monitor_link
+    from rawlab.sockets.netlink import nlmon_direction
+    from rawlab.sockets.packet import open_ring
+
+    with monitor_link("nlmon", netns=netns) as name:
+        ring = None
+        writer = CaptureWriter(out)
+        n = 0
+        try:
+            ring = open_ring(name, netns=netns)
+            click.echo(f"rawlab: capturing netlink on {name}"
+                       f"{' in netns ' + netns if netns else ''} into {out}; nlmon sees "
+                       f"{NLMON_SEES}, not {NLMON_MISSES}. Ctrl-C to stop", err=True)
+            info = Interface(0, ring.linktype, 262144, name=name)
+            with ring.stopped_by_signals():
+                for rec in ring.records(count=count, duration=duration,
+                                        block_done=writer.flush):
+                    _proto, pkttype, data = nlmon_record(rec.data)
+                    toward = nlmon_direction(pkttype, data)
+                    rec.direction = (Direction.OUTBOUND if toward == "to_kernel"
+                                     else Direction.INBOUND)
+                    writer.write(rec, info)
+                    n += 1
+        finally:
+            writer.close()
+            if ring is not None:
+                ring.close()
+    click.echo(f"{n} netlink messages captured into {out}", err=True)
