@@ -222,6 +222,7 @@ TSO = 4  # the IP length field is 0 (offload, or a jumbogram): ``stop`` is the c
 
 Walk = tuple[int, int, int, int, int, int]
 _IP4_FIELDS = struct.Struct("!BxH2xHxB")  # version+IHL, total length, flags+fragment, protocol
+_ETH_IP4_FIELDS = struct.Struct("!12xHBxH2xHxB")  # the EtherType, then those
 _LINK_ONLY: Walk = (NO_NET, 0, NO_L4, 0, 0, 0)
 _IP4_END: Walk = (ETH_P_IP, 0, NO_L4, 0, 0, 0)
 _IP6_END: Walk = (ETH_P_IPV6, 0, NO_L4, 0, 0, 0)
@@ -243,36 +244,26 @@ def walk(data: bytes, linktype: int) -> Walk | None:
     # Literal numbers below are the constants named beside them: a global look-up per
     # use costs on this path (it runs once per packet of `read --stats` and `tcp`).
     n = len(data)
-    if linktype == 1:  # LinkType.ETHERNET
-        if n <= 14:
-            return _LINK_ONLY
-        net = data[12] << 8 | data[13]
+    if linktype == 1 and n >= 34:  # Ethernet with room for IPv4: one unpack reads both
+        net, vihl, tl, frag, proto = _ETH_IP4_FIELDS.unpack_from(data)
         o = 14
-        if net != 0x0800 and net in VLAN_TPIDS:  # ETH_P_IP
-            tags = 0
-            while net in VLAN_TPIDS:
-                if tags == MAX_TAGS or o + 4 > n:
-                    return _LINK_ONLY  # malformed, or a tag cut short
-                net = data[o + 2] << 8 | data[o + 3]
-                o += 4
-                tags += 1
-            if n <= o:
-                return _LINK_ONLY
     else:
+        net = NO_NET
+    if net != 0x0800:  # ETH_P_IP
         got = _link(data, n, linktype)
         if got is None or got is _LINK_ONLY:
             return got  # type: ignore[return-value]
         net, o = got  # type: ignore[misc]
-    if net != 0x0800:  # ETH_P_IP
-        if net == ETH_P_IPV6:
-            return _ipv6(data, o, n)
-        return (net, o, NO_L4, 0, 0, 0)
+        if net != 0x0800:
+            if net == ETH_P_IPV6:
+                return _ipv6(data, o, n)
+            return (net, o, NO_L4, 0, 0, 0)
+        if n < o + 20:
+            return _IP4_END
+        vihl, tl, frag, proto = _IP4_FIELDS.unpack_from(data, o)
     # IPv4, as the Ipv4 view and _after_ipv4 see it (inline: the commonest case):
     # a version other than 4, an IHL below 5 or a total length below the header is
     # malformed; no payload captured (or none by the length) ends the walk too.
-    if n < o + 20:
-        return _IP4_END
-    vihl, tl, frag, proto = _IP4_FIELDS.unpack_from(data, o)
     if not 0x45 <= vihl <= 0x4F:
         return _IP4_END
     l4 = o + (vihl & 15) * 4
@@ -292,7 +283,23 @@ def walk(data: bytes, linktype: int) -> Walk | None:
 
 
 def _link(data: bytes, n: int, linktype: int) -> tuple[int, int] | Walk | None:
-    """(EtherType, its offset) after a raw-IP or Linux cooked link header; or a whole answer."""
+    """(EtherType, its offset) after the link header (Ethernet and its VLAN tags, Linux
+    cooked, none for raw IP); or the whole answer (_LINK_ONLY, None: decode it)."""
+    if linktype == _ETHERNET:
+        if n <= 14:
+            return _LINK_ONLY
+        net = data[12] << 8 | data[13]
+        o = 14
+        tags = 0
+        while net in VLAN_TPIDS:
+            if tags == MAX_TAGS or o + 4 > n:
+                return _LINK_ONLY  # malformed, or a tag cut short
+            net = data[o + 2] << 8 | data[o + 3]
+            o += 4
+            tags += 1
+        if n <= o:
+            return _LINK_ONLY
+        return net, o
     if linktype in (_RAW, _IPV4, _IPV6):
         v = data[0] >> 4 if n else 0
         if linktype == _IPV4 or (linktype == _RAW and v == 4):
