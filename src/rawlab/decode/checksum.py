@@ -6,8 +6,10 @@ A checksum is a *status*, never an exception (design principle 5)::
 
     inet_checksum(b"...")                   # -> int, the value to put in the field
     verify_ipv4_header(hdr)                 # -> ChecksumStatus
-    verify_l4_v4(proto, src, dst, segment, field_offset)   # TCP/UDP/ICMP over IPv4
-    verify_l4_v6(proto, src, dst, segment, field_offset)   # TCP/UDP/ICMPv6 over IPv6
+    verify_l4(proto, src, dst, segment, field_offset)  # TCP/UDP/ICMP over IPv4, TCP/UDP/ICMPv6
+                                            # over IPv6 (4- or 16-byte addresses; also
+                                            # named verify_l4_v4 / verify_l4_v6)
+    known_verdict(hint, tso, complete)      # what is known without summing (or None)
 
 :class:`Verdict` values are the words used in JSON (``checksum_status``):
 ``good``, ``bad`` (then :attr:`ChecksumStatus.expected` holds the right value),
@@ -26,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rawlab.decode.descent import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from rawlab.records import CsumHint
 
 __all__ = [
@@ -34,20 +37,15 @@ __all__ = [
     "Verdict",
     "inet_checksum",
     "inet_sum",
+    "known_verdict",
     "pseudo_header_v4",
     "pseudo_header_v6",
     "verify_ipv4_header",
+    "verify_l4",
     "verify_l4_v4",
     "verify_l4_v6",
     "worst",
 ]
-
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
-IPPROTO_UDPLITE = 136
-
 
 class Verdict(StrEnum):
     """What is known about one checksum (the JSON word is the value)."""
@@ -57,8 +55,6 @@ class Verdict(StrEnum):
     PARTIAL = "partial"
     KERNEL_VERIFIED = "kernel-verified"
     UNVERIFIED = "unverified"
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +116,12 @@ def inet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int
 
 def pseudo_header_v4(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Folded sum of the IPv4 pseudo-header (src, dst, zero, proto, length)."""
-    return inet_sum(bytes(src) + bytes(dst) + bytes((0, proto)) + length.to_bytes(2, "big"))
+    return inet_sum(bytes(src) + bytes(dst), proto + length)
 
 
 def pseudo_header_v6(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """Folded sum of the IPv6 pseudo-header (src, dst, u32 length, zero, next header)."""
-    return inet_sum(
-        bytes(src) + bytes(dst) + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))
-    )
+    return inet_sum(bytes(src) + bytes(dst), (length >> 16) + (length & 0xFFFF) + proto)
 
 
 def _field(data: bytes | bytearray | memoryview, off: int) -> int:
@@ -150,21 +144,34 @@ def verify_ipv4_header(header: bytes | bytearray | memoryview) -> ChecksumStatus
     return ChecksumStatus(Verdict.BAD, value, inet_checksum(_with_zero_field(header, 10)))
 
 
+_NOT_READY = int(CsumHint.NOT_READY)  # ints: IntFlag arithmetic builds members
+_VALID = int(CsumHint.VALID)
+
+
+def known_verdict(hint: int, tso: bool, complete: bool) -> Verdict | None:
+    """A transport checksum's verdict when it is known without summing: the kernel's
+    word (``hint``: partial, kernel-verified), a length field left to the NIC (``tso``:
+    the checksum is not filled either: partial), too few bytes captured (unverified).
+    None: the sum decides."""
+    if hint:
+        if hint & _NOT_READY:
+            return Verdict.PARTIAL
+        if hint & _VALID:
+            return Verdict.KERNEL_VERIFIED
+    if tso:
+        return Verdict.PARTIAL
+    if not complete:
+        return Verdict.UNVERIFIED
+    return None
+
+
 def _verify_l4(
     pseudo: int,
     proto: int,
     segment: bytes | bytearray | memoryview,
     field_offset: int,
-    complete: bool,
-    hint: CsumHint,
+    value: int,
 ) -> ChecksumStatus:
-    value = _field(segment, field_offset) if len(segment) >= field_offset + 2 else None
-    if hint & CsumHint.NOT_READY:
-        return ChecksumStatus(Verdict.PARTIAL, value)
-    if hint & CsumHint.VALID:
-        return ChecksumStatus(Verdict.KERNEL_VERIFIED, value)
-    if not complete or value is None:
-        return ChecksumStatus(Verdict.UNVERIFIED, value)
     if proto == IPPROTO_UDP and value == 0:
         # UDP over IPv4: zero means "no checksum" (RFC 768). Nothing to verify.
         return ChecksumStatus(Verdict.UNVERIFIED, value)
@@ -181,7 +188,7 @@ def _verify_l4(
     return ChecksumStatus(Verdict.BAD, value, expected)
 
 
-def verify_l4_v4(
+def verify_l4(
     proto: int,
     src: bytes,
     dst: bytes,
@@ -189,35 +196,36 @@ def verify_l4_v4(
     field_offset: int,
     *,
     complete: bool = True,
-    hint: CsumHint = CsumHint.NONE,
+    hint: int = CsumHint.NONE,
+    tso: bool = False,
 ) -> ChecksumStatus:
-    """TCP/UDP (pseudo-header) or ICMP (no pseudo-header) over IPv4.
+    """TCP/UDP (pseudo-header) or ICMP (none) over IPv4, TCP/UDP/ICMPv6 over IPv6 (all
+    with the pseudo-header): the family is the addresses' length (4 or 16 bytes).
 
     ``segment`` is the transport header plus payload; ``complete`` is False when
-    the capture holds fewer bytes than the IP length says (→ unverified).
+    the capture holds fewer bytes than the IP length says (→ unverified); ``tso``
+    when the IP length is 0 (→ partial); see :func:`known_verdict`.
     """
-    pseudo = 0 if proto == IPPROTO_ICMP else pseudo_header_v4(src, dst, proto, len(segment))
-    if proto == IPPROTO_ICMP and hint & CsumHint.MASK:
+    value = _field(segment, field_offset) if len(segment) >= field_offset + 2 else None
+    v4 = len(src) == 4
+    if v4 and proto == IPPROTO_ICMP:
         hint = CsumHint.NONE  # the kernel's bits concern TCP/UDP; ICMP is always in software
-    return _verify_l4(pseudo, proto, segment, field_offset, complete, hint)
-
-
-def verify_l4_v6(
-    proto: int,
-    src: bytes,
-    dst: bytes,
-    segment: bytes | bytearray | memoryview,
-    field_offset: int,
-    *,
-    complete: bool = True,
-    hint: CsumHint = CsumHint.NONE,
-) -> ChecksumStatus:
-    """TCP/UDP/ICMPv6 over IPv6 (all with the IPv6 pseudo-header)."""
+    known = known_verdict(hint, tso, complete and value is not None)
+    if known is not None:
+        return ChecksumStatus(known, value)
+    if v4:
+        pseudo = 0 if proto == IPPROTO_ICMP else pseudo_header_v4(src, dst, proto, len(segment))
+        return _verify_l4(pseudo, proto, segment, field_offset, value)  # type: ignore[arg-type]
     pseudo = pseudo_header_v6(src, dst, proto, len(segment))
     status = _verify_l4(pseudo, IPPROTO_TCP if proto == IPPROTO_UDP else proto, segment,
-                        field_offset, complete, hint)
+                        field_offset, value)  # type: ignore[arg-type]
     # Over IPv6 a zero UDP checksum is not "absent" (RFC 8200 §8.1): it is bad,
     # unless a tunnel allows it (RFC 6935); report it as bad with the right value.
     if proto == IPPROTO_UDP and status.verdict is Verdict.BAD and status.expected == 0:
         return ChecksumStatus(Verdict.BAD, status.value, 0xFFFF)
     return status
+
+
+#: the names by family (one function: the addresses' length says which)
+verify_l4_v4 = verify_l4
+verify_l4_v6 = verify_l4

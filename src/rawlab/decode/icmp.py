@@ -26,9 +26,6 @@ ICMP_TIME_EXCEEDED = 11
 ICMP_PARAMETERPROB = 12
 ICMP_TIMESTAMP = 13
 ICMP_TIMESTAMPREPLY = 14
-ICMP_ERRORS = frozenset(
-    (ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT, ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB)
-)
 
 ICMP_HEADER = Struct("type" / Int8ub, "code" / Int8ub, "checksum" / Int16ub, "rest" / Int32ub)
 _HDR = struct.Struct("!BBHI")
@@ -65,7 +62,3 @@ class IcmpBase(View):
 class Icmp(IcmpBase):
     __slots__ = ()
     name: ClassVar[str] = "icmp"
-
-    @property
-    def is_error(self) -> bool:
-        return self.type in ICMP_ERRORS

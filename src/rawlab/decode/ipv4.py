@@ -19,6 +19,7 @@ from typing import ClassVar, NamedTuple
 
 from construct import BitsInteger, BitStruct, Bytes, Int8ub, Int16ub, Struct
 
+from rawlab.decode.options import OPT_EOL, OPT_NOP, walk
 from rawlab.decode.view import Buffer, View, as_view, pad
 
 IPV4_HLEN = 20
@@ -27,8 +28,8 @@ IP_DF = 2
 IP_MF = 1
 
 # option types (copy/class/number packed in one byte)
-IPOPT_EOL = 0
-IPOPT_NOP = 1
+IPOPT_EOL = OPT_EOL
+IPOPT_NOP = OPT_NOP
 IPOPT_RR = 7
 IPOPT_TS = 68
 IPOPT_SEC = 130
@@ -62,24 +63,8 @@ class Ipv4Option(NamedTuple):
 
 def parse_options(raw: memoryview | bytes, base: int) -> tuple[tuple[Ipv4Option, ...], bool]:
     """Options from ``raw`` (the bytes after the fixed header); True if malformed."""
-    out: list[Ipv4Option] = []
-    i, n = 0, len(raw)
-    while i < n:
-        t = raw[i]
-        if t == IPOPT_EOL:
-            out.append(Ipv4Option(t, base + i, b""))
-            break
-        if t == IPOPT_NOP:
-            out.append(Ipv4Option(t, base + i, b""))
-            i += 1
-            continue
-        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
-            out.append(Ipv4Option(t, base + i, bytes(raw[i + 2 :])))
-            return tuple(out), True
-        ln = raw[i + 1]
-        out.append(Ipv4Option(t, base + i, bytes(raw[i + 2 : i + ln])))
-        i += ln
-    return tuple(out), False
+    items, bad = walk(raw, base)
+    return tuple(map(Ipv4Option._make, items)), bad
 
 
 class Ipv4(View):
@@ -145,10 +130,6 @@ class Ipv4(View):
     @property
     def is_fragment(self) -> bool:
         return bool(self.flags & IP_MF) or self.frag_offset != 0
-
-    @property
-    def header_bytes(self) -> memoryview:
-        return self.buf[: self.header_len]
 
     @property
     def options(self) -> tuple[Ipv4Option, ...]:

@@ -3,31 +3,67 @@
     t = Tcp(segment)
     t.sport, t.dport, t.seq, t.ack, t.dataofs, t.reserved, t.flags, t.window,
     t.checksum, t.urgptr                           # ints
-    t.options          # tuple[TcpOption, ...] (parsed on first access; unknown kinds kept raw)
-    t.mss, t.wscale, t.sack_permitted, t.sack, t.timestamps, t.mptcp   # from the options
+    t.options          # tuple[TcpOption, ...] in wire order (parsed on first access)
+    t.summary          # the options as one dict: {"mss": 1460, "wscale": 7, "ts": (v, e)...}
+    t.mss, t.wscale, t.sack_permitted, t.sack, t.timestamps    # read from the summary
+    t.mptcp            # the first MPTCP option: (subtype, value bytes)
     t.payload          # memoryview after the header
 
-``flags`` is 9 bits in scapy's order from bit 0: F S R P A U E C N (N is the
-old ECN-nonce bit, now AE). :func:`flag_letters` gives scapy's ``"SA"`` form.
-Each :class:`TcpOption` keeps its kind, its offset from the start of the TCP
-header and its raw value bytes; :meth:`TcpOption.value` decodes the known ones.
+``flags`` is 9 bits, :class:`TcpFlag` from bit 0: FIN SYN RST PSH ACK URG ECE
+CWR AE (AE, RFC 9768's Accurate ECN bit, was the ECN-nonce NS). :func:`flag_letters`
+gives scapy's ``"SA"`` form (letters ``FSRPAUECN``: scapy still writes N for AE).
+
+Options (smoltcp's ``TcpOption::parse``, ``src/wire/tcp.rs``): :func:`parse_options`
+is the one walk (the TLV rules IPv4 shares, :mod:`rawlab.decode.options`), each
+:class:`TcpOption` keeps its kind, its offset from the start of the TCP header and
+its raw value bytes; :func:`option_value` decodes a known kind with a valid length
+(else the option is ``Unknown{kind, data}``: its bytes survive).
+:func:`options_summary` folds a list into the one dict every consumer reads (the
+view's accessors, the analyser's ``Segment.options``, the ladder)::
+
+    {"mss": int, "wscale": int, "sack_perm": True, "sack": ((left, right), ...),
+     "ts": (tsval, tsecr), "<kind>": bytes (unknown, or a known kind of a wrong
+     length), "malformed": True (the list is broken; what came before is kept)}
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from enum import IntFlag
 from typing import Any, ClassVar, NamedTuple
 
 from construct import BitsInteger, BitStruct, Int16ub, Int32ub, Struct
 
+from rawlab.decode.options import OPT_EOL, OPT_NOP, walk
 from rawlab.decode.view import Buffer, View, as_view, pad
 
 TCP_HLEN = 20
-FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = (1 << i for i in range(9))
+
+
+class TcpFlag(IntFlag):
+    """The nine flag bits of the header (RFC 9293, RFC 3168, RFC 9768), bit 0 first."""
+
+    FIN = 0x001
+    SYN = 0x002
+    RST = 0x004
+    PSH = 0x008
+    ACK = 0x010
+    URG = 0x020
+    ECE = 0x040
+    CWR = 0x080
+    AE = 0x100
+
+
+# the same bits as plain ints, for hot paths (IntFlag arithmetic builds enum members)
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE = (int(f) for f in TcpFlag)
+SYN_FIN = SYN | FIN  # each takes one sequence number (RFC 9293 §3.4)
+SYN_ACK = SYN | ACK
+SYN_FIN_RST = SYN | FIN | RST
 FLAG_LETTERS = "FSRPAUECN"
 
-TCPOPT_EOL = 0
-TCPOPT_NOP = 1
+TCPOPT_EOL = OPT_EOL
+TCPOPT_NOP = OPT_NOP
 TCPOPT_MSS = 2
 TCPOPT_WSCALE = 3
 TCPOPT_SACK_PERMITTED = 4
@@ -52,13 +88,36 @@ TCP_HEADER = Struct(
 )
 
 _HDR = struct.Struct("!HHIIHHHH")
-_H = struct.Struct("!H")
 _II = struct.Struct("!II")
+_NOP_NOP_TS = b"\x01\x01\x08\x0a"
 
 
 def flag_letters(flags: int) -> str:
     """Set flags as letters in scapy's order (``FSRPAUECN``): SYN+ACK -> ``"SA"``."""
     return "".join(c for i, c in enumerate(FLAG_LETTERS) if flags >> i & 1)
+
+
+def option_value(kind: int, data: bytes) -> Any:
+    """The value of a known option of a valid length, else None (an ``Unknown``):
+    MSS, window scale -> int; SACK-permitted -> True; SACK -> ((left, right), ...);
+    timestamps -> (tsval, tsecr)."""
+    n = len(data)
+    if kind == TCPOPT_TIMESTAMP:
+        return _II.unpack(data) if n == 8 else None
+    if kind == TCPOPT_MSS:
+        return data[0] << 8 | data[1] if n == 2 else None
+    if kind == TCPOPT_WSCALE:
+        return data[0] if n == 1 else None
+    if kind == TCPOPT_SACK_PERMITTED:
+        return True if n == 0 else None
+    if kind == TCPOPT_SACK:
+        return None if n % 8 else tuple(_II.unpack_from(data, i) for i in range(0, n, 8))
+    return None
+
+
+#: summary key of each kind :func:`option_value` knows
+SUMMARY_KEYS = {TCPOPT_MSS: "mss", TCPOPT_WSCALE: "wscale", TCPOPT_SACK_PERMITTED: "sack_perm",
+                TCPOPT_SACK: "sack", TCPOPT_TIMESTAMP: "ts"}
 
 
 class TcpOption(NamedTuple):
@@ -67,51 +126,52 @@ class TcpOption(NamedTuple):
     data: bytes  # the value (after kind and length); b"" for EOL/NOP
 
     def value(self) -> int | bool | tuple[int, ...] | tuple[tuple[int, int], ...] | bytes:
-        """Decoded value: MSS/WS → int, SACK-permitted → True, SACK → ((left, right), ...),
-        timestamps → (tsval, tsecr), MPTCP → (subtype, ...) raw kept in ``data``; else bytes."""
-        k, d = self.kind, self.data
-        if k == TCPOPT_MSS and len(d) == 2:
-            return _H.unpack(d)[0]
-        if k == TCPOPT_WSCALE and len(d) == 1:
-            return d[0]
-        if k == TCPOPT_SACK_PERMITTED and not d:
-            return True
-        if k == TCPOPT_SACK and len(d) % 8 == 0:
-            return tuple(_II.unpack_from(d, i) for i in range(0, len(d), 8))
-        if k == TCPOPT_TIMESTAMP and len(d) == 8:
-            return _II.unpack(d)
-        if k == TCPOPT_MPTCP and d:
-            return (d[0] >> 4,)
-        return d
+        """:func:`option_value`, or for MPTCP (subtype,) (raw kept in ``data``), else bytes."""
+        v = option_value(self.kind, self.data)
+        if v is not None:
+            return v  # type: ignore[no-any-return]
+        if self.kind == TCPOPT_MPTCP and self.data:
+            return (self.data[0] >> 4,)
+        return self.data
 
 
 def parse_options(raw: memoryview | bytes, base: int = TCP_HLEN) -> tuple[
         tuple[TcpOption, ...], bool]:
     """Options from the bytes after the fixed header; True if malformed."""
-    out: list[TcpOption] = []
-    i, n = 0, len(raw)
-    while i < n:
-        k = raw[i]
-        if k == TCPOPT_EOL:
-            out.append(TcpOption(k, base + i, b""))
-            break
-        if k == TCPOPT_NOP:
-            out.append(TcpOption(k, base + i, b""))
-            i += 1
-            continue
-        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
-            out.append(TcpOption(k, base + i, bytes(raw[i + 2 :])))
-            return tuple(out), True
-        ln = raw[i + 1]
-        out.append(TcpOption(k, base + i, bytes(raw[i + 2 : i + ln])))
-        i += ln
-    return tuple(out), False
+    items, bad = walk(raw, base)
+    return tuple(map(TcpOption._make, items)), bad
+
+
+def summarize(options: Sequence[tuple[int, int, bytes]], malformed: bool = False
+              ) -> dict[str, Any]:
+    """The options summary (module docstring) of parsed options, in wire order; a
+    malformed list's last item is the broken option, which the summary leaves out."""
+    opts = options[:-1] if malformed else options
+    out: dict[str, Any] = {}
+    for k, _off, data in opts:
+        if k > TCPOPT_NOP:
+            v = option_value(k, data)
+            if v is None:
+                out[str(k)] = bytes(data)
+            else:
+                out[SUMMARY_KEYS[k]] = v
+    if malformed:
+        out["malformed"] = True
+    return out
+
+
+def options_summary(raw: bytes | memoryview) -> dict[str, Any]:
+    """:func:`summarize` of :func:`parse_options` of ``raw`` (the usual NOP NOP TS of an
+    established connection's segment is read directly: same result)."""
+    if len(raw) == 12 and raw[:4] == _NOP_NOP_TS:
+        return {"ts": _II.unpack_from(raw, 4)}
+    return summarize(*walk(raw, TCP_HLEN))
 
 
 class Tcp(View):
     __slots__ = (
-        "_options", "ack", "checksum", "dataofs", "dport", "flags", "reserved", "seq", "sport",
-        "urgptr", "window",
+        "_options", "_options_bad", "_summary", "ack", "checksum", "dataofs", "dport", "flags",
+        "reserved", "seq", "sport", "urgptr", "window",
     )
     name: ClassVar[str] = "tcp"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
@@ -129,6 +189,8 @@ class Tcp(View):
         self.reserved = (off >> 9) & 7
         self.flags = off & 0x1FF
         self._options: tuple[TcpOption, ...] | None = None
+        self._options_bad = False
+        self._summary: dict[str, Any] | None = None
         self.malformed = do < 5
         self.truncated = trunc or len(mv) < do * 4
 
@@ -150,48 +212,43 @@ class Tcp(View):
             raw = self.buf[TCP_HLEN : min(self.dataofs * 4, len(self.buf))]
             self._options, bad = parse_options(raw)
             if bad:
-                self.malformed = True
+                self._options_bad = self.malformed = True
         return self._options
 
-    def _opt(self, kind: int) -> TcpOption | None:
-        for o in self.options:
-            if o.kind == kind:
-                return o
-        return None
+    @property
+    def summary(self) -> dict[str, Any]:
+        """:func:`options_summary` of this header's options (computed on first access)."""
+        if self._summary is None:
+            self._summary = summarize(self.options, self._options_bad)
+        return self._summary
 
     @property
     def mss(self) -> int | None:
-        o = self._opt(TCPOPT_MSS)
-        return o.value() if o and len(o.data) == 2 else None  # type: ignore[return-value]
+        return self.summary.get("mss")
 
     @property
     def wscale(self) -> int | None:
-        o = self._opt(TCPOPT_WSCALE)
-        return o.data[0] if o and len(o.data) == 1 else None
+        return self.summary.get("wscale")
 
     @property
     def sack_permitted(self) -> bool:
-        return self._opt(TCPOPT_SACK_PERMITTED) is not None
+        return "sack_perm" in self.summary
 
     @property
     def sack(self) -> tuple[tuple[int, int], ...]:
-        o = self._opt(TCPOPT_SACK)
-        if o is None or len(o.data) % 8:
-            return ()
-        return tuple(_II.unpack_from(o.data, i) for i in range(0, len(o.data), 8))
+        return self.summary.get("sack", ())  # type: ignore[no-any-return]
 
     @property
     def timestamps(self) -> tuple[int, int] | None:
-        o = self._opt(TCPOPT_TIMESTAMP)
-        return _II.unpack(o.data) if o and len(o.data) == 8 else None
+        return self.summary.get("ts")
 
     @property
     def mptcp(self) -> tuple[int, bytes] | None:
         """(subtype, raw option value) of the first MPTCP option; RFC 8684 gives it meaning."""
-        o = self._opt(TCPOPT_MPTCP)
-        if o is None:
-            return None
-        return (o.data[0] >> 4 if o.data else -1, o.data)
+        for o in self.options:
+            if o.kind == TCPOPT_MPTCP:
+                return (o.data[0] >> 4 if o.data else -1, o.data)
+        return None
 
     def fields(self) -> dict[str, Any]:
         d = super().fields()

@@ -17,10 +17,13 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
+from rawlab.decode.tcp import ACK, FIN, RST, SYN, TcpFlag
 from rawlab.present.fmt import endpoint
 
-FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
-              (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))  # Wireshark's order: "PSH, ACK"
+# Wireshark's order ("PSH, ACK"), its names (TcpFlag's); AE is not shown
+FLAG_NAMES = tuple((int(f), str(f.name)) for f in (
+    TcpFlag.SYN, TcpFlag.FIN, TcpFlag.RST, TcpFlag.PSH, TcpFlag.ACK, TcpFlag.URG, TcpFlag.ECE,
+    TcpFlag.CWR))
 ARROW = 58  # characters between the two columns
 
 
@@ -29,6 +32,7 @@ def flag_words(flags: int) -> str:
 
 
 def options_text(opts: dict[str, Any]) -> str:
+    """The ladder's short form of an options summary (rawlab.decode.tcp.options_summary)."""
     out = []
     if "mss" in opts:
         out.append(f"mss {opts['mss']}")
@@ -45,7 +49,7 @@ def options_text(opts: dict[str, Any]) -> str:
 
 def arrow(seg: Segment) -> str:
     label = (f" {flag_words(seg.flags)} seq={seg.seq_rel}"
-             + (f" ack={seg.ack_rel}" if seg.flags & 0x10 else "")
+             + (f" ack={seg.ack_rel}" if seg.flags & ACK else "")
              + f" win={seg.window} len={seg.len} ")
     room = ARROW - 4 - len(label)
     if seg.dir == 0:
@@ -61,7 +65,7 @@ def tags(seg: Segment) -> str:
         parts.append("capture_loss")
     if seg.checksum_status != "good":
         parts.append(f"cksum {seg.checksum_status}")
-    o = options_text(seg.options) if seg.flags & 0x02 else ""
+    o = options_text(seg.options) if seg.flags & SYN else ""
     return "  ".join(x for x in (o, " ".join(f"[{p}]" for p in parts)) if x)
 
 
@@ -76,30 +80,30 @@ def explain(seg: Segment, said: set[str] | None = None) -> str:
     other = "server" if seg.dir == 0 else "client"
     why: list[str] = []
     f = seg.flags
-    if f & 0x02 and not f & 0x10:
+    if f & SYN and not f & ACK:
         why.append(f"the {who} opens: its initial sequence number (ISN) is {seg.seq}, shown as "
                    "relative 0; a SYN takes up one sequence number")
         if seg.options:
             why.append(f"it offers {options_text(seg.options)}")
-    elif f & 0x02:
+    elif f & SYN:
         why.append(f"the {who} answers with its own ISN {seg.seq} (relative 0) and ack = the "
                    f"{other}'s ISN + 1 = {seg.ack}, because the SYN consumed one number")
-    elif f & 0x04:
+    elif f & RST:
         why.append(f"the {who} resets the connection: no more data either way")
-    elif f & 0x01:
+    elif f & FIN:
         why.append(f"the {who} is done sending (FIN): it takes one sequence number, so the "
                    f"{other} will ack {seg.next_seq_rel}")
     elif seg.len:
         why.append(f"{seg.len} bytes of data: bytes {seg.seq_rel}..{seg.seq_rel + seg.len - 1} "
                    f"of the {who}'s stream; the next segment starts at {seg.next_seq_rel}")
-    elif f == 0x10 and seg.dir == 0 and seg.seq_rel == 1 and seg.ack_rel == 1 \
+    elif f == ACK and seg.dir == 0 and seg.seq_rel == 1 and seg.ack_rel == 1 \
             and not seg.analysis:  # the client's first pure ACK: the handshake's third step
         why.append(f"the {who} acks the {other}'s SYN (ack = ISN + 1): the handshake is "
                    "complete, data may flow")
     else:
         why.append(f"the {who} acknowledges every byte before {seg.ack_rel} of the {other}'s "
                    "stream (a pure ACK carries no data)")
-    if not f & 0x02:
+    if not f & SYN:
         if seg.window_scale >= 0:
             why.append(f"the {who} can take {seg.window} more bytes (window {seg.window_raw} "
                        f"<< scale {seg.window_scale})")

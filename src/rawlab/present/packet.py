@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
 from rawlab.decode.rtnl import type_name
-from rawlab.decode.tcp import flag_letters
+from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
 from rawlab.records import (
@@ -231,19 +231,27 @@ def timestamp(ts_ns: int, fmt: str = "%H:%M:%S") -> str:
         return f"{sec}.{ns // 1000:06d}"
 
 
+# ints: IntFlag arithmetic per packet costs
+_TCPDUMP_FLAGS = tuple((int(f), ch) for f, ch in (
+    (TcpFlag.SYN, "S"), (TcpFlag.FIN, "F"), (TcpFlag.PSH, "P"), (TcpFlag.RST, "R"),
+    (TcpFlag.URG, "U"), (TcpFlag.ECE, "E"), (TcpFlag.CWR, "W")))
+_ACK = int(TcpFlag.ACK)
+
+
 def tcpdump_flags(flags: int) -> str:
     """tcpdump's order and letters: S F P R U E W, '.' for ACK."""
     out = ""
-    for bit, ch in ((0x02, "S"), (0x01, "F"), (0x08, "P"), (0x04, "R"), (0x20, "U"),
-                    (0x40, "E"), (0x80, "W")):
+    for bit, ch in _TCPDUMP_FLAGS:
         if flags & bit:
             out += ch
-    if flags & 0x10:
+    if flags & _ACK:
         out += "."
     return out or "none"
 
 
 def tcp_options_text(t: Any) -> str:
+    """tcpdump's form of the options, in wire order (NOPs too): the parsed list of the
+    view (rawlab.decode.tcp.parse_options; each value from option_value)."""
     parts = []
     for o in t.options:
         v = o.value()
@@ -319,7 +327,7 @@ def summary(pkt: Packet, wirelen: int) -> str:
             seq = f"seq {t.seq}:{(t.seq + plen) & 0xFFFFFFFF}" if plen else f"seq {t.seq}"
             s = (f"{fam} {src}.{t.sport} > {dst}.{t.dport}: Flags [{tcpdump_flags(t.flags)}], "
                  f"{seq}")
-            if t.flags & 0x10:
+            if t.flags & _ACK:
                 s += f", ack {t.ack}"
             s += f", win {t.window}"
             if t.options:
