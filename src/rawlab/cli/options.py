@@ -69,6 +69,10 @@ def line_style_options(f: Any) -> Any:
         click.option("-A", "ascii_dump", is_flag=True, help="Each packet in ASCII."),
         click.option("--payload", "payload_dump", is_flag=True, help="Hex and ASCII of the "
                      "transport payload only."),
+        click.option("-S", "absolute", is_flag=True, help="Absolute TCP sequence numbers "
+                     "(default: relative, as tcpdump)."),
+        click.option("-q", "quick", is_flag=True, help="Quick output: less protocol "
+                     "information (tcpdump -q); with -w: print nothing per packet."),
         click.option("-n", "_numeric", count=True, expose_value=False, help="Accepted "
                      "(-n, -nn): rawlab never resolves addresses, ports or protocols."),
     ]
@@ -78,7 +82,7 @@ def line_style_options(f: Any) -> Any:
 
 
 def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump: bool,
-               payload_dump: bool) -> Any:
+               payload_dump: bool, absolute: bool = False, quick: bool = False) -> Any:
     """The LineStyle the -t/-e/-x/-X/-A/--payload counts ask for."""
     from rawlab.present.packet import Clock, LineStyle
 
@@ -88,10 +92,11 @@ def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump
     clock = None if t_count == 0 else Clock(forms[min(t_count, 5)])
     dump = ("XX" if xa_count > 1 else "X" if xa_count else "xx" if x_count > 1 else
             "x" if x_count else "A" if ascii_dump else "payload" if payload_dump else "")
-    return LineStyle(clock, link, dump)
+    return LineStyle(clock, link, dump, absolute, quick)
 
 
 def pop_line_style(kw: dict[str, Any]) -> Any:
     """Take the options of :func:`line_style_options` out of a command's keyword arguments."""
     return line_style(kw.pop("t_count"), kw.pop("link"), kw.pop("x_count"),
-                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"))
+                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"),
+                      kw.pop("absolute"), kw.pop("quick"))

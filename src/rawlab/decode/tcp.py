@@ -212,7 +212,11 @@ class Tcp(View):
             raw = self.buf[TCP_HLEN : min(self.dataofs * 4, len(self.buf))]
             self._options, bad = parse_options(raw)
             if bad:
-                self._options_bad = self.malformed = True
+                self._options_bad = True
+                if len(self.buf) < self.dataofs * 4:
+                    self.truncated = True  # the capture ended inside the options (snaplen)
+                else:
+                    self.malformed = True
         return self._options
 
     @property
