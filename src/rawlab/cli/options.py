@@ -73,6 +73,9 @@ def line_style_options(f: Any) -> Any:
                      "(default: relative, as tcpdump)."),
         click.option("-q", "quick", is_flag=True, help="Quick output: less protocol "
                      "information (tcpdump -q); with -w: print nothing per packet."),
+        click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always",
+                     "never"]), default="auto", show_default=True, help="Colours: on a "
+                     "terminal (auto) unless NO_COLOR is set."),
         click.option("-n", "_numeric", count=True, expose_value=False, help="Accepted "
                      "(-n, -nn): rawlab never resolves addresses, ports or protocols."),
     ]
@@ -82,7 +85,8 @@ def line_style_options(f: Any) -> Any:
 
 
 def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump: bool,
-               payload_dump: bool, absolute: bool = False, quick: bool = False) -> Any:
+               payload_dump: bool, absolute: bool = False, quick: bool = False,
+               colour: str = "auto") -> Any:
     """The LineStyle the -t/-e/-x/-X/-A/--payload counts ask for."""
     from rawlab.present.packet import Clock, LineStyle
 
@@ -92,11 +96,15 @@ def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump
     clock = None if t_count == 0 else Clock(forms[min(t_count, 5)])
     dump = ("XX" if xa_count > 1 else "X" if xa_count else "xx" if x_count > 1 else
             "x" if x_count else "A" if ascii_dump else "payload" if payload_dump else "")
-    return LineStyle(clock, link, dump, absolute, quick)
+    import sys
+
+    from rawlab.present.colour import wants_colour
+
+    return LineStyle(clock, link, dump, absolute, quick, wants_colour(sys.stdout, colour))
 
 
 def pop_line_style(kw: dict[str, Any]) -> Any:
     """Take the options of :func:`line_style_options` out of a command's keyword arguments."""
     return line_style(kw.pop("t_count"), kw.pop("link"), kw.pop("x_count"),
                       kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"),
-                      kw.pop("absolute"), kw.pop("quick"))
+                      kw.pop("absolute"), kw.pop("quick"), kw.pop("colour"))

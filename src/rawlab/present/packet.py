@@ -146,6 +146,7 @@ class LineStyle:
     dump: str = ""
     absolute: bool = False  # -S: absolute sequence numbers
     quick: bool = False  # -q: less protocol information
+    colour: bool = False  # ANSI colours (present.colour): a terminal, no NO_COLOR
 
 
 DEFAULT_STYLE = LineStyle()
@@ -693,7 +694,12 @@ class LineSink:
         if rec.linktype == LinkType.LINUX_SLL2 and pkt.layers:
             name = iface.name if iface is not None and iface.name not in (None, "any") \
                 else ifindex_name(pkt.layers[0].ifindex)
-        self._write(line(frame, rec, pkt, name, self.style, self.seqs) + "\n")
+        text = line(frame, rec, pkt, name, self.style, self.seqs)
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_line
+
+            text = paint_line(text)
+        self._write(text + "\n")
 
     def close(self) -> None:
         self._out.flush()
@@ -706,7 +712,12 @@ class TreeSink(LineSink):
                iface: Interface | None) -> None:
         assert pkt is not None
         name = iface.name if iface is not None and iface.name else rec.interface
-        self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
+        text = "\n".join(tree(frame, rec, pkt, name))
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_tree
+
+            text = paint_tree(text)
+        self._write(text + "\n\n")
 
 
 class JsonSink(LineSink):
