@@ -652,8 +652,11 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             t: Any = view
             yield f"           {'flags':<14} {flag_letters(t.flags)} [{tcpdump_flags(t.flags)}]"
             for o in t.options:
-                yield (f"    {base + o.offset:5d}  option {TCPOPT_NAMES.get(o.kind, o.kind)}"
-                       f" = {jsonable(o.value())}")
+                try:
+                    text = _td_option(o.kind, bytes(o.data), 0)
+                except ValueError:
+                    text = f"{_TD_OPT.get(o.kind, f'unknown-{o.kind}')} [bad: 0x{o.data.hex()}]"
+                yield f"    {base + o.offset:5d}  option {text}"
         if csum is not None:
             exp = f", expected 0x{csum.expected:04x}" if csum.expected is not None else ""
             yield f"           {'checksum':<14} {csum.verdict.value}{exp}"
@@ -706,13 +709,20 @@ class LineSink:
 
 
 class TreeSink(LineSink):
-    """Every field of every layer, with byte offsets; a blank line after each packet."""
+    """Every field of every layer, with byte offsets; a blank line after each packet.
+    ``level`` 2 adds the whole frame in hex and ASCII, 3 each layer's bytes too."""
+
+    level = 1
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
         name = iface.name if iface is not None and iface.name else rec.interface
         text = "\n".join(tree(frame, rec, pkt, name))
+        if self.level >= 3:
+            text += "\n" + "\n".join(layer_bytes(pkt))
+        if self.level >= 2:
+            text += "\n" + "\n".join(hex_lines(pkt.data))
         if self.style is not None and self.style.colour:
             from rawlab.present.colour import paint_tree
 
@@ -730,11 +740,27 @@ class JsonSink(LineSink):
         self._write(json_line(packet_json(frame, rec, pkt, name)))
 
 
-def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False,
+def layer_bytes(pkt: Packet) -> list[str]:
+    """Each layer's header bytes in hex, with its offset in the frame (-vvv)."""
+    out, base = [], 0
+    for lay in pkt.layers:
+        hl = min(lay.header_len, len(lay.buf)) or len(lay.buf)
+        out.append(f"  {lay.name} @{base}: {bytes(lay.buf[:hl]).hex(' ')}")
+        base += lay.header_len
+    return out
+
+
+def sink_for(out: TextIO, *, verbose: int = 0, as_json: bool = False,
              style: LineStyle | None = None) -> LineSink:
-    """The packet output the options name: ``-v`` tree, ``--json`` NDJSON, else lines."""
-    kind = JsonSink if as_json else TreeSink if verbose else LineSink
-    return kind(out, style)
+    """The packet output the options name: ``-v`` tree (``-vv`` with the frame's dump,
+    ``-vvv`` with each layer's bytes), ``--json`` NDJSON, else lines."""
+    if as_json:
+        return JsonSink(out, style)
+    if verbose:
+        sink = TreeSink(out, style)
+        sink.level = verbose
+        return sink
+    return LineSink(out, style)
 
 
 def plural(n: int, word: str) -> str:
