@@ -53,10 +53,16 @@ def snaplen(value: int) -> int:
 
 
 def line_style_options(f: Any) -> Any:
-    """tcpdump's habits for the one-line view, on `read` and `capture`: -t.., -e, -x/-xx,
-    -X/-XX, -A, --payload, and -n/-nn (accepted: rawlab never resolves names). The
-    command receives them as one ``style`` argument (a present.packet.LineStyle)."""
+    """How packets are printed, the same on `read` and `capture`: -v.. (tree), --json, and
+    tcpdump's habits for the one-line view: -t.., -e, -x/-xx, -X/-XX, -A, --payload, -S,
+    -q, --color, and -n/-nn (accepted: rawlab never resolves names). The command takes
+    `verbose` and `as_json`, and the rest through :func:`pop_line_style`."""
     opts = [
+        click.option("-v", "verbose", count=True, help="Every field of every layer, with "
+                     "offsets (-vv: and the frame in hex and ASCII; -vvv: and each layer's "
+                     "own bytes)."),
+        click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
+                     "(docs/json.md, packet)."),
         click.option("-t", "t_count", count=True, help="-t no time, -tt seconds since the "
                      "epoch, -ttt since the previous packet, -tttt with the date, -ttttt "
                      "since the first packet (as tcpdump)."),

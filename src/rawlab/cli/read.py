@@ -21,10 +21,6 @@ from rawlab.cli.options import line_style_options, pop_line_style
               "standard output, with -q). Never the file being read; on a full disk OUT is "
               "cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
-@click.option("-v", "verbose", count=True, help="Every field of every layer, with offsets "
-              "(-vv: and the frame in hex and ASCII; -vvv: and each layer's own bytes).")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
-              "(docs/json.md, packet).")
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @line_style_options
