@@ -44,6 +44,24 @@ class Seconds(click.ParamType):
         return "SECONDS"
 
 
+class Size(click.ParamType):
+    """A byte count: 1, 4K, 64KiB, 32M (rawlab.sockets.vsockbench.parse_size's forms);
+    a bad one is reported under the option's name as typed (--buffer-size)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from rawlab.sockets.vsockbench import parse_size
+
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 SNAPLEN_MAX = 262144  # libpcap's MAXIMUM_SNAPLEN: what -s 0 means, as in tcpdump
 
 
