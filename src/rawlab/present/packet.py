@@ -47,6 +47,28 @@ ICMP6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time excee
                139: "node information query", 140: "node information reply",
                143: "multicast listener report v2", 155: "RPL", 160: "extended echo request",
                161: "extended echo reply"}
+_UNREACH_CODES = ("net unreachable", "host unreachable", "protocol unreachable",
+                  "port unreachable", "fragmentation needed", "source route failed",
+                  "destination network unknown", "destination host unknown",
+                  "source host isolated", "network administratively prohibited",
+                  "host administratively prohibited", "network unreachable for TOS",
+                  "host unreachable for TOS", "communication administratively prohibited",
+                  "host precedence violation", "precedence cutoff in effect")
+ICMP_CODES = {**{(3, c): n for c, n in enumerate(_UNREACH_CODES)},
+              (5, 0): "redirect for network", (5, 1): "redirect for host",
+              (5, 2): "redirect for TOS and network", (5, 3): "redirect for TOS and host",
+              (11, 0): "time to live exceeded in transit",
+              (11, 1): "fragment reassembly time exceeded",
+              (12, 0): "pointer indicates the error", (12, 1): "missing a required option",
+              (12, 2): "bad length"}
+ICMP6_CODES = {(1, 0): "no route to destination",
+               (1, 1): "communication administratively prohibited",
+               (1, 2): "beyond scope of source address", (1, 3): "address unreachable",
+               (1, 4): "port unreachable", (1, 5): "source address failed policy",
+               (1, 6): "reject route to destination", (3, 0): "hop limit exceeded in transit",
+               (3, 1): "fragment reassembly time exceeded",
+               (4, 0): "erroneous header field", (4, 1): "unrecognized next header type",
+               (4, 2): "unrecognized IPv6 option"}
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q",
               0x88A8: "802.1ad", 0x88CC: "LLDP", 0x8847: "MPLS"}
 VSOCK_OPS = {0: "invalid", 1: "request", 2: "response", 3: "rst", 4: "shutdown", 5: "rw",
@@ -81,19 +103,31 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
     return out
 
 
-def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
+def layer_json(view: View, csum: ChecksumStatus | None,
+               prev: View | None = None) -> dict[str, Any]:
+    """One layer's object; `prev` is the layer before it (the IP header a transport
+    header's lengths come from, as tshark's tcp.len)."""
     fmts = _addr_fields(view.name)
     d: dict[str, Any] = {}
     for k, v in view.fields().items():
         d[k] = jsonable(v, fmts.get(k))
+    ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
         d["flags_int"] = t.flags
         d["options"] = [tcp_option_json(o.kind, o.data, o.value()) for o in t.options]
-        d["len"] = len(t.payload)
+        d["len"] = max(ip.l4_length - t.header_len, 0) if ip is not None else len(t.payload)
     elif view.name == "udp":
-        d["len"] = len(view.payload)
+        u: Any = view
+        d["len"] = u.length - 8 if u.length >= 8 else len(view.payload)
+    elif view.name in ("icmp", "icmpv6"):
+        ic: Any = view
+        names = ICMP6_TYPES if view.name == "icmpv6" else ICMP_TYPES
+        d["type_name"] = names.get(ic.type, f"type {ic.type}")
+        code = (ICMP6_CODES if view.name == "icmpv6" else ICMP_CODES).get((ic.type, ic.code))
+        if code is not None:
+            d["code_name"] = code
     if csum is not None:
         d["checksum_status"] = csum.verdict.value
         if csum.verdict is Verdict.BAD and csum.expected is not None:
@@ -115,11 +149,13 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
+    prev = None
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         key = view.name
         if key in out:  # a second layer of one kind (tunnels): key it by position
             key = f"{key}{pkt.names.index(key)}"
-        out[key] = layer_json(view, csum)
+        out[key] = layer_json(view, csum, prev)
+        prev = view
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
