@@ -87,7 +87,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     and count the frames that could not be attributed.
     """
     from rawlab import pipeline
-    from rawlab.pcap.writer import RotatingWriter, RotationDone
+    from rawlab.pcap.writer import RotationDone
     from rawlab.present.packet import sink_for
     from rawlab.sockets.packet import RingConfig, open_ring
 
@@ -135,34 +135,31 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
-        if attribution is not None:
-            attribution.lookup.close()
         if status:
             sys.stderr.write("\r\033[K")
-        if as_json:
-            from rawlab.present.packet import capture_summary_json
-
-            sys.stdout.write(capture_summary_json(st, iface_name, bpf,
-                                                  _processes_json(attribution)))
-            sys.stdout.flush()
-        if isinstance(writer, RotatingWriter) and writer.files:
-            click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
-        from rawlab.present.packet import capture_summary
-
-        click.echo(capture_summary(st), err=True)
-        if attribution is not None:
-            from rawlab.present.processes import summary
-
-            click.echo(summary(attribution.counts, attribution.match is not None), err=True)
+        _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
 
 
-def _processes_json(attribution: Any) -> dict[str, Any] | None:
-    if attribution is None:
-        return None
-    from rawlab.present.processes import summary_json
+def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,
+            attribution: Any) -> None:
+    """What ends a capture: the JSON summary, the rotated files, tcpdump's three lines
+    and the attribution's counts."""
+    from rawlab.pcap.writer import RotatingWriter
+    from rawlab.present.packet import capture_summary, capture_summary_json
+    from rawlab.present.processes import summary, summary_json
 
-    return {"processes": summary_json(attribution.counts, attribution.lookup.lookups,
-                                      attribution.lookup.destroy_groups)}
+    if attribution is not None:
+        attribution.lookup.close()
+    if as_json:
+        extra = None if attribution is None else {"processes": summary_json(
+            attribution.counts, attribution.lookup.lookups, attribution.lookup.destroy_groups)}
+        sys.stdout.write(capture_summary_json(st, iface_name, bpf, extra))
+        sys.stdout.flush()
+    if isinstance(writer, RotatingWriter) and writer.files:
+        click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
+    click.echo(capture_summary(st), err=True)
+    if attribution is not None:
+        click.echo(summary(attribution.counts, attribution.match is not None), err=True)
 
 
 def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | None,

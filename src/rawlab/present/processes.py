@@ -89,3 +89,32 @@ def summary_json(counts: Any, lookups: int, destroy_groups: bool) -> dict[str, A
     return {"attributed": counts.attributed, "closed_before_lookup": counts.closed,
             "not_attributable": counts.unattributed, "dropped": counts.dropped,
             "flows": counts.flows, "lookups": lookups, "destroy_groups": destroy_groups}
+
+
+class StreamOwners:
+    """The owners of each TCP stream's client and server, from its segments' records
+    (the best known: a process wins over a state)."""
+
+    def __init__(self) -> None:
+        self.by_stream: dict[int, tuple[SocketOwner | None, SocketOwner | None]] = {}
+
+    def note(self, stream: int, direction: int, owners: Owners) -> None:
+        pair = (owners[0], owners[1]) if direction == 0 else (owners[1], owners[0])
+        old = self.by_stream.get(stream)
+        if old is None:
+            self.by_stream[stream] = pair
+        elif old != pair:
+            self.by_stream[stream] = (_better(old[0], pair[0]), _better(old[1], pair[1]))
+
+    def get(self, stream: int) -> tuple[SocketOwner | None, SocketOwner | None]:
+        return self.by_stream.get(stream, (None, None))
+
+    def json(self, stream: int) -> dict[str, Any]:
+        c, s = self.get(stream)
+        return {"client": owner_json(c), "server": owner_json(s)}
+
+
+def _better(old: SocketOwner | None, new: SocketOwner | None) -> SocketOwner | None:
+    if old is None or (new is not None and old.state != PROCESS and new.state == PROCESS):
+        return new
+    return old

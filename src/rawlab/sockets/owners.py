@@ -108,6 +108,11 @@ class OwnerLookup:
         home_inode = self._home_inode()
         self._refresh(force=True)
         self.home = self.namespaces.get(home_inode)
+        self.learn()
+
+    def learn(self) -> None:
+        """Learn the owner of every TCP and UDP socket that exists now, in every namespace
+        (one /proc walk): they stay known after their processes close them."""
         self.holders.walk()
         for ns in self.namespaces.values():
             self._learn_existing(ns)
