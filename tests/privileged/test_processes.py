@@ -230,6 +230,7 @@ def test_pid_filter_keeps_only_that_process_and_counts_the_rest(server: Any,
         keeper.kill()
         keeper.wait()
     lines = [x for x in out.splitlines() if " > " in x]
+    a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
     assert lines and all(f"[{mine.pid}]" in x for x in lines)
     assert any(f".{mine_ports[0]} " in x for x in lines)
     assert not any(f".{p} " in x for x in lines for p in other_ports)
@@ -239,7 +240,7 @@ def test_pid_filter_keeps_only_that_process_and_counts_the_rest(server: Any,
                          capture_output=True, text=True, timeout=60, check=True)
     comments = tsh.stdout.splitlines()
     assert len(comments) == len(lines)
-    assert all(f"[{mine.pid}] tid={mine.pid} uid=0 netns=" in c for c in comments)
+    assert all(f"[{mine.pid}] netns={a_ns} netns_name={a.name}" in c for c in comments)
     back = subprocess.run([RAWLAB, "read", str(out_file)], capture_output=True, text=True,
                           timeout=60, check=True).stdout.splitlines()
     assert [x.split(" ", 1)[1] for x in back] == [x.split(" ", 1)[1] for x in lines]

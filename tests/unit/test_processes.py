@@ -14,7 +14,7 @@ import pytest
 from tcp_synth import tcp_ipv4
 
 from rawlab.analysis.processes import Attribution, ProcessMatch, flow_of
-from rawlab.pcap.owners import owner_comment, parse_comment
+from rawlab.pcap.owners import facts_comment, owner_comment, parse_comment, with_facts
 from rawlab.pcap.reader import read_records
 from rawlab.pcap.writer import CaptureWriter
 from rawlab.present.processes import label, mark_endpoints, owners_json
@@ -170,11 +170,17 @@ def test_the_comment_form_reads_back_and_ignores_other_comments() -> None:
                    ("dst", SocketOwner(UNKNOWN, netns=3, netns_name="blue")),
                    ("src", SocketOwner(PROCESS, 5, None, "Web Content", ("a b", "'q'"), 0,
                                        "/a b", "x" * 64, 1, None))):
-        text = owner_comment(end, o)
-        assert parse_comment(text) == (end, o), text
-    assert owner_comment("src", CURL) == (
-        "src curl[1234] tid=1234 uid=1000 netns=4026531840 cgroup=/user.slice/a.scope "
-        "cmdline: curl -s http://10.0.0.2/")
+        text = owner_comment(end, o)  # per packet: who, the namespace (uid if no process)
+        got = parse_comment(text)
+        assert got is not None and got[0] == end, text
+        facts = parse_comment("src " + facts_comment(o))  # the process block's comment
+        assert facts is not None
+        assert with_facts(got[1], facts[1]) == o, text
+    assert owner_comment("src", CURL) == "src curl[1234] netns=4026531840"
+    assert facts_comment(CURL) == ("curl[1234] tid=1234 uid=1000 cgroup=/user.slice/a.scope "
+                                   "cmdline: curl -s http://10.0.0.2/")
+    assert owner_comment("dst", SocketOwner(CLOSED, uid=7, netns=9)) == \
+        "dst closed-before-lookup uid=7 netns=9"
     assert parse_comment("a note by hand") is None
     assert parse_comment("src is where it came from") is None
 
@@ -211,7 +217,7 @@ def test_tshark_shows_the_comments(tmp_path: Path) -> None:
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment",
                           "-e", "tcp.srcport"], capture_output=True, text=True, check=True,
                          timeout=60).stdout.splitlines()
-    assert out == [f"{owner_comment('src', CURL)}\t40000",
+    assert out == ["src curl[1234] netns=4026531840\t40000",
                    "dst closed-before-lookup uid=1000\t80"]
     # Debian's Wireshark 4.0 reads Apple's blocks only in its file-format view
     view = subprocess.run(["tshark", "-r", str(path), "-X", "read_format:MIME Files Format",
@@ -219,6 +225,7 @@ def test_tshark_shows_the_comments(tmp_path: Path) -> None:
                           timeout=60).stdout
     assert "Darwin Process ID: 1234" in view and "Darwin Process Name: curl" in view
     assert "DPEB ID: 0" in view
+    assert f"Comment: {facts_comment(CURL)}" in view  # the process's facts, once
 
 
 def test_labels_beside_the_endpoints_and_json() -> None:

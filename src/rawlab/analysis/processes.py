@@ -122,7 +122,7 @@ def category(owners: Owners) -> int:
     return CLOSED_FIRST if CLOSED in states else UNATTRIBUTED
 
 
-# the fast shapes: link type -> (unpack, minimum length): EtherType, version+IHL,
+# the fast shapes: link type -> struct: EtherType, version+IHL,
 # flags+fragment offset, protocol, addresses+ports (12 bytes), TCP flags (IHL 5)
 _SHAPES = {
     int(LinkType.ETHERNET): struct.Struct("!12xHB5xHxB2x12s9xB"),
@@ -148,17 +148,19 @@ class Attribution:
         self._tcp: dict[bytes, tuple[Owners, bool, int]] = {}
         self._udp: dict[bytes, tuple[Owners, bool, int]] = {}
         self._none: tuple[Owners | None, bool, int]
-        self._shapes = {lt: (s.unpack_from, s.size) for lt, s in _SHAPES.items()}
+        self._shapes = {lt: s.unpack_from for lt, s in _SHAPES.items()}
         self._sweep_at = 0
         self._none = (None, self.match is None,
                       UNATTRIBUTED + (0 if self.match is None else _DROPPED))
 
     def __call__(self, rec: Record) -> bool:
         """Attribute one record (``rec.owners``); False when the filter drops it."""
-        shape = self._shapes.get(rec.linktype)
-        d = rec.data
-        if shape is not None and len(d) >= shape[1] and rec.ts_ns < self._sweep_at:
-            et, vihl, frag, proto, key, flags = shape[0](d)
+        unpack = self._shapes.get(rec.linktype)
+        if unpack is not None and rec.ts_ns < self._sweep_at:
+            try:
+                et, vihl, frag, proto, key, flags = unpack(rec.data)
+            except struct.error:  # shorter than the shape: the general walk
+                return self._slow(rec)
             if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
                 e = (self._tcp.get(key) if proto == 6 and not flags & 2
                      else self._udp.get(key) if proto == 17 else None)

@@ -1,8 +1,13 @@
 """How a packet's owning processes travel in pcapng: one ``opt_comment`` per end (what
 Wireshark shows as ``frame.comment``) and Apple's Darwin process information blocks.
 
-    owner_comment("src", owner)   # 'src curl[1234] tid=1234 uid=1000 netns=4026531840 ...'
+    owner_comment("src", owner)   # 'src curl[1234] netns=4026531840' (per packet)
+    facts_comment(owner)          # 'curl[1234] tid=1234 uid=1000 cgroup=... cmdline: ...'
     parse_comment(text)           # ("src", SocketOwner) or None (someone else's comment)
+
+The per-packet comment is short (who, and the socket's namespace; uid too when no
+process is known); what belongs to the process (thread, uid, cgroup, container,
+command line) is said once, in the comment of its Darwin process block.
 
 A comment is words a person can read in Wireshark and a program can read back:
 ``END WHO key=value... [cmdline: ARGS]``, a word quoted as a shell would only when it
@@ -42,17 +47,37 @@ def _word(text: str) -> str:
     return text if _PLAIN.fullmatch(text) else shlex.quote(text)
 
 
-def owner_comment(end: str, o: SocketOwner) -> str:
-    """The comment that says who held the socket at `end` ("src" or "dst")."""
+_PER_PACKET = ("netns", "netns_name")
+_PER_PROCESS = ("tid", "uid", "cgroup", "container")
+
+
+def owner_comment(end: str, o: SocketOwner, keys: tuple[str, ...] | None = None) -> str:
+    """The comment that says who held the socket at `end` ("src" or "dst"): with the
+    `keys` given, else the per-packet ones (:func:`facts_comment` has the rest)."""
     who = f"{o.comm}[{o.pid}]" if o.state == PROCESS else _WORDS.get(o.state, o.state)
-    parts = [end, _word(who)]
-    for key in ("tid", "uid", "netns", "netns_name", "cgroup", "container"):
-        v = getattr(o, key)
+    if keys is None:
+        keys = _PER_PACKET if o.state == PROCESS else ("uid", *_PER_PACKET)
+    parts = [end, _word(who)] if end else [_word(who)]
+    for key in keys:
+        v = getattr(o, key) if key != "cmdline" else None
         if v is not None:
             parts.append(f"{key}={_word(str(v))}")
-    if o.cmdline is not None:
+    if "cmdline" in keys and o.cmdline is not None:
         parts.append("cmdline: " + shlex.join(o.cmdline))
     return " ".join(parts)
+
+
+def facts_comment(o: SocketOwner) -> str:
+    """A process's own facts, for the comment of its Darwin process block."""
+    return owner_comment("", o, (*_PER_PROCESS, "cmdline"))
+
+
+def with_facts(o: SocketOwner, facts: SocketOwner | None) -> SocketOwner:
+    """A per-packet owner completed by its process block's facts (same pid and name)."""
+    if facts is None or o.state != PROCESS or (facts.pid, facts.comm) != (o.pid, o.comm):
+        return o
+    return SocketOwner(PROCESS, o.pid, facts.tid, o.comm, facts.cmdline, facts.uid,
+                       facts.cgroup, facts.container, o.netns, o.netns_name)
 
 
 def parse_comment(text: str) -> tuple[str, SocketOwner] | None:
@@ -89,9 +114,13 @@ def parse_comment(text: str) -> tuple[str, SocketOwner] | None:
     return end, SocketOwner(**kw, cmdline=cmdline)  # type: ignore[arg-type]
 
 
-def dpib_body(pid: int, name: str) -> bytes:
+def _opt(code: int, raw: bytes) -> bytes:
+    return struct.pack("<HH", code, len(raw)) + raw + b"\0" * (-len(raw) % 4)
+
+
+def dpib_body(pid: int, name: str, comment: str | None = None) -> bytes:
     """The body of a Darwin Process Information Block (options end-marked)."""
-    raw = name.encode()
-    pad = b"\0" * (-len(raw) % 4)
-    return (struct.pack("<IHH", pid, DPIB_NAME, len(raw)) + raw + pad
-            + struct.pack("<HH", 0, 0))
+    body = struct.pack("<I", pid) + _opt(DPIB_NAME, name.encode())
+    if comment:
+        body += _opt(1, comment.encode())  # opt_comment
+    return body + struct.pack("<HH", 0, 0)

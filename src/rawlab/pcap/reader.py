@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from rawlab.errors import Exit, RawlabError
-from rawlab.pcap.owners import DARWIN_PIB, DPIB_NAME, EPB_DARWIN_PIB_ID, parse_comment
+from rawlab.pcap.owners import (
+    DARWIN_PIB,
+    DPIB_NAME,
+    EPB_DARWIN_PIB_ID,
+    parse_comment,
+    with_facts,
+)
 from rawlab.records import PROCESS, Direction, Interface, Owners, Record, SocketOwner
 
 CHUNK = 1 << 20
@@ -207,6 +213,7 @@ class PcapngReader(CaptureReader):
         super().__init__(f, name, head, **kw)
         self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
         self._pibs: list[tuple[int, str | None]] = []  # Darwin process blocks: pid, name
+        self._facts: dict[tuple[int | None, str | None], SocketOwner] = {}  # from their comments
         self._owners: dict[tuple[Any, ...], Owners | None] = {}
         self._order("<")
 
@@ -323,7 +330,8 @@ class PcapngReader(CaptureReader):
         for n in notes:
             got = parse_comment(n.decode("utf-8", "replace")) if isinstance(n, bytes) else None
             if got is not None:
-                ends[got[0] == "dst"] = got[1]
+                o = got[1]
+                ends[got[0] == "dst"] = with_facts(o, self._facts.get((o.pid, o.comm)))
         pib = next((n for n in notes if isinstance(n, int)), None)
         if ends == [None, None] and pib is not None and pib < len(self._pibs):
             pid, name = self._pibs[pib]  # Apple: the packet's process, on this host's side
@@ -338,8 +346,12 @@ class PcapngReader(CaptureReader):
         """Darwin Process Information Block (Apple): a process id and its name."""
         if len(body) < 4:
             return
-        name = dict(_options(body, 4, self._e)).get(DPIB_NAME)
-        self._pibs.append((self._u32(body)[0], _text(name)))
+        opts = dict(_options(body, 4, self._e))
+        pid, name = self._u32(body)[0], _text(opts.get(DPIB_NAME))
+        self._pibs.append((pid, name))
+        got = parse_comment("src " + (_text(opts.get(OPT_COMMENT)) or ""))
+        if got is not None and (got[1].pid, got[1].comm) == (pid, name):
+            self._facts[(pid, name)] = got[1]
 
     def _spb(self, body: bytes, offset: int) -> Record:
         """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
@@ -392,6 +404,7 @@ class PcapngReader(CaptureReader):
         self.interfaces = []
         self._factors = []
         self._pibs = []
+        self._facts = {}
 
 
 def _text(v: bytes | None) -> str | None:

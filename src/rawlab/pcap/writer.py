@@ -34,7 +34,13 @@ from typing import IO
 
 from rawlab import __version__
 from rawlab.errors import Exit, RawlabError, output_error
-from rawlab.pcap.owners import DARWIN_PIB, EPB_DARWIN_PIB_ID, dpib_body, owner_comment
+from rawlab.pcap.owners import (
+    DARWIN_PIB,
+    EPB_DARWIN_PIB_ID,
+    dpib_body,
+    facts_comment,
+    owner_comment,
+)
 from rawlab.pcap.reader import (
     EPB_FLAGS,
     IF_DESCRIPTION,
@@ -162,7 +168,8 @@ class PcapngWriter:
         self._snaplens: list[int] = []
         self._auto: dict[tuple[int, int], int] = {}
         self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
-        self._owner_opts: dict[int, tuple[Owners, bytes]] = {}  # id(owners) -> options
+        # id(owners) -> (owners, the whole option run per epb_flags direction)
+        self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
         app = application or f"rawlab {__version__}"
         body = (struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
                 + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
@@ -229,30 +236,43 @@ class PcapngWriter:
             if interface is None:
                 interface = self._auto[key] = self.add_interface(rec.linktype)
         owners = rec.owners
-        self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction,
-                   self.owner_options(owners) if owners is not None else b"")
+        if owners is None:
+            self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction)
+            return
+        hit = self._owner_opts.get(id(owners))
+        if hit is None or hit[0] is not owners:
+            hit = self._owner_opts[id(owners)] = (owners, [None, None, None, None])
+            if len(self._owner_opts) > 4096:
+                self._owner_opts.clear()
+        d = rec.direction & 3
+        opts = hit[1][d]
+        if opts is None:  # the options (flags first), made once per owners and direction
+            opts = self.owner_options(owners)
+            if d:
+                opts = _option(EPB_FLAGS, struct.pack("<I", d)) + opts
+            hit[1][d] = opts
+        self.write(interface, rec.ts_ns, rec.data, rec.wirelen, Direction.UNKNOWN, opts)
 
     def owner_options(self, owners: Owners) -> bytes:
-        """The EPB options saying who owns the packet's ends (cached per owners tuple; a
-        Darwin process block is written the first time a process appears)."""
-        hit = self._owner_opts.get(id(owners))
-        if hit is not None and hit[0] is owners:
-            return hit[1]
+        """The EPB options saying who owns the packet's ends (a Darwin process block, with
+        the process's facts in its comment, is written the first time a process
+        appears)."""
         opts = b""
         for end, o in zip(("src", "dst"), owners, strict=True):
             if o is not None:
                 opts += _option(OPT_COMMENT, owner_comment(end, o).encode())
-        who = next((o for o in owners if o is not None and o.state == PROCESS), None)
-        if who is not None and who.pid is not None:
-            key = (who.pid, who.comm or "")
-            idx = self._pibs.get(key)
-            if idx is None:
-                idx = self._pibs[key] = len(self._pibs)
-                self._sink.put(_block(DARWIN_PIB, dpib_body(*key)))
-            opts += _option(EPB_DARWIN_PIB_ID, struct.pack("<I", idx))
-        if len(self._owner_opts) > 4096:
-            self._owner_opts.clear()
-        self._owner_opts[id(owners)] = (owners, opts)
+        sender = None
+        for o in owners:
+            if o is not None and o.state == PROCESS and o.pid is not None:
+                key = (o.pid, o.comm or "")
+                idx = self._pibs.get(key)
+                if idx is None:
+                    idx = self._pibs[key] = len(self._pibs)
+                    self._sink.put(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
+                if sender is None:
+                    sender = idx
+        if sender is not None:
+            opts += _option(EPB_DARWIN_PIB_ID, struct.pack("<I", sender))
         return opts
 
     def flush(self) -> None:
