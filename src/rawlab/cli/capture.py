@@ -57,9 +57,6 @@ from rawlab.cli.options import snaplen as snaplen_of
                    "valid after Ctrl-C, SIGTERM or a crash: every whole ring block is in it; "
                    "on a full disk cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
-@click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON per packet, then a summary "
-              "object (docs/json.md).")
 @click.option("--print", "also_print", is_flag=True, help="With -w: also print packets.")
 @click.option("--promisc", is_flag=True, help="Promiscuous mode (dropped on exit).")
 @click.option("--netns", metavar="NAME", help="Capture inside this network namespace.")
@@ -72,12 +69,13 @@ from rawlab.cli.options import snaplen as snaplen_of
 @line_style_options
 @click.argument("expression", nargs=-1)
 def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
-            out: str | None, as_pcap: bool, verbose: bool, as_json: bool, also_print: bool,
+            out: str | None, as_pcap: bool, verbose: int, as_json: bool, also_print: bool,
             promisc: bool, netns: str | None, ring_mb: int, direction: str,
             duration: float | None, expression: tuple[str, ...], **kw: Any) -> None:
     """Capture live packets with AF_PACKET (TPACKET_V3 ring) and decode them.
 
-    Prints one tcpdump-like line per packet (-v tree, --json NDJSON); with -w,
+    Prints one tcpdump-like line per packet (-v tree, --json NDJSON then a summary
+    object); with -w,
     writes pcapng and shows a status line on a terminal instead. Ends on -c,
     --duration, Ctrl-C or SIGTERM (exit 0), then prints tcpdump's summary:
     packets captured, received by filter, dropped by kernel.
@@ -100,7 +98,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     if filt and expression:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     bpf = filt or (" ".join(expression) if expression else None)
-    if sum((verbose, as_json)) > 1:
+    if sum((bool(verbose), as_json)) > 1:
         raise click.UsageError("choose one of -v, --json")
     quiet = bool(out) and not (verbose or as_json or also_print)
     if out == "-" and not quiet:

@@ -53,10 +53,16 @@ def snaplen(value: int) -> int:
 
 
 def line_style_options(f: Any) -> Any:
-    """tcpdump's habits for the one-line view, on `read` and `capture`: -t.., -e, -x/-xx,
-    -X/-XX, -A, --payload, and -n/-nn (accepted: rawlab never resolves names). The
-    command receives them as one ``style`` argument (a present.packet.LineStyle)."""
+    """How packets are printed, the same on `read` and `capture`: -v.. (tree), --json, and
+    tcpdump's habits for the one-line view: -t.., -e, -x/-xx, -X/-XX, -A, --payload, -S,
+    -q, --color, and -n/-nn (accepted: rawlab never resolves names). The command takes
+    `verbose` and `as_json`, and the rest through :func:`pop_line_style`."""
     opts = [
+        click.option("-v", "verbose", count=True, help="Every field of every layer, with "
+                     "offsets (-vv: and the frame in hex and ASCII; -vvv: and each layer's "
+                     "own bytes)."),
+        click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
+                     "(docs/json.md, packet)."),
         click.option("-t", "t_count", count=True, help="-t no time, -tt seconds since the "
                      "epoch, -ttt since the previous packet, -tttt with the date, -ttttt "
                      "since the first packet (as tcpdump)."),
@@ -69,6 +75,13 @@ def line_style_options(f: Any) -> Any:
         click.option("-A", "ascii_dump", is_flag=True, help="Each packet in ASCII."),
         click.option("--payload", "payload_dump", is_flag=True, help="Hex and ASCII of the "
                      "transport payload only."),
+        click.option("-S", "absolute", is_flag=True, help="Absolute TCP sequence numbers "
+                     "(default: relative, as tcpdump)."),
+        click.option("-q", "quick", is_flag=True, help="Quick output: less protocol "
+                     "information (tcpdump -q); with -w: print nothing per packet."),
+        click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always",
+                     "never"]), default="auto", show_default=True, help="Colours: on a "
+                     "terminal (auto) unless NO_COLOR is set."),
         click.option("-n", "_numeric", count=True, expose_value=False, help="Accepted "
                      "(-n, -nn): rawlab never resolves addresses, ports or protocols."),
     ]
@@ -78,7 +91,8 @@ def line_style_options(f: Any) -> Any:
 
 
 def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump: bool,
-               payload_dump: bool) -> Any:
+               payload_dump: bool, absolute: bool = False, quick: bool = False,
+               colour: str = "auto") -> Any:
     """The LineStyle the -t/-e/-x/-X/-A/--payload counts ask for."""
     from rawlab.present.packet import Clock, LineStyle
 
@@ -88,13 +102,18 @@ def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump
     clock = None if t_count == 0 else Clock(forms[min(t_count, 5)])
     dump = ("XX" if xa_count > 1 else "X" if xa_count else "xx" if x_count > 1 else
             "x" if x_count else "A" if ascii_dump else "payload" if payload_dump else "")
-    return LineStyle(clock, link, dump)
+    import sys
+
+    from rawlab.present.colour import wants_colour
+
+    return LineStyle(clock, link, dump, absolute, quick, wants_colour(sys.stdout, colour))
 
 
 def pop_line_style(kw: dict[str, Any]) -> Any:
     """Take the options of :func:`line_style_options` out of a command's keyword arguments."""
     return line_style(kw.pop("t_count"), kw.pop("link"), kw.pop("x_count"),
-                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"))
+                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"),
+                      kw.pop("absolute"), kw.pop("quick"), kw.pop("colour"))
 
 
 def process_options(f: Any) -> Any:

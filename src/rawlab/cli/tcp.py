@@ -74,6 +74,12 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     else:
         _live(iface, filt, netns, count, duration, ring_mb, sinks, analyzer, stream,
               pop_processes(kw, netns))
+    wanted = stream if stream is not None else follow
+    if wanted is not None and wanted >= analyzer.streams:
+        from rawlab.errors import Exit, RawlabError
+
+        have = f"streams 0-{analyzer.streams - 1}" if analyzer.streams else "no TCP streams"
+        raise RawlabError(f"no TCP stream {wanted}: the capture has {have}", Exit.FAILED)
     if plotter is not None:
         if plotter.saved is None:
             raise click.ClickException("no TCP segments to plot")

@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from rawlab import __version__
 from rawlab.errors import Exit, RawlabError, output_error
@@ -159,7 +159,34 @@ class _Sink:
                     pass
 
 
-class PcapngWriter:
+class _FileWriter:
+    """What both formats' writers share: the sink, its name and size, flush and close."""
+
+    _sink: _Sink
+
+    @property
+    def name(self) -> str:
+        return self._sink.name
+
+    @property
+    def bytes(self) -> int:
+        """The file's size so far (written or buffered)."""
+        return self._sink.bytes
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PcapngWriter(_FileWriter):
     """Writes one section: SHB, then IDBs as sources appear, then EPBs."""
 
     def __init__(self, dest: str | Path | IO[bytes], *, buffer_bytes: int = 0,
@@ -175,15 +202,6 @@ class PcapngWriter:
                 + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
         self._sink.put(_block(PCAPNG_SHB, body))
         self.count = 0
-
-    @property
-    def name(self) -> str:
-        return self._sink.name
-
-    @property
-    def bytes(self) -> int:
-        """The file's size so far (written or buffered)."""
-        return self._sink.bytes
 
     @property
     def interface_count(self) -> int:
@@ -275,20 +293,9 @@ class PcapngWriter:
             opts += _option(EPB_DARWIN_PIB_ID, struct.pack("<I", sender))
         return opts
 
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def close(self) -> None:
-        self._sink.close()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class PcapWriter:
+class PcapWriter(_FileWriter):
     """Classic pcap: one link type per file (nanosecond magic unless ``nanosecond=False``)."""
 
     def __init__(self, dest: str | Path | IO[bytes], linktype: int, *,
@@ -302,15 +309,6 @@ class PcapWriter:
         self._sink.put(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
         self._rec = struct.Struct("<IIII")
         self.count = 0
-
-    @property
-    def name(self) -> str:
-        return self._sink.name
-
-    @property
-    def bytes(self) -> int:
-        """The file's size so far (written or buffered)."""
-        return self._sink.bytes
 
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview,
               wirelen: int | None = None) -> None:
@@ -332,17 +330,6 @@ class PcapWriter:
                 Exit.BAD_INPUT)
         self.write(rec.ts_ns, rec.data, rec.wirelen)
 
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def close(self) -> None:
-        self._sink.close()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class CaptureWriter:
