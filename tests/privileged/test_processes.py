@@ -98,10 +98,21 @@ def server(lab: Lab) -> Iterator[tuple[Netns, Netns, subprocess.Popen[str]]]:
         p.wait()
 
 
-def _capture(b: Netns, *args: str) -> subprocess.Popen[str]:
-    p = subprocess.Popen([RAWLAB, "capture", "-i", "veth1", "--netns", b.name, *args],
+def _packet_sockets(ns: Netns) -> int:
+    return len(ns.run(["cat", "/proc/net/packet"]).stdout.splitlines()) - 1
+
+
+def _capture(b: Netns, *args: str, cmd: str = "capture") -> subprocess.Popen[str]:
+    """rawlab capturing on B's veth1, once its ring is bound (the existing sockets are
+    learnt before the ring opens)."""
+    before = _packet_sockets(b)
+    p = subprocess.Popen([RAWLAB, cmd, "-i", "veth1", "--netns", b.name, *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # the ring is bound and the existing sockets are learnt
+    end = time.monotonic() + 30
+    while _packet_sockets(b) <= before:
+        assert p.poll() is None and time.monotonic() < end, "capture did not start"
+        time.sleep(0.05)
+    time.sleep(0.3)
     return p
 
 
@@ -155,6 +166,7 @@ def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any)
     for pid, port, proto, comm in clients:
         got = frames(port, proto)
         assert len(got) >= (2 if proto == "udp" else 8), (port, proto, len(got))
+        assert proto == "udp" or got[0]["tcp"]["flags"] == "S"  # the whole connection
         for p in got:
             owner, _ = _ends(p, port)
             assert owner is not None and owner["state"] == "process", (p["frame"], owner)
@@ -248,9 +260,7 @@ def test_pid_filter_keeps_only_that_process_and_counts_the_rest(server: Any,
 
 def test_tcp_live_table_has_process_columns(server: Any) -> None:
     a, b, _srv = server
-    p = subprocess.Popen([RAWLAB, "tcp", "-i", "veth1", "--netns", b.name, "--processes"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    p = _capture(b, "--processes", cmd="tcp")
     pid, (port, _udp) = _client(a, CLIENT)
     out, _err = _stop(p)
     table = out.splitlines()[out.splitlines().index("") + 1:]
