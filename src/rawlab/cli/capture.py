@@ -109,8 +109,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     if kw["buffer_kib"]:
         ring_mb = -(-kw["buffer_kib"] // 1024)
     attribution = pop_processes(kw, netns)
-    # attribution looks a flow up when its first block arrives: retire blocks sooner
-    cfg = RingConfig(ring_mb=ring_mb, **({"block_timeout_ms": 10} if attribution else {}))
+    cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=narrow_filter(bpf, attribution), snaplen=snaplen,
                      promisc=promisc, netns=netns, config=cfg, direction=direction)
     if kw["user"]:

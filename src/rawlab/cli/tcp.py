@@ -120,7 +120,7 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
     from rawlab.sockets.packet import RingConfig, open_ring
 
     bpf = narrow_filter(f"tcp and ({filt})" if filt else "tcp", attribution)
-    cfg = RingConfig(ring_mb=ring_mb, **({"block_timeout_ms": 10} if attribution else {}))
+    cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=bpf, netns=netns, config=cfg)
     records = ring.records(count=count, duration=duration,
                            block_done=ring.drops_to(analyzer.note_capture_drops))
