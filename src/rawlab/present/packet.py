@@ -23,6 +23,7 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.processes import mark_endpoints, owner_lines, owners_json
 from rawlab.records import (
     PACKET_OUTGOING,
     Direction,
@@ -160,6 +161,8 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
         out["truncated"] = True
     if pkt.malformed:
         out["malformed"] = True
+    if rec.owners is not None:
+        out["process"] = owners_json(rec.owners)
     return out
 
 
@@ -385,6 +388,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
         else:
             head += f" {interface}"
     body = summary(pkt, rec.wirelen, seqs, st.quick)
+    if rec.owners is not None:  # --processes: who holds each end (present/processes.py)
+        body = mark_endpoints(body, rec.owners)
     if st.link:
         link = link_text(pkt, rec.wirelen)
         if link:
@@ -666,6 +671,8 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
            f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
                                           else ""))
+    if rec.owners is not None:
+        yield from owner_lines(rec.owners)
     base = 0
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
@@ -814,13 +821,15 @@ def capture_summary(st: Any) -> str:
     return text
 
 
-def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+def capture_summary_json(st: Any, interface: str, expression: str | None,
+                         extra: dict[str, Any] | None = None) -> str:
     """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
-    counts, the interface and the filter."""
+    counts, the interface and the filter (and `extra`'s keys)."""
     return json.dumps({"summary": {
         "captured": st.captured, "received": st.received, "dropped": st.dropped,
         "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
-        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
+        "pending": st.pending, "interface": interface, "filter": expression,
+        **(extra or {})}}) + "\n"
 
 
 _IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))
