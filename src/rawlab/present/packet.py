@@ -74,10 +74,10 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
         out["tsval"], out["tsecr"] = value
     elif kind == 5 and isinstance(value, tuple):
         out["blocks"] = [list(b) for b in value]
-    elif kind in (2, 3, 28):
+    elif kind in (2, 3, 28) and isinstance(value, int):
         out["value"] = value
     elif data:
-        out["hex"] = bytes(data).hex()
+        out["hex"] = bytes(data).hex()  # also a known kind of the wrong length
     return out
 
 
