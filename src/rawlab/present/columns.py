@@ -1,0 +1,358 @@
+"""Outputs of the columnar fast path: the one-line view from Arrow batches.
+
+    sink = BatchLineSink(out, style)     # as present.packet.LineSink, fed whole batches
+    pipeline.run_batches(source, [sink])
+
+Every row the columns hold (``status == FAST``, :mod:`rawlab.decode.columns`) is printed
+through a *template per shape*: ``bytes % values``, one template for each combination
+of family, transport, TCP flags, which of seq/ack/urg appear and TCP option layout,
+compiled the first time a batch shows it; the values are whole columns (numpy,
+``tolist``). Every other row goes through the per-packet path (decode, then
+:meth:`LineSink.text <rawlab.present.packet.LineSink.text>`), in file order, so the
+state both paths share (tcpdump's relative sequence numbers, :class:`TcpdumpSeq`, and a
+stateful clock such as ``-ttt``) sees the rows in the order tcpdump would.
+``tests/unit/test_columns.py`` holds the output byte for byte equal to ``LineSink``'s.
+
+Which styles use it: the default view, ``-t``..``-ttttt`` and ``-S``. ``-e``, ``-x``/``-X``/
+``-A``/``--payload`` and ``-q`` print through the per-packet path
+(:func:`batch_sink_for` answers None).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, TextIO
+
+import numpy as np
+
+from rawlab.decode import columns as C
+from rawlab.decode.dispatch import Decoder
+from rawlab.present.fmt import ip_text, mac_text
+from rawlab.present.packet import (
+    DEFAULT_STYLE,
+    LineSink,
+    LineStyle,
+    TcpdumpSeq,
+    tcpdump_flags,
+    timestamp,
+)
+
+_ACK = 0x10
+_SLL2 = 276
+
+
+class _Texts:
+    """Text of addresses, by value, remembered across batches (bounded)."""
+
+    def __init__(self) -> None:
+        self.ip: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
+        self.mac: dict[int, bytes] = {}
+        self.secs: dict[int, bytes] = {}
+
+    def ips(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """(text, raw bytes) object arrays of the addresses (IPv4 in ``lo``)."""
+        key = np.stack([ver.astype(np.uint64), hi, lo], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        texts = np.empty(len(uniq), object)
+        raws = np.empty(len(uniq), object)
+        cache = self.ip
+        if len(cache) > 65536:
+            cache.clear()
+        for j, (v, h, lw) in enumerate(uniq.tolist()):
+            got = cache.get((v, h, lw))
+            if got is None:
+                raw = struct.pack("!QQ", h, lw) if v == 6 else struct.pack("!I", lw & 0xFFFFFFFF)
+                got = cache[(v, h, lw)] = (ip_text(raw).encode(), raw)
+            texts[j], raws[j] = got
+        inv = inv.reshape(-1)
+        return texts[inv], raws[inv]
+
+    def macs(self, v: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(v, return_inverse=True)
+        out = np.empty(len(uniq), object)
+        cache = self.mac
+        if len(cache) > 65536:
+            cache.clear()
+        for j, x in enumerate(uniq.tolist()):
+            got = cache.get(x)
+            if got is None:
+                got = cache[x] = mac_text(x.to_bytes(6, "big")).encode()
+            out[j] = got
+        return out[inv.reshape(-1)]
+
+    def times(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """tcpdump's default time of day: ("HH:MM:SS" bytes object array, µs array)."""
+        sec = ts // 1_000_000_000
+        us = (ts - sec * 1_000_000_000) // 1000
+        uniq, inv = np.unique(sec, return_inverse=True)
+        out = np.empty(len(uniq), object)
+        cache = self.secs
+        if len(cache) > 65536:
+            cache.clear()
+        for j, s in enumerate(uniq.tolist()):
+            got = cache.get(s)
+            if got is None:  # timestamp()'s own text, without its microseconds
+                got = cache[s] = timestamp(s * 1_000_000_000)[:-7].encode()
+            out[j] = got
+        return out[inv.reshape(-1)], us
+
+
+def _opt_template(layout: tuple[tuple[int, int, int], ...]) -> bytes:
+    parts = []
+    for kind, _pos, total in layout:
+        if kind == 0:
+            parts.append(b"eol")
+        elif kind == 1:
+            parts.append(b"nop")
+        elif kind == 2:
+            parts.append(b"mss %d")
+        elif kind == 3:
+            parts.append(b"wscale %d")
+        elif kind == 4:
+            parts.append(b"sackOK")
+        elif kind == 8:
+            parts.append(b"TS val %d ecr %d")
+        elif kind == 5:
+            k = (total - 2) // 8
+            parts.append(b"sack %d " % k + b"{%d:%d}" * k)
+    return b",".join(parts)
+
+
+def _opt_values(batch: C.Batch, rows: np.ndarray, layout: tuple[tuple[int, int, int], ...],
+                sack_base: np.ndarray) -> list[np.ndarray]:
+    """The option values of `rows` (all of one layout), in template order."""
+    buf = np.frombuffer(batch.buf, np.uint8)
+    c = batch.cols
+    start = (c["data_offset"][rows] + c["l4_offset"][rows].astype(np.int64) + 20)
+    out: list[np.ndarray] = []
+
+    def u8(p: np.ndarray) -> np.ndarray:
+        return buf[p].astype(np.int64)
+
+    def u16(p: np.ndarray) -> np.ndarray:
+        return u8(p) << 8 | u8(p + 1)
+
+    def u32(p: np.ndarray) -> np.ndarray:
+        return u16(p) << 16 | u16(p + 2)
+
+    for kind, pos, total in layout:
+        p = start + pos
+        if kind == 2:
+            out.append(u16(p + 2))
+        elif kind == 3:
+            out.append(u8(p + 2))
+        elif kind == 8:
+            out += [u32(p + 2), u32(p + 6)]
+        elif kind == 5:
+            for b in range((total - 2) // 8):
+                out += [(u32(p + 2 + 8 * b) - sack_base) & 0xFFFFFFFF,
+                        (u32(p + 6 + 8 * b) - sack_base) & 0xFFFFFFFF]
+    return out
+
+
+class BatchLineSink:
+    """One tcpdump-like line per packet, from batches (module docstring); the rows the
+    columns do not hold are printed by a :class:`LineSink` (the per-packet path)."""
+
+    def __init__(self, out: TextIO, style: LineStyle | None = None) -> None:
+        self.out = out
+        self.style = style or DEFAULT_STYLE
+        self.lines = LineSink(out, style)  # the per-packet path, and the shared TcpdumpSeq
+        self.seqs: TcpdumpSeq | None = self.lines.seqs
+        self.decoder = Decoder()
+        self.texts = _Texts()
+        self.templates: dict[tuple[Any, ...], bytes] = {}
+        self._enc = getattr(out, "encoding", None) or "utf-8"
+        self._raw = getattr(out, "buffer", None)
+
+    # -- the output --
+    def batch(self, batch: C.Batch, rows: int | None = None) -> None:
+        """Print the first `rows` rows of `batch` (all when None)."""
+        text = self.render(batch, rows)
+        if self._raw is not None:
+            self.out.flush()
+            self._raw.write(text)
+        else:
+            self.out.write(text.decode(self._enc))
+
+    def close(self) -> None:
+        self.out.flush()
+
+    # -- rendering --
+    def render(self, batch: C.Batch, rows: int | None = None) -> bytes:
+        n = len(batch) if rows is None else min(rows, len(batch))
+        if not n:
+            return b""
+        c = {k: v[:n] for k, v in batch.cols.items()}
+        fast = (c["status"] == C.FAST) & (c["linktype"] != _SLL2)
+        out = np.empty(n, object)
+        tcp = fast & (c["l4"] == C.L4_TCP)
+        ipx = fast & (c["ip_version"] > 0)
+        t = self.texts
+        src_t = dst_t = src_b = dst_b = None
+        if ipx.any():
+            ver = c["ip_version"]
+            src_t, src_b = t.ips(ver, c["src_hi"], c["src_lo"])
+            dst_t, dst_b = t.ips(ver, c["dst_hi"], c["dst_lo"])
+        seq, ack, sbase = self._numbers(batch, c, n, fast, tcp, src_b, dst_b, out)
+        # the time column
+        clock = self.style.clock
+        if clock is None:
+            sec_t, us = t.times(c["ts_ns"])
+            head = [sec_t, us]
+            head_fmt = b"%s.%06d "
+        else:
+            head = [self._heads]
+            head_fmt = b"%s"
+        if fast.any():
+            self._render_fast(batch, c, fast, out, head, head_fmt, src_t, dst_t, seq, ack,
+                              sbase)
+        return b"".join(out.tolist())
+
+    def _numbers(self, batch: C.Batch, c: dict[str, np.ndarray], n: int, fast: np.ndarray,
+                 tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """In file order: tcpdump's relative seq/ack (TcpdumpSeq, shared with the
+        per-packet path), the clock of a stateful -t form, and the per-packet lines."""
+        seq = c["tcp_seq"].astype(np.int64)
+        ack = c["tcp_ack"].astype(np.int64)
+        sbase = np.zeros(n, np.int64)
+        seqs = self.seqs
+        clock = self.style.clock
+        want = ~fast | (tcp & ((c["tcp_flags"] & _ACK) != 0)) if seqs is not None else ~fast
+        if clock is not None:
+            want = np.ones(n, bool)
+            self._heads = heads = np.empty(n, object)
+        idx = np.nonzero(want)[0].tolist()
+        if not idx:
+            return seq, ack, sbase
+        fl = fast.tolist()
+        tcpl = tcp.tolist()
+        flags = c["tcp_flags"].tolist()
+        sp, dp = c["sport"].tolist(), c["dport"].tolist()
+        seql, ackl = seq.tolist(), ack.tolist()
+        ts = c["ts_ns"].tolist()
+        numbers = seqs.numbers if seqs is not None else None
+        sl, al, bl = seq.copy(), ack.copy(), sbase
+        srcl = src_b.tolist() if src_b is not None else None
+        dstl = dst_b.tolist() if dst_b is not None else None
+        lines = self.lines
+        enc = self._enc
+        for i in idx:
+            if fl[i]:
+                if clock is not None:
+                    h = clock(ts[i])
+                    heads[i] = (h + " ").encode() if h else b""
+                if numbers is not None and tcpl[i] and flags[i] & _ACK:
+                    sl[i], al[i], bl[i] = numbers(srcl[i], dstl[i], sp[i], dp[i], seql[i],
+                                                  ackl[i], flags[i])
+                continue
+            rec = batch.record(i)
+            pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+            iface = batch.interfaces[rec.interface] if rec.interface < len(
+                batch.interfaces) else None
+            out[i] = (lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
+                enc, "replace")
+        return sl, al, bl
+
+    def _render_fast(self, batch: C.Batch, c: dict[str, np.ndarray], fast: np.ndarray,
+                     out: np.ndarray, head: list[Any], head_fmt: bytes, src_t: Any, dst_t: Any,
+                     seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> None:
+        l4 = c["l4"].astype(np.int64)
+        flags = c["tcp_flags"].astype(np.int64)
+        plen = c["payload_length"].astype(np.int64)
+        tcp = l4 == C.L4_TCP
+        has_seq = tcp & ((plen > 0) | ((flags & 7) != 0))
+        # the shape of each row, one int: kind, flags, layout, seq form, ack, urg, family
+        kind = np.where(c["ip_version"] == 0, 9, l4)  # ARP: 9
+        sub = np.where(tcp, flags, np.where(kind == 9, np.minimum(c["arp_op"], 3),
+                                            c["icmp_type"]))
+        form = (has_seq.astype(np.int64) + (has_seq & (plen > 0))) | (
+            ((flags & _ACK) != 0) & tcp) << 2 | (((flags & 0x20) != 0) & tcp) << 3 | (
+            c["ip_version"] == 6) << 4
+        lay = c["tcp_opt_layout"].astype(np.int64) + 1
+        key = ((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay
+        key = np.where(fast, key, -1)
+        uniq, inv = np.unique(key, return_inverse=True)
+        inv = inv.reshape(-1)
+        for j, k in enumerate(uniq.tolist()):
+            if k < 0:
+                continue
+            rows = np.nonzero(inv == j)[0]
+            r0 = int(rows[0])
+            tmpl, vals = self._shape(batch, c, r0, rows, src_t, dst_t, seq, ack, sbase, plen,
+                                     int(lay[r0]) - 1)
+            args = [h[rows] for h in head] + vals
+            lines = list(map((head_fmt + tmpl).__mod__, zip(*[a.tolist() for a in args],
+                                                             strict=True)))
+            out[rows] = lines
+
+    def _shape(self, batch: C.Batch, c: dict[str, np.ndarray], r0: int, rows: np.ndarray,
+               src_t: Any, dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
+               plen: np.ndarray, layout: int) -> tuple[bytes, list[np.ndarray]]:
+        """The template of row r0's shape and the value columns of `rows` for it."""
+        l4 = int(c["l4"][r0])
+        fam = b"IP6" if c["ip_version"][r0] == 6 else b"IP"
+        if c["ip_version"][r0] == 0:  # ARP
+            op = int(c["arp_op"][r0])
+            alen = c["arp_length"][rows]
+            spa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
+                                 c["arp_spa"][rows].astype(np.uint64))[0]
+            if op == 1:
+                tpa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
+                                     c["arp_tpa"][rows].astype(np.uint64))[0]
+                return b"ARP, Request who-has %s tell %s, length %d\n", [tpa, spa, alen]
+            if op == 2:
+                return (b"ARP, Reply %s is-at %s, length %d\n",
+                        [spa, self.texts.macs(c["arp_sha"][rows]), alen])
+            return b"ARP, op %d, length %d\n", [c["arp_op"][rows], alen]
+        src, dst = src_t[rows], dst_t[rows]
+        ln = c["l4_length"][rows].astype(np.int64)
+        if l4 == C.L4_UDP:
+            return (fam + b" %s.%d > %s.%d: UDP, length %d\n",
+                    [src, c["sport"][rows], dst, c["dport"][rows], ln - 8])
+        if l4 in (C.L4_ICMP, C.L4_ICMP6):
+            ty = int(c["icmp_type"][r0])
+            rest = c["icmp_rest"][rows].astype(np.int64)
+            what = b"request" if ty in (8, 128) else b"reply"
+            name = b"ICMP6, echo " if l4 == C.L4_ICMP6 else b"ICMP echo "
+            return (fam + b" %s > %s: " + name + what + b", id %d, seq %d, length %d\n",
+                    [src, dst, rest >> 16, rest & 0xFFFF, ln])
+        # TCP
+        flags = int(c["tcp_flags"][r0])
+        length = plen[r0]
+        tm = fam + b" %s.%d > %s.%d: Flags [" + tcpdump_flags(flags).encode() + b"]"
+        vals = [src, c["sport"][rows], dst, c["dport"][rows]]
+        s = seq[rows]
+        if length > 0 or flags & 7:
+            if length > 0:
+                tm += b", seq %d:%d"
+                vals += [s, (s + plen[rows]) & 0xFFFFFFFF]
+            else:
+                tm += b", seq %d"
+                vals.append(s)
+        if flags & _ACK:
+            tm += b", ack %d"
+            vals.append(ack[rows])
+        tm += b", win %d"
+        vals.append(c["tcp_window"][rows])
+        if flags & 0x20:
+            tm += b", urg %d"
+            vals.append(c["tcp_urgptr"][rows])
+        if layout >= 0:
+            lay = batch.layouts[layout]
+            tm += b", options [" + _opt_template(lay) + b"]"
+            vals += _opt_values(batch, rows, lay, sbase[rows])
+        tm += b", length %d\n"
+        vals.append(plen[rows])
+        return tm, vals
+
+
+def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
+    """The batch form of the one-line view for `style`, or None when the style needs
+    the per-packet path (-e, dumps, -q)."""
+    st = style or DEFAULT_STYLE
+    if st.link or st.dump or st.quick:
+        return None
+    return BatchLineSink(out, style)
