@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000]
 
-Builds a pcap of Ethernet/IPv4/TCP segments (a few UDP and ARP frames mixed
+Builds a pcap of Ethernet/IPv4/TCP segments (checksums filled in, ports no peer
+names an application on) (a few UDP and ARP frames mixed
 in, sizes 54-1514 bytes), then decodes every packet down to its transport
 layer and counts the protocol hierarchy with each tool. rawlab runs as the
 real command (process start included); dpkt and scapy run in this process.
@@ -22,7 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from rawlab.decode.checksum import inet_checksum, pseudo_header_v4
+
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+
+
+def _with_checksum(l4: bytes, proto: int, src: bytes, dst: bytes) -> bytes:
+    """The segment with its checksum filled in (as a real stack sends it)."""
+    at = 16 if proto == 6 else 6
+    value = inet_checksum(l4, pseudo_header_v4(src, dst, proto, len(l4)))
+    return l4[:at] + struct.pack("!H", value) + l4[at + 2:]
 
 
 def build(path: Path, n: int) -> None:
@@ -38,14 +48,17 @@ def build(path: Path, n: int) -> None:
             else:
                 plen = rnd.choice((0, 0, 0, 100, 536, 1460))
                 if kind < 0.10:  # UDP
-                    l4 = struct.pack("!HHHH", 5353, 53, 8 + plen, 0) + bytes(plen)
+                    l4 = struct.pack("!HHHH", 40000, 5004, 8 + plen, 0) + bytes(plen)
                     proto = 17
                 else:
-                    l4 = struct.pack("!HHIIBBHHH", 40000 + i % 500, 80, i * 1460 & 0xFFFFFFFF,
+                    l4 = struct.pack("!HHIIBBHHH", 40000 + i % 500, 5001, i * 1460 & 0xFFFFFFFF,
                                      7, 0x50, 0x18, 502, 0, 0) + bytes(plen)
                     proto = 6
+                src, dst = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+                l4 = _with_checksum(l4, proto, src, dst)
                 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0x4000,
-                                 64, proto, 0, bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)))
+                                 64, proto, 0, src, dst)
+                ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
                 frame = eth + b"\x08\x00" + ip + l4
             f.write(struct.pack("<IIII", 1_700_000_000 + i // 1000, i % 1000 * 1000,
                                 len(frame), len(frame)))

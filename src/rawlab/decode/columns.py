@@ -202,17 +202,21 @@ class BatchSource:
             offs: list[int] = []
             add = offs.append
             problem = None
-            while pos + 16 <= n and len(offs) < rows:
+            left = rows
+            last = n - 16
+            while pos <= last:
                 incl = u32(chunk, pos + 8)[0]
-                if incl > limit:
-                    problem = _bad(name, base + pos,
-                                   f"absurd record length {incl} (snaplen {cap.snaplen})")
-                    break
                 end = pos + 16 + incl
-                if end > n:
+                if end > n or incl > limit:
+                    if incl > limit:
+                        problem = _bad(name, base + pos,
+                                       f"absurd record length {incl} (snaplen {cap.snaplen})")
                     break
                 add(pos)
                 pos = end
+                left -= 1
+                if not left:
+                    break
             if offs:
                 yield self._pcap_batch(chunk, offs, e, mul)
             if problem is not None:
@@ -249,95 +253,18 @@ class BatchSource:
 
     # -- pcapng: plain EPBs (no options but epb_flags) as columns, other blocks as Records --
     def _pcapng(self) -> Iterator[Batch]:
-        from rawlab.pcap.reader import (
-            MAX_BLOCK,
-            PCAPNG_BOM,
-            PCAPNG_EPB,
-            PCAPNG_IDB,
-            PCAPNG_SHB,
-            _bad,
-            _more,
-        )
+        from rawlab.pcap.reader import _more
 
         cap: Any = self.cap
-        f, name = cap._f, cap.name
+        f = cap._f
         carry = cap._head
         offset = 0  # file offset of chunk[0]
-        rows = self.rows
         while True:
             chunk = _more(f, carry, self.chunk)
             n = len(chunk)
             if not n:
                 return
-            pos = 0
-            plain: list[tuple[int, int, int, int, int, int, int]] = []
-            recs: dict[int, Record] = {}
-            problem = None
-            e = cap._e
-            head = struct.Struct(e + "II").unpack_from
-            epb = struct.Struct(e + "IIIII").unpack_from
-            opt = struct.Struct(e + "HHI").unpack_from
-            u32 = struct.Struct(e + "I").unpack_from
-            nif = len(cap.interfaces)
-            while pos + 12 <= n and len(plain) + len(recs) < rows:
-                btype, blen = head(chunk, pos)
-                if btype == PCAPNG_SHB:
-                    bom = struct.unpack_from("<I", chunk, pos + 8)[0]
-                    if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
-                        problem = _bad(name, offset + pos + 8, f"bad byte-order magic 0x{bom:08x}")
-                        break
-                    if plain or recs:
-                        break  # a new section: its interfaces start a new batch
-                    cap._order("<" if bom == PCAPNG_BOM else ">")
-                    e = cap._e
-                    head = struct.Struct(e + "II").unpack_from
-                    epb = struct.Struct(e + "IIIII").unpack_from
-                    opt = struct.Struct(e + "HHI").unpack_from
-                    u32 = struct.Struct(e + "I").unpack_from
-                    btype, blen = head(chunk, pos)
-                elif offset + pos == 0:
-                    problem = _bad(name, 0, "pcapng file does not start with a section header")
-                    break
-                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                    problem = _bad(name, offset + pos,
-                                   f"absurd block length {blen} (block type 0x{btype:x})")
-                    break
-                end = pos + blen
-                if end > n:
-                    break
-                if u32(chunk, end - 4)[0] != blen:
-                    problem = _bad(name, offset + end - 4, f"block length {blen} and trailing "
-                                   f"length {u32(chunk, end - 4)[0]} differ")
-                    break
-                if btype == PCAPNG_EPB and blen >= 32:
-                    iface, tsh, tsl, caplen, orig = epb(chunk, pos + 8)
-                    opt_at = pos + 28 + ((caplen + 3) & ~3)
-                    rest = end - 4 - opt_at
-                    direction = 0
-                    ok = iface < nif and caplen <= blen - 32
-                    if ok and rest:
-                        code, ln, val = opt(chunk, opt_at) if rest >= 8 else (0, 0, 0)
-                        ok = code == 2 and ln == 4 and (rest == 8 or (
-                            rest == 12 and u32(chunk, opt_at + 8)[0] == 0))
-                        direction = val & 3
-                    if ok:
-                        plain.append((pos + 28, iface, tsh, tsl, caplen, orig, direction))
-                        pos = end
-                        continue
-                if btype in (PCAPNG_SHB, PCAPNG_IDB) and (plain or recs):
-                    break  # interfaces change: the rows so far make a batch of their own
-                body = chunk[pos + 8: end - 4]
-                try:
-                    got = cap.block(btype, blen, body, offset + pos)
-                except Exception as exc:  # a RawlabError: after the rows before it
-                    problem = exc
-                    break
-                if got is not None:
-                    recs[len(plain) + len(recs)] = got
-                    plain.append((0, got.interface, -1, 0, 0, got.wirelen, got.direction))
-                if btype in (PCAPNG_SHB, PCAPNG_IDB):
-                    nif = len(cap.interfaces)
-                pos = end
+            plain, recs, pos, problem = self._blocks(chunk, offset)
             if plain:
                 yield self._pcapng_batch(chunk, plain, recs)
             if problem is not None:
@@ -351,6 +278,75 @@ class BatchSource:
                 continue
             carry = chunk[pos:]
             offset += pos
+
+    def _blocks(self, chunk: bytes, offset: int) -> tuple[
+            list[tuple[int, ...]], dict[int, Record], int, Exception | None]:
+        """The blocks that `chunk` holds whole, up to a batch: (the rows: data offset,
+        interface, timestamp high and low, caplen, wirelen, direction; the rows that are
+        Records; where the next block starts; the problem that stopped the walk)."""
+        from rawlab.pcap.reader import (
+            MAX_BLOCK,
+            PCAPNG_BOM,
+            PCAPNG_EPB,
+            PCAPNG_IDB,
+            PCAPNG_SHB,
+            _bad,
+        )
+
+        cap: Any = self.cap
+        name, n, pos = cap.name, len(chunk), 0
+        plain: list[tuple[int, ...]] = []
+        recs: dict[int, Record] = {}
+        head, epb, opt, u32 = _ng_structs(cap._e)
+        nif = len(cap.interfaces)
+        while pos + 12 <= n and len(plain) < self.rows:
+            btype, blen = head(chunk, pos)
+            if btype == PCAPNG_SHB:
+                if plain:
+                    break  # a new section: its interfaces start a new batch
+                bom = struct.unpack_from("<I", chunk, pos + 8)[0]
+                if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
+                    return plain, recs, pos, _bad(name, offset + pos + 8,
+                                                  f"bad byte-order magic 0x{bom:08x}")
+                cap._order("<" if bom == PCAPNG_BOM else ">")
+                head, epb, opt, u32 = _ng_structs(cap._e)
+                btype, blen = head(chunk, pos)
+            elif offset + pos == 0:
+                return plain, recs, pos, _bad(
+                    name, 0, "pcapng file does not start with a section header")
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                return plain, recs, pos, _bad(
+                    name, offset + pos, f"absurd block length {blen} (block type 0x{btype:x})")
+            end = pos + blen
+            if end > n:
+                break
+            if u32(chunk, end - 4)[0] != blen:
+                return plain, recs, pos, _bad(name, offset + end - 4, f"block length {blen} "
+                                              f"and trailing length {u32(chunk, end - 4)[0]} "
+                                              "differ")
+            if btype == PCAPNG_EPB and blen >= 32:
+                iface, tsh, tsl, caplen, orig = epb(chunk, pos + 8)
+                opt_at = pos + 28 + ((caplen + 3) & ~3)
+                rest = end - 4 - opt_at
+                code, ln, val = opt(chunk, opt_at) if rest >= 8 else (2, 4, 0)
+                if iface < nif and caplen <= blen - 32 and (not rest or (
+                        code == 2 and ln == 4 and (rest == 8 or (
+                            rest == 12 and u32(chunk, opt_at + 8)[0] == 0)))):
+                    plain.append((pos + 28, iface, tsh, tsl, caplen, orig, val & 3))
+                    pos = end
+                    continue
+            if btype == PCAPNG_IDB and plain:
+                break  # interfaces change: the rows so far make a batch of their own
+            try:
+                got = cap.block(btype, blen, chunk[pos + 8: end - 4], offset + pos)
+            except Exception as exc:  # a RawlabError: after the rows before it
+                return plain, recs, pos, exc
+            if got is not None:
+                recs[len(plain)] = got
+                plain.append((0, got.interface, -1, 0, 0, got.wirelen, got.direction))
+            nif = len(cap.interfaces)
+            pos = end
+        return plain, recs, pos, None
 
     def _pcapng_tail(self, chunk: bytes, offset: int) -> None:
         """The file ends inside a block: the reader's own words for it."""
@@ -397,6 +393,12 @@ class BatchSource:
         return _finish(cols, chunk, buf, recs, self)
 
 
+def _ng_structs(e: str) -> tuple[Any, Any, Any, Any]:
+    """pcapng's unpackers in byte order `e`: block head, EPB head, option head, u32."""
+    return (struct.Struct(e + "II").unpack_from, struct.Struct(e + "IIIII").unpack_from,
+            struct.Struct(e + "HHI").unpack_from, struct.Struct(e + "I").unpack_from)
+
+
 def _frame_cols(src: BatchSource, n: int) -> dict[str, np.ndarray]:
     cols = {"frame": np.arange(src.frames + 1, src.frames + n + 1, dtype=np.uint64)}
     src.frames += n
@@ -438,6 +440,19 @@ def _claimed_ports(table: DispatchTable | None) -> tuple[np.ndarray, np.ndarray]
 
 # ---- the columns ------------------------------------------------------------------------------
 
+def factorize(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the columns' tuples: (the row where each first appears, and
+    for every row the number of its tuple). One column: a plain ``np.unique``; several:
+    ``np.unique`` over their bytes (a void view), far cheaper than ``axis=0``."""
+    if len(cols) == 1:
+        _, first, inv = np.unique(cols[0], return_index=True, return_inverse=True)
+    else:
+        key = np.ascontiguousarray(np.stack([c.astype(np.uint64) for c in cols], axis=1))
+        _, first, inv = np.unique(key.view(f"V{8 * len(cols)}").ravel(), return_index=True,
+                                  return_inverse=True)
+    return first, inv.reshape(-1)
+
+
 def _u16(buf: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (buf[p].astype(np.uint32) << 8) | buf[p + 1]
 
@@ -470,214 +485,246 @@ def _finish(cols: dict[str, np.ndarray], chunk: bytes, buf: np.ndarray,
     return Batch(cols, chunk, recs, layouts, list(src.cap.interfaces))
 
 
+class _Frames:
+    """The frames of one batch while their columns are filled: the buffer, where each
+    frame starts, what was captured, and the masks and offsets each layer leaves for the
+    next (one method per layer, in order)."""
+
+    def __init__(self, c: dict[str, np.ndarray], buf: np.ndarray) -> None:
+        self.c = c
+        self.buf = buf
+        self.n = n = len(c["frame"])
+        self.off = c["data_offset"]
+        self.cap = c["caplen"].astype(np.int64)
+        self.lt = c["linktype"].astype(np.int64)
+        self.status = np.zeros(n, np.uint8)
+        self.net_at = np.zeros(n, np.int64)
+        self.net = np.zeros(n, np.int64)
+
+    def leave(self, mask: np.ndarray, why: int) -> None:
+        """The rows of `mask` still fast leave the fast path, for reason `why`."""
+        st = self.status
+        st[(st == FAST) & mask] = why
+
+    def ethernet(self) -> None:
+        """Ethernet and up to two VLAN tags (more leave): where the network header starts."""
+        c, buf, off, cap, leave = self.c, self.buf, self.off, self.cap, self.leave
+        n = self.n
+        eth = self.lt == _ETH
+        etype = _u16(buf, off + 12).astype(np.int64)
+        c["eth_type"] = np.where(eth, etype, 0).astype(np.uint16)
+        tags = np.zeros(n, np.int64)
+        tag_tci = [np.zeros(n, np.uint16), np.zeros(n, np.uint16)]
+        tag_tpid = [np.zeros(n, np.uint16), np.zeros(n, np.uint16)]
+        o = np.full(n, 14, np.int64)
+        leave(eth & (cap <= 14), LINK)
+        for k in range(MAX_TAGS + 1):
+            is_tag = eth & np.isin(etype, list(VLAN_TPIDS))
+            if not is_tag.any():
+                break
+            leave(is_tag & ((o + 4 > cap) | (k >= 2)), LINK)  # the columns hold two tags
+            if k >= 2:
+                break
+            tag_tpid[k][is_tag] = etype[is_tag]
+            tag_tci[k][is_tag] = _u16(buf, off + o)[is_tag]
+            etype = np.where(is_tag, _u16(buf, off + o + 2), etype)
+            o = np.where(is_tag, o + 4, o)
+            tags += is_tag
+        leave(eth & (cap <= o), LINK)
+        self.net_at[eth] = o[eth]
+        self.net[eth] = etype[eth]
+        c["eth_src"] = _u64(buf, off + 6, 6)
+        c["eth_dst"] = _u64(buf, off, 6)
+        c["vlan_count"] = tags.astype(np.uint8)
+        for k in range(2):
+            c[f"vlan{k + 1}_tpid"] = tag_tpid[k]
+            c[f"vlan{k + 1}_tci"] = tag_tci[k]
+
+    def cooked(self) -> None:
+        """Linux cooked v1 (pkttype, hatype, halen, addr[8], protocol) and v2; raw IP."""
+        c, buf, off, cap, leave, lt = self.c, self.buf, self.off, self.cap, self.leave, self.lt
+        sll, sll2 = lt == _SLL, lt == _SLL2
+        hatype = np.where(sll, _u16(buf, off + 2), np.where(sll2, _u16(buf, off + 8), 0))
+        halen = np.where(sll, _u16(buf, off + 4), np.where(sll2, buf[off + 11], 0))
+        proto = np.where(sll, _u16(buf, off + 14), np.where(sll2, _u16(buf, off), 0))
+        leave(sll & (cap <= 16), LINK)
+        leave(sll2 & (cap <= 20), LINK)
+        leave((sll | sll2) & ((halen > 8) | (hatype == ARPHRD_NETLINK)), LINK)
+        self.net_at[sll] = 16
+        self.net_at[sll2] = 20
+        self.net[sll | sll2] = proto[sll | sll2]
+        c["sll_pkttype"] = np.where(sll, _u16(buf, off), np.where(sll2, buf[off + 10], 0)
+                                    ).astype(np.uint16)
+        c["sll_hatype"] = hatype.astype(np.uint16)
+        c["sll_halen"] = halen.astype(np.uint16)
+        c["sll_addr"] = np.where(sll, _u64(buf, off + 6, 8), np.where(
+            sll2, _u64(buf, off + 12, 8), 0)).astype(np.uint64)
+        c["sll_ifindex"] = np.where(sll2, _u32(buf, off + 4), 0).astype(np.uint32)
+        c["sll2_reserved"] = np.where(sll2, _u16(buf, off + 2), 0).astype(np.uint16)
+        raw = (lt == _RAW) | (lt == _IPV4) | (lt == _IPV6)
+        ver0 = buf[off] >> 4
+        self.net[raw] = np.where((lt[raw] == _IPV4) | ((lt[raw] == _RAW) & (ver0[raw] == 4)),
+                                 ETH_P_IP, np.where((lt[raw] == _IPV6) | (ver0[raw] == 6),
+                                                    ETH_P_IPV6, -1))
+        leave(raw & ((self.net == -1) | (cap == 0)), LINK)
+        leave(~((lt == _ETH) | sll | sll2 | raw), LINKTYPE)
+        net = self.net
+        c["ethertype"] = net.astype(np.int32)
+        c["net_offset"] = self.net_at.astype(np.uint16)
+        self.v4, self.v6, self.arp = net == ETH_P_IP, net == ETH_P_IPV6, net == ETH_P_ARP
+        leave(~(self.v4 | self.v6 | self.arp), NETWORK)
+        self.ip = off + self.net_at  # absolute
+        self.left = cap - self.net_at  # bytes captured from the network header on
+
+    def ipv4(self) -> None:
+        c, buf, ip, v4, leave = self.c, self.buf, self.ip, self.v4, self.leave
+        vihl = buf[ip].astype(np.int64)
+        ihl = vihl & 15
+        self.tl4 = tl4 = _u16(buf, ip + 2).astype(np.int64)
+        frag = _u16(buf, ip + 6).astype(np.int64)
+        self.hl4 = hl4 = ihl * 4
+        leave(v4 & ((vihl >> 4 != 4) | (ihl < 5)), IP)
+        leave(v4 & (self.left < np.maximum(hl4, 20)), TRUNCATED)
+        leave(v4 & (tl4 == 0), IP)  # TSO: partial checksums, odd lengths
+        leave(v4 & (tl4 < hl4), IP)
+        leave(v4 & ((frag & 0x3FFF) != 0), IP)  # fragments
+        c["ip4_ihl"] = np.where(v4, ihl, 0).astype(np.uint8)
+        c["ip4_tos"] = np.where(v4, buf[ip + 1], 0).astype(np.uint8)
+        c["ip4_total_length"] = np.where(v4, tl4, 0).astype(np.uint16)
+        c["ip4_id"] = np.where(v4, _u16(buf, ip + 4), 0).astype(np.uint16)
+        c["ip4_flags"] = np.where(v4, frag >> 13, 0).astype(np.uint8)
+        c["ip4_ttl"] = np.where(v4, buf[ip + 8], 0).astype(np.uint8)
+        c["ip4_checksum"] = np.where(v4, _u16(buf, ip + 10), 0).astype(np.uint16)
+
+    def ipv6(self) -> None:
+        """IPv6 without extension headers (those leave)."""
+        from rawlab.decode.ipv6 import EXT_HEADERS
+
+        c, buf, ip, v6, leave = self.c, self.buf, self.ip, self.v6, self.leave
+        vtf = _u32(buf, ip).astype(np.int64)
+        self.pl6 = pl6 = _u16(buf, ip + 4).astype(np.int64)
+        self.nh6 = nh6 = buf[ip + 6].astype(np.int64)
+        leave(v6 & (vtf >> 28 != 6), IP)
+        leave(v6 & (self.left < 40), TRUNCATED)
+        leave(v6 & (pl6 == 0), IP)
+        leave(v6 & np.isin(nh6, list(EXT_HEADERS)), IP)
+        c["ip6_traffic_class"] = np.where(v6, (vtf >> 20) & 0xFF, 0).astype(np.uint8)
+        c["ip6_flow_label"] = np.where(v6, vtf & 0xFFFFF, 0).astype(np.uint32)
+        c["ip6_hop_limit"] = np.where(v6, buf[ip + 7], 0).astype(np.uint8)
+        c["ip6_payload_length"] = np.where(v6, pl6, 0).astype(np.uint16)
+
+    def ip_common(self) -> None:
+        """Both families: protocol, addresses, where the transport header starts and ends."""
+        c, buf, ip, v4, v6, leave = self.c, self.buf, self.ip, self.v4, self.v6, self.leave
+        self.proto = proto = np.where(v4, buf[ip + 9], np.where(v6, self.nh6, -1)).astype(
+            np.int64)
+        c["ip_proto"] = proto.astype(np.int16)
+        c["ip_version"] = np.where(v4, 4, np.where(v6, 6, 0)).astype(np.uint8)
+        c["src_hi"] = np.where(v6, _u64(buf, ip + 8, 8), 0).astype(np.uint64)
+        c["src_lo"] = np.where(v6, _u64(buf, ip + 16, 8), np.where(
+            v4, _u32(buf, ip + 12), 0)).astype(np.uint64)
+        c["dst_hi"] = np.where(v6, _u64(buf, ip + 24, 8), 0).astype(np.uint64)
+        c["dst_lo"] = np.where(v6, _u64(buf, ip + 32, 8), np.where(
+            v4, _u32(buf, ip + 16), 0)).astype(np.uint64)
+        net_at = self.net_at
+        l4_at = np.where(v4, net_at + self.hl4, np.where(v6, net_at + 40, 0))  # in the frame
+        l4_end = np.where(v4, net_at + self.tl4, np.where(v6, net_at + 40 + self.pl6, 0))
+        self.l4_len = l4_len = np.maximum(l4_end - l4_at, 0)  # the IP header's (tcpdump's)
+        leave((v4 | v6) & (l4_len == 0), IP)
+        # a snaplen cut the payload (not a header): fast, its transport checksum unverified
+        c["complete"] = self.cap >= l4_end
+        self.l4_cap = np.minimum(l4_end, self.cap) - l4_at  # the segment's captured bytes
+        c["l4_offset"] = l4_at.astype(np.uint16)
+        c["l4_length"] = l4_len.astype(np.uint32)
+        ipx = v4 | v6
+        self.tcp, self.udp = ipx & (proto == 6), ipx & (proto == 17)
+        self.icmp, self.icmp6 = v4 & (proto == 1), v6 & (proto == 58)
+        self.l4 = self.tcp | self.udp | self.icmp | self.icmp6
+        leave(ipx & ~self.l4, TRANSPORT)
+        self.t = self.off + l4_at  # absolute
+        c["l4"] = np.where(self.tcp, L4_TCP, np.where(self.udp, L4_UDP, np.where(
+            self.icmp, L4_ICMP, np.where(self.icmp6, L4_ICMP6, L4_NONE)))).astype(np.uint8)
+
+    def transport(self, layouts: list[tuple[tuple[int, int, int], ...]]) -> None:
+        """TCP (and its option layouts), UDP, ICMP/ICMPv6 echo."""
+        c, buf, t, leave, l4_cap = self.c, self.buf, self.t, self.leave, self.l4_cap
+        tcp, udp, icmp = self.tcp, self.udp, self.icmp | self.icmp6
+        l4_len = self.l4_len
+        offflags = _u16(buf, t + 12).astype(np.int64)
+        doff = offflags >> 12
+        thl = doff * 4
+        leave(tcp & (l4_cap < 20), TRUNCATED)
+        leave(tcp & ((doff < 5) | (thl > l4_len)), TRANSPORT)
+        leave(tcp & (thl > l4_cap), TRUNCATED)
+        self.sport, self.dport = _u16(buf, t), _u16(buf, t + 2)
+        c["sport"] = np.where(tcp | udp, self.sport, 0).astype(np.uint16)
+        c["dport"] = np.where(tcp | udp, self.dport, 0).astype(np.uint16)
+        c["tcp_seq"] = np.where(tcp, _u32(buf, t + 4), 0).astype(np.uint32)
+        c["tcp_ack"] = np.where(tcp, _u32(buf, t + 8), 0).astype(np.uint32)
+        c["tcp_dataofs"] = np.where(tcp, doff, 0).astype(np.uint8)
+        c["tcp_reserved"] = np.where(tcp, (offflags >> 9) & 7, 0).astype(np.uint8)
+        c["tcp_flags"] = np.where(tcp, offflags & 0x1FF, 0).astype(np.uint16)
+        c["tcp_window"] = np.where(tcp, _u16(buf, t + 14), 0).astype(np.uint16)
+        c["l4_checksum"] = np.where(tcp, _u16(buf, t + 16), np.where(
+            udp, _u16(buf, t + 6), np.where(icmp, _u16(buf, t + 2), 0))).astype(np.uint16)
+        c["tcp_urgptr"] = np.where(tcp, _u16(buf, t + 18), 0).astype(np.uint16)
+        c["payload_length"] = np.where(tcp, l4_len - thl, np.where(
+            udp | icmp, l4_len - 8, 0)).clip(0).astype(np.uint32)
+        _tcp_options(c, buf, t, np.where(tcp & (self.status == FAST), thl - 20, 0),
+                     self.status, layouts)
+        ulen = _u16(buf, t + 4).astype(np.int64)
+        leave(udp & (l4_cap < 8), TRUNCATED)
+        leave(udp & (ulen != l4_len), TRANSPORT)  # a UDP length the IP length disagrees with
+        c["udp_length"] = np.where(udp, ulen, 0).astype(np.uint16)
+        ity = buf[t].astype(np.int64)
+        leave(self.icmp & ~np.isin(ity, (0, 8)), ICMP_TYPE)
+        leave(self.icmp6 & ~np.isin(ity, (128, 129)), ICMP_TYPE)
+        leave(icmp & (l4_cap < 8), TRUNCATED)
+        c["icmp_type"] = np.where(icmp, ity, 0).astype(np.uint8)
+        c["icmp_code"] = np.where(icmp, buf[t + 1], 0).astype(np.uint8)
+        c["icmp_rest"] = np.where(icmp, _u32(buf, t + 4), 0).astype(np.uint32)
+
+    def arp_rows(self) -> None:
+        """ARP for Ethernet and IPv4 (other hardware or protocol types leave)."""
+        c, buf, a, arp, leave = self.c, self.buf, self.ip, self.arp, self.leave
+        ok = arp & (_u16(buf, a) == 1) & (_u16(buf, a + 2) == ETH_P_IP) & (
+            buf[a + 4] == 6) & (buf[a + 5] == 4)
+        leave(arp & ~ok, ARP_SHAPE)
+        leave(arp & (self.left < 28), TRUNCATED)
+        c["arp_op"] = np.where(arp, _u16(buf, a + 6), 0).astype(np.uint16)
+        c["arp_sha"] = np.where(arp, _u64(buf, a + 8, 6), 0).astype(np.uint64)
+        c["arp_spa"] = np.where(arp, _u32(buf, a + 14), 0).astype(np.uint32)
+        c["arp_tha"] = np.where(arp, _u64(buf, a + 18, 6), 0).astype(np.uint64)
+        c["arp_tpa"] = np.where(arp, _u32(buf, a + 24), 0).astype(np.uint32)
+        c["arp_length"] = np.where(arp, self.left, 0).astype(np.uint32)
+
+    def ports(self, claimed: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Rows on a port the table gives an application decoder leave (all rows leave when
+        the table is not the default one for the shapes the columns know)."""
+        if claimed is None:
+            self.leave(np.ones(self.n, bool), APPLICATION)
+            return
+        udp_ports, tcp_ports = claimed
+        sp, dp = self.sport, self.dport
+        self.leave(self.udp & (udp_ports[sp] | udp_ports[dp]), APPLICATION)
+        self.leave(self.tcp & (tcp_ports[sp] | tcp_ports[dp]), APPLICATION)
+
+
 def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
              layouts: list[tuple[tuple[int, int, int], ...]],
              claimed: tuple[np.ndarray, np.ndarray] | None) -> None:
     """Fill every column of the common shapes from the frames' bytes (vectorised)."""
-    n = len(c["frame"])
-    off = c["data_offset"]
-    cap = c["caplen"].astype(np.int64)
-    lt = c["linktype"].astype(np.int64)
-    status = np.zeros(n, np.uint8)
-
-    def leave(mask: np.ndarray, why: int) -> None:
-        status[(status == FAST) & mask] = why
-
-    z64 = np.zeros(n, np.int64)
-    # ---- link header: where the network header starts, and its EtherType ----
-    net_at = z64.copy()
-    net = z64.copy()
-    eth = lt == _ETH
-    sll = lt == _SLL
-    sll2 = lt == _SLL2
-    rawip = (lt == _RAW) | (lt == _IPV4) | (lt == _IPV6)
-    leave(~(eth | sll | sll2 | rawip), LINKTYPE)
-    # Ethernet and its tags
-    eth_src = _u64(buf, off + 6, 6)
-    eth_dst = _u64(buf, off, 6)
-    etype = _u16(buf, off + 12).astype(np.int64)
-    c["eth_type"] = np.where(eth, etype, 0).astype(np.uint16)
-    tags = z64.copy()
-    tag_tci = [np.zeros(n, np.uint16), np.zeros(n, np.uint16)]
-    tag_tpid = [np.zeros(n, np.uint16), np.zeros(n, np.uint16)]
-    o = np.full(n, 14, np.int64)
-    leave(eth & (cap <= 14), LINK)
-    for k in range(MAX_TAGS + 1):
-        is_tag = eth & np.isin(etype, list(VLAN_TPIDS))
-        if not is_tag.any():
-            break
-        if k == MAX_TAGS:
-            leave(is_tag, LINK)
-            break
-        leave(is_tag & (o + 4 > cap), LINK)
-        if k < 2:
-            tag_tpid[k][is_tag] = etype[is_tag]
-            tag_tci[k][is_tag] = _u16(buf, off + o)[is_tag]
-        else:
-            leave(is_tag, LINK)  # the columns hold two tags
-        etype = np.where(is_tag, _u16(buf, off + o + 2), etype)
-        o = np.where(is_tag, o + 4, o)
-        tags += is_tag
-    leave(eth & (cap <= o), LINK)
-    net_at[eth] = o[eth]
-    net[eth] = etype[eth]
-    # Linux cooked v1 (pkttype, hatype, halen, addr[8], protocol) and v2
-    s_hatype = np.where(sll, _u16(buf, off + 2), np.where(sll2, _u16(buf, off + 8), 0))
-    s_halen = np.where(sll, _u16(buf, off + 4), np.where(sll2, buf[off + 11], 0))
-    s_pkttype = np.where(sll, _u16(buf, off), np.where(sll2, buf[off + 10], 0))
-    s_proto = np.where(sll, _u16(buf, off + 14), np.where(sll2, _u16(buf, off), 0))
-    s_addr = np.where(sll, _u64(buf, off + 6, 8), np.where(sll2, _u64(buf, off + 12, 8), 0))
-    leave(sll & (cap <= 16), LINK)
-    leave(sll2 & (cap <= 20), LINK)
-    leave((sll | sll2) & ((s_halen > 8) | (s_hatype == ARPHRD_NETLINK)), LINK)
-    net_at[sll] = 16
-    net_at[sll2] = 20
-    net[sll | sll2] = s_proto[sll | sll2]
-    c["sll_pkttype"] = s_pkttype.astype(np.uint16)
-    c["sll_hatype"] = s_hatype.astype(np.uint16)
-    c["sll_halen"] = s_halen.astype(np.uint16)
-    c["sll_addr"] = s_addr.astype(np.uint64)
-    c["sll_ifindex"] = np.where(sll2, _u32(buf, off + 4), 0).astype(np.uint32)
-    c["sll2_reserved"] = np.where(sll2, _u16(buf, off + 2), 0).astype(np.uint16)
-    # raw IP
-    ver0 = buf[off] >> 4
-    net[rawip] = np.where((lt[rawip] == _IPV4) | ((lt[rawip] == _RAW) & (ver0[rawip] == 4)),
-                          ETH_P_IP, np.where((lt[rawip] == _IPV6) | (ver0[rawip] == 6),
-                                             ETH_P_IPV6, -1))
-    leave(rawip & ((net == -1) | (cap == 0)), LINK)
-    c["eth_src"], c["eth_dst"] = eth_src, eth_dst
-    c["vlan_count"] = tags.astype(np.uint8)
-    for k in range(2):
-        c[f"vlan{k + 1}_tpid"] = tag_tpid[k]
-        c[f"vlan{k + 1}_tci"] = tag_tci[k]
-    c["ethertype"] = net.astype(np.int32)
-    c["net_offset"] = net_at.astype(np.uint16)
-    v4 = net == ETH_P_IP
-    v6 = net == ETH_P_IPV6
-    arp = net == ETH_P_ARP
-    leave(~(v4 | v6 | arp), NETWORK)
-    ip = off + net_at  # absolute
-    left = cap - net_at  # bytes captured from the network header on
-    # ---- IPv4 ----
-    vihl = buf[ip].astype(np.int64)
-    ihl = vihl & 15
-    tl4 = _u16(buf, ip + 2).astype(np.int64)
-    frag = _u16(buf, ip + 6).astype(np.int64)
-    hl4 = ihl * 4
-    leave(v4 & ((vihl >> 4 != 4) | (ihl < 5)), IP)
-    leave(v4 & (left < np.maximum(hl4, 20)), TRUNCATED)
-    leave(v4 & (tl4 == 0), IP)  # TSO: partial checksums, odd lengths
-    leave(v4 & (tl4 < hl4), IP)
-    leave(v4 & ((frag & 0x3FFF) != 0), IP)  # fragments
-    c["ip4_ihl"] = np.where(v4, ihl, 0).astype(np.uint8)
-    c["ip4_tos"] = np.where(v4, buf[ip + 1], 0).astype(np.uint8)
-    c["ip4_total_length"] = np.where(v4, tl4, 0).astype(np.uint16)
-    c["ip4_id"] = np.where(v4, _u16(buf, ip + 4), 0).astype(np.uint16)
-    c["ip4_flags"] = np.where(v4, frag >> 13, 0).astype(np.uint8)
-    c["ip4_ttl"] = np.where(v4, buf[ip + 8], 0).astype(np.uint8)
-    c["ip4_checksum"] = np.where(v4, _u16(buf, ip + 10), 0).astype(np.uint16)
-    # ---- IPv6 (no extension headers) ----
-    vtf = _u32(buf, ip).astype(np.int64)
-    pl6 = _u16(buf, ip + 4).astype(np.int64)
-    nh6 = buf[ip + 6].astype(np.int64)
-    leave(v6 & (vtf >> 28 != 6), IP)
-    leave(v6 & (left < 40), TRUNCATED)
-    leave(v6 & (pl6 == 0), IP)
-    from rawlab.decode.ipv6 import EXT_HEADERS
-
-    leave(v6 & np.isin(nh6, list(EXT_HEADERS)), IP)
-    c["ip6_traffic_class"] = np.where(v6, (vtf >> 20) & 0xFF, 0).astype(np.uint8)
-    c["ip6_flow_label"] = np.where(v6, vtf & 0xFFFFF, 0).astype(np.uint32)
-    c["ip6_hop_limit"] = np.where(v6, buf[ip + 7], 0).astype(np.uint8)
-    c["ip6_payload_length"] = np.where(v6, pl6, 0).astype(np.uint16)
-    # ---- both: protocol, addresses, where the transport header starts and ends ----
-    proto = np.where(v4, buf[ip + 9], np.where(v6, nh6, -1)).astype(np.int64)
-    c["ip_proto"] = proto.astype(np.int16)
-    c["ip_version"] = np.where(v4, 4, np.where(v6, 6, 0)).astype(np.uint8)
-    src_hi = np.where(v6, _u64(buf, ip + 8, 8), 0).astype(np.uint64)
-    src_lo = np.where(v6, _u64(buf, ip + 16, 8), np.where(v4, _u32(buf, ip + 12), 0)).astype(
-        np.uint64)
-    dst_hi = np.where(v6, _u64(buf, ip + 24, 8), 0).astype(np.uint64)
-    dst_lo = np.where(v6, _u64(buf, ip + 32, 8), np.where(v4, _u32(buf, ip + 16), 0)).astype(
-        np.uint64)
-    c["src_hi"], c["src_lo"], c["dst_hi"], c["dst_lo"] = src_hi, src_lo, dst_hi, dst_lo
-    l4_at = np.where(v4, net_at + hl4, np.where(v6, net_at + 40, 0))  # relative to the frame
-    l4_end = np.where(v4, net_at + tl4, np.where(v6, net_at + 40 + pl6, 0))
-    l4_len = np.maximum(l4_end - l4_at, 0)  # the IP header's word (tcpdump's lengths)
-    leave((v4 | v6) & (l4_len == 0), IP)
-    # a snaplen cut the payload (not a header): fast, its transport checksum unverified
-    complete = cap >= l4_end
-    l4_cap = np.minimum(l4_end, cap) - l4_at  # the segment's captured bytes
-    c["complete"] = complete
-    c["l4_offset"] = l4_at.astype(np.uint16)
-    c["l4_length"] = l4_len.astype(np.uint32)
-    ipx = v4 | v6
-    tcp = ipx & (proto == 6)
-    udp = ipx & (proto == 17)
-    icmp = v4 & (proto == 1)
-    icmp6 = v6 & (proto == 58)
-    leave(ipx & ~(tcp | udp | icmp | icmp6), TRANSPORT)
-    t = off + l4_at  # absolute
-    # ---- TCP ----
-    offflags = _u16(buf, t + 12).astype(np.int64)
-    doff = offflags >> 12
-    thl = doff * 4
-    leave(tcp & (l4_cap < 20), TRUNCATED)
-    leave(tcp & ((doff < 5) | (thl > l4_len)), TRANSPORT)
-    leave(tcp & (thl > l4_cap), TRUNCATED)
-    sport = _u16(buf, t)
-    dport = _u16(buf, t + 2)
-    c["sport"] = np.where(tcp | udp, sport, 0).astype(np.uint16)
-    c["dport"] = np.where(tcp | udp, dport, 0).astype(np.uint16)
-    c["tcp_seq"] = np.where(tcp, _u32(buf, t + 4), 0).astype(np.uint32)
-    c["tcp_ack"] = np.where(tcp, _u32(buf, t + 8), 0).astype(np.uint32)
-    c["tcp_dataofs"] = np.where(tcp, doff, 0).astype(np.uint8)
-    c["tcp_reserved"] = np.where(tcp, (offflags >> 9) & 7, 0).astype(np.uint8)
-    c["tcp_flags"] = np.where(tcp, offflags & 0x1FF, 0).astype(np.uint16)
-    c["tcp_window"] = np.where(tcp, _u16(buf, t + 14), 0).astype(np.uint16)
-    c["l4_checksum"] = np.where(tcp, _u16(buf, t + 16), np.where(udp, _u16(buf, t + 6), np.where(
-        icmp | icmp6, _u16(buf, t + 2), 0))).astype(np.uint16)
-    c["tcp_urgptr"] = np.where(tcp, _u16(buf, t + 18), 0).astype(np.uint16)
-    c["payload_length"] = np.where(tcp, l4_len - thl, np.where(
-        udp, l4_len - 8, np.where(icmp | icmp6, l4_len - 8, 0))).clip(0).astype(np.uint32)
-    _tcp_options(c, buf, t, np.where(tcp & (status == FAST), thl - 20, 0), status, layouts)
-    # ---- UDP ----
-    ulen = _u16(buf, t + 4).astype(np.int64)
-    leave(udp & (l4_cap < 8), TRUNCATED)
-    leave(udp & (ulen != l4_len), TRANSPORT)  # a UDP length the IP length does not agree with
-    c["udp_length"] = np.where(udp, ulen, 0).astype(np.uint16)
-    # ---- ICMP / ICMPv6: echo only ----
-    ity = buf[t].astype(np.int64)
-    leave(icmp & ~np.isin(ity, (0, 8)), ICMP_TYPE)
-    leave(icmp6 & ~np.isin(ity, (128, 129)), ICMP_TYPE)
-    leave((icmp | icmp6) & (l4_cap < 8), TRUNCATED)
-    c["icmp_type"] = np.where(icmp | icmp6, ity, 0).astype(np.uint8)
-    c["icmp_code"] = np.where(icmp | icmp6, buf[t + 1], 0).astype(np.uint8)
-    c["icmp_rest"] = np.where(icmp | icmp6, _u32(buf, t + 4), 0).astype(np.uint32)
-    # ---- ARP: Ethernet/IPv4 ----
-    a = ip
-    arp_ok = arp & (_u16(buf, a) == 1) & (_u16(buf, a + 2) == ETH_P_IP) & (buf[a + 4] == 6) & (
-        buf[a + 5] == 4)
-    leave(arp & ~arp_ok, ARP_SHAPE)
-    leave(arp & (left < 28), TRUNCATED)
-    c["arp_op"] = np.where(arp, _u16(buf, a + 6), 0).astype(np.uint16)
-    c["arp_sha"] = np.where(arp, _u64(buf, a + 8, 6), 0).astype(np.uint64)
-    c["arp_spa"] = np.where(arp, _u32(buf, a + 14), 0).astype(np.uint32)
-    c["arp_tha"] = np.where(arp, _u64(buf, a + 18, 6), 0).astype(np.uint64)
-    c["arp_tpa"] = np.where(arp, _u32(buf, a + 24), 0).astype(np.uint32)
-    c["arp_length"] = np.where(arp, left, 0).astype(np.uint32)
-    # ---- application ports ----
-    if claimed is None:
-        leave(np.ones(n, bool), APPLICATION)
-    else:
-        udp_ports, tcp_ports = claimed
-        leave(udp & (udp_ports[sport] | udp_ports[dport]), APPLICATION)
-        leave(tcp & (tcp_ports[sport] | tcp_ports[dport]), APPLICATION)
-    # ---- checksums (verdicts of the rows still fast) ----
-    _checksums(c, buf, ip, t, hl4, l4_len, v4, v6, tcp | udp | icmp | icmp6, status)
-    c["l4"] = np.where(tcp, L4_TCP, np.where(udp, L4_UDP, np.where(
-        icmp, L4_ICMP, np.where(icmp6, L4_ICMP6, L4_NONE)))).astype(np.uint8)
-    c["status"] = status
+    x = _Frames(c, buf)
+    x.ethernet()
+    x.cooked()
+    x.ipv4()
+    x.ipv6()
+    x.ip_common()
+    x.transport(layouts)
+    x.arp_rows()
+    x.ports(claimed)
+    _checksums(x)
+    c["status"] = x.status
 
 
 def _tcp_options(c: dict[str, np.ndarray], buf: np.ndarray, t: np.ndarray, olen: np.ndarray,
@@ -724,51 +771,65 @@ def _tcp_options(c: dict[str, np.ndarray], buf: np.ndarray, t: np.ndarray, olen:
     keep = ~bad
     if not keep.any():
         return
-    uniq, inv = np.unique(codes[keep], axis=0, return_inverse=True)
+    kept = np.ascontiguousarray(codes[keep])
+    first, inv = factorize(*kept.view(np.uint64).T)
     base = len(layouts)
-    for u in uniq:
-        items = []
-        pos = 0
-        for code in u.tolist():
-            if code == OPTS_PAD:
-                break
-            kind = code if code < 16 else 5
-            total = 1 if kind in (0, 1) else OPT_LEN.get(kind) or 2 + 8 * (code >> 4)
-            items.append((kind, pos, total))
-            pos += total
-            if kind == 0:
-                break
-        layouts.append(tuple(items))
-    layout[rows[keep]] = base + inv.reshape(-1)
+    layouts.extend(_layout(u) for u in kept[first].tolist())
+    layout[rows[keep]] = base + inv
+
+
+def _layout(codes: list[int]) -> tuple[tuple[int, int, int], ...]:
+    """A layout from its codes (kind; SACK: 5 + 16 * blocks): (kind, offset, length)s."""
+    items = []
+    pos = 0
+    for code in codes:
+        if code == OPTS_PAD:
+            break
+        kind = code if code < 16 else 5
+        total = 1 if kind in (0, 1) else OPT_LEN.get(kind) or 2 + 8 * (code >> 4)
+        items.append((kind, pos, total))
+        pos += total
+        if kind == 0:
+            break
+    return tuple(items)
 
 
 def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The one's-complement sums (not folded) of buf[start:end) for each row, as the sum
-    of big-endian 16-bit words (an odd length padded with zero): int64."""
-    # running sums of the bytes at even and at odd positions: uint32 cannot overflow for a
-    # chunk below 16 MiB, and differences of them are exact
-    ce = np.zeros(len(buf) // 2 + 2, np.uint32)
-    co = np.zeros(len(buf) // 2 + 2, np.uint32)
-    np.cumsum(buf[0::2], dtype=np.uint32, out=ce[1: 1 + len(buf[0::2])])
-    np.cumsum(buf[1::2], dtype=np.uint32, out=co[1: 1 + len(buf[1::2])])
-    # bytes at even absolute positions in [s, e): indices ceil(s/2) .. ceil(e/2)
-    se = ce[(end + 1) // 2].astype(np.int64) - ce[(start + 1) // 2]
-    so = co[end // 2].astype(np.int64) - co[start // 2]
-    hi = np.where(start % 2 == 0, se, so)
-    lo = np.where(start % 2 == 0, so, se)
-    return hi * 256 + lo
+    """The sums (not folded) of the big-endian 16-bit words of buf[start:end) for each row
+    (an odd length padded with zero), as uint64: ``np.add.reduceat`` over the buffer read
+    as words, once from an even and once from an odd byte. `start` must not decrease."""
+    out = np.zeros(len(start), np.uint64)
+    if not len(start):
+        return out
+    raw = buf.tobytes() if buf.base is None else buf.base
+    nw = (end - start) // 2
+    for parity in (0, 1):
+        sel = np.nonzero((start & 1) == parity)[0]
+        if not len(sel):
+            continue
+        words = np.frombuffer(raw, ">u2", count=(len(raw) - parity) // 2, offset=parity)
+        first = start[sel] // 2
+        idx = np.empty(2 * len(sel), np.int64)
+        idx[0::2] = first
+        idx[1::2] = np.minimum(first + nw[sel], len(words) - 1)
+        got = np.add.reduceat(words, idx, dtype=np.uint64)[0::2]
+        got[nw[sel] == 0] = 0
+        out[sel] = got
+    odd = ((end - start) & 1) == 1
+    out[odd] += buf[end[odd] - 1].astype(np.uint64) << np.uint64(8)
+    return out
 
 
 CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED = 0, 1, 2  # the ``l4_csum`` column (others leave)
 
 
-def _checksums(c: dict[str, np.ndarray], buf: np.ndarray, ip: np.ndarray, t: np.ndarray,
-               hl4: np.ndarray, l4_len: np.ndarray, v4: np.ndarray, v6: np.ndarray,
-               l4: np.ndarray, status: np.ndarray) -> None:
+def _checksums(x: _Frames) -> None:
     """Verdicts of the IPv4 header checksum and the transport checksum (``l4_csum``:
     good, or unverified when the capture holds less than the datagram or a UDP/IPv4
     checksum is 0); a row whose checksum is bad or partial leaves the fast path (the
     line shows a bad one; the per-packet path knows every verdict's details)."""
+    c, buf, ip, t, status = x.c, x.buf, x.ip, x.t, x.status
+    hl4, l4_len, v4, v6, l4 = x.hl4, x.l4_len, x.v4, x.v6, x.l4
     n = len(status)
     verdict = np.zeros(n, np.uint8)
     c["l4_csum"] = verdict
@@ -777,7 +838,7 @@ def _checksums(c: dict[str, np.ndarray], buf: np.ndarray, ip: np.ndarray, t: np.
         return
     r4 = rows[v4[rows]]
     if len(r4):
-        s = _sums(buf, ip[r4], ip[r4] + hl4[r4])
+        s = _sums(buf, ip[r4], ip[r4] + hl4[r4]).astype(np.int64)
         st = status[r4]
         st[((s % 0xFFFF != 0) | (s == 0)) & (st == FAST)] = CHECKSUM
         status[r4] = st
@@ -795,7 +856,8 @@ def _checksums(c: dict[str, np.ndarray], buf: np.ndarray, ip: np.ndarray, t: np.
     icmp4 = ~is6 & (proto == 1)  # ICMP over IPv4 has no pseudo-header
     pseudo = np.where(icmp4, 0, words + proto + np.where(is6, (ln >> 16) + (ln & 0xFFFF), ln))
     whole = c["complete"][r]
-    total = _sums(buf, t[r], t[r] + np.where(whole, ln, 0)) + pseudo
+    total = (_sums(buf, t[r], t[r] + np.where(whole, ln, 0)) % np.uint64(0xFFFF)).astype(
+        np.int64) + pseudo
     good = (total % 0xFFFF == 0) & (total != 0)
     value = c["l4_checksum"][r]
     none4 = ~is6 & (proto == 17) & (value == 0)  # UDP over IPv4: "no checksum"

@@ -52,8 +52,8 @@ class _Texts:
     def ips(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
         """(text, raw bytes) object arrays of the addresses (IPv4 in ``lo``)."""
-        key = np.stack([ver.astype(np.uint64), hi, lo], axis=1)
-        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        first, inv = C.factorize(ver, hi, lo) if (ver == 6).any() else C.factorize(lo)
+        uniq = np.stack([ver[first].astype(np.uint64), hi[first], lo[first]], axis=1)
         texts = np.empty(len(uniq), object)
         raws = np.empty(len(uniq), object)
         cache = self.ip
@@ -65,7 +65,6 @@ class _Texts:
                 raw = struct.pack("!QQ", h, lw) if v == 6 else struct.pack("!I", lw & 0xFFFFFFFF)
                 got = cache[(v, h, lw)] = (ip_text(raw).encode(), raw)
             texts[j], raws[j] = got
-        inv = inv.reshape(-1)
         return texts[inv], raws[inv]
 
     def macs(self, v: np.ndarray) -> np.ndarray:
@@ -151,6 +150,85 @@ def _opt_values(batch: C.Batch, rows: np.ndarray, layout: tuple[tuple[int, int, 
     return out
 
 
+def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarray,
+                     src_b: np.ndarray, dst_b: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+                     sbase: np.ndarray) -> bool:
+    """:meth:`TcpdumpSeq.numbers` for `rows` (TCP with ACK, in file order, no other row
+    between them touching `seqs`), on whole columns: fills seq, ack and the SACK base of
+    those rows and leaves `seqs` as the calls one by one would. False (nothing done)
+    when its table could reach its bound in between (the caller then goes row by row).
+
+    The rule, as a group-by: per connection key (the address and port pair in tcpdump's
+    order), a row with SYN, or the first row of a key the table does not hold, sets the
+    base and prints absolute numbers; every other row is relative to the latest base.
+    """
+    n = len(rows)
+    if not n:
+        return True
+    ver = c["ip_version"][rows]
+    sh, sl, dh, dl = (c[k][rows] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo"))
+    sp = c["sport"][rows].astype(np.int64)
+    dp = c["dport"][rows].astype(np.int64)
+    rev = (sp > dp) | ((sp == dp) & ((sh > dh) | ((sh == dh) & (sl > dl))))
+    ah, al = np.where(rev, dh, sh), np.where(rev, dl, sl)
+    bh, bl = np.where(rev, sh, dh), np.where(rev, sl, dl)
+    ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
+    first, key = C.factorize(ver, ah, al, bh, bl, ports)
+    keys = []
+    srcl, dstl = src_b[rows], dst_b[rows]
+    revl = rev[first].tolist()
+    bases = seqs._bases
+    known = np.zeros(len(first), bool)
+    init_a = np.zeros(len(first), np.int64)
+    init_b = np.zeros(len(first), np.int64)
+    for j, (f, r) in enumerate(zip(first.tolist(), revl, strict=True)):
+        src, dst = srcl[f], dstl[f]
+        k = (dst, src, int(ports[f])) if r else (src, dst, int(ports[f]))
+        keys.append(k)
+        got = bases.get(k)
+        if got is not None:
+            known[j] = True
+            init_a[j], init_b[j] = got
+    s = seq[rows]
+    a = ack[rows]
+    syn = (c["tcp_flags"][rows] & 2) != 0
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    start = np.ones(n, bool)
+    start[1:] = ks[1:] != ks[:-1]
+    # events: SYN rows, and the first row of a key the table does not hold
+    evt = syn[order] | (start & ~known[ks])
+    new_keys = int((~known).sum())
+    if len(bases) + new_keys >= 1 << 16 and evt.any():
+        return False
+    pos = np.arange(n)
+    last = np.maximum.accumulate(np.where(evt, pos, -1))
+    gstart = np.maximum.accumulate(np.where(start, pos, 0))
+    own = last >= gstart  # the latest base is of this key
+    r_s = rev[order]
+    s_o, a_o = s[order], a[order]
+    # the base an event sets: (seq, ack - 1), or reversed (ack - 1, seq)
+    ev_a = np.where(r_s, (a_o - 1) & 0xFFFFFFFF, s_o)
+    ev_b = np.where(r_s, s_o, (a_o - 1) & 0xFFFFFFFF)
+    li = np.maximum(last, 0)
+    base_a = np.where(own, ev_a[li], init_a[ks])
+    base_b = np.where(own, ev_b[li], init_b[ks])
+    out_s = np.where(r_s, s_o - base_b, s_o - base_a) & 0xFFFFFFFF
+    out_a = np.where(r_s, a_o - base_a, a_o - base_b) & 0xFFFFFFFF
+    out_b = np.where(r_s, base_a, base_b)
+    out_s = np.where(evt, s_o, out_s)
+    out_a = np.where(evt, a_o, out_a)
+    out_b = np.where(evt, (a_o - 1) & 0xFFFFFFFF, out_b)
+    back = rows[order]
+    seq[back], ack[back], sbase[back] = out_s, out_a, out_b
+    # the table: each key's latest base
+    if evt.any():
+        ends = np.nonzero(np.append(start[1:], True))[0]  # the last row of each key
+        for e in ends[own[ends]].tolist():
+            bases[keys[ks[e]]] = (int(ev_a[last[e]]), int(ev_b[last[e]]))
+    return True
+
+
 class BatchLineSink:
     """One tcpdump-like line per packet, from batches (module docstring); the rows the
     columns do not hold are printed by a :class:`LineSink` (the per-packet path)."""
@@ -214,47 +292,79 @@ class BatchLineSink:
                  tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """In file order: tcpdump's relative seq/ack (TcpdumpSeq, shared with the
-        per-packet path), the clock of a stateful -t form, and the per-packet lines."""
+        per-packet path), the clock's text, and the lines of the rows the columns do not
+        hold. Runs of fast rows between those take :func:`relative_numbers`; a stateful
+        clock (-ttt, -ttttt) or many odd rows take the rows one by one."""
         seq = c["tcp_seq"].astype(np.int64)
         ack = c["tcp_ack"].astype(np.int64)
         sbase = np.zeros(n, np.int64)
         seqs = self.seqs
         clock = self.style.clock
-        want = ~fast | (tcp & ((c["tcp_flags"] & _ACK) != 0)) if seqs is not None else ~fast
-        if clock is not None:
-            want = np.ones(n, bool)
-            self._heads = heads = np.empty(n, object)
-        idx = np.nonzero(want)[0].tolist()
-        if not idx:
+        acked = tcp & ((c["tcp_flags"] & _ACK) != 0) if seqs is not None else np.zeros(n, bool)
+        odd = np.nonzero(~fast)[0]
+        stateful = clock is not None and getattr(clock, "form", "delta") in ("delta", "since")
+        if stateful or len(odd) > 64:
+            want = np.ones(n, bool) if clock is not None else (acked | ~fast)
+            self._one_by_one(batch, c, np.nonzero(want)[0], fast, acked, src_b, dst_b, seq,
+                             ack, sbase, out)
             return seq, ack, sbase
-        fl = fast.tolist()
-        tcpl = tcp.tolist()
+        if clock is not None:
+            self._heads = heads = np.empty(n, object)
+            for i, t in zip(np.nonzero(fast)[0].tolist(), c["ts_ns"][fast].tolist(),
+                            strict=True):
+                h = clock(t)
+                heads[i] = (h + " ").encode() if h else b""
+        prev = 0
+        for i in [*odd.tolist(), n]:
+            if seqs is not None and i > prev:
+                rows = prev + np.nonzero(acked[prev:i])[0]
+                if not relative_numbers(seqs, c, rows, src_b, dst_b, seq, ack, sbase):
+                    self._one_by_one(batch, c, rows, fast, acked, src_b, dst_b, seq, ack,
+                                     sbase, out)
+            if i < n:
+                out[i] = self._odd_line(batch, c, i)
+            prev = i + 1
+        return seq, ack, sbase
+
+    def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
+        """Row i through the per-packet path: decode, then LineSink's text."""
+        rec = batch.record(i)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        return (self.lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
+            self._enc, "replace")
+
+    def _one_by_one(self, batch: C.Batch, c: dict[str, np.ndarray], idx: np.ndarray,
+                    fast: np.ndarray, acked: np.ndarray, src_b: Any, dst_b: Any,
+                    seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
+                    out: np.ndarray) -> None:
+        """Rows `idx` in order, each as the per-packet path takes it."""
+        if not len(idx):
+            return
+        fl, al = fast.tolist(), acked.tolist()
         flags = c["tcp_flags"].tolist()
         sp, dp = c["sport"].tolist(), c["dport"].tolist()
-        seql, ackl = seq.tolist(), ack.tolist()
+        seql, ackl = c["tcp_seq"].tolist(), c["tcp_ack"].tolist()
         ts = c["ts_ns"].tolist()
-        numbers = seqs.numbers if seqs is not None else None
-        sl, al, bl = seq.copy(), ack.copy(), sbase
+        clock = self.style.clock
+        if clock is not None:
+            if not hasattr(self, "_heads") or len(self._heads) != len(fl):
+                self._heads = np.empty(len(fl), object)
+            heads = self._heads
+        numbers = self.seqs.numbers if self.seqs is not None else None
         srcl = src_b.tolist() if src_b is not None else None
         dstl = dst_b.tolist() if dst_b is not None else None
-        lines = self.lines
-        enc = self._enc
-        for i in idx:
-            if fl[i]:
-                if clock is not None:
-                    h = clock(ts[i])
-                    heads[i] = (h + " ").encode() if h else b""
-                if numbers is not None and tcpl[i] and flags[i] & _ACK:
-                    sl[i], al[i], bl[i] = numbers(srcl[i], dstl[i], sp[i], dp[i], seql[i],
-                                                  ackl[i], flags[i])
+        for i in idx.tolist():
+            if not fl[i]:
+                out[i] = self._odd_line(batch, c, i)
                 continue
-            rec = batch.record(i)
-            pkt = self.decoder.decode(rec.data, rec.linktype, 0)
-            iface = batch.interfaces[rec.interface] if rec.interface < len(
-                batch.interfaces) else None
-            out[i] = (lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
-                enc, "replace")
-        return sl, al, bl
+            if clock is not None:
+                h = clock(ts[i])
+                heads[i] = (h + " ").encode() if h else b""
+            if numbers is not None and al[i]:
+                seq[i], ack[i], sbase[i] = numbers(srcl[i], dstl[i], sp[i], dp[i], seql[i],
+                                                   ackl[i], flags[i])
 
     def _render_fast(self, batch: C.Batch, c: dict[str, np.ndarray], fast: np.ndarray,
                      out: np.ndarray, head: list[Any], head_fmt: bytes, src_t: Any, dst_t: Any,
