@@ -1,6 +1,8 @@
-"""bench/read: `rawlab read --stats` vs a dpkt loop vs scapy's PcapReader, same file, one run.
+"""bench/read: `rawlab read --stats` vs a dpkt loop vs scapy's PcapReader; `rawlab read`
+(one line a packet) vs `tcpdump -nn -r` and `tshark -n -r`; `rawlab read --json` vs
+`tshark -T ek`: same file, one run.
 
-    .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000]
+    .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000] [--no-lines]
 
 Builds a pcap of Ethernet/IPv4/TCP segments (checksums filled in, ports no peer
 names an application on) (a few UDP and ARP frames mixed
@@ -75,6 +77,22 @@ def run_rawlab(path: Path) -> tuple[float, int]:
     return dt, n
 
 
+def timed(cmd: list[str]) -> float:
+    """Seconds for `cmd`, its output thrown away (process start included)."""
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def line_rows(path: Path, n: int) -> list[tuple[str, int, float, str]]:
+    """The one-line view and NDJSON: rawlab against tcpdump and tshark, same file."""
+    return [("rawlab read", n, timed([RAWLAB, "read", str(path)]), ""),
+            ("tcpdump -nn -r", n, timed(["tcpdump", "-nn", "-r", str(path)]), ""),
+            ("tshark -n -r", n, timed(["tshark", "-n", "-r", str(path)]), ""),
+            ("rawlab read --json", n, timed([RAWLAB, "read", "--json", str(path)]), ""),
+            ("tshark -T ek", n, timed(["tshark", "-n", "-r", str(path), "-T", "ek"]), "")]
+
+
 def run_dpkt(path: Path) -> tuple[float, int]:
     import dpkt
 
@@ -122,6 +140,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=500_000)
     ap.add_argument("--scapy-packets", type=int, default=30_000)
+    ap.add_argument("--no-lines", dest="lines", action="store_false",
+                    help="skip the one-line and NDJSON rows (tcpdump, tshark)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rawlab-bench-") as tmp:
         path = Path(tmp) / "tcp.pcap"
@@ -137,12 +157,23 @@ def main() -> None:
         rows.append(("dpkt loop", n, dt, ""))
         dt, n = run_scapy(path, args.scapy_packets)
         rows.append(("scapy PcapReader", n, dt, f" (first {n}, extrapolated)"))
+        lines = line_rows(path, args.packets) if args.lines else []
     base = rows[0][1] / rows[0][2]
     print(f"{'tool':<22}{'packets':>10}{'seconds':>10}{'pkt/s':>12}  rawlab is")
     for name, n, dt, note in rows:
         rate = n / dt
         ratio = "" if name.startswith("rawlab") else f"{base / rate:.1f}x faster"
         print(f"{name:<22}{n:>10}{dt:>10.2f}{rate:>12,.0f}  {ratio}{note}")
+    if lines:
+        rate = {name: n / dt for name, n, dt, _ in lines}
+        td = rate["tcpdump -nn -r"]
+        print(f"\n{'one line a packet':<22}{'packets':>10}{'seconds':>10}{'pkt/s':>12}  "
+              "x tcpdump's line rate")
+        for name, n, dt, _ in lines:
+            print(f"{name:<22}{n:>10}{dt:>10.2f}{rate[name]:>12,.0f}  {rate[name] / td:.2f}x")
+        print(f"rawlab read is {rate['rawlab read'] / rate['tshark -n -r']:.2f}x tshark -n -r; "
+              f"rawlab read --json is {rate['rawlab read --json'] / rate['tshark -T ek']:.2f}x "
+              "tshark -T ek")
 
 
 if __name__ == "__main__":

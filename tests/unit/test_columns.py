@@ -27,23 +27,26 @@ from rawlab.decode.checksum import inet_checksum, pseudo_header_v4, pseudo_heade
 from rawlab.pcap.reader import open_file
 from rawlab.pcap.writer import PcapngWriter, PcapWriter
 from rawlab.present import packet
-from rawlab.present.columns import BatchLineSink
+from rawlab.present.columns import BatchJsonSink, BatchLineSink
 from rawlab.present.packet import Clock, LineStyle
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path("/work/shared/corpus/tcpdump-tests")
-STYLES = {"default": None, "-S": LineStyle(absolute=True),
-          "-ttt": LineStyle(clock=Clock("delta")), "-tt": LineStyle(clock=Clock("epoch"))}
+JSON = LineStyle(dump="json")  # a marker: NDJSON instead of lines
+STYLES: dict[str, LineStyle | None] = {
+    "default": None, "-S": LineStyle(absolute=True), "-ttt": LineStyle(clock=Clock("delta")),
+    "-tt": LineStyle(clock=Clock("epoch")), "json": JSON}
 
 
 def per_packet(source: Path | bytes, style: LineStyle | None) -> tuple[str, str | None]:
     out = io.StringIO()
     err = None
+    sink = packet.JsonSink(out) if style is JSON else packet.LineSink(out, style)
     try:
         with open_file(io.BytesIO(source) if isinstance(source, bytes) else source) as cap:
-            pipeline.run(cap, [packet.LineSink(out, style)],
+            pipeline.run(cap, [sink],
                          interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
                          else None)
     except Exception as exc:
@@ -58,7 +61,8 @@ def batched(source: Path | bytes, style: LineStyle | None, rows: int = C.ROWS,
     try:
         with C.open_batches(io.BytesIO(source) if isinstance(source, bytes) else source,
                             rows=rows, chunk=chunk) as src:
-            pipeline.run_batches(src, [BatchLineSink(out, style)])
+            sink = BatchJsonSink(out) if style is JSON else BatchLineSink(out, style)
+            pipeline.run_batches(src, [sink])
     except Exception as exc:
         err = str(exc)
     return out.getvalue(), err
@@ -66,7 +70,7 @@ def batched(source: Path | bytes, style: LineStyle | None, rows: int = C.ROWS,
 
 def fresh(style: LineStyle | None) -> LineStyle | None:
     """The same style with a new clock (a stateful clock is used once)."""
-    if style is None or style.clock is None:
+    if style is None or style.clock is None or style is JSON:
         return style
     return LineStyle(clock=Clock(style.clock.form), absolute=style.absolute)  # type: ignore
 
@@ -122,10 +126,12 @@ def test_corpus_is_there() -> None:
 
 @pytest.mark.parametrize("chunk", range(8))
 def test_tcpdump_corpus(chunk: int) -> None:
-    """The corpus files of the common link types, in 8 parts (each ~1/8 of the files)."""
+    """The corpus files of the common link types, in 8 parts (each ~1/8 of the files):
+    lines and NDJSON."""
     fast = 0
     for name in CORPUS_FILES[chunk::8]:
         assert_same(CORPUS / name)
+        assert_same(CORPUS / name, JSON)
         with C.open_batches(CORPUS / name) as src:
             try:
                 fast += sum(int(b.fast.sum()) for b in src)

@@ -40,8 +40,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     naming the file, the byte offset and the problem (exit 5).
 
     Two paths print the same bytes: the columnar one (whole batches of a file,
-    numpy) for the one-line view of a file without -f/-w/-e/-x/-X/-A/-q; the
-    per-packet one for everything else (-v, --json, --stats, filters, stdin),
+    numpy) for the one-line view and --json of a file without -f/-w (and
+    without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
+    (-v, --stats, filters, -w, stdin),
     and inside a batch for each packet the columns do not hold (link types
     other than Ethernet/SLL/raw IP, tunnels, fragments, options, bad checksums).
     """
@@ -86,12 +87,18 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
 
 def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | None) -> Any:
     """The columnar path's sink for what was asked, or None for the per-packet path: the
-    one-line view of a file (not a pipe: batches wait for 2 MiB), without a filter or
-    -w, in a style the batches print (present.columns.batch_sink_for)."""
+    one-line view (in a style the batches print: present.columns.batch_sink_for) or
+    NDJSON of a file (not a pipe: batches wait for 2 MiB), without a filter or -w."""
     from rawlab.present import packet
 
-    if file == "-" or expression or out or len(sinks) != 1 or type(sinks[0]) is not \
-            packet.LineSink:
+    if file == "-" or expression or out or len(sinks) != 1:
+        return None
+    kind = type(sinks[0])
+    if kind is packet.JsonSink:
+        from rawlab.present.columns import json_sink_for
+
+        return json_sink_for(sys.stdout)
+    if kind is not packet.LineSink:
         return None
     from rawlab.present.columns import batch_sink_for
 

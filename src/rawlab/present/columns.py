@@ -466,3 +466,215 @@ def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink
     if st.link or st.dump or st.quick:
         return None
     return BatchLineSink(out, style)
+
+
+# ---- NDJSON from batches ----------------------------------------------------------------------
+
+_SENT = "\x00{}\x00"  # a slot's sentinel while the template is made
+
+
+def _slot_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
+                 texts: _Texts, path: tuple[Any, ...]) -> tuple[bytes, Any] | None:
+    """The format and the values of one JSON field for `rows`, or None when the columns
+    do not give that field (the shape then takes the per-packet path)."""
+    def col(name: str) -> np.ndarray:
+        return c[name][rows]
+
+    key = path[-1]
+    top = path[0]
+    if len(path) == 1:
+        simple = {"frame": "frame", "caplen": "caplen", "len": "wirelen"}
+        if key in simple:
+            return b"%d", col(simple[key])
+        if key == "ts":
+            return b"%r", c["ts_ns"][rows] / 1e9
+        return None
+    if top == "eth":
+        if key in ("dst", "src"):
+            return b'"%s"', texts.macs(col(f"eth_{key}"))
+        if len(path) == 2:
+            return {"type": (b"%d", col("eth_type")),
+                    "ethertype": (b"%d", col("ethertype"))}.get(key)
+        tci = col(f"vlan{path[2] + 1}_tci").astype(np.int64)
+        return {"tpid": (b"%d", col(f"vlan{path[2] + 1}_tpid")), "pcp": (b"%d", tci >> 13),
+                "dei": (b"%d", (tci >> 12) & 1), "vid": (b"%d", tci & 0xFFF)}.get(key)
+    if top in ("ipv4", "ipv6") and key in ("src", "dst"):
+        ver = c["ip_version"][rows]
+        return b'"%s"', texts.ips(ver, col(f"{key}_hi"), col(f"{key}_lo"))[0]
+    if top == "ipv4":
+        return {"ihl": (b"%d", col("ip4_ihl")), "tos": (b"%d", col("ip4_tos")),
+                "total_length": (b"%d", col("ip4_total_length")), "id": (b"%d", col("ip4_id")),
+                "flags": (b"%d", col("ip4_flags")), "ttl": (b"%d", col("ip4_ttl")),
+                "checksum": (b"%d", col("ip4_checksum"))}.get(key)
+    if top == "ipv6":
+        return {"traffic_class": (b"%d", col("ip6_traffic_class")),
+                "flow_label": (b"%d", col("ip6_flow_label")),
+                "payload_length": (b"%d", col("ip6_payload_length")),
+                "hop_limit": (b"%d", col("ip6_hop_limit"))}.get(key)
+    if top == "arp":
+        if key in ("sha", "tha"):
+            return b'"%s"', texts.macs(col(f"arp_{key}"))
+        if key in ("spa", "tpa"):
+            n = len(rows)
+            return b'"%s"', texts.ips(np.full(n, 4), np.zeros(n, np.uint64),
+                                      col(f"arp_{key}").astype(np.uint64))[0]
+        return None
+    if top in ("tcp", "udp", "icmp", "icmpv6"):
+        return _l4_values(batch, c, rows, path)
+    return None
+
+
+def _l4_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
+               path: tuple[Any, ...]) -> tuple[bytes, Any] | None:
+    key = path[-1]
+
+    def col(name: str) -> np.ndarray:
+        return c[name][rows]
+
+    l4_at = col("l4_offset").astype(np.int64)
+    got = np.minimum(l4_at + col("l4_length"), col("caplen")) - l4_at  # captured segment
+    if path[0] == "tcp" and path[1] == "options":
+        lay = batch.layouts[int(c["tcp_opt_layout"][rows[0]])]
+        kind, pos, total = lay[path[2]]
+        vals = _opt_values(batch, rows, ((kind, pos, total),), np.zeros(len(rows), np.int64))
+        if key == "value":
+            return b"%d", vals[0]
+        if key in ("tsval", "tsecr"):
+            return b"%d", vals[key == "tsecr"]
+        if len(path) == 6:  # blocks[b][0 or 1]
+            return b"%d", vals[2 * path[4] + path[5]]
+        return None
+    simple = {"sport": "sport", "dport": "dport", "seq": "tcp_seq", "ack": "tcp_ack",
+              "dataofs": "tcp_dataofs", "reserved": "tcp_reserved", "window": "tcp_window",
+              "checksum": "l4_checksum", "urgptr": "tcp_urgptr", "length": "udp_length",
+              "code": "icmp_code", "rest": "icmp_rest"}
+    if key in simple and len(path) == 2:
+        return b"%d", col(simple[key])
+    if key == "len" and path[0] == "tcp":
+        return b"%d", got - col("tcp_dataofs").astype(np.int64) * 4
+    if key == "len" and path[0] == "udp":
+        return b"%d", np.minimum(got, col("udp_length")) - 8
+    return None
+
+
+# keys whose value a shape fixes (the rest are slots, or the shape is not held)
+_LITERAL = frozenset({"interface", "direction", "layers", "version", "proto", "frag_offset",
+                      "ext_headers", "next_header", "flags", "flags_int", "kind", "name",
+                      "checksum_status", "truncated", "type", "htype", "ptype", "hlen", "plen",
+                      "op", "tags", "options", "blocks"})
+
+
+class BatchJsonSink:
+    """One NDJSON object per packet (docs/json.md, "packet") from batches: per row shape,
+    the first row's object from the per-packet path (packet_json) becomes a template, its
+    per-row values slots filled from the columns; rows and shapes the columns do not hold
+    go through :class:`JsonSink <rawlab.present.packet.JsonSink>`."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rawlab.present.packet import JsonSink
+
+        self.out = out
+        self.json = JsonSink(out)
+        self.decoder = Decoder()
+        self.texts = _Texts()
+        self.shapes: dict[tuple[Any, ...], tuple[bytes, list[tuple[Any, ...]]] | None] = {}
+        self._enc = getattr(out, "encoding", None) or "utf-8"
+        self._raw = getattr(out, "buffer", None)
+
+    batch = BatchLineSink.batch
+    close = BatchLineSink.close
+
+    def render(self, batch: C.Batch, rows: int | None = None) -> bytes:
+        n = len(batch) if rows is None else min(rows, len(batch))
+        if not n:
+            return b""
+        c = {k: v[:n] for k, v in batch.cols.items()}
+        fast = (c["status"] == C.FAST) & (c["ip4_ihl"] <= 5) & (
+            (c["linktype"] == 1) | (c["linktype"] == 101) | (c["linktype"] >= 228) & (
+                c["linktype"] <= 229))
+        out = np.empty(n, object)
+        lay = c["tcp_opt_layout"].astype(np.int64)
+        key = np.stack([c["linktype"], c["vlan_count"], c["ethertype"], c["l4"],
+                        c["tcp_flags"], c["l4_csum"], c["complete"], c["direction"],
+                        c["interface"], c["arp_op"], c["icmp_type"], lay + 1,
+                        c["ip_version"]], axis=1).astype(np.int64)
+        held = np.nonzero(fast)[0]
+        first, inv = C.factorize(*key[held].T) if len(held) else (held, held)
+        for j, f0 in enumerate(first.tolist()):
+            rows = held[inv == j]
+            r0 = int(held[f0])
+            shape = (*key[r0].tolist()[:-2], batch.layouts[lay[r0]] if lay[r0] >= 0 else ())
+            got = self.shapes.get(shape, 0)
+            if got == 0:
+                got = self.shapes[shape] = self._template(batch, r0)
+            if got is None:
+                fast[rows] = False
+                continue
+            tmpl, paths = got
+            cols = []
+            for p in paths:
+                fmt_vals = _slot_values(batch, c, rows, self.texts, p)
+                assert fmt_vals is not None
+                cols.append(fmt_vals[1].tolist())
+            out[rows] = list(map(tmpl.__mod__, zip(*cols, strict=True)))
+        for i in np.nonzero(~fast)[0].tolist():
+            out[i] = self._odd(batch, c, i)
+        return b"".join(out.tolist())
+
+    def _odd(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
+        from rawlab.present.fmt import json_line
+        from rawlab.present.packet import packet_json
+
+        rec = batch.record(i)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        return json_line(packet_json(int(c["frame"][i]), rec, pkt, name)).encode(
+            self._enc, "replace")
+
+    def _template(self, batch: C.Batch, r0: int) -> tuple[bytes, list[tuple[Any, ...]]] | None:
+        """Row r0's object with every per-row value a slot: (template, slot paths); None
+        when a value is neither a slot the columns fill nor fixed by the shape."""
+        from rawlab.present.fmt import json_line
+        from rawlab.present.packet import packet_json
+
+        c = batch.cols
+        rec = batch.record(r0)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        obj = packet_json(int(c["frame"][r0]), rec, pkt, name)
+        paths: list[tuple[Any, ...]] = []
+        fmts: list[bytes] = []
+        one = np.array([r0])
+
+        def walk(v: Any, path: tuple[Any, ...]) -> Any:
+            if isinstance(v, dict):
+                return {k: walk(x, (*path, k)) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x, (*path, k)) for k, x in enumerate(v)]
+            got = _slot_values(batch, c, one, self.texts, path)
+            if got is not None and not isinstance(v, bool):
+                paths.append(path)
+                fmts.append(got[0])
+                return _SENT.format(len(paths) - 1)
+            keys = [p for p in path if isinstance(p, str)]
+            if not keys or keys[-1] not in _LITERAL:
+                raise LookupError(path)
+            return v
+
+        try:
+            shaped = walk(obj, ())
+        except LookupError:
+            return None
+        text = json_line(shaped).replace("%", "%%").encode()
+        for k, f in enumerate(fmts):
+            text = text.replace(b'"\\u0000%d\\u0000"' % k, f)
+        return text, paths
+
+
+def json_sink_for(out: TextIO) -> BatchJsonSink:
+    """The batch form of ``--json``."""
+    return BatchJsonSink(out)
