@@ -130,7 +130,8 @@ def test_tree_shows_offsets(cap: Path) -> None:
     res = rl(str(cap), "-v", "-c", "1")
     assert "tcp @34, header 40 bytes" in res.output
     assert "       38  seq            1000 (0x000003e8)" in res.output
-    assert "       54  option mss = 1460" in res.output
+    assert "       54  option mss 1460" in res.output
+    assert "       58  option sackOK" in res.output and "option nop =" not in res.output
 
 
 def test_stats_hierarchy(cap: Path) -> None:

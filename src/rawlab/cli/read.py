@@ -21,15 +21,12 @@ from rawlab.cli.options import line_style_options, pop_line_style
               "standard output, with -q). Never the file being read; on a full disk OUT is "
               "cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
-@click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
-              "(docs/json.md, packet).")
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @line_style_options
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
-         as_pcap: bool, verbose: bool, as_json: bool, stats: bool,
+         as_pcap: bool, verbose: int, as_json: bool, stats: bool,
          words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
@@ -52,7 +49,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
 
-    if sum((verbose, as_json, stats)) > 1:
+    if sum((bool(verbose), as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
     if expression and words:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")

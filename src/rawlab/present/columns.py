@@ -14,8 +14,8 @@ stateful clock such as ``-ttt``) sees the rows in the order tcpdump would.
 ``tests/unit/test_columns.py`` holds the output byte for byte equal to ``LineSink``'s.
 
 Which styles use it: the default view, ``-t``..``-ttttt`` and ``-S``. ``-e``, ``-x``/``-X``/
-``-A``/``--payload`` and ``-q`` print through the per-packet path
-(:func:`batch_sink_for` answers None).
+``-A``/``--payload``, ``-q`` and colours print through the per-packet path
+(:func:`batch_sink_for` answers None). :class:`BatchJsonSink` does the same for NDJSON.
 """
 
 from __future__ import annotations
@@ -461,9 +461,9 @@ class BatchLineSink:
 
 def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
     """The batch form of the one-line view for `style`, or None when the style needs
-    the per-packet path (-e, dumps, -q)."""
+    the per-packet path (-e, dumps, -q, colours)."""
     st = style or DEFAULT_STYLE
-    if st.link or st.dump or st.quick:
+    if st.link or st.dump or st.quick or getattr(st, "colour", False):
         return None
     return BatchLineSink(out, style)
 
@@ -531,8 +531,6 @@ def _l4_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
     def col(name: str) -> np.ndarray:
         return c[name][rows]
 
-    l4_at = col("l4_offset").astype(np.int64)
-    got = np.minimum(l4_at + col("l4_length"), col("caplen")) - l4_at  # captured segment
     if path[0] == "tcp" and path[1] == "options":
         lay = batch.layouts[int(c["tcp_opt_layout"][rows[0]])]
         kind, pos, total = lay[path[2]]
@@ -550,10 +548,8 @@ def _l4_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
               "code": "icmp_code", "rest": "icmp_rest"}
     if key in simple and len(path) == 2:
         return b"%d", col(simple[key])
-    if key == "len" and path[0] == "tcp":
-        return b"%d", got - col("tcp_dataofs").astype(np.int64) * 4
-    if key == "len" and path[0] == "udp":
-        return b"%d", np.minimum(got, col("udp_length")) - 8
+    if key == "len" and path[0] in ("tcp", "udp"):  # from the IP (UDP) header's length
+        return b"%d", col("payload_length")
     return None
 
 
@@ -561,7 +557,7 @@ def _l4_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
 _LITERAL = frozenset({"interface", "direction", "layers", "version", "proto", "frag_offset",
                       "ext_headers", "next_header", "flags", "flags_int", "kind", "name",
                       "checksum_status", "truncated", "type", "htype", "ptype", "hlen", "plen",
-                      "op", "tags", "options", "blocks"})
+                      "op", "tags", "options", "blocks", "type_name"})
 
 
 class BatchJsonSink:

@@ -23,6 +23,7 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.processes import mark_endpoints, owner_lines, owners_json
 from rawlab.records import (
     PACKET_OUTGOING,
     Direction,
@@ -47,6 +48,28 @@ ICMP6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time excee
                139: "node information query", 140: "node information reply",
                143: "multicast listener report v2", 155: "RPL", 160: "extended echo request",
                161: "extended echo reply"}
+_UNREACH_CODES = ("net unreachable", "host unreachable", "protocol unreachable",
+                  "port unreachable", "fragmentation needed", "source route failed",
+                  "destination network unknown", "destination host unknown",
+                  "source host isolated", "network administratively prohibited",
+                  "host administratively prohibited", "network unreachable for TOS",
+                  "host unreachable for TOS", "communication administratively prohibited",
+                  "host precedence violation", "precedence cutoff in effect")
+ICMP_CODES = {**{(3, c): n for c, n in enumerate(_UNREACH_CODES)},
+              (5, 0): "redirect for network", (5, 1): "redirect for host",
+              (5, 2): "redirect for TOS and network", (5, 3): "redirect for TOS and host",
+              (11, 0): "time to live exceeded in transit",
+              (11, 1): "fragment reassembly time exceeded",
+              (12, 0): "pointer indicates the error", (12, 1): "missing a required option",
+              (12, 2): "bad length"}
+ICMP6_CODES = {(1, 0): "no route to destination",
+               (1, 1): "communication administratively prohibited",
+               (1, 2): "beyond scope of source address", (1, 3): "address unreachable",
+               (1, 4): "port unreachable", (1, 5): "source address failed policy",
+               (1, 6): "reject route to destination", (3, 0): "hop limit exceeded in transit",
+               (3, 1): "fragment reassembly time exceeded",
+               (4, 0): "erroneous header field", (4, 1): "unrecognized next header type",
+               (4, 2): "unrecognized IPv6 option"}
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q",
               0x88A8: "802.1ad", 0x88CC: "LLDP", 0x8847: "MPLS"}
 VSOCK_OPS = {0: "invalid", 1: "request", 2: "response", 3: "rst", 4: "shutdown", 5: "rw",
@@ -81,19 +104,31 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
     return out
 
 
-def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
+def layer_json(view: View, csum: ChecksumStatus | None,
+               prev: View | None = None) -> dict[str, Any]:
+    """One layer's object; `prev` is the layer before it (the IP header a transport
+    header's lengths come from, as tshark's tcp.len)."""
     fmts = _addr_fields(view.name)
     d: dict[str, Any] = {}
     for k, v in view.fields().items():
         d[k] = jsonable(v, fmts.get(k))
+    ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
         d["flags_int"] = t.flags
         d["options"] = [tcp_option_json(o.kind, o.data, o.value()) for o in t.options]
-        d["len"] = len(t.payload)
+        d["len"] = max(ip.l4_length - t.header_len, 0) if ip is not None else len(t.payload)
     elif view.name == "udp":
-        d["len"] = len(view.payload)
+        u: Any = view
+        d["len"] = u.length - 8 if u.length >= 8 else len(view.payload)
+    elif view.name in ("icmp", "icmpv6"):
+        ic: Any = view
+        names = ICMP6_TYPES if view.name == "icmpv6" else ICMP_TYPES
+        d["type_name"] = names.get(ic.type, f"type {ic.type}")
+        code = (ICMP6_CODES if view.name == "icmpv6" else ICMP_CODES).get((ic.type, ic.code))
+        if code is not None:
+            d["code_name"] = code
     if csum is not None:
         d["checksum_status"] = csum.verdict.value
         if csum.verdict is Verdict.BAD and csum.expected is not None:
@@ -115,15 +150,19 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
+    prev = None
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         key = view.name
         if key in out:  # a second layer of one kind (tunnels): key it by position
             key = f"{key}{pkt.names.index(key)}"
-        out[key] = layer_json(view, csum)
+        out[key] = layer_json(view, csum, prev)
+        prev = view
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
         out["malformed"] = True
+    if rec.owners is not None:
+        out["process"] = owners_json(rec.owners)
     return out
 
 
@@ -146,6 +185,7 @@ class LineStyle:
     dump: str = ""
     absolute: bool = False  # -S: absolute sequence numbers
     quick: bool = False  # -q: less protocol information
+    colour: bool = False  # ANSI colours (present.colour): a terminal, no NO_COLOR
 
 
 DEFAULT_STYLE = LineStyle()
@@ -348,6 +388,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
         else:
             head += f" {interface}"
     body = summary(pkt, rec.wirelen, seqs, st.quick)
+    if rec.owners is not None:  # --processes: who holds each end (present/processes.py)
+        body = mark_endpoints(body, rec.owners)
     if st.link:
         link = link_text(pkt, rec.wirelen)
         if link:
@@ -629,6 +671,8 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
            f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
                                           else ""))
+    if rec.owners is not None:
+        yield from owner_lines(rec.owners)
     base = 0
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
@@ -651,8 +695,11 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             t: Any = view
             yield f"           {'flags':<14} {flag_letters(t.flags)} [{tcpdump_flags(t.flags)}]"
             for o in t.options:
-                yield (f"    {base + o.offset:5d}  option {TCPOPT_NAMES.get(o.kind, o.kind)}"
-                       f" = {jsonable(o.value())}")
+                try:
+                    text = _td_option(o.kind, bytes(o.data), 0)
+                except ValueError:
+                    text = f"{_TD_OPT.get(o.kind, f'unknown-{o.kind}')} [bad: 0x{o.data.hex()}]"
+                yield f"    {base + o.offset:5d}  option {text}"
         if csum is not None:
             exp = f", expected 0x{csum.expected:04x}" if csum.expected is not None else ""
             yield f"           {'checksum':<14} {csum.verdict.value}{exp}"
@@ -698,20 +745,37 @@ class LineSink:
         if rec.linktype == LinkType.LINUX_SLL2 and pkt.layers:
             name = iface.name if iface is not None and iface.name not in (None, "any") \
                 else ifindex_name(pkt.layers[0].ifindex)
-        return line(frame, rec, pkt, name, self.style, self.seqs)
+        text = line(frame, rec, pkt, name, self.style, self.seqs)
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_line
+
+            text = paint_line(text)
+        return text
 
     def close(self) -> None:
         self._out.flush()
 
 
 class TreeSink(LineSink):
-    """Every field of every layer, with byte offsets; a blank line after each packet."""
+    """Every field of every layer, with byte offsets; a blank line after each packet.
+    ``level`` 2 adds the whole frame in hex and ASCII, 3 each layer's bytes too."""
+
+    level = 1
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
         name = iface.name if iface is not None and iface.name else rec.interface
-        self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
+        text = "\n".join(tree(frame, rec, pkt, name))
+        if self.level >= 3:
+            text += "\n" + "\n".join(layer_bytes(pkt))
+        if self.level >= 2:
+            text += "\n" + "\n".join(hex_lines(pkt.data))
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_tree
+
+            text = paint_tree(text)
+        self._write(text + "\n\n")
 
 
 class JsonSink(LineSink):
@@ -724,11 +788,27 @@ class JsonSink(LineSink):
         self._write(json_line(packet_json(frame, rec, pkt, name)))
 
 
-def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False,
+def layer_bytes(pkt: Packet) -> list[str]:
+    """Each layer's header bytes in hex, with its offset in the frame (-vvv)."""
+    out, base = [], 0
+    for lay in pkt.layers:
+        hl = min(lay.header_len, len(lay.buf)) or len(lay.buf)
+        out.append(f"  {lay.name} @{base}: {bytes(lay.buf[:hl]).hex(' ')}")
+        base += lay.header_len
+    return out
+
+
+def sink_for(out: TextIO, *, verbose: int = 0, as_json: bool = False,
              style: LineStyle | None = None) -> LineSink:
-    """The packet output the options name: ``-v`` tree, ``--json`` NDJSON, else lines."""
-    kind = JsonSink if as_json else TreeSink if verbose else LineSink
-    return kind(out, style)
+    """The packet output the options name: ``-v`` tree (``-vv`` with the frame's dump,
+    ``-vvv`` with each layer's bytes), ``--json`` NDJSON, else lines."""
+    if as_json:
+        return JsonSink(out, style)
+    if verbose:
+        sink = TreeSink(out, style)
+        sink.level = verbose
+        return sink
+    return LineSink(out, style)
 
 
 def plural(n: int, word: str) -> str:
@@ -746,13 +826,15 @@ def capture_summary(st: Any) -> str:
     return text
 
 
-def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+def capture_summary_json(st: Any, interface: str, expression: str | None,
+                         extra: dict[str, Any] | None = None) -> str:
     """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
-    counts, the interface and the filter."""
+    counts, the interface and the filter (and `extra`'s keys)."""
     return json.dumps({"summary": {
         "captured": st.captured, "received": st.received, "dropped": st.dropped,
         "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
-        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
+        "pending": st.pending, "interface": interface, "filter": expression,
+        **(extra or {})}}) + "\n"
 
 
 _IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))
