@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from rawlab.decode.descent import DispatchTable
     from rawlab.pcap.reader import CaptureReader
 
-ROWS = 16384  # rows a batch holds at most
-CHUNK = 2 << 20  # bytes of file read at once (a batch holds at most about this much)
+ROWS = 8192  # rows a batch holds at most
+CHUNK = 1 << 20  # bytes of file read at once (a batch holds at most about this much)
 
 # ---- why a row left the fast path (the first reason met) -------------------------------------
 FAST = 0
