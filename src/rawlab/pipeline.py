@@ -2,6 +2,7 @@
 
     packets:  records ─▶ [filter] ─▶ [attribute] ─▶ [writer] ─▶ decode (once, if a sink
               wants it) ─▶ sinks
+    batches:  Arrow batches (decode/columns.py) ─▶ batch sinks (odd rows per packet inside)
     tcp:      records ─▶ [attribute] ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
 
 ``attribute`` (:class:`rawlab.analysis.processes.Attribution`) sets each record's
@@ -117,6 +118,37 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
         finally:
             for s in sinks:
                 s.close()
+    return c
+
+
+class BatchSink(Protocol):
+    """An output of :func:`run_batches`: ``batch`` once per batch (its first `rows` rows),
+    then ``close``."""
+
+    def batch(self, batch: Any, rows: int | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_batches(batches: Iterable[Any], sinks: Sequence[BatchSink], *,
+                count: int | None = None, counts: Counts | None = None) -> Counts:
+    """The columnar path (:mod:`rawlab.decode.columns`): whole batches into the sinks,
+    the first `count` rows at most; every sink is closed whatever happens."""
+    c = counts or Counts()
+    try:
+        for batch in batches:
+            n = len(batch)
+            if count is not None:
+                n = min(n, count - c.matched)
+            c.seen += n
+            c.matched += n
+            for s in sinks:
+                s.batch(batch, n)
+            if count is not None and c.matched >= count:
+                break
+    finally:
+        for s in sinks:
+            s.close()
     return c
 
 

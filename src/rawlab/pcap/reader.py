@@ -233,19 +233,28 @@ class PcapngReader(CaptureReader):
             if got is None:
                 return
             btype, blen, body = got
-            if btype == PCAPNG_EPB:
-                yield self._epb(body, offset, blen)
-            elif btype == PCAPNG_SPB:
-                yield self._spb(body, offset)
-            elif btype == PCAPNG_PB:
-                yield self._pb(body, offset, blen)
-            elif btype == PCAPNG_IDB:
-                self._idb(body, offset)
-            elif btype == PCAPNG_SHB:
-                self._shb(body, offset)
-            elif btype == DARWIN_PIB:
-                self._dpib(body)
+            rec = self.block(btype, blen, body, offset)
+            if rec is not None:
+                yield rec
             offset += blen
+
+    def block(self, btype: int, blen: int, body: bytes, offset: int) -> Record | None:
+        """One block whose framing is checked (`body`: without the type, the length and
+        the trailing length): its Record, or None for a block that only changes the
+        reader's state (IDB, SHB: its byte order already set) or that is skipped."""
+        if btype == PCAPNG_EPB:
+            return self._epb(body, offset, blen)
+        if btype == PCAPNG_SPB:
+            return self._spb(body, offset)
+        if btype == PCAPNG_PB:
+            return self._pb(body, offset, blen)
+        if btype == PCAPNG_IDB:
+            self._idb(body, offset)
+        elif btype == PCAPNG_SHB:
+            self._shb(body, offset)
+        elif btype == DARWIN_PIB:
+            self._dpib(body)
+        return None
 
     def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
         """(type, length, body without the trailing length) of the block at `offset`,

@@ -736,6 +736,11 @@ class LineSink:
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        self._write(self.text(frame, rec, pkt, iface) + "\n")
+
+    def text(self, frame: int, rec: Record, pkt: Packet, iface: Interface | None) -> str:
+        """The line of one packet (without its newline), with this sink's style and
+        sequence-number state (the batch path prints its odd rows with it)."""
         name = None  # as tcpdump: only a LINUX_SLL2 packet (`-i any`) names its interface
         if rec.linktype == LinkType.LINUX_SLL2 and pkt.layers:
             name = iface.name if iface is not None and iface.name not in (None, "any") \
@@ -745,7 +750,7 @@ class LineSink:
             from rawlab.present.colour import paint_line
 
             text = paint_line(text)
-        self._write(text + "\n")
+        return text
 
     def close(self) -> None:
         self._out.flush()
