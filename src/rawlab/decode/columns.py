@@ -40,14 +40,14 @@ numpy over whole columns.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS
-from rawlab.records import ARPHRD_NETLINK, LinkType, Record
+from rawlab.records import ARPHRD_NETLINK, CsumHint, LinkType, Record
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -249,7 +249,7 @@ class BatchSource:
         cols["linktype"] = np.full(len(offs), self.cap.interfaces[0].linktype, np.uint32)
         cols["direction"] = np.zeros(len(offs), np.uint8)
         cols["data_offset"] = at + 16
-        return _finish(cols, chunk, buf, {}, self)
+        return _finish(cols, chunk, buf, {}, self.claimed, self.cap.interfaces)
 
     # -- pcapng: plain EPBs (no options but epb_flags) as columns, other blocks as Records --
     def _pcapng(self) -> Iterator[Batch]:
@@ -390,7 +390,7 @@ class BatchSource:
             cols["linktype"][i] = rec.linktype
         cols["direction"] = a[:, 6].astype(np.uint8)
         cols["data_offset"] = a[:, 0]
-        return _finish(cols, chunk, buf, recs, self)
+        return _finish(cols, chunk, buf, recs, self.claimed, self.cap.interfaces)
 
 
 def _ng_structs(e: str) -> tuple[Any, Any, Any, Any]:
@@ -413,6 +413,40 @@ def open_batches(source: str | Path | IO[bytes], *, rows: int = ROWS, chunk: int
     from rawlab.pcap.reader import open_file
 
     return BatchSource(open_file(source), rows=rows, chunk=chunk, table=table)
+
+
+class RecordBatcher:
+    """Records one by one (a live ring's, or what a filter kept of a file) as batches of
+    the same columns as a file's (:class:`Batch`, rows numbered by the caller).
+
+    A record whose kernel hint says its checksum was not filled yet (offload) leaves the
+    fast path (:data:`CHECKSUM`): the per-packet path knows that verdict (partial)."""
+
+    def __init__(self, table: DispatchTable | None = None) -> None:
+        self.claimed = _claimed_ports(table)
+
+    def batch(self, records: Sequence[Record], frames: Sequence[int],
+              interfaces: Sequence[Any] = ()) -> Batch:
+        n = len(records)
+        chunk = b"".join([r.data for r in records])
+        lens = np.fromiter((len(r.data) for r in records), np.int64, n)
+        offs = np.zeros(n, np.int64)
+        np.cumsum(lens[:-1], out=offs[1:])
+        cols = {"frame": np.asarray(frames, np.uint64)}
+        cols["ts_ns"] = np.fromiter((r.ts_ns for r in records), np.int64, n)
+        cols["caplen"] = lens.astype(np.uint32)
+        cols["wirelen"] = np.fromiter((r.wirelen for r in records), np.uint32, n)
+        cols["interface"] = np.fromiter((r.interface for r in records), np.uint32, n)
+        cols["linktype"] = np.fromiter((r.linktype for r in records), np.uint32, n)
+        cols["direction"] = np.fromiter((r.direction for r in records), np.uint8, n)
+        cols["data_offset"] = offs
+        buf = np.frombuffer(chunk + bytes(_PAD), np.uint8)
+        batch = _finish(cols, chunk, buf, {}, self.claimed, interfaces)
+        hint = np.fromiter((r.csum_status & CsumHint.NOT_READY for r in records), np.uint8,
+                           n) != 0
+        st = batch.cols["status"]
+        st[hint & (st == FAST)] = CHECKSUM
+        return batch
 
 
 def _claimed_ports(table: DispatchTable | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -471,18 +505,19 @@ def _u64(buf: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
 
 
 def _finish(cols: dict[str, np.ndarray], chunk: bytes, buf: np.ndarray,
-            recs: dict[int, Record], src: BatchSource) -> Batch:
+            recs: dict[int, Record], claimed: tuple[np.ndarray, np.ndarray] | None,
+            interfaces: Sequence[Any]) -> Batch:
     n = len(cols["frame"])
     # the record rows and the rows of a buffer cut short read nothing
     cols["caplen"] = np.minimum(cols["caplen"], np.maximum(
         len(chunk) - cols["data_offset"], 0)).astype(np.uint32)
     layouts: list[tuple[tuple[int, int, int], ...]] = []
-    _extract(cols, buf, layouts, src.claimed)
+    _extract(cols, buf, layouts, claimed)
     if recs:
         cols["status"][list(recs)] = RECORD
     for k in ("frame",):
         assert len(cols[k]) == n
-    return Batch(cols, chunk, recs, layouts, list(src.cap.interfaces))
+    return Batch(cols, chunk, recs, layouts, list(interfaces))
 
 
 class _Frames:

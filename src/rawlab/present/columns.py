@@ -52,33 +52,51 @@ class _Texts:
     def ips(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
         """(text, raw bytes) object arrays of the addresses (IPv4 in ``lo``)."""
-        first, inv = C.factorize(ver, hi, lo) if (ver == 6).any() else C.factorize(lo)
-        uniq = np.stack([ver[first].astype(np.uint64), hi[first], lo[first]], axis=1)
+        uniq, inv = self.ip_dict(ver, hi, lo)
         texts = np.empty(len(uniq), object)
         raws = np.empty(len(uniq), object)
+        for j, got in enumerate(uniq):
+            texts[j], raws[j] = got
+        return texts[inv], raws[inv]
+
+    def ip_dict(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray
+                ) -> tuple[list[tuple[bytes, bytes]], np.ndarray]:
+        """(text, raw bytes) of each distinct address (IPv4 in ``lo``), and each row's
+        number among them."""
+        first, inv = C.factorize(ver, hi, lo) if (ver == 6).any() else C.factorize(lo)
+        uniq = np.stack([ver[first].astype(np.uint64), hi[first], lo[first]], axis=1)
+        out = []
         cache = self.ip
         if len(cache) > 65536:
             cache.clear()
-        for j, (v, h, lw) in enumerate(uniq.tolist()):
+        for v, h, lw in uniq.tolist():
             got = cache.get((v, h, lw))
             if got is None:
                 raw = struct.pack("!QQ", h, lw) if v == 6 else struct.pack("!I", lw & 0xFFFFFFFF)
                 got = cache[(v, h, lw)] = (ip_text(raw).encode(), raw)
-            texts[j], raws[j] = got
-        return texts[inv], raws[inv]
+            out.append(got)
+        return out, inv
 
     def macs(self, v: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(v, return_inverse=True)
+        uniq, inv = self.mac_dict(v)
         out = np.empty(len(uniq), object)
+        out[:] = uniq
+        return out[inv]
+
+    def mac_dict(self, v: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+        """The text of each distinct MAC address (48 bits of a uint64), and each row's
+        number among them."""
+        uniq, inv = np.unique(v, return_inverse=True)
+        out = []
         cache = self.mac
         if len(cache) > 65536:
             cache.clear()
-        for j, x in enumerate(uniq.tolist()):
+        for x in uniq.tolist():
             got = cache.get(x)
             if got is None:
                 got = cache[x] = mac_text(x.to_bytes(6, "big")).encode()
-            out[j] = got
-        return out[inv.reshape(-1)]
+            out.append(got)
+        return out, inv.reshape(-1)
 
     def times(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """tcpdump's default time of day: ("HH:MM:SS" bytes object array, µs array)."""
