@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "read": "rawlab.cli.read:read",
     "capture": "rawlab.cli.capture:capture",
     "tcp": "rawlab.cli.tcp:tcp",
+    "sql": "rawlab.cli.sql:sql",
     "handshake": "rawlab.cli.handshake:handshake",
     "netlink": "rawlab.cli.netlink:netlink",
     "vsock": "rawlab.cli.vsock:vsock",

@@ -23,10 +23,15 @@ from rawlab.cli.options import line_style_options, pop_line_style
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
+@click.option("--parquet", "parquet", metavar="OUT", help="Write the packets table "
+              "(docs/tables.md) instead of printing: OUT.parquet is one file, any other OUT a "
+              "dataset directory (OUT/packets/date=D/hour=H/FILE.parquet, one file per "
+              "capture and hour). More FILEs (or directories of captures) may follow FILE. "
+              "Files appear whole (written under a hidden name, then renamed).")
 @line_style_options
-@click.argument("words", nargs=-1, metavar="[EXPRESSION]")
+@click.argument("words", nargs=-1, metavar="[FILE...] [EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
-         as_pcap: bool, verbose: int, as_json: bool, stats: bool,
+         as_pcap: bool, verbose: int, as_json: bool, stats: bool, parquet: str | None,
          words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
@@ -42,6 +47,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     (-v, --stats, filters, -w, stdin),
     and inside a batch for each packet the columns do not hold (link types
     other than Ethernet/SLL/raw IP, tunnels, fragments, options, bad checksums).
+
+    --parquet OUT writes the packets table instead (one row per frame, the same two
+    paths; `rawlab sql` and any Parquet engine read it).
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
@@ -51,6 +59,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
 
     if sum((bool(verbose), as_json, stats)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats")
+    if parquet:
+        _parquet(file, words, expression, count, parquet, (out, verbose, as_json, stats))
+        return
     if expression and words:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     expression = expression or " ".join(words) or None
@@ -100,3 +111,27 @@ def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | 
     from rawlab.present.columns import batch_sink_for
 
     return batch_sink_for(sys.stdout, sinks[0].style)
+
+
+def _parquet(file: str, words: tuple[str, ...], expression: str | None, count: int | None,
+             parquet: str, others: tuple[Any, ...]) -> None:
+    """--parquet: the files (FILE, then the words naming existing paths), the rest a filter."""
+    import os
+
+    from rawlab.present.parquet import write_packets
+
+    if any(others):
+        raise click.UsageError("--parquet writes the table: not with -w, -v, --json, --stats")
+    inputs = [file]
+    rest = list(words)
+    while rest and os.path.exists(rest[0]):
+        inputs.append(rest.pop(0))
+    if expression and rest:
+        raise click.UsageError("give the filter once: -f EXPR or trailing words")
+    expression = expression or " ".join(rest) or None
+
+    def warn(msg: str) -> None:
+        click.echo(f"rawlab: warning: {msg}", err=True)
+
+    rows, files = write_packets(inputs, parquet, warn, expression=expression, count=count)
+    click.echo(f"wrote {rows} rows of {files} capture(s) to {parquet}", err=True)

@@ -29,8 +29,9 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from rawlab import __version__
 from rawlab.errors import Exit, RawlabError, output_error
@@ -421,10 +422,13 @@ class RotatingWriter:
     * Both: size rotation inside each time slot (numbers after the strftime name).
 
     Each file is a complete, valid capture (pcapng, or pcap with ``pcap=True``).
+    ``opener(name)``: another kind of file (write, flush, close, bytes), named the same way
+    (``capture --parquet -G``).
     """
 
     def __init__(self, pattern: str, seconds: int | None = None, *, size: int | None = None,
-                 files: int | None = None, pcap: bool = False):
+                 files: int | None = None, pcap: bool = False,
+                 opener: Callable[[str], Any] | None = None):
         if seconds and "%" not in pattern:
             stem, dot, ext = pattern.rpartition(".")
             pattern = f"{stem}-%Y%m%d-%H%M%S.{ext}" if dot and stem else f"{pattern}-%Y%m%d-%H%M%S"
@@ -433,7 +437,8 @@ class RotatingWriter:
         self.size = size
         self.limit = files
         self.pcap = pcap
-        self.current: CaptureWriter | None = None
+        self.opener = opener
+        self.current: Any = None
         self.until_ns = 0
         self.files: list[str] = []  # every name opened, in order (a ring repeats names)
         self._slot_ns = 0  # when the current time slot began
@@ -459,7 +464,8 @@ class RotatingWriter:
     def _open(self, name: str) -> None:
         if self.current is not None:
             self.current.close()
-        self.current = CaptureWriter(name, pcap=self.pcap)
+        self.current = (CaptureWriter(name, pcap=self.pcap) if self.opener is None
+                        else self.opener(name))
         self.files.append(name)
 
     def write(self, rec: Record, iface: Interface | None) -> None:

@@ -90,7 +90,8 @@ def _types() -> dict[str, Any]:
     t: dict[str, Any] = {"uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(),
                          "uint64": pa.uint64(), "int16": pa.int16(), "int32": pa.int32(),
                          "int64": pa.int64(), "bool": pa.bool_(),
-                         "string": pa.dictionary(pa.int32(), pa.string())}
+                         "string": pa.dictionary(pa.int32(), pa.string()),
+                         "time": pa.timestamp("us", tz="UTC")}
     return t
 
 
@@ -108,24 +109,18 @@ def packets_schema(*, partitions: bool = True) -> pa.Schema:
 
 def _column_kinds() -> list[tuple[str, str]]:
     """Every column in table order, with its type's name ('time' is the timestamp)."""
+    after = {"ts_ns": (("time", "time"), ("file", "string")),
+             "interface": (("interface_name", "string"),),
+             "linktype": (("linktype_name", "string"),), "status": (("layers", "string"),),
+             "eth_type": (("eth_src", "string"), ("eth_dst", "string")),
+             "dst_lo": (("src", "string"), ("dst", "string")),
+             "arp_length": (("arp_sha", "string"), ("arp_spa", "string"),
+                            ("arp_tha", "string"), ("arp_tpa", "string"))}
     out: list[tuple[str, str]] = []
     for _group, cols in _GROUPS:
-        out += cols
-        if cols[0][0] == "ts_ns":
-            out += [("time", "time"), ("file", "string")]
-        elif cols[0][0] == "interface":
-            out.append(("interface_name", "string"))
-        elif cols[0][0] == "linktype":
-            out.append(("linktype_name", "string"))
-        elif cols[0][0] == "status":
-            out.append(("layers", "string"))
-        elif cols[0][0] == "eth_type":
-            out += [("eth_src", "string"), ("eth_dst", "string")]
-        elif cols[0][0] == "src_hi":
-            out += [("src", "string"), ("dst", "string")]
-        elif cols[0][0] == "arp_op":
-            out += [("arp_sha", "string"), ("arp_spa", "string"), ("arp_tha", "string"),
-                    ("arp_tpa", "string")]
+        for col in cols:
+            out.append(col)
+            out += after.get(col[0], ())
     for end in ("src", "dst"):
         out += [(f"{end}_process_{k}" if k == "state" else f"{end}_{k}", kind)
                 for k, kind in _END_FIELDS]
@@ -325,6 +320,7 @@ def _dict(values: list[str | None], indices: np.ndarray, valid: np.ndarray | Non
     if any(v is None for v in values):
         none = np.array([v is None for v in values])[idx]
         mask = none if mask is None else mask | none
+        values = ["" if v is None else v for v in values]
     return pa.DictionaryArray.from_arrays(
         pa.array(idx, pa.int32(), mask=mask), pa.array(values, pa.string()))
 
@@ -372,18 +368,39 @@ def _owner_columns(owners: list[tuple[int, Owners]], n: int) -> dict[str, Any]:
 # ---- whole files ---------------------------------------------------------------------------
 
 def capture_files(paths: Iterable[str]) -> list[str]:
-    """The capture files named: files as given, directories walked (sorted; hidden files
-    and Parquet files left out)."""
+    """The capture files named: files as given; directories walked in name order, keeping
+    the files that start as a pcap or pcapng file does (hidden files left out)."""
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-                out += [os.path.join(root, f) for f in sorted(files)
-                        if not f.startswith((".", "_")) and not f.endswith(".parquet")]
+                out += [f for f in (os.path.join(root, n) for n in sorted(files)
+                                    if not n.startswith((".", "_"))) if _looks_like_capture(f)]
         else:
             out.append(p)
-    return out
+    seen: set[str] = set()
+    unique = []
+    for p in out:  # a file named twice (itself and in its directory) is read once
+        real = p if p == "-" else os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            unique.append(p)
+    return unique
+
+
+def _looks_like_capture(path: str) -> bool:
+    from rawlab.pcap.reader import PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True  # let the reader say what is wrong with it
+    if len(head) < 4:
+        return True
+    magics = {PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAPNG_SHB}
+    return int.from_bytes(head, "little") in magics or int.from_bytes(head, "big") in magics
 
 
 def file_batches(paths: Sequence[str], warn: Callable[[str], None]) -> Iterator[
@@ -398,7 +415,7 @@ def file_batches(paths: Sequence[str], warn: Callable[[str], None]) -> Iterator[
             with C.open_batches(path) as src:
                 yield from ((path, b) for b in src)
         except RawlabError as exc:
-            warn(f"{exc.message} (rows before it kept)")
+            warn(f"{exc.message}; the rows before it are kept")
 
 
 def packets_reader(paths: Sequence[str], warn: Callable[[str], None]) -> pa.RecordBatchReader:
