@@ -57,6 +57,11 @@ from rawlab.cli.options import snaplen as snaplen_of
                    "valid after Ctrl-C, SIGTERM or a crash: every whole ring block is in it; "
                    "on a full disk cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
+@click.option("--parquet", "parquet", metavar="OUT", help="Write the packets table "
+              "(docs/tables.md; with -w too, or alone): OUT.parquet is one file (with -G a "
+              "strftime pattern, as -w), any other OUT a dataset directory (OUT/packets/"
+              "date=D/hour=H/capture-TIME.parquet; -G: one file per interval). Each file "
+              "appears whole, when its interval (or the capture) ends.")
 @click.option("--print", "also_print", is_flag=True, help="With -w: also print packets.")
 @click.option("--promisc", is_flag=True, help="Promiscuous mode (dropped on exit).")
 @click.option("--netns", metavar="NAME", help="Capture inside this network namespace.")
@@ -69,7 +74,8 @@ from rawlab.cli.options import snaplen as snaplen_of
 @line_style_options
 @click.argument("expression", nargs=-1)
 def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
-            out: str | None, as_pcap: bool, verbose: int, as_json: bool, also_print: bool,
+            out: str | None, as_pcap: bool, parquet: str | None, verbose: int, as_json: bool,
+            also_print: bool,
             promisc: bool, netns: str | None, ring_mb: int, direction: str,
             duration: float | None, expression: tuple[str, ...], **kw: Any) -> None:
     """Capture live packets with AF_PACKET (TPACKET_V3 ring) and decode them.
@@ -100,7 +106,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     bpf = filt or (" ".join(expression) if expression else None)
     if sum((bool(verbose), as_json)) > 1:
         raise click.UsageError("choose one of -v, --json")
-    quiet = bool(out) and not (verbose or as_json or also_print)
+    quiet = bool(out or parquet) and not (verbose or as_json or also_print)
     if out == "-" and not quiet:
         raise click.UsageError("-w - writes the capture to standard output: it cannot also "
                                "print packets there")
@@ -116,7 +122,10 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         from rawlab.sockets.creds import drop_to
 
         drop_to(kw["user"])
-    writer = _writer(out, as_pcap, kw["rotate"], kw["size_mb"], kw["files"])
+    writer = _writer(out, as_pcap, kw["rotate"], kw["size_mb"], kw["files"],
+                     parquet=parquet is not None)
+    if parquet:
+        sinks.append(_parquet_sink(parquet, kw["rotate"], kw["files"], ring))
     iface_name = "any" if iface == "any" else ring.iface
     counts = pipeline.Counts()
 
@@ -135,6 +144,8 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         if status:
             sys.stderr.write("\r\033[K")
         _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
+        if parquet:
+            click.echo(f"wrote {', '.join(sinks[-1].files) or 'nothing'}", err=True)
 
 
 def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,
@@ -159,14 +170,45 @@ def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer:
         click.echo(summary(attribution.counts, attribution.match is not None), err=True)
 
 
+def _parquet_sink(out: str, rotate: int | None, files: int | None, ring: Any) -> Any:
+    """--parquet: the packets table, rotated with -G; `files` lists what was written."""
+    from rawlab.present import parquet as pq
+
+    def name(n: int) -> str | None:
+        return ring.interface(n).name
+
+    if rotate:
+        return pq.RotatingParquet(out, rotate, files=files, interface_name=name)
+    sink = pq.packets_output(out, f"capture-{time.strftime('%Y%m%d-%H%M%S')}",
+                             interface_name=name)
+    return _Listing(sink)
+
+
+class _Listing:
+    """A packets sink that lists, once closed, the files it wrote."""
+
+    decodes = False
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.packet = sink.packet
+        self.files: list[str] = []
+
+    def close(self) -> None:
+        self.sink.close()
+        out = self.sink.out
+        self.files = list(getattr(out, "written", None) or [getattr(out, "path", "")])
+
+
 def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | None,
-            files: int | None) -> Any:
-    """The -w output: one file, or tcpdump's -G/-C/-W rotation."""
+            files: int | None, *, parquet: bool = False) -> Any:
+    """The -w output: one file, or tcpdump's -G/-C/-W rotation (-G and -W also rotate
+    --parquet)."""
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
     if not out:
-        if rotate or size_mb or files:
-            raise click.UsageError("-G, -C and -W need -w")
+        if size_mb or ((rotate or files) and not parquet):
+            raise click.UsageError("-G, -C and -W need -w (-G and -W: or --parquet)")
         return None
     if rotate or size_mb:
         if out == "-":

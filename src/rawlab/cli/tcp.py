@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import click
@@ -34,11 +35,16 @@ from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_op
               help="Write a time-sequence graph of the stream (--stream, else the biggest) "
               "to PNG (needs the `plot` extra).")
 @click.option("--ladder", is_flag=True, help="A sequence diagram: one arrow per segment.")
+@click.option("--parquet", "parquet", metavar="DIR", help="Write the connections and segments "
+              "tables (docs/tables.md) to the dataset DIR (DIR/connections, DIR/segments, "
+              "Hive-partitioned by date and hour) instead of printing; more FILEs may follow.")
+@click.argument("more", nargs=-1, type=click.Path(dir_okay=True, readable=False),
+                metavar="[FILE...]")
 @process_options
 def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
         count: int | None, duration: float | None, ring_mb: int, as_json: bool,
         stream: int | None, follow: int | None, plot: str | None, ladder: bool,
-        **kw: Any) -> None:
+        parquet: str | None, more: tuple[str, ...], **kw: Any) -> None:
     """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
     on an interface (-i).
 
@@ -54,6 +60,9 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     columns; the ladder's heads; `process` in --json connection records); --pid,
     --comm and --cgroup keep only those processes' connections. A pcapng FILE written
     with `capture --processes` shows the same columns.
+
+    --parquet DIR writes the connections and segments tables instead (of each FILE, or
+    live), for `rawlab sql` and any Parquet engine.
     """
     from rawlab import pipeline
     from rawlab.analysis.tcp import TcpAnalyzer
@@ -64,7 +73,19 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         raise click.UsageError("give a FILE or -i IFACE (one of them)")
     if iface is None and any(kw.values()):
         raise click.UsageError("--processes, --pid, --comm and --cgroup need -i (live)")
+    if more and not parquet:
+        raise click.UsageError("several FILEs need --parquet")
+    if parquet and file is not None:
+        if any((as_json, follow is not None, ladder, plot, stream is not None)):
+            raise click.UsageError("--parquet writes the tables: not with --json, --follow, "
+                                   "--ladder, --plot, --stream")
+        _parquet([file, *more], parquet, count)
+        return
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
+    if parquet:
+        from rawlab.present.parquet import TcpParquetSink
+
+        sinks = [TcpParquetSink(parquet, f"live-{iface}-{time.strftime('%Y%m%d-%H%M%S')}")]
     analyzer = TcpAnalyzer()
     if iface is None:
         from rawlab.pcap.reader import open_file
@@ -84,6 +105,30 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         if plotter.saved is None:
             raise click.ClickException("no TCP segments to plot")
         click.echo(f"wrote {plotter.saved[0]} (stream {plotter.saved[1]})", err=True)
+
+
+def _parquet(inputs: list[str], out: str, count: int | None) -> None:
+    """--parquet with files: each capture's tables, files named after it."""
+    from rawlab import pipeline
+    from rawlab.errors import Exit, RawlabError
+    from rawlab.pcap.reader import open_file
+    from rawlab.present.parquet import TcpParquetSink, stem_of
+    from rawlab.present.tables import capture_files
+
+    taken: set[str] = set()
+    conns = segs = 0
+    for path in capture_files(inputs):
+        sink = TcpParquetSink(out, stem_of(path, taken), file=None if path == "-" else path)
+        try:
+            with open_file(sys.stdin.buffer if path == "-" else path) as cap:
+                pipeline.run_tcp(cap, [sink], count=count)
+        except RawlabError as exc:
+            if exc.code != Exit.BAD_INPUT:
+                raise
+            click.echo(f"rawlab: warning: {exc.message}; the rows before it are kept",
+                       err=True)
+        conns, segs = conns + sink.counts[0], segs + sink.counts[1]
+    click.echo(f"wrote {conns} connections and {segs} segments to {out}", err=True)
 
 
 def _sinks(as_json: bool, follow: int | None, ladder: bool, plot: str | None, *,
