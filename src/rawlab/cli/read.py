@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ from rawlab.cli.options import line_style_options, pop_line_style
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, readable=False))
+@click.argument("file", type=click.Path(allow_dash=True, readable=False))
 @click.option("-f", "--filter", "expression", metavar="EXPR",
               help="tcpdump filter syntax (compiled and run by libpcap, as tcpdump -r does).")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
@@ -62,6 +63,8 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     if parquet:
         _parquet(file, words, expression, count, parquet, (out, verbose, as_json, stats))
         return
+    if os.path.isdir(file):
+        raise click.UsageError(f"{file} is a directory (a directory of captures: --parquet)")
     if expression and words:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     expression = expression or " ".join(words) or None
@@ -116,8 +119,6 @@ def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | 
 def _parquet(file: str, words: tuple[str, ...], expression: str | None, count: int | None,
              parquet: str, others: tuple[Any, ...]) -> None:
     """--parquet: the files (FILE, then the words naming existing paths), the rest a filter."""
-    import os
-
     from rawlab.present.parquet import write_packets
 
     if any(others):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -12,8 +13,7 @@ from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_op
 
 
 @click.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True,
-                                                        readable=False))
+@click.argument("file", required=False, type=click.Path(allow_dash=True, readable=False))
 @click.option("-i", "iface", metavar="IFACE", help="Analyse live traffic on IFACE (or 'any') "
               "instead of a file; Ctrl-C ends it and prints the table.")
 @click.option("-f", "--filter", "filt", metavar="EXPR", help="Live: a tcpdump filter ANDed "
@@ -73,8 +73,8 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         raise click.UsageError("give a FILE or -i IFACE (one of them)")
     if iface is None and any(kw.values()):
         raise click.UsageError("--processes, --pid, --comm and --cgroup need -i (live)")
-    if more and not parquet:
-        raise click.UsageError("several FILEs need --parquet")
+    if (more or (file and os.path.isdir(file))) and not parquet:
+        raise click.UsageError("several FILEs (or a directory of captures) need --parquet")
     if parquet and file is not None:
         if any((as_json, follow is not None, ladder, plot, stream is not None)):
             raise click.UsageError("--parquet writes the tables: not with --json, --follow, "
