@@ -186,3 +186,25 @@ def test_text_columns_are_dictionaries_and_null_where_they_do_not_apply() -> Non
     assert set(t.column("src").to_pylist()) == {"fd00:77::1", "fd00:77::2"}
     assert np.all(t.column("time").cast("int64").to_numpy() * 1000
                   == t.column("ts_ns").to_numpy() // 1000 * 1000)
+
+
+def test_docs_tables_names_every_column_with_its_type() -> None:
+    """docs/tables.md: a row for every column of the three tables, with the Arrow type."""
+    from rawlab.present.tcp_tables import connections_schema, segments_schema
+
+    doc = (ROOT / "docs" / "tables.md").read_text()
+    sections = doc.split("\n## ")
+    for title, schema in (("`packets`", packets_schema()), ("`segments`", segments_schema()),
+                          ("`connections`", connections_schema())):
+        text = next(s for s in sections if s.startswith(title))
+        rows = {}
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.split("|")]
+            if len(cells) > 3 and cells[1].startswith("`"):
+                for name in cells[1].split(","):
+                    rows[name.strip(" `")] = cells[2]
+        for f in schema:
+            kind = "string" if str(f.type).startswith("dictionary") else str(f.type)
+            assert f.name in rows, (title, f.name)
+            assert rows[f.name] == kind.replace("[day]", ""), (title, f.name, rows[f.name])
+        assert len(rows) == len(schema), (title, sorted(set(rows) - set(schema.names)))
