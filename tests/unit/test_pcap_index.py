@@ -204,3 +204,17 @@ def test_readers_see_only_whole_pages_while_it_builds(tmp_path: Path) -> None:
     stopped.stop()
     stopped.build()
     assert stopped.complete and len(stopped) == 0
+
+
+def test_records_of_a_range_are_the_records(tmp_path: Path) -> None:
+    f = tmp_path / "mixed.pcapng"
+    write_mixed(f)
+    for name in (f, ROOT / "captures" / "tcp-loss.pcap"):
+        idx = FrameIndex(name)
+        idx.build()
+        every = [idx.record(i) for i in range(len(idx))]
+        for start, stop in ((0, None), (1, 3), (2, 2), (len(idx) - 1, len(idx) + 5)):
+            got = list(idx.records(start, stop))
+            want = every[start:stop]
+            assert [(r.ts_ns, r.data, r.interface, r.direction) for r in got] == [
+                (r.ts_ns, r.data, r.interface, r.direction) for r in want]

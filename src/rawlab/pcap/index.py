@@ -4,6 +4,7 @@
     threading.Thread(target=idx.build).start()   # the one pass (stop with idx.stop())
     len(idx)                             # records indexed so far (grows while build runs)
     idx.record(i)                        # the i-th record (0-based): one pread, a Record
+    idx.records(start, stop)             # a range, in order, read a few MiB at a time
     idx.ts_ns(i), idx.offset(i)          # from the index alone
     idx.complete, idx.problem            # the pass ended; why it ended early (or None)
     idx.done, idx.size                   # bytes walked so far, of the file (progress)
@@ -32,6 +33,7 @@ import dataclasses
 import os
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ from rawlab.pcap.reader import (
 from rawlab.records import Interface, Record
 
 CHUNK = 8 << 20  # bytes read at a time; one page of the index per chunk
+_SPAN = 4 << 20  # bytes read at a time by records()
 _U32_MAX = (1 << 32) - 1
 _PACKET_BLOCKS = frozenset({PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB})
 
@@ -144,6 +147,29 @@ class FrameIndex:
         if self.format == "pcap":
             return self._pcap_record(data)
         return self._block(p.section, data, at)
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
+        """Records ``start`` to ``stop`` (exclusive; None: every one indexed now), in order,
+        read in spans of a few MiB (one ``pread`` each)."""
+        stop = self._count if stop is None else min(stop, self._count)
+        i = start
+        while i < stop:
+            p, j = self._page(i)
+            last = min(stop - p.first, len(p.off))  # this page's part of the range
+            while j < last:
+                k = int(np.searchsorted(p.off, p.off[j] + _SPAN, side="right"))
+                k = min(max(k, j + 1), last)
+                lo = p.base + int(p.off[j])
+                hi = p.base + int(p.off[k]) if k < len(p.off) else p.end
+                data = os.pread(self._fd, hi - lo, lo)
+                for m in range(j, k):
+                    a = int(p.off[m]) - (lo - p.base)
+                    b = int(p.off[m + 1]) - (lo - p.base) if m + 1 < len(p.off) else hi - lo
+                    rec = data[a:b]
+                    yield (self._pcap_record(rec) if p.section is None
+                           else self._block(p.section, rec, lo + a))
+                j = k
+            i = p.first + last
 
     def _length(self, head: bytes, p: _Page) -> int:
         if self.format == "pcap":
