@@ -12,8 +12,9 @@ import pytest
 
 from rawlab.errors import Exit
 from rawlab.view.dfilter import DisplayFilter, DisplayFilterError
-from rawlab.view.fields import PacketFields, kind, needs_analysis, values
-from rawlab.view.frames import FileFrames, interface_name
+from rawlab.view.fields import kind, values
+from rawlab.view.frames import FileFrames
+from rawlab.view.select import Selection, packet_judge
 
 pytestmark = pytest.mark.unit
 
@@ -102,14 +103,16 @@ def test_fields_and_any_kind_without_a_catalogue() -> None:
     assert not f.match(lambda n: {"a.b": ["3x"], "d": [True]}.get(n, []))
 
 
-def select(path: Path, expr: str) -> list[int]:
+def select(path: Path, expr: str, bpf: str | None = None) -> list[int]:
+    """Frame numbers the viewer's background selection keeps (batches of 100 frames, the
+    index still being built while it runs)."""
     frames = FileFrames(path)
     frames.start()
-    frames.wait()
-    f = DisplayFilter.parse(expr, kind)
-    src = PacketFields(f.fields, analyse=needs_analysis(f.fields))
-    cols = src.fields(0, frames.records(), lambda r: interface_name(frames, r))
-    return [i + 1 for i in range(len(frames)) if f.match(lambda n, i=i: cols[n][i])]
+    sel = Selection(packet_judge(frames, bpf, DisplayFilter.parse(expr, kind) if expr else None),
+                    size=lambda: len(frames), final=lambda: frames.complete, batch=100)
+    sel.run()
+    assert sel.done and sel.error is None
+    return [i + 1 for i in sel.rows]
 
 
 LOSS_EXPRS = {
@@ -141,3 +144,13 @@ def test_same_frames_as_tshark(name: str, expr: str) -> None:
     want = [int(x) for x in out.split()]
     assert want, "the expression should select something"
     assert select(CAPTURES / name, expr) == want
+
+
+def test_bpf_and_display_filter_together() -> None:
+    """The BPF expression (libpcap's, as read -f) and the display filter both apply."""
+    both = select(CAPTURES / "tcp-loss.pcap", "tcp.analysis.duplicate_ack", "src host 10.77.0.2")
+    assert both == [18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 70, 72,
+                    91, 113, 115, 120]
+    assert select(CAPTURES / "tcp-loss.pcap", "tcp.analysis.duplicate_ack", "dst port 5001") == []
+    syn = select(CAPTURES / "tcp-loss.pcap", "", "tcp[tcpflags] & tcp-syn != 0")
+    assert syn == [1, 2]

@@ -161,26 +161,36 @@ class PacketFields:
 
             self._tcp = TcpAnalyzer()
 
-    def fields(self, first: int, records: Iterable[Record],
+    @property
+    def analysing(self) -> bool:
+        return self._tcp is not None
+
+    def fields(self, first: int, records: Sequence[Record],
                interface: Callable[[Record], str | int]) -> Columns:
-        """Values of each field, per frame, for the frames ``first``, ``first + 1``, ..."""
+        """Values of each field, per frame, for the frames ``first``, ``first + 1``, ...
+        (0-based; with ``analyse``, these must follow the frames asked for before)."""
+        if self._tcp is not None and first != self._next:
+            raise ValueError(f"analysis needs frames in order: asked for {first}, "
+                             f"next is {self._next}")
+        self._next = first + len(records)
+        return self.fields_of(range(first, first + len(records)), records, interface)
+
+    def fields_of(self, numbers: Iterable[int], records: Sequence[Record],
+                  interface: Callable[[Record], str | int]) -> Columns:
+        """Values of each field for these frames (0-based numbers, any order; the analyser,
+        if any, is fed them as they come)."""
         cols: Columns = {n: [] for n in self.names}
         adds = [(n, cols[n].append) for n in self.names]
         tcp = self._tcp
-        if tcp is not None and first != self._next:
-            raise ValueError(f"analysis needs frames in order: asked for {first}, "
-                             f"next is {self._next}")
-        frame = first
-        for rec in records:
-            frame += 1
-            pkt = self._decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
-            d = packet_json(frame, rec, pkt, interface(rec))
+        decode = self._decode
+        for i, rec in zip(numbers, records, strict=True):
+            pkt = decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
+            d = packet_json(i + 1, rec, pkt, interface(rec))
             if tcp is not None:
-                add_analysis(d, tcp.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype,
+                add_analysis(d, tcp.feed_bytes(i + 1, rec.ts_ns, rec.data, rec.linktype,
                                                rec.csum_status))
             for n, add in adds:
                 add(values(d, n))
-        self._next = frame
         return cols
 
 

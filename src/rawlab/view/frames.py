@@ -178,3 +178,24 @@ def write_frames(frames: Frames, numbers: Any, path: str) -> int:
     finally:
         w.close()
     return n
+
+
+def follow_records(frames: Frames, stop: threading.Event, *, until: int | None = None,
+                   wait: bool = True, done: list[int] | None = None) -> Iterator[Record]:
+    """Every record of ``frames`` in order, up to ``until`` (a count), waiting for a source
+    that still grows while ``wait`` (else: those there are now); ends early when ``stop``
+    is set. ``done[0]`` counts the records given (progress)."""
+    i = 0
+    while not stop.is_set():
+        final = frames.complete
+        n = len(frames) if until is None else min(len(frames), until)
+        if i >= n:
+            if final or not wait or (until is not None and i >= until):
+                return
+            stop.wait(0.05)
+            continue
+        for rec in frames.records(i, min(n, i + 4096)):
+            yield rec
+            i += 1
+        if done is not None:
+            done[0] = i
