@@ -3,6 +3,8 @@ netlink monitor."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from typing import Any
 
@@ -40,7 +42,6 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
     the listed frames to pcapng, q or Ctrl-C quit.
     """
     from rawlab.sockets.stop import stop_on_signals
-    from rawlab.view.app import PacketSource, ViewerApp
 
     if sum(map(bool, (file, iface, netlink))) != 1:
         raise click.UsageError("give one of FILE, -i IFACE or --netlink")
@@ -53,7 +54,11 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
         from rawlab.view.frames import FileFrames
 
         frames = FileFrames(file)  # a bad file fails here, in one line, before the screen
-        source, bpf = PacketSource(frames), expression
+        bpf = expression
+        frames.start()  # the index pass starts while the interface is imported
+        from rawlab.view.app import PacketSource
+
+        source = PacketSource(frames)
     elif iface:
         source = _live(iface, netns, expression, ring_mb, count)
     else:
@@ -67,10 +72,13 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
     try:
         if bpf or display:
             source.judge(bpf, display)  # a bad filter fails here, in one line
-        if file:
-            frames.start()
+        from rawlab.view.app import ViewerApp
+
         app = ViewerApp(source, bpf=bpf, display=display)
-        with stop_on_signals(app.request_stop):
+        # SIGINT/SIGTERM: quit as `q` does (the terminal restored); SIGHUP: the terminal is
+        # gone, nothing to restore (and writing to it could block): leave at once
+        with stop_on_signals(app.request_stop, (signal.SIGINT, signal.SIGTERM)), \
+                stop_on_signals(lambda: os._exit(0), (signal.SIGHUP,)):
             app.run()
     finally:
         source.close()

@@ -13,9 +13,10 @@ pcap and pcapng (any byte order, several sections, interfaces of any link type;
 ``interfaces`` numbers them across sections, and a record's ``interface`` is
 that number). The pass walks the record chain in Python (it is sequential: each
 length says where the next record starts) and takes the timestamps of each
-chunk of records with numpy, so a 1 GB file of 10M records is indexed in a few
-seconds. Memory is constant per record: the index keeps, per page of records
-(one read chunk), the page's file offset and first timestamp, and per record a
+chunk of records with numpy (imported by the pass itself, so that opening a file
+costs no import), so a 1 GB file of 10M records is indexed in a few seconds.
+Memory is constant per record: the index keeps, per page of records (one read
+chunk), the page's file offset and first timestamp, and per record a
 32-bit offset into the page and a 32-bit timestamp delta (µs or ns, whichever
 fits; a page whose times do not fit keeps 64-bit timestamps): 8 bytes a record.
 
@@ -37,8 +38,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rawlab.errors import Exit, RawlabError
 from rawlab.pcap.reader import (
     MAX_BLOCK,
@@ -58,6 +57,7 @@ from rawlab.pcap.reader import (
 from rawlab.records import Interface, Record
 
 CHUNK = 8 << 20  # bytes read at a time; one page of the index per chunk
+FIRST = 64 << 10  # the first read: its page is made without numpy (not imported yet)
 _SPAN = 4 << 20  # bytes read at a time by records()
 _U32_MAX = (1 << 32) - 1
 _PACKET_BLOCKS = frozenset({PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB})
@@ -81,6 +81,8 @@ class _Page:
 def _words(buf: bytearray, have: int, e: str) -> Any:
     """``buf[:have]`` as 32-bit words of byte order ``e`` starting at every byte (a strided
     view, no copy): ``words[o]`` is the word at byte offset ``o``."""
+    import numpy as np
+
     return np.ndarray((max(have - 3, 0),), dtype=e + "u4", buffer=buf, strides=(1,))
 
 
@@ -105,6 +107,7 @@ class FrameIndex:
         self.complete = False
         self.problem: str | None = None
         self._stop = threading.Event()
+        self._first = False
         if isinstance(self._reader, PcapReader):
             self.interfaces = [self._reader.interfaces[0]]
 
@@ -151,6 +154,8 @@ class FrameIndex:
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
         """Records ``start`` to ``stop`` (exclusive; None: every one indexed now), in order,
         read in spans of a few MiB (one ``pread`` each)."""
+        import numpy as np
+
         stop = self._count if stop is None else min(stop, self._count)
         i = start
         while i < stop:
@@ -239,10 +244,13 @@ class FrameIndex:
         buf = bytearray(CHUNK)
         have = 0
         base = start  # file offset of buf[0]
+        want = FIRST  # a small first read: the first page is there at once
         while not self._stop.is_set():
             view = memoryview(buf)
-            n = f.readinto(view[have:])
+            n = f.readinto(view[have:have + want] if want else view[have:])
             view.release()
+            self._first = bool(want)
+            want = 0
             eof = not n
             have += n or 0
             used, need = scan(buf, have, base)
@@ -274,6 +282,8 @@ class FrameIndex:
     def _add(self, offs: Any, base: int, end: int, ts: Any, iface: Any,
              section: Any = None) -> None:
         """One page: offsets (array of uint32 from ``base``) and int64 timestamps."""
+        import numpy as np
+
         n = len(offs)
         if not n:
             return
@@ -317,7 +327,14 @@ class FrameIndex:
                 break
             add(pos)
             pos = end
-        if offs:
+        if offs and self._first:
+            mul = 1 if r.nanosecond else 1000
+            ts = [sec * 1_000_000_000 + frac * mul for sec, frac in
+                  (struct.unpack_from(e + "II", buf, x) for x in offs)]
+            self._add_small(offs, base, base + pos, ts, 0)
+        elif offs:
+            import numpy as np
+
             o = np.frombuffer(offs, dtype=np.uint32)
             words = _words(buf, have, e)
             ts = words[o].astype(np.int64) * 1_000_000_000 + words[o + 4].astype(np.int64) * (
@@ -407,6 +424,11 @@ class FrameIndex:
         if not offs:
             return
         sec: Any = self._section
+        if self._first:
+            self._python_page(sec, buf, base, offs, end)
+            return
+        import numpy as np
+
         o = np.array(offs, dtype=np.int64)
         words = _words(buf, have, sec._e)
         if (words[o] == PCAPNG_EPB).all():  # block type, length, interface, ts high, ts low
@@ -422,29 +444,46 @@ class FrameIndex:
             del words
             ts = self._ticks_ns(sec, local, ticks)
         else:  # simple or obsolete packet blocks among them: the reader's own methods
-            lens = words[o + 4].tolist()
             del words
-            recs = []
-            for x, n in zip(offs, lens, strict=True):
-                try:
-                    recs.append(self._block(sec, bytes(buf[x:x + n]), base + x))
-                except RawlabError as exc:
-                    self.problem = exc.message
-                    break
-            if not recs:
-                return
-            o, end = o[:len(recs)], [*offs, end][len(recs)]
-            ts = np.array([r.ts_ns for r in recs], dtype=np.int64)
-            self._add(o, base, base + end, ts,
-                      np.array([r.interface for r in recs], dtype=np.uint16), sec)
+            self._python_page(sec, buf, base, offs, end)
             return
         glob = np.array(sec.global_ids, dtype=np.uint16)[local]
         self._add(o, base, base + end, ts, glob, sec)
+
+    def _python_page(self, sec: Any, buf: bytearray, base: int, offs: list[int],
+                     end: int) -> None:
+        """A page made record by record with the reader's block methods (the first chunk,
+        before numpy is imported; simple and obsolete packet blocks)."""
+        recs = []
+        for x in offs:
+            n = struct.unpack_from(sec._e + "I", buf, x + 4)[0]
+            try:
+                recs.append(self._block(sec, bytes(buf[x:x + n]), base + x))
+            except RawlabError as exc:
+                self.problem = exc.message
+                break
+        if recs:
+            stop = [*offs, end][len(recs)]
+            self._add_small(offs[:len(recs)], base, base + stop, [r.ts_ns for r in recs],
+                            [r.interface for r in recs], sec)
+
+    def _add_small(self, offs: Any, base: int, end: int, ts: list[int], iface: Any,
+                   section: Any = None) -> None:
+        """A page of plain arrays (made without numpy): 64-bit timestamps."""
+        if not isinstance(iface, int):
+            iface = iface[0] if len(set(iface)) == 1 else array.array("H", iface)
+        page = _Page(self._count, base, array.array("I", offs), end, 0,
+                     array.array("q", ts), 0, iface, section)
+        self._pages.append(page)
+        self._firsts.append(page.first)
+        self._count += len(offs)
 
     def _bad_epb(self, offs: list[int], base: int, local: Any, lens: Any, trailers: Any,
                  caplens: Any, interfaces: int) -> int | None:
         """The first of these enhanced packet blocks the reader would refuse (its ``problem``
         set, in the reader's words), or None."""
+        import numpy as np
+
         wrong = (local >= interfaces) | (trailers != lens) | (caplens > lens - 32)
         if not wrong.any():
             return None
@@ -465,6 +504,8 @@ class FrameIndex:
     @staticmethod
     def _ticks_ns(sec: Any, local: Any, ticks: Any) -> Any:
         """Nanoseconds from each interface's ticks (if_tsresol, if_tsoffset)."""
+        import numpy as np
+
         ts = np.empty(len(ticks), dtype=np.int64)
         for n in np.unique(local):
             mul, div, off_ns = sec._factors[int(n)]

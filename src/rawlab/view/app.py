@@ -12,7 +12,7 @@ says what it is (``title``, ``status()``), builds a filter's judge and writes fr
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -23,8 +23,10 @@ from textual.widgets import Footer, Input, Label, Log, OptionList, Static, Tabbe
 
 from rawlab.errors import RawlabError
 from rawlab.view.rows import PacketRows, RowSource
-from rawlab.view.select import Judge, Selection, packet_judge
 from rawlab.view.widgets import DetailTree, HexPane, PacketList
+
+if TYPE_CHECKING:
+    from rawlab.view.select import Judge, Selection
 
 HELP = """\
 rawlab view — keys
@@ -69,6 +71,7 @@ class PacketSource:
     def judge(self, bpf: str | None, display: str | None) -> Judge:
         from rawlab.view.dfilter import DisplayFilter
         from rawlab.view.fields import kind
+        from rawlab.view.select import packet_judge
 
         return packet_judge(self.frames, bpf, DisplayFilter.parse(display, kind)
                             if display else None)
@@ -395,6 +398,8 @@ class ViewerApp(App[None]):
         rows = self.source.rows
         self.selection = None
         if judge is not None:
+            from rawlab.view.select import Selection
+
             self.selection = Selection(judge, size=self.source.size,
                                        final=self.source.final).start()
         rows.select(self.selection)  # type: ignore[attr-defined]

@@ -33,7 +33,6 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rawlab.analysis.tcp import ANALYSIS_NAMES
 from rawlab.decode.dispatch import Decoder
 from rawlab.decode.tcp import TcpFlag
 from rawlab.present.fmt import ip_text, mac_text
@@ -97,6 +96,8 @@ def kind(name: str) -> str | None:
         return TOP.get(name) or ("layer" if name in catalogue() or name == "ip" else None)
     layer, field, rest = parts[0], parts[1], parts[2:]
     if layer == "tcp" and field == "analysis":
+        from rawlab.analysis.tcp import ANALYSIS_NAMES
+
         return "layer" if not rest else "bool" if rest == [rest[0]] and rest[0] in \
             ANALYSIS_NAMES else None
     if layer == "tcp" and field == "flags" and rest:
@@ -196,7 +197,7 @@ class PacketFields:
 
 def add_analysis(d: dict[str, Any], events: list[Any]) -> None:
     """Put the analyser's view of this frame's segment under the packet's ``tcp`` key."""
-    from rawlab.analysis.tcp import Segment
+    from rawlab.analysis.tcp.events import Segment
 
     tcp = d.get("tcp")
     if tcp is None:

@@ -149,8 +149,9 @@ class PacketList(ScrollView, can_focus=True):
         self._go(self.count - 1)
 
     def on_click(self, event: events.Click) -> None:
-        if event.y >= 1:
-            self._go(int(self.scroll_offset.y) + event.y - 1)
+        at = event.get_content_offset(self)
+        if at is not None and at.y >= 1:
+            self._go(int(self.scroll_offset.y) + at.y - 1)
 
 
 class DetailTree(Tree[TreeRow]):
@@ -269,8 +270,11 @@ class HexPane(ScrollView, can_focus=True):
         return _strip(self, text, width)
 
     def on_click(self, event: events.Click) -> None:
-        k = int(self.scroll_offset.y) + event.y
-        x = event.x
+        at = event.get_content_offset(self)
+        if at is None:
+            return
+        k = int(self.scroll_offset.y) + at.y
+        x = at.x
         j = None
         if 9 <= x < 48 and (x - 9) % 5 < 4:
             j = (x - 9) // 5 * 2 + (x - 9) % 5 // 2
