@@ -84,12 +84,14 @@ def packet_row(frame: int, rec: Record, pkt: Packet, t0_ns: int) -> ListRow:
                    process_text(getattr(rec, "process", None)))
 
 
-def widths_for(total: int, *, addr: int = 15, process: bool = False) -> tuple[int, ...]:
+def widths_for(total: int, *, addr: int = 15, protocol: int = 8,
+               process: bool = False) -> tuple[int, ...]:
     """Column widths for a terminal ``total`` cells wide: Source and Destination ``addr``
-    wide (the longest address shown), Info what is left (at least 20); the Process column
-    only when some row has a process."""
+    wide (the longest address shown), Protocol ``protocol``, Info what is left (at least
+    20); the Process column only when some row has a process."""
     fixed = list(WIDTHS)
     fixed[2] = fixed[3] = max(addr, 11)
+    fixed[4] = max(protocol, 8)
     if not process:
         fixed[-1] = 0
     info = max(total - sum(fixed) - (sum(1 for w in fixed if w) - 0), 20)

@@ -297,22 +297,33 @@ class ViewerApp(App[None]):
         self._stop_asked = True
 
     def compose(self) -> ComposeResult:
+        # the main screen's widgets, kept: other screens (connections, a stream) may be on
+        # top while these still receive messages
+        self.packets = PacketList(self.source.rows, id="list")
+        self.detail = DetailTree(id="tree")
+        self.hexpane = HexPane(id="hex")
+        self.statusline = Static("", id="status")
+        self.inputs: dict[str, Input] = {}
         yield Static(self.source.title, id="title")
-        yield PacketList(self.source.rows, id="list")
-        yield DetailTree(id="tree")
-        yield HexPane(id="hex")
+        yield self.packets
+        yield self.detail
+        yield self.hexpane
         with Horizontal(id="filters"):
             if self.source.bpf:
                 yield Label("BPF")
-                yield Input(self.filters[0], id="bpf", placeholder="e.g. tcp port 443")
+                self.inputs["bpf"] = Input(self.filters[0], id="bpf",
+                                           placeholder="e.g. tcp port 443")
+                yield self.inputs["bpf"]
             yield Label("display")
-            yield Input(self.filters[1], id="display",
-                        placeholder="e.g. tcp.analysis.retransmission and ip.src == 10.0.0.1")
-        yield Static("", id="status")
+            self.inputs["display"] = Input(
+                self.filters[1], id="display",
+                placeholder="e.g. tcp.analysis.retransmission and ip.src == 10.0.0.1")
+            yield self.inputs["display"]
+        yield self.statusline
         yield Footer()
 
     def on_mount(self) -> None:
-        lst = self.query_one(PacketList)
+        lst = self.packets
         lst.follow_tail = lst.follow = bool(getattr(self.source, "live", False))
         lst.focus()
         if any(self.filters):
@@ -326,7 +337,7 @@ class ViewerApp(App[None]):
         if self._stop_asked:
             self.exit()
             return
-        self.query_one(PacketList).sync()
+        self.packets.sync()
         parts = [self.source.status()]
         sel = self.selection
         if sel is not None:
@@ -339,13 +350,13 @@ class ViewerApp(App[None]):
                 parts.append(f"filtering: {sel.scanned:,} of {total:,} read, {len(sel):,} kept")
         if self.message:
             parts.append(self.message)
-        self.query_one("#status", Static).update(" | ".join(parts))
+        self.statusline.update(" | ".join(parts))
 
     # -- the three panes ---------------------------------------------------------------
 
     def on_packet_list_highlighted(self, event: PacketList.Highlighted) -> None:
-        rows = self.query_one(PacketList).rows
-        tree, hexp = self.query_one(DetailTree), self.query_one(HexPane)
+        rows = self.packets.rows
+        tree, hexp = self.detail, self.hexpane
         if event.index >= len(rows):
             tree.show([])
             hexp.show(b"")
@@ -359,10 +370,10 @@ class ViewerApp(App[None]):
         hexp.show(data)
 
     def on_detail_tree_picked(self, event: DetailTree.Picked) -> None:
-        self.query_one(HexPane).mark(event.offset, event.size)
+        self.hexpane.mark(event.offset, event.size)
 
     def on_hex_pane_clicked(self, event: HexPane.Clicked) -> None:
-        tree = self.query_one(DetailTree)
+        tree = self.detail
         tree.at_offset(event.offset)
         tree.focus()
 
@@ -370,19 +381,17 @@ class ViewerApp(App[None]):
 
     def action_focus(self, what: str) -> None:
         if what == "list":
-            self.query_one(PacketList).focus()
-            return
-        got = self.query(f"#{what}")
-        if got:
-            got.first().focus()
+            self.packets.focus()
+        elif what in self.inputs:
+            self.inputs[what].focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id not in ("bpf", "display"):
             return
-        bpf = self.query_one("#bpf", Input).value.strip() if self.source.bpf else ""
-        display = self.query_one("#display", Input).value.strip()
+        bpf = self.inputs["bpf"].value.strip() if "bpf" in self.inputs else ""
+        display = self.inputs["display"].value.strip()
         self.apply(bpf, display)
-        self.query_one(PacketList).focus()
+        self.packets.focus()
 
     def apply(self, bpf: str, display: str) -> None:
         """Show only what ``bpf`` and ``display`` keep (both empty: everything)."""
@@ -403,7 +412,7 @@ class ViewerApp(App[None]):
             self.selection = Selection(judge, size=self.source.size,
                                        final=self.source.final).start()
         rows.select(self.selection)  # type: ignore[attr-defined]
-        self.query_one(PacketList).set_rows(rows)
+        self.packets.set_rows(rows)
         self.tick()
 
     # -- screens -------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class PacketList(ScrollView, can_focus=True):
         self.count = 0
         self.follow = False  # keep the cursor on the last row as rows arrive
         self.addr = 15  # the widest Source/Destination seen (columns grow, never shrink)
+        self.protocol = 8  # the widest Protocol seen
         self.process = False  # a row with a process was seen: show that column
 
     def set_rows(self, rows: RowSource) -> None:
@@ -94,7 +95,8 @@ class PacketList(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        widths = widths_for(width, addr=self.addr, process=self.process)
+        widths = widths_for(width, addr=self.addr, protocol=self.protocol,
+                            process=self.process)
         if y == 0:
             style = self.get_component_rich_style("packet-list--header")
             return _strip(self, Text(header_line(widths), style=style), width)
@@ -107,8 +109,10 @@ class PacketList(ScrollView, can_focus=True):
             text = f"{i + 1}: cannot read: {exc}"
         else:
             wide = min(max(len(row.src), len(row.dst)), 39)
-            if wide > self.addr or (row.process and not self.process):
+            proto = min(len(row.protocol), 16)
+            if wide > self.addr or proto > self.protocol or (row.process and not self.process):
                 self.addr = max(self.addr, wide)
+                self.protocol = max(self.protocol, proto)
                 self.process = self.process or bool(row.process)
                 self.refresh()  # the next frame draws every line with the new widths
             text = row_line(row, widths)
