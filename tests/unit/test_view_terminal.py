@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RAWLAB = Path(sys.executable).parent / "rawlab"
 
 
+SOCKET = f"rawlab-test-{os.getpid()}"  # a tmux server of our own: no one else's sessions
+TMUX = ["tmux", "-L", SOCKET]
+
+
 def pane(name: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True,
+    return subprocess.run([*TMUX, "capture-pane", "-p", "-t", name], capture_output=True,
                           text=True, check=True).stdout
 
 
@@ -50,7 +54,7 @@ def terminal(tmp_path: Path) -> Iterator[Callable[[str], str]]:
         script = (f"{modes} > {tmp_path}/before; echo BEFORE-MARK; {cmd}; echo EXIT=$?; "
                   f"{modes} > {tmp_path}/after; sleep 60")
         for attempt in range(5):  # a tmux server that is just exiting refuses new sessions
-            p = subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y",
+            p = subprocess.run([*TMUX, "new-session", "-d", "-s", name, "-x", "120", "-y",
                                 "36", "bash", "--norc", "--noprofile", "-c", script],
                                capture_output=True, text=True, check=False,
                                env={**os.environ, "TERM": "xterm-256color"})
@@ -62,7 +66,7 @@ def terminal(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     try:
         yield start
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False,
+        subprocess.run([*TMUX, "kill-session", "-t", name], check=False,
                        capture_output=True)
 
 
@@ -96,7 +100,7 @@ def test_first_screen_and_q(terminal: Callable[[str], str], tmp_path: Path) -> N
                                     "51216", ">"]
     assert any(ln.startswith("▼ frame 1: 74 bytes on wire, 74 captured") for ln in lines), text
     assert any(ln.startswith("0x0000:  cabf a770 3f95 4e10 3944 849e 0800 4500") for ln in lines)
-    subprocess.run(["tmux", "send-keys", "-t", name, "q"], check=True)
+    subprocess.run([*TMUX, "send-keys", "-t", name, "q"], check=True)
     check_restored(name, tmp_path)
 
 

@@ -55,7 +55,7 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
 
         frames = FileFrames(file)  # a bad file fails here, in one line, before the screen
         bpf = expression
-        frames.start()  # the index pass starts while the interface is imported
+        frames.start(hold=True)  # its first page now, the rest once the screen is drawn
         from rawlab.view.app import PacketSource
 
         source = PacketSource(frames)

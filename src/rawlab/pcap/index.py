@@ -108,6 +108,7 @@ class FrameIndex:
         self.problem: str | None = None
         self._stop = threading.Event()
         self._first = False
+        self._hold: threading.Event | None = None
         if isinstance(self._reader, PcapReader):
             self.interfaces = [self._reader.interfaces[0]]
 
@@ -226,8 +227,12 @@ class FrameIndex:
         """End a running :meth:`build` at its next chunk."""
         self._stop.set()
 
-    def build(self) -> None:
-        """Walk the file once and index every whole record (run it in a thread)."""
+    def build(self, hold: threading.Event | None = None) -> None:
+        """Walk the file once and index every whole record (run it in a thread). With
+        ``hold``, the first page is made at once and the rest only once ``hold`` is set
+        (or 3 s passed): a viewer draws its first screen without sharing the interpreter
+        with the pass."""
+        self._hold = hold
         try:
             with open(self.name, "rb", buffering=0) as f:
                 if self.format == "pcap":
@@ -250,6 +255,8 @@ class FrameIndex:
             n = f.readinto(view[have:have + want] if want else view[have:])
             view.release()
             self._first = bool(want)
+            if not want and self._hold is not None:
+                self._hold.wait(3)
             want = 0
             eof = not n
             have += n or 0

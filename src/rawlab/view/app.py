@@ -94,6 +94,10 @@ class PacketSource:
 
         return write_frames(self.frames, numbers, path)
 
+    def drawn(self) -> None:
+        """The first screen is on the terminal: the background work may take its share."""
+        self.frames.release()
+
     def close(self) -> None:
         self.frames.close()
 
@@ -330,6 +334,7 @@ class ViewerApp(App[None]):
             self.apply(*self.filters)
         self.set_interval(0.2, self.tick)
         self.tick()
+        self.call_after_refresh(getattr(self.source, "drawn", lambda: None))
 
     # -- keeping up with the background ------------------------------------------------
 

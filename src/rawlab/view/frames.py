@@ -39,6 +39,8 @@ class Frames(Protocol):
 
     def progress(self) -> tuple[int, int]: ...
 
+    def release(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -55,11 +57,19 @@ class FileFrames:
         self.index = FrameIndex(path)
         self.name = self.index.name
         self._thread: threading.Thread | None = None
+        self._hold = threading.Event()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.index.build, name="rawlab-index",
-                                        daemon=True)
+    def start(self, *, hold: bool = False) -> None:
+        """Start the index pass; with ``hold``, only its first page until :meth:`release`
+        (so that the first screen is drawn without the pass sharing the interpreter)."""
+        if not hold:
+            self._hold.set()
+        self._thread = threading.Thread(target=self.index.build, args=(self._hold,),
+                                        name="rawlab-index", daemon=True)
         self._thread.start()
+
+    def release(self) -> None:
+        self._hold.set()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -91,6 +101,7 @@ class FileFrames:
 
     def close(self) -> None:
         self.index.stop()
+        self._hold.set()
         if self._thread is not None:
             self._thread.join()
         self.index.close()
@@ -127,6 +138,9 @@ class LiveFrames:
 
     def __len__(self) -> int:
         return len(self._recs)
+
+    def release(self) -> None:
+        pass
 
     def record(self, i: int) -> Record:
         return self._recs[i]
