@@ -112,6 +112,10 @@ def test_first_screen_move_and_the_linked_panes() -> None:
         await pilot.press("home")
         await pilot.pause()
         assert numbers(app)[0] == 1
+        await pilot.press("right")  # the Info column scrolls: 16 characters further
+        assert rows(app)[1].split()[6:8] == ["gs", "[S],"]  # "51216 > 5001 Fla" scrolled away
+        await pilot.press("left")
+        assert rows(app)[1].split()[6:8] == ["51216", ">"]
         # the tree marks a field's bytes in the hex pane: ipv4 src is bytes 26..29
         tree = app.query_one(DetailTree)
         tree.focus()

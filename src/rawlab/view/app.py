@@ -33,6 +33,7 @@ rawlab view — keys
 
   ↑ ↓ j k         move in the list          PgUp PgDn space   a page
   Home g / End G  first / last row (End follows a live capture's tail)
+  ← → h l         scroll the Info column
   Tab / Shift-Tab next / previous pane: list, tree, hex, filters
   Enter           (tree) open or close a layer; the hex pane marks the field's bytes
   click           a row, a tree node, or a byte in the hex pane (selects its field)
@@ -266,6 +267,7 @@ class ViewerApp(App[None]):
     """rawlab view: list, tree and hex linked; filters; connections; write."""
 
     TITLE = "rawlab view"
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
     #title { height: 1; text-style: bold; }
     #head { height: 1; text-style: bold underline; }

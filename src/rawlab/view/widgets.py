@@ -4,6 +4,7 @@ field's bytes highlighted)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from rich.style import Style
@@ -40,6 +41,8 @@ class PacketList(ScrollView, can_focus=True):
         Binding("pagedown,space", "page(1)", "page down", show=False),
         Binding("home,g", "first", "first", show=False),
         Binding("end,G", "last", "last", show=False),
+        Binding("right,l", "shift(16)", "Info →", show=False),
+        Binding("left,h", "shift(-16)", "Info ←", show=False),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {"packet-list--cursor", "packet-list--header"}
     DEFAULT_CSS = """
@@ -65,6 +68,7 @@ class PacketList(ScrollView, can_focus=True):
         self.addr = 15  # the widest Source/Destination seen (columns grow, never shrink)
         self.protocol = 8  # the widest Protocol seen
         self.process = False  # a row with a process was seen: show that column
+        self.shift = 0  # characters of Info scrolled away (left/right)
 
     def set_rows(self, rows: RowSource) -> None:
         self.rows = rows
@@ -115,6 +119,8 @@ class PacketList(ScrollView, can_focus=True):
                 self.protocol = max(self.protocol, proto)
                 self.process = self.process or bool(row.process)
                 self.refresh()  # the next frame draws every line with the new widths
+            if self.shift:
+                row = dataclasses.replace(row, info=row.info[self.shift:])
             text = row_line(row, widths)
         style = self.get_component_rich_style("packet-list--cursor") if i == self.cursor \
             else Style()
@@ -144,6 +150,10 @@ class PacketList(ScrollView, can_focus=True):
 
     def action_page(self, delta: int) -> None:
         self._go(self.cursor + delta * self.page)
+
+    def action_shift(self, delta: int) -> None:
+        self.shift = max(0, self.shift + delta)
+        self.refresh()
 
     def action_first(self) -> None:
         self._go(0)
