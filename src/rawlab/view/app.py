@@ -272,8 +272,8 @@ class ViewerApp(App[None]):
     #title { height: 1; text-style: bold; }
     #head { height: 1; text-style: bold underline; }
     #status { height: 1; }
-    DetailTree { height: 1fr; border-top: solid $primary-darken-2; }
-    HexPane { height: 1fr; border-top: solid $primary-darken-2; }
+    DetailTree { height: 4fr; border-top: solid $primary-darken-2; }
+    HexPane { height: 3fr; border-top: solid $primary-darken-2; }
     #filters { height: 1; }
     #filters Label { padding: 0 1; }
     #filters Input { height: 1; border: none; padding: 0; width: 1fr; }

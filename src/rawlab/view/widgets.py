@@ -46,7 +46,7 @@ class PacketList(ScrollView, can_focus=True):
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {"packet-list--cursor", "packet-list--header"}
     DEFAULT_CSS = """
-    PacketList { height: 2fr; overflow-x: hidden; }
+    PacketList { height: 5fr; overflow-x: hidden; }
     PacketList > .packet-list--cursor { text-style: reverse; }
     PacketList > .packet-list--header { text-style: bold underline; }
     """
@@ -171,7 +171,7 @@ class PacketList(ScrollView, can_focus=True):
 class DetailTree(Tree[TreeRow]):
     """The -v tree of the selected row: the frame, its layers, their fields."""
 
-    DEFAULT_CSS = "DetailTree { height: 1fr; }"
+    DEFAULT_CSS = "DetailTree { height: 4fr; }"
 
     class Picked(Message):
         """A node was highlighted: its bytes (``offset`` None: none of its own)."""
@@ -237,7 +237,7 @@ class HexPane(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"hex-pane--mark"}
     DEFAULT_CSS = """
-    HexPane { height: 1fr; overflow-x: hidden; }
+    HexPane { height: 3fr; overflow-x: hidden; }
     HexPane > .hex-pane--mark { text-style: reverse bold; }
     """
 
