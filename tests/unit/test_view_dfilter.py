@@ -110,7 +110,7 @@ def select(path: Path, expr: str, bpf: str | None = None) -> list[int]:
     frames.start()
     sel = Selection(packet_judge(frames, bpf, DisplayFilter.parse(expr, kind) if expr else None),
                     size=lambda: len(frames), final=lambda: frames.complete, batch=100)
-    sel.run()
+    sel.start().wait()
     assert sel.done and sel.error is None
     return [i + 1 for i in sel.rows]
 

@@ -25,11 +25,9 @@ import click
               help="Start with this display filter (docs/view.md).")
 @click.option("--ring-mb", type=click.IntRange(min=1), default=64, show_default=True,
               help="Live: capture ring size.")
-@click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
-              help="Live: stop capturing after N packets (the view stays open).")
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
-         groups: str | None, display: str | None, ring_mb: int, count: int | None,
+         groups: str | None, display: str | None, ring_mb: int,
          words: tuple[str, ...]) -> None:
     """Explore a pcap/pcapng FILE, a live capture (-i IFACE) or netlink events (--netlink)
     in the terminal: the packet list, the decoded tree and the bytes, linked.
@@ -60,7 +58,7 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
 
         source = PacketSource(frames)
     elif iface:
-        source = _live(iface, netns, expression, ring_mb, count)
+        source = _live(iface, netns, expression, ring_mb)
     else:
         from rawlab.sockets.netlink_monitor import DEFAULT_GROUPS
         from rawlab.view.netlink import NetlinkEvents, NetlinkSource
@@ -84,13 +82,12 @@ def view(file: str | None, iface: str | None, netns: str | None, netlink: bool,
         source.close()
 
 
-def _live(iface: str, netns: str | None, expression: str | None, ring_mb: int,
-          count: int | None) -> Any:
+def _live(iface: str, netns: str | None, expression: str | None, ring_mb: int) -> Any:
     from rawlab.sockets.packet import RingConfig, open_ring
     from rawlab.view.app import PacketSource
     from rawlab.view.frames import LiveFrames
 
     ring = open_ring(iface, bpf=expression, netns=netns, config=RingConfig(ring_mb=ring_mb))
-    frames = LiveFrames(ring, count=count)
+    frames = LiveFrames(ring)
     frames.start()
     return PacketSource(frames, live=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,6 +23,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, Log, OptionList, Static, TabbedContent, TabPane
 
 from rawlab.errors import RawlabError
+from rawlab.present.packet import plural
 from rawlab.view.rows import PacketRows, RowSource
 from rawlab.view.widgets import DetailTree, HexPane, PacketList
 
@@ -139,7 +141,41 @@ class WriteScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class StreamScreen(Screen[None]):
+class JobScreen(Screen[None]):
+    """A screen showing what a background job computes: its progress in the status line
+    until it is done, then :meth:`show` once; the job is stopped when the screen goes."""
+
+    def __init__(self, job: Any) -> None:
+        super().__init__()
+        self.job = job
+        self.shown = False
+
+    def on_mount(self) -> None:
+        self.set_interval(0.2, self.tick)
+
+    def tick(self) -> None:
+        status = self.query_one("#status", Static)
+        if not self.job.done:
+            status.update(self.progress())
+        elif not self.shown:
+            self.shown = True
+            if self.job.error:
+                status.update(f"error: {self.job.error}")
+            else:
+                status.update(self.show())
+
+    def progress(self) -> str:
+        return f"{self.job.progress[0]:,} frames read…"
+
+    def show(self) -> str:
+        """Fill the screen with the job's result; returns the status line."""
+        raise NotImplementedError
+
+    def on_unmount(self) -> None:
+        self.job.stop()
+
+
+class StreamScreen(JobScreen):
     """One connection: its ladder and its followed stream, computed in the background."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "back"),
@@ -147,8 +183,7 @@ class StreamScreen(Screen[None]):
                                              Binding("s", "tab('follow')", "stream")]
 
     def __init__(self, job: Any, title: str) -> None:
-        super().__init__()
-        self.job = job
+        super().__init__(job)
         self.heading = title
 
     def compose(self) -> ComposeResult:
@@ -161,59 +196,32 @@ class StreamScreen(Screen[None]):
         yield Static("", id="status")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.set_interval(0.2, self.tick)
+    def progress(self) -> str:
+        return f"reading frames {self.job.progress[0]:,} of {self.job.last:,}…"
 
-    def tick(self) -> None:
+    def show(self) -> str:
         job = self.job
-        status = self.query_one("#status", Static)
-        if not job.done:
-            status.update(f"reading frames {job.progress[0]:,} of {job.last:,}…")
-            return
-        if job.error:
-            status.update(f"error: {job.error}")
-        else:
-            status.update(f"stream {job.stream}: {len(job.ladder):,} ladder lines; "
-                          "l ladder, s stream, Escape back")
         for wid, lines in (("#ladder-text", job.ladder), ("#follow-text", job.follow)):
             log = self.query_one(wid, Log)
-            if not log.line_count:
-                log.write_lines(lines)
-                log.scroll_home(animate=False)
-        self.job = _Finished(job)
+            log.write_lines(lines)
+            log.scroll_home(animate=False)
+        return (f"stream {job.stream}: {len(job.ladder):,} ladder lines; l ladder, s stream, "
+                "Escape back")
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    def on_unmount(self) -> None:
-        self.job.stop()
 
-
-class _Finished:
-    """A job whose result is shown: the tick has nothing left to do."""
-
-    def __init__(self, job: Any) -> None:
-        self.job = job
-        self.done = False
-        self.progress = [0]
-        self.last = 0
-
-    def stop(self) -> None:
-        pass
-
-
-class ConnectionsScreen(Screen[None]):
+class ConnectionsScreen(JobScreen):
     """The TCP connection table (``rawlab tcp``'s), Enter opens a connection."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,c", "app.pop_screen", "back")]
 
     def __init__(self, source: PacketSource) -> None:
-        super().__init__()
-        self.source = source
         from rawlab.view.connections import ConnectionTable
 
-        self.job = ConnectionTable(source.frames, wait=not source.live).start()
-        self.shown = False
+        super().__init__(ConnectionTable(source.frames, wait=not source.live).start())
+        self.source = source
 
     def compose(self) -> ComposeResult:
         yield Static(f"TCP connections — {self.source.title}", id="title")
@@ -222,29 +230,20 @@ class ConnectionsScreen(Screen[None]):
         yield Static("", id="status")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.set_interval(0.2, self.tick)
+    def progress(self) -> str:
+        return f"analysing: {self.job.progress[0]:,} frames read…"
 
-    def tick(self) -> None:
+    def show(self) -> str:
         job = self.job
-        status = self.query_one("#status", Static)
-        if not job.done:
-            status.update(f"analysing: {job.progress[0]:,} frames read…")
-            return
-        if self.shown:
-            return
-        self.shown = True
-        if job.error:
-            status.update(f"error: {job.error}")
-            return
         lines = job.lines
         self.query_one("#head", Static).update(lines[0] if job.connections else "")
         opts = self.query_one("#conns", OptionList)
-        opts.add_options(lines[1:] if job.connections else lines)
+        opts.add_options(Text(line, no_wrap=True, overflow="ellipsis")
+                         for line in (lines[1:] if job.connections else lines))
         opts.highlighted = 0 if job.connections else None
         opts.focus()
-        status.update(f"{len(job.connections):,} connections; Enter: ladder and stream, "
-                      "Escape back")
+        return (f"{plural(len(job.connections), 'connection')}; Enter: ladder and stream, "
+                "Escape back")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         conns = self.job.connections
@@ -258,9 +257,6 @@ class ConnectionsScreen(Screen[None]):
         self.app.push_screen(StreamScreen(
             job, f"stream {c.stream}: {endpoint(*c.client)} > {endpoint(*c.server)} "
                  f"(frames {c.first_frame}–{c.last_frame})"))
-
-    def on_unmount(self) -> None:
-        self.job.stop()
 
 
 class ViewerApp(App[None]):

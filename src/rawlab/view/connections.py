@@ -10,46 +10,13 @@ present.tcp.FollowSink), each computed in a worker thread.
 from __future__ import annotations
 
 import io
-import threading
 from typing import Any
 
-from rawlab.errors import RawlabError
 from rawlab.view.frames import Frames, follow_records
+from rawlab.view.job import Job
 
 
-class _Job:
-    def __init__(self) -> None:
-        self.done = False
-        self.error: str | None = None
-        self.progress = [0]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Any:
-        self._thread = threading.Thread(target=self._run, name="rawlab-tcp", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        try:
-            self.run()
-        except RawlabError as exc:
-            self.error = exc.message
-        finally:
-            self.done = True
-
-    def run(self) -> None:
-        raise NotImplementedError
-
-
-class ConnectionTable(_Job):
+class ConnectionTable(Job):
     """Every TCP connection of ``frames`` (of a live capture: those captured so far), one
     line each as ``rawlab tcp`` prints them, with the expert flags counted."""
 
@@ -73,7 +40,7 @@ class ConnectionTable(_Job):
         self.lines = out.getvalue().splitlines()
 
 
-class StreamText(_Job):
+class StreamText(Job):
     """One connection's ladder and followed stream, from the frames up to its last one
     (the analyser must see every frame before it to number the streams as tshark does)."""
 

@@ -17,35 +17,37 @@ the selection waits for more rows until ``final()`` says there are no more.
 from __future__ import annotations
 
 import array
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rawlab.errors import RawlabError
 from rawlab.records import Record
 from rawlab.view.dfilter import DisplayFilter
 from rawlab.view.fields import PacketFields, needs_analysis
 from rawlab.view.frames import Frames, interface_name
+from rawlab.view.job import Job
 
 Judge = Callable[[int, int], Sequence[bool]]
 BATCH = 2048
 
 
-class Selection:
+class Selection(Job):
     """The rows a filter keeps, growing as a worker thread judges the source."""
+
+    name = "rawlab-filter"
 
     def __init__(self, judge: Judge, *, size: Callable[[], int],
                  final: Callable[[], bool], batch: int = BATCH) -> None:
+        super().__init__()
         self._judge = judge
         self._size = size
         self._final = final
         self.batch = batch
         self.rows = array.array("I")
-        self.scanned = 0
-        self.done = False
-        self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def scanned(self) -> int:
+        """Rows of the source judged so far."""
+        return self.progress[0]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -53,39 +55,22 @@ class Selection:
     def __getitem__(self, i: int) -> int:
         return self.rows[i]
 
-    def start(self) -> Selection:
-        self._thread = threading.Thread(target=self.run, name="rawlab-filter", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def run(self) -> None:
         add = self.rows.append
         i = 0
-        try:
-            while not self._stop.is_set():
-                final = self._final()  # read before the size: no row can be missed
-                n = self._size()
-                if i >= n:
-                    if final:
-                        break
-                    self._stop.wait(0.05)
-                    continue
-                end = min(n, i + self.batch)
-                for j, keep in enumerate(self._judge(i, end)):
-                    if keep:
-                        add(i + j)
-                i = self.scanned = end
-        except RawlabError as exc:
-            self.error = exc.message
-        finally:
-            self.done = True
+        while not self._stop.is_set():
+            final = self._final()  # read before the size: no row can be missed
+            n = self._size()
+            if i >= n:
+                if final:
+                    break
+                self._stop.wait(0.05)
+                continue
+            end = min(n, i + self.batch)
+            for j, keep in enumerate(self._judge(i, end)):
+                if keep:
+                    add(i + j)
+            i = self.progress[0] = end
 
 
 def packet_judge(frames: Frames, bpf: str | None,
