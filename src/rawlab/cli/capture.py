@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import SNAPLEN_MAX, Seconds, line_style_options, pop_line_style
+from rawlab.cli.options import (
+    SNAPLEN_MAX,
+    Seconds,
+    line_style_options,
+    narrow_filter,
+    pop_line_style,
+    pop_processes,
+    process_options,
+)
 from rawlab.cli.options import snaplen as snaplen_of
 
 
@@ -57,6 +65,7 @@ from rawlab.cli.options import snaplen as snaplen_of
 @click.option("-Q", "direction", type=click.Choice(["in", "out", "inout"]), default="inout",
               show_default=True, help="Which direction to keep (as tcpdump -Q).")
 @click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
+@process_options
 @line_style_options
 @click.argument("expression", nargs=-1)
 def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
@@ -70,9 +79,13 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     writes pcapng and shows a status line on a terminal instead. Ends on -c,
     --duration, Ctrl-C or SIGTERM (exit 0), then prints tcpdump's summary:
     packets captured, received by filter, dropped by kernel.
+
+    --processes names the process at each end of every TCP/UDP flow (`curl[1234]`
+    beside the endpoint); --pid, --comm and --cgroup keep only those processes' flows
+    and count the frames that could not be attributed.
     """
     from rawlab import pipeline
-    from rawlab.pcap.writer import RotatingWriter, RotationDone
+    from rawlab.pcap.writer import RotationDone
     from rawlab.present.packet import sink_for
     from rawlab.sockets.packet import RingConfig, open_ring
 
@@ -95,8 +108,10 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
                                        style=pop_line_style(kw))]
     if kw["buffer_kib"]:
         ring_mb = -(-kw["buffer_kib"] // 1024)
-    ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
-                     config=RingConfig(ring_mb=ring_mb), direction=direction)
+    attribution = pop_processes(kw, netns)
+    cfg = RingConfig(ring_mb=ring_mb)
+    ring = open_ring(iface, bpf=narrow_filter(bpf, attribution), snaplen=snaplen,
+                     promisc=promisc, netns=netns, config=cfg, direction=direction)
     if kw["user"]:
         from rawlab.sockets.creds import drop_to
 
@@ -112,23 +127,36 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
             pipeline.run(feed, sinks, count=count, writer=writer,
-                         interfaces=ring.interface, counts=counts)
+                         interfaces=ring.interface, counts=counts, attribute=attribution)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
         if status:
             sys.stderr.write("\r\033[K")
-        if as_json:
-            from rawlab.present.packet import capture_summary_json
+        _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
 
-            sys.stdout.write(capture_summary_json(st, iface_name, bpf))
-            sys.stdout.flush()
-        if isinstance(writer, RotatingWriter) and writer.files:
-            click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
-        from rawlab.present.packet import capture_summary
 
-        click.echo(capture_summary(st), err=True)
+def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,
+            attribution: Any) -> None:
+    """What ends a capture: the JSON summary, the rotated files, tcpdump's three lines
+    and the attribution's counts."""
+    from rawlab.pcap.writer import RotatingWriter
+    from rawlab.present.packet import capture_summary, capture_summary_json
+    from rawlab.present.processes import summary, summary_json
+
+    if attribution is not None:
+        attribution.lookup.close()
+    if as_json:
+        extra = None if attribution is None else {"processes": summary_json(
+            attribution.counts, attribution.lookup.lookups, attribution.lookup.destroy_groups)}
+        sys.stdout.write(capture_summary_json(st, iface_name, bpf, extra))
+        sys.stdout.flush()
+    if isinstance(writer, RotatingWriter) and writer.files:
+        click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
+    click.echo(capture_summary(st), err=True)
+    if attribution is not None:
+        click.echo(summary(attribution.counts, attribution.match is not None), err=True)
 
 
 def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | None,

@@ -44,6 +44,24 @@ class Seconds(click.ParamType):
         return "SECONDS"
 
 
+class Size(click.ParamType):
+    """A byte count: 1, 4K, 64KiB, 32M (rawlab.sockets.vsockbench.parse_size's forms);
+    a bad one is reported under the option's name as typed (--buffer-size)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from rawlab.sockets.vsockbench import parse_size
+
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 SNAPLEN_MAX = 262144  # libpcap's MAXIMUM_SNAPLEN: what -s 0 means, as in tcpdump
 
 
@@ -114,3 +132,46 @@ def pop_line_style(kw: dict[str, Any]) -> Any:
     return line_style(kw.pop("t_count"), kw.pop("link"), kw.pop("x_count"),
                       kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"),
                       kw.pop("absolute"), kw.pop("quick"), kw.pop("colour"))
+
+
+def process_options(f: Any) -> Any:
+    """``--processes``, ``--pid``, ``--comm``, ``--cgroup``: who sent it (live captures)."""
+    for opt in reversed([
+        click.option("--processes", is_flag=True,
+                     help="Attribute every TCP/UDP flow to the processes at its ends "
+                          "(sock_diag + /proc, no eBPF): shown beside each endpoint, in "
+                          "--json, and as packet comments in -w files."),
+        click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
+                     metavar="PID", help="Keep only the flows of process PID (repeatable; "
+                     "implies --processes)."),
+        click.option("--comm", "comms", multiple=True, metavar="NAME",
+                     help="Keep only the flows of processes named NAME (as in "
+                          "/proc/PID/comm; repeatable; implies --processes)."),
+        click.option("--cgroup", "cgroups", multiple=True, metavar="PATH",
+                     help="Keep only the flows of processes in cgroup PATH or below it "
+                          "(repeatable; implies --processes)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def pop_processes(kw: dict[str, Any], netns: str | None) -> Any:
+    """The Attribution the process options ask for (None without them); its lookup is
+    started here: namespaces found, every existing socket's owner learnt."""
+    pids, comms, cgroups = kw.pop("pids"), kw.pop("comms"), kw.pop("cgroups")
+    if not (kw.pop("processes") or pids or comms or cgroups):
+        return None
+    from rawlab.analysis.processes import Attribution, ProcessMatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    look = OwnerLookup(netns)
+    look.start()
+    return Attribution(look, ProcessMatch(frozenset(pids), frozenset(comms), tuple(cgroups)))
+
+
+def narrow_filter(bpf: str | None, attribution: Any) -> str | None:
+    """With a process filter, the kernel keeps only TCP and UDP (the rest could never be
+    attributed); the processes' own flows are chosen in user space as they appear."""
+    if attribution is None or attribution.match is None:
+        return bpf
+    return f"(tcp or udp) and ({bpf})" if bpf else "tcp or udp"

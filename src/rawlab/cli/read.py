@@ -35,6 +35,13 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     ports, flags, seq/ack, window, length; the checksum verdict only when it is
     not good). A damaged file prints every good packet first, then one line
     naming the file, the byte offset and the problem (exit 5).
+
+    Two paths print the same bytes: the columnar one (whole batches of a file,
+    numpy) for the one-line view and --json of a file without -f/-w (and
+    without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
+    (-v, --stats, filters, -w, stdin),
+    and inside a batch for each packet the columns do not hold (link types
+    other than Ethernet/SLL/raw IP, tunnels, fragments, options, bad checksums).
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
@@ -59,6 +66,13 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
                                "nothing per packet) or write to a file")
     if out:
         refuse_overwrite(out, [file])
+    fast = _batch_sink(sinks, file, expression, out)
+    if fast is not None:
+        from rawlab.decode.columns import open_batches
+
+        with open_batches(file) as src:
+            pipeline.run_batches(src, [fast], count=count, counts=counts)
+        return
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
     source = sys.stdin.buffer if file == "-" else file
     with open_file(source) as cap:
@@ -66,3 +80,23 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
                      interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
                      else None, counts=counts)
+
+
+def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | None) -> Any:
+    """The columnar path's sink for what was asked, or None for the per-packet path: the
+    one-line view (in a style the batches print: present.columns.batch_sink_for) or
+    NDJSON of a file (not a pipe: batches wait for 2 MiB), without a filter or -w."""
+    from rawlab.present import packet
+
+    if file == "-" or expression or out or len(sinks) != 1:
+        return None
+    kind = type(sinks[0])
+    if kind is packet.JsonSink:
+        from rawlab.present.columns import json_sink_for
+
+        return json_sink_for(sys.stdout)
+    if kind is not packet.LineSink:
+        return None
+    from rawlab.present.columns import batch_sink_for
+
+    return batch_sink_for(sys.stdout, sinks[0].style)

@@ -7,8 +7,8 @@ Destination, Protocol, Length, Info, Process.
 Info is the one-line view's own text (rawlab.present.packet.summary, absolute
 sequence numbers: a list read at random has no "previous packet of the stream")
 after the addresses the Source and Destination columns already show, the ports
-kept in front. Process is whatever the record carries about its sender (empty
-when nothing is known).
+kept in front. Process: the processes that own the two ends when the record
+carries them (rawlab.present.processes' labels; empty when nothing is known).
 """
 
 from __future__ import annotations
@@ -81,7 +81,18 @@ def packet_row(frame: int, rec: Record, pkt: Packet, t0_ns: int) -> ListRow:
             info = f"{l4.sport} > {l4.dport} {info}"
     return ListRow(frame, since(rec.ts_ns, t0_ns), src, dst,
                    PROTOCOL_NAMES.get(names[-1], names[-1]), rec.wirelen, info,
-                   process_text(getattr(rec, "process", None)))
+                   owners_text(rec.owners))
+
+
+def owners_text(owners: Any) -> str:
+    """The Process column: the source's and the destination's owner (``curl[812] >
+    nginx[77]``), whichever is known."""
+    if owners is None:
+        return ""
+    from rawlab.present.processes import label
+
+    src, dst = (label(o) for o in owners)
+    return f"{src} > {dst}" if src and dst else src or (f"> {dst}" if dst else "")
 
 
 def widths_for(total: int, *, addr: int = 15, protocol: int = 8,

@@ -24,6 +24,7 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.processes import mark_endpoints, owner_lines, owners_json
 from rawlab.records import (
     PACKET_OUTGOING,
     Direction,
@@ -48,6 +49,28 @@ ICMP6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time excee
                139: "node information query", 140: "node information reply",
                143: "multicast listener report v2", 155: "RPL", 160: "extended echo request",
                161: "extended echo reply"}
+_UNREACH_CODES = ("net unreachable", "host unreachable", "protocol unreachable",
+                  "port unreachable", "fragmentation needed", "source route failed",
+                  "destination network unknown", "destination host unknown",
+                  "source host isolated", "network administratively prohibited",
+                  "host administratively prohibited", "network unreachable for TOS",
+                  "host unreachable for TOS", "communication administratively prohibited",
+                  "host precedence violation", "precedence cutoff in effect")
+ICMP_CODES = {**{(3, c): n for c, n in enumerate(_UNREACH_CODES)},
+              (5, 0): "redirect for network", (5, 1): "redirect for host",
+              (5, 2): "redirect for TOS and network", (5, 3): "redirect for TOS and host",
+              (11, 0): "time to live exceeded in transit",
+              (11, 1): "fragment reassembly time exceeded",
+              (12, 0): "pointer indicates the error", (12, 1): "missing a required option",
+              (12, 2): "bad length"}
+ICMP6_CODES = {(1, 0): "no route to destination",
+               (1, 1): "communication administratively prohibited",
+               (1, 2): "beyond scope of source address", (1, 3): "address unreachable",
+               (1, 4): "port unreachable", (1, 5): "source address failed policy",
+               (1, 6): "reject route to destination", (3, 0): "hop limit exceeded in transit",
+               (3, 1): "fragment reassembly time exceeded",
+               (4, 0): "erroneous header field", (4, 1): "unrecognized next header type",
+               (4, 2): "unrecognized IPv6 option"}
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q",
               0x88A8: "802.1ad", 0x88CC: "LLDP", 0x8847: "MPLS"}
 VSOCK_OPS = {0: "invalid", 1: "request", 2: "response", 3: "rst", 4: "shutdown", 5: "rw",
@@ -82,19 +105,31 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
     return out
 
 
-def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
+def layer_json(view: View, csum: ChecksumStatus | None,
+               prev: View | None = None) -> dict[str, Any]:
+    """One layer's object; `prev` is the layer before it (the IP header a transport
+    header's lengths come from, as tshark's tcp.len)."""
     fmts = _addr_fields(view.name)
     d: dict[str, Any] = {}
     for k, v in view.fields().items():
         d[k] = jsonable(v, fmts.get(k))
+    ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
         d["flags_int"] = t.flags
         d["options"] = [tcp_option_json(o.kind, o.data, o.value()) for o in t.options]
-        d["len"] = len(t.payload)
+        d["len"] = max(ip.l4_length - t.header_len, 0) if ip is not None else len(t.payload)
     elif view.name == "udp":
-        d["len"] = len(view.payload)
+        u: Any = view
+        d["len"] = u.length - 8 if u.length >= 8 else len(view.payload)
+    elif view.name in ("icmp", "icmpv6"):
+        ic: Any = view
+        names = ICMP6_TYPES if view.name == "icmpv6" else ICMP_TYPES
+        d["type_name"] = names.get(ic.type, f"type {ic.type}")
+        code = (ICMP6_CODES if view.name == "icmpv6" else ICMP_CODES).get((ic.type, ic.code))
+        if code is not None:
+            d["code_name"] = code
     if csum is not None:
         d["checksum_status"] = csum.verdict.value
         if csum.verdict is Verdict.BAD and csum.expected is not None:
@@ -116,15 +151,19 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
+    prev = None
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         key = view.name
         if key in out:  # a second layer of one kind (tunnels): key it by position
             key = f"{key}{pkt.names.index(key)}"
-        out[key] = layer_json(view, csum)
+        out[key] = layer_json(view, csum, prev)
+        prev = view
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
         out["malformed"] = True
+    if rec.owners is not None:
+        out["process"] = owners_json(rec.owners)
     return out
 
 
@@ -350,6 +389,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
         else:
             head += f" {interface}"
     body = summary(pkt, rec.wirelen, seqs, st.quick)
+    if rec.owners is not None:  # --processes: who holds each end (present/processes.py)
+        body = mark_endpoints(body, rec.owners)
     if st.link:
         link = link_text(pkt, rec.wirelen)
         if link:
@@ -648,6 +689,9 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
     yield TreeRow(0, f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
                   f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not
                                                  None else ""), 0, rec.caplen)
+    if rec.owners is not None:
+        for text in owner_lines(rec.owners):
+            yield TreeRow(1, text, None, 0)
     base = 0
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
@@ -715,6 +759,11 @@ class LineSink:
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        self._write(self.text(frame, rec, pkt, iface) + "\n")
+
+    def text(self, frame: int, rec: Record, pkt: Packet, iface: Interface | None) -> str:
+        """The line of one packet (without its newline), with this sink's style and
+        sequence-number state (the batch path prints its odd rows with it)."""
         name = None  # as tcpdump: only a LINUX_SLL2 packet (`-i any`) names its interface
         if rec.linktype == LinkType.LINUX_SLL2 and pkt.layers:
             name = iface.name if iface is not None and iface.name not in (None, "any") \
@@ -724,7 +773,7 @@ class LineSink:
             from rawlab.present.colour import paint_line
 
             text = paint_line(text)
-        self._write(text + "\n")
+        return text
 
     def close(self) -> None:
         self._out.flush()
@@ -800,13 +849,15 @@ def capture_summary(st: Any) -> str:
     return text
 
 
-def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+def capture_summary_json(st: Any, interface: str, expression: str | None,
+                         extra: dict[str, Any] | None = None) -> str:
     """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
-    counts, the interface and the filter."""
+    counts, the interface and the filter (and `extra`'s keys)."""
     return json.dumps({"summary": {
         "captured": st.captured, "received": st.received, "dropped": st.dropped,
         "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
-        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
+        "pending": st.pending, "interface": interface, "filter": expression,
+        **(extra or {})}}) + "\n"
 
 
 _IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))
