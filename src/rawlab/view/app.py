@@ -294,6 +294,17 @@ class ViewerApp(App[None]):
         self.message = ""
         self._stop_asked = False
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that mean nothing for this source are neither shown nor run (netlink
+        events have no BPF filter, no TCP connections, nothing written)."""
+        if action == "focus" and parameters == ("bpf",):
+            return bool(self.source.bpf)
+        if action == "connections":
+            return bool(self.source.tcp)
+        if action == "write":
+            return bool(getattr(self.source, "writes", True))
+        return True
+
     def request_stop(self) -> None:
         """Quit soon (safe in a signal handler: it sets a flag the next tick reads)."""
         self._stop_asked = True

@@ -171,6 +171,7 @@ class NetlinkSource:
     bpf = False
     tcp = False
     live = True
+    writes = False
 
     def __init__(self, events: NetlinkEvents) -> None:
         self.events = events
