@@ -197,6 +197,8 @@ def main() -> int:
             th = bench_tshark_head(cap)
         finally:
             subprocess.run([*TMUX, "kill-server"], check=False, capture_output=True)
+            Path(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}",
+                 SOCKET).unlink(missing_ok=True)
 
     def s(v: object) -> str:
         return "timeout" if v is None else f"{v:.2f} s"

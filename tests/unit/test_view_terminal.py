@@ -27,6 +27,15 @@ SOCKET = f"rawlab-test-{os.getpid()}"  # a tmux server of our own: no one else's
 TMUX = ["tmux", "-L", SOCKET]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_server() -> Iterator[None]:
+    """Our tmux server goes at the end, and its socket file with it."""
+    yield
+    subprocess.run([*TMUX, "kill-server"], check=False, capture_output=True)
+    sock = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / SOCKET
+    sock.unlink(missing_ok=True)
+
+
 def pane(name: str) -> str:
     return subprocess.run([*TMUX, "capture-pane", "-p", "-t", name], capture_output=True,
                           text=True, check=True).stdout
