@@ -31,9 +31,11 @@ if [ "$want_test" = 1 ]; then
     # vm tier: qemu + Debian's kernel (has nlmon, vsockmon, vsock_loopback ...),
     # busybox-static for the small initramfs of nested guests; vagrant +
     # vagrant-libvirt to validate the Vagrantfile. Java 17: Spark local mode (the dev extra's
-    # pyspark) runs the README's SQL over a Parquet dataset (tests/unit/test_spark.py).
+    # pyspark) runs the README's SQL over a Parquet dataset (tests/unit/test_spark.py);
+    # tmux runs `rawlab view` in a real terminal (tests), termshark is the viewer it is
+    # benchmarked against (bench/view).
     debs+=(tshark tcpdump tcptrace socat netsniff-ng iputils-ping curl qemu-system-x86 linux-image-amd64
-           busybox-static cpio zstd vagrant vagrant-libvirt openjdk-17-jre-headless)
+           busybox-static cpio zstd vagrant vagrant-libvirt openjdk-17-jre-headless tmux termshark)
 fi
 
 missing=()

@@ -12,7 +12,7 @@ import sys
 
 # (command, sub-command) words of the commands that run until they are stopped
 STOPPABLE = frozenset({("capture",), ("netlink", "monitor"), ("netlink", "capture"),
-                       ("vsock", "capture")})
+                       ("vsock", "capture"), ("view",)})
 
 
 def _words(argv: list[str]) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "vsock": "rawlab.cli.vsock:vsock",
     "raw": "rawlab.cli.raw:raw",
     "lesson": "rawlab.cli.lesson:lesson",
+    "view": "rawlab.cli.view:view",
 }
 
 EX_SOFTWARE = 70  # an unexpected internal error (a bug): sysexits.h EX_SOFTWARE

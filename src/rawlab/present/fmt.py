@@ -110,6 +110,12 @@ def hex_lines(data: bytes | memoryview, *, ascii: bool = True, offset: int = 0) 
     return out
 
 
+def hex_columns(j: int) -> tuple[int, int]:
+    """Where byte ``j`` (0..15) of a :func:`hex_lines` line (``ascii``, its tab left out)
+    is shown: the column of its two hex digits and of its character."""
+    return 9 + (j // 2) * 5 + (j % 2) * 2, 50 + j
+
+
 def ascii_text(data: bytes | memoryview) -> str:
     """tcpdump's -A: printable bytes and line breaks as they are, other bytes as dots."""
     b = bytes(data).replace(b"\r\n", b"\n")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from rawlab.decode.rtnl import (
     HexBytes,
@@ -435,19 +435,48 @@ def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json:
 
 # ---- -v: pyroute2's names beside the byte layout -------------------------------------
 
+class LayoutRow(NamedTuple):
+    """One line of :func:`layout`: its depth (0 the headers, 1.. attributes), pyroute2's
+    name, the value as text, and the bytes it covers: ``offset`` from the message's start,
+    ``size`` bytes (a nested attribute covers its children), of which the text shows the
+    first ``shown`` in hex."""
+
+    depth: int
+    name: str
+    value: str
+    offset: int
+    size: int
+    shown: int
+
+
 def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
     """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex.
 
     Offsets count from the start of the message.
     """
+    rows = layout_rows(data, offset, protocol)
+    if rows is None:
+        return [f"  {len(data) - offset} bytes, too short for a netlink header"]
+    out = []
+    for r in rows:
+        left = f"{'  ' * r.depth}{r.name} = {r.value}"
+        if len(left) > 58:
+            left = left[:55] + "..."
+        raw = data[offset + r.offset:offset + r.offset + r.shown]
+        out.append(f"  {left:<58} | {r.offset:5d}  {raw.hex(' ')}")
+    return out
+
+
+def layout_rows(data: bytes, offset: int, protocol: int = 0) -> list[LayoutRow] | None:
+    """:func:`layout`'s lines as rows (None: too short for a netlink header)."""
     from rawlab.decode.netlink import NlAttr, attr_tree
     from rawlab.decode.rtnl import decode, value_of
     from rawlab.sockets.netlink_wire import NLMSG_ERROR, NLMSG_HDRLEN, messages
 
-    rows: list[tuple[int, str, str, int, bytes]] = []  # depth, name, value, offset, raw
+    rows: list[LayoutRow] = []
     m = next(messages(data, offset, protocol), None)
     if m is None:
-        return [f"  {len(data) - offset} bytes, too short for a netlink header"]
+        return None
     decode(m)
     names = {"len": "nlmsg_len", "type": "nlmsg_type", "flags": "nlmsg_flags",
              "seq": "nlmsg_seq", "pid": "nlmsg_pid"}
@@ -457,7 +486,7 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
             val = f"{val} ({type_name(val, protocol)})"
         elif fname == "flags":
             val = f"{val:#06x} {','.join(flag_names(m.type, val))}"
-        rows.append((0, names[fname], str(val), off, data[offset + off:offset + off + size]))
+        rows.append(LayoutRow(0, names[fname], str(val), off, size, size))
     body = NLMSG_HDRLEN
     body_len = m.end - offset - body
     schema: Schema | None = None
@@ -467,11 +496,10 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
         if t.header_st is not None and t.header_st.size <= body_len:
             vals = t.header_st.unpack_from(data, offset + body)
             for (fname, st, foff), v in zip(t.header_spec, vals, strict=False):
-                at = body + foff
-                rows.append((0, fname, str(v), at, data[offset + at:offset + at + st.size]))
+                rows.append(LayoutRow(0, fname, str(v), body + foff, st.size, st.size))
     elif m.type == NLMSG_ERROR and m.error is not None:
-        rows.append((0, "error", f"{m.error} ({errno.errorcode.get(-m.error, 'ok')})",
-                     body, data[offset + body:offset + body + 4]))
+        rows.append(LayoutRow(0, "error", f"{m.error} ({errno.errorcode.get(-m.error, 'ok')})",
+                              body, 4, 4))
 
     def walk(attrs: tuple[NlAttr, ...], sch: Schema | None, depth: int) -> None:
         for a in attrs:
@@ -480,22 +508,18 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
             short = sch.pyroute2_name(name) if (sch and spec) else str(a.type)
             if spec is not None and spec.kind == 7 and a.children is None:  # K_NEST
                 a.nested()
+            at = a.offset - offset
+            have = max(min(a.length, len(data) - a.offset), 0)
             if a.children is not None:
                 sub = spec.schema() if (spec is not None and spec.kind == 7) else None
-                rows.append((depth, f"{name} ({short})", f"nested, {len(a.children)} attrs",
-                             a.offset - offset, data[a.offset:a.offset + 4]))
+                rows.append(LayoutRow(depth, f"{name} ({short})",
+                                      f"nested, {len(a.children)} attrs", at, have, 4))
                 walk(a.children, sub, depth + 1)
                 continue
             v = value_of(spec, a.data, m.family or 0) if spec else Unknown(a.type, a.data)
             flag = " TRUNCATED" if a.truncated else " MALFORMED" if a.malformed else ""
-            rows.append((depth, f"{name} ({short})", f"{jsonable(v)}{flag}", a.offset - offset,
-                         data[a.offset:a.offset + min(a.length, 4 + 16)]))
+            rows.append(LayoutRow(depth, f"{name} ({short})", f"{jsonable(v)}{flag}", at, have,
+                                  min(a.length, 4 + 16)))
 
     walk(attr_tree(m), schema, 1)
-    out = []
-    for depth, name, val, off, raw in rows:
-        left = f"{'  ' * depth}{name} = {val}"
-        if len(left) > 58:
-            left = left[:55] + "..."
-        out.append(f"  {left:<58} | {off:5d}  {raw.hex(' ')}")
-    return out
+    return rows

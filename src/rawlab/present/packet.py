@@ -2,6 +2,7 @@
 with byte offsets, and the NDJSON object of docs/json.md ("packet").
 
     line(frame, rec, pkt, "eth0") / tree(...) / packet_json(...)   # one packet
+    tree_rows(...)                                  # the tree's lines with their bytes
     LineSink(out), TreeSink(out), JsonSink(out)     # the same as outputs of pipeline.run
 
 Decoders hand over ints and bytes; this module is where they become text.
@@ -15,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from rawlab.decode.checksum import ChecksumStatus, Verdict
 from rawlab.decode.dispatch import Packet
@@ -666,18 +667,37 @@ def vsock_summary(vs: Any) -> str:
 
 # ---- the -v tree ----------------------------------------------------------------
 
+class TreeRow(NamedTuple):
+    """One line of the -v tree with the bytes it describes: ``depth`` 0 the frame, 1 a
+    layer (or the payload), 2 a field; ``offset``/``size`` in the frame (``offset`` None
+    for a value with no bytes of its own: derived, or a checksum's verdict)."""
+
+    depth: int
+    text: str
+    offset: int | None
+    size: int
+
+
 def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> Iterable[str]:
     """Every field of every layer, with its byte offset in the frame."""
-    yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
-           f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
-                                          else ""))
+    return (row.text for row in tree_rows(frame, rec, pkt, interface))
+
+
+def tree_rows(frame: int, rec: Record, pkt: Packet,
+              interface: str | int | None) -> Iterable[TreeRow]:
+    """:func:`tree`'s lines with the bytes each describes (for a viewer's hex pane)."""
+    yield TreeRow(0, f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
+                  f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not
+                                                 None else ""), 0, rec.caplen)
     if rec.owners is not None:
-        yield from owner_lines(rec.owners)
+        for text in owner_lines(rec.owners):
+            yield TreeRow(1, text, None, 0)
     base = 0
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
                                         (" [malformed]", view.malformed)) if on)
-        yield f"  {view.name} @{base}, header {view.header_len} bytes{marks}"
+        yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}", base,
+                      view.header_len)
         fmts = _addr_fields(view.name)
         fields = view.fields()
         fixed = {f[0] for f in view.FIELDS}
@@ -686,28 +706,31 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             shown = jsonable(val, fmts.get(name))
             if isinstance(val, int) and not isinstance(val, bool) and size <= 4:
                 shown = f"{val} (0x{val:0{size * 2}x})"
-            yield f"    {base + off:5d}  {name:<14} {shown}"
+            yield TreeRow(2, f"    {base + off:5d}  {name:<14} {shown}", base + off, size)
         for name, val in fields.items():  # derived fields (options, tags, ext headers)
             if name in fixed or (view.name == "tcp" and name == "options"):
                 continue
-            yield f"           {name:<14} {jsonable(val, fmts.get(name))}"
+            yield TreeRow(2, f"           {name:<14} {jsonable(val, fmts.get(name))}", None, 0)
         if view.name == "tcp":
             t: Any = view
-            yield f"           {'flags':<14} {flag_letters(t.flags)} [{tcpdump_flags(t.flags)}]"
+            yield TreeRow(2, f"           {'flags':<14} {flag_letters(t.flags)} "
+                          f"[{tcpdump_flags(t.flags)}]", None, 0)
             for o in t.options:
                 try:
                     text = _td_option(o.kind, bytes(o.data), 0)
                 except ValueError:
                     text = f"{_TD_OPT.get(o.kind, f'unknown-{o.kind}')} [bad: 0x{o.data.hex()}]"
-                yield f"    {base + o.offset:5d}  option {text}"
+                yield TreeRow(2, f"    {base + o.offset:5d}  option {text}", base + o.offset,
+                              1 if o.kind in (0, 1) else 2 + len(o.data))
         if csum is not None:
             exp = f", expected 0x{csum.expected:04x}" if csum.expected is not None else ""
-            yield f"           {'checksum':<14} {csum.verdict.value}{exp}"
+            yield TreeRow(2, f"           {'checksum':<14} {csum.verdict.value}{exp}", None, 0)
         base += view.header_len
     payload = pkt.payload
     if payload is not None and len(payload):
-        yield f"  payload @{base}: {len(payload)} bytes: {bytes(payload[:32]).hex()}" + (
-            "…" if len(payload) > 32 else "")
+        yield TreeRow(1, f"  payload @{base}: {len(payload)} bytes: "
+                      f"{bytes(payload[:32]).hex()}" + ("…" if len(payload) > 32 else ""), base,
+                      len(payload))
 
 
 @functools.lru_cache(maxsize=256)
