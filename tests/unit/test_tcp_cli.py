@@ -20,11 +20,27 @@ def run(*args: str) -> Any:
 
 
 def test_table() -> None:
-    r = run(str(CAP / "tcp-loss.pcap"))
+    """The exact analyser's table (Wireshark's counts) is --exact since the columnar
+    summary became the default table of a file."""
+    r = run(str(CAP / "tcp-loss.pcap"), "--exact")
     assert r.exit_code == 0, r.output
     head, row = r.output.splitlines()[:2]
     assert "state" in head and "history" in head
     assert " SF " in row and "10.77.0.1:" in row and "fast_retransmission=3" in row
+
+
+def test_table_from_columns() -> None:
+    """The default table of a file: the columnar summary, tcptrace's retransmissions
+    (7: Wireshark's 5 plus its 2 out-of-order) and counts; the same columns."""
+    r = run(str(CAP / "tcp-loss.pcap"))
+    assert r.exit_code == 0, r.output
+    head, row = r.output.splitlines()[:2]
+    assert head == run(str(CAP / "tcp-loss.pcap"), "--exact").output.splitlines()[0]
+    assert row.split() == ["0", "10.77.0.1:51216", "10.77.0.2:5001", "SF", "ShADaTwFf",
+                           "0.047", "400.5", "KiB", "0", "B", "7/0", "FSPA/FSA",
+                           "sack=97,zero_window=1"]
+    assert run(str(CAP / "tcp-loss.pcap"), "-c", "3").output.splitlines()[1].split()[3:5] == [
+        "S1", "ShA"]
 
 
 def test_json_records() -> None:

@@ -9,6 +9,11 @@ import click
 
 from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_options
 
+# batches of the columnar summary: bigger than read's (numpy's per-call cost over more
+# rows; the table prints at the end anyway), within the memory bound (bench/tcp README)
+SUMMARY_ROWS = 32768
+SUMMARY_CHUNK = 4 << 20
+
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True,
@@ -34,21 +39,27 @@ from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_op
               help="Write a time-sequence graph of the stream (--stream, else the biggest) "
               "to PNG (needs the `plot` extra).")
 @click.option("--ladder", is_flag=True, help="A sequence diagram: one arrow per segment.")
+@click.option("--exact", is_flag=True, help="The table from the exact analyser (Wireshark's "
+              "rules, as --json) instead of the columnar summary (tcptrace's figures).")
 @process_options
 def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
         count: int | None, duration: float | None, ring_mb: int, as_json: bool,
         stream: int | None, follow: int | None, plot: str | None, ladder: bool,
-        **kw: Any) -> None:
+        exact: bool, **kw: Any) -> None:
     """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
     on an interface (-i).
 
     Default: one line per connection — endpoints, Zeek-style state and history,
-    initial RTT, payload bytes each way, retransmissions, TCP flags seen and the
-    expert flags counted (Wireshark's names: retransmission, duplicate_ack,
-    out_of_order, zero_window ...). Sequence analysis follows Wireshark 4.0's
-    rules, frame for frame. Live, events print as they happen (a handshake
-    completing, a retransmission, a connection ending), gaps the kernel's own
-    capture drops explain are marked `capture loss`, and the table follows on exit.
+    initial RTT, payload bytes each way, retransmissions, TCP flags seen and what
+    was counted. For a file it comes from the columnar summary (whole batches,
+    numpy): rtx and the counts (out_of_order, zero_window_probe, zero_window, sack,
+    dsack) are tcptrace's (`tcptrace -l`). --exact, --json, --ladder, --follow,
+    --plot, --stream and live use the exact analyser: Wireshark 4.0's sequence
+    analysis frame for frame, its expert flags counted (retransmission,
+    duplicate_ack, out_of_order, zero_window ...). Live, events print as they happen
+    (a handshake completing, a retransmission, a connection ending), gaps the
+    kernel's own capture drops explain are marked `capture loss`, and the table
+    follows on exit.
 
     Live, --processes adds the process at each end (client process, server process
     columns; the ladder's heads; `process` in --json connection records); --pid,
@@ -64,6 +75,15 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         raise click.UsageError("give a FILE or -i IFACE (one of them)")
     if iface is None and any(kw.values()):
         raise click.UsageError("--processes, --pid, --comm and --cgroup need -i (live)")
+    if iface is None and not (as_json or follow is not None or ladder or plot or exact
+                              or stream is not None):
+        from rawlab.decode.columns import open_batches
+        from rawlab.present.tcp import SummarySink
+
+        with open_batches(sys.stdin.buffer if file == "-" else file, rows=SUMMARY_ROWS,
+                          chunk=SUMMARY_CHUNK) as src:
+            pipeline.run_batches(src, [SummarySink(sys.stdout)], count=count)
+        return
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
     analyzer = TcpAnalyzer()
     if iface is None:

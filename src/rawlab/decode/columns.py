@@ -797,7 +797,9 @@ def _layout(codes: list[int]) -> tuple[tuple[int, int, int], ...]:
 def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The sums (not folded) of the big-endian 16-bit words of buf[start:end) for each row
     (an odd length padded with zero), as uint64: ``np.add.reduceat`` over the buffer read
-    as words, once from an even and once from an odd byte. `start` must not decrease."""
+    as words, once from an even and once from an odd byte (reduceat reads everything
+    between the first and the last row: when the rows want less than a quarter of it, the
+    words are gathered first). `start` must not decrease."""
     out = np.zeros(len(start), np.uint64)
     if not len(start):
         return out
@@ -809,6 +811,18 @@ def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
             continue
         words = np.frombuffer(raw, ">u2", count=(len(raw) - parity) // 2, offset=parity)
         first = start[sel] // 2
+        lens = nw[sel]
+        total = int(lens.sum())
+        if total * 4 < len(words):  # few words wanted (cut captures): gather just those
+            got = np.zeros(len(sel), np.uint64)
+            some = np.nonzero(lens)[0]
+            if len(some):
+                ln = lens[some]
+                at = np.cumsum(ln) - ln
+                pos = np.repeat(first[some] - at, ln) + np.arange(int(ln.sum()))
+                got[some] = np.add.reduceat(words[pos], at, dtype=np.uint64)
+            out[sel] = got
+            continue
         idx = np.empty(2 * len(sel), np.int64)
         idx[0::2] = first
         idx[1::2] = np.minimum(first + nw[sel], len(words) - 1)
@@ -820,7 +834,8 @@ def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return out
 
 
-CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED = 0, 1, 2  # the ``l4_csum`` column (others leave)
+# the ``l4_csum`` column: a row with a bad one leaves the fast path (status CHECKSUM)
+CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD = 0, 1, 2, 3
 
 
 def _checksums(x: _Frames) -> None:
@@ -865,4 +880,4 @@ def _checksums(x: _Frames) -> None:
     st = status[r]
     st[~unverified & ~good & (st == FAST)] = CHECKSUM
     status[r] = st
-    verdict[r] = np.where(unverified, CSUM_UNVERIFIED, CSUM_GOOD)
+    verdict[r] = np.where(unverified, CSUM_UNVERIFIED, np.where(good, CSUM_GOOD, CSUM_BAD))

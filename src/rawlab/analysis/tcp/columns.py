@@ -167,6 +167,10 @@ class ConnSummary:
         self._fill = {k: (_NEG if k in ("M", "Mall", "first", "first_end", "maxack") else
                           -1 if k == "synseq" else 0) for k in self.g}
         self.holes: dict[int, list[list[int]]] = {}
+        # (stream, direction, owners) of records that name the processes at their ends
+        # (pcapng written with ``capture --processes``), for the table's process columns
+        self.owners: list[tuple[int, int, Any]] = []
+        self._owned: list[tuple[int, Any]] = []  # (frame, owners) of this batch
         self.counts: dict[tuple[int, int], int] = {}  # (group, letter) -> occurrences
         self.events: list[np.ndarray] = []  # history letters: (conn, frame, slot, char)
         # not yet acknowledged pieces (g, first, end, t_us, frame) and recent transmissions
@@ -179,7 +183,10 @@ class ConnSummary:
         """The TCP rows of a batch's first n rows as arrays, in file order."""
         c = batch.cols
         st = c["status"][:n]
-        easy = (st == C.FAST) | (st == C.APPLICATION)
+        csum = c["l4_csum"][:n]
+        # a bad TCP checksum keeps the row's fields good (a bad IPv4 header one is read
+        # per packet: its TCP checksum was not checked)
+        easy = (st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum == C.CSUM_BAD))
         take = np.nonzero(easy & (c["l4"][:n] == C.L4_TCP))[0]
         odd = np.nonzero(~easy)[0]
         r: dict[str, np.ndarray] = {
@@ -192,7 +199,7 @@ class ConnSummary:
             "flags": c["tcp_flags"][take].astype(np.int64),
             "win": c["tcp_window"][take].astype(np.int64),
             "plen": c["payload_length"][take].astype(np.int64),
-            "bad": np.zeros(len(take), np.int64)}
+            "bad": (csum[take] == C.CSUM_BAD).astype(np.int64)}
         r.update(_options(batch, take))
         if len(odd):
             extra = self._odd(batch, odd)
@@ -213,6 +220,8 @@ class ConnSummary:
             got = self._fields(rec.data, rec.linktype, rec.csum_status)
             if got is None:
                 continue
+            if getattr(rec, "owners", None) is not None:
+                self._owned.append((int(frames[i]), rec.owners))
             src, dst, hdr, l4, opts, csum = got
             sport, dport, seq, ack, off, win = hdr
             v6 = len(src) == 16
@@ -300,72 +309,85 @@ class ConnSummary:
             return
         cid, d = self._connections(r)
         self._size()
-        g = cid * 2 + d
+        if self._owned:
+            at = {f: k for k, f in enumerate(r["frame"].tolist())}
+            self.owners += [(int(cid[at[f]]), int(d[at[f]]), o) for f, o in self._owned]
+            self._owned = []
         flags = r["flags"]
-        syn, fin, rst, ack = ((flags & b) != 0 for b in (_SYN, _FIN, _RST, _ACK))
-        ts_us = r["ts"] // 1000
+        r.update(cid=cid, d=d, g=cid * 2 + d, ts_us=r["ts"] // 1000)
+        for name, bit in (("syn", _SYN), ("fin", _FIN), ("rst", _RST), ("is_ack", _ACK)):
+            r[name] = (flags & bit) != 0
         # connection order: windows, probes and Wireshark's iRTT need the other direction
-        pc = np.lexsort((r["frame"], cid))
-        eff, probe = self._windows(r, cid, d, g, pc, syn, ack, rst)
-        self._irtt(r, cid, pc, syn, ack)
+        r["pc"] = np.lexsort((r["frame"], cid))
+        r["eff"], r["probe"] = self._windows(r)
+        self._irtt(r)
         # direction order: sequence space
-        pg = np.lexsort((r["frame"], g))
-        G = self.g
+        self._sequence(r)
+        self._count(r)
+        self._rtt(r)
+        self._history(r)
+
+    def _sequence(self, r: dict[str, np.ndarray]) -> None:
+        """Sequence numbers unwrapped; per row its range, whether it is recorded (takes
+        sequence space, not a probe), what of it was seen before."""
+        g = r["g"]
+        r["pg"] = pg = np.lexsort((r["frame"], g))
         gs = g[pg]
-        start = _starts(gs)
+        r["start"] = start = _starts(gs)
         s = np.empty(len(g), np.int64)
         s[pg] = self._unwrap(r["seq"][pg], gs, start)
-        length = r["plen"] + syn + fin
-        e = s + length
-        rec = (length > 0) & ~probe
-        ovl, ooo, gap, mprev, fill = self._overlaps(s, e, rec, g, pg, start, rst)
-        # counters
+        length = r["plen"] + r["syn"] + r["fin"]
+        r["s"], r["e"] = s, s + length
+        r["rec"] = (length > 0) & ~r["probe"]
+        r["ovl"], r["ooo"], r["gap"], r["mprev"], r["fill"] = self._overlaps(r)
+
+    def _count(self, r: dict[str, np.ndarray]) -> None:
+        """The per-direction counters of the batch's rows."""
+        G = self.g
+        g, pg, start = r["g"], r["pg"], r["start"]
+        gs = g[pg]
+        syn, fin, rst, ack, eff = r["syn"], r["fin"], r["rst"], r["is_ack"], r["eff"]
         syn_asof = np.empty(len(g), np.int64)
         syn_asof[pg] = _seg_cumsum(syn[pg].astype(np.int64), start) + G["syn"][gs]
         fin_asof = np.empty(len(g), np.int64)
         fin_asof[pg] = _seg_cumsum(fin[pg].astype(np.int64), start) + G["fin"][gs]
+        ovl = r["ovl"]
         rcnt = ovl - (syn & (syn_asof > 1)) - (fin & (fin_asof > 1))
         data = r["plen"]
-        uniq = np.where(rec & (rcnt < data), data - rcnt, 0)
+        uniq = np.where(r["rec"] & (rcnt < data), data - rcnt, 0)
         sackn = r["sackn"]
         ackrow = ack & ~rst
         dsack = ackrow & (sackn > 0) & _dsack(r)
         m = 2 * self.n
-
-        def total(w: Any) -> np.ndarray:
-            return np.bincount(g, weights=np.asarray(w, np.float64), minlength=m).astype(np.int64)
-
-        one = np.ones(len(g))
-        for name, w in (("packets", one), ("data_pkts", data > 0), ("data_bytes", data),
-                        ("unique_bytes", uniq), ("rexmit_pkts", ovl > 0), ("rexmit_bytes", ovl),
-                        ("ooo_pkts", ooo), ("zwnd_probes", probe), ("ack_pkts", ack),
+        for name, w in (("packets", np.ones(len(g))), ("data_pkts", data > 0),
+                        ("data_bytes", data), ("unique_bytes", uniq), ("rexmit_pkts", ovl > 0),
+                        ("rexmit_bytes", ovl), ("ooo_pkts", r["ooo"]),
+                        ("zwnd_probes", r["probe"]), ("ack_pkts", ack),
                         ("pure_acks", ackrow & (data == 0) & ~syn & ~fin),
                         ("syn", syn), ("fin", fin), ("rst", rst),
                         ("sack_pkts", ackrow & (sackn > 0)), ("dsack_pkts", dsack),
                         ("win_zero", ackrow & (eff == 0)), ("bad_checksums", r["bad"]),
-                        ("gaps", gap), ("syn_pure", syn & ~ack), ("synack", syn & ack)):
-            G[name][:m] += total(w)
+                        ("gaps", r["gap"]), ("syn_pure", syn & ~ack), ("synack", syn & ack)):
+            G[name][:m] += np.bincount(g, weights=np.asarray(w, np.float64),
+                                       minlength=m).astype(np.int64)
         winrow = (ack | syn) & ~rst
         np.maximum.at(G["win_max"], g[winrow], eff[winrow])
         nz = winrow & (eff > 0)
-        wmin = G["win_min"]
-        cur = np.where(wmin > 0, wmin, 1 << 62)
+        cur = np.where(G["win_min"] > 0, G["win_min"], 1 << 62)
         np.minimum.at(cur, g[nz], eff[nz])
         G["win_min"] = np.where(cur == 1 << 62, 0, cur)
         np.maximum.at(G["max_sack"], g[ackrow], sackn[ackrow])
-        np.bitwise_or.at(G["flags"], g, flags)
-        np.maximum.at(self.last_frame, cid, r["frame"])
-        np.maximum.at(self.last_ts, cid, r["ts"])
-        self._rtt(r, g, pg, start, s, e, mprev, rec, fill, ack, syn, ts_us, syn_asof)
-        self._history(r, cid, d, g, pg, start, syn, fin, rst, ack, ovl, gap)
+        np.bitwise_or.at(G["flags"], g, r["flags"])
+        np.maximum.at(self.last_frame, r["cid"], r["frame"])
+        np.maximum.at(self.last_ts, r["cid"], r["ts"])
 
-    def _windows(self, r: dict[str, np.ndarray], cid: np.ndarray, d: np.ndarray,
-                 g: np.ndarray, pc: np.ndarray, syn: np.ndarray, ack: np.ndarray,
-                 rst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(self, r: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Each row's effective window (scaled once both sides asked, never in a SYN) and
         whether it is a zero-window probe (the other side's last window was 0)."""
         G = self.g
-        cs, ds, gs = cid[pc], d[pc], g[pc]
+        pc = r["pc"]
+        syn, ack, rst = r["syn"], r["is_ack"], r["rst"]
+        cs, ds, gs = r["cid"][pc], r["d"][pc], r["g"][pc]
         start = _starts(cs)
         n = len(cs)
         ws = r["ws"][pc]
@@ -421,10 +443,10 @@ class ConnSummary:
         out_probe[pc] = probe
         return out_eff, out_probe
 
-    def _irtt(self, r: dict[str, np.ndarray], cid: np.ndarray, pc: np.ndarray,
-              syn: np.ndarray, ack: np.ndarray) -> None:
+    def _irtt(self, r: dict[str, np.ndarray]) -> None:
         """Wireshark's initial RTT: the most recent pure SYN to the first ACK without SYN."""
-        cs = cid[pc]
+        pc, syn, ack = r["pc"], r["syn"], r["is_ack"]
+        cs = r["cid"][pc]
         start = _starts(cs)
         ts = r["ts"][pc]
         pure = (syn & ~ack)[pc]
@@ -461,15 +483,15 @@ class ConnSummary:
         G["last_unw"][fg] = unw[last]
         return unw
 
-    def _overlaps(self, s: np.ndarray, e: np.ndarray, rec: np.ndarray, g: np.ndarray,
-                  pg: np.ndarray, start: np.ndarray, rst: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _overlaps(self, r: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """Per row: bytes seen before (tcptrace's retransmitted bytes), out of order, a
         gap before it (past everything seen), the highest end before it, and whether it
         filled a hole."""
         G = self.g
+        g, pg, start, rst = r["g"], r["pg"], r["start"], r["rst"]
         n = len(g)
         gs = g[pg]
-        ss, es, rs = s[pg], e[pg], rec[pg]
+        ss, es, rs = r["s"][pg], r["e"][pg], r["rec"][pg]
         ends = np.where(rs, es, _NEG)
         mx = np.maximum(_seg_cummax(ends, start), G["M"][gs])
         mprev = _exclusive(mx, start, G["M"][gs])
@@ -515,13 +537,10 @@ class ConnSummary:
             o[pg] = v
         return tuple(out)
 
-    def _rtt(self, r: dict[str, np.ndarray], g: np.ndarray, pg: np.ndarray, start: np.ndarray,
-             s: np.ndarray, e: np.ndarray, mprev: np.ndarray, rec: np.ndarray,
-             fill: np.ndarray, ack: np.ndarray, syn: np.ndarray, ts_us: np.ndarray,
-             syn_asof: np.ndarray) -> None:
+    def _rtt(self, r: dict[str, np.ndarray]) -> None:
         """tcptrace's RTT samples: ACKs matched to the segment ending where they point."""
-        G = self.g
-        frame = r["frame"]
+        frame, g, s, e, mprev = r["frame"], r["g"], r["s"], r["e"], r["mprev"]
+        rec, fill, ack, ts_us = r["rec"], r["fill"], r["is_ack"], r["ts_us"]
         new = rec & ((e > mprev) | fill)
         pfirst = np.where(fill | (mprev == _NEG), s, np.maximum(s, mprev))
         pieces = np.concatenate([self.pending, np.stack(
@@ -534,8 +553,61 @@ class ConnSummary:
         tg = g[ai] ^ 1
         po = np.lexsort((frame[ai], tg))
         ai, tg = ai[po], tg[po]
+        aunw, aprev = self._acks(r["ack"][ai], tg) if len(ai) else (ai, ai)
+        if len(ai) and len(pieces):
+            pieces = pieces[np.lexsort((pieces[:, 2], pieces[:, 0]))]
+            xm = xm[np.lexsort((xm[:, 3], xm[:, 0]))]
+            hit, pc = _match(pieces, xm, tg, aunw, aprev, frame[ai])
+            samp = np.nonzero(hit)[0]
+            if len(samp):
+                self._samples(tg[samp], ts_us[ai[samp]] - pc[samp, 3], pc[samp, 1] == 0)
+        self._keep(pieces, xm)
+
+    def _samples(self, tgt: np.ndarray, rtt: np.ndarray, of_syn: np.ndarray) -> None:
+        """Add RTT samples (µs) of the directions `tgt`; `of_syn`: the sample is the SYN's."""
+        G = self.g
+        m = 2 * self.n
+        G["rtt_samples"][:m] += np.bincount(tgt, minlength=m)
+        G["rtt_sum"][:m] += np.bincount(tgt, weights=rtt.astype(np.float64),
+                                        minlength=m).astype(np.int64)
+        np.maximum.at(G["rtt_max"], tgt, rtt)
+        cur = np.where(G["rtt_min"] > 0, G["rtt_min"], 1 << 62)
+        pos = rtt > 0  # tcptrace replaces a minimum of 0 by the next sample
+        np.minimum.at(cur, tgt[pos], rtt[pos])
+        G["rtt_min"] = np.where(cur == 1 << 62, 0, cur)
+        # the SYN's (SYN-ACK's) sample, when it was sent once
+        for k in np.nonzero(of_syn)[0].tolist():
+            gi = int(tgt[k])
+            if G["syn"][gi] == 1 and G["synseq"][gi] == -1:
+                G["rtt_3whs"][gi] = rtt[k]
+                G["synseq"][gi] = 1
+
+    def _keep(self, pieces: np.ndarray, xm: np.ndarray) -> None:
+        """What stays for the next batch: the pieces no ACK has reached yet (the newest
+        MAX_PENDING of a direction), and the transmissions after the oldest of them."""
+        G = self.g
+        if len(pieces):
+            pieces = pieces[pieces[:, 1] >= G["maxack"][pieces[:, 0]]]
+        if len(pieces):
+            pieces = pieces[np.lexsort((pieces[:, 4], pieces[:, 0]))]
+            gs = pieces[:, 0]
+            rank = np.arange(len(gs)) - np.maximum.accumulate(
+                np.where(_starts(gs), np.arange(len(gs)), 0))
+            pieces = pieces[np.bincount(gs)[gs] - rank <= MAX_PENDING]
+        self.pending = pieces
+        if len(xm) and len(pieces):
+            oldest = np.full(2 * self.n, np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(oldest, pieces[:, 0], pieces[:, 4])
+            xm = xm[xm[:, 3] > oldest[xm[:, 0]]]
+        else:
+            xm = xm[:0]
+        self.xmits = xm
+
+    def _acks(self, araw: np.ndarray, tg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ACK numbers (sorted by the direction they acknowledge, then file order)
+        unwrapped in that direction's sequence space, and the highest one before each."""
+        G = self.g
         astart = _starts(tg)
-        araw = r["ack"][ai]
         prev = np.empty_like(araw)
         prev[1:] = araw[:-1]
         fst = np.nonzero(astart)[0]
@@ -553,100 +625,27 @@ class ConnSummary:
             G["has_base"][fg[nob]] = 1
         dd = ((araw - prev + _HALF) & (_W - 1)) - _HALF
         cs = np.cumsum(dd)
-        counts = np.diff(np.r_[fst, len(ai)])
+        counts = np.diff(np.r_[fst, len(araw)])
         aunw = cs - np.repeat(cs[fst] - dd[fst], counts) + np.repeat(base0, counts)
         amax = np.maximum(_seg_cummax(aunw, astart), G["maxack"][tg])
         aprev = _exclusive(amax, astart, G["maxack"][tg])
-        la = np.r_[fst[1:], len(ai)] - 1
+        la = np.r_[fst[1:], len(araw)] - 1
         G["ack_raw"][fg] = araw[la]
         G["ack_unw"][fg] = aunw[la]
         G["ack_has"][fg] = 1
         G["maxack"][fg] = amax[la]
-        if len(ai) and len(pieces):
-            sh = np.int64(1) << 41
-            po = np.lexsort((pieces[:, 2], pieces[:, 0]))
-            pieces = pieces[po]
-            pk = pieces[:, 0] * (sh << 1) + pieces[:, 2] + sh
-            want = tg * (sh << 1) + aunw + sh
-            j = np.searchsorted(pk, want)
-            j = np.minimum(j, len(pk) - 1)
-            hit = pk[j] == want
-            pc = pieces[j]
-            af = frame[ai]
-            hit &= (pc[:, 4] < af) & (aprev <= pc[:, 1])
-            if len(xm) and hit.any():
-                xo = np.lexsort((xm[:, 3], xm[:, 0]))
-                xm = xm[xo]
-                xk = xm[:, 0] * (sh << 1) + xm[:, 3]
-                xt = xm[:, 0] * (sh << 1) + xm[:, 2]
-                lo = np.maximum(np.searchsorted(xk, pc[:, 0] * (sh << 1) + pc[:, 4], "right"),
-                                np.searchsorted(xt, pc[:, 0] * (sh << 1) + pc[:, 3], "right"))
-                hi = np.searchsorted(xk, tg * (sh << 1) + af, "left")
-                nonempty = hit & (lo < hi)
-                if nonempty.any():
-                    ii = np.nonzero(nonempty)[0]
-                    idx = np.empty(2 * len(ii), np.int64)
-                    idx[0::2] = lo[ii]
-                    idx[1::2] = np.minimum(hi[ii], len(xm) - 1)
-                    mins = np.minimum.reduceat(xm[:, 1], idx)[0::2]
-                    # reduceat of [lo, len-1) misses the last row when hi == len: add it
-                    tail = hi[ii] == len(xm)
-                    mins[tail] = np.minimum(mins[tail], xm[-1, 1])
-                    hit[ii[mins < pc[ii, 2]]] = False
-            samp = np.nonzero(hit)[0]
-            if len(samp):
-                tgt = tg[samp]
-                rtt = ts_us[ai[samp]] - pc[samp, 3]
-                m = 2 * self.n
-                G["rtt_samples"][:m] += np.bincount(tgt, minlength=m)
-                G["rtt_sum"][:m] += np.bincount(tgt, weights=rtt.astype(np.float64),
-                                                minlength=m).astype(np.int64)
-                np.maximum.at(G["rtt_max"], tgt, rtt)
-                cur = np.where(G["rtt_min"] > 0, G["rtt_min"], 1 << 62)
-                pos = rtt > 0
-                np.minimum.at(cur, tgt[pos], rtt[pos])
-                G["rtt_min"] = np.where(cur == 1 << 62, 0, cur)
-                # the SYN's (SYN-ACK's) sample, when it was sent once
-                synp = G["synseq"]
-                is_syn = pc[samp, 1] == 0
-                for k in np.nonzero(is_syn)[0].tolist():
-                    gi = int(tgt[k])
-                    if G["syn"][gi] == 1 and synp[gi] == -1:
-                        G["rtt_3whs"][gi] = rtt[k]
-                        synp[gi] = 1
-        # what stays: pieces not acknowledged (no ACK past their start yet), newest kept
-        if len(pieces):
-            keep = pieces[:, 1] >= G["maxack"][pieces[:, 0]]
-            pieces = pieces[keep]
-            if len(pieces):
-                po = np.lexsort((pieces[:, 4], pieces[:, 0]))
-                pieces = pieces[po]
-                gs_ = pieces[:, 0]
-                st_ = _starts(gs_)
-                rank = np.arange(len(gs_)) - np.maximum.accumulate(
-                    np.where(st_, np.arange(len(gs_)), 0))
-                cnt = np.bincount(gs_)[gs_]
-                pieces = pieces[cnt - rank <= MAX_PENDING]
-        self.pending = pieces
-        if len(xm) and len(pieces):
-            oldest = np.full(2 * self.n, np.iinfo(np.int64).max, np.int64)
-            np.minimum.at(oldest, pieces[:, 0], pieces[:, 4])
-            xm = xm[xm[:, 3] > oldest[xm[:, 0]]]
-        else:
-            xm = xm[:0]
-        self.xmits = xm
+        return aunw, aprev
 
-    def _history(self, r: dict[str, np.ndarray], cid: np.ndarray, d: np.ndarray,
-                 g: np.ndarray, pg: np.ndarray, start: np.ndarray, syn: np.ndarray,
-                 fin: np.ndarray, rst: np.ndarray, ack: np.ndarray, ovl: np.ndarray,
-                 gap: np.ndarray) -> None:
+    def _history(self, r: dict[str, np.ndarray]) -> None:
         """Zeek's history letters: each the first time a direction shows it (c g t w also
         at the 10th, 100th ... time)."""
+        cid, d, g, pg, start = r["cid"], r["d"], r["g"], r["pg"], r["start"]
+        syn, fin, rst, ack = r["syn"], r["fin"], r["rst"], r["is_ack"]
         data = r["plen"] > 0
         sfr = syn | fin | rst
         masks = {"s": syn & ~ack, "h": syn & ack, "q": syn & (fin | rst), "f": fin, "r": rst,
-                 "a": ack & ~data & ~sfr, "d": data, "c": r["bad"] > 0, "g": gap,
-                 "t": data & (ovl > 0), "w": (r["win"] == 0) & ~sfr}
+                 "a": ack & ~data & ~sfr, "d": data, "c": r["bad"] > 0, "g": r["gap"],
+                 "t": data & (r["ovl"] > 0), "w": (r["win"] == 0) & ~sfr}
         gs = g[pg]
         out = []
         for slot, ch in enumerate(_LETTERS):
@@ -765,6 +764,40 @@ class ConnSummary:
                 int(t["last_frame"][k]), str(t["state"][k]), str(t["history"][k]),
                 irtt or None, 0, (stats[0], stats[1]), analysis_counts=counts, closed="end"))
         return out
+
+
+def _match(pieces: np.ndarray, xm: np.ndarray, tg: np.ndarray, aunw: np.ndarray,
+           aprev: np.ndarray, af: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which ACKs give an RTT sample, and the piece each points at. `pieces` (direction,
+    first, end, t_us, frame) sorted by direction and end; `xm` transmissions out of order
+    (direction, start, t_us, frame) sorted by direction and frame; the ACKs' direction
+    acknowledged, number, the highest number before, frame. A sample: a piece ends where
+    the ACK points, was sent before it, no earlier ACK reached its start, and nothing
+    below its end was sent (again) between the two (tcptrace's ``ack_in``)."""
+    sh = np.int64(1) << 41
+    pk = pieces[:, 0] * (sh << 1) + pieces[:, 2] + sh
+    want = tg * (sh << 1) + aunw + sh
+    j = np.minimum(np.searchsorted(pk, want), len(pk) - 1)
+    hit = pk[j] == want
+    pc = pieces[j]
+    hit &= (pc[:, 4] < af) & (aprev <= pc[:, 1])
+    if len(xm) and hit.any():
+        xk = xm[:, 0] * (sh << 1) + xm[:, 3]
+        xt = xm[:, 0] * (sh << 1) + xm[:, 2]
+        lo = np.maximum(np.searchsorted(xk, pc[:, 0] * (sh << 1) + pc[:, 4], "right"),
+                        np.searchsorted(xt, pc[:, 0] * (sh << 1) + pc[:, 3], "right"))
+        hi = np.searchsorted(xk, tg * (sh << 1) + af, "left")
+        ii = np.nonzero(hit & (lo < hi))[0]
+        if len(ii):
+            idx = np.empty(2 * len(ii), np.int64)
+            idx[0::2] = lo[ii]
+            idx[1::2] = np.minimum(hi[ii], len(xm) - 1)
+            mins = np.minimum.reduceat(xm[:, 1], idx)[0::2]
+            # reduceat of [lo, len-1) misses the last row when hi == len: add it
+            tail = hi[ii] == len(xm)
+            mins[tail] = np.minimum(mins[tail], xm[-1, 1])
+            hit[ii[mins < pc[ii, 2]]] = False
+    return hit, pc
 
 
 def _options(batch: C.Batch, take: np.ndarray) -> dict[str, np.ndarray]:
