@@ -1,4 +1,5 @@
-"""`rawlab tcp`: TCP connections of a capture file, or live, analysed as Wireshark does."""
+"""`rawlab tcp`: TCP connections of a capture file, or live: the columnar summary
+(tcptrace's figures) or the exact analyser (Wireshark's rules)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,6 @@ from typing import Any
 import click
 
 from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_options
-
-# batches of the columnar summary: bigger than read's (numpy's per-call cost over more
-# rows; the table prints at the end anyway), within the memory bound (bench/tcp README)
-SUMMARY_ROWS = 32768
-SUMMARY_CHUNK = 4 << 20
 
 
 @click.command()
