@@ -196,3 +196,51 @@ def test_arrow_and_connections() -> None:
     assert t.column("history").to_pylist() == ["Sr"]
     (conn,) = s.connections()
     assert conn.state == "REJ" and conn.stats[0].segments == 1 and conn.stats[1].segments == 1
+
+
+CORPUS = Path("/work/shared/corpus/tcpdump-tests")
+
+
+def _json_both(source: Path) -> tuple[str, str, str | None, str | None]:
+    """`tcp --json` of a file through records and through batches (and the errors)."""
+    from rawlab import pipeline
+    from rawlab.present.tcp import JsonSink
+
+    outs, errs = [], []
+    for kind in ("records", "batches"):
+        out = io.StringIO()
+        err = None
+        try:
+            if kind == "records":
+                with open_file(source) as cap:
+                    pipeline.run_tcp(cap, [JsonSink(out)])
+            else:
+                with C.open_batches(source, rows=97, chunk=20000) as src:
+                    pipeline.run_tcp_batches(src, [JsonSink(out)])
+        except Exception as exc:
+            err = str(exc)
+        outs.append(out.getvalue())
+        errs.append(err)
+    return outs[0], outs[1], errs[0], errs[1]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_exact_analyser_from_batches(name: str) -> None:
+    """The exact analyser fed from the columns prints what it prints fed from records."""
+    a, b, ea, eb = _json_both(CAP / name)
+    assert a == b and ea == eb
+
+
+def test_exact_analyser_from_batches_corpus() -> None:
+    """The same on tcpdump's corpus files that hold TCP (every link type, pcapng, odd
+    options, bad checksums, tunnels, damaged files)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"tcpdump's corpus not found at {CORPUS}")
+    done = 0
+    for p in sorted(CORPUS.iterdir()):
+        if p.suffix not in (".pcap", ".pcapng") or p.stat().st_size > 2_000_000:
+            continue
+        a, b, ea, eb = _json_both(p)
+        assert (a, ea) == (b, eb), p.name
+        done += bool(a)
+    assert done > 80  # 95 files of the corpus hold TCP segments

@@ -861,7 +861,9 @@ def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 
 # the ``l4_csum`` column: a row with a bad one leaves the fast path (status CHECKSUM)
-CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD = 0, 1, 2, 3
+# (bad: the sum is wrong; partial: the field holds the pseudo-header's sum, an offload
+# artefact, as rawlab.decode.checksum says)
+CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD, CSUM_PARTIAL = 0, 1, 2, 3, 4
 
 
 def _checksums(x: _Frames) -> None:
@@ -906,4 +908,8 @@ def _checksums(x: _Frames) -> None:
     st = status[r]
     st[~unverified & ~good & (st == FAST)] = CHECKSUM
     status[r] = st
-    verdict[r] = np.where(unverified, CSUM_UNVERIFIED, np.where(good, CSUM_GOOD, CSUM_BAD))
+    folded = pseudo % 0xFFFF
+    folded = np.where((folded == 0) & (pseudo != 0), 0xFFFF, folded)
+    partial = (value == folded) | (value == (~folded & 0xFFFF))
+    verdict[r] = np.where(unverified, CSUM_UNVERIFIED, np.where(good, CSUM_GOOD, np.where(
+        partial, CSUM_PARTIAL, CSUM_BAD)))

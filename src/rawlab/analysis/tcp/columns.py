@@ -184,9 +184,9 @@ class ConnSummary:
         c = batch.cols
         st = c["status"][:n]
         csum = c["l4_csum"][:n]
-        # a bad TCP checksum keeps the row's fields good (a bad IPv4 header one is read
-        # per packet: its TCP checksum was not checked)
-        easy = (st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum == C.CSUM_BAD))
+        # a bad or partial TCP checksum keeps the row's fields good (a bad IPv4 header
+        # one is read per packet: its TCP checksum was not checked)
+        easy = (st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum >= C.CSUM_BAD))
         take = np.nonzero(easy & (c["l4"][:n] == C.L4_TCP))[0]
         odd = np.nonzero(~easy)[0]
         r: dict[str, np.ndarray] = {
@@ -880,6 +880,73 @@ def _hole_row(holes: dict[int, list[list[int]]], g: int, s: int, e: int, mprev: 
     else:
         holes.pop(g, None)
     return seen, ooo, filled
+
+
+_NOP_NOP_TS = ((1, 0, 1), (1, 1, 1), (8, 2, 10))
+
+
+def segment_rows(batch: C.Batch, rows: int | None = None) -> Any:
+    """The exact analyser's input from a batch (its first `rows` rows), in file order:
+    ``(frame, ts_ns, fields, record)`` per TCP segment, ``fields`` as
+    :func:`~rawlab.analysis.tcp.analyzer.segment_fields` gives them — read from the
+    columns where they hold the row (the checksum verdict too; ``record`` None), else by
+    that function from the row's record; rows that are no TCP segment are left out."""
+    from rawlab.analysis.tcp.analyzer import segment_fields
+    from rawlab.decode.checksum import Verdict
+    from rawlab.decode.tcp import options_summary
+
+    n = len(batch) if rows is None else min(rows, len(batch))
+    c = batch.cols
+    st = c["status"][:n]
+    csum = c["l4_csum"][:n]
+    held = ((st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum >= C.CSUM_BAD))
+            ) & (c["l4"][:n] == C.L4_TCP)
+    verdicts = {C.CSUM_GOOD: Verdict.GOOD, C.CSUM_BAD: Verdict.BAD,
+                C.CSUM_UNVERIFIED: Verdict.UNVERIFIED, C.CSUM_PARTIAL: Verdict.PARTIAL}
+    cols = [c[k][:n].tolist() for k in (
+        "frame", "ts_ns", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_window", "l4_length",
+        "tcp_opt_layout", "l4_csum")]
+    off = ((c["tcp_dataofs"][:n].astype(np.int64) << 12) | c["tcp_flags"][:n]).tolist()
+    v6 = (c["ip_version"][:n] == 6).tolist()
+    addr = [c[k][:n].tolist() for k in ("src_hi", "src_lo", "dst_hi", "dst_lo")]
+    opt_at = (c["data_offset"][:n].astype(np.int64) + c["l4_offset"][:n] + 20).tolist()
+    layouts = batch.layouts
+    buf = batch.buf
+    names: dict[tuple[int, int, bool], bytes] = {}
+
+    def ip(hi: int, lo: int, six: bool) -> bytes:
+        got = names.get((hi, lo, six))
+        if got is None:
+            got = names[(hi, lo, six)] = (hi.to_bytes(8, "big") + lo.to_bytes(8, "big")
+                                          if six else lo.to_bytes(4, "big"))
+        return got
+
+    for i, ok in enumerate(held.tolist()):
+        frame, ts = cols[0][i], cols[1][i]
+        if not ok:
+            if st[i] == C.FAST or st[i] == C.APPLICATION:
+                continue  # UDP, ICMP, ARP
+            rec = batch.record(i)
+            got = segment_fields(rec.data, rec.linktype, rec.csum_status)
+            if got is not None:
+                yield frame, ts, got, rec
+            continue
+        lay = cols[8][i]
+        if lay < 0:
+            opts: dict[str, Any] = {}
+        else:
+            o = opt_at[i]
+            items = layouts[lay]
+            if items == _NOP_NOP_TS:
+                opts = {"ts": (int.from_bytes(buf[o + 4:o + 8], "big"),
+                               int.from_bytes(buf[o + 8:o + 12], "big"))}
+            else:
+                end = items[-1][1] + items[-1][2]
+                opts = options_summary(buf[o:o + ((off[i] >> 12) * 4 - 20)]) if end else {}
+        six = v6[i]
+        hdr = (cols[2][i], cols[3][i], cols[4][i], cols[5][i], off[i], cols[6][i])
+        yield frame, ts, (ip(addr[0][i], addr[1][i], six), ip(addr[2][i], addr[3][i], six),
+                          hdr, cols[7][i], opts, verdicts[cols[9][i]]), None
 
 
 def summarise(batches: Any, count: int | None = None) -> dict[str, np.ndarray]:
