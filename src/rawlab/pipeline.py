@@ -195,44 +195,6 @@ def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
     return tcp
 
 
-def run_tcp_batches(batches: Iterable[Any], sinks: Sequence[EventSink], *,
-                    analyzer: TcpAnalyzer | None = None, stream: int | None = None,
-                    count: int | None = None) -> TcpAnalyzer:
-    """:func:`run_tcp` fed from Arrow batches (:mod:`rawlab.decode.columns`): each TCP
-    segment's fields come from the columns (:func:`rawlab.analysis.tcp.columns.
-    segment_rows`), not from a walk over its bytes. Sinks get ``rec`` None for the
-    segments the columns held (the record of the others, which may name owners): for
-    outputs that need no segment's bytes (NDJSON, table, ladder, plot; not follow)."""
-    from rawlab.analysis.tcp import TcpAnalyzer
-    from rawlab.analysis.tcp.columns import segment_rows
-
-    tcp = analyzer if analyzer is not None else TcpAnalyzer()
-    deliver = Deliver(sinks, stream)
-    feed = tcp.feed_fields
-    seg_type = deliver.segment_type
-    only = deliver.segment_hooks[0] if len(sinks) == 1 and stream is None else None
-    seen = 0
-    try:
-        for batch in batches:
-            n = len(batch) if count is None else min(len(batch), count - seen)
-            for frame, ts, fields, rec in segment_rows(batch, n):
-                evs = feed(frame, ts, fields)
-                if only is not None and len(evs) == 1 and type(evs[0]) is seg_type:
-                    only(evs[0], rec)
-                elif evs:
-                    deliver(evs, rec)
-            seen += n
-            if count is not None and seen >= count:
-                break
-    finally:
-        try:
-            deliver(tcp.finish(), None)
-        finally:
-            for s in sinks:
-                s.close()
-    return tcp
-
-
 class Deliver:
     """Hands analyser events (of one stream, or all) to every sink's hook for their kind.
 

@@ -82,12 +82,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         return
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
     analyzer = TcpAnalyzer()
-    if iface is None and file != "-" and follow is None:
-        from rawlab.decode.columns import open_batches  # the segments' fields from columns
-
-        with open_batches(file) as src:
-            pipeline.run_tcp_batches(src, sinks, analyzer=analyzer, stream=stream, count=count)
-    elif iface is None:  # a pipe (batches would wait for a chunk), or --follow (payloads)
+    if iface is None:
         from rawlab.pcap.reader import open_file
 
         with open_file(sys.stdin.buffer if file == "-" else file) as cap:

@@ -162,11 +162,6 @@ class TcpAnalyzer:
         got = segment_fields(data, linktype, hint)
         return self._feed(frame, ts_ns, *got) if got is not None else []
 
-    def feed_fields(self, frame: int, ts_ns: int, fields: Fields) -> list[Event]:
-        """Events for one segment given as :func:`segment_fields` gives it (e.g. from the
-        columns: :func:`rawlab.analysis.tcp.columns.segment_rows`)."""
-        return self._feed(frame, ts_ns, *fields)
-
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""
         return self.feed_bytes(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status)
