@@ -476,6 +476,12 @@ def _u64(buf: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
     return got >> np.uint64(8 * (8 - width)) if width < 8 else got
 
 
+def _zeros(c: dict[str, np.ndarray], n: int, cols: tuple[tuple[str, Any], ...]) -> None:
+    """Columns of a shape no row of the batch has: zeros."""
+    for name, dtype in cols:
+        c[name] = np.zeros(n, dtype)
+
+
 def _finish(cols: dict[str, np.ndarray], chunk: bytes, buf: np.ndarray,
             recs: dict[int, Record], src: BatchSource) -> Batch:
     n = len(cols["frame"])
@@ -550,6 +556,30 @@ class _Frames:
         """Linux cooked v1 (pkttype, hatype, halen, addr[8], protocol) and v2; raw IP."""
         c, buf, off, cap, leave, lt = self.c, self.buf, self.off, self.cap, self.leave, self.lt
         sll, sll2 = lt == _SLL, lt == _SLL2
+        if sll.any() or sll2.any():
+            self._sll(sll, sll2)
+        else:  # (the common case: no cooked row in the batch)
+            _zeros(c, self.n, (("sll_pkttype", np.uint16), ("sll_hatype", np.uint16),
+                               ("sll_halen", np.uint16), ("sll_addr", np.uint64),
+                               ("sll_ifindex", np.uint32), ("sll2_reserved", np.uint16)))
+        raw = (lt == _RAW) | (lt == _IPV4) | (lt == _IPV6)
+        ver0 = buf[off] >> 4
+        self.net[raw] = np.where((lt[raw] == _IPV4) | ((lt[raw] == _RAW) & (ver0[raw] == 4)),
+                                 ETH_P_IP, np.where((lt[raw] == _IPV6) | (ver0[raw] == 6),
+                                                    ETH_P_IPV6, -1))
+        leave(raw & ((self.net == -1) | (cap == 0)), LINK)
+        leave(~((lt == _ETH) | sll | sll2 | raw), LINKTYPE)
+        net = self.net
+        c["ethertype"] = net.astype(np.int32)
+        c["net_offset"] = self.net_at.astype(np.uint16)
+        self.v4, self.v6, self.arp = net == ETH_P_IP, net == ETH_P_IPV6, net == ETH_P_ARP
+        leave(~(self.v4 | self.v6 | self.arp), NETWORK)
+        self.ip = off + self.net_at  # absolute
+        self.left = cap - self.net_at  # bytes captured from the network header on
+
+    def _sll(self, sll: np.ndarray, sll2: np.ndarray) -> None:
+        """Linux cooked v1/v2 rows: their fields, where their network header starts."""
+        c, buf, off, cap, leave = self.c, self.buf, self.off, self.cap, self.leave
         hatype = np.where(sll, _u16(buf, off + 2), np.where(sll2, _u16(buf, off + 8), 0))
         halen = np.where(sll, _u16(buf, off + 4), np.where(sll2, buf[off + 11], 0))
         proto = np.where(sll, _u16(buf, off + 14), np.where(sll2, _u16(buf, off), 0))
@@ -567,20 +597,6 @@ class _Frames:
             sll2, _u64(buf, off + 12, 8), 0)).astype(np.uint64)
         c["sll_ifindex"] = np.where(sll2, _u32(buf, off + 4), 0).astype(np.uint32)
         c["sll2_reserved"] = np.where(sll2, _u16(buf, off + 2), 0).astype(np.uint16)
-        raw = (lt == _RAW) | (lt == _IPV4) | (lt == _IPV6)
-        ver0 = buf[off] >> 4
-        self.net[raw] = np.where((lt[raw] == _IPV4) | ((lt[raw] == _RAW) & (ver0[raw] == 4)),
-                                 ETH_P_IP, np.where((lt[raw] == _IPV6) | (ver0[raw] == 6),
-                                                    ETH_P_IPV6, -1))
-        leave(raw & ((self.net == -1) | (cap == 0)), LINK)
-        leave(~((lt == _ETH) | sll | sll2 | raw), LINKTYPE)
-        net = self.net
-        c["ethertype"] = net.astype(np.int32)
-        c["net_offset"] = self.net_at.astype(np.uint16)
-        self.v4, self.v6, self.arp = net == ETH_P_IP, net == ETH_P_IPV6, net == ETH_P_ARP
-        leave(~(self.v4 | self.v6 | self.arp), NETWORK)
-        self.ip = off + self.net_at  # absolute
-        self.left = cap - self.net_at  # bytes captured from the network header on
 
     def ipv4(self) -> None:
         c, buf, ip, v4, leave = self.c, self.buf, self.ip, self.v4, self.leave
@@ -693,6 +709,11 @@ class _Frames:
     def arp_rows(self) -> None:
         """ARP for Ethernet and IPv4 (other hardware or protocol types leave)."""
         c, buf, a, arp, leave = self.c, self.buf, self.ip, self.arp, self.leave
+        if not arp.any():
+            _zeros(c, self.n, (("arp_op", np.uint16), ("arp_sha", np.uint64),
+                               ("arp_spa", np.uint32), ("arp_tha", np.uint64),
+                               ("arp_tpa", np.uint32), ("arp_length", np.uint32)))
+            return
         ok = arp & (_u16(buf, a) == 1) & (_u16(buf, a + 2) == ETH_P_IP) & (
             buf[a + 4] == 6) & (buf[a + 5] == 4)
         leave(arp & ~ok, ARP_SHAPE)
