@@ -197,3 +197,35 @@ def test_arrow_and_connections() -> None:
     (conn,) = s.connections()
     assert conn.state == "REJ" and conn.stats[0].segments == 1 and conn.stats[1].segments == 1
 
+
+
+CORPUS = Path("/work/shared/corpus/tcpdump-tests")
+# IPv6 jumbograms (payload length 0, RFC 2675): rawlab takes the captured length, as
+# for TSO; tcptrace takes the 0 and counts no data
+JUMBO = {"bigtcp-ipv6.pcap", "bigtcp-ipv6-hbh.pcap"}
+
+
+@needs_tcptrace
+def test_tcptrace_figures_on_tcpdumps_corpus() -> None:
+    """tcpdump's corpus files with TCP connections: where tcptrace splits the capture into
+    the same connections (its own new-connection heuristics differ, and it reads link
+    types rawlab leaves undecoded), every figure agrees."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"tcpdump's corpus not found at {CORPUS}")
+    same = 0
+    for p in sorted(CORPUS.iterdir()):
+        if p.suffix != ".pcap" or p.name in JUMBO or p.stat().st_size > 3_000_000:
+            continue
+        try:
+            cols = summary(p)
+        except Exception:
+            continue  # a damaged file: the per-packet tests hold the error's place
+        try:
+            theirs = tcptrace(p) if len(cols["stream"]) else []
+        except subprocess.CalledProcessError:
+            continue  # a file tcptrace refuses
+        if len(theirs) != len(cols["stream"]) or not theirs:
+            continue
+        assert differences(p, cols) == [], p.name
+        same += 1
+    assert same >= 60  # 67 files

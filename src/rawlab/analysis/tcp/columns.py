@@ -162,7 +162,8 @@ class ConnSummary:
                         ("ack_raw", 0), ("ack_unw", 0), ("ack_has", 0), ("maxack", _NEG),
                         ("win_last", 0), ("ws_seen", 0), ("ws_val", 0), ("win_max", 0),
                         ("win_min", 0), ("max_sack", 0), ("flags", 0), ("rtt_min", 0),
-                        ("rtt_max", 0), ("rtt_3whs", 0), ("synseq", -1), ("letters", 0)):
+                        ("rtt_max", 0), ("rtt_3whs", 0), ("synseq", -1), ("letters", 0),
+                        ("wscaled", 0)):
             self.g[k] = np.full(0, fill, np.int64)
         self._fill = {k: (_NEG if k in ("M", "Mall", "first", "first_end", "maxack") else
                           -1 if k == "synseq" else 0) for k in self.g}
@@ -371,6 +372,16 @@ class ConnSummary:
             G[name][:m] += np.bincount(g, weights=np.asarray(w, np.float64),
                                        minlength=m).astype(np.int64)
         winrow = (ack | syn) & ~rst
+        # tcptrace forgets the windows before the first scaled one (the SYNs')
+        scaled = (winrow & (eff > 0) & r["both_ws"] & ~syn)[pg]
+        after = _seg_cumsum(scaled.astype(np.int64), start) > 0
+        starts_here = np.unique(gs[scaled & (G["wscaled"][gs] == 0)])
+        G["win_max"][starts_here] = 0
+        G["win_min"][starts_here] = 0
+        G["wscaled"][starts_here] = 1
+        keep = np.empty(len(g), bool)
+        keep[pg] = after | ~np.isin(gs, starts_here)
+        winrow &= keep
         np.maximum.at(G["win_max"], g[winrow], eff[winrow])
         nz = winrow & (eff > 0)
         cur = np.where(G["win_min"] > 0, G["win_min"], 1 << 62)
@@ -437,11 +448,11 @@ class ConnSummary:
                 idx = np.nonzero(sel)[0]
                 G["ws_seen"][gs[idx]] = 1
                 G["ws_val"][gs[idx]] = ws[idx]
-        out_eff = np.empty(n, np.int64)
-        out_probe = np.empty(n, bool)
-        out_eff[pc] = eff
-        out_probe[pc] = probe
-        return out_eff, out_probe
+        out = [np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool)]
+        for o, v in zip(out, (eff, probe, both), strict=True):
+            o[pc] = v
+        r["both_ws"] = out[2]
+        return out[0], out[1]
 
     def _irtt(self, r: dict[str, np.ndarray]) -> None:
         """Wireshark's initial RTT: the most recent pure SYN to the first ACK without SYN."""
