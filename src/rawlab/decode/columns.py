@@ -99,7 +99,7 @@ class Batch:
     start of the options, total length).
     """
 
-    __slots__ = ("_table", "buf", "cols", "interfaces", "layouts", "records")
+    __slots__ = ("_table", "buf", "cols", "interfaces", "layouts", "originals", "records")
 
     def __init__(self, cols: dict[str, np.ndarray], buf: bytes,
                  records: dict[int, Record], layouts: list[tuple[tuple[int, int, int], ...]],
@@ -109,6 +109,7 @@ class Batch:
         self.records = records
         self.layouts = layouts
         self.interfaces = interfaces
+        self.originals: list[Record] | None = None  # rows made from Records (RecordBatcher)
         self._table: pa.RecordBatch | None = None
 
     def __len__(self) -> int:
@@ -132,6 +133,8 @@ class Batch:
         return self._table
 
     def data(self, i: int) -> bytes:
+        if self.originals is not None:
+            return self.originals[i].data
         rec = self.records.get(i)
         if rec is not None:
             return rec.data
@@ -140,6 +143,8 @@ class Batch:
 
     def record(self, i: int) -> Record:
         """Row ``i`` as the per-packet path's Record (the file's own for record rows)."""
+        if self.originals is not None:
+            return self.originals[i]
         rec = self.records.get(i)
         if rec is not None:
             return rec
@@ -250,7 +255,7 @@ class BatchSource:
         cols["linktype"] = np.full(len(offs), self.cap.interfaces[0].linktype, np.uint32)
         cols["direction"] = np.zeros(len(offs), np.uint8)
         cols["data_offset"] = at + 16
-        return _finish(cols, chunk, buf, {}, self)
+        return _finish(cols, chunk, buf, {}, self.claimed, list(self.cap.interfaces))
 
     # -- pcapng: plain EPBs (no options but epb_flags) as columns, other blocks as Records --
     def _pcapng(self) -> Iterator[Batch]:
@@ -392,7 +397,7 @@ class BatchSource:
             cols["linktype"][i] = rec.linktype
         cols["direction"] = a[:, 6].astype(np.uint8)
         cols["data_offset"] = a[:, 0]
-        return _finish(cols, chunk, buf, recs, self)
+        return _finish(cols, chunk, buf, recs, self.claimed, list(self.cap.interfaces))
 
 
 def _ng_structs(e: str) -> tuple[Any, Any, Any, Any]:
@@ -483,18 +488,50 @@ def _zeros(c: dict[str, np.ndarray], n: int, cols: tuple[tuple[str, Any], ...]) 
 
 
 def _finish(cols: dict[str, np.ndarray], chunk: bytes, buf: np.ndarray,
-            recs: dict[int, Record], src: BatchSource) -> Batch:
+            recs: dict[int, Record], claimed: tuple[np.ndarray, np.ndarray] | None,
+            interfaces: list[Any], originals: list[Record] | None = None) -> Batch:
     n = len(cols["frame"])
     # the record rows and the rows of a buffer cut short read nothing
     cols["caplen"] = np.minimum(cols["caplen"], np.maximum(
         len(chunk) - cols["data_offset"], 0)).astype(np.uint32)
     layouts: list[tuple[tuple[int, int, int], ...]] = []
-    _extract(cols, buf, layouts, src.claimed)
+    _extract(cols, buf, layouts, claimed)
     if recs:
         cols["status"][list(recs)] = RECORD
     for k in ("frame",):
         assert len(cols[k]) == n
-    return Batch(cols, chunk, recs, layouts, list(src.cap.interfaces))
+    batch = Batch(cols, chunk, recs, layouts, interfaces)
+    batch.originals = originals
+    return batch
+
+
+class RecordBatcher:
+    """Records already in memory (a live ring's, a block at a time) as batches: the
+    same columns as a file's. ``batch(records, frames)``; a row's :meth:`Batch.record` is
+    the Record itself (with the kernel's checksum hints, which the columns do not hold:
+    a row whose checksum the columns find not good takes the per-packet path with it).
+    `interfaces(n)` names interface n (the ring's)."""
+
+    def __init__(self, interfaces: Any, table: DispatchTable | None = None) -> None:
+        self.interfaces = interfaces
+        self.claimed = _claimed_ports(table)
+
+    def batch(self, records: list[Record], frames: list[int]) -> Batch:
+        n = len(records)
+        lens = np.fromiter((len(r.data) for r in records), np.int64, n)
+        chunk = b"".join(r.data for r in records)
+        buf = np.frombuffer(chunk + bytes(_PAD), np.uint8)
+        top = max(r.interface for r in records)
+        cols = {"frame": np.array(frames, np.uint64),
+                "ts_ns": np.fromiter((r.ts_ns for r in records), np.int64, n),
+                "caplen": lens.astype(np.uint32),
+                "wirelen": np.fromiter((r.wirelen for r in records), np.uint32, n),
+                "interface": np.fromiter((r.interface for r in records), np.uint32, n),
+                "linktype": np.fromiter((r.linktype for r in records), np.uint32, n),
+                "direction": np.fromiter((r.direction for r in records), np.uint8, n),
+                "data_offset": np.cumsum(lens) - lens}
+        return _finish(cols, chunk, buf, {}, self.claimed,
+                       [self.interfaces(k) for k in range(top + 1)], records)
 
 
 class _Frames:

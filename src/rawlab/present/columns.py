@@ -36,6 +36,7 @@ from rawlab.present.packet import (
     tcpdump_flags,
     timestamp,
 )
+from rawlab.records import CsumHint
 
 _ACK = 0x10
 _SLL2 = 276
@@ -329,7 +330,7 @@ class BatchLineSink:
     def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
         """Row i through the per-packet path: decode, then LineSink's text."""
         rec = batch.record(i)
-        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        pkt = self.decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
         iface = batch.interfaces[rec.interface] if rec.interface < len(
             batch.interfaces) else None
         return (self.lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
@@ -457,6 +458,36 @@ class BatchLineSink:
         tm += b", length %d\n"
         vals.append(plen[rows])
         return tm, vals
+
+
+class RecordLineSink:
+    """The one-line view of records as they come (a live capture, :func:`rawlab.pipeline.
+    run`), rendered a ring block at a time through batches: :meth:`flush` (the ring's
+    ``block_done``) turns the records taken since into a batch
+    (:class:`rawlab.decode.columns.RecordBatcher`) for :class:`BatchLineSink`."""
+
+    decodes = False
+
+    def __init__(self, lines: BatchLineSink, interfaces: Any) -> None:
+        self.lines = lines
+        self.batcher = C.RecordBatcher(interfaces)
+        self.records: list[Any] = []
+        self.frames: list[int] = []
+
+    def packet(self, frame: int, rec: Any, pkt: Any, iface: Any) -> None:
+        self.records.append(rec)
+        self.frames.append(frame)
+
+    def flush(self) -> None:
+        if self.records:
+            self.lines.batch(self.batcher.batch(self.records, self.frames))
+            self.records, self.frames = [], []
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.lines.close()
 
 
 def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
