@@ -57,8 +57,12 @@ says so, and the exact analyser keeps Wireshark's):
   seen that way (Wireshark's lost segment without its zero-window-probe exception).
 
 Memory: the state carried between batches is per direction (a few numbers, the holes
-below the highest sequence number, and the segments not yet acknowledged: at most
-:data:`MAX_PENDING` per direction, as Wireshark's unacked list).
+below the highest sequence number: at most :data:`MAX_HOLES`, and the segments not
+yet acknowledged: at most :data:`MAX_PENDING` per direction, as Wireshark's unacked
+list, and :data:`MAX_PENDING_ALL` in all — an ACK of an older one gives no RTT sample,
+where tcptrace, which keeps everything, would take one). It grows with the number of
+connections (a few hundred bytes each, as tcptrace's and Wireshark's tables), not
+with the file.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ if TYPE_CHECKING:
     from rawlab.analysis.tcp.events import Connection
 
 MAX_PENDING = 10_000  # unacknowledged segments kept per direction (TCP_MAX_UNACKED_SEGMENTS)
+MAX_PENDING_ALL = 50_000  # ... and in all (the newest): ~2 MB, whatever the connections
+MAX_HOLES = 64  # holes kept per direction below its highest sequence number (the highest)
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _NEG = -(1 << 40)  # "nothing yet" for maxima (unwrapped sequence numbers stay above)
 _W = 1 << 32
@@ -605,6 +611,9 @@ class ConnSummary:
             rank = np.arange(len(gs)) - np.maximum.accumulate(
                 np.where(_starts(gs), np.arange(len(gs)), 0))
             pieces = pieces[np.bincount(gs)[gs] - rank <= MAX_PENDING]
+            if len(pieces) > MAX_PENDING_ALL:
+                newest = np.argsort(pieces[:, 4], kind="stable")[-MAX_PENDING_ALL:]
+                pieces = pieces[np.sort(newest)]
         self.pending = pieces
         if len(xm) and len(pieces):
             oldest = np.full(2 * self.n, np.iinfo(np.int64).max, np.int64)
@@ -863,6 +872,8 @@ def _hole_row(holes: dict[int, list[list[int]]], g: int, s: int, e: int, mprev: 
     hs = holes.setdefault(g, [])
     if s > mprev:  # a gap: a hole from the highest end to here
         hs.append([mprev, s, e])
+        if len(hs) > MAX_HOLES:  # the lowest counts as seen from now on
+            del hs[0]
         return 0, False, False
     if s < first:  # before the first segment seen
         hs.insert(0, [s, first, first_end])
