@@ -365,18 +365,22 @@ class ConnSummary:
         sackn = r["sackn"]
         ackrow = ack & ~rst
         dsack = ackrow & (sackn > 0) & _dsack(r)
-        m = 2 * self.n
-        for name, w in (("packets", np.ones(len(g))), ("data_pkts", data > 0),
-                        ("data_bytes", data), ("unique_bytes", uniq), ("rexmit_pkts", ovl > 0),
-                        ("rexmit_bytes", ovl), ("ooo_pkts", r["ooo"]),
-                        ("zwnd_probes", r["probe"]), ("ack_pkts", ack),
-                        ("pure_acks", ackrow & (data == 0) & ~syn & ~fin),
-                        ("syn", syn), ("fin", fin), ("rst", rst),
-                        ("sack_pkts", ackrow & (sackn > 0)), ("dsack_pkts", dsack),
-                        ("win_zero", ackrow & (eff == 0)), ("bad_checksums", r["bad"]),
-                        ("gaps", r["gap"]), ("syn_pure", syn & ~ack), ("synack", syn & ack)):
-            G[name][:m] += np.bincount(g, weights=np.asarray(w, np.float64),
-                                       minlength=m).astype(np.int64)
+        sums = (("packets", np.ones(len(g), bool)), ("data_pkts", data > 0),
+                ("data_bytes", data), ("unique_bytes", uniq), ("rexmit_pkts", ovl > 0),
+                ("rexmit_bytes", ovl), ("ooo_pkts", r["ooo"]), ("zwnd_probes", r["probe"]),
+                ("ack_pkts", ack), ("pure_acks", ackrow & (data == 0) & ~syn & ~fin),
+                ("syn", syn), ("fin", fin), ("rst", rst), ("sack_pkts", ackrow & (sackn > 0)),
+                ("dsack_pkts", dsack), ("win_zero", ackrow & (eff == 0)),
+                ("bad_checksums", r["bad"]), ("gaps", r["gap"]), ("syn_pure", syn & ~ack),
+                ("synack", syn & ack))
+        w = np.empty((len(g), len(sums)), np.int64)
+        for k, (_name, v) in enumerate(sums):
+            w[:, k] = v
+        first = np.nonzero(start)[0]
+        got = np.add.reduceat(w[pg], first, axis=0)  # one row per direction of the batch
+        ug = gs[first]
+        for k, (name, _v) in enumerate(sums):
+            G[name][ug] += got[:, k]
         winrow = (ack | syn) & ~rst
         # tcptrace forgets the windows before the first scaled one (the SYNs')
         scaled = (winrow & (eff > 0) & r["both_ws"] & ~syn)[pg]
@@ -673,8 +677,8 @@ class ConnSummary:
             if not m.any():
                 continue
             bit = 1 << slot
-            cnt = _seg_cumsum(m.astype(np.int64), start)
             if ch in _LOG:
+                cnt = _seg_cumsum(m.astype(np.int64), start)
                 before = np.array([self.counts.get((int(x), slot), 0) for x in gs[start]])
                 total = cnt + np.repeat(before, np.diff(np.r_[np.nonzero(start)[0], len(gs)]))
                 lg = np.log10(np.maximum(total, 1))
@@ -682,11 +686,12 @@ class ConnSummary:
                 la = np.r_[np.nonzero(start)[0][1:], len(gs)] - 1
                 for x, t in zip(gs[la].tolist(), total[la].tolist(), strict=True):
                     self.counts[(x, slot)] = t
-            else:
-                seen = (self.g["letters"][gs] & bit) != 0
-                hit = m & (cnt == 1) & ~seen
-                self.g["letters"][gs[m]] |= bit
-            idx = np.nonzero(hit)[0]
+                idx = np.nonzero(hit)[0]
+            else:  # the first row of each direction showing it, unless seen before
+                rows = np.nonzero(m)[0]
+                idx = rows[_starts(gs[rows])]
+                idx = idx[(self.g["letters"][gs[idx]] & bit) == 0]
+                self.g["letters"][gs[idx]] |= bit
             if len(idx):
                 code = ord(ch) - np.where(d[pg][idx] == 0, 32, 0)
                 out.append(np.stack([cid[pg][idx], r["frame"][pg][idx],
