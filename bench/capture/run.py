@@ -269,6 +269,17 @@ SUMMARY_RE = {k: re.compile(rf"(\d+) packets? {k}") for k in
               ("captured", "received by filter", "dropped by kernel")}
 
 
+def count_lines(path: Path) -> tuple[int, int]:
+    """(lines, lines of our flow) of a one-line-a-packet text file."""
+    ours = f"{SRC_IP}.{SPORT} > {DST_IP}.{DPORT}: UDP".encode()
+    total = mine = 0
+    with path.open("rb") as f:
+        for line in f:
+            total += 1
+            mine += ours in line
+    return total, mine
+
+
 def parse_summary(text: str) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for key, rx in SUMMARY_RE.items():
@@ -405,7 +416,9 @@ class Bench:
 
     def run(self, tool: str, n: int, rate: int | None, mode: str = "b") -> Result:
         res = Result(tool, rate, mode)
-        path = self.tmp / f"{tool}.pcap{'ng' if tool.startswith('rawlab') else ''}"
+        lines = tool.endswith("-lines")  # one text line a packet to a file, no -w
+        path = self.tmp / (f"{tool}.txt" if lines else
+                           f"{tool}.pcap{'ng' if tool.startswith('rawlab') else ''}")
         path.unlink(missing_ok=True)
         errf = self.tmp / f"{tool}.stderr"
         before = {s["inode"] for s in packet_sockets(self.b)}
@@ -416,6 +429,13 @@ class Bench:
             argv = ["ip", "netns", "exec", self.b.name, *self.taskset(), PY, "-c",
                     SCAPY_SNIFFER, "veth1", BPF, "120"]
             stdout = stdin = subprocess.PIPE
+        elif lines:
+            out_f = path.open("w")
+            stdout = out_f
+            argv = ([*self.taskset(), RAWLAB, "capture", "-i", "veth1", "--netns", self.b.name,
+                     "-f", BPF] if tool.startswith("rawlab") else
+                    ["ip", "netns", "exec", self.b.name, *self.taskset(), "tcpdump", "-i",
+                     "veth1", "-nn", "-Z", "root", "-B", "4096", BPF])
         elif tool.startswith("rawlab"):
             ring = ["--ring-mb", tool.split("-", 1)[1].removesuffix("mb")] if "-" in tool \
                 and tool.endswith("mb") else []
@@ -472,7 +492,7 @@ class Bench:
                     res.captured, res.received, res.dropped = (
                         st["captured"], st["received"], st["dropped"])
                     res.notes += [ln for ln in text.splitlines() if ln.startswith("processes:")]
-                    total, mine = count_frames(path)
+                    total, mine = count_lines(path) if lines else count_frames(path)
                     res.in_file = mine
                     if total != mine:
                         res.notes.append(f"{total - mine} other frames in file")
@@ -482,6 +502,8 @@ class Bench:
             finally:
                 stop_proc(p, 5.0)
                 self.procs.remove(p)
+                if lines:
+                    out_f.close()
         path.unlink(missing_ok=True)
         if res.sender_limited:
             res.notes.append("sender-limited")
@@ -602,18 +624,19 @@ def attribution_rows(bench: Bench, seconds: float, rounds: int) -> list[tuple[fl
 def make_pair(lab: Lab) -> tuple[Netns, Netns]:
     """Namespaces A and B (IPv6 off) and the veth pair, offloads off.
 
-    Creating the veth now and then fails with ENOENT for a namespace that was just
-    made (seen while other tests ran on the machine): start over with new ones.
+    Creating the veth (or entering the namespace) now and then fails with ENOENT for a
+    namespace that was just made (seen while other tests ran on the machine): start over
+    with new ones.
     """
     for attempt in range(3):
         a, b = lab.netns("capa"), lab.netns("capb")
-        for ns in (a, b):
-            ns.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1"], timeout=10)
         try:
+            for ns in (a, b):
+                ns.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                        "net.ipv6.conf.default.disable_ipv6=1"], timeout=10)
             lab.veth(a, b, f"{SRC_IP}/24", f"{DST_IP}/24", offloads=False)
             return a, b
-        except RawlabError as exc:
+        except (RawlabError, subprocess.CalledProcessError) as exc:
             there = {ns.name: os.path.exists(f"/run/netns/{ns.name}") for ns in (a, b)}
             print(f"veth setup failed ({exc}); namespaces present: {there}", file=sys.stderr)
             if attempt == 2:
@@ -648,7 +671,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="length of each paced run (default 10)")
     ap.add_argument("--tools", default="rawlab,tcpdump,tcpdump-default,scapy",
                     help="comma-separated: rawlab, rawlab-<N>mb, tcpdump (-B 4096), "
-                         "tcpdump-default, scapy")
+                         "tcpdump-default, scapy; rawlab-lines and tcpdump-lines print a "
+                         "line a packet to a file instead of -w")
     ap.add_argument("--no-burst", action="store_true", help="skip the burst")
     ap.add_argument("--no-paced", action="store_true", help="skip the paced search")
     ap.add_argument("--no-pin", action="store_true", help="do not pin capturers to CPU 1")
@@ -670,7 +694,8 @@ def main() -> int:
     lower = [1_000_000, 100_000, 50_000, 25_000, 10_000, 5_000, 2_000, 1_000]
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
-        if t not in ("rawlab", "tcpdump", "tcpdump-default", "scapy") and \
+        if t not in ("rawlab", "tcpdump", "tcpdump-default", "scapy", "rawlab-lines",
+                     "tcpdump-lines") and \
                 not re.fullmatch(r"rawlab-\d+mb", t):
             ap.error(f"unknown tool {t}")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2

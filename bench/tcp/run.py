@@ -1,4 +1,4 @@
-"""bench/tcp: TCP analysis throughput — rawlab vs tshark vs scapy TCPSession, one run.
+"""bench/tcp: TCP analysis throughput — rawlab vs tcptrace vs tshark vs scapy TCPSession, one run.
 
     sudo .venv/bin/python bench/tcp/run.py [--packets 550000] [--keep FILE]
 
@@ -8,12 +8,15 @@
    later timestamps until the file holds ``--packets`` packets (each copy is a
    separate connection with real retransmissions, dup ACKs and out-of-order
    segments, as recorded).
-2. Times, on that file: ``rawlab tcp --json FILE > /dev/null``;
-   ``tshark -r FILE -T fields -e frame.number -e tcp.analysis.flags``; and
+2. Times, on that file: the connection table ``rawlab tcp FILE`` (the columnar
+   summary) against ``tcptrace -l FILE`` (its peer: the same per-connection figures,
+   tests/unit/test_tcp_columns.py); the exact analyser ``rawlab tcp --json FILE``
+   against ``tshark -r FILE -T fields -e frame.number -e tcp.analysis.flags``; and
    scapy's ``sniff(offline=..., session=TCPSession)`` on the first
    ``--scapy-packets`` packets only (scapy is ~100x slower: its rate is
-   measured on the subset and extrapolated, and the output says so).
-3. Prints packets/s for each and rawlab's ratio to the others.
+   measured on the subset and extrapolated, and the output says so). Every output
+   goes to /dev/null; ``--rounds N`` runs the rawlab/peer pairs N times, interleaved.
+3. Prints packets/s for each and the ratios (table vs tcptrace, --json vs tshark).
 """
 
 from __future__ import annotations
@@ -76,6 +79,14 @@ def replicate(pattern: Path, out: Path, target: int) -> int:
     return n
 
 
+def count_records(path: Path) -> int:
+    """The number of records of a capture file."""
+    from rawlab.pcap.reader import open_file
+
+    with open_file(path) as cap:
+        return sum(1 for _ in cap)
+
+
 def timed(cmd: list[str]) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,31 +116,51 @@ def main() -> int:
     ap.add_argument("--loss", type=int, default=2, help="percent dropped at the receiver")
     ap.add_argument("--keep", type=Path, help="keep the benchmark capture here")
     ap.add_argument("--pattern", type=Path, help="use this capture as the flow pattern")
+    ap.add_argument("--capture", type=Path, help="time this capture as it is (no recording)")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved runs of each pair")
+    ap.add_argument("--no-scapy", action="store_true", help="skip the scapy row")
     args = ap.parse_args()
     rawlab = shutil.which("rawlab", path=str(Path(sys.executable).parent)) or "rawlab"
     with tempfile.TemporaryDirectory(prefix="rawlab-bench-tcp-") as tmp:
-        pattern = args.pattern or Path(tmp) / "pattern.pcap"
-        t = time.perf_counter()
-        if not args.pattern:
-            if os.geteuid() != 0:
-                raise SystemExit("recording the pattern needs root (or pass --pattern FILE)")
-            record_pattern(pattern, args.size, args.loss)
-        cap = args.keep or Path(tmp) / "bench.pcap"
-        n = replicate(pattern, cap, args.packets)
-        print(f"capture: {n} packets, {cap.stat().st_size / 1e6:.1f} MB "
-              f"(made in {time.perf_counter() - t:.1f} s)")
-        r = timed([rawlab, "tcp", "--json", str(cap)])
-        ts = timed(["tshark", "-n", "-r", str(cap), "-T", "fields", "-e", "frame.number",
-                    "-e", "tcp.analysis.flags"])
-        sc_n, sc_t = scapy_rate(cap, min(args.scapy_packets, n))
-        rows = [("rawlab tcp --json", n / r, r, ""),
-                ("tshark -T fields tcp.analysis.flags", n / ts, ts, ""),
-                ("scapy sniff(session=TCPSession)", sc_n / sc_t, sc_t * n / sc_n,
-                 f"  (measured on {sc_n} packets in {sc_t:.1f} s, extrapolated)")]
-        print(f"{'tool':38} {'packets/s':>12} {'seconds':>9}  rawlab is")
-        for name, rate, secs, note in rows:
-            ratio = (n / r) / rate
-            print(f"{name:38} {rate:12,.0f} {secs:9.2f}  {ratio:6.2f}x{note}")
+        if args.capture:
+            cap = args.capture
+            n = count_records(cap)
+        else:
+            pattern = args.pattern or Path(tmp) / "pattern.pcap"
+            t = time.perf_counter()
+            if not args.pattern:
+                if os.geteuid() != 0:
+                    raise SystemExit("recording the pattern needs root (or pass --pattern "
+                                     "FILE)")
+                record_pattern(pattern, args.size, args.loss)
+            cap = args.keep or Path(tmp) / "bench.pcap"
+            n = replicate(pattern, cap, args.packets)
+            print(f"capture: {n} packets, {cap.stat().st_size / 1e6:.1f} MB "
+                  f"(made in {time.perf_counter() - t:.1f} s)")
+        pairs = [("rawlab tcp (table)", [rawlab, "tcp", str(cap)]),
+                 ("tcptrace -l", ["tcptrace", "-l", str(cap)]),
+                 ("rawlab tcp --json", [rawlab, "tcp", "--json", str(cap)]),
+                 ("tshark -T fields tcp.analysis.flags",
+                  ["tshark", "-n", "-r", str(cap), "-T", "fields", "-e", "frame.number",
+                   "-e", "tcp.analysis.flags"])]
+        secs: dict[str, list[float]] = {name: [] for name, _ in pairs}
+        for _ in range(args.rounds):
+            for name, cmd in pairs:
+                secs[name].append(timed(cmd))
+        rows = [(name, n / min(v), min(v), "") for name, v in secs.items()]
+        if not args.no_scapy:
+            sc_n, sc_t = scapy_rate(cap, min(args.scapy_packets, n))
+            rows.append(("scapy sniff(session=TCPSession)", sc_n / sc_t, sc_t * n / sc_n,
+                         f"  (measured on {sc_n} packets in {sc_t:.1f} s, extrapolated)"))
+        print(f"{'tool':38} {'packets/s':>12} {'seconds':>9}  (best of {args.rounds})")
+        for name, rate, sec, note in rows:
+            print(f"{name:38} {rate:12,.0f} {sec:9.2f}{note}")
+        rate = {name: r for name, r, _, _ in rows}
+        print(f"rawlab tcp (table) is {rate['rawlab tcp (table)'] / rate['tcptrace -l']:.2f}x "
+              f"tcptrace -l; rawlab tcp --json is "
+              f"{rate['rawlab tcp --json'] / rate['tshark -T fields tcp.analysis.flags']:.2f}x "
+              "tshark" + (f", {rate['rawlab tcp --json'] / rate[rows[-1][0]]:.1f}x scapy"
+                          if not args.no_scapy else ""))
     return 0
 
 

@@ -255,3 +255,46 @@ def test_a_clean_stop_loses_nothing(pair, how: str) -> None:
     assert len(lines) - 1 == summary["captured"] == 300, summary
     assert summary["received"] == 300 and summary["pending"] == 0
     assert "300 packets captured" in err and "arrived after the stop" not in err
+
+
+@pytest.mark.parametrize("iface", ["veth0", "any"])
+def test_lines_by_ring_block_are_the_per_packet_lines(pair, tmp_path: Path,
+                                                      iface: str) -> None:
+    """Lines to a file or pipe are rendered a ring block at a time through batches (the
+    columnar path); they are the lines `rawlab read` prints of the same packets written
+    by a second capture (held byte for byte to the per-packet path by
+    tests/unit/test_columns.py), time stamps aside (two sockets, two clocks' reads)."""
+    a, b = pair
+    out = tmp_path / "same.pcapng"
+    cmd = [RAWLAB, "capture", "-i", iface, "--netns", a.name]
+    flt = ["tcp port 9100 or udp port 9000"]
+    lines_p = subprocess.Popen([*cmd, *flt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    file_p = subprocess.Popen([*cmd, "-w", str(out), *flt], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    with b.entered():
+        srv = socket.socket()
+        srv.bind(("10.66.0.2", 9100))
+        srv.listen()
+    with a.entered():
+        cli = socket.create_connection(("10.66.0.2", 9100))
+    conn, _ = srv.accept()
+    for _ in range(50):
+        cli.sendall(b"x" * 3000)
+        conn.recv(65536)
+    cli.close()
+    conn.close()
+    srv.close()
+    blast(a, "10.66.0.2", 300)
+    time.sleep(0.5)
+    for p in (lines_p, file_p):
+        p.send_signal(signal.SIGINT)
+    got, err = lines_p.communicate(timeout=20)
+    _, err2 = file_p.communicate(timeout=20)
+    assert lines_p.returncode == 0 and file_p.returncode == 0, err + err2
+    want = subprocess.run([RAWLAB, "read", str(out)], capture_output=True, text=True,
+                          check=True).stdout
+    gl, wl = got.splitlines(), want.splitlines()
+    assert len(gl) > 300 and len(gl) == len(wl)
+    assert [x.split(" ", 1)[1] for x in gl] == [x.split(" ", 1)[1] for x in wl]

@@ -20,11 +20,27 @@ def run(*args: str) -> Any:
 
 
 def test_table() -> None:
-    r = run(str(CAP / "tcp-loss.pcap"))
+    """The exact analyser's table (Wireshark's counts) is --exact since the columnar
+    summary became the default table of a file."""
+    r = run(str(CAP / "tcp-loss.pcap"), "--exact")
     assert r.exit_code == 0, r.output
     head, row = r.output.splitlines()[:2]
     assert "state" in head and "history" in head
     assert " SF " in row and "10.77.0.1:" in row and "fast_retransmission=3" in row
+
+
+def test_table_from_columns() -> None:
+    """The default table of a file: the columnar summary, tcptrace's retransmissions
+    (7: Wireshark's 5 plus its 2 out-of-order) and counts; the same columns."""
+    r = run(str(CAP / "tcp-loss.pcap"))
+    assert r.exit_code == 0, r.output
+    head, row = r.output.splitlines()[:2]
+    assert head == run(str(CAP / "tcp-loss.pcap"), "--exact").output.splitlines()[0]
+    assert row.split() == ["0", "10.77.0.1:51216", "10.77.0.2:5001", "SF", "ShADaTwFf",
+                           "0.047", "400.5", "KiB", "0", "B", "7/0", "FSPA/FSA",
+                           "sack=97,zero_window=1"]
+    assert run(str(CAP / "tcp-loss.pcap"), "-c", "3").output.splitlines()[1].split()[3:5] == [
+        "S1", "ShA"]
 
 
 def test_json_records() -> None:
@@ -124,3 +140,29 @@ def test_a_stream_that_does_not_exist_is_an_error(opt: str) -> None:
     r = CliRunner().invoke(main, ["tcp", str(CAP / "tcp-clean.pcap"), opt, "5"])
     assert r.exit_code == 1
     assert r.stderr.strip() == "rawlab: error: no TCP stream 5: the capture has streams 0-0"
+
+
+def test_table_from_columns_names_the_processes_a_pcapng_file_holds(tmp_path: Path) -> None:
+    """A pcapng written with `capture --processes` gives the columnar table its process
+    columns, as the exact analyser's table."""
+    from rawlab.pcap.reader import open_file
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.records import PROCESS, SocketOwner
+
+    cli = SocketOwner(PROCESS, pid=4242, comm="client-app")
+    srv = SocketOwner(PROCESS, pid=77, comm="server-app")
+    out = tmp_path / "owned.pcapng"
+    w = CaptureWriter(str(out))
+    with open_file(CAP / "tcp-reset.pcap") as cap:
+        for rec in cap:
+            src_is_client = rec.data[26:30] == bytes((10, 77, 0, 1))
+            rec.owners = (cli, srv) if src_is_client else (srv, cli)
+            w.write(rec, None)
+    w.close()
+    fast, exact = run(str(out)), run(str(out), "--exact")
+    assert fast.exit_code == 0 and exact.exit_code == 0, fast.output + exact.output
+    head, row = fast.output.splitlines()[:2]
+    assert head == exact.output.splitlines()[0] and "client process" in head
+    assert "client-app[4242]" in row and "server-app[77]" in row
+    # both tables agree on everything but the counts their definitions make
+    assert row.split()[:10] == exact.output.splitlines()[1].split()[:10]

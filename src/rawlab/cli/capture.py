@@ -130,8 +130,12 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     counts = pipeline.Counts()
 
     status = out is not None and sys.stderr.isatty() and quiet
-    records = ring.records(count=count, duration=duration,
-                           block_done=writer.flush if writer else None)
+    block_done = writer.flush if writer else None
+    if writer is None and attribution is None and len(sinks) == 1 and \
+            not sys.stdout.isatty():
+        # lines to a file or pipe: a ring block at a time through batches
+        block_done, sinks = _lines_by_block(sinks, ring, block_done)
+    records = ring.records(count=count, duration=duration, block_done=block_done)
     try:
         feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
@@ -146,6 +150,21 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
         if parquet:
             click.echo(f"wrote {', '.join(sinks[-1].files) or 'nothing'}", err=True)
+
+
+def _lines_by_block(sinks: list[Any], ring: Any, block_done: Any) -> tuple[Any, list[Any]]:
+    """The one-line view rendered a ring block at a time from batches (the columnar
+    path: present.columns.RecordLineSink) when the style allows it; else as it was."""
+    from rawlab.present.columns import RecordLineSink, batch_sink_for
+    from rawlab.present.packet import LineSink
+
+    if type(sinks[0]) is not LineSink:
+        return block_done, sinks
+    lines = batch_sink_for(sys.stdout, sinks[0].style)
+    if lines is None:
+        return block_done, sinks
+    sink = RecordLineSink(lines, ring.interface)
+    return sink.flush, [sink]
 
 
 def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,

@@ -191,10 +191,14 @@ class Lab:
         from pyroute2 import netns
 
         name = unique_name(tag)
+        # the owner lock first: a cleanup in another PID namespace (where our pid cannot
+        # be seen) would otherwise remove the namespace between its creation and the lock
+        lock = owner.hold(name)
         for attempt in range(3):
             try:
                 netns.create(name)
             except OSError as exc:
+                owner.release(name, lock)
                 raise explain(exc, f"create network namespace {name}") from None
             # When /run/netns is first made a mount point, a namespace created at the
             # same moment by another process can end up hidden under it: make sure
@@ -202,7 +206,7 @@ class Lab:
             if os.path.exists(os.path.join(NETNS_RUN_DIR, name)) or attempt == 2:
                 break
             time.sleep(0.05)
-        ns = Netns(name, tag, owner.hold(name))
+        ns = Netns(name, tag, lock)
         self.namespaces.append(ns)
         self._up(ns, "lo")
         return ns

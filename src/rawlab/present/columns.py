@@ -36,6 +36,7 @@ from rawlab.present.packet import (
     tcpdump_flags,
     timestamp,
 )
+from rawlab.records import CsumHint
 
 _ACK = 0x10
 _SLL2 = 276
@@ -265,7 +266,9 @@ class BatchLineSink:
     # -- the output --
     def batch(self, batch: C.Batch, rows: int | None = None) -> None:
         """Print the first `rows` rows of `batch` (all when None)."""
-        text = self.render(batch, rows)
+        self._write(self.render(batch, rows))
+
+    def _write(self, text: bytes) -> None:
         if self._raw is not None:
             self.out.flush()
             self._raw.write(text)
@@ -347,7 +350,7 @@ class BatchLineSink:
     def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
         """Row i through the per-packet path: decode, then LineSink's text."""
         rec = batch.record(i)
-        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        pkt = self.decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
         iface = batch.interfaces[rec.interface] if rec.interface < len(
             batch.interfaces) else None
         return (self.lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
@@ -477,6 +480,36 @@ class BatchLineSink:
         return tm, vals
 
 
+class RecordLineSink:
+    """The one-line view of records as they come (a live capture, :func:`rawlab.pipeline.
+    run`), rendered a ring block at a time through batches: :meth:`flush` (the ring's
+    ``block_done``) turns the records taken since into a batch
+    (:class:`rawlab.decode.columns.RecordBatcher`) for :class:`BatchLineSink`."""
+
+    decodes = False
+
+    def __init__(self, lines: BatchLineSink, interfaces: Any) -> None:
+        self.lines = lines
+        self.batcher = C.RecordBatcher(interfaces)
+        self.records: list[Any] = []
+        self.frames: list[int] = []
+
+    def packet(self, frame: int, rec: Any, pkt: Any, iface: Any) -> None:
+        self.records.append(rec)
+        self.frames.append(frame)
+
+    def flush(self) -> None:
+        if self.records:
+            self.lines.batch(self.batcher.batch(self.records, self.frames))
+            self.records, self.frames = [], []
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.lines.close()
+
+
 def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
     """The batch form of the one-line view for `style`, or None when the style needs
     the per-packet path (-e, dumps, -q, colours)."""
@@ -489,6 +522,7 @@ def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink
 # ---- NDJSON from batches ----------------------------------------------------------------------
 
 _SENT = "\x00{}\x00"  # a slot's sentinel while the template is made
+JSON_SLICE = 2048  # NDJSON rows rendered at once (bounds the output held in memory)
 
 
 def _slot_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
@@ -595,24 +629,35 @@ class BatchJsonSink:
         self._enc = getattr(out, "encoding", None) or "utf-8"
         self._raw = getattr(out, "buffer", None)
 
-    batch = BatchLineSink.batch
+    _write = BatchLineSink._write
     close = BatchLineSink.close
 
-    def render(self, batch: C.Batch, rows: int | None = None) -> bytes:
+    def batch(self, batch: C.Batch, rows: int | None = None) -> None:
+        """Print the first `rows` rows of `batch`, :data:`JSON_SLICE` rows at a time (an
+        NDJSON line is ~10x a text line: a whole batch's lines at once cost ~20 MB)."""
         n = len(batch) if rows is None else min(rows, len(batch))
-        if not n:
+        for lo in range(0, n, JSON_SLICE):
+            self._write(self.render(batch, n, lo))
+
+    def render(self, batch: C.Batch, rows: int | None = None, lo: int = 0) -> bytes:
+        """The NDJSON of rows [lo, lo + JSON_SLICE) of the first `rows` rows."""
+        n = len(batch) if rows is None else min(rows, len(batch))
+        hi = min(n, lo + JSON_SLICE)
+        if hi <= lo:
             return b""
         c = {k: v[:n] for k, v in batch.cols.items()}
         fast = (c["status"] == C.FAST) & (c["ip4_ihl"] <= 5) & (
             (c["linktype"] == 1) | (c["linktype"] == 101) | (c["linktype"] >= 228) & (
                 c["linktype"] <= 229))
+        inside = np.zeros(n, bool)
+        inside[lo:hi] = True
         out = np.empty(n, object)
         lay = c["tcp_opt_layout"].astype(np.int64)
         key = np.stack([c["linktype"], c["vlan_count"], c["ethertype"], c["l4"],
                         c["tcp_flags"], c["l4_csum"], c["complete"], c["direction"],
                         c["interface"], c["arp_op"], c["icmp_type"], lay + 1,
                         c["ip_version"]], axis=1).astype(np.int64)
-        held = np.nonzero(fast)[0]
+        held = np.nonzero(fast & inside)[0]
         first, inv = C.factorize(*key[held].T) if len(held) else (held, held)
         for j, f0 in enumerate(first.tolist()):
             rows = held[inv == j]
@@ -631,9 +676,9 @@ class BatchJsonSink:
                 assert fmt_vals is not None
                 cols.append(fmt_vals[1].tolist())
             out[rows] = list(map(tmpl.__mod__, zip(*cols, strict=True)))
-        for i in np.nonzero(~fast)[0].tolist():
+        for i in np.nonzero(~fast & inside)[0].tolist():
             out[i] = self._odd(batch, c, i)
-        return b"".join(out.tolist())
+        return b"".join(out[lo:hi].tolist())
 
     def _odd(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
         from rawlab.present.fmt import json_line

@@ -8,7 +8,9 @@
 
 As outputs of :func:`rawlab.pipeline.run_tcp` (sinks, one hook per event):
 ``JsonSink`` (segment and connection records), ``TableSink`` (the table, when
-closed), ``LiveSink`` (events worth a line, as they happen) and ``FollowSink``.
+closed), ``LiveSink`` (events worth a line, as they happen) and ``FollowSink``; of
+:func:`rawlab.pipeline.run_batches`: ``SummarySink`` (the table from the columnar
+summary).
 
 JSON lines are built by hand from ints and known words (no ``json.dumps`` per
 segment): the values are ints, fixed strings, and hex for addresses' bytes.
@@ -309,6 +311,30 @@ class TableSink(_Sink):
             self.out.write("\n")
         render_table([self.connections[k] for k in sorted(self.connections)], self.out,
                      self.owners)
+        self.out.flush()
+
+
+class SummarySink:
+    """The connection table from batches (:func:`rawlab.pipeline.run_batches`): the
+    columnar summary (:mod:`rawlab.analysis.tcp.columns`, tcptrace's figures), printed
+    when the input ends. Its ``rtx`` column counts tcptrace's retransmitted segments and
+    its analysis column the summary's counts (out_of_order, zero_window_probe,
+    zero_window, sack, dsack); :class:`TableSink` prints the exact analyser's."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rawlab.analysis.tcp.columns import ConnSummary
+
+        self.out = out
+        self.summary = ConnSummary()
+
+    def batch(self, batch: Any, rows: int | None = None) -> None:
+        self.summary.add(batch, rows)
+
+    def close(self) -> None:
+        owners = StreamOwners()
+        for stream, direction, who in self.summary.owners:
+            owners.note(stream, direction, who)
+        render_table(self.summary.connections(), self.out, owners)
         self.out.flush()
 
 

@@ -46,6 +46,63 @@ _BAD = Verdict.BAD
 _GAP = A_LOST_PACKET | A_ACK_LOST_PACKET  # what a capture drop explains
 
 
+Fields = tuple[bytes, bytes, tuple[int, ...], int, dict[str, Any], Verdict]
+
+
+def packet_fields(pkt: Any) -> Fields | None:
+    """What the analyser reads of one decoded packet (rawlab.decode.dispatch.Packet):
+    ``(src, dst, hdr, l4, opts, csum)`` — addresses, the header's ``(sport, dport, seq,
+    ack, offset and flags, window)``, TCP header and payload bytes by the IP length, the
+    options summary and the checksum verdict; None when it is no TCP segment the analyser
+    takes (not TCP, a segment an ICMP error quotes, IP fragments, a broken header)."""
+    layers = pkt.layers[: pkt.quoted]  # not a segment an ICMP error quotes
+    i = next((j for j, lay in enumerate(layers) if lay.name == "tcp"), -1)
+    if i < 1:
+        return None
+    ip, tcp = layers[i - 1], layers[i]
+    if ip.name == "ipv4":
+        if ip.more_fragments or ip.frag_offset:
+            return None
+        l4 = ip.total_length - ip.hlen if ip.total_length else len(tcp.buf)
+    elif ip.name == "ipv6":
+        if ip.fragment is not None:
+            return None
+        l4 = ip.payload_length - (ip.hlen - 40) if ip.payload_length else len(tcp.buf)
+    else:
+        return None
+    if tcp.dataofs < 5 or len(tcp.buf) < 20:
+        return None
+    cs = pkt.checksum("tcp")
+    hdr = (tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.dataofs << 12 | tcp.flags, tcp.window)
+    return (bytes(ip.src), bytes(ip.dst), hdr, l4, tcp.summary,
+            cs.verdict if cs is not None else Verdict.UNVERIFIED)
+
+
+def segment_fields(data: bytes, linktype: int, hint: int = 0) -> Fields | None:
+    """:func:`packet_fields` from the captured bytes: the headers are found by
+    :func:`rawlab.decode.descent.walk`, shapes it does not know are decoded."""
+    w = walk(data, linktype)
+    if w is None:
+        return packet_fields(descent.decode(data, linktype, hint))
+    net, o, proto, t, stop, marks = w
+    n = len(data)
+    if proto != 6 or marks & _FRAGMENT or (stop if stop < n else n) - t < 20:
+        return None
+    hdr = _TCP.unpack_from(data, t)
+    hl = (hdr[4] >> 12) * 4
+    if hl < 20:
+        return None
+    if net == 0x0800:  # ETH_P_IP
+        src, dst = data[o + 12:o + 16], data[o + 16:o + 20]
+    else:
+        src, dst = data[o + 8:o + 24], data[o + 24:o + 40]
+    csum = known_verdict(hint, marks & TSO, stop <= n)
+    if csum is None:
+        csum = verify_l4(6, src, dst, data[t:stop], 16).verdict
+    opts = options_summary(data[t + 20:t + hl]) if hl > 20 else {}
+    return src, dst, hdr, stop - t, opts, csum
+
+
 class TcpAnalyzer:
     """Sans-I/O TCP analyser: ``feed`` packets in capture order, get events back."""
 
@@ -96,52 +153,14 @@ class TcpAnalyzer:
 
     def feed(self, frame: int, ts_ns: int, pkt: Any) -> list[Event]:
         """Events for one decoded packet (rawlab.decode.dispatch.Packet); [] if not TCP."""
-        layers = pkt.layers[: pkt.quoted]  # not a segment an ICMP error quotes
-        i = next((j for j, lay in enumerate(layers) if lay.name == "tcp"), -1)
-        if i < 1:
-            return []
-        ip, tcp = layers[i - 1], layers[i]
-        if ip.name == "ipv4":
-            if ip.more_fragments or ip.frag_offset:
-                return []
-            l4 = ip.total_length - ip.hlen if ip.total_length else len(tcp.buf)
-        elif ip.name == "ipv6":
-            if ip.fragment is not None:
-                return []
-            l4 = ip.payload_length - (ip.hlen - 40) if ip.payload_length else len(tcp.buf)
-        else:
-            return []
-        if tcp.dataofs < 5 or len(tcp.buf) < 20:
-            return []
-        cs = pkt.checksum("tcp")
-        hdr = (tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.dataofs << 12 | tcp.flags, tcp.window)
-        return self._feed(frame, ts_ns, bytes(ip.src), bytes(ip.dst), hdr, l4, tcp.summary,
-                          cs.verdict if cs is not None else Verdict.UNVERIFIED)
+        got = packet_fields(pkt)
+        return self._feed(frame, ts_ns, *got) if got is not None else []
 
     def feed_bytes(self, frame: int, ts_ns: int, data: bytes, linktype: int,
                    hint: int = 0) -> list[Event]:
-        """Like :meth:`feed` from the captured bytes: the headers are found by
-        :func:`rawlab.decode.descent.walk`, shapes it does not know are decoded."""
-        w = walk(data, linktype)
-        if w is None:
-            return self.feed(frame, ts_ns, descent.decode(data, linktype, hint))
-        net, o, proto, t, stop, marks = w
-        n = len(data)
-        if proto != 6 or marks & _FRAGMENT or (stop if stop < n else n) - t < 20:
-            return []
-        hdr = _TCP.unpack_from(data, t)
-        hl = (hdr[4] >> 12) * 4
-        if hl < 20:
-            return []
-        if net == 0x0800:  # ETH_P_IP
-            src, dst = data[o + 12:o + 16], data[o + 16:o + 20]
-        else:
-            src, dst = data[o + 8:o + 24], data[o + 24:o + 40]
-        csum = known_verdict(hint, marks & TSO, stop <= n)
-        if csum is None:
-            csum = verify_l4(6, src, dst, data[t:stop], 16).verdict
-        opts = options_summary(data[t + 20:t + hl]) if hl > 20 else {}
-        return self._feed(frame, ts_ns, src, dst, hdr, stop - t, opts, csum)
+        """Like :meth:`feed` from the captured bytes (:func:`segment_fields`)."""
+        got = segment_fields(data, linktype, hint)
+        return self._feed(frame, ts_ns, *got) if got is not None else []
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""

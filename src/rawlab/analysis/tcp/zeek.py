@@ -87,9 +87,14 @@ def refresh(c: Conn) -> None:
 def conn_state(c: Conn) -> str:
     """Zeek's ``conn_state`` from what both directions sent."""
     o, r = c.flows
-    o_syn, r_synack = o.saw_syn, r.saw_synack
-    o_rst, r_rst = "r" in o.hist_n, "r" in r.hist_n
-    o_fin, r_fin = "f" in o.hist_n, "f" in r.hist_n
+    return state_of(o.saw_syn, r.saw_synack, "r" in o.hist_n, "r" in r.hist_n,
+                    "f" in o.hist_n, "f" in r.hist_n)
+
+
+def state_of(o_syn: bool, r_synack: bool, o_rst: bool, r_rst: bool, o_fin: bool,
+             r_fin: bool) -> str:
+    """Zeek's ``conn_state``: did the originator send a SYN, the responder a SYN-ACK,
+    each a RST, each a FIN."""
     if o_syn and not r_synack:
         if r_rst:
             return ConnState.REJ
