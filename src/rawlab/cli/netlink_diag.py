@@ -39,6 +39,8 @@ def _ifnames() -> dict[int, str]:
               "algorithm and its info, socket memory; others: their extra facts.")
 @click.option("-p", "--processes", is_flag=True, help="Which processes hold each socket "
               "(from /proc/*/fd).")
+@click.option("-n", "--numeric", "_numeric", count=True, expose_value=False,
+              help="Accepted (as `ss -n`): rawlab never resolves addresses, ports or users.")
 @click.option("-H", "--no-header", is_flag=True, help="No header line.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per socket "
               "(docs/json.md, netlink sockets).")

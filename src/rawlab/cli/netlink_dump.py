@@ -8,6 +8,10 @@ from typing import Any
 import click
 
 DUMP_KINDS = ("links", "addrs", "routes", "neigh", "rules")
+# ip's words for each kind, singular and plural, as `ip link|addr|route|neigh|rule` takes them
+KIND_WORDS = {"link": "links", "links": "links", "addr": "addrs", "addrs": "addrs",
+              "address": "addrs", "route": "routes", "routes": "routes", "neigh": "neigh",
+              "neighbor": "neigh", "neighbour": "neigh", "rule": "rules", "rules": "rules"}
 
 
 def _table(value: str | None) -> int | None:
@@ -31,7 +35,7 @@ def _neigh_shown(m: Any) -> bool:
 
 
 @click.command()
-@click.argument("what", type=click.Choice(DUMP_KINDS))
+@click.argument("what", type=click.Choice(list(KIND_WORDS)), metavar="link|addr|route|neigh|rule")
 @click.option("--table", metavar="N", help="routes/rules: a table number or main, local, "
               "default, all (routes default: main, as `ip route`).")
 @click.option("--dev", metavar="IF", help="Only objects of this interface (links: just it).")
@@ -47,7 +51,7 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
          verbose: bool, netns: str | None, show_all: bool) -> None:
     """Dump links, addresses, routes, neighbours or rules, filtered in the kernel.
 
-    Like `ip link|addr|route|neigh|rule`: NETLINK_GET_STRICT_CHK and the filter
+    Like `ip link|addr|route|neigh|rule` (singular or plural): NETLINK_GET_STRICT_CHK and the filter
     attributes iproute2 sends, each reply decoded as it arrives.
     """
     import gc
@@ -56,6 +60,7 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
     from rawlab.sockets import netlink as nl
     from rawlab.sockets.netns import entered
 
+    what = KIND_WORDS[what]
     if v4 and v6:
         raise click.UsageError("choose one of -4, -6")
     if as_json and verbose:
@@ -92,6 +97,8 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
                        "it again for a consistent view", err=True)
     except BrokenPipeError:
         raise
+    except nl.NetlinkError as exc:
+        raise exc.refused(f"dump {what}" + (f" (table {table})" if table else "")) from None
     except OSError as exc:
         raise explain(exc, f"dump {what}") from None
     finally:

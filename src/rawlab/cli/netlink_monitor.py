@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from rawlab.cli.options import Seconds
+
 
 @click.command()
 @click.option("--groups", default=None, metavar="G,G,...",
@@ -24,11 +26,16 @@ import click
                    "doubles it).")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N messages.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("-t", "--timestamp", "stamp", flag_value="long", help="Text: a `Timestamp:` "
+              "line before each event, as `ip -t monitor`.")
+@click.option("-ts", "--tshort", "stamp", flag_value="short", help="Text: each event "
+              "prefixed with [ISO time], as `ip -ts monitor`.")
 @click.option("--no-resolve", is_flag=True,
               help="Do not resolve nlmsg_pid to the sending process.")
 def monitor(groups: str | None, all_nsid: bool, netns: str | None, as_json: bool, verbose: bool,
-            rcvbuf_kb: int, count: int | None, duration: float | None, no_resolve: bool) -> None:
+            rcvbuf_kb: int, count: int | None, duration: float | None, stamp: str | None,
+            no_resolve: bool) -> None:
     """Watch rtnetlink events, losslessly (like `ip monitor`, with JSON and attribution).
 
     A separate thread drains the socket into memory while events are decoded
@@ -61,7 +68,7 @@ def monitor(groups: str | None, all_nsid: bool, netns: str | None, as_json: bool
     with entered(netns):  # the whole run: /proc/thread-self/net/netlink is this namespace's
         mon = an.Monitor(an.kinds_of(names), owner=None if no_resolve else PortOwners().lookup)
         out = MonitorPrinter(sys.stdout, as_json=as_json, verbose=verbose,
-                             ifname=mon.ifnames.get)
+                             ifname=mon.ifnames.get, stamp=stamp)
         try:
             session = nm.MonitorSession(numbers, all_nsid=all_nsid, rcvbuf=rcvbuf_kb << 10)
         except OSError as exc:

@@ -346,13 +346,14 @@ class MonitorPrinter:
     """
 
     def __init__(self, out: TextIO, *, as_json: bool = False, verbose: bool = False,
-                 ifname: IfName = lambda i: None) -> None:
+                 ifname: IfName = lambda i: None, stamp: str | None = None) -> None:
         from rawlab.analysis.netlink import Change, Event, OverflowEvent
 
         self.write = out.write
         self.as_json = as_json
         self.verbose = verbose
         self.ifname = ifname
+        self.stamp = stamp  # text: "long" (ip -t monitor), "short" (ip -ts monitor), None
         self._hooks: dict[type, Callable[[Any], None]] = {
             Event: self.message, OverflowEvent: self.overflow, Change: self.change}
 
@@ -367,10 +368,23 @@ class MonitorPrinter:
                                        process=process_json(who))) + "\n")
             return
         prefix = f"[nsid {ev.nsid}] " if ev.nsid is not None else ""
+        if self.stamp is not None:
+            prefix = self._stamp(ev.ts_ns) + prefix
         self.write(line(m, self.ifname, prefix=prefix,
                         who=f"{who.comm}[{who.pid}]" if who else None) + "\n")
         if self.verbose:
             self.write("\n".join(layout(m.buf, m.offset)) + "\n")
+
+    def _stamp(self, ts_ns: int) -> str:
+        """`ip -t monitor`'s line (``Timestamp: Tue Jan  9 10:00:00 2024 123456 usec``) or
+        `ip -ts monitor`'s prefix (``[2024-01-09T10:00:00.123456] ``), local time."""
+        import time
+
+        sec, us = divmod(ts_ns // 1000, 1_000_000)
+        t = time.localtime(sec)
+        if self.stamp == "short":
+            return f"[{time.strftime('%Y-%m-%dT%H:%M:%S', t)}.{us:06d}] "
+        return f"Timestamp: {time.strftime('%a %b %e %H:%M:%S %Y', t)} {us} usec\n"
 
     def overflow(self, ev: Any) -> None:
         if self.as_json:
@@ -394,9 +408,37 @@ class MonitorPrinter:
         if self.as_json:
             self.write(encode({"summary": summary}) + "\n")
             return None
-        overflows = summary["overflows"]
-        return (f"{summary['messages']} messages, {overflows} overflows (ENOBUFS)"
-                + (f", re-dump found {summary['resync']}" if overflows else ""))
+        return summary_text(summary)
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The monitor's closing line: ``12 messages, 1 overflow (ENOBUFS), re-dump found 45,602
+    added, 0 removed, 3 changed``."""
+    n, overflows = summary["messages"], summary["overflows"]
+    text = f"{n:,} message{'s' * (n != 1)}, {overflows:,} overflow{'s' * (overflows != 1)} " \
+           "(ENOBUFS)"
+    if overflows:
+        text += ", re-dump found " + ", ".join(f"{v:,} {k}" for k, v in summary["resync"].items())
+    if summary.get("truncated"):
+        text += f", {summary['truncated']:,} datagrams cut short (MSG_TRUNC)"
+    return text
+
+
+def value_text(v: Any) -> str:
+    """A decoded value as text for -v: scalars as JSON writes them, a struct or nested
+    attributes as ``name=value name=value``, a list comma-separated (never a Python repr)."""
+    j = jsonable(v)
+    return _json_value_text(j)
+
+
+def _json_value_text(j: Any) -> str:
+    if isinstance(j, dict):
+        return " ".join(f"{k}={_json_value_text(x)}" for k, x in j.items())
+    if isinstance(j, list):
+        return "[" + ", ".join(_json_value_text(x) for x in j) + "]"
+    if isinstance(j, bool) or j is None:
+        return json_text(j)
+    return str(j)
 
 
 ARROWS = {"to_kernel": "user→kernel", "to_user": "kernel→user"}
@@ -488,7 +530,7 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
                 continue
             v = value_of(spec, a.data, m.family or 0) if spec else Unknown(a.type, a.data)
             flag = " TRUNCATED" if a.truncated else " MALFORMED" if a.malformed else ""
-            rows.append((depth, f"{name} ({short})", f"{jsonable(v)}{flag}", a.offset - offset,
+            rows.append((depth, f"{name} ({short})", f"{value_text(v)}{flag}", a.offset - offset,
                          data[a.offset:a.offset + min(a.length, 4 + 16)]))
 
     walk(attr_tree(m), schema, 1)

@@ -78,6 +78,22 @@ class NetlinkError(OSError):
         super().__init__(err, text)
         self.extack = extack
 
+    def refused(self, op: str) -> Any:
+        """A RawlabError for ``op``: the kernel's own words (the extended ACK) when it gave
+        them, as `ip` prints them; an object the request named that does not exist
+        (ENOENT, ENODEV, ESRCH) is the caller's mistake (exit 2), not a missing kernel
+        feature. Without the kernel's text: the errno's usual advice."""
+        from rawlab.errors import Exit, RawlabError, explain
+
+        err = self.errno or 0
+        if not self.extack:
+            return explain(self, op)
+        name = errno.errorcode.get(err, str(err))
+        missing = err in (errno.ENOENT, errno.ENODEV, errno.ESRCH)
+        fix = "name one that exists" if missing else "change the request as the kernel says"
+        return RawlabError(f"{op} failed: the kernel said: {self.extack} ({name}); fix: {fix}",
+                           Exit.USAGE if missing else Exit.FAILED, errno_=err)
+
 
 class NetlinkSocket:
     """A raw netlink socket that sends one request and collects the reply."""
