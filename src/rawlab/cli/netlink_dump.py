@@ -146,6 +146,5 @@ def _print_shapes(sock: Any, what: str, kw: dict[str, Any], *, keep: Any) -> Non
     shapes = ShapeRenderer(encode, keep=wanted, literal=frozenset(literal))
     sys.stdout.flush()
     out = sys.stdout.buffer.write
-    for buf in bufs:
-        for lines in shapes.render(buf):
-            out(lines)
+    for lines in shapes.render_stream(bufs):
+        out(lines)

@@ -36,6 +36,7 @@ from rawlab.sockets.netlink_wire import (
 )
 
 SOL_NETLINK = 270
+AHEAD = 64  # datagrams a dump's read-ahead thread may hold before the caller takes them
 NETLINK_EXT_ACK = 11
 NETLINK_GET_STRICT_CHK = 12
 
@@ -252,21 +253,31 @@ class DumpSocket(NetlinkSocket):
                 return
 
     def _dump_ahead(self, mtype: int, payload: bytes) -> Iterator[bytes]:
+        import queue
         import threading
-        from queue import SimpleQueue
 
-        q: SimpleQueue[Any] = SimpleQueue()
+        # bounded: when the caller is slower than the kernel, the reader waits, so a dump of
+        # a million routes holds at most AHEAD datagrams in memory (streamed, not collected)
+        q: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
         stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def reader() -> None:
             try:
                 for data in self._dump(mtype, payload):
-                    q.put(data)
-                    if stop.is_set():
+                    if not put(data):
                         return
-                q.put(None)
+                put(None)
             except BaseException as exc:  # handed to the consumer, raised there
-                q.put(exc)
+                put(exc)
 
         t = threading.Thread(target=reader, name="rawlab-dump-ahead", daemon=True)
         t.start()
