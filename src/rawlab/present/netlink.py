@@ -20,7 +20,6 @@ from rawlab.decode.rtnl import (
     Schema,
     Unknown,
     Via,
-    msg_type,
     type_name,
 )
 from rawlab.present.fmt import ip_text, json_text, mac_text
@@ -146,12 +145,16 @@ _TYPE_NAMES: dict[tuple[int, int | None], str] = {}
 def msg_json(m: NlMsg, **extra: Any) -> dict[str, Any]:
     """One message as a JSON object: nlmsghdr, the family header, attrs."""
     mt = m.type
-    key = (mt, m.protocol)
-    name = _TYPE_NAMES.get(key) or _TYPE_NAMES.setdefault(key, type_name(mt, m.protocol))
+    name = m.name
+    if name is None:
+        key = (mt, m.protocol)
+        name = _TYPE_NAMES.get(key) or _TYPE_NAMES.setdefault(key, type_name(mt, m.protocol))
     d: dict[str, Any] = {**extra, "nlmsg_type": name, "nlmsg_len": m.len,
                          "nlmsg_flags": m.flags, "nlmsg_flags_names": flag_names(mt, m.flags),
                          "nlmsg_seq": m.seq, "nlmsg_pid": m.pid, "family": m.family}
     d.update(m.header)
+    if m.cmd is not None:
+        d["cmd_name"] = m.cmd
     if m.error is not None:
         d["error"] = m.error
         d["errno"] = errno.errorcode.get(-m.error) if m.error < 0 else None
@@ -318,10 +321,18 @@ def body_text(m: NlMsg, ifname: IfName = lambda i: None) -> str:
         return generic_text(m, ifname)
 
 
+def message_name(m: NlMsg) -> str:
+    """``RTM_NEWROUTE``; ``NFT_MSG_NEWRULE``; a generic netlink family and its command
+    (``nl80211 NL80211_CMD_NEW_INTERFACE``); else the type's number."""
+    if m.name is None:
+        return type_name(m.type, m.protocol)
+    return m.name if m.cmd is None else f"{m.name} {m.cmd}"
+
+
 def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
          who: str | None = None) -> str:
     """One line: [TYPE] what it says (pid, process)."""
-    s = f"{prefix}[{type_name(m.type, m.protocol)}] {body_text(m, ifname)}"
+    s = f"{prefix}[{message_name(m)}] {body_text(m, ifname)}"
     if m.pid and who is not None:
         s += f"  (pid {m.pid}: {who})"
     elif m.pid:
@@ -445,7 +456,7 @@ ARROWS = {"to_kernel": "user→kernel", "to_user": "kernel→user"}
 
 
 def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json: bool,
-                 verbose: bool) -> Iterator[str]:
+                 verbose: bool, genl: Any = None) -> Iterator[str]:
     """`rawlab netlink decode`'s lines for one record (rawlab.decode.netlink.NetlinkRecord),
     one per message."""
     frame, ts_ns, protocol, pkttype, data = rec
@@ -465,46 +476,42 @@ def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json:
             continue
         prefix = f"#{frame}.{i} {PROTOCOLS.get(protocol, protocol)} " \
                  f"{ARROWS.get(direction or '', '')} ".replace("  ", " ")
-        if protocol == 0:
-            yield line(m, prefix=prefix)
-        else:
-            yield (f"{prefix}type={type_name(m.type, protocol)} "
-                   f"flags={','.join(flag_names(m.type, m.flags))}"
-                   f" seq={m.seq} pid={m.pid} len={m.len}")
+        yield line(m, prefix=prefix)
         if verbose:
-            yield from layout(m.buf, m.offset, protocol)
+            yield from layout(m.buf, m.offset, protocol, genl)
 
 
 # ---- -v: pyroute2's names beside the byte layout -------------------------------------
 
-def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
+def layout(data: bytes, offset: int, protocol: int = 0, genl: Any = None) -> list[str]:
     """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex.
 
-    Offsets count from the start of the message.
+    Offsets count from the start of the message. ``genl``: generic netlink ids, as
+    rawlab.decode.rtnl.decode takes them.
     """
     from rawlab.decode.netlink import NlAttr, attr_tree
-    from rawlab.decode.rtnl import decode, value_of
+    from rawlab.decode.rtnl import decode, message_type, value_of
     from rawlab.sockets.netlink_wire import NLMSG_ERROR, NLMSG_HDRLEN, messages
 
     rows: list[tuple[int, str, str, int, bytes]] = []  # depth, name, value, offset, raw
     m = next(messages(data, offset, protocol), None)
     if m is None:
         return [f"  {len(data) - offset} bytes, too short for a netlink header"]
-    decode(m)
+    decode(m, genl=genl)
     names = {"len": "nlmsg_len", "type": "nlmsg_type", "flags": "nlmsg_flags",
              "seq": "nlmsg_seq", "pid": "nlmsg_pid"}
     for fname, off, size in m.FIELDS:
         val: Any = getattr(m, fname)
-        if fname == "type" and type_name(val, protocol) != str(val):
-            val = f"{val} ({type_name(val, protocol)})"
+        if fname == "type" and message_name(m) != str(val):
+            val = f"{val} ({message_name(m)})"
         elif fname == "flags":
             val = f"{val:#06x} {','.join(flag_names(m.type, val))}"
         rows.append((0, names[fname], str(val), off, data[offset + off:offset + off + size]))
     body = NLMSG_HDRLEN
     body_len = m.end - offset - body
     schema: Schema | None = None
-    if protocol == 0 and m.type >= 16:
-        t = msg_type(m.type)
+    t = message_type(m, genl=genl) if m.type >= 16 else None
+    if t is not None:
         schema = t.schema
         if t.header_st is not None and t.header_st.size <= body_len:
             vals = t.header_st.unpack_from(data, offset + body)
