@@ -27,7 +27,7 @@ def test_snapshot_is_what_the_generator_makes() -> None:
     if gen.TARGET.read_text() != gen.render():
         pytest.fail(f"src/rawlab/decode/family_maps.py is not what pyroute2 "
                     f"{gen.pyroute2_version()} gives; regenerate it: {gen.COMMAND}")
-    assert family_maps.PYROUTE2 == gen.pyroute2_version()
+    assert gen.pyroute2_version() == family_maps.PYROUTE2
 
 
 def test_every_family_pyroute2_maps_is_in_the_snapshot() -> None:
@@ -107,12 +107,13 @@ def test_every_nfnetlink_message_matches_the_live_compile(mtype: int) -> None:
 def pyroute2_values(msg_obj: Any) -> Any:
     """pyroute2's decoded attributes as plain data (name -> value or nested dict)."""
     out: dict[str, Any] = {}
-    for name, value in msg_obj["attrs"]:
-        if hasattr(value, "get") and "attrs" in value:
-            value = pyroute2_values(value)
-        elif isinstance(value, list):
+    for name, raw in msg_obj["attrs"]:
+        value = raw
+        if hasattr(raw, "get") and "attrs" in raw:
+            value = pyroute2_values(raw)
+        elif isinstance(raw, list):
             value = [pyroute2_values(v) if hasattr(v, "get") and "attrs" in v else v
-                     for v in value]
+                     for v in raw]
         out[name] = value
     return out
 

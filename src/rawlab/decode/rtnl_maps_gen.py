@@ -257,9 +257,13 @@ def _dynamic(spec: LiveAttrSpec, family: int, siblings: dict[str, Any]) -> Any:
     owner = spec.owner
     t = spec.tname
     if t == "info_data":
-        return owner.data_map.get(siblings.get("IFLA_INFO_KIND"))
+        kind = siblings.get("IFLA_INFO_KIND")
+        # a repeated IFLA_INFO_KIND (a list) names no one class, as the snapshot reads it
+        return owner.data_map.get(kind) if isinstance(kind, str) else None
     if t == "info_slave_data":
         kind = siblings.get("IFLA_INFO_SLAVE_KIND") or siblings.get("IFLA_INFO_KIND")
+        if not isinstance(kind, str):
+            return None
         return {"bridge": owner.bridge_slave_data, "bridge_slave": owner.bridge_slave_data,
                 "bond": owner.bond_slave_data}.get(kind)
     if t == "af_spec":

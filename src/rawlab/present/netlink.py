@@ -23,7 +23,7 @@ from rawlab.decode.rtnl import (
     type_name,
 )
 from rawlab.present.fmt import ip_text, json_text, mac_text
-from rawlab.sockets.netlink_wire import NlMsg
+from rawlab.sockets.netlink_wire import NETLINK_NETFILTER, NlMsg
 
 IfName = Callable[[int], str | None]
 
@@ -312,9 +312,27 @@ _TEXT = {16: link_text, 17: link_text, 20: addr_text_line, 21: addr_text_line,
          33: rule_text, 88: nsid_text, 89: nsid_text}
 
 
+def nfnl_text(m: NlMsg, ifname: IfName) -> str:
+    """A conntrack entry as `conntrack -E`, an nftables change as `nft monitor`."""
+    from rawlab.decode.conntrack import conntrack_of
+    from rawlab.decode.nftables import change_of
+    from rawlab.present import nfnl
+
+    ct = conntrack_of(m)
+    if ct is not None:
+        return nfnl.conntrack_text(ct)
+    ch = change_of(m)
+    return nfnl.nft_text(ch) if ch is not None else generic_text(m, ifname)
+
+
 def body_text(m: NlMsg, ifname: IfName = lambda i: None) -> str:
-    """What the message says, the way `ip monitor` / `ip` would print it."""
-    fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
+    """What the message says, the way `ip monitor` / `ip` (`conntrack -E`, `nft monitor`)
+    would print it."""
+    if m.protocol:
+        fn = nfnl_text if m.protocol == NETLINK_NETFILTER and m.ok and m.type >= 16 \
+            else generic_text
+    else:
+        fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
     try:
         return fn(m, ifname)
     except (KeyError, TypeError, ValueError, AttributeError):  # odd values: show them raw
@@ -330,9 +348,20 @@ def message_name(m: NlMsg) -> str:
 
 
 def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
-         who: str | None = None) -> str:
-    """One line: [TYPE] what it says (pid, process)."""
-    s = f"{prefix}[{message_name(m)}] {body_text(m, ifname)}"
+         sender: Any = None) -> str:
+    """One line: [TYPE] what it says (pid, process: ``sender``, as
+    rawlab.sockets.proc names it). A conntrack or nftables message is the line
+    `conntrack -E` / `nft monitor` prints, which says its type itself; a conntrack
+    change a process asked for ends as conntrack's does: ``[USERSPACE] portid=N
+    progname=NAME``."""
+    who = process_text(sender)
+    if m.protocol == NETLINK_NETFILTER and m.ok and m.type >= 16:
+        s = f"{prefix}{body_text(m, ifname)}"
+        if m.pid and m.type >> 8 == 1:  # ctnetlink
+            comm = getattr(sender, "comm", None)
+            return s + f" [USERSPACE] portid={m.pid}" + (f" progname={comm}" if comm else "")
+    else:
+        s = f"{prefix}[{message_name(m)}] {body_text(m, ifname)}"
     if m.pid and who is not None:
         s += f"  (pid {m.pid}: {who})"
     elif m.pid:
@@ -343,8 +372,38 @@ def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
 
 
 def process_json(who: Any) -> dict[str, Any] | None:
-    """The sender of a message (rawlab.sockets.proc.Process), for JSON."""
-    return None if who is None else {"pid": who.pid, "comm": who.comm, "how": who.how}
+    """The sender of a message (rawlab.sockets.proc.Process), or why it has no name
+    (rawlab.sockets.proc.Unnamed: ``how`` kernel or gone, and ``why``), for JSON."""
+    if who is None:
+        return None
+    if hasattr(who, "why"):
+        return {"pid": None, "comm": None, "how": who.how, "why": who.why}
+    return {"pid": who.pid, "comm": who.comm, "how": who.how}
+
+
+def process_text(who: Any) -> str | None:
+    """``ip[3756]``; ``gone: ...`` when the sender could not be named; None for the kernel
+    (nlmsg_pid 0: the line has no pid to explain)."""
+    if who is None or getattr(who, "how", None) == "kernel":
+        return None
+    if hasattr(who, "why"):
+        return "gone, exited before the message was read"
+    return f"{who.comm}[{who.pid}]"
+
+
+def family_json(m: NlMsg) -> dict[str, Any]:
+    """What a conntrack or nftables message means, beside its attributes (JSON)."""
+    if m.protocol != NETLINK_NETFILTER or not m.ok:
+        return {}
+    from rawlab.decode.conntrack import conntrack_of
+    from rawlab.decode.nftables import change_of
+    from rawlab.present import nfnl
+
+    ct = conntrack_of(m)
+    if ct is not None:
+        return {"conntrack": nfnl.conntrack_json(ct)}
+    ch = change_of(m)
+    return {"nftables": nfnl.nft_json(ch)} if ch is not None else {}
 
 
 # ---- sinks --------------------------------------------------------------------------
@@ -357,9 +416,11 @@ class MonitorPrinter:
     """
 
     def __init__(self, out: TextIO, *, as_json: bool = False, verbose: bool = False,
-                 ifname: IfName = lambda i: None, stamp: str | None = None) -> None:
+                 ifname: IfName = lambda i: None, stamp: str | None = None,
+                 genl: Any = None) -> None:
         from rawlab.analysis.netlink import Change, Event, OverflowEvent
 
+        self.genl = genl  # generic netlink ids, for -v layouts
         self.write = out.write
         self.as_json = as_json
         self.verbose = verbose
@@ -374,17 +435,18 @@ class MonitorPrinter:
     def message(self, ev: Any) -> None:
         m, who = ev.msg, ev.process
         if self.as_json:
-            self.write(encode(msg_json(m, event="message", n=ev.n, ts_ns=ev.ts_ns, nsid=ev.nsid,
-                                       group=ev.group, resynced=ev.resynced,
-                                       process=process_json(who))) + "\n")
+            d = msg_json(m, event="message", n=ev.n, ts_ns=ev.ts_ns, nsid=ev.nsid,
+                         group=ev.group, resynced=ev.resynced, process=process_json(who))
+            if m.protocol:
+                d.update(family_json(m))
+            self.write(encode(d) + "\n")
             return
         prefix = f"[nsid {ev.nsid}] " if ev.nsid is not None else ""
         if self.stamp is not None:
             prefix = self._stamp(ev.ts_ns) + prefix
-        self.write(line(m, self.ifname, prefix=prefix,
-                        who=f"{who.comm}[{who.pid}]" if who else None) + "\n")
+        self.write(line(m, self.ifname, prefix=prefix, sender=who) + "\n")
         if self.verbose:
-            self.write("\n".join(layout(m.buf, m.offset)) + "\n")
+            self.write("\n".join(layout(m.buf, m.offset, m.protocol or 0, self.genl)) + "\n")
 
     def _stamp(self, ts_ns: int) -> str:
         """`ip -t monitor`'s line (``Timestamp: Tue Jan  9 10:00:00 2024 123456 usec``) or
@@ -400,10 +462,15 @@ class MonitorPrinter:
     def overflow(self, ev: Any) -> None:
         if self.as_json:
             self.write(encode({"event": "overflow", "ts_ns": ev.ts_ns, "count": ev.count,
-                               "resync": list(ev.resync)}) + "\n")
-        else:
+                               "resync": list(ev.resync), "protocol": ev.protocol,
+                               "protocol_name": PROTOCOLS.get(ev.protocol)}) + "\n")
+        elif ev.resync:
             self.write(f"!! overflow #{ev.count}: the kernel dropped messages (ENOBUFS); "
-                       f"re-dumping {', '.join(ev.resync) or 'nothing'} to show what changed\n")
+                       f"re-dumping {', '.join(ev.resync)} to show what changed\n")
+        else:
+            self.write(f"!! overflow #{ev.count}: the kernel dropped "
+                       f"{PROTOCOLS.get(ev.protocol, ev.protocol)} messages (ENOBUFS); they "
+                       "cannot be re-dumped: raise --rcvbuf-kb\n")
 
     def change(self, ch: Any) -> None:
         if self.as_json:
