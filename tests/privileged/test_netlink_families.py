@@ -90,12 +90,18 @@ def test_conntrack_events_as_conntrack_E_prints_them(lab: Lab) -> None:
     sh(ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1")
     nft_table(ns)
     sh(ns, "nft", "add", "rule", "ip", "t", "c", "tcp", "dport", "5555", "ct", "mark", "set",
-       "42", "ct", "zone", "set", "0", "accept")
+       "42", "accept")
+    sh(ns, "nft", "add", "chain", "ip", "t", "raw",  # zones are chosen before tracking
+       "{ type filter hook output priority raw; }")
+    sh(ns, "nft", "add", "rule", "ip", "t", "raw", "tcp", "dport", "5555", "ct", "zone", "set",
+       "3")
+    sh(ns, "nft", "add", "rule", "ip", "t", "raw", "tcp", "sport", "5555", "ct", "zone", "set",
+       "3")
     theirs = Proc(["ip", "netns", "exec", ns.name, "conntrack", "-E"], settle=1.0)
     text = monitor(ns, "--conntrack")
     js = monitor(ns, "--conntrack", "--json")
     sh(ns, sys.executable, "-c", CONNECT, "5555")
-    sh(ns, "conntrack", "-D", "-p", "tcp", "--dport", "5555")
+    sh(ns, "conntrack", "-D", "-p", "tcp", "--dport", "5555", "-w", "3")
     mine = [SUFFIX.sub("", x) for x in text.stop()]
     recs = [json.loads(x) for x in js.stop()]
     peer = [x for x in theirs.stop() if "dport=5555" in x]
@@ -111,6 +117,7 @@ def test_conntrack_events_as_conntrack_E_prints_them(lab: Lab) -> None:
     assert [c["event"] for c in cts][:2] == ["new", "update"] and cts[-1]["event"] == "destroy"
     first, last = cts[0], cts[-1]
     assert first["proto"] == "tcp" and first["state"] == "SYN_SENT" and first["mark"] == 42
+    assert all(c["zone"] == 3 for c in cts) and " zone=3" in peer[0]
     assert first["orig"]["dport"] == 5555 and first["reply"]["sport"] == 5555
     assert first["orig"]["src"] == "127.0.0.1" and "SEEN_REPLY" not in first["status_names"]
     assert any(c["state"] == "ESTABLISHED" and "ASSURED" in c["status_names"] for c in cts)
