@@ -214,6 +214,19 @@ def route_text(m: NlMsg, ifname: IfName) -> str:
     return " ".join(parts)
 
 
+def route_get_text(m: NlMsg, ifname: IfName) -> str:
+    """`ip route get`'s answer: the route, ``uid N``, and ``cache`` for a cloned one."""
+    from rawlab.present.ip_json import rta_uid
+
+    text = route_text(m, ifname)
+    uid = rta_uid(dict(m.attrs))
+    if uid is not None:
+        text += f" uid {uid}"
+    if m.header.get("flags", 0) & 0x200:  # RTM_F_CLONED
+        text += "\n    cache"
+    return text
+
+
 def link_text(m: NlMsg, ifname: IfName) -> str:
     h, a = m.header, m.attrs
     flags = ",".join(bits(h.get("flags", 0), IFF_FLAGS))

@@ -210,10 +210,26 @@ def vsock_request(states: int) -> bytes:
 
 # ---- netlink ---------------------------------------------------------------------------------
 
-def netlink_request(protocol: int = NDIAG_PROTO_ALL) -> bytes:
-    return NETLINK_DIAG_REQ.pack(socket.AF_NETLINK, protocol, 0,
-                                 NDIAG_SHOW_MEMINFO | NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS,
-                                 NO_COOKIE)
+NETLINK_DIAG_MSG = struct.Struct("=BBBBIIIIQ")  # the reply's fixed part, 28 bytes
+
+
+def netlink_request(protocol: int = NDIAG_PROTO_ALL,
+                    show: int = NDIAG_SHOW_MEMINFO | NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS,
+                    ) -> bytes:
+    return NETLINK_DIAG_REQ.pack(socket.AF_NETLINK, protocol, 0, show, NO_COOKIE)
+
+
+def netlink_ports() -> list[tuple[int, int, int]]:
+    """(netlink protocol, port id, socket inode) of every netlink socket of this thread's
+    namespace (NETLINK_DIAG: who holds which port, as `ss -A netlink` asks)."""
+    out = []
+    for m in dump(socket.AF_NETLINK, netlink_request(show=0)):
+        p = m.payload
+        if len(p) >= NETLINK_DIAG_MSG.size:
+            _fam, _type, proto, _state, portid, _dport, _dgroup, inode, _cookie = \
+                NETLINK_DIAG_MSG.unpack_from(p)
+            out.append((proto, portid, inode))
+    return out
 
 
 # ---- packet ----------------------------------------------------------------------------------

@@ -203,6 +203,27 @@ def dump_request(kind: str, *, family: int = 0, table: int | None = None,
     raise ValueError(kind)
 
 
+RTA_DST, RTA_SRC, RTA_IIF, RTA_MARK = 1, 2, 3, 16
+
+
+def route_get_request(dst: bytes, src: bytes | None = None, *, iif: int | None = None,
+                      oif: int | None = None, mark: int | None = None,
+                      ) -> tuple[int, int, bytes]:
+    """(type, flags, payload) of `ip route get DST [from SRC] [iif] [oif] [mark]`."""
+    family = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
+    body = RTMSG.pack(family, len(dst) * 8, len(src) * 8 if src else 0, 0, 0, 0, 0, 0, 0)
+    body += nlattr(RTA_DST, dst)
+    if src:
+        body += nlattr(RTA_SRC, src)
+    if iif:
+        body += nlattr(RTA_IIF, struct.pack("=I", iif))
+    if oif:
+        body += nlattr(RTA_OIF, struct.pack("=I", oif))
+    if mark is not None:
+        body += nlattr(RTA_MARK, struct.pack("=I", mark))
+    return RTM_GETROUTE, NLM_F_REQUEST, body
+
+
 class DumpSocket(NetlinkSocket):
     """A NETLINK_ROUTE socket for dumps: strict checking on, a large read buffer."""
 

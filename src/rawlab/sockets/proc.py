@@ -216,6 +216,7 @@ TASKSTATS_TYPE_PID = 1
 TASKSTATS_TYPE_TGID = 2
 TASKSTATS_TYPE_STATS = 3
 AC_COMM = slice(80, 112)  # struct taskstats: char ac_comm[32] (every version since 1)
+AC_PPID = 132  # struct taskstats: __u32 ac_ppid
 
 
 class TaskExits:
@@ -234,6 +235,7 @@ class TaskExits:
         self.sock = sock
         self.keep = keep
         self.names: dict[int, str] = {}
+        self.parents: dict[int, int] = {}  # pid -> its parent's, for those that exited
 
     @classmethod
     def open(cls, rcvbuf: int = 16 << 20) -> TaskExits | None:
@@ -286,6 +288,11 @@ class TaskExits:
         self._read()
         return self.names.get(pid)
 
+    def children(self, pids: set[int]) -> set[int]:
+        """Processes that exited while we listened whose parent is one of ``pids``."""
+        self._read()
+        return {pid for pid, ppid in self.parents.items() if ppid in pids}
+
     def _read(self) -> None:
         from rawlab.sockets.netlink_wire import attr_items, messages
 
@@ -299,17 +306,22 @@ class TaskExits:
                 continue
             for m in messages(data):
                 for _agg, nested in attr_items(m.payload, 4):
-                    pid, comm = None, None
+                    pid, comm, ppid = None, None, None
                     for t, v in attr_items(nested):
                         if t in (TASKSTATS_TYPE_PID, TASKSTATS_TYPE_TGID) and len(v) >= 4:
                             pid = int.from_bytes(v[:4], sys.byteorder)
                         elif t == TASKSTATS_TYPE_STATS:
                             comm = v[AC_COMM].partition(b"\0")[0].decode("utf-8", "replace")
+                            if len(v) >= AC_PPID + 4:
+                                ppid = int.from_bytes(v[AC_PPID:AC_PPID + 4], sys.byteorder)
                     if pid and comm:
                         names[pid] = comm
+                        if ppid:
+                            self.parents[pid] = ppid
         if len(names) > self.keep:
             for pid in list(names)[: self.keep // 4]:  # the oldest quarter
                 del names[pid]
+                self.parents.pop(pid, None)
 
     def close(self) -> None:
         self.sock.close()
