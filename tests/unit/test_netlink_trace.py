@@ -88,3 +88,18 @@ def test_text_and_json_of_an_error_with_the_kernels_text() -> None:
     s = fmt.trace_summary(["ip", "route"], 2, steps, 5_000_000, conv.unmatched, conv.others)
     assert (s["messages"], s["requests"], s["replies"], s["errors"]) == (2, 1, 1, 1)
     assert fmt.summary_text(s).startswith("ip exited 2 after 5.0 ms: 2 messages")
+
+
+def test_a_request_nothing_answers_is_the_commands_where_no_one_else_had_a_socket() -> None:
+    nft = 12
+    batch = msg(0x10, b"\0\0\0\x0a", flags=REQ) + msg(0x0A00, b"\2\0\0\0" + attr(1, b"t\0"),
+                                                      flags=REQ, seq=1)
+
+    def steps(foreign: set[int] | None) -> list[Any]:
+        conv = Conversation({(nft, 800): (800, "nft")}, {800: "nft"}, foreign=foreign)
+        return conv.steps([(1, nft, TO_KERNEL, batch, None)])
+
+    (st,) = steps(set())
+    assert st.process == (800, "nft") and [m.name for m in st.msgs] == [
+        "NFNL_MSG_BATCH_BEGIN", "NFT_MSG_NEWTABLE"]
+    assert steps({nft}) == [] and steps(None) == []  # another socket, or nothing known

@@ -41,7 +41,9 @@ def test_ip_link_add_request_and_ack(lab: Lab) -> None:
                              "v1")
     assert code == 0
     msgs = recs[:-1]
-    req = [r for r in msgs if r["direction"] == "to_kernel" and r["nlmsg_type"] == "RTM_NEWLINK"]
+    # ip sends an empty RTM_NEWLINK first (a probe), then the one that makes the link
+    req = [r for r in msgs if r["direction"] == "to_kernel" and r["nlmsg_type"] == "RTM_NEWLINK"
+           and "IFLA_IFNAME" in r["attrs"]]
     assert len(req) == 1 and req[0]["attrs"]["IFLA_IFNAME"] == "v0"
     assert req[0]["attrs"]["IFLA_LINKINFO"]["IFLA_INFO_KIND"] == "veth"
     assert {"REQUEST", "ACK", "CREATE", "EXCL"} <= set(req[0]["nlmsg_flags_names"])
@@ -81,8 +83,11 @@ def test_children_of_a_shell_and_a_capture_file(lab: Lab) -> None:
                              extra=("-w", str(out)))
     assert code == 0
     msgs = recs[:-1]
-    kinds = [r["nlmsg_type"] for r in msgs if r["direction"] == "to_kernel"]
-    assert kinds.count("RTM_NEWLINK") == 2 and "RTM_NEWADDR" in kinds
+    # ip's empty RTM_NEWLINK probes (index 0, no attributes) left aside
+    kinds = [r["nlmsg_type"] for r in msgs if r["direction"] == "to_kernel"
+             and r["nlmsg_type"] in ("RTM_NEWLINK", "RTM_NEWADDR")
+             and (r["attrs"] or r.get("index"))]
+    assert kinds == ["RTM_NEWLINK", "RTM_NEWADDR", "RTM_NEWLINK"], kinds
     pids = {r["process"]["pid"] for r in msgs if r["direction"] == "to_kernel"}
     assert len(pids) == 3 and {r["process"]["comm"] for r in msgs} == {"ip"}
     d = subprocess.run([RAWLAB, "netlink", "decode", str(out), "--json"], capture_output=True,

@@ -17,8 +17,10 @@ A request carries what the command wrote there, often 0: a request is the
 command's when its ``nlmsg_pid`` is one of its ports, or when a reply to one of
 its ports answers its sequence number (each reply answers the earliest request
 still waiting with that number; the kernel answers in the sender's own context).
-A request nothing answers and whose ``nlmsg_pid`` is 0 cannot be told apart from
-another process's: it is counted (``unmatched``), not shown. A notification the
+A request nothing answers and whose ``nlmsg_pid`` is 0 is the command's when no
+other process held a socket of its protocol meanwhile (``foreign``) and the
+command held one; else it cannot be told apart from another process's: it is
+counted (``unmatched``), not shown. A notification the
 kernel delivered to several listening sockets is shown once, with the number of
 copies.
 """
@@ -57,10 +59,14 @@ class Conversation:
     """Picks a command's conversation out of a namespace's netlink records."""
 
     def __init__(self, ports: Mapping[tuple[int, int], tuple[int, str]],
-                 pids: Mapping[int, str], genl: Any = None) -> None:
+                 pids: Mapping[int, str], genl: Any = None,
+                 foreign: set[int] | None = None) -> None:
         self.ports = ports
         self.pids = pids
         self.genl = genl  # generic netlink ids -> names (rawlab.decode.genl.GenlIds)
+        # protocols of which another process held a socket while the command ran (None:
+        # not known): a request nothing answers is the command's only where none did
+        self.foreign = foreign
         self.unmatched = 0  # requests nothing tied to the command
         self.others = 0  # messages of other processes
 
@@ -97,7 +103,7 @@ class Conversation:
                     last.copies += 1  # one notification, several listening sockets
                     continue
             elif st.process is None:
-                got = answered.get(i)
+                got = answered.get(i) or self._alone(st, seen)
                 if got is None:
                     self.unmatched += st.port == 0
                     self.others += st.port != 0
@@ -106,6 +112,17 @@ class Conversation:
             st.msgs = decode_buffer(st.data, st.protocol, genl=self.genl)
             out.append(st)
         return out
+
+    def _alone(self, st: Step, seen: list[Step]) -> tuple[int, tuple[int, str]] | None:
+        """A request no reply answers is the command's when no other process had a socket
+        of its protocol, and the command had exactly one (e.g. nft's batch: no ACK asked)."""
+        if st.port or self.foreign is None or st.protocol in self.foreign:
+            return None
+        mine = {port: who for (proto, port), who in self.ports.items()
+                if proto == st.protocol}
+        mine.update((s.port, s.process) for s in seen if s.protocol == st.protocol
+                    and s.process is not None and s.port)
+        return next(iter(mine.items())) if len(mine) == 1 else None
 
     def _answered(self, seen: list[Step]) -> dict[int, tuple[int, tuple[int, str]]]:
         """Requests a later reply to one of the command's ports answers: index -> (port,

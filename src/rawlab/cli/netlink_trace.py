@@ -60,7 +60,8 @@ def trace(netns: str | None, as_json: bool, verbose: bool, out: str | None,
     if t.watch_error is not None:
         click.echo(f"rawlab: warning: could not follow the command's sockets "
                    f"({t.watch_error}); only ports equal to its pid were matched", err=True)
-    conv = Conversation(t.ports, t.pids, genl=ids)
+    conv = Conversation(t.ports, t.pids, genl=ids,
+                        foreign=None if t.watch_error else t.foreign)
     steps = conv.steps((r.ts_ns, *nlmon_record(bytes(r.data)), r) for r in t.records)
     summary = fmt.trace_summary(cmd, code, steps, t.ended_ns - t.started_ns, conv.unmatched,
                                 conv.others)

@@ -41,6 +41,8 @@ NFNLGRP_NFTABLES = 7
 NFNLGRP_ACCT_QUOTA = 8
 NFNLGRP_NFTRACE = 9
 
+# a batch of changes (nftables, ipset) is framed by these, res_id naming the subsystem
+BATCH = {0x10: "NFNL_MSG_BATCH_BEGIN", 0x11: "NFNL_MSG_BATCH_END"}
 NFGENMSG = struct.Struct(">BBH")  # nfgen_family, version, res_id (network order)
 _HEADER_FIELDS = ("nfgen_family", "version", "res_id")
 _HEADER_SPEC = [("nfgen_family", struct.Struct(">B"), 0), ("version", struct.Struct(">B"), 1),
@@ -65,7 +67,7 @@ def _build(mtype: int) -> MsgType:
     from rawlab.decode.family_maps import NFNL
 
     sub, msg = mtype >> 8, mtype & 0xFF
-    name, sid = str(mtype), None
+    name, sid = BATCH.get(mtype, str(mtype)), None
     if sub in NFNL:
         _subsys, names, sids = NFNL[sub]
         name = names.get(msg) or f"{SUBSYSTEMS.get(sub, sub)}:{msg}"

@@ -5,22 +5,26 @@
         t.records                 # every netlink record the namespace saw (rawlab.records.Record)
         t.ports                   # {(protocol, port id): (pid, comm)} of the command's sockets
         t.pids                    # {pid: comm}: the command and its children
+        t.foreign                 # protocols of which another process had a socket meanwhile
 
 An nlmon link in the command's namespace passes every netlink message of that
 namespace (nlmon is per namespace) to an AF_PACKET ring; the link is removed when
-the session ends, whatever ends it. While the command runs, a thread polls
-NETLINK_DIAG (which socket holds which port, with its inode) and the command's
-process tree (``/proc/PID/task/*/children``, its open descriptors), so the ports
-of the command and of its children are known, also of sockets they close
-quickly; children that exit between two looks are found by their exit record
-(TASKSTATS, :class:`rawlab.sockets.proc.TaskExits`). I/O only: which messages
-belong to the command is :mod:`rawlab.analysis.netlink_trace`'s.
+the session ends, whatever ends it. The command's standard output goes to this
+process's standard error (standard output carries the conversation). While the
+command runs, a thread polls NETLINK_DIAG (which socket holds which port, with
+its inode) and the command's process tree (``/proc/PID/task/*/children``, its
+open descriptors), so the ports of the command and of its children are known,
+also of sockets they close quickly; children that exit between two looks are
+found by their exit record (TASKSTATS, :class:`rawlab.sockets.proc.TaskExits`).
+I/O only: which messages belong to the command is
+:mod:`rawlab.analysis.netlink_trace`'s.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -63,6 +67,7 @@ class PortWatch:
         self.interval = interval
         self.ports: dict[tuple[int, int], tuple[int, str]] = {}
         self.pids: dict[int, str] = {}
+        self.foreign: set[int] = set()  # protocols with a user socket neither ours nor its
         self.error: Exception | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rawlab-trace-ports",
@@ -112,12 +117,13 @@ class PortWatch:
                 if comm is not None:
                     self.pids[pid] = comm
         inodes = {ino: pid for pid, _fd, ino in socket_fds(self.proc, pids)}
-        if not inodes:
-            return
+        own = {ino for _pid, _fd, ino in socket_fds(self.proc, [os.getpid()])}
         for proto, port, ino in netlink_ports():
             pid = inodes.get(ino)
             if pid is not None:
                 self.ports[(proto, port)] = (pid, self.pids.get(pid, "?"))
+            elif port and ino not in own and port & (1 << 22) - 1 not in self.pids:
+                self.foreign.add(proto)
 
 
 class TraceSession:
@@ -129,6 +135,7 @@ class TraceSession:
         self.records: list[Record] = []
         self.ports: dict[tuple[int, int], tuple[int, str]] = {}
         self.pids: dict[int, str] = {}
+        self.foreign: set[int] = set()
         self.started_ns = 0
         self.ended_ns = 0
         self.linktype = 0
@@ -171,7 +178,8 @@ class TraceSession:
     def _spawn(self) -> int:
         with entered(self.netns):  # the child, and the thread that watches it, live here
             self.started_ns = time.time_ns()
-            child = subprocess.Popen(self.argv)
+            # its standard output goes to our standard error: ours is the conversation
+            child = subprocess.Popen(self.argv, stdout=sys.stderr.fileno())
             watch = PortWatch(child.pid, self._exits).start()
         try:
             code = child.wait()
@@ -183,4 +191,5 @@ class TraceSession:
             self.ended_ns = time.time_ns()
             watch.stop()
             self.ports, self.pids, self.watch_error = watch.ports, watch.pids, watch.error
+            self.foreign = watch.foreign
         return code if code >= 0 else 128 - code

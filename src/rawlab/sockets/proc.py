@@ -204,6 +204,26 @@ class PortOwners:
         return Process(pid, early, "pid") if early is not None else None
 
 
+# ---- socket counts (`ss -s`) ---------------------------------------------------------------
+
+def sockstat(net: str = "/proc/thread-self/net") -> dict[str, int]:
+    """The counters `ss -s` reads: /proc/net/sockstat and sockstat6 (``TCP.inuse``,
+    ``TCP6.inuse``, ``sockets.used`` ...) and /proc/net/snmp's ``Tcp.CurrEstab``."""
+    out: dict[str, int] = {}
+    for name in ("sockstat", "sockstat6"):
+        for line in (_read(f"{net}/{name}") or "").splitlines():
+            head, _, rest = line.partition(":")
+            words = rest.split()
+            for key, value in zip(words[::2], words[1::2], strict=False):
+                if value.lstrip("-").isdigit():
+                    out[f"{head}.{key}"] = int(value)
+    snmp = [line.split() for line in (_read(f"{net}/snmp") or "").splitlines()
+            if line.startswith("Tcp:")]
+    if len(snmp) == 2 and "CurrEstab" in snmp[0]:
+        out["Tcp.CurrEstab"] = int(snmp[1][snmp[0].index("CurrEstab")])
+    return out
+
+
 # ---- the names of processes that exited (taskstats) -------------------------------------
 
 GENL_ID_CTRL = 0x10
