@@ -78,9 +78,18 @@ class PortWatch:
         return self
 
     def stop(self) -> None:
-        """Stop polling, after one last look (from the thread: it is in the namespace)."""
+        """Stop polling, after one last look (from the thread: it is in the namespace).
+        A process that has exited is named as it was when it exited (a child seen
+        between its fork and its exec still had its parent's name then)."""
         self._stop.set()
         self._thread.join(timeout=5)
+        if self.exits is not None:
+            for pid in self.pids:
+                name = self.exits.name(pid)
+                if name:
+                    self.pids[pid] = name
+        self.ports = {k: (pid, self.pids.get(pid, comm)) for k, (pid, comm) in
+                      self.ports.items()}
 
     def _run(self) -> None:
         while True:
@@ -111,11 +120,10 @@ class PortWatch:
         from rawlab.sockets.diag import netlink_ports
 
         pids = self.tree()
-        for pid in pids:
-            if pid not in self.pids:
-                comm = comm_of(pid, self.proc) or (self.exits.name(pid) if self.exits else None)
-                if comm is not None:
-                    self.pids[pid] = comm
+        for pid in pids:  # named again at each look: a child may have exec'd meanwhile
+            comm = comm_of(pid, self.proc) or (self.exits.name(pid) if self.exits else None)
+            if comm is not None:
+                self.pids[pid] = comm
         inodes = {ino: pid for pid, _fd, ino in socket_fds(self.proc, pids)}
         own = {ino for _pid, _fd, ino in socket_fds(self.proc, [os.getpid()])}
         for proto, port, ino in netlink_ports():
