@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _background import Background
 
 from rawlab.lab.netns import Lab, Netns
 
@@ -39,37 +37,7 @@ def sh(ns: Netns, *args: str, check: bool = True) -> str:
                           capture_output=True, text=True, timeout=60).stdout
 
 
-class Proc:
-    """A background command whose output goes to a file; started once it prints ``ready``
-    on stderr (or after ``settle`` seconds for peers that print nothing)."""
-
-    def __init__(self, cmd: list[str], ready: str | None = None, settle: float = 1.0) -> None:
-        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.PIPE, text=True)
-        if ready is None:
-            time.sleep(settle)
-            return
-        assert self.p.stderr is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.p.stderr], [], [], 1)
-            if r:
-                line = self.p.stderr.readline()
-                if ready in line:
-                    return
-                if not line:
-                    break
-        self.p.kill()
-        raise AssertionError(f"{cmd} did not start: {self.p.communicate()}")
-
-    def stop(self, settle: float = 1.0) -> list[str]:
-        time.sleep(settle)
-        self.p.send_signal(signal.SIGTERM)
-        self.p.communicate(timeout=60)
-        self.out.seek(0)
-        lines = self.out.read().splitlines()
-        self.out.close()
-        return lines
+Proc = Background
 
 
 def monitor(ns: Netns, *args: str) -> Proc:

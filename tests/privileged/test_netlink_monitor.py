@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from _background import Background
 
 from rawlab.lab.netns import Lab, Netns
 
@@ -23,35 +22,17 @@ def ip(ns: Netns, *args: str) -> None:
     subprocess.run(["ip", "-n", ns.name, *args], check=True, capture_output=True, text=True)
 
 
-class Mon:
+class Mon(Background):
     """A running `rawlab netlink monitor --json`, started once it says it is ready."""
 
     def __init__(self, ns: Netns, *args: str) -> None:
-        # stdout to a file: a pipe nobody reads until the end would fill and stall the monitor
-        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([RAWLAB, "netlink", "monitor", "--netns", ns.name, "--json",
-                                   *args], stdout=self.out, stderr=subprocess.PIPE, text=True)
-        assert self.p.stderr is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.p.stderr], [], [], 1)
-            if r:
-                line = self.p.stderr.readline()
-                if "monitoring" in line:
-                    return
-                if not line:
-                    break
-        self.p.kill()
-        raise AssertionError(f"monitor did not start: {self.p.communicate()}")
+        super().__init__([RAWLAB, "netlink", "monitor", "--netns", ns.name, "--json", *args],
+                         ready="monitoring")
 
-    def stop(self, settle: float = 0.5) -> list[dict[str, Any]]:
-        time.sleep(settle)
-        self.p.send_signal(signal.SIGTERM)
-        _, err = self.p.communicate(timeout=60)
-        assert self.p.returncode == 0, err
-        self.out.seek(0)
-        recs = [json.loads(x) for x in self.out.read().splitlines()]
-        self.out.close()
+    def stop(self, settle: float = 0.5) -> list[dict[str, Any]]:  # type: ignore[override]
+        lines = super().stop(settle)
+        assert self.p.returncode == 0, self.err
+        recs = [json.loads(x) for x in lines]
         assert "summary" in recs[-1]
         return recs
 

@@ -100,7 +100,7 @@ def dump(what: str, table: str | None, dev: str | None, v4: bool, v6: bool, as_j
         kw = {"family": family, "table": tid or None, "ifindex": ifindex}
         keep = _neigh_shown if what == "neigh" and not show_all else None
         if ip_json or stats or details or brief:
-            _print_view(sock, what, kw, keep=keep, **view)
+            _print_view(sock, what, kw, keep=keep, view=view)
         elif what == "links" and ifindex:  # the one link: a dump of all, kept by index
             _print(sock, what, {}, as_json=as_json, verbose=verbose,
                    keep=lambda m: m.header.get("index") == ifindex)
@@ -144,9 +144,13 @@ def _print(sock: Any, what: str, kw: dict[str, Any], *, as_json: bool, verbose: 
             write("\n".join(fmt.layout(m.buf, m.offset)) + "\n")
 
 
-def _print_view(sock: Any, what: str, kw: dict[str, Any], *, keep: Any, ip_json: bool,
-                stats: bool, details: bool, brief: bool, table_asked: bool) -> None:
-    """`ip -j`'s shapes, `ip -br`'s lines, or ip's lines with -s / -d."""
+def _print_view(sock: Any, what: str, kw: dict[str, Any], *, keep: Any,
+                view: dict[str, bool]) -> None:
+    """`ip -j`'s shapes, `ip -br`'s lines, or ip's lines with -s / -d (``view``: which, and
+    whether a table was named)."""
+    ip_json, stats, details, brief = (view["ip_json"], view["stats"], view["details"],
+                                      view["brief"])
+    table_asked = view["table_asked"]
     from rawlab.analysis.netlink import dump_messages
     from rawlab.present import ip_json as ipj
     from rawlab.present import netlink as fmt

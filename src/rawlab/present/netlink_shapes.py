@@ -294,8 +294,9 @@ class ShapeRenderer:
         attrs = d.get("attrs")
         if not isinstance(attrs, dict):
             return None
-        found = _attr_slots(buf, off, off + NLMSG_HDRLEN + t.header_len, off + length,
-                            t.schema, m.family or 0, m.attrs, attrs, ("attrs",), literal)
+        found = _SlotWalk(buf, off, m.family or 0, literal).level(
+            off + NLMSG_HDRLEN + t.header_len, off + length, t.schema, m.attrs, attrs,
+            ("attrs",))
         if found is None:
             return None
         slots += found
@@ -376,73 +377,78 @@ def _marked(d: dict[str, Any], slots: list[Slot]) -> dict[str, Any]:
     return marked
 
 
-def _attr_slots(buf: bytes, off: int, start: int, end: int, schema: Schema, family: int,
-                decoded: Any, shown: Any, path: tuple[str, ...], literal: frozenset[str],
-                depth: int = 0) -> list[Slot] | None:
-    """The slots among the attributes in ``buf[start:end]`` (one level, and the levels
-    nested in it); ``decoded`` / ``shown``: their values as decoded and as JSON. None
-    when the walk is not clean."""
-    seen: dict[str, int] = {}
-    cands: list[tuple[str, AttrSpec, int, int]] = []
-    for atype, p, q in attributes(buf, start, end):
-        if atype > 0xFFFF:
-            return None
-        spec = schema.by_type.get(atype & NLA_TYPE_MASK)
-        if spec is not None:
-            seen[spec.name] = seen.get(spec.name, 0) + 1
-            cands.append((spec.name, spec, p, q))
-    if not isinstance(decoded, dict) or not isinstance(shown, dict):
-        return []
-    out: list[Slot] = []
-    for name, spec, p, q in cands:
-        if seen[name] != 1 or name not in shown or (not depth and name in literal):
-            continue
-        read = spec
-        if spec.kind == K_DYN:  # chosen as the decoder chose: by the siblings before it
-            before = dict(takewhile(lambda kv, name=name: kv[0] != name, decoded.items()))
-            read = spec.choose(family, before) if depth + 1 < MAX_NEST else None
-            if read is None:
+class _SlotWalk:
+    """Finds the slots of one message (``buf[off:]``): its attributes, level by level."""
+
+    def __init__(self, buf: bytes, off: int, family: int, literal: frozenset[str]) -> None:
+        self.buf = buf
+        self.off = off
+        self.family = family
+        self.literal = literal  # top-level names that are never slots
+
+    def level(self, start: int, end: int, schema: Schema, decoded: Any, shown: Any,
+              path: tuple[str, ...], depth: int = 0) -> list[Slot] | None:
+        """The slots among the attributes in ``buf[start:end]`` (and the levels nested in
+        them); ``decoded`` / ``shown``: their values as decoded and as JSON. None when
+        the walk is not clean."""
+        seen: dict[str, int] = {}
+        cands: list[tuple[str, AttrSpec, int, int]] = []
+        for atype, p, q in attributes(self.buf, start, end):
+            if atype > 0xFFFF:
+                return None
+            spec = schema.by_type.get(atype & NLA_TYPE_MASK)
+            if spec is not None:
+                seen[spec.name] = seen.get(spec.name, 0) + 1
+                cands.append((spec.name, spec, p, q))
+        if not isinstance(decoded, dict) or not isinstance(shown, dict):
+            return []
+        out: list[Slot] = []
+        for name, spec, p, q in cands:
+            if seen[name] != 1 or name not in shown or (not depth and name in self.literal):
                 continue
-        got = _value_slots(buf, off, p, q, read, family, decoded.get(name), shown[name],
-                           (*path, name), literal, depth)
-        if got is None:
-            return None
-        out += got
-    return out
-
-
-def _value_slots(buf: bytes, off: int, p: int, q: int, spec: AttrSpec, family: int,
-                 value: Any, shown: Any, path: tuple[str, ...], literal: frozenset[str],
-                 depth: int) -> list[Slot] | None:
-    """The slots of one attribute value ``buf[p:q]`` read as ``spec`` says."""
-    at, size, k = p - off, q - p, spec.kind
-    if k == K_INT and spec.st is not None:
-        code = _int_code(spec.st)
-        if code is not None and size >= spec.st.size and type(shown) is int:
-            return [Slot(at, code, spec.st.size, path, "%d")]
-    elif k == K_IP and size == 4:
-        return [Slot(at, "4B", 4, path, '"%d.%d.%d.%d"')]
-    elif k == K_IP and size == 16:
-        return [Slot(at, "16s", 16, path, '"%s"', v6=True)]
-    elif k == K_MAC and size == 6:
-        return [Slot(at, "6B", 6, path, '"' + ":".join(["%02x"] * 6) + '"')]
-    elif k == K_STR:
-        raw = bytes(buf[p:q])
-        text = raw.partition(b"\0")[0]
-        if text and len(text) < size and not raw[len(text):].strip(b"\0") \
-                and _PLAIN.issuperset(text):
-            return [Slot(at, f"{len(text)}s", len(text), path, '"%s"')]
-    elif k == K_STRUCT and isinstance(shown, dict):
-        out = []
-        for fname, st, foff in spec.sub:
-            code = _int_code(st)
-            if code is not None and foff + st.size <= size and type(shown.get(fname)) is int:
-                out.append(Slot(at + foff, code, st.size, (*path, fname), "%d"))
+            read = spec
+            if spec.kind == K_DYN:  # chosen as the decoder chose: by the siblings before it
+                before = dict(takewhile(lambda kv, name=name: kv[0] != name, decoded.items()))
+                read = spec.choose(self.family, before) if depth + 1 < MAX_NEST else None
+                if read is None:
+                    continue
+            got = self.value(p, q, read, decoded.get(name), shown[name], (*path, name), depth)
+            if got is None:
+                return None
+            out += got
         return out
-    elif k == K_NEST and depth + 1 < MAX_NEST:
-        return _attr_slots(buf, off, p, q, spec.schema(), family, value, shown, path, literal,
-                           depth + 1)
-    return []
+
+    def value(self, p: int, q: int, spec: AttrSpec, value: Any, shown: Any,
+              path: tuple[str, ...], depth: int) -> list[Slot] | None:
+        """The slots of one attribute value ``buf[p:q]`` read as ``spec`` says."""
+        at, size, k = p - self.off, q - p, spec.kind
+        if k == K_INT and spec.st is not None:
+            code = _int_code(spec.st)
+            if code is not None and size >= spec.st.size and type(shown) is int:
+                return [Slot(at, code, spec.st.size, path, "%d")]
+        elif k == K_IP and size == 4:
+            return [Slot(at, "4B", 4, path, '"%d.%d.%d.%d"')]
+        elif k == K_IP and size == 16:
+            return [Slot(at, "16s", 16, path, '"%s"', v6=True)]
+        elif k == K_MAC and size == 6:
+            return [Slot(at, "6B", 6, path, '"' + ":".join(["%02x"] * 6) + '"')]
+        elif k == K_STR:
+            raw = bytes(self.buf[p:q])
+            text = raw.partition(b"\0")[0]
+            if text and len(text) < size and not raw[len(text):].strip(b"\0") \
+                    and _PLAIN.issuperset(text):
+                return [Slot(at, f"{len(text)}s", len(text), path, '"%s"')]
+        elif k == K_STRUCT and isinstance(shown, dict):
+            out = []
+            for fname, st, foff in spec.sub:
+                code = _int_code(st)
+                if code is not None and foff + st.size <= size \
+                        and type(shown.get(fname)) is int:
+                    out.append(Slot(at + foff, code, st.size, (*path, fname), "%d"))
+            return out
+        elif k == K_NEST and depth + 1 < MAX_NEST:
+            return self.level(p, q, spec.schema(), value, shown, path, depth + 1)
+        return []
 
 
 def _int_code(st: struct.Struct) -> str | None:
