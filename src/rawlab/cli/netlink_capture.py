@@ -24,7 +24,8 @@ NLMON_MISSES = ("AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA
 def decode(source: str, as_json: bool, verbose: bool, protocol: int) -> None:
     """Decode netlink messages from a pcap/pcapng (LINKTYPE_NETLINK, e.g. an nlmon
     capture) or from hex bytes: every message of every packet. `-` reads standard
-    input (a capture file, or hex text).
+    input (a capture file, or hex text). Generic netlink families are named once the
+    capture's nlctrl replies have named their ids.
 
     Bytes that are not whole netlink messages (too short, a length past the end or
     below the header, bytes left over) are printed as what they are, and the command
@@ -32,6 +33,7 @@ def decode(source: str, as_json: bool, verbose: bool, protocol: int) -> None:
     """
     import os
 
+    from rawlab.decode.genl import GenlIds
     from rawlab.decode.rtnl import decode_buffer
     from rawlab.errors import Exit, RawlabError
     from rawlab.present.netlink import record_lines
@@ -47,12 +49,14 @@ def decode(source: str, as_json: bool, verbose: bool, protocol: int) -> None:
         recs = _hex_records(source, protocol)
     write = sys.stdout.write
     bad = total = 0
+    ids = GenlIds()  # generic netlink families, as the capture's nlctrl replies name them
     for rec in recs:
-        msgs = decode_buffer(rec.data, rec.protocol) if rec.protocol >= 0 else []
+        msgs = decode_buffer(rec.data, rec.protocol, genl=ids) if rec.protocol >= 0 else []
         direction = nlmon_direction(rec.pkttype, rec.data) if rec.pkttype >= 0 else None
         total += 1
         bad += not whole(rec.data, msgs)
-        for text in record_lines(rec, msgs, direction, as_json=as_json, verbose=verbose):
+        for text in record_lines(rec, msgs, direction, as_json=as_json, verbose=verbose,
+                                 genl=ids):
             write(text + "\n")
     if bad:
         sys.stdout.flush()
