@@ -26,7 +26,8 @@ def trace(netns: str | None, as_json: bool, verbose: bool, out: str | None,
     whatever happens); they are CMD's when they go through the ports of its netlink
     sockets, or its children's (NETLINK_DIAG while it runs, and the pid in the port
     id). A notification CMD's change caused is shown once, with the number of
-    sockets it went to. Exits with CMD's exit status. Needs nlmon (`rawlab lab vm
+    sockets it went to. CMD's standard output goes to standard error (standard
+    output carries the conversation). Exits with CMD's exit status. Needs nlmon (`rawlab lab vm
     -m nlmon -- ...` where the kernel lacks it).
     """
     from rawlab.analysis.netlink_trace import Conversation
