@@ -69,7 +69,11 @@ _INT_CODES = frozenset("bBhHiIlLqQ")
 MAX_SHAPES = 8  # per (type, length): shapes kept, most recent first
 GIVE_UP = 4  # shapes compiled for one (type, length) without a single reuse: stop trying
 BATCH = 1 << 18  # bytes of a dump's datagrams rendered together (render_stream)
-MAX_NEST = 4  # slots inside nested attributes down to this depth; deeper bytes are literal
+MAX_NEST = 4
+# a run whose line holds fewer constant bytes than this per varying value is formatted
+# with one `%` per line; else its pieces are joined (measured: neighbours and addresses
+# with ~10 varying values per 300-byte line, links with ~8 per 3 KiB line)
+PER_VALUE = 64  # slots inside nested attributes down to this depth; deeper bytes are literal
 # string characters JSON writes as they are: printable ASCII but '"' and '\\'
 _PLAIN = frozenset(range(0x20, 0x7F)) - {0x22, 0x5C}
 _PLAIN_CLASS = b"[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]"
@@ -126,8 +130,9 @@ class Shape:
         A value that is the same in every message of the run becomes text of this
         run's line once; the values that differ are turned into text column by
         column (``map`` of ``%`` or ``inet_ntop``) and joined between the constant
-        pieces: no Python runs per message (a table of routes differs in the
-        destination, little else).
+        pieces, or, where the line is short and many values differ, filled into the
+        run's line by one ``%`` each: no Python runs per message (a table of routes
+        differs in the destination, little else).
         """
         if self.skip:
             return b""
@@ -143,7 +148,8 @@ class Shape:
         pieces, directives = self.pieces, self.directives
         texts: list[bytes] = []  # the constant text between two values that differ
         text = [pieces[0]]
-        values: list[Iterable[bytes]] = []
+        values: list[Iterable[Any]] = []
+        forms: list[bytes] = []  # their directives
         for k, (i, v6) in enumerate(self.columns):
             col = cols[i]
             first = col[0]
@@ -152,16 +158,22 @@ class Shape:
             else:
                 texts.append(b"".join(text))
                 text = []
-                values.append(_v6_column(col) if v6 else col if directives[k] == b"%s"
-                              else map(directives[k].__mod__, col))
+                values.append(_v6_column(col) if v6 else col)
+                forms.append(b"%s" if v6 else directives[k])
             text.append(pieces[k + 1])
         texts.append(b"".join(text))
         if not values:
             return texts[0] * n
+        if sum(map(len, texts)) < PER_VALUE * len(values):
+            # short lines, many values: one `%` per line beats joining the pieces
+            line = texts[0].replace(b"%", b"%%") + b"".join(
+                f + t.replace(b"%", b"%%") for f, t in zip(forms, texts[1:], strict=True))
+            return b"".join(map(line.__mod__, zip(*values)))  # noqa: B905 - same length
         # each line: texts[0] values[0] texts[1] values[1] ... values[-1] texts[-1]
         streams: list[Iterable[bytes]] = [repeat(texts[0])]
         for j, v in enumerate(values):
-            streams += [v, repeat(texts[j + 1])]
+            streams += [v if forms[j] == b"%s" else map(forms[j].__mod__, v),
+                        repeat(texts[j + 1])]
         return b"".join(chain.from_iterable(zip(*streams)))  # noqa: B905 - repeat() is endless
 
 
