@@ -26,15 +26,15 @@ done
 debs=(iproute2 nftables ethtool libpcap0.8 util-linux libcap2-bin procps kmod python3-venv
       ca-certificates)
 if [ "$want_test" = 1 ]; then
-    # Cross-checks and peers: tshark, tcpdump, tcptrace, socat, trafgen (netsniff-ng); curl (a client
-    # whose process --processes must name).
+    # Cross-checks and peers: tshark, tcpdump, tcptrace, socat, trafgen (netsniff-ng), conntrack;
+    # curl (a client whose process --processes must name).
     # vm tier: qemu + Debian's kernel (has nlmon, vsockmon, vsock_loopback ...),
     # busybox-static for the small initramfs of nested guests; vagrant +
     # vagrant-libvirt to validate the Vagrantfile. Java 17: Spark local mode (the dev extra's
     # pyspark) runs the README's SQL over a Parquet dataset (tests/unit/test_spark.py);
     # tmux runs `rawlab view` in a real terminal (tests), termshark is the viewer it is
     # benchmarked against (bench/view).
-    debs+=(tshark tcpdump tcptrace socat netsniff-ng iputils-ping curl qemu-system-x86 linux-image-amd64
+    debs+=(tshark tcpdump tcptrace socat netsniff-ng iputils-ping curl conntrack qemu-system-x86 linux-image-amd64
            busybox-static cpio zstd vagrant vagrant-libvirt openjdk-17-jre-headless tmux termshark)
 fi
 

@@ -33,7 +33,7 @@ IN_GUEST = os.environ.get("RAWLAB_IN_GUEST") == "1"
 GUEST_TIER = os.environ.get("RAWLAB_GUEST_TIER", "vm")
 GUEST_REPORT = os.environ.get("RAWLAB_GUEST_REPORT")
 # what each guest tier's (outer) guest loads first, and its memory
-GUEST_MODULES = {"vm": ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon"),
+GUEST_MODULES = {"vm": ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon", "netlink_diag"),
                  "hostguest": ("vhost_vsock", "vsock_loopback", "vsock_diag", "vsockmon")}
 GUEST_MEMORY = {"vm": "1G", "hostguest": "2G"}
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from _background import Background
 from rawlab.lab.netns import Lab, Netns
 
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
@@ -23,35 +21,17 @@ def ip(ns: Netns, *args: str) -> None:
     subprocess.run(["ip", "-n", ns.name, *args], check=True, capture_output=True, text=True)
 
 
-class Mon:
+class Mon(Background):
     """A running `rawlab netlink monitor --json`, started once it says it is ready."""
 
     def __init__(self, ns: Netns, *args: str) -> None:
-        # stdout to a file: a pipe nobody reads until the end would fill and stall the monitor
-        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([RAWLAB, "netlink", "monitor", "--netns", ns.name, "--json",
-                                   *args], stdout=self.out, stderr=subprocess.PIPE, text=True)
-        assert self.p.stderr is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.p.stderr], [], [], 1)
-            if r:
-                line = self.p.stderr.readline()
-                if "monitoring" in line:
-                    return
-                if not line:
-                    break
-        self.p.kill()
-        raise AssertionError(f"monitor did not start: {self.p.communicate()}")
+        super().__init__([RAWLAB, "netlink", "monitor", "--netns", ns.name, "--json", *args],
+                         ready="monitoring")
 
-    def stop(self, settle: float = 0.5) -> list[dict[str, Any]]:
-        time.sleep(settle)
-        self.p.send_signal(signal.SIGTERM)
-        _, err = self.p.communicate(timeout=60)
-        assert self.p.returncode == 0, err
-        self.out.seek(0)
-        recs = [json.loads(x) for x in self.out.read().splitlines()]
-        self.out.close()
+    def stop(self, settle: float = 0.5) -> list[dict[str, Any]]:  # type: ignore[override]
+        lines = super().stop(settle)
+        assert self.p.returncode == 0, self.err
+        recs = [json.loads(x) for x in lines]
         assert "summary" in recs[-1]
         return recs
 
@@ -175,3 +155,28 @@ def test_overflow_is_counted_and_redump_reports_what_was_missed(lab: Lab, tmp_pa
     assert added and len(seen) < n
     summary = recs[-1]["summary"]
     assert summary["overflows"] >= 1 and summary["resync"]["added"] >= len(added & want)
+
+
+def test_a_burst_of_route_adds_arrives_whole_with_its_sender_named(lab: Lab, tmp_path: Path
+                                                                   ) -> None:
+    """bench/netlink's burst, smaller: every event of a 20,000-route `ip -batch`, in order,
+    each named after the ip process that made it (looked up as it arrived)."""
+    ns = lab.netns("burst")
+    ip(ns, "link", "add", "o0", "type", "veth", "peer", "name", "o1")
+    ip(ns, "addr", "add", "10.80.0.1/16", "dev", "o0")
+    ip(ns, "link", "set", "o0", "up")
+    ip(ns, "link", "set", "o1", "up")
+    n = 20000
+    batch = tmp_path / "routes"
+    batch.write_text("".join(f"route add 172.{16 + (i >> 16)}.{i >> 8 & 255}.{i & 255}/32 "
+                             "via 10.80.0.2\n" for i in range(n)))
+    mon = Mon(ns, "--groups", "route")
+    subprocess.run(["ip", "-n", ns.name, "-batch", str(batch)], check=True)
+    recs = mon.stop(settle=3)
+    routes = [r for r in recs if r.get("event") == "message"
+              and r["nlmsg_type"] == "RTM_NEWROUTE" and r["attrs"]["RTA_DST"].startswith("172.")]
+    assert len(routes) == n and recs[-1]["summary"]["overflows"] == 0
+    assert [r["attrs"]["RTA_DST"] for r in routes[:3]] == ["172.16.0.0", "172.16.0.1",
+                                                           "172.16.0.2"]
+    who = {(r["process"]["comm"], r["process"]["pid"]) for r in routes}
+    assert len(who) == 1 and next(iter(who))[0] == "ip"

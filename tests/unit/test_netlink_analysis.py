@@ -191,3 +191,47 @@ def test_dump_requests_carry_kernel_filters() -> None:
     assert mtype == 30 and nlattr(8, struct.pack("=I", 7)) in body
     mtype, body = nl.dump_request("addrs", ifindex=7)
     assert struct.unpack_from("=BBBBI", body)[4] == 7
+
+
+def test_port_owner_says_why_and_names_exited_senders_by_their_exit_record(tmp_path: Path
+                                                                          ) -> None:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    net = tmp_path / "netlink"
+    net.write_text("sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n")
+
+    class Exits:  # what rawlab.sockets.proc.TaskExits answers: the kernel's exit records
+        def name(self, pid: int) -> str | None:
+            return {3756: "ip"}.get(pid)
+
+    plain = sproc.PortOwners(str(proc), str(net))
+    kernel = plain.attribute(0)
+    assert isinstance(kernel, sproc.Unnamed) and kernel.how == "kernel" and kernel.why
+    gone = plain.attribute(3756)
+    assert isinstance(gone, sproc.Unnamed) and gone.how == "gone" and "3756" in gone.why
+    named = sproc.PortOwners(str(proc), str(net), exits=Exits())  # type: ignore[arg-type]
+    assert named.attribute(3756) == sproc.Process(3756, "ip", "pid")
+    # libnl's ports: pid + n << 22
+    assert named.attribute(3756 + (2 << 22)) == sproc.Process(3756, "ip", "pid")
+    # answers travel with the datagram: one sender, or {nlmsg_pid: answer}
+    one = msg(20, b"\0" * 8, pid=3756)
+    assert named.at_receipt(one) == sproc.Process(3756, "ip", "pid")
+    both = named.at_receipt(one + msg(20, b"\0" * 8, pid=0))
+    assert both[3756].comm == "ip" and both[0].how == "kernel"
+
+
+def test_monitor_json_explains_an_unnamed_sender() -> None:
+    import io
+
+    from rawlab.present.netlink import MonitorPrinter
+
+    mon = an.Monitor(["route"])
+    gone = sproc.Unnamed(77, "gone", "no socket holds port 77")
+    (ev,) = mon.feed(nm.Datagram(1, route(1, pid=77), owner=gone))
+    out = io.StringIO()
+    MonitorPrinter(out, as_json=True).show(ev)
+    assert json.loads(out.getvalue())["process"] == {
+        "pid": None, "comm": None, "how": "gone", "why": "no socket holds port 77"}
+    out = io.StringIO()
+    MonitorPrinter(out).show(ev)
+    assert out.getvalue().rstrip().endswith("(pid 77: gone, exited before the message was read)")

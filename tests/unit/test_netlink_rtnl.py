@@ -175,8 +175,9 @@ def test_netconf_named_without_pyroute2_map() -> None:
 
 
 def test_other_families_keep_attribute_numbers() -> None:
+    # a generic netlink family whose id nothing names (nlctrl, 16, is named: family maps)
     body = struct.pack("=BBH", 3, 1, 0) + attr(2, b"nlctrl\0")
-    (m,) = rtnl.decode_buffer(msg(16, body), protocol=16)
+    (m,) = rtnl.decode_buffer(msg(0x30, body), protocol=16)
     assert m.attrs["2"] == rtnl.Unknown(2, b"nlctrl\0")
 
 

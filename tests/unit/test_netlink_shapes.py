@@ -140,7 +140,7 @@ def test_mixed_shapes_strings_ipv6_repeats_unknowns_and_odd_sizes() -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["r", "rp", "dev", "link", "neigh"]),
+@given(st.lists(st.tuples(st.sampled_from(["r", "rp", "dev", "link", "neigh", "r6", "laf"]),
                           st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 32) - 1),
                           st.text(max_size=8)), min_size=1, max_size=120),
        st.integers(1, 50))
@@ -156,10 +156,52 @@ def test_any_sequence_equals_the_ordinary_path(items: list[tuple[str, int, int, 
             msgs.append(route4(a, None, b, plen=a % 33, scope=253))
         elif kind == "link":
             msgs.append(link(a & 0x7FFFFFFF, text or "x", b))
+        elif kind == "r6":
+            msgs.append(route6(struct.pack("=QQ", a, b), a & 0xFF, expires=-(b & 0xFFFF)))
+        elif kind == "laf":
+            msgs.append(link_af(a & 0x7FFFFFFF, text or "x", struct.pack("=HI", a & 0xFFFF, b),
+                                b, a))
         else:
             msgs.append(neigh(a & 0x7FFFFFFF, b, state=a & 0xFF))
     bufs = chunks(msgs, per)
     assert shaped(bufs)[0] == ordinary(bufs)
+
+
+def neigh6(index: int, ip: bytes, mac: bytes, used: int) -> bytes:
+    body = struct.pack("=BxxxiHBB", 10, index, 0x02, 0, 1)
+    body += attr(1, ip) + attr(2, mac) + attr(3, struct.pack("=IIII", used, used + 1, 7, 0))
+    body += attr(4, struct.pack("=I", used % 5))
+    return msg(RTM_NEWNEIGH, body)
+
+
+def link_af(index: int, name: str, mac: bytes, tstamp: int, reachable: int) -> bytes:
+    """A link with IFLA_LINKINFO/IFLA_INFO_KIND and IFLA_AF_SPEC/AF_INET6's cache info (a
+    struct two levels down) and token (an IPv6 address)."""
+    inet6 = attr(5, struct.pack("=IIII", 65535, tstamp, reachable, 1000))  # CACHEINFO
+    inet6 += attr(7, b"\xfe\x80" + bytes(13) + bytes([index & 0xFF]))  # TOKEN
+    body = struct.pack("=BxHiII", 0, 1, index, 0x1043, 0)
+    body += attr(3, name.encode() + b"\0") + attr(1, mac)
+    body += attr(18 | 0x8000, attr(1, b"dummy\0"))
+    body += attr(26 | 0x8000, attr(10 | 0x8000, inet6))
+    return msg(RTM_NEWLINK, body)
+
+
+def test_ipv6_names_macs_and_nested_structs_are_slots_and_equal_the_ordinary_path() -> None:
+    rnd = random.Random(11)
+    routes = [route6(bytes([0x20, 1, 0xD, 0xB8]) + rnd.randbytes(12), 2, expires=-rnd.randrange(9))
+              for _ in range(2000)]
+    neighs = [neigh6(3, bytes([0xFE, 0x80]) + rnd.randbytes(14), rnd.randbytes(6), i)
+              for i in range(1000)]
+    links = [link_af(i, f"dummy{i}", rnd.randbytes(6), rnd.randrange(1 << 32),
+                     rnd.randrange(15000, 45000)) for i in range(1000)]
+    for msgs, kind in ((routes, "routes"), (neighs, "neigh"), (links, "links")):
+        bufs = chunks(msgs, 113)
+        out, r = shaped(bufs)
+        assert out == ordinary(bufs), kind
+        assert r.fast >= len(msgs) - 30, (kind, r.fast, r.slow)
+    recs = [json.loads(x) for x in shaped(chunks(links, 50))[0].splitlines()]
+    assert recs[7]["attrs"]["IFLA_IFNAME"] == "dummy7"
+    assert recs[7]["attrs"]["IFLA_AF_SPEC"]["AF_INET6"]["IFLA_INET6_TOKEN"] == "fe80::7"
 
 
 def test_a_filter_on_literal_fields_keeps_and_drops_whole_shapes() -> None:
@@ -176,7 +218,8 @@ def test_a_filter_on_literal_fields_keeps_and_drops_whole_shapes() -> None:
 
 
 def test_messages_that_never_repeat_stop_being_compiled() -> None:
-    msgs = [link(i, f"eth{i}", 1500) for i in range(40)]  # names differ: no shape repeats
+    # names differ, and each holds a character JSON escapes (never a slot): no shape repeats
+    msgs = [link(i, f'eth"{i}', 1500) for i in range(40)]
     out, r = shaped([b"".join(msgs)])
     assert out == ordinary([b"".join(msgs)])
     assert r.fast == 0 and r.compiled[(RTM_NEWLINK, len(msgs[0]))] == GIVE_UP

@@ -146,6 +146,9 @@ class Build:
             if chosen is None:
                 return attr(1, b"\x01\x02\x03\x04") + attr(2, b"x\0", True), True
             return self.payload(chosen, siblings, depth)
+        if k == rtnl.K_ARRAY:  # two elements, indexed from 1
+            one, nested = self.payload(spec.element(), {}, depth + 1)
+            return attr(1, one, nested) + attr(2, one, nested), True
         return bytes(range(n % 7 + 1)), False
 
 
@@ -192,6 +195,8 @@ def _same_spec(s: rtnl.AttrSpec, v: rtnl.AttrSpec, where: str, seen: set[Any]) -
             (n, x.format, o) for n, x, o in v.sub], where
     elif s.kind in (rtnl.K_NEST, rtnl.K_MULTIPATH):
         _same_schema(s.schema(), v.schema(), where, seen)
+    elif s.kind == rtnl.K_ARRAY:
+        _same_spec(s.element(), v.element(), f"{where}[]", seen)
     elif s.kind == rtnl.K_DYN:
         words = ["", "nope", *info_kinds(), *SLAVE_KINDS]
         cases: list[tuple[int, dict[str, Any]]] = [(f, {}) for f in range(-1, 257)]

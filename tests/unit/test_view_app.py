@@ -189,7 +189,7 @@ def test_connections_ladder_and_follow_are_rawlab_tcps() -> None:
 
         opts = app.screen.query_one(OptionList)
         await until(pilot, lambda: opts.option_count)
-        table = cli_lines("tcp", str(LOSS))
+        table = cli_lines("tcp", "--exact", str(LOSS))
         head = str(app.screen.query_one("#head", Static).render())
         assert head.split() == table[0].split()
         assert str(opts.get_option_at_index(0).prompt) == table[1]

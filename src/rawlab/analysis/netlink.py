@@ -26,13 +26,13 @@ polls vsock_diag. The monitor above does no I/O.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rawlab.decode.rtnl import decode_buffer, decode_dump, dump_filter
 from rawlab.sockets.netlink_monitor import Datagram, Overflow, Redump, ancillary
-from rawlab.sockets.netlink_wire import NlMsg
+from rawlab.sockets.netlink_wire import NETLINK_NETFILTER, NETLINK_ROUTE, NlMsg
 
 # message type -> object kind, and whether it removes the object
 KIND_OF: dict[int, str] = {16: "link", 17: "link", 20: "addr", 21: "addr", 24: "route",
@@ -53,7 +53,9 @@ VOLATILE = frozenset({"IFLA_STATS", "IFLA_STATS64", "IFLA_AF_SPEC", "IFLA_CARRIE
                       "IFA_CACHEINFO", "NDA_CACHEINFO", "RTA_CACHEINFO", "NDA_PROBES",
                       "IFLA_PROTINFO"})
 
-Owner = Callable[[int], Any]  # nlmsg_pid -> the process behind it, or None
+NFT_SUBSYS = 10  # nfnetlink's nftables subsystem
+NFT_MSG_NEWGEN = NFT_SUBSYS << 8 | 15
+Owner = Callable[[int], Any]  # nlmsg_pid -> the process behind it, or why there is none
 
 
 def kinds_of(groups: Iterable[str]) -> list[str]:
@@ -79,6 +81,7 @@ class OverflowEvent:
     ts_ns: int
     count: int  # overflows so far
     resync: tuple[str, ...]  # kinds that will be re-dumped
+    protocol: int = NETLINK_ROUTE  # the netlink family of the socket that overflowed
 
 
 @dataclass(slots=True)
@@ -139,9 +142,11 @@ class Monitor:
     the text output's device names.
     """
 
-    def __init__(self, kinds: Iterable[str] = (), owner: Owner | None = None) -> None:
+    def __init__(self, kinds: Iterable[str] = (), owner: Owner | None = None,
+                 genl: Mapping[int, str] | None = None) -> None:
         self.kinds = frozenset(kinds)
         self.owner = owner
+        self.genl = genl  # generic netlink family ids -> names (rawlab.decode.genl.GenlIds)
         self.ifnames: dict[int, str] = {}
         self.tables: dict[str, dict[tuple[Any, ...], NlMsg]] = {k: {} for k in self.kinds}
         self.events = 0
@@ -149,6 +154,7 @@ class Monitor:
         self.resync_needed: set[str] = set()
         self.changes = {"added": 0, "removed": 0, "changed": 0}
         self._resynced: set[tuple[Any, ...]] = set()  # keys a re-dump reported
+        self._held: dict[int, list[Event]] = {}  # nftables events waiting for their generation
 
     def seed(self, kind: str, msgs: Iterable[NlMsg]) -> None:
         """The table before the first event (from a dump)."""
@@ -196,19 +202,59 @@ class Monitor:
                 else []
         if isinstance(item, Overflow):
             self.overflows += 1
+            if item.protocol != NETLINK_ROUTE:  # no tables to re-dump: counted, reported
+                return [OverflowEvent(item.ts_ns, self.overflows, (), item.protocol)]
             self.resync_needed |= set(self.tables)
             return [OverflowEvent(item.ts_ns, self.overflows, tuple(sorted(self.tables)))]
         nsid, group = ancillary(item.anc) if item.anc else (None, None)
         out: list[Event | OverflowEvent | Change] = []
-        owner = self.owner
-        for m in decode_buffer(item.data):
+        route = item.protocol == NETLINK_ROUTE
+        for m in decode_buffer(item.data, item.protocol, genl=self.genl):
             self.events += 1
-            seen = self._apply(m) if nsid is None else False
-            if m.type == 16 and nsid is None:
+            seen = self._apply(m) if nsid is None and route else False
+            if m.type == 16 and nsid is None and route:
                 self.name_links((m,))
-            who = owner(m.pid) if owner is not None and m.pid else None
-            out.append(Event(m, item.ts_ns, nsid, group, self.events, seen, who))
+            ev = Event(m, item.ts_ns, nsid, group, self.events, seen, self._sender(m, item))
+            if item.protocol == NETLINK_NETFILTER and m.type >> 8 == NFT_SUBSYS:
+                out += self._nft(ev)
+            else:
+                out.append(ev)
         return out
+
+    def _nft(self, ev: Event) -> list[Event]:
+        """nftables changes whose sender exited before they were read wait for their batch's
+        generation message, which names the process (NFTA_GEN_PROC_PID / _NAME)."""
+        m = ev.msg
+        if m.type == NFT_MSG_NEWGEN and isinstance(m.attrs.get("NFTA_GEN_PROC_PID"), int):
+            from rawlab.sockets.proc import Process
+
+            who = Process(m.attrs["NFTA_GEN_PROC_PID"],
+                          str(m.attrs.get("NFTA_GEN_PROC_NAME", "?")), "generation")
+            held = self._held.pop(m.pid, [])
+            for h in held:
+                h.process = who
+            if getattr(ev.process, "how", None) == "gone":
+                ev.process = who
+            return [*held, ev]
+        if getattr(ev.process, "how", None) == "gone":
+            self._held.setdefault(m.pid, []).append(ev)
+            return []
+        return [ev]
+
+    def flush(self) -> list[Event]:
+        """Events still waiting for a name (the monitor is ending): as they are."""
+        out = sorted((ev for held in self._held.values() for ev in held), key=lambda e: e.n)
+        self._held.clear()
+        return out
+
+    def _sender(self, m: NlMsg, item: Datagram) -> Any:
+        """Who sent ``m``: as looked up when the datagram arrived, else now (``owner``)."""
+        got = item.owner
+        if type(got) is dict:
+            got = got.get(m.pid)
+        if got is None and self.owner is not None:
+            got = self.owner(m.pid)
+        return got
 
     def resync(self, kind: str, dumped: Iterable[NlMsg]) -> list[Change]:
         """Replace a kind's table with a fresh dump; return what differs (what was missed)."""

@@ -14,9 +14,12 @@ SUBCOMMANDS = {
     "capture": "rawlab.cli.netlink_capture:capture",
     "sockets": "rawlab.cli.netlink_diag:sockets",
     "genl": "rawlab.cli.netlink_diag:genl",
+    "trace": "rawlab.cli.netlink_trace:trace",
+    "route": "rawlab.cli.netlink_dump:route",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def netlink() -> None:
-    """Netlink: lossless monitor, fast dumps, sock_diag sockets, generic netlink, nlmon."""
+    """Netlink: lossless monitor, fast dumps, sock_diag sockets, generic netlink, nlmon,
+    a command's conversation (trace)."""

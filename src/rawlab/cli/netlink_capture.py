@@ -8,38 +8,83 @@ from typing import Any
 
 import click
 
+from rawlab.cli.options import Seconds
+
 NLMON_SEES = "ROUTE, USERSOCK, SOCK_DIAG, NFLOG, XFRM, FIB_LOOKUP, NETFILTER and GENERIC"
 NLMON_MISSES = ("AUDIT, KOBJECT_UEVENT (uevent), CONNECTOR, SELINUX, ISCSI, RDMA, CRYPTO, "
                 "SCSITRANSPORT and SMC")
 
 
 @click.command()
-@click.argument("source", metavar="FILE|HEX")
+@click.argument("source", metavar="FILE|HEX|-")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per message.")
 @click.option("-v", "verbose", is_flag=True, help="pyroute2's names beside the byte layout.")
 @click.option("--protocol", type=int, default=0, show_default=True,
               help="For HEX: the netlink family of the bytes (0 = ROUTE).")
 def decode(source: str, as_json: bool, verbose: bool, protocol: int) -> None:
     """Decode netlink messages from a pcap/pcapng (LINKTYPE_NETLINK, e.g. an nlmon
-    capture) or from hex bytes: every message of every packet."""
+    capture) or from hex bytes: every message of every packet. `-` reads standard
+    input (a capture file, or hex text). Generic netlink families are named once the
+    capture's nlctrl replies have named their ids.
+
+    Bytes that are not whole netlink messages (too short, a length past the end or
+    below the header, bytes left over) are printed as what they are, and the command
+    then exits 5, as `rawlab read` does on a damaged file.
+    """
     import os
 
+    from rawlab.decode.genl import GenlIds
     from rawlab.decode.rtnl import decode_buffer
+    from rawlab.errors import Exit, RawlabError
     from rawlab.present.netlink import record_lines
     from rawlab.sockets.netlink import nlmon_direction
 
     if as_json and verbose:
         raise click.UsageError("choose one of -v, --json")
-    recs = _file_records(source) if os.path.exists(source) else _hex_records(source, protocol)
+    if source == "-":
+        recs = _stdin_records(protocol)
+    elif os.path.exists(source):
+        recs = _file_records(source)
+    else:
+        recs = _hex_records(source, protocol)
     write = sys.stdout.write
+    bad = total = 0
+    ids = GenlIds()  # generic netlink families, as the capture's nlctrl replies name them
     for rec in recs:
-        msgs = decode_buffer(rec.data, rec.protocol) if rec.protocol >= 0 else []
+        msgs = decode_buffer(rec.data, rec.protocol, genl=ids) if rec.protocol >= 0 else []
         direction = nlmon_direction(rec.pkttype, rec.data) if rec.pkttype >= 0 else None
-        for text in record_lines(rec, msgs, direction, as_json=as_json, verbose=verbose):
+        total += 1
+        bad += not whole(rec.data, msgs)
+        for text in record_lines(rec, msgs, direction, as_json=as_json, verbose=verbose,
+                                 genl=ids):
             write(text + "\n")
+    if bad:
+        sys.stdout.flush()
+        where = "the input" if total == 1 else f"{bad} of {total} records"
+        raise RawlabError(f"{where}: not whole netlink messages (too short, cut off, or a "
+                          "length that does not fit); fix: give complete messages "
+                          "(nlmsg_len covers header and payload)", Exit.BAD_INPUT)
 
 
-def _file_records(path: str) -> Iterator[Any]:
+def whole(data: bytes, msgs: list[Any]) -> bool:
+    """The bytes are one or more complete, consistent messages and nothing else."""
+    if not msgs or not all(m.ok for m in msgs):
+        return False
+    return msgs[-1].next_offset >= len(data)
+
+
+def _stdin_records(protocol: int) -> Iterator[Any]:
+    """Standard input: a capture file (by its magic) or hex text."""
+    import io
+
+    data = sys.stdin.buffer.read()
+    if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                    b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"):
+        return _file_records(io.BytesIO(data), "<stdin>")
+    return _hex_records(data.decode("ascii", "replace"), protocol)
+
+
+def _file_records(path: Any, name: str | None = None) -> Iterator[Any]:
     """Each LINKTYPE_NETLINK record of a capture file, its cooked header read."""
     from rawlab.decode.netlink import NetlinkRecord, nlmon_record
     from rawlab.errors import Exit, RawlabError
@@ -55,7 +100,7 @@ def _file_records(path: str) -> Iterator[Any]:
             proto, pkttype, data = nlmon_record(bytes(rec.data))
             yield NetlinkRecord(frame, rec.ts_ns, proto, pkttype, bytes(data))
     if frame and not seen_nl:
-        raise RawlabError(f"{path}: no LINKTYPE_NETLINK (253) records; fix: capture with "
+        raise RawlabError(f"{name or path}: no LINKTYPE_NETLINK (253) records; fix: capture with "
                           "`rawlab netlink capture` (nlmon)", Exit.BAD_INPUT)
 
 
@@ -63,7 +108,7 @@ def _hex_records(text: str, protocol: int) -> Iterator[Any]:
     from rawlab.decode.netlink import NetlinkRecord
     from rawlab.errors import Exit, RawlabError
 
-    clean = "".join(ch for ch in text if ch not in " :\n\t-").removeprefix("0x")
+    clean = "".join(ch for ch in text if ch not in " :\n\t\r-").removeprefix("0x")
     try:
         data = bytes.fromhex(clean)
     except ValueError:
@@ -79,7 +124,7 @@ def _hex_records(text: str, protocol: int) -> Iterator[Any]:
 @click.option("--netns", metavar="NAME", help="Capture this network namespace's netlink.")
 @click.option("-c", "count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N messages.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
 def capture(out: str, netns: str | None, count: int | None, duration: float | None) -> None:
     """Capture netlink traffic through an nlmon device into pcapng (opens in Wireshark).
 

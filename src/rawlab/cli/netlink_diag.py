@@ -39,28 +39,52 @@ def _ifnames() -> dict[int, str]:
               "algorithm and its info, socket memory; others: their extra facts.")
 @click.option("-p", "--processes", is_flag=True, help="Which processes hold each socket "
               "(from /proc/*/fd).")
+@click.option("-n", "--numeric", "_numeric", count=True, expose_value=False,
+              help="Accepted (as `ss -n`): rawlab never resolves addresses, ports or users.")
 @click.option("-H", "--no-header", is_flag=True, help="No header line.")
 @click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per socket "
               "(docs/json.md, netlink sockets).")
 @click.option("--netns", metavar="NAME", help="List the sockets of this network namespace.")
+@click.option("-o", "--options", "timers", is_flag=True, help="Timers, as `ss -o`: "
+              "timer:(name,time left,retransmits).")
+@click.option("-e", "--extended", is_flag=True, help="uid, inode, socket cookie, mark and "
+              "cgroup at the end of each line, as `ss -e`.")
+@click.option("-m", "--memory", is_flag=True, help="Socket memory (skmem), as `ss -m`.")
+@click.option("-s", "--summary", is_flag=True, help="Counts by protocol, as `ss -s` "
+              "(/proc/net/sockstat, sockstat6, snmp).")
+@click.argument("expression", nargs=-1, metavar="[FILTER]")
 def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ...],
             listening: bool, all_states: bool, info: bool, processes: bool, no_header: bool,
-            as_json: bool, netns: str | None) -> None:
+            as_json: bool, netns: str | None, timers: bool, extended: bool, memory: bool,
+            summary: bool, expression: tuple[str, ...]) -> None:
     """List sockets through sock_diag, like `ss`: one line per socket.
 
     Default: TCP sockets that are not listening (as `ss -t`). With --info, every
     field of tcp_info the kernel returned, decoded right (wscale nibbles
     included), the congestion algorithm with its BBR/DCTCP/Vegas info, and skmem.
     vsock sockets show their type (STREAM, SEQPACKET, DGRAM) by name.
+
+    FILTER is ss's: `state NAME`/`exclude NAME`, then an expression of `sport`,
+    `dport` (OP :PORT), `src`, `dst` (ADDR[/LEN][:PORT]) with and, or, not and
+    parentheses, e.g. `state established '( dport = :443 or sport = :22 )'`. The
+    expression is compiled to the kernel's inet_diag bytecode, as ss does, and
+    the kernel applies it to TCP and UDP sockets.
     """
     from rawlab.decode.sock_diag import sockets_of
     from rawlab.present import diag as present
     from rawlab.sockets import diag
+    from rawlab.sockets.diag_filter import parse
     from rawlab.sockets.proc import inode_owners
 
     if listening and all_states:
         raise click.UsageError("choose one of --listening, --all")
+    if summary:
+        _summary(netns)
+        return
+    expr = parse(list(expression))
     explicit = diag.parse_states(list(states)) if states else 0
+    if expr.states is not None:
+        explicit = (explicit or 0) | expr.states
     families = [{4: socket.AF_INET, 6: socket.AF_INET6}[f] for f in dict.fromkeys(fams)] \
         or [socket.AF_INET, socket.AF_INET6]
     from rawlab.sockets.netns import entered
@@ -68,7 +92,8 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
     with entered(netns):
         socks = sockets_of(diag.collect(list(dict.fromkeys(kinds)) or ["tcp"], families,
                                         listening=listening, all_states=all_states,
-                                        explicit_states=explicit, info=info))
+                                        explicit_states=explicit, info=info, memory=memory,
+                                        bytecode=expr.bytecode))
         ifnames = _ifnames()
     owners = inode_owners() if processes else None
     out = sys.stdout
@@ -77,8 +102,20 @@ def sockets(kinds: tuple[str, ...], fams: tuple[int, ...], states: tuple[str, ..
             out.write(json.dumps(present.socket_json(s, owners=owners)) + "\n")
         return
     for line in present.socket_table(socks, info=info, header=not no_header, ifnames=ifnames,
-                                     owners=owners):
+                                     owners=owners, timers=timers, extended=extended,
+                                     memory=memory):
         out.write(line + "\n")
+
+
+def _summary(netns: str | None) -> None:
+    """`ss -s`: the namespace's socket counts."""
+    from rawlab.present import diag as present
+    from rawlab.sockets.netns import entered
+    from rawlab.sockets.proc import sockstat
+
+    with entered(netns):
+        counts = sockstat()
+    sys.stdout.write("".join(line + "\n" for line in present.summary_lines(counts)))
 
 
 @click.command()

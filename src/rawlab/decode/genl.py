@@ -1,23 +1,32 @@
-"""Generic netlink controller replies (CTRL_CMD_NEWFAMILY): families as `genl ctrl list` shows them.
+"""Generic netlink: the controller's families (as `genl ctrl list`), and any family's messages.
 
     for fam in families_of(genl.family_dump()):   # raw replies, decoded, by id
         fam.id, fam.name, fam.version, fam.hdrsize, fam.maxattr
         fam.ops        # [GenlOp(id, flags)]; flags GENL_ADMIN_PERM, GENL_CMD_CAP_DO ...
         fam.mcast_groups  # [GenlGroup(name, id)]
+    ids = GenlIds.of(families)                    # {family id: name}, given at run time
+    decode_buffer(buf, NETLINK_GENERIC, genl=ids) # m.name "nl80211", m.cmd "NL80211_CMD_...",
+                                                  # m.header {cmd, version, reserved}, m.attrs
 
-Unknown top-level attributes are kept as bytes in ``attrs``. The request and
-the I/O are :mod:`rawlab.sockets.genl`'s; the attribute walk the wire module's.
+Unknown top-level attributes of a family record are kept as bytes in ``attrs``.
+The messages of every family pyroute2 has maps for (nl80211, ethtool, devlink,
+wireguard, taskstats, l2tp, mptcp_pm, IPVS, acpi_event, VFS_DQUOT, thermal) and of
+the team driver's are read with :mod:`rawlab.decode.family_maps`; other families
+keep their attributes by number. The request and the I/O are
+:mod:`rawlab.sockets.genl`'s; the attribute walk the wire module's.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from rawlab.decode.rtnl import MsgType
 from rawlab.sockets.genl import GENLMSGHDR
-from rawlab.sockets.netlink_wire import NlMsg, attr_items
+from rawlab.sockets.netlink_wire import NLMSG_HDRLEN, NlMsg, attr_items
 
 CTRL_ATTR_FAMILY_ID = 1
 CTRL_ATTR_FAMILY_NAME = 2
@@ -107,3 +116,77 @@ def parse_family(m: NlMsg) -> GenlFamily | None:
 def families_of(replies: Iterable[NlMsg]) -> list[GenlFamily]:
     """The families of a CTRL_CMD_GETFAMILY dump's replies, by id."""
     return sorted((f for f in map(parse_family, replies) if f is not None), key=lambda f: f.id)
+
+
+# ---- generic netlink messages of any family -------------------------------------------
+
+GENL_ID_CTRL = 0x10
+CTRL_CMD_NEWFAMILY = 1
+NLM_F_REQUEST = 0x01
+_HEADER_FIELDS = ("cmd", "version", "reserved")
+_HEADER_SPEC = [("cmd", struct.Struct("=B"), 0), ("version", struct.Struct("=B"), 1),
+                ("reserved", struct.Struct("=H"), 2)]
+_TYPES: dict[tuple[str, int, bool], MsgType] = {}
+
+
+class GenlIds(dict[int, str]):
+    """Generic netlink family ids -> names, in one namespace (the kernel gives ids at run
+    time; nlctrl is always 0x10). :meth:`learn` adds what an nlctrl reply names, so a
+    capture that holds a CTRL_CMD_GETFAMILY exchange names the family it asked for."""
+
+    def __init__(self, names: dict[int, str] | None = None) -> None:
+        super().__init__({GENL_ID_CTRL: "nlctrl"})
+        if names:
+            self.update(names)
+
+    @classmethod
+    def of(cls, families: Iterable[GenlFamily]) -> GenlIds:
+        """From a CTRL_CMD_GETFAMILY dump (:func:`families_of`)."""
+        return cls({f.id: f.name for f in families if f.id})
+
+    def learn(self, m: NlMsg) -> None:
+        if m.type == GENL_ID_CTRL and m.header.get("cmd") == CTRL_CMD_NEWFAMILY:
+            fid, name = m.attrs.get("CTRL_ATTR_FAMILY_ID"), m.attrs.get("CTRL_ATTR_FAMILY_NAME")
+            if isinstance(fid, int) and isinstance(name, str) and fid:
+                self[fid] = name
+
+
+def msg_type(family: str, cmd: int, to_kernel: bool) -> MsgType | None:
+    """The :class:`MsgType` of a command of a known family (None: no map for the family).
+
+    Requests (to the kernel) and the kernel's messages are numbered apart in some
+    families (ethtool's replies and notifications, thermal's events)."""
+    key = (family, cmd, to_kernel)
+    t = _TYPES.get(key)
+    if t is None:
+        from rawlab.decode.family_maps import GENL
+        from rawlab.decode.rtnl import EMPTY, schema_by_id
+
+        known = GENL.get(family)
+        if known is None:
+            return None
+        names, sids, kernel = known
+        if kernel is not None and not to_kernel:
+            names, sids = kernel
+        sid = sids.get(cmd, sids.get(-1))
+        t = _TYPES[key] = MsgType(names.get(cmd) or str(cmd), _HEADER_FIELDS, GENLMSGHDR,
+                                  GENLMSGHDR.size,
+                                  schema_by_id(sid) if sid is not None else EMPTY,
+                                  _HEADER_SPEC)
+    return t
+
+
+def msg_type_of(m: NlMsg, ids: Mapping[int, str] | None) -> MsgType | None:
+    """How to read a generic netlink message: its family by id (``ids``), its command from
+    genlmsghdr; sets ``m.name`` (the family) and ``m.cmd`` (the command's name)."""
+    family = (ids or {GENL_ID_CTRL: "nlctrl"}).get(m.type)
+    if family is None:
+        return None
+    m.name = family
+    body = m.offset + NLMSG_HDRLEN
+    if body + GENLMSGHDR.size > m.end:
+        return None
+    t = msg_type(family, m.buf[body], bool(m.flags & NLM_F_REQUEST))
+    if t is not None:
+        m.cmd = t.name
+    return t

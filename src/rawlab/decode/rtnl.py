@@ -35,7 +35,7 @@ the walk and sets ``truncated`` / ``malformed`` on the message.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from rawlab.sockets.netlink_wire import (
@@ -48,6 +48,7 @@ from rawlab.sockets.netlink_wire import (
     NLMSG_HDRLEN,
     NLMSG_MIN_TYPE,
     NlMsg,
+    attributes,
     messages,
 )
 
@@ -55,7 +56,10 @@ MAX_DEPTH = 8
 
 # attribute kinds (how a value is read)
 K_INT, K_STR, K_IP, K_MAC, K_HEX, K_FLAG, K_NONE, K_NEST, K_STRUCT, K_DYN, K_U32ARRAY, \
-    K_MULTIPATH, K_VIA = range(13)
+    K_MULTIPATH, K_VIA, K_ARRAY = range(14)
+# schema ids from here on are rawlab.decode.family_maps' (generic netlink, nfnetlink);
+# below, rawlab.decode.rtnl_maps'
+FAMILY_BASE = 1 << 16
 
 NLMSG_NAMES = {1: "NLMSG_NOOP", 2: "NLMSG_ERROR", 3: "NLMSG_DONE", 4: "NLMSG_OVERRUN"}
 
@@ -190,6 +194,14 @@ class AttrSpec:
             sub = self.sub = _schema(sub)
         return sub
 
+    def element(self) -> AttrSpec:
+        """K_ARRAY: how each element of the array is read (its attribute type is an index)."""
+        sub = self.sub
+        if not isinstance(sub, AttrSpec):
+            kind, arg = sub
+            sub = self.sub = _attr(self.name, kind, arg)
+        return sub
+
     def choose(self, family: int, siblings: dict[str, Any]) -> AttrSpec | None:
         """K_DYN: how to read this value, chosen by family or by a sibling's value."""
         sub = self.sub
@@ -268,11 +280,19 @@ def _attr(name: str, kind: int, arg: Any) -> AttrSpec:
     return AttrSpec(name, kind, sub=arg)  # a schema id, the K_DYN choices, or None
 
 
+def schema_by_id(sid: int) -> Schema:
+    """Schema ``sid`` of a snapshot (rtnl_maps, or family_maps from FAMILY_BASE on)."""
+    return _schema(sid)
+
+
 def _schema(sid: int) -> Schema:
     """Schema ``sid`` of the snapshot, built on first use (its nested ones stay ids)."""
     s = _SCHEMAS.get(sid)
     if s is None:
-        from rawlab.decode.rtnl_maps import SCHEMAS
+        if sid >= FAMILY_BASE:
+            from rawlab.decode.family_maps import SCHEMAS
+        else:
+            from rawlab.decode.rtnl_maps import SCHEMAS
 
         key, prefix, attrs = SCHEMAS[sid]
         it = iter(attrs)
@@ -342,6 +362,12 @@ def value_of(spec: AttrSpec, data: bytes, family: int = 0,
         if len(data) >= 2:
             return Via(struct.unpack_from("=H", data)[0], data[2:])
         return HexBytes(data)
+    if k == K_ARRAY:
+        if depth >= MAX_DEPTH:
+            return HexBytes(data)
+        elem = spec.element()
+        return [value_of(elem, data[p:q], family, None, depth + 1, bool(t & NLA_F_NESTED))
+                for t, p, q in _cells(data)]
     if k == K_DYN:
         chosen = spec.choose(family, siblings or {})
         if chosen is not None and depth < MAX_DEPTH:
@@ -349,6 +375,14 @@ def value_of(spec: AttrSpec, data: bytes, family: int = 0,
         if nested_flag and depth < MAX_DEPTH:
             return decode_attrs(data, 0, len(data), EMPTY, family, depth + 1)[0]
     return HexBytes(data)
+
+
+def _cells(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """The whole attributes of an array, as the wire walk yields them (a bad one ends it)."""
+    for t, p, q in attributes(data, 0, len(data)):
+        if t > 0xFFFF:
+            return
+        yield t, p, q
 
 
 def decode_attrs(buf: bytes, pos: int, end: int, schema: Schema, family: int = 0,
@@ -447,12 +481,18 @@ def _rtm_names() -> dict[int, str]:
 
 
 def type_name(mtype: int, protocol: int | None = NETLINK_ROUTE) -> str:
-    """``RTM_NEWROUTE`` for 24, ``NLMSG_ERROR`` for 2 in any family; else the number as text.
+    """``RTM_NEWROUTE`` for 24, ``NFT_MSG_NEWRULE`` for 0x0a06 in NETLINK_NETFILTER,
+    ``NLMSG_ERROR`` for 2 in any family; else the number as text (generic netlink's
+    ids are given at run time: a decoded message's ``name`` has its family's).
 
     The one naming of netlink message types: ``rawlab read`` and ``rawlab netlink``
     print what this returns.
     """
     if protocol != NETLINK_ROUTE and mtype >= NLMSG_MIN_TYPE:
+        if protocol == NETLINK_NETFILTER:
+            from rawlab.decode import nfnl
+
+            return nfnl.msg_type(mtype).name
         return str(mtype)
     return (_NAMES or _rtm_names()).get(mtype) or str(mtype)
 
@@ -479,42 +519,69 @@ def _build_type(mtype: int) -> MsgType:
                    _fields(spec))
 
 
-def decode(m: NlMsg, types: Callable[[int], MsgType] | None = None) -> NlMsg:
+def message_type(m: NlMsg, types: Callable[[int], MsgType] | None = None,
+                 genl: Mapping[int, str] | None = None) -> MsgType | None:
+    """How to read a message (type >= 16) of its family, as :func:`decode` reads it; sets
+    ``name`` and ``cmd`` where the family names them. None: no map for it."""
+    if m.protocol == NETLINK_ROUTE:
+        return (_TYPES.get(m.type) or msg_type(m.type)) if types is None else types(m.type)
+    if m.protocol == NETLINK_NETFILTER:
+        from rawlab.decode import nfnl
+
+        t = nfnl.msg_type(m.type)
+        m.name = t.name
+        return t
+    if m.protocol == NETLINK_GENERIC:
+        from rawlab.decode import genl as genl_
+
+        return genl_.msg_type_of(m, genl)
+    return None
+
+
+def decode(m: NlMsg, types: Callable[[int], MsgType] | None = None,
+           genl: Mapping[int, str] | None = None) -> NlMsg:
     """Fill ``header``, ``family`` and ``attrs`` of a message the wire walk yielded.
 
     rtnetlink (``m.protocol`` 0): names from the snapshot, or from ``types``
     (message type -> :class:`MsgType`; :mod:`rawlab.decode.rtnl_maps_gen` passes
-    its live pyroute2 compile). Generic netlink and netfilter: attributes by
-    number after their 4-byte header. Bad attributes set ``malformed``.
+    its live pyroute2 compile). nfnetlink: :mod:`rawlab.decode.nfnl`'s names
+    (``name``). Generic netlink: ``genl`` (family id -> name; ids are given at
+    run time, :class:`rawlab.decode.genl.GenlIds`) names the family (``name``) and
+    :mod:`rawlab.decode.genl` its command (``cmd``). Other families, and families
+    no map knows: attributes by number after the family header. Bad attributes
+    set ``malformed``.
     """
     if m.type < NLMSG_MIN_TYPE or m.malformed:
         return m
     buf, body, end = m.buf, m.offset + NLMSG_HDRLEN, m.end
-    if m.protocol != NETLINK_ROUTE:
+    t = message_type(m, types, genl)
+    if t is None:
         fixed = fixed_header_len(m.protocol, m.type)
         if fixed is not None:
             m.attrs, ok = decode_attrs(buf, body + fixed, end, EMPTY, 0)
             m.malformed = not (ok or m.truncated)
         return m
-    t = (_TYPES.get(m.type) or msg_type(m.type)) if types is None else types(m.type)
     st = t.header_st
     if st is not None and body + st.size <= end:
         m.header = hdr = dict(zip(t.header_fields, st.unpack_from(buf, body), strict=False))
-        m.family = hdr.get("family")
+        m.family = hdr.get("family", hdr.get("nfgen_family"))
     elif t.header_len and body + t.header_len > end:
         m.malformed = not m.truncated
         return m
     m.attrs, ok = decode_attrs(buf, body + t.header_len, end, t.schema, m.family or 0)
     m.malformed = not (ok or m.truncated)
+    if m.protocol == NETLINK_GENERIC and genl is not None and hasattr(genl, "learn"):
+        genl.learn(m)  # an nlctrl reply names a family: later messages of it get names
     return m
 
 
 def decode_message(buf: bytes, off: int, protocol: int | None = NETLINK_ROUTE, *,
-                   types: Callable[[int], MsgType] | None = None) -> tuple[NlMsg, int]:
+                   types: Callable[[int], MsgType] | None = None,
+                   genl: Mapping[int, str] | None = None) -> tuple[NlMsg, int]:
     """The message at ``buf[off]`` (``off + 16 <= len(buf)``), decoded; returns it and
-    where the next one starts (-1: stop). ``types``: as :func:`decode`."""
+    where the next one starts (-1: stop). ``types``, ``genl``: as :func:`decode`."""
     m = next(messages(buf, off, protocol))
-    return decode(m, types), m.next_offset
+    return decode(m, types, genl), m.next_offset
 
 
 # ---- dumps ---------------------------------------------------------------------
@@ -558,11 +625,12 @@ def decode_dump(bufs: Iterable[bytes]) -> Iterator[NlMsg]:
 
 
 def decode_buffer(buf: bytes | bytearray | memoryview, protocol: int | None = NETLINK_ROUTE, *,
-                  types: Callable[[int], MsgType] | None = None) -> list[NlMsg]:
+                  types: Callable[[int], MsgType] | None = None,
+                  genl: Mapping[int, str] | None = None) -> list[NlMsg]:
     """Every message in one datagram or captured record, decoded (never raises).
 
     The common case (a whole rtnetlink message of a known type) is read inline;
-    the rest goes through :func:`decode`. ``types``: as there.
+    the rest goes through :func:`decode`. ``types``, ``genl``: as there.
     """
     if not isinstance(buf, bytes):
         buf = bytes(buf)
@@ -579,7 +647,7 @@ def decode_buffer(buf: bytes | bytearray | memoryview, protocol: int | None = NE
             end = m.offset + m.len
             if t is None or m.truncated or m.malformed or t.header_st is None \
                     or body + t.header_len > end:
-                decode(m, types)
+                decode(m, types, genl)
                 continue
             # the hot path: pairing header names and values with strict= costs 5% here
             m.header = h = dict(zip(t.header_fields, t.header_st.unpack_from(buf, body)))  # noqa: B905

@@ -15,11 +15,13 @@ SCHEMAS  schema id -> (class, name prefix, attributes): the class as module.name
          number, name, kind, arg, number, name, kind, arg...
          kind as rawlab.decode.rtnl.K_*:
          0 int, 1 str, 2 ip, 3 mac, 4 hex, 5 flag, 6 none, 7 nest, 8 struct,
-         9 dyn, 10 u32array, 11 multipath, 12 via
+         9 dyn, 10 u32array, 11 multipath, 12 via, 13 array
          arg: int: struct format; struct: fields (as in HEADERS); nest: schema id;
          multipath: schema id of each next hop's attributes; dyn: None, or
          (sibling names, {key: (kind, arg)}): the key is the first of those
-         siblings' values that is true (the family if no names). Else None.
+         siblings' values that is true (the family if no names); array:
+         (kind, arg) of each element (the attributes of an array are indices).
+         Else None.
 
 Only rawlab.decode.rtnl reads this, lazily: one schema when it is first used.
 """
@@ -982,7 +984,7 @@ SCHEMAS = {
         5, "IFLA_BOND_DOWNDELAY", 0, "=I",
         6, "IFLA_BOND_USE_CARRIER", 0, "=B",
         7, "IFLA_BOND_ARP_INTERVAL", 0, "=I",
-        8, "IFLA_BOND_ARP_IP_TARGET", 9, None,
+        8, "IFLA_BOND_ARP_IP_TARGET", 13, (2, None),
         9, "IFLA_BOND_ARP_VALIDATE", 0, "=I",
         10, "IFLA_BOND_ARP_ALL_TARGETS", 0, "=I",
         11, "IFLA_BOND_PRIMARY", 0, "=I",
@@ -1345,7 +1347,7 @@ SCHEMAS = {
         11, "NDA_SRC_VNI", 0, "=I",
         12, "NDA_PROTOCOL", 0, "=B",
         13, "NDA_NH_ID", 0, "=I",
-        14, "NDA_FDB_EXT_ATTRS", 4, None,
+        14, "NDA_FDB_EXT_ATTRS", 7, 53,
         15, "NDA_FLAGS_EXT", 0, "=I",
         16, "NDA_NDM_STATE_MASK", 0, "=H",
         17, "NDA_NDM_FLAGS_MASK", 0, "=B",

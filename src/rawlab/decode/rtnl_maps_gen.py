@@ -37,6 +37,7 @@ from typing import Any
 
 from rawlab.decode.rtnl import (
     EMPTY,
+    K_ARRAY,
     K_DYN,
     K_FLAG,
     K_HEX,
@@ -63,7 +64,8 @@ KEY_PREFIX = "pyroute2.netlink.rtnl."
 COMMAND = ".venv/bin/python -m rawlab.decode.rtnl_maps_gen --write"
 KIND_NAMES = {K_INT: "int", K_STR: "str", K_IP: "ip", K_MAC: "mac", K_HEX: "hex",
               K_FLAG: "flag", K_NONE: "none", K_NEST: "nest", K_STRUCT: "struct",
-              K_DYN: "dyn", K_U32ARRAY: "u32array", K_MULTIPATH: "multipath", K_VIA: "via"}
+              K_DYN: "dyn", K_U32ARRAY: "u32array", K_MULTIPATH: "multipath", K_VIA: "via",
+              K_ARRAY: "array"}
 
 # rawlab's additions to pyroute2's message maps
 NEXTHOP_NAMES = {104: "RTM_NEWNEXTHOP", 105: "RTM_DELNEXTHOP", 106: "RTM_GETNEXTHOP"}
@@ -86,7 +88,9 @@ class LiveSchema(Schema):
         super().__init__(name, by_type, prefix)
         self.cls = cls
         # the class's module and qualified name, without "pyroute2.netlink.rtnl."
-        self.key = key or f"{cls.__module__}.{cls.__qualname__}".removeprefix(KEY_PREFIX)
+        # (other families': without "pyroute2.netlink.")
+        self.key = key or f"{cls.__module__}.{cls.__qualname__}".removeprefix(
+            KEY_PREFIX).removeprefix("pyroute2.netlink.")
         assert self.key.rpartition(".")[2] == name, (self.key, name)
 
 
@@ -100,6 +104,14 @@ class LiveAttrSpec(AttrSpec):
         super().__init__(name, kind, st, sub)
         self.owner = owner  # the class whose map holds this attribute
         self.tname = tname  # the pyroute2 type name
+
+    def element(self) -> AttrSpec:
+        """K_ARRAY: each element, read as the class after the ``*`` says."""
+        sub = self.sub
+        if not isinstance(sub, AttrSpec):
+            kind, s, st = _class_kind(self.tname, sub)
+            sub = self.sub = LiveAttrSpec(self.name, kind, st, s, sub, self.tname)
+        return sub
 
     def schema(self) -> Schema:
         if self.kind == K_MULTIPATH:  # next hops carry the owner's attributes
@@ -147,6 +159,8 @@ def _fields_spec(fields: Any) -> list[tuple[str, struct.Struct, int]] | None:
     off = 0
     for f in fields:
         name, fmt = f[0], f[1]
+        if not isinstance(fmt, str):
+            return None  # a class reading itself (nftables' CData): not a fixed struct
         m = re.fullmatch(r"([=<>!@]?)(\d*)([a-zA-Z?])", fmt)
         if not m:
             return None
@@ -178,7 +192,7 @@ def _class_kind(tname: str, sub: Any) -> tuple[int, Any, struct.Struct | None]:
         return K_NONE, None, None
     if len(fields) == 1 and fields[0][0] == "value":
         fmt = fields[0][1]
-        if _INT_FMT.match(fmt):
+        if isinstance(fmt, str) and _INT_FMT.match(fmt):
             return K_INT, None, struct.Struct(fmt if fmt[0] in "=<>!@" else "=" + fmt)
         return K_HEX, None, None
     spec = _fields_spec(fields)
@@ -211,8 +225,14 @@ def _spec(owner: Any, name: str, tname: Any) -> LiveAttrSpec:
     if tname in _PRIM_BY_NAME:
         return LiveAttrSpec(name, _PRIM_BY_NAME[tname], owner=owner, tname=tname)
     if tname.startswith("*"):
+        elem = tname[1:]
+        cls = owner if elem in ("nested", "recursive") else getattr(owner, elem, None)
+        if tname != "*get_nh" and isinstance(cls, type):  # an array of that class
+            return LiveAttrSpec(name, K_ARRAY, sub=cls, owner=owner, tname=elem)
         kind = K_MULTIPATH if tname == "*get_nh" else K_DYN
-        return LiveAttrSpec(name, kind, owner=owner, tname=tname.lstrip("*"))
+        return LiveAttrSpec(name, kind, owner=owner, tname=elem)
+    if tname in ("nested", "recursive"):  # the owner's own map, one level down
+        return LiveAttrSpec(name, K_NEST, sub=owner, owner=owner, tname=tname)
     sub = getattr(owner, tname, None)
     if sub is None:
         return LiveAttrSpec(name, K_HEX, owner=owner, tname=tname)
@@ -237,14 +257,21 @@ def _dynamic(spec: LiveAttrSpec, family: int, siblings: dict[str, Any]) -> Any:
     owner = spec.owner
     t = spec.tname
     if t == "info_data":
-        return owner.data_map.get(siblings.get("IFLA_INFO_KIND"))
+        kind = siblings.get("IFLA_INFO_KIND")
+        # a repeated IFLA_INFO_KIND (a list) names no one class, as the snapshot reads it
+        return owner.data_map.get(kind) if isinstance(kind, str) else None
     if t == "info_slave_data":
         kind = siblings.get("IFLA_INFO_SLAVE_KIND") or siblings.get("IFLA_INFO_KIND")
+        if not isinstance(kind, str):
+            return None
         return {"bridge": owner.bridge_slave_data, "bridge_slave": owner.bridge_slave_data,
                 "bond": owner.bond_slave_data}.get(kind)
     if t == "af_spec":
         return {0: owner.af_spec_inet, 2: owner.af_spec_inet, 10: owner.af_spec_inet,
                 7: owner.af_spec_bridge}.get(family)
+    if t == "expr":  # nftables: the expression's class by its name (NFTA_EXPR_NAME)
+        name = siblings.get("NFTA_EXPR_NAME")
+        return getattr(owner, f"nft_{name}", None) if isinstance(name, str) and name else None
     if t == "protinfo":
         if family == 7:
             from pyroute2.netlink.rtnl.ifinfmsg import protinfo_bridge
@@ -270,6 +297,9 @@ def _dyn_table(spec: LiveAttrSpec) -> tuple[tuple[str, ...], dict[Any, Any]] | N
                                                                   "bond"]
     elif t in ("af_spec", "protinfo"):
         names, keys = (), list(range(256))  # the family is one byte
+    elif t == "expr":
+        names = ("NFTA_EXPR_NAME",)
+        keys = sorted(a[4:] for a in dir(spec.owner) if a.startswith("nft_"))
     else:
         return None
 
@@ -342,10 +372,11 @@ def message_types() -> list[int]:
 
 # ---- the snapshot ---------------------------------------------------------------
 
-def _reachable() -> list[LiveSchema]:
-    """Every schema a message type can reach, sorted by key."""
+def reachable(roots: list[Schema] | None = None) -> list[LiveSchema]:
+    """Every schema the roots (default: every rtnetlink message type's) can reach, by key."""
     found: dict[str, LiveSchema] = {}
-    todo = [t.schema for t in map(live_msg_type, message_types())]
+    todo = list(roots) if roots is not None else [
+        t.schema for t in map(live_msg_type, message_types())]
     while todo:
         s = todo.pop()
         assert isinstance(s, LiveSchema)
@@ -357,6 +388,8 @@ def _reachable() -> list[LiveSchema]:
             assert isinstance(spec, LiveAttrSpec)
             if spec.kind in (K_NEST, K_MULTIPATH):
                 todo.append(spec.schema())
+            elif spec.kind == K_ARRAY and spec.element().kind == K_NEST:
+                todo.append(spec.element().schema())
             elif spec.kind == K_DYN and (dyn := _dyn_table(spec)):
                 for cls in dyn[1].values():
                     kind, sub, _st = _class_kind(spec.tname, cls)
@@ -382,7 +415,11 @@ def _arg(kind: int, st: struct.Struct | None, sub: Any, ids: dict[str, int]) -> 
     return None
 
 
-def _attr_arg(spec: LiveAttrSpec, ids: dict[str, int]) -> Any:
+def attr_arg(spec: LiveAttrSpec, ids: dict[str, int]) -> Any:
+    if spec.kind == K_ARRAY:
+        elem = spec.element()
+        assert isinstance(elem, LiveAttrSpec)
+        return elem.kind, attr_arg(elem, ids)
     if spec.kind == K_MULTIPATH:
         return ids[spec.schema().key]  # type: ignore[attr-defined]
     if spec.kind == K_DYN:
@@ -400,7 +437,7 @@ def _attr_arg(spec: LiveAttrSpec, ids: dict[str, int]) -> Any:
 
 def snapshot() -> dict[str, dict[Any, Any]]:
     """The data of rtnl_maps.py: NAMES, TYPES, HEADERS, SCHEMAS (plain literals, sorted)."""
-    schemas = _reachable()
+    schemas = reachable()
     ids = {s.key: i for i, s in enumerate(schemas)}
     live_type_name(0)
     names = {t: _LIVE_NAMES[t] for t in sorted(_LIVE_NAMES)}
@@ -413,16 +450,8 @@ def snapshot() -> dict[str, dict[Any, Any]]:
         header = (t.header_fields, t.header_st.format if t.header_st else None,
                   _fields(t.header_spec))
         assert headers.setdefault(sid, header) == header, f"two headers for {t.schema.key}"
-    table: dict[int, tuple[Any, ...]] = {}
-    for sid, s in enumerate(schemas):
-        attrs: list[tuple[Any, ...]] = []
-        for num in sorted(s.by_type):
-            spec = s.by_type[num]
-            assert isinstance(spec, LiveAttrSpec)
-            attrs.append((num, spec.name, spec.kind, _attr_arg(spec, ids)))
-        table[sid] = (s.key, s.prefix, tuple(attrs))
     return {"NAMES": names, "TYPES": types, "HEADERS": dict(sorted(headers.items())),
-            "SCHEMAS": table}
+            "SCHEMAS": schema_table(schemas, ids)}
 
 
 def pyroute2_version() -> str:
@@ -434,28 +463,29 @@ def pyroute2_version() -> str:
 WIDTH = 99
 
 
-def _flat(v: Any) -> str:
+def flat(v: Any) -> str:
     if isinstance(v, str):
         if v.isascii() and v.isprintable() and '"' not in v and "\\" not in v:
             return f'"{v}"'
         return repr(v)
     if isinstance(v, tuple):
-        inner = ", ".join(_flat(x) for x in v)
+        inner = ", ".join(flat(x) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_flat(k)}: {_flat(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{flat(k)}: {flat(x)}" for k, x in v.items()) + "}"
     if v is None or isinstance(v, int):
         return repr(v)
     raise TypeError(f"not a snapshot literal: {v!r}")
 
 
-def _lit(v: Any, indent: int, head: str = "", tail: str = ",", group: int = 1) -> list[str]:
+def literal_lines(v: Any, indent: int, head: str = "", tail: str = ",",
+                  group: int = 1) -> list[str]:
     """``head`` + the literal ``v`` + ``tail`` as lines at most WIDTH long, at ``indent``.
 
     A tuple too long for one line puts ``group`` elements on each of its lines.
     """
     pad = " " * indent
-    one = f"{pad}{head}{_flat(v)}{tail}"
+    one = f"{pad}{head}{flat(v)}{tail}"
     if len(one) <= WIDTH or not isinstance(v, tuple | dict) or not v:
         return [one]
     opening, closing = ("(", ")") if isinstance(v, tuple) else ("{", "}")
@@ -464,17 +494,25 @@ def _lit(v: Any, indent: int, head: str = "", tail: str = ",", group: int = 1) -
     if isinstance(v, tuple):
         for i in range(0, len(v), group):
             chunk = v[i:i + group]
-            line = f"{inner}{', '.join(_flat(x) for x in chunk)},"
+            line = f"{inner}{', '.join(flat(x) for x in chunk)},"
             if len(line) <= WIDTH:
                 lines.append(line)
             else:
                 for x in chunk:
-                    lines += _lit(x, indent + 4)
+                    lines += literal_lines(x, indent + 4)
     else:
         for k, x in v.items():
-            lines += _lit(x, indent + 4, f"{_flat(k)}: ")
+            lines += literal_lines(x, indent + 4, f"{flat(k)}: ")
     lines.append(f"{pad}{closing}{tail}")
     return lines
+
+
+def generated_header(generator: str, version: str, command: str, test: str) -> list[str]:
+    """The comment lines that open a generated snapshot."""
+    return [f"# Generated by rawlab.decode.{generator} from pyroute2 {version}. Do not edit.",
+            "# Regenerate after upgrading pyroute2 or changing the generator:",
+            f"#     {command}",
+            f"# (tests/unit/{test} fails while this file and the generator differ)"]
 
 
 def render() -> str:
@@ -483,10 +521,7 @@ def render() -> str:
     version = pyroute2_version()
     kinds = ", ".join(f"{k} {n}" for k, n in KIND_NAMES.items())
     out = [
-        f"# Generated by rawlab.decode.rtnl_maps_gen from pyroute2 {version}. Do not edit.",
-        "# Regenerate after upgrading pyroute2 or changing the generator:",
-        f"#     {COMMAND}",
-        "# (tests/unit/test_rtnl_maps.py fails while this file and the generator differ)",
+        *generated_header("rtnl_maps_gen", version, COMMAND, "test_rtnl_maps.py"),
         '"""rtnetlink names and attribute types: a snapshot of pyroute2\'s nla maps, as data.',
         "",
         "NAMES    message type -> name",
@@ -499,11 +534,13 @@ def render() -> str:
         "         its last part; the attributes a flat tuple:",
         "         number, name, kind, arg, number, name, kind, arg...",
         "         kind as rawlab.decode.rtnl.K_*:",
-        *(f"         {line}" for line in _wrap(kinds, 70)),
+        *(f"         {line}" for line in wrap(kinds, 70)),
         "         arg: int: struct format; struct: fields (as in HEADERS); nest: schema id;",
         "         multipath: schema id of each next hop's attributes; dyn: None, or",
         "         (sibling names, {key: (kind, arg)}): the key is the first of those",
-        "         siblings' values that is true (the family if no names). Else None.",
+        "         siblings' values that is true (the family if no names); array:",
+        "         (kind, arg) of each element (the attributes of an array are indices).",
+        "         Else None.",
         "",
         "Only rawlab.decode.rtnl reads this, lazily: one schema when it is first used.",
         '"""',
@@ -514,29 +551,48 @@ def render() -> str:
     for name in ("NAMES", "TYPES"):
         out.append(f"{name} = {{")
         for key, value in data[name].items():
-            out += _lit(value, 4, f"{_flat(key)}: ")
+            out += literal_lines(value, 4, f"{flat(key)}: ")
         out += ["}", ""]
     out.append("HEADERS = {")
     for sid, (fields, fmt, spec) in data["HEADERS"].items():
         out.append(f"    {sid}: (")
-        out += _lit(fields, 8) + _lit(fmt, 8) + _lit(spec, 8, group=3)
+        out += literal_lines(fields, 8) + literal_lines(fmt, 8) + literal_lines(spec, 8, group=3)
         out.append("    ),")
     out += ["}", ""]
-    out.append("SCHEMAS = {")
-    for sid, (key, prefix, attrs) in data["SCHEMAS"].items():
-        head = f"    {sid}: ({_flat(key)}, {_flat(prefix)}, ("
-        if len(head) > WIDTH:
-            head = f"    {sid}: (\n        {_flat(key)},\n        {_flat(prefix)}, ("
-        out.append(head)
-        for num, aname, kind, arg in attrs:
-            head = f"{num}, {_flat(aname)}, {kind}, "
-            out += _lit(arg, 8, head, group=3 if kind == K_STRUCT else 1)
-        out.append("    )),")
-    out.append("}")
+    out += schema_lines(data["SCHEMAS"])
     return "\n".join(out) + "\n"
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def schema_table(schemas: list[LiveSchema], ids: dict[str, int]) -> dict[int, tuple[Any, ...]]:
+    """SCHEMAS as data: id -> (class, prefix, flat attributes)."""
+    table: dict[int, tuple[Any, ...]] = {}
+    for s in schemas:
+        attrs: list[tuple[Any, ...]] = []
+        for num in sorted(s.by_type):
+            spec = s.by_type[num]
+            assert isinstance(spec, LiveAttrSpec)
+            attrs.append((num, spec.name, spec.kind, attr_arg(spec, ids)))
+        table[ids[s.key]] = (s.key, s.prefix, tuple(attrs))
+    return table
+
+
+def schema_lines(table: dict[int, tuple[Any, ...]]) -> list[str]:
+    """The ``SCHEMAS = {...}`` literal, as lines."""
+    out = ["SCHEMAS = {"]
+    for sid, (key, prefix, attrs) in table.items():
+        head = f"    {sid}: ({flat(key)}, {flat(prefix)}, ("
+        if len(head) > WIDTH:
+            head = f"    {sid}: (\n        {flat(key)},\n        {flat(prefix)}, ("
+        out.append(head)
+        for num, aname, kind, arg in attrs:
+            head = f"{num}, {flat(aname)}, {kind}, "
+            out += literal_lines(arg, 8, head, group=3 if kind == K_STRUCT else 1)
+        out.append("    )),")
+    out.append("}")
+    return out
+
+
+def wrap(text: str, width: int) -> list[str]:
     lines, line = [], ""
     for word in text.split(", "):
         nxt = f"{line}, {word}" if line else word
@@ -547,34 +603,40 @@ def _wrap(text: str, width: int) -> list[str]:
     return [*lines, line]
 
 
-def _refresh_bytecode() -> None:
-    """Recompile rtnl_maps.py's .pyc if there is one (setup.sh compiles src/): with
+def refresh_bytecode(target: Path = TARGET) -> None:
+    """Recompile a generated file's .pyc if there is one (setup.sh compiles src/): with
     PYTHONDONTWRITEBYTECODE set, a stale one would make every start compile the file."""
     import importlib.util
     import py_compile
 
-    if Path(importlib.util.cache_from_source(str(TARGET))).exists():
-        py_compile.compile(str(TARGET), doraise=True)
+    if Path(importlib.util.cache_from_source(str(target))).exists():
+        py_compile.compile(str(target), doraise=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_generator(argv: list[str] | None, target: Path, render_text: Callable[[], str],
+                  command: str, usage: str) -> int:
+    """A generator's command line: print the file, ``--write`` it, or ``--check`` it."""
     args = sys.argv[1:] if argv is None else argv
-    text = render()
+    text = render_text()
     if args == ["--write"]:
-        TARGET.write_text(text)
-        print(f"wrote {TARGET} ({len(text)} bytes)", file=sys.stderr)
-        _refresh_bytecode()
+        target.write_text(text)
+        print(f"wrote {target} ({len(text)} bytes)", file=sys.stderr)
+        refresh_bytecode(target)
         return 0
     if args == ["--check"]:
-        if TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run {COMMAND}", file=sys.stderr)
+        if target.read_text() != text:
+            print(f"{target} is stale: run {command}", file=sys.stderr)
             return 1
         return 0
     if args:
-        print(__doc__.split("\n\n")[0], file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     sys.stdout.write(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_generator(argv, TARGET, render, COMMAND, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

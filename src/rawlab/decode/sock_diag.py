@@ -36,6 +36,7 @@ from rawlab.sockets.diag import (
     INET_DIAG_TCLASS,
     INET_DIAG_TOS,
     INET_DIAG_VEGASINFO,
+    NETLINK_DIAG_MSG,
     DiagDump,
 )
 from rawlab.sockets.netlink_wire import NLMSG_HDRLEN, NlMsg, attr_map
@@ -55,7 +56,6 @@ SK_MEMINFO_NAMES = ("rmem_alloc", "rcvbuf", "wmem_alloc", "sndbuf", "fwd_alloc",
 # the fixed part of each reply (host order; inet ports and addresses are network order)
 UNIX_DIAG_MSG = struct.Struct("=BBBxIQ")  # 16 bytes
 VSOCK_DIAG_MSG = struct.Struct("=BBBBIIIIIQ")  # 32 bytes
-NETLINK_DIAG_MSG = struct.Struct("=BBBBIIIIQ")  # 28 bytes
 PACKET_DIAG_MSG = struct.Struct("=BBHIQ")  # 16 bytes
 PACKET_DIAG_INFO_S = struct.Struct("=IIIIII")
 

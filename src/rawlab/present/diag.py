@@ -253,10 +253,78 @@ def socket_row(s: DiagSocket, *, ifnames: Mapping[int, str] | None = None,
     return row
 
 
+TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "unknown")
+
+
+def ms_timer(ms: int) -> str:
+    """A timer's time left as ss writes it: ``119min``, ``7.200ms``, ``59sec``, ``200ms``."""
+    secs, msecs = divmod(ms, 1000)
+    minutes, secs = divmod(secs, 60)
+    out = ""
+    if minutes:
+        msecs = 0
+        out += f"{minutes}min"
+        if minutes > 9:
+            secs = 0
+    if secs:
+        if secs > 9:
+            msecs = 0
+        out += f"{secs}{'.' if msecs else 'sec'}"
+    if msecs:
+        out += f"{msecs:03d}ms"
+    return out
+
+
+def extras_text(s: DiagSocket, *, timers: bool = False, extended: bool = False) -> str:
+    """ss -o's ``timer:(keepalive,119min,0)``, ss -e's ``uid:0 ino:1234 sk:3e8 ...``."""
+    parts = []
+    if timers and s.timer:
+        name = TIMER_NAMES[min(s.timer, 5)]
+        parts.append(f"timer:({name},{ms_timer(s.expires or 0)},{s.retrans or 0})")
+    if extended:
+        if s.uid:
+            parts.append(f"uid:{s.uid}")
+        parts.append(f"ino:{s.inode}")
+        parts.append(f"sk:{s.cookie:x}")
+        if s.extra.get("mark"):
+            parts.append(f"fwmark:0x{s.extra['mark']:x}")
+        if s.extra.get("cgroup_id"):
+            parts.append(f"cgroup:{s.extra['cgroup_id']}")
+    return " ".join(parts)
+
+
+def skmem_text(s: DiagSocket) -> str:
+    """ss -m's ``skmem:(r0,rb131072,t0,tb2626560,f0,w0,o0,bl0,d0)``."""
+    m = s.skmeminfo or {}
+    short = (("rmem_alloc", "r"), ("rcvbuf", "rb"), ("wmem_alloc", "t"), ("sndbuf", "tb"),
+             ("fwd_alloc", "f"), ("wmem_queued", "w"), ("optmem", "o"), ("backlog", "bl"),
+             ("drops", "d"))
+    return "skmem:(" + ",".join(f"{a}{m[k]}" for k, a in short if k in m) + ")"
+
+
+def summary_lines(c: Mapping[str, int]) -> list[str]:
+    """`ss -s`, from the counters rawlab.sockets.proc.sockstat reads (ss's arithmetic)."""
+    g = c.get
+    tcp4, tcp6, tw = g("TCP.inuse", 0), g("TCP6.inuse", 0), g("TCP.tw", 0)
+    rows = (("RAW", g("RAW.inuse", 0), g("RAW6.inuse", 0)),
+            ("UDP", g("UDP.inuse", 0), g("UDP6.inuse", 0)), ("TCP", tcp4, tcp6),
+            ("INET", g("RAW.inuse", 0) + g("UDP.inuse", 0) + tcp4,
+             g("RAW6.inuse", 0) + g("UDP6.inuse", 0) + tcp6),
+            ("FRAG", g("FRAG.inuse", 0), g("FRAG6.inuse", 0)))
+    return [f"Total: {g('sockets.used', 0)}",
+            f"TCP:   {g('TCP.alloc', 0) + tw} (estab {g('Tcp.CurrEstab', 0)}, closed "
+            f"{g('TCP.alloc', 0) - (tcp4 + tcp6 - tw)}, orphaned {g('TCP.orphan', 0)}, "
+            f"timewait {tw})", "", "Transport Total     IP        IPv6",
+            *(f"{name}\t  {v4 + v6:<9} {v4:<9} {v6:<9}" for name, v4, v6 in rows), ""]
+
+
 def socket_table(socks: list[DiagSocket], *, info: bool = False, header: bool = True,
                  ifnames: Mapping[int, str] | None = None,
-                 owners: Mapping[int, list[Owner]] | None = None) -> Iterable[str]:
-    """One aligned line per socket (an indented info line under each with --info)."""
+                 owners: Mapping[int, list[Owner]] | None = None, timers: bool = False,
+                 extended: bool = False, memory: bool = False) -> Iterable[str]:
+    """One aligned line per socket (an indented info line under each with --info; timers
+    and extended facts at its end with ``timers``/``extended``; its memory under it with
+    ``memory``)."""
     rows = [socket_row(s, ifnames=ifnames, owners=owners) for s in socks]
     head = list(HEADER) + (["Process"] if owners is not None else [])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -270,7 +338,10 @@ def socket_table(socks: list[DiagSocket], *, info: bool = False, header: bool = 
     if header:
         yield line(head)
     for s, r in zip(socks, rows, strict=True):
-        yield line(r)
+        more = extras_text(s, timers=timers, extended=extended)
+        yield line(r) + (" " + more if more else "")
+        if memory and s.skmeminfo and not info:
+            yield "\t " + skmem_text(s)
         if info and (text := tcp_info_text(s) if s.netid == "tcp" else _other_info(s)):
             yield "\t " + text
 

@@ -20,11 +20,10 @@ from rawlab.decode.rtnl import (
     Schema,
     Unknown,
     Via,
-    msg_type,
     type_name,
 )
 from rawlab.present.fmt import ip_text, json_text, mac_text
-from rawlab.sockets.netlink_wire import NlMsg
+from rawlab.sockets.netlink_wire import NETLINK_NETFILTER, NlMsg
 
 IfName = Callable[[int], str | None]
 
@@ -146,12 +145,16 @@ _TYPE_NAMES: dict[tuple[int, int | None], str] = {}
 def msg_json(m: NlMsg, **extra: Any) -> dict[str, Any]:
     """One message as a JSON object: nlmsghdr, the family header, attrs."""
     mt = m.type
-    key = (mt, m.protocol)
-    name = _TYPE_NAMES.get(key) or _TYPE_NAMES.setdefault(key, type_name(mt, m.protocol))
+    name = m.name
+    if name is None:
+        key = (mt, m.protocol)
+        name = _TYPE_NAMES.get(key) or _TYPE_NAMES.setdefault(key, type_name(mt, m.protocol))
     d: dict[str, Any] = {**extra, "nlmsg_type": name, "nlmsg_len": m.len,
                          "nlmsg_flags": m.flags, "nlmsg_flags_names": flag_names(mt, m.flags),
                          "nlmsg_seq": m.seq, "nlmsg_pid": m.pid, "family": m.family}
     d.update(m.header)
+    if m.cmd is not None:
+        d["cmd_name"] = m.cmd
     if m.error is not None:
         d["error"] = m.error
         d["errno"] = errno.errorcode.get(-m.error) if m.error < 0 else None
@@ -209,6 +212,19 @@ def route_text(m: NlMsg, ifname: IfName) -> str:
         parts.append(f"nexthop{' via ' + ip_text(gw) if gw else ''} dev "
                      f"{_dev(ifname, nh['oif'])} weight {nh['hops'] + 1}")
     return " ".join(parts)
+
+
+def route_get_text(m: NlMsg, ifname: IfName) -> str:
+    """`ip route get`'s answer: the route, ``uid N``, and ``cache`` for a cloned one."""
+    from rawlab.present.ip_json import rta_uid
+
+    text = route_text(m, ifname)
+    uid = rta_uid(dict(m.attrs))
+    if uid is not None:
+        text += f" uid {uid}"
+    if m.header.get("flags", 0) & 0x200:  # RTM_F_CLONED
+        text += "\n    cache"
+    return text
 
 
 def link_text(m: NlMsg, ifname: IfName) -> str:
@@ -309,19 +325,56 @@ _TEXT = {16: link_text, 17: link_text, 20: addr_text_line, 21: addr_text_line,
          33: rule_text, 88: nsid_text, 89: nsid_text}
 
 
+def nfnl_text(m: NlMsg, ifname: IfName) -> str:
+    """A conntrack entry as `conntrack -E`, an nftables change as `nft monitor`."""
+    from rawlab.decode.conntrack import conntrack_of
+    from rawlab.decode.nftables import change_of
+    from rawlab.present import nfnl
+
+    ct = conntrack_of(m)
+    if ct is not None:
+        return nfnl.conntrack_text(ct)
+    ch = change_of(m)
+    return nfnl.nft_text(ch) if ch is not None else generic_text(m, ifname)
+
+
 def body_text(m: NlMsg, ifname: IfName = lambda i: None) -> str:
-    """What the message says, the way `ip monitor` / `ip` would print it."""
-    fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
+    """What the message says, the way `ip monitor` / `ip` (`conntrack -E`, `nft monitor`)
+    would print it."""
+    if m.protocol:
+        fn = nfnl_text if m.protocol == NETLINK_NETFILTER and m.ok and m.type >= 16 \
+            else generic_text
+    else:
+        fn = _TEXT.get(m.type, generic_text) if m.ok else generic_text
     try:
         return fn(m, ifname)
     except (KeyError, TypeError, ValueError, AttributeError):  # odd values: show them raw
         return generic_text(m, ifname)
 
 
+def message_name(m: NlMsg) -> str:
+    """``RTM_NEWROUTE``; ``NFT_MSG_NEWRULE``; a generic netlink family and its command
+    (``nl80211 NL80211_CMD_NEW_INTERFACE``); else the type's number."""
+    if m.name is None:
+        return type_name(m.type, m.protocol)
+    return m.name if m.cmd is None else f"{m.name} {m.cmd}"
+
+
 def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
-         who: str | None = None) -> str:
-    """One line: [TYPE] what it says (pid, process)."""
-    s = f"{prefix}[{type_name(m.type, m.protocol)}] {body_text(m, ifname)}"
+         sender: Any = None) -> str:
+    """One line: [TYPE] what it says (pid, process: ``sender``, as
+    rawlab.sockets.proc names it). A conntrack or nftables message is the line
+    `conntrack -E` / `nft monitor` prints, which says its type itself; a conntrack
+    change a process asked for ends as conntrack's does: ``[USERSPACE] portid=N
+    progname=NAME``."""
+    who = process_text(sender)
+    if m.protocol == NETLINK_NETFILTER and m.ok and m.type >= 16:
+        s = f"{prefix}{body_text(m, ifname)}"
+        if m.pid and m.type >> 8 == 1:  # ctnetlink
+            comm = getattr(sender, "comm", None)
+            return s + f" [USERSPACE] portid={m.pid}" + (f" progname={comm}" if comm else "")
+    else:
+        s = f"{prefix}[{message_name(m)}] {body_text(m, ifname)}"
     if m.pid and who is not None:
         s += f"  (pid {m.pid}: {who})"
     elif m.pid:
@@ -332,8 +385,38 @@ def line(m: NlMsg, ifname: IfName = lambda i: None, *, prefix: str = "",
 
 
 def process_json(who: Any) -> dict[str, Any] | None:
-    """The sender of a message (rawlab.sockets.proc.Process), for JSON."""
-    return None if who is None else {"pid": who.pid, "comm": who.comm, "how": who.how}
+    """The sender of a message (rawlab.sockets.proc.Process), or why it has no name
+    (rawlab.sockets.proc.Unnamed: ``how`` kernel or gone, and ``why``), for JSON."""
+    if who is None:
+        return None
+    if hasattr(who, "why"):
+        return {"pid": None, "comm": None, "how": who.how, "why": who.why}
+    return {"pid": who.pid, "comm": who.comm, "how": who.how}
+
+
+def process_text(who: Any) -> str | None:
+    """``ip[3756]``; ``gone: ...`` when the sender could not be named; None for the kernel
+    (nlmsg_pid 0: the line has no pid to explain)."""
+    if who is None or getattr(who, "how", None) == "kernel":
+        return None
+    if hasattr(who, "why"):
+        return "gone, exited before the message was read"
+    return f"{who.comm}[{who.pid}]"
+
+
+def family_json(m: NlMsg) -> dict[str, Any]:
+    """What a conntrack or nftables message means, beside its attributes (JSON)."""
+    if m.protocol != NETLINK_NETFILTER or not m.ok:
+        return {}
+    from rawlab.decode.conntrack import conntrack_of
+    from rawlab.decode.nftables import change_of
+    from rawlab.present import nfnl
+
+    ct = conntrack_of(m)
+    if ct is not None:
+        return {"conntrack": nfnl.conntrack_json(ct)}
+    ch = change_of(m)
+    return {"nftables": nfnl.nft_json(ch)} if ch is not None else {}
 
 
 # ---- sinks --------------------------------------------------------------------------
@@ -346,13 +429,16 @@ class MonitorPrinter:
     """
 
     def __init__(self, out: TextIO, *, as_json: bool = False, verbose: bool = False,
-                 ifname: IfName = lambda i: None) -> None:
+                 ifname: IfName = lambda i: None, stamp: str | None = None,
+                 genl: Any = None) -> None:
         from rawlab.analysis.netlink import Change, Event, OverflowEvent
 
+        self.genl = genl  # generic netlink ids, for -v layouts
         self.write = out.write
         self.as_json = as_json
         self.verbose = verbose
         self.ifname = ifname
+        self.stamp = stamp  # text: "long" (ip -t monitor), "short" (ip -ts monitor), None
         self._hooks: dict[type, Callable[[Any], None]] = {
             Event: self.message, OverflowEvent: self.overflow, Change: self.change}
 
@@ -362,23 +448,42 @@ class MonitorPrinter:
     def message(self, ev: Any) -> None:
         m, who = ev.msg, ev.process
         if self.as_json:
-            self.write(encode(msg_json(m, event="message", n=ev.n, ts_ns=ev.ts_ns, nsid=ev.nsid,
-                                       group=ev.group, resynced=ev.resynced,
-                                       process=process_json(who))) + "\n")
+            d = msg_json(m, event="message", n=ev.n, ts_ns=ev.ts_ns, nsid=ev.nsid,
+                         group=ev.group, resynced=ev.resynced, process=process_json(who))
+            if m.protocol:
+                d.update(family_json(m))
+            self.write(encode(d) + "\n")
             return
         prefix = f"[nsid {ev.nsid}] " if ev.nsid is not None else ""
-        self.write(line(m, self.ifname, prefix=prefix,
-                        who=f"{who.comm}[{who.pid}]" if who else None) + "\n")
+        if self.stamp is not None:
+            prefix = self._stamp(ev.ts_ns) + prefix
+        self.write(line(m, self.ifname, prefix=prefix, sender=who) + "\n")
         if self.verbose:
-            self.write("\n".join(layout(m.buf, m.offset)) + "\n")
+            self.write("\n".join(layout(m.buf, m.offset, m.protocol or 0, self.genl)) + "\n")
+
+    def _stamp(self, ts_ns: int) -> str:
+        """`ip -t monitor`'s line (``Timestamp: Tue Jan  9 10:00:00 2024 123456 usec``) or
+        `ip -ts monitor`'s prefix (``[2024-01-09T10:00:00.123456] ``), local time."""
+        import time
+
+        sec, us = divmod(ts_ns // 1000, 1_000_000)
+        t = time.localtime(sec)
+        if self.stamp == "short":
+            return f"[{time.strftime('%Y-%m-%dT%H:%M:%S', t)}.{us:06d}] "
+        return f"Timestamp: {time.strftime('%a %b %e %H:%M:%S %Y', t)} {us} usec\n"
 
     def overflow(self, ev: Any) -> None:
         if self.as_json:
             self.write(encode({"event": "overflow", "ts_ns": ev.ts_ns, "count": ev.count,
-                               "resync": list(ev.resync)}) + "\n")
-        else:
+                               "resync": list(ev.resync), "protocol": ev.protocol,
+                               "protocol_name": PROTOCOLS.get(ev.protocol)}) + "\n")
+        elif ev.resync:
             self.write(f"!! overflow #{ev.count}: the kernel dropped messages (ENOBUFS); "
-                       f"re-dumping {', '.join(ev.resync) or 'nothing'} to show what changed\n")
+                       f"re-dumping {', '.join(ev.resync)} to show what changed\n")
+        else:
+            self.write(f"!! overflow #{ev.count}: the kernel dropped "
+                       f"{PROTOCOLS.get(ev.protocol, ev.protocol)} messages (ENOBUFS); they "
+                       "cannot be re-dumped: raise --rcvbuf-kb\n")
 
     def change(self, ch: Any) -> None:
         if self.as_json:
@@ -394,16 +499,44 @@ class MonitorPrinter:
         if self.as_json:
             self.write(encode({"summary": summary}) + "\n")
             return None
-        overflows = summary["overflows"]
-        return (f"{summary['messages']} messages, {overflows} overflows (ENOBUFS)"
-                + (f", re-dump found {summary['resync']}" if overflows else ""))
+        return summary_text(summary)
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The monitor's closing line: ``12 messages, 1 overflow (ENOBUFS), re-dump found 45,602
+    added, 0 removed, 3 changed``."""
+    n, overflows = summary["messages"], summary["overflows"]
+    text = f"{n:,} message{'s' * (n != 1)}, {overflows:,} overflow{'s' * (overflows != 1)} " \
+           "(ENOBUFS)"
+    if overflows:
+        text += ", re-dump found " + ", ".join(f"{v:,} {k}" for k, v in summary["resync"].items())
+    if summary.get("truncated"):
+        text += f", {summary['truncated']:,} datagrams cut short (MSG_TRUNC)"
+    return text
+
+
+def value_text(v: Any) -> str:
+    """A decoded value as text for -v: scalars as JSON writes them, a struct or nested
+    attributes as ``name=value name=value``, a list comma-separated (never a Python repr)."""
+    j = jsonable(v)
+    return _json_value_text(j)
+
+
+def _json_value_text(j: Any) -> str:
+    if isinstance(j, dict):
+        return " ".join(f"{k}={_json_value_text(x)}" for k, x in j.items())
+    if isinstance(j, list):
+        return "[" + ", ".join(_json_value_text(x) for x in j) + "]"
+    if isinstance(j, bool) or j is None:
+        return json_text(j)
+    return str(j)
 
 
 ARROWS = {"to_kernel": "user→kernel", "to_user": "kernel→user"}
 
 
 def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json: bool,
-                 verbose: bool) -> Iterator[str]:
+                 verbose: bool, genl: Any = None) -> Iterator[str]:
     """`rawlab netlink decode`'s lines for one record (rawlab.decode.netlink.NetlinkRecord),
     one per message."""
     frame, ts_ns, protocol, pkttype, data = rec
@@ -423,14 +556,9 @@ def record_lines(rec: Any, msgs: list[NlMsg], direction: str | None, *, as_json:
             continue
         prefix = f"#{frame}.{i} {PROTOCOLS.get(protocol, protocol)} " \
                  f"{ARROWS.get(direction or '', '')} ".replace("  ", " ")
-        if protocol == 0:
-            yield line(m, prefix=prefix)
-        else:
-            yield (f"{prefix}type={type_name(m.type, protocol)} "
-                   f"flags={','.join(flag_names(m.type, m.flags))}"
-                   f" seq={m.seq} pid={m.pid} len={m.len}")
+        yield line(m, prefix=prefix)
         if verbose:
-            yield from layout(m.buf, m.offset, protocol)
+            yield from layout(m.buf, m.offset, protocol, genl)
 
 
 # ---- -v: pyroute2's names beside the byte layout -------------------------------------
@@ -449,12 +577,13 @@ class LayoutRow(NamedTuple):
     shown: int
 
 
-def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
+def layout(data: bytes, offset: int, protocol: int = 0, genl: Any = None) -> list[str]:
     """The message at ``data[offset]`` field by field: pyroute2 name = value | offset len hex.
 
-    Offsets count from the start of the message.
+    Offsets count from the start of the message. ``genl``: generic netlink ids, as
+    rawlab.decode.rtnl.decode takes them.
     """
-    rows = layout_rows(data, offset, protocol)
+    rows = layout_rows(data, offset, protocol, genl)
     if rows is None:
         return [f"  {len(data) - offset} bytes, too short for a netlink header"]
     out = []
@@ -467,31 +596,32 @@ def layout(data: bytes, offset: int, protocol: int = 0) -> list[str]:
     return out
 
 
-def layout_rows(data: bytes, offset: int, protocol: int = 0) -> list[LayoutRow] | None:
+def layout_rows(data: bytes, offset: int, protocol: int = 0,
+                genl: Any = None) -> list[LayoutRow] | None:
     """:func:`layout`'s lines as rows (None: too short for a netlink header)."""
     from rawlab.decode.netlink import NlAttr, attr_tree
-    from rawlab.decode.rtnl import decode, value_of
+    from rawlab.decode.rtnl import decode, message_type, value_of
     from rawlab.sockets.netlink_wire import NLMSG_ERROR, NLMSG_HDRLEN, messages
 
     rows: list[LayoutRow] = []
     m = next(messages(data, offset, protocol), None)
     if m is None:
         return None
-    decode(m)
+    decode(m, genl=genl)
     names = {"len": "nlmsg_len", "type": "nlmsg_type", "flags": "nlmsg_flags",
              "seq": "nlmsg_seq", "pid": "nlmsg_pid"}
     for fname, off, size in m.FIELDS:
         val: Any = getattr(m, fname)
-        if fname == "type" and type_name(val, protocol) != str(val):
-            val = f"{val} ({type_name(val, protocol)})"
+        if fname == "type" and message_name(m) != str(val):
+            val = f"{val} ({message_name(m)})"
         elif fname == "flags":
             val = f"{val:#06x} {','.join(flag_names(m.type, val))}"
         rows.append(LayoutRow(0, names[fname], str(val), off, size, size))
     body = NLMSG_HDRLEN
     body_len = m.end - offset - body
     schema: Schema | None = None
-    if protocol == 0 and m.type >= 16:
-        t = msg_type(m.type)
+    t = message_type(m, genl=genl) if m.type >= 16 else None
+    if t is not None:
         schema = t.schema
         if t.header_st is not None and t.header_st.size <= body_len:
             vals = t.header_st.unpack_from(data, offset + body)
@@ -518,7 +648,7 @@ def layout_rows(data: bytes, offset: int, protocol: int = 0) -> list[LayoutRow] 
                 continue
             v = value_of(spec, a.data, m.family or 0) if spec else Unknown(a.type, a.data)
             flag = " TRUNCATED" if a.truncated else " MALFORMED" if a.malformed else ""
-            rows.append(LayoutRow(depth, f"{name} ({short})", f"{jsonable(v)}{flag}", at, have,
+            rows.append(LayoutRow(depth, f"{name} ({short})", f"{value_text(v)}{flag}", at, have,
                                   min(a.length, 4 + 16)))
 
     walk(attr_tree(m), schema, 1)

@@ -37,6 +37,7 @@ from rawlab.sockets.netlink_wire import (
     NlMsg,
     attr_map,
     messages,
+    nlattr,
 )
 
 AF_VSOCK = 40
@@ -206,10 +207,17 @@ def diag_error(family: int, exc: NetlinkError) -> RawlabError:
 
 # ---- inet (TCP, UDP) -----------------------------------------------------------------------
 
-def inet_request(family: int, protocol: int, states: int, ext: int = 0) -> bytes:
+INET_DIAG_REQ_BYTECODE = 1
+
+
+def inet_request(family: int, protocol: int, states: int, ext: int = 0,
+                 bytecode: bytes = b"") -> bytes:
+    """inet_diag_req_v2, and ss's filter compiled to bytecode (rawlab.sockets.diag_filter)
+    for the kernel to run on each socket."""
     zero16 = bytes(16)
-    return INET_DIAG_REQ_V2.pack(family, protocol, ext, states, bytes(2), bytes(2), zero16,
-                                 zero16, 0, NO_COOKIE)
+    req = INET_DIAG_REQ_V2.pack(family, protocol, ext, states, bytes(2), bytes(2), zero16,
+                                zero16, 0, NO_COOKIE)
+    return req + nlattr(INET_DIAG_REQ_BYTECODE, bytecode) if bytecode else req
 
 
 class InetSocket(NamedTuple):
@@ -388,10 +396,26 @@ def vsock_request(states: int) -> bytes:
 
 # ---- netlink ---------------------------------------------------------------------------------
 
-def netlink_request(protocol: int = NDIAG_PROTO_ALL) -> bytes:
-    return NETLINK_DIAG_REQ.pack(socket.AF_NETLINK, protocol, 0,
-                                 NDIAG_SHOW_MEMINFO | NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS,
-                                 NO_COOKIE)
+NETLINK_DIAG_MSG = struct.Struct("=BBBBIIIIQ")  # the reply's fixed part, 28 bytes
+
+
+def netlink_request(protocol: int = NDIAG_PROTO_ALL,
+                    show: int = NDIAG_SHOW_MEMINFO | NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS,
+                    ) -> bytes:
+    return NETLINK_DIAG_REQ.pack(socket.AF_NETLINK, protocol, 0, show, NO_COOKIE)
+
+
+def netlink_ports() -> list[tuple[int, int, int]]:
+    """(netlink protocol, port id, socket inode) of every netlink socket of this thread's
+    namespace (NETLINK_DIAG: who holds which port, as `ss -A netlink` asks)."""
+    out = []
+    for m in dump(socket.AF_NETLINK, netlink_request(show=0)):
+        p = m.payload
+        if len(p) >= NETLINK_DIAG_MSG.size:
+            _fam, _type, proto, _state, portid, _dport, _dgroup, inode, _cookie = \
+                NETLINK_DIAG_MSG.unpack_from(p)
+            out.append((proto, portid, inode))
+    return out
 
 
 # ---- packet ----------------------------------------------------------------------------------
@@ -427,16 +451,20 @@ def states_for(kind: str, *, listening: bool = False, all_states: bool = False,
 
 def collect(kinds: list[str], families: list[int], *, listening: bool = False,
             all_states: bool = False, explicit_states: int = 0,
-            info: bool = False) -> list[DiagDump]:
-    """One dump per kind (tcp and udp: per address family), in order; the replies undecoded."""
+            info: bool = False, memory: bool = False, bytecode: bytes = b"",
+            ) -> list[DiagDump]:
+    """One dump per kind (tcp and udp: per address family), in order; the replies undecoded.
+    ``memory``: socket memory too (ss -m); ``bytecode``: ss's filter, run by the kernel on
+    TCP and UDP sockets."""
     out: list[DiagDump] = []
     for kind in kinds:
         states = states_for(kind, listening=listening, all_states=all_states,
                             explicit=explicit_states)
         if kind in ("tcp", "udp"):
             proto = socket.IPPROTO_TCP if kind == "tcp" else socket.IPPROTO_UDP
-            ext = EXT_INFO if info else 0
-            out += [DiagDump(kind, proto, dump(fam, inet_request(fam, proto, states, ext)))
+            ext = (EXT_INFO if info else 0) | (ext_bit(INET_DIAG_SKMEMINFO) if memory else 0)
+            out += [DiagDump(kind, proto, dump(fam, inet_request(fam, proto, states, ext,
+                                                                 bytecode)))
                     for fam in families]
         elif kind == "unix":
             out.append(DiagDump(kind, 0, dump(socket.AF_UNIX, unix_request(states))))

@@ -37,6 +37,7 @@ from rawlab.sockets.netlink_wire import (
 )
 
 SOL_NETLINK = 270
+AHEAD = 64  # datagrams a dump's read-ahead thread may hold before the caller takes them
 NETLINK_EXT_ACK = 11
 NETLINK_GET_STRICT_CHK = 12
 
@@ -81,6 +82,22 @@ class NetlinkError(OSError):
         text = os.strerror(err) + (f" ({extack})" if extack else "")
         super().__init__(err, text)
         self.extack = extack
+
+    def refused(self, op: str) -> Any:
+        """A RawlabError for ``op``: the kernel's own words (the extended ACK) when it gave
+        them, as `ip` prints them; an object the request named that does not exist
+        (ENOENT, ENODEV, ESRCH) is the caller's mistake (exit 2), not a missing kernel
+        feature. Without the kernel's text: the errno's usual advice."""
+        from rawlab.errors import Exit, RawlabError, explain
+
+        err = self.errno or 0
+        if not self.extack:
+            return explain(self, op)
+        name = errno.errorcode.get(err, str(err))
+        missing = err in (errno.ENOENT, errno.ENODEV, errno.ESRCH)
+        fix = "name one that exists" if missing else "change the request as the kernel says"
+        return RawlabError(f"{op} failed: the kernel said: {self.extack} ({name}); fix: {fix}",
+                           Exit.USAGE if missing else Exit.FAILED, errno_=err)
 
 
 class NetlinkSocket:
@@ -190,6 +207,27 @@ def dump_request(kind: str, *, family: int = 0, table: int | None = None,
     raise ValueError(kind)
 
 
+RTA_DST, RTA_SRC, RTA_IIF, RTA_MARK = 1, 2, 3, 16
+
+
+def route_get_request(dst: bytes, src: bytes | None = None, *, iif: int | None = None,
+                      oif: int | None = None, mark: int | None = None,
+                      ) -> tuple[int, int, bytes]:
+    """(type, flags, payload) of `ip route get DST [from SRC] [iif] [oif] [mark]`."""
+    family = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
+    body = RTMSG.pack(family, len(dst) * 8, len(src) * 8 if src else 0, 0, 0, 0, 0, 0, 0)
+    body += nlattr(RTA_DST, dst)
+    if src:
+        body += nlattr(RTA_SRC, src)
+    if iif:
+        body += nlattr(RTA_IIF, struct.pack("=I", iif))
+    if oif:
+        body += nlattr(RTA_OIF, struct.pack("=I", oif))
+    if mark is not None:
+        body += nlattr(RTA_MARK, struct.pack("=I", mark))
+    return RTM_GETROUTE, NLM_F_REQUEST, body
+
+
 class DumpSocket(NetlinkSocket):
     """A NETLINK_ROUTE socket for dumps: strict checking on, a large read buffer."""
 
@@ -240,21 +278,31 @@ class DumpSocket(NetlinkSocket):
                 return
 
     def _dump_ahead(self, mtype: int, payload: bytes) -> Iterator[bytes]:
+        import queue
         import threading
-        from queue import SimpleQueue
 
-        q: SimpleQueue[Any] = SimpleQueue()
+        # bounded: when the caller is slower than the kernel, the reader waits, so a dump of
+        # a million routes holds at most AHEAD datagrams in memory (streamed, not collected)
+        q: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
         stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def reader() -> None:
             try:
                 for data in self._dump(mtype, payload):
-                    q.put(data)
-                    if stop.is_set():
+                    if not put(data):
                         return
-                q.put(None)
+                put(None)
             except BaseException as exc:  # handed to the consumer, raised there
-                q.put(exc)
+                put(exc)
 
         t = threading.Thread(target=reader, name="rawlab-dump-ahead", daemon=True)
         t.start()

@@ -1,16 +1,20 @@
-"""The rtnetlink monitor's I/O: a socket joined to groups, drained by a thread, and its dumps.
+"""The netlink monitor's I/O: sockets joined to groups, drained by a thread, and their dumps.
 
-    with MonitorSession(group_numbers(["route"])) as session, stop_on_signals(session.stop):
+    with MonitorSession({NETLINK_ROUTE: group_numbers(["route"]), NETLINK_NETFILTER: [1, 2, 3]},
+                        at_receipt=PortOwners().at_receipt) as session, \
+            stop_on_signals(session.stop):
         seed = session.seed("routes")          # the table before the first event (buffers)
         for item in session.drain(duration):   # Datagram | Overflow | Redump, in order
-            ...                                # after an Overflow: what was queued, then
-                                               # a Redump of every seeded kind
+            ...                                # after an rtnetlink Overflow: what was queued,
+                                               # then a Redump of every seeded kind
 
 I/O only: the datagrams stay bytes; rawlab.decode.rtnl reads them and
 rawlab.analysis.netlink keeps the tables and diffs a re-dump against them.
-A separate thread (:class:`Drain`) moves datagrams from the socket into memory
-as fast as the kernel fills it, so a burst never waits on the decoder; an
-ENOBUFS (the kernel dropped messages) becomes an :class:`Overflow` in place.
+One socket per netlink family (rtnetlink, nfnetlink for conntrack and nftables,
+generic netlink); a separate thread (:class:`Drain`) moves datagrams from all of
+them into memory as fast as the kernel fills them, so a burst never waits on
+the decoder, and looks up each datagram's sender as it arrives (``at_receipt``);
+an ENOBUFS (the kernel dropped messages) becomes an :class:`Overflow` in place.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,18 +69,22 @@ def group_numbers(names: list[str] | tuple[str, ...]) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class Datagram:
-    """One datagram the drain read: when, its bytes, its ancillary data."""
+    """One datagram the drain read: when, its bytes, its ancillary data, the netlink
+    family of its socket, and its sender(s) as looked up when it arrived."""
 
     ts_ns: int
     data: bytes
     anc: list[tuple[int, int, bytes]] = field(default_factory=list)
+    protocol: int = NETLINK_ROUTE
+    owner: Any = None  # rawlab.sockets.proc.PortOwners.at_receipt's answer, if asked
 
 
 @dataclass(frozen=True, slots=True)
 class Overflow:
-    """The socket said ENOBUFS: the kernel dropped messages it could not queue."""
+    """A socket said ENOBUFS: the kernel dropped messages it could not queue."""
 
     ts_ns: int
+    protocol: int = NETLINK_ROUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +118,15 @@ def set_rcvbuf(sock: socket.socket, size: int) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
-def open_monitor(groups: list[int], *, all_nsid: bool = False, rcvbuf: int = 64 << 20,
-                 ) -> tuple[socket.socket, int]:
-    """A NETLINK_ROUTE socket joined to `groups`; returns it and its receive buffer size.
+def open_monitor(groups: list[int], *, protocol: int = NETLINK_ROUTE, all_nsid: bool = False,
+                 rcvbuf: int = 64 << 20) -> tuple[socket.socket, int]:
+    """A netlink socket of ``protocol`` joined to ``groups``; returns it and its receive
+    buffer size.
 
     ``all_nsid``: NETLINK_LISTEN_ALL_NSID, events of every namespace that has an
     nsid here, each with its nsid in the ancillary data.
     """
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
     try:
         got = set_rcvbuf(sock, rcvbuf)
         sock.bind((0, 0))
@@ -137,24 +146,28 @@ def open_monitor(groups: list[int], *, all_nsid: bool = False, rcvbuf: int = 64 
 
 
 class Drain:
-    """Reads a monitor socket in its own thread, as fast as the kernel fills it.
+    """Reads monitor sockets in its own thread, as fast as the kernel fills them.
 
     Decoding happens elsewhere: this thread only moves datagrams from the
-    socket's buffer into :attr:`queue`, in batches (a list per wake-up), so a
-    burst never waits on the decoder. An ENOBUFS (the kernel dropped messages)
-    is counted and queued as ``OVERFLOW`` in place, and reading goes on.
-    Items: ``(ts_ns, data, ancillary)`` tuples, or ``OVERFLOW``; ``None`` once
-    the drain has stopped (``error`` then says why, if it was not :meth:`stop`).
+    sockets' buffers into :attr:`queue`, in batches (a list per wake-up), so a
+    burst never waits on the decoder. ``at_receipt(data, protocol)`` is called on
+    each datagram as it is read (a sender lookup), its answer kept with it. An
+    ENOBUFS (the kernel dropped messages) is counted and queued as ``(OVERFLOW,
+    protocol)`` in place, and reading goes on. Items: ``(ts_ns, data, ancillary,
+    protocol, answer)`` tuples or overflows; ``None`` once the drain has stopped
+    (``error`` then says why, if it was not :meth:`stop`).
     """
 
     OVERFLOW = "overflow"
 
-    def __init__(self, sock: socket.socket, *, bufsize: int = 1 << 16) -> None:
+    def __init__(self, socks: list[tuple[socket.socket, int]], *, bufsize: int = 1 << 16,
+                 at_receipt: Callable[[bytes, int], Any] | None = None) -> None:
         import queue
         import threading
 
-        self.sock = sock
+        self.socks = socks
         self.bufsize = bufsize
+        self.at_receipt = at_receipt
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.overflows = 0
         self.datagrams = 0
@@ -166,7 +179,8 @@ class Drain:
                                         daemon=True)
 
     def start(self) -> Drain:
-        self.sock.setblocking(False)
+        for sock, _proto in self.socks:
+            sock.setblocking(False)
         self._thread.start()
         return self
 
@@ -187,67 +201,90 @@ class Drain:
             except OSError:
                 pass
 
-    def _run(self) -> None:
-        import select
-
-        recvmsg = self.sock.recvmsg
-        put = self.queue.put
+    def _read(self, sock: socket.socket, protocol: int, batch: list[Any]) -> None:
+        """Everything ``sock`` holds now (at most 4096 datagrams), onto ``batch``."""
+        recvmsg = sock.recvmsg
         clock = time.time_ns
         size = self.bufsize
         anc_size = socket.CMSG_SPACE(4) * 2
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        poller.register(self._stop_r, select.POLLIN)
         trunc_flag = socket.MSG_TRUNC
+        note = self.at_receipt
+        start = len(batch)
+        try:
+            while len(batch) - start < 4096:
+                data, anc, flags, _addr = recvmsg(size, anc_size)
+                if flags & trunc_flag:
+                    self.truncated += 1
+                batch.append((clock(), data, anc, protocol,
+                              note(data, protocol) if note is not None else None))
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            self.overflows += 1
+            batch.append((self.OVERFLOW, protocol))
+        self.datagrams += sum(1 for item in batch[start:] if item[0] is not self.OVERFLOW)
+
+    def _run(self) -> None:
+        import select
+
+        poller = select.poll()
+        by_fd = {}
+        for sock, proto in self.socks:
+            poller.register(sock.fileno(), select.POLLIN)
+            by_fd[sock.fileno()] = (sock, proto)
+        poller.register(self._stop_r, select.POLLIN)
+        ready = [(fd, 0) for fd in by_fd]  # read what is there already, then wait
         try:
             while True:
                 batch: list[Any] = []
-                try:
-                    while len(batch) < 4096:
-                        data, anc, flags, _addr = recvmsg(size, anc_size)
-                        if flags & trunc_flag:
-                            self.truncated += 1
-                        batch.append((clock(), data, anc))
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    if exc.errno != errno.ENOBUFS:
-                        raise
-                    self.overflows += 1
-                    batch.append(self.OVERFLOW)
+                for fd, _ev in ready:
+                    if fd == self._stop_r:
+                        return
+                    self._read(*by_fd[fd], batch)
                 if batch:
-                    self.datagrams += len(batch) - (batch[-1] is self.OVERFLOW)
-                    put(batch)
+                    self.queue.put(batch)
+                    ready = [(fd, 0) for fd in by_fd]
                     continue
                 ready = poller.poll()
-                if any(fd == self._stop_r for fd, _ev in ready):
-                    return
         except OSError as exc:
             self.error = exc
         finally:
-            put(None)
+            self.queue.put(None)
 
 
 class MonitorSession:
-    """A monitor socket joined to ``groups`` and drained by a thread, and a dump socket.
+    """Monitor sockets joined to groups and drained by a thread, and a dump socket.
 
-    The drain starts at once, before any :meth:`seed`, so no event falls between
-    a seeding dump and the first event. :meth:`drain` yields what arrives, in
-    order; after an :class:`Overflow` it yields what was already queued (it is
-    older than a re-dump) and then a :class:`Redump` of every seeded kind.
-    :meth:`stop` only sets a flag, so a signal handler may call it; the drain
-    ends within 0.2 s and yields what the kernel had already handed over.
+    ``groups``: rtnetlink group numbers, or ``{protocol: group numbers}`` for sockets
+    of several netlink families. The drain starts at once, before any :meth:`seed`,
+    so no event falls between a seeding dump and the first event. :meth:`drain`
+    yields what arrives, in order; after an rtnetlink :class:`Overflow` it yields
+    what was already queued (it is older than a re-dump) and then a :class:`Redump`
+    of every seeded kind. :meth:`stop` only sets a flag, so a signal handler may
+    call it; the drain ends within 0.2 s and yields what the kernel had already
+    handed over. ``at_receipt``: as :class:`Drain` takes it.
     """
 
-    def __init__(self, groups: list[int], *, all_nsid: bool = False,
-                 rcvbuf: int = 64 << 20) -> None:
-        self.sock, self.rcvbuf = open_monitor(groups, all_nsid=all_nsid, rcvbuf=rcvbuf)
+    def __init__(self, groups: list[int] | dict[int, list[int]], *, all_nsid: bool = False,
+                 rcvbuf: int = 64 << 20,
+                 at_receipt: Callable[[bytes, int], Any] | None = None) -> None:
+        subs = groups if isinstance(groups, dict) else {NETLINK_ROUTE: groups}
+        self.socks: list[tuple[socket.socket, int]] = []
+        self.rcvbuf = 0
         try:
+            for proto, numbers in subs.items():
+                sock, got = open_monitor(numbers, protocol=proto, all_nsid=all_nsid,
+                                         rcvbuf=rcvbuf)
+                self.socks.append((sock, proto))
+                self.rcvbuf = max(self.rcvbuf, got)
             self.dumps = DumpSocket()
         except BaseException:
-            self.sock.close()
+            for sock, _proto in self.socks:
+                sock.close()
             raise
-        self._drain = Drain(self.sock).start()
+        self._drain = Drain(self.socks, at_receipt=at_receipt).start()
         self._pending: deque[Datagram | Overflow] = deque()
         self._ended = False
         self.seeded: list[str] = []
@@ -292,7 +329,7 @@ class MonitorSession:
             while self._pending:
                 item = self._pending.popleft()
                 yield item
-                if type(item) is Overflow:
+                if type(item) is Overflow and item.protocol == NETLINK_ROUTE:
                     yield from self.resync()
         self._drain.stop()
         yield from self._queued()
@@ -326,16 +363,17 @@ class MonitorSession:
         if batch is None:
             self._ended = True
             if self._drain.error is not None:
-                raise explain(self._drain.error, "read the rtnetlink monitor socket")
+                raise explain(self._drain.error, "read the netlink monitor socket")
             return False
         overflow = Drain.OVERFLOW
-        self._pending.extend(Overflow(time.time_ns()) if item is overflow else Datagram(*item)
-                             for item in batch)
+        self._pending.extend(Overflow(time.time_ns(), item[1]) if item[0] is overflow
+                             else Datagram(*item) for item in batch)
         return True
 
     def close(self) -> None:
         self._drain.stop()
-        self.sock.close()
+        for sock, _proto in self.socks:
+            sock.close()
         self.dumps.close()
 
     def __enter__(self) -> MonitorSession:

@@ -127,11 +127,14 @@ class NlMsg:
     when the reader knew it. ``error`` is the (negative errno, 0 for an ACK) of an
     NLMSG_ERROR or NLMSG_DONE and ``extack`` the kernel's text for it. ``family``
     (the address family of the family header), ``header`` (its fields by name) and
-    ``attrs`` (attributes by name) are filled by a family decoder.
+    ``attrs`` (attributes by name) are filled by a family decoder; so are ``name``
+    (the type's name where only the context knows it: a generic netlink family's
+    name for its dynamic id, an nfnetlink message's) and ``cmd`` (a generic netlink
+    command's name).
     """
 
-    __slots__ = ("attrs", "buf", "error", "extack", "family", "flags", "header", "len",
-                 "malformed", "offset", "pid", "protocol", "seq", "truncated", "type")
+    __slots__ = ("attrs", "buf", "cmd", "error", "extack", "family", "flags", "header", "len",
+                 "malformed", "name", "offset", "pid", "protocol", "seq", "truncated", "type")
 
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
         ("len", 0, 4), ("type", 4, 2), ("flags", 6, 2), ("seq", 8, 4), ("pid", 12, 4),
@@ -154,6 +157,8 @@ class NlMsg:
         self.family: int | None = None
         self.header: Mapping[str, Any] = NOTHING
         self.attrs: Mapping[str, Any] = NOTHING
+        self.name: str | None = None
+        self.cmd: str | None = None
 
     @property
     def ok(self) -> bool:

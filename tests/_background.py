@@ -1,0 +1,43 @@
+"""A command run in the background for a test, its output in a file."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import tempfile
+import time
+
+
+class Background:
+    """Started once it prints ``ready`` on stderr (or after ``settle`` seconds, for peers that
+    print nothing); :meth:`stop` sends SIGTERM and returns its output lines."""
+
+    def __init__(self, cmd: list[str], ready: str | None = None, settle: float = 1.0) -> None:
+        # stdout to a file: a pipe nobody reads until the end would fill and stall it
+        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.PIPE, text=True)
+        if ready is None:
+            time.sleep(settle)
+            return
+        assert self.p.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.p.stderr], [], [], 1)
+            if r:
+                line = self.p.stderr.readline()
+                if ready in line:
+                    return
+                if not line:
+                    break
+        self.p.kill()
+        raise AssertionError(f"{cmd[:4]} did not start: {self.p.communicate()}")
+
+    def stop(self, settle: float = 1.0) -> list[str]:
+        time.sleep(settle)
+        self.p.send_signal(signal.SIGTERM)
+        _, self.err = self.p.communicate(timeout=60)
+        self.out.seek(0)
+        lines = self.out.read().splitlines()
+        self.out.close()
+        return lines
