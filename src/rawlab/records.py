@@ -18,12 +18,28 @@ from enum import IntEnum, IntFlag
 
 
 class LinkType(IntEnum):
+    """The pcap LINKTYPE_* values rawlab decodes (tcpdump.org/linktypes.html)."""
+
+    NULL = 0  # BSD loopback: 4-byte address family, host byte order
     ETHERNET = 1
+    SLIP = 8
+    PPP = 9
+    PPP_HDLC = 50
     RAW = 101
+    C_HDLC = 104
+    IEEE802_11 = 105
+    LOOP = 108  # OpenBSD loopback: the family in network byte order
     LINUX_SLL = 113
+    IEEE802_11_RADIOTAP = 127
+    JUNIPER_ATM1 = 137
+    USER2 = 149  # macOS wrote PKTAP records under this number
+    JUNIPER_ETHER = 178
     IPV4 = 228
     IPV6 = 229
+    NFLOG = 239
+    IPOIB = 242
     NETLINK = 253
+    PKTAP = 258
     VSOCK = 271
     LINUX_SLL2 = 276
 
@@ -55,6 +71,7 @@ ARPHRD_TUNNEL = 768
 ARPHRD_TUNNEL6 = 769
 ARPHRD_LOOPBACK = 772
 ARPHRD_SIT = 776
+ARPHRD_IEEE80211 = 801
 ARPHRD_IEEE80211_RADIOTAP = 803
 ARPHRD_NETLINK = 824
 ARPHRD_VSOCKMON = 826

@@ -25,6 +25,7 @@ computed only when asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rawlab.decode.checksum import (
@@ -162,13 +163,20 @@ def _final_dst(ip: Ipv6) -> bytes:
 class Decoder:
     """Decodes records of any supported link type with one explicit table."""
 
-    __slots__ = ("netlink_byteorder", "shapes", "table")
+    __slots__ = ("fragments", "netlink_byteorder", "port_shapes", "shapes", "table")
 
-    def __init__(self, table: DispatchTable | None = None, *, netlink_byteorder: str = "=") -> None:
+    def __init__(self, table: DispatchTable | None = None, *, netlink_byteorder: str = "=",
+                 fragments: Callable[[bytes, int], tuple[str, ...]] | None = None) -> None:
         self.table = table if table is not None else build_table()
         self.netlink_byteorder = netlink_byteorder
-        #: layer names by shape, for :meth:`path` (rawlab.decode.descent.names)
+        #: layer names by shape, for :meth:`path` (rawlab.decode.descent.names); the
+        #: table must not change once the decoder has used it
         self.shapes: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
+        #: shapes whose TCP/UDP payload a port table may claim: (names, that table)
+        self.port_shapes: dict[tuple[int, int, int, int], tuple[tuple[str, ...], Any]] = {}
+        #: :meth:`path` of an IP fragment, when set: ``fragments(data, linktype)`` (IP
+        #: reassembly across packets is the caller's: rawlab.analysis.reassembly)
+        self.fragments = fragments
 
     def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE) -> Packet:
         """Every layer of ``data`` (never raises; marks say what went wrong)."""

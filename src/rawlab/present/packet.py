@@ -23,6 +23,8 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.layers import FIELD_FORMATS
+from rawlab.present.layers import summary as layers_summary
 from rawlab.records import (
     PACKET_OUTGOING,
     Direction,
@@ -60,7 +62,7 @@ def _addr_fields(layer: str) -> dict[str, Any]:
         return {"sha": mac_text, "tha": mac_text, "spa": ip_text, "tpa": ip_text}
     if layer in ("icmpv6",):
         return {"target": ip_text}
-    return {}
+    return FIELD_FORMATS.get(layer, {})
 
 
 def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
@@ -103,17 +105,17 @@ def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
 def packet_json(frame: int, rec: Record, pkt: Packet,
                 interface: str | int | None) -> dict[str, Any]:
     """One NDJSON object (docs/json.md, "packet")."""
-    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9, "caplen": rec.caplen,
-                           "len": rec.wirelen, "interface": interface}
+    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9, "ts_ns": rec.ts_ns,
+                           "caplen": rec.caplen, "len": rec.wirelen, "interface": interface}
     if rec.direction:
         out["direction"] = "in" if rec.direction == Direction.INBOUND else "out"
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
-    for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
+    for i, (view, csum) in enumerate(zip(pkt.layers, pkt.checksums, strict=False)):
         key = view.name
-        if key in out:  # a second layer of one kind (tunnels): key it by position
-            key = f"{key}{pkt.names.index(key)}"
+        if key in out:  # a second layer of one kind (tunnels): key it by its position
+            key = f"{key}{i}"
         out[key] = layer_json(view, csum)
     if pkt.truncated:
         out["truncated"] = True
@@ -315,6 +317,9 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
 
 def summary(pkt: Packet, wirelen: int) -> str:
     names = pkt.names
+    text = layers_summary(pkt, names, wirelen, summary)  # tunnels, link types: layers.py
+    if text is not None:
+        return text
     net = pkt.layer("ipv4") or pkt.layer("ipv6")
     if net is not None:
         n: Any = net
@@ -423,7 +428,9 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
         for name, off, size in view.FIELDS:
             val = fields.get(name)
             shown = jsonable(val, fmts.get(name))
-            if isinstance(val, int) and not isinstance(val, bool) and size <= 4:
+            if val is None:
+                shown = "(not captured)"
+            elif isinstance(val, int) and not isinstance(val, bool) and size <= 4:
                 shown = f"{val} (0x{val:0{size * 2}x})"
             yield f"    {base + off:5d}  {name:<14} {shown}"
         for name, val in fields.items():  # derived fields (options, tags, ext headers)
