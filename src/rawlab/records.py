@@ -25,6 +25,7 @@ class LinkType(IntEnum):
     SLIP = 8
     PPP = 9
     PPP_HDLC = 50
+    ATM_RFC1483 = 100  # LLC/SNAP-encapsulated ATM: the frame starts with LLC
     RAW = 101
     C_HDLC = 104
     IEEE802_11 = 105

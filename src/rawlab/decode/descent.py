@@ -39,11 +39,20 @@ from typing import TYPE_CHECKING, Any
 from rawlab.decode.arp import Arp
 from rawlab.decode.cdp import Cdp
 from rawlab.decode.chdlc import CHDLC_CDP, CHDLC_SLARP, Chdlc, Slarp
+from rawlab.decode.cisco import ETH_P_AVSP, ETH_P_CMD, Avsp, CiscoMetadata
 from rawlab.decode.erspan import Erspan, Erspan1, Erspan3
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
 from rawlab.decode.fabricpath import ETH_P_FABRICPATH, Fabricpath
 from rawlab.decode.geneve import GENEVE_PORT, Geneve
-from rawlab.decode.gre import GRE_ARUBA, GRE_ERSPAN_I, GRE_ERSPAN_II, GRE_ERSPAN_III, GRE_PPP, Gre
+from rawlab.decode.gre import (
+    GRE_ARUBA,
+    GRE_CDP,
+    GRE_ERSPAN_I,
+    GRE_ERSPAN_II,
+    GRE_ERSPAN_III,
+    GRE_PPP,
+    Gre,
+)
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ieee80211 import Wlan
@@ -53,6 +62,7 @@ from rawlab.decode.ipv6 import EXT_HEADERS, NH_FRAGMENT, NH_NONE, Ipv6
 from rawlab.decode.juniper import Juniper, JuniperEther
 from rawlab.decode.llc import CISCO_PID_CDP, CISCO_PID_PVST, OUI_CISCO, SAP_STP, Llc, snap_key
 from rawlab.decode.lldp import Lldp
+from rawlab.decode.lwapp import LWAPP_DATA_PORT, Lwapp
 from rawlab.decode.macsec import ETH_P_MACSEC, Macsec
 from rawlab.decode.mpls import MPLS_PORT, Mpls, PwControlWord
 from rawlab.decode.netlink import Netlink
@@ -88,6 +98,7 @@ from rawlab.decode.stp import Stp
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View, as_view
+from rawlab.decode.vlan import Vlan
 from rawlab.decode.vntag import ETH_P_VNTAG, Vntag
 from rawlab.decode.vsockmon import Vsockmon
 from rawlab.decode.vxlan import VXLAN_GPE_PORT, VXLAN_PORT, Vxlan, VxlanGpe
@@ -224,6 +235,7 @@ def build_table() -> DispatchTable:
             LinkType.SLIP: Slip,
             LinkType.PPP: Ppp,
             LinkType.PPP_HDLC: _ppp_hdlc,
+            LinkType.ATM_RFC1483: Llc,
             LinkType.RAW: _raw_ip,
             LinkType.C_HDLC: Chdlc,
             LinkType.IEEE802_11: Wlan,
@@ -247,7 +259,8 @@ def build_table() -> DispatchTable:
             ETH_P_RARP: Arp, ETH_P_TEB: Ethernet, ETH_P_MPLS_UC: Mpls, ETH_P_MPLS_MC: Mpls,
             ETH_P_PPP_DISC: PppoeDiscovery, ETH_P_PPP_SES: PppoeSession, ETH_P_LLDP: Lldp,
             ETH_P_PBB: Pbb, ETH_P_MACSEC: Macsec, ETH_P_FABRICPATH: Fabricpath,
-            ETH_P_VNTAG: Vntag, ETH_P_NSH: Nsh,
+            ETH_P_VNTAG: Vntag, ETH_P_NSH: Nsh, ETH_P_CMD: CiscoMetadata, ETH_P_AVSP: Avsp,
+            **dict.fromkeys(VLAN_TPIDS, Vlan),  # a tag after another header than Ethernet's
         },
         ip_proto={
             IPPROTO_TCP: Tcp,
@@ -266,12 +279,12 @@ def build_table() -> DispatchTable:
         snap={snap_key(OUI_CISCO, CISCO_PID_CDP): Cdp, snap_key(OUI_CISCO, CISCO_PID_PVST): Stp},
         chdlc={CHDLC_SLARP: Slarp, CHDLC_CDP: Cdp},
         gre={GRE_ERSPAN_II: Erspan, GRE_ERSPAN_I: Erspan1, GRE_ERSPAN_III: Erspan3,
-             GRE_PPP: Ppp, **dict.fromkeys(GRE_ARUBA, Wlan)},
+             GRE_PPP: Ppp, GRE_CDP: Cdp, **dict.fromkeys(GRE_ARUBA, Wlan)},
         encap={"eth": Ethernet, "ip": _raw_ip, "llc": Llc, "wlan": Wlan, "ppp": Ppp,
                "pwcw": PwControlWord},
         # ---- ports (well-known only; one line per protocol) ----
         udp_port={VXLAN_PORT: Vxlan, VXLAN_GPE_PORT: VxlanGpe, GENEVE_PORT: Geneve,
-                  MPLS_PORT: Mpls},
+                  MPLS_PORT: Mpls, LWAPP_DATA_PORT: Lwapp},
         tcp_port={},
     )
 
@@ -400,7 +413,7 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     **dict.fromkeys((
         Null, Loop, Slip, Ppp, Chdlc, Nflog, Ipoib, Pktap, JuniperEther, Radiotap, Wlan, Llc,
         Gre, Erspan, Erspan1, Erspan3, Vxlan, VxlanGpe, Geneve, Mpls, PwControlWord,
-        PppoeSession, Pbb, Macsec, Fabricpath, Vntag, Nsh,
+        PppoeSession, Pbb, Macsec, Fabricpath, Vntag, Nsh, CiscoMetadata, Avsp, Lwapp, Vlan,
     ), _after_view),
 }
 #: the transport views whose payload a port table may claim (a leaf for the fast path

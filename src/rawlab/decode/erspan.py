@@ -4,8 +4,9 @@ number: no header), type II (0x88be: 8 bytes), type III (0x22eb: 12 bytes, plus 
 
     e = Erspan(body)          # type II; Erspan1(body) type I; Erspan3(body) type III
     e.version                 # 1 (type II), 2 (type III); None for type I
-    e.vlan, e.cos, e.encap, e.truncated_bit, e.spanid     # type II and III (encap: II's
-                              # "en", III's "bso")
+    e.vlan, e.cos, e.truncated_bit, e.spanid     # type II and III
+    e.encap                   # type II's encapsulation type ("en"); e.bso: type III's
+                              # bad/short/oversized frame flags
     e.index                   # type II
     e.timestamp, e.sgt, e.p, e.ft, e.hw, e.direction, e.gra, e.o     # type III
     e.platform                # type III's 8-byte platform sub-header (when o), else None
@@ -87,12 +88,12 @@ class Erspan1(View):
 
 
 class Erspan3(View):
-    __slots__ = ("cos", "direction", "encap", "ft", "gra", "hw", "o", "p", "platform", "sgt",
+    __slots__ = ("bso", "cos", "direction", "ft", "gra", "hw", "o", "p", "platform", "sgt",
                  "spanid", "timestamp", "truncated_bit", "version", "vlan")
     name: ClassVar[str] = "erspan"
     next_table: ClassVar[str] = "encap"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
-        ("version", 0, 1), ("vlan", 0, 2), ("cos", 2, 1), ("encap", 2, 1),
+        ("version", 0, 1), ("vlan", 0, 2), ("cos", 2, 1), ("bso", 2, 1),
         ("truncated_bit", 2, 1), ("spanid", 2, 2), ("timestamp", 4, 4), ("sgt", 8, 2),
         ("p", 10, 1), ("ft", 10, 1), ("hw", 10, 2), ("direction", 11, 1), ("gra", 11, 1),
         ("o", 11, 1),
@@ -103,7 +104,7 @@ class Erspan3(View):
         hdr, trunc = pad(mv, ERSPAN_III_HLEN)
         a, b, self.timestamp, self.sgt, f = _III.unpack_from(hdr)
         self.version, self.vlan = a >> 12, a & 0xFFF
-        self.cos, self.encap, self.truncated_bit, self.spanid = (
+        self.cos, self.bso, self.truncated_bit, self.spanid = (
             b >> 13, b >> 11 & 3, b >> 10 & 1, b & 0x3FF)
         self.p, self.ft, self.hw = f >> 15, f >> 10 & 0x1F, f >> 4 & 0x3F
         self.direction, self.gra, self.o = f >> 3 & 1, f >> 1 & 3, f & 1

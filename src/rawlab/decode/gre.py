@@ -8,10 +8,13 @@
                              # 0x22eb ERSPAN, 0x880b PPP, 0x8200.. Aruba 802.11 ...)
     g.checksum, g.offset     # when C (or R) is set, else None
     g.key                    # K: 32 bits (NVGRE: VSID << 8 | flow id; PPTP: payload
-                             # length << 16 | call id), else None
+                             # length << 16 | call id, also in JSON as payload_length
+                             # and call_id), else None
     g.seq, g.ack             # S, A (version 1), else None
     g.routing                # R (version 0): tuple of (address family, SRE offset,
                              # SRE bytes) up to the null SRE
+    g.wccp                   # WCCP (protocol 0x883e): the 4-byte redirect header when
+                             # present (the IP packet follows it), else None
     g.payload
 
 NVGRE is GRE with K set and protocol 0x6558; its VSID is ``key >> 8``.
@@ -37,12 +40,13 @@ GRE_ERSPAN_II = 0x88BE  # type I when the sequence number is absent
 GRE_ERSPAN_III = 0x22EB
 GRE_PPP = 0x880B
 GRE_WCCP = 0x883E
+GRE_CDP = 0x2000  # Cisco's: a CDP message (not an EtherType)
 #: Aruba's WLAN encapsulations: 802.11 frames (Wireshark's GRE_ARUBA_8200 ..)
 GRE_ARUBA = frozenset(range(0x8200, 0x8400, 0x10))
 #: the "gre" table's pseudo key for ERSPAN type I (protocol 0x88be without a sequence)
 GRE_ERSPAN_I = 0x1_0000 | GRE_ERSPAN_II
 #: protocol values the "gre" table holds (others are EtherTypes)
-GRE_OWN = frozenset((GRE_ERSPAN_II, GRE_ERSPAN_III, GRE_PPP, GRE_WCCP)) | GRE_ARUBA
+GRE_OWN = frozenset((GRE_ERSPAN_II, GRE_ERSPAN_III, GRE_PPP, GRE_CDP)) | GRE_ARUBA
 MAX_SRE = 32
 
 GRE_HEADER = Struct("flags_and_version" / Int16ub, "proto" / Int16ub)
@@ -54,7 +58,7 @@ _SRE = struct.Struct("!HBB")
 
 class Gre(View):
     __slots__ = ("ack", "checksum", "flags_and_version", "hlen", "key", "offset", "proto",
-                 "routing", "seq")
+                 "routing", "seq", "wccp")
     name: ClassVar[str] = "gre"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
         ("flags_and_version", 0, 2), ("proto", 2, 2),
@@ -87,6 +91,10 @@ class Gre(View):
             o += 4
         if fv & GRE_ROUTING and self.version == 0:
             o = self._sres(mv, o)
+        self.wccp: int | None = None
+        if _p == GRE_WCCP and len(mv) > o and mv[o] >> 4 != 4:  # WCCP's redirect header
+            self.wccp = _I.unpack_from(mv, o)[0] if n >= o + 4 else None
+            o += 4
         self.hlen = o
         self.truncated = trunc or n < o
 
@@ -139,11 +147,15 @@ class Gre(View):
 
     @property
     def next_table(self) -> str:
+        if self.proto == GRE_WCCP:
+            return "encap"
         return "gre" if self.proto in GRE_OWN else "ethertype"
 
     @property
-    def next_key(self) -> int:
+    def next_key(self) -> int | str:
         p = self.proto
+        if p == GRE_WCCP:
+            return "ip"  # WCCP redirection: an IP packet (after the redirect header)
         if p == GRE_ERSPAN_II and not self.flags_and_version & GRE_SEQ:
             return GRE_ERSPAN_I
         return p
@@ -154,6 +166,10 @@ class Gre(View):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        if self.wccp is not None:
+            d["wccp"] = self.wccp
+        if self.version == 1 and self.key is not None:  # PPTP: the key's two halves
+            d.update(payload_length=self.key >> 16, call_id=self.key & 0xFFFF)
         if self.routing:
             d["routing"] = [{"af": a, "sre_offset": o, "sre": s} for a, o, s in self.routing]
         return d

@@ -19,7 +19,8 @@ management frames' fixed fields and elements, and the data frames' LLC payload.
 
 A protected (encrypted) data frame's body is data; a data frame without a body
 (null function, QoS null) ends the walk. Values are the wire's (little-endian
-numbers; addresses as bytes).
+numbers; addresses as bytes). Protocol version 1 (802.11ah) frames show their frame
+control and receiver address only; versions 2 and 3 only the version.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class Wlan(View):
         self.seq_ctrl = self.qos = self.htc = None
         self.fixed: dict[str, Any] = {}
         self.elements: tuple[Tlv, ...] = ()
-        hl = self._header(mv, n)
+        hl = self._header(mv, n) if self.version == 0 else self._pv1(mv, n)
         self.hlen = hl
         self.truncated = n < hl
         if self.type == TYPE_MGMT and n >= hl:
@@ -134,6 +135,14 @@ class Wlan(View):
             hl += 4
         return hl
 
+    def _pv1(self, mv: memoryview, n: int) -> int:
+        """Protocol version 1 (802.11ah short frames): only the receiver address is read;
+        versions 2 and 3 are not defined (nothing is read)."""
+        self.duration = None
+        if self.version == 1:
+            self.addr1 = bytes(mv[2:8]) if n >= 8 else None
+        return min(n, 8)
+
     def _management(self, mv: memoryview, hl: int) -> None:
         spec = _FIXED.get(self.subtype)
         if spec is None:  # action frames and the rest: the category, then raw bytes
@@ -168,7 +177,12 @@ class Wlan(View):
 
     @property
     def fc(self) -> int | None:
-        return None if self.flags is None else self.fc0 << 8 | self.flags  # type: ignore[operator]
+        """As Wireshark shows it: version 0 byte 0 << 8 | flags; version 1 little-endian."""
+        if self.flags is None or self.fc0 is None:
+            return None
+        if self.version == 1:
+            return self.flags << 8 | self.fc0
+        return self.fc0 << 8 | self.flags
 
     @property
     def tods(self) -> bool:
@@ -196,6 +210,9 @@ class Wlan(View):
         """ra, ta, da, sa, bssid: which address plays which role (absent roles left out)."""
         a1, a2, a3, a4 = self.addr1, self.addr2, self.addr3, self.addr4
         typ, sub = self.type, self.subtype
+        if typ in (TYPE_MGMT, TYPE_DATA) and (a3 is None or (
+                typ == TYPE_DATA and self.tods and self.fromds and a4 is None)):
+            return {"ra": a1} if a1 is not None else {}  # header cut short: as Wireshark
         if typ == TYPE_CONTROL:
             if sub in (CTS, ACK, CTL_WRAPPER):
                 return {"ra": a1}
@@ -239,13 +256,17 @@ class Wlan(View):
     def next_key(self) -> str | None:
         """Data frames with a body: "llc" ("data" when protected or an A-MSDU); other
         frames end the walk."""
-        if self.type != TYPE_DATA or self.subtype is None or self.subtype & 4:
+        if self.version or self.type != TYPE_DATA or self.subtype is None or self.subtype & 4:
             return None  # not data, or a null-function subtype (no body)
         if self.protected or (self.qos is not None and self.qos & 0x80):
             return "data"  # encrypted, or an A-MSDU: not decoded further
         return "llc"
 
     def fields(self) -> dict[str, Any]:
+        if self.version:
+            if self.version == 1:
+                return {"fc": self.fc, "version": 1, "ra": self.addr1}
+            return {"version": self.version}
         d: dict[str, Any] = {"fc": self.fc, "version": self.version, "type": self.type,
                              "subtype": self.subtype, "flags": self.flags,
                              "duration": self.duration}
@@ -253,8 +274,9 @@ class Wlan(View):
         d.update(addr1=self.addr1, addr2=self.addr2, addr3=self.addr3, addr4=self.addr4,
                  seq=self.seq, frag=self.frag, qos=self.qos, htc=self.htc)
         if self.type == TYPE_MGMT:
+            d["ssid"] = self.ssid
             d["fixed"] = self.fixed
-            d["elements"] = [{"id": e.type, "length": len(e.value), "value": e.value}
+            d["elements"] = [{"id": e.type, "length": self.buf[e.offset + 1], "value": e.value}
                              for e in self.elements]
         return {k: v for k, v in d.items() if v is not None or k in _ALWAYS}
 

@@ -4,7 +4,8 @@ or a Linux cooked header of protocol 0x0004.
     l = Llc(body)
     l.dsap, l.ssap          # service access points (0xaa: SNAP, 0x42: spanning tree,
                             # 0xfe: OSI, 0xe0: IPX)
-    l.control               # 1 byte (U frames: low bits 11), else 2 bytes (I and S)
+    l.control               # 1 byte (U frames: low bits 11), else 2 bytes (I and S frames,
+                            # read little-endian as Wireshark does)
     l.oui, l.pid            # SNAP (dsap = ssap = 0xaa, control 0x03), else None
     l.payload
 
@@ -43,7 +44,7 @@ LLC_HEADER = Struct("dsap" / Byte, "ssap" / Byte, "control" / Byte)
 SNAP_HEADER = Struct("oui" / Int24ub, "pid" / Int16ub)
 
 _SNAP = struct.Struct("!I")
-_H = struct.Struct("!H")
+_HLE = struct.Struct("<H")
 
 
 def snap_key(oui: int, pid: int) -> int:
@@ -67,7 +68,7 @@ class Llc(View):
             self.control: int | None = mv[2]
             hl = 3
         else:
-            self.control = _H.unpack_from(mv, 2)[0] if n >= 4 else None
+            self.control = _HLE.unpack_from(mv, 2)[0] if n >= 4 else None
             hl = 4
         if self.dsap == SAP_SNAP and self.ssap == SAP_SNAP and self.control == 0x03:
             if n >= 8:

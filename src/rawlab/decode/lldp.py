@@ -9,7 +9,9 @@
     l.system_cap, l.enabled_cap        # TLV 7
     l.org                              # TLV 127: tuple of (OUI, subtype, info bytes)
 
-The walk stops after the End TLV (type 0); bytes after it are padding.
+The walk stops after the End TLV (type 0); bytes after it are padding. An LLDPDU that
+does not start with Chassis ID, Port ID and TTL is malformed, and (as in Wireshark)
+nothing from the first out-of-place TLV on is read.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ LLDP_SYSTEM_DESC = 6
 LLDP_SYSTEM_CAP = 7
 LLDP_MGMT_ADDR = 8
 LLDP_ORG = 127
+#: the TLVs every LLDPDU starts with, in this order (IEEE 802.1AB §8.2)
+MANDATORY = (LLDP_CHASSIS_ID, LLDP_PORT_ID, LLDP_TTL)
 
 LLDP_TLV = BitStruct("type" / BitsInteger(7), "length" / BitsInteger(9))
 LLDP_PDU = GreedyRange(Struct("tlv" / LLDP_TLV))
@@ -51,13 +55,17 @@ class Lldp(View):
         self.buf = mv = as_view(buf)
         items, trouble = walk(mv, 0, len(mv), _head, 2)
         for i, t in enumerate(items):
+            if i < len(MANDATORY) and t.type != MANDATORY[i]:
+                items = items[:i]  # as Wireshark: a missing mandatory TLV ends the LLDPDU
+                trouble = MALFORMED
+                break
             if t.type == LLDP_END:
                 items = items[: i + 1]
                 trouble = ""
                 break
         self.tlvs = tuple(items)
         self.end = items[-1].offset + 2 + len(items[-1].value) if items else 0
-        self.truncated = trouble == TRUNCATED or not items
+        self.truncated = trouble == TRUNCATED or (not items and trouble != MALFORMED)
         self.malformed = trouble == MALFORMED
 
     @property

@@ -2,8 +2,8 @@
 only integrity-protected.
 
     m = Macsec(body)
-    m.tci, m.an              # TCI bits (V, ES 0x40, SC 0x20, SCB 0x10, E 0x08, C 0x04) and
-                             # the association number: the first byte is tci | an
+    m.tci, m.an              # the 6-bit TCI (V 0x20, ES 0x10, SC 0x08, SCB 0x04, E 0x02,
+                             # C 0x01) and the association number: byte 0 is tci << 2 | an
     m.sl, m.pn               # short length (the secure data's length when below 48), packet
                              # number
     m.sci                    # 8-byte secure channel identifier when SC is set, else None
@@ -23,16 +23,16 @@ from construct import Byte, Bytes, If, Int32ub, Struct, this
 from rawlab.decode.view import Buffer, View, as_view
 
 ETH_P_MACSEC = 0x88E5
-TCI_V = 0x80
-TCI_ES = 0x40
-TCI_SC = 0x20
-TCI_SCB = 0x10
-TCI_E = 0x08
-TCI_C = 0x04
+TCI_V = 0x20
+TCI_ES = 0x10
+TCI_SC = 0x08
+TCI_SCB = 0x04
+TCI_E = 0x02
+TCI_C = 0x01
 ICV_LEN = 16
 
 SECTAG = Struct("tci_an" / Byte, "sl" / Byte, "pn" / Int32ub,
-                "sci" / If(this.tci_an & TCI_SC, Bytes(8)))
+                "sci" / If(this.tci_an & TCI_SC << 2, Bytes(8)))
 _HDR = struct.Struct("!BBI")
 _H = struct.Struct("!H")
 
@@ -47,7 +47,7 @@ class Macsec(View):
         n = len(mv)
         b = bytes(mv[:6]).ljust(6, b"\0")
         tci_an, self.sl, self.pn = _HDR.unpack(b)
-        self.tci, self.an = tci_an & 0xFC, tci_an & 3
+        self.tci, self.an = tci_an >> 2, tci_an & 3
         hl = 6
         self.sci: bytes | None = None
         if self.tci & TCI_SC:
@@ -85,9 +85,12 @@ class Macsec(View):
 
     @property
     def icv(self) -> bytes | None:
+        """The ICV's captured bytes: after the short length's data, else the last 16."""
         n = len(self.buf)
-        end = self.hlen + self.sl + ICV_LEN if self.sl else n
-        return bytes(self.buf[end - ICV_LEN : end]) if n >= end >= self.hlen + ICV_LEN else None
+        start = self.hlen + self.sl if self.sl else n - ICV_LEN
+        if start < self.hlen or start >= n:
+            return None
+        return bytes(self.buf[start : start + ICV_LEN])
 
     @property
     def header_len(self) -> int:

@@ -28,9 +28,9 @@ PKTAP_HEADER = Struct(
     "hdrlen" / Int32ul, "rectype" / Int32ul, "dlt" / Int32ul, "ifname" / Bytes(24),
     "flags" / Int32ul, "pfamily" / Int32ul, "llhdrlen" / Int32ul, "lltrlrlen" / Int32ul,
     "pid" / Int32ul, "cmdname" / Bytes(20), "svc_class" / Int32ul, "iftype" / Int16ul,
-    "ifunit" / Int16ul, "epid" / Int32ul, "ecmdname" / Bytes(20),
+    "ifunit" / Int16ul, "epid" / Int32ul, "ecmdname" / Bytes(20),  # pids as Wireshark: unsigned
 )
-_HDR = struct.Struct("<III24sIIIIi20sIHHi20s")
+_HDR = struct.Struct("<III24sIIIII20sIHHI20s")
 
 
 def _cstr(b: bytes) -> bytes:
@@ -63,6 +63,11 @@ class Pktap(View):
     def header_len(self) -> int:
         return max(self.hdrlen, PKTAP_HLEN)
 
+    def fields(self) -> dict[str, object]:
+        if self.malformed:
+            return {"hdrlen": self.hdrlen}  # the rest of the layout is not there
+        return super().fields()
+
     @property
     def next_key(self) -> int | None:
-        return self.dlt if self.rectype == PTH_TYPE_PACKET else None
+        return self.dlt if self.rectype == PTH_TYPE_PACKET and not self.malformed else None

@@ -1,10 +1,13 @@
 """Radiotap (link type IEEE802_11_RADIOTAP, 127): the radio's view of an 802.11 frame.
 
     r = Radiotap(record)
-    r.version, r.pad, r.length     # header: version 0, padding, total header length (LE)
+    r.version, r.pad, r.length     # header: version 0, padding, total header length (LE);
+                                   # another version: nothing more is read (Wireshark)
     r.present                      # tuple of every presence word (bit 31: another follows)
     r.values                       # {field name: value}: the fields of the radiotap
                                    # namespace, each an int or a tuple of ints
+    r.more                         # the same for each further radiotap namespace (the
+                                   # per-antenna fields after a bit-29 word), in order
     r.flags                        # the Flags field (None when absent): 0x10 = FCS at end
     r.fcs                          # the 4-byte FCS when the flags say it is there, else None
     r.payload                      # the 802.11 frame (without the FCS)
@@ -60,7 +63,7 @@ _VENDOR = struct.Struct("<3sBH")
 
 
 class Radiotap(View):
-    __slots__ = ("flags", "length", "pad", "present", "values", "version")
+    __slots__ = ("flags", "length", "more", "pad", "present", "values", "version")
     name: ClassVar[str] = "radiotap"
     next_table: ClassVar[str] = "encap"
     next_key: ClassVar[str] = "wlan"
@@ -72,9 +75,15 @@ class Radiotap(View):
         self.buf = mv = as_view(buf)
         hdr, trunc = pad(mv, RADIOTAP_HLEN)
         self.version, self.pad, self.length, first = _HDR.unpack_from(hdr)
-        self.malformed = self.version != 0 or self.length < RADIOTAP_HLEN
+        self.malformed = self.length < RADIOTAP_HLEN
         end = min(self.length, len(mv))
         self.truncated = trunc or len(mv) < self.length
+        self.values: dict[str, Any] = {}
+        self.more: list[dict[str, Any]] = []
+        if self.version != 0:  # as Wireshark: the length still says where 802.11 starts
+            self.present: tuple[int, ...] = ()
+            self.flags: int | None = None
+            return
         words = [first]
         off = 8
         while words[-1] >> BIT_EXT & 1:
@@ -86,10 +95,9 @@ class Radiotap(View):
             words.append(_U32.unpack_from(mv, off)[0])
             off += 4
         self.present = tuple(words)
-        self.values: dict[str, Any] = {}
         if not self.malformed:
             self._walk(mv, off, end)
-        self.flags: int | None = self.values.get("flags")
+        self.flags = self.values.get("flags")
 
     def _walk(self, mv: memoryview, off: int, end: int) -> None:
         """The fields of the radiotap namespace, in bit order (vendor namespaces skipped)."""
@@ -121,6 +129,8 @@ class Radiotap(View):
                 ns_radiotap, base = False, 0
             elif w >> BIT_RADIOTAP_NS & 1:
                 ns_radiotap, base = True, 0
+                self.more.append({})
+                values = self.more[-1]
             else:
                 base += 32
 
@@ -144,6 +154,8 @@ class Radiotap(View):
         d = super().fields()
         d["present"] = list(self.present)
         d.update(self.values)
+        if self.more:
+            d["more"] = self.more
         if self.fcs is not None:
             d["fcs"] = self.fcs
         return d

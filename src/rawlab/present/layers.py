@@ -23,6 +23,7 @@ from typing import Any
 
 from rawlab.decode.cdp import Cdp
 from rawlab.decode.chdlc import Chdlc, Slarp
+from rawlab.decode.cisco import Avsp, CiscoMetadata
 from rawlab.decode.dispatch import Packet
 from rawlab.decode.erspan import Erspan, Erspan1, Erspan3
 from rawlab.decode.fabricpath import Fabricpath
@@ -35,6 +36,7 @@ from rawlab.decode.ipv6 import Ipv6
 from rawlab.decode.juniper import Juniper, JuniperEther
 from rawlab.decode.llc import Llc
 from rawlab.decode.lldp import Lldp
+from rawlab.decode.lwapp import Lwapp
 from rawlab.decode.macsec import Macsec
 from rawlab.decode.mpls import Mpls, PwControlWord
 from rawlab.decode.nflog import Nflog
@@ -50,6 +52,7 @@ from rawlab.decode.stp import Stp, bridge_id
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import View
+from rawlab.decode.vlan import Vlan
 from rawlab.decode.vntag import Vntag
 from rawlab.decode.vxlan import Vxlan, VxlanGpe
 from rawlab.present.fmt import ip_text, mac_text
@@ -61,7 +64,7 @@ Inner = Callable[[Packet, int], str]
 
 def text(b: bytes) -> str:
     """Bytes that are text on the wire (names, descriptions) as a string."""
-    return b.decode("utf-8", "backslashreplace")
+    return b.decode("utf-8", "replace")
 
 
 def text_or_mac(b: bytes) -> str:
@@ -80,14 +83,14 @@ FIELD_FORMATS: dict[str, dict[str, Callable[[bytes], Any]]] = {
     "wlan": {**_MAC, "ssid": text},
     "ieee8021ah": {"cdst": mac_text, "csrc": mac_text},
     "macsec": {"system_identifier": mac_text},
-    "ipoib": {"dgid": ip_text},
+    "ipoib": {"dgid": ip_text, "sgid": ip_text},
     "slarp": {"address": ip_text, "mask": ip_text},
     "nflog": {"prefix": text},
     "pktap": {"ifname": text, "cmdname": text, "ecmdname": text},
     "cdp": {"device_id": text, "port_id": text, "platform": text, "software_version": text},
     "lldp": {"chassis_id": text_or_mac, "port_id": text_or_mac, "port_desc": text,
              "system_name": text, "system_desc": text},
-    "stp": {"root_hw": mac_text, "bridge_hw": mac_text},
+    "stp": {"config_name": text},
 }
 
 
@@ -99,7 +102,7 @@ _WRAPPERS = (Null, Loop, Slip, Ppp, Chdlc, Nflog, Ipoib, Pktap, Juniper, Juniper
 _MINE: frozenset[type] = frozenset((
     *_WRAPPERS, Wlan, Slarp, PppControl, Gre, Erspan, Erspan1, Erspan3, Vxlan, VxlanGpe,
     Geneve, Mpls, PppoeSession, PppoeDiscovery, Pbb, Macsec, Fabricpath, Vntag, Nsh, Lldp,
-    Stp, Cdp))
+    Stp, Cdp, CiscoMetadata, Avsp, Lwapp, Vlan))
 _IP = (Ipv4, Ipv6)
 #: names tuple -> whether this module writes the line (a dictionary hit per packet)
 _SHAPES: dict[tuple[str, ...], bool] = {}
@@ -238,7 +241,7 @@ def _ppp_control(c: PppControl) -> str:
 
 
 def _macsec(m: Macsec) -> str:
-    fl = _flags(m.tci, ((0x40, "ES"), (0x20, "SC"), (0x10, "SCB"), (0x08, "E"), (0x04, "C")))
+    fl = _flags(m.tci, ((0x10, "ES"), (0x08, "SC"), (0x04, "SCB"), (0x02, "E"), (0x01, "C")))
     sci = f", sci {m.sci.hex()}" if m.sci is not None else ""
     return f"MACsec, an {m.an}, pn {m.pn}, flags [{fl}]{sci}"
 
@@ -337,4 +340,8 @@ _TEXT: dict[type, Callable[[Any], str]] = {
     Llc: lambda lay: (f"LLC, dsap 0x{lay.dsap or 0:02x}, ssap 0x{lay.ssap or 0:02x}, "
                       f"length {len(lay.buf)}"),
     PwControlWord: lambda c: f"PW control word, sequence {c.sequence}",
+    CiscoMetadata: lambda m: f"CMD, sgt {m.sgt}",
+    Avsp: lambda a: f"Arista timestamp {a.ts_sec}.{a.ts_ns or 0:09d}",
+    Lwapp: lambda w: f"LWAPP, {'control' if w.flags & 4 else 'data'}, slot {w.slot_id}",
+    Vlan: lambda v: f"vlan {v.vid}, p {v.pcp}",
 }

@@ -82,7 +82,7 @@ def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
     fmts = _addr_fields(view.name)
     d: dict[str, Any] = {}
     for k, v in view.fields().items():
-        d[k] = jsonable(v, fmts.get(k))
+        d[k] = jsonable(v, fmts.get(k), fmts)
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
