@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import l2_frames
 import pytest
 from l2_tshark import (
     CORPUS,
@@ -119,6 +120,22 @@ def _rt(name: str, conv: Any = None) -> Any:
         vals = [ns[name] for ns in (lay, *lay.get("more", ())) if ns.get(name) is not None]
         return [conv(v) if conv else v for v in vals]
     return ex
+
+
+def _tags(lay: dict[str, Any], key: str, tpid: int | None = None) -> list[Any]:
+    if "tags" not in lay:  # a Vlan layer
+        return [lay[key]] if tpid is None else []
+    return [t[key] for t in lay["tags"] if (t["tpid"] == tpid if tpid else t["tpid"] != 0x88A8)]
+
+
+def _stag_types(lay: dict[str, Any]) -> list[Any]:
+    """The type after each 802.1ad tag (tshark's dissector for it is 802.1ah's)."""
+    if "tags" not in lay:
+        return [] if lay.get("etype") is None else [lay["etype"]]
+    if not lay["tags"]:
+        return []
+    types = [t["tpid"] for t in lay["tags"][1:]] + [lay["ethertype"]]
+    return [nxt for t, nxt in zip(lay["tags"], types, strict=True) if t["tpid"] == 0x88A8]
 
 
 def _timer(name: str) -> Any:
@@ -291,15 +308,36 @@ FIELDS = [
         ("length", "length"), ("mdtype", "mdtype"), ("nextproto", "next_proto"),
         ("spi", "spi"), ("si", "si"))),
     Field("nsh.contextheader", ("nsh",), _all("context")),
+    *(Field(f"ieee8021ah.{n}", ("ieee8021ah",), get(n)) for n in (
+        "priority", "drop", "nca", "res1", "res2", "isid", "cdst", "csrc")),
+    *(Field(f"vntag.{n}", ("vntag",), get(n)) for n in (
+        "dir", "ptr", "dst", "looped", "r", "version", "src", "etype")),
+    Field("cfp.ftag", ("cfp",), get("ftag")),
+    Field("cfp.ttl", ("cfp",), get("ttl")),
+    *(Field(f"cmd.{n}", ("cmd",), get(n)) for n in ("version", "length", "options", "sgt",
+                                                   "type")),
+    Field("avsp.sub_type", ("avsp",), get("sub_type")),
+    Field("avsp.ver", ("avsp",), get("ver")),
+    Field("avsp.etype", ("avsp",), get("etype")),
+    # 802.1Q tags (tshark's "vlan": TPID 0x8100/0x9100): Ethernet's own, then any tag
+    # after a shim header; 802.1ad S-tags are tshark's "ieee8021ad"
+    Field("vlan.id", ("eth", "vlan"), lambda lay: _tags(lay, "vid")),
+    Field("vlan.priority", ("eth", "vlan"), lambda lay: _tags(lay, "pcp")),
+    Field("ieee8021ad.id", ("eth",), lambda lay: _tags(lay, "vid", 0x88A8)),
+    Field("ieee8021ah.etype", ("eth", "ieee8021ah"), _stag_types),
 ]
 
 
-@pytest.fixture(scope="module")
-def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["corpus", "made"])
+def merged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tcpdump corpus files, joined; or the frames l2_frames.py makes."""
     why = have_tools()
     if why:
         pytest.skip(why)
-    return merge(corpus_files(), tmp_path_factory.mktemp("l2") / "corpus.pcapng")
+    out = tmp_path_factory.mktemp("l2") / f"{request.param}.pcapng"
+    if request.param == "made":
+        return l2_frames.write(out)
+    return merge(corpus_files(), out)
 
 
 def rawlab_json(path: Path) -> dict[int, dict[str, Any]]:
@@ -355,6 +393,12 @@ KNOWN_CHAINS = {
     "eth:eth:llc:dtp": "a frame inside Cisco SNAP PID 0x0003, which rawlab does not decode",
     "juniper:eth:ethertype:data": "a fuzzed extension length past the capture: tshark "
                                   "reads an Ethernet frame anyway, rawlab stops",
+    "ppp:chdlc:ip:tcp": "a PPP_HDLC record holding Cisco HDLC: tshark names an empty PPP "
+                        "layer first, rawlab the Cisco HDLC header alone",
+    "eth:ethertype:mpls:pwethheuristic:pwethnocw:eth:ethertype:data":
+        "Wireshark guesses whether a pseudowire has a control word by whether the "
+        "addresses' OUIs name known manufacturers; rawlab reads a first nibble of 0 as the "
+        "control word (RFC 4448 §4.6) and an Ethernet frame after it",
 }
 
 

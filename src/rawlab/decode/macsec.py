@@ -40,7 +40,6 @@ _H = struct.Struct("!H")
 class Macsec(View):
     __slots__ = ("an", "hlen", "pn", "sci", "sl", "tci")
     name: ClassVar[str] = "macsec"
-    next_table: ClassVar[str] = "ethertype"
 
     def __init__(self, buf: Buffer) -> None:
         self.buf = mv = as_view(buf)
@@ -102,8 +101,12 @@ class Macsec(View):
         return self.buf[hl : max(self._data_end, hl)]
 
     @property
-    def next_key(self) -> int | None:
-        return self.etype
+    def next_table(self) -> str:
+        return "encap" if self.encrypted else "ethertype"
+
+    @property
+    def next_key(self) -> int | str | None:
+        return "data" if self.encrypted else self.etype
 
     def fields(self) -> dict[str, Any]:
         d: dict[str, Any] = {"tci": self.tci, "an": self.an, "sl": self.sl, "pn": self.pn}
