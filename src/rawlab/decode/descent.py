@@ -596,6 +596,36 @@ def _ipv6(data: bytes, o: int, n: int) -> Walk | None:
     return (ETH_P_IPV6, o, nh, o + 40, stop, marks)
 
 
+# ---- what the fast walk leaves undecoded: tunnels --------------------------------------------
+
+_ENCAP: list[tuple[frozenset[int], frozenset[int], dict[int, PortCtor]]] = []
+
+
+def encapsulates(w: Walk, data: bytes) -> bool:
+    """Whether the default table decodes more layers after where :func:`walk` stopped:
+    an EtherType or IP protocol of a tunnel (MPLS, PPPoE, GRE, IP in IP ...), or a UDP
+    datagram whose port a tunnel claims (VXLAN, Geneve ...). The TCP analyser's fast
+    path then decodes the packet, so a tunnelled connection is analysed too."""
+    if not _ENCAP:
+        t = build_table()
+        nets = frozenset(k for k, c in t.ethertype.items() if k not in _IP_VIEW and (
+            not isinstance(c, type) or c in _AFTER))
+        protos = frozenset(k for k, c in t.ip_proto.items()
+                           if k not in (IPPROTO_UDP, IPPROTO_TCP)
+                           and (not isinstance(c, type) or c in _AFTER))
+        _ENCAP.append((nets, protos, t.udp_port))
+    nets, protos, udp = _ENCAP[0]
+    net, _o, proto, t, stop, marks = w
+    if proto == NO_L4:
+        return net in nets
+    if proto == IPPROTO_UDP:
+        n = min(len(data), stop)
+        if marks & FRAG_LATER or n < t + 8:
+            return False
+        return ((data[t] << 8 | data[t + 1]) in udp or (data[t + 2] << 8 | data[t + 3]) in udp)
+    return proto in protos and not marks & FRAG_LATER
+
+
 # ---- names: the protocol hierarchy's fast path -----------------------------------------------
 
 _LINK_CTORS: dict[int, ViewCtor] = {

@@ -37,7 +37,7 @@ from rawlab.analysis.tcp.table import Conn, ConnTable, canonical
 from rawlab.analysis.tcp.zeek import history, refresh
 from rawlab.decode import descent
 from rawlab.decode.checksum import Verdict, known_verdict, verify_l4
-from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, walk
+from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, encapsulates, walk
 from rawlab.decode.tcp import ACK, CWR, ECE, FIN, RST, SYN, SYN_ACK, SYN_FIN, options_summary
 
 _TCP = struct.Struct("!HHIIHH")  # sport, dport, seq, ack, offset+flags, window
@@ -123,6 +123,8 @@ class TcpAnalyzer:
         net, o, proto, t, stop, marks = w
         n = len(data)
         if proto != 6 or marks & _FRAGMENT or (stop if stop < n else n) - t < 20:
+            if proto != 6 and encapsulates(w, data):  # a tunnel: its TCP is analysed too
+                return self.feed(frame, ts_ns, descent.decode(data, linktype, hint))
             return []
         hdr = _TCP.unpack_from(data, t)
         hl = (hdr[4] >> 12) * 4
