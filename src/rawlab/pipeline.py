@@ -1,6 +1,7 @@
 """Records in, outputs out: the two loops every command that reads packets shares.
 
-    packets:  records ─▶ [filter] ─▶ [writer] ─▶ decode (once, if a sink wants it) ─▶ sinks
+    packets:  records ─▶ [filter] ─▶ [writer] ─▶ decode (once, if a sink wants it)
+              ─▶ IP reassembly (analysis.reassembly) ─▶ sinks
     tcp:      records ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
 
 An output is a *sink* given the stream, one hook per event (mitmproxy's
@@ -28,7 +29,8 @@ from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.records import CsumHint, Interface, Record
 from rawlab.sockets.bpf import OfflineFilter
 
-if TYPE_CHECKING:  # the analyser is imported only by run_tcp
+if TYPE_CHECKING:  # the analysers are imported only when used
+    from rawlab.analysis.reassembly import IpReassembly
     from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
@@ -71,15 +73,20 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
         expression: str | None = None, count: int | None = None,
         writer: CaptureWriter | RotatingWriter | None = None,
         interfaces: Callable[[int], Interface | None] = _no_interface,
-        counts: Counts | None = None) -> Counts:
+        counts: Counts | None = None, reassemble: bool = True) -> Counts:
     """Push records through filter and writer into the sinks; return the counts.
 
     `interfaces(n)` names interface n of the source. `counts` may be passed in
-    so that a caller still has them when the source raises midway.
+    so that a caller still has them when the source raises midway. `reassemble`:
+    decoded packets go through IP reassembly (tshark's default; see
+    rawlab.analysis.reassembly for what a fragment then shows).
     """
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
-    decode = Decoder().decode if any(s.decodes for s in sinks) else None
+    decoder = Decoder() if any(s.decodes for s in sinks) else None
+    decode = decoder.decode if decoder is not None else None
+    defrag = _reassembly(decoder).packet if decoder is not None and reassemble else None
+    frag = defrag is not None
     hooks = [s.packet for s in sinks]
     one = hooks[0] if len(hooks) == 1 else None
     try:
@@ -94,6 +101,11 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
                 c.written += 1
             pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
                    if decode is not None else None)
+            if frag:
+                for lay in pkt.layers:  # type: ignore[union-attr]
+                    if lay.fragmented:  # an IP fragment: reassembly shows it
+                        pkt = defrag(c.seen, rec.ts_ns, pkt)  # type: ignore[arg-type,misc]
+                        break
             if one is not None:
                 one(c.seen, rec, pkt, iface)
             else:
@@ -109,6 +121,12 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             for s in sinks:
                 s.close()
     return c
+
+
+def _reassembly(decoder: Decoder) -> IpReassembly:
+    from rawlab.analysis.reassembly import IpReassembly
+
+    return IpReassembly(decoder)
 
 
 def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,

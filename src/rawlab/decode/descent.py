@@ -166,22 +166,14 @@ def _raw_ip(mv: memoryview) -> View:
     return Raw(mv, None)
 
 
-def _ipv4_by_version(mv: memoryview) -> View:
-    """EtherType 0x0800, link type IPV4, IP protocol 4: as Wireshark's "ip" dissector,
-    a version 6 header is IPv6; another version is not decoded as IP (data)."""
-    v = mv[0] >> 4 if len(mv) else 4
-    if v == 4:
-        return Ipv4(mv)
-    if v == 6:
+def _other_version(lay: Ipv4 | Ipv6) -> View:
+    """An IPv4 or IPv6 header whose version nibble says otherwise (malformed, so the walk
+    stopped at it): as Wireshark's "ip" dissector, an IPv4 position holding version 6 is
+    IPv6; any other version is not decoded as IP but kept as data."""
+    mv = lay.buf
+    if type(lay) is Ipv4 and lay.version == 6:
         return Ipv6(mv)
-    return Raw(mv, ETH_P_IP)
-
-
-def _ipv6_by_version(mv: memoryview) -> View:
-    """EtherType 0x86dd, link type IPV6, IP protocol 41: another version is data."""
-    if len(mv) and mv[0] >> 4 != 6:
-        return Raw(mv, ETH_P_IPV6)
-    return Ipv6(mv)
+    return Raw(mv, ETH_P_IP if type(lay) is Ipv4 else ETH_P_IPV6)
 
 
 def _ppp_hdlc(mv: memoryview) -> View:
@@ -224,6 +216,14 @@ class DispatchTable:
     # ---- ports: UDP and TCP payloads by well-known port (see the class docstring) ----
     udp_port: dict[int, PortCtor] = field(default_factory=dict)
     tcp_port: dict[int, PortCtor] = field(default_factory=dict)
+    #: the walk's steps for this table, made on first use (a transport whose port table
+    #: is empty ends the walk without a call): fill the tables before decoding
+    steps: dict[type, Any] | None = field(default=None, repr=False, compare=False)
+
+    def build_steps(self) -> dict[type, Any]:
+        self.steps = {k: v for k, v in _AFTER.items()
+                      if k not in _PORT_VIEWS or getattr(self, _PORT_VIEWS[k])}
+        return self.steps
 
 
 def build_table() -> DispatchTable:
@@ -245,8 +245,8 @@ def build_table() -> DispatchTable:
             LinkType.JUNIPER_ATM1: Juniper,
             LinkType.USER2: Pktap,
             LinkType.JUNIPER_ETHER: JuniperEther,
-            LinkType.IPV4: _ipv4_by_version,
-            LinkType.IPV6: _ipv6_by_version,
+            LinkType.IPV4: Ipv4,
+            LinkType.IPV6: Ipv6,
             LinkType.NFLOG: Nflog,
             LinkType.IPOIB: Ipoib,
             LinkType.NETLINK: Sll,
@@ -255,7 +255,7 @@ def build_table() -> DispatchTable:
             LinkType.LINUX_SLL2: Sll2,
         },
         ethertype={
-            ETH_P_IP: _ipv4_by_version, ETH_P_IPV6: _ipv6_by_version, ETH_P_ARP: Arp,
+            ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6, ETH_P_ARP: Arp,
             ETH_P_RARP: Arp, ETH_P_TEB: Ethernet, ETH_P_MPLS_UC: Mpls, ETH_P_MPLS_MC: Mpls,
             ETH_P_PPP_DISC: PppoeDiscovery, ETH_P_PPP_SES: PppoeSession, ETH_P_LLDP: Lldp,
             ETH_P_PBB: Pbb, ETH_P_MACSEC: Macsec, ETH_P_FABRICPATH: Fabricpath,
@@ -267,12 +267,12 @@ def build_table() -> DispatchTable:
             IPPROTO_UDP: Udp,
             IPPROTO_ICMP: Icmp,
             IPPROTO_ICMPV6: Icmpv6,
-            IPPROTO_IPIP: _ipv4_by_version,
-            IPPROTO_IPV6: _ipv6_by_version,
+            IPPROTO_IPIP: Ipv4,
+            IPPROTO_IPV6: Ipv6,
             IPPROTO_GRE: Gre,
             IPPROTO_MPLS: Mpls,
         },
-        ppp={PPP_IP: _ipv4_by_version, PPP_IPV6: _ipv6_by_version, PPP_MPLS_UC: Mpls,
+        ppp={PPP_IP: Ipv4, PPP_IPV6: Ipv6, PPP_MPLS_UC: Mpls,
              PPP_MPLS_MC: Mpls, PPP_LCP: Lcp, PPP_IPCP: Ipcp, PPP_IPV6CP: Ipv6cp,
              PPP_CCP: Ccp, PPP_PAP: Pap, PPP_CHAP: Chap},
         llc={SAP_STP: Stp},
@@ -419,6 +419,8 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
 #: the transport views whose payload a port table may claim (a leaf for the fast path
 #: while their table is empty, or while neither port is in it)
 _PORT_VIEWS: dict[type, str] = {Udp: "udp_port", Tcp: "tcp_port"}
+#: the version nibble each IP view expects
+_IP_VERSION: dict[type, int] = {Ipv4: 4, Ipv6: 6}
 
 
 def descend(mv: memoryview, linktype: int, table: DispatchTable,
@@ -435,7 +437,7 @@ def descend(mv: memoryview, linktype: int, table: DispatchTable,
 def _extend(layers: list[View], table: DispatchTable, linktype: int, order: str) -> None:
     """Append the layers that follow ``layers[-1]`` (the walk's loop)."""
     lay = layers[-1]
-    after = _AFTER.get
+    after = (table.steps or table.build_steps()).get
     while len(layers) < MAX_LAYERS:
         step = after(type(lay))
         if step is None or lay.malformed:
@@ -445,16 +447,21 @@ def _extend(layers: list[View], table: DispatchTable, linktype: int, order: str)
             break
         layers.append(nxt)
         lay = nxt
+    if lay.malformed and type(lay) in _IP_VERSION and lay.version != _IP_VERSION[
+            type(lay)] and len(lay.buf):  # (a version nibble not captured is not wrong)
+        layers[-1] = _other_version(lay)  # type: ignore[arg-type]
+        if type(layers[-1]) is Ipv6:
+            _extend(layers, table, linktype, order)
 
 
-def above_ip(ip: View, payload: Buffer, table: DispatchTable, linktype: int = 0) -> list[View]:
-    """The layers of a whole IP payload (a reassembled datagram) above ``ip``: what
-    ``ip``'s protocol names, and the walk on from there (never raises)."""
+def above_ip(proto: int, payload: Buffer, table: DispatchTable,
+             linktype: int = 0) -> list[View]:
+    """The layers of a whole IP payload of protocol ``proto`` (a reassembled datagram):
+    what the protocol names, and the walk on from there (never raises)."""
     mv = as_view(payload)
     if not len(mv):
         return []
-    key = ip.proto  # type: ignore[attr-defined]
-    layers = [_next(table.ip_proto.get(key), mv, key)]
+    layers = [_next(table.ip_proto.get(proto), mv, proto)]
     _extend(layers, table, linktype, "=")
     return layers
 
@@ -598,7 +605,7 @@ def _ipv6(data: bytes, o: int, n: int) -> Walk | None:
 
 # ---- what the fast walk leaves undecoded: tunnels --------------------------------------------
 
-_ENCAP: list[tuple[frozenset[int], frozenset[int], dict[int, PortCtor]]] = []
+_ENCAP: dict[str, Any] = {}
 
 
 def encapsulates(w: Walk, data: bytes) -> bool:
@@ -606,32 +613,36 @@ def encapsulates(w: Walk, data: bytes) -> bool:
     an EtherType or IP protocol of a tunnel (MPLS, PPPoE, GRE, IP in IP ...), or a UDP
     datagram whose port a tunnel claims (VXLAN, Geneve ...). The TCP analyser's fast
     path then decodes the packet, so a tunnelled connection is analysed too."""
-    if not _ENCAP:
-        t = build_table()
-        nets = frozenset(k for k, c in t.ethertype.items() if k not in _IP_VIEW and (
-            not isinstance(c, type) or c in _AFTER))
-        protos = frozenset(k for k, c in t.ip_proto.items()
-                           if k not in (IPPROTO_UDP, IPPROTO_TCP)
-                           and (not isinstance(c, type) or c in _AFTER))
-        _ENCAP.append((nets, protos, t.udp_port))
-    nets, protos, udp = _ENCAP[0]
-    net, _o, proto, t, stop, marks = w
-    if proto == NO_L4:
-        return net in nets
+    proto = w[2]
     if proto == IPPROTO_UDP:
-        n = min(len(data), stop)
-        if marks & FRAG_LATER or n < t + 8:
+        try:
+            sp, dp = _PORTS.unpack_from(data, w[3])
+        except struct.error:
             return False
-        return ((data[t] << 8 | data[t + 1]) in udp or (data[t + 2] << 8 | data[t + 3]) in udp)
-    return proto in protos and not marks & FRAG_LATER
+        ports = _ENCAP.get("udp") or _encap_init()["udp"]
+        return (sp in ports or dp in ports) and not w[5] & FRAG_LATER
+    enc = _ENCAP or _encap_init()
+    if proto == NO_L4:
+        return w[0] in enc["net"]
+    return proto in enc["proto"] and not w[5] & FRAG_LATER
+
+
+def _encap_init() -> dict[str, Any]:
+    t = build_table()
+    _ENCAP["net"] = frozenset(k for k, c in t.ethertype.items() if k not in _IP_VIEW and (
+        not isinstance(c, type) or c in _AFTER))
+    _ENCAP["proto"] = frozenset(k for k, c in t.ip_proto.items()
+                                if k not in (IPPROTO_UDP, IPPROTO_TCP)
+                                and (not isinstance(c, type) or c in _AFTER))
+    _ENCAP["udp"] = frozenset(t.udp_port)
+    return _ENCAP
 
 
 # ---- names: the protocol hierarchy's fast path -----------------------------------------------
 
 _LINK_CTORS: dict[int, ViewCtor] = {
-    _ETHERNET: Ethernet, _SLL: Sll, _SLL2: Sll2, _RAW: _raw_ip, _IPV4: _ipv4_by_version,
-    _IPV6: _ipv6_by_version}
-_IP_VIEW: dict[int, ViewCtor] = {ETH_P_IP: _ipv4_by_version, ETH_P_IPV6: _ipv6_by_version}
+    _ETHERNET: Ethernet, _SLL: Sll, _SLL2: Sll2, _RAW: _raw_ip, _IPV4: Ipv4, _IPV6: Ipv6}
+_IP_VIEW: dict[int, ViewCtor] = {ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6}
 _IP_NAME = {ETH_P_IP: Ipv4.name, ETH_P_IPV6: Ipv6.name}
 
 
@@ -651,17 +662,39 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
             got = decoder.shapes[key] = _shape_names(key, decoder)
         if got:
             return got
-        ps = decoder.port_shapes.get(key)
-        if ps is not None:  # the leaf is TCP or UDP, and its port table is not empty
-            t = w[3]
-            if len(data) >= t + 4:
-                ports = ps[1]
-                if (data[t] << 8 | data[t + 1]) not in ports and (
-                        data[t + 2] << 8 | data[t + 3]) not in ports:
-                    return ps[0]
+        if got.__class__ is PortShape:  # TCP or UDP, and its port table is not empty
+            ports = got.ports
+            try:
+                sp, dp = _PORTS.unpack_from(data, w[3])
+            except struct.error:  # not both ports captured: decode it
+                sp = dp = next(iter(ports))
+            if sp not in ports and dp not in ports:
+                return got.names
         elif w[5] & 3 and decoder.fragments is not None:
             return decoder.fragments(data, linktype)
     return decoder.decode(data, linktype).names
+
+
+class PortShape(frozenset):  # type: ignore[type-arg]
+    """A shape whose transport payload a port table may claim: empty (so false, like the
+    "decode it" answer: the common shapes' one truth test stays the only one), holding
+    the names and that table."""
+
+    __slots__ = ("names", "ports")
+    names: tuple[str, ...]
+    ports: dict[int, PortCtor]
+
+    def __new__(cls, names: tuple[str, ...], ports: dict[int, PortCtor]) -> PortShape:
+        self = super().__new__(cls)
+        self.names = names
+        self.ports = ports
+        return self
+
+    def __init__(self, names: tuple[str, ...], ports: dict[int, PortCtor]) -> None:
+        super().__init__()
+
+
+_PORTS = struct.Struct("!HH")
 
 
 def _leaf_name(ctor: ViewCtor | None) -> str | None:
@@ -673,11 +706,12 @@ def _leaf_name(ctor: ViewCtor | None) -> str | None:
     return None
 
 
-def _shape_names(key: tuple[int, int, int, int], decoder: Decoder) -> tuple[str, ...]:
+def _shape_names(key: tuple[int, int, int, int],
+                 decoder: Decoder) -> tuple[str, ...] | PortShape:
     """The names for one shape :func:`walk` found; () when the caller must decode: the
-    table holds other views than the walk assumes (a caller's own entries), a port
-    table may claim the payload (``decoder.port_shapes`` then holds the names and that
-    table), or the packet is a fragment and ``decoder.fragments`` is set."""
+    table holds other views than the walk assumes (a caller's own entries), or the
+    packet is a fragment and ``decoder.fragments`` is set; a :class:`PortShape` when a
+    port table may claim the payload."""
     table = decoder.table
     linktype, net, proto, frag = key
     first = table.link.get(linktype)
@@ -709,8 +743,7 @@ def _shape_names(key: tuple[int, int, int, int], decoder: Decoder) -> tuple[str,
     out = (*out, leaf)
     ports = getattr(table, _PORT_VIEWS[ctor]) if ctor in _PORT_VIEWS else None
     if ports:
-        decoder.port_shapes[key] = (out, ports)
-        return ()
+        return PortShape(out, ports)
     return out
 
 

@@ -48,6 +48,8 @@ class View:
     __slots__ = ("buf", "malformed", "truncated")
     name: ClassVar[str] = "data"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = ()
+    #: non-zero for an IP header that is one fragment of a datagram (IPv4, IPv6 set it)
+    fragmented: ClassVar[int] = 0
 
     buf: memoryview
     truncated: bool

@@ -104,8 +104,9 @@ _MINE: frozenset[type] = frozenset((
     Geneve, Mpls, PppoeSession, PppoeDiscovery, Pbb, Macsec, Fabricpath, Vntag, Nsh, Lldp,
     Stp, Cdp, CiscoMetadata, Avsp, Lwapp, Vlan))
 _IP = (Ipv4, Ipv6)
-#: names tuple -> whether this module writes the line (a dictionary hit per packet)
-_SHAPES: dict[tuple[str, ...], bool] = {}
+#: names tuple -> whether this module writes the line (present.packet.summary looks here
+#: first: a dictionary hit per packet)
+LAYER_SHAPES: dict[tuple[str, ...], bool] = {}
 
 
 def _is_mine(layers: list[View]) -> bool:
@@ -120,11 +121,11 @@ def _is_mine(layers: list[View]) -> bool:
 
 def summary(pkt: Packet, names: tuple[str, ...], wirelen: int, inner: Inner) -> str | None:
     """The line of a packet with one of these layers (or IP in IP); None for the rest."""
-    mine = _SHAPES.get(names)
+    mine = LAYER_SHAPES.get(names)
     if mine is None:
-        mine = _SHAPES[names] = _is_mine(pkt.layers)
-        if len(_SHAPES) > 4096:
-            _SHAPES.clear()
+        if len(LAYER_SHAPES) > 4096:
+            LAYER_SHAPES.clear()
+        mine = LAYER_SHAPES[names] = _is_mine(pkt.layers)
     if not mine:
         return None
     return _describe(pkt, wirelen, inner)

@@ -23,7 +23,7 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
-from rawlab.present.layers import FIELD_FORMATS
+from rawlab.present.layers import FIELD_FORMATS, LAYER_SHAPES
 from rawlab.present.layers import summary as layers_summary
 from rawlab.records import (
     PACKET_OUTGOING,
@@ -117,11 +117,21 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
         if key in out:  # a second layer of one kind (tunnels): key it by its position
             key = f"{key}{i}"
         out[key] = layer_json(view, csum)
+    re = pkt.reassembled
+    if re is not None:  # the layers after layers[re.at] decode a reassembled datagram
+        out["reassembled"] = {"layer": _json_key(pkt, re.at), "frames": list(re.frames),
+                              "length": re.length}
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
         out["malformed"] = True
     return out
+
+
+def _json_key(pkt: Packet, i: int) -> str:
+    """The JSON key of layer ``i`` (a repeated name is keyed by its position)."""
+    name = pkt.layers[i].name
+    return name if pkt.names.index(name) == i else f"{name}{i}"
 
 
 # ---- the one-line summary -------------------------------------------------------
@@ -317,9 +327,10 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
 
 def summary(pkt: Packet, wirelen: int) -> str:
     names = pkt.names
-    text = layers_summary(pkt, names, wirelen, summary)  # tunnels, link types: layers.py
-    if text is not None:
-        return text
+    if LAYER_SHAPES.get(names) is not False:  # tunnels, link types: present/layers.py
+        text = layers_summary(pkt, names, wirelen, summary)
+        if text is not None:
+            return text
     net = pkt.layer("ipv4") or pkt.layer("ipv6")
     if net is not None:
         n: Any = net
@@ -418,7 +429,12 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
            f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
                                           else ""))
     base = 0
-    for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
+    re = pkt.reassembled
+    for i, (view, csum) in enumerate(zip(pkt.layers, pkt.checksums, strict=False)):
+        if re is not None and i == re.at + 1:  # offsets from here are the datagram's
+            base = 0
+            yield (f"  reassembled datagram: {re.length} bytes from frames "
+                   f"{', '.join(map(str, re.frames))}")
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
                                         (" [malformed]", view.malformed)) if on)
         yield f"  {view.name} @{base}, header {view.header_len} bytes{marks}"

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from rawlab.analysis.reassembly import IpReassembly
 from rawlab.analysis.seq import seq_ge
 from rawlab.analysis.tcp.events import (
     Connection,
@@ -50,8 +51,12 @@ class TcpAnalyzer:
     """Sans-I/O TCP analyser: ``feed`` packets in capture order, get events back."""
 
     def __init__(self, idle_timeout_ns: int | None = 300 * 10**9,
-                 max_connections: int = 1_000_000, close_linger_ns: int = 120 * 10**9) -> None:
+                 max_connections: int = 1_000_000, close_linger_ns: int = 120 * 10**9,
+                 reassemble: bool = True) -> None:
         self.idle_timeout_ns = idle_timeout_ns
+        #: IP reassembly for the bytes path (tshark's default): a segment sent in fragments
+        #: is analysed on the packet that completes it
+        self.reassembly = IpReassembly() if reassemble else None
         self.close_linger_ns = close_linger_ns
         self._table = ConnTable(max_connections)
         self._streams = 0
@@ -96,14 +101,16 @@ class TcpAnalyzer:
         if i < 1:
             return []
         ip, tcp = layers[i - 1], layers[i]
+        whole = pkt.reassembled is not None and pkt.reassembled.at == i - 1
         if ip.name == "ipv4":
-            if ip.more_fragments or ip.frag_offset:
+            if (ip.more_fragments or ip.frag_offset) and not whole:
                 return []
-            l4 = ip.total_length - ip.hlen if ip.total_length else len(tcp.buf)
+            l4 = ip.total_length - ip.hlen if ip.total_length and not whole else len(tcp.buf)
         elif ip.name == "ipv6":
-            if ip.fragment is not None:
+            if ip.fragment is not None and not whole:
                 return []
-            l4 = ip.payload_length - (ip.hlen - 40) if ip.payload_length else len(tcp.buf)
+            l4 = (ip.payload_length - (ip.hlen - 40) if ip.payload_length and not whole
+                  else len(tcp.buf))
         else:
             return []
         if tcp.dataofs < 5 or len(tcp.buf) < 20:
@@ -119,12 +126,13 @@ class TcpAnalyzer:
         :func:`rawlab.decode.descent.walk`, shapes it does not know are decoded."""
         w = walk(data, linktype)
         if w is None:
-            return self.feed(frame, ts_ns, descent.decode(data, linktype, hint))
+            return self._decoded(frame, ts_ns, data, linktype, hint)
         net, o, proto, t, stop, marks = w
         n = len(data)
         if proto != 6 or marks & _FRAGMENT or (stop if stop < n else n) - t < 20:
-            if proto != 6 and encapsulates(w, data):  # a tunnel: its TCP is analysed too
-                return self.feed(frame, ts_ns, descent.decode(data, linktype, hint))
+            if (marks & _FRAGMENT and self.reassembly is not None) or (
+                    proto != 6 and encapsulates(w, data)):  # a fragment, or a tunnel
+                return self._decoded(frame, ts_ns, data, linktype, hint)
             return []
         hdr = _TCP.unpack_from(data, t)
         hl = (hdr[4] >> 12) * 4
@@ -139,6 +147,14 @@ class TcpAnalyzer:
             csum = verify_l4(6, src, dst, data[t:stop], 16).verdict
         opts = options_summary(data[t + 20:t + hl]) if hl > 20 else {}
         return self._feed(frame, ts_ns, src, dst, hdr, stop - t, opts, csum)
+
+    def _decoded(self, frame: int, ts_ns: int, data: bytes, linktype: int,
+                  hint: int) -> list[Event]:
+        """:meth:`feed` of the full decode (and IP reassembly) of what the walk left."""
+        pkt = descent.decode(data, linktype, hint)
+        if self.reassembly is not None:
+            pkt = self.reassembly.packet(frame, ts_ns, pkt)
+        return self.feed(frame, ts_ns, pkt)
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""
