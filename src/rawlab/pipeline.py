@@ -99,7 +99,7 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             if writer is not None:
                 writer.write(rec, iface)
                 c.written += 1
-            pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
+            pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status), rec.wirelen)
                    if decode is not None else None)
             if frag:
                 for lay in pkt.layers:  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import ClassVar
 
 
 class LinkType(IntEnum):
@@ -46,10 +47,18 @@ class LinkType(IntEnum):
 
 
 SUPPORTED_LINKTYPES: frozenset[int] = frozenset(int(t) for t in LinkType)
+#: the "link type" of a pcapng custom block (0x00000bad / 0x40000bad): not a packet, but a
+#: record tshark numbers as a frame (its custom data, after the enterprise number); the
+#: record's ``block`` holds (block type, enterprise number)
+PCAPNG_CUSTOM = -1
+PCAPNG_CUSTOM_COPY = 0x00000BAD
+PCAPNG_CUSTOM_NOCOPY = 0x40000BAD
 
 
 def linktype_name(n: int) -> str:
     """``ETHERNET`` for 1, ``LINKTYPE_<n>`` for what rawlab does not know."""
+    if n == PCAPNG_CUSTOM:
+        return "PCAPNG_CUSTOM_BLOCK"
     try:
         return LinkType(n).name
     except ValueError:
@@ -113,12 +122,21 @@ class CaptureInfo:
 class Record:
     """One captured packet: metadata + bytes (``data`` is a copy, valid forever).
 
-    ``interface`` is the capture's interface number (pcapng IDB index; 0 for
-    pcap); ``linktype`` that interface's link type.
+    ``interface`` is the capture's interface number (pcapng IDB index within its
+    section, as tshark's frame.interface_id; 0 for pcap); ``linktype`` that
+    interface's link type. ``section``, ``ts_known`` and ``block`` are class defaults
+    here (0, True, None: a packet of the first section with a timestamp); a
+    :class:`PcapngRecord` carries others.
     """
 
     __slots__ = ("caplen", "csum_status", "data", "direction", "ifindex", "interface",
                  "linktype", "ts_ns", "vlan", "wirelen")
+    #: the pcapng section it came from (0: the first, or any pcap file)
+    section: ClassVar[int] = 0
+    #: False for a record without a timestamp (a Simple Packet Block; ``ts_ns`` is 0)
+    ts_known: ClassVar[bool] = True
+    #: (block type, enterprise number) of a pcapng custom block, else None
+    block: ClassVar[tuple[int, int] | None] = None
 
     def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes, interface: int = 0,
                  direction: int = Direction.UNKNOWN, ifindex: int = 0, vlan: int | None = None,
@@ -147,6 +165,21 @@ class Record:
     def __repr__(self) -> str:
         return (f"<Record ts_ns={self.ts_ns} caplen={self.caplen} wirelen={self.wirelen} "
                 f"linktype={self.linktype} interface={self.interface}>")
+
+
+class PcapngRecord(Record):
+    """A record a plain :class:`Record` cannot say: from a later pcapng section, without
+    a timestamp (Simple Packet Block), or a custom block (``linktype`` PCAPNG_CUSTOM)."""
+
+    __slots__ = ("block", "section", "ts_known")
+
+    def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes,
+                 interface: int = 0, direction: int = Direction.UNKNOWN, *, section: int = 0,
+                 ts_known: bool = True, block: tuple[int, int] | None = None) -> None:
+        super().__init__(ts_ns, wirelen, linktype, data, interface, direction)
+        self.section = section  # type: ignore[misc]
+        self.ts_known = ts_known  # type: ignore[misc]
+        self.block = block  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)

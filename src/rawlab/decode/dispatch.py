@@ -64,14 +64,18 @@ class Reassembled(NamedTuple):
 class Packet:
     """A decoded packet: its layers, and (lazily) the checksum status of each."""
 
-    __slots__ = ("_csums", "data", "hint", "layers", "linktype", "reassembled")
+    __slots__ = ("_csums", "cut", "data", "hint", "layers", "linktype", "reassembled")
 
     def __init__(self, linktype: int, data: memoryview, layers: list[View],
-                 hint: CsumHint = CsumHint.NONE, reassembled: Reassembled | None = None) -> None:
+                 hint: CsumHint = CsumHint.NONE, reassembled: Reassembled | None = None,
+                 cut: bool = True) -> None:
         self.linktype = linktype
         self.data = data
         self.layers = layers
         self.hint = hint
+        #: True unless known that the snaplen did not cut the frame (Decoder.decode's
+        #: wirelen): a length field past the end then means missing bytes
+        self.cut = cut
         #: set when the layers above an IP header decode a reassembled datagram
         self.reassembled = reassembled
         self._csums: tuple[ChecksumStatus | None, ...] | None = None
@@ -120,7 +124,7 @@ class Packet:
         """One entry per layer: a status for layers that carry a checksum, else None."""
         if self._csums is None:
             whole = self.reassembled.at if self.reassembled is not None else -1
-            self._csums = _checksums(self.layers, self.hint, whole)
+            self._csums = _checksums(self.layers, self.hint, whole, self.cut)
         return self._csums
 
     def checksum(self, name: str) -> ChecksumStatus | None:
@@ -138,9 +142,10 @@ class Packet:
         return f"<Packet linktype={self.linktype} {'/'.join(self.names)}>"
 
 
-def _checksums(layers: list[View], hint: CsumHint,
-               whole: int = -1) -> tuple[ChecksumStatus | None, ...]:
-    """``whole``: the index of an IP layer whose payload above is a reassembled datagram."""
+def _checksums(layers: list[View], hint: CsumHint, whole: int = -1,
+               cut: bool = True) -> tuple[ChecksumStatus | None, ...]:
+    """``whole``: the index of an IP layer whose payload above is a reassembled datagram;
+    ``cut``: the snaplen may have cut the frame (see :meth:`Decoder.decode`)."""
     out: list[ChecksumStatus | None] = []
     prev: View | None = None
     reip = layers[whole] if whole >= 0 else None
@@ -149,26 +154,38 @@ def _checksums(layers: list[View], hint: CsumHint,
         if isinstance(lay, Ipv4):
             cs = verify_ipv4_header(lay.buf[: lay.header_len])
         elif isinstance(lay, _L4) and isinstance(prev, Ipv4 | Ipv6):
-            cs = _l4_status(prev, lay, hint, prev is reip)
+            cs = _l4_status(prev, lay, hint, prev is reip, cut)
         out.append(cs)
         prev = lay
     return tuple(out)
 
 
-def _l4_status(ip: Ipv4 | Ipv6, lay: View, hint: CsumHint,
-               reassembled: bool = False) -> ChecksumStatus:
+def _l4_status(ip: Ipv4 | Ipv6, lay: View, hint: CsumHint, reassembled: bool = False,
+               cut: bool = True) -> ChecksumStatus:
+    """The transport checksum's verdict, judged as tshark judges it: a UDP checksum covers
+    the UDP length (bytes past it are not the datagram's); a UDP length past the IP
+    payload leaves it unverified; an IP length past a whole (uncut) frame leaves the
+    bytes there are, over which it is checked."""
     off = _CSUM_OFFSET[type(lay)]
     seg = lay.buf
     v4 = isinstance(ip, Ipv4)
     if isinstance(lay, Icmpv6 if v4 else Icmp):  # the other family's ICMP: no rule to check
         value = (seg[off] << 8 | seg[off + 1]) if len(seg) >= off + 2 else None
         return ChecksumStatus(Verdict.UNVERIFIED, value)
+    whole_ip = not ip.truncated or not cut  # every byte of it captured, or all there is
+    if type(lay) is Udp and len(seg) >= 8:
+        ulen = seg[4] << 8 | seg[5]
+        if ulen > len(seg) and whole_ip:  # "bad length": past the IP payload
+            return ChecksumStatus(Verdict.UNVERIFIED, seg[6] << 8 | seg[7])
+        if 8 <= ulen <= len(seg):
+            seg = seg[:ulen]  # the datagram is whole: trailing bytes are not its
+            whole_ip = True
     if v4:
-        complete = reassembled or (not ip.truncated and not ip.more_fragments)
+        complete = reassembled or (whole_ip and not ip.more_fragments)
         src, dst, proto = ip.src, ip.dst, ip.proto
     else:
         frag = ip.fragment
-        complete = reassembled or (not ip.truncated and not (frag is not None and frag.more))
+        complete = reassembled or (whole_ip and not (frag is not None and frag.more))
         # the pseudo-header's addresses: the final destination of a Routing header, the
         # Home Address option's source (RFC 8200 §8.1, RFC 6275 §6.3)
         src, dst = _home_address(ip), _final_dst(ip)
@@ -237,11 +254,16 @@ class Decoder:
         #: reassembly across packets is the caller's: rawlab.analysis.reassembly)
         self.fragments = fragments
 
-    def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE) -> Packet:
-        """Every layer of ``data`` (never raises; marks say what went wrong)."""
+    def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE,
+               wirelen: int | None = None) -> Packet:
+        """Every layer of ``data`` (never raises; marks say what went wrong). ``wirelen``,
+        the frame's length on the wire, tells a frame the snaplen cut (a length field
+        past the capture: not all bytes are here) from a whole frame that is shorter than
+        its IP header claims (the bytes there are are all there is: checksums are
+        judged over them, as tshark does)."""
         mv = as_view(data)
         return Packet(linktype, mv, descend(mv, linktype, self.table, self.netlink_byteorder),
-                      hint)
+                      hint, cut=wirelen is None or wirelen > len(mv))
 
     #: ``path(data, linktype)``: the layer names :meth:`decode` would give, computed
     #: without building views for the common shapes (for ``--stats``)

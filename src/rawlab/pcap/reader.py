@@ -7,10 +7,17 @@
             rec.ts_ns, rec.caplen, rec.wirelen, rec.linktype, rec.interface, rec.data
         cap.interfaces                           # list[Interface] seen so far
 
-pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders.
-pcapng: SHB (any byte order, several sections), IDB (``if_name``,
-``if_description``, ``if_tsresol``, ``if_tsoffset``), EPB (``epb_flags``
-direction), SPB, the obsolete PB; every other block is skipped.
+pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders; a
+fraction field of 10^6 (10^9) or more is added as it is (1 s + 1,500,000 µs is
+2.5 s), the instant tshark computes with (it also flags such a time invalid).
+pcapng: SHB (any byte order, several sections: a later section's records say
+which, ``rec.section``, and its interfaces are numbered from 0 again, as tshark's
+frame.interface_id), IDB (``if_name``, ``if_description``, ``if_tsresol``,
+``if_tsoffset``), EPB (``epb_flags`` direction), SPB (no timestamp:
+``rec.ts_known`` is False and ``ts_ns`` 0), the obsolete PB, and custom blocks
+(0x00000bad, 0x40000bad), which tshark numbers as frames: each is a record of link
+type ``PCAPNG_CUSTOM`` holding its custom data, so frame numbers agree with
+tshark's. Every other block is skipped.
 
 Bad input raises :class:`~rawlab.errors.RawlabError` with code
 ``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
@@ -30,7 +37,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from rawlab.errors import Exit, RawlabError
-from rawlab.records import Direction, Interface, Record
+from rawlab.records import (
+    PCAPNG_CUSTOM,
+    PCAPNG_CUSTOM_COPY,
+    PCAPNG_CUSTOM_NOCOPY,
+    Direction,
+    Interface,
+    PcapngRecord,
+    Record,
+)
 
 CHUNK = 1 << 20
 MAX_SNAPLEN = 262144  # libpcap's usual largest; a record above max(this, snaplen) is absurd
@@ -203,6 +218,7 @@ class PcapngReader(CaptureReader):
     def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
         super().__init__(f, name, head, **kw)
         self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        self._section = -1  # index of the current section (the first SHB makes it 0)
         self._order("<")
 
     def _order(self, e: str) -> None:
@@ -231,6 +247,8 @@ class PcapngReader(CaptureReader):
                 self._idb(body, offset)
             elif btype == PCAPNG_SHB:
                 self._shb(body, offset)
+            elif btype in (PCAPNG_CUSTOM_COPY, PCAPNG_CUSTOM_NOCOPY) and len(body) >= 4:
+                yield self._custom(btype, body)  # (one without an enterprise number: skipped)
             offset += blen
 
     def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
@@ -296,11 +314,16 @@ class PcapngReader(CaptureReader):
                 if code == EPB_FLAGS and len(val) >= 4:
                     direction = self._u32(val)[0] & 3
         mul, div, off_ns = self._factors[iface]
+        if self._section:
+            return PcapngRecord(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                                self.interfaces[iface].linktype, body[20 : 20 + caplen], iface,
+                                direction, section=self._section)
         return Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
                       self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
 
     def _spb(self, body: bytes, offset: int) -> Record:
-        """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
+        """Simple Packet Block: interface 0, no timestamp (``ts_known`` False, ``ts_ns`` 0),
+        length cut to its snaplen."""
         if not self.interfaces:
             raise _bad(self.name, offset, "simple packet block before any interface")
         if len(body) < 4:
@@ -310,7 +333,16 @@ class PcapngReader(CaptureReader):
         snap = self.interfaces[0].snaplen
         if snap:
             caplen = min(caplen, snap)
-        return Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+        return PcapngRecord(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0,
+                            section=self._section, ts_known=False)
+
+    def _custom(self, btype: int, body: bytes) -> Record:
+        """A custom block: its custom data (after the enterprise number) as a record of
+        link type PCAPNG_CUSTOM, as tshark numbers it (no interface, no timestamp)."""
+        pen = self._u32(body)[0]
+        data = body[4:]
+        return PcapngRecord(0, len(data), PCAPNG_CUSTOM, data, -1, section=self._section,
+                            ts_known=False, block=(btype, pen))
 
     def _pb(self, body: bytes, offset: int, blen: int) -> Record:
         """The obsolete Packet Block (16-bit interface id, drops count)."""
@@ -321,8 +353,8 @@ class PcapngReader(CaptureReader):
         if caplen > len(body) - 20:
             raise _bad(self.name, offset, f"absurd captured length {caplen} "
                        f"in a {blen}-byte block")
-        return Record(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
-                      body[20 : 20 + caplen], iface)
+        return PcapngRecord(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
+                            body[20 : 20 + caplen], iface, section=self._section)
 
     def _idb(self, body: bytes, offset: int) -> None:
         """Interface Description Block: link type, snaplen, name, timestamp resolution."""
@@ -349,6 +381,7 @@ class PcapngReader(CaptureReader):
             raise _bad(self.name, offset, f"unsupported pcapng version {major}")
         self.interfaces = []
         self._factors = []
+        self._section += 1
 
 
 def _text(v: bytes | None) -> str | None:

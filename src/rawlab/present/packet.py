@@ -27,6 +27,7 @@ from rawlab.present.layers import FIELD_FORMATS, LAYER_SHAPES
 from rawlab.present.layers import summary as layers_summary
 from rawlab.records import (
     PACKET_OUTGOING,
+    PCAPNG_CUSTOM,
     Direction,
     Interface,
     LinkType,
@@ -105,8 +106,15 @@ def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
 def packet_json(frame: int, rec: Record, pkt: Packet,
                 interface: str | int | None) -> dict[str, Any]:
     """One NDJSON object (docs/json.md, "packet")."""
-    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9, "ts_ns": rec.ts_ns,
-                           "caplen": rec.caplen, "len": rec.wirelen, "interface": interface}
+    known = rec.ts_known
+    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9 if known else None,
+                           "ts_ns": rec.ts_ns if known else None, "caplen": rec.caplen,
+                           "len": rec.wirelen,
+                           "interface": interface if rec.block is None else None}
+    if rec.block is not None:
+        out["block"] = {"type": rec.block[0], "pen": rec.block[1]}
+    if rec.section:
+        out["section"] = rec.section
     if rec.direction:
         out["direction"] = "in" if rec.direction == Direction.INBOUND else "out"
     if rec.vlan is not None:
@@ -302,6 +310,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
     choices (None: tcpdump's defaults)."""
     st = style or DEFAULT_STYLE
     head = timestamp(rec.ts_ns) if st.clock is None else st.clock(rec.ts_ns)
+    if not rec.ts_known:  # a Simple Packet Block, a custom block: no time, as tshark
+        head = ""
     if interface:
         direction = rec.direction or cooked_direction(pkt)
         if direction:
@@ -389,6 +399,8 @@ def summary(pkt: Packet, wirelen: int) -> str:
                 f"(0x{et:04x}), length {wirelen}")
     if names == ("data",):
         lt = pkt.linktype
+        if lt == PCAPNG_CUSTOM:
+            return f"pcapng custom block, length {wirelen}"
         return f"link type {linktype_name(lt)} ({lt}), not decoded, length {wirelen}"
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
 
@@ -425,9 +437,9 @@ def vsock_summary(vs: Any) -> str:
 
 def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> Iterable[str]:
     """Every field of every layer, with its byte offset in the frame."""
-    yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
-           f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
-                                          else ""))
+    ts = f"ts {rec.ts_ns / 1e9:.9f}" if rec.ts_known else "no timestamp"
+    yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, {ts}"
+           + (f", interface {interface}" if interface is not None else ""))
     base = 0
     re = pkt.reassembled
     for i, (view, csum) in enumerate(zip(pkt.layers, pkt.checksums, strict=False)):
