@@ -124,13 +124,17 @@ class Record:
 
     ``interface`` is the capture's interface number (pcapng IDB index within its
     section, as tshark's frame.interface_id; 0 for pcap); ``linktype`` that
-    interface's link type. ``section``, ``ts_known`` and ``block`` are class defaults
-    here (0, True, None: a packet of the first section with a timestamp); a
-    :class:`PcapngRecord` carries others.
+    interface's link type. ``owners`` is who held the socket at each end, ``(source
+    end, destination end)`` (:class:`SocketOwner` or None for an end that is not a
+    socket of this machine), or None when nobody asked
+    (:mod:`rawlab.analysis.processes` sets it live; the pcapng reader from a file).
+    ``section``, ``ts_known`` and ``block`` are class defaults here (0, True, None: a
+    packet of the first section with a timestamp); a :class:`PcapngRecord` carries
+    others.
     """
 
     __slots__ = ("caplen", "csum_status", "data", "direction", "ifindex", "interface",
-                 "linktype", "ts_ns", "vlan", "wirelen")
+                 "linktype", "owners", "ts_ns", "vlan", "wirelen")
     #: the pcapng section it came from (0: the first, or any pcap file)
     section: ClassVar[int] = 0
     #: False for a record without a timestamp (a Simple Packet Block; ``ts_ns`` is 0)
@@ -151,6 +155,7 @@ class Record:
         self.ifindex = ifindex
         self.vlan = vlan
         self.csum_status = csum_status
+        self.owners: Owners | None = None
 
     @property
     def ts(self) -> float:
@@ -180,6 +185,43 @@ class PcapngRecord(Record):
         self.section = section  # type: ignore[misc]
         self.ts_known = ts_known  # type: ignore[misc]
         self.block = block  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOwner:
+    """Who held the socket at one end of a flow (``rawlab capture --processes``).
+
+    ``state``: :data:`PROCESS` (``pid`` ... are known), :data:`CLOSED` (the socket was
+    closed before rawlab could look it up: the kernel still had it orphaned or in
+    TIME_WAIT, or said it was destroyed; ``uid`` when the kernel kept it),
+    :data:`NO_SOCKET` (the address is this machine's but the kernel had no socket of
+    that flow, and destroyed none: the kernel itself answered, or a raw/packet socket
+    sent it), :data:`UNKNOWN` (no socket found, and nothing tells whether one was
+    closed). ``tid`` is set only for a single-threaded process (which thread of several
+    sent it cannot be known without eBPF). ``netns`` is the inode of the network
+    namespace the socket lives in, ``netns_name`` its name under /run/netns.
+    """
+
+    state: str
+    pid: int | None = None
+    tid: int | None = None
+    comm: str | None = None
+    cmdline: tuple[str, ...] | None = None
+    uid: int | None = None
+    cgroup: str | None = None
+    container: str | None = None
+    netns: int | None = None
+    netns_name: str | None = None
+
+
+PROCESS = "process"
+CLOSED = "closed"
+NO_SOCKET = "no_socket"
+UNKNOWN = "unknown"
+OWNER_STATES = (PROCESS, CLOSED, NO_SOCKET, UNKNOWN)
+
+# (source end, destination end) of one packet
+Owners = tuple[SocketOwner | None, SocketOwner | None]
 
 
 @dataclass(frozen=True, slots=True)

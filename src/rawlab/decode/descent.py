@@ -401,6 +401,32 @@ def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vie
     return by_port(ports, lay.sport, lay.dport, payload) if len(payload) else None
 
 
+_ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})  # these quote the datagram that caused them
+_ICMP6_ERRORS = frozenset({1, 2, 3, 4})
+
+
+def _after_icmp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    """An ICMP error quotes the IP header and first bytes of the datagram that caused it:
+    decoded as a packet of its own (as tcpdump and tshark do)."""
+    payload = lay.payload
+    if lay.truncated or lay.type not in _ICMP_ERRORS or len(payload) < 20 or \
+            payload[0] >> 4 != 4:
+        return None
+    quoted = Ipv4(payload)
+    quoted.fragmented = 0  # a quoted header is not a fragment to reassemble
+    return quoted
+
+
+def _after_icmpv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    payload = lay.payload
+    if lay.truncated or lay.type not in _ICMP6_ERRORS or len(payload) < 40 or \
+            payload[0] >> 4 != 6:
+        return None
+    quoted = Ipv6(payload)
+    quoted.fragmented = 0
+    return quoted
+
+
 #: how to find the layer after one of these views (a view not here ends the walk)
 _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ethernet: _after_ethernet,
@@ -415,6 +441,8 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
         Gre, Erspan, Erspan1, Erspan3, Vxlan, VxlanGpe, Geneve, Mpls, PwControlWord,
         PppoeSession, Pbb, Macsec, Fabricpath, Vntag, Nsh, CiscoMetadata, Avsp, Lwapp, Vlan,
     ), _after_view),
+    Icmp: _after_icmp,
+    Icmpv6: _after_icmpv6,
 }
 #: the transport views whose payload a port table may claim (a leaf for the fast path
 #: while their table is empty, or while neither port is in it)
