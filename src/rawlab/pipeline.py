@@ -1,7 +1,7 @@
 """Records in, outputs out: the two loops every command that reads packets shares.
 
     packets:  records ─▶ [filter] ─▶ [attribute] ─▶ [writer] ─▶ decode (once, if a sink
-              wants it) ─▶ sinks
+              wants it) ─▶ IP reassembly (analysis.reassembly) ─▶ sinks
     batches:  Arrow batches (decode/columns.py) ─▶ batch sinks (odd rows per packet inside)
     tcp:      records ─▶ [attribute] ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
 
@@ -33,7 +33,8 @@ from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.records import CsumHint, Interface, Record
 from rawlab.sockets.bpf import OfflineFilter
 
-if TYPE_CHECKING:  # the analyser is imported only by run_tcp
+if TYPE_CHECKING:  # the analysers are imported only when used
+    from rawlab.analysis.reassembly import IpReassembly
     from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
@@ -83,17 +84,23 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
 
     `interfaces(n)` names interface n of the source. `counts` may be passed in
     so that a caller still has them when the source raises midway. `attribute(rec)`
-    sets ``rec.owners`` and says whether to keep the record.
+    sets ``rec.owners`` and says whether to keep the record. Decoded packets go
+    through IP reassembly (tshark's default; see rawlab.analysis.reassembly for what a
+    fragment then shows).
     """
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
-    decode = Decoder().decode if any(s.decodes for s in sinks) else None
+    decoder = Decoder() if any(s.decodes for s in sinks) else None
+    decode = decoder.decode if decoder is not None else None
+    defrag = _reassembly(decoder).packet if decoder is not None else None
+    frag = defrag is not None
     hooks = [s.packet for s in sinks]
     one = hooks[0] if len(hooks) == 1 else None
     try:
         for rec in records:
             c.seen += 1
-            if filt is not None and not filt.match(rec.linktype, rec.data, rec.wirelen):
+            if filt is not None and (rec.block is not None  # a pcapng custom block
+                                     or not filt.match(rec.linktype, rec.data, rec.wirelen)):
                 continue
             if attribute is not None and not attribute(rec):
                 continue
@@ -102,8 +109,13 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             if writer is not None:
                 writer.write(rec, iface)
                 c.written += 1
-            pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
+            pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status), rec.wirelen)
                    if decode is not None else None)
+            if frag:
+                for lay in pkt.layers:  # type: ignore[union-attr]
+                    if lay.fragmented:  # an IP fragment: reassembly shows it
+                        pkt = defrag(c.seen, rec.ts_ns, pkt)  # type: ignore[arg-type,misc]
+                        break
             if one is not None:
                 one(c.seen, rec, pkt, iface)
             else:
@@ -119,6 +131,12 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             for s in sinks:
                 s.close()
     return c
+
+
+def _reassembly(decoder: Decoder) -> IpReassembly:
+    from rawlab.analysis.reassembly import IpReassembly
+
+    return IpReassembly(decoder)
 
 
 class BatchSink(Protocol):

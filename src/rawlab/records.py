@@ -15,24 +15,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import ClassVar
 
 
 class LinkType(IntEnum):
+    """The pcap LINKTYPE_* values rawlab decodes (tcpdump.org/linktypes.html)."""
+
+    NULL = 0  # BSD loopback: 4-byte address family, host byte order
     ETHERNET = 1
+    SLIP = 8
+    PPP = 9
+    PPP_HDLC = 50
+    ATM_RFC1483 = 100  # LLC/SNAP-encapsulated ATM: the frame starts with LLC
     RAW = 101
+    C_HDLC = 104
+    IEEE802_11 = 105
+    LOOP = 108  # OpenBSD loopback: the family in network byte order
     LINUX_SLL = 113
+    IEEE802_11_RADIOTAP = 127
+    JUNIPER_ATM1 = 137
+    USER2 = 149  # macOS wrote PKTAP records under this number
+    JUNIPER_ETHER = 178
     IPV4 = 228
     IPV6 = 229
+    NFLOG = 239
+    IPOIB = 242
     NETLINK = 253
+    PKTAP = 258
     VSOCK = 271
     LINUX_SLL2 = 276
 
 
 SUPPORTED_LINKTYPES: frozenset[int] = frozenset(int(t) for t in LinkType)
+#: the "link type" of a pcapng custom block (0x00000bad / 0x40000bad): not a packet, but a
+#: record tshark numbers as a frame (its custom data, after the enterprise number); the
+#: record's ``block`` holds (block type, enterprise number)
+PCAPNG_CUSTOM = -1
+PCAPNG_CUSTOM_COPY = 0x00000BAD
+PCAPNG_CUSTOM_NOCOPY = 0x40000BAD
 
 
 def linktype_name(n: int) -> str:
     """``ETHERNET`` for 1, ``LINKTYPE_<n>`` for what rawlab does not know."""
+    if n == PCAPNG_CUSTOM:
+        return "PCAPNG_CUSTOM_BLOCK"
     try:
         return LinkType(n).name
     except ValueError:
@@ -55,6 +81,7 @@ ARPHRD_TUNNEL = 768
 ARPHRD_TUNNEL6 = 769
 ARPHRD_LOOPBACK = 772
 ARPHRD_SIT = 776
+ARPHRD_IEEE80211 = 801
 ARPHRD_IEEE80211_RADIOTAP = 803
 ARPHRD_NETLINK = 824
 ARPHRD_VSOCKMON = 826
@@ -95,15 +122,25 @@ class CaptureInfo:
 class Record:
     """One captured packet: metadata + bytes (``data`` is a copy, valid forever).
 
-    ``interface`` is the capture's interface number (pcapng IDB index; 0 for
-    pcap); ``linktype`` that interface's link type. ``owners`` is who held the socket at
-    each end, ``(source end, destination end)`` (:class:`SocketOwner` or None for an end
-    that is not a socket of this machine), or None when nobody asked
+    ``interface`` is the capture's interface number (pcapng IDB index within its
+    section, as tshark's frame.interface_id; 0 for pcap); ``linktype`` that
+    interface's link type. ``owners`` is who held the socket at each end, ``(source
+    end, destination end)`` (:class:`SocketOwner` or None for an end that is not a
+    socket of this machine), or None when nobody asked
     (:mod:`rawlab.analysis.processes` sets it live; the pcapng reader from a file).
+    ``section``, ``ts_known`` and ``block`` are class defaults here (0, True, None: a
+    packet of the first section with a timestamp); a :class:`PcapngRecord` carries
+    others.
     """
 
     __slots__ = ("caplen", "csum_status", "data", "direction", "ifindex", "interface",
                  "linktype", "owners", "ts_ns", "vlan", "wirelen")
+    #: the pcapng section it came from (0: the first, or any pcap file)
+    section: ClassVar[int] = 0
+    #: False for a record without a timestamp (a Simple Packet Block; ``ts_ns`` is 0)
+    ts_known: ClassVar[bool] = True
+    #: (block type, enterprise number) of a pcapng custom block, else None
+    block: ClassVar[tuple[int, int] | None] = None
 
     def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes, interface: int = 0,
                  direction: int = Direction.UNKNOWN, ifindex: int = 0, vlan: int | None = None,
@@ -133,6 +170,21 @@ class Record:
     def __repr__(self) -> str:
         return (f"<Record ts_ns={self.ts_ns} caplen={self.caplen} wirelen={self.wirelen} "
                 f"linktype={self.linktype} interface={self.interface}>")
+
+
+class PcapngRecord(Record):
+    """A record a plain :class:`Record` cannot say: from a later pcapng section, without
+    a timestamp (Simple Packet Block), or a custom block (``linktype`` PCAPNG_CUSTOM)."""
+
+    __slots__ = ("block", "section", "ts_known")
+
+    def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes,
+                 interface: int = 0, direction: int = Direction.UNKNOWN, *, section: int = 0,
+                 ts_known: bool = True, block: tuple[int, int] | None = None) -> None:
+        super().__init__(ts_ns, wirelen, linktype, data, interface, direction)
+        self.section = section  # type: ignore[misc]
+        self.ts_known = ts_known  # type: ignore[misc]
+        self.block = block  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)

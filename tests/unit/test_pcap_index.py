@@ -44,7 +44,8 @@ def index_view(path: Path) -> tuple[list[tuple[object, ...]], str | None, FrameI
     for i in range(len(idx)):
         r = idx.record(i)
         assert idx.ts_ns(i) == r.ts_ns and idx.interface_of(i) == r.interface
-        assert idx.interfaces[r.interface].linktype == r.linktype
+        if r.interface >= 0:  # (a custom block's record has no interface)
+            assert idx.interfaces[r.interface].linktype == r.linktype
         out.append((r.ts_ns, r.data, r.wirelen, r.linktype, r.direction))
     return out, idx.problem, idx
 
@@ -100,8 +101,11 @@ def test_sections_resolutions_and_simple_blocks(tmp_path: Path, e: str) -> None:
     idx = same_as_reader(f)
     # interfaces numbered across sections: the second section's two are 2 and 3
     assert [(i.id, i.linktype) for i in idx.interfaces] == [(0, 1), (1, 101), (2, 101), (3, 1)]
-    assert [idx.interface_of(i) for i in range(4)] == [0, 1, 2, 3]
-    assert [idx.ts_ns(i) for i in range(4)] == [1_500_000_000, 2_000_000_001, 0, 3_000_000_000]
+    # the custom block is a record without an interface or a time, as the reader's
+    assert [idx.interface_of(i) for i in range(5)] == [-1, 0, 1, 2, 3]
+    assert [idx.ts_ns(i) for i in range(5)] == [0, 1_500_000_000, 2_000_000_001, 0,
+                                                3_000_000_000]
+    assert idx.record(0).data == b"om\x00\x00" and idx.record(0).linktype == -1
 
 
 def test_pcap_byte_orders_and_nanoseconds(tmp_path: Path) -> None:

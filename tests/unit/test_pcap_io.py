@@ -18,7 +18,7 @@ import pytest
 from rawlab.errors import Exit, RawlabError
 from rawlab.pcap.reader import open_file, read_records
 from rawlab.pcap.writer import PcapngWriter, PcapWriter
-from rawlab.records import Direction, LinkType, Record
+from rawlab.records import PCAPNG_CUSTOM, Direction, LinkType, Record
 
 pytestmark = pytest.mark.unit
 
@@ -152,13 +152,17 @@ def test_pcapng_resolutions_offsets_spb_and_unknown_blocks(e: str) -> None:
             + idb(1, e=e)  # default µs
             + idb(101, opt(9, b"\x09", e) + opt(2, b"raw0", e), e)  # ns
             + idb(1, opt(9, b"\x8a", e) + opt(14, struct.pack(e + "q", 5), e), e)  # 2^-10, +5 s
-            + block(0x0BAD, b"custom stuff", e)  # unknown: skipped
+            + block(0x0BAD, b"custom stuff", e)  # a custom block: a record, as tshark's frames
             + block(4, b"\x00\x00\x00\x00", e)  # name resolution: skipped
             + epb(0, 1_500_000, ETH, e)
             + epb(1, 2_000_000_001, RAW_ICMP, e)
             + epb(2, 1024 * 3, ETH, e)
             + block(5, struct.pack(e + "III", 0, 0, 0), e))  # ISB: skipped
-    recs = list(read_records(io.BytesIO(blob)))
+    everything = list(read_records(io.BytesIO(blob)))
+    custom = everything[0]
+    assert (custom.linktype, custom.data, custom.block, custom.ts_known) == (
+        PCAPNG_CUSTOM, b"om stuff", (0x0BAD, struct.unpack(e + "I", b"cust")[0]), False)
+    recs = [r for r in everything if r.block is None]
     assert [r.ts_ns for r in recs] == [1_500_000_000, 2_000_000_001, 8_000_000_000]
     assert [r.linktype for r in recs] == [1, 101, 1]
     # a new section starts over: its SPB uses the new section's interface 0

@@ -92,7 +92,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)
         pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
-                     interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
+                     interfaces=lambda i: cap.interfaces[i] if 0 <= i < len(cap.interfaces)
                      else None, counts=counts)
 
 

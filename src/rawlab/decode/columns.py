@@ -701,8 +701,11 @@ class _Frames:
         l4_end = np.where(v4, net_at + self.tl4, np.where(v6, net_at + 40 + self.pl6, 0))
         self.l4_len = l4_len = np.maximum(l4_end - l4_at, 0)  # the IP header's (tcpdump's)
         leave((v4 | v6) & (l4_len == 0), IP)
-        # a snaplen cut the payload (not a header): fast, its transport checksum unverified
+        # a snaplen cut the payload (not a header): fast, its transport checksum unverified;
+        # an IP length past a frame the snaplen did not cut is judged over the bytes there
+        # are (dispatch: Decoder.decode's wirelen): per packet
         c["complete"] = self.cap >= l4_end
+        leave((v4 | v6) & (self.cap < l4_end) & (c["wirelen"].astype(np.int64) <= self.cap), IP)
         self.l4_cap = np.minimum(l4_end, self.cap) - l4_at  # the segment's captured bytes
         c["l4_offset"] = l4_at.astype(np.uint16)
         c["l4_length"] = l4_len.astype(np.uint32)

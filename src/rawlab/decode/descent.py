@@ -37,18 +37,78 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rawlab.decode.arp import Arp
+from rawlab.decode.cdp import Cdp
+from rawlab.decode.chdlc import CHDLC_CDP, CHDLC_SLARP, Chdlc, Slarp
+from rawlab.decode.cisco import ETH_P_AVSP, ETH_P_CMD, Avsp, CiscoMetadata
+from rawlab.decode.erspan import Erspan, Erspan1, Erspan3
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
+from rawlab.decode.fabricpath import ETH_P_FABRICPATH, Fabricpath
+from rawlab.decode.geneve import GENEVE_PORT, Geneve
+from rawlab.decode.gre import (
+    GRE_ARUBA,
+    GRE_CDP,
+    GRE_ERSPAN_I,
+    GRE_ERSPAN_II,
+    GRE_ERSPAN_III,
+    GRE_PPP,
+    Gre,
+)
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
+from rawlab.decode.ieee80211 import Wlan
+from rawlab.decode.ipoib import Ipoib
 from rawlab.decode.ipv4 import Ipv4
 from rawlab.decode.ipv6 import EXT_HEADERS, NH_FRAGMENT, NH_NONE, Ipv6
+from rawlab.decode.juniper import Juniper, JuniperEther
+from rawlab.decode.llc import CISCO_PID_CDP, CISCO_PID_PVST, OUI_CISCO, SAP_STP, Llc, snap_key
+from rawlab.decode.lldp import Lldp
+from rawlab.decode.lwapp import LWAPP_DATA_PORT, Lwapp
+from rawlab.decode.macsec import ETH_P_MACSEC, Macsec
+from rawlab.decode.mpls import MPLS_PORT, Mpls, PwControlWord
 from rawlab.decode.netlink import Netlink
-from rawlab.decode.sll import Sll, Sll2
+from rawlab.decode.nflog import Nflog
+from rawlab.decode.nsh import ETH_P_NSH, Nsh
+from rawlab.decode.null import Loop, Null
+from rawlab.decode.pbb import ETH_P_PBB, Pbb
+from rawlab.decode.pktap import Pktap
+from rawlab.decode.ppp import (
+    PPP_CCP,
+    PPP_CHAP,
+    PPP_IP,
+    PPP_IPCP,
+    PPP_IPV6,
+    PPP_IPV6CP,
+    PPP_LCP,
+    PPP_MPLS_MC,
+    PPP_MPLS_UC,
+    PPP_PAP,
+    Ccp,
+    Chap,
+    Ipcp,
+    Ipv6cp,
+    Lcp,
+    Pap,
+    Ppp,
+)
+from rawlab.decode.pppoe import ETH_P_PPP_DISC, ETH_P_PPP_SES, PppoeDiscovery, PppoeSession
+from rawlab.decode.radiotap import Radiotap
+from rawlab.decode.slip import Slip
+from rawlab.decode.sll import LINUX_SLL_P_802_2, Sll, Sll2
+from rawlab.decode.stp import Stp
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
-from rawlab.decode.view import Buffer, Raw, View
+from rawlab.decode.view import Buffer, Raw, View, as_view
+from rawlab.decode.vlan import Vlan
+from rawlab.decode.vntag import ETH_P_VNTAG, Vntag
 from rawlab.decode.vsockmon import Vsockmon
-from rawlab.records import ARPHRD_NETLINK, CsumHint, LinkType
+from rawlab.decode.vxlan import VXLAN_GPE_PORT, VXLAN_PORT, Vxlan, VxlanGpe
+from rawlab.records import (
+    ARPHRD_IEEE80211,
+    ARPHRD_IEEE80211_RADIOTAP,
+    ARPHRD_NETLINK,
+    CsumHint,
+    LinkType,
+)
 
 if TYPE_CHECKING:
     from rawlab.decode.dispatch import Decoder, Packet
@@ -79,14 +139,25 @@ IPPROTO_IPIP = 4
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_IPV6 = 41
+IPPROTO_GRE = 47
 IPPROTO_ICMPV6 = 58
 IPPROTO_UDPLITE = 136
-MAX_LAYERS = 12
+IPPROTO_MPLS = 137
+ETH_P_RARP = 0x8035
+ETH_P_TEB = 0x6558  # Transparent Ethernet Bridging: an Ethernet frame (GRE, Geneve, NSH)
+ETH_P_MPLS_UC = 0x8847
+ETH_P_MPLS_MC = 0x8848
+ETH_P_LLDP = 0x88CC
+MAX_LAYERS = 24
 
 ViewCtor = Callable[[memoryview], View]
+#: a constructor in a port table may also be a heuristic: None means "not mine"
+PortCtor = Callable[[memoryview], View | None]
 
 
 def _raw_ip(mv: memoryview) -> View:
+    """IPv4 or IPv6 by the version nibble (raw IP link types, MPLS, SLIP); other
+    versions are not IP: data."""
     v = mv[0] >> 4 if len(mv) else 0
     if v == 4:
         return Ipv4(mv)
@@ -95,29 +166,102 @@ def _raw_ip(mv: memoryview) -> View:
     return Raw(mv, None)
 
 
+def _other_version(lay: Ipv4 | Ipv6) -> View:
+    """An IPv4 or IPv6 header whose version nibble says otherwise (malformed, so the walk
+    stopped at it): as Wireshark's "ip" dissector, an IPv4 position holding version 6 is
+    IPv6; any other version is not decoded as IP but kept as data."""
+    mv = lay.buf
+    if type(lay) is Ipv4 and lay.version == 6:
+        return Ipv6(mv)
+    return Raw(mv, ETH_P_IP if type(lay) is Ipv4 else ETH_P_IPV6)
+
+
+def _ppp_hdlc(mv: memoryview) -> View:
+    """Link type PPP_HDLC: PPP, or Cisco HDLC when the first byte says so (0x0f, 0x8f)."""
+    if len(mv) and mv[0] in (0x0F, 0x8F):
+        return Chdlc(mv)
+    return Ppp(mv)
+
+
 @dataclass
 class DispatchTable:
-    """Which view decodes what: link type → first layer, EtherType and IP protocol → next."""
+    """Which view decodes what. Each dict maps a number (or a name) to a view constructor.
+
+    ``link``: pcap link type -> the first layer. ``ethertype``: EtherType (also Linux
+    cooked headers' protocol, GRE's, Geneve's ...) -> next layer. ``ip_proto``: IP
+    protocol -> next layer. The tables of the protocols that name what follows in
+    their own numbers: ``ppp`` (PPP protocol), ``llc`` (802.2 DSAP), ``snap``
+    (:func:`~rawlab.decode.llc.snap_key` of a SNAP OUI and PID that is not an
+    EtherType), ``chdlc`` (Cisco HDLC's own values), ``gre`` (GRE protocols that are
+    not EtherTypes: ERSPAN, PPP, Aruba). ``encap``: what a header names without a
+    number ("eth", "ip" by version, "llc", "wlan", "ppp", "pwcw").
+
+    **Ports** (``udp_port``, ``tcp_port``): a well-known port -> the view of what the
+    segment or datagram carries, tried as Wireshark does: the lower of the two ports
+    first, then the higher (port 0 never), on a non-empty payload. A constructor may be
+    a heuristic that answers None ("not mine": the other port is tried, then the walk
+    ends with the transport layer); one that raises is treated as None. Add entries
+    here, one line per protocol, keyed by the IANA port.
+    """
 
     link: dict[int, ViewCtor] = field(default_factory=dict)
     ethertype: dict[int, ViewCtor] = field(default_factory=dict)
     ip_proto: dict[int, ViewCtor] = field(default_factory=dict)
+    ppp: dict[int, ViewCtor] = field(default_factory=dict)
+    llc: dict[int, ViewCtor] = field(default_factory=dict)
+    snap: dict[int, ViewCtor] = field(default_factory=dict)
+    chdlc: dict[int, ViewCtor] = field(default_factory=dict)
+    gre: dict[int, ViewCtor] = field(default_factory=dict)
+    encap: dict[str, ViewCtor] = field(default_factory=dict)
+    # ---- ports: UDP and TCP payloads by well-known port (see the class docstring) ----
+    udp_port: dict[int, PortCtor] = field(default_factory=dict)
+    tcp_port: dict[int, PortCtor] = field(default_factory=dict)
+    #: the walk's steps for this table, made on first use (a transport whose port table
+    #: is empty ends the walk without a call): fill the tables before decoding
+    steps: dict[type, Any] | None = field(default=None, repr=False, compare=False)
+
+    def build_steps(self) -> dict[type, Any]:
+        self.steps = {k: v for k, v in _AFTER.items()
+                      if k not in _PORT_VIEWS or getattr(self, _PORT_VIEWS[k])}
+        return self.steps
 
 
 def build_table() -> DispatchTable:
     """The default table, built when called (nothing happens at import)."""
     return DispatchTable(
         link={
+            LinkType.NULL: Null,
             LinkType.ETHERNET: Ethernet,
+            LinkType.SLIP: Slip,
+            LinkType.PPP: Ppp,
+            LinkType.PPP_HDLC: _ppp_hdlc,
+            LinkType.ATM_RFC1483: Llc,
             LinkType.RAW: _raw_ip,
+            LinkType.C_HDLC: Chdlc,
+            LinkType.IEEE802_11: Wlan,
+            LinkType.LOOP: Loop,
+            LinkType.LINUX_SLL: Sll,
+            LinkType.IEEE802_11_RADIOTAP: Radiotap,
+            LinkType.JUNIPER_ATM1: Juniper,
+            LinkType.USER2: Pktap,
+            LinkType.JUNIPER_ETHER: JuniperEther,
             LinkType.IPV4: Ipv4,
             LinkType.IPV6: Ipv6,
-            LinkType.LINUX_SLL: Sll,
-            LinkType.LINUX_SLL2: Sll2,
+            LinkType.NFLOG: Nflog,
+            LinkType.IPOIB: Ipoib,
             LinkType.NETLINK: Sll,
+            LinkType.PKTAP: Pktap,
             LinkType.VSOCK: Vsockmon,
+            LinkType.LINUX_SLL2: Sll2,
         },
-        ethertype={ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6, ETH_P_ARP: Arp},
+        ethertype={
+            ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6, ETH_P_ARP: Arp,
+            ETH_P_RARP: Arp, ETH_P_TEB: Ethernet, ETH_P_MPLS_UC: Mpls, ETH_P_MPLS_MC: Mpls,
+            ETH_P_PPP_DISC: PppoeDiscovery, ETH_P_PPP_SES: PppoeSession, ETH_P_LLDP: Lldp,
+            ETH_P_PBB: Pbb, ETH_P_MACSEC: Macsec, ETH_P_FABRICPATH: Fabricpath,
+            ETH_P_VNTAG: Vntag, ETH_P_NSH: Nsh, ETH_P_CMD: CiscoMetadata, ETH_P_AVSP: Avsp,
+            **dict.fromkeys(VLAN_TPIDS, Vlan),  # a tag after another header than Ethernet's
+        },
         ip_proto={
             IPPROTO_TCP: Tcp,
             IPPROTO_UDP: Udp,
@@ -125,7 +269,23 @@ def build_table() -> DispatchTable:
             IPPROTO_ICMPV6: Icmpv6,
             IPPROTO_IPIP: Ipv4,
             IPPROTO_IPV6: Ipv6,
+            IPPROTO_GRE: Gre,
+            IPPROTO_MPLS: Mpls,
         },
+        ppp={PPP_IP: Ipv4, PPP_IPV6: Ipv6, PPP_MPLS_UC: Mpls,
+             PPP_MPLS_MC: Mpls, PPP_LCP: Lcp, PPP_IPCP: Ipcp, PPP_IPV6CP: Ipv6cp,
+             PPP_CCP: Ccp, PPP_PAP: Pap, PPP_CHAP: Chap},
+        llc={SAP_STP: Stp},
+        snap={snap_key(OUI_CISCO, CISCO_PID_CDP): Cdp, snap_key(OUI_CISCO, CISCO_PID_PVST): Stp},
+        chdlc={CHDLC_SLARP: Slarp, CHDLC_CDP: Cdp},
+        gre={GRE_ERSPAN_II: Erspan, GRE_ERSPAN_I: Erspan1, GRE_ERSPAN_III: Erspan3,
+             GRE_PPP: Ppp, GRE_CDP: Cdp, **dict.fromkeys(GRE_ARUBA, Wlan)},
+        encap={"eth": Ethernet, "ip": _raw_ip, "llc": Llc, "wlan": Wlan, "ppp": Ppp,
+               "pwcw": PwControlWord},
+        # ---- ports (well-known only; one line per protocol) ----
+        udp_port={VXLAN_PORT: Vxlan, VXLAN_GPE_PORT: VxlanGpe, GENEVE_PORT: Geneve,
+                  MPLS_PORT: Mpls, LWAPP_DATA_PORT: Lwapp},
+        tcp_port={},
     )
 
 
@@ -141,6 +301,11 @@ def _after_ethernet(lay: Any, table: DispatchTable, linktype: int, order: str) -
     buf = lay.buf
     if len(buf) <= hl or key in VLAN_TPIDS:  # nothing after, or a tag cut short
         return None
+    if key < 0x0600:  # an 802.3 length: LLC, bounded by it (padding excluded)
+        body = buf[hl : hl + key]
+        if len(body) >= 2 and body[0] == 0xFF and body[1] == 0xFF:
+            return Raw(body, None)  # Novell's raw 802.3: IPX without LLC
+        return Llc(body) if len(body) else None
     return _next(table.ethertype.get(key), buf[hl:], key)
 
 
@@ -149,9 +314,16 @@ def _after_sll(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vie
     buf = lay.buf
     if len(buf) <= hl:
         return None
-    if lay.hatype == ARPHRD_NETLINK or (linktype == LinkType.NETLINK and type(lay) is Sll):
+    hatype = lay.hatype
+    if hatype == ARPHRD_NETLINK or (linktype == LinkType.NETLINK and type(lay) is Sll):
         return Netlink(buf[hl:], lay.protocol, order)
+    if hatype == ARPHRD_IEEE80211_RADIOTAP:
+        return Radiotap(buf[hl:])
+    if hatype == ARPHRD_IEEE80211:
+        return Wlan(buf[hl:])
     key = lay.protocol
+    if key == LINUX_SLL_P_802_2:
+        return Llc(buf[hl:])
     return _next(table.ethertype.get(key), buf[hl:], key)
 
 
@@ -178,6 +350,57 @@ def _after_ipv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vi
     return _next(table.ip_proto.get(key), payload, key)
 
 
+def _after_view(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    """The layers that say what follows them: ``next_table`` names the table (an
+    attribute of :class:`DispatchTable`), ``next_key`` the entry (None: nothing to
+    follow). A key the table lacks gives data that keeps the number."""
+    if len(lay.buf) < lay.header_len:
+        return None  # the header itself was cut short
+    key = lay.next_key
+    if key is None:
+        return None
+    payload = lay.payload
+    if not len(payload):
+        return None
+    ctor = getattr(table, lay.next_table).get(key)
+    if ctor is None:
+        return Raw(payload, key if isinstance(key, int) else None)
+    return ctor(payload)
+
+
+def by_port(ports: dict[int, PortCtor], sport: int, dport: int,
+            payload: memoryview) -> View | None:
+    """The view a port table gives a payload: the lower port first, then the higher
+    (Wireshark's order); None when neither claims it."""
+    lo, hi = (sport, dport) if sport <= dport else (dport, sport)
+    for p in (lo, hi) if lo != hi else (lo,):
+        ctor = ports.get(p) if p else None
+        if ctor is not None:
+            try:
+                got = ctor(payload)
+            except Exception:
+                got = None
+            if got is not None:
+                return got
+    return None
+
+
+def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    ports = table.udp_port
+    if not ports or len(lay.buf) < 8:
+        return None
+    payload = lay.payload
+    return by_port(ports, lay.sport, lay.dport, payload) if len(payload) else None
+
+
+def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    ports = table.tcp_port
+    if not ports or len(lay.buf) < lay.header_len:
+        return None
+    payload = lay.payload
+    return by_port(ports, lay.sport, lay.dport, payload) if len(payload) else None
+
+
 _ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})  # these quote the datagram that caused them
 _ICMP6_ERRORS = frozenset({1, 2, 3, 4})
 
@@ -189,7 +412,9 @@ def _after_icmp(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vi
     if lay.truncated or lay.type not in _ICMP_ERRORS or len(payload) < 20 or \
             payload[0] >> 4 != 4:
         return None
-    return Ipv4(payload)
+    quoted = Ipv4(payload)
+    quoted.fragmented = 0  # a quoted header is not a fragment to reassemble
+    return quoted
 
 
 def _after_icmpv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
@@ -197,7 +422,9 @@ def _after_icmpv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> 
     if lay.truncated or lay.type not in _ICMP6_ERRORS or len(payload) < 40 or \
             payload[0] >> 4 != 6:
         return None
-    return Ipv6(payload)
+    quoted = Ipv6(payload)
+    quoted.fragmented = 0
+    return quoted
 
 
 #: how to find the layer after one of these views (a view not here ends the walk)
@@ -207,9 +434,21 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Sll2: _after_sll,
     Ipv4: _after_ipv4,
     Ipv6: _after_ipv6,
+    Udp: _after_udp,
+    Tcp: _after_tcp,
+    **dict.fromkeys((
+        Null, Loop, Slip, Ppp, Chdlc, Nflog, Ipoib, Pktap, JuniperEther, Radiotap, Wlan, Llc,
+        Gre, Erspan, Erspan1, Erspan3, Vxlan, VxlanGpe, Geneve, Mpls, PwControlWord,
+        PppoeSession, Pbb, Macsec, Fabricpath, Vntag, Nsh, CiscoMetadata, Avsp, Lwapp, Vlan,
+    ), _after_view),
     Icmp: _after_icmp,
     Icmpv6: _after_icmpv6,
 }
+#: the transport views whose payload a port table may claim (a leaf for the fast path
+#: while their table is empty, or while neither port is in it)
+_PORT_VIEWS: dict[type, str] = {Udp: "udp_port", Tcp: "tcp_port"}
+#: the version nibble each IP view expects
+_IP_VERSION: dict[type, int] = {Ipv4: 4, Ipv6: 6}
 
 
 def descend(mv: memoryview, linktype: int, table: DispatchTable,
@@ -218,18 +457,40 @@ def descend(mv: memoryview, linktype: int, table: DispatchTable,
     ctor = table.link.get(linktype)
     if ctor is None:
         return [Raw(mv, linktype)]
-    lay = ctor(mv)
-    layers: list[View] = [lay]
-    after = _AFTER.get
+    layers: list[View] = [ctor(mv)]
+    _extend(layers, table, linktype, netlink_byteorder)
+    return layers
+
+
+def _extend(layers: list[View], table: DispatchTable, linktype: int, order: str) -> None:
+    """Append the layers that follow ``layers[-1]`` (the walk's loop)."""
+    lay = layers[-1]
+    after = (table.steps or table.build_steps()).get
     while len(layers) < MAX_LAYERS:
         step = after(type(lay))
         if step is None or lay.malformed:
             break
-        nxt = step(lay, table, linktype, netlink_byteorder)
+        nxt = step(lay, table, linktype, order)
         if nxt is None:
             break
         layers.append(nxt)
         lay = nxt
+    if lay.malformed and type(lay) in _IP_VERSION and lay.version != _IP_VERSION[
+            type(lay)] and len(lay.buf):  # (a version nibble not captured is not wrong)
+        layers[-1] = _other_version(lay)  # type: ignore[arg-type]
+        if type(layers[-1]) is Ipv6:
+            _extend(layers, table, linktype, order)
+
+
+def above_ip(proto: int, payload: Buffer, table: DispatchTable,
+             linktype: int = 0) -> list[View]:
+    """The layers of a whole IP payload of protocol ``proto`` (a reassembled datagram):
+    what the protocol names, and the walk on from there (never raises)."""
+    mv = as_view(payload)
+    if not len(mv):
+        return []
+    layers = [_next(table.ip_proto.get(proto), mv, proto)]
+    _extend(layers, table, linktype, "=")
     return layers
 
 
@@ -281,15 +542,17 @@ def walk(data: bytes, linktype: int) -> Walk | None:
         if net != 0x0800:
             if net == ETH_P_IPV6:
                 return _ipv6(data, o, n)
+            if net < 0x0600:
+                return None  # an 802.3 length (or Linux cooked 802.2/802.3): LLC, decode it
             return (net, o, NO_L4, 0, 0, 0)
         if n < o + 20:
-            return _IP4_END
+            return _IP4_END if n == o or data[o] >> 4 == 4 else None
         vihl, tl, frag, proto = _IP4_FIELDS.unpack_from(data, o)
     # IPv4, as the Ipv4 view and _after_ipv4 see it (inline: the commonest case):
     # a version other than 4, an IHL below 5 or a total length below the header is
     # malformed; no payload captured (or none by the length) ends the walk too.
     if not 0x45 <= vihl <= 0x4F:
-        return _IP4_END
+        return _IP4_END if vihl >> 4 == 4 else None  # another version: decode it
     l4 = o + (vihl & 15) * 4
     if n <= l4:
         return _IP4_END
@@ -343,13 +606,15 @@ def _link(data: bytes, n: int, linktype: int) -> tuple[int, int] | Walk | None:
         return None
     if halen > 8:
         return _LINK_ONLY  # malformed
-    if hatype == ARPHRD_NETLINK:
+    if hatype in (ARPHRD_NETLINK, ARPHRD_IEEE80211_RADIOTAP, ARPHRD_IEEE80211):
         return None
     return data[net] << 8 | data[net + 1], hl
 
 
 def _ipv6(data: bytes, o: int, n: int) -> Walk | None:
-    if n - o < 40 or data[o] >> 4 != 6:
+    if n > o and data[o] >> 4 != 6:
+        return None  # not IPv6 after all: decode it
+    if n - o < 40:
         return _IP6_END
     nh = data[o + 6]
     if nh in EXT_HEADERS:
@@ -366,41 +631,123 @@ def _ipv6(data: bytes, o: int, n: int) -> Walk | None:
     return (ETH_P_IPV6, o, nh, o + 40, stop, marks)
 
 
+# ---- what the fast walk leaves undecoded: tunnels --------------------------------------------
+
+_ENCAP: dict[str, Any] = {}
+
+
+def encapsulates(w: Walk, data: bytes) -> bool:
+    """Whether the default table decodes more layers after where :func:`walk` stopped:
+    an EtherType or IP protocol of a tunnel (MPLS, PPPoE, GRE, IP in IP ...), or a UDP
+    datagram whose port a tunnel claims (VXLAN, Geneve ...). The TCP analyser's fast
+    path then decodes the packet, so a tunnelled connection is analysed too."""
+    proto = w[2]
+    if proto == IPPROTO_UDP:
+        try:
+            sp, dp = _PORTS.unpack_from(data, w[3])
+        except struct.error:
+            return False
+        ports = tunnel_udp_ports()
+        return (sp in ports or dp in ports) and not w[5] & FRAG_LATER
+    enc = _ENCAP or _encap_init()
+    if proto == NO_L4:
+        return w[0] in enc["net"]
+    return proto in enc["proto"] and not w[5] & FRAG_LATER
+
+
+def tunnel_udp_ports() -> frozenset[int]:
+    """The UDP ports a tunnel of the default table claims (VXLAN, Geneve ...): what
+    :func:`encapsulates` decodes further."""
+    return _ENCAP.get("udp") or _encap_init()["udp"]
+
+
+def _encap_init() -> dict[str, Any]:
+    t = build_table()
+    _ENCAP["net"] = frozenset(k for k, c in t.ethertype.items() if k not in _IP_VIEW and (
+        not isinstance(c, type) or c in _AFTER))
+    _ENCAP["proto"] = frozenset(k for k, c in t.ip_proto.items()
+                                if k not in (IPPROTO_UDP, IPPROTO_TCP)
+                                and (not isinstance(c, type) or c in _AFTER))
+    _ENCAP["udp"] = frozenset(t.udp_port)
+    return _ENCAP
+
+
 # ---- names: the protocol hierarchy's fast path -----------------------------------------------
 
 _LINK_CTORS: dict[int, ViewCtor] = {
     _ETHERNET: Ethernet, _SLL: Sll, _SLL2: Sll2, _RAW: _raw_ip, _IPV4: Ipv4, _IPV6: Ipv6}
-_IP_VIEW: dict[int, type[Ipv4] | type[Ipv6]] = {ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6}
+_IP_VIEW: dict[int, ViewCtor] = {ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6}
+_IP_NAME = {ETH_P_IP: Ipv4.name, ETH_P_IPV6: Ipv6.name}
 
 
 def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
     """The layer names ``decoder.decode(data, linktype)`` gives, computed by :func:`walk`
     where it can (one dictionary look-up per packet after the first of each shape).
-    It is :meth:`Decoder.path <rawlab.decode.dispatch.Decoder.path>`."""
+    It is :meth:`Decoder.path <rawlab.decode.dispatch.Decoder.path>`.
+
+    A shape whose transport payload a port table may claim costs two more look-ups
+    (the ports); a fragment goes to ``decoder.fragments`` when that is set (IP
+    reassembly: :mod:`rawlab.analysis.reassembly`), else it is named per packet."""
     w = walk(data, linktype)
     if w is not None:
-        key = (linktype, w[0], w[2], w[5] & 1)  # & FRAG_LATER
+        key = (linktype, w[0], w[2], w[5] & 3)  # & (FRAG_LATER | FRAG_MORE)
         got = decoder.shapes.get(key)
         if got is None:
-            got = decoder.shapes[key] = _shape_names(key, decoder.table)
+            got = decoder.shapes[key] = _shape_names(key, decoder)
         if got:
             return got
+        if got.__class__ is PortShape:  # TCP or UDP, and its port table is not empty
+            ports = got.ports
+            try:
+                sp, dp = _PORTS.unpack_from(data, w[3])
+            except struct.error:  # not both ports captured: decode it
+                sp = dp = next(iter(ports))
+            if sp not in ports and dp not in ports:
+                return got.names
+        elif w[5] & 3 and decoder.fragments is not None:
+            return decoder.fragments(data, linktype)
     return decoder.decode(data, linktype).names
+
+
+class PortShape(frozenset):  # type: ignore[type-arg]
+    """A shape whose transport payload a port table may claim: empty (so false, like the
+    "decode it" answer: the common shapes' one truth test stays the only one), holding
+    the names and that table."""
+
+    __slots__ = ("names", "ports")
+    names: tuple[str, ...]
+    ports: dict[int, PortCtor]
+
+    def __new__(cls, names: tuple[str, ...], ports: dict[int, PortCtor]) -> PortShape:
+        self = super().__new__(cls)
+        self.names = names
+        self.ports = ports
+        return self
+
+    def __init__(self, names: tuple[str, ...], ports: dict[int, PortCtor]) -> None:
+        super().__init__()
+
+
+_PORTS = struct.Struct("!HH")
 
 
 def _leaf_name(ctor: ViewCtor | None) -> str | None:
     """The name of the view a walk ends with; None when the walk would go on after it."""
     if ctor is None:
         return Raw.name
-    if isinstance(ctor, type) and ctor not in _AFTER:
+    if isinstance(ctor, type) and (ctor not in _AFTER or ctor in _PORT_VIEWS):
         return getattr(ctor, "name", None)
     return None
 
 
-def _shape_names(key: tuple[int, int, int, int], table: DispatchTable) -> tuple[str, ...]:
-    """The names for one shape :func:`walk` found; () when the table holds other views
-    than the walk assumes (a caller's own entries): the caller then decodes."""
-    linktype, net, proto, later = key
+def _shape_names(key: tuple[int, int, int, int],
+                 decoder: Decoder) -> tuple[str, ...] | PortShape:
+    """The names for one shape :func:`walk` found; () when the caller must decode: the
+    table holds other views than the walk assumes (a caller's own entries), or the
+    packet is a fragment and ``decoder.fragments`` is set; a :class:`PortShape` when a
+    port table may claim the payload."""
+    table = decoder.table
+    linktype, net, proto, frag = key
     first = table.link.get(linktype)
     if first is not _LINK_CTORS[linktype]:
         return ()
@@ -416,13 +763,22 @@ def _shape_names(key: tuple[int, int, int, int], table: DispatchTable) -> tuple[
             return ()
     else:  # raw IP link types: the IP header comes first
         out = ()
-    out = (*out, _IP_VIEW[net].name)
+    out = (*out, _IP_NAME[net])
     if proto == NO_L4:
         return out
-    if later:
+    if frag and decoder.fragments is not None:
+        return ()
+    if frag & FRAG_LATER:
         return (*out, Raw.name)
-    leaf = _leaf_name(table.ip_proto.get(proto))
-    return (*out, leaf) if leaf else ()
+    ctor = table.ip_proto.get(proto)
+    leaf = _leaf_name(ctor)
+    if not leaf:
+        return ()
+    out = (*out, leaf)
+    ports = getattr(table, _PORT_VIEWS[ctor]) if ctor in _PORT_VIEWS else None
+    if ports:
+        return PortShape(out, ports)
+    return out
 
 
 # ---- the full decode, for callers that only have bytes ---------------------------------------

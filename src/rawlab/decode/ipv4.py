@@ -5,6 +5,7 @@
     ip.ttl, ip.proto, ip.checksum, ip.src, ip.dst        # ints; src/dst are 4-byte bytes
     ip.options                       # tuple[Ipv4Option, ...] (parsed on first access)
     ip.is_fragment, ip.more_fragments, ip.dont_fragment
+    ip.fragmented                    # non-zero when MF or an offset is set (a cheap is_fragment)
     ip.payload                       # bounded by total_length (Ethernet padding excluded)
 
 ``frag_offset`` is in 8-byte units as on the wire (``frag_offset * 8`` bytes).
@@ -69,8 +70,8 @@ def parse_options(raw: memoryview | bytes, base: int) -> tuple[tuple[Ipv4Option,
 
 class Ipv4(View):
     __slots__ = (
-        "_options", "checksum", "dst", "end", "flags", "frag_offset", "hlen", "id", "ihl", "proto",
-        "src", "tos", "total_length", "ttl", "version",
+        "_options", "checksum", "dst", "end", "flags", "frag_offset", "fragmented", "hlen", "id",
+        "ihl", "proto", "src", "tos", "total_length", "ttl", "version",
     )
     name: ClassVar[str] = "ipv4"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
@@ -89,6 +90,7 @@ class Ipv4(View):
         self.total_length = tl
         self.flags = frag >> 13
         self.frag_offset = frag & 0x1FFF
+        self.fragmented = frag & 0x3FFF  # MF or an offset: one of several pieces
         self._options: tuple[Ipv4Option, ...] | None = None
         hl = ihl * 4
         n = len(mv)

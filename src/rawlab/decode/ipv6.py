@@ -7,6 +7,7 @@
     ip.proto                # the upper-layer protocol after the chain (59: none)
     ip.header_len           # 40 + every extension header
     ip.fragment             # Fragment(offset, more, id) when a fragment header is present
+    ip.fragmented           # non-zero when the packet is a fragment (offset or M set)
     ip.payload              # upper-layer bytes, bounded by payload_length
 
 The chain is walked through Hop-by-Hop (0), Routing (43), Fragment (44),
@@ -82,6 +83,7 @@ class Ipv6(View):
         "dst",
         "ext_headers",
         "flow_label",
+        "fragmented",
         "hlen",
         "hop_limit",
         "next_header",
@@ -110,6 +112,7 @@ class Ipv6(View):
         n = len(mv)
         off = IPV6_HLEN
         exts: list[ExtHeader] = []
+        self.fragmented = 0
         while nh in EXT_HEADERS and not trunc:
             if len(exts) == MAX_EXT:
                 self.malformed = True
@@ -128,9 +131,11 @@ class Ipv6(View):
             if off + ln > n:
                 trunc = True
             off += ln
-            if nh == NH_FRAGMENT and off <= n and _FRAG.unpack_from(mv, off - 8)[2] >> 3:
-                nh = nxt
-                break  # a later fragment: the upper-layer header is not here
+            if nh == NH_FRAGMENT and off <= n:
+                self.fragmented = _FRAG.unpack_from(mv, off - 8)[2] & 0xFFF9  # offset, M
+                if self.fragmented >> 3:
+                    nh = nxt
+                    break  # a later fragment: the upper-layer header is not here
             nh = nxt
         self.ext_headers = tuple(exts)
         self.proto = nh

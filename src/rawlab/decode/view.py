@@ -13,6 +13,10 @@ Contract of a view (design principles 1, 2, 4, 6):
   zero-copy memoryview slice of the captured bytes. Only ``present/`` formats.
 - ``FIELDS`` lists ``(name, offset, size)`` of the fixed header's fields, for
   trees that show byte offsets (bit fields share their byte's offset).
+- Absent means absent: :meth:`View.fields` gives None for a fixed field whose bytes
+  were not captured (the attribute itself holds the zero padding, so hot paths
+  that checked the length first read it as before). Renderers print None as
+  missing (JSON ``null``, the tree ``(not captured)``), never as a value.
 - ``name`` is the layer key used in JSON and in the protocol hierarchy.
 """
 
@@ -44,6 +48,8 @@ class View:
     __slots__ = ("buf", "malformed", "truncated")
     name: ClassVar[str] = "data"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = ()
+    #: non-zero for an IP header that is one fragment of a datagram (IPv4, IPv6 set it)
+    fragmented: ClassVar[int] = 0
 
     buf: memoryview
     truncated: bool
@@ -59,8 +65,17 @@ class View:
         return self.buf[min(self.header_len, len(self.buf)) :]
 
     def fields(self) -> dict[str, Any]:
-        """Every fixed-header field by name (ints and bytes), in wire order."""
-        return {name: getattr(self, name) for name, _off, _size in self.FIELDS}
+        """Every fixed-header field by name (ints and bytes), in wire order; None for a
+        field whose bytes were not captured."""
+        if not self.truncated:
+            return {name: getattr(self, name) for name, _off, _size in self.FIELDS}
+        n = len(self.buf)
+        return {name: getattr(self, name) if off + size <= n else None
+                for name, off, size in self.FIELDS}
+
+    def captured(self, name: str) -> bool:
+        """Whether fixed field ``name``'s bytes were captured (False for other names)."""
+        return any(f == name and off + size <= len(self.buf) for f, off, size in self.FIELDS)
 
     def __repr__(self) -> str:
         marks = "".join(

@@ -54,13 +54,15 @@ from rawlab.pcap.reader import (
     PcapReader,
     open_file,
 )
-from rawlab.records import Interface, Record
+from rawlab.records import PCAPNG_CUSTOM_COPY, PCAPNG_CUSTOM_NOCOPY, Interface, Record
 
 CHUNK = 8 << 20  # bytes read at a time; one page of the index per chunk
 FIRST = 64 << 10  # the first read: its page is made without numpy (not imported yet)
 _SPAN = 4 << 20  # bytes read at a time by records()
 _U32_MAX = (1 << 32) - 1
-_PACKET_BLOCKS = frozenset({PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB})
+_CUSTOM_BLOCKS = frozenset({PCAPNG_CUSTOM_COPY, PCAPNG_CUSTOM_NOCOPY})
+# blocks that are records (a custom block's data as tshark numbers it: the reader's rule)
+_PACKET_BLOCKS = frozenset({PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB}) | _CUSTOM_BLOCKS
 
 
 @dataclasses.dataclass(slots=True)
@@ -199,13 +201,9 @@ class FrameIndex:
         if trailer != blen:
             raise RawlabError(f"{sec.name}: offset {at + blen - 4}: block length {blen} and "
                               f"trailing length {trailer} differ", Exit.BAD_INPUT)
-        if btype == PCAPNG_EPB:
-            rec = sec._epb(body, at, blen)
-        elif btype == PCAPNG_SPB:
-            rec = sec._spb(body, at)
-        else:
-            rec = sec._pb(body, at, blen)
-        rec.interface = sec.global_ids[rec.interface]
+        rec = sec.block(btype, blen, body, at)
+        if rec.interface >= 0:  # (a custom block's record has none: -1)
+            rec.interface = sec.global_ids[rec.interface]
         return rec
 
     def close(self) -> None:
@@ -384,7 +382,7 @@ class FrameIndex:
             if end > have:
                 need = blen
                 break
-            if btype in _PACKET_BLOCKS:
+            if btype in _PACKET_BLOCKS and (blen >= 16 or btype not in _CUSTOM_BLOCKS):
                 offs.append(pos)
             else:
                 try:
@@ -414,6 +412,7 @@ class FrameIndex:
         sec: Any = PcapngReader.__new__(PcapngReader)
         CaptureReader.__init__(sec, None, self.name, b"", close=False)  # type: ignore[arg-type]
         sec._factors = []
+        sec._section = -1  # the reader's count of sections: this one becomes 0
         sec._order(e)
         sec._shb(body, at)
         sec.global_ids = []
@@ -478,7 +477,8 @@ class FrameIndex:
                    section: Any = None) -> None:
         """A page of plain arrays (made without numpy): 64-bit timestamps."""
         if not isinstance(iface, int):
-            iface = iface[0] if len(set(iface)) == 1 else array.array("H", iface)
+            iface = iface[0] if len(set(iface)) == 1 else array.array(
+                "H" if min(iface) >= 0 else "i", iface)
         page = _Page(self._count, base, array.array("I", offs), end, 0,
                      array.array("q", ts), 0, iface, section)
         self._pages.append(page)

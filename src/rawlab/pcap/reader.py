@@ -7,12 +7,18 @@
             rec.ts_ns, rec.caplen, rec.wirelen, rec.linktype, rec.interface, rec.data
         cap.interfaces                           # list[Interface] seen so far
 
-pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders.
-pcapng: SHB (any byte order, several sections), IDB (``if_name``,
-``if_description``, ``if_tsresol``, ``if_tsoffset``), EPB (``epb_flags``
-direction; the owning processes from rawlab's ``opt_comment`` and Apple's process
-option: ``rec.owners``), Apple's Darwin process information block, SPB, the
-obsolete PB; every other block is skipped.
+pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders; a
+fraction field of 10^6 (10^9) or more is added as it is (1 s + 1,500,000 µs is
+2.5 s), the instant tshark computes with (it also flags such a time invalid).
+pcapng: SHB (any byte order, several sections: a later section's records say
+which, ``rec.section``, and its interfaces are numbered from 0 again, as tshark's
+frame.interface_id), IDB (``if_name``, ``if_description``, ``if_tsresol``,
+``if_tsoffset``), EPB (``epb_flags`` direction; the owning processes from rawlab's
+``opt_comment`` and Apple's process option: ``rec.owners``), Apple's Darwin process
+information block, SPB (no timestamp: ``rec.ts_known`` is False and ``ts_ns`` 0),
+the obsolete PB, and custom blocks (0x00000bad, 0x40000bad), which tshark numbers
+as frames: each is a record of link type ``PCAPNG_CUSTOM`` holding its custom data,
+so frame numbers agree with tshark's. Every other block is skipped.
 
 Bad input raises :class:`~rawlab.errors.RawlabError` with code
 ``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
@@ -39,7 +45,18 @@ from rawlab.pcap.owners import (
     parse_comment,
     with_facts,
 )
-from rawlab.records import PROCESS, Direction, Interface, Owners, Record, SocketOwner
+from rawlab.records import (
+    PCAPNG_CUSTOM,
+    PCAPNG_CUSTOM_COPY,
+    PCAPNG_CUSTOM_NOCOPY,
+    PROCESS,
+    Direction,
+    Interface,
+    Owners,
+    PcapngRecord,
+    Record,
+    SocketOwner,
+)
 
 CHUNK = 1 << 20
 MAX_SNAPLEN = 262144  # libpcap's usual largest; a record above max(this, snaplen) is absurd
@@ -212,6 +229,7 @@ class PcapngReader(CaptureReader):
     def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
         super().__init__(f, name, head, **kw)
         self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        self._section = -1  # index of the current section (the first SHB makes it 0)
         self._pibs: list[tuple[int, str | None]] = []  # Darwin process blocks: pid, name
         self._facts: dict[tuple[int | None, str | None], SocketOwner] = {}  # from their comments
         self._owners: dict[tuple[Any, ...], Owners | None] = {}
@@ -254,6 +272,8 @@ class PcapngReader(CaptureReader):
             self._shb(body, offset)
         elif btype == DARWIN_PIB:
             self._dpib(body)
+        elif btype in (PCAPNG_CUSTOM_COPY, PCAPNG_CUSTOM_NOCOPY) and len(body) >= 4:
+            return self._custom(btype, body)  # (one without an enterprise number: skipped)
         return None
 
     def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
@@ -323,8 +343,14 @@ class PcapngReader(CaptureReader):
                     notes = notes or []
                     notes.append(val if code == OPT_COMMENT else self._u32(val)[0])
         mul, div, off_ns = self._factors[iface]
-        rec = Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
-                     self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
+        if self._section:  # a later section: the record says which
+            rec: Record = PcapngRecord(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                                       self.interfaces[iface].linktype, body[20 : 20 + caplen],
+                                       iface, direction, section=self._section)
+        else:
+            rec = Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                         self.interfaces[iface].linktype, body[20 : 20 + caplen], iface,
+                         direction)
         if notes is not None:
             rec.owners = self._owners_of(tuple(notes), direction)
         return rec
@@ -363,7 +389,8 @@ class PcapngReader(CaptureReader):
             self._facts[(pid, name)] = got[1]
 
     def _spb(self, body: bytes, offset: int) -> Record:
-        """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
+        """Simple Packet Block: interface 0, no timestamp (``ts_known`` False, ``ts_ns`` 0),
+        length cut to its snaplen."""
         if not self.interfaces:
             raise _bad(self.name, offset, "simple packet block before any interface")
         if len(body) < 4:
@@ -373,7 +400,16 @@ class PcapngReader(CaptureReader):
         snap = self.interfaces[0].snaplen
         if snap:
             caplen = min(caplen, snap)
-        return Record(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0)
+        return PcapngRecord(0, origlen, self.interfaces[0].linktype, body[4 : 4 + caplen], 0,
+                            section=self._section, ts_known=False)
+
+    def _custom(self, btype: int, body: bytes) -> Record:
+        """A custom block: its custom data (after the enterprise number) as a record of
+        link type PCAPNG_CUSTOM, as tshark numbers it (no interface, no timestamp)."""
+        pen = self._u32(body)[0]
+        data = body[4:]
+        return PcapngRecord(0, len(data), PCAPNG_CUSTOM, data, -1, section=self._section,
+                            ts_known=False, block=(btype, pen))
 
     def _pb(self, body: bytes, offset: int, blen: int) -> Record:
         """The obsolete Packet Block (16-bit interface id, drops count)."""
@@ -384,8 +420,8 @@ class PcapngReader(CaptureReader):
         if caplen > len(body) - 20:
             raise _bad(self.name, offset, f"absurd captured length {caplen} "
                        f"in a {blen}-byte block")
-        return Record(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
-                      body[20 : 20 + caplen], iface)
+        return PcapngRecord(self._ts(iface, tsh, tsl), origlen, ifc.linktype,
+                            body[20 : 20 + caplen], iface, section=self._section)
 
     def _idb(self, body: bytes, offset: int) -> None:
         """Interface Description Block: link type, snaplen, name, timestamp resolution."""
@@ -412,6 +448,7 @@ class PcapngReader(CaptureReader):
             raise _bad(self.name, offset, f"unsupported pcapng version {major}")
         self.interfaces = []
         self._factors = []
+        self._section += 1
         self._pibs = []
         self._facts = {}
 

@@ -10,7 +10,10 @@
         w.write(ts_ns, data, wirelen)
 
     w = CaptureWriter("out.pcapng")        # what -w writes: pcapng (pcap=True: pcap), one IDB
-    w.write(rec, iface)                    # per interface of the source, opened on first use
+    w.write(rec, iface)                    # per interface of the source (per section of a
+                                           # multi-section file), opened on first use; a
+                                           # record without a timestamp as an SPB where it
+                                           # can be, a copyable custom block as itself
     w = RotatingWriter("cap-%H%M%S.pcapng", seconds=60)     # tcpdump -G
 
 A record with ``owners`` (``--processes``) gets one ``opt_comment`` per owned end and
@@ -54,8 +57,9 @@ from rawlab.pcap.reader import (
     PCAPNG_EPB,
     PCAPNG_IDB,
     PCAPNG_SHB,
+    PCAPNG_SPB,
 )
-from rawlab.records import PROCESS, Direction, Interface, Owners, Record
+from rawlab.records import PCAPNG_CUSTOM_COPY, PROCESS, Direction, Interface, Owners, Record
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
@@ -194,7 +198,7 @@ class PcapngWriter(_FileWriter):
                  application: str | None = None) -> None:
         self._sink = _Sink(dest, buffer_bytes)
         self._snaplens: list[int] = []
-        self._auto: dict[tuple[int, int], int] = {}
+        self._auto: dict[tuple[int, int, int], int] = {}
         self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
         # id(owners) -> (owners, the whole option run per epb_flags direction)
         self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
@@ -247,13 +251,31 @@ class PcapngWriter(_FileWriter):
         )
         self.count += 1
 
+    def write_simple(self, data: bytes | bytearray | memoryview, wirelen: int) -> None:
+        """One Simple Packet Block (interface 0, no timestamp)."""
+        if not self._snaplens:
+            raise ValueError("a simple packet block needs interface 0")
+        pad = _PAD[len(data) & 3]
+        body = struct.pack("<I", max(wirelen, len(data))) + bytes(data) + pad
+        self._sink.put(_block(PCAPNG_SPB, body))
+        self.count += 1
+
+    def write_custom(self, btype: int, pen: int, data: bytes | bytearray | memoryview) -> None:
+        """One custom block (its custom data after the enterprise number, padded)."""
+        self._sink.put(_block(btype, struct.pack("<I", pen) + bytes(data)
+                              + _PAD[len(data) & 3]))
+
     def write_record(self, rec: Record, interface: int | None = None) -> None:
-        """Write a Record; without ``interface``, one IDB per (rec.interface, rec.linktype)."""
+        """Write a Record; without ``interface``, one IDB per (rec.section, rec.interface,
+        rec.linktype)."""
         if interface is None:
-            key = (rec.interface, rec.linktype)
+            key = (rec.section, rec.interface, rec.linktype)
             interface = self._auto.get(key)
             if interface is None:
                 interface = self._auto[key] = self.add_interface(rec.linktype)
+        if not rec.ts_known and interface == 0:
+            self.write_simple(rec.data, rec.wirelen)
+            return
         owners = rec.owners
         if owners is None:
             self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction)
@@ -346,7 +368,7 @@ class CaptureWriter:
         self.pcap = pcap
         self._ng: PcapngWriter | None = None
         self._pc: PcapWriter | None = None
-        self._ifmap: dict[int, int] = {}
+        self._ifmap: dict[tuple[int, int], int] = {}
         dest: str | IO[bytes] = sys.stdout.buffer if path == "-" else path
         self._dest = dest
         if not pcap:
@@ -357,18 +379,25 @@ class CaptureWriter:
             _Sink(dest, 0).close()  # create it now: a bad path fails before the capture
 
     def write(self, rec: Record, iface: Interface | None) -> None:
+        block = rec.block
+        if block is not None:  # a custom block: pcapng copies it when it may be copied
+            if not self.pcap and block[0] == PCAPNG_CUSTOM_COPY:
+                assert self._ng is not None
+                self._ng.write_custom(block[0], block[1], rec.data)
+            return
         if self.pcap:
             if self._pc is None:
                 self._pc = PcapWriter(self._dest, rec.linktype)
             self._pc.write_record(rec)
             return
         assert self._ng is not None
-        idx = self._ifmap.get(rec.interface)
+        key = (rec.section, rec.interface)  # a later section numbers its interfaces anew
+        idx = self._ifmap.get(key)
         if idx is None:
             idx = self._ng.add_interface(
                 rec.linktype, iface.name if iface else None,
                 snaplen=iface.snaplen if iface and iface.snaplen else DEFAULT_SNAPLEN)
-            self._ifmap[rec.interface] = idx
+            self._ifmap[key] = idx
         self._ng.write_record(rec, interface=idx)
 
     @property

@@ -25,8 +25,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from rawlab.analysis.reassembly import IpReassembly
 from rawlab.decode import columns as C
-from rawlab.decode.dispatch import Decoder
+from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.present.fmt import ip_text, mac_text
 from rawlab.present.packet import (
     DEFAULT_STYLE,
@@ -36,7 +37,7 @@ from rawlab.present.packet import (
     tcpdump_flags,
     timestamp,
 )
-from rawlab.records import CsumHint
+from rawlab.records import CsumHint, Record
 
 _ACK = 0x10
 _SLL2 = 276
@@ -258,6 +259,7 @@ class BatchLineSink:
         self.lines = LineSink(out, style)  # the per-packet path, and the shared TcpdumpSeq
         self.seqs: TcpdumpSeq | None = self.lines.seqs
         self.decoder = Decoder()
+        self.defrag = IpReassembly(self.decoder)  # fragments are odd rows, met in file order
         self.texts = _Texts()
         self.templates: dict[tuple[Any, ...], bytes] = {}
         self._enc = getattr(out, "encoding", None) or "utf-8"
@@ -350,11 +352,11 @@ class BatchLineSink:
     def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
         """Row i through the per-packet path: decode, then LineSink's text."""
         rec = batch.record(i)
-        pkt = self.decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
-        iface = batch.interfaces[rec.interface] if rec.interface < len(
+        frame = int(c["frame"][i])
+        pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        iface = batch.interfaces[rec.interface] if 0 <= rec.interface < len(
             batch.interfaces) else None
-        return (self.lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
-            self._enc, "replace")
+        return (self.lines.text(frame, rec, pkt, iface) + "\n").encode(self._enc, "replace")
 
     def _one_by_one(self, batch: C.Batch, c: dict[str, np.ndarray], idx: np.ndarray,
                     fast: np.ndarray, acked: np.ndarray, src_b: Any, dst_b: Any,
@@ -510,6 +512,15 @@ class RecordLineSink:
             self.lines.close()
 
 
+def per_packet(decoder: Decoder, defrag: IpReassembly, frame: int, rec: Record) -> Packet:
+    """A row the columns do not hold, as pipeline.run decodes it (IP reassembly too)."""
+    pkt = decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status), rec.wirelen)
+    for lay in pkt.layers:
+        if lay.fragmented:
+            return defrag.packet(frame, rec.ts_ns, pkt)
+    return pkt
+
+
 def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
     """The batch form of the one-line view for `style`, or None when the style needs
     the per-packet path (-e, dumps, -q, colours)."""
@@ -624,6 +635,7 @@ class BatchJsonSink:
         self.out = out
         self.json = JsonSink(out)
         self.decoder = Decoder()
+        self.defrag = IpReassembly(self.decoder)
         self.texts = _Texts()
         self.shapes: dict[tuple[Any, ...], tuple[bytes, list[tuple[Any, ...]]] | None] = {}
         self._enc = getattr(out, "encoding", None) or "utf-8"
@@ -685,12 +697,12 @@ class BatchJsonSink:
         from rawlab.present.packet import packet_json
 
         rec = batch.record(i)
-        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
-        iface = batch.interfaces[rec.interface] if rec.interface < len(
+        frame = int(c["frame"][i])
+        pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        iface = batch.interfaces[rec.interface] if 0 <= rec.interface < len(
             batch.interfaces) else None
         name = iface.name if iface is not None and iface.name else rec.interface
-        return json_line(packet_json(int(c["frame"][i]), rec, pkt, name)).encode(
-            self._enc, "replace")
+        return json_line(packet_json(frame, rec, pkt, name)).encode(self._enc, "replace")
 
     def _template(self, batch: C.Batch, r0: int) -> tuple[bytes, list[tuple[Any, ...]]] | None:
         """Row r0's object with every per-row value a slot: (template, slot paths); None

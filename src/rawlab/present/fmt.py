@@ -80,7 +80,7 @@ def jsonable(value: Any, fmt: Callable[[bytes], Any] | None = None,
         get = (fields or {}).get
         return {str(k): jsonable(v, get(str(k))) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v, fmt) for v in value]
+        return [jsonable(v, fmt, fields) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return str(value)

@@ -4,7 +4,9 @@
     pipeline.run(records, [sink], counts=counts)     # the table is printed on close
 
 Counting needs only each packet's layer names (the decoder's names-only walk),
-never the decoded views.
+never the decoded views; IP fragments are decoded and reassembled
+(rawlab.analysis.reassembly), so the packet that completes a datagram counts the
+protocols inside it, as tshark's do.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from rawlab.analysis.hierarchy import ProtocolHierarchy
+from rawlab.analysis.reassembly import IpReassembly
 from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.records import Interface, Record
 
@@ -45,7 +48,9 @@ class HierarchySink:
         self.source = source
         self.expression = expression
         self.hierarchy = ProtocolHierarchy()
-        self._path = Decoder().path
+        dec = Decoder()
+        dec.fragments = IpReassembly(dec).names
+        self._path = dec.path
         self._add = self.hierarchy.add
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,

@@ -24,9 +24,12 @@ from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.layers import FIELD_FORMATS, LAYER_SHAPES
+from rawlab.present.layers import summary as layers_summary
 from rawlab.present.processes import mark_endpoints, owner_lines, owners_json
 from rawlab.records import (
     PACKET_OUTGOING,
+    PCAPNG_CUSTOM,
     Direction,
     Interface,
     LinkType,
@@ -89,7 +92,7 @@ def _addr_fields(layer: str) -> dict[str, Any]:
         return {"sha": mac_text, "tha": mac_text, "spa": ip_text, "tpa": ip_text}
     if layer in ("icmpv6",):
         return {"target": ip_text}
-    return {}
+    return FIELD_FORMATS.get(layer, {})
 
 
 def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
@@ -112,7 +115,7 @@ def layer_json(view: View, csum: ChecksumStatus | None,
     fmts = _addr_fields(view.name)
     d: dict[str, Any] = {}
     for k, v in view.fields().items():
-        d[k] = jsonable(v, fmts.get(k))
+        d[k] = jsonable(v, fmts.get(k), fmts)
     ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
@@ -144,20 +147,32 @@ def layer_json(view: View, csum: ChecksumStatus | None,
 def packet_json(frame: int, rec: Record, pkt: Packet,
                 interface: str | int | None) -> dict[str, Any]:
     """One NDJSON object (docs/json.md, "packet")."""
-    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9, "caplen": rec.caplen,
-                           "len": rec.wirelen, "interface": interface}
+    known = rec.ts_known
+    out: dict[str, Any] = {"frame": frame, "ts": rec.ts_ns / 1e9 if known else None,
+                           "ts_ns": rec.ts_ns if known else None, "caplen": rec.caplen,
+                           "len": rec.wirelen,
+                           "interface": interface if rec.block is None else None}
+    if rec.block is not None:
+        out["block"] = {"type": rec.block[0], "pen": rec.block[1]}
+    if rec.section:
+        out["section"] = rec.section
     if rec.direction:
         out["direction"] = "in" if rec.direction == Direction.INBOUND else "out"
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
     prev = None
-    for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
+    re = pkt.reassembled
+    for i, (view, csum) in enumerate(zip(pkt.layers, pkt.checksums, strict=False)):
         key = view.name
-        if key in out:  # a second layer of one kind (tunnels): key it by position
-            key = f"{key}{pkt.names.index(key)}"
-        out[key] = layer_json(view, csum, prev)
+        if key in out:  # a second layer of one kind (tunnels): key it by its position
+            key = f"{key}{i}"
+        # above a reassembled datagram, lengths are the datagram's, not the last fragment's
+        out[key] = layer_json(view, csum, None if re is not None and i == re.at + 1 else prev)
         prev = view
+    if re is not None:  # the layers after layers[re.at] decode a reassembled datagram
+        out["reassembled"] = {"layer": _json_key(pkt, re.at), "frames": list(re.frames),
+                              "length": re.length}
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
@@ -165,6 +180,12 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
     if rec.owners is not None:
         out["process"] = owners_json(rec.owners)
     return out
+
+
+def _json_key(pkt: Packet, i: int) -> str:
+    """The JSON key of layer ``i`` (a repeated name is keyed by its position)."""
+    name = pkt.layers[i].name
+    return name if pkt.names.index(name) == i else f"{name}{i}"
 
 
 # ---- the one-line summary -------------------------------------------------------
@@ -381,6 +402,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
     (None: absolute numbers)."""
     st = style or DEFAULT_STYLE
     head = timestamp(rec.ts_ns) if st.clock is None else st.clock(rec.ts_ns)
+    if not rec.ts_known:  # a Simple Packet Block, a custom block: no time, as tshark
+        head = ""
     if interface:
         direction = rec.direction or cooked_direction(pkt)
         if direction:
@@ -589,6 +612,11 @@ _L4 = frozenset({"tcp", "udp", "icmp", "icmpv6"})
 def summary(pkt: Packet, wirelen: int, seqs: TcpdumpSeq | None = None,
             quick: bool = False) -> str:
     names = pkt.names
+    if LAYER_SHAPES.get(names) is not False:  # tunnels, link types: present/layers.py
+        text = layers_summary(pkt, names, wirelen,
+                              lambda p, w: summary(p, w, seqs, quick))
+        if text is not None:
+            return text
     got = _transport(pkt)
     if got is not None:
         n, l4 = got
@@ -633,6 +661,8 @@ def summary(pkt: Packet, wirelen: int, seqs: TcpdumpSeq | None = None,
                 f"(0x{et:04x}), length {wirelen}")
     if names == ("data",):
         lt = pkt.linktype
+        if lt == PCAPNG_CUSTOM:
+            return f"pcapng custom block, length {wirelen}"
         return f"link type {linktype_name(lt)} ({lt}), not decoded, length {wirelen}"
     return f"{'/'.join(names) or 'data'}, length {wirelen}"
 
@@ -686,17 +716,27 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
 def tree_rows(frame: int, rec: Record, pkt: Packet,
               interface: str | int | None) -> Iterable[TreeRow]:
     """:func:`tree`'s lines with the bytes each describes (for a viewer's hex pane)."""
-    yield TreeRow(0, f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
-                  f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not
-                                                 None else ""), 0, rec.caplen)
+    ts = f"ts {rec.ts_ns / 1e9:.9f}" if rec.ts_known else "no timestamp"
+    yield TreeRow(0, f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, {ts}"
+                  + (f", interface {interface}" if interface is not None else ""), 0, rec.caplen)
     if rec.owners is not None:
         for text in owner_lines(rec.owners):
             yield TreeRow(1, text, None, 0)
     base = 0
-    for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
+    whole = True  # offsets are the frame's (after a reassembled IP layer: the datagram's)
+
+    def at(offset: int) -> int | None:
+        return offset if whole else None
+
+    re = pkt.reassembled
+    for i, (view, csum) in enumerate(zip(pkt.layers, pkt.checksums, strict=False)):
+        if re is not None and i == re.at + 1:  # offsets from here are the datagram's
+            base, whole = 0, False
+            yield TreeRow(1, f"  reassembled datagram: {re.length} bytes from frames "
+                          f"{', '.join(map(str, re.frames))}", None, 0)
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
                                         (" [malformed]", view.malformed)) if on)
-        yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}", base,
+        yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}", at(base),
                       view.header_len)
         fmts = _addr_fields(view.name)
         fields = view.fields()
@@ -704,9 +744,11 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
         for name, off, size in view.FIELDS:
             val = fields.get(name)
             shown = jsonable(val, fmts.get(name))
-            if isinstance(val, int) and not isinstance(val, bool) and size <= 4:
+            if val is None:
+                shown = "(not captured)"
+            elif isinstance(val, int) and not isinstance(val, bool) and size <= 4:
                 shown = f"{val} (0x{val:0{size * 2}x})"
-            yield TreeRow(2, f"    {base + off:5d}  {name:<14} {shown}", base + off, size)
+            yield TreeRow(2, f"    {base + off:5d}  {name:<14} {shown}", at(base + off), size)
         for name, val in fields.items():  # derived fields (options, tags, ext headers)
             if name in fixed or (view.name == "tcp" and name == "options"):
                 continue
@@ -720,7 +762,7 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
                     text = _td_option(o.kind, bytes(o.data), 0)
                 except ValueError:
                     text = f"{_TD_OPT.get(o.kind, f'unknown-{o.kind}')} [bad: 0x{o.data.hex()}]"
-                yield TreeRow(2, f"    {base + o.offset:5d}  option {text}", base + o.offset,
+                yield TreeRow(2, f"    {base + o.offset:5d}  option {text}", at(base + o.offset),
                               1 if o.kind in (0, 1) else 2 + len(o.data))
         if csum is not None:
             exp = f", expected 0x{csum.expected:04x}" if csum.expected is not None else ""
@@ -729,7 +771,7 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
     payload = pkt.payload
     if payload is not None and len(payload):
         yield TreeRow(1, f"  payload @{base}: {len(payload)} bytes: "
-                      f"{bytes(payload[:32]).hex()}" + ("…" if len(payload) > 32 else ""), base,
+                      f"{bytes(payload[:32]).hex()}" + ("…" if len(payload) > 32 else ""), at(base),
                       len(payload))
 
 

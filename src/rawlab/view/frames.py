@@ -86,7 +86,7 @@ class FileFrames:
 
     def interface(self, n: int) -> Interface | None:
         ifs = self.index.interfaces
-        return ifs[n] if n < len(ifs) else None
+        return ifs[n] if 0 <= n < len(ifs) else None
 
     @property
     def complete(self) -> bool:

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from rawlab.analysis.reassembly import IpReassembly
 from rawlab.analysis.seq import seq_ge
 from rawlab.analysis.tcp.events import (
     Connection,
@@ -37,7 +38,7 @@ from rawlab.analysis.tcp.table import Conn, ConnTable, canonical
 from rawlab.analysis.tcp.zeek import history, refresh
 from rawlab.decode import descent
 from rawlab.decode.checksum import Verdict, known_verdict, verify_l4
-from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, walk
+from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, encapsulates, walk
 from rawlab.decode.tcp import ACK, CWR, ECE, FIN, RST, SYN, SYN_ACK, SYN_FIN, options_summary
 
 _TCP = struct.Struct("!HHIIHH")  # sport, dport, seq, ack, offset+flags, window
@@ -60,14 +61,16 @@ def packet_fields(pkt: Any) -> Fields | None:
     if i < 1:
         return None
     ip, tcp = layers[i - 1], layers[i]
+    whole = pkt.reassembled is not None and pkt.reassembled.at == i - 1
     if ip.name == "ipv4":
-        if ip.more_fragments or ip.frag_offset:
+        if (ip.more_fragments or ip.frag_offset) and not whole:
             return None
-        l4 = ip.total_length - ip.hlen if ip.total_length else len(tcp.buf)
+        l4 = ip.total_length - ip.hlen if ip.total_length and not whole else len(tcp.buf)
     elif ip.name == "ipv6":
-        if ip.fragment is not None:
+        if ip.fragment is not None and not whole:
             return None
-        l4 = ip.payload_length - (ip.hlen - 40) if ip.payload_length else len(tcp.buf)
+        l4 = (ip.payload_length - (ip.hlen - 40) if ip.payload_length and not whole
+              else len(tcp.buf))
     else:
         return None
     if tcp.dataofs < 5 or len(tcp.buf) < 20:
@@ -78,16 +81,31 @@ def packet_fields(pkt: Any) -> Fields | None:
             cs.verdict if cs is not None else Verdict.UNVERIFIED)
 
 
-def segment_fields(data: bytes, linktype: int, hint: int = 0) -> Fields | None:
+def segment_fields(data: bytes, linktype: int, hint: int = 0,
+                   reassembly: IpReassembly | None = None, frame: int = 0,
+                   ts_ns: int = 0) -> Fields | None:
     """:func:`packet_fields` from the captured bytes: the headers are found by
-    :func:`rawlab.decode.descent.walk`, shapes it does not know are decoded."""
+    :func:`rawlab.decode.descent.walk`; shapes it does not know, tunnels and (given a
+    ``reassembly``) IP fragments are decoded, a fragmented segment taken on the frame that
+    completes it."""
     w = walk(data, linktype)
-    if w is None:
-        return packet_fields(descent.decode(data, linktype, hint))
-    net, o, proto, t, stop, marks = w
-    n = len(data)
-    if proto != 6 or marks & _FRAGMENT or (stop if stop < n else n) - t < 20:
-        return None
+    if w is not None:
+        _net, _o, proto, t, stop, marks = w
+        n = len(data)
+        if proto == 6 and not marks & _FRAGMENT and (stop if stop < n else n) - t >= 20:
+            return _walked(data, w, hint)
+        if not ((marks & _FRAGMENT and reassembly is not None)
+                or (proto != 6 and encapsulates(w, data))):  # a fragment, or a tunnel
+            return None
+    pkt = descent.decode(data, linktype, hint)
+    if reassembly is not None:
+        pkt = reassembly.packet(frame, ts_ns, pkt)
+    return packet_fields(pkt)
+
+
+def _walked(data: bytes, w: tuple[int, ...], hint: int) -> Fields | None:
+    """:func:`segment_fields` of a plain TCP segment the walk found."""
+    net, o, _proto, t, stop, marks = w
     hdr = _TCP.unpack_from(data, t)
     hl = (hdr[4] >> 12) * 4
     if hl < 20:
@@ -96,7 +114,7 @@ def segment_fields(data: bytes, linktype: int, hint: int = 0) -> Fields | None:
         src, dst = data[o + 12:o + 16], data[o + 16:o + 20]
     else:
         src, dst = data[o + 8:o + 24], data[o + 24:o + 40]
-    csum = known_verdict(hint, marks & TSO, stop <= n)
+    csum = known_verdict(hint, marks & TSO, stop <= len(data))
     if csum is None:
         csum = verify_l4(6, src, dst, data[t:stop], 16).verdict
     opts = options_summary(data[t + 20:t + hl]) if hl > 20 else {}
@@ -107,8 +125,12 @@ class TcpAnalyzer:
     """Sans-I/O TCP analyser: ``feed`` packets in capture order, get events back."""
 
     def __init__(self, idle_timeout_ns: int | None = 300 * 10**9,
-                 max_connections: int = 1_000_000, close_linger_ns: int = 120 * 10**9) -> None:
+                 max_connections: int = 1_000_000, close_linger_ns: int = 120 * 10**9,
+                 reassemble: bool = True) -> None:
         self.idle_timeout_ns = idle_timeout_ns
+        #: IP reassembly for the bytes path (tshark's default): a segment sent in fragments
+        #: is analysed on the packet that completes it
+        self.reassembly = IpReassembly() if reassemble else None
         self.close_linger_ns = close_linger_ns
         self._table = ConnTable(max_connections)
         self._streams = 0
@@ -158,8 +180,9 @@ class TcpAnalyzer:
 
     def feed_bytes(self, frame: int, ts_ns: int, data: bytes, linktype: int,
                    hint: int = 0) -> list[Event]:
-        """Like :meth:`feed` from the captured bytes (:func:`segment_fields`)."""
-        got = segment_fields(data, linktype, hint)
+        """Like :meth:`feed` from the captured bytes (:func:`segment_fields`, with this
+        analyser's IP reassembly)."""
+        got = segment_fields(data, linktype, hint, self.reassembly, frame, ts_ns)
         return self._feed(frame, ts_ns, *got) if got is not None else []
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:

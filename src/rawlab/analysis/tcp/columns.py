@@ -151,9 +151,14 @@ class ConnSummary:
     """Connections of a stream of batches; :meth:`add` each batch, then :meth:`columns`."""
 
     def __init__(self) -> None:
+        from rawlab.analysis.reassembly import IpReassembly
         from rawlab.analysis.tcp.analyzer import segment_fields
+        from rawlab.decode.descent import tunnel_udp_ports
 
         self._fields = segment_fields
+        self.reassembly = IpReassembly()  # as the exact analyser's: fragmented segments
+        self._tunnel_ports = np.zeros(65536, bool)
+        self._tunnel_ports[list(tunnel_udp_ports())] = True
         self.keys: dict[tuple[int, ...], int] = {}
         self.conn: dict[str, list[Any]] = {k: [] for k in (
             "family", "client", "client_port", "server", "server_port", "flipped",
@@ -194,6 +199,11 @@ class ConnSummary:
         # a bad or partial TCP checksum keeps the row's fields good (a bad IPv4 header
         # one is read per packet: its TCP checksum was not checked)
         easy = (st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum >= C.CSUM_BAD))
+        # a UDP datagram on a tunnel's port (VXLAN, Geneve ...) may carry TCP: read per packet
+        udp = easy & (c["l4"][:n] == C.L4_UDP)
+        if udp.any():
+            tun = self._tunnel_ports
+            easy &= ~(udp & (tun[c["sport"][:n]] | tun[c["dport"][:n]]))
         take = np.nonzero(easy & (c["l4"][:n] == C.L4_TCP))[0]
         odd = np.nonzero(~easy)[0]
         r: dict[str, np.ndarray] = {
@@ -224,7 +234,8 @@ class ConnSummary:
         frames = batch.cols["frame"]
         for i in rows.tolist():
             rec = batch.record(i)
-            got = self._fields(rec.data, rec.linktype, rec.csum_status)
+            got = self._fields(rec.data, rec.linktype, rec.csum_status, self.reassembly,
+                               int(frames[i]), rec.ts_ns)
             if got is None:
                 continue
             if getattr(rec, "owners", None) is not None:
