@@ -44,6 +44,7 @@ class PacketSink(Protocol):
     """An output of :func:`run`: ``packet`` once per selected record, then ``close``."""
 
     decodes: bool  # True: wants the decoded Packet (else ``pkt`` is None)
+    # (optional) ``uses_interface = False``: ``iface`` is not looked up for it (always None)
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None: ...
@@ -82,13 +83,14 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     decode = Decoder().decode if any(s.decodes for s in sinks) else None
     hooks = [s.packet for s in sinks]
     one = hooks[0] if len(hooks) == 1 else None
+    named = writer is not None or any(getattr(s, "uses_interface", True) for s in sinks)
     try:
         for rec in records:
             c.seen += 1
             if filt is not None and not filt.match(rec.linktype, rec.data, rec.wirelen):
                 continue
             c.matched += 1
-            iface = interfaces(rec.interface)
+            iface = interfaces(rec.interface) if named else None
             if writer is not None:
                 writer.write(rec, iface)
                 c.written += 1

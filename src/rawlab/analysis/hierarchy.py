@@ -9,7 +9,8 @@
 
 As in tshark, every node counts the packets that contain it at that place in
 the stack and the *whole frame's* length (``wirelen``) of those packets.
-``add`` is two dictionary increments: the tree is only built by ``rows()``.
+``add`` is one dictionary look-up (a path's tuple is hashed once) and two list
+increments: the tree is only built by ``rows()``.
 """
 
 from __future__ import annotations
@@ -26,33 +27,30 @@ class HierarchyRow(NamedTuple):
 
 
 class ProtocolHierarchy:
-    __slots__ = ("_bytes", "_count")
+    __slots__ = ("_paths",)
 
     def __init__(self) -> None:
-        self._count: dict[tuple[str, ...], int] = {}
-        self._bytes: dict[tuple[str, ...], int] = {}
+        self._paths: dict[tuple[str, ...], list[int]] = {}  # path -> [packets, bytes]
 
     def add(self, path: tuple[str, ...], nbytes: int) -> None:
-        c = self._count
-        if path in c:
-            c[path] += 1
-            self._bytes[path] += nbytes
+        acc = self._paths.get(path)
+        if acc is None:
+            self._paths[path] = [1, nbytes]
         else:
-            c[path] = 1
-            self._bytes[path] = nbytes
+            acc[0] += 1
+            acc[1] += nbytes
 
     @property
     def packets(self) -> int:
-        return sum(self._count.values())
+        return sum(n for n, _b in self._paths.values())
 
     @property
     def bytes(self) -> int:
-        return sum(self._bytes.values())
+        return sum(b for _n, b in self._paths.values())
 
     def rows(self) -> list[HierarchyRow]:
         nodes: dict[tuple[str, ...], list[int]] = {}  # insertion order = first appearance
-        for path, n in self._count.items():
-            b = self._bytes[path]
+        for path, (n, b) in self._paths.items():
             for i in range(1, len(path) + 1):
                 acc = nodes.setdefault(path[:i], [0, 0])
                 acc[0] += n

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rawlab.decode.arp import Arp
+from rawlab.decode.dns import PORT_DNS, PORT_LLMNR, PORT_MDNS, Dns, DnsTcp, Llmnr, Mdns
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
@@ -97,16 +98,42 @@ def _raw_ip(mv: memoryview) -> View:
 
 @dataclass
 class DispatchTable:
-    """Which view decodes what: link type → first layer, EtherType and IP protocol → next."""
+    """Which view decodes what: link type → first layer, EtherType and IP protocol → next,
+    UDP and TCP port → the application's view.
+
+    A port entry matches when either port of the datagram or segment is that port; when
+    both ports have an entry, the lower port number wins (Wireshark's ``decode_udp_ports``
+    and ``decode_tcp_ports``: a well-known port beats an ephemeral one, and both
+    directions of a conversation get the same protocol). A TCP entry whose view has a
+    ``pdu_len`` (a message may span segments: TLS, HTTP, DNS over TCP) is not applied by
+    the per-packet walk: :mod:`rawlab.analysis.streams` reassembles those streams and
+    builds the view on the segment that completes each message.
+    """
 
     link: dict[int, ViewCtor] = field(default_factory=dict)
     ethertype: dict[int, ViewCtor] = field(default_factory=dict)
     ip_proto: dict[int, ViewCtor] = field(default_factory=dict)
+    udp_port: dict[int, ViewCtor] = field(default_factory=dict)
+    tcp_port: dict[int, ViewCtor] = field(default_factory=dict)
+
+
+def port_view(ports: dict[int, ViewCtor], sport: int, dport: int) -> ViewCtor | None:
+    """The entry of ``ports`` for a datagram or segment between these ports (the lower
+    port first, :class:`DispatchTable`), or None."""
+    if sport > dport:
+        sport, dport = dport, sport
+    got = ports.get(sport)
+    return got if got is not None else ports.get(dport)
+
+
+def is_stream(ctor: ViewCtor | None) -> bool:
+    """True for a view of messages that may span TCP segments (it has ``pdu_len``)."""
+    return hasattr(ctor, "pdu_len")
 
 
 def build_table() -> DispatchTable:
     """The default table, built when called (nothing happens at import)."""
-    return DispatchTable(
+    table = DispatchTable(
         link={
             LinkType.ETHERNET: Ethernet,
             LinkType.RAW: _raw_ip,
@@ -127,6 +154,20 @@ def build_table() -> DispatchTable:
             IPPROTO_IPV6: Ipv6,
         },
     )
+    _add_application_ports(table)
+    return table
+
+
+# ---- application protocols by port (issue 16, application half): their own block ------
+
+def _add_application_ports(table: DispatchTable) -> None:
+    """The UDP and TCP ports of the application decoders (one module each)."""
+    table.udp_port.update({
+        PORT_DNS: Dns, PORT_MDNS: Mdns, PORT_LLMNR: Llmnr,
+    })
+    table.tcp_port.update({
+        PORT_DNS: DnsTcp, PORT_MDNS: DnsTcp,
+    })
 
 
 # ---- the walk over views --------------------------------------------------------------------
@@ -178,6 +219,24 @@ def _after_ipv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vi
     return _next(table.ip_proto.get(key), payload, key)
 
 
+def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    payload = lay.payload
+    if not len(payload) or lay.malformed:
+        return None
+    ctor = port_view(table.udp_port, lay.sport, lay.dport)
+    return None if ctor is None else ctor(payload)
+
+
+def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    payload = lay.payload
+    if not len(payload) or len(lay.buf) < lay.header_len:
+        return None
+    ctor = port_view(table.tcp_port, lay.sport, lay.dport)
+    if ctor is None or is_stream(ctor):
+        return None
+    return ctor(payload)
+
+
 #: how to find the layer after one of these views (a view not here ends the walk)
 _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ethernet: _after_ethernet,
@@ -185,6 +244,8 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Sll2: _after_sll,
     Ipv4: _after_ipv4,
     Ipv6: _after_ipv6,
+    Udp: _after_udp,
+    Tcp: _after_tcp,
 }
 
 
@@ -351,8 +412,10 @@ _IP_VIEW: dict[int, type[Ipv4] | type[Ipv6]] = {ETH_P_IP: Ipv4, ETH_P_IPV6: Ipv6
 
 def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
     """The layer names ``decoder.decode(data, linktype)`` gives, computed by :func:`walk`
-    where it can (one dictionary look-up per packet after the first of each shape).
-    It is :meth:`Decoder.path <rawlab.decode.dispatch.Decoder.path>`."""
+    where it can (one dictionary look-up per packet after the first of each shape, and
+    for UDP and TCP one per port: :meth:`Decoder.port_names
+    <rawlab.decode.dispatch.Decoder>`). It is :meth:`Decoder.path
+    <rawlab.decode.dispatch.Decoder.path>`."""
     w = walk(data, linktype)
     if w is not None:
         key = (linktype, w[0], w[2], w[5] & 1)  # & FRAG_LATER
@@ -360,14 +423,68 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
         if got is None:
             got = decoder.shapes[key] = _shape_names(key, decoder.table)
         if got:
-            return got
+            leaf = got[-1]
+            if leaf is not _UDP and leaf is not _TCP:
+                return got
+            # the application layer after the ports, as _after_udp / _after_tcp find it
+            l4 = w[3]
+            udp = leaf is _UDP
+            if len(data) < l4 + 13:
+                if udp and len(data) >= l4 + 6:
+                    sp, dp, ln = _UDP_PORTS.unpack_from(data, l4)
+                else:
+                    return got  # (a TCP header this short has no payload)
+            elif udp:
+                sp, dp, ln = _UDP_PORTS.unpack_from(data, l4)
+            else:
+                sp, dp, ln = _TCP_PORTS.unpack_from(data, l4)
+            ports = decoder.port_names[not udp]
+            app = ports.get(sp)
+            other = ports.get(dp)
+            if app is None:
+                if other is None:
+                    return got  # no entry for either port: the common case, kept short
+                app = other
+            elif other is not None and dp < sp:
+                app = other
+            if not app:  # a stream protocol: not the per-packet walk's
+                return got
+            end = min(w[4], len(data))
+            if udp:  # the payload, as the Udp view bounds it
+                if end - l4 <= 8 or 0 < ln <= 8:  # none, or malformed / none by the length
+                    return got
+            elif end - l4 < 20 or ln < 0x50 or end - l4 <= (ln >> 4) * 4:
+                return got  # header cut short, malformed (data offset < 5), or no payload
+            if app != "_":
+                return (*got, app)
     return decoder.decode(data, linktype).names
 
 
+_UDP, _TCP = Udp.name, Tcp.name
+_UDP_PORTS = struct.Struct("!HHH")  # source port, destination port, length
+_TCP_PORTS = struct.Struct("!HH8xB")  # source port, destination port, data offset
+
+
+def port_names(ports: dict[int, ViewCtor]) -> dict[int, str]:
+    """port -> the name of the view the per-packet walk puts after the transport layer
+    ("": the walk adds none, a stream protocol; "_": a constructor without a fixed
+    name, which only decoding can tell)."""
+    out: dict[int, str] = {}
+    for port, ctor in ports.items():
+        if is_stream(ctor):
+            out[port] = ""
+        else:
+            out[port] = getattr(ctor, "name", "_") if isinstance(ctor, type) else "_"
+    return out
+
+
 def _leaf_name(ctor: ViewCtor | None) -> str | None:
-    """The name of the view a walk ends with; None when the walk would go on after it."""
+    """The name of the view a walk ends with; None when the walk would go on after it
+    (UDP and TCP: the port step of :func:`names` follows)."""
     if ctor is None:
         return Raw.name
+    if ctor is Udp or ctor is Tcp:
+        return ctor.name
     if isinstance(ctor, type) and ctor not in _AFTER:
         return getattr(ctor, "name", None)
     return None

@@ -35,7 +35,7 @@ from rawlab.decode.checksum import (
     verify_l4,
     worst,
 )
-from rawlab.decode.descent import DispatchTable, build_table, descend, names
+from rawlab.decode.descent import DispatchTable, build_table, descend, names, port_names
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
@@ -93,8 +93,12 @@ class Packet:
 
     @property
     def payload(self) -> memoryview:
-        """What the last layer carries (application bytes for TCP/UDP)."""
-        return self.layers[-1].payload if self.layers else self.data
+        """What the last layer carries (application bytes for TCP/UDP: the payload of the
+        transport layer, also when application layers follow it)."""
+        for lay in reversed(self.layers):
+            if not lay.application:
+                return lay.payload
+        return self.data
 
     @property
     def checksums(self) -> tuple[ChecksumStatus | None, ...]:
@@ -162,13 +166,15 @@ def _final_dst(ip: Ipv6) -> bytes:
 class Decoder:
     """Decodes records of any supported link type with one explicit table."""
 
-    __slots__ = ("netlink_byteorder", "shapes", "table")
+    __slots__ = ("netlink_byteorder", "port_names", "shapes", "table")
 
     def __init__(self, table: DispatchTable | None = None, *, netlink_byteorder: str = "=") -> None:
         self.table = table if table is not None else build_table()
         self.netlink_byteorder = netlink_byteorder
         #: layer names by shape, for :meth:`path` (rawlab.decode.descent.names)
         self.shapes: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
+        #: the application layer's name by UDP and by TCP port, for :meth:`path`
+        self.port_names = (port_names(self.table.udp_port), port_names(self.table.tcp_port))
 
     def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE) -> Packet:
         """Every layer of ``data`` (never raises; marks say what went wrong)."""

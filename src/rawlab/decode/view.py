@@ -14,6 +14,8 @@ Contract of a view (design principles 1, 2, 4, 6):
 - ``FIELDS`` lists ``(name, offset, size)`` of the fixed header's fields, for
   trees that show byte offsets (bit fields share their byte's offset).
 - ``name`` is the layer key used in JSON and in the protocol hierarchy.
+- ``application`` is True for the views of application protocols (what a TCP or
+  UDP port leads to: DNS, TLS, ...): the packet's ``payload`` stays the transport's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class View:
     __slots__ = ("buf", "malformed", "truncated")
     name: ClassVar[str] = "data"
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = ()
+    application: ClassVar[bool] = False
 
     buf: memoryview
     truncated: bool

@@ -9,6 +9,7 @@ never the decoded views.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from rawlab.analysis.hierarchy import ProtocolHierarchy
@@ -37,6 +38,7 @@ class HierarchySink:
     """Counts packets and bytes per protocol path; prints the table when closed."""
 
     decodes = False
+    uses_interface = False
 
     def __init__(self, out: TextIO, counts: Counts, *, source: str,
                  expression: str | None = None) -> None:
@@ -45,12 +47,19 @@ class HierarchySink:
         self.source = source
         self.expression = expression
         self.hierarchy = ProtocolHierarchy()
-        self._path = Decoder().path
-        self._add = self.hierarchy.add
+        self.packet = self._counter()
 
-    def packet(self, frame: int, rec: Record, pkt: Packet | None,
-               iface: Interface | None) -> None:
-        self._add(self._path(rec.data, rec.linktype), rec.wirelen)
+    def _counter(self) -> Callable[[int, Record, Packet | None, Interface | None], None]:
+        """The per-packet hook: the names-only walk, one count (names bound once: it runs
+        for every packet of ``read --stats``)."""
+        path = Decoder().path
+        add = self.hierarchy.add
+
+        def packet(frame: int, rec: Record, pkt: Packet | None,
+                   iface: Interface | None) -> None:
+            add(path(rec.data, rec.linktype), rec.wirelen)
+
+        return packet
 
     def close(self) -> None:
         c = self.counts

@@ -22,6 +22,7 @@ from rawlab.decode.dispatch import Packet
 from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
+from rawlab.present import app
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
 from rawlab.records import (
     PACKET_OUTGOING,
@@ -77,10 +78,10 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
 
 
 def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
-    fmts = _addr_fields(view.name)
-    d: dict[str, Any] = {}
-    for k, v in view.fields().items():
-        d[k] = jsonable(v, fmts.get(k))
+    d: dict[str, Any] | None = app.layer_json(view) if view.application else None
+    if d is None:
+        fmts = _addr_fields(view.name)
+        d = {k: jsonable(v, fmts.get(k)) for k, v in view.fields().items()}
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
@@ -298,6 +299,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
         else:
             head += f" {interface}"
     body = summary(pkt, rec.wirelen)
+    if pkt.layers and pkt.layers[-1].application:
+        body += app.suffix(pkt)
     if st.link:
         link = link_text(pkt, rec.wirelen)
         if link:
@@ -416,6 +419,15 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
                                         (" [malformed]", view.malformed)) if on)
+        lines = app.tree_lines(view) if view.application else None
+        if lines is not None:
+            frames = getattr(view, "frames", ())
+            where = (f"reassembled from {len(frames)} segments" if len(frames) > 1
+                     else f"@{base}")
+            yield f"  {view.name} {where}, {len(view.buf)} bytes{marks}"
+            yield from (f"           {x}" for x in lines)
+            base += view.header_len
+            continue
         yield f"  {view.name} @{base}, header {view.header_len} bytes{marks}"
         fmts = _addr_fields(view.name)
         fields = view.fields()
@@ -441,7 +453,7 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             yield f"           {'checksum':<14} {csum.verdict.value}{exp}"
         base += view.header_len
     payload = pkt.payload
-    if payload is not None and len(payload):
+    if payload is not None and len(payload) and not pkt.layers[-1].application:
         yield f"  payload @{base}: {len(payload)} bytes: {bytes(payload[:32]).hex()}" + (
             "…" if len(payload) > 32 else "")
 
