@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rawlab.decode.arp import Arp
+from rawlab.decode.dhcp import PORT_BOOTPC, PORT_BOOTPS, Dhcp
 from rawlab.decode.dns import PORT_DNS, PORT_LLMNR, PORT_MDNS, Dns, DnsTcp, Llmnr, Mdns
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
 from rawlab.decode.icmp import Icmp
@@ -44,7 +45,10 @@ from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
 from rawlab.decode.ipv6 import EXT_HEADERS, NH_FRAGMENT, NH_NONE, Ipv6
 from rawlab.decode.netlink import Netlink
+from rawlab.decode.ntp import PORT_NTP, Ntp
 from rawlab.decode.sll import Sll, Sll2
+from rawlab.decode.snmp import PORT_SNMP, PORT_SNMP_TRAP, Snmp
+from rawlab.decode.ssh import PORT_SSH, Ssh
 from rawlab.decode.tcp import Tcp
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View
@@ -164,9 +168,13 @@ def _add_application_ports(table: DispatchTable) -> None:
     """The UDP and TCP ports of the application decoders (one module each)."""
     table.udp_port.update({
         PORT_DNS: Dns, PORT_MDNS: Mdns, PORT_LLMNR: Llmnr,
+        PORT_BOOTPS: Dhcp, PORT_BOOTPC: Dhcp,
+        PORT_NTP: Ntp,
+        PORT_SNMP: Snmp, PORT_SNMP_TRAP: Snmp,
     })
     table.tcp_port.update({
         PORT_DNS: DnsTcp, PORT_MDNS: DnsTcp,
+        PORT_SSH: Ssh,
     })
 
 

@@ -19,6 +19,7 @@ from typing import Any
 #: layer name -> the present module of its protocol (imported on first use)
 MODULES = {
     "dns": "dns", "mdns": "dns", "llmnr": "dns",
+    "dhcp": "dhcp", "ntp": "ntp", "snmp": "snmp", "ssh": "ssh",
 }
 _LOADED: dict[str, Any] = {}
 
