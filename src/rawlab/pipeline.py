@@ -72,11 +72,15 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
         expression: str | None = None, count: int | None = None,
         writer: CaptureWriter | RotatingWriter | None = None,
         interfaces: Callable[[int], Interface | None] = _no_interface,
-        counts: Counts | None = None) -> Counts:
+        counts: Counts | None = None,
+        streams: Callable[[int, int, Packet], object] | None = None) -> Counts:
     """Push records through filter and writer into the sinks; return the counts.
 
     `interfaces(n)` names interface n of the source. `counts` may be passed in
-    so that a caller still has them when the source raises midway.
+    so that a caller still has them when the source raises midway. `streams(frame,
+    ts_ns, pkt)` sees every decoded packet before the sinks (state across packets:
+    rawlab.analysis.streams.TcpStreams.feed appends the application messages a TCP
+    segment completes to its layers).
     """
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
@@ -96,6 +100,8 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
                 c.written += 1
             pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
                    if decode is not None else None)
+            if streams is not None and pkt is not None:
+                streams(c.seen, rec.ts_ns, pkt)
             if one is not None:
                 one(c.seen, rec, pkt, iface)
             else:

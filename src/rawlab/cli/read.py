@@ -64,9 +64,14 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     if out:
         refuse_overwrite(out, [file])
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
+    streams = None
+    if any(s.decodes for s in sinks):
+        from rawlab.analysis.streams import TcpStreams
+
+        streams = TcpStreams().feed
     source = sys.stdin.buffer if file == "-" else file
     with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)
         pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
                      interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
-                     else None, counts=counts)
+                     else None, counts=counts, streams=streams)

@@ -40,6 +40,7 @@ from rawlab.decode.arp import Arp
 from rawlab.decode.dhcp import PORT_BOOTPC, PORT_BOOTPS, Dhcp
 from rawlab.decode.dns import PORT_DNS, PORT_LLMNR, PORT_MDNS, Dns, DnsTcp, Llmnr, Mdns
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
+from rawlab.decode.http import HTTP_PORTS, Http
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
@@ -50,6 +51,7 @@ from rawlab.decode.sll import Sll, Sll2
 from rawlab.decode.snmp import PORT_SNMP, PORT_SNMP_TRAP, Snmp
 from rawlab.decode.ssh import PORT_SSH, Ssh
 from rawlab.decode.tcp import Tcp
+from rawlab.decode.tls import TLS_PORTS, Tls
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View
 from rawlab.decode.vsockmon import Vsockmon
@@ -175,6 +177,8 @@ def _add_application_ports(table: DispatchTable) -> None:
     table.tcp_port.update({
         PORT_DNS: DnsTcp, PORT_MDNS: DnsTcp,
         PORT_SSH: Ssh,
+        **dict.fromkeys(TLS_PORTS, Tls),
+        **dict.fromkeys(HTTP_PORTS, Http),
     })
 
 

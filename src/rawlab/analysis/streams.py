@@ -1,0 +1,314 @@
+"""TCP stream reassembly for the application protocols (Wireshark's ``tcp_dissect_pdus``):
+state across packets, so it lives here and not in the per-packet decoders.
+
+    streams = TcpStreams()                      # the default table's TCP port entries
+    views = streams.feed(frame, ts_ns, pkt)     # a decoded Packet: the application views
+                                                # this segment completes (also appended to
+                                                # pkt.layers)
+    streams.finish()                            # end of input: messages waiting for a close
+
+Which protocol a connection speaks is the TCP port table of
+:mod:`rawlab.decode.descent` (an entry whose view has ``pdu_len``: TLS, HTTP, DNS
+over TCP); the connection and its direction come from the TCP analyser
+(:class:`rawlab.analysis.tcp.TcpAnalyzer`, fed the packets of those ports only):
+each :class:`~rawlab.analysis.tcp.Segment` it hands out is placed by its sequence
+number. Per direction, the bytes in order are cut into messages by the view's
+``pdu_len`` (0: need more; -1: these bytes are not the protocol, the direction is
+given up; ``UNTIL_CLOSE``: the message ends with the connection), and each message
+becomes a view on the frame whose segment completes it, with ``frames`` naming every
+segment it came in (as tshark's "[N Reassembled TCP Segments]"). All messages a
+segment completes for TLS form one view (one ``tls`` layer, several records).
+
+Retransmitted and overlapping bytes are trimmed; segments after a gap wait (at most
+:data:`MAX_OUT_OF_ORDER` per direction) for the missing bytes; a gap that is never
+filled (a capture drop) abandons the message in progress and resynchronises on the
+next segment that starts a message.
+
+Memory is bounded: the connections the analyser tracks (its ``max_connections``),
+per direction at most ``max_pdu`` bytes waiting to complete a message, and of a
+larger message (an HTTP body) only the first ``keep`` bytes (the rest is counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rawlab.analysis.seq import seq_gt, seq_lt
+from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
+from rawlab.decode.descent import DispatchTable, build_table, is_stream, port_view
+from rawlab.decode.http import UNTIL_CLOSE
+from rawlab.decode.tcp import FIN, RST, SYN, Tcp
+from rawlab.decode.view import View
+
+MAX_OUT_OF_ORDER = 64
+MAX_PDU = 1 << 20
+KEEP = 1 << 16
+
+#: a session hook per stream protocol: (view class) -> factory of an object with
+#: ``view(direction, data, frames) -> list[View]`` (TLS's handshake and decryption state)
+SessionFactory = Callable[[], Any]
+
+
+Pdu = tuple[bytes, int, tuple[tuple[int, int], ...]]  # (bytes kept, length, frames)
+
+
+class Cutter:
+    """Bytes in order -> whole messages, by a view's ``pdu_len`` (the part of the
+    reassembly that knows nothing of TCP: a TLS session's decrypted bytes use it too).
+
+    ``push(frame, data)`` returns the messages completed: ``(bytes, length, frames)``
+    where ``bytes`` is the whole message, or its first ``keep`` bytes when longer.
+    """
+
+    __slots__ = ("buf", "cut_any", "dead", "frames", "keep", "max_pdu", "need", "pdu_len",
+                 "resync", "skipped")
+
+    def __init__(self, pdu_len: Callable[[bytes | bytearray], int], *, max_pdu: int = MAX_PDU,
+                 keep: int = KEEP) -> None:
+        self.pdu_len = pdu_len
+        self.max_pdu = max_pdu
+        self.keep = keep
+        self.buf = bytearray()
+        self.frames: list[list[int]] = []  # [frame, bytes] of buf's pieces, in order
+        self.need = 0  # the message in progress is this long (0: not known yet)
+        self.skipped = 0  # bytes of it counted past `keep` (not stored)
+        self.dead = False  # the first bytes were not the protocol: no messages ever
+        self.resync = False  # lost its place: waits for a piece that starts a message
+        self.cut_any = False
+
+    def lose(self) -> None:
+        """Forget the message in progress (bytes went missing); resynchronise."""
+        self.buf.clear()
+        self.frames.clear()
+        self.need = self.skipped = 0
+        self.resync = True
+
+    def push(self, frame: int, data: bytes) -> list[Pdu]:
+        if self.dead or not data:
+            return []
+        if self.resync:
+            if self.pdu_len(data) < 0:
+                return []
+            self.resync = False
+        if self.need and len(self.buf) >= self.keep:  # a long message: count its bytes only
+            self.skipped += len(data)
+        else:
+            self.buf += data
+        if self.frames and self.frames[-1][0] == frame:
+            self.frames[-1][1] += len(data)
+        else:
+            self.frames.append([frame, len(data)])
+        return self._cut()
+
+    def _cut(self) -> list[Pdu]:
+        out: list[Pdu] = []
+        while self.buf:
+            total = len(self.buf) + self.skipped
+            n = self.need or self.pdu_len(self.buf)
+            if n < 0:  # not the protocol: at the start, never; later, lost its place
+                if self.cut_any or out:
+                    self.lose()
+                else:
+                    self.dead = True
+                    self.buf.clear()
+                    self.frames.clear()
+                break
+            if n == 0:
+                if total > self.max_pdu:
+                    self.lose()
+                break
+            self.need = n
+            if n == UNTIL_CLOSE or total < n:
+                break
+            keep = n - self.skipped
+            data = bytes(self.buf[:keep])
+            del self.buf[:keep]
+            out.append((data, n, self._take_frames(n)))
+            self.need = self.skipped = 0
+        self.cut_any = self.cut_any or bool(out)
+        return out
+
+    def _take_frames(self, n: int) -> tuple[tuple[int, int], ...]:
+        out = []
+        while n > 0 and self.frames:
+            f = self.frames[0]
+            take = min(f[1], n)
+            out.append((f[0], take))
+            n -= take
+            f[1] -= take
+            if not f[1]:
+                self.frames.pop(0)
+        return tuple(out)
+
+    def close(self) -> list[Pdu]:
+        """The connection ended: a message that runs until the close is complete."""
+        if self.need == UNTIL_CLOSE and self.buf:
+            n = len(self.buf) + self.skipped
+            pdu = (bytes(self.buf), n, self._take_frames(n))
+            self.buf.clear()
+            self.need = self.skipped = 0
+            return [pdu]
+        return []
+
+
+class _Dir:
+    """One direction of a connection: sequence numbers, segments after a gap, the cutter."""
+
+    __slots__ = ("cutter", "next_seq", "ooo")
+
+    def __init__(self, cutter: Cutter) -> None:
+        self.next_seq: int | None = None
+        self.ooo: dict[int, tuple[int, bytes]] = {}  # seq -> (frame, payload)
+        self.cutter = cutter
+
+
+class _Stream:
+    __slots__ = ("ctor", "dirs", "session")
+
+    def __init__(self, ctor: Any, session: Any, max_pdu: int, keep: int) -> None:
+        self.ctor = ctor
+        self.dirs = (_Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)),
+                     _Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)))
+        self.session = session
+
+
+class TcpStreams:
+    """Reassembles the TCP connections on the table's stream-protocol ports."""
+
+    def __init__(self, table: DispatchTable | None = None, *,
+                 analyzer: TcpAnalyzer | None = None, max_pdu: int = MAX_PDU,
+                 keep: int = KEEP, sessions: dict[type, SessionFactory] | None = None) -> None:
+        self.table = table if table is not None else build_table()
+        self.tcp = analyzer if analyzer is not None else TcpAnalyzer()
+        self.max_pdu = max_pdu
+        self.keep = keep
+        self.sessions = sessions if sessions is not None else default_sessions()
+        self._streams: dict[int, _Stream] = {}  # by the analyser's stream number
+        self._ports = self.table.tcp_port
+
+    # ---- input ----------------------------------------------------------------------------
+
+    def stream_ctor(self, sport: int, dport: int) -> Any:
+        """The stream protocol's view for a segment between these ports, or None."""
+        ctor = port_view(self._ports, sport, dport)
+        return ctor if ctor is not None and is_stream(ctor) else None
+
+    def feed(self, frame: int, ts_ns: int, pkt: Any) -> list[View]:
+        """The application views this packet's TCP segment completes; they are appended
+        to ``pkt.layers`` too. Packets of other ports (and non-TCP) cost one look-up."""
+        layers = pkt.layers
+        t = layers[-1] if layers else None
+        if type(t) is not Tcp:
+            return []
+        ctor = self.stream_ctor(t.sport, t.dport)
+        if ctor is None:
+            return []
+        out: list[View] = []
+        for ev in self.tcp.feed(frame, ts_ns, pkt):
+            if type(ev) is Segment:
+                out += self._segment(ev, ctor, t.payload)
+            elif type(ev) is ConnectionClosed:
+                out += self._closed(ev.stream, frame)
+        layers.extend(out)
+        return out
+
+    def finish(self) -> list[View]:
+        """End of input: messages that end with the connection (HTTP bodies without a
+        length) are complete now."""
+        out: list[View] = []
+        for sid in list(self._streams):
+            out += self._closed(sid, 0)
+        for ev in self.tcp.finish():
+            self._streams.pop(ev.stream, None)
+        return out
+
+    # ---- one segment ------------------------------------------------------------------------
+
+    def _segment(self, seg: Segment, ctor: Any, payload: memoryview) -> list[View]:
+        st = self._streams.get(seg.stream)
+        if st is None:
+            factory = self.sessions.get(ctor)
+            st = self._streams[seg.stream] = _Stream(ctor, factory() if factory else None,
+                                                     self.max_pdu, self.keep)
+        d = st.dirs[seg.dir]
+        flags = seg.flags
+        if flags & SYN:
+            d.next_seq = (seg.seq + 1) & 0xFFFFFFFF
+            d.ooo.clear()
+        data = bytes(payload[: seg.len])
+        pdus: list[Pdu] = []
+        if data:
+            seq = (seg.seq + (1 if flags & SYN else 0)) & 0xFFFFFFFF
+            if d.next_seq is None:
+                d.next_seq = seq  # midstream: start where the capture starts
+            pdus = self._place(d, seg.frame, seq, data)
+        if flags & (FIN | RST):
+            pdus += d.cutter.close()
+        return self._views(st, seg.dir, pdus) if pdus else []
+
+    def _place(self, d: _Dir, frame: int, seq: int, data: bytes) -> list[Pdu]:
+        nxt = d.next_seq
+        assert nxt is not None
+        if seq != nxt:
+            if seq_lt(seq, nxt):  # retransmitted or overlapping: keep only what is new
+                skip = (nxt - seq) & 0xFFFFFFFF
+                if skip >= len(data):
+                    return []
+                data = data[skip:]
+            elif len(d.ooo) < MAX_OUT_OF_ORDER:  # after a gap: wait for the missing bytes
+                d.ooo[seq] = (frame, data)
+                return []
+            else:  # the gap is never filled (a capture drop): go on after it
+                d.cutter.lose()
+                d.ooo[seq] = (frame, data)
+                nxt = d.next_seq = min(d.ooo, key=lambda s: (s - nxt) & 0xFFFFFFFF)
+                frame, data = d.ooo.pop(nxt)
+        out = self._take(d, frame, data)
+        while d.ooo:  # what waited for these bytes
+            nxt = d.next_seq
+            ready = sorted((s for s in d.ooo if not seq_gt(s, nxt)),
+                           key=lambda s: (s - nxt) & 0xFFFFFFFF)
+            if not ready:
+                break
+            for s in ready:
+                f, b = d.ooo.pop(s)
+                skip = (d.next_seq - s) & 0xFFFFFFFF
+                if skip < len(b):
+                    out += self._take(d, f, b[skip:])
+        return out
+
+    @staticmethod
+    def _take(d: _Dir, frame: int, data: bytes) -> list[Pdu]:
+        d.next_seq = ((d.next_seq or 0) + len(data)) & 0xFFFFFFFF
+        return d.cutter.push(frame, data)
+
+    def _views(self, st: _Stream, direction: int, pdus: list[Pdu]) -> list[View]:
+        if st.session is not None:
+            return st.session.views(direction, pdus)  # type: ignore[no-any-return]
+        out = []
+        for data, n, frames in pdus:
+            v = st.ctor(data) if n == len(data) else st.ctor(data, n)
+            v.frames = frames
+            out.append(v)
+        return out
+
+    def _closed(self, sid: int, frame: int) -> list[View]:
+        st = self._streams.pop(sid, None)
+        if st is None:
+            return []
+        out: list[View] = []
+        for i, d in enumerate(st.dirs):
+            pdus = d.cutter.close()
+            if pdus:
+                out += self._views(st, i, pdus)
+        return out
+
+
+def default_sessions() -> dict[type, SessionFactory]:
+    """The protocols whose messages carry state across a connection: TLS (handshake
+    messages spanning records, what is encrypted, the key log's secrets)."""
+    from rawlab.analysis.tls_session import TlsSession
+    from rawlab.decode.tls import Tls
+
+    return {Tls: TlsSession}

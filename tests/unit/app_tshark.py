@@ -1,0 +1,242 @@
+"""Compare rawlab's application layers with tshark's fields, frame by frame (shared by
+the corpus tests of the unit tier and the fresh captures of the privileged tier).
+
+Not a test module itself. :data:`FIELDS` maps a rawlab layer name to rows of
+(tshark field, how to get the values from rawlab's JSON object of that layer, how
+to read tshark's text): each frame's values are compared as lists, in order
+(tshark's occurrences), byte for byte after the conversion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+SEP = "\x1f"
+
+
+def corpus_dir() -> Path | None:
+    """The tcpdump test corpus: $RAWLAB_CORPUS, shared/ beside the checkout, or /work/shared."""
+    here = Path(__file__).resolve().parents[2]
+    for p in (os.environ.get("RAWLAB_CORPUS"), here.parent / "shared/corpus/tcpdump-tests",
+              "/work/shared/corpus/tcpdump-tests"):
+        if p and Path(p).is_dir():
+            return Path(p)
+    return None
+
+
+def have_tshark() -> bool:
+    return shutil.which("tshark") is not None
+
+
+def _hex(s: str) -> int:
+    return int(s, 16)
+
+
+def _bool(s: str) -> bool:
+    return s in ("1", "True", "true")
+
+
+def _rrs(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return d["answers"] + d["authorities"] + d["additionals"]
+
+
+def _not_opt(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in _rrs(d) if r["type"] != 41]
+
+
+def _key(name: str) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [d[name]] if d.get(name) is not None else []
+
+
+def _each(rows: Callable[[dict[str, Any]], list[dict[str, Any]]], name: str
+          ) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [r[name] for r in rows(d) if name in r]
+
+
+Row = tuple[str, Callable[[dict[str, Any]], list[Any]], Callable[[str], Any]]
+
+DNS: list[Row] = [
+    ("dns.id", _key("id"), _hex),
+    ("dns.flags", _key("flags"), _hex),
+    ("dns.flags.response", _key("response"), _bool),
+    ("dns.flags.opcode", _key("opcode"), int),
+    ("dns.flags.recdesired", _key("recursion_desired"), _bool),
+    ("dns.count.queries", _key("qdcount"), int),
+    ("dns.count.answers", _key("ancount"), int),
+    ("dns.count.auth_rr", _key("nscount"), int),
+    ("dns.count.add_rr", _key("arcount"), int),
+    ("dns.qry.name", _each(lambda d: d["questions"], "name"), str),
+    ("dns.qry.type", _each(lambda d: d["questions"], "type"), int),
+    ("dns.resp.name", _each(_rrs, "name"), str),
+    ("dns.resp.type", _each(_rrs, "type"), int),
+    ("dns.resp.ttl", _each(_not_opt, "ttl"), int),
+    ("dns.resp.len", _each(_rrs, "rdlength"), int),
+    ("dns.a", _each(_rrs, "a"), str),
+    ("dns.aaaa", _each(_rrs, "aaaa"), str),
+    ("dns.cname", _each(_rrs, "cname"), str),
+    ("dns.ns", _each(_rrs, "ns"), str),
+    ("dns.ptr.domain_name", _each(_rrs, "ptr"), str),
+    ("dns.mx.preference", _each(_rrs, "preference"), int),
+    ("dns.mx.mail_exchange", _each(_rrs, "exchange"), str),
+    ("dns.srv.port", _each(_rrs, "port"), int),
+    ("dns.srv.target", _each(_rrs, "target"), str),
+    ("dns.soa.mname", _each(_rrs, "mname"), str),
+    ("dns.soa.serial_number", _each(_rrs, "serial"), int),
+    ("dns.rr.udp_payload_size", _each(_rrs, "udp_payload_size"), int),
+    ("dns.resp.edns0_version", _each(_rrs, "edns_version"), int),
+]
+
+
+def _opt(code: int) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [o["value"] for o in d["options"] if o["code"] == code]
+
+
+DHCP: list[Row] = [
+    ("dhcp.type", _key("op"), int),
+    ("dhcp.hw.type", _key("htype"), _hex),
+    ("dhcp.hw.len", _key("hlen"), int),
+    ("dhcp.hops", _key("hops"), int),
+    ("dhcp.id", _key("xid"), _hex),
+    ("dhcp.secs", _key("secs"), int),
+    ("dhcp.flags", _key("flags"), _hex),
+    ("dhcp.ip.client", _key("ciaddr"), str),
+    ("dhcp.ip.your", _key("yiaddr"), str),
+    ("dhcp.ip.server", _key("siaddr"), str),
+    ("dhcp.ip.relay", _key("giaddr"), str),
+    ("dhcp.option.type", lambda d: [o["code"] for o in d["options"]], int),
+    ("dhcp.option.length", lambda d: [o["length"] for o in d["options"]], int),
+    ("dhcp.option.requested_ip_address", _opt(50), str),
+    ("dhcp.option.dhcp_server_id", _opt(54), str),
+    ("dhcp.option.subnet_mask", _opt(1), str),
+    ("dhcp.option.hostname", _opt(12), str),
+    ("dhcp.option.ip_address_lease_time", _opt(51), int),
+]
+NTP: list[Row] = [
+    ("ntp.flags.li", _key("li"), int),
+    ("ntp.flags.vn", _key("version"), int),
+    ("ntp.flags.mode", _key("mode"), int),
+    ("ntp.stratum", _key("stratum"), int),
+    ("ntp.ppoll", _key("poll"), int),
+    ("ntp.precision", _key("precision"), int),
+    ("ntpctrl.flags2.opcode", _key("opcode"), int),
+    ("ntpctrl.sequence", lambda d: [d["sequence"]] if "opcode" in d else [], int),
+    ("ntpctrl.count", _key("count"), int),
+    ("ntppriv.impl", _key("implementation"), int),
+    ("ntppriv.reqcode", _key("request"), int),
+]
+SNMP: list[Row] = [
+    ("snmp.version", _key("version"), int),
+    ("snmp.community", _key("community"), str),
+    ("snmp.request_id", _key("request_id"), int),
+    ("snmp.error_status", _key("error_status"), int),
+    ("snmp.name", lambda d: [v["oid"] for v in d["varbinds"]], str),
+]
+SSH: list[Row] = [
+    ("ssh.protocol", _key("protocol"), str),
+    ("ssh.message_code", lambda d: [p["message_code"] for p in d["packets"]], int),
+    ("ssh.packet_length", lambda d: [p["packet_length"] for p in d["packets"]], int),
+]
+
+FIELDS: dict[str, list[Row]] = {
+    "dns": DNS, "mdns": DNS, "llmnr": DNS, "dhcp": DHCP, "ntp": NTP, "snmp": SNMP,
+    "ssh": SSH,
+}
+#: the tshark protocol (frame.protocols word) of each rawlab layer name
+TSHARK_PROTO = {"dns": "dns", "mdns": "mdns", "llmnr": "llmnr", "dhcp": "dhcp", "ntp": "ntp",
+                "snmp": "snmp", "ssh": "ssh", "tls": "tls", "http": "http", "quic": "quic"}
+
+
+@dataclass
+class Agreement:
+    """What one comparison found, per layer name."""
+
+    frames: dict[str, int] = field(default_factory=dict)  # frames where both decoded it
+    fields: dict[str, int] = field(default_factory=dict)  # field values compared
+    mismatches: list[tuple[str, int, str, Any, Any]] = field(default_factory=list)
+    only_tshark: list[tuple[str, int]] = field(default_factory=list)
+    only_rawlab: list[tuple[str, int]] = field(default_factory=list)
+
+    def add(self, other: Agreement) -> None:
+        for k, v in other.frames.items():
+            self.frames[k] = self.frames.get(k, 0) + v
+        for k, v in other.fields.items():
+            self.fields[k] = self.fields.get(k, 0) + v
+        self.mismatches += other.mismatches
+        self.only_tshark += other.only_tshark
+        self.only_rawlab += other.only_rawlab
+
+
+def rawlab_json(path: Path, *args: str) -> dict[int, dict[str, Any]]:
+    out = subprocess.run([RAWLAB, "read", str(path), "--json", *args], capture_output=True,
+                         text=True, check=False).stdout
+    recs = {}
+    for line in out.splitlines():
+        rec = json.loads(line)
+        recs[rec["frame"]] = rec
+    return recs
+
+
+def tshark_fields(path: Path, fields: Iterable[str], *args: str) -> dict[int, dict[str, list[str]]]:
+    names = ["frame.number", "frame.protocols", *fields]
+    cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a",
+           "-E", f"aggregator={SEP}", "-E", "separator=\t", *args]
+    for f in names:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    rows: dict[int, dict[str, list[str]]] = {}
+    for line in out.splitlines():
+        cols = line.split("\t")
+        if len(cols) < len(names) or not cols[0].isdigit():
+            continue
+        rows[int(cols[0])] = {n: (c.split(SEP) if c else []) for n, c in zip(names, cols,
+                                                                           strict=False)}
+    return rows
+
+
+def layers_of(rec: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """Every layer object of ``name`` in one JSON record (a second one is keyed ``name<i>``)."""
+    return [v for k, v in rec.items()
+            if k == name or (k.startswith(name) and k[len(name):].isdigit())]
+
+
+def compare(path: Path, names: Iterable[str], *, rawlab_args: tuple[str, ...] = (),
+            tshark_args: tuple[str, ...] = ()) -> Agreement:
+    """rawlab vs tshark on ``path`` for the layers ``names``."""
+    names = list(names)
+    rows = [r for n in dict.fromkeys(names) for r in FIELDS[n]]
+    tfields = list(dict.fromkeys(r[0] for r in rows))
+    ours = rawlab_json(path, *rawlab_args)
+    theirs = tshark_fields(path, tfields, *tshark_args)
+    ag = Agreement()
+    for frame, t in theirs.items():
+        protos = (t["frame.protocols"] or [""])[0].split(":")
+        rec = ours.get(frame, {})
+        for name in names:
+            tp = TSHARK_PROTO[name]
+            mine = layers_of(rec, name)
+            if tp not in protos:
+                if mine:
+                    ag.only_rawlab.append((name, frame))
+                continue
+            if not mine:
+                ag.only_tshark.append((name, frame))
+                continue
+            ag.frames[name] = ag.frames.get(name, 0) + 1
+            for tf, get, conv in FIELDS[name]:
+                want = [conv(x) for x in t[tf]]
+                got = [v for lay in mine for v in get(lay)]
+                if not want and not got:
+                    continue
+                ag.fields[name] = ag.fields.get(name, 0) + len(want)
+                if got != want:
+                    ag.mismatches.append((name, frame, tf, got, want))
+    return ag
