@@ -146,7 +146,69 @@ SSH: list[Row] = [
     ("ssh.packet_length", lambda d: [p["packet_length"] for p in d["packets"]], int),
 ]
 
+def _all_hs(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The handshake messages of a frame, those a key log decrypted (TLS 1.3) after."""
+    return d["handshakes"] + d.get("decrypted_handshakes", [])
+
+
+def _hs(name: str) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [h[name] for h in _all_hs(d) if h.get(name) is not None]
+
+
+def _hs_list(name: str) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [v for h in _all_hs(d) for v in h.get(name, ())]
+
+
+def _certs(d: dict[str, Any]) -> list[int]:
+    return [c["length"] for h in _all_hs(d) for c in h.get("certificates", ())]
+
+
+def _ctype(r: dict[str, Any]) -> int:
+    """tshark's tls.record.content_type: a decrypted TLS 1.3 record's inner type."""
+    return r["decrypted"]["content_type"] if r["opaque"] and "decrypted" in r else (
+        r["content_type"])
+
+
+TLS: list[Row] = [
+    ("tls.record.content_type", lambda d: [_ctype(r) for r in d["records"]
+                                           if not r["opaque"] or "decrypted" in r], int),
+    ("tls.record.opaque_type", lambda d: [r["content_type"] for r in d["records"]
+                                          if r["opaque"]], int),
+    ("tls.record.version", lambda d: [r["version"] for r in d["records"]], _hex),
+    ("tls.record.length", lambda d: [r["length"] for r in d["records"]], int),
+    ("tls.handshake.type", lambda d: [h["type"] for h in _all_hs(d)], int),
+    ("tls.handshake.length", lambda d: [h["length"] for h in _all_hs(d)], int),
+    ("tls.handshake.version", _hs("version"), _hex),
+    ("tls.handshake.random", _hs("random"), lambda s: s.replace(":", "")),
+    ("tls.handshake.ciphersuite", lambda d: [c for h in _all_hs(d) for c in (
+        h.get("ciphers", ()) if "cipher" not in h else [h["cipher"]])], _hex),
+    ("tls.handshake.extension.type", lambda d: [e["type"] for h in _all_hs(d)
+                                                for e in h.get("extensions", ())], int),
+    ("tls.handshake.extensions_server_name", _hs("sni"), str),
+    ("tls.handshake.extensions_alpn_str", _hs_list("alpn"), str),
+    ("tls.handshake.extensions_supported_group", _hs_list("supported_groups"), _hex),
+    ("tls.handshake.ja3_full", _hs("ja3_full"), str),
+    ("tls.handshake.ja3", _hs("ja3"), str),
+    ("tls.handshake.ja3s_full", _hs("ja3s_full"), str),
+    ("tls.handshake.ja3s", _hs("ja3s"), str),
+    ("tls.handshake.certificate_length", _certs, int),
+]
+HTTP: list[Row] = [
+    ("http.request.method", _key("method"), str),
+    ("http.request.uri", _key("uri"), str),
+    ("http.request.version", lambda d: [d["version"]] if d["request"] else [], str),
+    ("http.host", _key("host"), str),
+    ("http.user_agent", _key("user_agent"), str),
+    ("http.response.version", lambda d: [d["version"]] if not d["request"] else [], str),
+    ("http.response.code", _key("status"), int),
+    ("http.response.phrase", _key("reason"), str),
+    ("http.content_type", _key("content_type"), str),
+    ("http.content_length", _key("content_length"), int),
+    ("http.transfer_encoding", _key("transfer_encoding"), str),
+]
+
 FIELDS: dict[str, list[Row]] = {
+    "tls": TLS, "http": HTTP,
     "dns": DNS, "mdns": DNS, "llmnr": DNS, "dhcp": DHCP, "ntp": NTP, "snmp": SNMP,
     "ssh": SSH,
 }

@@ -1,7 +1,8 @@
 """TCP stream reassembly for the application protocols (Wireshark's ``tcp_dissect_pdus``):
 state across packets, so it lives here and not in the per-packet decoders.
 
-    streams = TcpStreams()                      # the default table's TCP port entries
+    streams = TcpStreams(keylog=None)           # the default table's TCP port entries; a
+                                                # KeyLog decrypts TLS (rawlab.analysis.tls_decrypt)
     views = streams.feed(frame, ts_ns, pkt)     # a decoded Packet: the application views
                                                 # this segment completes (also appended to
                                                 # pkt.layers)
@@ -178,12 +179,13 @@ class TcpStreams:
 
     def __init__(self, table: DispatchTable | None = None, *,
                  analyzer: TcpAnalyzer | None = None, max_pdu: int = MAX_PDU,
-                 keep: int = KEEP, sessions: dict[type, SessionFactory] | None = None) -> None:
+                 keep: int = KEEP, sessions: dict[type, SessionFactory] | None = None,
+                 keylog: Any = None) -> None:
         self.table = table if table is not None else build_table()
         self.tcp = analyzer if analyzer is not None else TcpAnalyzer()
         self.max_pdu = max_pdu
         self.keep = keep
-        self.sessions = sessions if sessions is not None else default_sessions()
+        self.sessions = sessions if sessions is not None else default_sessions(keylog)
         self._streams: dict[int, _Stream] = {}  # by the analyser's stream number
         self._ports = self.table.tcp_port
 
@@ -305,10 +307,11 @@ class TcpStreams:
         return out
 
 
-def default_sessions() -> dict[type, SessionFactory]:
+def default_sessions(keylog: Any = None) -> dict[type, SessionFactory]:
     """The protocols whose messages carry state across a connection: TLS (handshake
-    messages spanning records, what is encrypted, the key log's secrets)."""
+    messages spanning records, what is encrypted, the key log's secrets: a
+    :class:`rawlab.analysis.tls_decrypt.KeyLog`)."""
     from rawlab.analysis.tls_session import TlsSession
     from rawlab.decode.tls import Tls
 
-    return {Tls: TlsSession}
+    return {Tls: lambda: TlsSession(keylog)}

@@ -1,6 +1,8 @@
 """One TLS connection's state across records (with rawlab.analysis.streams): handshake
 messages that span records, which records are encrypted, what the hellos chose, and,
 given a key log, the decrypted records and the HTTP/1.x messages inside them.
+Handshake records after a side's ChangeCipherSpec (TLS <= 1.2: Finished, alerts) are
+``sealed``: encrypted, not read as handshake messages.
 
     s = TlsSession(keylog=None)
     views = s.views(direction, pdus)      # pdus: whole records (streams.Cutter's output)
@@ -10,7 +12,7 @@ given a key log, the decrypted records and the HTTP/1.x messages inside them.
 Every call gives one :class:`~rawlab.decode.tls.Tls` view holding all the records
 the segment completed (tshark's one ``tls`` tree per frame); with a key log and the
 secrets of this connection, the plaintext of each encrypted record is in the view's
-``plaintext`` (record offset -> bytes) and the HTTP/1.x messages it completes
+``plaintext`` (record offset -> (content type, bytes)) and the HTTP/1.x messages it completes
 follow as :class:`~rawlab.decode.http.Http` views.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from rawlab.decode.http import Http
 from rawlab.decode.tls import (
+    CT_ALERT,
     CT_APPLICATION_DATA,
     CT_CHANGE_CIPHER_SPEC,
     CT_HANDSHAKE,
@@ -77,11 +80,11 @@ class TlsSession:
         for r in probe.records:
             if r.content_type == CT_CHANGE_CIPHER_SPEC:
                 self.ccs[direction] = True
+            elif r.content_type in (CT_HANDSHAKE, CT_ALERT) and self.ccs[direction] and (
+                    self.version != 0x0304):
+                sealed.append(r.offset)  # TLS <= 1.2 after ChangeCipherSpec: encrypted
             elif r.content_type == CT_HANDSHAKE:
-                if self.ccs[direction] and self.version != 0x0304:
-                    sealed.append(r.offset)  # TLS <= 1.2's Finished: encrypted
-                else:
-                    hs += r.fragment
+                hs += r.fragment
         msgs, used = handshakes(hs)
         rest = hs[used:]
         self.hs[direction] = rest if len(rest) <= MAX_HANDSHAKE else b""
@@ -95,6 +98,7 @@ class TlsSession:
                 sh = parse_hello(m)
                 if sh is not None and not sh.hello_retry:
                     self.server_hello = sh
+        view.session_version = self.version
         out: list[View] = [view]
         if self.keylog is not None:
             out += self._decrypt(direction, view)
@@ -110,14 +114,14 @@ class TlsSession:
             if self.decrypter is None:
                 return []
         out: list[View] = []
-        plain: dict[int, bytes] = {}
+        plain: dict[int, tuple[int, bytes]] = {}
         for r in view.records:
             if r.content_type == CT_APPLICATION_DATA or r.offset in view.sealed:
                 got = self.decrypter.decrypt(direction, r)
                 if got is None:
                     continue
                 ctype, text = got
-                plain[r.offset] = text
+                plain[r.offset] = got
                 if ctype == CT_APPLICATION_DATA:
                     out += self._http(direction, view.frames[-1][0], text)
         view.plaintext = plain

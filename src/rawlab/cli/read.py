@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import line_style_options, pop_line_style
+from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
 
 
 @click.command()
@@ -27,11 +27,14 @@ from rawlab.cli.options import line_style_options, pop_line_style
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
+@click.option("--keylog", type=KeylogFile(), metavar="FILE",
+              help="Decrypt TLS 1.2/1.3 with the secrets in FILE (SSLKEYLOGFILE format, as "
+              "browsers, curl and Python's ssl write) and decode the HTTP/1.x inside.")
 @line_style_options
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
          as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
-         words: tuple[str, ...], **style_kw: Any) -> None:
+         keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
 
@@ -68,7 +71,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     if any(s.decodes for s in sinks):
         from rawlab.analysis.streams import TcpStreams
 
-        streams = TcpStreams().feed
+        streams = TcpStreams(keylog=keylog).feed
     source = sys.stdin.buffer if file == "-" else file
     with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)

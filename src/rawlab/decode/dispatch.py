@@ -105,6 +105,8 @@ class Packet:
         """One entry per layer: a status for layers that carry a checksum, else None."""
         if self._csums is None:
             self._csums = _checksums(self.layers, self.hint)
+        elif len(self._csums) < len(self.layers):  # application layers added since: none
+            self._csums += (None,) * (len(self.layers) - len(self._csums))
         return self._csums
 
     def checksum(self, name: str) -> ChecksumStatus | None:

@@ -45,7 +45,7 @@ CT_CHANGE_CIPHER_SPEC, CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA, CT_HEARTBEAT
     20, 21, 22, 23, 24)
 CONTENT_TYPES = {20: "Change Cipher Spec", 21: "Alert", 22: "Handshake",
                  23: "Application Data", 24: "Heartbeat"}
-HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE = 1, 2, 11
+HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_ENCRYPTED_EXTENSIONS, HS_CERTIFICATE = 1, 2, 8, 11
 HANDSHAKE_TYPES = {0: "Hello Request", 1: "Client Hello", 2: "Server Hello",
                    4: "New Session Ticket", 5: "End Of Early Data", 8: "Encrypted Extensions",
                    11: "Certificate", 12: "Server Key Exchange", 13: "Certificate Request",
@@ -150,7 +150,8 @@ class Tls(View):
     """Whole TLS records (module docstring); ``handshake`` passes the bytes of handshake
     messages the stream reassembler collected across records."""
 
-    __slots__ = ("_handshakes", "_hs_bytes", "frames", "plaintext", "records", "sealed")
+    __slots__ = ("_handshakes", "_hs_bytes", "frames", "plaintext", "records", "sealed",
+                 "session_version")
     name: ClassVar[str] = "tls"
     application: ClassVar[bool] = True
 
@@ -176,10 +177,13 @@ class Tls(View):
         self._handshakes: tuple[Handshake, ...] | None = None
         #: ((frame, bytes), ...) of the TCP segments the records came in
         self.frames: tuple[tuple[int, int], ...] = ()
-        #: offsets of handshake records sent after ChangeCipherSpec (encrypted Finished)
+        #: offsets of handshake and alert records sent after ChangeCipherSpec (encrypted)
         self.sealed: frozenset[int] = frozenset()
-        #: record offset -> decrypted bytes (a key log's work: rawlab.analysis.tls_session)
-        self.plaintext: dict[int, bytes] = {}
+        #: record offset -> (inner content type, decrypted bytes): a key log's work
+        #: (rawlab.analysis.tls_session)
+        self.plaintext: dict[int, tuple[int, bytes]] = {}
+        #: the version the connection's ServerHello chose, when the stream saw it
+        self.session_version: int | None = None
 
     @staticmethod
     def pdu_len(data: memoryview | bytes) -> int:
@@ -241,16 +245,7 @@ class Hello(NamedTuple):
 
     @property
     def alpn(self) -> tuple[bytes, ...]:
-        d = self.ext(EXT_ALPN)
-        if d is None or len(d) < 2:
-            return ()
-        out = []
-        o = 2
-        while o < len(d):
-            ln = d[o]
-            out.append(d[o + 1 : o + 1 + ln])
-            o += 1 + ln
-        return tuple(out)
+        return alpn_protocols(self.ext(EXT_ALPN))
 
     def _u16s(self, t: int, head: int = 2) -> tuple[int, ...]:
         d = self.ext(t)
@@ -319,21 +314,42 @@ def parse_hello(h: Handshake) -> Hello | None:
         ciphers = (int.from_bytes(b[o : o + 2], "big"),) if o + 2 <= len(b) else ()
         comps = tuple(b[o + 2 : o + 3])
         o += 3
-    exts: list[tuple[int, bytes]] = []
+    exts: tuple[tuple[int, bytes], ...] = ()
     if o + 2 <= len(b):
-        el = int.from_bytes(b[o : o + 2], "big")
-        end = min(o + 2 + el, len(b))
-        bad |= o + 2 + el > len(b)
-        o += 2
-        while o + 4 <= end:
-            t, ln = int.from_bytes(b[o : o + 2], "big"), int.from_bytes(b[o + 2 : o + 4], "big")
-            exts.append((t, b[o + 4 : o + 4 + ln]))
-            bad |= o + 4 + ln > end
-            o += 4 + ln
-        bad |= o != end
+        exts, ebad = parse_extensions(b, o)
+        bad |= ebad
     elif o > len(b):
         bad = True
-    return Hello(client, version, random, sid, ciphers, comps, tuple(exts), bad)
+    return Hello(client, version, random, sid, ciphers, comps, exts, bad)
+
+
+def parse_extensions(b: bytes, o: int) -> tuple[tuple[tuple[int, bytes], ...], bool]:
+    """The extensions block at ``o`` (a 2-byte length, then type-length-value items) and
+    True when its lengths do not add up."""
+    el = int.from_bytes(b[o : o + 2], "big")
+    end = min(o + 2 + el, len(b))
+    bad = o + 2 + el > len(b)
+    o += 2
+    exts = []
+    while o + 4 <= end:
+        t, ln = int.from_bytes(b[o : o + 2], "big"), int.from_bytes(b[o + 2 : o + 4], "big")
+        exts.append((t, b[o + 4 : o + 4 + ln]))
+        bad |= o + 4 + ln > end
+        o += 4 + ln
+    return tuple(exts), bad or o != end
+
+
+def alpn_protocols(d: bytes | None) -> tuple[bytes, ...]:
+    """The protocol names of an ALPN extension's value."""
+    if d is None or len(d) < 2:
+        return ()
+    out = []
+    o = 2
+    while o < len(d):
+        ln = d[o]
+        out.append(d[o + 1 : o + 1 + ln])
+        o += 1 + ln
+    return tuple(out)
 
 
 def parse_certificates(h: Handshake, tls13: bool) -> tuple[bytes, ...]:

@@ -18,17 +18,22 @@ from rawlab.decode.tls import (
     CT_ALERT,
     CT_APPLICATION_DATA,
     CT_HANDSHAKE,
+    EXT_ALPN,
     EXTENSION_NAMES,
     GROUP_NAMES,
     HANDSHAKE_TYPES,
     HS_CERTIFICATE,
+    HS_ENCRYPTED_EXTENSIONS,
     VERSIONS,
     Handshake,
     Hello,
+    alpn_protocols,
+    handshakes,
     ja3,
     ja3s,
     ja4,
     parse_certificates,
+    parse_extensions,
     parse_hello,
 )
 from rawlab.present.app import text
@@ -118,9 +123,14 @@ def _records_line(t: Any) -> list[str]:
 
 def line(t: Any) -> str:
     parts = _records_line(t)
-    s = "TLS " + ", ".join(parts) if parts else "TLS"
+    name = version_name(t.session_version) if t.session_version else "TLS"
+    s = f"{name} " + ", ".join(parts) if parts else name
     if t.plaintext:
-        s += f" (decrypted {sum(len(p) for p in t.plaintext.values())} bytes)"
+        inner = [m for ct, p in t.plaintext.values() if ct == CT_HANDSHAKE
+                 for m in handshakes(p)[0]]
+        names = [HANDSHAKE_TYPES.get(m.type, str(m.type)) for m in inner]
+        s += (f" (decrypted {sum(len(p) for _c, p in t.plaintext.values())} bytes"
+              + (": " + ", ".join(names) if names else "") + ")")
     return s + reassembled(t.frames)
 
 
@@ -159,10 +169,17 @@ def handshake_json(m: Handshake, tls13: bool) -> dict[str, Any]:
         out.update(hello_json(h))
     elif m.type == HS_CERTIFICATE:
         out["certificates"] = certificate_subjects(parse_certificates(m, tls13))
+    elif m.type == HS_ENCRYPTED_EXTENSIONS and len(m.body) >= 2:
+        exts, _bad = parse_extensions(m.body, 0)
+        out["extensions"] = [{"type": t, "name": EXTENSION_NAMES.get(t), "length": len(d)}
+                             for t, d in exts]
+        out["alpn"] = [text(a) for t, d in exts if t == EXT_ALPN for a in alpn_protocols(d)]
     return out
 
 
 def _tls13(t: Any) -> bool:
+    if t.session_version is not None:
+        return bool(t.session_version == 0x0304)
     for m in t.handshakes:
         h = parse_hello(m)
         if h is not None and not h.client:
@@ -177,11 +194,19 @@ def json(t: Any) -> dict[str, Any]:
                      "content_type_name": CONTENT_TYPES.get(r.content_type),
                      "version": r.version, "length": r.length,
                      "encrypted": r.content_type == CT_APPLICATION_DATA or r.offset in t.sealed,
-                     **({"decrypted_length": len(t.plaintext[r.offset])}
+                     "opaque": tls13 and r.content_type == CT_APPLICATION_DATA,
+                     **({"decrypted": {"content_type": t.plaintext[r.offset][0],
+                                       "length": len(t.plaintext[r.offset][1])}}
                         if r.offset in t.plaintext else {})}
                     for r in t.records],
         "handshakes": [handshake_json(m, tls13) for m in t.handshakes],
     }
+    inner = [m for ct, p in t.plaintext.values() if ct == CT_HANDSHAKE
+             for m in handshakes(p)[0]]
+    if inner:
+        out["decrypted_handshakes"] = [handshake_json(m, tls13) for m in inner]
+    if t.session_version is not None:
+        out["session_version"] = t.session_version
     if t.frames:
         out["reassembled"] = [{"frame": f, "bytes": n} for f, n in t.frames]
     return out
@@ -195,10 +220,12 @@ def tree(t: Any) -> Iterable[str]:
         yield (f"record @{r.offset:<5} {CONTENT_TYPES.get(r.content_type, r.content_type)}, "
                f"{version_name(r.version)}, length {r.length}{enc}")
         if r.offset in t.plaintext:
-            p = t.plaintext[r.offset]
-            yield f"  decrypted     {len(p)} bytes: {text(p[:48])}" + ("…" if len(p) > 48
-                                                                      else "")
-    for m in t.handshakes:
+            ct, p = t.plaintext[r.offset]
+            yield (f"  decrypted     {CONTENT_TYPES.get(ct, ct)}, {len(p)} bytes: "
+                   f"{text(p[:48])}" + ("…" if len(p) > 48 else ""))
+    inner = [m for ct, p in t.plaintext.values() if ct == CT_HANDSHAKE
+             for m in handshakes(p)[0]]
+    for m in (*t.handshakes, *inner):
         d = handshake_json(m, tls13)
         yield f"handshake      {d['type_name'] or m.type}, length {m.length}"
         for k, v in d.items():
