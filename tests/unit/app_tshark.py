@@ -207,8 +207,37 @@ HTTP: list[Row] = [
     ("http.transfer_encoding", _key("transfer_encoding"), str),
 ]
 
+def _qp(name: str) -> Callable[[dict[str, Any]], list[Any]]:
+    return lambda d: [p[name] for p in d["packets"] if name in p]
+
+
+def _q_ch(name: str, many: bool = False) -> Callable[[dict[str, Any]], list[Any]]:
+    """A field of the ClientHello a QUIC client Initial carries (decrypted)."""
+    def get(d: dict[str, Any]) -> list[Any]:
+        out = []
+        for h in d.get("handshakes", ()):
+            v = h.get(name)
+            if v is not None:
+                out += list(v) if many else [v]
+        return out
+    return get
+
+
+QUIC: list[Row] = [
+    ("quic.version", _qp("version"), _hex),
+    ("quic.long.packet_type", lambda d: [p["packet_type"] for p in d["packets"]
+                                         if p.get("version")], int),
+    ("quic.dcid", lambda d: [p["dcid"] for p in d["packets"] if p.get("dcid")], str),
+    ("quic.scid", lambda d: [p["scid"] for p in d["packets"] if p.get("scid")], str),
+    ("quic.length", _qp("length"), int),
+    ("quic.packet_number", _qp("packet_number"), int),
+    ("tls.handshake.extensions_server_name", _q_ch("sni"), str),
+    ("tls.handshake.extensions_alpn_str", _q_ch("alpn", True), str),
+    ("tls.handshake.extensions_supported_group", _q_ch("supported_groups", True), _hex),
+]
+
 FIELDS: dict[str, list[Row]] = {
-    "tls": TLS, "http": HTTP,
+    "tls": TLS, "http": HTTP, "quic": QUIC,
     "dns": DNS, "mdns": DNS, "llmnr": DNS, "dhcp": DHCP, "ntp": NTP, "snmp": SNMP,
     "ssh": SSH,
 }

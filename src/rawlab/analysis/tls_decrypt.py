@@ -23,7 +23,7 @@ import hmac
 import struct
 from typing import Any
 
-from rawlab.decode.tls import CT_HANDSHAKE, TlsRecord, handshakes
+from rawlab.decode.tls import CT_HANDSHAKE, TlsRecord, handshakes, hkdf_expand_label
 
 # suite -> (AEAD, key length, fixed IV length, hash)
 SUITES_12 = {
@@ -67,21 +67,6 @@ class KeyLog:
 
     def __len__(self) -> int:
         return len(self.secrets)
-
-
-def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int,
-                      hash_name: str) -> bytes:
-    """RFC 8446 7.1 HKDF-Expand-Label."""
-    full = b"tls13 " + label
-    info = struct.pack("!H", length) + bytes([len(full)]) + full + bytes([len(context)]) + context
-    out = b""
-    block = b""
-    i = 1
-    while len(out) < length:
-        block = hmac.new(secret, block + info + bytes([i]), hash_name).digest()
-        out += block
-        i += 1
-    return out[:length]
 
 
 def prf12(secret: bytes, label: bytes, seed: bytes, length: int, hash_name: str) -> bytes:

@@ -47,6 +47,7 @@ from rawlab.decode.ipv4 import Ipv4
 from rawlab.decode.ipv6 import EXT_HEADERS, NH_FRAGMENT, NH_NONE, Ipv6
 from rawlab.decode.netlink import Netlink
 from rawlab.decode.ntp import PORT_NTP, Ntp
+from rawlab.decode.quic import PORT_QUIC, Quic
 from rawlab.decode.sll import Sll, Sll2
 from rawlab.decode.snmp import PORT_SNMP, PORT_SNMP_TRAP, Snmp
 from rawlab.decode.ssh import PORT_SSH, Ssh
@@ -173,6 +174,7 @@ def _add_application_ports(table: DispatchTable) -> None:
         PORT_BOOTPS: Dhcp, PORT_BOOTPC: Dhcp,
         PORT_NTP: Ntp,
         PORT_SNMP: Snmp, PORT_SNMP_TRAP: Snmp,
+        PORT_QUIC: Quic,
     })
     table.tcp_port.update({
         PORT_DNS: DnsTcp, PORT_MDNS: DnsTcp,

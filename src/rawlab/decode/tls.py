@@ -28,6 +28,7 @@ encrypted handshake) are records with their bytes; a key log decrypts them
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from typing import Any, ClassVar, NamedTuple
 
@@ -435,3 +436,20 @@ def ja4(h: Hello, transport: str = "t") -> tuple[str, str, str]:
     return (f"{head}_{_sha12(c_sorted)}_{_sha12(e_sorted)}",
             f"{head}_{c_sorted}_{e_sorted}",
             f"{head}_{_sha12(c_orig)}_{_sha12(e_orig)}")
+
+
+# ---- the TLS 1.3 key schedule's one step QUIC and key-log decryption share -------------------
+
+def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int,
+                      hash_name: str) -> bytes:
+    """RFC 8446 7.1 HKDF-Expand-Label (HMAC with ``hash_name``: "sha256", "sha384")."""
+    full = b"tls13 " + label
+    info = struct.pack("!H", length) + bytes([len(full)]) + full + bytes([len(context)]) + context
+    out = b""
+    block = b""
+    i = 1
+    while len(out) < length:
+        block = hmac.new(secret, block + info + bytes([i]), hash_name).digest()
+        out += block
+        i += 1
+    return out[:length]

@@ -20,7 +20,7 @@ from typing import Any
 MODULES = {
     "dns": "dns", "mdns": "dns", "llmnr": "dns",
     "dhcp": "dhcp", "ntp": "ntp", "snmp": "snmp", "ssh": "ssh",
-    "tls": "tls", "http": "http",
+    "tls": "tls", "http": "http", "quic": "quic",
 }
 _LOADED: dict[str, Any] = {}
 

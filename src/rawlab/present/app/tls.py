@@ -134,7 +134,7 @@ def line(t: Any) -> str:
     return s + reassembled(t.frames)
 
 
-def hello_json(h: Hello) -> dict[str, Any]:
+def hello_json(h: Hello, transport: str = "t") -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": h.version, "random": h.random.hex(), "session_id": h.session_id.hex(),
         "ciphers": list(h.ciphers), "compressions": list(h.compressions),
@@ -147,7 +147,7 @@ def hello_json(h: Hello) -> dict[str, Any]:
                    supported_groups=list(h.groups), ec_point_formats=list(h.point_formats),
                    sig_algs=list(h.sig_algs), supported_versions=list(h.supported_versions))
         full, digest = ja3(h)
-        four, four_r, four_o = ja4(h, "t")
+        four, four_r, four_o = ja4(h, transport)
         out.update(ja3_full=full, ja3=digest, ja4=four, ja4_r=four_r, ja4_o=four_o)
     else:
         out.update(cipher=h.ciphers[0] if h.ciphers else None,
@@ -161,12 +161,12 @@ def hello_json(h: Hello) -> dict[str, Any]:
     return out
 
 
-def handshake_json(m: Handshake, tls13: bool) -> dict[str, Any]:
+def handshake_json(m: Handshake, tls13: bool, transport: str = "t") -> dict[str, Any]:
     out: dict[str, Any] = {"type": m.type, "type_name": HANDSHAKE_TYPES.get(m.type),
                            "length": m.length}
     h = parse_hello(m)
     if h is not None:
-        out.update(hello_json(h))
+        out.update(hello_json(h, transport))
     elif m.type == HS_CERTIFICATE:
         out["certificates"] = certificate_subjects(parse_certificates(m, tls13))
     elif m.type == HS_ENCRYPTED_EXTENSIONS and len(m.body) >= 2:
