@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the analyser is imported only by run_tcp
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
 
-@dataclass
+@dataclass(slots=True)
 class Counts:
     seen: int = 0  # records read from the source
     matched: int = 0  # records the filter selected (all, without a filter)

@@ -6,6 +6,8 @@
         h.add(dec.path(rec.data, rec.linktype), rec.wirelen)
     for row in h.rows():            # tree order, children in order of first appearance
         row.depth, row.name, row.packets, row.bytes, row.path
+    h.paths                         # path -> [packets, bytes]: what add() counts (a hot loop
+                                    # may count into it directly)
 
 As in tshark, every node counts the packets that contain it at that place in
 the stack and the *whole frame's* length (``wirelen``) of those packets.
@@ -27,30 +29,30 @@ class HierarchyRow(NamedTuple):
 
 
 class ProtocolHierarchy:
-    __slots__ = ("_paths",)
+    __slots__ = ("paths",)
 
     def __init__(self) -> None:
-        self._paths: dict[tuple[str, ...], list[int]] = {}  # path -> [packets, bytes]
+        self.paths: dict[tuple[str, ...], list[int]] = {}  # path -> [packets, bytes]
 
     def add(self, path: tuple[str, ...], nbytes: int) -> None:
-        acc = self._paths.get(path)
+        acc = self.paths.get(path)
         if acc is None:
-            self._paths[path] = [1, nbytes]
+            self.paths[path] = [1, nbytes]
         else:
             acc[0] += 1
             acc[1] += nbytes
 
     @property
     def packets(self) -> int:
-        return sum(n for n, _b in self._paths.values())
+        return sum(n for n, _b in self.paths.values())
 
     @property
     def bytes(self) -> int:
-        return sum(b for _n, b in self._paths.values())
+        return sum(b for _n, b in self.paths.values())
 
     def rows(self) -> list[HierarchyRow]:
         nodes: dict[tuple[str, ...], list[int]] = {}  # insertion order = first appearance
-        for path, (n, b) in self._paths.items():
+        for path, (n, b) in self.paths.items():
             for i in range(1, len(path) + 1):
                 acc = nodes.setdefault(path[:i], [0, 0])
                 acc[0] += n

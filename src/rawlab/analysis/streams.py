@@ -165,13 +165,14 @@ class _Dir:
 
 
 class _Stream:
-    __slots__ = ("ctor", "dirs", "session")
+    __slots__ = ("ctor", "dirs", "live", "session")
 
     def __init__(self, ctor: Any, session: Any, max_pdu: int, keep: int) -> None:
         self.ctor = ctor
         self.dirs = (_Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)),
                      _Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)))
         self.session = session
+        self.live = True  # one direction may still give messages
 
 
 class TcpStreams:
@@ -188,6 +189,11 @@ class TcpStreams:
         self.sessions = sessions if sessions is not None else default_sessions(keylog)
         self._streams: dict[int, _Stream] = {}  # by the analyser's stream number
         self._ports = self.table.tcp_port
+        #: the direction of the last segment fed will never give a message (its first
+        #: bytes were not the protocol): a caller may skip its later segments
+        self.last_dead = False
+        #: connections one of whose directions may still give messages
+        self.live = 0
 
     # ---- input ----------------------------------------------------------------------------
 
@@ -233,7 +239,9 @@ class TcpStreams:
             factory = self.sessions.get(ctor)
             st = self._streams[seg.stream] = _Stream(ctor, factory() if factory else None,
                                                      self.max_pdu, self.keep)
+            self.live += 1
         d = st.dirs[seg.dir]
+        self.last_dead = d.cutter.dead
         flags = seg.flags
         if flags & SYN:
             d.next_seq = (seg.seq + 1) & 0xFFFFFFFF
@@ -247,6 +255,10 @@ class TcpStreams:
             pdus = self._place(d, seg.frame, seq, data)
         if flags & (FIN | RST):
             pdus += d.cutter.close()
+        self.last_dead = d.cutter.dead
+        if st.live and st.dirs[0].cutter.dead and st.dirs[1].cutter.dead:
+            st.live = False
+            self.live -= 1
         return self._views(st, seg.dir, pdus) if pdus else []
 
     def _place(self, d: _Dir, frame: int, seq: int, data: bytes) -> list[Pdu]:
@@ -299,6 +311,8 @@ class TcpStreams:
         st = self._streams.pop(sid, None)
         if st is None:
             return []
+        if st.live:
+            self.live -= 1
         out: list[View] = []
         for i, d in enumerate(st.dirs):
             pdus = d.cutter.close()

@@ -27,6 +27,8 @@ from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
 @click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
+@click.option("--scapy", "scapy_view", is_flag=True, help="scapy's own show() of every "
+              "frame (its dissectors, its words).")
 @click.option("--keylog", type=KeylogFile(), metavar="FILE",
               help="Decrypt TLS 1.2/1.3 with the secrets in FILE (SSLKEYLOGFILE format, as "
               "browsers, curl and Python's ssl write) and decode the HTTP/1.x inside.")
@@ -34,7 +36,7 @@ from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
          as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
-         keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
+         scapy_view: bool, keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
 
@@ -49,8 +51,8 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
 
-    if sum((verbose, as_json, stats)) > 1:
-        raise click.UsageError("choose one of -v, --json, --stats")
+    if sum((verbose, as_json, stats, scapy_view)) > 1:
+        raise click.UsageError("choose one of -v, --json, --stats, --scapy")
     if expression and words:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     expression = expression or " ".join(words) or None
@@ -58,6 +60,10 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     sinks: list[pipeline.PacketSink] = []
     if stats:
         sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
+    elif scapy_view:
+        from rawlab.present.app.scapy import ScapySink
+
+        sinks.append(ScapySink(sys.stdout))
     elif not (quiet and out):
         sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
                                      style=pop_line_style(style_kw)))

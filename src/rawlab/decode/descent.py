@@ -429,7 +429,12 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
     where it can (one dictionary look-up per packet after the first of each shape, and
     for UDP and TCP one per port: :meth:`Decoder.port_names
     <rawlab.decode.dispatch.Decoder>`). It is :meth:`Decoder.path
-    <rawlab.decode.dispatch.Decoder.path>`."""
+    <rawlab.decode.dispatch.Decoder.path>`. A TCP segment with payload on a stream
+    protocol's port (TLS, HTTP, DNS over TCP) gets no application name here (only
+    reassembly can tell which frame completes a message): ``decoder.stream`` is set
+    to its :func:`walk` answer for the caller that reassembles (``read --stats``), when
+    its first byte may start a message or ``decoder.streams_live`` (the caller follows
+    connections that may continue one)."""
     w = walk(data, linktype)
     if w is not None:
         key = (linktype, w[0], w[2], w[5] & 1)  # & FRAG_LATER
@@ -440,53 +445,73 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
             leaf = got[-1]
             if leaf is not _UDP and leaf is not _TCP:
                 return got
-            # the application layer after the ports, as _after_udp / _after_tcp find it
+            # the application layer after the ports, as _after_udp / _after_tcp find it:
+            # which entry (if any) a port pair leads to is remembered per pair
             l4 = w[3]
-            udp = leaf is _UDP
-            if len(data) < l4 + 13:
-                if udp and len(data) >= l4 + 6:
-                    sp, dp, ln = _UDP_PORTS.unpack_from(data, l4)
-                else:
-                    return got  # (a TCP header this short has no payload)
-            elif udp:
-                sp, dp, ln = _UDP_PORTS.unpack_from(data, l4)
-            else:
-                sp, dp, ln = _TCP_PORTS.unpack_from(data, l4)
-            ports = decoder.port_names[not udp]
-            app = ports.get(sp)
-            other = ports.get(dp)
+            if w[4] - l4 <= (8 if leaf is _UDP else 20):
+                return got  # no payload by the IP length (a pure ACK without options...)
+            pair = data[l4 : l4 + 4]
+            pairs = decoder.port_pairs[leaf is _TCP]
+            app = pairs.get(pair)
             if app is None:
-                if other is None:
-                    return got  # no entry for either port: the common case, kept short
-                app = other
-            elif other is not None and dp < sp:
-                app = other
-            if not app:  # a stream protocol: not the per-packet walk's
-                return got
-            end = min(w[4], len(data))
-            if udp:  # the payload, as the Udp view bounds it
+                app = _pair_entry(decoder, pair, leaf is _TCP)
+            if not app:
+                return got  # no entry for either port: the common case, kept short
+            n = len(data)
+            end = w[4] if w[4] < n else n
+            if leaf is _UDP:  # the payload, as the Udp view bounds it
+                ln = data[l4 + 4] << 8 | data[l4 + 5]
                 if end - l4 <= 8 or 0 < ln <= 8:  # none, or malformed / none by the length
                     return got
-            elif end - l4 < 20 or ln < 0x50 or end - l4 <= (ln >> 4) * 4:
-                return got  # header cut short, malformed (data offset < 5), or no payload
+            else:
+                if end - l4 < 20:
+                    return got  # the header cut short
+                off = data[l4 + 12]
+                if off < 0x50 or end - l4 <= (off >> 4) * 4:
+                    return got  # malformed (data offset < 5), or no payload
+                if type(app) is bytes:  # a stream protocol: the reassembler's
+                    # (Decoder.stream says where) when the payload may start a message,
+                    # or may continue one of a connection the reassembler follows
+                    if app[data[l4 + (off >> 4) * 4]] or decoder.streams_live:
+                        decoder.stream = w
+                    return got
             if app != "_":
                 return (*got, app)
     return decoder.decode(data, linktype).names
 
 
 _UDP, _TCP = Udp.name, Tcp.name
-_UDP_PORTS = struct.Struct("!HHH")  # source port, destination port, length
-_TCP_PORTS = struct.Struct("!HH8xB")  # source port, destination port, data offset
+_PORTS = struct.Struct("!HH")
+MAX_PORT_PAIRS = 1 << 16
 
 
-def port_names(ports: dict[int, ViewCtor]) -> dict[int, str]:
-    """port -> the name of the view the per-packet walk puts after the transport layer
-    ("": the walk adds none, a stream protocol; "_": a constructor without a fixed
-    name, which only decoding can tell)."""
-    out: dict[int, str] = {}
+def _pair_entry(decoder: Decoder, pair: bytes, tcp: bool) -> str | bytes:
+    """What :meth:`Decoder.port_names` holds for the entry a port pair leads to (the lower
+    port first), "" for none; remembered in ``decoder.port_pairs``."""
+    if len(pair) < 4:
+        return ""
+    sp, dp = _PORTS.unpack(pair)
+    ports = decoder.port_names[tcp]
+    lo, hi = (sp, dp) if sp <= dp else (dp, sp)
+    got = ports.get(lo)
+    if got is None:
+        got = ports.get(hi, "")
+    pairs = decoder.port_pairs[tcp]
+    if len(pairs) >= MAX_PORT_PAIRS:
+        pairs.clear()
+    pairs[pair] = got
+    return got
+
+
+def port_names(ports: dict[int, ViewCtor]) -> dict[int, str | bytes]:
+    """port -> the name of the view the per-packet walk puts after the transport layer;
+    "_" for a constructor without a fixed name (only decoding can tell); for a stream
+    protocol (the walk adds none) its view's ``FIRST_BYTES``: 256 bytes, non-zero for
+    the values a message may start with (all, when the view does not say)."""
+    out: dict[int, str | bytes] = {}
     for port, ctor in ports.items():
         if is_stream(ctor):
-            out[port] = ""
+            out[port] = getattr(ctor, "FIRST_BYTES", b"\x01" * 256)
         else:
             out[port] = getattr(ctor, "name", "_") if isinstance(ctor, type) else "_"
     return out

@@ -168,7 +168,8 @@ def _final_dst(ip: Ipv6) -> bytes:
 class Decoder:
     """Decodes records of any supported link type with one explicit table."""
 
-    __slots__ = ("netlink_byteorder", "port_names", "shapes", "table")
+    __slots__ = ("netlink_byteorder", "port_names", "port_pairs", "shapes", "stream",
+                 "streams_live", "table")
 
     def __init__(self, table: DispatchTable | None = None, *, netlink_byteorder: str = "=") -> None:
         self.table = table if table is not None else build_table()
@@ -177,6 +178,13 @@ class Decoder:
         self.shapes: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
         #: the application layer's name by UDP and by TCP port, for :meth:`path`
         self.port_names = (port_names(self.table.udp_port), port_names(self.table.tcp_port))
+        #: the entry of port_names a UDP / TCP port pair (4 bytes) leads to ("" none)
+        self.port_pairs: tuple[dict[bytes, str | bytes], dict[bytes, str | bytes]] = ({}, {})
+        #: set by :meth:`path` for a TCP segment a stream protocol's reassembly must see
+        #: (its descent.walk answer); the caller resets it
+        self.stream: tuple[int, ...] | None = None
+        #: the caller follows connections whose next segment may continue a message
+        self.streams_live = False
 
     def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE) -> Packet:
         """Every layer of ``data`` (never raises; marks say what went wrong)."""

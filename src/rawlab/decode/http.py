@@ -153,6 +153,10 @@ def message_len(data: bytes | memoryview) -> int:
 
 
 class Http(View):
+    #: the first bytes a message may start with (methods, "HTTP/"): descent.port_names
+    FIRST_BYTES: ClassVar[bytes] = bytes(1 if b in {m[0] for m in (*METHODS, b"HTTP/")} else 0
+                                         for b in range(256))
+
     __slots__ = ("chunked", "chunks", "content_length", "frames", "head_len", "headers",
                  "length", "method", "reason", "request", "start_line", "status", "target",
                  "version")

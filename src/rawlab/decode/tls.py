@@ -151,6 +151,9 @@ class Tls(View):
     """Whole TLS records (module docstring); ``handshake`` passes the bytes of handshake
     messages the stream reassembler collected across records."""
 
+    #: the first bytes a record may start with (its content types): descent.port_names
+    FIRST_BYTES: ClassVar[bytes] = bytes(1 if b in CONTENT_TYPES else 0 for b in range(256))
+
     __slots__ = ("_handshakes", "_hs_bytes", "frames", "plaintext", "records", "sealed",
                  "session_version")
     name: ClassVar[str] = "tls"

@@ -498,6 +498,7 @@ class TreeSink(LineSink):
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        app.with_scapy(pkt)
         name = iface.name if iface is not None and iface.name else rec.interface
         self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
 
@@ -508,6 +509,7 @@ class JsonSink(LineSink):
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        app.with_scapy(pkt)
         name = iface.name if iface is not None and iface.name else rec.interface
         self._write(json_line(packet_json(frame, rec, pkt, name)))
 

@@ -20,7 +20,7 @@ from typing import Any
 MODULES = {
     "dns": "dns", "mdns": "dns", "llmnr": "dns",
     "dhcp": "dhcp", "ntp": "ntp", "snmp": "snmp", "ssh": "ssh",
-    "tls": "tls", "http": "http", "quic": "quic",
+    "tls": "tls", "http": "http", "quic": "quic", "scapy": "scapy",
 }
 _LOADED: dict[str, Any] = {}
 
@@ -50,6 +50,22 @@ def suffix(pkt: Any) -> str:
             if text:
                 parts.append(text)
     return (": " + "; ".join(parts)) if parts else ""
+
+
+_TABLE: list[Any] = []
+
+
+def with_scapy(pkt: Any) -> None:
+    """Append what scapy decodes of the part rawlab left undecoded (the long tail:
+    rawlab.decode.scapy_tail), for the -v tree and JSON only."""
+    from rawlab.decode.descent import build_table
+    from rawlab.decode.scapy_tail import scapy_tail
+
+    if not _TABLE:
+        _TABLE.append(build_table())
+    tail = scapy_tail(pkt, _TABLE[0])
+    if tail is not None:
+        pkt.layers.append(tail)
 
 
 def tree_lines(view: Any) -> Iterable[str] | None:
