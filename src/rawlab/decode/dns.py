@@ -19,7 +19,8 @@ character-strings; SRV ``(priority, weight, port, target)``; OPT a tuple of
 ``(code, bytes)`` options; anything else (unknown types too) ``None``: ``rdata``
 survives. ``truncated``: the counts or a length promise bytes the capture does not
 hold. ``malformed``: the bytes contradict themselves (bad name, rdlength past a
-value that cannot fit).
+value that cannot fit). Sections are read on first access; both marks are final
+from then on (every presenter reads them first).
 """
 
 from __future__ import annotations

@@ -135,8 +135,10 @@ def chunks(data: bytes | memoryview, start: int) -> tuple[list[int], int]:
 
 
 def message_len(data: bytes | memoryview) -> int:
-    """Bytes of the message at the start of ``data``: 0 while incomplete, -1 when these
-    bytes are no HTTP message, :data:`UNTIL_CLOSE` for a body that ends with the stream."""
+    """Bytes of the message at the start of ``data`` (as soon as the head tells: it may be
+    more than ``data`` holds), 0 while the head (or a chunked body) is incomplete, -1
+    when these bytes are no HTTP message, :data:`UNTIL_CLOSE` for a body that ends with
+    the connection."""
     if not starts_message(data):
         return -1
     he = head_end(data)
