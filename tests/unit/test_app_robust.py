@@ -57,7 +57,8 @@ def _seeds() -> list[tuple[type, bytes]]:
         (dns.Dns, msg), (dns.DnsTcp, struct.pack("!H", len(msg)) + msg),
         (dhcp.Dhcp, boot), (ntp.Ntp, b"\x24\x02\x06\xec" + bytes(44)),
         (ntp.Ntp, bytes.fromhex("160200440000000000000004") + b"abcd"),
-        (snmp.Snmp, bytes.fromhex("302602010104067075626c6963a01902020" "4d2020100020100300d300b06072b060102010101000500")),
+        (snmp.Snmp, bytes.fromhex("302602010104067075626c6963a0190202"
+                                  "04d2020100020100300d300b06072b060102010101000500")),
         (ssh.Ssh, b"SSH-2.0-x\r\n" + struct.pack("!IBB", 12, 4, 20) + bytes(14)),
         (tls.Tls, b"\x16\x03\x01" + struct.pack("!H", len(ch)) + ch + b"\x17\x03\x03\x00\x01x"),
         (http.Http, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
