@@ -70,7 +70,8 @@ def test_message_on_the_completing_frame_with_its_segments() -> None:
 def test_out_of_order_retransmitted_and_overlapping() -> None:
     c, s = CLIENT, SERVER
     a, b, d = REQ[:10], REQ[10:30], REQ[30:]
-    frames = handshake() + [
+    frames = [
+        *handshake(),
         seg(c, s, 101 + 10, 501, "PA", b),  # after a gap
         seg(c, s, 101, 501, "PA", a),  # fills it
         seg(c, s, 101, 501, "PA", a),  # retransmission: nothing new
@@ -92,14 +93,16 @@ def test_pipelined_messages_in_one_segment_and_a_midstream_start() -> None:
 def test_not_the_protocol_is_given_up() -> None:
     c, s = CLIENT, SERVER
     streams = TcpStreams()
-    got = run([*handshake(), seg(c, s, 101, 501, "PA", b"\x00\x01binary"), seg(c, s, 109, 501, "PA", REQ)], streams)
+    got = run([*handshake(), seg(c, s, 101, 501, "PA", b"\x00\x01binary"),
+               seg(c, s, 109, 501, "PA", REQ)], streams)
     assert got == {} and streams.last_dead
 
 
 def test_body_until_close_and_kept_prefix() -> None:
     c, s = CLIENT, SERVER
     resp = b"HTTP/1.0 200 OK\r\n\r\n" + b"y" * 5000
-    frames = [*handshake(), seg(s, c, 501, 101, "PA", resp[:3000]), seg(s, c, 3501, 101, "PA", resp[3000:]), seg(s, c, 501 + len(resp), 101, "FA")]
+    frames = [*handshake(), seg(s, c, 501, 101, "PA", resp[:3000]),
+              seg(s, c, 3501, 101, "PA", resp[3000:]), seg(s, c, 501 + len(resp), 101, "FA")]
     got = run(frames, TcpStreams(keep=1000))
     m = got[6][0]
     assert m.status == 200 and m.length == len(resp) and len(m.buf) <= 3000
@@ -120,7 +123,8 @@ def test_tls_handshake_message_across_records_and_segments() -> None:
     rec1 = b"\x16\x03\x01" + struct.pack("!H", 20) + hs[:20]
     rec2 = b"\x16\x03\x01" + struct.pack("!H", len(hs) - 20) + hs[20:]
     stream = rec1 + rec2
-    frames = [*handshake(40000, 443), seg(c, s, 101, 501, "PA", stream[:10]), seg(c, s, 111, 501, "PA", stream[10:])]
+    frames = [*handshake(40000, 443), seg(c, s, 101, 501, "PA", stream[:10]),
+              seg(c, s, 111, 501, "PA", stream[10:])]
     got = run(frames)
     (t,) = got[5]
     assert t.name == "tls" and [r.length for r in t.records] == [20, len(hs) - 20]
