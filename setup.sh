@@ -29,9 +29,10 @@ if [ "$want_test" = 1 ]; then
     # Cross-checks and peers: tshark, tcpdump, socat, trafgen (netsniff-ng).
     # vm tier: qemu + Debian's kernel (has nlmon, vsockmon, vsock_loopback ...),
     # busybox-static for the small initramfs of nested guests; vagrant +
-    # vagrant-libvirt to validate the Vagrantfile.
+    # vagrant-libvirt to validate the Vagrantfile; dnsmasq-base (real DNS and DHCP
+    # servers for the application-layer tests).
     debs+=(tshark tcpdump socat netsniff-ng iputils-ping qemu-system-x86 linux-image-amd64
-           busybox-static cpio zstd vagrant vagrant-libvirt)
+           busybox-static cpio zstd vagrant vagrant-libvirt dnsmasq-base)
 fi
 
 missing=()

@@ -10,7 +10,7 @@ state across packets, so it lives here and not in the per-packet decoders.
 
 Which protocol a connection speaks is the TCP port table of
 :mod:`rawlab.decode.descent` (an entry whose view has ``pdu_len``: TLS, HTTP, DNS
-over TCP); the connection and its direction come from the TCP analyser
+over TCP, SSH); the connection and its direction come from the TCP analyser
 (:class:`rawlab.analysis.tcp.TcpAnalyzer`, fed the packets of those ports only):
 each :class:`~rawlab.analysis.tcp.Segment` it hands out is placed by its sequence
 number. Per direction, the bytes in order are cut into messages by the view's
@@ -169,8 +169,9 @@ class _Stream:
 
     def __init__(self, ctor: Any, session: Any, max_pdu: int, keep: int) -> None:
         self.ctor = ctor
-        self.dirs = (_Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)),
-                     _Dir(Cutter(ctor.pdu_len, max_pdu=max_pdu, keep=keep)))
+        framing = getattr(session, "pdu_len", None)  # a session may frame each direction
+        self.dirs = tuple(_Dir(Cutter(framing(i) if framing else ctor.pdu_len,
+                                      max_pdu=max_pdu, keep=keep)) for i in (0, 1))
         self.session = session
         self.live = True  # one direction may still give messages
 
@@ -324,8 +325,10 @@ class TcpStreams:
 def default_sessions(keylog: Any = None) -> dict[type, SessionFactory]:
     """The protocols whose messages carry state across a connection: TLS (handshake
     messages spanning records, what is encrypted, the key log's secrets: a
-    :class:`rawlab.analysis.tls_decrypt.KeyLog`)."""
+    :class:`rawlab.analysis.tls_decrypt.KeyLog`), SSH (encrypted after NEWKEYS)."""
+    from rawlab.analysis.ssh_session import SshSession
     from rawlab.analysis.tls_session import TlsSession
+    from rawlab.decode.ssh import Ssh
     from rawlab.decode.tls import Tls
 
-    return {Tls: lambda: TlsSession(keylog)}
+    return {Tls: lambda: TlsSession(keylog), Ssh: SshSession}

@@ -5,7 +5,8 @@
     d.ciaddr, d.yiaddr, d.siaddr, d.giaddr                       # 4 bytes each
     d.chaddr (16 bytes; the hardware address is chaddr[:hlen]), d.sname, d.file (bytes)
     d.cookie          # 0x63825363 for DHCP, else the 4 bytes there (plain BOOTP vendor area)
-    d.options         # tuple[DhcpOption, ...]: (code, offset, data) in wire order, PAD/END too
+    d.options         # tuple[DhcpOption, ...]: (code, offset, data) in wire order, PAD/END
+                      # too (the padding after END is one PAD item holding its bytes)
     d.message_type    # option 53's value (1 DISCOVER ... 8 INFORM ...), or None
     d.option(code)    # the data of the first option ``code``, or None
 
@@ -100,6 +101,8 @@ def walk_options(buf: memoryview, start: int, end: int) -> tuple[list[DhcpOption
             out.append(DhcpOption(code, o, b""))
             o += 1
             if code == OPT_END:
+                if o < stop:  # the padding after END: one PAD item holding it
+                    out.append(DhcpOption(OPT_PAD, o, bytes(buf[o:stop])))
                 return out, 0
             continue
         if o + 1 >= stop:

@@ -321,6 +321,8 @@ class Dns(View):
             if status:
                 break
             name, o, st = read_name(msg, off)
+            if st == BAD and o + 4 <= n:  # a broken name: the question is kept (as tshark)
+                qs.append(DnsQuestion(name, *_QTAIL.unpack_from(msg, o), off))
             if st or o + 4 > n:
                 status = st or SHORT
                 break

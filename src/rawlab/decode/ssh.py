@@ -1,16 +1,19 @@
-"""SSH (RFC 4253) as one TCP segment shows it: the identification banner and the
-binary packets still in the clear (key exchange).
+"""SSH (RFC 4253): the identification banner and the binary packets still in the clear
+(key exchange); what follows NEWKEYS is encrypted.
 
-    s = Ssh(tcp_payload)
+    s = Ssh(message)                  # a banner line, a binary packet, or encrypted bytes
+                                      # (rawlab.analysis.streams cuts the stream: pdu_len)
     s.banner          # b"SSH-2.0-OpenSSH_9.2p1 Debian-2" (CR LF removed), or None
     s.packets         # tuple[SshPacket, ...]: (offset, packet_length, padding_length,
                       #   message_code, body) of each plausible clear-text binary packet
     s.kexinit         # the KEXINIT's ten name-lists (bytes, comma-separated), or None
     s.encrypted       # True: bytes that are no clear-text packet (after NEWKEYS)
 
-A segment is read on its own (no state): a binary packet is taken as clear text when
-its lengths are plausible (RFC 4253 6: packet_length ≤ 35000, padding ≥ 4 and
-smaller than the packet, a message code in 1..255); anything else is encrypted.
+A binary packet is taken as clear text when its lengths are plausible (RFC 4253 6:
+packet_length ≤ 35000, padding ≥ 4 and smaller than the packet, a message code in
+1..255); anything else is encrypted. :func:`message_len` frames the stream that way;
+the stream's session (rawlab.analysis.ssh_session) knows, after NEWKEYS, that all
+is encrypted.
 """
 
 from __future__ import annotations
@@ -64,8 +67,24 @@ def name_lists(body: bytes | memoryview, count: int) -> tuple[tuple[bytes, ...],
     return tuple(out), False
 
 
+def message_len(data: memoryview | bytes, encrypted: bool = False) -> int:
+    """Bytes of the banner line or clear-text binary packet at the start of ``data`` (0
+    while incomplete); encrypted bytes (or ``encrypted``): all of them, one message."""
+    n = len(data)
+    if not encrypted:
+        if bytes(data[:4]) == b"SSH-" or (n < 4 and b"SSH-".startswith(bytes(data))):
+            nl = bytes(data[:MAX_BANNER]).find(b"\n")
+            return nl + 1 if nl >= 0 else (0 if n < MAX_BANNER else MAX_BANNER)
+        if n < 6:
+            return 0
+        plen, padlen, code = _PKT.unpack_from(data)
+        if padlen + 1 < plen <= MAX_PACKET and padlen >= 4 and code:
+            return 4 + plen
+    return n
+
+
 class Ssh(View):
-    __slots__ = ("banner", "encrypted", "packets")
+    __slots__ = ("banner", "encrypted", "frames", "packets")
     name: ClassVar[str] = "ssh"
     application: ClassVar[bool] = True
 
@@ -74,6 +93,8 @@ class Ssh(View):
         self.truncated = self.malformed = False
         self.banner: bytes | None = None
         self.encrypted = False
+        #: ((frame, bytes), ...) of the TCP segments the message came in
+        self.frames: tuple[tuple[int, int], ...] = ()
         o = 0
         if bytes(mv[:4]) == b"SSH-":
             nl = bytes(mv[:MAX_BANNER]).find(b"\n")
@@ -101,6 +122,11 @@ class Ssh(View):
                 self.truncated = True
             o = end
         self.packets = tuple(pkts)
+
+    @staticmethod
+    def pdu_len(data: memoryview | bytes) -> int:
+        """:func:`message_len`: the TCP stream reassembler's framing."""
+        return message_len(data)
 
     @property
     def header_len(self) -> int:

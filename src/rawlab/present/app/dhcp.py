@@ -74,6 +74,8 @@ def json(d: Any) -> dict[str, Any]:
         "options": [{"code": o.code, "name": option_name(o.code), "length": len(o.data),
                      "value": option_value(o.code, o.data)}
                     for o in d.options if o.code not in (OPT_PAD, OPT_END)],
+        "end": any(o.code == OPT_END for o in d.options),
+        "padding": sum(len(o.data) or 1 for o in d.options if o.code == OPT_PAD),
     }
     return out
 
@@ -95,5 +97,5 @@ def tree(d: Any) -> Iterable[str]:
         yield f"cookie         0x{d.cookie:08x}" + (" (DHCP)" if d.cookie == DHCP_MAGIC else "")
     for o in d.options:
         if o.code in (OPT_PAD, OPT_END):
-            continue
+            continue  # (padding)
         yield f"option {o.code:<7} {option_name(o.code)}: {option_value(o.code, o.data)}"

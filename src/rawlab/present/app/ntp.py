@@ -64,7 +64,9 @@ def line(n: Any) -> str:
 
 
 def json(n: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"li": n.li, "version": n.vn, "mode": n.mode}
+    out: dict[str, Any] = {"version": n.vn, "mode": n.mode}
+    if n.mode != MODE_PRIVATE:  # (mode 7's first byte holds R and M bits there instead)
+        out["li"] = n.li
     if n.mode == MODE_CONTROL:
         out.update({k: getattr(n, k) for k in n.CONTROL_FIELDS})
         out["data"] = n.data.hex()
