@@ -19,10 +19,27 @@ from rawlab.pcap.reader import open_file
 pytestmark = pytest.mark.unit
 
 PROTOCOLS = ("dns", "mdns", "llmnr", "dhcp", "ntp", "snmp", "ssh", "tls", "http", "quic")
-FILES = ["LINKTYPE_IPV4.pcap", "LINKTYPE_IPV4_invalid.pcap", "LINKTYPE_IPV6.pcap", "LINKTYPE_RAW_ipv4.pcap", "LINKTYPE_RAW_ipv6.pcap", "accecn_handshake.pcap", "bootp_asan-2.pcap", "bootp_asan.pcap", "dcb_ets.pcap", "dcb_pfc.pcap", "dcb_qcn.pcap", "dhcp-mud.pcap", "dhcp-option-33.pcap", "dhcp-rfc3004.pcap", "dhcp-rfc4388.pcap", "dhcp-rfc5859.pcap", "dhcpv4v6-rfc5970-rfc8572.pcap", "dns-badcookie.pcap", "dns-badlabel.pcap", "dns-badvers.pcap", "dns-uri.pcap", "dns_fwdptr.pcap", "dns_tcp.pcap", "dns_udp.pcap", "dns_udp_2.pcap", "dnssec.pcap", "eapon1.pcap", "edns-opts.pcap", "ipv4_invalid_total_length.pcap", "ipv4_tcp_http_xml.pcap", "ipv4_tcp_http_xml_tso.pcap", "ipv6_invalid_length_2.pcap", "kday3.pcap", "mptcp-aa-v1.pcap", "mptcp-v0.pcap", "ntp-control.pcap", "ntp-mode7.pcap", "ntp-time-ef.pcap", "ntp-time.pcap", "ntp.pcap", "print-flags.pcap", "rx_serviceid_oobr.pcap", "snmp-heapoverflow-1.pcap", "snmp-heapoverflow-2.pcap", "ssh.pcap", "time_2038.pcap", "time_2038_max.pcap", "time_2038_overflow.pcap", "time_2039.pcap", "time_2106.pcap", "time_2106_max.pcap", "dhcp-option-108.pcapng", "rtp-seg-fault-1.pcapng", "time_2106_overflow.pcapng", "time_2107.pcapng"]
+FILES = (
+    "LINKTYPE_IPV4.pcap", "LINKTYPE_IPV4_invalid.pcap", "LINKTYPE_IPV6.pcap",
+    "LINKTYPE_RAW_ipv4.pcap", "LINKTYPE_RAW_ipv6.pcap", "accecn_handshake.pcap",
+    "bootp_asan-2.pcap", "bootp_asan.pcap", "dcb_ets.pcap", "dcb_pfc.pcap", "dcb_qcn.pcap",
+    "dhcp-mud.pcap", "dhcp-option-33.pcap", "dhcp-rfc3004.pcap", "dhcp-rfc4388.pcap",
+    "dhcp-rfc5859.pcap", "dhcpv4v6-rfc5970-rfc8572.pcap", "dns-badcookie.pcap",
+    "dns-badlabel.pcap", "dns-badvers.pcap", "dns-uri.pcap", "dns_fwdptr.pcap", "dns_tcp.pcap",
+    "dns_udp.pcap", "dns_udp_2.pcap", "dnssec.pcap", "eapon1.pcap", "edns-opts.pcap",
+    "ipv4_invalid_total_length.pcap", "ipv4_tcp_http_xml.pcap", "ipv4_tcp_http_xml_tso.pcap",
+    "ipv6_invalid_length_2.pcap", "kday3.pcap", "mptcp-aa-v1.pcap", "mptcp-v0.pcap",
+    "ntp-control.pcap", "ntp-mode7.pcap", "ntp-time-ef.pcap", "ntp-time.pcap", "ntp.pcap",
+    "print-flags.pcap", "rx_serviceid_oobr.pcap", "snmp-heapoverflow-1.pcap",
+    "snmp-heapoverflow-2.pcap", "ssh.pcap", "time_2038.pcap", "time_2038_max.pcap",
+    "time_2038_overflow.pcap", "time_2039.pcap", "time_2106.pcap", "time_2106_max.pcap",
+    "dhcp-option-108.pcapng", "rtp-seg-fault-1.pcapng", "time_2106_overflow.pcapng",
+    "time_2107.pcapng",
+)
 #: link type NULL (BSD loopback) captures, read as raw IP (rawlab's NULL support is
 #: the link-type work's, not this one's)
-NULL_FILES = ["quic_handshake.pcap", "quic_handshake_truncated.pcap", "quic_retry.pcap", "quic_vn.pcap"]
+NULL_FILES = ("quic_handshake.pcap", "quic_handshake_truncated.pcap", "quic_retry.pcap",
+              "quic_vn.pcap")
 
 # ---- what may differ, and why ----------------------------------------------------------------
 #: frames tshark finds a protocol in that rawlab's port table does not reach
