@@ -76,7 +76,8 @@ DNS: list[Row] = [
     ("dns.count.add_rr", _key("arcount"), int),
     ("dns.qry.name", _each(lambda d: d["questions"], "name"), str),
     ("dns.qry.type", _each(lambda d: d["questions"], "type"), int),
-    ("dns.resp.name", _each(_rrs, "name"), str),
+    # (tshark 4.0 names an SRV record with dns.srv.name, not dns.resp.name)
+    ("dns.resp.name", lambda d: [r["name"] for r in _rrs(d) if r["type"] != 33], str),
     ("dns.resp.type", _each(_rrs, "type"), int),
     ("dns.resp.ttl", _each(_not_opt, "ttl"), int),
     ("dns.resp.len", _each(_rrs, "rdlength"), int),
@@ -258,8 +259,10 @@ class Agreement:
     mismatches: list[tuple[str, int, str, Any, Any]] = field(default_factory=list)
     only_tshark: list[tuple[str, int]] = field(default_factory=list)
     only_rawlab: list[tuple[str, int]] = field(default_factory=list)
+    empty_trees: int = 0  # frames where tshark shows the protocol with no field at all
 
     def add(self, other: Agreement) -> None:
+        self.empty_trees += other.empty_trees
         for k, v in other.frames.items():
             self.frames[k] = self.frames.get(k, 0) + v
         for k, v in other.fields.items():
@@ -327,7 +330,10 @@ def compare(path: Path, names: Iterable[str], *, rawlab_args: tuple[str, ...] = 
                     ag.only_rawlab.append((name, frame))
                 continue
             if not mine:
-                ag.only_tshark.append((name, frame))
+                if all(not t[r[0].split("#")[0]] for r in FIELDS[name]):
+                    ag.empty_trees += 1  # (tshark's empty tree where a message begins)
+                else:
+                    ag.only_tshark.append((name, frame))
                 continue
             ag.frames[name] = ag.frames.get(name, 0) + 1
             for tf, get, conv in FIELDS[name]:

@@ -130,6 +130,10 @@ class Cutter:
         self.cut_any = self.cut_any or bool(out)
         return out
 
+    def started_in(self, frame: int) -> bool:
+        """The message in progress (not complete yet) began in ``frame``'s bytes."""
+        return bool(self.buf) and bool(self.frames) and self.frames[0][0] == frame
+
     def _take_frames(self, n: int) -> tuple[tuple[int, int], ...]:
         out = []
         while n > 0 and self.frames:
@@ -195,6 +199,9 @@ class TcpStreams:
         self.last_dead = False
         #: connections one of whose directions may still give messages
         self.live = 0
+        #: the last segment fed began a message it did not complete; its protocol's view
+        self.last_started = False
+        self.last_ctor: Any = None
 
     # ---- input ----------------------------------------------------------------------------
 
@@ -213,6 +220,7 @@ class TcpStreams:
         ctor = self.stream_ctor(t.sport, t.dport)
         if ctor is None:
             return []
+        self.last_ctor = ctor
         out: list[View] = []
         for ev in self.tcp.feed(frame, ts_ns, pkt):
             if type(ev) is Segment:
@@ -243,6 +251,7 @@ class TcpStreams:
             self.live += 1
         d = st.dirs[seg.dir]
         self.last_dead = d.cutter.dead
+        self.last_started = False
         flags = seg.flags
         if flags & SYN:
             d.next_seq = (seg.seq + 1) & 0xFFFFFFFF
@@ -257,6 +266,7 @@ class TcpStreams:
         if flags & (FIN | RST):
             pdus += d.cutter.close()
         self.last_dead = d.cutter.dead
+        self.last_started = d.cutter.started_in(seg.frame)
         if st.live and st.dirs[0].cutter.dead and st.dirs[1].cutter.dead:
             st.live = False
             self.live -= 1

@@ -153,6 +153,9 @@ class Tls(View):
 
     #: the first bytes a record may start with (its content types): descent.port_names
     FIRST_BYTES: ClassVar[bytes] = bytes(1 if b in CONTENT_TYPES else 0 for b in range(256))
+    #: tshark puts an (empty) TLS tree in the frame where a record begins that a later
+    #: segment completes: ``read --stats`` counts those frames too, as ``tshark -z io,phs``
+    TREE_ON_START: ClassVar[bool] = True
 
     __slots__ = ("_handshakes", "_hs_bytes", "frames", "plaintext", "records", "sealed",
                  "session_version")

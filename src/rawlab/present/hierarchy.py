@@ -94,7 +94,10 @@ class HierarchySink:
             from rawlab.analysis.streams import TcpStreams
 
             self._tcp = TcpStreams(dec.table)
-        views = self._tcp.feed(frame, rec.ts_ns, dec.decode(data, rec.linktype))
+        tcp = self._tcp
+        views = tcp.feed(frame, rec.ts_ns, dec.decode(data, rec.linktype))
+        if not views and tcp.last_started and getattr(tcp.last_ctor, "TREE_ON_START", False):
+            return (*names, tcp.last_ctor.name)  # a message begins here (tshark's empty tree)
         if self._tcp.last_dead:
             if len(self._dead) >= DEAD_FLOWS:
                 self._dead.clear()
