@@ -238,7 +238,7 @@ def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vie
     if not len(payload) or lay.malformed:
         return None
     ctor = port_view(table.udp_port, lay.sport, lay.dport)
-    return None if ctor is None else ctor(payload)
+    return None if ctor is None or is_stream(ctor) else ctor(payload)
 
 
 def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
@@ -460,8 +460,10 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
             n = len(data)
             end = w[4] if w[4] < n else n
             if leaf is _UDP:  # the payload, as the Udp view bounds it
+                if end - l4 <= 8 or type(app) is bytes:
+                    return got  # none captured (or a stream entry on UDP: none either)
                 ln = data[l4 + 4] << 8 | data[l4 + 5]
-                if end - l4 <= 8 or 0 < ln <= 8:  # none, or malformed / none by the length
+                if 0 < ln <= 8:  # malformed, or no payload by the length
                     return got
             else:
                 if end - l4 < 20:
