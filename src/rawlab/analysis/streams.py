@@ -32,12 +32,11 @@ larger message (an HTTP body) only the first ``keep`` bytes (the rest is counted
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rawlab.analysis.seq import seq_gt, seq_lt
-from rawlab.analysis.tcp import ConnectionClosed, Segment, TcpAnalyzer
-from rawlab.decode.descent import DispatchTable, build_table, is_stream, port_view
+from rawlab.decode.descent import DispatchTable, build_table, port_view
 from rawlab.decode.http import UNTIL_CLOSE
 from rawlab.decode.tcp import FIN, RST, SYN, Tcp
 from rawlab.decode.view import View
@@ -174,7 +173,8 @@ class _Stream:
     def __init__(self, ctor: Any, session: Any, max_pdu: int, keep: int) -> None:
         self.ctor = ctor
         framing = getattr(session, "pdu_len", None)  # a session may frame each direction
-        self.dirs = tuple(_Dir(Cutter(framing(i) if framing else ctor.pdu_len,
+        pdu_len = getattr(ctor, "pdu_len", len)  # no framing: each segment's bytes
+        self.dirs = tuple(_Dir(Cutter(framing(i) if framing else pdu_len,
                                       max_pdu=max_pdu, keep=keep)) for i in (0, 1))
         self.session = session
         self.live = True  # one direction may still give messages
@@ -184,16 +184,20 @@ class TcpStreams:
     """Reassembles the TCP connections on the table's stream-protocol ports."""
 
     def __init__(self, table: DispatchTable | None = None, *,
-                 analyzer: TcpAnalyzer | None = None, max_pdu: int = MAX_PDU,
+                 analyzer: Any = None, max_pdu: int = MAX_PDU,
                  keep: int = KEEP, sessions: dict[type, SessionFactory] | None = None,
                  keylog: Any = None) -> None:
         self.table = table if table is not None else build_table()
-        self.tcp = analyzer if analyzer is not None else TcpAnalyzer()
+        self.tcp: Any = analyzer  # the TCP analyser: made (imported) on the first segment
         self.max_pdu = max_pdu
         self.keep = keep
         self.sessions = sessions if sessions is not None else default_sessions(keylog)
         self._streams: dict[int, _Stream] = {}  # by the analyser's stream number
         self._ports = self.table.tcp_port
+        mask = bytearray(65536)  # by port: 1 where the table has an entry
+        for port in self._ports:
+            mask[port] = 1
+        self._mask = bytes(mask)
         #: the direction of the last segment fed will never give a message (its first
         #: bytes were not the protocol): a caller may skip its later segments
         self.last_dead = False
@@ -206,28 +210,34 @@ class TcpStreams:
     # ---- input ----------------------------------------------------------------------------
 
     def stream_ctor(self, sport: int, dport: int) -> Any:
-        """The stream protocol's view for a segment between these ports, or None."""
-        ctor = port_view(self._ports, sport, dport)
-        return ctor if ctor is not None and is_stream(ctor) else None
+        """The application's view for a segment between these ports, or None."""
+        return port_view(self._ports, sport, dport)
 
-    def feed(self, frame: int, ts_ns: int, pkt: Any) -> list[View]:
+    def feed(self, frame: int, ts_ns: int, pkt: Any) -> Sequence[View]:
         """The application views this packet's TCP segment completes; they are appended
-        to ``pkt.layers`` too. Packets of other ports (and non-TCP) cost one look-up."""
-        layers = pkt.layers
-        t = layers[-1] if layers else None
+        to ``pkt.layers`` too. Packets of other ports (and non-TCP) cost two look-ups."""
+        t = pkt.layers[-1] if pkt.layers else None
         if type(t) is not Tcp:
-            return []
-        ctor = self.stream_ctor(t.sport, t.dport)
-        if ctor is None:
-            return []
+            return ()
+        sp, dp = t.sport, t.dport
+        if not (self._mask[sp] or self._mask[dp]):
+            return ()  # (the common case, kept short)
+        ctor = port_view(self._ports, sp, dp)
         self.last_ctor = ctor
+        if self.tcp is None:
+            from rawlab.analysis.tcp import TcpAnalyzer
+
+            self.tcp = TcpAnalyzer()
+        from rawlab.analysis.tcp import ConnectionClosed, Segment
+
         out: list[View] = []
         for ev in self.tcp.feed(frame, ts_ns, pkt):
             if type(ev) is Segment:
                 out += self._segment(ev, ctor, t.payload)
             elif type(ev) is ConnectionClosed:
                 out += self._closed(ev.stream, frame)
-        layers.extend(out)
+        if out:
+            pkt.extend(out)
         return out
 
     def finish(self) -> list[View]:
@@ -236,13 +246,13 @@ class TcpStreams:
         out: list[View] = []
         for sid in list(self._streams):
             out += self._closed(sid, 0)
-        for ev in self.tcp.finish():
+        for ev in self.tcp.finish() if self.tcp is not None else ():
             self._streams.pop(ev.stream, None)
         return out
 
     # ---- one segment ------------------------------------------------------------------------
 
-    def _segment(self, seg: Segment, ctor: Any, payload: memoryview) -> list[View]:
+    def _segment(self, seg: Any, ctor: Any, payload: memoryview) -> list[View]:
         st = self._streams.get(seg.stream)
         if st is None:
             factory = self.sessions.get(ctor)

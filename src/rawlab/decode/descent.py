@@ -111,10 +111,11 @@ class DispatchTable:
     A port entry matches when either port of the datagram or segment is that port; when
     both ports have an entry, the lower port number wins (Wireshark's ``decode_udp_ports``
     and ``decode_tcp_ports``: a well-known port beats an ephemeral one, and both
-    directions of a conversation get the same protocol). A TCP entry whose view has a
-    ``pdu_len`` (a message may span segments: TLS, HTTP, DNS over TCP) is not applied by
-    the per-packet walk: :mod:`rawlab.analysis.streams` reassembles those streams and
-    builds the view on the segment that completes each message.
+    directions of a conversation get the same protocol). The per-packet walk applies the
+    UDP entries; TCP entries are a byte stream's, not a segment's:
+    :mod:`rawlab.analysis.streams` reassembles those connections and builds the view on
+    the segment that completes each message, cut by the view's ``pdu_len`` (TLS, HTTP,
+    DNS over TCP, SSH; a view without one takes each segment's bytes as one message).
     """
 
     link: dict[int, ViewCtor] = field(default_factory=dict)
@@ -134,7 +135,8 @@ def port_view(ports: dict[int, ViewCtor], sport: int, dport: int) -> ViewCtor | 
 
 
 def is_stream(ctor: ViewCtor | None) -> bool:
-    """True for a view of messages that may span TCP segments (it has ``pdu_len``)."""
+    """True for a view of messages that may span TCP segments (it has ``pdu_len``): not
+    for the per-packet walk (a UDP entry of one is ignored)."""
     return hasattr(ctor, "pdu_len")
 
 
@@ -234,19 +236,15 @@ def _after_ipv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vi
 
 
 def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    sp, dp = lay.sport, lay.dport
+    ports = table.udp_port
+    ctor = ports.get(sp if sp < dp else dp)
+    if ctor is None:
+        ctor = ports.get(dp if sp < dp else sp)
+        if ctor is None:
+            return None  # (ports first: the common case costs two look-ups)
     payload = lay.payload
-    if not len(payload) or lay.malformed:
-        return None
-    ctor = port_view(table.udp_port, lay.sport, lay.dport)
-    return None if ctor is None or is_stream(ctor) else ctor(payload)
-
-
-def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
-    payload = lay.payload
-    if not len(payload) or len(lay.buf) < lay.header_len:
-        return None
-    ctor = port_view(table.tcp_port, lay.sport, lay.dport)
-    if ctor is None or is_stream(ctor):
+    if not len(payload) or is_stream(ctor):
         return None
     return ctor(payload)
 
@@ -259,7 +257,6 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ipv4: _after_ipv4,
     Ipv6: _after_ipv6,
     Udp: _after_udp,
-    Tcp: _after_tcp,
 }
 
 
@@ -445,7 +442,8 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
             leaf = got[-1]
             if leaf is not _UDP and leaf is not _TCP:
                 return got
-            # the application layer after the ports, as _after_udp / _after_tcp find it:
+            # the application layer after the ports (UDP: as _after_udp finds it; TCP: a
+            # stream's, see DispatchTable):
             # which entry (if any) a port pair leads to is remembered per pair
             l4 = w[3]
             if w[4] - l4 <= (8 if leaf is _UDP else 20):
@@ -505,14 +503,15 @@ def _pair_entry(decoder: Decoder, pair: bytes, tcp: bool) -> str | bytes:
     return got
 
 
-def port_names(ports: dict[int, ViewCtor]) -> dict[int, str | bytes]:
+def port_names(ports: dict[int, ViewCtor], tcp: bool = False) -> dict[int, str | bytes]:
     """port -> the name of the view the per-packet walk puts after the transport layer;
     "_" for a constructor without a fixed name (only decoding can tell); for a stream
-    protocol (the walk adds none) its view's ``FIRST_BYTES``: 256 bytes, non-zero for
-    the values a message may start with (all, when the view does not say)."""
+    protocol (``tcp``: every TCP entry; the walk adds none) its view's ``FIRST_BYTES``:
+    256 bytes, non-zero for the values a message may start with (all, when the view does
+    not say)."""
     out: dict[int, str | bytes] = {}
     for port, ctor in ports.items():
-        if is_stream(ctor):
+        if tcp or is_stream(ctor):
             out[port] = getattr(ctor, "FIRST_BYTES", b"\x01" * 256)
         else:
             out[port] = getattr(ctor, "name", "_") if isinstance(ctor, type) else "_"

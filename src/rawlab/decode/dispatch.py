@@ -10,6 +10,7 @@
     pkt.checksums                            # tuple parallel to layers: ChecksumStatus | None
     pkt.csum_status                          # the most worrying one, or None (computed lazily)
     pkt.truncated, pkt.malformed             # any layer so marked
+    pkt.extend(views)                        # layers found later (application messages)
     dec.path(data, linktype)                 # fast path: just the names, same as pkt.names
 
 Which header follows which (the table, :func:`build_table`, and the walk) is
@@ -105,9 +106,14 @@ class Packet:
         """One entry per layer: a status for layers that carry a checksum, else None."""
         if self._csums is None:
             self._csums = _checksums(self.layers, self.hint)
-        elif len(self._csums) < len(self.layers):  # application layers added since: none
-            self._csums += (None,) * (len(self.layers) - len(self._csums))
         return self._csums
+
+    def extend(self, views: list[View]) -> None:
+        """Append layers found later (the application messages a TCP segment completes:
+        rawlab.analysis.streams); they carry no checksum."""
+        self.layers.extend(views)
+        if self._csums is not None:
+            self._csums += (None,) * len(views)
 
     def checksum(self, name: str) -> ChecksumStatus | None:
         """The status of the first layer called ``name``."""
@@ -177,7 +183,8 @@ class Decoder:
         #: layer names by shape, for :meth:`path` (rawlab.decode.descent.names)
         self.shapes: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
         #: the application layer's name by UDP and by TCP port, for :meth:`path`
-        self.port_names = (port_names(self.table.udp_port), port_names(self.table.tcp_port))
+        self.port_names = (port_names(self.table.udp_port),
+                           port_names(self.table.tcp_port, tcp=True))
         #: the entry of port_names a UDP / TCP port pair (4 bytes) leads to ("" none)
         self.port_pairs: tuple[dict[bytes, str | bytes], dict[bytes, str | bytes]] = ({}, {})
         #: set by :meth:`path` for a TCP segment a stream protocol's reassembly must see
