@@ -132,6 +132,12 @@ def test_keylog_line_view_shows_the_http_inside(capture: tuple[Path, Path]) -> N
                          capture_output=True, text=True, check=True).stdout
     assert out.count("HTTP GET /tls-plain Host www.example.test") == 2
     assert out.count("TLSv1.3 Server Hello TLS_AES_256_GCM_SHA384 TLSv1.3") == 1
+    # rawlab tcp --keylog: the analyser's own segments feed the same reassembly
+    tcp = subprocess.run([RAWLAB, "tcp", str(path), "--keylog", str(keylog)],
+                         capture_output=True, text=True, check=True).stdout
+    msgs = [x for x in tcp.splitlines() if x.startswith("#")]
+    assert sum("server: HTTP/1.1 200 OK text/html" in x for x in msgs) == 6
+    assert sum("client: HTTP GET /tls-" in x for x in msgs) == 4
     bad = subprocess.run([RAWLAB, "read", str(path), "--keylog", "/nonexistent"],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "cannot read /nonexistent" in bad.stderr

@@ -240,6 +240,20 @@ class TcpStreams:
             pkt.extend(out)
         return out
 
+    def feed_segment(self, seg: Any, payload: bytes | memoryview) -> list[View]:
+        """The same from the TCP analyser's own events (``rawlab tcp``): one
+        :class:`~rawlab.analysis.tcp.Segment` and its payload bytes; a
+        ``ConnectionClosed`` goes to :meth:`closed`."""
+        ctor = port_view(self._ports, seg.src_port, seg.dst_port)
+        if ctor is None:
+            return []
+        self.last_ctor = ctor
+        return self._segment(seg, ctor, memoryview(payload))
+
+    def closed(self, stream: int) -> list[View]:
+        """A connection ended: its messages that end with it, and its state is dropped."""
+        return self._closed(stream, 0)
+
     def finish(self) -> list[View]:
         """End of input: messages that end with the connection (HTTP bodies without a
         length) are complete now."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import Seconds
+from rawlab.cli.options import KeylogFile, Seconds
 
 
 @click.command()
@@ -34,9 +34,14 @@ from rawlab.cli.options import Seconds
               help="Write a time-sequence graph of the stream (--stream, else the biggest) "
               "to PNG (needs the `plot` extra).")
 @click.option("--ladder", is_flag=True, help="A sequence diagram: one arrow per segment.")
+@click.option("--keylog", type=KeylogFile(), metavar="FILE",
+              help="Also print each application message as it completes (TLS records, "
+              "decrypted with the secrets in FILE, SSLKEYLOGFILE format, and the HTTP/1.x "
+              "inside), before the connection table.")
 def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
         count: int | None, duration: float | None, ring_mb: int, as_json: bool,
-        stream: int | None, follow: int | None, plot: str | None, ladder: bool) -> None:
+        stream: int | None, follow: int | None, plot: str | None, ladder: bool,
+        keylog: Any) -> None:
     """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
     on an interface (-i).
 
@@ -56,6 +61,13 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     if (file is None) == (iface is None):
         raise click.UsageError("give a FILE or -i IFACE (one of them)")
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
+    if keylog is not None:
+        if as_json or follow is not None or ladder:
+            raise click.UsageError("--keylog prints message lines: not with --json, --follow, "
+                                   "--ladder")
+        from rawlab.present.app.messages import MessageSink
+
+        sinks.insert(0, MessageSink(sys.stdout, keylog))
     analyzer = TcpAnalyzer()
     if iface is None:
         from rawlab.pcap.reader import open_file
