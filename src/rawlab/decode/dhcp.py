@@ -24,7 +24,7 @@ from typing import ClassVar, NamedTuple
 
 from construct import Bytes, Int8ub, Int16ub, Int32ub, Struct
 
-from rawlab.decode.view import Buffer, View, as_view, pad
+from rawlab.decode.view import AppView, Buffer, as_view, pad
 
 BOOTP_HLEN = 236
 DHCP_MAGIC = 0x63825363
@@ -116,11 +116,10 @@ def walk_options(buf: memoryview, start: int, end: int) -> tuple[list[DhcpOption
     return out, 0
 
 
-class Dhcp(View):
+class Dhcp(AppView):
     __slots__ = ("_options", "chaddr", "ciaddr", "cookie", "file", "flags", "giaddr", "hlen",
                  "hops", "htype", "op", "secs", "siaddr", "sname", "xid", "yiaddr")
     name: ClassVar[str] = "dhcp"
-    application: ClassVar[bool] = True
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
         ("op", 0, 1), ("htype", 1, 1), ("hlen", 2, 1), ("hops", 3, 1), ("xid", 4, 4),
         ("secs", 8, 2), ("flags", 10, 2), ("ciaddr", 12, 4), ("yiaddr", 16, 4),
@@ -138,10 +137,8 @@ class Dhcp(View):
                        if len(mv) >= BOOTP_HLEN + 4 else None)
         self.malformed = False
         self._options: tuple[DhcpOption, ...] | None = None
+        self.frames = ()
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     @property
     def hwaddr(self) -> bytes:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from construct import Int16ub, Struct
 
-from rawlab.decode.view import Buffer, View, as_view, pad
+from rawlab.decode.view import AppView, Buffer, as_view, pad
 
 DNS_HLEN = 12
 MAX_POINTERS = 64
@@ -202,13 +202,11 @@ def _options(msg: memoryview, start: int, end: int) -> tuple[tuple[tuple[int, by
     return tuple(out), OK
 
 
-class Dns(View):
+class Dns(AppView):
     """One DNS message (module docstring). Sections are parsed on first access."""
 
-    __slots__ = ("_sections", "ancount", "arcount", "flags", "frames", "id", "msg", "nscount",
-                 "qdcount")
+    __slots__ = ("_sections", "ancount", "arcount", "flags", "id", "msg", "nscount", "qdcount")
     name: ClassVar[str] = "dns"
-    application: ClassVar[bool] = True
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
         ("id", 0, 2), ("flags", 2, 2), ("qdcount", 4, 2), ("ancount", 6, 2),
         ("nscount", 8, 2), ("arcount", 10, 2),
@@ -229,10 +227,6 @@ class Dns(View):
         #: ((frame, bytes), ...) of the TCP segments a reassembled message came in
         self.frames: tuple[tuple[int, int], ...] = ()
 
-    @property
-    def header_len(self) -> int:
-        """The whole message (an application layer has no payload of its own)."""
-        return len(self.buf)
 
     # the flag bits (RFC 1035 4.1.1, RFC 2535 AD/CD)
     @property

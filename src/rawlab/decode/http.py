@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 #: TCP ports Wireshark gives to HTTP by default (the common ones)
 HTTP_PORTS = (80, 631, 1900, 3128, 8080, 8088)
@@ -154,16 +154,14 @@ def message_len(data: bytes | memoryview) -> int:
     return he + (cl or 0)
 
 
-class Http(View):
+class Http(AppView):
     #: the first bytes a message may start with (methods, "HTTP/"): descent.port_names
     FIRST_BYTES: ClassVar[bytes] = bytes(1 if b in {m[0] for m in (*METHODS, b"HTTP/")} else 0
                                          for b in range(256))
 
-    __slots__ = ("chunked", "chunks", "content_length", "frames", "head_len", "headers",
-                 "length", "method", "reason", "request", "start_line", "status", "target",
-                 "version")
+    __slots__ = ("chunked", "chunks", "content_length", "head_len", "headers", "length", "method",
+                 "reason", "request", "start_line", "status", "target", "version")
     name: ClassVar[str] = "http"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer, length: int | None = None) -> None:
         self.buf = mv = as_view(buf)
@@ -210,9 +208,6 @@ class Http(View):
         """:func:`message_len`: the TCP stream reassembler's framing."""
         return message_len(data)
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     @property
     def body_len(self) -> int:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from construct import BitsInteger, BitStruct, Bytes, Int8sb, Int8ub, Int32ub, Int64ub, Struct
 
-from rawlab.decode.view import Buffer, View, as_view, pad
+from rawlab.decode.view import AppView, Buffer, as_view, pad
 
 PORT_NTP = 123
 NTP_HLEN = 48
@@ -47,10 +47,9 @@ CONTROL_HLEN = 12
 PRIVATE_HLEN = 8
 
 
-class Ntp(View):
+class Ntp(AppView):
     __slots__ = ("_f", "li", "mode", "vn")
     name: ClassVar[str] = "ntp"
-    application: ClassVar[bool] = True
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = (
         ("li", 0, 1), ("vn", 0, 1), ("mode", 0, 1),
     )
@@ -90,6 +89,7 @@ class Ntp(View):
             vals = _TIME.unpack_from(hdr)[1:]
             f.update(zip(self.TIME_FIELDS, vals, strict=True))
         self._f = f
+        self.frames = ()
 
     def __getattr__(self, name: str) -> Any:
         if name == "_f":
@@ -99,9 +99,6 @@ class Ntp(View):
         except KeyError:
             raise AttributeError(name) from None
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     @property
     def extra(self) -> memoryview:

@@ -28,7 +28,7 @@ import hmac
 from typing import Any, ClassVar, NamedTuple
 
 from rawlab.decode.tls import Handshake, Hello, handshakes, hkdf_expand_label, parse_hello
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 PORT_QUIC = 443
 VERSION_1 = 0x00000001
@@ -248,12 +248,11 @@ def crypto_stream(frames: list[QuicFrame]) -> bytes:
     return out
 
 
-class Quic(View):
+class Quic(AppView):
     """The QUIC packets of one UDP datagram (module docstring)."""
 
     __slots__ = ("_initials", "packets")
     name: ClassVar[str] = "quic"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer) -> None:
         self.buf = mv = as_view(buf)
@@ -262,10 +261,8 @@ class Quic(View):
         self.truncated = status == 1
         self.malformed = status == 2 or not pkts
         self._initials: dict[int, InitialPlain | None] | None = None
+        self.frames = ()
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     def initial(self, p: QuicPacket) -> InitialPlain | None:
         """A client Initial's packet number and frames (decrypted), else None."""

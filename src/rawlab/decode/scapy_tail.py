@@ -20,7 +20,7 @@ import logging
 from typing import Any, ClassVar
 
 from rawlab.decode.descent import DispatchTable, port_view
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 #: rawlab layer name -> (scapy module, class) that dissects that header and what follows
 SCAPY_CLASSES = {
@@ -52,12 +52,11 @@ def _value(v: Any) -> Any:
     return str(v)
 
 
-class ScapyTail(View):
+class ScapyTail(AppView):
     """Layers scapy found past rawlab's own (see the module docstring)."""
 
     __slots__ = ("error", "layers", "start")
     name: ClassVar[str] = "scapy"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer, layers: tuple[tuple[str, dict[str, Any]], ...] = (),
                  error: str | None = None, start: str = "") -> None:
@@ -67,10 +66,8 @@ class ScapyTail(View):
         self.start = start  # the rawlab layer scapy dissected from ("" : the whole record)
         self.truncated = False
         self.malformed = error is not None
+        self.frames = ()
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     def fields(self) -> dict[str, Any]:
         return {"layers": self.layers, "error": self.error}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, NamedTuple
 
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 PORT_SNMP = 161
 PORT_SNMP_TRAP = 162
@@ -114,12 +114,11 @@ class Varbind(NamedTuple):
     value: Any
 
 
-class Snmp(View):
+class Snmp(AppView):
     __slots__ = ("community", "error_index", "error_status", "msg_flags", "msg_id",
                  "msg_max_size", "pdu_type", "request_id", "scoped_pdu_encrypted",
                  "security_model", "trap", "varbinds", "version")
     name: ClassVar[str] = "snmp"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer) -> None:
         self.buf = mv = as_view(buf)
@@ -132,6 +131,7 @@ class Snmp(View):
         self.scoped_pdu_encrypted: bytes | None = None
         self.trap: tuple[Any, ...] | None = None
         self.varbinds: tuple[Varbind, ...] = ()
+        self.frames = ()
         try:
             self._parse(mv)
         except (IndexError, ValueError):  # (a bound this reader missed: never raise)
@@ -172,13 +172,7 @@ class Snmp(View):
         g = tlv(mv, off)  # msgGlobalData
         if not self._mark(g) or g.tag != SEQUENCE:
             return
-        o = g.start
-        vals = []
-        for _ in range(4):
-            e = tlv(mv, o)
-            self._mark(e)
-            vals.append(value(mv, e))
-            o = e.end
+        vals, _o = self._values(mv, g.start, 4)
         self.msg_id, self.msg_max_size, flags, self.security_model = vals
         self.msg_flags = flags[0] if isinstance(flags, bytes) and flags else None
         sp = tlv(mv, g.end)  # msgSecurityParameters (an OCTET STRING)
@@ -190,11 +184,18 @@ class Snmp(View):
             self.scoped_pdu_encrypted = bytes(mv[sc.start : min(sc.end, len(mv))])
             return
         if sc.tag == SEQUENCE:  # contextEngineID, contextName, PDU
-            e1 = tlv(mv, sc.start)
-            e2 = tlv(mv, e1.end)
-            self._mark(e1)
-            self._mark(e2)
-            self._pdu(mv, e2.end)
+            _names, o = self._values(mv, sc.start, 2)
+            self._pdu(mv, o)
+
+    def _values(self, mv: memoryview, o: int, count: int) -> tuple[list[Any], int]:
+        """``count`` elements in a row from ``o`` (their values), and where they end."""
+        vals = []
+        for _ in range(count):
+            e = tlv(mv, o)
+            self._mark(e)
+            vals.append(value(mv, e))
+            o = e.end
+        return vals, o
 
     def _pdu(self, mv: memoryview, off: int) -> None:
         p = tlv(mv, off)
@@ -206,12 +207,7 @@ class Snmp(View):
         self.pdu_type = p.tag & 0x1F
         o = p.start
         if self.pdu_type == 4:  # v1 trap: enterprise, agent-addr, generic, specific, time
-            vals = []
-            for _ in range(5):
-                e = tlv(mv, o)
-                self._mark(e)
-                vals.append(value(mv, e))
-                o = e.end
+            vals, o = self._values(mv, o, 5)
             self.trap = tuple(vals)
         else:
             vals = []
@@ -247,9 +243,6 @@ class Snmp(View):
             o = vb.end
         return tuple(out)
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     def fields(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (

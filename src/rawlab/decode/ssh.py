@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from typing import ClassVar, NamedTuple
 
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 PORT_SSH = 22
 MAX_PACKET = 35000
@@ -83,10 +83,9 @@ def message_len(data: memoryview | bytes, encrypted: bool = False) -> int:
     return n
 
 
-class Ssh(View):
-    __slots__ = ("banner", "encrypted", "frames", "packets")
+class Ssh(AppView):
+    __slots__ = ("banner", "encrypted", "packets")
     name: ClassVar[str] = "ssh"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer) -> None:
         self.buf = mv = as_view(buf)
@@ -128,9 +127,6 @@ class Ssh(View):
         """:func:`message_len`: the TCP stream reassembler's framing."""
         return message_len(data)
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     @property
     def kexinit(self) -> dict[str, bytes] | None:

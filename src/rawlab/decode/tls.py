@@ -34,7 +34,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from construct import Bytes, Int8ub, Int16ub, Int24ub, Struct, this
 
-from rawlab.decode.view import Buffer, View, as_view
+from rawlab.decode.view import AppView, Buffer, as_view
 
 PORT_HTTPS = 443
 #: TCP ports Wireshark gives to TLS by default (the common ones)
@@ -147,7 +147,7 @@ def handshakes(data: bytes) -> tuple[list[Handshake], int]:
     return out, o
 
 
-class Tls(View):
+class Tls(AppView):
     """Whole TLS records (module docstring); ``handshake`` passes the bytes of handshake
     messages the stream reassembler collected across records."""
 
@@ -157,10 +157,8 @@ class Tls(View):
     #: segment completes: ``read --stats`` counts those frames too, as ``tshark -z io,phs``
     TREE_ON_START: ClassVar[bool] = True
 
-    __slots__ = ("_handshakes", "_hs_bytes", "frames", "plaintext", "records", "sealed",
-                 "session_version")
+    __slots__ = ("_handshakes", "_hs_bytes", "plaintext", "records", "sealed", "session_version")
     name: ClassVar[str] = "tls"
-    application: ClassVar[bool] = True
 
     def __init__(self, buf: Buffer, handshake: bytes | None = None) -> None:
         self.buf = mv = as_view(buf)
@@ -197,9 +195,6 @@ class Tls(View):
         """:func:`record_len`: the TCP stream reassembler's framing."""
         return record_len(data)
 
-    @property
-    def header_len(self) -> int:
-        return len(self.buf)
 
     @property
     def handshakes(self) -> tuple[Handshake, ...]:

@@ -87,3 +87,18 @@ class Raw(View):
 
     def fields(self) -> dict[str, Any]:
         return {"proto": self.proto, "length": len(self.buf)}
+
+
+class AppView(View):
+    """Base of the application protocols' views (decode/dns.py, tls.py ...): the whole
+    message is the layer (no payload of its own), and ``frames`` names the TCP segments
+    a reassembled message came in (``((frame, bytes), ...)``; empty per packet)."""
+
+    __slots__ = ("frames",)
+    application: ClassVar[bool] = True
+    frames: tuple[tuple[int, int], ...]
+
+    @property
+    def header_len(self) -> int:
+        return len(self.buf)
+
