@@ -26,12 +26,13 @@ done
 debs=(iproute2 nftables ethtool libpcap0.8 util-linux libcap2-bin procps kmod python3-venv
       ca-certificates)
 if [ "$want_test" = 1 ]; then
-    # Cross-checks and peers: tshark, tcpdump, socat, trafgen (netsniff-ng).
+    # Cross-checks and peers: tshark, tcpdump, tcptrace, socat, trafgen (netsniff-ng); curl (a client
+    # whose process --processes must name).
     # vm tier: qemu + Debian's kernel (has nlmon, vsockmon, vsock_loopback ...),
     # busybox-static for the small initramfs of nested guests; vagrant +
     # vagrant-libvirt to validate the Vagrantfile; dnsmasq-base (real DNS and DHCP
     # servers for the application-layer tests).
-    debs+=(tshark tcpdump socat netsniff-ng iputils-ping qemu-system-x86 linux-image-amd64
+    debs+=(tshark tcpdump tcptrace socat netsniff-ng iputils-ping curl qemu-system-x86 linux-image-amd64
            busybox-static cpio zstd vagrant vagrant-libvirt dnsmasq-base)
 fi
 

@@ -108,6 +108,64 @@ print(json.dumps({"captured": n, "received": packets, "dropped": drops, "cpu_s":
 """
 
 
+# --processes: a UDP socket in B owns trafgen's flow; a TCP server in B and a client in A
+# make CONN_RATE new connections per second (connect, 100 bytes each way, close).
+UDP_OWNER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.5)
+print("READY", flush=True)
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        s.recv(2048)
+    except OSError:
+        pass
+"""
+TCP_SERVER = r"""
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(512)
+print("READY", flush=True)
+def serve(c):
+    with c:
+        c.settimeout(5)
+        try:
+            c.recv(4096)
+            c.sendall(b"r" * 100)
+        except OSError:
+            pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+TCP_CLIENT = r"""
+import socket, sys, time
+host, port, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+n = ok = 0
+t0 = time.monotonic()
+while time.monotonic() - t0 < secs:
+    n += 1
+    try:
+        with socket.create_connection((host, port), timeout=5) as c:
+            c.sendall(b"q" * 100)
+            if c.recv(4096):
+                ok += 1
+    except OSError:
+        pass
+    lag = t0 + n / rate - time.monotonic()
+    if lag > 0:
+        time.sleep(lag)
+print(f"{n} {ok} {time.monotonic() - t0:.3f}", flush=True)
+"""
+CONN_RATE = 100
+ATTR_RATE = 100_000
+TCP_PORT = 8080
+
+
 class BenchError(RuntimeError):
     pass
 
@@ -359,9 +417,12 @@ class Bench:
                     SCAPY_SNIFFER, "veth1", BPF, "120"]
             stdout = stdin = subprocess.PIPE
         elif tool.startswith("rawlab"):
-            ring = ["--ring-mb", tool.split("-", 1)[1].removesuffix("mb")] if "-" in tool else []
+            ring = ["--ring-mb", tool.split("-", 1)[1].removesuffix("mb")] if "-" in tool \
+                and tool.endswith("mb") else []
+            bpf = f"{BPF} or tcp port {TCP_PORT}" if tool.startswith("rawlab-attr") else BPF
+            procs = ["--processes"] if tool == "rawlab-attr-on" else []
             argv = [*self.taskset(), RAWLAB, "capture", "-i", "veth1", "--netns", self.b.name,
-                    "-w", str(path), "-f", BPF, *ring]
+                    "-w", str(path), "-f", bpf, *ring, *procs]
         else:
             buf = [] if tool == "tcpdump-default" else ["-B", "4096"]
             argv = ["ip", "netns", "exec", self.b.name, *self.taskset(), "tcpdump", "-i",
@@ -406,9 +467,11 @@ class Bench:
                     self.wait_idle(p.pid, path)
                     res.cpu_s = (cpu_ticks(p.pid) - ticks0) / CLK_TCK
                     stop_proc(p)
-                    st = parse_summary(errf.read_text())
+                    text = errf.read_text()
+                    st = parse_summary(text)
                     res.captured, res.received, res.dropped = (
                         st["captured"], st["received"], st["dropped"])
+                    res.notes += [ln for ln in text.splitlines() if ln.startswith("processes:")]
                     total, mine = count_frames(path)
                     res.in_file = mine
                     if total != mine:
@@ -497,6 +560,45 @@ def fmt_rate(best: Result | None, lowest: int, top: int) -> str:
     return f"{best.rate:,}"
 
 
+def attribution_rows(bench: Bench, seconds: float, rounds: int) -> list[tuple[float, float]]:
+    """Capture CPU without and with --processes, in alternating runs of the same load:
+    trafgen's UDP flow at ATTR_RATE pps (owned by a UDP socket in B) plus CONN_RATE new TCP
+    connections per second from a client in A to a server in B. (off, on) CPU s per round."""
+    a, b, pin0 = bench.a, bench.b, (["taskset", "-c", "0"] if bench.pin else [])
+    helpers = [b.popen([*pin0, PY, "-c", UDP_OWNER, DST_IP, str(DPORT),
+                        str(rounds * 2 * (seconds + 40))], stdout=subprocess.PIPE, text=True),
+               b.popen([*pin0, PY, "-c", TCP_SERVER, DST_IP, str(TCP_PORT)],
+                       stdout=subprocess.PIPE, text=True)]
+    bench.procs += helpers
+    for h in helpers:
+        if _readline(h, 30.0).strip() != "READY":
+            raise BenchError("attribution helper did not start")
+    out = []
+    try:
+        for _ in range(rounds):
+            pair = []
+            for tool in ("rawlab-attr-off", "rawlab-attr-on"):
+                cli = a.popen([*pin0, PY, "-c", TCP_CLIENT, DST_IP, str(TCP_PORT),
+                               str(CONN_RATE), str(seconds + 2.5)],
+                              stdout=subprocess.PIPE, text=True)
+                bench.procs.append(cli)
+                try:
+                    r = bench.run(tool, int(ATTR_RATE * seconds), ATTR_RATE)
+                    conns = _readline(cli, seconds + 40).split()
+                finally:
+                    stop_proc(cli, 5.0)
+                    bench.procs.remove(cli)
+                r.notes.append(f"client: {conns[1] if len(conns) > 1 else '?'} connections")
+                print(r.line(), flush=True)
+                pair.append(r.cpu_s or 0.0)
+            out.append((pair[0], pair[1]))
+    finally:
+        for h in helpers:
+            stop_proc(h, 3.0)
+            bench.procs.remove(h)
+    return out
+
+
 def make_pair(lab: Lab) -> tuple[Netns, Netns]:
     """Namespaces A and B (IPv6 off) and the veth pair, offloads off.
 
@@ -550,6 +652,10 @@ def main() -> int:
     ap.add_argument("--no-burst", action="store_true", help="skip the burst")
     ap.add_argument("--no-paced", action="store_true", help="skip the paced search")
     ap.add_argument("--no-pin", action="store_true", help="do not pin capturers to CPU 1")
+    ap.add_argument("--no-attribution", action="store_true",
+                    help="skip the --processes row (capture CPU with and without attribution)")
+    ap.add_argument("--attribution-only", action="store_true",
+                    help="run only the --processes row")
     ap.add_argument("--json", metavar="FILE", help="also write all runs as JSON")
     args = ap.parse_args()
 
@@ -577,6 +683,7 @@ def main() -> int:
     burst_res: dict[str, Result] = {}
     paced: dict[str, Result | None] = {}
     allruns: list[Result] = []
+    attr: list[tuple[float, float]] = []
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rawlab-bench-cap-") as td, Lab() as lab:
         tmp = Path(td)
@@ -587,6 +694,14 @@ def main() -> int:
               f"{FRAME_LEN}-byte UDP to {DST_IP}:{DPORT}; filter '{BPF}'; "
               f"capturers {'on CPU 1' if pin else 'unpinned'}", flush=True)
         try:
+            if not args.no_attribution:
+                print(f"\nattribution: {ATTR_RATE:,} pps UDP + {CONN_RATE} TCP connections/s, "
+                      f"{seconds:g} s runs, rawlab capture -w without / with --processes",
+                      flush=True)
+                attr = attribution_rows(bench, seconds, 2 if args.quick else 3)
+            if args.attribution_only:
+                args.no_burst = args.no_paced = True
+                tools = []
             if not args.no_burst:
                 print("\nburst: full speed", flush=True)
                 for tool in tools:
@@ -643,6 +758,12 @@ max zero-drop pps: highest rate at which a {seconds:g} s run put every sent fram
   rate. 'sender limit': trafgen could not go faster and the capturer kept up.
 CPU µs/pkt: capturer CPU time per captured frame (top clean paced run, else the burst).
 Ratios: burst = captured/sent vs tcpdump -B 4096; rate = achieved send rates.""")
+    if attr:
+        off, on = sum(x for x, _ in attr), sum(y for _, y in attr)
+        print(f"\n| --processes ({ATTR_RATE // 1000}k pps + {CONN_RATE} conn/s) | capture CPU "
+              f"without {off:.2f} s | with {on:.2f} s | ratio {on / max(off, 1e-9):.3f} "
+              f"(+{(on / max(off, 1e-9) - 1) * 100:.1f}%) |  per round: "
+              + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in attr))
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ | {"achieved": r.achieved,
                                                              "clean": r.clean}

@@ -1,8 +1,11 @@
-"""bench/read: `rawlab read --stats` vs a dpkt loop vs scapy's PcapReader, same file, one run.
+"""bench/read: `rawlab read --stats` vs a dpkt loop vs scapy's PcapReader; `rawlab read`
+(one line a packet) vs `tcpdump -nn -r` and `tshark -n -r`; `rawlab read --json` vs
+`tshark -T ek`: same file, one run.
 
-    .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000]
+    .venv/bin/python bench/read/run.py [--packets 500000] [--scapy-packets 30000] [--no-lines]
 
-Builds a pcap of Ethernet/IPv4/TCP segments (a few UDP and ARP frames mixed
+Builds a pcap of Ethernet/IPv4/TCP segments (checksums filled in, ports no peer
+names an application on) (a few UDP and ARP frames mixed
 in, sizes 54-1514 bytes), then decodes every packet down to its transport
 layer and counts the protocol hierarchy with each tool. rawlab runs as the
 real command (process start included); dpkt and scapy run in this process.
@@ -22,7 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from rawlab.decode.checksum import inet_checksum, pseudo_header_v4
+
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+
+
+def _with_checksum(l4: bytes, proto: int, src: bytes, dst: bytes) -> bytes:
+    """The segment with its checksum filled in (as a real stack sends it)."""
+    at = 16 if proto == 6 else 6
+    value = inet_checksum(l4, pseudo_header_v4(src, dst, proto, len(l4)))
+    return l4[:at] + struct.pack("!H", value) + l4[at + 2:]
 
 
 def build(path: Path, n: int) -> None:
@@ -38,14 +50,17 @@ def build(path: Path, n: int) -> None:
             else:
                 plen = rnd.choice((0, 0, 0, 100, 536, 1460))
                 if kind < 0.10:  # UDP
-                    l4 = struct.pack("!HHHH", 5353, 53, 8 + plen, 0) + bytes(plen)
+                    l4 = struct.pack("!HHHH", 40000, 5004, 8 + plen, 0) + bytes(plen)
                     proto = 17
                 else:
-                    l4 = struct.pack("!HHIIBBHHH", 40000 + i % 500, 80, i * 1460 & 0xFFFFFFFF,
+                    l4 = struct.pack("!HHIIBBHHH", 40000 + i % 500, 5001, i * 1460 & 0xFFFFFFFF,
                                      7, 0x50, 0x18, 502, 0, 0) + bytes(plen)
                     proto = 6
+                src, dst = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+                l4 = _with_checksum(l4, proto, src, dst)
                 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0x4000,
-                                 64, proto, 0, bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)))
+                                 64, proto, 0, src, dst)
+                ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
                 frame = eth + b"\x08\x00" + ip + l4
             f.write(struct.pack("<IIII", 1_700_000_000 + i // 1000, i % 1000 * 1000,
                                 len(frame), len(frame)))
@@ -60,6 +75,22 @@ def run_rawlab(path: Path) -> tuple[float, int]:
     n = int(next(line for line in out.splitlines() if line.startswith("eth ")
                  ).split("frames:")[1].split()[0])
     return dt, n
+
+
+def timed(cmd: list[str]) -> float:
+    """Seconds for `cmd`, its output thrown away (process start included)."""
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def line_rows(path: Path, n: int) -> list[tuple[str, int, float, str]]:
+    """The one-line view and NDJSON: rawlab against tcpdump and tshark, same file."""
+    return [("rawlab read", n, timed([RAWLAB, "read", str(path)]), ""),
+            ("tcpdump -nn -r", n, timed(["tcpdump", "-nn", "-r", str(path)]), ""),
+            ("tshark -n -r", n, timed(["tshark", "-n", "-r", str(path)]), ""),
+            ("rawlab read --json", n, timed([RAWLAB, "read", "--json", str(path)]), ""),
+            ("tshark -T ek", n, timed(["tshark", "-n", "-r", str(path), "-T", "ek"]), "")]
 
 
 def run_dpkt(path: Path) -> tuple[float, int]:
@@ -109,6 +140,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=500_000)
     ap.add_argument("--scapy-packets", type=int, default=30_000)
+    ap.add_argument("--no-lines", dest="lines", action="store_false",
+                    help="skip the one-line and NDJSON rows (tcpdump, tshark)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rawlab-bench-") as tmp:
         path = Path(tmp) / "tcp.pcap"
@@ -124,12 +157,23 @@ def main() -> None:
         rows.append(("dpkt loop", n, dt, ""))
         dt, n = run_scapy(path, args.scapy_packets)
         rows.append(("scapy PcapReader", n, dt, f" (first {n}, extrapolated)"))
+        lines = line_rows(path, args.packets) if args.lines else []
     base = rows[0][1] / rows[0][2]
     print(f"{'tool':<22}{'packets':>10}{'seconds':>10}{'pkt/s':>12}  rawlab is")
     for name, n, dt, note in rows:
         rate = n / dt
         ratio = "" if name.startswith("rawlab") else f"{base / rate:.1f}x faster"
         print(f"{name:<22}{n:>10}{dt:>10.2f}{rate:>12,.0f}  {ratio}{note}")
+    if lines:
+        rate = {name: n / dt for name, n, dt, _ in lines}
+        td = rate["tcpdump -nn -r"]
+        print(f"\n{'one line a packet':<22}{'packets':>10}{'seconds':>10}{'pkt/s':>12}  "
+              "x tcpdump's line rate")
+        for name, n, dt, _ in lines:
+            print(f"{name:<22}{n:>10}{dt:>10.2f}{rate[name]:>12,.0f}  {rate[name] / td:.2f}x")
+        print(f"rawlab read is {rate['rawlab read'] / rate['tshark -n -r']:.2f}x tshark -n -r; "
+              f"rawlab read --json is {rate['rawlab read --json'] / rate['tshark -T ek']:.2f}x "
+              "tshark -T ek")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """Records in, outputs out: the two loops every command that reads packets shares.
 
-    packets:  records ─▶ [filter] ─▶ [writer] ─▶ decode (once, if a sink wants it) ─▶ sinks
-    tcp:      records ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
+    packets:  records ─▶ [filter] ─▶ [attribute] ─▶ [writer] ─▶ decode (once, if a sink
+              wants it) ─▶ sinks
+    batches:  Arrow batches (decode/columns.py) ─▶ batch sinks (odd rows per packet inside)
+    tcp:      records ─▶ [attribute] ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
+
+``attribute`` (:class:`rawlab.analysis.processes.Attribution`) sets each record's
+``owners`` (the processes at its ends) and may drop it (``--pid`` and the like).
 
 An output is a *sink* given the stream, one hook per event (mitmproxy's
 ``Dumper``): line, tree, NDJSON and hierarchy sinks for packets
@@ -73,14 +78,16 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
         writer: CaptureWriter | RotatingWriter | None = None,
         interfaces: Callable[[int], Interface | None] = _no_interface,
         counts: Counts | None = None,
-        streams: Callable[[int, int, Packet], object] | None = None) -> Counts:
-    """Push records through filter and writer into the sinks; return the counts.
+        attribute: Callable[[Record], bool] | None = None) -> Counts:
+    """Push records through filter, attribution and writer into the sinks; return the
+    counts.
 
     `interfaces(n)` names interface n of the source. `counts` may be passed in
-    so that a caller still has them when the source raises midway. `streams(frame,
-    ts_ns, pkt)` sees every decoded packet before the sinks (state across packets:
-    rawlab.analysis.streams.TcpStreams.feed appends the application messages a TCP
-    segment completes to its layers).
+    so that a caller still has them when the source raises midway. `attribute(rec)`
+    sets ``rec.owners`` and says whether to keep the record. Sinks see a packet in their
+    order, the same Packet: a first sink may add layers the others show
+    (rawlab.analysis.streams.TcpStreams appends the application messages a TCP segment
+    completes).
     """
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
@@ -93,6 +100,8 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             c.seen += 1
             if filt is not None and not filt.match(rec.linktype, rec.data, rec.wirelen):
                 continue
+            if attribute is not None and not attribute(rec):
+                continue
             c.matched += 1
             iface = interfaces(rec.interface) if named else None
             if writer is not None:
@@ -100,8 +109,6 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
                 c.written += 1
             pkt = (decode(rec.data, rec.linktype, CsumHint(rec.csum_status))
                    if decode is not None else None)
-            if streams is not None and pkt is not None:
-                streams(c.seen, rec.ts_ns, pkt)
             if one is not None:
                 one(c.seen, rec, pkt, iface)
             else:
@@ -119,10 +126,45 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     return c
 
 
+class BatchSink(Protocol):
+    """An output of :func:`run_batches`: ``batch`` once per batch (its first `rows` rows),
+    then ``close``."""
+
+    def batch(self, batch: Any, rows: int | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_batches(batches: Iterable[Any], sinks: Sequence[BatchSink], *,
+                count: int | None = None, counts: Counts | None = None) -> Counts:
+    """The columnar path (:mod:`rawlab.decode.columns`): whole batches into the sinks,
+    the first `count` rows at most; every sink is closed whatever happens."""
+    c = counts or Counts()
+    try:
+        for batch in batches:
+            n = len(batch)
+            if count is not None:
+                n = min(n, count - c.matched)
+            c.seen += n
+            c.matched += n
+            for s in sinks:
+                s.batch(batch, n)
+            if count is not None and c.matched >= count:
+                break
+    finally:
+        for s in sinks:
+            s.close()
+    return c
+
+
 def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
             analyzer: TcpAnalyzer | None = None, stream: int | None = None,
-            count: int | None = None) -> TcpAnalyzer:
+            count: int | None = None,
+            attribute: Callable[[Record], bool] | None = None) -> TcpAnalyzer:
     """Analyse records in order and hand every event (of `stream`, or all) to the sinks.
+
+    `attribute(rec)` sets ``rec.owners`` first; a record it refuses is counted as a
+    frame but not analysed.
 
     At the end, also when the source raises midway (a truncated file, Ctrl-C), the
     connections still open are closed (reason "end") and every sink is closed: what
@@ -138,7 +180,10 @@ def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
     only = deliver.segment_hooks[0] if len(sinks) == 1 and stream is None else None
     try:
         for frame, rec in enumerate(records, 1):
-            evs = feed(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status)
+            if attribute is not None and not attribute(rec):
+                evs = None
+            else:
+                evs = feed(frame, rec.ts_ns, rec.data, rec.linktype, rec.csum_status)
             if evs:
                 if only is not None and len(evs) == 1 and type(evs[0]) is seg_type:
                     only(evs[0], rec)

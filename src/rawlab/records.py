@@ -96,11 +96,14 @@ class Record:
     """One captured packet: metadata + bytes (``data`` is a copy, valid forever).
 
     ``interface`` is the capture's interface number (pcapng IDB index; 0 for
-    pcap); ``linktype`` that interface's link type.
+    pcap); ``linktype`` that interface's link type. ``owners`` is who held the socket at
+    each end, ``(source end, destination end)`` (:class:`SocketOwner` or None for an end
+    that is not a socket of this machine), or None when nobody asked
+    (:mod:`rawlab.analysis.processes` sets it live; the pcapng reader from a file).
     """
 
     __slots__ = ("caplen", "csum_status", "data", "direction", "ifindex", "interface",
-                 "linktype", "ts_ns", "vlan", "wirelen")
+                 "linktype", "owners", "ts_ns", "vlan", "wirelen")
 
     def __init__(self, ts_ns: int, wirelen: int, linktype: int, data: bytes, interface: int = 0,
                  direction: int = Direction.UNKNOWN, ifindex: int = 0, vlan: int | None = None,
@@ -115,6 +118,7 @@ class Record:
         self.ifindex = ifindex
         self.vlan = vlan
         self.csum_status = csum_status
+        self.owners: Owners | None = None
 
     @property
     def ts(self) -> float:
@@ -129,6 +133,43 @@ class Record:
     def __repr__(self) -> str:
         return (f"<Record ts_ns={self.ts_ns} caplen={self.caplen} wirelen={self.wirelen} "
                 f"linktype={self.linktype} interface={self.interface}>")
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOwner:
+    """Who held the socket at one end of a flow (``rawlab capture --processes``).
+
+    ``state``: :data:`PROCESS` (``pid`` ... are known), :data:`CLOSED` (the socket was
+    closed before rawlab could look it up: the kernel still had it orphaned or in
+    TIME_WAIT, or said it was destroyed; ``uid`` when the kernel kept it),
+    :data:`NO_SOCKET` (the address is this machine's but the kernel had no socket of
+    that flow, and destroyed none: the kernel itself answered, or a raw/packet socket
+    sent it), :data:`UNKNOWN` (no socket found, and nothing tells whether one was
+    closed). ``tid`` is set only for a single-threaded process (which thread of several
+    sent it cannot be known without eBPF). ``netns`` is the inode of the network
+    namespace the socket lives in, ``netns_name`` its name under /run/netns.
+    """
+
+    state: str
+    pid: int | None = None
+    tid: int | None = None
+    comm: str | None = None
+    cmdline: tuple[str, ...] | None = None
+    uid: int | None = None
+    cgroup: str | None = None
+    container: str | None = None
+    netns: int | None = None
+    netns_name: str | None = None
+
+
+PROCESS = "process"
+CLOSED = "closed"
+NO_SOCKET = "no_socket"
+UNKNOWN = "unknown"
+OWNER_STATES = (PROCESS, CLOSED, NO_SOCKET, UNKNOWN)
+
+# (source end, destination end) of one packet
+Owners = tuple[SocketOwner | None, SocketOwner | None]
 
 
 @dataclass(frozen=True, slots=True)

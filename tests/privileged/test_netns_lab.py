@@ -143,3 +143,27 @@ def test_cleanup_as_nobody_with_nothing_to_remove_still_says_it_cannot_look() ->
     p = run_as(NOBODY, ["lab", "cleanup"])
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "not permitted" in p.stderr and "CAP_NET_ADMIN" in p.stderr
+
+
+def test_a_live_owner_in_another_pid_namespace_is_not_cleaned_up() -> None:
+    """The pid in a name cannot be seen from another PID namespace (sandboxes, parallel
+    CI jobs): the owner lock tells a live namespace from an abandoned one."""
+    name = f"rl-other-{4194304 + 11}-f00d"  # its pid is invisible from here
+    code = ("import sys, time, subprocess\n"
+            "from rawlab.lab import owner\n"
+            f"fd = owner.hold({name!r}); assert fd is not None\n"
+            f"subprocess.run(['ip', 'netns', 'add', {name!r}], check=True)\n"
+            "print('ready', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert name not in netns.cleanup_stale()  # held: its owner lives
+        assert name in netns.list_namespaces()
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        assert name in netns.cleanup_stale()  # the lock went with the process
+        assert name not in netns.list_namespaces()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)

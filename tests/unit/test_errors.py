@@ -51,3 +51,15 @@ def test_unknown_errno_still_gives_one_line() -> None:
 def test_exit_codes_are_the_documented_ones() -> None:
     assert [int(x) for x in Exit] == [0, 1, 2, 3, 4, 5, 6, 7, 130]
     assert advice(errno.EPERM, "x").code == 3
+
+
+def test_a_bad_option_value_names_the_option_as_typed() -> None:
+    """Issue 14: `--buffer-size bogus` said `--buffer_size`. Parsing fails before any
+    socket is opened (no vsock connection is ever made here)."""
+    from click.testing import CliRunner
+
+    from rawlab.cli import main
+
+    r = CliRunner().invoke(main, ["vsock", "connect", "1:1", "--buffer-size", "bogus"])
+    assert r.exit_code == 2
+    assert "Invalid value for '--buffer-size': 'bogus' is not a size" in r.output

@@ -46,7 +46,9 @@ def test_json_stream_filter_and_analysis() -> None:
     segs = [x for x in recs if x["type"] == "segment"]
     assert sum("fast_retransmission" in x["analysis"] for x in segs) == 3
     assert recs[-1]["analysis"]["fast_retransmission"] == 3
-    assert run(str(CAP / "tcp-loss.pcap"), "--json", "--stream", "7").output == ""
+    none = CliRunner().invoke(main, ["tcp", str(CAP / "tcp-loss.pcap"), "--json", "--stream",
+                                     "7"])  # a stream that does not exist is an error now
+    assert none.exit_code == 1 and none.stdout == ""
 
 
 def test_follow() -> None:
@@ -80,3 +82,45 @@ def test_plot_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                   str(tmp_path / "x.png")])
     assert r.exit_code == 4
     assert "pip install 'rawlab[plot]'" in r.output
+
+
+def _half(tmp_path: Path) -> Path:
+    data = (CAP / "tcp-loss.pcap").read_bytes()
+    half = tmp_path / "half.pcap"
+    half.write_bytes(data[: len(data) // 2])
+    return half
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--ladder"], ["--follow", "0"]])
+def test_a_truncated_file_prints_everything_then_the_error(tmp_path: Path,
+                                                           mode: list[str]) -> None:
+    """Issue 14: every complete record is analysed and every output printed (connection
+    records, the table, the ladder's summary, the followed stream), then the one-line
+    error, exit 5 — as `read` does."""
+    r = CliRunner().invoke(main, ["tcp", str(_half(tmp_path)), *mode])
+    assert r.exit_code == 5
+    assert "truncated record" in r.stderr and r.stderr.count("\n") == 1
+    out = r.stdout
+    if mode == ["--json"]:
+        recs = [json.loads(x) for x in out.splitlines()]
+        assert recs[-1]["type"] == "connection" and recs[-1]["closed"] == "end"
+        assert sum(x["type"] == "segment" for x in recs) > 100
+    elif mode == ["--ladder"]:
+        assert out.splitlines()[-1].startswith("stream 0: state ")
+    elif mode:
+        assert "=== 10.77.0.1:" in out and "bytes in order" in out
+    else:
+        assert out.splitlines()[0].split()[:4] == ["stream", "client", "server", "state"]
+
+
+def test_count_applies_to_files() -> None:
+    r = run(str(CAP / "tcp-loss.pcap"), "--json", "-c", "5")
+    segs = [x for x in map(json.loads, r.output.splitlines()) if x["type"] == "segment"]
+    assert [s["frame"] for s in segs] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("opt", ["--stream", "--follow"])
+def test_a_stream_that_does_not_exist_is_an_error(opt: str) -> None:
+    r = CliRunner().invoke(main, ["tcp", str(CAP / "tcp-clean.pcap"), opt, "5"])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "rawlab: error: no TCP stream 5: the capture has streams 0-0"

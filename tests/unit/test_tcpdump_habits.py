@@ -70,3 +70,20 @@ def test_one_dump_form_at_a_time() -> None:
     p = subprocess.run([RAWLAB, "read", str(CAPS / "tcp-clean.pcap"), "-x", "-A"],
                        capture_output=True, text=True, check=False)
     assert p.returncode == 2 and "choose one of -x, -X, -A, --payload" in p.stderr
+
+
+def test_colour_only_when_asked_or_on_a_terminal() -> None:
+    f = str(CAPS / "tcp-reset.pcap")
+    plain = run(RAWLAB, "read", f, "-c", "3")
+    assert not any("\033[" in ln for ln in plain)  # piped: no colour
+    forced = run(RAWLAB, "read", f, "-c", "3", "--color", "always")
+    assert forced[0].startswith("\033[2m") and "Flags [\033[32mS\033[0m]" in forced[0]
+    assert [ln.replace("\033[2m", "").replace("\033[32m", "").replace("\033[36m", "")
+            .replace("\033[0m", "") for ln in forced] == plain
+    p = subprocess.run(["script", "-qc", f"{RAWLAB} read {f} -c 1", "/dev/null"],
+                       capture_output=True, text=True, env={**ENV, "NO_COLOR": "1"},
+                       timeout=60, check=True)
+    assert "\033[" not in p.stdout  # a terminal, but NO_COLOR
+    p = subprocess.run(["script", "-qc", f"{RAWLAB} read {f} -c 1", "/dev/null"],
+                       capture_output=True, text=True, env=ENV, timeout=60, check=True)
+    assert "\033[32mS\033[0m" in p.stdout  # a terminal: colour

@@ -5,7 +5,8 @@ state across packets, so it lives here and not in the per-packet decoders.
                                                 # KeyLog decrypts TLS (rawlab.analysis.tls_decrypt)
     views = streams.feed(frame, ts_ns, pkt)     # a decoded Packet: the application views
                                                 # this segment completes (also appended to
-                                                # pkt.layers)
+                                                # pkt.layers); as pipeline.run's first
+                                                # sink, streams.packet(frame, rec, pkt, _)
     streams.finish()                            # end of input: messages waiting for a close
 
 Which protocol a connection speaks is the TCP port table of
@@ -181,7 +182,12 @@ class _Stream:
 
 
 class TcpStreams:
-    """Reassembles the TCP connections on the table's stream-protocol ports."""
+    """Reassembles the TCP connections on the table's application ports. Also a first
+    sink of ``pipeline.run`` (``packet``/``close``): the sinks after it see the layers it
+    adds."""
+
+    decodes = True
+    uses_interface = False
 
     def __init__(self, table: DispatchTable | None = None, *,
                  analyzer: Any = None, max_pdu: int = MAX_PDU,
@@ -239,6 +245,13 @@ class TcpStreams:
         if out:
             pkt.extend(out)
         return out
+
+    def packet(self, frame: int, rec: Any, pkt: Any, iface: Any) -> None:
+        """``pipeline.run``'s sink hook: :meth:`feed`."""
+        self.feed(frame, rec.ts_ns, pkt)
+
+    def close(self) -> None:
+        pass
 
     def feed_segment(self, seg: Any, payload: bytes | memoryview) -> list[View]:
         """The same from the TCP analyser's own events (``rawlab tcp``): one

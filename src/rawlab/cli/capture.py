@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import SNAPLEN_MAX, Seconds, line_style_options, pop_line_style
+from rawlab.cli.options import (
+    SNAPLEN_MAX,
+    Seconds,
+    line_style_options,
+    narrow_filter,
+    pop_line_style,
+    pop_processes,
+    process_options,
+)
 from rawlab.cli.options import snaplen as snaplen_of
 
 
@@ -49,9 +57,6 @@ from rawlab.cli.options import snaplen as snaplen_of
                    "valid after Ctrl-C, SIGTERM or a crash: every whole ring block is in it; "
                    "on a full disk cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: plain pcap (ns) instead.")
-@click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON per packet, then a summary "
-              "object (docs/json.md).")
 @click.option("--print", "also_print", is_flag=True, help="With -w: also print packets.")
 @click.option("--promisc", is_flag=True, help="Promiscuous mode (dropped on exit).")
 @click.option("--netns", metavar="NAME", help="Capture inside this network namespace.")
@@ -60,21 +65,27 @@ from rawlab.cli.options import snaplen as snaplen_of
 @click.option("-Q", "direction", type=click.Choice(["in", "out", "inout"]), default="inout",
               show_default=True, help="Which direction to keep (as tcpdump -Q).")
 @click.option("--duration", type=Seconds(), metavar="SECONDS", help="Stop after SECONDS.")
+@process_options
 @line_style_options
 @click.argument("expression", nargs=-1)
 def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
-            out: str | None, as_pcap: bool, verbose: bool, as_json: bool, also_print: bool,
+            out: str | None, as_pcap: bool, verbose: int, as_json: bool, also_print: bool,
             promisc: bool, netns: str | None, ring_mb: int, direction: str,
             duration: float | None, expression: tuple[str, ...], **kw: Any) -> None:
     """Capture live packets with AF_PACKET (TPACKET_V3 ring) and decode them.
 
-    Prints one tcpdump-like line per packet (-v tree, --json NDJSON); with -w,
+    Prints one tcpdump-like line per packet (-v tree, --json NDJSON then a summary
+    object); with -w,
     writes pcapng and shows a status line on a terminal instead. Ends on -c,
     --duration, Ctrl-C or SIGTERM (exit 0), then prints tcpdump's summary:
     packets captured, received by filter, dropped by kernel.
+
+    --processes names the process at each end of every TCP/UDP flow (`curl[1234]`
+    beside the endpoint); --pid, --comm and --cgroup keep only those processes' flows
+    and count the frames that could not be attributed.
     """
     from rawlab import pipeline
-    from rawlab.pcap.writer import RotatingWriter, RotationDone
+    from rawlab.pcap.writer import RotationDone
     from rawlab.present.packet import sink_for
     from rawlab.sockets.packet import RingConfig, open_ring
 
@@ -87,7 +98,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     if filt and expression:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     bpf = filt or (" ".join(expression) if expression else None)
-    if sum((verbose, as_json)) > 1:
+    if sum((bool(verbose), as_json)) > 1:
         raise click.UsageError("choose one of -v, --json")
     quiet = bool(out) and not (verbose or as_json or also_print)
     if out == "-" and not quiet:
@@ -97,8 +108,10 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
                                        style=pop_line_style(kw))]
     if kw["buffer_kib"]:
         ring_mb = -(-kw["buffer_kib"] // 1024)
-    ring = open_ring(iface, bpf=bpf, snaplen=snaplen, promisc=promisc, netns=netns,
-                     config=RingConfig(ring_mb=ring_mb), direction=direction)
+    attribution = pop_processes(kw, netns)
+    cfg = RingConfig(ring_mb=ring_mb)
+    ring = open_ring(iface, bpf=narrow_filter(bpf, attribution), snaplen=snaplen,
+                     promisc=promisc, netns=netns, config=cfg, direction=direction)
     if kw["user"]:
         from rawlab.sockets.creds import drop_to
 
@@ -114,23 +127,36 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
             pipeline.run(feed, sinks, count=count, writer=writer,
-                         interfaces=ring.interface, counts=counts)
+                         interfaces=ring.interface, counts=counts, attribute=attribution)
     finally:
         records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
         if status:
             sys.stderr.write("\r\033[K")
-        if as_json:
-            from rawlab.present.packet import capture_summary_json
+        _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
 
-            sys.stdout.write(capture_summary_json(st, iface_name, bpf))
-            sys.stdout.flush()
-        if isinstance(writer, RotatingWriter) and writer.files:
-            click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
-        from rawlab.present.packet import capture_summary
 
-        click.echo(capture_summary(st), err=True)
+def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,
+            attribution: Any) -> None:
+    """What ends a capture: the JSON summary, the rotated files, tcpdump's three lines
+    and the attribution's counts."""
+    from rawlab.pcap.writer import RotatingWriter
+    from rawlab.present.packet import capture_summary, capture_summary_json
+    from rawlab.present.processes import summary, summary_json
+
+    if attribution is not None:
+        attribution.lookup.close()
+    if as_json:
+        extra = None if attribution is None else {"processes": summary_json(
+            attribution.counts, attribution.lookup.lookups, attribution.lookup.destroy_groups)}
+        sys.stdout.write(capture_summary_json(st, iface_name, bpf, extra))
+        sys.stdout.flush()
+    if isinstance(writer, RotatingWriter) and writer.files:
+        click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
+    click.echo(capture_summary(st), err=True)
+    if attribution is not None:
+        click.echo(summary(attribution.counts, attribution.match is not None), err=True)
 
 
 def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | None,

@@ -44,6 +44,24 @@ class Seconds(click.ParamType):
         return "SECONDS"
 
 
+class Size(click.ParamType):
+    """A byte count: 1, 4K, 64KiB, 32M (rawlab.sockets.vsockbench.parse_size's forms);
+    a bad one is reported under the option's name as typed (--buffer-size)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from rawlab.sockets.vsockbench import parse_size
+
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 SNAPLEN_MAX = 262144  # libpcap's MAXIMUM_SNAPLEN: what -s 0 means, as in tcpdump
 
 
@@ -53,10 +71,16 @@ def snaplen(value: int) -> int:
 
 
 def line_style_options(f: Any) -> Any:
-    """tcpdump's habits for the one-line view, on `read` and `capture`: -t.., -e, -x/-xx,
-    -X/-XX, -A, --payload, and -n/-nn (accepted: rawlab never resolves names). The
-    command receives them as one ``style`` argument (a present.packet.LineStyle)."""
+    """How packets are printed, the same on `read` and `capture`: -v.. (tree), --json, and
+    tcpdump's habits for the one-line view: -t.., -e, -x/-xx, -X/-XX, -A, --payload, -S,
+    -q, --color, and -n/-nn (accepted: rawlab never resolves names). The command takes
+    `verbose` and `as_json`, and the rest through :func:`pop_line_style`."""
     opts = [
+        click.option("-v", "verbose", count=True, help="Every field of every layer, with "
+                     "offsets (-vv: and the frame in hex and ASCII; -vvv: and each layer's "
+                     "own bytes)."),
+        click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
+                     "(docs/json.md, packet)."),
         click.option("-t", "t_count", count=True, help="-t no time, -tt seconds since the "
                      "epoch, -ttt since the previous packet, -tttt with the date, -ttttt "
                      "since the first packet (as tcpdump)."),
@@ -69,6 +93,13 @@ def line_style_options(f: Any) -> Any:
         click.option("-A", "ascii_dump", is_flag=True, help="Each packet in ASCII."),
         click.option("--payload", "payload_dump", is_flag=True, help="Hex and ASCII of the "
                      "transport payload only."),
+        click.option("-S", "absolute", is_flag=True, help="Absolute TCP sequence numbers "
+                     "(default: relative, as tcpdump)."),
+        click.option("-q", "quick", is_flag=True, help="Quick output: less protocol "
+                     "information (tcpdump -q); with -w: print nothing per packet."),
+        click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always",
+                     "never"]), default="auto", show_default=True, help="Colours: on a "
+                     "terminal (auto) unless NO_COLOR is set."),
         click.option("-n", "_numeric", count=True, expose_value=False, help="Accepted "
                      "(-n, -nn): rawlab never resolves addresses, ports or protocols."),
     ]
@@ -78,7 +109,8 @@ def line_style_options(f: Any) -> Any:
 
 
 def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump: bool,
-               payload_dump: bool) -> Any:
+               payload_dump: bool, absolute: bool = False, quick: bool = False,
+               colour: str = "auto") -> Any:
     """The LineStyle the -t/-e/-x/-X/-A/--payload counts ask for."""
     from rawlab.present.packet import Clock, LineStyle
 
@@ -88,13 +120,61 @@ def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump
     clock = None if t_count == 0 else Clock(forms[min(t_count, 5)])
     dump = ("XX" if xa_count > 1 else "X" if xa_count else "xx" if x_count > 1 else
             "x" if x_count else "A" if ascii_dump else "payload" if payload_dump else "")
-    return LineStyle(clock, link, dump)
+    import sys
+
+    from rawlab.present.colour import wants_colour
+
+    return LineStyle(clock, link, dump, absolute, quick, wants_colour(sys.stdout, colour))
 
 
 def pop_line_style(kw: dict[str, Any]) -> Any:
     """Take the options of :func:`line_style_options` out of a command's keyword arguments."""
     return line_style(kw.pop("t_count"), kw.pop("link"), kw.pop("x_count"),
-                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"))
+                      kw.pop("xa_count"), kw.pop("ascii_dump"), kw.pop("payload_dump"),
+                      kw.pop("absolute"), kw.pop("quick"), kw.pop("colour"))
+
+
+def process_options(f: Any) -> Any:
+    """``--processes``, ``--pid``, ``--comm``, ``--cgroup``: who sent it (live captures)."""
+    for opt in reversed([
+        click.option("--processes", is_flag=True,
+                     help="Attribute every TCP/UDP flow to the processes at its ends "
+                          "(sock_diag + /proc, no eBPF): shown beside each endpoint, in "
+                          "--json, and as packet comments in -w files."),
+        click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
+                     metavar="PID", help="Keep only the flows of process PID (repeatable; "
+                     "implies --processes)."),
+        click.option("--comm", "comms", multiple=True, metavar="NAME",
+                     help="Keep only the flows of processes named NAME (as in "
+                          "/proc/PID/comm; repeatable; implies --processes)."),
+        click.option("--cgroup", "cgroups", multiple=True, metavar="PATH",
+                     help="Keep only the flows of processes in cgroup PATH or below it "
+                          "(repeatable; implies --processes)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def pop_processes(kw: dict[str, Any], netns: str | None) -> Any:
+    """The Attribution the process options ask for (None without them); its lookup is
+    started here: namespaces found, every existing socket's owner learnt."""
+    pids, comms, cgroups = kw.pop("pids"), kw.pop("comms"), kw.pop("cgroups")
+    if not (kw.pop("processes") or pids or comms or cgroups):
+        return None
+    from rawlab.analysis.processes import Attribution, ProcessMatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    look = OwnerLookup(netns)
+    look.start()
+    return Attribution(look, ProcessMatch(frozenset(pids), frozenset(comms), tuple(cgroups)))
+
+
+def narrow_filter(bpf: str | None, attribution: Any) -> str | None:
+    """With a process filter, the kernel keeps only TCP and UDP (the rest could never be
+    attributed); the processes' own flows are chosen in user space as they appear."""
+    if attribution is None or attribution.match is None:
+        return bpf
+    return f"(tcp or udp) and ({bpf})" if bpf else "tcp or udp"
 
 
 class KeylogFile(click.ParamType):
@@ -120,4 +200,3 @@ class KeylogFile(click.ParamType):
             self.fail(f"{value} holds no TLS secrets (expected lines like "
                       "'CLIENT_RANDOM <hex> <hex>')", param, ctx)
         return keys
-

@@ -21,12 +21,8 @@ from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
               "standard output, with -q). Never the file being read; on a full disk OUT is "
               "cut back to its last whole block (exit 7).")
 @click.option("--pcap", "as_pcap", is_flag=True, help="With -w: write plain pcap (ns).")
-@click.option("-v", "verbose", is_flag=True, help="Every field of every layer, with offsets.")
-@click.option("--json", "as_json", is_flag=True, help="NDJSON, one object per packet "
-              "(docs/json.md, packet).")
 @click.option("--stats", is_flag=True, help="Protocol hierarchy: packets and bytes per layer "
               "(like tshark -z io,phs).")
-@click.option("-q", "quiet", is_flag=True, help="With -w: print nothing per packet.")
 @click.option("--scapy", "scapy_view", is_flag=True, help="scapy's own show() of every "
               "frame (its dissectors, its words).")
 @click.option("--keylog", type=KeylogFile(), metavar="FILE",
@@ -35,8 +31,8 @@ from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
 @line_style_options
 @click.argument("words", nargs=-1, metavar="[EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
-         as_pcap: bool, verbose: bool, as_json: bool, stats: bool, quiet: bool,
-         scapy_view: bool, keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
+         as_pcap: bool, verbose: int, as_json: bool, stats: bool, scapy_view: bool,
+         keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
 
@@ -44,6 +40,13 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     ports, flags, seq/ack, window, length; the checksum verdict only when it is
     not good). A damaged file prints every good packet first, then one line
     naming the file, the byte offset and the problem (exit 5).
+
+    Two paths print the same bytes: the columnar one (whole batches of a file,
+    numpy) for the one-line view and --json of a file without -f/-w (and
+    without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
+    (-v, --stats, filters, -w, stdin),
+    and inside a batch for each packet the columns do not hold (link types
+    other than Ethernet/SLL/raw IP, tunnels, fragments, options, bad checksums).
     """
     from rawlab import pipeline
     from rawlab.pcap.reader import open_file
@@ -51,7 +54,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
 
-    if sum((verbose, as_json, stats, scapy_view)) > 1:
+    if sum((bool(verbose), as_json, stats, scapy_view)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats, --scapy")
     if expression and words:
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
@@ -64,7 +67,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         from rawlab.present.app.scapy import ScapySink
 
         sinks.append(ScapySink(sys.stdout))
-    elif not (quiet and out):
+    elif not (style_kw["quick"] and out):
         sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
                                      style=pop_line_style(style_kw)))
     if out == "-" and sinks:
@@ -72,15 +75,46 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
                                "nothing per packet) or write to a file")
     if out:
         refuse_overwrite(out, [file])
-    writer = CaptureWriter(out, pcap=as_pcap) if out else None
     streams = None
-    if any(s.decodes for s in sinks):
+    if any(s.decodes for s in sinks):  # TCP application messages: reassembled, a first sink
         from rawlab.analysis.streams import TcpStreams
 
-        streams = TcpStreams(keylog=keylog).feed
+        streams = TcpStreams(keylog=keylog)
+    fast = _batch_sink(sinks, file, expression, out)
+    if fast is not None:
+        from rawlab.decode.columns import open_batches
+
+        fast.streams = streams.feed if streams is not None else None  # (rows of application
+        # ports take the per-packet path, and the streams see them there)
+        with open_batches(file) as src:
+            pipeline.run_batches(src, [fast], count=count, counts=counts)
+        return
+    writer = CaptureWriter(out, pcap=as_pcap) if out else None
+    if streams is not None:
+        sinks.insert(0, streams)
     source = sys.stdin.buffer if file == "-" else file
     with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)
         pipeline.run(cap, sinks, expression=expression, count=count, writer=writer,
                      interfaces=lambda i: cap.interfaces[i] if i < len(cap.interfaces)
-                     else None, counts=counts, streams=streams)
+                     else None, counts=counts)
+
+
+def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | None) -> Any:
+    """The columnar path's sink for what was asked, or None for the per-packet path: the
+    one-line view (in a style the batches print: present.columns.batch_sink_for) or
+    NDJSON of a file (not a pipe: batches wait for 2 MiB), without a filter or -w."""
+    from rawlab.present import packet
+
+    if file == "-" or expression or out or len(sinks) != 1:
+        return None
+    kind = type(sinks[0])
+    if kind is packet.JsonSink:
+        from rawlab.present.columns import json_sink_for
+
+        return json_sink_for(sys.stdout)
+    if kind is not packet.LineSink:
+        return None
+    from rawlab.present.columns import batch_sink_for
+
+    return batch_sink_for(sys.stdout, sinks[0].style)

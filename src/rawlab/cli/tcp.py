@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import KeylogFile, Seconds
+from rawlab.cli.options import (
+    KeylogFile,
+    Seconds,
+    narrow_filter,
+    pop_processes,
+    process_options,
+)
 
 
 @click.command()
@@ -38,10 +44,11 @@ from rawlab.cli.options import KeylogFile, Seconds
               help="Also print each application message as it completes (TLS records, "
               "decrypted with the secrets in FILE, SSLKEYLOGFILE format, and the HTTP/1.x "
               "inside), before the connection table.")
+@process_options
 def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
         count: int | None, duration: float | None, ring_mb: int, as_json: bool,
         stream: int | None, follow: int | None, plot: str | None, ladder: bool,
-        keylog: Any) -> None:
+        keylog: Any, **kw: Any) -> None:
     """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
     on an interface (-i).
 
@@ -52,6 +59,11 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     rules, frame for frame. Live, events print as they happen (a handshake
     completing, a retransmission, a connection ending), gaps the kernel's own
     capture drops explain are marked `capture loss`, and the table follows on exit.
+
+    Live, --processes adds the process at each end (client process, server process
+    columns; the ladder's heads; `process` in --json connection records); --pid,
+    --comm and --cgroup keep only those processes' connections. A pcapng FILE written
+    with `capture --processes` shows the same columns.
     """
     from rawlab import pipeline
     from rawlab.analysis.tcp import TcpAnalyzer
@@ -60,6 +72,8 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         raise click.UsageError("choose one of --json, --follow, --ladder")
     if (file is None) == (iface is None):
         raise click.UsageError("give a FILE or -i IFACE (one of them)")
+    if iface is None and any(kw.values()):
+        raise click.UsageError("--processes, --pid, --comm and --cgroup need -i (live)")
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
     if keylog is not None:
         if as_json or follow is not None or ladder:
@@ -75,7 +89,14 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         with open_file(sys.stdin.buffer if file == "-" else file) as cap:
             pipeline.run_tcp(cap, sinks, analyzer=analyzer, stream=stream, count=count)
     else:
-        _live(iface, filt, netns, count, duration, ring_mb, sinks, analyzer, stream)
+        _live(iface, filt, netns, count, duration, ring_mb, sinks, analyzer, stream,
+              pop_processes(kw, netns))
+    wanted = stream if stream is not None else follow
+    if wanted is not None and wanted >= analyzer.streams:
+        from rawlab.errors import Exit, RawlabError
+
+        have = f"streams 0-{analyzer.streams - 1}" if analyzer.streams else "no TCP streams"
+        raise RawlabError(f"no TCP stream {wanted}: the capture has {have}", Exit.FAILED)
     if plotter is not None:
         if plotter.saved is None:
             raise click.ClickException("no TCP segments to plot")
@@ -111,17 +132,19 @@ def _sinks(as_json: bool, follow: int | None, ladder: bool, plot: str | None, *,
 
 def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
           duration: float | None, ring_mb: int, sinks: list[Any], analyzer: Any,
-          stream: int | None) -> None:
+          stream: int | None, attribution: Any) -> None:
     from rawlab import pipeline
     from rawlab.sockets.packet import RingConfig, open_ring
 
-    ring = open_ring(iface, bpf=f"tcp and ({filt})" if filt else "tcp", netns=netns,
-                     config=RingConfig(ring_mb=ring_mb))
+    bpf = narrow_filter(f"tcp and ({filt})" if filt else "tcp", attribution)
+    cfg = RingConfig(ring_mb=ring_mb)
+    ring = open_ring(iface, bpf=bpf, netns=netns, config=cfg)
     records = ring.records(count=count, duration=duration,
                            block_done=ring.drops_to(analyzer.note_capture_drops))
     try:
         with ring.stopped_by_signals():
-            pipeline.run_tcp(records, sinks, analyzer=analyzer, stream=stream)
+            pipeline.run_tcp(records, sinks, analyzer=analyzer, stream=stream,
+                             attribute=attribution)
     finally:
         records.close()
         st = ring.stats()
@@ -129,3 +152,8 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
         from rawlab.present.packet import capture_summary
 
         click.echo(capture_summary(st), err=True)
+        if attribution is not None:
+            from rawlab.present.processes import summary
+
+            attribution.lookup.close()
+            click.echo(summary(attribution.counts, attribution.match is not None), err=True)

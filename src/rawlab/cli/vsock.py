@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import click
 
 from rawlab.cli import LazyGroup
-from rawlab.cli.options import Seconds
+from rawlab.cli.options import Seconds, Size
 
 TYPES = click.Choice(["stream", "seqpacket", "dgram"])
 BENCH_TYPES = click.Choice(["stream", "seqpacket"])
@@ -23,17 +23,6 @@ CHUNK = 64 * 1024
 
 def _usage(exc: ValueError, param: str) -> click.BadParameter:
     return click.BadParameter(str(exc), param_hint=param)
-
-
-def _size(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from rawlab.sockets.vsockbench import parse_size
-
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise _usage(exc, f"--{param.name}") from None
 
 
 def _listener(port: str, cid_text: str, type_name: str) -> tuple[socket.socket, Any, Any]:
@@ -201,7 +190,7 @@ COMMON = [
     click.option("--timeout", type=Seconds(0.001, lo_open=False), default=None,
                  help="Connect timeout in seconds (SO_VM_SOCKETS_CONNECT_TIMEOUT; kernel "
                       "default 2)."),
-    click.option("--buffer-size", callback=_size, default=None,
+    click.option("--buffer-size", type=Size(), default=None,
                  help="SO_VM_SOCKETS_BUFFER_SIZE, e.g. 1M (raises BUFFER_MAX_SIZE as needed)."),
     click.option("--to-host", is_flag=True, help="Set VMADDR_FLAG_TO_HOST in svm_flags: route "
                  "through the host even for a CID > 2 (sibling VMs)."),
@@ -297,11 +286,11 @@ class _Progress:
               help="Run only these (repeatable; default: all three).")
 @click.option("--size", "sizes", default="4K,64K", show_default=True,
               help="Throughput message sizes, comma-separated.")
-@click.option("--bytes", "total", callback=_size, default="64M", show_default=True,
+@click.option("--bytes", "total", type=Size(), default="64M", show_default=True,
               help="Bytes to send per throughput size.")
 @click.option("--latency-size", "lat_sizes", default="1", show_default=True,
               help="Request sizes for round trips, comma-separated.")
-@click.option("--response-size", callback=_size, default=None,
+@click.option("--response-size", type=Size(), default=None,
               help="Response size (default: the request size).")
 @click.option("--count", default=10000, show_default=True, type=click.IntRange(min=1),
               help="Round trips per latency size.")
@@ -309,7 +298,7 @@ class _Progress:
               help="Connections for the connect time.")
 @click.option("--timeout", type=Seconds(0.001, lo_open=False), default=None,
               help="Connect timeout in seconds.")
-@click.option("--buffer-size", callback=_size, default=None,
+@click.option("--buffer-size", type=Size(), default=None,
               help="SO_VM_SOCKETS_BUFFER_SIZE of the client's sockets.")
 @click.option("--to-host", is_flag=True, help="Set VMADDR_FLAG_TO_HOST.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (docs/json.md).")

@@ -249,6 +249,28 @@ def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> Vie
     return ctor(payload)
 
 
+_ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})  # these quote the datagram that caused them
+_ICMP6_ERRORS = frozenset({1, 2, 3, 4})
+
+
+def _after_icmp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    """An ICMP error quotes the IP header and first bytes of the datagram that caused it:
+    decoded as a packet of its own (as tcpdump and tshark do)."""
+    payload = lay.payload
+    if lay.truncated or lay.type not in _ICMP_ERRORS or len(payload) < 20 or \
+            payload[0] >> 4 != 4:
+        return None
+    return Ipv4(payload)
+
+
+def _after_icmpv6(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    payload = lay.payload
+    if lay.truncated or lay.type not in _ICMP6_ERRORS or len(payload) < 40 or \
+            payload[0] >> 4 != 6:
+        return None
+    return Ipv6(payload)
+
+
 #: how to find the layer after one of these views (a view not here ends the walk)
 _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ethernet: _after_ethernet,
@@ -257,6 +279,8 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ipv4: _after_ipv4,
     Ipv6: _after_ipv6,
     Udp: _after_udp,
+    Icmp: _after_icmp,
+    Icmpv6: _after_icmpv6,
 }
 
 

@@ -68,6 +68,22 @@ class Packet:
     def names(self) -> tuple[str, ...]:
         return tuple(lay.name for lay in self.layers)
 
+    @property
+    def quoted(self) -> int:
+        """Where the packet an ICMP/ICMPv6 error quotes begins (its index in ``layers``);
+        ``len(layers)`` when there is none. The layers before it are the packet itself."""
+        for i, lay in enumerate(self.layers[:-1]):
+            if lay.name in ("icmp", "icmpv6"):
+                return i + 1
+        return len(self.layers)
+
+    def outer(self, name: str) -> Any:
+        """The first layer called ``name`` of the packet itself (not of a quoted one)."""
+        for lay in self.layers[: self.quoted]:
+            if lay.name == name:
+                return lay
+        return None
+
     def layer(self, name: str) -> Any:
         """The first layer called ``name`` ("eth", "ipv4", "tcp" ...), or None."""
         for lay in self.layers:

@@ -112,6 +112,14 @@ class Ipv4(View):
         return self.buf[hl : max(self.end, hl)]
 
     @property
+    def l4_length(self) -> int:
+        """Bytes of the transport segment the header says (total length minus the header):
+        what tcpdump and tshark call the length even when the capture kept fewer; the
+        captured payload's length for a TSO packet (total length 0) or a length too short."""
+        tl, hl = self.total_length, self.hlen
+        return tl - hl if tl >= hl else len(self.payload)
+
+    @property
     def dscp(self) -> int:
         return self.tos >> 2
 

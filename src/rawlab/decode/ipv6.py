@@ -158,6 +158,14 @@ class Ipv6(View):
         return min(IPV6_HLEN + pl, n)
 
     @property
+    def l4_length(self) -> int:
+        """Bytes of the upper-layer segment the header says (payload length minus the
+        extension headers); the captured payload's length for payload length 0."""
+        pl = self.payload_length
+        ext = self.hlen - IPV6_HLEN
+        return pl - ext if pl >= ext and pl else len(self.payload)
+
+    @property
     def payload(self) -> memoryview:
         hl = min(self.hlen, len(self.buf))
         return self.buf[hl : max(self.end, hl)]

@@ -55,7 +55,7 @@ _SCHEMAS: dict[str, Any] = {}
 def __getattr__(name: str) -> Any:
     """The construct schemas (NLMSGHDR, NLATTR, NLMSGERR), built on first use.
 
-    Importing construct costs ~13 ms; the hot paths (dumps, the monitor) read
+    Importing construct is slow (bench/README.md); the hot paths (dumps, the monitor) read
     headers with :mod:`struct` and never need it. Tests hold the wire walk to them.
     """
     if name not in ("NLMSGHDR", "NLATTR", "NLMSGERR"):

@@ -13,7 +13,7 @@ The framing (nlmsghdr, nlattr, NLMSG_ERROR and its extended ACK) is
 it. :data:`FAMILY_HEADERS` is the one message type -> family header table
 (pyroute2's ``MarshalRtnl.msg_map``); pyroute2's ``ifinfmsg``, ``ifaddrmsg``,
 ``rtmsg``, ``ndmsg``, ``fibmsg``, ``nsidmsg``... classes give each attribute its
-name and type, but importing pyroute2 costs ~110 ms:
+name and type, but importing pyroute2 is slow (bench/README.md):
 :mod:`rawlab.decode.rtnl_maps_gen` compiles their ``nla_map`` once, ahead of
 time, into the plain data of :mod:`rawlab.decode.rtnl_maps`, and this module
 never imports pyroute2. The snapshot is read the first time a message is

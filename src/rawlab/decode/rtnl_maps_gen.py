@@ -5,7 +5,7 @@
     .venv/bin/python -m rawlab.decode.rtnl_maps_gen --check   # exit 1 if rtnl_maps.py differs
 
 pyroute2 is the source of rtnetlink names and attribute types, but importing it
-costs ~110 ms, so :mod:`rawlab.decode.rtnl` decodes from a generated snapshot
+is slow (bench/README.md), so :mod:`rawlab.decode.rtnl` decodes from a generated snapshot
 of its maps instead. This module is the only one that imports pyroute2 for
 that. It compiles pyroute2's classes live, as the decoder used to at run time:
 

@@ -1,6 +1,6 @@
 """The long tail: what rawlab has no module for, handed to scapy's dissectors.
 
-    tail = scapy_tail(pkt, table)     # a ScapyTail view, or None (nothing for scapy:
+    tail = scapy_tail(pkt, table, payloads=True)   # a ScapyTail view, or None (nothing for scapy:
                                       # rawlab decoded it all, or scapy found only bytes)
     tail.layers     # ((scapy layer name, {field: value}), ...) past rawlab's layers
     tail.error      # "could not decode: <exception type>" when scapy raised, else None
@@ -73,7 +73,7 @@ class ScapyTail(AppView):
         return {"layers": self.layers, "error": self.error}
 
 
-def _target(pkt: Any, table: DispatchTable) -> tuple[Any, str] | None:
+def _target(pkt: Any, table: DispatchTable, payloads: bool) -> tuple[Any, str] | None:
     """(the view scapy should dissect from, its rawlab name), or None."""
     layers = pkt.layers
     if not layers or layers[-1].application:
@@ -84,16 +84,18 @@ def _target(pkt: Any, table: DispatchTable) -> tuple[Any, str] | None:
             return last, ""
         prev = layers[-2]
         return (prev, prev.name) if prev.name in SCAPY_CLASSES else None
-    if last.name in ("udp", "tcp") and len(last.payload):
+    if payloads and last.name in ("udp", "tcp") and len(last.payload):
         ports = table.udp_port if last.name == "udp" else table.tcp_port
         if port_view(ports, last.sport, last.dport) is None:
             return last, last.name
     return None
 
 
-def scapy_tail(pkt: Any, table: DispatchTable) -> ScapyTail | None:
-    """What scapy makes of the part of ``pkt`` rawlab left undecoded (module docstring)."""
-    got = _target(pkt, table)
+def scapy_tail(pkt: Any, table: DispatchTable, payloads: bool = True) -> ScapyTail | None:
+    """What scapy makes of the part of ``pkt`` rawlab left undecoded (module docstring);
+    ``payloads=False``: only a ``data`` layer (not UDP/TCP payloads on ports without an
+    entry: the columnar --json path prints those rows without decoding them)."""
+    got = _target(pkt, table, payloads)
     if got is None:
         return None
     view, start = got

@@ -29,6 +29,7 @@ from rawlab.sockets.diag import (
     INET_DIAG_INFO,
     INET_DIAG_MARK,
     INET_DIAG_MEMINFO,
+    INET_DIAG_MSG,
     INET_DIAG_SHUTDOWN,
     INET_DIAG_SKMEMINFO,
     INET_DIAG_SKV6ONLY,
@@ -52,7 +53,6 @@ SK_MEMINFO_NAMES = ("rmem_alloc", "rcvbuf", "wmem_alloc", "sndbuf", "fwd_alloc",
                     "wmem_queued", "optmem", "backlog", "drops")
 
 # the fixed part of each reply (host order; inet ports and addresses are network order)
-INET_DIAG_MSG = struct.Struct("=BBBB2s2s16s16sIQIIIII")  # 72 bytes
 UNIX_DIAG_MSG = struct.Struct("=BBBxIQ")  # 16 bytes
 VSOCK_DIAG_MSG = struct.Struct("=BBBBIIIIIQ")  # 32 bytes
 NETLINK_DIAG_MSG = struct.Struct("=BBBBIIIIQ")  # 28 bytes

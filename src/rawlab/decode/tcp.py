@@ -70,6 +70,7 @@ TCPOPT_SACK_PERMITTED = 4
 TCPOPT_SACK = 5
 TCPOPT_TIMESTAMP = 8
 TCPOPT_MD5 = 19
+TCPOPT_UTO = 28
 TCPOPT_AO = 29
 TCPOPT_MPTCP = 30
 TCPOPT_FASTOPEN = 34
@@ -99,7 +100,7 @@ def flag_letters(flags: int) -> str:
 
 def option_value(kind: int, data: bytes) -> Any:
     """The value of a known option of a valid length, else None (an ``Unknown``):
-    MSS, window scale -> int; SACK-permitted -> True; SACK -> ((left, right), ...);
+    MSS, window scale, user timeout -> int; SACK-permitted -> True; SACK -> ((left, right), ...);
     timestamps -> (tsval, tsecr)."""
     n = len(data)
     if kind == TCPOPT_TIMESTAMP:
@@ -108,6 +109,8 @@ def option_value(kind: int, data: bytes) -> Any:
         return data[0] << 8 | data[1] if n == 2 else None
     if kind == TCPOPT_WSCALE:
         return data[0] if n == 1 else None
+    if kind == TCPOPT_UTO:  # RFC 5482: granularity bit + 15-bit timeout, as one int
+        return data[0] << 8 | data[1] if n == 2 else None
     if kind == TCPOPT_SACK_PERMITTED:
         return True if n == 0 else None
     if kind == TCPOPT_SACK:
@@ -212,7 +215,11 @@ class Tcp(View):
             raw = self.buf[TCP_HLEN : min(self.dataofs * 4, len(self.buf))]
             self._options, bad = parse_options(raw)
             if bad:
-                self._options_bad = self.malformed = True
+                self._options_bad = True
+                if len(self.buf) < self.dataofs * 4:
+                    self.truncated = True  # the capture ended inside the options (snaplen)
+                else:
+                    self.malformed = True
         return self._options
 
     @property

@@ -9,17 +9,24 @@ real MTU-sized one. The client keeps transmit checksum offload on: its own
 segments are captured before the (virtual) NIC would fill in the checksum,
 which is why they read "partial"; the server computes checksums in software,
 so its segments read "good". Everything is removed on exit, also on failure.
+
+Both ends are attributed to their process (:mod:`rawlab.analysis.processes`): the
+owners of the two sockets are learnt while they are open (the exchange calls back
+before it closes them), so the records, read after the connection ended, still say
+who sent each segment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rawlab.analysis.processes import Attribution
 from rawlab.analysis.tcp import Event, Handshake, Segment, analyse
 from rawlab.errors import Exit, RawlabError
 from rawlab.lab import traffic
 from rawlab.lab.netns import Lab
 from rawlab.records import Record
+from rawlab.sockets.owners import OwnerLookup
 from rawlab.sockets.packet import CaptureStats, RingConfig, open_ring
 
 V4 = ("10.99.0.1", "10.99.0.2", 24)
@@ -61,14 +68,22 @@ def run(port: int = 8080, data: bytes = b"GET / HTTP/1.0\r\n\r\n", reply_size: i
         client.run(["ethtool", "-K", "veth0", "tx", "on"], check=False)
         ring = open_ring("veth0", netns=client.name, bpf=f"tcp port {port}",
                             config=RingConfig(ring_mb=8))
+        look = OwnerLookup(client.name)
         with ring:
-            ex = traffic.tcp_exchange(server, client, server_ip, port, data, reply,
-                                      timeout=timeout)
-            if ex.errors:
-                raise RawlabError("the demo connection failed: " + "; ".join(ex.errors))
-            # the kernel retires a block after 100 ms at most: stop once it is quiet
-            res.records = list(ring.records(idle=0.5, duration=timeout))
-            res.stats = ring.stats()
+            look.start()  # the namespaces, and their destroy groups, before any socket
+            try:
+                ex = traffic.tcp_exchange(server, client, server_ip, port, data, reply,
+                                          timeout=timeout, before_close=look.learn)
+                if ex.errors:
+                    raise RawlabError("the demo connection failed: " + "; ".join(ex.errors))
+                # the kernel retires a block after 100 ms at most: stop once it is quiet
+                res.records = list(ring.records(idle=0.5, duration=timeout))
+                res.stats = ring.stats()
+                attribute = Attribution(look)
+                for rec in res.records:
+                    attribute(rec)
+            finally:
+                look.close()
         res.received = ex.server_got
     res.events = analyse(res.records)
     check(res)

@@ -10,14 +10,10 @@ a chroot and powers off.  So the guest runs the host's own programs (the
 project's virtualenv included) and sees the host's files, and writes stay in
 the guest (except ``rwdirs``).
 
-Measured on the 2-core build machine (software emulation): at the first level
-the guest reaches its command in ~4 s and a short command is done in ~12 s.
-Nested in the hostguest tier's virtme-ng guest (TCG, whose CPU model has SVM,
-so its /dev/kvm works): with KVM the inner guest reaches its command in ~17 s
-and a Python start-up over the two 9p layers costs ~25 s; under nested TCG the
-boot alone takes ~2 min and each Python start-up ~2.5 min.  ``qemu.kvm_usable``'s
-20 s probe times out there, so :func:`choose_accel` treats "KVM started but
-was slow" as usable.
+Nested in the hostguest tier's virtme-ng guest (TCG, whose CPU model has SVM, so
+its /dev/kvm works), KVM works but starts slowly, so ``qemu.kvm_usable``'s probe can
+time out there: :func:`choose_accel` treats "KVM started but was slow" as usable.
+How long each kind of guest takes on the build machine: bench/README.md, "Lab guests".
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from rawlab.errors import RawlabError, explain
+from rawlab.lab import owner
 from rawlab.sockets.netns import (  # noqa: F401 - re-exported: the names were born here
     CLONE_NEWNET,
     CLONE_NEWUSER,
@@ -94,16 +95,6 @@ def unique_name(tag: str) -> str:
     return f"rl-{tag}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def list_namespaces() -> list[str]:
     try:
         return sorted(os.listdir(NETNS_RUN_DIR))
@@ -122,12 +113,13 @@ def remove_namespace(name: str) -> None:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove rawlab namespaces whose owning process is gone; return their names."""
+    """Remove rawlab namespaces nobody holds any more (rawlab.lab.owner); their names."""
     gone = []
     for name in list_namespaces():
         m = NAME_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and owner.abandoned(name, int(m.group(1))):
             remove_namespace(name)
+            owner.release(name, None)
             gone.append(name)
     return gone
 
@@ -138,6 +130,7 @@ class Netns:
 
     name: str
     tag: str
+    lock: int | None = None  # the owner lock (rawlab.lab.owner) held while it lives
 
     def run(
         self, argv: list[str], *, check: bool = True, **kw: Any
@@ -209,7 +202,7 @@ class Lab:
             if os.path.exists(os.path.join(NETNS_RUN_DIR, name)) or attempt == 2:
                 break
             time.sleep(0.05)
-        ns = Netns(name, tag)
+        ns = Netns(name, tag, owner.hold(name))
         self.namespaces.append(ns)
         self._up(ns, "lo")
         return ns
@@ -299,6 +292,7 @@ class Lab:
             ns = self.namespaces.pop()
             try:
                 remove_namespace(ns.name)
+                owner.release(ns.name, ns.lock)
             except RawlabError as exc:  # keep going: remove the others
                 errors.append(f"{ns.name}: {exc}")
         self.veths.clear()

@@ -4,7 +4,7 @@
 On the build machine (kernel 6.18 with kvm-pvm) ``/dev/kvm`` opens, yet qemu
 aborts at once with vng's ``-cpu host`` ("failed to set MSR 0x10a", exit 134):
 :func:`kvm_usable` boots the kernel under KVM to its first panic to find out
-(~40 ms when it fails) and callers fall back to software emulation (TCG).
+and callers fall back to software emulation (TCG).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ QEMU_FIX = "apt-get install qemu-system-x86 (or ./setup.sh --test)"
 ACCEL_ENV = "RAWLAB_VM_ACCEL"
 
 # The KVM probe boots the kernel without a root device: it panics, panic=-1
-# reboots and -no-reboot makes qemu exit 0.  Under TCG this takes ~4 s; a KVM
-# guest that works takes ~1 s, so 20 s means "hangs".
+# reboots and -no-reboot makes qemu exit 0: a few seconds under TCG, about one with a
+# KVM that works (bench/README.md, "Lab guests"), so 20 s means "hangs".
 KVM_PROBE_TIMEOUT = 20.0
 
 _kvm_cache: dict[Path | None, tuple[bool, str]] = {}

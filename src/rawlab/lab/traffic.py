@@ -11,7 +11,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,11 +56,13 @@ class Exchange:
 
 def tcp_exchange(server: Netns, client: Netns, server_ip: str, port: int,
                  request: bytes, response: bytes, *, chunk: int | None = None,
-                 timeout: float = 10.0) -> Exchange:
+                 timeout: float = 10.0,
+                 before_close: Callable[[], None] | None = None) -> Exchange:
     """One TCP connection: connect, send request, server replies, both close.
 
     The listener is ready before the client connects. chunk: send the request
-    in writes of that size (more segments).
+    in writes of that size (more segments). before_close: called once the client has
+    the whole reply, while both ends' sockets are still open.
     """
     fam = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
     ex = Exchange()
@@ -110,6 +112,8 @@ def tcp_exchange(server: Netns, client: Netns, server_ip: str, port: int,
                 break
             got += part
         ex.client_got = got
+        if before_close is not None:
+            before_close()
         cli.shutdown(socket.SHUT_WR)
     except OSError as exc:
         ex.errors.append(f"client: {exc}")

@@ -5,11 +5,10 @@ machine's own kernel lacks (nlmon, vsockmon, vsock_loopback, netem ...).
 The guest sees the host's filesystem copy-on-write (``/`` read-only plus
 overlays); only directories passed as ``rwdirs`` are written through to the host.
 
-Measured on the build machine (2 cores, kernel 6.18 with kvm-pvm): a software
-(TCG) guest boots, runs a short command and powers off in ~17-20 s.  KVM there
-makes qemu abort at once ("failed to set MSR 0x10a", exit 134), so
-:func:`rawlab.lab.qemu.kvm_usable` probes it (~40 ms when it fails) and :func:`run`
-falls back to ``--disable-kvm``.
+On the build machine (kernel 6.18 with kvm-pvm) KVM makes qemu abort at once
+("failed to set MSR 0x10a", exit 134), so :func:`rawlab.lab.qemu.kvm_usable` probes
+it and :func:`run` falls back to ``--disable-kvm`` (timings: bench/README.md, "Lab
+guests").
 
 Pitfalls this module handles:
 

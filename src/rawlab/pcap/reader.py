@@ -10,7 +10,9 @@
 pcap: both magics (µs ``a1b2c3d4``, ns ``a1b23c4d``) in both byte orders.
 pcapng: SHB (any byte order, several sections), IDB (``if_name``,
 ``if_description``, ``if_tsresol``, ``if_tsoffset``), EPB (``epb_flags``
-direction), SPB, the obsolete PB; every other block is skipped.
+direction; the owning processes from rawlab's ``opt_comment`` and Apple's process
+option: ``rec.owners``), Apple's Darwin process information block, SPB, the
+obsolete PB; every other block is skipped.
 
 Bad input raises :class:`~rawlab.errors.RawlabError` with code
 ``Exit.BAD_INPUT`` and a message ``"FILE: offset N: problem"`` — only after
@@ -30,7 +32,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from rawlab.errors import Exit, RawlabError
-from rawlab.records import Direction, Interface, Record
+from rawlab.pcap.owners import (
+    DARWIN_PIB,
+    DPIB_NAME,
+    EPB_DARWIN_PIB_ID,
+    parse_comment,
+    with_facts,
+)
+from rawlab.records import PROCESS, Direction, Interface, Owners, Record, SocketOwner
 
 CHUNK = 1 << 20
 MAX_SNAPLEN = 262144  # libpcap's usual largest; a record above max(this, snaplen) is absurd
@@ -203,6 +212,9 @@ class PcapngReader(CaptureReader):
     def __init__(self, f: IO[bytes], name: str, head: bytes, **kw: Any) -> None:
         super().__init__(f, name, head, **kw)
         self._factors: list[tuple[int, int, int]] = []  # per interface: mul, div, offset_ns
+        self._pibs: list[tuple[int, str | None]] = []  # Darwin process blocks: pid, name
+        self._facts: dict[tuple[int | None, str | None], SocketOwner] = {}  # from their comments
+        self._owners: dict[tuple[Any, ...], Owners | None] = {}
         self._order("<")
 
     def _order(self, e: str) -> None:
@@ -221,17 +233,28 @@ class PcapngReader(CaptureReader):
             if got is None:
                 return
             btype, blen, body = got
-            if btype == PCAPNG_EPB:
-                yield self._epb(body, offset, blen)
-            elif btype == PCAPNG_SPB:
-                yield self._spb(body, offset)
-            elif btype == PCAPNG_PB:
-                yield self._pb(body, offset, blen)
-            elif btype == PCAPNG_IDB:
-                self._idb(body, offset)
-            elif btype == PCAPNG_SHB:
-                self._shb(body, offset)
+            rec = self.block(btype, blen, body, offset)
+            if rec is not None:
+                yield rec
             offset += blen
+
+    def block(self, btype: int, blen: int, body: bytes, offset: int) -> Record | None:
+        """One block whose framing is checked (`body`: without the type, the length and
+        the trailing length): its Record, or None for a block that only changes the
+        reader's state (IDB, SHB: its byte order already set) or that is skipped."""
+        if btype == PCAPNG_EPB:
+            return self._epb(body, offset, blen)
+        if btype == PCAPNG_SPB:
+            return self._spb(body, offset)
+        if btype == PCAPNG_PB:
+            return self._pb(body, offset, blen)
+        if btype == PCAPNG_IDB:
+            self._idb(body, offset)
+        elif btype == PCAPNG_SHB:
+            self._shb(body, offset)
+        elif btype == DARWIN_PIB:
+            self._dpib(body)
+        return None
 
     def _next_block(self, pending: bytes, offset: int) -> tuple[int, int, bytes] | None:
         """(type, length, body without the trailing length) of the block at `offset`,
@@ -291,13 +314,53 @@ class PcapngReader(CaptureReader):
                        f"in a {blen}-byte block")
         direction = Direction.UNKNOWN
         opt_at = 20 + ((caplen + 3) & ~3)
+        notes: list[bytes | int] | None = None
         if opt_at + 4 <= len(body):
             for code, val in _options(body, opt_at, self._e):
                 if code == EPB_FLAGS and len(val) >= 4:
                     direction = self._u32(val)[0] & 3
+                elif code == OPT_COMMENT or (code == EPB_DARWIN_PIB_ID and len(val) >= 4):
+                    notes = notes or []
+                    notes.append(val if code == OPT_COMMENT else self._u32(val)[0])
         mul, div, off_ns = self._factors[iface]
-        return Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
-                      self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
+        rec = Record(((tsh << 32 | tsl) * mul) // div + off_ns, origlen,
+                     self.interfaces[iface].linktype, body[20 : 20 + caplen], iface, direction)
+        if notes is not None:
+            rec.owners = self._owners_of(tuple(notes), direction)
+        return rec
+
+    def _owners_of(self, notes: tuple[bytes | int, ...], direction: int) -> Owners | None:
+        """The owners a packet's comments (rawlab's) or Darwin process option say; one
+        tuple per distinct set of notes, so packets of a flow share it."""
+        key = (*notes, direction)
+        if key in self._owners:
+            return self._owners[key]
+        ends: list[SocketOwner | None] = [None, None]
+        for n in notes:
+            got = parse_comment(n.decode("utf-8", "replace")) if isinstance(n, bytes) else None
+            if got is not None:
+                o = got[1]
+                ends[got[0] == "dst"] = with_facts(o, self._facts.get((o.pid, o.comm)))
+        pib = next((n for n in notes if isinstance(n, int)), None)
+        if ends == [None, None] and pib is not None and pib < len(self._pibs):
+            pid, name = self._pibs[pib]  # Apple: the packet's process, on this host's side
+            ends[direction == Direction.INBOUND] = SocketOwner(PROCESS, pid, comm=name)
+        owners: Owners | None = None if ends == [None, None] else (ends[0], ends[1])
+        if len(self._owners) > 4096:
+            self._owners.clear()
+        self._owners[key] = owners
+        return owners
+
+    def _dpib(self, body: bytes) -> None:
+        """Darwin Process Information Block (Apple): a process id and its name."""
+        if len(body) < 4:
+            return
+        opts = dict(_options(body, 4, self._e))
+        pid, name = self._u32(body)[0], _text(opts.get(DPIB_NAME))
+        self._pibs.append((pid, name))
+        got = parse_comment("src " + (_text(opts.get(OPT_COMMENT)) or ""))
+        if got is not None and (got[1].pid, got[1].comm) == (pid, name):
+            self._facts[(pid, name)] = got[1]
 
     def _spb(self, body: bytes, offset: int) -> Record:
         """Simple Packet Block: interface 0, no timestamp, length cut to its snaplen."""
@@ -349,6 +412,8 @@ class PcapngReader(CaptureReader):
             raise _bad(self.name, offset, f"unsupported pcapng version {major}")
         self.interfaces = []
         self._factors = []
+        self._pibs = []
+        self._facts = {}
 
 
 def _text(v: bytes | None) -> str | None:

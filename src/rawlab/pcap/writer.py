@@ -13,6 +13,9 @@
     w.write(rec, iface)                    # per interface of the source, opened on first use
     w = RotatingWriter("cap-%H%M%S.pcapng", seconds=60)     # tcpdump -G
 
+A record with ``owners`` (``--processes``) gets one ``opt_comment`` per owned end and
+Apple's process block and EPB option (:mod:`rawlab.pcap.owners`).
+
 Every block (pcapng) or record (pcap) reaches the operating system whole, in
 one ``write()``: a file cut short by Ctrl-C, SIGTERM, SIGKILL or a crash of the
 process ends on a block boundary and stays readable. ``buffer_bytes`` (default
@@ -27,15 +30,23 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from rawlab import __version__
 from rawlab.errors import Exit, RawlabError, output_error
+from rawlab.pcap.owners import (
+    DARWIN_PIB,
+    EPB_DARWIN_PIB_ID,
+    dpib_body,
+    facts_comment,
+    owner_comment,
+)
 from rawlab.pcap.reader import (
     EPB_FLAGS,
     IF_DESCRIPTION,
     IF_NAME,
     IF_TSRESOL,
+    OPT_COMMENT,
     PCAP_MAGIC_NS,
     PCAP_MAGIC_US,
     PCAPNG_BOM,
@@ -43,13 +54,14 @@ from rawlab.pcap.reader import (
     PCAPNG_IDB,
     PCAPNG_SHB,
 )
-from rawlab.records import Direction, Interface, Record
+from rawlab.records import PROCESS, Direction, Interface, Owners, Record
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
 
 _EPB = struct.Struct("<IIIIIII")  # type, len, iface, ts hi, ts lo, caplen, origlen
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+_END = b"\x00\x00\x00\x00"  # opt_endofopt
 
 
 def _option(code: int, value: bytes) -> bytes:
@@ -147,19 +159,10 @@ class _Sink:
                     pass
 
 
-class PcapngWriter:
-    """Writes one section: SHB, then IDBs as sources appear, then EPBs."""
+class _FileWriter:
+    """What both formats' writers share: the sink, its name and size, flush and close."""
 
-    def __init__(self, dest: str | Path | IO[bytes], *, buffer_bytes: int = 0,
-                 application: str | None = None) -> None:
-        self._sink = _Sink(dest, buffer_bytes)
-        self._snaplens: list[int] = []
-        self._auto: dict[tuple[int, int], int] = {}
-        app = application or f"rawlab {__version__}"
-        body = (struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
-                + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
-        self._sink.put(_block(PCAPNG_SHB, body))
-        self.count = 0
+    _sink: _Sink
 
     @property
     def name(self) -> str:
@@ -169,6 +172,36 @@ class PcapngWriter:
     def bytes(self) -> int:
         """The file's size so far (written or buffered)."""
         return self._sink.bytes
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PcapngWriter(_FileWriter):
+    """Writes one section: SHB, then IDBs as sources appear, then EPBs."""
+
+    def __init__(self, dest: str | Path | IO[bytes], *, buffer_bytes: int = 0,
+                 application: str | None = None) -> None:
+        self._sink = _Sink(dest, buffer_bytes)
+        self._snaplens: list[int] = []
+        self._auto: dict[tuple[int, int], int] = {}
+        self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
+        # id(owners) -> (owners, the whole option run per epb_flags direction)
+        self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
+        app = application or f"rawlab {__version__}"
+        body = (struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
+                + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
+        self._sink.put(_block(PCAPNG_SHB, body))
+        self.count = 0
 
     @property
     def interface_count(self) -> int:
@@ -191,15 +224,19 @@ class PcapngWriter:
         return len(self._snaplens) - 1
 
     def write(self, interface: int, ts_ns: int, data: bytes | bytearray | memoryview,
-              wirelen: int | None = None, direction: int = Direction.UNKNOWN) -> None:
-        """One EPB. ``wirelen`` defaults to ``len(data)``."""
+              wirelen: int | None = None, direction: int = Direction.UNKNOWN,
+              options: bytes = b"") -> None:
+        """One EPB. ``wirelen`` defaults to ``len(data)``; ``options``: more encoded
+        options (without the end marker)."""
         if not 0 <= interface < len(self._snaplens):
             raise ValueError(f"interface {interface} was never added")
         caplen = len(data)
         ts = min(max(ts_ns, 0), (1 << 64) - 1)  # what 64 bits of nanoseconds can say
-        opts = b""
+        opts = options
         if direction:
-            opts = _option(EPB_FLAGS, struct.pack("<I", direction & 3)) + _option(0, b"")
+            opts = _option(EPB_FLAGS, struct.pack("<I", direction & 3)) + opts
+        if opts:
+            opts += _END
         pad = _PAD[caplen & 3]
         total = 32 + caplen + len(pad) + len(opts)
         self._sink.put(
@@ -216,22 +253,49 @@ class PcapngWriter:
             interface = self._auto.get(key)
             if interface is None:
                 interface = self._auto[key] = self.add_interface(rec.linktype)
-        self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction)
+        owners = rec.owners
+        if owners is None:
+            self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction)
+            return
+        hit = self._owner_opts.get(id(owners))
+        if hit is None or hit[0] is not owners:
+            hit = self._owner_opts[id(owners)] = (owners, [None, None, None, None])
+            if len(self._owner_opts) > 4096:
+                self._owner_opts.clear()
+        d = rec.direction & 3
+        opts = hit[1][d]
+        if opts is None:  # the options (flags first), made once per owners and direction
+            opts = self.owner_options(owners)
+            if d:
+                opts = _option(EPB_FLAGS, struct.pack("<I", d)) + opts
+            hit[1][d] = opts
+        self.write(interface, rec.ts_ns, rec.data, rec.wirelen, Direction.UNKNOWN, opts)
 
-    def flush(self) -> None:
-        self._sink.flush()
+    def owner_options(self, owners: Owners) -> bytes:
+        """The EPB options saying who owns the packet's ends (a Darwin process block, with
+        the process's facts in its comment, is written the first time a process
+        appears)."""
+        opts = b""
+        for end, o in zip(("src", "dst"), owners, strict=True):
+            if o is not None:
+                opts += _option(OPT_COMMENT, owner_comment(end, o).encode())
+        sender = None
+        for o in owners:
+            if o is not None and o.state == PROCESS and o.pid is not None:
+                key = (o.pid, o.comm or "")
+                idx = self._pibs.get(key)
+                if idx is None:
+                    idx = self._pibs[key] = len(self._pibs)
+                    self._sink.put(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
+                if sender is None:
+                    sender = idx
+        if sender is not None:
+            opts += _option(EPB_DARWIN_PIB_ID, struct.pack("<I", sender))
+        return opts
 
-    def close(self) -> None:
-        self._sink.close()
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class PcapWriter:
+class PcapWriter(_FileWriter):
     """Classic pcap: one link type per file (nanosecond magic unless ``nanosecond=False``)."""
 
     def __init__(self, dest: str | Path | IO[bytes], linktype: int, *,
@@ -245,15 +309,6 @@ class PcapWriter:
         self._sink.put(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
         self._rec = struct.Struct("<IIII")
         self.count = 0
-
-    @property
-    def name(self) -> str:
-        return self._sink.name
-
-    @property
-    def bytes(self) -> int:
-        """The file's size so far (written or buffered)."""
-        return self._sink.bytes
 
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview,
               wirelen: int | None = None) -> None:
@@ -275,17 +330,6 @@ class PcapWriter:
                 Exit.BAD_INPUT)
         self.write(rec.ts_ns, rec.data, rec.wirelen)
 
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def close(self) -> None:
-        self._sink.close()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class CaptureWriter:

@@ -21,8 +21,8 @@ def report(res: Any, out: TextIO, *, ladder: bool = True, width: int | None = No
     w(f"rawlab handshake: client {res.client} → server {endpoint(res.server, res.port)}, "
       f"captured on the client's veth0 with AF_PACKET (TPACKET_V3), filter "
       f"'tcp port {res.port}'\n")
-    if ladder:
-        pipeline.replay(res.events, [LadderSink(out, explain_lines=True, width=width)])
+    if ladder:  # from the records: the ladder's heads name each end's process
+        pipeline.run_tcp(res.records, [LadderSink(out, explain_lines=True, width=width)])
     else:
         veth0 = Interface(0, res.records[0].linktype if res.records else 1, 0, name="veth0")
         pipeline.run(res.records, [LineSink(out)], interfaces=lambda _i: veth0)

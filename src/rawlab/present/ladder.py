@@ -19,6 +19,8 @@ from typing import Any, TextIO
 from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
 from rawlab.decode.tcp import ACK, FIN, RST, SYN, TcpFlag
 from rawlab.present.fmt import endpoint
+from rawlab.present.processes import label
+from rawlab.records import Owners
 
 # Wireshark's order ("PSH, ACK"), its names (TcpFlag's); AE is not shown
 FLAG_NAMES = tuple((int(f), str(f.name)) for f in (
@@ -158,7 +160,7 @@ class LadderSink:
         t0 = self._started.get(seg.stream)
         if t0 is None:
             t0 = self._started[seg.stream] = seg.ts_ns
-            w(header(seg) + "\n")
+            w(header(seg, rec.owners if rec is not None else None) + "\n")
         w(f"{seg.frame:6d} {(seg.ts_ns - t0) / 1e6:9.3f}  {arrow(seg)}  {tags(seg)}".rstrip()
           + "\n")
         self.rows += 1
@@ -203,11 +205,16 @@ def render(events: Iterable[Any], out: TextIO, *, explain_lines: bool = False,
     return sink.rows
 
 
-def header(seg: Segment) -> str:
+def header(seg: Segment, owners: Owners | None = None) -> str:
+    """The stream's title and column heads; with `owners` (the first segment's record's),
+    each end's process beside its endpoint."""
     if seg.dir == 0:
         client, server = endpoint(seg.src_addr, seg.src_port), endpoint(seg.dst_addr, seg.dst_port)
     else:
         client, server = endpoint(seg.dst_addr, seg.dst_port), endpoint(seg.src_addr, seg.src_port)
+    if owners is not None:
+        c, s = (owners[0], owners[1]) if seg.dir == 0 else (owners[1], owners[0])
+        client, server = f"{client} {label(c)}".rstrip(), f"{server} {label(s)}".rstrip()
     left = f"client {client}"
     return (f"\nstream {seg.stream}\n frame   time ms  {left:<{ARROW - 8}}server {server}")
 

@@ -24,6 +24,7 @@ from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
 from rawlab.present import app
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
+from rawlab.present.processes import mark_endpoints, owner_lines, owners_json
 from rawlab.records import (
     PACKET_OUTGOING,
     Direction,
@@ -41,8 +42,35 @@ ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 5: "redirect", 8: "
               14: "timestamp reply"}
 ICMP6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
                4: "parameter problem", 128: "echo request", 129: "echo reply",
-               133: "router solicitation", 134: "router advertisement",
-               135: "neighbor solicitation", 136: "neighbor advertisement", 137: "redirect"}
+               130: "multicast listener query", 131: "multicast listener report",
+               132: "multicast listener done", 133: "router solicitation",
+               134: "router advertisement", 135: "neighbor solicitation",
+               136: "neighbor advertisement", 137: "redirect", 138: "router renumbering",
+               139: "node information query", 140: "node information reply",
+               143: "multicast listener report v2", 155: "RPL", 160: "extended echo request",
+               161: "extended echo reply"}
+_UNREACH_CODES = ("net unreachable", "host unreachable", "protocol unreachable",
+                  "port unreachable", "fragmentation needed", "source route failed",
+                  "destination network unknown", "destination host unknown",
+                  "source host isolated", "network administratively prohibited",
+                  "host administratively prohibited", "network unreachable for TOS",
+                  "host unreachable for TOS", "communication administratively prohibited",
+                  "host precedence violation", "precedence cutoff in effect")
+ICMP_CODES = {**{(3, c): n for c, n in enumerate(_UNREACH_CODES)},
+              (5, 0): "redirect for network", (5, 1): "redirect for host",
+              (5, 2): "redirect for TOS and network", (5, 3): "redirect for TOS and host",
+              (11, 0): "time to live exceeded in transit",
+              (11, 1): "fragment reassembly time exceeded",
+              (12, 0): "pointer indicates the error", (12, 1): "missing a required option",
+              (12, 2): "bad length"}
+ICMP6_CODES = {(1, 0): "no route to destination",
+               (1, 1): "communication administratively prohibited",
+               (1, 2): "beyond scope of source address", (1, 3): "address unreachable",
+               (1, 4): "port unreachable", (1, 5): "source address failed policy",
+               (1, 6): "reject route to destination", (3, 0): "hop limit exceeded in transit",
+               (3, 1): "fragment reassembly time exceeded",
+               (4, 0): "erroneous header field", (4, 1): "unrecognized next header type",
+               (4, 2): "unrecognized IPv6 option"}
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q",
               0x88A8: "802.1ad", 0x88CC: "LLDP", 0x8847: "MPLS"}
 VSOCK_OPS = {0: "invalid", 1: "request", 2: "response", 3: "rst", 4: "shutdown", 5: "rw",
@@ -70,26 +98,39 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
         out["tsval"], out["tsecr"] = value
     elif kind == 5 and isinstance(value, tuple):
         out["blocks"] = [list(b) for b in value]
-    elif kind in (2, 3, 28):
+    elif kind in (2, 3, 28) and isinstance(value, int):
         out["value"] = value
     elif data:
-        out["hex"] = bytes(data).hex()
+        out["hex"] = bytes(data).hex()  # also a known kind of the wrong length
     return out
 
 
-def layer_json(view: View, csum: ChecksumStatus | None) -> dict[str, Any]:
+def layer_json(view: View, csum: ChecksumStatus | None,
+               prev: View | None = None) -> dict[str, Any]:
+    """One layer's object; `prev` is the layer before it (the IP header a transport
+    header's lengths come from, as tshark's tcp.len). An application layer's object is
+    its presenter's (present/app/)."""
     d: dict[str, Any] | None = app.layer_json(view) if view.application else None
     if d is None:
         fmts = _addr_fields(view.name)
         d = {k: jsonable(v, fmts.get(k)) for k, v in view.fields().items()}
+    ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
         d["flags"] = flag_letters(t.flags)
         d["flags_int"] = t.flags
         d["options"] = [tcp_option_json(o.kind, o.data, o.value()) for o in t.options]
-        d["len"] = len(t.payload)
+        d["len"] = max(ip.l4_length - t.header_len, 0) if ip is not None else len(t.payload)
     elif view.name == "udp":
-        d["len"] = len(view.payload)
+        u: Any = view
+        d["len"] = u.length - 8 if u.length >= 8 else len(view.payload)
+    elif view.name in ("icmp", "icmpv6"):
+        ic: Any = view
+        names = ICMP6_TYPES if view.name == "icmpv6" else ICMP_TYPES
+        d["type_name"] = names.get(ic.type, f"type {ic.type}")
+        code = (ICMP6_CODES if view.name == "icmpv6" else ICMP_CODES).get((ic.type, ic.code))
+        if code is not None:
+            d["code_name"] = code
     if csum is not None:
         d["checksum_status"] = csum.verdict.value
         if csum.verdict is Verdict.BAD and csum.expected is not None:
@@ -111,15 +152,19 @@ def packet_json(frame: int, rec: Record, pkt: Packet,
     if rec.vlan is not None:
         out["vlan"] = rec.vlan
     out["layers"] = list(pkt.names)
+    prev = None
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         key = view.name
         if key in out:  # a second layer of one kind (tunnels): key it by position
             key = f"{key}{pkt.names.index(key)}"
-        out[key] = layer_json(view, csum)
+        out[key] = layer_json(view, csum, prev)
+        prev = view
     if pkt.truncated:
         out["truncated"] = True
     if pkt.malformed:
         out["malformed"] = True
+    if rec.owners is not None:
+        out["process"] = owners_json(rec.owners)
     return out
 
 
@@ -133,12 +178,16 @@ class LineStyle:
     time of day, tcpdump's default). ``link``: -e, the link-level header first.
     ``dump``: "x"/"X" (-x/-X: hex, with ASCII, from the network header), "xx"/"XX"
     (-xx/-XX: from the link header), "A" (-A: ASCII), "payload" (the transport payload
-    as -X), or "" (none).
+    as -X), or "" (none). ``absolute`` (-S): raw sequence numbers instead of tcpdump's
+    relative ones. ``quick`` (-q): tcpdump's short form (``tcp 0``).
     """
 
     clock: Callable[[int], str] | None = None
     link: bool = False
     dump: str = ""
+    absolute: bool = False  # -S: absolute sequence numbers
+    quick: bool = False  # -q: less protocol information
+    colour: bool = False  # ANSI colours (present.colour): a terminal, no NO_COLOR
 
 
 DEFAULT_STYLE = LineStyle()
@@ -232,63 +281,105 @@ def timestamp(ts_ns: int, fmt: str = "%H:%M:%S") -> str:
         return f"{sec}.{ns // 1000:06d}"
 
 
-# ints: IntFlag arithmetic per packet costs
+# tcpdump's table order (print-tcp.c tcp_flag_values): F S R P . U E W (AE not shown)
 _TCPDUMP_FLAGS = tuple((int(f), ch) for f, ch in (
-    (TcpFlag.SYN, "S"), (TcpFlag.FIN, "F"), (TcpFlag.PSH, "P"), (TcpFlag.RST, "R"),
-    (TcpFlag.URG, "U"), (TcpFlag.ECE, "E"), (TcpFlag.CWR, "W")))
+    (TcpFlag.FIN, "F"), (TcpFlag.SYN, "S"), (TcpFlag.RST, "R"), (TcpFlag.PSH, "P"),
+    (TcpFlag.ACK, "."), (TcpFlag.URG, "U"), (TcpFlag.ECE, "E"), (TcpFlag.CWR, "W")))
 _ACK = int(TcpFlag.ACK)
+_TD_FLAG_TEXT = ["".join(ch for bit, ch in _TCPDUMP_FLAGS if f & bit) or "none"
+                 for f in range(512)]
 
 
 def tcpdump_flags(flags: int) -> str:
-    """tcpdump's order and letters: S F P R U E W, '.' for ACK."""
-    out = ""
-    for bit, ch in _TCPDUMP_FLAGS:
-        if flags & bit:
-            out += ch
-    if flags & _ACK:
-        out += "."
-    return out or "none"
+    """tcpdump's letters for a TCP flags field, in tcpdump's order ("S.", "FP.")."""
+    return _TD_FLAG_TEXT[flags & 0x1FF]
 
 
-def tcp_options_text(t: Any) -> str:
-    """tcpdump's form of the options, in wire order (NOPs too): the parsed list of the
-    view (rawlab.decode.tcp.parse_options; each value from option_value)."""
+_TD_OPT = {0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack", 6: "echo",
+           7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "", 19: "md5", 20: "scps",
+           28: "uto", 29: "tcp-ao", 30: "mptcp", 34: "tfo", 254: "exp"}
+# the value bytes each fixed-size option has (the rest print their bytes, or their own way)
+_TD_LEN = {2: 2, 3: 1, 6: 4, 7: 4, 8: 8, 11: 4, 12: 4, 13: 4, 19: 16, 20: 2, 28: 2}
+
+
+def _td_option(kind: int, d: bytes, sack_base: int) -> str:
+    """One option as tcpdump's print-tcp.c writes it (its name, then its value)."""
+    name = _TD_OPT.get(kind, f"unknown-{kind}")
+    want = _TD_LEN.get(kind)
+    if want is not None and len(d) < want:
+        raise ValueError
+    if kind in (2, 20, 28):
+        v = d[0] << 8 | d[1]
+        return {2: f"{name} {v}", 20: f"{name} cap {d[0]:02x} id {d[1]}",
+                28: f"{name} 0x{v:x} {(v >> 1) * 60 if v & 1 else v >> 1}"}[kind]
+    if kind == 3:
+        return f"{name} {d[0]}"
+    if kind in (6, 7, 11, 12, 13):
+        return f"{name} {int.from_bytes(d[:4], 'big')}"
+    if kind == 8:
+        return f"{name} val {int.from_bytes(d[:4], 'big')} ecr {int.from_bytes(d[4:8], 'big')}"
+    if kind == 5:
+        if len(d) % 8:
+            return f"{name} invalid sack"
+        blocks = "".join(
+            f"{{{(int.from_bytes(d[i:i + 4], 'big') - sack_base) & 0xFFFFFFFF}:"
+            f"{(int.from_bytes(d[i + 4:i + 8], 'big') - sack_base) & 0xFFFFFFFF}}}"
+            for i in range(0, len(d), 8))
+        return f"{name} {len(d) // 8} {blocks}"
+    if kind == 19:
+        return f"{name} shared secret not supplied with -M, can't check - {d[:16].hex()}"
+    if kind == 29:
+        if len(d) < 2:
+            return f"{name} [invalid]"
+        mac = f" mac 0x{d[2:].hex()}" if len(d) > 2 else ""
+        return f"{name} keyid {d[0]} rnextkeyid {d[1]}{mac}"
+    if kind == 34:
+        return f"{name} cookiereq" if not d else f"{name} cookie {d.hex()}"
+    if kind == 254:
+        if len(d) < 2:
+            raise ValueError
+        return f"{name}-{d[0] << 8 | d[1]:04x}"
+    return f"{name} 0x{d.hex()}" if d else name
+
+
+def tcp_options_text(t: Any, sack_base: int = 0) -> str:
+    """tcpdump's form of the options, in wire order (NOPs too), from the view's parsed
+    list; SACK edges relative to `sack_base` (tcpdump's, 0 for absolute numbers); a
+    broken list ends in ``[bad opt]`` as tcpdump's does."""
     parts = []
     for o in t.options:
-        v = o.value()
-        if o.kind == 1:
-            parts.append("nop")
-        elif o.kind == 0:
-            parts.append("eol")
-        elif o.kind == 2:
-            parts.append(f"mss {v}")
-        elif o.kind == 3:
-            parts.append(f"wscale {v}")
-        elif o.kind == 4:
-            parts.append("sackOK")
-        elif o.kind == 8 and isinstance(v, tuple):
-            parts.append(f"TS val {v[0]} ecr {v[1]}")
-        elif o.kind == 5 and isinstance(v, tuple):
-            parts.append(f"sack {len(v)} " + " ".join(f"{{{a}:{b}}}" for a, b in v))
-        else:
-            parts.append(f"{TCPOPT_NAMES.get(o.kind, f'unknown-{o.kind}')} 0x{bytes(o.data).hex()}")
+        d = bytes(o.data)
+        try:
+            text = _td_option(o.kind, d, sack_base)
+        except ValueError:
+            parts.append("[bad opt")
+            return ",".join(parts)
+        want = _TD_LEN.get(o.kind)
+        if want is not None and len(d) != want and o.kind not in (0, 1):
+            text += f"[len {len(d) + 2}]"
+        parts.append(text)
+        if o.kind == 0:
+            break
+    if getattr(t, "_options_bad", False):
+        parts.append("[bad opt")
     return ",".join(parts)
 
 
 def _csum_note(name: str, c: ChecksumStatus | None) -> str:
-    if c is None or c.verdict is Verdict.GOOD:
+    """A checksum known to be wrong (the only verdict the one-line view shows; -v and
+    --json give every one: good, partial, kernel-verified, unverified)."""
+    if c is None or c.verdict is not Verdict.BAD:
         return ""
-    if c.verdict is Verdict.BAD:
-        exp = f" -> 0x{c.expected:04x}" if c.expected is not None else ""
-        return f" [bad {name} cksum 0x{c.value:04x}{exp}!]"
-    return f" [{name} cksum {c.verdict.value}]"
+    exp = f" -> 0x{c.expected:04x}" if c.expected is not None else ""
+    return f" [bad {name} cksum 0x{c.value:04x}{exp}!]"
 
 
 def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
-         style: LineStyle | None = None) -> str:
+         style: LineStyle | None = None, seqs: TcpdumpSeq | None = None) -> str:
     """tcpdump-like: time, interface, addresses/ports, flags, seq/ack, win, len; the
     checksum verdict only when it is not good. `style` holds tcpdump's -t*, -e, -x/-X/-A
-    choices (None: tcpdump's defaults)."""
+    choices (None: tcpdump's defaults); `seqs` the relative sequence numbers' state
+    (None: absolute numbers)."""
     st = style or DEFAULT_STYLE
     head = timestamp(rec.ts_ns) if st.clock is None else st.clock(rec.ts_ns)
     if interface:
@@ -298,16 +389,19 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
             head += f" {interface:<5} {'In ' if inbound else 'Out'}"
         else:
             head += f" {interface}"
-    body = summary(pkt, rec.wirelen)
+    body = summary(pkt, rec.wirelen, seqs, st.quick)
     if pkt.layers and pkt.layers[-1].application:
         body += app.suffix(pkt)
+    if rec.owners is not None:  # --processes: who holds each end (present/processes.py)
+        body = mark_endpoints(body, rec.owners)
     if st.link:
         link = link_text(pkt, rec.wirelen)
         if link:
             body = link + ": " + body.removeprefix("IP6 ").removeprefix("IP ").removeprefix(
                 "ARP, ")
-    if pkt.truncated:
-        body += " [|truncated]"
+    cut = header_cut(pkt)
+    if cut:
+        body += f" [|{cut}]"
     if pkt.malformed:
         body += " [malformed]"
     text = f"{head} {body}" if head else body
@@ -316,42 +410,208 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
     return text
 
 
-def summary(pkt: Packet, wirelen: int) -> str:
+class TcpdumpSeq:
+    """tcpdump's relative sequence numbers (print-tcp.c, without -S): per connection,
+    keyed by the address and port pair in tcpdump's order, the base is taken from the
+    first segment with ACK set (or a new SYN); the base segment itself prints absolute
+    numbers, later ones print seq and ack relative to it."""
+
+    __slots__ = ("_bases",)
+
+    def __init__(self) -> None:
+        self._bases: dict[tuple[bytes, bytes, int], tuple[int, int]] = {}
+
+    def numbers(self, src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
+                flags: int) -> tuple[int, int, int]:
+        """(seq, ack, SACK base) as tcpdump prints them."""
+        if not flags & _ACK:
+            return seq, ack, 0
+        rev = sport > dport or (sport == dport and src > dst)
+        key = (dst, src, dport << 16 | sport) if rev else (src, dst, sport << 16 | dport)
+        got = self._bases.get(key)
+        if got is None or flags & 0x02:
+            if len(self._bases) >= 1 << 16:
+                self._bases.clear()  # bounded, like tcpdump's hash (which never frees)
+            got = self._bases[key] = ((ack - 1) & 0xFFFFFFFF, seq) if rev else (
+                seq, (ack - 1) & 0xFFFFFFFF)
+            return seq, ack, got[0] if rev else got[1]
+        base_seq, base_ack = got
+        if rev:
+            return (seq - base_ack) & 0xFFFFFFFF, (ack - base_seq) & 0xFFFFFFFF, base_seq
+        return (seq - base_seq) & 0xFFFFFFFF, (ack - base_ack) & 0xFFFFFFFF, base_ack
+
+
+def tcp_text(pkt: Packet, ip: Any, t: Any, fam: str, src: str, dst: str,
+             seqs: TcpdumpSeq | None, quick: bool) -> str:
+    """tcpdump's TCP line: lengths from the IP header (not what the snaplen kept), seq
+    printed only with data or SYN/FIN/RST, relative numbers unless ``seqs`` is None."""
+    head = f"{fam} {src}.{t.sport} > {dst}.{t.dport}: "
+    length = ip.l4_length - t.header_len
+    if t.truncated and len(t.buf) < 20:
+        return head + "Flags [|tcp]"
+    if quick:
+        return head + f"tcp {max(length, 0)}"
+    if length < 0:
+        return head + f"Flags [{tcpdump_flags(t.flags)}], bad hdr length {t.header_len}"
+    seq, ack, sack_base = t.seq, t.ack, 0
+    if seqs is not None:
+        seq, ack, sack_base = seqs.numbers(bytes(ip.src), bytes(ip.dst), t.sport, t.dport,
+                                           seq, ack, t.flags)
+    s = head + f"Flags [{tcpdump_flags(t.flags)}]"
+    if length > 0 or t.flags & 0x07:
+        s += f", seq {seq}:{(seq + length) & 0xFFFFFFFF}" if length > 0 else f", seq {seq}"
+    if t.flags & _ACK:
+        s += f", ack {ack}"
+    s += f", win {t.window}"
+    if t.flags & 0x20:
+        s += f", urg {t.urgptr}"
+    if t.options:
+        s += f", options [{tcp_options_text(t, sack_base)}]"
+    return s + f", length {length}" + _csum_note("tcp", pkt.checksum("tcp"))
+
+
+_UNREACH = {0: "net {} unreachable", 1: "host {} unreachable",
+            5: "{} unreachable - source route failed", 6: "net {} unreachable - unknown",
+            7: "host {} unreachable - unknown", 8: "{} unreachable - source host isolated",
+            9: "net {} unreachable - admin prohibited",
+            10: "host {} unreachable - admin prohibited", 11: "net {} unreachable - tos prohibited",
+            12: "host {} unreachable - tos prohibited",
+            13: "host {} unreachable - admin prohibited filter",
+            14: "host {} unreachable - host precedence violation",
+            15: "host {} unreachable - precedence cutoff"}
+_REDIRECT = {0: "redirect {} to net {}", 1: "redirect {} to host {}",
+             2: "redirect-tos {} to net {}", 3: "redirect-tos {} to host {}"}
+_ICMP_PLAIN = {4: "source quench", 10: "router solicitation", 15: "information request",
+               16: "information reply", 17: "address mask request",
+               42: "extended echo request", 43: "extended echo reply"}
+
+
+def _quoted(pkt: Packet) -> tuple[Any, Any]:
+    """(IP header, transport header) an ICMP error quotes, either None when absent."""
+    inner = pkt.layers[pkt.quoted:]
+    ip = inner[0] if inner and inner[0].name in ("ipv4", "ipv6") else None
+    l4 = inner[1] if len(inner) > 1 and inner[1].name in ("tcp", "udp") else None
+    return ip, l4
+
+
+def _icmp4_what(pkt: Packet, ic: Any) -> str:
+    """print-icmp.c's text for one ICMP message (without "ICMP " and the length)."""
+    t, c, rest = ic.type, ic.code, ic.rest
+    if t in (0, 8):
+        return f"echo {'request' if t == 8 else 'reply'}, id {rest >> 16}, seq {rest & 0xFFFF}"
+    qip, ql4 = _quoted(pkt)
+    qdst = ip_text(qip.dst) if qip is not None else "?"
+    if t == 3:
+        if c == 2:
+            return f"{qdst} protocol {qip.proto if qip is not None else '?'} unreachable"
+        if c == 3:
+            if qip is None:
+                return f"{qdst} port unreachable"
+            port = ql4.dport if ql4 is not None else int.from_bytes(
+                bytes(qip.payload[2:4]), "big") if len(qip.payload) >= 4 else 0
+            kind = {6: "tcp", 17: "udp"}.get(qip.proto)
+            return (f"{qdst} {kind} port {port} unreachable" if kind else
+                    f"{qdst} protocol {qip.proto} port {port} unreachable")
+        if c == 4:
+            mtu = rest & 0xFFFF
+            return f"{qdst} unreachable - need to frag" + (f" (mtu {mtu})" if mtu else "")
+        return _UNREACH.get(c, f"#{c} {{}} unreachable").format(qdst)
+    if t == 5:
+        return _REDIRECT.get(c, f"redirect-#{c} {{}} to net {{}}").format(
+            qdst, ip_text(rest.to_bytes(4, "big")))
+    if t == 11:
+        return {0: "time exceeded in-transit", 1: "ip reassembly time exceeded"}.get(
+            c, f"time exceeded-#{c}")
+    if t == 12:
+        return (f"parameter problem - code {c}" if c else
+                f"parameter problem - octet {rest >> 24}")
+    if t == 13:
+        return f"time stamp query id {rest >> 16} seq {rest & 0xFFFF}"
+    if t == 14:
+        return f"time stamp reply id {rest >> 16} seq {rest & 0xFFFF}"
+    if t == 18:
+        return f"address mask is 0x{int.from_bytes(bytes(ic.payload[:4]), 'big'):08x}"
+    if t == 9:
+        return "router advertisement"
+    return _ICMP_PLAIN.get(t, f"type-#{t}")
+
+
+def _icmp6_what(ic: Any) -> tuple[str, str]:
+    """print-icmp6.c's name for one ICMPv6 message and what follows it before the length."""
+    t = ic.type
+    if t in (128, 129):
+        return (f"echo {'request' if t == 128 else 'reply'}, id {ic.rest >> 16}, "
+                f"seq {ic.rest & 0xFFFF}", "")
+    name = ICMP6_TYPES.get(t, f"type-#{t}")
+    target = getattr(ic, "target", None)
+    if t == 135 and target:
+        return name, f", who has {ip_text(target)}"
+    if t == 136 and target:
+        return name, f", tgt is {ip_text(target)}"
+    if t == 2:
+        return name, f", mtu {ic.rest}"
+    return name, ""
+
+
+def icmp_text(pkt: Packet, ip: Any, ic: Any, fam: str, src: str, dst: str) -> str:
+    """tcpdump's ICMP/ICMPv6 line (the quoted packet of an error named as tcpdump names
+    it), the length from the IP header."""
+    if ic.name == "icmpv6":
+        what, tail = _icmp6_what(ic)
+        body = f"ICMP6, {what}{tail}"
+        note = _csum_note("icmp6", pkt.checksum(ic.name))
+    else:
+        body = f"ICMP {_icmp4_what(pkt, ic)}"
+        note = _csum_note("icmp", pkt.checksum(ic.name))
+    return f"{fam} {src} > {dst}: {body}, length {ip.l4_length}{note}"
+
+
+def header_cut(pkt: Packet) -> str:
+    """The name of the first layer whose header the capture cut short ('' when every
+    header is whole: a payload cut by the snaplen is not worth a mark, as in tcpdump)."""
+    for lay in pkt.layers:
+        if lay.truncated and len(lay.buf) < lay.header_len:
+            return lay.name
+    return ""
+
+
+def _transport(pkt: Packet) -> tuple[Any, Any] | None:
+    """(IP layer, the transport layer after it or None) of the packet itself: the last IP
+    layer before an ICMP error's quote (the inner one of a tunnel)."""
+    layers = pkt.layers[: pkt.quoted]
+    for i in range(len(layers) - 1, -1, -1):
+        if layers[i].name in ("ipv4", "ipv6"):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            return layers[i], nxt if nxt is not None and nxt.name in _L4 else None
+    return None
+
+
+_L4 = frozenset({"tcp", "udp", "icmp", "icmpv6"})
+
+
+def summary(pkt: Packet, wirelen: int, seqs: TcpdumpSeq | None = None,
+            quick: bool = False) -> str:
     names = pkt.names
-    net = pkt.layer("ipv4") or pkt.layer("ipv6")
-    if net is not None:
-        n: Any = net
-        fam = "IP" if net.name == "ipv4" else "IP6"
-        netnote = _csum_note("ip", pkt.checksum("ipv4")) if net.name == "ipv4" else ""
+    got = _transport(pkt)
+    if got is not None:
+        n, l4 = got
+        fam = "IP" if n.name == "ipv4" else "IP6"
+        netnote = _csum_note("ip", pkt.checksum("ipv4")) if n.name == "ipv4" else ""
         src, dst = ip_text(n.src), ip_text(n.dst)
-        t: Any = pkt.layer("tcp")
-        if t is not None:
-            plen = len(t.payload)
-            seq = f"seq {t.seq}:{(t.seq + plen) & 0xFFFFFFFF}" if plen else f"seq {t.seq}"
-            s = (f"{fam} {src}.{t.sport} > {dst}.{t.dport}: Flags [{tcpdump_flags(t.flags)}], "
-                 f"{seq}")
-            if t.flags & _ACK:
-                s += f", ack {t.ack}"
-            s += f", win {t.window}"
-            if t.options:
-                s += f", options [{tcp_options_text(t)}]"
-            return s + f", length {plen}" + _csum_note("tcp", pkt.checksum("tcp")) + netnote
-        u: Any = pkt.layer("udp")
-        if u is not None:
-            return (f"{fam} {src}.{u.sport} > {dst}.{u.dport}: UDP, length {len(u.payload)}"
+        kind = l4.name if l4 is not None else ""
+        if kind == "tcp":
+            return tcp_text(pkt, n, l4, fam, src, dst, seqs, quick) + netnote
+        if kind == "udp":
+            u: Any = l4
+            ln = u.length - 8 if u.length >= 8 else n.l4_length - 8
+            if quick:
+                return f"{fam} {src}.{u.sport} > {dst}.{u.dport}: UDP, length {ln}"
+            return (f"{fam} {src}.{u.sport} > {dst}.{u.dport}: UDP, length {ln}"
                     + _csum_note("udp", pkt.checksum("udp")) + netnote)
-        ic: Any = pkt.layer("icmp") or pkt.layer("icmpv6")
-        if ic is not None:
-            v6 = ic.name == "icmpv6"
-            what = (ICMP6_TYPES if v6 else ICMP_TYPES).get(ic.type, f"type {ic.type}")
-            extra = ""
-            if ic.type in ((128, 129) if v6 else (0, 8)):
-                extra = f", id {ic.rest >> 16}, seq {ic.rest & 0xFFFF}"
-            return (f"{fam} {src} > {dst}: {'ICMP6, ' if v6 else 'ICMP '}{what}{extra}, "
-                    f"length {len(ic.payload) + 8}"
-                    + _csum_note("icmp6" if v6 else "icmp", pkt.checksum(ic.name)) + netnote)
+        if kind in ("icmp", "icmpv6"):
+            return icmp_text(pkt, n, l4, fam, src, dst) + netnote
         proto = getattr(n, "proto", None)
-        return f"{fam} {src} > {dst}: ip-proto-{proto}, length {len(n.payload)}{netnote}"
+        return f"{fam} {src} > {dst}: ip-proto-{proto}, length {n.l4_length}{netnote}"
     a: Any = pkt.layer("arp")
     if a is not None:
         if a.op == 1:
@@ -415,6 +675,8 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
     yield (f"frame {frame}: {rec.wirelen} bytes on wire, {rec.caplen} captured, "
            f"ts {rec.ts_ns / 1e9:.9f}" + (f", interface {interface}" if interface is not None
                                           else ""))
+    if rec.owners is not None:
+        yield from owner_lines(rec.owners)
     base = 0
     for view, csum in zip(pkt.layers, pkt.checksums, strict=False):
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
@@ -446,8 +708,11 @@ def tree(frame: int, rec: Record, pkt: Packet, interface: str | int | None) -> I
             t: Any = view
             yield f"           {'flags':<14} {flag_letters(t.flags)} [{tcpdump_flags(t.flags)}]"
             for o in t.options:
-                yield (f"    {base + o.offset:5d}  option {TCPOPT_NAMES.get(o.kind, o.kind)}"
-                       f" = {jsonable(o.value())}")
+                try:
+                    text = _td_option(o.kind, bytes(o.data), 0)
+                except ValueError:
+                    text = f"{_TD_OPT.get(o.kind, f'unknown-{o.kind}')} [bad: 0x{o.data.hex()}]"
+                yield f"    {base + o.offset:5d}  option {text}"
         if csum is not None:
             exp = f", expected 0x{csum.expected:04x}" if csum.expected is not None else ""
             yield f"           {'checksum':<14} {csum.verdict.value}{exp}"
@@ -479,28 +744,52 @@ class LineSink:
         self._write = out.write
         self._out = out
         self.style = style
+        self.seqs = None if style is not None and style.absolute else TcpdumpSeq()
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
-        name = iface.name if iface is not None else None
-        if rec.linktype == LinkType.LINUX_SLL2 and name in (None, "any") and pkt.layers:
-            name = ifindex_name(pkt.layers[0].ifindex)  # as tcpdump names SLL2's interface
-        self._write(line(frame, rec, pkt, name, self.style) + "\n")
+        self._write(self.text(frame, rec, pkt, iface) + "\n")
+
+    def text(self, frame: int, rec: Record, pkt: Packet, iface: Interface | None) -> str:
+        """The line of one packet (without its newline), with this sink's style and
+        sequence-number state (the batch path prints its odd rows with it)."""
+        name = None  # as tcpdump: only a LINUX_SLL2 packet (`-i any`) names its interface
+        if rec.linktype == LinkType.LINUX_SLL2 and pkt.layers:
+            name = iface.name if iface is not None and iface.name not in (None, "any") \
+                else ifindex_name(pkt.layers[0].ifindex)
+        text = line(frame, rec, pkt, name, self.style, self.seqs)
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_line
+
+            text = paint_line(text)
+        return text
 
     def close(self) -> None:
         self._out.flush()
 
 
 class TreeSink(LineSink):
-    """Every field of every layer, with byte offsets; a blank line after each packet."""
+    """Every field of every layer, with byte offsets; a blank line after each packet.
+    ``level`` 2 adds the whole frame in hex and ASCII, 3 each layer's bytes too."""
+
+    level = 1
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
         app.with_scapy(pkt)
         name = iface.name if iface is not None and iface.name else rec.interface
-        self._write("\n".join(tree(frame, rec, pkt, name)) + "\n\n")
+        text = "\n".join(tree(frame, rec, pkt, name))
+        if self.level >= 3:
+            text += "\n" + "\n".join(layer_bytes(pkt))
+        if self.level >= 2:
+            text += "\n" + "\n".join(hex_lines(pkt.data))
+        if self.style is not None and self.style.colour:
+            from rawlab.present.colour import paint_tree
+
+            text = paint_tree(text)
+        self._write(text + "\n\n")
 
 
 class JsonSink(LineSink):
@@ -509,16 +798,32 @@ class JsonSink(LineSink):
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
-        app.with_scapy(pkt)
+        app.with_scapy(pkt, payloads=False)
         name = iface.name if iface is not None and iface.name else rec.interface
         self._write(json_line(packet_json(frame, rec, pkt, name)))
 
 
-def sink_for(out: TextIO, *, verbose: bool = False, as_json: bool = False,
+def layer_bytes(pkt: Packet) -> list[str]:
+    """Each layer's header bytes in hex, with its offset in the frame (-vvv)."""
+    out, base = [], 0
+    for lay in pkt.layers:
+        hl = min(lay.header_len, len(lay.buf)) or len(lay.buf)
+        out.append(f"  {lay.name} @{base}: {bytes(lay.buf[:hl]).hex(' ')}")
+        base += lay.header_len
+    return out
+
+
+def sink_for(out: TextIO, *, verbose: int = 0, as_json: bool = False,
              style: LineStyle | None = None) -> LineSink:
-    """The packet output the options name: ``-v`` tree, ``--json`` NDJSON, else lines."""
-    kind = JsonSink if as_json else TreeSink if verbose else LineSink
-    return kind(out, style)
+    """The packet output the options name: ``-v`` tree (``-vv`` with the frame's dump,
+    ``-vvv`` with each layer's bytes), ``--json`` NDJSON, else lines."""
+    if as_json:
+        return JsonSink(out, style)
+    if verbose:
+        sink = TreeSink(out, style)
+        sink.level = verbose
+        return sink
+    return LineSink(out, style)
 
 
 def plural(n: int, word: str) -> str:
@@ -536,13 +841,15 @@ def capture_summary(st: Any) -> str:
     return text
 
 
-def capture_summary_json(st: Any, interface: str, expression: str | None) -> str:
+def capture_summary_json(st: Any, interface: str, expression: str | None,
+                         extra: dict[str, Any] | None = None) -> str:
     """The ``summary`` line that ends ``capture --json`` (docs/json.md): a CaptureStats'
-    counts, the interface and the filter."""
+    counts, the interface and the filter (and `extra`'s keys)."""
     return json.dumps({"summary": {
         "captured": st.captured, "received": st.received, "dropped": st.dropped,
         "freeze_q": st.freeze_q, "losing_blocks": st.losing_blocks, "skipped": st.skipped,
-        "pending": st.pending, "interface": interface, "filter": expression}}) + "\n"
+        "pending": st.pending, "interface": interface, "filter": expression,
+        **(extra or {})}}) + "\n"
 
 
 _IFF = ((0x1, "Up"), (0x40, "Running"), (0x8, "Loopback"))

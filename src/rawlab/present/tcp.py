@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from rawlab.analysis.tcp import Connection, ConnectionClosed, Handshake, Segment
 from rawlab.decode.tcp import flag_letters
 from rawlab.present.fmt import endpoint, ip_text
+from rawlab.present.processes import StreamOwners, label
 from rawlab.records import Record
 
 _FLAGS = [flag_letters(i) for i in range(512)]
@@ -115,27 +116,39 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def render_table(conns: Sequence[Connection], out: TextIO) -> None:
-    """One line per connection: endpoints, state, history, iRTT, bytes, retransmissions,
-    TCP flags seen each way and the expert flags counted."""
+def render_table(conns: Sequence[Connection], out: TextIO,
+                 owners: StreamOwners | None = None) -> None:
+    """One line per connection: endpoints (and, with `owners`, the process at each end),
+    state, history, iRTT, bytes, retransmissions, TCP flags seen each way and the
+    expert flags counted."""
     if not conns:
         out.write("no TCP connections\n")
         return
+    who = owners is not None and bool(owners.by_stream)
     rows = [("stream", "client", "server", "state", "history", "irtt ms", "c->s", "s->c",
              "rtx", "flags c/s", "analysis")]
+    if who:
+        rows[0] = ("stream", "client", "client process", "server", "server process",
+                   *rows[0][3:])
     for c in conns:
         an = ",".join(f"{k}={v}" for k, v in sorted(c.analysis_counts.items())
                       if k not in ("retransmission",))
+        ends: tuple[str, ...] = (endpoint(*c.client), endpoint(*c.server))
+        if who:
+            assert owners is not None
+            po = owners.get(c.stream)
+            ends = (ends[0], label(po[0]) or "-", ends[1], label(po[1]) or "-")
         rows.append((
-            str(c.stream), endpoint(*c.client), endpoint(*c.server), c.state,
+            str(c.stream), *ends, c.state,
             c.history or "-", _ms(c.irtt_ns), _size(c.stats[0].bytes), _size(c.stats[1].bytes),
             f"{c.stats[0].retransmissions}/{c.stats[1].retransmissions}",
             f"{_FLAGS[c.stats[0].flags_seen] or '-'}/{_FLAGS[c.stats[1].flags_seen] or '-'}",
             an or "-",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    left = (1, 2, 3, 4, 6, 11) if who else (1, 2, 4, 9)
     for r in rows:
-        cells = [r[i].ljust(widths[i]) if i in (1, 2, 4, 9) else r[i].rjust(widths[i])
+        cells = [r[i].ljust(widths[i]) if i in left else r[i].rjust(widths[i])
                  for i in range(len(widths))]
         out.write("  ".join(cells) + "  " + r[-1] + "\n")
 
@@ -256,12 +269,20 @@ class JsonSink(_Sink):
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._write = out.write
+        self.owners = StreamOwners()
 
     def segment(self, seg: Segment, rec: Record) -> None:
         self._write(segment_json(seg))
+        if rec is not None and rec.owners is not None:
+            self.owners.note(seg.stream, seg.dir, rec.owners)
 
     def closed(self, ev: ConnectionClosed) -> None:
-        self._write(connection_json(ev.connection))
+        if ev.stream in self.owners.by_stream:  # --processes, or a file that says
+            rec = connection_record(ev.connection)
+            rec["process"] = self.owners.json(ev.stream)
+            self._write(json.dumps(rec) + "\n")
+        else:
+            self._write(connection_json(ev.connection))
 
     def close(self) -> None:
         self.out.flush()
@@ -274,6 +295,11 @@ class TableSink(_Sink):
         self.out = out
         self.blank_line = blank_line
         self.connections: dict[int, Connection] = {}
+        self.owners = StreamOwners()
+
+    def segment(self, seg: Segment, rec: Record) -> None:
+        if rec is not None and rec.owners is not None:
+            self.owners.note(seg.stream, seg.dir, rec.owners)
 
     def closed(self, ev: ConnectionClosed) -> None:
         self.connections[ev.stream] = ev.connection
@@ -281,7 +307,8 @@ class TableSink(_Sink):
     def close(self) -> None:
         if self.blank_line:
             self.out.write("\n")
-        render_table([self.connections[k] for k in sorted(self.connections)], self.out)
+        render_table([self.connections[k] for k in sorted(self.connections)], self.out,
+                     self.owners)
         self.out.flush()
 
 

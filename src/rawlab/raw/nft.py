@@ -29,6 +29,7 @@ import threading
 from types import TracebackType
 
 from rawlab.errors import Exit, RawlabError
+from rawlab.lab import owner
 from rawlab.sockets.stop import raise_on_signals
 
 MARK = 0x7261776C  # "rawl": our own packets, which the rule lets through
@@ -87,8 +88,9 @@ def cleanup_stale(netns: str | None = None) -> list[str]:
     gone = []
     for t in tables(netns):
         m = TABLE_RE.match(t)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+        if m and owner.abandoned(t, int(m.group(1))):
             _nft(["delete", "table", "inet", t], netns, check=False)
+            owner.release(t, None)
             gone.append(t)
     return gone
 
@@ -112,6 +114,7 @@ class RstGuard:
         self.dropped: int | None = None  # the rule's counter, read just before removal
         self._signals = contextlib.ExitStack()
         self._installed = False
+        self._lock: int | None = None
 
     def __enter__(self) -> RstGuard:
         # tables a killed run left (SIGKILL cannot be caught): removed first, and said
@@ -121,12 +124,14 @@ class RstGuard:
                              f"runs: {', '.join(gone)}\n")
         if threading.current_thread() is threading.main_thread():
             self._signals.enter_context(raise_on_signals(Terminated, _SIGNALS))
+        self._lock = owner.hold(self.table)
         try:
             _nft(["-f", "-"], self.netns, stdin=self.ruleset)
             self._installed = True
         except BaseException:
             # a signal may land after nft made the table: make sure it is gone
             _nft(["delete", "table", "inet", self.table], self.netns, check=False)
+            owner.release(self.table, self._lock)
             self._restore()
             raise
         return self
@@ -148,6 +153,7 @@ class RstGuard:
             self.dropped = self.counter()
             _nft(["delete", "table", "inet", self.table], self.netns)
             self._installed = False
+            owner.release(self.table, self._lock)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 

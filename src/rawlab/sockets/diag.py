@@ -3,12 +3,22 @@
     from rawlab.sockets import diag
     dumps = diag.collect(["tcp"], [socket.AF_INET], info=True)   # [DiagDump(kind, protocol,
                                                                   #   replies: [NlMsg])]
+    with DiagLookup() as look:                 # one socket of one 5-tuple, no dump
+        look.find(socket.AF_INET, IPPROTO_TCP, local, lport, remote, rport)  # InetSocket | None
+    DestroyWatch().drain()                     # the sockets the kernel destroyed since
 
 One request per family (``SOCK_DIAG_BY_FAMILY``, a dump): ``inet_diag_req_v2``
 for TCP/UDP over IPv4/IPv6, ``unix_diag_req``, ``vsock_diag_req`` (family 40),
 ``netlink_diag_req``, ``packet_diag_req``. The replies stay undecoded here:
 :mod:`rawlab.decode.sock_diag` turns them into records. A missing diag module
 (ENOENT from the kernel) becomes a RawlabError that says which module to load.
+
+Process attribution needs two more things, and only the fixed part of an
+``inet_diag_msg`` (its struct is here, :mod:`rawlab.decode.sock_diag` builds on it):
+an exact look-up of one TCP/UDP socket by its 4-tuple (``SOCK_DIAG_BY_FAMILY``
+without NLM_F_DUMP: ``inet_diag_find_one_icsk`` / ``udp_dump_one``), and the
+``SKNLGRP_INET*_DESTROY`` multicast groups, where the kernel announces each TCP/UDP
+socket it frees (its 4-tuple and cookie; inode and uid are already gone then).
 """
 
 from __future__ import annotations
@@ -19,8 +29,15 @@ import struct
 from typing import NamedTuple
 
 from rawlab.errors import Exit, RawlabError, explain
-from rawlab.sockets.netlink import SOCK_DIAG_BY_FAMILY, NetlinkError, NetlinkSocket
-from rawlab.sockets.netlink_wire import NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NlMsg
+from rawlab.sockets.netlink import SOCK_DIAG_BY_FAMILY, SOL_NETLINK, NetlinkError, NetlinkSocket
+from rawlab.sockets.netlink_wire import (
+    NETLINK_SOCK_DIAG,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NlMsg,
+    attr_map,
+    messages,
+)
 
 AF_VSOCK = 40
 
@@ -130,6 +147,9 @@ PACKET_SHOW_FILTER = 0x20
 
 # requests (host order; inet ports and addresses are network order)
 INET_DIAG_REQ_V2 = struct.Struct("=BBBxI2s2s16s16sIQ")  # 56 bytes
+# the fixed part of an inet reply: family, state, timer, retrans, sport, dport, src, dst,
+# ifindex, cookie, expires, rqueue, wqueue, uid, inode
+INET_DIAG_MSG = struct.Struct("=BBBB2s2s16s16sIQIIIII")  # 72 bytes
 UNIX_DIAG_REQ = struct.Struct("=BBxxIIIQ")
 VSOCK_DIAG_REQ = struct.Struct("=BBxxIIIQ")
 NETLINK_DIAG_REQ = struct.Struct("=BBxxIIQ")
@@ -190,6 +210,164 @@ def inet_request(family: int, protocol: int, states: int, ext: int = 0) -> bytes
     zero16 = bytes(16)
     return INET_DIAG_REQ_V2.pack(family, protocol, ext, states, bytes(2), bytes(2), zero16,
                                  zero16, 0, NO_COOKIE)
+
+
+class InetSocket(NamedTuple):
+    """What a look-up tells of one TCP/UDP socket (the fixed reply, the cgroup id)."""
+
+    state: int
+    inode: int  # 0: no process holds it any more (orphaned, TIME_WAIT, not yet accepted)
+    uid: int
+    cookie: int
+    cgroup_id: int | None  # INET_DIAG_CGROUP_ID (cgroup v2), absent for orphans
+
+
+def inet_socket(payload: bytes) -> InetSocket | None:
+    """The :class:`InetSocket` of one reply's payload; None when it is too short."""
+    if len(payload) < INET_DIAG_MSG.size:
+        return None
+    f = INET_DIAG_MSG.unpack_from(payload)
+    cg = attr_map(payload, INET_DIAG_MSG.size).get(INET_DIAG_CGROUP_ID, b"")
+    return InetSocket(f[1], f[14], f[13], f[9],
+                      struct.unpack_from("=Q", cg)[0] if len(cg) >= 8 else None)
+
+
+def lookup_request(family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+                   rport: int, cookie: int = NO_COOKIE) -> bytes:
+    """An exact look-up of the socket whose local end is (local, lport).
+
+    TCP's ``inet_diag_find_one_icsk`` takes ``id.src`` as the local end; UDP's
+    ``udp_dump_one`` passes ``id.src`` to ``__udp4_lib_lookup`` as the packet's source,
+    i.e. the remote end ("swapped for historical reasons", net/ipv4/udp_diag.c): so for
+    UDP the two ends change places here. TCP answers a listener when no connection has
+    the 4-tuple (``inet_lookup``); UDP answers an unconnected socket bound to the port.
+    """
+    if protocol == socket.IPPROTO_UDP:
+        local, lport, remote, rport = remote, rport, local, lport
+    return INET_DIAG_REQ_V2.pack(family, protocol, 0, SS_ALL, lport.to_bytes(2, "big"),
+                                 rport.to_bytes(2, "big"), local.ljust(16, b"\0"),
+                                 remote.ljust(16, b"\0"), 0, cookie)
+
+
+class DiagLookup:
+    """A NETLINK_SOCK_DIAG socket for exact look-ups (open it inside the namespace to ask:
+    sock_diag answers for the namespace its socket lives in)."""
+
+    def __init__(self) -> None:
+        try:
+            self._nl = NetlinkSocket(NETLINK_SOCK_DIAG)
+        except OSError as exc:
+            raise explain(exc, "open NETLINK_SOCK_DIAG socket") from None
+
+    def find(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+             rport: int) -> InetSocket | None:
+        """The socket with that local and remote end (see :func:`lookup_request`), None
+        when the kernel has none (ENOENT)."""
+        req = lookup_request(family, protocol, local, lport, remote, rport)
+        try:
+            replies = self._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, req)
+        except NetlinkError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise diag_error(family, exc) from None
+        return inet_socket(replies[0].payload) if replies else None
+
+    def dump(self, family: int, protocol: int) -> list[NlMsg]:
+        """Every socket of one family and protocol, every state (undecoded replies)."""
+        try:
+            return self._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
+                                    inet_request(family, protocol, SS_ALL))
+        except NetlinkError as exc:
+            raise diag_error(family, exc) from None
+
+    def close(self) -> None:
+        self._nl.close()
+
+    def __enter__(self) -> DiagLookup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# sock_diag multicast groups (linux/sock_diag.h): a message per TCP/UDP socket destroyed
+SKNLGRP_INET_TCP_DESTROY = 1
+SKNLGRP_INET_UDP_DESTROY = 2
+SKNLGRP_INET6_TCP_DESTROY = 3
+SKNLGRP_INET6_UDP_DESTROY = 4
+DESTROY_GROUPS = (SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET_UDP_DESTROY,
+                  SKNLGRP_INET6_TCP_DESTROY, SKNLGRP_INET6_UDP_DESTROY)
+_NETLINK_ADD_MEMBERSHIP = 1
+
+
+class Destroyed(NamedTuple):
+    """One socket the kernel destroyed: its ends as they were, and its cookie."""
+
+    family: int
+    protocol: int
+    local: bytes  # 4 or 16 bytes (all zero: unbound)
+    lport: int
+    remote: bytes
+    rport: int
+    cookie: int
+
+
+class DestroyWatch:
+    """Membership of the sock_diag destroy groups (needs CAP_NET_ADMIN over the namespace
+    the socket is opened in: ``sock_diag_bind``). Raises OSError when refused.
+
+    The kernel sends each message from a work queue soon after the socket is freed.
+    ``lost`` is set when the socket buffer overflowed (ENOBUFS): messages were dropped.
+    """
+
+    def __init__(self, rcvbuf: int = 4 << 20) -> None:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+                             NETLINK_SOCK_DIAG)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.bind((0, 0))
+            for group in DESTROY_GROUPS:
+                sock.setsockopt(SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, group)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.lost = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> list[Destroyed]:
+        """Every destroy message waiting now (never blocks)."""
+        out: list[Destroyed] = []
+        while True:
+            try:
+                buf = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return out
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.lost = True
+                    continue
+                raise
+            for m in messages(buf, 0, NETLINK_SOCK_DIAG):
+                got = _destroyed(m)
+                if got is not None:
+                    out.append(got)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _destroyed(m: NlMsg) -> Destroyed | None:
+    p = m.payload
+    if m.type != SOCK_DIAG_BY_FAMILY or len(p) < INET_DIAG_MSG.size:
+        return None
+    fam, _st, _t, _r, sport, dport, src, dst, _if, cookie = INET_DIAG_MSG.unpack_from(p)[:10]
+    proto = attr_map(p, INET_DIAG_MSG.size).get(INET_DIAG_PROTOCOL, b"")
+    n = 4 if fam == socket.AF_INET else 16
+    return Destroyed(fam, proto[0] if proto else 0, src[:n], int.from_bytes(sport, "big"),
+                     dst[:n], int.from_bytes(dport, "big"), cookie)
 
 
 # ---- unix ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from rawlab.sockets.netlink_wire import (
     NLMSG_HDRLEN,
     NLMSGHDR,
     NlMsg,
+    attr_map,
     message_ends,
     messages,
     nlattr,
@@ -43,6 +44,7 @@ NETLINK_GET_STRICT_CHK = 12
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
+RTM_NEWADDR = 20
 RTM_GETADDR = 22
 RTM_GETROUTE = 26
 RTM_GETNEIGH = 30
@@ -57,6 +59,8 @@ RTEXT_FILTER_SKIP_STATS = 8
 RTA_OIF = 4
 RTA_TABLE = 15
 NDA_IFINDEX = 8
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
 IFF_UP = 0x1
 
 # sock_diag
@@ -265,6 +269,20 @@ class DumpSocket(NetlinkSocket):
         finally:  # also when the caller stops early: the reader ends after one more read,
             stop.set()  # before this socket can be used for anything else
             t.join(timeout=5)
+
+    def local_addresses(self) -> set[bytes]:
+        """Every address of this socket's namespace (4 or 16 bytes): IFA_LOCAL, else
+        IFA_ADDRESS (they differ only on point-to-point links), from one RTM_GETADDR dump."""
+        out: set[bytes] = set()
+        for data in self.dump(*dump_request("addrs")):
+            for m in messages(data, 0, self.protocol):
+                if m.type != RTM_NEWADDR or len(m.payload) < IFADDRMSG.size:
+                    continue
+                attrs = attr_map(m.payload, IFADDRMSG.size)
+                addr = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+                if addr and len(addr) in (4, 16):
+                    out.add(bytes(addr))
+        return out
 
     def link_index(self, name: str) -> int | None:
         """The ifindex of link `name` in this socket's namespace, or None."""

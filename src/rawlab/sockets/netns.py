@@ -5,6 +5,8 @@ with ``--netns`` uses (labs, veths and cleanup are :mod:`rawlab.lab.netns`).
         sock = socket.socket(...)   # stays in that namespace afterwards
     with entered(None):     # no namespace named: the block runs where it is
         ...
+    with entered("/proc/1234/ns/net"):  # a path: any namespace file (a process's)
+        ...
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def _names() -> str:
 
 @contextlib.contextmanager
 def entered(name: str | None) -> Iterator[None]:
-    """Run the block (this thread) inside network namespace `name`, then come back;
+    """Run the block (this thread) inside network namespace `name` (a name under
+    /run/netns, or a path to a namespace file such as /proc/PID/ns/net), then come back;
     with no name (None or ""), just run the block.
 
     Sockets opened inside stay in that namespace after the block ends.
@@ -58,9 +61,12 @@ def entered(name: str | None) -> Iterator[None]:
         return
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)
+        target = os.open(name if "/" in name else os.path.join(NETNS_RUN_DIR, name),
+                         os.O_RDONLY)
     except FileNotFoundError:
         os.close(own)
+        if "/" in name:
+            raise RawlabError(f"no network namespace at {name}", Exit.USAGE) from None
         names = _names()
         fix = (f"name one of: {names} (`ip netns list`)" if names else
                f"there are none: create it (`ip netns add {name}`)")

@@ -89,9 +89,14 @@ class TcpAnalyzer:
         self._table.clear()
         return out
 
+    @property
+    def streams(self) -> int:
+        """How many streams (tcp.stream numbers 0 .. streams - 1) were seen so far."""
+        return self._streams
+
     def feed(self, frame: int, ts_ns: int, pkt: Any) -> list[Event]:
         """Events for one decoded packet (rawlab.decode.dispatch.Packet); [] if not TCP."""
-        layers = pkt.layers
+        layers = pkt.layers[: pkt.quoted]  # not a segment an ICMP error quotes
         i = next((j for j, lay in enumerate(layers) if lay.name == "tcp"), -1)
         if i < 1:
             return []

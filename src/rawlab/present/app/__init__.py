@@ -16,6 +16,8 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
+from rawlab.present.fmt import jsonable
+
 #: layer name -> the present module of its protocol (imported on first use)
 MODULES = {
     "dns": "dns", "mdns": "dns", "llmnr": "dns",
@@ -55,15 +57,17 @@ def suffix(pkt: Any) -> str:
 _TABLE: list[Any] = []
 
 
-def with_scapy(pkt: Any) -> None:
+def with_scapy(pkt: Any, payloads: bool = True) -> None:
     """Append what scapy decodes of the part rawlab left undecoded (the long tail:
-    rawlab.decode.scapy_tail), for the -v tree and JSON only."""
+    rawlab.decode.scapy_tail), for the -v tree (``payloads``: UDP/TCP payloads on ports
+    without an entry too) and JSON (a ``data`` layer only: both JSON paths, per packet
+    and columnar, print the same)."""
     from rawlab.decode.descent import build_table
     from rawlab.decode.scapy_tail import scapy_tail
 
     if not _TABLE:
         _TABLE.append(build_table())
-    tail = scapy_tail(pkt, _TABLE[0])
+    tail = scapy_tail(pkt, _TABLE[0], payloads)
     if tail is not None:
         pkt.layers.append(tail)
 
@@ -74,8 +78,10 @@ def tree_lines(view: Any) -> Iterable[str] | None:
 
 
 def layer_json(view: Any) -> dict[str, Any] | None:
+    """The presenter's object, made JSON data (a value a broken message leaves as bytes
+    becomes hex: fmt.jsonable)."""
     p = presenter(view.name)
-    return None if p is None else p.json(view)
+    return None if p is None else jsonable(p.json(view))
 
 
 def name_text(name: bytes) -> str:

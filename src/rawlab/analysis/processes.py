@@ -1,0 +1,257 @@
+"""Who sent it: each frame's TCP/UDP flow attributed to the processes at its ends,
+without eBPF (sans I/O: the kernel and /proc are asked through a lookup object).
+
+    attr = Attribution(OwnerLookup(netns), ProcessMatch(pids={1234}))
+    keep = attr(rec)        # rec.owners = (source end, destination end); False: filtered out
+    attr.counts             # frames attributed / closed before look-up / not attributable
+
+A flow is looked up when it first appears (both ends: an end that is not a socket of
+this machine has no owner), again when a TCP SYN starts a connection on a 4-tuple
+already known (tuple reuse), while an end is only provisionally known (a listener
+stands in until its connection is accepted: asked again every ``retry_ns`` of
+capture time), and every ``recheck_ns`` (a UDP socket may give its 4-tuple to
+another). In between, a frame costs one struct unpack and one dict look-up: the
+common shapes (Ethernet, Linux cooked v1/v2; IPv4 without options) are keyed by
+their raw address and port bytes, one key per direction. Other shapes (IPv6, VLAN
+tags, IP options) take the general walk (:func:`rawlab.decode.descent.walk`).
+
+With a :class:`ProcessMatch`, only flows with an end owned by a matching process are
+kept (an end known only provisionally counts by its listener's process).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rawlab.analysis.tcp.table import canonical
+from rawlab.decode.descent import FRAG_LATER, walk
+from rawlab.records import CLOSED, PROCESS, LinkType, Owners, Record, SocketOwner
+
+# frame categories: attributed (an end is a process), closed before look-up (no process
+# end, an end closed), not attributable; +3 when the frame was filtered out
+ATTRIBUTED, CLOSED_FIRST, UNATTRIBUTED = 0, 1, 2
+_DROPPED = 3
+
+
+class Answer(Protocol):
+    owner: SocketOwner | None
+    final: bool
+
+
+class Lookup(Protocol):
+    """What :class:`Attribution` asks (:class:`rawlab.sockets.owners.OwnerLookup`)."""
+
+    def owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+              rport: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ProcessMatch:
+    """``--pid``, ``--comm``, ``--cgroup``: an owner matches if any given value does
+    (a cgroup matches itself and every cgroup below it)."""
+
+    pids: frozenset[int] = frozenset()
+    comms: frozenset[str] = frozenset()
+    cgroups: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.pids or self.comms or self.cgroups)
+
+    def __call__(self, o: SocketOwner | None) -> bool:
+        if o is None or o.state != PROCESS:
+            return False
+        if o.pid in self.pids or o.comm in self.comms:
+            return True
+        cg = o.cgroup or ""
+        return any(cg == c or cg.startswith(c.rstrip("/") + "/") for c in self.cgroups)
+
+
+@dataclass
+class AttributionCounts:
+    """Frames by category (see the module's constants); flows looked up."""
+
+    frames: list[int] = field(default_factory=lambda: [0] * 6)
+    flows: int = 0
+
+    @property
+    def attributed(self) -> int:
+        return self.frames[ATTRIBUTED] + self.frames[ATTRIBUTED + _DROPPED]
+
+    @property
+    def closed(self) -> int:
+        return self.frames[CLOSED_FIRST] + self.frames[CLOSED_FIRST + _DROPPED]
+
+    @property
+    def unattributed(self) -> int:
+        return self.frames[UNATTRIBUTED] + self.frames[UNATTRIBUTED + _DROPPED]
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.frames[_DROPPED:])
+
+    @property
+    def total(self) -> int:
+        return sum(self.frames)
+
+
+class Flow:
+    """One TCP or UDP flow: the owners of its two ends (in canonical key order)."""
+
+    __slots__ = ("checked", "ends", "entries", "family", "final", "key", "keys", "looked",
+                 "seen")
+
+    def __init__(self, key: tuple[int, bytes, int, bytes, int], family: int) -> None:
+        self.key = key
+        self.family = family
+        self.ends: list[SocketOwner | None] = [None, None]
+        self.final = [True, True]
+        self.looked = self.checked = self.seen = 0
+        self.entries: tuple[tuple[Owners, bool, int], tuple[Owners, bool, int]] | None = None
+        self.keys: tuple[bytes, bytes] | None = None  # raw IPv4 keys, key order then reverse
+
+
+def category(owners: Owners) -> int:
+    """ATTRIBUTED, CLOSED_FIRST or UNATTRIBUTED for a frame with these owners."""
+    states = {o.state for o in owners if o is not None}
+    if PROCESS in states:
+        return ATTRIBUTED
+    return CLOSED_FIRST if CLOSED in states else UNATTRIBUTED
+
+
+# the fast shapes: link type -> struct: EtherType, version+IHL,
+# flags+fragment offset, protocol, addresses+ports (12 bytes), TCP flags (IHL 5)
+_SHAPES = {
+    int(LinkType.ETHERNET): struct.Struct("!12xHB5xHxB2x12s9xB"),
+    int(LinkType.LINUX_SLL): struct.Struct("!14xHB5xHxB2x12s9xB"),
+    int(LinkType.LINUX_SLL2): struct.Struct("!H18xB5xHxB2x12s9xB"),
+}
+
+
+class Attribution:
+    """Sets ``rec.owners`` on each record and says whether to keep it (see the module)."""
+
+    def __init__(self, lookup: Lookup, match: ProcessMatch | None = None, *,
+                 retry_ns: int = 2_000_000, recheck_ns: int = 2_000_000_000,
+                 idle_ns: int = 30_000_000_000) -> None:
+        self.lookup = lookup
+        self.match = match if match else None
+        self.retry_ns = retry_ns
+        self.recheck_ns = recheck_ns
+        self.idle_ns = idle_ns
+        self.counts = AttributionCounts()
+        self._n = self.counts.frames
+        self._flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
+        self._tcp: dict[bytes, tuple[Owners, bool, int]] = {}
+        self._udp: dict[bytes, tuple[Owners, bool, int]] = {}
+        self._none: tuple[Owners | None, bool, int]
+        self._shapes = {lt: s.unpack_from for lt, s in _SHAPES.items()}
+        self._sweep_at = 0
+        self._none = (None, self.match is None,
+                      UNATTRIBUTED + (0 if self.match is None else _DROPPED))
+
+    def __call__(self, rec: Record) -> bool:
+        """Attribute one record (``rec.owners``); False when the filter drops it."""
+        unpack = self._shapes.get(rec.linktype)
+        if unpack is not None and rec.ts_ns < self._sweep_at:
+            try:
+                et, vihl, frag, proto, key, flags = unpack(rec.data)
+            except struct.error:  # shorter than the shape: the general walk
+                return self._slow(rec)
+            if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                e = (self._tcp.get(key) if proto == 6 and not flags & 2
+                     else self._udp.get(key) if proto == 17 else None)
+                if e is not None:
+                    rec.owners = e[0]
+                    self._n[e[2]] += 1
+                    return e[1]
+        return self._slow(rec)
+
+    # -- the slow path ---------------------------------------------------------
+
+    def _slow(self, rec: Record) -> bool:
+        ts = rec.ts_ns
+        if ts >= self._sweep_at:
+            self._sweep(ts)
+        got = flow_of(rec.data, rec.linktype)
+        if got is None:
+            e = self._none
+        else:
+            fam, proto, src, sport, dst, dport, flags = got
+            key, swapped = canonical(src, sport, dst, dport)
+            fk = (proto, *key)
+            f = self._flows.get(fk)
+            if f is None:
+                f = self._flows[fk] = Flow(fk, fam)
+                self.counts.flows += 1
+                self._look(f, (0, 1), ts)
+            elif proto == 6 and flags & 0x12 == 0x02 and ts - f.looked >= self.retry_ns:
+                self._look(f, (0, 1), ts)  # a new connection on a known 4-tuple
+            elif not all(f.final) and ts - f.looked >= self.retry_ns:
+                self._look(f, [i for i in (0, 1) if not f.final[i]], ts)
+            elif ts - f.checked >= self.recheck_ns:
+                self._look(f, [i for i in (0, 1) if f.ends[i] is not None], ts)
+            f.seen = ts
+            assert f.entries is not None
+            e = f.entries[swapped]
+            if all(f.final) and f.keys is not None:
+                table = self._tcp if proto == 6 else self._udp
+                table[f.keys[0]], table[f.keys[1]] = f.entries
+        rec.owners = e[0]
+        self._n[e[2]] += 1
+        return e[1]
+
+    def _look(self, f: Flow, ends: Iterable[int], ts: int) -> None:
+        """Ask the lookup for these ends of `f` (0: the key's first endpoint)."""
+        proto, a, ap, b, bp = f.key
+        fam = socket.AF_INET if f.family == 4 else socket.AF_INET6
+        for i in ends:
+            local, lport, remote, rport = (a, ap, b, bp) if i == 0 else (b, bp, a, ap)
+            ans = self.lookup.owner(fam, proto, local, lport, remote, rport)
+            f.ends[i] = ans.owner
+            f.final[i] = ans.final
+        f.looked = ts
+        if all(f.final):
+            f.checked = ts
+        fwd: Owners = (f.ends[0], f.ends[1])
+        rev: Owners = (f.ends[1], f.ends[0])
+        cat = category(fwd)
+        keep = self.match is None or self.match(f.ends[0]) or self.match(f.ends[1])
+        idx = cat + (0 if keep else _DROPPED)
+        f.entries = ((fwd, keep, idx), (rev, keep, idx))
+        if f.family == 4:
+            pa, pb = ap.to_bytes(2, "big"), bp.to_bytes(2, "big")
+            f.keys = (a + b + pa + pb, b + a + pb + pa)
+
+    def _sweep(self, ts: int) -> None:
+        """Every ``recheck_ns``: send every flow through the slow path again (it is looked
+        up again there), and forget flows idle for ``idle_ns``."""
+        self._tcp.clear()
+        self._udp.clear()
+        old = ts - self.idle_ns
+        for k in [k for k, f in self._flows.items() if f.seen < old]:
+            del self._flows[k]
+        self._sweep_at = ts + self.recheck_ns
+
+
+def flow_of(data: bytes, linktype: int
+            ) -> tuple[int, int, bytes, int, bytes, int, int] | None:
+    """(IP version, protocol, src, sport, dst, dport, TCP flags or 0) of a TCP or UDP
+    packet of a common shape; None for anything else (not attributable)."""
+    w = walk(data, linktype)
+    if w is None:
+        return None
+    net, ip, proto, l4, _stop, marks = w
+    if proto not in (6, 17) or marks & FRAG_LATER or len(data) < l4 + 4:
+        return None
+    if net == 0x0800:
+        fam, src, dst = 4, data[ip + 12:ip + 16], data[ip + 16:ip + 20]
+    else:
+        fam, src, dst = 6, data[ip + 8:ip + 24], data[ip + 24:ip + 40]
+    sport = data[l4] << 8 | data[l4 + 1]
+    dport = data[l4 + 2] << 8 | data[l4 + 3]
+    flags = data[l4 + 13] if proto == 6 and len(data) > l4 + 13 else 0
+    return fam, proto, bytes(src), sport, bytes(dst), dport, flags

@@ -1,0 +1,687 @@
+"""Outputs of the columnar fast path: the one-line view from Arrow batches.
+
+    sink = BatchLineSink(out, style)     # as present.packet.LineSink, fed whole batches
+    pipeline.run_batches(source, [sink])
+
+Every row the columns hold (``status == FAST``, :mod:`rawlab.decode.columns`) is printed
+through a *template per shape*: ``bytes % values``, one template for each combination
+of family, transport, TCP flags, which of seq/ack/urg appear and TCP option layout,
+compiled the first time a batch shows it; the values are whole columns (numpy,
+``tolist``). Every other row goes through the per-packet path (decode, then
+:meth:`LineSink.text <rawlab.present.packet.LineSink.text>`), in file order, so the
+state both paths share (tcpdump's relative sequence numbers, :class:`TcpdumpSeq`, and a
+stateful clock such as ``-ttt``) sees the rows in the order tcpdump would.
+``tests/unit/test_columns.py`` holds the output byte for byte equal to ``LineSink``'s.
+
+Which styles use it: the default view, ``-t``..``-ttttt`` and ``-S``. ``-e``, ``-x``/``-X``/
+``-A``/``--payload``, ``-q`` and colours print through the per-packet path
+(:func:`batch_sink_for` answers None). :class:`BatchJsonSink` does the same for NDJSON.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, TextIO
+
+import numpy as np
+
+from rawlab.decode import columns as C
+from rawlab.decode.dispatch import Decoder
+from rawlab.present.fmt import ip_text, mac_text
+from rawlab.present.packet import (
+    DEFAULT_STYLE,
+    LineSink,
+    LineStyle,
+    TcpdumpSeq,
+    tcpdump_flags,
+    timestamp,
+)
+
+_ACK = 0x10
+_SLL2 = 276
+
+
+class _Texts:
+    """Text of addresses, by value, remembered across batches (bounded)."""
+
+    def __init__(self) -> None:
+        self.ip: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
+        self.mac: dict[int, bytes] = {}
+        self.secs: dict[int, bytes] = {}
+
+    def ips(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """(text, raw bytes) object arrays of the addresses (IPv4 in ``lo``)."""
+        first, inv = C.factorize(ver, hi, lo) if (ver == 6).any() else C.factorize(lo)
+        uniq = np.stack([ver[first].astype(np.uint64), hi[first], lo[first]], axis=1)
+        texts = np.empty(len(uniq), object)
+        raws = np.empty(len(uniq), object)
+        cache = self.ip
+        if len(cache) > 65536:
+            cache.clear()
+        for j, (v, h, lw) in enumerate(uniq.tolist()):
+            got = cache.get((v, h, lw))
+            if got is None:
+                raw = struct.pack("!QQ", h, lw) if v == 6 else struct.pack("!I", lw & 0xFFFFFFFF)
+                got = cache[(v, h, lw)] = (ip_text(raw).encode(), raw)
+            texts[j], raws[j] = got
+        return texts[inv], raws[inv]
+
+    def macs(self, v: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(v, return_inverse=True)
+        out = np.empty(len(uniq), object)
+        cache = self.mac
+        if len(cache) > 65536:
+            cache.clear()
+        for j, x in enumerate(uniq.tolist()):
+            got = cache.get(x)
+            if got is None:
+                got = cache[x] = mac_text(x.to_bytes(6, "big")).encode()
+            out[j] = got
+        return out[inv.reshape(-1)]
+
+    def times(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """tcpdump's default time of day: ("HH:MM:SS" bytes object array, µs array)."""
+        sec = ts // 1_000_000_000
+        us = (ts - sec * 1_000_000_000) // 1000
+        uniq, inv = np.unique(sec, return_inverse=True)
+        out = np.empty(len(uniq), object)
+        cache = self.secs
+        if len(cache) > 65536:
+            cache.clear()
+        for j, s in enumerate(uniq.tolist()):
+            got = cache.get(s)
+            if got is None:  # timestamp()'s own text, without its microseconds
+                got = cache[s] = timestamp(s * 1_000_000_000)[:-7].encode()
+            out[j] = got
+        return out[inv.reshape(-1)], us
+
+
+def _opt_template(layout: tuple[tuple[int, int, int], ...]) -> bytes:
+    parts = []
+    for kind, _pos, total in layout:
+        if kind == 0:
+            parts.append(b"eol")
+        elif kind == 1:
+            parts.append(b"nop")
+        elif kind == 2:
+            parts.append(b"mss %d")
+        elif kind == 3:
+            parts.append(b"wscale %d")
+        elif kind == 4:
+            parts.append(b"sackOK")
+        elif kind == 8:
+            parts.append(b"TS val %d ecr %d")
+        elif kind == 5:
+            k = (total - 2) // 8
+            parts.append(b"sack %d " % k + b"{%d:%d}" * k)
+    return b",".join(parts)
+
+
+def _opt_values(batch: C.Batch, rows: np.ndarray, layout: tuple[tuple[int, int, int], ...],
+                sack_base: np.ndarray) -> list[np.ndarray]:
+    """The option values of `rows` (all of one layout), in template order."""
+    buf = np.frombuffer(batch.buf, np.uint8)
+    c = batch.cols
+    start = (c["data_offset"][rows] + c["l4_offset"][rows].astype(np.int64) + 20)
+    out: list[np.ndarray] = []
+
+    def u8(p: np.ndarray) -> np.ndarray:
+        return buf[p].astype(np.int64)
+
+    def u16(p: np.ndarray) -> np.ndarray:
+        return u8(p) << 8 | u8(p + 1)
+
+    def u32(p: np.ndarray) -> np.ndarray:
+        return u16(p) << 16 | u16(p + 2)
+
+    for kind, pos, total in layout:
+        p = start + pos
+        if kind == 2:
+            out.append(u16(p + 2))
+        elif kind == 3:
+            out.append(u8(p + 2))
+        elif kind == 8:
+            out += [u32(p + 2), u32(p + 6)]
+        elif kind == 5:
+            for b in range((total - 2) // 8):
+                out += [(u32(p + 2 + 8 * b) - sack_base) & 0xFFFFFFFF,
+                        (u32(p + 6 + 8 * b) - sack_base) & 0xFFFFFFFF]
+    return out
+
+
+def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarray,
+                     src_b: np.ndarray, dst_b: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+                     sbase: np.ndarray) -> bool:
+    """:meth:`TcpdumpSeq.numbers` for `rows` (TCP with ACK, in file order, no other row
+    between them touching `seqs`), on whole columns: fills seq, ack and the SACK base of
+    those rows and leaves `seqs` as the calls one by one would. False (nothing done)
+    when its table could reach its bound in between (the caller then goes row by row).
+
+    The rule, as a group-by: per connection key (the address and port pair in tcpdump's
+    order), a row with SYN, or the first row of a key the table does not hold, sets the
+    base and prints absolute numbers; every other row is relative to the latest base.
+    """
+    n = len(rows)
+    if not n:
+        return True
+    ver = c["ip_version"][rows]
+    sh, sl, dh, dl = (c[k][rows] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo"))
+    sp = c["sport"][rows].astype(np.int64)
+    dp = c["dport"][rows].astype(np.int64)
+    rev = (sp > dp) | ((sp == dp) & ((sh > dh) | ((sh == dh) & (sl > dl))))
+    ah, al = np.where(rev, dh, sh), np.where(rev, dl, sl)
+    bh, bl = np.where(rev, sh, dh), np.where(rev, sl, dl)
+    ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
+    first, key = C.factorize(ver, ah, al, bh, bl, ports)
+    keys = []
+    srcl, dstl = src_b[rows], dst_b[rows]
+    revl = rev[first].tolist()
+    bases = seqs._bases
+    known = np.zeros(len(first), bool)
+    init_a = np.zeros(len(first), np.int64)
+    init_b = np.zeros(len(first), np.int64)
+    for j, (f, r) in enumerate(zip(first.tolist(), revl, strict=True)):
+        src, dst = srcl[f], dstl[f]
+        k = (dst, src, int(ports[f])) if r else (src, dst, int(ports[f]))
+        keys.append(k)
+        got = bases.get(k)
+        if got is not None:
+            known[j] = True
+            init_a[j], init_b[j] = got
+    s = seq[rows]
+    a = ack[rows]
+    syn = (c["tcp_flags"][rows] & 2) != 0
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    start = np.ones(n, bool)
+    start[1:] = ks[1:] != ks[:-1]
+    # events: SYN rows, and the first row of a key the table does not hold
+    evt = syn[order] | (start & ~known[ks])
+    new_keys = int((~known).sum())
+    if len(bases) + new_keys >= 1 << 16 and evt.any():
+        return False
+    pos = np.arange(n)
+    last = np.maximum.accumulate(np.where(evt, pos, -1))
+    gstart = np.maximum.accumulate(np.where(start, pos, 0))
+    own = last >= gstart  # the latest base is of this key
+    r_s = rev[order]
+    s_o, a_o = s[order], a[order]
+    # the base an event sets: (seq, ack - 1), or reversed (ack - 1, seq)
+    ev_a = np.where(r_s, (a_o - 1) & 0xFFFFFFFF, s_o)
+    ev_b = np.where(r_s, s_o, (a_o - 1) & 0xFFFFFFFF)
+    li = np.maximum(last, 0)
+    base_a = np.where(own, ev_a[li], init_a[ks])
+    base_b = np.where(own, ev_b[li], init_b[ks])
+    out_s = np.where(r_s, s_o - base_b, s_o - base_a) & 0xFFFFFFFF
+    out_a = np.where(r_s, a_o - base_a, a_o - base_b) & 0xFFFFFFFF
+    out_b = np.where(r_s, base_a, base_b)
+    out_s = np.where(evt, s_o, out_s)
+    out_a = np.where(evt, a_o, out_a)
+    out_b = np.where(evt, (a_o - 1) & 0xFFFFFFFF, out_b)
+    back = rows[order]
+    seq[back], ack[back], sbase[back] = out_s, out_a, out_b
+    # the table: each key's latest base
+    if evt.any():
+        ends = np.nonzero(np.append(start[1:], True))[0]  # the last row of each key
+        for e in ends[own[ends]].tolist():
+            bases[keys[ks[e]]] = (int(ev_a[last[e]]), int(ev_b[last[e]]))
+    return True
+
+
+class BatchLineSink:
+    """One tcpdump-like line per packet, from batches (module docstring); the rows the
+    columns do not hold are printed by a :class:`LineSink` (the per-packet path)."""
+
+    def __init__(self, out: TextIO, style: LineStyle | None = None) -> None:
+        self.out = out
+        self.style = style or DEFAULT_STYLE
+        self.lines = LineSink(out, style)  # the per-packet path, and the shared TcpdumpSeq
+        #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
+        self.streams: Any = None
+        self.seqs: TcpdumpSeq | None = self.lines.seqs
+        self.decoder = Decoder()
+        self.texts = _Texts()
+        self.templates: dict[tuple[Any, ...], bytes] = {}
+        self._enc = getattr(out, "encoding", None) or "utf-8"
+        self._raw = getattr(out, "buffer", None)
+
+    # -- the output --
+    def batch(self, batch: C.Batch, rows: int | None = None) -> None:
+        """Print the first `rows` rows of `batch` (all when None)."""
+        text = self.render(batch, rows)
+        if self._raw is not None:
+            self.out.flush()
+            self._raw.write(text)
+        else:
+            self.out.write(text.decode(self._enc))
+
+    def close(self) -> None:
+        self.out.flush()
+
+    # -- rendering --
+    def render(self, batch: C.Batch, rows: int | None = None) -> bytes:
+        n = len(batch) if rows is None else min(rows, len(batch))
+        if not n:
+            return b""
+        c = {k: v[:n] for k, v in batch.cols.items()}
+        fast = (c["status"] == C.FAST) & (c["linktype"] != _SLL2)
+        out = np.empty(n, object)
+        tcp = fast & (c["l4"] == C.L4_TCP)
+        ipx = fast & (c["ip_version"] > 0)
+        t = self.texts
+        src_t = dst_t = src_b = dst_b = None
+        if ipx.any():
+            ver = c["ip_version"]
+            src_t, src_b = t.ips(ver, c["src_hi"], c["src_lo"])
+            dst_t, dst_b = t.ips(ver, c["dst_hi"], c["dst_lo"])
+        seq, ack, sbase = self._numbers(batch, c, n, fast, tcp, src_b, dst_b, out)
+        # the time column
+        clock = self.style.clock
+        if clock is None:
+            sec_t, us = t.times(c["ts_ns"])
+            head = [sec_t, us]
+            head_fmt = b"%s.%06d "
+        else:
+            head = [self._heads]
+            head_fmt = b"%s"
+        if fast.any():
+            self._render_fast(batch, c, fast, out, head, head_fmt, src_t, dst_t, seq, ack,
+                              sbase)
+        return b"".join(out.tolist())
+
+    def _numbers(self, batch: C.Batch, c: dict[str, np.ndarray], n: int, fast: np.ndarray,
+                 tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """In file order: tcpdump's relative seq/ack (TcpdumpSeq, shared with the
+        per-packet path), the clock's text, and the lines of the rows the columns do not
+        hold. Runs of fast rows between those take :func:`relative_numbers`; a stateful
+        clock (-ttt, -ttttt) or many odd rows take the rows one by one."""
+        seq = c["tcp_seq"].astype(np.int64)
+        ack = c["tcp_ack"].astype(np.int64)
+        sbase = np.zeros(n, np.int64)
+        seqs = self.seqs
+        clock = self.style.clock
+        acked = tcp & ((c["tcp_flags"] & _ACK) != 0) if seqs is not None else np.zeros(n, bool)
+        odd = np.nonzero(~fast)[0]
+        stateful = clock is not None and getattr(clock, "form", "delta") in ("delta", "since")
+        if stateful or len(odd) > 64:
+            want = np.ones(n, bool) if clock is not None else (acked | ~fast)
+            self._one_by_one(batch, c, np.nonzero(want)[0], fast, acked, src_b, dst_b, seq,
+                             ack, sbase, out)
+            return seq, ack, sbase
+        if clock is not None:
+            self._heads = heads = np.empty(n, object)
+            for i, t in zip(np.nonzero(fast)[0].tolist(), c["ts_ns"][fast].tolist(),
+                            strict=True):
+                h = clock(t)
+                heads[i] = (h + " ").encode() if h else b""
+        prev = 0
+        for i in [*odd.tolist(), n]:
+            if seqs is not None and i > prev:
+                rows = prev + np.nonzero(acked[prev:i])[0]
+                if not relative_numbers(seqs, c, rows, src_b, dst_b, seq, ack, sbase):
+                    self._one_by_one(batch, c, rows, fast, acked, src_b, dst_b, seq, ack,
+                                     sbase, out)
+            if i < n:
+                out[i] = self._odd_line(batch, c, i)
+            prev = i + 1
+        return seq, ack, sbase
+
+    def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
+        """Row i through the per-packet path: decode (and the TCP application messages it
+        completes: ``streams``), then LineSink's text."""
+        rec = batch.record(i)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        if self.streams is not None:
+            self.streams(int(c["frame"][i]), rec.ts_ns, pkt)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        return (self.lines.text(int(c["frame"][i]), rec, pkt, iface) + "\n").encode(
+            self._enc, "replace")
+
+    def _one_by_one(self, batch: C.Batch, c: dict[str, np.ndarray], idx: np.ndarray,
+                    fast: np.ndarray, acked: np.ndarray, src_b: Any, dst_b: Any,
+                    seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
+                    out: np.ndarray) -> None:
+        """Rows `idx` in order, each as the per-packet path takes it."""
+        if not len(idx):
+            return
+        fl, al = fast.tolist(), acked.tolist()
+        flags = c["tcp_flags"].tolist()
+        sp, dp = c["sport"].tolist(), c["dport"].tolist()
+        seql, ackl = c["tcp_seq"].tolist(), c["tcp_ack"].tolist()
+        ts = c["ts_ns"].tolist()
+        clock = self.style.clock
+        if clock is not None:
+            if not hasattr(self, "_heads") or len(self._heads) != len(fl):
+                self._heads = np.empty(len(fl), object)
+            heads = self._heads
+        numbers = self.seqs.numbers if self.seqs is not None else None
+        srcl = src_b.tolist() if src_b is not None else None
+        dstl = dst_b.tolist() if dst_b is not None else None
+        for i in idx.tolist():
+            if not fl[i]:
+                out[i] = self._odd_line(batch, c, i)
+                continue
+            if clock is not None:
+                h = clock(ts[i])
+                heads[i] = (h + " ").encode() if h else b""
+            if numbers is not None and al[i]:
+                seq[i], ack[i], sbase[i] = numbers(srcl[i], dstl[i], sp[i], dp[i], seql[i],
+                                                   ackl[i], flags[i])
+
+    def _render_fast(self, batch: C.Batch, c: dict[str, np.ndarray], fast: np.ndarray,
+                     out: np.ndarray, head: list[Any], head_fmt: bytes, src_t: Any, dst_t: Any,
+                     seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> None:
+        l4 = c["l4"].astype(np.int64)
+        flags = c["tcp_flags"].astype(np.int64)
+        plen = c["payload_length"].astype(np.int64)
+        tcp = l4 == C.L4_TCP
+        has_seq = tcp & ((plen > 0) | ((flags & 7) != 0))
+        # the shape of each row, one int: kind, flags, layout, seq form, ack, urg, family
+        kind = np.where(c["ip_version"] == 0, 9, l4)  # ARP: 9
+        sub = np.where(tcp, flags, np.where(kind == 9, np.minimum(c["arp_op"], 3),
+                                            c["icmp_type"]))
+        form = (has_seq.astype(np.int64) + (has_seq & (plen > 0))) | (
+            ((flags & _ACK) != 0) & tcp) << 2 | (((flags & 0x20) != 0) & tcp) << 3 | (
+            c["ip_version"] == 6) << 4
+        lay = c["tcp_opt_layout"].astype(np.int64) + 1
+        key = ((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay
+        key = np.where(fast, key, -1)
+        uniq, inv = np.unique(key, return_inverse=True)
+        inv = inv.reshape(-1)
+        for j, k in enumerate(uniq.tolist()):
+            if k < 0:
+                continue
+            rows = np.nonzero(inv == j)[0]
+            r0 = int(rows[0])
+            tmpl, vals = self._shape(batch, c, r0, rows, src_t, dst_t, seq, ack, sbase, plen,
+                                     int(lay[r0]) - 1)
+            args = [h[rows] for h in head] + vals
+            lines = list(map((head_fmt + tmpl).__mod__, zip(*[a.tolist() for a in args],
+                                                             strict=True)))
+            out[rows] = lines
+
+    def _shape(self, batch: C.Batch, c: dict[str, np.ndarray], r0: int, rows: np.ndarray,
+               src_t: Any, dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
+               plen: np.ndarray, layout: int) -> tuple[bytes, list[np.ndarray]]:
+        """The template of row r0's shape and the value columns of `rows` for it."""
+        l4 = int(c["l4"][r0])
+        fam = b"IP6" if c["ip_version"][r0] == 6 else b"IP"
+        if c["ip_version"][r0] == 0:  # ARP
+            op = int(c["arp_op"][r0])
+            alen = c["arp_length"][rows]
+            spa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
+                                 c["arp_spa"][rows].astype(np.uint64))[0]
+            if op == 1:
+                tpa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
+                                     c["arp_tpa"][rows].astype(np.uint64))[0]
+                return b"ARP, Request who-has %s tell %s, length %d\n", [tpa, spa, alen]
+            if op == 2:
+                return (b"ARP, Reply %s is-at %s, length %d\n",
+                        [spa, self.texts.macs(c["arp_sha"][rows]), alen])
+            return b"ARP, op %d, length %d\n", [c["arp_op"][rows], alen]
+        src, dst = src_t[rows], dst_t[rows]
+        ln = c["l4_length"][rows].astype(np.int64)
+        if l4 == C.L4_UDP:
+            return (fam + b" %s.%d > %s.%d: UDP, length %d\n",
+                    [src, c["sport"][rows], dst, c["dport"][rows], ln - 8])
+        if l4 in (C.L4_ICMP, C.L4_ICMP6):
+            ty = int(c["icmp_type"][r0])
+            rest = c["icmp_rest"][rows].astype(np.int64)
+            what = b"request" if ty in (8, 128) else b"reply"
+            name = b"ICMP6, echo " if l4 == C.L4_ICMP6 else b"ICMP echo "
+            return (fam + b" %s > %s: " + name + what + b", id %d, seq %d, length %d\n",
+                    [src, dst, rest >> 16, rest & 0xFFFF, ln])
+        # TCP
+        flags = int(c["tcp_flags"][r0])
+        length = plen[r0]
+        tm = fam + b" %s.%d > %s.%d: Flags [" + tcpdump_flags(flags).encode() + b"]"
+        vals = [src, c["sport"][rows], dst, c["dport"][rows]]
+        s = seq[rows]
+        if length > 0 or flags & 7:
+            if length > 0:
+                tm += b", seq %d:%d"
+                vals += [s, (s + plen[rows]) & 0xFFFFFFFF]
+            else:
+                tm += b", seq %d"
+                vals.append(s)
+        if flags & _ACK:
+            tm += b", ack %d"
+            vals.append(ack[rows])
+        tm += b", win %d"
+        vals.append(c["tcp_window"][rows])
+        if flags & 0x20:
+            tm += b", urg %d"
+            vals.append(c["tcp_urgptr"][rows])
+        if layout >= 0:
+            lay = batch.layouts[layout]
+            tm += b", options [" + _opt_template(lay) + b"]"
+            vals += _opt_values(batch, rows, lay, sbase[rows])
+        tm += b", length %d\n"
+        vals.append(plen[rows])
+        return tm, vals
+
+
+def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
+    """The batch form of the one-line view for `style`, or None when the style needs
+    the per-packet path (-e, dumps, -q, colours)."""
+    st = style or DEFAULT_STYLE
+    if st.link or st.dump or st.quick or getattr(st, "colour", False):
+        return None
+    return BatchLineSink(out, style)
+
+
+# ---- NDJSON from batches ----------------------------------------------------------------------
+
+_SENT = "\x00{}\x00"  # a slot's sentinel while the template is made
+
+
+def _slot_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
+                 texts: _Texts, path: tuple[Any, ...]) -> tuple[bytes, Any] | None:
+    """The format and the values of one JSON field for `rows`, or None when the columns
+    do not give that field (the shape then takes the per-packet path)."""
+    def col(name: str) -> np.ndarray:
+        return c[name][rows]
+
+    key = path[-1]
+    top = path[0]
+    if len(path) == 1:
+        simple = {"frame": "frame", "caplen": "caplen", "len": "wirelen"}
+        if key in simple:
+            return b"%d", col(simple[key])
+        if key == "ts":
+            return b"%r", c["ts_ns"][rows] / 1e9
+        return None
+    if top == "eth":
+        if key in ("dst", "src"):
+            return b'"%s"', texts.macs(col(f"eth_{key}"))
+        if len(path) == 2:
+            return {"type": (b"%d", col("eth_type")),
+                    "ethertype": (b"%d", col("ethertype"))}.get(key)
+        tci = col(f"vlan{path[2] + 1}_tci").astype(np.int64)
+        return {"tpid": (b"%d", col(f"vlan{path[2] + 1}_tpid")), "pcp": (b"%d", tci >> 13),
+                "dei": (b"%d", (tci >> 12) & 1), "vid": (b"%d", tci & 0xFFF)}.get(key)
+    if top in ("ipv4", "ipv6") and key in ("src", "dst"):
+        ver = c["ip_version"][rows]
+        return b'"%s"', texts.ips(ver, col(f"{key}_hi"), col(f"{key}_lo"))[0]
+    if top == "ipv4":
+        return {"ihl": (b"%d", col("ip4_ihl")), "tos": (b"%d", col("ip4_tos")),
+                "total_length": (b"%d", col("ip4_total_length")), "id": (b"%d", col("ip4_id")),
+                "flags": (b"%d", col("ip4_flags")), "ttl": (b"%d", col("ip4_ttl")),
+                "checksum": (b"%d", col("ip4_checksum"))}.get(key)
+    if top == "ipv6":
+        return {"traffic_class": (b"%d", col("ip6_traffic_class")),
+                "flow_label": (b"%d", col("ip6_flow_label")),
+                "payload_length": (b"%d", col("ip6_payload_length")),
+                "hop_limit": (b"%d", col("ip6_hop_limit"))}.get(key)
+    if top == "arp":
+        if key in ("sha", "tha"):
+            return b'"%s"', texts.macs(col(f"arp_{key}"))
+        if key in ("spa", "tpa"):
+            n = len(rows)
+            return b'"%s"', texts.ips(np.full(n, 4), np.zeros(n, np.uint64),
+                                      col(f"arp_{key}").astype(np.uint64))[0]
+        return None
+    if top in ("tcp", "udp", "icmp", "icmpv6"):
+        return _l4_values(batch, c, rows, path)
+    return None
+
+
+def _l4_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
+               path: tuple[Any, ...]) -> tuple[bytes, Any] | None:
+    key = path[-1]
+
+    def col(name: str) -> np.ndarray:
+        return c[name][rows]
+
+    if path[0] == "tcp" and path[1] == "options":
+        lay = batch.layouts[int(c["tcp_opt_layout"][rows[0]])]
+        kind, pos, total = lay[path[2]]
+        vals = _opt_values(batch, rows, ((kind, pos, total),), np.zeros(len(rows), np.int64))
+        if key == "value":
+            return b"%d", vals[0]
+        if key in ("tsval", "tsecr"):
+            return b"%d", vals[key == "tsecr"]
+        if len(path) == 6:  # blocks[b][0 or 1]
+            return b"%d", vals[2 * path[4] + path[5]]
+        return None
+    simple = {"sport": "sport", "dport": "dport", "seq": "tcp_seq", "ack": "tcp_ack",
+              "dataofs": "tcp_dataofs", "reserved": "tcp_reserved", "window": "tcp_window",
+              "checksum": "l4_checksum", "urgptr": "tcp_urgptr", "length": "udp_length",
+              "code": "icmp_code", "rest": "icmp_rest"}
+    if key in simple and len(path) == 2:
+        return b"%d", col(simple[key])
+    if key == "len" and path[0] in ("tcp", "udp"):  # from the IP (UDP) header's length
+        return b"%d", col("payload_length")
+    return None
+
+
+# keys whose value a shape fixes (the rest are slots, or the shape is not held)
+_LITERAL = frozenset({"interface", "direction", "layers", "version", "proto", "frag_offset",
+                      "ext_headers", "next_header", "flags", "flags_int", "kind", "name",
+                      "checksum_status", "truncated", "type", "htype", "ptype", "hlen", "plen",
+                      "op", "tags", "options", "blocks", "type_name"})
+
+
+class BatchJsonSink:
+    """One NDJSON object per packet (docs/json.md, "packet") from batches: per row shape,
+    the first row's object from the per-packet path (packet_json) becomes a template, its
+    per-row values slots filled from the columns; rows and shapes the columns do not hold
+    go through :class:`JsonSink <rawlab.present.packet.JsonSink>`."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rawlab.present.packet import JsonSink
+
+        self.out = out
+        self.json = JsonSink(out)
+        self.decoder = Decoder()
+        #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
+        self.streams: Any = None
+        self.texts = _Texts()
+        self.shapes: dict[tuple[Any, ...], tuple[bytes, list[tuple[Any, ...]]] | None] = {}
+        self._enc = getattr(out, "encoding", None) or "utf-8"
+        self._raw = getattr(out, "buffer", None)
+
+    batch = BatchLineSink.batch
+    close = BatchLineSink.close
+
+    def render(self, batch: C.Batch, rows: int | None = None) -> bytes:
+        n = len(batch) if rows is None else min(rows, len(batch))
+        if not n:
+            return b""
+        c = {k: v[:n] for k, v in batch.cols.items()}
+        fast = (c["status"] == C.FAST) & (c["ip4_ihl"] <= 5) & (
+            (c["linktype"] == 1) | (c["linktype"] == 101) | (c["linktype"] >= 228) & (
+                c["linktype"] <= 229))
+        out = np.empty(n, object)
+        lay = c["tcp_opt_layout"].astype(np.int64)
+        key = np.stack([c["linktype"], c["vlan_count"], c["ethertype"], c["l4"],
+                        c["tcp_flags"], c["l4_csum"], c["complete"], c["direction"],
+                        c["interface"], c["arp_op"], c["icmp_type"], lay + 1,
+                        c["ip_version"]], axis=1).astype(np.int64)
+        held = np.nonzero(fast)[0]
+        first, inv = C.factorize(*key[held].T) if len(held) else (held, held)
+        for j, f0 in enumerate(first.tolist()):
+            rows = held[inv == j]
+            r0 = int(held[f0])
+            shape = (*key[r0].tolist()[:-2], batch.layouts[lay[r0]] if lay[r0] >= 0 else ())
+            got = self.shapes.get(shape, 0)
+            if got == 0:
+                got = self.shapes[shape] = self._template(batch, r0)
+            if got is None:
+                fast[rows] = False
+                continue
+            tmpl, paths = got
+            cols = []
+            for p in paths:
+                fmt_vals = _slot_values(batch, c, rows, self.texts, p)
+                assert fmt_vals is not None
+                cols.append(fmt_vals[1].tolist())
+            out[rows] = list(map(tmpl.__mod__, zip(*cols, strict=True)))
+        for i in np.nonzero(~fast)[0].tolist():
+            out[i] = self._odd(batch, c, i)
+        return b"".join(out.tolist())
+
+    def _odd(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
+        from rawlab.present import app
+        from rawlab.present.fmt import json_line
+        from rawlab.present.packet import packet_json
+
+        rec = batch.record(i)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        if self.streams is not None:
+            self.streams(int(c["frame"][i]), rec.ts_ns, pkt)
+        app.with_scapy(pkt, payloads=False)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        return json_line(packet_json(int(c["frame"][i]), rec, pkt, name)).encode(
+            self._enc, "replace")
+
+    def _template(self, batch: C.Batch, r0: int) -> tuple[bytes, list[tuple[Any, ...]]] | None:
+        """Row r0's object with every per-row value a slot: (template, slot paths); None
+        when a value is neither a slot the columns fill nor fixed by the shape."""
+        from rawlab.present.fmt import json_line
+        from rawlab.present.packet import packet_json
+
+        c = batch.cols
+        rec = batch.record(r0)
+        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        iface = batch.interfaces[rec.interface] if rec.interface < len(
+            batch.interfaces) else None
+        name = iface.name if iface is not None and iface.name else rec.interface
+        obj = packet_json(int(c["frame"][r0]), rec, pkt, name)
+        paths: list[tuple[Any, ...]] = []
+        fmts: list[bytes] = []
+        one = np.array([r0])
+
+        def walk(v: Any, path: tuple[Any, ...]) -> Any:
+            if isinstance(v, dict):
+                return {k: walk(x, (*path, k)) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x, (*path, k)) for k, x in enumerate(v)]
+            got = _slot_values(batch, c, one, self.texts, path)
+            if got is not None and not isinstance(v, bool):
+                paths.append(path)
+                fmts.append(got[0])
+                return _SENT.format(len(paths) - 1)
+            keys = [p for p in path if isinstance(p, str)]
+            if not keys or keys[-1] not in _LITERAL:
+                raise LookupError(path)
+            return v
+
+        try:
+            shaped = walk(obj, ())
+        except LookupError:
+            return None
+        text = json_line(shaped).replace("%", "%%").encode()
+        for k, f in enumerate(fmts):
+            text = text.replace(b'"\\u0000%d\\u0000"' % k, f)
+        return text, paths
+
+
+def json_sink_for(out: TextIO) -> BatchJsonSink:
+    """The batch form of ``--json``."""
+    return BatchJsonSink(out)

@@ -1,0 +1,318 @@
+"""Who owns the socket at one end of a flow: exact sock_diag look-ups in the network
+namespace where the address lives, then /proc (the I/O behind
+:mod:`rawlab.analysis.processes`).
+
+    look = OwnerLookup(netns="blue")   # the capture's namespace is asked first
+    look.start()                       # namespaces, addresses, every socket that exists now
+    look.owner(AF_INET, IPPROTO_TCP, local, lport, remote, rport)   # Answer(owner, final)
+    look.close()
+
+Each namespace (those of every process, and the named ones under /run/netns) gets a
+sock_diag socket opened inside it, a membership of the destroy groups where the
+kernel allows it, and the set of its addresses (RTM_GETADDR). An end whose address
+belongs to no namespace is not a socket of this machine: its owner is None. Otherwise
+the namespaces holding that address are asked for the socket by its 4-tuple (no
+dump), and its inode is mapped to the process holding it
+(:class:`~rawlab.sockets.proc.SocketHolders`); loopback addresses are asked in the
+capture's namespace only. A socket's cookie, unique while the machine runs, keys a
+cache of owners: a socket seen alive once keeps its owner after its process closed
+it (orphaned, TIME_WAIT, or destroyed: the destroy message carries the cookie).
+:meth:`OwnerLookup.start` fills that cache with every TCP/UDP socket that exists
+when the capture starts. Whatever is not known is said so
+(:data:`~rawlab.records.CLOSED`, :data:`~rawlab.records.NO_SOCKET`,
+:data:`~rawlab.records.UNKNOWN`), never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from rawlab.records import CLOSED, NO_SOCKET, PROCESS, UNKNOWN, SocketOwner
+from rawlab.sockets import diag, proc
+from rawlab.sockets.netns import entered
+
+# TCP states of a connection a listener holds but no process has accepted yet
+_UNACCEPTED = {diag.TCP_SYN_RECV, diag.TCP_NEW_SYN_RECV, diag.TCP_ESTABLISHED,
+               diag.TCP_CLOSE_WAIT}
+_MAX_COOKIES = 1 << 17
+_MAX_DESTROYED = 1 << 16
+_DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
+_DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
+
+
+class Answer(NamedTuple):
+    """One end's owner (None: not a socket of this machine) and whether it is final
+    (False: a listener's owner stands in until the connection is accepted: ask again)."""
+
+    owner: SocketOwner | None
+    final: bool = True
+
+
+@dataclass
+class Namespace:
+    """One network namespace rawlab can ask."""
+
+    inode: int
+    path: str
+    name: str | None
+    look: diag.DiagLookup | None = None
+    watch: diag.DestroyWatch | None = None
+    addrs: set[bytes] = field(default_factory=set)
+
+
+def _is_loopback(addr: bytes) -> bool:
+    return (len(addr) == 4 and addr[0] == 127) or addr == bytes(15) + b"\x01"
+
+
+class OwnerLookup:
+    """The owner of a flow's end, from the kernel and /proc; cached by socket cookie.
+
+    ``netns``: the capture's namespace (a /run/netns name; None: this process's).
+    ``proc``: the /proc root. ``destroy_groups``: True when every namespace asked
+    also reports destroyed sockets (else a socket gone before its look-up is
+    :data:`~rawlab.records.UNKNOWN` rather than :data:`~rawlab.records.CLOSED`).
+    """
+
+    def __init__(self, netns: str | None = None, proc_root: str = "/proc",
+                 run_netns: str = "/run/netns", refresh_s: float = 1.0) -> None:
+        self.netns = netns
+        self.proc = proc_root
+        self.run_netns = run_netns
+        self.refresh_s = refresh_s
+        self.holders = proc.SocketHolders(proc_root)
+        self.namespaces: dict[int, Namespace] = {}
+        self.home: Namespace | None = None  # the capture's namespace
+        self._by_addr: dict[bytes, list[Namespace]] = {}
+        self._facts: dict[int, proc.ProcessFacts] = {}
+        self._cgroups: dict[int, str | None] = {}
+        self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
+        # (namespace, protocol, local port) -> (when, [(local, remote, remote port, cookie)])
+        self._destroyed: OrderedDict[tuple[int, int, int],
+                                     tuple[float, list[tuple[bytes, bytes, int, int]]]] = \
+            OrderedDict()
+        self._refreshed = 0.0
+        self.lookups = 0  # sock_diag look-ups sent
+        self.destroy_groups = True
+
+    # -- set-up ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Find the namespaces, open a socket in each, and learn the owner of every TCP and
+        UDP socket that exists now (one /proc walk)."""
+        home_inode = self._home_inode()
+        self._refresh(force=True)
+        self.home = self.namespaces.get(home_inode)
+        self.learn()
+
+    def learn(self) -> None:
+        """Learn the owner of every TCP and UDP socket that exists now, in every namespace
+        (one /proc walk): they stay known after their processes close them."""
+        self.holders.walk()
+        for ns in self.namespaces.values():
+            self._learn_existing(ns)
+
+    def _home_inode(self) -> int:
+        path = (os.path.join(self.run_netns, self.netns) if self.netns
+                else "/proc/thread-self/ns/net")
+        return os.stat(path).st_ino
+
+    def _refresh(self, *, force: bool = False) -> None:
+        """Namespaces and their addresses again (at most once per ``refresh_s``)."""
+        now = time.monotonic()
+        if not force and now - self._refreshed < self.refresh_s:
+            return
+        self._refreshed = now
+        found = proc.net_namespaces(self.proc, self.run_netns)
+        for inode in [i for i in self.namespaces if i not in found]:
+            self._forget(self.namespaces.pop(inode))
+        for inode, path in found.items():
+            ns = self.namespaces.get(inode)
+            if ns is None:
+                name = os.path.basename(path) if path.startswith(self.run_netns) else None
+                ns = self.namespaces[inode] = Namespace(inode, path, name)
+                self._open(ns)
+            if ns.look is not None:
+                ns.addrs = self._addresses(ns)
+        by_addr: dict[bytes, list[Namespace]] = {}
+        for ns in self.namespaces.values():
+            for a in ns.addrs:
+                by_addr.setdefault(a, []).append(ns)
+        self._by_addr = by_addr
+
+    def _open(self, ns: Namespace) -> None:
+        try:
+            with entered(ns.path):
+                ns.look = diag.DiagLookup()
+                try:
+                    ns.watch = diag.DestroyWatch()
+                except OSError:
+                    ns.watch = None
+                    self.destroy_groups = False
+        except Exception:
+            ns.look = None
+
+    def _addresses(self, ns: Namespace) -> set[bytes]:
+        from rawlab.sockets.netlink import DumpSocket
+
+        try:
+            with entered(ns.path), DumpSocket() as nl:
+                return nl.local_addresses()
+        except Exception:
+            return set()
+
+    @staticmethod
+    def _forget(ns: Namespace) -> None:
+        for s in (ns.look, ns.watch):
+            if s is not None:
+                s.close()
+
+    def _learn_existing(self, ns: Namespace) -> None:
+        if ns.look is None:
+            return
+        for fam in (socket.AF_INET, socket.AF_INET6):
+            for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+                try:
+                    replies = ns.look.dump(fam, proto)
+                except Exception:
+                    continue
+                for m in replies:
+                    s = diag.inet_socket(m.payload)
+                    if s is not None and s.inode:
+                        self._resolve(s, ns)
+
+    def close(self) -> None:
+        for ns in self.namespaces.values():
+            self._forget(ns)
+        self.namespaces.clear()
+
+    # -- the question ------------------------------------------------------------
+
+    def owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+              rport: int) -> Answer:
+        """Who holds the socket whose local end is (local, lport) and whose peer is
+        (remote, rport)."""
+        if _is_loopback(local):
+            where = [self.home] if self.home is not None else []
+        else:
+            where = self._by_addr.get(local)
+            if where is None:
+                self._refresh()
+                where = self._by_addr.get(local)
+            if not where:
+                return Answer(None)
+        self._drain()
+        answers = [a for a in (self._ask(ns, family, protocol, local, lport, remote, rport)
+                               for ns in where if ns.look is not None) if a is not None]
+        if len(answers) == 1:
+            return answers[0]
+        if len(answers) > 1:  # that 4-tuple is a socket in several namespaces: say so
+            return Answer(SocketOwner(UNKNOWN))
+        ns = where[0]
+        return Answer(self._gone(ns, family, protocol, local, lport, remote, rport))
+
+    def _ask(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
+             remote: bytes, rport: int) -> Answer | None:
+        assert ns.look is not None
+        self.lookups += 1
+        s = ns.look.find(family, protocol, local, lport, remote, rport)
+        if s is None:
+            return None
+        known = self._cookies.get(s.cookie)
+        if known is not None:
+            self._cookies.move_to_end(s.cookie)
+            return Answer(known)
+        if s.inode:
+            if protocol == socket.IPPROTO_TCP and s.state == diag.TCP_LISTEN:
+                return Answer(self._resolve(s, ns), final=False)
+            return Answer(self._resolve(s, ns))
+        if protocol == socket.IPPROTO_TCP and s.state in _UNACCEPTED:
+            lst = ns.look.find(family, protocol, local, lport, bytes(len(remote)), 0)
+            self.lookups += 1
+            if lst is not None and lst.state == diag.TCP_LISTEN and lst.inode:
+                return Answer(self._resolve(lst, ns), final=False)
+        uid = s.uid if s.state != diag.TCP_TIME_WAIT else None
+        return Answer(SocketOwner(CLOSED, uid=uid, netns=ns.inode, netns_name=ns.name))
+
+    def _resolve(self, s: diag.InetSocket, ns: Namespace) -> SocketOwner:
+        """The owner of a live socket (inode != 0), remembered under its cookie."""
+        owner = None
+        for pid, _fd in self.holders.find(s.inode):
+            f = proc.process_facts(pid, self.proc, self._facts)
+            if f is not None:
+                owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
+                                    f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
+                break
+        if owner is None:  # an inode no process holds: a kernel socket, or one in flight
+            cg = self._cgroup(s.cgroup_id)
+            return SocketOwner(UNKNOWN, uid=s.uid, cgroup=cg,
+                                container=proc.container_id(cg) if cg else None,
+                                netns=ns.inode, netns_name=ns.name)
+        self._cookies[s.cookie] = owner
+        if len(self._cookies) > _MAX_COOKIES:
+            self._cookies.popitem(last=False)
+        return owner
+
+    def _cgroup(self, cgroup_id: int | None) -> str | None:
+        if cgroup_id is None:
+            return None
+        if cgroup_id not in self._cgroups:
+            self._cgroups[cgroup_id] = proc.cgroup_by_id(cgroup_id)
+        return self._cgroups[cgroup_id]
+
+    # -- sockets already gone ----------------------------------------------------
+
+    def _drain(self) -> bool:
+        """Take the destroy messages waiting in every namespace; True if there were any."""
+        got = False
+        now = time.monotonic()
+        gone = self._destroyed
+        for ns in self.namespaces.values():
+            if ns.watch is None:
+                continue
+            for d in ns.watch.drain():
+                got = True
+                key = (ns.inode, d.protocol, d.lport)
+                old = gone.pop(key, None)
+                socks = old[1] if old is not None else []
+                socks.append((d.local, d.remote, d.rport, d.cookie))
+                gone[key] = (now, socks)
+            if ns.watch.lost:
+                self.destroy_groups = False  # some were dropped: no longer sure
+        while gone and (len(gone) > _MAX_DESTROYED
+                        or next(iter(gone.values()))[0] < now - _DESTROY_KEEP_S):
+            gone.popitem(last=False)
+        return got
+
+    def _destroyed_cookie(self, ns: Namespace, protocol: int, local: bytes, lport: int,
+                          remote: bytes, rport: int) -> int | None:
+        """The cookie of the one destroyed socket that had this 4-tuple. A message may carry
+        zeros where the kernel had already reset a field (an aborted TCP socket keeps
+        its local port and peer address only; an unconnected UDP socket has no peer), so
+        zero matches anything; two different sockets matching is no answer (None)."""
+        _when, socks = self._destroyed.get((ns.inode, protocol, lport), (0.0, []))
+        cookies = {c for la, ra, rp, c in socks
+                   if (la == local or not any(la)) and (ra == remote or not any(ra))
+                   and rp in (rport, 0)}
+        return cookies.pop() if len(cookies) == 1 else None
+
+    def _gone(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
+              remote: bytes, rport: int) -> SocketOwner:
+        """No socket of that 4-tuple now: one destroyed (its owner, if it was seen alive),
+        none at all, or not known."""
+        cookie = self._destroyed_cookie(ns, protocol, local, lport, remote, rport)
+        if cookie is None and ns.watch is not None:
+            select.select([ns.watch], [], [], _DESTROY_GRACE)
+            if self._drain():
+                cookie = self._destroyed_cookie(ns, protocol, local, lport, remote, rport)
+        if cookie is not None:
+            known = self._cookies.get(cookie)
+            return known if known is not None else SocketOwner(
+                CLOSED, netns=ns.inode, netns_name=ns.name)
+        state = NO_SOCKET if ns.watch is not None and not ns.watch.lost else UNKNOWN
+        return SocketOwner(state, netns=ns.inode, netns_name=ns.name)

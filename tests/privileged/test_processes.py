@@ -1,0 +1,278 @@
+"""`--processes`, `--pid`: every frame of a flow attributed to the process that owns each
+end, across namespaces, for a Python client, curl and a client that connects and exits
+at once; a connection that existed before the capture; tshark reading the comments.
+
+Namespace A (clients, 10.66.0.1) and B (servers, 10.66.0.2) are joined by a veth pair;
+rawlab captures on B's veth1, so every client socket lives in another namespace than
+the capture's (its namespace is resolved, not assumed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rawlab.lab.netns import Lab, Netns
+
+RAWLAB = str(Path(sys.executable).with_name("rawlab"))
+PY = sys.executable
+A_IP, B_IP = "10.66.0.1", "10.66.0.2"
+PORT = 8080
+
+# B: a TCP server that answers each request after 300 ms (so clients are still alive when
+# rawlab looks their socket up) and a UDP echo
+SERVER = r"""
+import socket, threading, time
+def serve(c):
+    with c:
+        try:
+            c.recv(4096)
+            time.sleep(0.3)
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            c.shutdown(socket.SHUT_WR)
+            while c.recv(4096):
+                pass
+        except OSError:
+            pass
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("@B@", @PORT@)); s.listen(64)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("@B@", 5353))
+def echo():
+    while True:
+        d, a = u.recvfrom(2048); u.sendto(d, a)
+threading.Thread(target=echo, daemon=True).start()
+print("READY", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+""".replace("@B@", B_IP).replace("@PORT@", str(PORT))
+
+# A: a client that keeps its connection while the server answers; prints its local port
+CLIENT = r"""
+import socket, sys, time
+c = socket.create_connection(("@B@", @PORT@))
+print(c.getsockname()[1], flush=True)
+c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+while c.recv(4096):
+    pass
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"ping", ("@B@", 5353)); u.settimeout(2); u.recv(100)
+print(u.getsockname()[1], flush=True)
+time.sleep(0.3)  # rawlab looks the socket up when the capture's block arrives
+""".replace("@B@", B_IP).replace("@PORT@", str(PORT))
+
+# A: connects, sends one byte and exits at once (the kernel finishes for it)
+SHORT = r"""
+import socket, os
+c = socket.create_connection(("@B@", @PORT@))
+print(c.getsockname()[1], flush=True)
+c.sendall(b"x")
+os._exit(0)
+""".replace("@B@", B_IP).replace("@PORT@", str(PORT))
+
+
+def _pair(lab: Lab) -> tuple[Netns, Netns]:
+    a, b = lab.netns("pa"), lab.netns("pb")
+    lab.veth(a, b, f"{A_IP}/24", f"{B_IP}/24", offloads=False)
+    return a, b
+
+
+@pytest.fixture
+def server(lab: Lab) -> Iterator[tuple[Netns, Netns, subprocess.Popen[str]]]:
+    a, b = _pair(lab)
+    p = b.popen([PY, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "READY"
+        yield a, b, p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _packet_sockets(ns: Netns) -> int:
+    return len(ns.run(["cat", "/proc/net/packet"]).stdout.splitlines()) - 1
+
+
+def _capture(b: Netns, *args: str, cmd: str = "capture") -> subprocess.Popen[str]:
+    """rawlab capturing on B's veth1, once its ring is bound (the existing sockets are
+    learnt before the ring opens)."""
+    before = _packet_sockets(b)
+    p = subprocess.Popen([RAWLAB, cmd, "-i", "veth1", "--netns", b.name, *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 30
+    while _packet_sockets(b) <= before:
+        assert p.poll() is None and time.monotonic() < end, "capture did not start"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return p
+
+
+def _stop(p: subprocess.Popen[str]) -> tuple[str, str]:
+    time.sleep(0.6)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    return out, err
+
+
+def _client(a: Netns, code: str) -> tuple[int, list[int]]:
+    p = a.popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
+    out, _ = p.communicate(timeout=30)
+    return p.pid, [int(x) for x in out.split()]
+
+
+def _packets(out: str) -> list[dict[str, Any]]:
+    return [r for r in map(json.loads, out.splitlines()) if "frame" in r]
+
+
+def _ends(pkt: dict[str, Any], port: int) -> tuple[dict[str, Any] | None, str]:
+    """The owner of the end with this port in a packet, and which end it is."""
+    layer = pkt.get("tcp") or pkt.get("udp")
+    end = "src" if layer["sport"] == port else "dst"
+    return pkt["process"][end], end
+
+
+def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any) -> None:
+    a, b, srv = server
+    cap = _capture(b, "--processes", "--json")
+    py_pid, (py_port, py_udp) = _client(a, CLIENT)
+    curl_port = None
+    curl_pid = None
+    if shutil.which("curl"):
+        c = a.popen(["curl", "-s", "-o", "/dev/null", "-w", "%{local_port}",
+                     f"http://{B_IP}:{PORT}/"], stdout=subprocess.PIPE, text=True)
+        out, _ = c.communicate(timeout=30)
+        curl_pid, curl_port = c.pid, int(out)
+    short_pid, (short_port,) = _client(a, SHORT)
+    out, err = _stop(cap)
+    pkts = _packets(out)
+    a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
+
+    def frames(port: int, proto: str) -> list[dict[str, Any]]:
+        return [p for p in pkts if proto in p and port in (p[proto]["sport"], p[proto]["dport"])]
+
+    clients = [(py_pid, py_port, "tcp", "python"), (py_pid, py_udp, "udp", "python")]
+    if curl_port is not None:
+        clients.append((curl_pid, curl_port, "tcp", "curl"))
+    for pid, port, proto, comm in clients:
+        got = frames(port, proto)
+        assert len(got) >= (2 if proto == "udp" else 8), (port, proto, len(got))
+        assert proto == "udp" or got[0]["tcp"]["flags"] == "S"  # the whole connection
+        for p in got:
+            owner, _ = _ends(p, port)
+            assert owner is not None and owner["state"] == "process", (p["frame"], owner)
+            assert owner["pid"] == pid and owner["comm"].startswith(comm)
+            assert owner["netns"] == a_ns and owner["netns_name"] == a.name
+            assert owner["uid"] == 0
+    # the server end: B's python, in the capture's namespace
+    srv_frames = frames(py_port, "tcp")
+    owners = [_ends(p, PORT)[0] for p in srv_frames]
+    assert all(o is not None and o["state"] in ("process", "closed") for o in owners)
+    assert any(o["pid"] == srv.pid for o in owners if o["state"] == "process")
+    # the client that exited at once: its own pid, or honestly not known; never another
+    short = frames(short_port, "tcp")
+    assert short
+    for p in short:
+        owner, _ = _ends(p, short_port)
+        assert owner is not None
+        assert owner["state"] in ("process", "closed", "unknown"), owner
+        if owner["state"] == "process":
+            assert owner["pid"] == short_pid
+    summary = json.loads(out.splitlines()[-1])["summary"]["processes"]
+    assert summary["attributed"] >= len(frames(py_port, "tcp")) + len(frames(py_udp, "udp"))
+    assert summary["destroy_groups"] is True
+    assert "processes:" in err and "frames attributed" in err
+
+
+def test_a_connection_older_than_the_capture_is_attributed(server: Any) -> None:
+    a, b, _srv = server
+    code = r"""
+import socket, sys, time
+c = socket.create_connection(("@B@", @PORT@))
+print(c.getsockname()[1], flush=True)
+sys.stdin.readline()
+c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+while c.recv(4096):
+    pass
+c.close()
+time.sleep(0.5)
+""".replace("@B@", B_IP).replace("@PORT@", str(PORT))
+    p = a.popen([PY, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdin is not None
+    port = int(p.stdout.readline())
+    cap = _capture(b, "--processes", "--json")
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    p.wait(timeout=30)
+    out, _ = _stop(cap)
+    got = [x for x in _packets(out) if "tcp" in x and port in (x["tcp"]["sport"],
+                                                                 x["tcp"]["dport"])]
+    assert len(got) >= 5
+    assert all(_ends(x, port)[0]["pid"] == p.pid for x in got)
+
+
+def test_pid_filter_keeps_only_that_process_and_counts_the_rest(server: Any,
+                                                                 tmp_path: Path) -> None:
+    a, b, _srv = server
+    keeper = a.popen([PY, "-c", "import time; time.sleep(60)"])  # holds no socket yet
+    try:
+        other = a.popen([PY, "-c", "import sys; sys.stdin.readline()\n" + CLIENT],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        mine = a.popen([PY, "-c", "import sys; sys.stdin.readline()\n" + CLIENT],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        out_file = tmp_path / "mine.pcapng"
+        cap = _capture(b, "--pid", str(mine.pid), "-w", str(out_file), "--print")
+        for q in (other, mine):
+            assert q.stdin is not None
+            q.stdin.write("go\n")
+            q.stdin.flush()
+        mine_ports = [int(x) for x in mine.communicate(timeout=30)[0].split()]
+        other_ports = [int(x) for x in other.communicate(timeout=30)[0].split()]
+        out, err = _stop(cap)
+    finally:
+        keeper.kill()
+        keeper.wait()
+    lines = [x for x in out.splitlines() if " > " in x]
+    a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
+    assert lines and all(f"[{mine.pid}]" in x for x in lines)
+    assert any(f".{mine_ports[0]} " in x for x in lines)
+    assert not any(f".{p} " in x for x in lines for p in other_ports)
+    assert "dropped by the process filter" in err
+    # the file holds the same frames, each commented; tshark reads the comments
+    tsh = subprocess.run(["tshark", "-r", str(out_file), "-T", "fields", "-e", "frame.comment"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    comments = tsh.stdout.splitlines()
+    assert len(comments) == len(lines)
+    assert all(f"[{mine.pid}] netns={a_ns} netns_name={a.name}" in c for c in comments)
+    back = subprocess.run([RAWLAB, "read", str(out_file)], capture_output=True, text=True,
+                          timeout=60, check=True).stdout.splitlines()
+    assert [x.split(" ", 1)[1] for x in back] == [x.split(" ", 1)[1] for x in lines]
+
+
+def test_tcp_live_table_has_process_columns(server: Any) -> None:
+    a, b, _srv = server
+    p = _capture(b, "--processes", cmd="tcp")
+    pid, (port, _udp) = _client(a, CLIENT)
+    out, _err = _stop(p)
+    table = out.splitlines()[out.splitlines().index("") + 1:]
+    assert table[0].split()[:6] == ["stream", "client", "client", "process", "server", "server"]
+    row = next(x for x in table if f"{A_IP}:{port}" in x)
+    assert f"python[{pid}]" in row or f"python3[{pid}]" in row
+
+
+def test_handshake_names_both_ends() -> None:
+    p = subprocess.run([RAWLAB, "handshake"], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert p.returncode == 0, p.stderr
+    head = next(x for x in p.stdout.splitlines() if x.startswith(" frame   time ms"))
+    # client and server are sockets of the demo's own process, in two namespaces
+    assert head.count("rawlab[") == 2

@@ -1,0 +1,276 @@
+"""Process attribution, the sans-I/O part: rawlab.analysis.processes fed real frames and a
+table of answers (what the kernel and /proc would say), the pcapng comment form, the
+cgroup readings, and the presentation of owners."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from tcp_synth import tcp_ipv4
+
+from rawlab.analysis.processes import Attribution, ProcessMatch, flow_of
+from rawlab.pcap.owners import facts_comment, owner_comment, parse_comment, with_facts
+from rawlab.pcap.reader import read_records
+from rawlab.pcap.writer import CaptureWriter
+from rawlab.present.processes import label, mark_endpoints, owners_json
+from rawlab.records import (
+    CLOSED,
+    NO_SOCKET,
+    PROCESS,
+    UNKNOWN,
+    Direction,
+    Interface,
+    LinkType,
+    Record,
+    SocketOwner,
+)
+from rawlab.sockets.proc import SocketHolders, cgroup_path, container_id
+
+C, S = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+ETH = bytes(6) + bytes((2, 0, 0, 0, 0, 1)) + b"\x08\x00"
+CURL = SocketOwner(PROCESS, 1234, 1234, "curl", ("curl", "-s", "http://10.0.0.2/"), 1000,
+                   "/user.slice/a.scope", None, 4026531840, None)
+NGINX = SocketOwner(PROCESS, 77, None, "nginx", ("nginx: worker",), 33, "/system.slice",
+                    None, 4026531840, None)
+NGINX2 = SocketOwner(PROCESS, 78, None, "nginx", ("nginx: worker",), 33, "/system.slice",
+                     None, 4026531840, None)
+
+
+@dataclass
+class Ans:
+    owner: SocketOwner | None
+    final: bool = True
+
+
+@dataclass
+class Table:
+    """A lookup answering from a table {(local port): [answers in turn]} (the last repeats)."""
+
+    answers: dict[int, list[Ans]]
+    asked: list[tuple[int, int, bytes, int, bytes, int]] = field(default_factory=list)
+
+    def owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+              rport: int) -> Ans:
+        self.asked.append((family, protocol, local, lport, remote, rport))
+        got = self.answers.get(lport, [Ans(None)])
+        return got.pop(0) if len(got) > 1 else got[0]
+
+
+def tcp(t_ms: float, client: bool, flags: int, cport: int = 40000, sport: int = 80) -> Record:
+    src, dst, a, b = (C, S, cport, sport) if client else (S, C, sport, cport)
+    data = ETH + tcp_ipv4(src, dst, a, b, 1, 1, flags, 100)
+    return Record(int(t_ms * 1e6), len(data), LinkType.ETHERNET, data)
+
+
+def udp(t_ms: float, sport: int, dport: int, src: bytes = C, dst: bytes = S,
+        linktype: int = LinkType.ETHERNET) -> Record:
+    body = struct.pack("!HHHH", sport, dport, 12, 0) + b"abcd"
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 64, 17, 0, src, dst)
+    if linktype == LinkType.LINUX_SLL2:
+        head = struct.pack("!HHIHBB8s", 0x0800, 0, 2, 1, 0, 6, bytes(8))
+    else:
+        head = ETH
+    data = head + ip + body
+    return Record(int(t_ms * 1e6), len(data), linktype, data)
+
+
+def test_a_flow_is_looked_up_once_then_each_direction_has_its_owners() -> None:
+    look = Table({40000: [Ans(CURL)], 80: [Ans(NGINX)]})
+    attr = Attribution(look)
+    recs = [tcp(0, True, 0x02), tcp(0.1, False, 0x12), tcp(0.2, True, 0x10),
+            tcp(0.3, True, 0x18), tcp(0.4, False, 0x10), tcp(0.5, False, 0x11)]
+    assert all(attr(r) for r in recs)
+    assert len(look.asked) == 2  # both ends, once
+    assert {a[3] for a in look.asked} == {40000, 80}
+    assert [r.owners for r in recs] == [(CURL, NGINX), (NGINX, CURL), (CURL, NGINX),
+                                        (CURL, NGINX), (NGINX, CURL), (NGINX, CURL)]
+    assert attr.counts.attributed == 6 and attr.counts.flows == 1
+    # the client's end was asked as its own local end, with the server as the remote
+    assert (2, 6, C, 40000, S, 80) in look.asked
+
+
+def test_a_syn_on_a_known_tuple_looks_it_up_again() -> None:
+    look = Table({40000: [Ans(CURL), Ans(CURL)], 80: [Ans(NGINX), Ans(NGINX2)]})
+    attr = Attribution(look)
+    first = [tcp(0, True, 0x02), tcp(1, False, 0x12), tcp(2, True, 0x10)]
+    for r in first:
+        attr(r)
+    again = tcp(100, True, 0x02)  # the same 4-tuple, a new connection
+    attr(again)
+    assert len(look.asked) == 4
+    assert again.owners == (CURL, NGINX2)
+    assert first[2].owners == (CURL, NGINX)
+
+
+def test_a_listener_stands_in_until_the_connection_is_accepted() -> None:
+    look = Table({40000: [Ans(CURL)], 80: [Ans(NGINX, final=False), Ans(NGINX2)]})
+    attr = Attribution(look, retry_ns=1_000_000)
+    syn, synack = tcp(0, True, 0x02), tcp(0.5, False, 0x12)
+    ack, data = tcp(2, True, 0x10), tcp(3, True, 0x18)
+    for r in (syn, synack, ack, data):
+        attr(r)
+    assert syn.owners == (CURL, NGINX) and synack.owners == (NGINX, CURL)  # provisional
+    assert ack.owners == (CURL, NGINX2) and data.owners == (CURL, NGINX2)  # asked again
+    assert len(look.asked) == 3  # the two ends, then the provisional one once more
+
+
+def test_udp_is_checked_again_after_recheck_ns() -> None:
+    look = Table({5353: [Ans(CURL)], 53: [Ans(NGINX)]})
+    attr = Attribution(look, recheck_ns=1_000_000_000)
+    for t in range(5):
+        attr(udp(t, 5353, 53))
+    assert len(look.asked) == 2
+    attr(udp(1500, 5353, 53))
+    assert len(look.asked) == 4
+
+
+def test_the_process_filter_keeps_only_matching_flows_and_counts_the_rest() -> None:
+    look = Table({40000: [Ans(CURL)], 80: [Ans(None)], 40001: [Ans(SocketOwner(CLOSED))],
+                  40002: [Ans(SocketOwner(NO_SOCKET))], 5000: [Ans(NGINX)]})
+    attr = Attribution(look, ProcessMatch(comms=frozenset({"curl"})))
+    kept = [attr(tcp(t, True, 0x10, cport=40000)) for t in range(3)]
+    closed = [attr(tcp(10 + t, True, 0x10, cport=40001)) for t in range(2)]
+    nosock = attr(tcp(20, True, 0x10, cport=40002))
+    other = attr(udp(30, 5000, 80))
+    arp = Record(0, 42, LinkType.ETHERNET, bytes(12) + b"\x08\x06" + bytes(28))
+    assert kept == [True] * 3 and closed == [False] * 2 and not nosock and not other
+    assert not attr(arp) and arp.owners is None
+    c = attr.counts
+    assert (c.attributed, c.closed, c.unattributed, c.dropped, c.total) == (4, 2, 2, 5, 8)
+    assert ProcessMatch(pids=frozenset({77}))(NGINX)
+    assert ProcessMatch(cgroups=("/user.slice",))(CURL)
+    assert not ProcessMatch(cgroups=("/user",))(CURL)
+    assert not ProcessMatch(pids=frozenset({1234}))(SocketOwner(CLOSED))
+
+
+def test_slow_shapes_ipv6_and_cooked_v2_are_attributed_too() -> None:
+    look = Table({5353: [Ans(CURL)]})
+    attr = Attribution(look)
+    sll2 = udp(0, 5353, 53, linktype=LinkType.LINUX_SLL2)
+    attr(sll2)
+    assert sll2.owners == (CURL, None)
+    src6, dst6 = bytes(15) + b"\x01", bytes(15) + b"\x02"
+    body = struct.pack("!HHHH", 5353, 53, 8, 0)
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(body), 17, 64, src6, dst6)
+    data = ETH[:12] + b"\x86\xdd" + ip6 + body
+    assert flow_of(data, LinkType.ETHERNET) == (6, 17, src6, 5353, dst6, 53, 0)
+    r6 = Record(1, len(data), LinkType.ETHERNET, data)
+    attr(r6)
+    assert r6.owners == (CURL, None)
+    assert look.asked[-1] == (10, 17, src6, 5353, dst6, 53)
+
+
+def test_the_comment_form_reads_back_and_ignores_other_comments() -> None:
+    for end, o in (("src", CURL), ("dst", NGINX), ("src", SocketOwner(CLOSED, uid=7)),
+                   ("dst", SocketOwner(UNKNOWN, netns=3, netns_name="blue")),
+                   ("src", SocketOwner(PROCESS, 5, None, "Web Content", ("a b", "'q'"), 0,
+                                       "/a b", "x" * 64, 1, None))):
+        text = owner_comment(end, o)  # per packet: who, the namespace (uid if no process)
+        got = parse_comment(text)
+        assert got is not None and got[0] == end, text
+        facts = parse_comment("src " + facts_comment(o))  # the process block's comment
+        assert facts is not None
+        assert with_facts(got[1], facts[1]) == o, text
+    assert owner_comment("src", CURL) == "src curl[1234] netns=4026531840"
+    assert facts_comment(CURL) == ("curl[1234] tid=1234 uid=1000 cgroup=/user.slice/a.scope "
+                                   "cmdline: curl -s http://10.0.0.2/")
+    assert owner_comment("dst", SocketOwner(CLOSED, uid=7, netns=9)) == \
+        "dst closed-before-lookup uid=7 netns=9"
+    assert parse_comment("a note by hand") is None
+    assert parse_comment("src is where it came from") is None
+
+
+def _write(path: Path, recs: list[Record]) -> None:
+    w = CaptureWriter(str(path))
+    for r in recs:
+        w.write(r, Interface(0, LinkType.ETHERNET, 262144, name="veth0"))
+    w.close()
+
+
+def test_pcapng_carries_the_owners_and_reads_them_back(tmp_path: Path) -> None:
+    recs = [tcp(0, True, 0x02), tcp(1, False, 0x12), tcp(2, True, 0x10)]
+    recs[0].owners = (CURL, NGINX)
+    recs[1].owners = (NGINX, CURL)
+    recs[1].direction = Direction.OUTBOUND
+    path = tmp_path / "o.pcapng"
+    _write(path, recs)
+    back = list(read_records(path))
+    assert [r.owners for r in back] == [(CURL, NGINX), (NGINX, CURL), None]
+    assert back[0].owners is not None and back[0].owners[0] == CURL
+    raw = path.read_bytes()
+    assert raw.count(struct.pack("<I", 0x80000001)) == 2  # a Darwin block per process
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed "
+                    "(./setup.sh --test installs it)")
+def test_tshark_shows_the_comments(tmp_path: Path) -> None:
+    recs = [tcp(0, True, 0x02), tcp(1, False, 0x12)]
+    recs[0].owners = (CURL, None)
+    recs[1].owners = (None, SocketOwner(CLOSED, uid=1000))
+    path = tmp_path / "o.pcapng"
+    _write(path, recs)
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment",
+                          "-e", "tcp.srcport"], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.splitlines()
+    assert out == ["src curl[1234] netns=4026531840\t40000",
+                   "dst closed-before-lookup uid=1000\t80"]
+    # Debian's Wireshark 4.0 reads Apple's blocks only in its file-format view
+    view = subprocess.run(["tshark", "-r", str(path), "-X", "read_format:MIME Files Format",
+                           "-V"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    assert "Darwin Process ID: 1234" in view and "Darwin Process Name: curl" in view
+    assert "DPEB ID: 0" in view
+    assert f"Comment: {facts_comment(CURL)}" in view  # the process's facts, once
+
+
+def test_labels_beside_the_endpoints_and_json() -> None:
+    body = "IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S], seq 1, win 100, length 0"
+    assert mark_endpoints(body, (CURL, NGINX)) == (
+        "IP 10.0.0.1.40000 curl[1234] > 10.0.0.2.80 nginx[77]: Flags [S], seq 1, win 100, "
+        "length 0")
+    assert mark_endpoints(body, (None, SocketOwner(CLOSED))) == (
+        "IP 10.0.0.1.40000 > 10.0.0.2.80 [closed before lookup]: Flags [S], seq 1, win 100, "
+        "length 0")
+    assert label(SocketOwner(NO_SOCKET)) == "[no socket]"
+    j = owners_json((CURL, None))
+    assert j["dst"] is None and j["src"]["pid"] == 1234 and j["src"]["cmdline"] == [
+        "curl", "-s", "http://10.0.0.2/"]
+
+
+def test_cgroups_and_container_ids() -> None:
+    docker = "0::/system.slice/docker-" + "ab" * 32 + ".scope\n"
+    assert container_id(docker) == "ab" * 32
+    assert container_id("0::/kubepods/burstable/pod1/" + "cd" * 32) == "cd" * 32
+    assert container_id("0::/machine.slice/libpod-" + "ef" * 32 + ".scope/container") \
+        == "ef" * 32
+    assert container_id("0::/lxc.payload.web/init.scope") == "web"
+    assert container_id("0::/user.slice/user-1000.slice/session-2.scope") is None
+    hybrid = "4:memory:/process_api/b76\n1:name=systemd:/\n0::/\n"
+    assert cgroup_path(hybrid) == "/process_api/b76"
+    assert cgroup_path("0::/user.slice/x.scope\n") == "/user.slice/x.scope"
+    assert cgroup_path("1:name=systemd:/a\n0::/\n") == "/a"
+
+
+def test_socket_holders_find_a_new_socket_by_a_partial_walk(tmp_path: Path) -> None:
+    def proc(pid: int, fds: dict[int, str]) -> None:
+        d = tmp_path / str(pid) / "fd"
+        d.mkdir(parents=True, exist_ok=True)
+        for fd, target in fds.items():
+            (d / str(fd)).unlink(missing_ok=True)
+            (d / str(fd)).symlink_to(target)
+
+    proc(10, {0: "/dev/null", 3: "socket:[100]"})
+    proc(11, {3: "socket:[200]"})
+    h = SocketHolders(str(tmp_path))
+    h.walk()
+    assert h.find(100) == [(10, 3)] and h.find(200) == [(11, 3)]
+    proc(12, {4: "socket:[300]"})  # a new process
+    walks = h.walks
+    assert h.find(300) == [(12, 4)] and h.walks > walks
+    proc(10, {3: "socket:[400]"})  # fd 3 of pid 10 now holds another socket
+    assert h.find(100) == [] and h.find(400) == [(10, 3)]
