@@ -33,9 +33,11 @@ if [ "$want_test" = 1 ]; then
     # vagrant-libvirt to validate the Vagrantfile. Java 17: Spark local mode (the dev extra's
     # pyspark) runs the README's SQL over a Parquet dataset (tests/unit/test_spark.py);
     # tmux runs `rawlab view` in a real terminal (tests), termshark is the viewer it is
-    # benchmarked against (bench/view).
+    # benchmarked against (bench/view); dnsmasq-base (real DNS and DHCP servers for the
+    # application-layer tests).
     debs+=(tshark tcpdump tcptrace socat netsniff-ng iputils-ping curl conntrack qemu-system-x86 linux-image-amd64
-           busybox-static cpio zstd vagrant vagrant-libvirt openjdk-17-jre-headless tmux termshark)
+           busybox-static cpio zstd vagrant vagrant-libvirt openjdk-17-jre-headless tmux termshark
+           dnsmasq-base)
 fi
 
 missing=()

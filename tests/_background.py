@@ -41,3 +41,22 @@ class Background:
         lines = self.out.read().splitlines()
         self.out.close()
         return lines
+
+
+def packet_sockets(ns: object) -> int:
+    """How many AF_PACKET sockets namespace ``ns`` (a rawlab.lab.netns.Netns) has open."""
+    return len(ns.run(["cat", "/proc/net/packet"]).stdout.splitlines()) - 1  # type: ignore[attr-defined]
+
+
+def started_capture(ns: object, argv: list[str], **popen: object) -> subprocess.Popen[str]:
+    """``argv`` (a capture in ``ns``) started, returned once its packet socket exists there
+    (and a moment more for the ring to be bound): no guess of how long start-up takes on a
+    loaded machine."""
+    before = packet_sockets(ns)
+    p = subprocess.Popen(argv, text=True, **popen)  # type: ignore[call-overload]
+    end = time.monotonic() + 30
+    while packet_sockets(ns) <= before:
+        assert p.poll() is None and time.monotonic() < end, "capture did not start"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return p

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the analysers are imported only when used
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
 
 
-@dataclass
+@dataclass(slots=True)
 class Counts:
     seen: int = 0  # records read from the source
     matched: int = 0  # records the filter selected (all, without a filter)
@@ -50,6 +50,7 @@ class PacketSink(Protocol):
     """An output of :func:`run`: ``packet`` once per selected record, then ``close``."""
 
     decodes: bool  # True: wants the decoded Packet (else ``pkt`` is None)
+    # (optional) ``uses_interface = False``: ``iface`` is not looked up for it (always None)
 
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None: ...
@@ -86,7 +87,9 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     so that a caller still has them when the source raises midway. `attribute(rec)`
     sets ``rec.owners`` and says whether to keep the record. Decoded packets go
     through IP reassembly (tshark's default; see rawlab.analysis.reassembly for what a
-    fragment then shows).
+    fragment then shows). Sinks see a packet in their order, the same Packet: a first
+    sink may add layers the others show (rawlab.analysis.streams.TcpStreams appends the
+    application messages a TCP segment completes).
     """
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
@@ -96,6 +99,7 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     frag = defrag is not None
     hooks = [s.packet for s in sinks]
     one = hooks[0] if len(hooks) == 1 else None
+    named = writer is not None or any(getattr(s, "uses_interface", True) for s in sinks)
     try:
         for rec in records:
             c.seen += 1
@@ -105,7 +109,7 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             if attribute is not None and not attribute(rec):
                 continue
             c.matched += 1
-            iface = interfaces(rec.interface)
+            iface = interfaces(rec.interface) if named else None
             if writer is not None:
                 writer.write(rec, iface)
                 c.written += 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _background import started_capture
 from rawlab.lab import traffic
 from rawlab.lab.netns import Lab
 
@@ -268,11 +269,9 @@ def test_lines_by_ring_block_are_the_per_packet_lines(pair, tmp_path: Path,
     out = tmp_path / "same.pcapng"
     cmd = [RAWLAB, "capture", "-i", iface, "--netns", a.name]
     flt = ["tcp port 9100 or udp port 9000"]
-    lines_p = subprocess.Popen([*cmd, *flt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    file_p = subprocess.Popen([*cmd, "-w", str(out), *flt], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    lines_p = started_capture(a, [*cmd, *flt], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    file_p = started_capture(a, [*cmd, "-w", str(out), *flt], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
     with b.entered():
         srv = socket.socket()
         srv.bind(("10.66.0.2", 9100))

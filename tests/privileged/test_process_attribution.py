@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from _background import started_capture
 from rawlab.lab.netns import Lab, Netns
 
 RAWLAB = str(Path(sys.executable).with_name("rawlab"))
@@ -98,22 +99,11 @@ def server(lab: Lab) -> Iterator[tuple[Netns, Netns, subprocess.Popen[str]]]:
         p.wait()
 
 
-def _packet_sockets(ns: Netns) -> int:
-    return len(ns.run(["cat", "/proc/net/packet"]).stdout.splitlines()) - 1
-
-
 def _capture(b: Netns, *args: str, cmd: str = "capture") -> subprocess.Popen[str]:
     """rawlab capturing on B's veth1, once its ring is bound (the existing sockets are
     learnt before the ring opens)."""
-    before = _packet_sockets(b)
-    p = subprocess.Popen([RAWLAB, cmd, "-i", "veth1", "--netns", b.name, *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    end = time.monotonic() + 30
-    while _packet_sockets(b) <= before:
-        assert p.poll() is None and time.monotonic() < end, "capture did not start"
-        time.sleep(0.05)
-    time.sleep(0.3)
-    return p
+    return started_capture(b, [RAWLAB, cmd, "-i", "veth1", "--netns", b.name, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _stop(p: subprocess.Popen[str]) -> tuple[str, str]:

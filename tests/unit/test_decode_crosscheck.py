@@ -153,7 +153,9 @@ def test_view_construct_scapy_agree(data: bytes) -> None:
     from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, IPv6
 
     pkt = DEC.decode(data, 1)
-    assert not pkt.truncated and not pkt.malformed
+    # the headers this test builds are whole and sound (random payload on a port with an
+    # application decoder may be a broken message of it: tests/unit/test_app_robust.py)
+    assert not any(lay.truncated or lay.malformed for lay in pkt.layers if not lay.application)
     for lay in pkt.layers:
         if type(lay) in SCHEMAS:
             check_construct(lay)

@@ -82,7 +82,9 @@ def test_ethernet_ipv4_tcp_syn(dec: Decoder) -> None:
 
 def test_qinq_udp(dec: Decoder) -> None:
     p = dec.decode(QINQ_UDP, 1)
-    assert p.names == ("eth", "ipv4", "udp")
+    # port 53: the two payload bytes are the start of a DNS message, cut short (as tshark)
+    assert p.names == ("eth", "ipv4", "udp", "dns")
+    assert p["dns"].truncated and not p["dns"].malformed
     eth = p["eth"]
     assert [(t.tpid, t.pcp, t.dei, t.vid) for t in eth.tags] == [
         (0x88A8, 3, 0, 100), (0x8100, 0, 0, 200)]

@@ -79,7 +79,8 @@ def test_a_row_the_fast_path_left_is_filled_per_packet(tmp_path: Path) -> None:
     """An ICMP error (not an echo: per packet) and a bad TCP checksum keep their values."""
     from tcp_synth import tcp_ipv4
 
-    syn = tcp_ipv4(bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)), 1234, 80, 7, 0, 2, 512)
+    # (port 5001: no application decoder claims it, so the good row stays on the fast path)
+    syn = tcp_ipv4(bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)), 1234, 5001, 7, 0, 2, 512)
     bad = syn[:36] + bytes([syn[36] ^ 0xFF]) + syn[37:]  # the TCP checksum's first byte
     path = tmp_path / "odd.pcap"
     from rawlab.pcap.writer import PcapWriter
@@ -92,7 +93,7 @@ def test_a_row_the_fast_path_left_is_filled_per_packet(tmp_path: Path) -> None:
     for r in t:
         assert (r["src"], r["dst"], r["sport"], r["dport"], r["tcp_seq"], r["tcp_flags"],
                 r["tcp_window"], r["layers"], r["linktype_name"]) == (
-            "10.0.0.1", "10.0.0.2", 1234, 80, 7, 2, 512, "ipv4:tcp", "RAW")
+            "10.0.0.1", "10.0.0.2", 1234, 5001, 7, 2, 512, "ipv4:tcp", "RAW")
         assert r["udp_length"] is None and r["eth_src"] is None and r["ip6_hop_limit"] is None
     assert (t[0]["l4_csum"], t[1]["l4_csum"]) == (1, 3)  # good; bad (only per packet)
 

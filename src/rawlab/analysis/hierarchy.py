@@ -6,10 +6,13 @@
         h.add(dec.path(rec.data, rec.linktype), rec.wirelen)
     for row in h.rows():            # tree order, children in order of first appearance
         row.depth, row.name, row.packets, row.bytes, row.path
+    h.paths                         # path -> [packets, bytes]: what add() counts (a hot loop
+                                    # may count into it directly)
 
 As in tshark, every node counts the packets that contain it at that place in
 the stack and the *whole frame's* length (``wirelen``) of those packets.
-``add`` is one dictionary look-up: the tree is only built by ``rows()``.
+``add`` is one dictionary look-up (a path's tuple is hashed once) and two list
+increments: the tree is only built by ``rows()``.
 """
 
 from __future__ import annotations
@@ -26,30 +29,30 @@ class HierarchyRow(NamedTuple):
 
 
 class ProtocolHierarchy:
-    __slots__ = ("_acc",)
+    __slots__ = ("paths",)
 
     def __init__(self) -> None:
-        self._acc: dict[tuple[str, ...], list[int]] = {}  # path -> [packets, bytes]
+        self.paths: dict[tuple[str, ...], list[int]] = {}  # path -> [packets, bytes]
 
     def add(self, path: tuple[str, ...], nbytes: int) -> None:
-        acc = self._acc.get(path)  # one look-up: hashing the path is most of the cost
+        acc = self.paths.get(path)
         if acc is None:
-            self._acc[path] = [1, nbytes]
+            self.paths[path] = [1, nbytes]
         else:
             acc[0] += 1
             acc[1] += nbytes
 
     @property
     def packets(self) -> int:
-        return sum(a[0] for a in self._acc.values())
+        return sum(n for n, _b in self.paths.values())
 
     @property
     def bytes(self) -> int:
-        return sum(a[1] for a in self._acc.values())
+        return sum(b for _n, b in self.paths.values())
 
     def rows(self) -> list[HierarchyRow]:
         nodes: dict[tuple[str, ...], list[int]] = {}  # insertion order = first appearance
-        for path, (n, b) in self._acc.items():
+        for path, (n, b) in self.paths.items():
             for i in range(1, len(path) + 1):
                 acc = nodes.setdefault(path[:i], [0, 0])
                 acc[0] += n

@@ -175,3 +175,28 @@ def narrow_filter(bpf: str | None, attribution: Any) -> str | None:
     if attribution is None or attribution.match is None:
         return bpf
     return f"(tcp or udp) and ({bpf})" if bpf else "tcp or udp"
+
+
+class KeylogFile(click.ParamType):
+    """An SSLKEYLOGFILE (NSS key log: ``CLIENT_RANDOM``, ``*_TRAFFIC_SECRET_0`` ... lines),
+    read when the command line is parsed: the value is a
+    :class:`rawlab.analysis.tls_decrypt.KeyLog`. A file that cannot be read, or holds no
+    secret, fails here (exit 2) with what is wrong."""
+
+    name = "keylog"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from rawlab.analysis.tls_decrypt import KeyLog
+
+        if isinstance(value, KeyLog):
+            return value
+        try:
+            with open(value, encoding="ascii", errors="replace") as f:
+                keys = KeyLog.parse(f.read())
+        except OSError as exc:
+            self.fail(f"cannot read {value}: {exc.strerror}", param, ctx)
+        if not len(keys):
+            self.fail(f"{value} holds no TLS secrets (expected lines like "
+                      "'CLIENT_RANDOM <hex> <hex>')", param, ctx)
+        return keys

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import line_style_options, pop_line_style
+from rawlab.cli.options import KeylogFile, line_style_options, pop_line_style
 
 
 @click.command()
@@ -29,11 +29,16 @@ from rawlab.cli.options import line_style_options, pop_line_style
               "dataset directory (OUT/packets/date=D/hour=H/FILE.parquet, one file per "
               "capture and hour). More FILEs (or directories of captures) may follow FILE. "
               "Files appear whole (written under a hidden name, then renamed).")
+@click.option("--scapy", "scapy_view", is_flag=True, help="scapy's own show() of every "
+              "frame (its dissectors, its words).")
+@click.option("--keylog", type=KeylogFile(), metavar="FILE",
+              help="Decrypt TLS 1.2/1.3 with the secrets in FILE (SSLKEYLOGFILE format, as "
+              "browsers, curl and Python's ssl write) and decode the HTTP/1.x inside.")
 @line_style_options
 @click.argument("words", nargs=-1, metavar="[FILE...] [EXPRESSION]")
 def read(file: str, expression: str | None, count: int | None, out: str | None,
          as_pcap: bool, verbose: int, as_json: bool, stats: bool, parquet: str | None,
-         words: tuple[str, ...], **style_kw: Any) -> None:
+         scapy_view: bool, keylog: Any, words: tuple[str, ...], **style_kw: Any) -> None:
     """Read a pcap or pcapng FILE ('-' for stdin) and decode every packet; a tcpdump
     filter EXPRESSION after the file (or -f) selects which.
 
@@ -58,10 +63,11 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     from rawlab.present import packet
     from rawlab.present.hierarchy import HierarchySink
 
-    if sum((bool(verbose), as_json, stats)) > 1:
-        raise click.UsageError("choose one of -v, --json, --stats")
+    if sum((bool(verbose), as_json, stats, scapy_view)) > 1:
+        raise click.UsageError("choose one of -v, --json, --stats, --scapy")
     if parquet:
-        _parquet(file, words, expression, count, parquet, (out, verbose, as_json, stats))
+        _parquet(file, words, expression, count, parquet,
+                 (out, verbose, as_json, stats, scapy_view, keylog))
         return
     if os.path.isdir(file):
         raise click.UsageError(f"{file} is a directory (a directory of captures: --parquet)")
@@ -72,6 +78,10 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     sinks: list[pipeline.PacketSink] = []
     if stats:
         sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
+    elif scapy_view:
+        from rawlab.present.app.scapy import ScapySink
+
+        sinks.append(ScapySink(sys.stdout))
     elif not (style_kw["quick"] and out):
         sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
                                      style=pop_line_style(style_kw)))
@@ -80,14 +90,23 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
                                "nothing per packet) or write to a file")
     if out:
         refuse_overwrite(out, [file])
+    streams = None
+    if any(s.decodes for s in sinks):  # TCP application messages: reassembled, a first sink
+        from rawlab.analysis.streams import TcpStreams
+
+        streams = TcpStreams(keylog=keylog)
     fast = _batch_sink(sinks, file, expression, out)
     if fast is not None:
         from rawlab.decode.columns import open_batches
 
+        fast.streams = streams.feed if streams is not None else None  # (rows of application
+        # ports take the per-packet path, and the streams see them there)
         with open_batches(file) as src:
             pipeline.run_batches(src, [fast], count=count, counts=counts)
         return
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
+    if streams is not None:
+        sinks.insert(0, streams)
     source = sys.stdin.buffer if file == "-" else file
     with open_file(source) as cap:
         # (a pcapng reader fills, and per section renews, its interface list)
@@ -122,7 +141,8 @@ def _parquet(file: str, words: tuple[str, ...], expression: str | None, count: i
     from rawlab.present.parquet import write_packets
 
     if any(others):
-        raise click.UsageError("--parquet writes the table: not with -w, -v, --json, --stats")
+        raise click.UsageError("--parquet writes the table: not with -w, -v, --json, --stats, "
+                               "--scapy, --keylog")
     inputs = [file]
     rest = list(words)
     while rest and os.path.exists(rest[0]):

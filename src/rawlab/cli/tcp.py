@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_options
+from rawlab.cli.options import (
+    KeylogFile,
+    Seconds,
+    narrow_filter,
+    pop_processes,
+    process_options,
+)
 
 
 @click.command()
@@ -43,11 +49,16 @@ from rawlab.cli.options import Seconds, narrow_filter, pop_processes, process_op
                 metavar="[FILE...]")
 @click.option("--exact", is_flag=True, help="The table from the exact analyser (Wireshark's "
               "rules, as --json) instead of the columnar summary (tcptrace's figures).")
+@click.option("--keylog", type=KeylogFile(), metavar="FILE",
+              help="Also print each application message as it completes (TLS records, "
+              "decrypted with the secrets in FILE, SSLKEYLOGFILE format, and the HTTP/1.x "
+              "inside), before the connection table.")
 @process_options
 def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None,
         count: int | None, duration: float | None, ring_mb: int, as_json: bool,
         stream: int | None, follow: int | None, plot: str | None, ladder: bool,
-        parquet: str | None, more: tuple[str, ...], exact: bool, **kw: Any) -> None:
+        parquet: str | None, more: tuple[str, ...], exact: bool, keylog: Any,
+        **kw: Any) -> None:
     """Analyse the TCP connections in a pcap or pcapng FILE ('-' for stdin), or live
     on an interface (-i).
 
@@ -55,7 +66,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     initial RTT, payload bytes each way, retransmissions, TCP flags seen and what
     was counted. For a file it comes from the columnar summary (whole batches,
     numpy): rtx and the counts (out_of_order, zero_window_probe, zero_window, sack,
-    dsack) are tcptrace's (`tcptrace -l`). --exact, --json, --ladder, --follow,
+    dsack) are tcptrace's (`tcptrace -l`). --exact, --json, --ladder, --follow, --keylog,
     --plot, --stream and live use the exact analyser: Wireshark 4.0's sequence
     analysis frame for frame, its expert flags counted (retransmission,
     duplicate_ack, out_of_order, zero_window ...). Live, events print as they happen
@@ -83,13 +94,14 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     if (more or (file and os.path.isdir(file))) and not parquet:
         raise click.UsageError("several FILEs (or a directory of captures) need --parquet")
     if parquet and file is not None:
-        if any((as_json, follow is not None, ladder, plot, stream is not None)):
+        if any((as_json, follow is not None, ladder, plot, stream is not None,
+                keylog is not None)):
             raise click.UsageError("--parquet writes the tables: not with --json, --follow, "
-                                   "--ladder, --plot, --stream")
+                                   "--ladder, --plot, --stream, --keylog")
         _parquet([file, *more], parquet, count)
         return
     if iface is None and not (as_json or follow is not None or ladder or plot or exact
-                              or stream is not None):
+                              or stream is not None or keylog is not None):
         from rawlab.decode.columns import open_batches
         from rawlab.present.tcp import SummarySink
 
@@ -102,6 +114,13 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         from rawlab.present.parquet import TcpParquetSink
 
         sinks = [TcpParquetSink(parquet, f"live-{iface}-{time.strftime('%Y%m%d-%H%M%S')}")]
+    if keylog is not None:
+        if as_json or follow is not None or ladder:
+            raise click.UsageError("--keylog prints message lines: not with --json, --follow, "
+                                   "--ladder")
+        from rawlab.present.app.messages import MessageSink
+
+        sinks.insert(0, MessageSink(sys.stdout, keylog))
     analyzer = TcpAnalyzer()
     if iface is None:
         from rawlab.pcap.reader import open_file

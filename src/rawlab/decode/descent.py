@@ -40,6 +40,8 @@ from rawlab.decode.arp import Arp
 from rawlab.decode.cdp import Cdp
 from rawlab.decode.chdlc import CHDLC_CDP, CHDLC_SLARP, Chdlc, Slarp
 from rawlab.decode.cisco import ETH_P_AVSP, ETH_P_CMD, Avsp, CiscoMetadata
+from rawlab.decode.dhcp import PORT_BOOTPC, PORT_BOOTPS, Dhcp
+from rawlab.decode.dns import PORT_DNS, PORT_LLMNR, PORT_MDNS, Dns, DnsTcp, Llmnr, Mdns
 from rawlab.decode.erspan import Erspan, Erspan1, Erspan3
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS, Ethernet
 from rawlab.decode.fabricpath import ETH_P_FABRICPATH, Fabricpath
@@ -53,6 +55,7 @@ from rawlab.decode.gre import (
     GRE_PPP,
     Gre,
 )
+from rawlab.decode.http import HTTP_PORTS, Http
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ieee80211 import Wlan
@@ -68,6 +71,7 @@ from rawlab.decode.mpls import MPLS_PORT, Mpls, PwControlWord
 from rawlab.decode.netlink import Netlink
 from rawlab.decode.nflog import Nflog
 from rawlab.decode.nsh import ETH_P_NSH, Nsh
+from rawlab.decode.ntp import PORT_NTP, Ntp
 from rawlab.decode.null import Loop, Null
 from rawlab.decode.pbb import ETH_P_PBB, Pbb
 from rawlab.decode.pktap import Pktap
@@ -91,11 +95,15 @@ from rawlab.decode.ppp import (
     Ppp,
 )
 from rawlab.decode.pppoe import ETH_P_PPP_DISC, ETH_P_PPP_SES, PppoeDiscovery, PppoeSession
+from rawlab.decode.quic import PORT_QUIC, Quic
 from rawlab.decode.radiotap import Radiotap
 from rawlab.decode.slip import Slip
 from rawlab.decode.sll import LINUX_SLL_P_802_2, Sll, Sll2
+from rawlab.decode.snmp import PORT_SNMP, PORT_SNMP_TRAP, Snmp
+from rawlab.decode.ssh import PORT_SSH, Ssh
 from rawlab.decode.stp import Stp
 from rawlab.decode.tcp import Tcp
+from rawlab.decode.tls import TLS_PORTS, Tls
 from rawlab.decode.udp import Udp
 from rawlab.decode.view import Buffer, Raw, View, as_view
 from rawlab.decode.vlan import Vlan
@@ -197,11 +205,17 @@ class DispatchTable:
     number ("eth", "ip" by version, "llc", "wlan", "ppp", "pwcw").
 
     **Ports** (``udp_port``, ``tcp_port``): a well-known port -> the view of what the
-    segment or datagram carries, tried as Wireshark does: the lower of the two ports
-    first, then the higher (port 0 never), on a non-empty payload. A constructor may be
-    a heuristic that answers None ("not mine": the other port is tried, then the walk
-    ends with the transport layer); one that raises is treated as None. Add entries
-    here, one line per protocol, keyed by the IANA port.
+    datagram or segment carries. A port entry matches when either port is that port;
+    when both have an entry, the lower port number wins, and a UDP entry that declines
+    (a heuristic answering None: "not mine"; one that raises is treated as None) lets the
+    higher one try (Wireshark's ``decode_udp_ports`` and ``decode_tcp_ports``: a
+    well-known port beats an ephemeral one, both directions of a conversation get the
+    same protocol). The per-packet walk applies the UDP entries (tunnels such as VXLAN
+    and Geneve, DNS, DHCP, QUIC ...); TCP entries are a byte stream's, not a segment's:
+    :mod:`rawlab.analysis.streams` reassembles those connections and builds the view on
+    the segment that completes each message, cut by the view's ``pdu_len`` (TLS, HTTP,
+    DNS over TCP, SSH; a view without one takes each segment's bytes as one message).
+    Add entries here, one line per protocol, keyed by the IANA port.
     """
 
     link: dict[int, ViewCtor] = field(default_factory=dict)
@@ -226,9 +240,24 @@ class DispatchTable:
         return self.steps
 
 
+def port_view(ports: dict[int, ViewCtor], sport: int, dport: int) -> ViewCtor | None:
+    """The entry of ``ports`` for a datagram or segment between these ports (the lower
+    port first, :class:`DispatchTable`), or None."""
+    if sport > dport:
+        sport, dport = dport, sport
+    got = ports.get(sport)
+    return got if got is not None else ports.get(dport)
+
+
+def is_stream(ctor: ViewCtor | None) -> bool:
+    """True for a view of messages that may span TCP segments (it has ``pdu_len``): not
+    for the per-packet walk (a UDP entry of one is ignored)."""
+    return hasattr(ctor, "pdu_len")
+
+
 def build_table() -> DispatchTable:
     """The default table, built when called (nothing happens at import)."""
-    return DispatchTable(
+    table = DispatchTable(
         link={
             LinkType.NULL: Null,
             LinkType.ETHERNET: Ethernet,
@@ -287,6 +316,27 @@ def build_table() -> DispatchTable:
                   MPLS_PORT: Mpls, LWAPP_DATA_PORT: Lwapp},
         tcp_port={},
     )
+    _add_application_ports(table)
+    return table
+
+
+# ---- application protocols by port (issue 16, application half): their own block ------
+
+def _add_application_ports(table: DispatchTable) -> None:
+    """The UDP and TCP ports of the application decoders (one module each)."""
+    table.udp_port.update({
+        PORT_DNS: Dns, PORT_MDNS: Mdns, PORT_LLMNR: Llmnr,
+        PORT_BOOTPS: Dhcp, PORT_BOOTPC: Dhcp,
+        PORT_NTP: Ntp,
+        PORT_SNMP: Snmp, PORT_SNMP_TRAP: Snmp,
+        PORT_QUIC: Quic,
+    })
+    table.tcp_port.update({
+        PORT_DNS: DnsTcp, PORT_MDNS: DnsTcp,
+        PORT_SSH: Ssh,
+        **dict.fromkeys(TLS_PORTS, Tls),
+        **dict.fromkeys(HTTP_PORTS, Http),
+    })
 
 
 # ---- the walk over views --------------------------------------------------------------------
@@ -375,7 +425,7 @@ def by_port(ports: dict[int, PortCtor], sport: int, dport: int,
     lo, hi = (sport, dport) if sport <= dport else (dport, sport)
     for p in (lo, hi) if lo != hi else (lo,):
         ctor = ports.get(p) if p else None
-        if ctor is not None:
+        if ctor is not None and not is_stream(ctor):  # (a stream's view: not per packet)
             try:
                 got = ctor(payload)
             except Exception:
@@ -386,19 +436,12 @@ def by_port(ports: dict[int, PortCtor], sport: int, dport: int,
 
 
 def _after_udp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
+    sp, dp = lay.sport, lay.dport
     ports = table.udp_port
-    if not ports or len(lay.buf) < 8:
-        return None
+    if (sp not in ports and dp not in ports) or len(lay.buf) < 8:
+        return None  # (ports first: the common case costs two look-ups)
     payload = lay.payload
-    return by_port(ports, lay.sport, lay.dport, payload) if len(payload) else None
-
-
-def _after_tcp(lay: Any, table: DispatchTable, linktype: int, order: str) -> View | None:
-    ports = table.tcp_port
-    if not ports or len(lay.buf) < lay.header_len:
-        return None
-    payload = lay.payload
-    return by_port(ports, lay.sport, lay.dport, payload) if len(payload) else None
+    return by_port(ports, sp, dp, payload) if len(payload) else None
 
 
 _ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})  # these quote the datagram that caused them
@@ -435,7 +478,6 @@ _AFTER: dict[type, Callable[[Any, DispatchTable, int, str], View | None]] = {
     Ipv4: _after_ipv4,
     Ipv6: _after_ipv6,
     Udp: _after_udp,
-    Tcp: _after_tcp,
     **dict.fromkeys((
         Null, Loop, Slip, Ppp, Chdlc, Nflog, Ipoib, Pktap, JuniperEther, Radiotap, Wlan, Llc,
         Gre, Erspan, Erspan1, Erspan3, Vxlan, VxlanGpe, Geneve, Mpls, PwControlWord,
@@ -682,12 +724,16 @@ _IP_NAME = {ETH_P_IP: Ipv4.name, ETH_P_IPV6: Ipv6.name}
 
 def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
     """The layer names ``decoder.decode(data, linktype)`` gives, computed by :func:`walk`
-    where it can (one dictionary look-up per packet after the first of each shape).
-    It is :meth:`Decoder.path <rawlab.decode.dispatch.Decoder.path>`.
-
-    A shape whose transport payload a port table may claim costs two more look-ups
-    (the ports); a fragment goes to ``decoder.fragments`` when that is set (IP
-    reassembly: :mod:`rawlab.analysis.reassembly`), else it is named per packet."""
+    where it can (one dictionary look-up per packet after the first of each shape, and
+    for UDP and TCP one per port pair: :meth:`Decoder.port_names
+    <rawlab.decode.dispatch.Decoder>`). It is :meth:`Decoder.path
+    <rawlab.decode.dispatch.Decoder.path>`. A fragment goes to ``decoder.fragments`` when
+    that is set (IP reassembly: :mod:`rawlab.analysis.reassembly`), else it is named per
+    packet. A TCP segment with payload on a stream protocol's port (TLS, HTTP, DNS over
+    TCP) gets no application name here (only reassembly can tell which frame completes a
+    message): ``decoder.stream`` is set to its :func:`walk` answer for the caller that
+    reassembles (``read --stats``), when its first byte may start a message or
+    ``decoder.streams_live`` (the caller follows connections that may continue one)."""
     w = walk(data, linktype)
     if w is not None:
         key = (linktype, w[0], w[2], w[5] & 3)  # & (FRAG_LATER | FRAG_MORE)
@@ -695,44 +741,92 @@ def names(decoder: Decoder, data: bytes, linktype: int) -> tuple[str, ...]:
         if got is None:
             got = decoder.shapes[key] = _shape_names(key, decoder)
         if got:
-            return got
-        if got.__class__ is PortShape:  # TCP or UDP, and its port table is not empty
-            ports = got.ports
-            try:
-                sp, dp = _PORTS.unpack_from(data, w[3])
-            except struct.error:  # not both ports captured: decode it
-                sp = dp = next(iter(ports))
-            if sp not in ports and dp not in ports:
-                return got.names
+            leaf = got[-1]
+            if leaf is not _UDP and leaf is not _TCP:
+                return got
+            # the application layer after the ports (UDP: as _after_udp finds it; TCP: a
+            # stream's, see DispatchTable):
+            # which entry (if any) a port pair leads to is remembered per pair
+            l4 = w[3]
+            if w[4] - l4 <= (8 if leaf is _UDP else 20):
+                return got  # no payload by the IP length (a pure ACK without options...)
+            pair = data[l4 : l4 + 4]
+            pairs = decoder.port_pairs[leaf is _TCP]
+            app = pairs.get(pair)
+            if app is None:
+                app = _pair_entry(decoder, pair, leaf is _TCP)
+            if not app:
+                return got  # no entry for either port: the common case, kept short
+            n = len(data)
+            end = w[4] if w[4] < n else n
+            if leaf is _UDP:  # the payload, as the Udp view bounds it
+                if end - l4 <= 8 or type(app) is bytes:
+                    return got  # none captured (or a stream entry on UDP: none either)
+                ln = data[l4 + 4] << 8 | data[l4 + 5]
+                if 0 < ln <= 8:  # malformed, or no payload by the length
+                    return got
+            else:
+                if end - l4 < 20:
+                    return got  # the header cut short
+                off = data[l4 + 12]
+                if off < 0x50 or end - l4 <= (off >> 4) * 4:
+                    return got  # malformed (data offset < 5), or no payload
+                if type(app) is bytes:  # a stream protocol: the reassembler's
+                    # (Decoder.stream says where) when the payload may start a message,
+                    # or may continue one of a connection the reassembler follows
+                    if app[data[l4 + (off >> 4) * 4]] or decoder.streams_live:
+                        decoder.stream = w
+                    return got
+            if app != "_":
+                return (*got, app)
         elif w[5] & 3 and decoder.fragments is not None:
             return decoder.fragments(data, linktype)
     return decoder.decode(data, linktype).names
 
 
-class PortShape(frozenset):  # type: ignore[type-arg]
-    """A shape whose transport payload a port table may claim: empty (so false, like the
-    "decode it" answer: the common shapes' one truth test stays the only one), holding
-    the names and that table."""
-
-    __slots__ = ("names", "ports")
-    names: tuple[str, ...]
-    ports: dict[int, PortCtor]
-
-    def __new__(cls, names: tuple[str, ...], ports: dict[int, PortCtor]) -> PortShape:
-        self = super().__new__(cls)
-        self.names = names
-        self.ports = ports
-        return self
-
-    def __init__(self, names: tuple[str, ...], ports: dict[int, PortCtor]) -> None:
-        super().__init__()
-
-
+_UDP, _TCP = Udp.name, Tcp.name
 _PORTS = struct.Struct("!HH")
+MAX_PORT_PAIRS = 1 << 16
+
+
+def _pair_entry(decoder: Decoder, pair: bytes, tcp: bool) -> str | bytes:
+    """What :meth:`Decoder.port_names` holds for the entry a port pair leads to (the lower
+    port first), "" for none; remembered in ``decoder.port_pairs``."""
+    if len(pair) < 4:
+        return ""
+    sp, dp = _PORTS.unpack(pair)
+    ports = decoder.port_names[tcp]
+    lo, hi = (sp, dp) if sp <= dp else (dp, sp)
+    got = ports.get(lo)
+    if got is None:
+        got = ports.get(hi, "")
+    pairs = decoder.port_pairs[tcp]
+    if len(pairs) >= MAX_PORT_PAIRS:
+        pairs.clear()
+    pairs[pair] = got
+    return got
+
+
+def port_names(ports: dict[int, ViewCtor], tcp: bool = False) -> dict[int, str | bytes]:
+    """port -> the name of the view the per-packet walk puts after the transport layer;
+    "_" for a constructor without a fixed name (only decoding can tell); for a stream
+    protocol (``tcp``: every TCP entry; the walk adds none) its view's ``FIRST_BYTES``:
+    256 bytes, non-zero for the values a message may start with (all, when the view does
+    not say)."""
+    out: dict[int, str | bytes] = {}
+    for port, ctor in ports.items():
+        if tcp or is_stream(ctor):
+            out[port] = getattr(ctor, "FIRST_BYTES", b"\x01" * 256)
+        elif isinstance(ctor, type) and ctor not in _AFTER:
+            out[port] = getattr(ctor, "name", "_")
+        else:  # a heuristic, or a tunnel (layers follow): only decoding can tell
+            out[port] = "_"
+    return out
 
 
 def _leaf_name(ctor: ViewCtor | None) -> str | None:
-    """The name of the view a walk ends with; None when the walk would go on after it."""
+    """The name of the view a walk ends with; None when the walk would go on after it
+    (UDP and TCP: the port step of :func:`names` follows)."""
     if ctor is None:
         return Raw.name
     if isinstance(ctor, type) and (ctor not in _AFTER or ctor in _PORT_VIEWS):
@@ -740,12 +834,11 @@ def _leaf_name(ctor: ViewCtor | None) -> str | None:
     return None
 
 
-def _shape_names(key: tuple[int, int, int, int],
-                 decoder: Decoder) -> tuple[str, ...] | PortShape:
+def _shape_names(key: tuple[int, int, int, int], decoder: Decoder) -> tuple[str, ...]:
     """The names for one shape :func:`walk` found; () when the caller must decode: the
     table holds other views than the walk assumes (a caller's own entries), or the
-    packet is a fragment and ``decoder.fragments`` is set; a :class:`PortShape` when a
-    port table may claim the payload."""
+    packet is a fragment and ``decoder.fragments`` is set. (What a UDP or TCP port leads
+    to is :func:`names`' per port pair.)"""
     table = decoder.table
     linktype, net, proto, frag = key
     first = table.link.get(linktype)
@@ -772,13 +865,7 @@ def _shape_names(key: tuple[int, int, int, int],
         return (*out, Raw.name)
     ctor = table.ip_proto.get(proto)
     leaf = _leaf_name(ctor)
-    if not leaf:
-        return ()
-    out = (*out, leaf)
-    ports = getattr(table, _PORT_VIEWS[ctor]) if ctor in _PORT_VIEWS else None
-    if ports:
-        return PortShape(out, ports)
-    return out
+    return (*out, leaf) if leaf else ()
 
 
 # ---- the full decode, for callers that only have bytes ---------------------------------------

@@ -10,6 +10,7 @@
     pkt.checksums                            # tuple parallel to layers: ChecksumStatus | None
     pkt.csum_status                          # the most worrying one, or None (computed lazily)
     pkt.truncated, pkt.malformed             # any layer so marked
+    pkt.extend(views)                        # layers found later (application messages)
     dec.path(data, linktype)                 # fast path: just the names, same as pkt.names
 
 Which header follows which (the table, :func:`build_table`, and the walk) is
@@ -36,7 +37,7 @@ from rawlab.decode.checksum import (
     verify_l4,
     worst,
 )
-from rawlab.decode.descent import DispatchTable, build_table, descend, names
+from rawlab.decode.descent import DispatchTable, build_table, descend, names, port_names
 from rawlab.decode.icmp import Icmp
 from rawlab.decode.icmpv6 import Icmpv6
 from rawlab.decode.ipv4 import Ipv4
@@ -132,8 +133,12 @@ class Packet:
 
     @property
     def payload(self) -> memoryview:
-        """What the last layer carries (application bytes for TCP/UDP)."""
-        return self.layers[-1].payload if self.layers else self.data
+        """What the last layer carries (application bytes for TCP/UDP: the payload of the
+        transport layer, also when application layers follow it)."""
+        for lay in reversed(self.layers):
+            if not lay.application:
+                return lay.payload
+        return self.data
 
     @property
     def checksums(self) -> tuple[ChecksumStatus | None, ...]:
@@ -142,6 +147,13 @@ class Packet:
             whole = self.reassembled.at if self.reassembled is not None else -1
             self._csums = _checksums(self.layers, self.hint, whole, self.cut)
         return self._csums
+
+    def extend(self, views: list[View]) -> None:
+        """Append layers found later (the application messages a TCP segment completes:
+        rawlab.analysis.streams); they carry no checksum."""
+        self.layers.extend(views)
+        if self._csums is not None:
+            self._csums += (None,) * len(views)
 
     def checksum(self, name: str) -> ChecksumStatus | None:
         """The status of the first layer called ``name``."""
@@ -257,7 +269,8 @@ def _home_address(ip: Ipv6) -> bytes:
 class Decoder:
     """Decodes records of any supported link type with one explicit table."""
 
-    __slots__ = ("fragments", "netlink_byteorder", "shapes", "table")
+    __slots__ = ("fragments", "netlink_byteorder", "port_names", "port_pairs", "shapes",
+                 "stream", "streams_live", "table")
 
     def __init__(self, table: DispatchTable | None = None, *, netlink_byteorder: str = "=",
                  fragments: Callable[[bytes, int], tuple[str, ...]] | None = None) -> None:
@@ -265,10 +278,20 @@ class Decoder:
         self.netlink_byteorder = netlink_byteorder
         #: layer names by shape, for :meth:`path` (rawlab.decode.descent.names); the
         #: table must not change once the decoder has used it
-        self.shapes: dict[tuple[int, int, int, int], Any] = {}
+        self.shapes: dict[tuple[int, int, int, int], tuple[str, ...]] = {}
         #: :meth:`path` of an IP fragment, when set: ``fragments(data, linktype)`` (IP
         #: reassembly across packets is the caller's: rawlab.analysis.reassembly)
         self.fragments = fragments
+        #: the application layer's name by UDP and by TCP port, for :meth:`path`
+        self.port_names = (port_names(self.table.udp_port),
+                           port_names(self.table.tcp_port, tcp=True))
+        #: the entry of port_names a UDP / TCP port pair (4 bytes) leads to ("" none)
+        self.port_pairs: tuple[dict[bytes, str | bytes], dict[bytes, str | bytes]] = ({}, {})
+        #: set by :meth:`path` for a TCP segment a stream protocol's reassembly must see
+        #: (its descent.walk answer); the caller resets it
+        self.stream: tuple[int, ...] | None = None
+        #: the caller follows connections whose next segment may continue a message
+        self.streams_live = False
 
     def decode(self, data: Buffer, linktype: int, hint: CsumHint = CsumHint.NONE,
                wirelen: int | None = None) -> Packet:

@@ -18,6 +18,8 @@ Contract of a view (design principles 1, 2, 4, 6):
   that checked the length first read it as before). Renderers print None as
   missing (JSON ``null``, the tree ``(not captured)``), never as a value.
 - ``name`` is the layer key used in JSON and in the protocol hierarchy.
+- ``application`` is True for the views of application protocols (what a TCP or
+  UDP port leads to: DNS, TLS, ...): the packet's ``payload`` stays the transport's.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class View:
     FIELDS: ClassVar[tuple[tuple[str, int, int], ...]] = ()
     #: non-zero for an IP header that is one fragment of a datagram (IPv4, IPv6 set it)
     fragmented: ClassVar[int] = 0
+    application: ClassVar[bool] = False
 
     buf: memoryview
     truncated: bool
@@ -99,3 +102,18 @@ class Raw(View):
 
     def fields(self) -> dict[str, Any]:
         return {"proto": self.proto, "length": len(self.buf)}
+
+
+class AppView(View):
+    """Base of the application protocols' views (decode/dns.py, tls.py ...): the whole
+    message is the layer (no payload of its own), and ``frames`` names the TCP segments
+    a reassembled message came in (``((frame, bytes), ...)``; empty per packet)."""
+
+    __slots__ = ("frames",)
+    application: ClassVar[bool] = True
+    frames: tuple[tuple[int, int], ...]
+
+    @property
+    def header_len(self) -> int:
+        return len(self.buf)
+

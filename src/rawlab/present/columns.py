@@ -257,6 +257,8 @@ class BatchLineSink:
         self.out = out
         self.style = style or DEFAULT_STYLE
         self.lines = LineSink(out, style)  # the per-packet path, and the shared TcpdumpSeq
+        #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
+        self.streams: Any = None
         self.seqs: TcpdumpSeq | None = self.lines.seqs
         self.decoder = Decoder()
         self.defrag = IpReassembly(self.decoder)  # fragments are odd rows, met in file order
@@ -350,10 +352,13 @@ class BatchLineSink:
         return seq, ack, sbase
 
     def _odd_line(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
-        """Row i through the per-packet path: decode, then LineSink's text."""
+        """Row i through the per-packet path: decode (and the TCP application messages it
+        completes: ``streams``), then LineSink's text."""
         rec = batch.record(i)
         frame = int(c["frame"][i])
         pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        if self.streams is not None:
+            self.streams(frame, rec.ts_ns, pkt)
         iface = batch.interfaces[rec.interface] if 0 <= rec.interface < len(
             batch.interfaces) else None
         return (self.lines.text(frame, rec, pkt, iface) + "\n").encode(self._enc, "replace")
@@ -636,6 +641,8 @@ class BatchJsonSink:
         self.json = JsonSink(out)
         self.decoder = Decoder()
         self.defrag = IpReassembly(self.decoder)
+        #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
+        self.streams: Any = None
         self.texts = _Texts()
         self.shapes: dict[tuple[Any, ...], tuple[bytes, list[tuple[Any, ...]]] | None] = {}
         self._enc = getattr(out, "encoding", None) or "utf-8"
@@ -693,12 +700,16 @@ class BatchJsonSink:
         return b"".join(out[lo:hi].tolist())
 
     def _odd(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
+        from rawlab.present import app
         from rawlab.present.fmt import json_line
         from rawlab.present.packet import packet_json
 
         rec = batch.record(i)
         frame = int(c["frame"][i])
         pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        if self.streams is not None:
+            self.streams(frame, rec.ts_ns, pkt)
+        app.with_scapy(pkt, payloads=False)
         iface = batch.interfaces[rec.interface] if 0 <= rec.interface < len(
             batch.interfaces) else None
         name = iface.name if iface is not None and iface.name else rec.interface

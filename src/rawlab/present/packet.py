@@ -23,6 +23,7 @@ from rawlab.decode.dispatch import Packet
 from rawlab.decode.rtnl import type_name
 from rawlab.decode.tcp import TcpFlag, flag_letters
 from rawlab.decode.view import View
+from rawlab.present import app
 from rawlab.present.fmt import ascii_text, hex_lines, ip_text, json_line, jsonable, mac_text
 from rawlab.present.layers import FIELD_FORMATS, LAYER_SHAPES
 from rawlab.present.layers import summary as layers_summary
@@ -111,11 +112,12 @@ def tcp_option_json(kind: int, data: bytes, value: Any) -> dict[str, Any]:
 def layer_json(view: View, csum: ChecksumStatus | None,
                prev: View | None = None) -> dict[str, Any]:
     """One layer's object; `prev` is the layer before it (the IP header a transport
-    header's lengths come from, as tshark's tcp.len)."""
-    fmts = _addr_fields(view.name)
-    d: dict[str, Any] = {}
-    for k, v in view.fields().items():
-        d[k] = jsonable(v, fmts.get(k), fmts)
+    header's lengths come from, as tshark's tcp.len). An application layer's object is
+    its presenter's (present/app/)."""
+    d: dict[str, Any] | None = app.layer_json(view) if view.application else None
+    if d is None:
+        fmts = _addr_fields(view.name)
+        d = {k: jsonable(v, fmts.get(k), fmts) for k, v in view.fields().items()}
     ip: Any = prev if prev is not None and prev.name in ("ipv4", "ipv6") else None
     if view.name == "tcp":
         t: Any = view
@@ -412,6 +414,8 @@ def line(frame: int, rec: Record, pkt: Packet, interface: str | None = None,
         else:
             head += f" {interface}"
     body = summary(pkt, rec.wirelen, seqs, st.quick)
+    if pkt.layers and pkt.layers[-1].application:
+        body += app.suffix(pkt)
     if rec.owners is not None:  # --processes: who holds each end (present/processes.py)
         body = mark_endpoints(body, rec.owners)
     if st.link:
@@ -736,8 +740,18 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
                           f"{', '.join(map(str, re.frames))}", None, 0)
         marks = "".join(m for m, on in ((" [truncated]", view.truncated),
                                         (" [malformed]", view.malformed)) if on)
-        yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}", at(base),
-                      view.header_len)
+        lines = app.tree_lines(view) if view.application else None
+        if lines is not None:
+            frames = getattr(view, "frames", ())
+            whole_here = len(frames) <= 1
+            where = f"@{base}" if whole_here else f"reassembled from {len(frames)} segments"
+            yield TreeRow(1, f"  {view.name} {where}, {len(view.buf)} bytes{marks}",
+                          at(base) if whole_here else None, len(view.buf) if whole_here else 0)
+            yield from (TreeRow(2, f"           {x}", None, 0) for x in lines)
+            base += view.header_len
+            continue
+        yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}",
+                      at(base), view.header_len)
         fmts = _addr_fields(view.name)
         fields = view.fields()
         fixed = {f[0] for f in view.FIELDS}
@@ -769,10 +783,10 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
             yield TreeRow(2, f"           {'checksum':<14} {csum.verdict.value}{exp}", None, 0)
         base += view.header_len
     payload = pkt.payload
-    if payload is not None and len(payload):
+    if payload is not None and len(payload) and not pkt.layers[-1].application:
         yield TreeRow(1, f"  payload @{base}: {len(payload)} bytes: "
-                      f"{bytes(payload[:32]).hex()}" + ("…" if len(payload) > 32 else ""), at(base),
-                      len(payload))
+                      f"{bytes(payload[:32]).hex()}" + ("…" if len(payload) > 32 else ""),
+                      at(base), len(payload))
 
 
 @functools.lru_cache(maxsize=256)
@@ -830,6 +844,7 @@ class TreeSink(LineSink):
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        app.with_scapy(pkt)
         name = iface.name if iface is not None and iface.name else rec.interface
         text = "\n".join(tree(frame, rec, pkt, name))
         if self.level >= 3:
@@ -849,6 +864,7 @@ class JsonSink(LineSink):
     def packet(self, frame: int, rec: Record, pkt: Packet | None,
                iface: Interface | None) -> None:
         assert pkt is not None
+        app.with_scapy(pkt, payloads=False)
         name = iface.name if iface is not None and iface.name else rec.interface
         self._write(json_line(packet_json(frame, rec, pkt, name)))
 
