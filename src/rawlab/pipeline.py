@@ -137,6 +137,19 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     return c
 
 
+def app_streams(sinks: Sequence[Any], keylog: Any = None) -> Any:
+    """The TCP stream reassembler the application layers need (TLS, HTTP, DNS over TCP:
+    rawlab.analysis.streams.TcpStreams, decrypting with ``keylog``) when a sink shows
+    decoded packets, else None. The caller makes it :func:`run`'s first sink (the sinks
+    after it see the layers it adds), or gives its ``feed`` to a batch sink's per-packet
+    rows."""
+    if not any(getattr(s, "decodes", False) for s in sinks):
+        return None
+    from rawlab.analysis.streams import TcpStreams
+
+    return TcpStreams(keylog=keylog)
+
+
 def _reassembly(decoder: Decoder) -> IpReassembly:
     from rawlab.analysis.reassembly import IpReassembly
 

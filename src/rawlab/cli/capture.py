@@ -131,10 +131,13 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
 
     status = out is not None and sys.stderr.isatty() and quiet
     block_done = writer.flush if writer else None
+    streams = pipeline.app_streams(sinks)  # TCP application messages, reassembled
     if writer is None and attribution is None and len(sinks) == 1 and \
             not sys.stdout.isatty():
         # lines to a file or pipe: a ring block at a time through batches
-        block_done, sinks = _lines_by_block(sinks, ring, block_done)
+        block_done, sinks = _lines_by_block(sinks, ring, block_done, streams)
+    elif streams is not None:
+        sinks.insert(0, streams)
     records = ring.records(count=count, duration=duration, block_done=block_done)
     try:
         feed = _with_status(records, ring, counts, out or "") if status else records
@@ -152,17 +155,21 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
             click.echo(f"wrote {', '.join(sinks[-1].files) or 'nothing'}", err=True)
 
 
-def _lines_by_block(sinks: list[Any], ring: Any, block_done: Any) -> tuple[Any, list[Any]]:
+def _lines_by_block(sinks: list[Any], ring: Any, block_done: Any,
+                    streams: Any) -> tuple[Any, list[Any]]:
     """The one-line view rendered a ring block at a time from batches (the columnar
-    path: present.columns.RecordLineSink) when the style allows it; else as it was."""
+    path: present.columns.RecordLineSink, its per-packet rows fed to ``streams``) when the
+    style allows it; else as it was (``streams`` the first sink)."""
     from rawlab.present.columns import RecordLineSink, batch_sink_for
     from rawlab.present.packet import LineSink
 
+    as_was = [streams, *sinks] if streams is not None else sinks
     if type(sinks[0]) is not LineSink:
-        return block_done, sinks
+        return block_done, as_was
     lines = batch_sink_for(sys.stdout, sinks[0].style)
     if lines is None:
-        return block_done, sinks
+        return block_done, as_was
+    lines.streams = streams.feed if streams is not None else None
     sink = RecordLineSink(lines, ring.interface)
     return sink.flush, [sink]
 

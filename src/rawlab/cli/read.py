@@ -90,11 +90,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
                                "nothing per packet) or write to a file")
     if out:
         refuse_overwrite(out, [file])
-    streams = None
-    if any(s.decodes for s in sinks):  # TCP application messages: reassembled, a first sink
-        from rawlab.analysis.streams import TcpStreams
-
-        streams = TcpStreams(keylog=keylog)
+    streams = pipeline.app_streams(sinks, keylog)
     fast = _batch_sink(sinks, file, expression, out)
     if fast is not None:
         from rawlab.decode.columns import open_batches

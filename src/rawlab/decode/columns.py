@@ -777,15 +777,19 @@ class _Frames:
         c["arp_length"] = np.where(arp, self.left, 0).astype(np.uint32)
 
     def ports(self, claimed: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Rows on a port the table gives an application decoder leave (all rows leave when
-        the table is not the default one for the shapes the columns know)."""
+        """Rows on a port the table gives an application decoder leave when the decoder has
+        something to see: a payload, or for TCP a SYN, FIN or RST (the stream reassembler
+        needs those; a pure ACK is a pure ACK whatever the port). All rows leave when the
+        table is not the default one for the shapes the columns know."""
         if claimed is None:
             self.leave(np.ones(self.n, bool), APPLICATION)
             return
         udp_ports, tcp_ports = claimed
         sp, dp = self.sport, self.dport
-        self.leave(self.udp & (udp_ports[sp] | udp_ports[dp]), APPLICATION)
-        self.leave(self.tcp & (tcp_ports[sp] | tcp_ports[dp]), APPLICATION)
+        pay = self.c["payload_length"] > 0
+        ctl = (self.c["tcp_flags"] & 0x07) != 0  # FIN, SYN, RST
+        self.leave(self.udp & (udp_ports[sp] | udp_ports[dp]) & pay, APPLICATION)
+        self.leave(self.tcp & (tcp_ports[sp] | tcp_ports[dp]) & (pay | ctl), APPLICATION)
 
 
 def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
