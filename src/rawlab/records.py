@@ -56,8 +56,9 @@ PCAPNG_CUSTOM_NOCOPY = 0x40000BAD
 
 
 def linktype_name(n: int) -> str:
-    """``ETHERNET`` for 1, ``LINKTYPE_<n>`` for what rawlab does not know."""
-    if n == PCAPNG_CUSTOM:
+    """``ETHERNET`` for 1, ``LINKTYPE_<n>`` for what rawlab does not know (a custom block's
+    -1 also as an unsigned 32-bit column holds it)."""
+    if n in (PCAPNG_CUSTOM, 0xFFFFFFFF):
         return "PCAPNG_CUSTOM_BLOCK"
     try:
         return LinkType(n).name

@@ -222,3 +222,35 @@ def test_records_of_a_range_are_the_records(tmp_path: Path) -> None:
             want = every[start:stop]
             assert [(r.ts_ns, r.data, r.interface, r.direction) for r in got] == [
                 (r.ts_ns, r.data, r.interface, r.direction) for r in want]
+
+
+def test_a_custom_block_through_the_columnar_paths(tmp_path: Path) -> None:
+    """read, read --json, tcp and --parquet take a pcapng with a custom block (its record's
+    link type is -1): the columns hold it as all ones and leave it to the per-packet path."""
+    import json
+    import subprocess
+    import sys
+
+    rawlab = str(Path(sys.executable).with_name("rawlab"))
+    e = "<"
+    f = tmp_path / "c.pcapng"
+    f.write_bytes(shb(e) + idb(1, e=e) + epb(0, 1_500_000, ETH, e)
+                  + block(0x0BAD, struct.pack(e + "I", 32473) + b"custom data!", e)
+                  + epb(0, 2_000_000, ETH, e))
+    run = [rawlab, "read", str(f)]
+    lines = subprocess.run(run, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == "pcapng custom block, length 12"
+    js = subprocess.run([*run, "--json"], capture_output=True, text=True,
+                        check=True).stdout.splitlines()
+    got = json.loads(js[1])
+    assert (got["frame"], got["ts_ns"], got["interface"], got["layers"]) == (2, None, None,
+                                                                            ["data"])
+    assert got["block"] == {"type": 0x0BAD, "pen": 32473}
+    tcp = subprocess.run([rawlab, "tcp", str(f)], capture_output=True, text=True, check=False)
+    assert tcp.returncode == 0, tcp.stderr
+    pq = tmp_path / "c.parquet"
+    subprocess.run([*run, "--parquet", str(pq)], capture_output=True, check=True)
+    import pyarrow.parquet as papq
+
+    t = papq.read_table(pq).to_pydict()
+    assert t["linktype_name"] == ["ETHERNET", "PCAPNG_CUSTOM_BLOCK", "ETHERNET"]

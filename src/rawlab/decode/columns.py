@@ -331,7 +331,8 @@ class BatchSource:
                 return plain, recs, pos, _bad(name, offset + end - 4, f"block length {blen} "
                                               f"and trailing length {u32(chunk, end - 4)[0]} "
                                               "differ")
-            if btype == PCAPNG_EPB and blen >= 32:
+            if btype == PCAPNG_EPB and blen >= 32 and cap._section < 1:
+                # (a later section's packets are records: they say their section)
                 iface, tsh, tsl, caplen, orig = epb(chunk, pos + 8)
                 opt_at = pos + 28 + ((caplen + 3) & ~3)
                 rest = end - 4 - opt_at
@@ -393,8 +394,8 @@ class BatchSource:
         cols["interface"] = iface.astype(np.uint32)
         lts = np.array([i.linktype for i in cap.interfaces] or [0], np.uint32)
         cols["linktype"] = lts[np.minimum(iface, len(lts) - 1)]
-        for i, rec in recs.items():
-            cols["linktype"][i] = rec.linktype
+        for i, rec in recs.items():  # (a custom block's PCAPNG_CUSTOM, -1: all ones here)
+            cols["linktype"][i] = rec.linktype & 0xFFFFFFFF
         cols["direction"] = a[:, 6].astype(np.uint8)
         cols["data_offset"] = a[:, 0]
         return _finish(cols, chunk, buf, recs, self.claimed, list(self.cap.interfaces))
@@ -530,7 +531,7 @@ class RecordBatcher:
                 "caplen": lens.astype(np.uint32),
                 "wirelen": np.fromiter((r.wirelen for r in records), np.uint32, n),
                 "interface": np.fromiter((r.interface for r in records), np.uint32, n),
-                "linktype": np.fromiter((r.linktype for r in records), np.uint32, n),
+                "linktype": np.fromiter((r.linktype & 0xFFFFFFFF for r in records), np.uint32, n),
                 "direction": np.fromiter((r.direction for r in records), np.uint8, n),
                 "data_offset": np.cumsum(lens) - lens}
         if interfaces is None:
