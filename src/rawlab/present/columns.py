@@ -556,6 +556,8 @@ def _slot_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
             return b"%d", col(simple[key])
         if key == "ts":
             return b"%r", c["ts_ns"][rows] / 1e9
+        if key == "ts_ns":
+            return b"%d", c["ts_ns"][rows]
         return None
     if top == "eth":
         if key in ("dst", "src"):
