@@ -88,7 +88,7 @@ class OwnerLookup:
         self.holders = proc.SocketHolders(proc_root)
         self.namespaces: dict[int, Namespace] = {}
         self.home: Namespace | None = None  # the capture's namespace
-        self._by_addr: dict[bytes, list[Namespace]] = {}
+        self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
         self._facts: dict[int, proc.ProcessFacts] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
@@ -139,10 +139,11 @@ class OwnerLookup:
                 self._open(ns)
             if ns.look is not None:
                 ns.addrs = self._addresses(ns)
-        by_addr: dict[bytes, list[Namespace]] = {}
-        for ns in self.namespaces.values():
-            for a in ns.addrs:
-                by_addr.setdefault(a, []).append(ns)
+        by_addr: dict[bytes, tuple[Namespace, ...]] = {}
+        for ns in self.namespaces.values():  # whole sets at once: a namespace may hold 100k
+            for a in ns.addrs & by_addr.keys():
+                by_addr[a] = (*by_addr[a], ns)
+            by_addr.update(dict.fromkeys(ns.addrs - by_addr.keys(), (ns,)))
         self._by_addr = by_addr
 
     def _open(self, ns: Namespace) -> None:
@@ -198,7 +199,7 @@ class OwnerLookup:
         """Who holds the socket whose local end is (local, lport) and whose peer is
         (remote, rport)."""
         if _is_loopback(local):
-            where = [self.home] if self.home is not None else []
+            where = (self.home,) if self.home is not None else ()
         else:
             where = self._by_addr.get(local)
             if where is None:
