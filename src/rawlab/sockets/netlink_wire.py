@@ -318,6 +318,8 @@ def message_runs(buf: Any) -> Iterator[tuple[int, int, int]]:
 
     A message whose length is below a header's ends the walk (yielded alone, step 0);
     so does one cut short by the end of ``buf`` (yielded alone). Reads only the headers.
+    (:func:`message_ends` steps over runs the same way, inline: it reads every datagram
+    of every dump.)
     """
     off, n = 0, len(buf)
     unpack = NLMSGHDR.unpack_from
@@ -337,14 +339,16 @@ def message_runs(buf: Any) -> Iterator[tuple[int, int, int]]:
 def message_ends(buf: Any) -> tuple[bool, int | None, int]:
     """(the dump ended here, errno if it ended in an error, NLM_F_DUMP_INTR seen) for one buffer.
 
-    Reads only nlmsghdr (lengths, types and flags) of each run of messages
-    (:func:`message_runs`), not the payloads.
+    Reads only nlmsghdr (lengths, types and flags), not the payloads; a run of
+    messages with the same length, type and flags (most of a dump) is stepped
+    over by one regular-expression match.
     """
+    off, n = 0, len(buf)
     intr = 0
     unpack = NLMSGHDR.unpack_from
-    for off, step, _count in message_runs(buf):
+    while off + NLMSG_HDRLEN <= n:
         length, mtype, flags, _seq, _pid = unpack(buf, off)
-        if not step:
+        if length < NLMSG_HDRLEN:
             return True, errno.EBADMSG, intr
         intr |= flags & NLM_F_DUMP_INTR
         if mtype in (NLMSG_DONE, NLMSG_ERROR):
@@ -352,4 +356,10 @@ def message_ends(buf: Any) -> tuple[bool, int | None, int]:
             if mtype == NLMSG_DONE:
                 return True, -err if err < 0 else None, intr
             return True, -err if err else None, intr
+        step = (length + 3) & ~3
+        if mtype >= NLMSG_MIN_TYPE and off + 2 * step <= n:  # same length, type, flags: a run
+            end = _run_of(bytes(buf[off:off + 8]), step)(buf, off).end()
+            off = end if end > off else off + step
+            continue
+        off += step
     return False, None, intr
