@@ -235,3 +235,32 @@ def test_message_ends_steps_over_runs_and_still_sees_done_errors_and_intr() -> N
     assert message_ends(routes + err) == (True, 22, 0)
     assert message_ends(routes + msg(3, struct.pack("=i", -16))) == (True, 16, 0)
     assert message_ends(routes[:-3]) == (False, None, 0)
+
+
+def test_addresses_of_a_run_read_at_once_equal_those_read_one_by_one() -> None:
+    from rawlab.sockets.netlink import _address_of, _run_addresses
+    from rawlab.sockets.netlink_wire import message_runs, messages
+
+    def addr_msg(family: int, local: bytes | None, address: bytes, label: bytes) -> bytes:
+        body = struct.pack("=BBBBI", family, 24, 0x80, 0, 7) + attr(1, address)
+        if local is not None:
+            body += attr(2, local)
+        return msg(RTM_NEWADDR, body + attr(3, label) + attr(8, struct.pack("=I", 0x80)))
+
+    v4 = [addr_msg(2, bytes((10, 1, i >> 8, i & 255)), bytes((10, 1, i >> 8, i & 255)),
+                   b"dum1\0") for i in range(300)]
+    peer = addr_msg(2, bytes((10, 9, 0, 1)), bytes((10, 9, 0, 2)), b"dum1\0")  # same length
+    same_len_other_layout = addr_msg(2, None, bytes((10, 8, 0, 1)), b"dummy-interface\0")
+    v6 = [addr_msg(10, None, bytes(15) + bytes((i,)), b"") for i in range(1, 50)]
+    buf = b"".join([*v4[:100], peer, *v4[100:], same_len_other_layout, *v6]) + DONE
+    assert len(same_len_other_layout) == len(peer)
+    fast: set[bytes] = set()
+    for off, step, count in message_runs(buf):
+        if struct.unpack_from("=IH", buf, off)[1] == RTM_NEWADDR:
+            _run_addresses(buf, off, step, count, fast)
+    slow = {a for m in messages(buf) if m.type == RTM_NEWADDR
+            if (a := _address_of(buf, m.offset, m.end)) is not None}
+    assert fast == slow
+    assert len(fast) == 300 + 1 + 1 + 49
+    assert bytes((10, 9, 0, 1)) in fast and bytes((10, 9, 0, 2)) not in fast  # IFA_LOCAL first
+    assert bytes((10, 8, 0, 1)) in fast

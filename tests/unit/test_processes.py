@@ -206,6 +206,22 @@ def test_pcapng_carries_the_owners_and_reads_them_back(tmp_path: Path) -> None:
     assert raw.count(struct.pack("<I", 0x80000001)) == 2  # a Darwin block per process
 
 
+def test_each_packet_keeps_its_own_owners_and_direction_between_flows(tmp_path: Path) -> None:
+    # the writer reuses the last packet's option run while owners and direction stay the same
+    a, b, a2 = (CURL, NGINX), (NGINX2, None), (CURL, NGINX)  # a2: equal to a, another object
+    plan = [(a, 1), (a, 1), (a, 2), (b, 1), (a, 1), (None, 1), (a2, 0), (a, 0), (b, 2), (b, 2)]
+    recs = []
+    for i, (owners, d) in enumerate(plan):
+        r = tcp(i, True, 0x10, cport=40000 + i)
+        r.owners, r.direction = owners, Direction(d)
+        recs.append(r)
+    path = tmp_path / "o.pcapng"
+    _write(path, recs)
+    back = list(read_records(path))
+    assert [(r.owners, int(r.direction)) for r in back] == [(o, d) for o, d in plan]
+    assert [r.data for r in back] == [r.data for r in recs]
+
+
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed "
                     "(./setup.sh --test installs it)")
 def test_tshark_shows_the_comments(tmp_path: Path) -> None:

@@ -67,10 +67,15 @@ SHB_USERAPPL = 4
 _EPB = struct.Struct("<IIIIIII")  # type, len, iface, ts hi, ts lo, caplen, origlen
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 _END = b"\x00\x00\x00\x00"  # opt_endofopt
+_U32 = struct.Struct("<I").pack
 
 
 def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + _PAD[len(value) & 3]
+
+
+# an EPB's whole option run for each direction alone: epb_flags, then the end marker
+_FLAGS = tuple(_option(EPB_FLAGS, struct.pack("<I", d)) + _END for d in range(4))
 
 
 def _block(btype: int, body: bytes) -> bytes:
@@ -202,6 +207,7 @@ class PcapngWriter(_FileWriter):
         self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
         # id(owners) -> (owners, the whole option run per epb_flags direction)
         self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
+        self._last: tuple[Owners | None, int, bytes] = (None, 0, b"")  # the last hit
         app = application or f"rawlab {__version__}"
         body = (struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
                 + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
@@ -235,19 +241,23 @@ class PcapngWriter(_FileWriter):
         options (without the end marker)."""
         if not 0 <= interface < len(self._snaplens):
             raise ValueError(f"interface {interface} was never added")
+        if options:
+            tail = (_FLAGS[direction & 3][:-4] if direction else b"") + options + _END
+        else:
+            tail = _FLAGS[direction & 3] if direction else b""
+        self._epb(interface, ts_ns, data, wirelen, tail)
+
+    def _epb(self, interface: int, ts_ns: int, data: bytes | bytearray | memoryview,
+             wirelen: int | None, tail: bytes) -> None:
+        """One EPB whose options, end marker included, are ``tail`` (made once, reused)."""
         caplen = len(data)
         ts = min(max(ts_ns, 0), (1 << 64) - 1)  # what 64 bits of nanoseconds can say
-        opts = options
-        if direction:
-            opts = _option(EPB_FLAGS, struct.pack("<I", direction & 3)) + opts
-        if opts:
-            opts += _END
         pad = _PAD[caplen & 3]
-        total = 32 + caplen + len(pad) + len(opts)
+        total = 32 + caplen + len(pad) + len(tail)
         self._sink.put(
             _EPB.pack(PCAPNG_EPB, total, interface, ts >> 32, ts & 0xFFFFFFFF, caplen,
                       caplen if wirelen is None else max(wirelen, caplen))
-            + bytes(data) + pad + opts + struct.pack("<I", total)
+            + bytes(data) + pad + tail + _U32(total)
         )
         self.count += 1
 
@@ -273,26 +283,30 @@ class PcapngWriter(_FileWriter):
             interface = self._auto.get(key)
             if interface is None:
                 interface = self._auto[key] = self.add_interface(rec.linktype)
+        elif not 0 <= interface < len(self._snaplens):
+            raise ValueError(f"interface {interface} was never added")
         if not rec.ts_known and interface == 0:
             self.write_simple(rec.data, rec.wirelen)
             return
         owners = rec.owners
+        d = rec.direction & 3
         if owners is None:
-            self.write(interface, rec.ts_ns, rec.data, rec.wirelen, rec.direction)
+            self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, _FLAGS[d] if d else b"")
+            return
+        last = self._last  # most packets are of the same flow as the one before
+        if owners is last[0] and d == last[1]:
+            self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, last[2])
             return
         hit = self._owner_opts.get(id(owners))
         if hit is None or hit[0] is not owners:
             hit = self._owner_opts[id(owners)] = (owners, [None, None, None, None])
             if len(self._owner_opts) > 4096:
                 self._owner_opts.clear()
-        d = rec.direction & 3
-        opts = hit[1][d]
-        if opts is None:  # the options (flags first), made once per owners and direction
-            opts = self.owner_options(owners)
-            if d:
-                opts = _option(EPB_FLAGS, struct.pack("<I", d)) + opts
-            hit[1][d] = opts
-        self.write(interface, rec.ts_ns, rec.data, rec.wirelen, Direction.UNKNOWN, opts)
+        tail = hit[1][d]
+        if tail is None:  # the options (flags first, end marker last), made once per owners
+            tail = hit[1][d] = (_FLAGS[d][:-4] if d else b"") + self.owner_options(owners) + _END
+        self._last = (owners, d, tail)
+        self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, tail)
 
     def owner_options(self, owners: Owners) -> bytes:
         """The EPB options saying who owns the packet's ends (a Darwin process block, with

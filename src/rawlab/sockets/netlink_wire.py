@@ -311,6 +311,31 @@ def _run_of(head: bytes, step: int) -> Any:
     return run
 
 
+def message_runs(buf: Any) -> Iterator[tuple[int, int, int]]:
+    """``(offset, step, count)`` of each run of consecutive messages in ``buf`` that share
+    their nlmsghdr length, type and flags (most of a dump): ``count`` messages of ``step``
+    bytes (NLMSG_ALIGNed) from ``offset``, stepped over by one regular-expression match.
+
+    A message whose length is below a header's ends the walk (yielded alone, step 0);
+    so does one cut short by the end of ``buf`` (yielded alone). Reads only the headers.
+    (:func:`message_ends` steps over runs the same way, inline: it reads every datagram
+    of every dump.)
+    """
+    off, n = 0, len(buf)
+    unpack = NLMSGHDR.unpack_from
+    while off + NLMSG_HDRLEN <= n:
+        length = unpack(buf, off)[0]
+        if length < NLMSG_HDRLEN:
+            yield off, 0, 1
+            return
+        step = (length + 3) & ~3
+        end = off + step
+        if off + 2 * step <= n:  # same length, type, flags: a run
+            end = max(end, _run_of(bytes(buf[off:off + 8]), step)(buf, off).end())
+        yield off, step, (end - off) // step
+        off = end
+
+
 def message_ends(buf: Any) -> tuple[bool, int | None, int]:
     """(the dump ended here, errno if it ended in an error, NLM_F_DUMP_INTR seen) for one buffer.
 

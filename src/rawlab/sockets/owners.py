@@ -44,6 +44,9 @@ _MAX_COOKIES = 1 << 17
 _MAX_DESTROYED = 1 << 16
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
+# destroy messages are taken before every look-up that finds no socket, else at most this
+# often (so that a namespace's queue of them never overflows)
+_DRAIN_EVERY_S = 0.05
 
 
 class Answer(NamedTuple):
@@ -88,7 +91,7 @@ class OwnerLookup:
         self.holders = proc.SocketHolders(proc_root)
         self.namespaces: dict[int, Namespace] = {}
         self.home: Namespace | None = None  # the capture's namespace
-        self._by_addr: dict[bytes, list[Namespace]] = {}
+        self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
         self._facts: dict[int, proc.ProcessFacts] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
@@ -97,6 +100,7 @@ class OwnerLookup:
                                      tuple[float, list[tuple[bytes, bytes, int, int]]]] = \
             OrderedDict()
         self._refreshed = 0.0
+        self._drained = 0.0
         self.lookups = 0  # sock_diag look-ups sent
         self.destroy_groups = True
 
@@ -139,10 +143,11 @@ class OwnerLookup:
                 self._open(ns)
             if ns.look is not None:
                 ns.addrs = self._addresses(ns)
-        by_addr: dict[bytes, list[Namespace]] = {}
-        for ns in self.namespaces.values():
-            for a in ns.addrs:
-                by_addr.setdefault(a, []).append(ns)
+        by_addr: dict[bytes, tuple[Namespace, ...]] = {}
+        for ns in self.namespaces.values():  # whole sets at once: a namespace may hold 100k
+            for a in ns.addrs & by_addr.keys():
+                by_addr[a] = (*by_addr[a], ns)
+            by_addr.update(dict.fromkeys(ns.addrs - by_addr.keys(), (ns,)))
         self._by_addr = by_addr
 
     def _open(self, ns: Namespace) -> None:
@@ -198,7 +203,7 @@ class OwnerLookup:
         """Who holds the socket whose local end is (local, lport) and whose peer is
         (remote, rport)."""
         if _is_loopback(local):
-            where = [self.home] if self.home is not None else []
+            where = (self.home,) if self.home is not None else ()
         else:
             where = self._by_addr.get(local)
             if where is None:
@@ -206,7 +211,8 @@ class OwnerLookup:
                 where = self._by_addr.get(local)
             if not where:
                 return Answer(None)
-        self._drain()
+        if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
+            self._drain()  # (a socket asked for and found needs none: only the gone do)
         answers = [a for a in (self._ask(ns, family, protocol, local, lport, remote, rport)
                                for ns in where if ns.look is not None) if a is not None]
         if len(answers) == 1:
@@ -214,6 +220,7 @@ class OwnerLookup:
         if len(answers) > 1:  # that 4-tuple is a socket in several namespaces: say so
             return Answer(SocketOwner(UNKNOWN))
         ns = where[0]
+        self._drain()
         return Answer(self._gone(ns, family, protocol, local, lport, remote, rport))
 
     def _ask(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
@@ -270,7 +277,7 @@ class OwnerLookup:
     def _drain(self) -> bool:
         """Take the destroy messages waiting in every namespace; True if there were any."""
         got = False
-        now = time.monotonic()
+        now = self._drained = time.monotonic()
         gone = self._destroyed
         for ns in self.namespaces.values():
             if ns.watch is None:
