@@ -33,7 +33,8 @@ IN_GUEST = os.environ.get("RAWLAB_IN_GUEST") == "1"
 GUEST_TIER = os.environ.get("RAWLAB_GUEST_TIER", "vm")
 GUEST_REPORT = os.environ.get("RAWLAB_GUEST_REPORT")
 # what each guest tier's (outer) guest loads first, and its memory
-GUEST_MODULES = {"vm": ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon", "netlink_diag"),
+GUEST_MODULES = {"vm": ("vsock_loopback", "vsock_diag", "nlmon", "vsockmon", "netlink_diag",
+                        "geneve", "ip_gre", "ipip", "sit"),
                  "hostguest": ("vhost_vsock", "vsock_loopback", "vsock_diag", "vsockmon")}
 GUEST_MEMORY = {"vm": "1G", "hostguest": "2G"}
 
