@@ -209,10 +209,12 @@ def _print_shapes(sock: Any, what: str, kw: dict[str, Any], *, keep: Any) -> Non
             return bool(keep(m)) and (kernel is None or kernel(m))
 
     shapes = ShapeRenderer(encode, keep=wanted, literal=frozenset(literal))
+    from rawlab.present.fmt import write_all
+
     sys.stdout.flush()
-    out = sys.stdout.buffer.write
+    raw = sys.stdout.buffer
     for lines in shapes.render_stream(bufs):
-        out(lines)
+        write_all(raw, lines)
 
 
 # ---- route get ---------------------------------------------------------------------------

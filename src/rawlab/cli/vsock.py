@@ -121,6 +121,7 @@ def listen(port: str, type_name: str, echo: bool, cid_text: str, once: bool, as_
     after another.
     """
     from rawlab.present import vsock as pv
+    from rawlab.present.fmt import write_all
     from rawlab.sockets import hybrid
     from rawlab.sockets import vsock as vs
 
@@ -131,7 +132,7 @@ def listen(port: str, type_name: str, echo: bool, cid_text: str, once: bool, as_
             for ev in vs.serve(listener, type_name, local, echo=echo, once=once,
                                peer_fallback=local):
                 if raw and isinstance(ev, vs.Received):
-                    sys.stdout.buffer.write(ev.data)
+                    write_all(sys.stdout.buffer, ev.data)
                     sys.stdout.buffer.flush()
                     continue
                 line = json.dumps(pv.event_json(ev)) if as_json else pv.event_text(ev)
@@ -239,7 +240,9 @@ def connect(target: str, type_name: str, timeout: float | None, buffer_size: int
                        f"{extra}", err=True)
 
         def sink(data: bytes) -> None:
-            sys.stdout.buffer.write(data)
+            from rawlab.present.fmt import write_all
+
+            write_all(sys.stdout.buffer, data)
             sys.stdout.buffer.flush()
 
         try:

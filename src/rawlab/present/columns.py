@@ -28,7 +28,7 @@ import numpy as np
 from rawlab.analysis.reassembly import IpReassembly
 from rawlab.decode import columns as C
 from rawlab.decode.dispatch import Decoder, Packet
-from rawlab.present.fmt import ip_text, mac_text
+from rawlab.present.fmt import ip_text, mac_text, write_all
 from rawlab.present.packet import (
     DEFAULT_STYLE,
     LineSink,
@@ -275,7 +275,7 @@ class BatchLineSink:
     def _write(self, text: bytes) -> None:
         if self._raw is not None:
             self.out.flush()
-            self._raw.write(text)
+            write_all(self._raw, text)
         else:
             self.out.write(text.decode(self._enc))
 

@@ -133,3 +133,19 @@ def json_line(obj: Any) -> str:
 def json_text(obj: Any) -> str:
     """Compact JSON without the newline (for values inside text lines)."""
     return _compact(obj)
+
+
+def write_all(out: Any, data: bytes | bytearray | memoryview) -> None:
+    """Every byte of ``data`` to the binary stream ``out``. An unbuffered one (``python -u``,
+    PYTHONUNBUFFERED: ``sys.stdout.buffer`` is then the raw FileIO) may take a part only:
+    a signal that interrupts a write to a full pipe (Ctrl-C of a capture whose reader is
+    slow) returns how much went through, and the rest would be lost."""
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if n is None:  # a non-blocking descriptor, full: wait until it takes more
+            import select
+
+            select.select([], [out], [])
+            continue
+        view = view[n:]
