@@ -120,3 +120,41 @@ def test_the_connection_table_sees_the_tunnelled_connection(name: str, tmp_path:
     got = _summary(_write(conv, TUNNELS[name], tmp_path / f"{name}.pcap"))
     assert len(got["family"]) == 1
     assert got == want
+
+
+def test_tunnel_ports_are_the_tunnels_only() -> None:
+    """The ports whose datagrams the TCP front end decodes further are the tunnels'
+    (VXLAN, Geneve ...), not the applications' (DNS, QUIC, NTP: no TCP inside)."""
+    from rawlab.decode.descent import tunnel_udp_ports
+
+    ports = tunnel_udp_ports()
+    assert {4789, 6081} <= ports
+    assert not ports & {53, 67, 68, 123, 161, 443, 5353}
+
+
+def test_a_bad_checksum_on_an_application_port_counts_in_the_table(tmp_path: Path) -> None:
+    """The columns check the checksums of rows on an application port too (HTTP here):
+    the table's history has the bad-checksum letter, as the exact analyser's."""
+    import subprocess
+    import sys
+
+    from scapy.all import IP, TCP, Ether
+
+    c, s = {"src": "10.0.0.1", "dst": "10.0.0.2"}, {"src": "10.0.0.2", "dst": "10.0.0.1"}
+    pkts = [IP(**c) / TCP(sport=40000, dport=80, flags="S", seq=1),
+            IP(**s) / TCP(sport=80, dport=40000, flags="SA", seq=9, ack=2),
+            IP(**c) / TCP(sport=40000, dport=80, flags="A", seq=2, ack=10),
+            IP(**c) / TCP(sport=40000, dport=80, flags="PA", seq=2, ack=10, chksum=0x1234)
+            / b"GET / HTTP/1.1\r\n\r\n"]
+    path = tmp_path / "bad80.pcap"
+    with PcapWriter(path, LinkType.ETHERNET) as w:
+        for i, p in enumerate(pkts):
+            frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / p)
+            w.write(1_700_000_000_000_000_000 + i * 1000, frame, len(frame))
+    rawlab = str(Path(sys.executable).with_name("rawlab"))
+    table = subprocess.run([rawlab, "tcp", str(path)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    exact = subprocess.run([rawlab, "tcp", "--exact", str(path)], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert table[1].split()[4] == exact[1].split()[4]
+    assert "C" in table[1].split()[4]

@@ -53,3 +53,50 @@ def test_payload_row_covers_the_payload() -> None:
             assert bytes(rec.data[row.offset:row.offset + row.size]) == bytes(pkt.payload)
             return
     raise AssertionError("no payload in tcp-clean.pcap")
+
+
+def test_messages_a_segment_completes_and_begins_point_at_their_own_bytes(
+        tmp_path: Path) -> None:
+    """DNS over TCP: the second segment ends one message and holds a second whole; the
+    first message's row covers its tail in this frame, the second starts after it."""
+    import struct
+
+    from scapy.all import DNS, DNSQR, IP, TCP, Ether
+
+    from rawlab import pipeline
+    from rawlab.analysis.streams import TcpStreams
+    from rawlab.pcap.writer import PcapWriter
+    from rawlab.records import LinkType
+
+    m1, m2 = (bytes(DNS(id=i, qd=DNSQR(qname=f"q{i}.example."))) for i in (1, 2))
+    stream = struct.pack("!H", len(m1)) + m1 + struct.pack("!H", len(m2)) + m2
+    cut = 10
+    c, s = {"src": "10.0.0.1", "dst": "10.0.0.2"}, {"src": "10.0.0.2", "dst": "10.0.0.1"}
+    eth = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+    pkts = [IP(**c) / TCP(sport=4000, dport=53, flags="S", seq=1),
+            IP(**s) / TCP(sport=53, dport=4000, flags="SA", seq=9, ack=2),
+            IP(**c) / TCP(sport=4000, dport=53, flags="PA", seq=2, ack=10) / stream[:cut],
+            IP(**c) / TCP(sport=4000, dport=53, flags="PA", seq=2 + cut, ack=10) / stream[cut:]]
+    path = tmp_path / "dns.pcap"
+    with PcapWriter(path, LinkType.ETHERNET) as w:
+        for i, p in enumerate(pkts):
+            frame = bytes(Ether(**eth) / p)
+            w.write(1_700_000_000_000_000_000 + i, frame, len(frame))
+    got: list[list[object]] = []
+
+    class Rows:
+        decodes = True
+        uses_interface = False
+
+        def packet(self, frame: int, rec: object, pkt: object, iface: object) -> None:
+            got.append(list(tree_rows(frame, rec, pkt, None)))
+
+        def close(self) -> None:
+            pass
+
+    pipeline.run(read_records(path), [TcpStreams(), Rows()])
+    payload_at = 14 + 20 + 20
+    dns = [r for r in got[3] if r.depth == 1 and r.text.split()[0] == "dns"]
+    tail = len(stream) - cut - (2 + len(m2))
+    assert [(r.offset, r.size) for r in dns] == [(payload_at, tail),
+                                                  (payload_at + tail, 2 + len(m2))]

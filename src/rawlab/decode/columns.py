@@ -805,8 +805,8 @@ def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
     x.ip_common()
     x.transport(layouts)
     x.arp_rows()
+    _checksums(x)  # (before the ports: a row on an application port has its verdicts too)
     x.ports(claimed)
-    _checksums(x)
     c["status"] = x.status
 
 

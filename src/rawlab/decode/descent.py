@@ -710,7 +710,8 @@ def _encap_init() -> dict[str, Any]:
     _ENCAP["proto"] = frozenset(k for k, c in t.ip_proto.items()
                                 if k not in (IPPROTO_UDP, IPPROTO_TCP)
                                 and (not isinstance(c, type) or c in _AFTER))
-    _ENCAP["udp"] = frozenset(t.udp_port)
+    _ENCAP["udp"] = frozenset(k for k, c in t.udp_port.items()  # tunnels, not applications
+                              if not isinstance(c, type) or c in _AFTER)
     return _ENCAP
 
 

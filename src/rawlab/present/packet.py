@@ -744,11 +744,12 @@ def tree_rows(frame: int, rec: Record, pkt: Packet,
         if lines is not None:
             frames = getattr(view, "frames", ())
             whole_here = len(frames) <= 1
+            here = frames[-1][1] if frames else len(view.buf)  # its bytes in this frame
             where = f"@{base}" if whole_here else f"reassembled from {len(frames)} segments"
             yield TreeRow(1, f"  {view.name} {where}, {len(view.buf)} bytes{marks}",
-                          at(base) if whole_here else None, len(view.buf) if whole_here else 0)
+                          at(base), here)
             yield from (TreeRow(2, f"           {x}", None, 0) for x in lines)
-            base += view.header_len
+            base += here
             continue
         yield TreeRow(1, f"  {view.name} @{base}, header {view.header_len} bytes{marks}",
                       at(base), view.header_len)

@@ -69,7 +69,7 @@ def with_scapy(pkt: Any, payloads: bool = True) -> None:
         _TABLE.append(build_table())
     tail = scapy_tail(pkt, _TABLE[0], payloads)
     if tail is not None:
-        pkt.layers.append(tail)
+        pkt.extend([tail])
 
 
 def tree_lines(view: Any) -> Iterable[str] | None:
