@@ -31,7 +31,7 @@ def reader_view(path: Path) -> tuple[list[tuple[object, ...]], str | None]:
     try:
         with open_file(path) as cap:
             for r in cap:
-                got.append((r.ts_ns, r.data, r.wirelen, r.linktype, r.direction))
+                got.append((r.ts_ns, r.data, r.wirelen, r.linktype, r.direction, r.section))
     except RawlabError as exc:
         problem = exc.message
     return got, problem
@@ -46,7 +46,7 @@ def index_view(path: Path) -> tuple[list[tuple[object, ...]], str | None, FrameI
         assert idx.ts_ns(i) == r.ts_ns and idx.interface_of(i) == r.interface
         if r.interface >= 0:  # (a custom block's record has no interface)
             assert idx.interfaces[r.interface].linktype == r.linktype
-        out.append((r.ts_ns, r.data, r.wirelen, r.linktype, r.direction))
+        out.append((r.ts_ns, r.data, r.wirelen, r.linktype, r.direction, r.section))
     return out, idx.problem, idx
 
 

@@ -412,7 +412,9 @@ class FrameIndex:
         sec: Any = PcapngReader.__new__(PcapngReader)
         CaptureReader.__init__(sec, None, self.name, b"", close=False)  # type: ignore[arg-type]
         sec._factors = []
-        sec._section = -1  # the reader's count of sections: this one becomes 0
+        # the reader's count of sections (its SHB adds one): records say their section
+        prev = getattr(self, "_section", None)
+        sec._section = prev._section if prev is not None else -1
         sec._order(e)
         sec._shb(body, at)
         sec.global_ids = []
