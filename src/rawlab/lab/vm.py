@@ -193,7 +193,8 @@ def run(
     if rc is None:
         raise RawlabError(
             f"the guest did not finish in {timeout:g} s ({accel}); it was killed; "
-            "fix: raise the timeout, or check the command does not wait for input",
+            "fix: raise the timeout, or check the command does not wait for input"
+            + guest.tail(),
             Exit.FAILED,
         )
     return _result(guest, rc)
