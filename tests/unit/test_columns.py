@@ -193,13 +193,15 @@ def conversation_frame(draw: st.DrawFn) -> tuple[int, bytes]:
     elif kind == "udp":
         body = struct.pack("!HHHH", sport, dport, 8 + 12, 0) + bytes(12)
         pseudo = (pseudo_header_v4 if len(src) == 4 else pseudo_header_v6)(src, dst, 17, 20)
-        body = body[:6] + struct.pack("!H", inet_checksum(body, pseudo)) + body[8:]
+        cs = inet_checksum(body, pseudo) if draw(st.integers(0, 5)) else 0x4321
+        body = body[:6] + struct.pack("!H", cs) + body[8:]
         net = _ip(draw, src, dst, 17, body)
     elif kind == "icmp":
         ty = draw(st.sampled_from([8, 0, 3])) if not v6 else draw(st.sampled_from([128, 129]))
         body = struct.pack("!BBHI", ty, 0, 0, 0x00050009) + bytes(16)
         pseudo = 0 if not v6 else pseudo_header_v6(src, dst, 58, len(body))
-        body = body[:2] + struct.pack("!H", inet_checksum(body, pseudo)) + body[4:]
+        cs = inet_checksum(body, pseudo) if draw(st.integers(0, 5)) else 0x0BAD
+        body = body[:2] + struct.pack("!H", cs) + body[4:]
         net = _ip(draw, src, dst, 58 if v6 else 1, body)
     else:
         net = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, draw(st.sampled_from([1, 2, 3])),
@@ -290,6 +292,64 @@ def test_status_says_why() -> None:
     assert table.num_rows == 4 and table.column("frame").to_pylist() == [1, 2, 3, 4]
     assert b.record(1).data == eth + bad
     assert np.array_equal(b.fast, [True, False, False, False])
+
+
+def _with(data: bytes, at: int, value: int) -> bytes:
+    return data[:at] + struct.pack("!H", value) + data[at + 2:]
+
+
+def test_bad_checksums_print_from_the_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row whose only oddity is a checksum (bad, or partial as checksum offload leaves
+    an outgoing packet) is printed from the columns, with the per-packet path's notes
+    and expected values; a good ICMPv4 echo is fast (its sum, without a pseudo-header,
+    folds to 0: it once made every ICMPv4 echo a "bad" row)."""
+    src, dst, s6, d6 = ADDR4[0], ADDR4[1], ADDR6[0], ADDR6[1]
+    eth4, eth6 = b"\x02" * 12 + b"\x08\x00", b"\x02" * 12 + b"\x86\xdd"
+
+    def ip4(proto: int, body: bytes, good: bool = True) -> bytes:
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 3, 0, 64, proto, 0, src,
+                          dst)
+        return eth4 + _with(hdr, 10, inet_checksum(hdr) if good else 0xBEEF) + body
+
+    def ip6(proto: int, body: bytes) -> bytes:
+        return eth6 + struct.pack("!IHBB16s16s", 6 << 28, len(body), proto, 64, s6, d6) + body
+
+    seg = struct.pack("!HHIIHHHH", 40000, 5001, 7, 9, 5 << 12 | 0x18, 502, 0, 0) + b"hello"
+    tcp_ok = _with(seg, 16, inet_checksum(seg, pseudo_header_v4(src, dst, 6, len(seg))))
+    partial = _with(seg, 16, pseudo_header_v4(src, dst, 6, len(seg)))
+    udp = struct.pack("!HHHH", 40000, 5001, 12, 0) + b"abcd"
+    echo = struct.pack("!BBHI", 8, 0, 0, 0x00050009) + bytes(16)
+    echo6 = struct.pack("!BBHI", 128, 0, 0, 0x00050009) + bytes(16)
+    rows = [
+        (ip4(6, _with(seg, 16, 0x1234)), C.CHECKSUM, " [bad tcp cksum 0x1234 -> 0x"),
+        (ip4(6, tcp_ok, good=False), C.CHECKSUM, " [bad ip cksum 0xbeef -> 0x"),
+        (ip4(6, _with(seg, 16, 0x1234), good=False), C.CHECKSUM, "!] [bad ip cksum 0xbeef"),
+        (ip4(6, partial), C.CHECKSUM, ", length 5\n"),
+        (ip4(17, _with(udp, 6, 0x4321)), C.CHECKSUM, " [bad udp cksum 0x4321 -> 0x"),
+        (ip6(17, _with(udp, 6, 0x4321)), C.CHECKSUM, " [bad udp cksum 0x4321 -> 0x"),
+        (ip4(1, _with(echo, 2, inet_checksum(echo))), C.FAST, ", length 24\n"),
+        (ip4(1, _with(echo, 2, 0x0BAD)), C.CHECKSUM, " [bad icmp cksum 0x0bad -> 0x"),
+        (ip6(58, _with(echo6, 2, 0x0BAD)), C.CHECKSUM, " [bad icmp6 cksum 0x0bad -> 0x"),
+    ]
+    data = _pcap([(1, f) for f, _, _ in rows], 1)
+    with C.open_batches(io.BytesIO(data)) as s:
+        b = next(iter(s))
+    assert b.col("status").tolist() == [st for _, st, _ in rows]
+    want, err = per_packet(data, None)
+    assert err is None
+
+    def no_odd_rows(*a: object) -> bytes:
+        raise AssertionError("a row took the per-packet path")
+
+    monkeypatch.setattr(BatchLineSink, "_odd_line", no_odd_rows)
+    got, err = batched(data, None)
+    assert err is None and got == want
+    for line, (_, _, note) in zip(got.splitlines(keepends=True), rows, strict=True):
+        assert note in line, (note, line)
+    # the expected values are the per-packet path's (rawlab.decode.checksum)
+    tcp_want = inet_checksum(_with(seg, 16, 0), pseudo_header_v4(src, dst, 6, len(seg)))
+    assert f"[bad tcp cksum 0x1234 -> 0x{tcp_want:04x}!]" in got
+    assert f"[bad icmp cksum 0x0bad -> 0x{inet_checksum(echo):04x}!]" in got
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "captures").glob("*.pcap*")))

@@ -19,10 +19,12 @@ ICMPv6 echo, Ethernet/IPv4 ARP; the IPv4 header and TCP/UDP/ICMP checksum verdic
 the first reason met, :data:`REASONS`): a link type or EtherType or IP protocol
 outside those shapes, a header cut by the snaplen, anything malformed, fragments,
 IPv6 extension headers, TCP options of other kinds or odd lengths, an ICMP message
-other than an echo (errors quote a packet: tunnels of a sort), a checksum that is not
-good, a port the dispatch table gives an application decoder
+other than an echo (errors quote a packet: tunnels of a sort), a port the dispatch
+table gives an application decoder
 (:class:`~rawlab.decode.descent.DispatchTable` ``udp_port``/``tcp_port``, when it has
-them), a pcapng block with options other than ``epb_flags``. The rule is that the fast
+them), a pcapng block with options other than ``epb_flags``; last, a checksum that is
+not good (:data:`CHECKSUM`: every field is held, so the one-line view still prints such
+a row from the columns, with its notes: ``csum_notes``). The rule is that the fast
 path handles exactly the shapes it knows, and only when the table it is given holds
 the default views for them; anything else takes the per-packet decoder
 (:mod:`rawlab.decode.dispatch`), so a protocol added to the table works without
@@ -510,7 +512,8 @@ class RecordBatcher:
     """Records already in memory (a live ring's, a block at a time) as batches: the
     same columns as a file's. ``batch(records, frames)``; a row's :meth:`Batch.record` is
     the Record itself (with the kernel's checksum hints, which the columns do not hold:
-    a row whose checksum the columns find not good takes the per-packet path with it).
+    a row with one has status CHECKSUM and the CSUM_NOTE_HINT note, and is printed by the
+    per-packet path).
     `interfaces(n)` names interface n (the ring's)."""
 
     def __init__(self, interfaces: Any = None, table: DispatchTable | None = None) -> None:
@@ -543,6 +546,7 @@ class RecordBatcher:
                            n) != 0
         st = batch.cols["status"]
         st[hint & (st == FAST)] = CHECKSUM
+        batch.cols["csum_notes"][hint] |= CSUM_NOTE_HINT
         return batch
 
 
@@ -807,6 +811,7 @@ def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
     x.arp_rows()
     _checksums(x)  # (before the ports: a row on an application port has its verdicts too)
     x.ports(claimed)
+    _checksum_status(c, x.status)
     c["status"] = x.status
 
 
@@ -937,32 +942,42 @@ def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return out
 
 
-# the ``l4_csum`` column: a row with a bad one leaves the fast path (status CHECKSUM)
-# (bad: the sum is wrong; partial: the field holds the pseudo-header's sum, an offload
-# artefact, as rawlab.decode.checksum says)
+# the ``l4_csum`` column (bad: the sum is wrong; partial: the field holds the
+# pseudo-header's sum, an offload artefact, as rawlab.decode.checksum says); ``csum_notes``
+# says which checksums the one-line view marks bad (CSUM_NOTE_*), and ``ip4_csum_expected``
+# / ``l4_csum_expected`` what a bad one should be, so those rows print from the columns
 CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD, CSUM_PARTIAL = 0, 1, 2, 3, 4
+CSUM_NOTE_IP, CSUM_NOTE_L4, CSUM_NOTE_HINT = 1, 2, 4  # HINT: the kernel's word decides
 
 
 def _checksums(x: _Frames) -> None:
     """Verdicts of the IPv4 header checksum and the transport checksum (``l4_csum``:
     good, or unverified when the capture holds less than the datagram or a UDP/IPv4
-    checksum is 0); a row whose checksum is bad or partial leaves the fast path (the
-    line shows a bad one; the per-packet path knows every verdict's details)."""
+    checksum is 0), and the value a bad one should hold (what the per-packet path's
+    :mod:`rawlab.decode.checksum` computes).  A row with one that is bad or partial
+    leaves the fast path (:func:`_checksum_status`, after every other reason: status
+    CHECKSUM means "the columns hold it all but a checksum that is not good")."""
     c, buf, ip, t, status = x.c, x.buf, x.ip, x.t, x.status
     hl4, l4_len, v4, v6, l4 = x.hl4, x.l4_len, x.v4, x.v6, x.l4
     n = len(status)
     verdict = np.zeros(n, np.uint8)
-    c["l4_csum"] = verdict
+    notes = np.zeros(n, np.uint8)
+    ip_exp = np.zeros(n, np.uint16)
+    l4_exp = np.zeros(n, np.uint16)
+    c["l4_csum"], c["csum_notes"] = verdict, notes
+    c["ip4_csum_expected"], c["l4_csum_expected"] = ip_exp, l4_exp
     rows = np.nonzero((status == FAST) & (v4 | l4))[0]
     if not len(rows):
         return
     r4 = rows[v4[rows]]
     if len(r4):
         s = _sums(buf, ip[r4], ip[r4] + hl4[r4]).astype(np.int64)
-        st = status[r4]
-        st[((s % 0xFFFF != 0) | (s == 0)) & (st == FAST)] = CHECKSUM
-        status[r4] = st
-    r = rows[l4[rows] & (status[rows] == FAST)]
+        bad = (s % 0xFFFF != 0) | (s == 0)
+        notes[r4[bad]] |= CSUM_NOTE_IP
+        # the header's sum without its checksum field, folded, inverted
+        rest = (s[bad] - c["ip4_checksum"][r4[bad]].astype(np.int64)) % 0xFFFF
+        ip_exp[r4[bad]] = np.where(rest == 0, 0, 0xFFFF - rest)
+    r = rows[l4[rows]]
     if not len(r):
         return
     proto = c["ip_proto"][r].astype(np.int64)
@@ -976,17 +991,33 @@ def _checksums(x: _Frames) -> None:
     icmp4 = ~is6 & (proto == 1)  # ICMP over IPv4 has no pseudo-header
     pseudo = np.where(icmp4, 0, words + proto + np.where(is6, (ln >> 16) + (ln & 0xFFFF), ln))
     whole = c["complete"][r]
-    total = (_sums(buf, t[r], t[r] + np.where(whole, ln, 0)) % np.uint64(0xFFFF)).astype(
-        np.int64) + pseudo
+    raw = _sums(buf, t[r], t[r] + np.where(whole, ln, 0)).astype(np.int64)
+    total = raw + pseudo  # (not folded first: ICMPv4's pseudo is 0, and a good sum folds to 0)
     good = (total % 0xFFFF == 0) & (total != 0)
     value = c["l4_checksum"][r]
     none4 = ~is6 & (proto == 17) & (value == 0)  # UDP over IPv4: "no checksum"
     unverified = ~whole | none4
-    st = status[r]
-    st[~unverified & ~good & (st == FAST)] = CHECKSUM
-    status[r] = st
     folded = pseudo % 0xFFFF
     folded = np.where((folded == 0) & (pseudo != 0), 0xFFFF, folded)
     partial = (value == folded) | (value == (~folded & 0xFFFF))
-    verdict[r] = np.where(unverified, CSUM_UNVERIFIED, np.where(good, CSUM_GOOD, np.where(
+    got = np.where(unverified, CSUM_UNVERIFIED, np.where(good, CSUM_GOOD, np.where(
         partial, CSUM_PARTIAL, CSUM_BAD)))
+    verdict[r] = got
+    b = got == CSUM_BAD
+    if b.any():
+        rb = r[b]
+        notes[rb] |= CSUM_NOTE_L4
+        # the segment's sum without its checksum field, plus the pseudo-header's, folded
+        # (0 only when both are 0), inverted; UDP sends a computed 0 as 0xFFFF
+        excl = raw[b] - value[b].astype(np.int64)
+        fold = (excl % 0xFFFF + pseudo[b] % 0xFFFF) % 0xFFFF
+        fold = np.where((fold == 0) & ((excl != 0) | (pseudo[b] != 0)), 0xFFFF, fold)
+        exp = 0xFFFF - fold
+        l4_exp[rb] = np.where((exp == 0) & (proto[b] == 17), 0xFFFF, exp)
+
+
+def _checksum_status(c: dict[str, np.ndarray], status: np.ndarray) -> None:
+    """Rows still fast whose IPv4 header or transport checksum is bad or partial leave,
+    last (status CHECKSUM: the columns hold everything else)."""
+    bad = ((c["csum_notes"] & CSUM_NOTE_IP) != 0) | (c["l4_csum"] >= CSUM_BAD)
+    status[(status == FAST) & bad] = CHECKSUM

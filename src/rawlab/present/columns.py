@@ -3,10 +3,12 @@
     sink = BatchLineSink(out, style)     # as present.packet.LineSink, fed whole batches
     pipeline.run_batches(source, [sink])
 
-Every row the columns hold (``status == FAST``, :mod:`rawlab.decode.columns`) is printed
-through a *template per shape*: ``bytes % values``, one template for each combination
-of family, transport, TCP flags, which of seq/ack/urg appear and TCP option layout,
-compiled the first time a batch shows it; the values are whole columns (numpy,
+Every row the columns hold (``status == FAST``, :mod:`rawlab.decode.columns`, and
+``CHECKSUM``: all held but a checksum that is not good, as an offloading sender's
+capture has on every outgoing segment) is printed through a *template per shape*:
+``bytes % values``, one template for each combination of family, transport, TCP flags,
+which of seq/ack/urg appear, TCP option layout and the bad-checksum notes, compiled the
+first time a batch shows it; the values are whole columns (numpy,
 ``tolist``). Every other row goes through the per-packet path (decode, then
 :meth:`LineSink.text <rawlab.present.packet.LineSink.text>`), in file order, so the
 state both paths share (tcpdump's relative sequence numbers, :class:`TcpdumpSeq`, and a
@@ -288,7 +290,11 @@ class BatchLineSink:
         if not n:
             return b""
         c = {k: v[:n] for k, v in batch.cols.items()}
-        fast = (c["status"] == C.FAST) & (c["linktype"] != _SLL2)
+        # a checksum that is not good is a note at the line's end (the kernel's word on
+        # one, a live capture's, is the per-packet path's)
+        st = c["status"]
+        fast = ((st == C.FAST) | ((st == C.CHECKSUM) & (
+            (c["csum_notes"] & C.CSUM_NOTE_HINT) == 0))) & (c["linktype"] != _SLL2)
         out = np.empty(n, object)
         tcp = fast & (c["l4"] == C.L4_TCP)
         ipx = fast & (c["ip_version"] > 0)
@@ -410,7 +416,8 @@ class BatchLineSink:
             ((flags & _ACK) != 0) & tcp) << 2 | (((flags & 0x20) != 0) & tcp) << 3 | (
             c["ip_version"] == 6) << 4
         lay = c["tcp_opt_layout"].astype(np.int64) + 1
-        key = ((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay
+        notes = (c["csum_notes"] & (C.CSUM_NOTE_IP | C.CSUM_NOTE_L4)).astype(np.int64)
+        key = (((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay) * 4 + notes
         key = np.where(fast, key, -1)
         uniq, inv = np.unique(key, return_inverse=True)
         inv = inv.reshape(-1)
@@ -421,6 +428,8 @@ class BatchLineSink:
             r0 = int(rows[0])
             tmpl, vals = self._shape(batch, c, r0, rows, src_t, dst_t, seq, ack, sbase, plen,
                                      int(lay[r0]) - 1)
+            if notes[r0]:
+                tmpl, vals = _checksum_notes(c, r0, rows, int(notes[r0]), tmpl, vals)
             args = [h[rows] for h in head] + vals
             lines = list(map((head_fmt + tmpl).__mod__, zip(*[a.tolist() for a in args],
                                                              strict=True)))
@@ -485,6 +494,23 @@ class BatchLineSink:
         tm += b", length %d\n"
         vals.append(plen[rows])
         return tm, vals
+
+
+_NOTE_NAMES = {C.L4_TCP: b"tcp", C.L4_UDP: b"udp", C.L4_ICMP: b"icmp", C.L4_ICMP6: b"icmp6"}
+
+
+def _checksum_notes(c: dict[str, np.ndarray], r0: int, rows: np.ndarray, notes: int,
+                    tmpl: bytes, vals: list[Any]) -> tuple[bytes, list[Any]]:
+    """The shape's template and values with tcpdump's notes of bad checksums at the end:
+    the transport's, then the IPv4 header's (as the per-packet path's ``_csum_note``)."""
+    tail = b""
+    if notes & C.CSUM_NOTE_L4:
+        tail += b" [bad " + _NOTE_NAMES[int(c["l4"][r0])] + b" cksum 0x%04x -> 0x%04x!]"
+        vals = [*vals, c["l4_checksum"][rows], c["l4_csum_expected"][rows]]
+    if notes & C.CSUM_NOTE_IP:
+        tail += b" [bad ip cksum 0x%04x -> 0x%04x!]"
+        vals = [*vals, c["ip4_checksum"][rows], c["ip4_csum_expected"][rows]]
+    return tmpl[:-1] + tail + b"\n", vals
 
 
 class RecordLineSink:
