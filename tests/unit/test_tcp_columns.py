@@ -166,8 +166,9 @@ def test_batches_do_not_change_the_answer() -> None:
 
 
 def test_odd_rows_take_the_exact_front_end() -> None:
-    """Rows the columns do not hold (here: TCP options they do not know, a bad IPv4
-    header checksum) are read per packet and counted the same."""
+    """Rows the columns do not hold (TCP options they do not know) are read per packet,
+    rows with a bad IPv4 header or TCP checksum from the columns, and all are counted
+    the same; a bad TCP checksum is counted as one."""
     path = CAP / "tcp-clean.pcap"
     with open_file(path) as cap:
         recs = list(cap)
@@ -177,13 +178,18 @@ def test_odd_rows_take_the_exact_front_end() -> None:
         data = bytearray(r.data)
         if i == 5:
             data[24] ^= 0xFF  # the IPv4 TTL: its header checksum is now wrong
+        if i == 6:
+            data[48] ^= 0x01  # the TCP window: its checksum is now wrong
         w.write(r.ts_ns, bytes(data), r.wirelen)
     w.close()
     odd = summary(f.getvalue())
     base = summary(path)
-    for k in ("c2s_packets", "s2c_packets", "c2s_data_bytes", "c2s_unique_bytes", "history",
-              "state"):
+    for k in ("c2s_packets", "s2c_packets", "c2s_data_bytes", "c2s_unique_bytes", "state"):
         assert list(odd[k]) == list(base[k]), k
+    bad = [sum(d["c2s_bad_checksums"]) + sum(d["s2c_bad_checksums"]) for d in (base, odd)]
+    assert bad == [0, 1]
+    # Zeek's history letter for a bad checksum (c: from the responder), nothing else new
+    assert list(base["history"]) == ["ShADaFf"] and list(odd["history"]) == ["ShADacFf"]
 
 
 def test_arrow_and_connections() -> None:

@@ -196,9 +196,10 @@ class ConnSummary:
         c = batch.cols
         st = c["status"][:n]
         csum = c["l4_csum"][:n]
-        # a bad or partial TCP checksum keeps the row's fields good (a bad IPv4 header
-        # one is read per packet: its TCP checksum was not checked)
-        easy = (st == C.FAST) | (st == C.APPLICATION) | ((st == C.CHECKSUM) & (csum >= C.CSUM_BAD))
+        # a checksum that is not good keeps the row's fields good (status CHECKSUM: all
+        # held); a bad one counts, unless the kernel said it is not filled yet (partial)
+        easy = (st == C.FAST) | (st == C.APPLICATION) | (st == C.CHECKSUM)
+        bad = (csum == C.CSUM_BAD) & ((c["csum_notes"][:n] & C.CSUM_NOTE_HINT) == 0)
         # a UDP datagram on a tunnel's port (VXLAN, Geneve ...) may carry TCP: read per packet
         udp = easy & (c["l4"][:n] == C.L4_UDP)
         if udp.any():
@@ -216,7 +217,7 @@ class ConnSummary:
             "flags": c["tcp_flags"][take].astype(np.int64),
             "win": c["tcp_window"][take].astype(np.int64),
             "plen": c["payload_length"][take].astype(np.int64),
-            "bad": (csum[take] == C.CSUM_BAD).astype(np.int64)}
+            "bad": bad[take].astype(np.int64)}
         r.update(_options(batch, take))
         if len(odd):
             extra = self._odd(batch, odd)
