@@ -97,7 +97,8 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
 
         fast.streams = streams.feed if streams is not None else None  # (rows of application
         # ports take the per-packet path, and the streams see them there)
-        with open_batches(file) as src:
+        size = {k: getattr(fast, k) for k in ("rows", "chunk") if hasattr(fast, k)}
+        with open_batches(file, **size) as src:
             pipeline.run_batches(src, [fast], count=count, counts=counts)
         return
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
