@@ -35,6 +35,7 @@ from rawlab.sockets.netns import (  # noqa: F401 - re-exported: the names were b
     setns,
     unshare,
 )
+from rawlab.sockets.stop import held
 
 NAME_RE = re.compile(r"^rl-[a-z0-9]+-(\d+)-[0-9a-f]{4}$")
 
@@ -192,22 +193,24 @@ class Lab:
 
         name = unique_name(tag)
         # the owner lock first: a cleanup in another PID namespace (where our pid cannot
-        # be seen) would otherwise remove the namespace between its creation and the lock
-        lock = owner.hold(name)
-        for attempt in range(3):
-            try:
-                netns.create(name)
-            except OSError as exc:
-                owner.release(name, lock)
-                raise explain(exc, f"create network namespace {name}") from None
-            # When /run/netns is first made a mount point, a namespace created at the
-            # same moment by another process can end up hidden under it: make sure
-            # ours is visible, else make it again.
-            if os.path.exists(os.path.join(NETNS_RUN_DIR, name)) or attempt == 2:
-                break
-            time.sleep(0.05)
-        ns = Netns(name, tag, lock)
-        self.namespaces.append(ns)
+        # be seen) would otherwise remove the namespace between its creation and the lock;
+        # a stop signal waits until the namespace is on the list close() removes
+        with held():
+            lock = owner.hold(name)
+            for attempt in range(3):
+                try:
+                    netns.create(name)
+                except OSError as exc:
+                    owner.release(name, lock)
+                    raise explain(exc, f"create network namespace {name}") from None
+                # When /run/netns is first made a mount point, a namespace created at the
+                # same moment by another process can end up hidden under it: make sure
+                # ours is visible, else make it again.
+                if os.path.exists(os.path.join(NETNS_RUN_DIR, name)) or attempt == 2:
+                    break
+                time.sleep(0.05)
+            ns = Netns(name, tag, lock)
+            self.namespaces.append(ns)
         self._up(ns, "lo")
         return ns
 
@@ -292,13 +295,14 @@ class Lab:
     def close(self) -> None:
         """Remove every namespace this Lab created (their veths go with them)."""
         errors = []
-        while self.namespaces:
-            ns = self.namespaces.pop()
-            try:
-                remove_namespace(ns.name)
-                owner.release(ns.name, ns.lock)
-            except RawlabError as exc:  # keep going: remove the others
-                errors.append(f"{ns.name}: {exc}")
+        with held():  # (a stop signal now would leave the rest: it waits)
+            while self.namespaces:
+                ns = self.namespaces.pop()
+                try:
+                    remove_namespace(ns.name)
+                    owner.release(ns.name, ns.lock)
+                except RawlabError as exc:  # keep going: remove the others
+                    errors.append(f"{ns.name}: {exc}")
         self.veths.clear()
         if errors:
             raise RawlabError("could not remove namespaces: " + "; ".join(errors))

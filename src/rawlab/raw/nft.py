@@ -30,7 +30,7 @@ from types import TracebackType
 
 from rawlab.errors import Exit, RawlabError
 from rawlab.lab import owner
-from rawlab.sockets.stop import raise_on_signals
+from rawlab.sockets.stop import held, raise_on_signals
 
 MARK = 0x7261776C  # "rawl": our own packets, which the rule lets through
 TABLE_RE = re.compile(r"^rawlab_(\d+)_(\d+)$")
@@ -148,14 +148,11 @@ class RstGuard:
     def remove(self) -> None:
         if not self._installed:
             return
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_SIGNALS})
-        try:
+        with held():
             self.dropped = self.counter()
             _nft(["delete", "table", "inet", self.table], self.netns)
             self._installed = False
             owner.release(self.table, self._lock)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:

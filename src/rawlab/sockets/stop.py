@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -99,6 +100,35 @@ def stop_on_signals(stop: Callable[[], object],
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def held(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Inside the block `signals` wait: each is remembered and raised again when the
+    block ends, so its handler runs then; for a few steps that must not be cut in two
+    (a namespace made and not yet listed for removal, a table removed and not yet
+    released). Handlers are the main thread's: elsewhere the block holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    got: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:  # a child forked inside the block dies as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        got.append(signum)
+
+    old = {s: signal.signal(s, remember) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for s in dict.fromkeys(got):
+            signal.raise_signal(s)
 
 
 @contextmanager
