@@ -108,9 +108,11 @@ class GuestRun:
     in.  So a guest that wedges past its time limit (every test here has shorter limits
     of its own, so that is the machine, not a test: CI once saw the hostguest guest,
     which nests a KVM guest in emulation, do it, and its console shows nothing before
-    the guest ends) still reports what it finished; the test it was in and those it
-    never reached run once more in a fresh guest; a second time, the test it was in
-    fails with the end of that output.  The summary has a line per guest.
+    the guest ends) still reports what it finished, and the test it was in and those
+    it never reached run once more in a fresh guest.  What is still unreported after
+    that, or after a guest whose pytest ended by itself (a crash, a collection error:
+    booting again would not help), fails with the end of the guest's output.  The
+    summary has a line per guest.
     """
 
     def __init__(self, tier: str, nodeids: list[str]):
@@ -122,26 +124,36 @@ class GuestRun:
 
     def get(self) -> dict[str, dict[str, Any]]:
         if self.results is None:
-            self.results = {}
-            todo, notes = list(self.nodeids), []
+            results: dict[str, dict[str, Any]] = {}
+            todo = list(self.nodeids)
+            first_in = None  # the test the first guest wedged in
             for attempt in (1, 2):
-                done, note = self._boot(todo, attempt)
-                self.results.update(done)
+                done, running, trouble, tail = self._boot(todo, attempt)
+                results.update(done)
                 todo = [n for n in todo if n not in done]
-                if note:
-                    notes.append(note)
                 if not todo:
                     break
-            for n in todo:
-                self.results[n] = {"outcome": "failed", "longrepr":
-                                   "not run: the guest stopped before it, twice:\n"
-                                   + "\n".join(notes)}
+                if trouble is not None and attempt == 1:  # wedged or failed to run: again
+                    first_in = running
+                    continue
+                why = trouble or "its pytest ended with these tests unreported"
+                for n in todo:
+                    if n == running:
+                        again = " (the first guest wedged in it too)" if n == first_in else ""
+                        text = f"the guest stopped during this test{again}: {why}"
+                    else:
+                        text = f"not run: the guest stopped before it: {why}"
+                    results[n] = {"outcome": "failed",
+                                  "longrepr": f"{text}; its output ends:\n{tail}"}
+                todo = []
+                break
+            self.results = results
         return self.results
 
     def _boot(self, nodeids: list[str], attempt: int
-              ) -> tuple[dict[str, dict[str, Any]], str | None]:
-        """The outcomes one guest reported, and what went wrong with it (or None)."""
-        from rawlab.errors import RawlabError
+              ) -> tuple[dict[str, dict[str, Any]], str | None, str | None, str]:
+        """One guest's run: the outcomes it reported, the test it was in when it ended,
+        what went wrong with it (None: its pytest ended by itself), its output's end."""
         from rawlab.lab import vm
 
         with tempfile.TemporaryDirectory(prefix="rawlab-vm-") as tmp:
@@ -166,27 +178,18 @@ class GuestRun:
                 how = (f"kernel {res.kernel.release}, {res.accel}, {secs:.0f} s, "
                        f"guest pytest exit {res.returncode}")
                 vng = res.output
-            except RawlabError as exc:
+            except Exception as exc:  # (RawlabError: a wedge, a missing module; or OSError)
                 secs = time.monotonic() - t0
-                trouble = str(exc)
+                trouble = str(exc) or type(exc).__name__
                 how, vng = f"{secs:.0f} s: {trouble}", ""
             self.output = (console.read_text(errors="replace") if console.exists() else "") + vng
             state = json.loads(report.read_text()) if report.exists() else {}
+        again = ", again: the test the first was in and those it did not reach"
         line = (f"{self.tier} tier: {len(nodeids)} test(s) in one guest"
-                + (f" (attempt {attempt}, the tests the first did not reach)" if attempt > 1
-                   else "") + ", " + how)
+                + (again if attempt > 1 else "") + ", " + how)
         self.summary = f"{self.summary}\n{line}" if self.summary else line
-        done: dict[str, dict[str, Any]] = state.get("results", {})
-        if trouble is None and len(done) >= len(nodeids):
-            return done, None
-        running = state.get("running")
         tail = "\n".join(self.output.splitlines()[-60:])
-        what = trouble or f"the guest ended with {len(nodeids) - len(done)} test(s) unreported"
-        if running and running not in done and attempt > 1:
-            done[running] = {"outcome": "failed", "longrepr":
-                             f"the guest stopped during this test, twice: {what}; its output "
-                             f"ends:\n{tail}"}
-        return done, f"attempt {attempt} ({secs:.0f} s, in {running or 'no test'}): {what}"
+        return state.get("results", {}), state.get("running"), trouble, tail
 
 
 class GuestItem(pytest.Item):
