@@ -363,3 +363,34 @@ def test_json_rows_of_common_shapes_come_from_templates(name: str) -> None:
         pipeline.run_batches(src, [sink])
     assert sink.shapes and all(v is not None for v in sink.shapes.values()), [
         k for k, v in sink.shapes.items() if v is None]
+
+
+def test_the_kernels_word_on_a_live_checksum_is_the_per_packet_paths() -> None:
+    """Live records carry the kernel's checksum word: verified (TP_STATUS_CSUM_VALID) or
+    not filled yet (offload). A field that does not match the sum then prints no note,
+    as the per-packet path says (kernel-verified, partial): those rows go per packet."""
+    from rawlab.decode.dispatch import Decoder
+    from rawlab.present.columns import RecordLineSink
+    from rawlab.records import CsumHint, Record
+
+    src, dst = ADDR4[0], ADDR4[1]
+    seg = struct.pack("!HHIIHHHH", 40000, 5001, 7, 9, 5 << 12 | 0x18, 502, 0x1234, 0) + b"hi"
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0, 64, 6, 0, src, dst)
+    frame = b"\x02" * 12 + b"\x08\x00" + _with(hdr, 10, inet_checksum(hdr)) + seg
+    recs = [Record(1_700_000_000 * 10**9, len(frame), 1, frame, csum_status=h)
+            for h in (CsumHint.VALID, CsumHint.NOT_READY, CsumHint.NONE)]
+    want = io.StringIO()
+    lines, dec = packet.LineSink(want, None), Decoder()
+    for i, r in enumerate(recs):
+        lines.packet(i, r, dec.decode(r.data, r.linktype, CsumHint(r.csum_status), r.wirelen),
+                     None)
+    got = io.StringIO()
+    sink = RecordLineSink(BatchLineSink(got, None), None)
+    for i, r in enumerate(recs):
+        sink.packet(i, r, None, None)
+    sink.close()
+    assert got.getvalue() == want.getvalue()
+    out = got.getvalue().splitlines()
+    assert "cksum" not in out[0] and "cksum" not in out[1]
+    right = inet_checksum(_with(seg, 16, 0), pseudo_header_v4(src, dst, 6, len(seg)))
+    assert out[2].endswith(f"length 2 [bad tcp cksum 0x1234 -> 0x{right:04x}!]")

@@ -69,7 +69,7 @@ IP = 4  # IPv4/IPv6 odd: version, lengths, fragments, extension headers, TSO
 TRUNCATED = 5  # the capture cut a header (or the datagram) short
 TRANSPORT = 6  # an IP protocol other than TCP, UDP, ICMP, ICMPv6
 OPTIONS = 7  # TCP options of other kinds or lengths, or a broken option list
-CHECKSUM = 8  # a checksum that is not good (bad, partial, unverified)
+CHECKSUM = 8  # all held but a checksum that is not good (bad, partial), or the kernel's word
 APPLICATION = 9  # a port the dispatch table gives an application decoder
 ICMP_TYPE = 10  # ICMP other than echo request/reply
 ARP_SHAPE = 11  # ARP other than Ethernet/IPv4
@@ -541,9 +541,12 @@ class RecordBatcher:
             interfaces = ([self.interfaces(k) for k in range(top + 1)]
                           if self.interfaces is not None else [])
         batch = _finish(cols, chunk, buf, {}, self.claimed, list(interfaces), list(records))
-        # offload: the kernel says the checksum is not filled yet; the columns cannot tell
-        hint = np.fromiter((r.csum_status & CsumHint.NOT_READY for r in records), np.uint8,
-                           n) != 0
+        # the kernel's word on a transport checksum, which the per-packet path takes:
+        # not filled yet (offload), or verified by the kernel or NIC (whatever the sum
+        # here says: a row the columns find not good goes per packet with it)
+        hints = np.fromiter((int(r.csum_status) for r in records), np.uint8, n)
+        hint = ((hints & CsumHint.NOT_READY) != 0) | (
+            ((hints & CsumHint.VALID) != 0) & (batch.cols["l4_csum"] >= CSUM_BAD))
         st = batch.cols["status"]
         st[hint & (st == FAST)] = CHECKSUM
         batch.cols["csum_notes"][hint] |= CSUM_NOTE_HINT

@@ -7,8 +7,9 @@
     to_arrow(table)                                  # a pyarrow.Table
 
 The batches are :mod:`rawlab.decode.columns`' (a row a frame). Rows the columns hold are
-read from the columns; every other row (odd link types, tunnels, options the columns
-do not hold, bad checksums) is read by the exact analyser's own front end
+read from the columns (also those whose only oddity is a checksum, status CHECKSUM: a
+bad one is counted unless the kernel's word decides); every other row (odd link types,
+tunnels, options the columns do not hold) is read by the exact analyser's own front end
 (:func:`~rawlab.analysis.tcp.analyzer.segment_fields`), so both see the same segments.
 
 A connection is a canonical 4-tuple (:mod:`~rawlab.analysis.tcp.table`), numbered in
