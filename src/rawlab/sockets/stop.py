@@ -38,14 +38,30 @@ _requested: list[int] = []  # signals that came while no stop_on_signals block r
 _owner = [0]  # the process the policy is for
 
 
-def _forked_child(signum: int) -> bool:
-    """A child forked after the policy was set (pyroute2's namespace helpers, a lab's
+def _dies_if_forked(signum: int, owner: int) -> bool:
+    """A child forked after `owner` set a handler (pyroute2's namespace helpers, a lab's
     servers) keeps the default action: it dies as its parent expects."""
-    if os.getpid() == _owner[0]:
+    if os.getpid() == owner:
         return False
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     return True
+
+
+def _forked_child(signum: int) -> bool:
+    return _dies_if_forked(signum, _owner[0])
+
+
+@contextmanager
+def _handled(signals: tuple[signal.Signals, ...],
+             handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """`handler` for `signals` inside the block; the previous handlers after it."""
+    old = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
@@ -86,20 +102,13 @@ def stop_on_signals(stop: Callable[[], object],
     owner = os.getpid()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        stop()
+        if not _dies_if_forked(signum, owner):
+            stop()
 
-    old = {s: signal.signal(s, handler) for s in signals}
-    if _requested:
-        stop()
-    try:
+    with _handled(signals, handler):
+        if _requested:
+            stop()
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @contextmanager
@@ -115,18 +124,13 @@ def held(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
     got: list[int] = []
 
     def remember(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != owner:  # a child forked inside the block dies as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        got.append(signum)
+        if not _dies_if_forked(signum, owner):
+            got.append(signum)
 
-    old = {s: signal.signal(s, remember) for s in signals}
     try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        with _handled(signals, remember):
+            yield
+    finally:  # (the handlers are back: each signal that came is handled now)
         for s in dict.fromkeys(got):
             signal.raise_signal(s)
 
@@ -140,9 +144,5 @@ def raise_on_signals(exc: Callable[[int], BaseException],
     def handler(signum: int, frame: FrameType | None) -> None:
         raise exc(signum)
 
-    old = {s: signal.signal(s, handler) for s in signals}
-    try:
+    with _handled(signals, handler):
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
