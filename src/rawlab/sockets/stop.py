@@ -64,9 +64,23 @@ def _handled(signals: tuple[signal.Signals, ...],
             signal.signal(s, h)
 
 
+# Python code that os.fork runs in the parent (os.register_at_fork): an exception raised
+# there is printed ("Exception ignored in ...", a traceback) and dropped, the stop lost
+_AT_FORK = frozenset({("logging", "_acquireLock"), ("logging", "_releaseLock"),
+                      ("logging", "_prepareFork"), ("logging", "_afterFork")})
+AT_FORK_AGAIN = 0.01  # seconds after which a signal that came in such code comes again
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
-    if not _forked_child(signum):
-        raise KeyboardInterrupt
+    if _forked_child(signum):
+        return
+    if frame is not None and (frame.f_globals.get("__name__"),
+                              frame.f_code.co_name) in _AT_FORK:
+        again = threading.Timer(AT_FORK_AGAIN, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise KeyboardInterrupt
 
 
 def _remember(signum: int, frame: FrameType | None) -> None:
