@@ -42,7 +42,7 @@ numpy over whole columns.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -587,7 +587,7 @@ class _Frames:
         o = np.full(n, 14, np.int64)
         leave(eth & (cap <= 14), LINK)
         for k in range(MAX_TAGS + 1):
-            is_tag = eth & np.isin(etype, list(VLAN_TPIDS))
+            is_tag = eth & _any_of(etype, VLAN_TPIDS)
             if not is_tag.any():
                 break
             leave(is_tag & ((o + 4 > cap) | (k >= 2)), LINK)  # the columns hold two tags
@@ -685,7 +685,7 @@ class _Frames:
         leave(v6 & (vtf >> 28 != 6), IP)
         leave(v6 & (self.left < 40), TRUNCATED)
         leave(v6 & (pl6 == 0), IP)
-        leave(v6 & np.isin(nh6, list(EXT_HEADERS)), IP)
+        leave(v6 & _any_of(nh6, EXT_HEADERS), IP)
         c["ip6_traffic_class"] = np.where(v6, (vtf >> 20) & 0xFF, 0).astype(np.uint8)
         c["ip6_flow_label"] = np.where(v6, vtf & 0xFFFFF, 0).astype(np.uint32)
         c["ip6_hop_limit"] = np.where(v6, buf[ip + 7], 0).astype(np.uint8)
@@ -758,8 +758,8 @@ class _Frames:
         leave(udp & (ulen != l4_len), TRANSPORT)  # a UDP length the IP length disagrees with
         c["udp_length"] = np.where(udp, ulen, 0).astype(np.uint16)
         ity = buf[t].astype(np.int64)
-        leave(self.icmp & ~np.isin(ity, (0, 8)), ICMP_TYPE)
-        leave(self.icmp6 & ~np.isin(ity, (128, 129)), ICMP_TYPE)
+        leave(self.icmp & ~_any_of(ity, (0, 8)), ICMP_TYPE)
+        leave(self.icmp6 & ~_any_of(ity, (128, 129)), ICMP_TYPE)
         leave(icmp & (l4_cap < 8), TRUNCATED)
         c["icmp_type"] = np.where(icmp, ity, 0).astype(np.uint8)
         c["icmp_code"] = np.where(icmp, buf[t + 1], 0).astype(np.uint8)
@@ -837,7 +837,7 @@ def _tcp_options(c: dict[str, np.ndarray], buf: np.ndarray, t: np.ndarray, olen:
     ts = _u32(buf, start) == 0x0101080A
     plain = ts & (ln == 12)
     codes[plain, :3] = (1, 1, 8)
-    sack = ts & np.isin(ln, (24, 32, 40)) & (_u32(buf, start + 12) == 0x01010500 | (ln - 14))
+    sack = ts & _any_of(ln, (24, 32, 40)) & (_u32(buf, start + 12) == 0x01010500 | (ln - 14))
     codes[sack, :5] = (1, 1, 8, 1, 1)
     codes[sack, 5] = 5 + 16 * ((ln[sack] - 16) // 8)
     rest = np.nonzero(~plain & ~sack)[0]
@@ -878,7 +878,7 @@ def _walk_options(buf: np.ndarray, start: np.ndarray, ln: np.ndarray
         want = np.zeros(m, np.int64)
         for k, w in OPT_LEN.items():
             want[kind == k] = w
-        sack = other & (kind == 5) & np.isin(klen, (10, 18, 26, 34))
+        sack = other & (kind == 5) & _any_of(klen, (10, 18, 26, 34))
         okk = other & (((want > 0) & (klen == want)) | sack) & (p + klen <= ln)
         bad |= other & ~okk
         code = np.where(sack, 5 + 16 * ((klen - 2) // 8), kind)  # SACK: 5 + 16 * blocks
@@ -903,6 +903,15 @@ def _layout(codes: list[int]) -> tuple[tuple[int, int, int], ...]:
         if kind == 0:
             break
     return tuple(items)
+
+
+def _any_of(a: np.ndarray, values: Iterable[int]) -> np.ndarray:
+    """``np.isin(a, values)`` for a handful of values, without its ``np.unique`` (whose
+    first call imports numpy.ma: 19 ms of every command's start)."""
+    out = np.zeros(a.shape, bool)
+    for v in values:
+        out |= a == v
+    return out
 
 
 def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
