@@ -394,3 +394,39 @@ def test_the_kernels_word_on_a_live_checksum_is_the_per_packet_paths() -> None:
     assert "cksum" not in out[0] and "cksum" not in out[1]
     right = inet_checksum(_with(seg, 16, 0), pseudo_header_v4(src, dst, 6, len(seg)))
     assert out[2].endswith(f"length 2 [bad tcp cksum 0x1234 -> 0x{right:04x}!]")
+
+
+def _partition(rep: np.ndarray, inv: np.ndarray, cols: list[np.ndarray]) -> list[tuple]:
+    """The groups as sets of rows, each with its tuple (order-free)."""
+    out = []
+    for j in range(len(rep)):
+        rows = tuple(np.flatnonzero(inv == j).tolist())
+        assert rows, "a group without rows"
+        assert all(int(c[rep[j]]) == int(c[rows[0]]) for c in cols)
+        out.append((rows, tuple(int(c[rows[0]]) for c in cols)))
+    return sorted(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1), st.integers(-3, 3)),
+                min_size=1, max_size=200))
+def test_groups_partition_rows_as_factorize_does(rows: list[tuple[int, int, int]]) -> None:
+    a = np.array([r[0] for r in rows], np.int64)
+    b = np.array([r[1] for r in rows], np.uint64)
+    c = np.array([r[2] for r in rows], np.int64)
+    for cols in ([a, b, c], [b], [c, a]):
+        want = _partition(*C.factorize(*cols), cols)
+        assert _partition(*C.groups(*cols), cols) == want
+        # every distinct tuple once, every row in one group
+        assert sum(len(g[0]) for g in want) == len(rows)
+        assert len({g[1] for g in want}) == len(want)
+
+
+def test_groups_falls_back_when_the_mix_collides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mix that maps every tuple to one word: the check catches it and factorize answers."""
+    monkeypatch.setattr(C, "_MIX", np.uint64(0))
+    a = np.array([1, 2, 1, 3, 2], np.int64)
+    b = np.array([7, 7, 7, 7, 8], np.uint64)
+    rep, inv = C.groups(a, b)
+    assert _partition(rep, inv, [a, b]) == [((0, 2), (1, 7)), ((1,), (2, 7)), ((3,), (3, 7)),
+                                            ((4,), (2, 8))]

@@ -42,7 +42,7 @@ numpy over whole columns.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -157,6 +157,38 @@ class Batch:
 
 # ---- reading files into batches ----------------------------------------------------------------
 
+def _pcap_chain(chunk: bytes, rows: int, u32: Callable[[bytes, int], tuple[int]],
+                limit: int) -> tuple[np.ndarray, int, int | None]:
+    """The records a pcap `chunk` holds whole from its start, `rows` at most: (their
+    offsets, where the next one starts, and that one's length when it is over `limit`:
+    the file is broken there). The walk is sequential, so it is a Python loop made as
+    small as it can be; the limit is checked on the whole batch after it."""
+    n = len(chunk)
+    pos = 0
+    offs: list[int] = []
+    add = offs.append
+    last = n - 16
+    for _ in range(rows):
+        if pos > last:
+            break
+        end = pos + 16 + u32(chunk, pos + 8)[0]
+        if end > n:
+            break
+        add(pos)
+        pos = end
+    at = np.array(offs, np.int64)
+    if len(at):
+        over = np.flatnonzero(np.diff(at, append=pos) - 16 > limit)
+        if len(over):
+            k = int(over[0])
+            at, pos = at[:k], int(at[k])
+    if pos <= last:
+        incl = u32(chunk, pos + 8)[0]
+        if incl > limit:
+            return at, pos, incl
+    return at, pos, None
+
+
 class BatchSource:
     """A capture file read as batches (:func:`open_batches`); ``interfaces`` as the
     reader's (pcapng: renewed per section)."""
@@ -206,30 +238,14 @@ class BatchSource:
             n = len(chunk)
             if not n:
                 return
-            pos = 0
-            offs: list[int] = []
-            add = offs.append
-            problem = None
-            left = rows
-            last = n - 16
-            while pos <= last:
-                incl = u32(chunk, pos + 8)[0]
-                end = pos + 16 + incl
-                if end > n or incl > limit:
-                    if incl > limit:
-                        problem = _bad(name, base + pos,
-                                       f"absurd record length {incl} (snaplen {cap.snaplen})")
-                    break
-                add(pos)
-                pos = end
-                left -= 1
-                if not left:
-                    break
-            if offs:
-                yield self._pcap_batch(chunk, offs, e, mul)
+            at, pos, absurd = _pcap_chain(chunk, rows, u32, limit)
+            problem = None if absurd is None else _bad(
+                name, base + pos, f"absurd record length {absurd} (snaplen {cap.snaplen})")
+            if len(at):
+                yield self._pcap_batch(chunk, at, e, mul)
             if problem is not None:
                 raise problem
-            if not offs:  # one record longer than the chunk, or the end of the file
+            if not len(at):  # one record longer than the chunk, or the end of the file
                 got = _more(f, chunk, n + 1)
                 if len(got) == n:
                     base += pos
@@ -244,18 +260,17 @@ class BatchSource:
             carry = chunk[pos:]
             base += pos
 
-    def _pcap_batch(self, chunk: bytes, offs: list[int], e: str, mul: int) -> Batch:
+    def _pcap_batch(self, chunk: bytes, at: np.ndarray, e: str, mul: int) -> Batch:
         buf = np.frombuffer(chunk + bytes(_PAD), np.uint8)
-        at = np.array(offs, np.int64)
         hdr = buf[at[:, None] + np.arange(16)].view(e + "u4")  # (n, 4): sec, frac, incl, orig
-        cols = _frame_cols(self, len(offs))
+        cols = _frame_cols(self, len(at))
         cols["ts_ns"] = hdr[:, 0].astype(np.int64) * 1_000_000_000 + hdr[:, 1].astype(
             np.int64) * mul
         cols["caplen"] = hdr[:, 2].astype(np.uint32)
         cols["wirelen"] = hdr[:, 3].astype(np.uint32)
-        cols["interface"] = np.zeros(len(offs), np.uint32)
-        cols["linktype"] = np.full(len(offs), self.cap.interfaces[0].linktype, np.uint32)
-        cols["direction"] = np.zeros(len(offs), np.uint8)
+        cols["interface"] = np.zeros(len(at), np.uint32)
+        cols["linktype"] = np.full(len(at), self.cap.interfaces[0].linktype, np.uint32)
+        cols["direction"] = np.zeros(len(at), np.uint8)
         cols["data_offset"] = at + 16
         return _finish(cols, chunk, buf, {}, self.claimed, list(self.cap.interfaces))
 
@@ -463,6 +478,36 @@ def factorize(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, inv.reshape(-1)
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the columns' tuples, numbered in no particular order: (one row
+    of each, and for every row the number of its tuple). Several columns are mixed into
+    one 64-bit word, sorted once and then checked exact (a collision falls back to
+    :func:`factorize`): 16,384 rows of six columns take ~0.5 ms, factorize's sort of their
+    bytes ~4.5 ms. For callers that need neither the first row nor factorize's order."""
+    n = len(cols[0])
+    if len(cols) == 1:
+        key = cols[0]
+    else:
+        key = np.zeros(n, np.uint64)
+        for col in cols:
+            key ^= col.astype(np.uint64, copy=False)
+            key *= _MIX
+            key ^= key >> np.uint64(29)
+    srt = np.sort(key)  # (not np.unique: its hash path imports numpy.ma, ~17 ms a run)
+    keep = np.ones(n, bool)
+    np.not_equal(srt[1:], srt[:-1], out=keep[1:])
+    uniq = srt[keep]
+    inv = np.searchsorted(uniq, key)
+    rep = np.empty(len(uniq), np.intp)
+    rep[inv] = np.arange(n)
+    if len(cols) > 1 and not all(np.array_equal(col[rep][inv], col) for col in cols):
+        return factorize(*cols)
+    return rep, inv
+
+
 def _at(buf: np.ndarray, dtype: str, width: int) -> np.ndarray:
     """`buf` read as `dtype` (big-endian, `width` bytes) at every byte offset: one gather
     reads a field (the buffer ends in _PAD zero bytes, so a wide read past a row's end
@@ -471,7 +516,8 @@ def _at(buf: np.ndarray, dtype: str, width: int) -> np.ndarray:
 
 
 def _u16(buf: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return _at(buf, ">u2", 2)[p].astype(np.uint32)
+    # two byte gathers: ~40 % cheaper than one gather of an unaligned big-endian view
+    return buf[p].astype(np.uint32) << 8 | buf[p + 1]
 
 
 def _u32(buf: np.ndarray, p: np.ndarray) -> np.ndarray:

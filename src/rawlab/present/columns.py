@@ -67,8 +67,8 @@ class _Texts:
                 ) -> tuple[list[tuple[bytes, bytes]], np.ndarray]:
         """(text, raw bytes) of each distinct address (IPv4 in ``lo``), and each row's
         number among them."""
-        first, inv = C.factorize(ver, hi, lo) if (ver == 6).any() else C.factorize(lo)
-        uniq = np.stack([ver[first].astype(np.uint64), hi[first], lo[first]], axis=1)
+        one, inv = C.groups(ver, hi, lo) if (ver == 6).any() else C.groups(lo)
+        uniq = np.stack([ver[one].astype(np.uint64), hi[one], lo[one]], axis=1)
         out = []
         cache = self.ip
         if len(cache) > 65536:
@@ -195,22 +195,17 @@ def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarra
     ah, al = np.where(rev, dh, sh), np.where(rev, dl, sl)
     bh, bl = np.where(rev, sh, dh), np.where(rev, sl, dl)
     ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
-    first, key = C.factorize(ver, ah, al, bh, bl, ports)
-    keys = []
-    srcl, dstl = src_b[rows], dst_b[rows]
-    revl = rev[first].tolist()
+    first, key = C.groups(ver, ah, al, bh, bl, ports)  # (a row of each key, not its first)
+    # each key's entry in the shared table (the loop is per key, not per row)
+    rows_f = rows[first]
+    keys = [(d, s_, p) if r else (s_, d, p) for s_, d, p, r in zip(
+        src_b[rows_f].tolist(), dst_b[rows_f].tolist(), ports[first].tolist(),
+        rev[first].tolist(), strict=True)]
     bases = seqs._bases
-    known = np.zeros(len(first), bool)
-    init_a = np.zeros(len(first), np.int64)
-    init_b = np.zeros(len(first), np.int64)
-    for j, (f, r) in enumerate(zip(first.tolist(), revl, strict=True)):
-        src, dst = srcl[f], dstl[f]
-        k = (dst, src, int(ports[f])) if r else (src, dst, int(ports[f]))
-        keys.append(k)
-        got = bases.get(k)
-        if got is not None:
-            known[j] = True
-            init_a[j], init_b[j] = got
+    got = list(map(bases.get, keys))
+    known = np.array([g is not None for g in got], bool)
+    init = np.array([(0, 0) if g is None else g for g in got], np.int64).reshape(-1, 2)
+    init_a, init_b = init[:, 0], init[:, 1]
     s = seq[rows]
     a = ack[rows]
     syn = (c["tcp_flags"][rows] & 2) != 0
@@ -424,13 +419,12 @@ class BatchLineSink:
         lay = c["tcp_opt_layout"].astype(np.int64) + 1
         notes = (c["csum_notes"] & (C.CSUM_NOTE_IP | C.CSUM_NOTE_L4)).astype(np.int64)
         key = (((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay) * 4 + notes
-        key = np.where(fast, key, -1)
-        uniq, inv = np.unique(key, return_inverse=True)
-        inv = inv.reshape(-1)
-        for j, k in enumerate(uniq.tolist()):
-            if k < 0:
-                continue
-            rows = np.nonzero(inv == j)[0]
+        held = np.nonzero(fast)[0]
+        # the rows of each shape, in file order: one stable sort, then split
+        order = held[np.argsort(key[held], kind="stable")]
+        ks = key[order]
+        cuts = np.nonzero(ks[1:] != ks[:-1])[0] + 1
+        for rows in np.split(order, cuts):
             r0 = int(rows[0])
             tmpl, vals = self._shape(batch, c, r0, rows, src_t, dst_t, seq, ack, sbase, plen,
                                      int(lay[r0]) - 1)
