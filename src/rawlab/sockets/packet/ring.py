@@ -119,6 +119,7 @@ class PacketRing:
         self._captured = self._skipped = self._losing = 0
         self._numbers: dict[int, int] = {}  # `any`: ifindex -> interface number
         self._idbs: list[Interface] = []
+        self._plain: dict[int, Interface] = {}  # interface(n) on one interface
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -177,9 +178,12 @@ class PacketRing:
         """Interface `n` of the records (their pcapng IDB): the interface captured on, or,
         on ``any``, each real interface in the order its first packet came (named from its
         ifindex), so that lines say ``lo In`` and a file keeps one IDB per interface."""
-        if self.ifindex or n >= len(self._idbs):
-            return Interface(n, self.linktype, self.snaplen, name=self.iface)
-        return self._idbs[n]
+        if not self.ifindex and n < len(self._idbs):
+            return self._idbs[n]
+        got = self._plain.get(n)  # asked for every packet: made once (frozen)
+        if got is None:
+            got = self._plain[n] = Interface(n, self.linktype, self.snaplen, name=self.iface)
+        return got
 
     def _number(self, ifindex: int) -> int:
         n = self._numbers[ifindex] = len(self._idbs)
