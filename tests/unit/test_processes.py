@@ -290,3 +290,30 @@ def test_socket_holders_find_a_new_socket_by_a_partial_walk(tmp_path: Path) -> N
     assert h.find(300) == [(12, 4)] and h.walks > walks
     proc(10, {3: "socket:[400]"})  # fd 3 of pid 10 now holds another socket
     assert h.find(100) == [] and h.find(400) == [(10, 3)]
+
+
+def test_gone_sockets_find_by_4_tuple_zeros_match_anything_and_age_out() -> None:
+    from rawlab.sockets.owners import GoneSockets
+
+    a, b, z = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), bytes(4)
+    port = (1, 6, 5001)
+    g = GoneSockets(keep_s=10.0, most=1000)
+    for i in range(500):  # a busy server port: 500 connections gone
+        g.add(float(i) / 100, port, b, a, 40000 + i, 1000 + i)
+    assert g.cookie(port, b, a, 40123) == 1123
+    assert g.cookie(port, b, a, 39999) is None
+    assert g.cookie((2, 6, 5001), b, a, 40123) is None  # another namespace
+    g.add(5.0, port, z, a, 40123, 77)  # an aborted socket: local address reset
+    assert g.cookie(port, b, a, 40123) is None  # two sockets match: no answer
+    assert g.cookie(port, b, a, 40124) == 1124
+    udp = (1, 17, 5001)
+    g.add(5.0, udp, b, z, 0, 88)  # an unconnected UDP socket: matches any peer
+    assert g.cookie(udp, b, a, 5) == 88 and g.cookie(udp, a, a, 5) is None
+    g.prune(12.0)  # forgets what is older than 2.0 s
+    assert len(g) == 302
+    assert g.cookie(port, b, a, 40100) is None and g.cookie(port, b, a, 40200) == 1200
+    g2 = GoneSockets(keep_s=1e9, most=3)
+    for i in range(5):
+        g2.add(0.0, port, b, a, i + 1, i)
+    g2.prune(0.0)
+    assert len(g2) == 3 and g2.cookie(port, b, a, 1) is None and g2.cookie(port, b, a, 5) == 4

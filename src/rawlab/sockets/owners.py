@@ -29,9 +29,9 @@ import os
 import select
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from rawlab.records import CLOSED, NO_SOCKET, PROCESS, UNKNOWN, SocketOwner
 from rawlab.sockets import diag, proc
@@ -41,7 +41,7 @@ from rawlab.sockets.netns import entered
 _UNACCEPTED = {diag.TCP_SYN_RECV, diag.TCP_NEW_SYN_RECV, diag.TCP_ESTABLISHED,
                diag.TCP_CLOSE_WAIT}
 _MAX_COOKIES = 1 << 17
-_MAX_DESTROYED = 1 << 16
+_MAX_DESTROYED = 1 << 17  # destroyed sockets remembered
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
@@ -73,6 +73,62 @@ def _is_loopback(addr: bytes) -> bool:
     return (len(addr) == 4 and addr[0] == 127) or addr == bytes(15) + b"\x01"
 
 
+class GoneSockets:
+    """The sockets the destroy groups reported, each remembered for `keep_s` (`most` at
+    most, the oldest forgotten first), found by (namespace, protocol, local port) and the
+    rest of the 4-tuple. A whole 4-tuple is a dict look-up; only the few reported with
+    zeros (a field the kernel had already reset: they match anything) are compared one by
+    one. (They were all compared one by one before: a server port that saw 100
+    connections a second made every look-up of a gone socket scan thousands.)"""
+
+    def __init__(self, keep_s: float, most: int) -> None:
+        self.keep_s, self.most = keep_s, most
+        self._exact: dict[tuple[tuple[int, int, int], bytes, bytes, int], list[int]] = {}
+        self._partial: dict[tuple[int, int, int], list[tuple[bytes, bytes, int, int]]] = {}
+        # (when, port key, exact key or partial entry, cookie, exact?), oldest first
+        self._order: deque[tuple[float, tuple[int, int, int], Any, int, bool]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, now: float, port: tuple[int, int, int], local: bytes, remote: bytes,
+            rport: int, cookie: int) -> None:
+        if any(local) and any(remote) and rport:
+            k = (port, local, remote, rport)
+            self._exact.setdefault(k, []).append(cookie)
+            self._order.append((now, port, k, cookie, True))
+        else:
+            e = (local, remote, rport, cookie)
+            self._partial.setdefault(port, []).append(e)
+            self._order.append((now, port, e, cookie, False))
+
+    def prune(self, now: float) -> None:
+        order = self._order
+        while order and (len(order) > self.most or order[0][0] < now - self.keep_s):
+            _when, port, k, cookie, exact = order.popleft()
+            if exact:
+                lst = self._exact[k]
+                lst.remove(cookie)
+                if not lst:
+                    del self._exact[k]
+            else:
+                entries = self._partial[port]
+                entries.remove(k)
+                if not entries:
+                    del self._partial[port]
+
+    def cookie(self, port: tuple[int, int, int], local: bytes, remote: bytes,
+               rport: int) -> int | None:
+        """The cookie of the one destroyed socket that had this 4-tuple (None: none, or
+        two different ones)."""
+        cookies = set(self._exact.get((port, local, remote, rport), ()))
+        for la, ra, rp, c in self._partial.get(port, ()):
+            if (la == local or not any(la)) and (ra == remote or not any(ra)) \
+                    and rp in (rport, 0):
+                cookies.add(c)
+        return cookies.pop() if len(cookies) == 1 else None
+
+
 class OwnerLookup:
     """The owner of a flow's end, from the kernel and /proc; cached by socket cookie.
 
@@ -95,10 +151,7 @@ class OwnerLookup:
         self._facts: dict[int, proc.ProcessFacts] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
-        # (namespace, protocol, local port) -> (when, [(local, remote, remote port, cookie)])
-        self._destroyed: OrderedDict[tuple[int, int, int],
-                                     tuple[float, list[tuple[bytes, bytes, int, int]]]] = \
-            OrderedDict()
+        self._destroyed = GoneSockets(_DESTROY_KEEP_S, _MAX_DESTROYED)
         self._refreshed = 0.0
         self._drained = 0.0
         self.lookups = 0  # sock_diag look-ups sent
@@ -284,16 +337,11 @@ class OwnerLookup:
                 continue
             for d in ns.watch.drain():
                 got = True
-                key = (ns.inode, d.protocol, d.lport)
-                old = gone.pop(key, None)
-                socks = old[1] if old is not None else []
-                socks.append((d.local, d.remote, d.rport, d.cookie))
-                gone[key] = (now, socks)
+                gone.add(now, (ns.inode, d.protocol, d.lport), d.local, d.remote, d.rport,
+                         d.cookie)
             if ns.watch.lost:
                 self.destroy_groups = False  # some were dropped: no longer sure
-        while gone and (len(gone) > _MAX_DESTROYED
-                        or next(iter(gone.values()))[0] < now - _DESTROY_KEEP_S):
-            gone.popitem(last=False)
+        gone.prune(now)
         return got
 
     def _destroyed_cookie(self, ns: Namespace, protocol: int, local: bytes, lport: int,
@@ -302,11 +350,7 @@ class OwnerLookup:
         zeros where the kernel had already reset a field (an aborted TCP socket keeps
         its local port and peer address only; an unconnected UDP socket has no peer), so
         zero matches anything; two different sockets matching is no answer (None)."""
-        _when, socks = self._destroyed.get((ns.inode, protocol, lport), (0.0, []))
-        cookies = {c for la, ra, rp, c in socks
-                   if (la == local or not any(la)) and (ra == remote or not any(ra))
-                   and rp in (rport, 0)}
-        return cookies.pop() if len(cookies) == 1 else None
+        return self._destroyed.cookie((ns.inode, protocol, lport), local, remote, rport)
 
     def _gone(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
               remote: bytes, rport: int) -> SocketOwner:
