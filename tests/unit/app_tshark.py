@@ -282,10 +282,17 @@ def rawlab_json(path: Path, *args: str) -> dict[int, dict[str, Any]]:
     return recs
 
 
+# rawlab puts a stream's segments in sequence order before the application layers read
+# it; tshark does so only with this preference (off by default in Debian's 4.0), and
+# without it loses every later message of a direction once one segment came out of
+# order, as a veth pair's two CPUs sometimes deliver them (seen in CI, TLS 1.3).
+TSHARK_REASSEMBLY = ("-o", "tcp.reassemble_out_of_order:TRUE")
+
+
 def tshark_fields(path: Path, fields: Iterable[str], *args: str) -> dict[int, dict[str, list[str]]]:
     names = ["frame.number", "frame.protocols", *fields]
     cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=a",
-           "-E", f"aggregator={SEP}", "-E", "separator=\t", *args]
+           "-E", f"aggregator={SEP}", "-E", "separator=\t", *TSHARK_REASSEMBLY, *args]
     for f in names:
         cmd += ["-e", f]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
