@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -16,7 +17,10 @@ class Background:
     def __init__(self, cmd: list[str], ready: str | None = None, settle: float = 1.0) -> None:
         # stdout to a file: a pipe nobody reads until the end would fill and stall it
         self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.PIPE, text=True)
+        # a Python command that hangs dumps every thread's stack on SIGABRT (see stop)
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+        self.p = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.PIPE, text=True,
+                                  env=env)
         if ready is None:
             time.sleep(settle)
             return
@@ -36,7 +40,13 @@ class Background:
     def stop(self, settle: float = 1.0) -> list[str]:
         time.sleep(settle)
         self.p.send_signal(signal.SIGTERM)
-        _, self.err = self.p.communicate(timeout=60)
+        try:
+            _, self.err = self.p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.p.send_signal(signal.SIGABRT)  # faulthandler: where each thread is
+            _, err = self.p.communicate(timeout=30)
+            raise AssertionError(f"{self.p.args[:4]} did not stop within 60 s of SIGTERM; "
+                                 f"its threads then:\n{err[-6000:]}") from None
         self.out.seek(0)
         lines = self.out.read().splitlines()
         self.out.close()

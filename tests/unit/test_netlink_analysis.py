@@ -235,3 +235,23 @@ def test_monitor_json_explains_an_unnamed_sender() -> None:
     out = io.StringIO()
     MonitorPrinter(out).show(ev)
     assert out.getvalue().rstrip().endswith("(pid 77: gone, exited before the message was read)")
+
+
+def test_task_exits_stops_reading_a_closed_socket() -> None:
+    """TaskExits reads until EAGAIN; a socket closed under it (the monitor's end, while the
+    drain thread still names a sender) ends the read instead of spinning on EBADF."""
+    import socket
+    import threading
+
+    from rawlab.sockets.proc import TaskExits
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    exits = TaskExits(a)
+    b.send(b"\x00" * 8)  # shorter than a netlink header: no record, read on
+    a.close()
+    t = threading.Thread(target=exits.name, args=(1,), daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive() and exits.names == {}
+    b.close()

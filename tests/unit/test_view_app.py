@@ -35,7 +35,9 @@ def drive(path: Path, script: Script, size: tuple[int, int] = (150, 44), **kw: A
 
     async def run() -> None:
         async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: frames.complete and app.query_one(PacketList).count)
+            # the status line follows on the next 0.2 s tick: wait for its final text too
+            await until(pilot, lambda: frames.complete and app.query_one(PacketList).count
+                        and not status(app).startswith("indexing:"))
             await script(app, pilot)
 
     try:

@@ -240,7 +240,9 @@ class Drain:
             while True:
                 batch: list[Any] = []
                 for fd, _ev in ready:
-                    if fd == self._stop_r:
+                    if fd == self._stop_r or self._stopped:  # (busy sockets: no poll)
+                        if batch:  # what this wake-up read before it
+                            self.queue.put(batch)
                         return
                     self._read(*by_fd[fd], batch)
                 if batch:

@@ -15,6 +15,7 @@ Everything here is given its ``/proc`` root, so tests build a fake one.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -553,8 +554,10 @@ class TaskExits:
                 data = self.sock.recv(1 << 16)
             except BlockingIOError:
                 break
-            except OSError:  # ENOBUFS: records lost; go on with the next ones
-                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # records lost; go on with the next ones
+                    continue
+                break  # closed, or broken: nothing more to read (never a busy loop)
             for m in messages(data):
                 for _agg, nested in attr_items(m.payload, 4):
                     pid, comm, ppid = None, None, None
