@@ -53,20 +53,26 @@ class Background:
         return lines
 
 
-def packet_sockets(ns: object) -> int:
-    """How many AF_PACKET sockets namespace ``ns`` (a rawlab.lab.netns.Netns) has open."""
-    return len(ns.run(["cat", "/proc/net/packet"]).stdout.splitlines()) - 1  # type: ignore[attr-defined]
+def _packet_rows(ns: object) -> list[list[str]]:
+    """/proc/net/packet of ``ns``: sk RefCnt Type Proto Iface R Rmem User Inode."""
+    out = ns.run(["cat", "/proc/net/packet"]).stdout  # type: ignore[attr-defined]
+    return [line.split() for line in out.splitlines()[1:] if line.strip()]
+
+
+def _bound(ns: object) -> set[str]:
+    """Inodes of the packet sockets of ``ns`` that receive (R 1: bound with a protocol; rawlab
+    opens its socket with protocol 0 and binds with ETH_P_ALL last, after ring and filter)."""
+    return {r[8] for r in _packet_rows(ns) if len(r) >= 9 and r[5] == "1"}
 
 
 def started_capture(ns: object, argv: list[str], **popen: object) -> subprocess.Popen[str]:
-    """``argv`` (a capture in ``ns``) started, returned once its packet socket exists there
-    (and a moment more for the ring to be bound): no guess of how long start-up takes on a
-    loaded machine."""
-    before = packet_sockets(ns)
+    """``argv`` (a capture in ``ns``) started, returned once a new packet socket of ``ns``
+    receives, and a moment more: no guess of how long start-up takes on a loaded machine."""
+    before = _bound(ns)
     p = subprocess.Popen(argv, text=True, **popen)  # type: ignore[call-overload]
     end = time.monotonic() + 30
-    while packet_sockets(ns) <= before:
+    while not _bound(ns) - before:
         assert p.poll() is None and time.monotonic() < end, "capture did not start"
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(0.1)
     return p

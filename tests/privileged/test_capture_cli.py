@@ -28,10 +28,9 @@ def pair(lab: Lab):
 
 
 def start(ns, *args: str) -> subprocess.Popen[str]:
-    p = subprocess.Popen([RAWLAB, "capture", "-i", "veth0", "--netns", ns.name, *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)  # the ring is bound before the first packet we send
-    return p
+    """The capture, once its ring is bound (before the first packet we send)."""
+    return started_capture(ns, [RAWLAB, "capture", "-i", "veth0", "--netns", ns.name, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def blast(src, dst_ip: str, n: int, port: int = 9000) -> None:
@@ -71,7 +70,12 @@ def test_sigkill_mid_burst_leaves_a_valid_file(pair, tmp_path: Path) -> None:
     out = tmp_path / "k.pcapng"
     p = start(a, "-w", str(out), "udp port 9000")
     blast(a, "10.66.0.2", 20000)
-    time.sleep(0.4)  # past the 100 ms block timeout: blocks retired and flushed
+    # past the 100 ms block timeout: blocks retired and written (on a loaded machine the
+    # writer may take longer than that: wait until the file has stopped growing)
+    size, end = -1, time.monotonic() + 20
+    while size != out.stat().st_size and time.monotonic() < end:
+        size = out.stat().st_size
+        time.sleep(0.4)
     p.kill()
     p.wait()
     res = subprocess.run([RAWLAB, "read", str(out), "--stats"], capture_output=True, text=True,
@@ -150,9 +154,8 @@ def test_any_names_each_interface(lab: Lab, tmp_path: Path) -> None:
     per interface met, named, so tshark shows `lo` and `veth0` (not `any`)."""
     a, b = lab.netns("a"), lab.netns("b")
     lab.veth(a, b, "10.66.0.1/24", "10.66.0.2/24", offloads=False)
-    p = subprocess.Popen([RAWLAB, "capture", "--netns", a.name, "-c", "4", "icmp"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    p = started_capture(a, [RAWLAB, "capture", "--netns", a.name, "-c", "4", "icmp"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     a.run(["ping", "-c", "1", "-W", "2", "127.0.0.1"], check=True)
     a.run(["ping", "-c", "1", "-W", "2", "10.66.0.2"], check=True)
     out, err = p.communicate(timeout=20)
@@ -163,9 +166,8 @@ def test_any_names_each_interface(lab: Lab, tmp_path: Path) -> None:
                                                  ["veth0", "Out"], ["veth0", "In"]]
     assert all(" any " not in ln for ln in lines)
     f = tmp_path / "any.pcapng"
-    p = subprocess.Popen([RAWLAB, "capture", "--netns", a.name, "-c", "4", "-w", str(f),
-                          "icmp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    p = started_capture(a, [RAWLAB, "capture", "--netns", a.name, "-c", "4", "-w", str(f),
+                            "icmp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     a.run(["ping", "-c", "1", "-W", "2", "127.0.0.1"], check=True)
     a.run(["ping", "-c", "1", "-W", "2", "10.66.0.2"], check=True)
     _, err = p.communicate(timeout=20)

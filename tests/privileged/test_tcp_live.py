@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from _background import started_capture
 from rawlab.lab import traffic
 from rawlab.lab.netns import Lab
 
@@ -18,9 +19,8 @@ RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 def _run(lab: Lab, *args: str) -> tuple[str, str, int]:
     a, b = lab.netns("a"), lab.netns("b")
     lab.veth(a, b, "10.55.0.1/24", "10.55.0.2/24", offloads=False)
-    p = subprocess.Popen([RAWLAB, "tcp", "-i", "veth0", "--netns", a.name, *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    p = started_capture(a, [RAWLAB, "tcp", "-i", "veth0", "--netns", a.name, *args],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for port in (7001, 7002):
         ex = traffic.tcp_exchange(b, a, "10.55.0.2", port, b"x" * 3000, b"y" * 100)
         assert not ex.errors
