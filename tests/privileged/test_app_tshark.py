@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -78,14 +79,17 @@ def test_every_application_field_agrees_with_tshark(capture: tuple[Path, Path]) 
         assert ag.frames.get(name, 0) >= n, (name, ag.frames)
 
 
-def _server_data(data: bytes) -> int | None:
-    """The TCP payload length of an Ethernet/IPv4 segment from the server's port 443."""
+def _server_segment(data: bytes) -> tuple[int, int, int] | None:
+    """(client port, sequence number, payload length) of an Ethernet/IPv4 TCP segment from
+    the server's port 443."""
     if data[12:14] != b"\x08\x00" or data[23] != 6:
         return None
     ip = 14 + (data[14] & 15) * 4
     if int.from_bytes(data[ip:ip + 2], "big") != 443:
         return None
-    return len(data) - ip - (data[ip + 12] >> 4) * 4
+    return (int.from_bytes(data[ip + 2:ip + 4], "big"),
+            int.from_bytes(data[ip + 4:ip + 8], "big"),
+            len(data) - ip - (data[ip + 12] >> 4) * 4)
 
 
 def test_segments_out_of_order_lose_no_message(capture: tuple[Path, Path],
@@ -95,10 +99,12 @@ def test_segments_out_of_order_lose_no_message(capture: tuple[Path, Path],
     the same HTTP, and still agrees with tshark (set to reassemble out of order)."""
     path, keylog = capture
     recs = list(read_records(path))
-    full = [i for i, r in enumerate(recs) if _server_data(bytes(r.data)) == 1448]
-    i, j = full[-4], full[-3]  # the second connection (TLS 1.3), its last reply
-    seq = [int.from_bytes(bytes(recs[k].data)[38:42], "big") for k in (i, j)]
-    assert j - i <= 4 and 1448 <= seq[1] - seq[0] < 4 * 1448, (i, j, seq)
+    segs = {i: s for i, r in enumerate(recs) if (s := _server_segment(bytes(r.data)))}
+    last = [s[0] for s in segs.values() if s[2]][-1]  # the TLS 1.3 connection (the last)
+    full = [(i, s[1]) for i, s in segs.items() if s[0] == last and s[2] == 1448]
+    # the last two full segments that follow each other in the capture and by number
+    i, j = next((a, b) for (a, sa), (b, sb) in reversed(list(pairwise(full)))
+                if sb == (sa + 1448) & 0xFFFFFFFF)
     recs[i], recs[j] = recs[j], recs[i]
     swapped = tmp_path / "swapped.pcap"
     with PcapWriter(swapped, recs[0].linktype) as w:
