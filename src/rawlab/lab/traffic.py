@@ -34,7 +34,7 @@ def tcpdump(ns: Netns, iface: str, path: Path | str, expression: str | None = No
         if "listening on" not in line:
             raise RawlabError(f"tcpdump in {ns.name} did not start: {line.strip()}")
         yield p
-        time.sleep(0.2)  # let the last packets through the ring
+        _settled(Path(path))  # the last packets through the ring and into the file
     finally:
         p.send_signal(signal.SIGINT)
         try:
@@ -42,6 +42,19 @@ def tcpdump(ns: Netns, iface: str, path: Path | str, expression: str | None = No
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def _settled(path: Path, step: float = 0.2, limit: float = 5.0) -> None:
+    """Wait until ``path`` (written packet by packet, ``-U``) stops growing: on a loaded
+    machine tcpdump may still be reading its ring, and SIGINT ends it without the rest."""
+    end = time.monotonic() + limit
+    size = -1
+    while time.monotonic() < end:
+        time.sleep(step)
+        now = path.stat().st_size if path.exists() else 0
+        if now == size:
+            return
+        size = now
 
 
 @dataclass
