@@ -9,6 +9,7 @@ the capture's (its namespace is resolved, not assumed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -29,15 +30,16 @@ PY = sys.executable
 A_IP, B_IP = "10.66.0.1", "10.66.0.2"
 PORT = 8080
 
-# B: a TCP server that answers each request after 300 ms (so clients are still alive when
-# rawlab looks their socket up) and a UDP echo
+# B: a TCP server that answers each request after 800 ms (so clients such as curl, which
+# exit once answered, are still alive when rawlab, perhaps behind on a loaded machine,
+# looks their socket up) and a UDP echo
 SERVER = r"""
 import socket, threading, time
 def serve(c):
     with c:
         try:
             c.recv(4096)
-            time.sleep(0.3)
+            time.sleep(0.8)
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
             c.shutdown(socket.SHUT_WR)
             while c.recv(4096):
@@ -69,6 +71,7 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.sendto(b"ping", ("@B@", 5353)); u.settimeout(2); u.recv(100)
 print(u.getsockname()[1], flush=True)
 time.sleep(0.3)  # rawlab looks the socket up when the capture's block arrives
+sys.stdin.read()  # and the test may keep it longer: until it closes our stdin
 """.replace("@B@", B_IP).replace("@PORT@", str(PORT))
 
 # A: connects, sends one byte and exits at once (the kernel finishes for it)
@@ -114,10 +117,17 @@ def _stop(p: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-def _client(a: Netns, code: str) -> tuple[int, list[int]]:
-    p = a.popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
-    out, _ = p.communicate(timeout=30)
-    return p.pid, [int(x) for x in out.split()]
+@contextlib.contextmanager
+def _client(a: Netns, code: str, ports: int) -> Iterator[tuple[int, list[int]]]:
+    """The client's pid and the `ports` it printed; it lives on (CLIENT waits on its stdin)
+    until the block ends, so a capture that lags behind on a loaded machine still finds
+    its sockets."""
+    p = a.popen([PY, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        yield p.pid, [int(p.stdout.readline()) for _ in range(ports)]
+    finally:
+        p.communicate(timeout=30)
 
 
 def _packets(out: str) -> list[dict[str, Any]]:
@@ -134,16 +144,17 @@ def _ends(pkt: dict[str, Any], port: int) -> tuple[dict[str, Any] | None, str]:
 def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any) -> None:
     a, b, srv = server
     cap = _capture(b, "--processes", "--json")
-    py_pid, (py_port, py_udp) = _client(a, CLIENT)
-    curl_port = None
-    curl_pid = None
-    if shutil.which("curl"):
-        c = a.popen(["curl", "-s", "-o", "/dev/null", "-w", "%{local_port}",
-                     f"http://{B_IP}:{PORT}/"], stdout=subprocess.PIPE, text=True)
-        out, _ = c.communicate(timeout=30)
-        curl_pid, curl_port = c.pid, int(out)
-    short_pid, (short_port,) = _client(a, SHORT)
-    out, err = _stop(cap)
+    with _client(a, CLIENT, 2) as (py_pid, (py_port, py_udp)):
+        curl_port = None
+        curl_pid = None
+        if shutil.which("curl"):
+            c = a.popen(["curl", "-s", "-o", "/dev/null", "-w", "%{local_port}",
+                         f"http://{B_IP}:{PORT}/"], stdout=subprocess.PIPE, text=True)
+            out, _ = c.communicate(timeout=30)
+            curl_pid, curl_port = c.pid, int(out)
+        with _client(a, SHORT, 1) as (short_pid, (short_port,)):
+            pass
+        out, err = _stop(cap)
     pkts = _packets(out)
     a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
 
@@ -251,8 +262,8 @@ def test_pid_filter_keeps_only_that_process_and_counts_the_rest(server: Any,
 def test_tcp_live_table_has_process_columns(server: Any) -> None:
     a, b, _srv = server
     p = _capture(b, "--processes", cmd="tcp")
-    pid, (port, _udp) = _client(a, CLIENT)
-    out, _err = _stop(p)
+    with _client(a, CLIENT, 2) as (pid, (port, _udp)):
+        out, _err = _stop(p)
     table = out.splitlines()[out.splitlines().index("") + 1:]
     assert table[0].split()[:6] == ["stream", "client", "client", "process", "server", "server"]
     row = next(x for x in table if f"{A_IP}:{port}" in x)
