@@ -84,14 +84,19 @@ def test_tcp_lesson_with_loopback_down_is_one_line_and_a_fix(lab: Lab) -> None:
 # --- flags ------------------------------------------------------------------------------
 
 def test_nonblock_eagain_at_once_and_cloexec_absent_after_exec(lab: Lab) -> None:
-    doc = lesson_json(lab.netns("flags"), "flags")
+    ns = lab.netns("flags")
+    quick = ("SOCK_NONBLOCK", "fcntl(O_NONBLOCK)", "MSG_DONTWAIT")
+    for _attempt in range(3):  # a loaded machine may preempt one run for 20 ms
+        doc = lesson_json(ns, "flags")
+        recv = by_id(doc["recv"])
+        if all(recv[rid]["elapsed_ns"] < 20_000_000 for rid in quick):
+            break
     assert doc["sock_nonblock"] == socket.SOCK_NONBLOCK == os.O_NONBLOCK
     assert doc["sock_cloexec"] == socket.SOCK_CLOEXEC
-    recv = by_id(doc["recv"])
     assert all(r["errno"] == "EAGAIN" for r in recv.values())
     blocking = recv["blocking+SO_RCVTIMEO"]
     assert not blocking["o_nonblock"] and blocking["elapsed_ns"] >= blocking["rcvtimeo_ns"] * 0.9
-    for rid in ("SOCK_NONBLOCK", "fcntl(O_NONBLOCK)", "MSG_DONTWAIT"):
+    for rid in quick:
         assert recv[rid]["elapsed_ns"] < 20_000_000, recv[rid]  # at once, not 100 ms
     assert recv["SOCK_NONBLOCK"]["o_nonblock"] and recv["fcntl(O_NONBLOCK)"]["o_nonblock"]
     assert not recv["MSG_DONTWAIT"]["o_nonblock"]

@@ -40,6 +40,24 @@ def sh(ns: Netns, *args: str, check: bool = True) -> str:
 Proc = Background
 
 
+def _nf_listeners(ns: Netns) -> int:
+    """Netfilter netlink sockets of ``ns`` that have joined a multicast group
+    (/proc/net/netlink: sk Eth Pid Groups ...; Eth 12 is NETLINK_NETFILTER)."""
+    rows = [x.split() for x in sh(ns, "cat", "/proc/net/netlink").splitlines()[1:]]
+    return sum(1 for r in rows if len(r) > 3 and r[1] == "12" and int(r[3], 16))
+
+
+def peer_monitor(ns: Netns, *argv: str) -> Proc:
+    """A peer monitor (conntrack -E, nft monitor) in ``ns``, once it has joined its groups."""
+    before = _nf_listeners(ns)
+    p = Proc(["ip", "netns", "exec", ns.name, *argv], settle=0)
+    end = time.monotonic() + 30
+    while _nf_listeners(ns) <= before:
+        assert p.p.poll() is None and time.monotonic() < end, f"{argv} did not start"
+        time.sleep(0.05)
+    return p
+
+
 def monitor(ns: Netns, *args: str) -> Proc:
     return Proc([RAWLAB, "netlink", "monitor", "--netns", ns.name, *args], ready="monitoring")
 
@@ -65,7 +83,7 @@ def test_conntrack_events_as_conntrack_E_prints_them(lab: Lab) -> None:
        "3")
     sh(ns, "nft", "add", "rule", "ip", "t", "raw", "tcp", "sport", "5555", "ct", "zone", "set",
        "3")
-    theirs = Proc(["ip", "netns", "exec", ns.name, "conntrack", "-E"], settle=1.0)
+    theirs = peer_monitor(ns, "conntrack", "-E")
     text = monitor(ns, "--conntrack")
     js = monitor(ns, "--conntrack", "--json")
     sh(ns, sys.executable, "-c", CONNECT, "5555")
@@ -98,7 +116,7 @@ def test_conntrack_events_as_conntrack_E_prints_them(lab: Lab) -> None:
 
 def test_nftables_changes_as_nft_monitor_and_debug_netlink_print_them(lab: Lab) -> None:
     ns = lab.netns("nft")
-    theirs = Proc(["ip", "netns", "exec", ns.name, "nft", "monitor"], settle=1.0)
+    theirs = peer_monitor(ns, "nft", "monitor")
     text = monitor(ns, "--nftables")
     js = monitor(ns, "--nftables", "--json")
     nft_table(ns)

@@ -14,7 +14,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from _pairs import pair
 
 from rawlab.decode.dispatch import Decoder
 from rawlab.lab import traffic
-from rawlab.raw.listen import listen
+from rawlab.raw.listen import open_listener, receive
 from rawlab.raw.sock import Received
 from rawlab.sockets.packet import RingConfig, open_ring
 
@@ -32,16 +31,12 @@ RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 
 
 def listening(ns: Any, family: int, proto: int, make_traffic: Callable[[], None],
-              duration: float = 0.6) -> list[Received]:
-    """What a raw socket in `ns` receives while `make_traffic` runs."""
-    got: list[Received] = []
-    t = threading.Thread(target=lambda: got.extend(
-        listen(family, proto, netns=ns.name, duration=duration)))
-    t.start()
-    time.sleep(0.15)  # the socket is open
-    make_traffic()
-    t.join(5)
-    return got
+              duration: float = 0.3) -> list[Received]:
+    """What a raw socket in `ns` receives while `make_traffic` runs: the socket is open
+    before the traffic starts and queues what comes; read after it, for `duration` more."""
+    with open_listener(family, proto, ns.name) as sock:
+        make_traffic()
+        return list(receive(sock, duration=duration))
 
 
 def tcp_flags(r: Received) -> tuple[str, int, int]:

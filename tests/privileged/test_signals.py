@@ -90,6 +90,7 @@ def test_monitor_and_live_tcp_stop_cleanly(sig: int) -> None:
     for argv in (["netlink", "monitor", "--json"], ["tcp", "-i", "lo"]):
         p = subprocess.Popen([RAWLAB, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
+        _policy_set(p.pid)  # (the interpreter's own start-up is no program's to cover)
         time.sleep(0.6)
         p.send_signal(sig)
         _, err = p.communicate(timeout=30)
