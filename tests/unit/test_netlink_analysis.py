@@ -255,3 +255,30 @@ def test_task_exits_stops_reading_a_closed_socket() -> None:
     t.join(5)
     assert not t.is_alive() and exits.names == {}
     b.close()
+
+
+def test_the_drain_queue_times_out_when_a_signal_handler_outlasts_the_wait() -> None:
+    """The monitor's main thread waits on the drain's queue 0.2 s at a time and its stop is
+    a signal handler. CPython 3.11's SimpleQueue.get(timeout) then waits for ever once a
+    handler runs past the timeout (one CI run: `netlink monitor` ignored SIGTERM for 43
+    minutes, stopped set, blocked in get); the drain's queue must time out regardless."""
+    import subprocess
+    import sys
+
+    code = """
+import os, queue, signal, threading, time
+from rawlab.sockets.netlink_monitor import Drain
+d = Drain([]).start()
+signal.signal(signal.SIGUSR1, lambda s, f: time.sleep(0.3))
+threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+t = time.monotonic()
+try:
+    d.queue.get(timeout=0.2)
+except queue.Empty:
+    print("empty", round(time.monotonic() - t, 1))
+d.stop()
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=20, check=False)
+    assert p.returncode == 0 and p.stdout.split()[0] == "empty", (p.stdout, p.stderr)
+    assert float(p.stdout.split()[1]) < 1.0

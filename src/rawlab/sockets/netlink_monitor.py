@@ -168,7 +168,9 @@ class Drain:
         self.socks = socks
         self.bufsize = bufsize
         self.at_receipt = at_receipt
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout=...) blocks
+        # for ever when a signal handler runs past the timeout (the main thread's stop)
+        self.queue: queue.Queue[Any] = queue.Queue()
         self.overflows = 0
         self.datagrams = 0
         self.truncated = 0
