@@ -135,6 +135,9 @@ class GuestRun:
                     break
                 if trouble is not None and attempt == 1:  # wedged or failed to run: again
                     first_in = running
+                    last = [x for x in tail.splitlines() if x.strip()][-3:]
+                    where = running or "no test yet: booting or collecting"
+                    self.summary += f" (it was in {where}; its output ended: {' | '.join(last)})"
                     continue
                 why = trouble or "its pytest ended with these tests unreported"
                 for n in todo:
