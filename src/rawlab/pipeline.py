@@ -2,6 +2,8 @@
 
     packets:  records ─▶ [filter] ─▶ [attribute] ─▶ [writer] ─▶ decode (once, if a sink
               wants it) ─▶ IP reassembly (analysis.reassembly) ─▶ sinks
+    ring:     a capture ring's frames ─▶ [attribute] ─▶ pcapng EPBs (``capture -w`` when
+              nothing else wants the packets: no Record, a ring block at a time)
     batches:  Arrow batches (decode/columns.py) ─▶ batch sinks (odd rows per packet inside)
     tcp:      records ─▶ [attribute] ─▶ TcpAnalyzer ─▶ events (one stream, or all) ─▶ sinks
 
@@ -34,9 +36,11 @@ from rawlab.records import CsumHint, Interface, Record
 from rawlab.sockets.bpf import OfflineFilter
 
 if TYPE_CHECKING:  # the analysers are imported only when used
+    from rawlab.analysis.processes import Attribution, Entry
     from rawlab.analysis.reassembly import IpReassembly
     from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
+    from rawlab.sockets.packet import PacketRing
 
 
 @dataclass(slots=True)
@@ -135,6 +139,138 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
             for s in sinks:
                 s.close()
     return c
+
+
+def write_ring(ring: PacketRing, writer: CaptureWriter, *, count: int | None = None,
+               duration: float | None = None, counts: Counts | None = None,
+               attribute: Attribution | None = None,
+               on_block: Callable[[], None] | None = None) -> Counts:
+    """``capture -w`` to pcapng when no sink wants the packets: each frame's EPB is made
+    from the ring's memory in place (no Record, nothing decoded), and `attribute`
+    (:meth:`Attribution.at <rawlab.analysis.processes.Attribution.at>`) is asked about
+    the frame where it lies. The EPBs go to the file 512 at a time and at the end of
+    every ring block, which is then flushed: what a kill loses is what the per-record
+    path's buffer would; `on_block` is called after. The file's bytes are those
+    :func:`run` writes for the same frames (tests/unit/test_write_ring.py); about a
+    third of its CPU a packet."""
+    c = counts or Counts()
+    ng = writer.pcapng
+    if ng is None:
+        raise ValueError("write_ring writes pcapng")
+    run = _EpbRun(ring, writer, ng, attribute, on_block)
+    walk = ring.frames(count if attribute is None else None, duration, None, run.block_done)
+    try:
+        run.frames(walk, c, count)
+    finally:
+        walk.close()
+        try:
+            run.put()
+        finally:
+            ng.before_block = None
+            writer.close()
+    return c
+
+
+class _EpbRun:
+    """:func:`write_ring`'s loop and the EPBs it has made but not yet handed over."""
+
+    def __init__(self, ring: PacketRing, writer: CaptureWriter, ng: Any,
+                 attribute: Attribution | None, on_block: Callable[[], None] | None) -> None:
+        import struct
+
+        from rawlab.pcap.reader import PCAPNG_EPB
+        from rawlab.pcap.writer import EPB_FIXED, EPB_HEAD, PAD
+        from rawlab.sockets.packet.header import _DIRECTION, TP_STATUS_VLAN_VALID
+        from rawlab.sockets.packet.ring import vlan_tagged
+
+        self.ring, self.writer, self.ng, self.attribute = ring, writer, ng, attribute
+        self.on_block = on_block
+        ng.before_block = self.put  # a process block goes after the EPBs made before it
+        self.parts: list[bytes] = []  # three a frame
+        self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
+        self.plain = [ng.tail(None, d) for d in _DIRECTION]  # the option run without owners
+        self.tagged = vlan_tagged
+        # the VLAN flag that asks for a tag back (Ethernet only), then the EPB's layout
+        self.layout = (TP_STATUS_VLAN_VALID if ring.linktype == 1 else 0, EPB_HEAD.pack,
+                       struct.Struct("<I").pack, PAD, EPB_FIXED, PCAPNG_EPB)
+
+    def put(self) -> None:
+        if self.parts:
+            self.ng.put_epbs(b"".join(self.parts), len(self.parts) // 3)
+            self.parts.clear()
+
+    def block_done(self) -> None:
+        self.put()
+        self.writer.flush()
+        if self.on_block is not None:
+            self.on_block()
+
+    def interface(self, n: int) -> int:
+        return self.writer.interface_index((0, n), self.ring.linktype, self.ring.interface(n))
+
+    def frames(self, walk: Iterable[tuple[int, int, int, tuple[Any, ...]]], c: Counts,
+               count: int | None) -> None:
+        ring, mm, lt = self.ring, self.ring.memory, self.ring.linktype
+        vlan, head, u32, pad_of, fixed, epb = self.layout
+        plain, put = self.plain, self.parts.append
+        last_e: Any = None  # the entry and pkttype of the frame before, its options `tail`
+        last_pt = -1
+        tail: bytes | None = b""
+        at = self.attribute.reader(lt) if self.attribute is not None else None
+        per_if = not ring.ifindex  # `any`: each real interface its own number
+        numbers: dict[int, int] = {}  # ifindex -> pcapng interface number
+        idx = -1
+        seen = matched = 0
+        try:
+            for start, cap, wire, f in walk:
+                seen += 1
+                ts = f[1] * 1_000_000_000 + f[2]
+                if f[5] & vlan:  # the tag the kernel took off, put back
+                    data, on_wire = self.tagged(mm[start:start + cap], wire, f)
+                    n = len(data)
+                else:
+                    data, n, on_wire = mm[start:start + cap], cap, wire
+                if per_if:
+                    got = numbers.get(f[12])
+                    idx = got if got is not None else self._any(numbers, f[12])
+                elif idx < 0:
+                    idx = self.interface(0)
+                if at is None:
+                    tail = plain[f[14] & 7]
+                else:  # the same flow as the frame before (most are) keeps its options
+                    e = at(data, 0, n, ts) if f[5] & vlan else at(mm, start, n, ts)
+                    if e is not last_e or f[14] & 7 != last_pt:
+                        last_e, last_pt = e, f[14] & 7
+                        tail = self.tail(e, last_pt)
+                    if tail is None:  # a frame of a process not asked for
+                        continue
+                pad = pad_of[n & 3]
+                total = fixed + n + len(pad) + len(tail)
+                put(head(epb, total, idx, ts >> 32, ts & 0xFFFFFFFF, n, on_wire))
+                put(data)
+                put(pad + tail + u32(total))
+                matched += 1
+                if not matched & 511:
+                    self.put()
+                if count is not None and matched >= count:
+                    break
+        finally:
+            c.seen += seen
+            c.matched += matched
+            c.written += matched
+
+    def tail(self, e: Entry, pkttype: int) -> bytes | None:
+        """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`;
+        None when it is not to be kept."""
+        if not e[1]:
+            return None
+        if e[0] is None:
+            return self.plain[pkttype]
+        return self.ng.tail(e[0], self.directions[pkttype])
+
+    def _any(self, numbers: dict[int, int], ifindex: int) -> int:
+        got = numbers[ifindex] = self.interface(self.ring.number(ifindex))
+        return got
 
 
 def app_streams(sinks: Sequence[Any], keylog: Any = None) -> Any:

@@ -21,15 +21,20 @@ kept (an end known only provisionally counts by its listener's process).
 
 from __future__ import annotations
 
+import mmap
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rawlab.analysis.tcp.table import canonical
 from rawlab.decode.descent import FRAG_LATER, walk
 from rawlab.records import CLOSED, PROCESS, LinkType, Owners, Record, SocketOwner
+
+# what a frame is given: (owners or None, keep it, its category)
+Entry = tuple[Owners | None, bool, int]
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 # frame categories: attributed (an end is a process), closed before look-up (no process
 # end, an end closed), not attributable; +3 when the frame was filtered out
@@ -110,7 +115,7 @@ class Flow:
         self.ends: list[SocketOwner | None] = [None, None]
         self.final = [True, True]
         self.looked = self.checked = self.seen = 0
-        self.entries: tuple[tuple[Owners, bool, int], tuple[Owners, bool, int]] | None = None
+        self.entries: tuple[Entry, Entry] | None = None
         self.keys: tuple[bytes, bytes] | None = None  # raw IPv4 keys, key order then reverse
 
 
@@ -145,38 +150,53 @@ class Attribution:
         self.counts = AttributionCounts()
         self._n = self.counts.frames
         self._flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
-        self._tcp: dict[bytes, tuple[Owners, bool, int]] = {}
-        self._udp: dict[bytes, tuple[Owners, bool, int]] = {}
-        self._none: tuple[Owners | None, bool, int]
-        self._shapes = {lt: s.unpack_from for lt, s in _SHAPES.items()}
-        self._sweep_at = 0
+        self._tcp: dict[bytes, Entry] = {}
+        self._udp: dict[bytes, Entry] = {}
+        self._none: Entry
+        self._readers: dict[int, Callable[[Buffer, int, int, int], Entry]] = {}
+        self._sweep_at = [0]  # a list: the readers hold it
         self._none = (None, self.match is None,
                       UNATTRIBUTED + (0 if self.match is None else _DROPPED))
 
     def __call__(self, rec: Record) -> bool:
         """Attribute one record (``rec.owners``); False when the filter drops it."""
-        unpack = self._shapes.get(rec.linktype)
-        if unpack is not None and rec.ts_ns < self._sweep_at:
-            try:
-                et, vihl, frag, proto, key, flags = unpack(rec.data)
-            except struct.error:  # shorter than the shape: the general walk
-                return self._slow(rec)
-            if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
-                e = (self._tcp.get(key) if proto == 6 and not flags & 2
-                     else self._udp.get(key) if proto == 17 else None)
-                if e is not None:
-                    rec.owners = e[0]
-                    self._n[e[2]] += 1
-                    return e[1]
-        return self._slow(rec)
+        at = self._readers.get(rec.linktype) or self.reader(rec.linktype)
+        e = at(rec.data, 0, len(rec.data), rec.ts_ns)
+        rec.owners = e[0]
+        return e[1]
+
+    def reader(self, linktype: int) -> Callable[[Buffer, int, int, int], Entry]:
+        """``at(buf, start, caplen, ts_ns)``: the frame of `linktype` at ``buf[start:start
+        + caplen]`` counted and attributed: (owners, keep, category). A ring's memory can
+        be given as it is (``capture -w`` reads frames in place: rawlab.pipeline.
+        write_ring); made once per link type (its names bound: it runs for every frame)."""
+        got = self._readers.get(linktype)
+        if got is not None:
+            return got
+        shape = _SHAPES.get(linktype)
+        unpack, size = (shape.unpack_from, shape.size) if shape is not None else (None, 1 << 30)
+        tcp, udp, n, slow, sweep = self._tcp, self._udp, self._n, self._slow, self._sweep_at
+
+        def at(buf: Buffer, start: int, caplen: int, ts_ns: int) -> Entry:
+            if caplen >= size and ts_ns < sweep[0]:
+                et, vihl, frag, proto, key, flags = unpack(buf, start)  # type: ignore[misc]
+                if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+                    e = (tcp.get(key) if proto == 6 and not flags & 2
+                         else udp.get(key) if proto == 17 else None)
+                    if e is not None:
+                        n[e[2]] += 1
+                        return e
+            return slow(bytes(buf[start:start + caplen]), linktype, ts_ns)
+
+        self._readers[linktype] = at
+        return at
 
     # -- the slow path ---------------------------------------------------------
 
-    def _slow(self, rec: Record) -> bool:
-        ts = rec.ts_ns
-        if ts >= self._sweep_at:
+    def _slow(self, data: bytes, linktype: int, ts: int) -> Entry:
+        if ts >= self._sweep_at[0]:
             self._sweep(ts)
-        got = flow_of(rec.data, rec.linktype)
+        got = flow_of(data, linktype)
         if got is None:
             e = self._none
         else:
@@ -200,9 +220,8 @@ class Attribution:
             if all(f.final) and f.keys is not None:
                 table = self._tcp if proto == 6 else self._udp
                 table[f.keys[0]], table[f.keys[1]] = f.entries
-        rec.owners = e[0]
         self._n[e[2]] += 1
-        return e[1]
+        return e
 
     def _look(self, f: Flow, ends: Iterable[int], ts: int) -> None:
         """Ask the lookup for these ends of `f` (0: the key's first endpoint)."""
@@ -234,7 +253,7 @@ class Attribution:
         old = ts - self.idle_ns
         for k in [k for k, f in self._flows.items() if f.seen < old]:
             del self._flows[k]
-        self._sweep_at = ts + self.recheck_ns
+        self._sweep_at[0] = ts + self.recheck_ns
 
 
 def flow_of(data: bytes, linktype: int

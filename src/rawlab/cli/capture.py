@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -138,14 +138,22 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         block_done, sinks = _lines_by_block(sinks, ring, block_done, streams)
     elif streams is not None:
         sinks.insert(0, streams)
-    records = ring.records(count=count, duration=duration, block_done=block_done)
+    in_place = not sinks and getattr(writer, "pcapng", None) is not None
+    records = None if in_place else ring.records(count=count, duration=duration,
+                                                 block_done=block_done)
     try:
-        feed = _with_status(records, ring, counts, out or "") if status else records
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
-            pipeline.run(feed, sinks, count=count, writer=writer,
-                         interfaces=ring.interface, counts=counts, attribute=attribution)
+            if records is None:  # -w alone: EPBs made from the ring in place
+                pipeline.write_ring(ring, writer, count=count, duration=duration,
+                                    counts=counts, attribute=attribution,
+                                    on_block=_status(ring, writer, out) if status else None)
+            else:
+                feed = _with_status(records, ring, counts, out or "") if status else records
+                pipeline.run(feed, sinks, count=count, writer=writer,
+                             interfaces=ring.interface, counts=counts, attribute=attribution)
     finally:
-        records.close()  # the engine counts what it handed out when its walk ends
+        if records is not None:
+            records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
         if status:
@@ -248,19 +256,33 @@ def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | N
 
 def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> Iterator[Any]:
     """Pass records through, redrawing one status line on stderr twice a second."""
-    t0 = last = time.monotonic()
-    clock = time.monotonic
+    redraw = _status(ring, counts, path)
     for rec in records:
         yield rec
+        redraw()
+
+
+def _status(ring: Any, counted: Any, path: str) -> Callable[[], None]:
+    """A call that redraws one status line on stderr, twice a second at most: the
+    packets written (``counted.matched``, or a -w writer's ``pcapng.count``), the rate,
+    the kernel's drops, the file's size."""
+    t0 = last = time.monotonic()
+    clock = time.monotonic
+
+    def redraw() -> None:
+        nonlocal last
         now = clock()
-        if now - last >= 0.5:
-            last = now
-            st = ring.stats()
-            try:
-                size = os.path.getsize(path)
-            except OSError:
-                size = 0
-            sys.stderr.write(f"\r\033[K{counts.matched} packets, "
-                             f"{counts.matched / max(now - t0, 1e-9):,.0f}/s, "
-                             f"{st.dropped} dropped, {size / 1e6:.1f} MB")
-            sys.stderr.flush()
+        if now - last < 0.5:
+            return
+        last = now
+        n = counted.matched if hasattr(counted, "matched") else counted.pcapng.count
+        st = ring.stats()
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        sys.stderr.write(f"\r\033[K{n} packets, {n / max(now - t0, 1e-9):,.0f}/s, "
+                         f"{st.dropped} dropped, {size / 1e6:.1f} MB")
+        sys.stderr.flush()
+
+    return redraw

@@ -64,8 +64,14 @@ from rawlab.records import PCAPNG_CUSTOM_COPY, PROCESS, Direction, Interface, Ow
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
 
-_EPB = struct.Struct("<IIIIIII")  # type, len, iface, ts hi, ts lo, caplen, origlen
+# an Enhanced Packet Block: EPB_HEAD (type, length, interface, timestamp high and low
+# words, captured and original length), the data padded to 4 bytes (PAD[caplen & 3]), the
+# options run, the length again; the length is EPB_FIXED + caplen + padding + options
+_EPB = struct.Struct("<IIIIIII")
+EPB_HEAD = _EPB
+EPB_FIXED = 32
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+PAD = _PAD
 _END = b"\x00\x00\x00\x00"  # opt_endofopt
 _U32 = struct.Struct("<I").pack
 
@@ -208,11 +214,19 @@ class PcapngWriter(_FileWriter):
         # id(owners) -> (owners, the whole option run per epb_flags direction)
         self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
         self._last: tuple[Owners | None, int, bytes] = (None, 0, b"")  # the last hit
+        # called before a block of the writer's own (an interface or process block) is
+        # put: a caller holding EPBs it made (put_epbs) hands them over first, in order
+        self.before_block: Callable[[], None] | None = None
         app = application or f"rawlab {__version__}"
         body = (struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1)
                 + _option(SHB_USERAPPL, app.encode()) + _option(0, b""))
         self._sink.put(_block(PCAPNG_SHB, body))
         self.count = 0
+
+    def _put_own(self, block: bytes) -> None:
+        if self.before_block is not None:
+            self.before_block()
+        self._sink.put(block)
 
     @property
     def interface_count(self) -> int:
@@ -230,7 +244,7 @@ class PcapngWriter(_FileWriter):
         if description:
             opts += _option(IF_DESCRIPTION, description.encode())
         opts += _option(IF_TSRESOL, b"\x09") + _option(0, b"")
-        self._sink.put(_block(PCAPNG_IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts))
+        self._put_own(_block(PCAPNG_IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts))
         self._snaplens.append(snaplen)
         return len(self._snaplens) - 1
 
@@ -253,7 +267,7 @@ class PcapngWriter(_FileWriter):
         caplen = len(data)
         ts = min(max(ts_ns, 0), (1 << 64) - 1)  # what 64 bits of nanoseconds can say
         pad = _PAD[caplen & 3]
-        total = 32 + caplen + len(pad) + len(tail)
+        total = EPB_FIXED + caplen + len(pad) + len(tail)
         self._sink.put(
             _EPB.pack(PCAPNG_EPB, total, interface, ts >> 32, ts & 0xFFFFFFFF, caplen,
                       caplen if wirelen is None else max(wirelen, caplen))
@@ -288,15 +302,17 @@ class PcapngWriter(_FileWriter):
         if not rec.ts_known and interface == 0:
             self.write_simple(rec.data, rec.wirelen)
             return
-        owners = rec.owners
-        d = rec.direction & 3
+        self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, self.tail(rec.owners, rec.direction))
+
+    def tail(self, owners: Owners | None, direction: int) -> bytes:
+        """An EPB's whole option run (epb_flags for `direction` 1 or 2, who owns its ends,
+        the end marker; b"" when there is none), made once per owners and reused."""
+        d = direction & 3
         if owners is None:
-            self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, _FLAGS[d] if d else b"")
-            return
+            return _FLAGS[d] if d else b""
         last = self._last  # most packets are of the same flow as the one before
         if owners is last[0] and d == last[1]:
-            self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, last[2])
-            return
+            return last[2]
         hit = self._owner_opts.get(id(owners))
         if hit is None or hit[0] is not owners:
             hit = self._owner_opts[id(owners)] = (owners, [None, None, None, None])
@@ -306,7 +322,13 @@ class PcapngWriter(_FileWriter):
         if tail is None:  # the options (flags first, end marker last), made once per owners
             tail = hit[1][d] = (_FLAGS[d][:-4] if d else b"") + self.owner_options(owners) + _END
         self._last = (owners, d, tail)
-        self._epb(interface, rec.ts_ns, rec.data, rec.wirelen, tail)
+        return tail
+
+    def put_epbs(self, blocks: bytes, n: int) -> None:
+        """`n` EPBs made by the caller (:data:`EPB_HEAD`, the data, :data:`PAD`, a
+        :meth:`tail`, the length again), in one piece."""
+        self._sink.put(blocks)
+        self.count += n
 
     def owner_options(self, owners: Owners) -> bytes:
         """The EPB options saying who owns the packet's ends (a Darwin process block, with
@@ -323,7 +345,7 @@ class PcapngWriter(_FileWriter):
                 idx = self._pibs.get(key)
                 if idx is None:
                     idx = self._pibs[key] = len(self._pibs)
-                    self._sink.put(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
+                    self._put_own(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
                 if sender is None:
                     sender = idx
         if sender is not None:
@@ -408,11 +430,26 @@ class CaptureWriter:
         key = (rec.section, rec.interface)  # a later section numbers its interfaces anew
         idx = self._ifmap.get(key)
         if idx is None:
+            idx = self.interface_index(key, rec.linktype, iface)
+        self._ng.write_record(rec, interface=idx)
+
+    def interface_index(self, key: tuple[int, int], linktype: int,
+                        iface: Interface | None) -> int:
+        """The pcapng interface number of the source's interface `key` (section,
+        interface), its IDB written the first time it is asked for."""
+        idx = self._ifmap.get(key)
+        if idx is None:
+            assert self._ng is not None
             idx = self._ng.add_interface(
-                rec.linktype, iface.name if iface else None,
+                linktype, iface.name if iface else None,
                 snaplen=iface.snaplen if iface and iface.snaplen else DEFAULT_SNAPLEN)
             self._ifmap[key] = idx
-        self._ng.write_record(rec, interface=idx)
+        return idx
+
+    @property
+    def pcapng(self) -> PcapngWriter | None:
+        """The pcapng writer (None when writing pcap)."""
+        return self._ng
 
     @property
     def bytes(self) -> int:

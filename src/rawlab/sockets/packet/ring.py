@@ -185,6 +185,12 @@ class PacketRing:
             got = self._plain[n] = Interface(n, self.linktype, self.snaplen, name=self.iface)
         return got
 
+    def number(self, ifindex: int) -> int:
+        """On ``any``: the interface number of `ifindex` (each real interface its own, in
+        the order its first packet came; see :meth:`interface`)."""
+        got = self._numbers.get(ifindex)
+        return self._number(ifindex) if got is None else got
+
     def _number(self, ifindex: int) -> int:
         n = self._numbers[ifindex] = len(self._idbs)
         name = self.ifname(ifindex) or f"ifindex {ifindex}"
@@ -293,15 +299,26 @@ class PacketRing:
             self._losing += 1
         return base, num, base + off
 
-    def _frames(self, count: int | None, duration: float | None, idle: float | None,
-                block_done: Callable[[], None] | None = None,
-                ) -> Iterator[tuple[int, int, int, tuple[int | bytes, ...]]]:
-        """Core walk: yields (start, caplen, wirelen, _FRAME fields) of each frame kept.
+    @property
+    def memory(self) -> mmap.mmap:
+        """The mapped ring, which :meth:`frames`' offsets point into."""
+        if self._mm is None:
+            raise RawlabError("read from a closed capture", Exit.USAGE)
+        return self._mm
+
+    def frames(self, count: int | None = None, duration: float | None = None,
+               idle: float | None = None, block_done: Callable[[], None] | None = None,
+               ) -> Iterator[tuple[int, int, int, tuple[int | bytes, ...]]]:
+        """The walk under :meth:`zero_copy` and :meth:`records`: yields (start, caplen,
+        wirelen, _FRAME fields) of each frame kept, for readers that take the bytes
+        from :attr:`memory` themselves (``capture -w``: rawlab.pipeline.write_ring).
 
         ``start`` is the offset of the record's first byte in the ring (the cooked
-        header, when there is one, has been written in front of the packet).
-        ``block_done`` is called after each block is handed back to the kernel
-        (e.g. to flush a file writer: then the file holds every whole block).
+        header, when there is one, has been written in front of the packet); the
+        bytes stay valid until the walk moves past their block. A stripped VLAN tag is
+        not in them (:func:`vlan_tagged`). ``block_done`` is called after each block is
+        handed back to the kernel (e.g. to flush a file writer: then the file holds
+        every whole block).
         """
         if self._reading:
             raise RawlabError("this capture is already being read", Exit.USAGE)
@@ -400,7 +417,7 @@ class PacketRing:
         if mv is None:
             raise RawlabError("read from a closed capture", Exit.USAGE)
         new, set_f, set_cap, set_wire = _new_info, _set_f, _set_cap, _set_wire
-        for start, cap, wire, f in self._frames(count, duration, idle):
+        for start, cap, wire, f in self.frames(count, duration, idle):
             info = new(PacketInfo)
             set_f(info, f)
             set_cap(info, cap)
@@ -428,7 +445,7 @@ class PacketRing:
         eth = lt == LinkType.ETHERNET
         per_interface = not self.ifindex  # `any`: each real interface its own number
         number = self._numbers.get
-        for start, cap, wire, f in self._frames(count, duration, idle, block_done):
+        for start, cap, wire, f in self.frames(count, duration, idle, block_done):
             if per_interface:
                 got = number(f[12])  # type: ignore[call-overload]
                 interface = self._number(f[12]) if got is None else got  # type: ignore[arg-type]
@@ -437,14 +454,21 @@ class PacketRing:
             vid = None
             on_wire = wire
             if status & TP_STATUS_VLAN_VALID:
-                tci = f[9]
-                vid = tci & 0x0FFF  # type: ignore[operator]
-                if eth and cap >= 12:
-                    tpid = f[10] if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
-                    data = data[:12] + _VLAN_TAG.pack(tpid, tci) + data[12:]
-                    on_wire += 4
+                vid = f[9] & 0x0FFF  # type: ignore[operator]
+                if eth:
+                    data, on_wire = vlan_tagged(data, wire, f)
             yield Record(f[1] * 1_000_000_000 + f[2], on_wire, lt, data, interface,
                          direction[f[14] & 7], f[12], vid, csum[status & 136])
+
+
+def vlan_tagged(data: bytes, wire: int, f: tuple[int | bytes, ...]) -> tuple[bytes, int]:
+    """An Ethernet frame's bytes and wire length with the VLAN tag the kernel stripped on
+    receive put back after the MAC addresses (as libpcap does), for a frame whose status
+    says TP_STATUS_VLAN_VALID; ``f`` its _FRAME fields."""
+    if len(data) < 12:
+        return data, wire
+    tpid = f[10] if f[5] & TP_STATUS_VLAN_TPID_VALID else 0x8100  # type: ignore[operator]
+    return data[:12] + _VLAN_TAG.pack(tpid, f[9]) + data[12:], wire + 4
 
 
 def _ring_error(exc: OSError, cfg: RingConfig, step: str) -> RawlabError:

@@ -1,0 +1,215 @@
+"""``capture -w`` in place (rawlab.pipeline.write_ring): the pcapng file made from a ring's
+frames without Records is byte for byte the file the per-record path (pipeline.run with a
+CaptureWriter) makes from the same frames, with and without process attribution.
+
+The frames sit in anonymous memory laid out as the kernel lays out a TPACKET_V3 ring
+(<linux/if_packet.h>: tpacket_block_desc, tpacket3_hdr + sockaddr_ll, tp_mac 82 for
+Ethernet, each frame's tp_next_offset aligned to 16); the walk over them is the capture's
+own (PacketRing.frames). The privileged tier captures real traffic with the same path
+(every `capture -w` test)."""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from tcp_synth import tcp_ipv4
+from test_processes import CURL, NGINX, Ans, Table
+
+from rawlab import pipeline
+from rawlab.analysis.processes import Attribution, ProcessMatch
+from rawlab.pcap.reader import read_records
+from rawlab.pcap.writer import CaptureWriter
+from rawlab.records import LinkType
+from rawlab.sockets.packet.header import (
+    TP_STATUS_CSUM_VALID,
+    TP_STATUS_USER,
+    TP_STATUS_VLAN_TPID_VALID,
+    TP_STATUS_VLAN_VALID,
+)
+from rawlab.sockets.packet.options import RingConfig
+from rawlab.sockets.packet.ring import PacketRing
+
+_FRAME = struct.Struct("<IIIIIIHHIIH2x8x2xHiHBB8s")
+C, S = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+ETH = bytes(6) + bytes((2, 0, 0, 0, 0, 1)) + b"\x08\x00"
+T0 = 1_700_000_000_123_456_789
+
+
+class _Memory(PacketRing):
+    """A ring whose blocks are all handed over already (and no more come)."""
+
+    def _wait_block(self, deadline: float | None, idle: float | None) -> int | None:
+        base = self._cur * self._block_size
+        assert self._mm is not None
+        return base if self._mm[base + 8] & TP_STATUS_USER else None
+
+
+def _ring(frames: list[dict], *, per_block: int, linktype: int = LinkType.ETHERNET,
+          ifindex: int = 2, cooked: int = 0) -> PacketRing:
+    """frames: dicts of data, and optionally ts, pkttype, ifindex, status, tci, tpid."""
+    size = 1 << 16
+    blocks = [frames[i:i + per_block] for i in range(0, len(frames), per_block)]
+    mm = mmap.mmap(-1, size * (len(blocks) + 1))
+    mac = 82 if not cooked else 96
+    for b, fr in enumerate(blocks):
+        base, off = b * size, 48
+        struct.pack_into("<III", mm, base + 8, TP_STATUS_USER, len(fr), 48)
+        for i, x in enumerate(fr):
+            data = x["data"]
+            step = (mac + len(data) + 15) & ~15
+            assert off + step <= size
+            ts = x.get("ts", T0 + (b * per_block + i) * 1_000)
+            _FRAME.pack_into(mm, base + off, step if i < len(fr) - 1 else 0, ts // 10**9,
+                             ts % 10**9, len(data), x.get("wire", len(data)),
+                             x.get("status", 0), mac, mac + 14, 0, x.get("tci", 0),
+                             x.get("tpid", 0), 0x0008, x.get("ifindex", ifindex), 1,
+                             x.get("pkttype", 0), 6, bytes(range(8)))
+            mm[base + off + mac:base + off + mac + len(data)] = data
+            off += step
+    a, b2 = socket.socketpair()
+    ring = _Memory(a, iface="veth1" if ifindex else "any", ifindex=ifindex, linktype=linktype,
+                   cooked_hdrlen=cooked, snaplen=262144,
+                   config=RingConfig(ring_mb=1, block_size=size), lo_ifindex=1,
+                   interfaces={2: "veth1", 3: "eth0"}, netns=None, program=None,
+                   direction="inout")
+    ring._block_nr = len(blocks) + 1
+    ring._mm, ring._mv = mm, memoryview(mm)
+    ring._peer = b2  # type: ignore[attr-defined]
+    return ring
+
+
+def _udp(sport: int, dport: int, n: int = 4, src: bytes = C, dst: bytes = S) -> bytes:
+    body = struct.pack("!HHHH", sport, dport, 8 + n, 0) + b"x" * n
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 64, 17, 0, src, dst)
+    return ETH + ip + body
+
+
+def _tcp(flags: int, client: bool = True) -> bytes:
+    src, dst, a, b = (C, S, 40000, 80) if client else (S, C, 80, 40000)
+    return ETH + tcp_ipv4(src, dst, a, b, 1, 1, flags, 100)
+
+
+def _both(tmp_path: Path, frames: list[dict], *, per_block: int = 5,
+          attribution: object = None, count: int | None = None, **ring: object
+          ) -> tuple[bytes, bytes, pipeline.Counts, pipeline.Counts]:
+    """(file by records, file in place, their counts)."""
+    got = []
+    for in_place in (False, True):
+        out = str(tmp_path / f"{in_place}.pcapng")
+        r = _ring(frames, per_block=per_block, **ring)  # type: ignore[arg-type]
+        w = CaptureWriter(out)
+        attr = attribution() if callable(attribution) else None
+        if in_place:
+            c = pipeline.write_ring(r, w, count=count, attribute=attr)
+        else:
+            recs = r.records(count=None if attr else count, block_done=w.flush)
+            c = pipeline.run(recs, [], writer=w, interfaces=r.interface, attribute=attr,
+                             count=count)
+            recs.close()
+        got.append((Path(out).read_bytes(), c, attr))
+    (old, c_old, a_old), (new, c_new, a_new) = got
+    if a_old is not None:
+        assert a_new.counts == a_old.counts  # type: ignore[attr-defined]
+    return old, new, c_old, c_new
+
+
+def _mixed() -> list[dict]:
+    return ([{"data": _udp(40000, 9, n)} for n in range(1, 9)]  # every padding
+            + [{"data": _tcp(0x02)}, {"data": _tcp(0x12, client=False), "pkttype": 4},
+               {"data": _tcp(0x10)}, {"data": _udp(5353, 53), "pkttype": 4,
+                                      "status": TP_STATUS_CSUM_VALID},
+               {"data": _udp(1, 2)[:30], "wire": 46}])  # cut short by the snap length
+
+
+def test_plain_frames_make_the_same_file(tmp_path: Path) -> None:
+    old, new, c_old, c_new = _both(tmp_path, _mixed())
+    assert new == old
+    assert (c_new.seen, c_new.matched, c_new.written) == (13, 13, 13) == (
+        c_old.seen, c_old.matched, c_old.written)
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    assert [r.caplen for r in recs][:8] == [42 + n for n in range(1, 9)]
+    assert recs[-1].caplen == 30 and recs[-1].wirelen == 46
+    assert [int(r.direction) for r in recs][8:] == [1, 2, 1, 2, 1]
+    assert recs[3].ts_ns == T0 + 3_000
+
+
+def test_vlan_tag_put_back_as_by_records(tmp_path: Path) -> None:
+    tagged = {"data": _udp(40000, 9), "status": TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID,
+              "tci": 0x2064, "tpid": 0x88A8}
+    plain_tag = {"data": _udp(40000, 9), "status": TP_STATUS_VLAN_VALID, "tci": 5}
+    old, new, _, _ = _both(tmp_path, [tagged, plain_tag, {"data": _udp(1, 2)}])
+    assert new == old
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    assert recs[0].data[12:16] == bytes.fromhex("88a82064")
+    assert recs[1].data[12:16] == bytes.fromhex("81000005")
+    assert recs[0].wirelen == len(_udp(40000, 9)) + 4
+
+
+def test_any_numbers_interfaces_as_they_come(tmp_path: Path) -> None:
+    sll2 = [{"data": _udp(40000, 9)[14:], "ifindex": i} for i in (3, 2, 3, 2, 2)]
+    old, new, _, _ = _both(tmp_path, sll2, linktype=LinkType.LINUX_SLL2, ifindex=0, cooked=20)
+    assert new == old
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    assert [r.interface for r in recs] == [0, 1, 0, 1, 1]
+    assert recs[0].data[:2] == b"\x08\x00" and recs[0].linktype == LinkType.LINUX_SLL2
+
+
+def test_count_stops_at_the_same_frame(tmp_path: Path) -> None:
+    old, new, c_old, c_new = _both(tmp_path, _mixed(), count=7, per_block=3)
+    assert new == old and c_new.written == c_old.written == 7
+
+
+def _attribution(match: ProcessMatch | None = None) -> object:
+    def make() -> Attribution:
+        table = Table({40000: [Ans(CURL)], 80: [Ans(NGINX)]})
+        return Attribution(table, match)
+    return make
+
+
+def test_attributed_frames_make_the_same_file(tmp_path: Path) -> None:
+    frames = _mixed() * 3
+    old, new, c_old, c_new = _both(tmp_path, frames, attribution=_attribution())
+    assert new == old and c_new.written == c_old.written == 39
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    assert recs[0].owners is not None and recs[0].owners[0].comm == "curl"
+    assert recs[9].owners is not None and recs[9].owners[0].comm == "nginx"
+    assert recs[11].owners is None  # port 5353 -> 53: nobody's here
+
+
+def test_a_process_filter_drops_the_same_frames(tmp_path: Path) -> None:
+    frames = _mixed() * 2
+    old, new, c_old, c_new = _both(tmp_path, frames, per_block=4,
+                                   attribution=_attribution(ProcessMatch(comms=frozenset({
+                                       "nginx"}))), count=5)
+    assert new == old
+    assert (c_new.seen, c_new.matched) == (c_old.seen, c_old.matched)
+    assert c_new.written == 5
+    assert all(r.owners is not None and "nginx" in {o.comm for o in r.owners if o}
+               for r in read_records(tmp_path / "True.pcapng"))
+
+
+def test_every_ring_block_reaches_the_file_whole(tmp_path: Path) -> None:
+    out = tmp_path / "w.pcapng"
+    sizes: list[int] = []
+    frames = [{"data": _udp(40000, 9)} for _ in range(1200)]
+    r = _ring(frames, per_block=300)
+    pipeline.write_ring(r, CaptureWriter(str(out)), on_block=lambda: sizes.append(
+        os.path.getsize(out)))
+    epb = 32 + 48 + 12  # a 46-byte frame padded to 48, the inbound epb_flags and end
+    assert len(sizes) == 4
+    assert [b - a for a, b in itertools.pairwise(sizes)] == [300 * epb] * 3
+    assert sizes[-1] == out.stat().st_size
+    assert sum(1 for _ in read_records(out)) == 1200
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x08"])
+def test_tiny_frames_are_written(tmp_path: Path, bad: bytes) -> None:
+    old, new, _, _ = _both(tmp_path, [{"data": bad}, {"data": _udp(1, 2)}],
+                           attribution=_attribution())
+    assert new == old
