@@ -43,7 +43,10 @@ def record_pattern(out: Path, size: int, loss: int) -> None:
 
     from rawlab.lab.netns import Lab
 
-    sc = ("bench", 4, 96, loss, scen.transfer, {"size": size})
+    # the scenario drops every Nth segment at the receiver (not a random 1/N: see
+    # test_tcp_tshark.make_capture); N = 100 / the percent asked for
+    every = max(2, round(100 / loss))
+    sc = ("bench", 4, 96, every, scen.transfer, {"size": size})
     with Lab() as lab:
         scen.make_capture(lab, sc, out)
 
