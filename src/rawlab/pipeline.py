@@ -141,23 +141,20 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     return c
 
 
-def write_ring(ring: PacketRing, writer: CaptureWriter, *, count: int | None = None,
-               duration: float | None = None, counts: Counts | None = None,
-               attribute: Attribution | None = None,
+def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
+               count: int | None = None, duration: float | None = None,
+               counts: Counts | None = None, attribute: Attribution | None = None,
                on_block: Callable[[], None] | None = None) -> Counts:
-    """``capture -w`` to pcapng when no sink wants the packets: each frame's EPB is made
-    from the ring's memory in place (no Record, nothing decoded), and `attribute`
-    (:meth:`Attribution.at <rawlab.analysis.processes.Attribution.at>`) is asked about
-    the frame where it lies. The EPBs go to the file 512 at a time and at the end of
-    every ring block, which is then flushed: what a kill loses is what the per-record
-    path's buffer would; `on_block` is called after. The file's bytes are those
-    :func:`run` writes for the same frames (tests/unit/test_write_ring.py); about a
-    third of its CPU a packet."""
+    """``capture -w`` to pcapng (one file, or -G/-C/-W's rotation) when no sink wants the
+    packets: each frame's EPB is made from the ring's memory in place (no Record, nothing
+    decoded), and `attribute` (:meth:`Attribution.reader
+    <rawlab.analysis.processes.Attribution.reader>`) is asked about the frame where it
+    lies. The EPBs go to the file 512 at a time and at the end of every ring block, which
+    is then flushed: what a kill loses is what the per-record path's buffer would;
+    `on_block` is called after. The files' bytes are those :func:`run` writes for the
+    same frames (tests/unit/test_write_ring.py); about a third of its CPU a packet."""
     c = counts or Counts()
-    ng = writer.pcapng
-    if ng is None:
-        raise ValueError("write_ring writes pcapng")
-    run = _EpbRun(ring, writer, ng, attribute, on_block)
+    run = _EpbRun(ring, writer, attribute, on_block)
     walk = ring.frames(count if attribute is None else None, duration, None, run.block_done)
     try:
         run.frames(walk, c, count)
@@ -166,33 +163,43 @@ def write_ring(ring: PacketRing, writer: CaptureWriter, *, count: int | None = N
         try:
             run.put()
         finally:
-            ng.before_block = None
+            run.ng.before_block = None
             writer.close()
     return c
 
 
 class _EpbRun:
-    """:func:`write_ring`'s loop and the EPBs it has made but not yet handed over."""
+    """:func:`write_ring`'s loop, the file it writes to now and the EPBs it has made but
+    not yet handed over."""
 
-    def __init__(self, ring: PacketRing, writer: CaptureWriter, ng: Any,
+    def __init__(self, ring: PacketRing, writer: CaptureWriter | RotatingWriter,
                  attribute: Attribution | None, on_block: Callable[[], None] | None) -> None:
         import struct
 
         from rawlab.pcap.reader import PCAPNG_EPB
-        from rawlab.pcap.writer import EPB_FIXED, EPB_HEAD, PAD
+        from rawlab.pcap.writer import EPB_FIXED, EPB_HEAD, PAD, RotatingWriter
         from rawlab.sockets.packet.header import _DIRECTION, TP_STATUS_VLAN_VALID
         from rawlab.sockets.packet.ring import vlan_tagged
 
-        self.ring, self.writer, self.ng, self.attribute = ring, writer, ng, attribute
+        self.ring, self.top, self.attribute = ring, writer, attribute
+        self.rotating = writer if isinstance(writer, RotatingWriter) else None
         self.on_block = on_block
-        ng.before_block = self.put  # a process block goes after the EPBs made before it
         self.parts: list[bytes] = []  # three a frame
         self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
-        self.plain = [ng.tail(None, d) for d in _DIRECTION]  # the option run without owners
+        self.writer: CaptureWriter = writer.current if self.rotating else writer  # type: ignore
+        self.ng = self._bind(self.writer)
+        self.plain = [self.ng.tail(None, d) for d in _DIRECTION]  # options without owners
         self.tagged = vlan_tagged
         # the VLAN flag that asks for a tag back (Ethernet only), then the EPB's layout
         self.layout = (TP_STATUS_VLAN_VALID if ring.linktype == 1 else 0, EPB_HEAD.pack,
                        struct.Struct("<I").pack, PAD, EPB_FIXED, PCAPNG_EPB)
+
+    def _bind(self, writer: CaptureWriter) -> Any:
+        ng = writer.pcapng
+        if ng is None:
+            raise ValueError("write_ring writes pcapng")
+        ng.before_block = self.put  # an IDB or process block goes after the EPBs before it
+        return ng
 
     def put(self) -> None:
         if self.parts:
@@ -201,25 +208,44 @@ class _EpbRun:
 
     def block_done(self) -> None:
         self.put()
-        self.writer.flush()
+        self.top.flush()
         if self.on_block is not None:
             self.on_block()
 
     def interface(self, n: int) -> int:
         return self.writer.interface_index((0, n), self.ring.linktype, self.ring.interface(n))
 
-    def frames(self, walk: Iterable[tuple[int, int, int, tuple[Any, ...]]], c: Counts,
+    def turn(self, ts_ns: int) -> int:
+        """-G/-C: when the frame at `ts_ns` goes to a new file, open it (what was made
+        before goes to the old one; RotationDone when -W's files are all written); the
+        time the file after this one starts."""
+        rot = self.rotating
+        assert rot is not None
+        if rot.size:
+            self.put()  # the size a file has reached is counted in whole EPBs
+        if rot.due(ts_ns):
+            self.put()
+            rot.turn(ts_ns)
+            self.ng.before_block = None
+            self.writer = rot.current
+            self.ng = self._bind(self.writer)
+        return rot.until_ns if rot.seconds and not rot.size else -1
+
+    def frames(self, walk: Iterable[tuple[int, int, int, tuple[Any, ...]]], c: Counts,  # noqa: PLR0915
                count: int | None) -> None:
+        """The loop (one screen, inline: a call a frame would cost a tenth of it)."""
         ring, mm, lt = self.ring, self.ring.memory, self.ring.linktype
         vlan, head, u32, pad_of, fixed, epb = self.layout
         plain, put = self.plain, self.parts.append
         last_e: Any = None  # the entry and pkttype of the frame before, its options `tail`
         last_pt = -1
-        tail: bytes | None = b""
+        tail = b""
         at = self.attribute.reader(lt) if self.attribute is not None else None
         per_if = not ring.ifindex  # `any`: each real interface its own number
         numbers: dict[int, int] = {}  # ifindex -> pcapng interface number
         idx = -1
+        # -G alone: a frame at or after `until` opens the next file; -C: every frame asks
+        until = -1 if self.rotating is not None else 1 << 64
         seen = matched = 0
         try:
             for start, cap, wire, f in walk:
@@ -230,6 +256,16 @@ class _EpbRun:
                     n = len(data)
                 else:
                     data, n, on_wire = mm[start:start + cap], cap, wire
+                if at is not None:
+                    e = at(data, 0, n, ts) if f[5] & vlan else at(mm, start, n, ts)
+                    if not e[1]:  # a frame of a process not asked for
+                        continue
+                if ts >= until:
+                    w = self.writer
+                    until = self.turn(ts)
+                    if self.writer is not w:  # a new file: its own IDBs and process blocks
+                        numbers.clear()
+                        idx, last_e = -1, None
                 if per_if:
                     got = numbers.get(f[12])
                     idx = got if got is not None else self._any(numbers, f[12])
@@ -237,13 +273,9 @@ class _EpbRun:
                     idx = self.interface(0)
                 if at is None:
                     tail = plain[f[14] & 7]
-                else:  # the same flow as the frame before (most are) keeps its options
-                    e = at(data, 0, n, ts) if f[5] & vlan else at(mm, start, n, ts)
-                    if e is not last_e or f[14] & 7 != last_pt:
-                        last_e, last_pt = e, f[14] & 7
-                        tail = self.tail(e, last_pt)
-                    if tail is None:  # a frame of a process not asked for
-                        continue
+                elif e is not last_e or f[14] & 7 != last_pt:  # most frames: the flow before
+                    last_e, last_pt = e, f[14] & 7
+                    tail = self.tail(e, last_pt)
                 pad = pad_of[n & 3]
                 total = fixed + n + len(pad) + len(tail)
                 put(head(epb, total, idx, ts >> 32, ts & 0xFFFFFFFF, n, on_wire))
@@ -259,11 +291,8 @@ class _EpbRun:
             c.matched += matched
             c.written += matched
 
-    def tail(self, e: Entry, pkttype: int) -> bytes | None:
-        """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`;
-        None when it is not to be kept."""
-        if not e[1]:
-            return None
+    def tail(self, e: Entry, pkttype: int) -> bytes:
+        """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`."""
         if e[0] is None:
             return self.plain[pkttype]
         return self.ng.tail(e[0], self.directions[pkttype])

@@ -10,11 +10,13 @@ own (PacketRing.frames). The privileged tier captures real traffic with the same
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from test_processes import CURL, NGINX, Ans, Table
 from rawlab import pipeline
 from rawlab.analysis.processes import Attribution, ProcessMatch
 from rawlab.pcap.reader import read_records
-from rawlab.pcap.writer import CaptureWriter
+from rawlab.pcap.writer import CaptureWriter, RotatingWriter, RotationDone
 from rawlab.records import LinkType
 from rawlab.sockets.packet.header import (
     TP_STATUS_CSUM_VALID,
@@ -213,3 +215,59 @@ def test_tiny_frames_are_written(tmp_path: Path, bad: bytes) -> None:
     old, new, _, _ = _both(tmp_path, [{"data": bad}, {"data": _udp(1, 2)}],
                            attribution=_attribution())
     assert new == old
+
+
+def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
+             **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
+    """Both paths through RotatingWriter(**rot): the files' bytes in the order opened (the
+    first one is named by the wall clock, the others by their frames), and the names."""
+    got = []
+    for in_place in (False, True):
+        d = tmp_path / str(in_place)
+        d.mkdir(parents=True)
+        pattern = str(d / ("cap-%H%M%S.pcapng" if rot.get("seconds") else "cap.pcapng"))
+        w = RotatingWriter(pattern, **rot)  # type: ignore[arg-type]
+        r = _ring(frames, per_block=4)
+        attr = attribution() if callable(attribution) else None
+        with contextlib.suppress(RotationDone):
+            if in_place:
+                pipeline.write_ring(r, w, attribute=attr)
+            else:
+                pipeline.run(r.records(block_done=w.flush), [], writer=w,
+                             interfaces=r.interface, attribute=attr)
+        names = list(dict.fromkeys(w.files))  # a ring of -W names opens each again
+        got.append(([Path(n).read_bytes() for n in names], [Path(n).name for n in names]))
+    (old, old_names), (new, new_names) = got
+    assert new_names[1:] == old_names[1:]
+    return old, new, new_names
+
+
+def _later(n: int, step_ns: int) -> list[dict]:
+    t = (time.time_ns() // 10**9 + 3) * 10**9  # whole seconds after now: slots of their own
+    return [{"data": _udp(40000 + i % 3, 9, 1 + i % 5), "ts": t + i * step_ns}
+            for i in range(n)]
+
+
+def _counts(d: Path, names: list[str]) -> list[int]:
+    return [sum(1 for _ in read_records(d / n)) for n in names]
+
+
+def test_time_rotation_cuts_at_the_same_frames(tmp_path: Path) -> None:
+    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1)
+    assert new == old
+    # the first file (opened at start, named by the clock) gets none: a file a second
+    assert _counts(tmp_path / "True", names) == [0, 4, 3, 3, 4, 3, 3]
+
+
+def test_size_rotation_and_its_ring_of_files(tmp_path: Path) -> None:
+    old, new, names = _rotated(tmp_path, _mixed() * 3, size=700,
+                               attribution=_attribution())
+    assert new == old and names[:3] == ["cap.pcapng", "cap.pcapng1", "cap.pcapng2"]
+    assert sum(_counts(tmp_path / "True", names)) == 39
+    old, new, names = _rotated(tmp_path / "ring", _mixed() * 3, size=500, files=3)
+    assert new == old and names == ["cap.pcapng0", "cap.pcapng1", "cap.pcapng2"]
+
+
+def test_files_limit_stops_both_at_the_same_frame(tmp_path: Path) -> None:
+    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1, files=3)
+    assert new == old and _counts(tmp_path / "True", names) == [0, 4, 3]

@@ -138,7 +138,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         block_done, sinks = _lines_by_block(sinks, ring, block_done, streams)
     elif streams is not None:
         sinks.insert(0, streams)
-    in_place = not sinks and getattr(writer, "pcapng", None) is not None
+    in_place = not sinks and writer is not None and writer.in_place
     records = None if in_place else ring.records(count=count, duration=duration,
                                                  block_done=block_done)
     try:

@@ -452,6 +452,11 @@ class CaptureWriter:
         return self._ng
 
     @property
+    def in_place(self) -> bool:
+        """Whether frames can be written without Records (rawlab.pipeline.write_ring)."""
+        return self._ng is not None
+
+    @property
     def bytes(self) -> int:
         """The file's size so far (written or buffered)."""
         w = self._ng or self._pc
@@ -549,15 +554,32 @@ class RotatingWriter:
         self.files.append(name)
 
     def write(self, rec: Record, iface: Interface | None) -> None:
-        if self.seconds and rec.ts_ns >= self.until_ns:
-            if self.limit and not self.size and len(self.files) >= self.limit:
-                raise RotationDone(f"{self.limit} files of {self.seconds} s written")
-            self._slot_start(rec.ts_ns)
-        elif self.size and self.current is not None and self.current.bytes > self.size:
-            self._n += 1  # as tcpdump: a file already past the size gets no more packets
-            self._open(self._name(self._slot_ns, self._n))
+        if self.due(rec.ts_ns):
+            self.turn(rec.ts_ns)
         assert self.current is not None
         self.current.write(rec, iface)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether frames can be written without Records (rawlab.pipeline.write_ring):
+        pcapng files of the writer's own."""
+        return not self.pcap and self.opener is None
+
+    def due(self, ts_ns: int) -> bool:
+        """Whether a packet of `ts_ns` goes to a new file (:meth:`turn` opens it)."""
+        return bool((self.seconds and ts_ns >= self.until_ns) or (
+            self.size and self.current is not None and self.current.bytes > self.size))
+
+    def turn(self, ts_ns: int) -> None:
+        """Open the file a packet of `ts_ns` goes to (it is :meth:`due`): the next time
+        slot's, or the next by size; RotationDone when -W's time slots are all written."""
+        if self.seconds and ts_ns >= self.until_ns:
+            if self.limit and not self.size and len(self.files) >= self.limit:
+                raise RotationDone(f"{self.limit} files of {self.seconds} s written")
+            self._slot_start(ts_ns)
+        else:
+            self._n += 1  # as tcpdump: a file already past the size gets no more packets
+            self._open(self._name(self._slot_ns, self._n))
 
     def flush(self) -> None:
         if self.current is not None:
