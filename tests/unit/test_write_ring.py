@@ -271,3 +271,22 @@ def test_size_rotation_and_its_ring_of_files(tmp_path: Path) -> None:
 def test_files_limit_stops_both_at_the_same_frame(tmp_path: Path) -> None:
     old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1, files=3)
     assert new == old and _counts(tmp_path / "True", names) == [0, 4, 3]
+
+
+def test_an_interface_is_numbered_by_its_first_kept_frame(tmp_path: Path) -> None:
+    frames = [{"data": _udp(40000, 9)[14:], "ifindex": 3},  # curl's: not asked for
+              {"data": _udp(80, 5)[14:], "ifindex": 2}, {"data": _udp(80, 5)[14:], "ifindex": 3}]
+    old, new, c_old, c_new = _both(
+        tmp_path, frames, linktype=LinkType.LINUX_SLL2, ifindex=0, cooked=20,
+        attribution=_attribution(ProcessMatch(comms=frozenset({"nginx"}))))
+    assert new == old and c_new.written == c_old.written == 2
+    assert [r.interface for r in read_records(tmp_path / "True.pcapng")] == [0, 1]
+    assert [i.name for i in _interfaces(tmp_path / "True.pcapng")] == ["veth1", "eth0"]
+
+
+def _interfaces(path: Path) -> list:
+    from rawlab.pcap.reader import open_file
+
+    with open_file(path) as cap:
+        list(cap)
+        return list(cap.interfaces)
