@@ -154,7 +154,7 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
     `on_block` is called after. The files' bytes are those :func:`run` writes for the
     same frames (tests/unit/test_write_ring.py); about a third of its CPU a packet."""
     c = counts or Counts()
-    run = _EpbRun(ring, writer, attribute, on_block)
+    run = _EpbRun(ring, writer, attribute, on_block, c)
     walk = ring.frames(count if attribute is None else None, duration, None, run.block_done)
     try:
         run.frames(walk, c, count)
@@ -173,7 +173,8 @@ class _EpbRun:
     not yet handed over."""
 
     def __init__(self, ring: PacketRing, writer: CaptureWriter | RotatingWriter,
-                 attribute: Attribution | None, on_block: Callable[[], None] | None) -> None:
+                 attribute: Attribution | None, on_block: Callable[[], None] | None,
+                 counts: Counts) -> None:
         import struct
 
         from rawlab.pcap.reader import PCAPNG_EPB
@@ -184,6 +185,7 @@ class _EpbRun:
         self.ring, self.top, self.attribute = ring, writer, attribute
         self.rotating = writer if isinstance(writer, RotatingWriter) else None
         self.on_block = on_block
+        self.counts = counts  # ``written`` as the EPBs are handed over (a status line)
         self.parts: list[bytes] = []  # three a frame
         self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
         self.writer: CaptureWriter = writer.current if self.rotating else writer  # type: ignore
@@ -203,8 +205,10 @@ class _EpbRun:
 
     def put(self) -> None:
         if self.parts:
-            self.ng.put_epbs(b"".join(self.parts), len(self.parts) // 3)
-            self.parts.clear()
+            data, n = b"".join(self.parts), len(self.parts) // 3
+            self.parts.clear()  # (a failed write raises: these are not handed over again)
+            self.counts.written += n
+            self.ng.put_epbs(data, n)
 
     def block_done(self) -> None:
         self.put()
@@ -289,7 +293,6 @@ class _EpbRun:
         finally:
             c.seen += seen
             c.matched += matched
-            c.written += matched
 
     def tail(self, e: Entry, pkttype: int) -> bytes:
         """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`."""

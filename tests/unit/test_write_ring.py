@@ -35,7 +35,7 @@ from rawlab.sockets.packet.header import (
     TP_STATUS_VLAN_VALID,
 )
 from rawlab.sockets.packet.options import RingConfig
-from rawlab.sockets.packet.ring import PacketRing
+from rawlab.sockets.packet.ring import CaptureStats, PacketRing
 
 _FRAME = struct.Struct("<IIIIIIHHIIH2x8x2xHiHBB8s")
 C, S = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
@@ -290,3 +290,69 @@ def _interfaces(path: Path) -> list:
     with open_file(path) as cap:
         list(cap)
         return list(cap.interfaces)
+
+
+def test_the_fast_path_takes_frames_where_they_lie(tmp_path: Path) -> None:
+    """One flow: only its first frame is looked up the slow way (the ring's offsets are
+    read in place, not from the start of the memory)."""
+    slow: list[int] = []
+
+    class Counted(Attribution):
+        def _slow(self, data: bytes, linktype: int, ts: int) -> object:  # type: ignore[override]
+            slow.append(ts)
+            return super()._slow(data, linktype, ts)
+
+    attr = Counted(Table({40000: [Ans(CURL)]}))
+    r = _ring([{"data": _udp(40000, 9, 20)} for _ in range(300)], per_block=100)
+    c = pipeline.write_ring(r, CaptureWriter(str(tmp_path / "f.pcapng")), attribute=attr)
+    assert c.written == 300 and len(slow) == 1 and attr.counts.attributed == 300
+
+
+def test_a_status_line_counts_rotated_files_too(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from rawlab.cli.capture import _status
+
+    w = RotatingWriter(str(tmp_path / "cap.pcapng"), size=2000)
+    r = _ring([{"data": _udp(40000, 9)} for _ in range(60)], per_block=20)
+    r.stats = lambda: CaptureStats(0, 0, 0)  # type: ignore[method-assign]  # (a socketpair's)
+    counts = pipeline.Counts()
+    redraw = _status(r, counts, str(tmp_path / "cap.pcapng"))
+    time.sleep(0.55)
+    pipeline.write_ring(r, w, counts=counts, on_block=redraw)
+    assert len(w.files) > 2
+    assert "\r\x1b[K20 packets, " in capsys.readouterr().err  # after the first block
+
+
+def test_a_full_disk_keeps_what_the_per_record_path_keeps(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC inside a run of 512 EPBs handed over at once: the file is cut back to its
+    last whole EPB, not to the run's start: the same bytes as the per-record path's."""
+    from test_output_faults import _FullAfter
+
+    import rawlab.pcap.writer as wmod
+    from rawlab.errors import Exit, RawlabError
+
+    real_open = open
+    room = 5003
+
+    def fake_open(p: object, mode: str = "r", buffering: int = -1, **kw: object) -> object:
+        if str(p).endswith(".pcapng") and "w" in mode:
+            return _FullAfter(Path(str(p)), room)
+        return real_open(p, mode, buffering, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(wmod, "open", fake_open, raising=False)
+    frames = [{"data": _udp(40000, 9, 1 + i % 7)} for i in range(1200)]
+    kept = []
+    for in_place in (False, True):
+        out = tmp_path / f"{in_place}.pcapng"
+        r, w = _ring(frames, per_block=400), CaptureWriter(str(out))
+        with pytest.raises(RawlabError) as ei:
+            if in_place:
+                pipeline.write_ring(r, w)
+            else:
+                pipeline.run(r.records(block_done=w.flush), [], writer=w,
+                             interfaces=r.interface)
+        assert ei.value.code == Exit.OUTPUT and "keeps its first" in str(ei.value)
+        kept.append(out.read_bytes())
+    assert kept[1] == kept[0] and 4500 < len(kept[1]) <= room
+    assert sum(1 for _ in read_records(tmp_path / "True.pcapng")) > 40

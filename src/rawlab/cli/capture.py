@@ -139,14 +139,16 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     elif streams is not None:
         sinks.insert(0, streams)
     in_place = not sinks and writer is not None and writer.in_place
-    records = None if in_place else ring.records(count=count, duration=duration,
-                                                 block_done=block_done)
+    # with a process filter, -c counts the frames kept (the ring cannot know them)
+    records = None if in_place else ring.records(
+        count=count if attribution is None else None, duration=duration,
+        block_done=block_done)
     try:
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
             if records is None:  # -w alone: EPBs made from the ring in place
                 pipeline.write_ring(ring, writer, count=count, duration=duration,
                                     counts=counts, attribute=attribution,
-                                    on_block=_status(ring, writer, out) if status else None)
+                                    on_block=_status(ring, counts, out) if status else None)
             else:
                 feed = _with_status(records, ring, counts, out or "") if status else records
                 pipeline.run(feed, sinks, count=count, writer=writer,
@@ -262,10 +264,10 @@ def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> I
         redraw()
 
 
-def _status(ring: Any, counted: Any, path: str) -> Callable[[], None]:
+def _status(ring: Any, counts: Any, path: str) -> Callable[[], None]:
     """A call that redraws one status line on stderr, twice a second at most: the
-    packets written (``counted.matched``, or a -w writer's ``pcapng.count``), the rate,
-    the kernel's drops, the file's size."""
+    packets written so far (``counts.written``: pipeline.run's and write_ring's), the
+    rate, the kernel's drops, the file's size."""
     t0 = last = time.monotonic()
     clock = time.monotonic
 
@@ -275,7 +277,7 @@ def _status(ring: Any, counted: Any, path: str) -> Callable[[], None]:
         if now - last < 0.5:
             return
         last = now
-        n = counted.matched if hasattr(counted, "matched") else counted.pcapng.count
+        n = counts.written
         st = ring.stats()
         try:
             size = os.path.getsize(path)

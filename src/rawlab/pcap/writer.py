@@ -99,7 +99,9 @@ class _Sink:
     nothing more is written after that.
     """
 
-    def __init__(self, dest: str | Path | IO[bytes], buffer_bytes: int) -> None:
+    def __init__(self, dest: str | Path | IO[bytes], buffer_bytes: int, *,
+                 blocks: bool = False) -> None:
+        self._blocks = blocks  # pcapng: a piece may hold several blocks (each says its length)
         if isinstance(dest, str | Path):
             self.name = str(dest)
             try:
@@ -141,9 +143,20 @@ class _Sink:
                 self._f.flush()
         except OSError as exc:
             self.failed = True
-            whole = max((e for e in ends if e <= done), default=0)
+            whole = self._whole(data, ends, done)
             raise output_error(exc, f"write {self.name}", self._cut(self._pos + whole)) from None
         self._pos += done
+
+    def _whole(self, data: bytearray, ends: list[int], done: int) -> int:
+        """How much of `data` (pieces ending at `ends`) the first `done` bytes hold whole:
+        pieces, and in pcapng the blocks inside a piece (a run of EPBs put at once)."""
+        whole = max((e for e in ends if e <= done), default=0)
+        while self._blocks and whole + 8 <= done:
+            n = int.from_bytes(data[whole + 4:whole + 8], "little")
+            if n < 12 or whole + n > done:
+                break
+            whole += n
+        return whole
 
     def _cut(self, size: int) -> str:
         """Truncate a regular file to `size` bytes; say what the file now holds."""
@@ -207,7 +220,7 @@ class PcapngWriter(_FileWriter):
 
     def __init__(self, dest: str | Path | IO[bytes], *, buffer_bytes: int = 0,
                  application: str | None = None) -> None:
-        self._sink = _Sink(dest, buffer_bytes)
+        self._sink = _Sink(dest, buffer_bytes, blocks=True)
         self._snaplens: list[int] = []
         self._auto: dict[tuple[int, int, int], int] = {}
         self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
