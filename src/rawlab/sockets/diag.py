@@ -280,11 +280,12 @@ class DiagLookup:
             raise diag_error(family, exc) from None
         return inet_socket(replies[0].payload) if replies else None
 
-    def dump(self, family: int, protocol: int) -> list[NlMsg]:
-        """Every socket of one family and protocol, every state (undecoded replies)."""
+    def dump(self, family: int, protocol: int, states: int = SS_ALL) -> list[NlMsg]:
+        """Every socket of one family and protocol in `states` (a mask of 1 << state;
+        default every state), undecoded replies."""
         try:
             return self._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
-                                    inet_request(family, protocol, SS_ALL))
+                                    inet_request(family, protocol, states))
         except NetlinkError as exc:
             raise diag_error(family, exc) from None
 

@@ -49,6 +49,10 @@ _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 _DRAIN_EVERY_S = 0.05
 
 
+# the states a socket with an owner (an inode) can be in: not TIME_WAIT, not a request
+_OWNED_STATES = diag.SS_ALL & ~(1 << diag.TCP_TIME_WAIT) & ~(1 << diag.TCP_NEW_SYN_RECV)
+
+
 class Answer(NamedTuple):
     """One end's owner (None: not a socket of this machine) and whether it is final
     (False: a listener's owner stands in until the connection is accepted: ask again)."""
@@ -235,8 +239,8 @@ class OwnerLookup:
             return
         for fam in (socket.AF_INET, socket.AF_INET6):
             for proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
-                try:
-                    replies = ns.look.dump(fam, proto)
+                try:  # (TIME_WAIT and request sockets have no owner to learn)
+                    replies = ns.look.dump(fam, proto, _OWNED_STATES)
                 except Exception:
                     continue
                 for m in replies:
