@@ -308,19 +308,27 @@ def test_the_fast_path_takes_frames_where_they_lie(tmp_path: Path) -> None:
     assert c.written == 300 and len(slow) == 1 and attr.counts.attributed == 300
 
 
-def test_a_status_line_counts_rotated_files_too(tmp_path: Path,
+def test_a_status_line_counts_rotated_files_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from rawlab.cli.capture import _status
+    from rawlab.cli import capture as cli
 
-    w = RotatingWriter(str(tmp_path / "cap.pcapng"), size=2000)
+    asked: list[str] = []
+    real = os.path.getsize
+    monkeypatch.setattr(cli.os.path, "getsize", lambda p: asked.append(p) or real(p))
+    _status = cli._status
+
+    w = RotatingWriter(str(tmp_path / "cap-%H%M%S.pcapng"), seconds=3600, size=2000)
     r = _ring([{"data": _udp(40000, 9)} for _ in range(60)], per_block=20)
     r.stats = lambda: CaptureStats(0, 0, 0)  # type: ignore[method-assign]  # (a socketpair's)
     counts = pipeline.Counts()
-    redraw = _status(r, counts, str(tmp_path / "cap.pcapng"))
+    redraw = _status(r, counts, w)
     time.sleep(0.55)
     pipeline.write_ring(r, w, counts=counts, on_block=redraw)
     assert len(w.files) > 2
-    assert "\r\x1b[K20 packets, " in capsys.readouterr().err  # after the first block
+    # after the first block: its 20 packets, the current file's size (SHB, IDB, 20 EPBs)
+    assert "\r\x1b[K20 packets, " in (err := capsys.readouterr().err)
+    assert err.endswith(" 0 dropped, 0.0 MB") and len(err.split("\r")) == 2
+    assert asked == [w.files[0]] and "%" not in w.files[0]  # the file being written then
 
 
 def test_a_full_disk_keeps_what_the_per_record_path_keeps(tmp_path: Path,

@@ -148,9 +148,9 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
             if records is None:  # -w alone: EPBs made from the ring in place
                 pipeline.write_ring(ring, writer, count=count, duration=duration,
                                     counts=counts, attribute=attribution,
-                                    on_block=_status(ring, counts, out) if status else None)
+                                    on_block=_status(ring, counts, writer) if status else None)
             else:
-                feed = _with_status(records, ring, counts, out or "") if status else records
+                feed = _with_status(records, ring, counts, writer) if status else records
                 pipeline.run(feed, sinks, count=count, writer=writer,
                              interfaces=ring.interface, counts=counts, attribute=attribution)
     finally:
@@ -256,18 +256,19 @@ def _writer(out: str | None, as_pcap: bool, rotate: int | None, size_mb: int | N
     return CaptureWriter(out, pcap=as_pcap)
 
 
-def _with_status(records: Iterator[Any], ring: Any, counts: Any, path: str) -> Iterator[Any]:
+def _with_status(records: Iterator[Any], ring: Any, counts: Any, writer: Any) -> Iterator[Any]:
     """Pass records through, redrawing one status line on stderr twice a second."""
-    redraw = _status(ring, counts, path)
+    redraw = _status(ring, counts, writer)
     for rec in records:
         yield rec
         redraw()
 
 
-def _status(ring: Any, counts: Any, path: str) -> Callable[[], None]:
+def _status(ring: Any, counts: Any, writer: Any) -> Callable[[], None]:
     """A call that redraws one status line on stderr, twice a second at most: the
     packets written so far (``counts.written``: pipeline.run's and write_ring's), the
-    rate, the kernel's drops, the file's size."""
+    rate, the kernel's drops, the size of the file being written (-G/-C: the current
+    one)."""
     t0 = last = time.monotonic()
     clock = time.monotonic
 
@@ -279,9 +280,10 @@ def _status(ring: Any, counts: Any, path: str) -> Callable[[], None]:
         last = now
         n = counts.written
         st = ring.stats()
+        files = getattr(writer, "files", None)
         try:
-            size = os.path.getsize(path)
-        except OSError:
+            size = os.path.getsize(files[-1] if files else writer.path)
+        except (OSError, AttributeError):
             size = 0
         sys.stderr.write(f"\r\033[K{n} packets, {n / max(now - t0, 1e-9):,.0f}/s, "
                          f"{st.dropped} dropped, {size / 1e6:.1f} MB")
