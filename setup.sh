@@ -22,9 +22,11 @@ for arg in "$@"; do
 done
 
 # Runtime: iproute2 (ip netns, veth), nftables, ethtool (offloads off), libpcap
-# (filter compiler used through scapy), util-linux (unshare, setpriv), libcap2-bin.
+# (filter compiler used through scapy), util-linux (unshare, setpriv), libcap2-bin;
+# gcc, libc6-dev and python3-dev build rawlab._kernels (src/rawlab/_kernels.c, the columnar
+# path's sequential loops) when pip installs rawlab.
 debs=(iproute2 nftables ethtool libpcap0.8 util-linux libcap2-bin procps kmod python3-venv
-      ca-certificates)
+      ca-certificates gcc libc6-dev python3-dev)
 if [ "$want_test" = 1 ]; then
     # Cross-checks and peers: tshark, tcpdump, tcptrace, socat, trafgen (netsniff-ng), conntrack;
     # curl (a client whose process --processes must name).

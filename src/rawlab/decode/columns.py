@@ -42,12 +42,13 @@ numpy over whole columns.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from rawlab import _kernels
 from rawlab.decode.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, MAX_TAGS, VLAN_TPIDS
 from rawlab.records import ARPHRD_NETLINK, CsumHint, LinkType, Record
 
@@ -157,36 +158,15 @@ class Batch:
 
 # ---- reading files into batches ----------------------------------------------------------------
 
-def _pcap_chain(chunk: bytes, rows: int, u32: Callable[[bytes, int], tuple[int]],
+def _pcap_chain(chunk: bytes, rows: int, big: bool,
                 limit: int) -> tuple[np.ndarray, int, int | None]:
     """The records a pcap `chunk` holds whole from its start, `rows` at most: (their
     offsets, where the next one starts, and that one's length when it is over `limit`:
-    the file is broken there). The walk is sequential, so it is a Python loop made as
-    small as it can be; the limit is checked on the whole batch after it."""
-    n = len(chunk)
-    pos = 0
-    offs: list[int] = []
-    add = offs.append
-    last = n - 16
-    for _ in range(rows):
-        if pos > last:
-            break
-        end = pos + 16 + u32(chunk, pos + 8)[0]
-        if end > n:
-            break
-        add(pos)
-        pos = end
-    at = np.array(offs, np.int64)
-    if len(at):
-        over = np.flatnonzero(np.diff(at, append=pos) - 16 > limit)
-        if len(over):
-            k = int(over[0])
-            at, pos = at[:k], int(at[k])
-    if pos <= last:
-        incl = u32(chunk, pos + 8)[0]
-        if incl > limit:
-            return at, pos, incl
-    return at, pos, None
+    the file is broken there). The walk is sequential: a compiled loop
+    (:func:`rawlab._kernels.pcap_chain`, ~10 ns a record against ~400 in Python)."""
+    at = np.empty(rows, np.int64)
+    n, pos, over = _kernels.pcap_chain(chunk, rows, big, limit, at)
+    return at[:n], pos, over
 
 
 class BatchSource:
@@ -238,7 +218,7 @@ class BatchSource:
             n = len(chunk)
             if not n:
                 return
-            at, pos, absurd = _pcap_chain(chunk, rows, u32, limit)
+            at, pos, absurd = _pcap_chain(chunk, rows, e == ">", limit)
             problem = None if absurd is None else _bad(
                 name, base + pos, f"absurd record length {absurd} (snaplen {cap.snaplen})")
             if len(at):
@@ -289,11 +269,11 @@ class BatchSource:
             if not n:
                 return
             plain, recs, pos, problem = self._blocks(chunk, offset)
-            if plain:
+            if len(plain):
                 yield self._pcapng_batch(chunk, plain, recs)
             if problem is not None:
                 raise problem
-            if not plain and pos == 0:
+            if not len(plain) and pos == 0:
                 got_more = _more(f, chunk, n + 1)
                 if len(got_more) == n:  # the end of the file inside a block
                     self._pcapng_tail(chunk, offset)
@@ -304,14 +284,15 @@ class BatchSource:
             offset += pos
 
     def _blocks(self, chunk: bytes, offset: int) -> tuple[
-            list[tuple[int, ...]], dict[int, Record], int, Exception | None]:
+            np.ndarray, dict[int, Record], int, Exception | None]:
         """The blocks that `chunk` holds whole, up to a batch: (the rows: data offset,
         interface, timestamp high and low, caplen, wirelen, direction; the rows that are
-        Records; where the next block starts; the problem that stopped the walk)."""
+        Records; where the next block starts; the problem that stopped the walk). Runs of
+        plain EPBs take a compiled walk (:func:`rawlab._kernels.pcapng_epbs`); every other
+        block, and each one that walk stops at, is taken here."""
         from rawlab.pcap.reader import (
             MAX_BLOCK,
             PCAPNG_BOM,
-            PCAPNG_EPB,
             PCAPNG_IDB,
             PCAPNG_SHB,
             _bad,
@@ -319,59 +300,55 @@ class BatchSource:
 
         cap: Any = self.cap
         name, n, pos = cap.name, len(chunk), 0
-        plain: list[tuple[int, ...]] = []
+        rows = np.empty((self.rows, 7), np.int64)
+        k = 0
         recs: dict[int, Record] = {}
-        head, epb, opt, u32 = _ng_structs(cap._e)
+        head, u32 = _ng_structs(cap._e)
         nif = len(cap.interfaces)
-        while pos + 12 <= n and len(plain) < self.rows:
+        while pos + 12 <= n and k < self.rows:
+            if cap._section < 1 and offset + pos:  # (a later section's packets are records)
+                got, pos = _kernels.pcapng_epbs(chunk, pos, cap._e == ">", nif, MAX_BLOCK,
+                                                rows[k:])
+                k += got
+                if pos + 12 > n or k == self.rows:
+                    break
             btype, blen = head(chunk, pos)
             if btype == PCAPNG_SHB:
-                if plain:
+                if k:
                     break  # a new section: its interfaces start a new batch
                 bom = struct.unpack_from("<I", chunk, pos + 8)[0]
                 if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
-                    return plain, recs, pos, _bad(name, offset + pos + 8,
-                                                  f"bad byte-order magic 0x{bom:08x}")
+                    return rows[:k], recs, pos, _bad(name, offset + pos + 8,
+                                                     f"bad byte-order magic 0x{bom:08x}")
                 cap._order("<" if bom == PCAPNG_BOM else ">")
-                head, epb, opt, u32 = _ng_structs(cap._e)
+                head, u32 = _ng_structs(cap._e)
                 btype, blen = head(chunk, pos)
             elif offset + pos == 0:
-                return plain, recs, pos, _bad(
+                return rows[:k], recs, pos, _bad(
                     name, 0, "pcapng file does not start with a section header")
             if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                return plain, recs, pos, _bad(
+                return rows[:k], recs, pos, _bad(
                     name, offset + pos, f"absurd block length {blen} (block type 0x{btype:x})")
             end = pos + blen
             if end > n:
                 break
             if u32(chunk, end - 4)[0] != blen:
-                return plain, recs, pos, _bad(name, offset + end - 4, f"block length {blen} "
-                                              f"and trailing length {u32(chunk, end - 4)[0]} "
-                                              "differ")
-            if btype == PCAPNG_EPB and blen >= 32 and cap._section < 1:
-                # (a later section's packets are records: they say their section)
-                iface, tsh, tsl, caplen, orig = epb(chunk, pos + 8)
-                opt_at = pos + 28 + ((caplen + 3) & ~3)
-                rest = end - 4 - opt_at
-                code, ln, val = opt(chunk, opt_at) if rest >= 8 else (2, 4, 0)
-                if iface < nif and caplen <= blen - 32 and (not rest or (
-                        code == 2 and ln == 4 and (rest == 8 or (
-                            rest == 12 and u32(chunk, opt_at + 8)[0] == 0)))):
-                    plain.append((pos + 28, iface, tsh, tsl, caplen, orig, val & 3))
-                    pos = end
-                    continue
-            if btype == PCAPNG_IDB and plain:
+                return rows[:k], recs, pos, _bad(name, offset + end - 4, f"block length "
+                                                 f"{blen} and trailing length "
+                                                 f"{u32(chunk, end - 4)[0]} differ")
+            if btype == PCAPNG_IDB and k:
                 break  # interfaces change: the rows so far make a batch of their own
             try:
                 got = cap.block(btype, blen, chunk[pos + 8: end - 4], offset + pos)
             except Exception as exc:  # a RawlabError: after the rows before it
-                return plain, recs, pos, exc
+                return rows[:k], recs, pos, exc
             if got is not None:
-                recs[len(plain)] = got
-                plain.append((0, got.interface, -1, 0, 0, got.wirelen, got.direction))
+                recs[k] = got
+                rows[k] = (0, got.interface, -1, 0, 0, got.wirelen, got.direction)
+                k += 1
             nif = len(cap.interfaces)
             pos = end
-        return plain, recs, pos, None
+        return rows[:k], recs, pos, None
 
     def _pcapng_tail(self, chunk: bytes, offset: int) -> None:
         """The file ends inside a block: the reader's own words for it."""
@@ -384,11 +361,10 @@ class BatchSource:
         finally:
             cap._f = f
 
-    def _pcapng_batch(self, chunk: bytes, plain: list[tuple[int, ...]],
-                      recs: dict[int, Record]) -> Batch:
+    def _pcapng_batch(self, chunk: bytes, a: np.ndarray, recs: dict[int, Record]) -> Batch:
         cap: Any = self.cap
         buf = np.frombuffer(chunk + bytes(_PAD), np.uint8)
-        a = np.array(plain, np.int64)  # data offset, iface, tsh, tsl, caplen, orig, direction
+        # a: data offset, iface, tsh, tsl, caplen, orig, direction
         n = len(a)
         iface = a[:, 1]
         cols = _frame_cols(self, n)
@@ -418,10 +394,9 @@ class BatchSource:
         return _finish(cols, chunk, buf, recs, self.claimed, list(self.cap.interfaces))
 
 
-def _ng_structs(e: str) -> tuple[Any, Any, Any, Any]:
-    """pcapng's unpackers in byte order `e`: block head, EPB head, option head, u32."""
-    return (struct.Struct(e + "II").unpack_from, struct.Struct(e + "IIIII").unpack_from,
-            struct.Struct(e + "HHI").unpack_from, struct.Struct(e + "I").unpack_from)
+def _ng_structs(e: str) -> tuple[Any, Any]:
+    """pcapng's unpackers in byte order `e`: block head, u32."""
+    return struct.Struct(e + "II").unpack_from, struct.Struct(e + "I").unpack_from
 
 
 def _frame_cols(src: BatchSource, n: int) -> dict[str, np.ndarray]:
@@ -962,41 +937,12 @@ def _any_of(a: np.ndarray, values: Iterable[int]) -> np.ndarray:
 
 def _sums(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The sums (not folded) of the big-endian 16-bit words of buf[start:end) for each row
-    (an odd length padded with zero), as uint64: ``np.add.reduceat`` over the buffer read
-    as words, once from an even and once from an odd byte (reduceat reads everything
-    between the first and the last row: when the rows want less than a quarter of it, the
-    words are gathered first). `start` must not decrease."""
-    out = np.zeros(len(start), np.uint64)
-    if not len(start):
-        return out
-    raw = buf.tobytes() if buf.base is None else buf.base
-    nw = (end - start) // 2
-    for parity in (0, 1):
-        sel = np.nonzero((start & 1) == parity)[0]
-        if not len(sel):
-            continue
-        words = np.frombuffer(raw, ">u2", count=(len(raw) - parity) // 2, offset=parity)
-        first = start[sel] // 2
-        lens = nw[sel]
-        total = int(lens.sum())
-        if total * 4 < len(words):  # few words wanted (cut captures): gather just those
-            got = np.zeros(len(sel), np.uint64)
-            some = np.nonzero(lens)[0]
-            if len(some):
-                ln = lens[some]
-                at = np.cumsum(ln) - ln
-                pos = np.repeat(first[some] - at, ln) + np.arange(int(ln.sum()))
-                got[some] = np.add.reduceat(words[pos], at, dtype=np.uint64)
-            out[sel] = got
-            continue
-        idx = np.empty(2 * len(sel), np.int64)
-        idx[0::2] = first
-        idx[1::2] = np.minimum(first + nw[sel], len(words) - 1)
-        got = np.add.reduceat(words, idx, dtype=np.uint64)[0::2]
-        got[nw[sel] == 0] = 0
-        out[sel] = got
-    odd = ((end - start) & 1) == 1
-    out[odd] += buf[end[odd] - 1].astype(np.uint64) << np.uint64(8)
+    (an odd length padded with zero), as uint64: a compiled loop over the rows
+    (:func:`rawlab._kernels.sums`; numpy's ``add.reduceat`` over the words took 4× as
+    long and twice the memory)."""
+    out = np.empty(len(start), np.uint64)
+    _kernels.sums(buf, np.ascontiguousarray(start, np.int64),
+                  np.ascontiguousarray(end, np.int64), out)
     return out
 
 
