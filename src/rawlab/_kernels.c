@@ -1,14 +1,16 @@
 /* rawlab._kernels: the sequential loops of the columnar fast path, compiled.
  *
- * Everything else of that path is numpy over whole columns; these are the loops numpy
- * cannot express and Python walks at ~0.3 µs a step (issue 15, bench/read/README.md):
+ * What is built on the columns is numpy; these are the loops numpy cannot express (a
+ * record chain, a header whose fields lie where the header before says) or expresses at
+ * ~0.5 µs a row in a few hundred whole-column calls (issue 15, bench/tcp/README.md):
  *
  *   pcap_chain(chunk, rows, big, limit, at) -> (n, end, over)
  *       walk the record chain of a pcap chunk (rawlab.decode.columns._pcap_chain)
  *   pcapng_epbs(chunk, pos, big, nif, max_block, out) -> (n, end)
  *       walk a run of plain pcapng EPBs (rawlab.decode.columns.BatchSource._blocks)
- *   sums(buf, start, end, out)
- *       the unfolded sums of big-endian 16-bit words of byte ranges (checksums)
+ *   extract(buf, off, caplen, wirelen, linktype, consts, ext, optlen, columns, codes)
+ *       the columns of the common shapes, one pass a row, checksum verdicts included
+ *       (rawlab.decode.columns._extract)
  *   format_rows(template, columns) -> list[bytes]
  *       `template % row` for every row of equal-length columns (int64 or object arrays),
  *       for the %d/%u/%x/%s conversions with '0' flag and width the line templates use
@@ -176,14 +178,10 @@ pcapng_epbs(PyObject *self, PyObject *args)
     return Py_BuildValue("nn", k, pos);
 }
 
-/* ---- sums --------------------------------------------------------------------------- */
+/* ---- checksums --------------------------------------------------------------------- */
 
-PyDoc_STRVAR(sums_doc,
-"sums(buf, start, end, out)\n\n"
-"For each row i, the sum (not folded) of the big-endian 16-bit words of\n"
-"buf[start[i]:end[i]] (an odd length padded with a zero byte) into out[i] (uint64).\n"
-"start and end are int64 arrays of one length; every range must lie inside buf.");
-
+/* the sum (not folded) of the big-endian 16-bit words of p[0:len] (an odd length padded
+ * with a zero byte) */
 static uint64_t
 range_sum(const unsigned char *p, Py_ssize_t len)
 {
@@ -196,56 +194,6 @@ range_sum(const unsigned char *p, Py_ssize_t len)
     if (i < len)
         hi += p[i];
     return (hi << 8) + lo;
-}
-
-static PyObject *
-sums(PyObject *self, PyObject *args)
-{
-    PyObject *buf_o, *start_o, *end_o, *out_o;
-    if (!PyArg_ParseTuple(args, "OOOO", &buf_o, &start_o, &end_o, &out_o))
-        return NULL;
-    Py_buffer buf, st, en, out;
-    if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
-        return NULL;
-    if (get_buffer(start_o, &st, 0, 8, "start") < 0)
-        goto f1;
-    if (get_buffer(end_o, &en, 0, 8, "end") < 0)
-        goto f2;
-    if (get_buffer(out_o, &out, 1, 8, "out") < 0)
-        goto f3;
-    Py_ssize_t rows = st.len / 8;
-    if (en.len / 8 != rows || out.len / 8 != rows) {
-        PyErr_SetString(PyExc_ValueError, "sums: start, end and out differ in length");
-        goto f4;
-    }
-    const int64_t *s = st.buf, *e = en.buf;
-    uint64_t *o = out.buf;
-    for (Py_ssize_t i = 0; i < rows; i++) {
-        if (s[i] < 0 || e[i] < s[i] || e[i] > buf.len) {
-            PyErr_Format(PyExc_ValueError, "sums: row %zd: range %lld:%lld outside %zd bytes",
-                         i, (long long)s[i], (long long)e[i], buf.len);
-            goto f4;
-        }
-    }
-    Py_BEGIN_ALLOW_THREADS
-    const unsigned char *b = buf.buf;
-    for (Py_ssize_t i = 0; i < rows; i++)
-        o[i] = range_sum(b + s[i], (Py_ssize_t)(e[i] - s[i]));
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&en);
-    PyBuffer_Release(&st);
-    PyBuffer_Release(&buf);
-    Py_RETURN_NONE;
-f4:
-    PyBuffer_Release(&out);
-f3:
-    PyBuffer_Release(&en);
-f2:
-    PyBuffer_Release(&st);
-f1:
-    PyBuffer_Release(&buf);
-    return NULL;
 }
 
 /* ---- format_rows -------------------------------------------------------------------- */
@@ -503,10 +451,488 @@ done:
     return res;
 }
 
+
+/* ---- extract ------------------------------------------------------------------------ */
+
+/* the output columns, in the order rawlab.decode.columns.KERNEL_COLUMNS names them, with
+ * the item size each must have */
+enum {
+    ETH_TYPE, ETH_SRC, ETH_DST, VLAN_COUNT, VLAN1_TPID, VLAN1_TCI, VLAN2_TPID, VLAN2_TCI,
+    SLL_PKTTYPE, SLL_HATYPE, SLL_HALEN, SLL_ADDR, SLL_IFINDEX, SLL2_RESERVED, ETHERTYPE,
+    NET_OFFSET, IP4_IHL, IP4_TOS, IP4_TOTAL_LENGTH, IP4_ID, IP4_FLAGS, IP4_TTL, IP4_CHECKSUM,
+    IP6_TRAFFIC_CLASS, IP6_FLOW_LABEL, IP6_HOP_LIMIT, IP6_PAYLOAD_LENGTH, IP_PROTO,
+    IP_VERSION, SRC_HI, SRC_LO, DST_HI, DST_LO, COMPLETE, L4_OFFSET, L4_LENGTH, L4, SPORT,
+    DPORT, TCP_SEQ, TCP_ACK, TCP_DATAOFS, TCP_RESERVED, TCP_FLAGS, TCP_WINDOW, L4_CHECKSUM,
+    TCP_URGPTR, PAYLOAD_LENGTH, UDP_LENGTH, ICMP_TYPE_C, ICMP_CODE, ICMP_REST, ARP_OP, ARP_SHA,
+    ARP_SPA, ARP_THA, ARP_TPA, ARP_LENGTH, L4_CSUM, CSUM_NOTES, IP4_CSUM_EXPECTED,
+    L4_CSUM_EXPECTED, STATUS, TCP_OPT_LAYOUT, NCOLS
+};
+static const int col_size[NCOLS] = {
+    2, 8, 8, 1, 2, 2, 2, 2,
+    2, 2, 2, 8, 4, 2, 4,
+    2, 1, 1, 2, 2, 1, 1, 2,
+    1, 4, 1, 2, 2,
+    1, 8, 8, 8, 8, 1, 2, 4, 1, 2,
+    2, 4, 4, 1, 1, 2, 2, 2,
+    2, 4, 2, 1, 1, 4, 2, 8,
+    4, 8, 4, 4, 1, 1, 2,
+    2, 1, 4,
+};
+
+/* the constants, as rawlab.decode.columns hands them over (KERNEL_CONSTANTS) */
+enum {
+    K_ETH, K_SLL, K_SLL2, K_RAW, K_IPV4, K_IPV6, K_TPID1, K_TPID2, K_TPID3, K_TPID4,
+    K_ARPHRD_NETLINK, K_LINKTYPE, K_LINK, K_NETWORK, K_IP, K_TRUNCATED, K_TRANSPORT,
+    K_OPTIONS, K_ICMP_TYPE, K_ARP_SHAPE, K_MAX_OPTS, K_OPTS_PAD, K_CSUM_GOOD,
+    K_CSUM_UNVERIFIED, K_CSUM_BAD, K_CSUM_PARTIAL, K_NOTE_IP, K_NOTE_L4, NCONSTS
+};
+
+typedef struct {
+    const unsigned char *b;
+    Py_ssize_t len;
+} bytes_t;
+
+/* reads past the buffer's end read zeros (as the numpy gathers over its zero padding) */
+static inline uint64_t
+B(const bytes_t *m, int64_t at)
+{
+    return at >= 0 && at < m->len ? m->b[at] : 0;
+}
+static inline uint64_t
+U16(const bytes_t *m, int64_t at)
+{
+    if (at >= 0 && at + 2 <= m->len)
+        return (uint64_t)m->b[at] << 8 | m->b[at + 1];
+    return B(m, at) << 8 | B(m, at + 1);
+}
+static inline uint64_t
+U32(const bytes_t *m, int64_t at)
+{
+    return U16(m, at) << 16 | U16(m, at + 2);
+}
+static inline uint64_t
+UN(const bytes_t *m, int64_t at, int width)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < width; i++)
+        v = v << 8 | B(m, at + i);
+    return v;
+}
+
+static inline int64_t
+pymod(int64_t a, int64_t m)
+{
+    int64_t r = a % m;
+    return r < 0 ? r + m : r;
+}
+
+#define SET(c, v) do { \
+        switch (col_size[c]) { \
+        case 1: ((uint8_t *)cols[c])[i] = (uint8_t)(v); break; \
+        case 2: ((uint16_t *)cols[c])[i] = (uint16_t)(v); break; \
+        case 4: ((uint32_t *)cols[c])[i] = (uint32_t)(v); break; \
+        default: ((uint64_t *)cols[c])[i] = (uint64_t)(v); break; \
+        } \
+    } while (0)
+#define LEAVE(cond, why) do { if (!st && (cond)) st = (uint8_t)k[why]; } while (0)
+
+typedef struct {
+    const bytes_t *m;
+    const int64_t *k;
+    const unsigned char *ext, *optlen;
+    void **cols;
+    unsigned char *codes;
+} frames_t;
+
+/* the TCP option list at `start` (`ln` bytes): its codes (kind; SACK: 5 + 16 * blocks),
+ * 1 when the columns do not hold it (decode/columns.py, _walk_options, row by row) */
+static int
+walk_options(const frames_t *x, int64_t start, int64_t ln, unsigned char *codes)
+{
+    const int64_t *k = x->k;
+    int64_t p = 0;
+    int done = 0, bad = 0;
+    for (int step = 0; step < k[K_MAX_OPTS]; step++) {
+        if (done || p >= ln)
+            break;
+        int kind = (int)B(x->m, start + p), klen = (int)B(x->m, start + p + 1);
+        int eol = kind == 0, nop = kind == 1, other = !eol && !nop;
+        int want = x->optlen[kind];
+        int sack = other && kind == 5 && (klen == 10 || klen == 18 || klen == 26 || klen == 34);
+        int okk = other && ((want > 0 && klen == want) || sack) && p + klen <= ln;
+        if (other && !okk)
+            bad = 1;
+        codes[step] = (unsigned char)(sack ? 5 + 16 * ((klen - 2) / 8) : kind);
+        p = nop ? p + 1 : okk ? p + klen : p;
+        if (eol || bad)
+            done = 1;
+    }
+    if (!done && p < ln)
+        bad = 1;
+    return bad;
+}
+
+static void
+extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wire, int64_t lt)
+{
+    const bytes_t *m = x->m;
+    const int64_t *k = x->k;
+    void **cols = x->cols;
+    uint8_t st = 0;
+    /* Ethernet and up to two VLAN tags */
+    int eth = lt == k[K_ETH];
+    int64_t etype = (int64_t)U16(m, o + 12);
+    SET(ETH_TYPE, eth ? etype : 0);
+    int64_t tags = 0, off = 14, net_at = 0, net = 0;
+    uint64_t tpid[2] = {0, 0}, tci[2] = {0, 0};
+    LEAVE(eth && cap <= 14, K_LINK);
+    for (int t = 0; eth && t < 3; t++) {
+        int is_tag = etype == k[K_TPID1] || etype == k[K_TPID2] || etype == k[K_TPID3] ||
+                     etype == k[K_TPID4];
+        if (!is_tag)
+            break;
+        LEAVE(off + 4 > cap || t >= 2, K_LINK);
+        if (t >= 2)
+            break;
+        tpid[t] = (uint64_t)etype;
+        tci[t] = U16(m, o + off);
+        etype = (int64_t)U16(m, o + off + 2);
+        off += 4;
+        tags++;
+    }
+    LEAVE(eth && cap <= off, K_LINK);
+    if (eth) {
+        net_at = off;
+        net = etype;
+    }
+    SET(ETH_SRC, UN(m, o + 6, 6));
+    SET(ETH_DST, UN(m, o, 6));
+    SET(VLAN_COUNT, tags);
+    SET(VLAN1_TPID, tpid[0]);
+    SET(VLAN1_TCI, tci[0]);
+    SET(VLAN2_TPID, tpid[1]);
+    SET(VLAN2_TCI, tci[1]);
+    /* Linux cooked v1 and v2 */
+    int sll = lt == k[K_SLL], sll2 = lt == k[K_SLL2];
+    {
+        uint64_t hatype = sll ? U16(m, o + 2) : sll2 ? U16(m, o + 8) : 0;
+        uint64_t halen = sll ? U16(m, o + 4) : sll2 ? B(m, o + 11) : 0;
+        uint64_t proto = sll ? U16(m, o + 14) : sll2 ? U16(m, o) : 0;
+        LEAVE(sll && cap <= 16, K_LINK);
+        LEAVE(sll2 && cap <= 20, K_LINK);
+        LEAVE((sll || sll2) && (halen > 8 || hatype == (uint64_t)k[K_ARPHRD_NETLINK]), K_LINK);
+        if (sll)
+            net_at = 16;
+        if (sll2)
+            net_at = 20;
+        if (sll || sll2)
+            net = (int64_t)proto;
+        SET(SLL_PKTTYPE, sll ? U16(m, o) : sll2 ? B(m, o + 10) : 0);
+        SET(SLL_HATYPE, hatype);
+        SET(SLL_HALEN, halen);
+        SET(SLL_ADDR, sll ? UN(m, o + 6, 8) : sll2 ? UN(m, o + 12, 8) : 0);
+        SET(SLL_IFINDEX, sll2 ? U32(m, o + 4) : 0);
+        SET(SLL2_RESERVED, sll2 ? U16(m, o + 2) : 0);
+    }
+    /* raw IP */
+    int raw = lt == k[K_RAW] || lt == k[K_IPV4] || lt == k[K_IPV6];
+    if (raw) {
+        int64_t ver0 = (int64_t)B(m, o) >> 4;
+        net = (lt == k[K_IPV4] || (lt == k[K_RAW] && ver0 == 4)) ? 0x0800 :
+              (lt == k[K_IPV6] || ver0 == 6) ? 0x86DD : -1;
+        LEAVE(net == -1 || cap == 0, K_LINK);
+    }
+    LEAVE(!(eth || sll || sll2 || raw), K_LINKTYPE);
+    SET(ETHERTYPE, net);
+    SET(NET_OFFSET, net_at);
+    int v4 = net == 0x0800, v6 = net == 0x86DD, arp = net == 0x0806;
+    LEAVE(!(v4 || v6 || arp), K_NETWORK);
+    int64_t ip = o + net_at, left = cap - net_at;
+    /* IPv4 */
+    int64_t vihl = (int64_t)B(m, ip), ihl = vihl & 15, hl4 = ihl * 4;
+    int64_t tl4 = (int64_t)U16(m, ip + 2), frag = (int64_t)U16(m, ip + 6);
+    if (v4) {
+        LEAVE(vihl >> 4 != 4 || ihl < 5, K_IP);
+        LEAVE(left < (hl4 > 20 ? hl4 : 20), K_TRUNCATED);
+        LEAVE(tl4 == 0, K_IP);
+        LEAVE(tl4 < hl4, K_IP);
+        LEAVE((frag & 0x3FFF) != 0, K_IP);
+    }
+    SET(IP4_IHL, v4 ? ihl : 0);
+    SET(IP4_TOS, v4 ? B(m, ip + 1) : 0);
+    SET(IP4_TOTAL_LENGTH, v4 ? tl4 : 0);
+    SET(IP4_ID, v4 ? U16(m, ip + 4) : 0);
+    SET(IP4_FLAGS, v4 ? frag >> 13 : 0);
+    SET(IP4_TTL, v4 ? B(m, ip + 8) : 0);
+    SET(IP4_CHECKSUM, v4 ? U16(m, ip + 10) : 0);
+    /* IPv6 without extension headers */
+    int64_t vtf = (int64_t)U32(m, ip), pl6 = (int64_t)U16(m, ip + 4);
+    int64_t nh6 = (int64_t)B(m, ip + 6);
+    if (v6) {
+        LEAVE(vtf >> 28 != 6, K_IP);
+        LEAVE(left < 40, K_TRUNCATED);
+        LEAVE(pl6 == 0, K_IP);
+        LEAVE(x->ext[nh6], K_IP);
+    }
+    SET(IP6_TRAFFIC_CLASS, v6 ? (vtf >> 20) & 0xFF : 0);
+    SET(IP6_FLOW_LABEL, v6 ? vtf & 0xFFFFF : 0);
+    SET(IP6_HOP_LIMIT, v6 ? B(m, ip + 7) : 0);
+    SET(IP6_PAYLOAD_LENGTH, v6 ? pl6 : 0);
+    /* both families */
+    int64_t proto = v4 ? (int64_t)B(m, ip + 9) : v6 ? nh6 : -1;
+    SET(IP_PROTO, proto);
+    SET(IP_VERSION, v4 ? 4 : v6 ? 6 : 0);
+    uint64_t src_hi = v6 ? UN(m, ip + 8, 8) : 0;
+    uint64_t src_lo = v6 ? UN(m, ip + 16, 8) : v4 ? U32(m, ip + 12) : 0;
+    uint64_t dst_hi = v6 ? UN(m, ip + 24, 8) : 0;
+    uint64_t dst_lo = v6 ? UN(m, ip + 32, 8) : v4 ? U32(m, ip + 16) : 0;
+    SET(SRC_HI, src_hi);
+    SET(SRC_LO, src_lo);
+    SET(DST_HI, dst_hi);
+    SET(DST_LO, dst_lo);
+    int64_t l4_at = v4 ? net_at + hl4 : v6 ? net_at + 40 : 0;
+    int64_t l4_end = v4 ? net_at + tl4 : v6 ? net_at + 40 + pl6 : 0;
+    int64_t l4_len = l4_end - l4_at > 0 ? l4_end - l4_at : 0;
+    int ipx = v4 || v6;
+    LEAVE(ipx && l4_len == 0, K_IP);
+    int complete = cap >= l4_end;
+    SET(COMPLETE, complete);
+    LEAVE(ipx && cap < l4_end && wire <= cap, K_IP);
+    int64_t l4_cap = (l4_end < cap ? l4_end : cap) - l4_at;
+    SET(L4_OFFSET, l4_at);
+    SET(L4_LENGTH, l4_len);
+    int tcp = ipx && proto == 6, udp = ipx && proto == 17;
+    int icmp4 = v4 && proto == 1, icmp6 = v6 && proto == 58, icmp = icmp4 || icmp6;
+    int l4 = tcp || udp || icmp;
+    LEAVE(ipx && !l4, K_TRANSPORT);
+    int64_t t = o + l4_at;
+    SET(L4, tcp ? 6 : udp ? 17 : icmp4 ? 1 : icmp6 ? 58 : 0);
+    /* TCP, UDP, ICMP/ICMPv6 echo */
+    int64_t offflags = (int64_t)U16(m, t + 12), doff = offflags >> 12, thl = doff * 4;
+    if (tcp) {
+        LEAVE(l4_cap < 20, K_TRUNCATED);
+        LEAVE(doff < 5 || thl > l4_len, K_TRANSPORT);
+        LEAVE(thl > l4_cap, K_TRUNCATED);
+    }
+    uint64_t sport = U16(m, t), dport = U16(m, t + 2);
+    SET(SPORT, tcp || udp ? sport : 0);
+    SET(DPORT, tcp || udp ? dport : 0);
+    SET(TCP_SEQ, tcp ? U32(m, t + 4) : 0);
+    SET(TCP_ACK, tcp ? U32(m, t + 8) : 0);
+    SET(TCP_DATAOFS, tcp ? doff : 0);
+    SET(TCP_RESERVED, tcp ? (offflags >> 9) & 7 : 0);
+    SET(TCP_FLAGS, tcp ? offflags & 0x1FF : 0);
+    SET(TCP_WINDOW, tcp ? U16(m, t + 14) : 0);
+    uint64_t l4sum = tcp ? U16(m, t + 16) : udp ? U16(m, t + 6) : icmp ? U16(m, t + 2) : 0;
+    SET(L4_CHECKSUM, l4sum);
+    SET(TCP_URGPTR, tcp ? U16(m, t + 18) : 0);
+    int64_t pay = tcp ? l4_len - thl : (udp || icmp) ? l4_len - 8 : 0;
+    SET(PAYLOAD_LENGTH, pay > 0 ? pay : 0);
+    int32_t layout = -1;
+    if (tcp && !st && thl - 20 > 0) {
+        unsigned char *codes = x->codes + i * k[K_MAX_OPTS];
+        memset(codes, (int)k[K_OPTS_PAD], (size_t)k[K_MAX_OPTS]);
+        if (walk_options(x, t + 20, thl - 20, codes))
+            st = (uint8_t)k[K_OPTIONS];
+        else
+            layout = -2;  /* held: the caller numbers the layouts */
+    }
+    ((int32_t *)cols[TCP_OPT_LAYOUT])[i] = layout;
+    int64_t ulen = (int64_t)U16(m, t + 4);
+    LEAVE(udp && l4_cap < 8, K_TRUNCATED);
+    LEAVE(udp && ulen != l4_len, K_TRANSPORT);
+    SET(UDP_LENGTH, udp ? ulen : 0);
+    int64_t ity = (int64_t)B(m, t);
+    LEAVE(icmp4 && !(ity == 0 || ity == 8), K_ICMP_TYPE);
+    LEAVE(icmp6 && !(ity == 128 || ity == 129), K_ICMP_TYPE);
+    LEAVE(icmp && l4_cap < 8, K_TRUNCATED);
+    SET(ICMP_TYPE_C, icmp ? ity : 0);
+    SET(ICMP_CODE, icmp ? B(m, t + 1) : 0);
+    SET(ICMP_REST, icmp ? U32(m, t + 4) : 0);
+    /* ARP for Ethernet and IPv4 */
+    {
+        int ok = arp && U16(m, ip) == 1 && U16(m, ip + 2) == 0x0800 && B(m, ip + 4) == 6 &&
+                 B(m, ip + 5) == 4;
+        LEAVE(arp && !ok, K_ARP_SHAPE);
+        LEAVE(arp && left < 28, K_TRUNCATED);
+    }
+    SET(ARP_OP, arp ? U16(m, ip + 6) : 0);
+    SET(ARP_SHA, arp ? UN(m, ip + 8, 6) : 0);
+    SET(ARP_SPA, arp ? U32(m, ip + 14) : 0);
+    SET(ARP_THA, arp ? UN(m, ip + 18, 6) : 0);
+    SET(ARP_TPA, arp ? U32(m, ip + 24) : 0);
+    SET(ARP_LENGTH, arp ? left : 0);
+    /* checksums: the IPv4 header's, the transport's (with its pseudo-header) */
+    uint64_t verdict = 0, notes = 0, ip_exp = 0, l4_exp = 0;
+    if (!st && v4) {
+        int64_t s = (int64_t)range_sum(m->b + ip, hl4);
+        if (s % 0xFFFF != 0 || s == 0) {
+            notes |= (uint64_t)k[K_NOTE_IP];
+            int64_t rest = pymod(s - (int64_t)U16(m, ip + 10), 0xFFFF);
+            ip_exp = rest == 0 ? 0 : 0xFFFF - rest;
+        }
+    }
+    if (!st && l4) {
+        int64_t words = 0;
+        uint64_t a[4] = {src_hi, src_lo, dst_hi, dst_lo};
+        for (int j = 0; j < 4; j++)
+            for (int sh = 48; sh >= 0; sh -= 16)
+                words += (int64_t)((a[j] >> sh) & 0xFFFF);
+        int64_t pseudo = icmp4 ? 0 : words + proto + (v6 ? (l4_len >> 16) + (l4_len & 0xFFFF)
+                                                          : l4_len);
+        int64_t raw_sum = (int64_t)range_sum(m->b + t, complete ? l4_len : 0);
+        int64_t total = raw_sum + pseudo;
+        int good = total % 0xFFFF == 0 && total != 0;
+        int64_t value = (int64_t)l4sum;
+        int none4 = !v6 && proto == 17 && value == 0;
+        int64_t folded = pseudo % 0xFFFF;
+        if (folded == 0 && pseudo != 0)
+            folded = 0xFFFF;
+        int partial = value == folded || value == (~folded & 0xFFFF);
+        verdict = (uint64_t)((!complete || none4) ? k[K_CSUM_UNVERIFIED] : good ? k[K_CSUM_GOOD]
+                             : partial ? k[K_CSUM_PARTIAL] : k[K_CSUM_BAD]);
+        if (verdict == (uint64_t)k[K_CSUM_BAD]) {
+            notes |= (uint64_t)k[K_NOTE_L4];
+            int64_t excl = raw_sum - value;
+            int64_t fold = (pymod(excl, 0xFFFF) + pseudo % 0xFFFF) % 0xFFFF;
+            if (fold == 0 && (excl != 0 || pseudo != 0))
+                fold = 0xFFFF;
+            int64_t e = 0xFFFF - fold;
+            l4_exp = (e == 0 && proto == 17) ? 0xFFFF : (uint64_t)e;
+        }
+    }
+    SET(L4_CSUM, verdict);
+    SET(CSUM_NOTES, notes);
+    SET(IP4_CSUM_EXPECTED, ip_exp);
+    SET(L4_CSUM_EXPECTED, l4_exp);
+    SET(STATUS, st);
+}
+
+PyDoc_STRVAR(extract_doc,
+"extract(buf, off, caplen, wirelen, linktype, consts, ext, optlen, columns, codes)\n\n"
+"Fill the columns of the common shapes (rawlab.decode.columns.KERNEL_COLUMNS, in that\n"
+"order, each of its item size) from the frames at buf[off[i]:off[i] + caplen[i]]\n"
+"(off, caplen, wirelen, linktype: int64 arrays), one pass a row: the numpy rules of\n"
+"decode/columns.py row by row. consts: KERNEL_CONSTANTS; ext: 256 bytes, 1 for an\n"
+"IPv6 extension header; optlen: 256 bytes, the exact length of each TCP option kind\n"
+"held (0: none). A TCP row whose option list is held gets tcp_opt_layout -2 and its\n"
+"codes in its row of `codes` (uint8, rows x MAX_OPTS): the caller numbers layouts.\n"
+"A row that does not lie inside buf is a ValueError; reads past a row's captured\n"
+"bytes (of a row that leaves the fast path) read the buffer's next bytes, or zeros.");
+
+static PyObject *
+extract(PyObject *self, PyObject *args)
+{
+    PyObject *buf_o, *in_o[4], *consts_o, *ext_o, *optlen_o, *cols_o, *codes_o;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOO", &buf_o, &in_o[0], &in_o[1], &in_o[2], &in_o[3],
+                          &consts_o, &ext_o, &optlen_o, &cols_o, &codes_o))
+        return NULL;
+    int64_t k[NCONSTS];
+    PyObject *cs = PySequence_Fast(consts_o, "extract: consts must be a sequence");
+    if (!cs)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(cs) != NCONSTS) {
+        Py_DECREF(cs);
+        PyErr_Format(PyExc_ValueError, "extract: %d constants wanted", NCONSTS);
+        return NULL;
+    }
+    for (int j = 0; j < NCONSTS; j++)
+        k[j] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(cs, j));
+    Py_DECREF(cs);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *cl = PySequence_Fast(cols_o, "extract: columns must be a sequence");
+    if (!cl)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(cl) != NCOLS) {
+        Py_DECREF(cl);
+        PyErr_Format(PyExc_ValueError, "extract: %d columns wanted", NCOLS);
+        return NULL;
+    }
+    Py_buffer buf, ins[4], ext, optlen, codes, views[NCOLS];
+    int nin = 0, ncol = 0, have_buf = 0, have_ext = 0, have_opt = 0, have_codes = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n = -1;
+    if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
+        goto done;
+    have_buf = 1;
+    for (; nin < 4; nin++) {
+        if (get_buffer(in_o[nin], &ins[nin], 0, 8, "off/caplen/wirelen/linktype") < 0)
+            goto done;
+        if (n >= 0 && ins[nin].len / 8 != n) {
+            nin++;
+            PyErr_SetString(PyExc_ValueError, "extract: inputs differ in length");
+            goto done;
+        }
+        n = ins[nin].len / 8;
+    }
+    if (get_buffer(ext_o, &ext, 0, 1, "ext") < 0)
+        goto done;
+    have_ext = 1;
+    if (get_buffer(optlen_o, &optlen, 0, 1, "optlen") < 0)
+        goto done;
+    have_opt = 1;
+    if (ext.len < 256 || optlen.len < 256) {
+        PyErr_SetString(PyExc_ValueError, "extract: ext and optlen hold 256 bytes");
+        goto done;
+    }
+    if (get_buffer(codes_o, &codes, 1, 1, "codes") < 0)
+        goto done;
+    have_codes = 1;
+    if (k[K_MAX_OPTS] <= 0 || codes.len < n * k[K_MAX_OPTS]) {
+        PyErr_SetString(PyExc_ValueError, "extract: codes must hold rows x MAX_OPTS bytes");
+        goto done;
+    }
+    for (; ncol < NCOLS; ncol++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(cl, ncol), &views[ncol], 1, col_size[ncol],
+                       "column") < 0)
+            goto done;
+        if (views[ncol].len / col_size[ncol] != n) {
+            ncol++;
+            PyErr_Format(PyExc_ValueError, "extract: column %d holds not %zd rows", ncol - 1, n);
+            goto done;
+        }
+    }
+    {
+        void *cols[NCOLS];
+        for (int j = 0; j < NCOLS; j++)
+            cols[j] = views[j].buf;
+        const int64_t *off = ins[0].buf, *cap = ins[1].buf, *wire = ins[2].buf, *lt = ins[3].buf;
+        bytes_t m = {buf.buf, buf.len};
+        frames_t x = {&m, k, ext.buf, optlen.buf, cols, codes.buf};
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t o = off[i];
+            if (o < 0 || o + cap[i] > buf.len) {
+                PyErr_Format(PyExc_ValueError, "extract: row %zd lies outside the buffer", i);
+                goto done;
+            }
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            extract_row(&x, i, off[i], cap[i], wire[i], lt[i]);
+    }
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    for (int j = 0; j < ncol; j++)
+        PyBuffer_Release(&views[j]);
+    if (have_codes)
+        PyBuffer_Release(&codes);
+    if (have_opt)
+        PyBuffer_Release(&optlen);
+    if (have_ext)
+        PyBuffer_Release(&ext);
+    for (int j = 0; j < nin; j++)
+        PyBuffer_Release(&ins[j]);
+    if (have_buf)
+        PyBuffer_Release(&buf);
+    Py_DECREF(cl);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_chain", pcap_chain, METH_VARARGS, pcap_chain_doc},
     {"pcapng_epbs", pcapng_epbs, METH_VARARGS, pcapng_epbs_doc},
-    {"sums", sums, METH_VARARGS, sums_doc},
+    {"extract", extract, METH_VARARGS, extract_doc},
     {"format_rows", format_rows, METH_VARARGS, format_rows_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -15,30 +15,67 @@ from hypothesis import strategies as st
 from rawlab import _kernels as K
 
 
-def _ref_sum(b: bytes, s: int, e: int) -> int:
-    d = b[s:e] + (b"\0" if (e - s) % 2 else b"")
-    return sum(int.from_bytes(d[i:i + 2], "big") for i in range(0, len(d), 2))
+def _fold(words: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(words) // 2}H", words))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=0, max_size=300), st.lists(st.tuples(st.integers(0, 300),
-                                                               st.integers(0, 300)),
-                                                     max_size=20))
-def test_sums_are_the_big_endian_word_sums(data: bytes, spans: list[tuple[int, int]]) -> None:
-    spans = [(min(a, b, len(data)), min(max(a, b), len(data))) for a, b in spans]
-    start = np.array([a for a, _ in spans], np.int64)
-    end = np.array([b for _, b in spans], np.int64)
-    out = np.full(len(spans), 7, np.uint64)
-    K.sums(data, start, end, out)
-    assert out.tolist() == [_ref_sum(data, a, b) for a, b in spans]
+def _frame(csum: int | None) -> bytes:
+    """Ethernet, IPv4 (good header checksum), TCP SYN with MSS and SACK-permitted (its
+    checksum `csum`, None: the right one)."""
+    if csum is None:
+        seg = _frame(0)[34:]
+        csum = _fold(bytes((10, 0, 0, 1, 10, 0, 0, 2, 0, 6)) + struct.pack("!H", len(seg)) +
+                     seg)
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1000, 0, 7 << 4, 0x02, 64240, csum, 0) + \
+        bytes((2, 4, 5, 0xB4, 4, 2, 1, 0))
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
+                               bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))))
+    ip[10:12] = struct.pack("!H", _fold(bytes(ip)))
+    return bytes(6) + b"\x02" * 6 + b"\x08\x00" + bytes(ip) + tcp
 
 
-def test_sums_refuses_a_range_outside_the_buffer() -> None:
-    out = np.zeros(1, np.uint64)
-    with pytest.raises(ValueError, match="outside 4 bytes"):
-        K.sums(b"\xff" * 4, np.array([2], np.int64), np.array([5], np.int64), out)
-    K.sums(b"\xff" * 4, np.array([1], np.int64), np.array([4], np.int64), out)
-    assert out.tolist() == [0xFFFF + 0xFF00]
+def _extract(data: bytes, caplen: list[int]) -> dict[str, np.ndarray]:
+    from rawlab.decode import columns as C
+
+    n = len(caplen)
+    cols = {name: np.zeros(n, dt) for name, dt in C.KERNEL_COLUMNS}
+    consts, ext, optlen = C._kernel_tables()
+    codes = np.zeros((n, C.MAX_OPTS), np.uint8)
+    off = np.concatenate(([0], np.cumsum(caplen)[:-1])).astype(np.int64)
+    K.extract(data, off, np.array(caplen, np.int64), np.array(caplen, np.int64),
+              np.ones(n, np.int64), consts, ext, optlen,
+              [cols[name] for name, _ in C.KERNEL_COLUMNS], codes)
+    cols["codes"] = codes
+    return cols
+
+
+def test_extract_reads_a_syn_and_judges_its_checksums() -> None:
+    from rawlab.decode import columns as C
+
+    good, bad = _frame(None), _frame(0x1234)
+    c = _extract(good + bad + good[:40], [len(good), len(bad), 40])
+    assert c["ip_version"].tolist() == [4, 4, 4]
+    assert c["src_lo"].tolist() == [0x0A000001] * 3
+    assert c["sport"].tolist()[:2] == [40000, 40000] and c["tcp_seq"][0] == 1000
+    assert c["tcp_flags"].tolist()[:2] == [2, 2] and c["tcp_window"][0] == 64240
+    assert c["tcp_opt_layout"].tolist() == [-2, -2, -1]  # held options; the cut row left
+    # MSS, SACK-permitted, NOP, EOL
+    assert c["codes"][0, :5].tolist() == [2, 4, 1, 0, C.OPTS_PAD]
+    assert c["l4_csum"].tolist() == [C.CSUM_GOOD, C.CSUM_BAD, 0]
+    assert c["csum_notes"].tolist() == [0, C.CSUM_NOTE_L4, 0]
+    assert c["l4_csum_expected"][1] == struct.unpack_from("!H", good, 50)[0]  # the right one
+    assert c["ip4_csum_expected"].tolist() == [0, 0, 0]
+    # (CHECKSUM is the caller's; the third frame ends before its IP length, not cut by a
+    # snap length: IP)
+    assert c["status"].tolist() == [C.FAST, C.FAST, C.IP]
+
+
+def test_extract_refuses_a_row_outside_the_buffer() -> None:
+    with pytest.raises(ValueError, match="row 0 lies outside the buffer"):
+        _extract(_frame(0)[:30], [54])
 
 
 _INT = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -144,3 +181,16 @@ def test_pcapng_epbs_takes_plain_blocks_and_stops_before_any_other() -> None:
     assert K.pcapng_epbs(be, 0, True, 1, 1 << 20, out) == (1, len(be))
     assert out[0].tolist() == [28, 0, 0x11, 0x22, 3, 8, 0]
     assert K.pcapng_epbs(be, 0, True, 1, 16, out) == (0, 0)  # over max_block
+
+
+def test_the_compiled_module_is_built_from_the_source_there_is() -> None:
+    """An editable install keeps the module beside its source: one older than the source
+    answers with the old code (rebuild: ./setup.sh or .venv/bin/pip install -e .)."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "src" / "rawlab" / "_kernels.c"
+    built = Path(K.__file__)
+    if built.parent != source.parent:  # (an installed rawlab, not this checkout's)
+        pytest.skip(f"rawlab._kernels is {built}, not built beside {source}")
+    assert built.stat().st_mtime >= source.stat().st_mtime, (
+        f"{built.name} is older than _kernels.c: run ./setup.sh or .venv/bin/pip install -e .")
