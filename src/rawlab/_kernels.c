@@ -11,9 +11,12 @@
  *   extract(buf, off, caplen, wirelen, linktype, consts, ext, optlen, columns, codes)
  *       the columns of the common shapes, one pass a row, checksum verdicts included
  *       (rawlab.decode.columns._extract)
- *   format_rows(template, columns) -> list[bytes]
- *       `template % row` for every row of equal-length columns (int64 or object arrays),
- *       for the %d/%u/%x/%s conversions with '0' flag and width the line templates use
+ *   relative(key, rev, syn, seq, ack, base_a, base_b, state, out_seq, out_ack, out_base)
+ *       tcpdump's relative sequence numbers, row by row (rawlab.present.columns)
+ *   lines(odd, pieces, lo, hi) -> bytes
+ *       the text of a batch's rows in order: `template % row` of each piece's columns
+ *       for its rows (the %d/%u/%x/%s/%r conversions the templates use), odd[row] for
+ *       every other row (rawlab.present.columns)
  *
  * Plain C on the buffer protocol (no numpy headers): it builds with gcc and Python's
  * headers alone (setup.sh installs both), and imports in microseconds.
@@ -196,7 +199,7 @@ range_sum(const unsigned char *p, Py_ssize_t len)
     return (hi << 8) + lo;
 }
 
-/* ---- format_rows -------------------------------------------------------------------- */
+/* ---- lines ------------------------------------------------------------------------- */
 
 enum { CONV_D, CONV_U, CONV_X, CONV_S, CONV_R };
 
@@ -205,7 +208,10 @@ typedef struct {
     int conv, width, zero;
 } spec_t;
 
+/* the text being written: a bytes object grown in place (glibc's realloc moves the pages
+ * of a large one without copying them), handed over at the end without a copy */
 typedef struct {
+    PyObject *obj;
     char *p;
     Py_ssize_t len, cap;
 } sbuf_t;
@@ -215,17 +221,31 @@ grow(sbuf_t *b, Py_ssize_t more)
 {
     if (b->len + more <= b->cap)
         return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 256;
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more)
         cap *= 2;
-    char *p = PyMem_Realloc(b->p, cap);
-    if (!p) {
-        PyErr_NoMemory();
+    if (!b->obj)
+        b->obj = PyBytes_FromStringAndSize(NULL, cap);
+    else if (_PyBytes_Resize(&b->obj, cap) < 0)
+        b->obj = NULL;  /* (freed by the resize) */
+    if (!b->obj)
         return -1;
-    }
-    b->p = p;
+    b->p = PyBytes_AS_STRING(b->obj);
     b->cap = cap;
     return 0;
+}
+
+/* the text written, as a bytes object (NULL and an exception when that fails) */
+static PyObject *
+sbuf_finish(sbuf_t *b)
+{
+    if (!b->obj)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    PyObject *o = b->obj;
+    b->obj = NULL;
+    if (_PyBytes_Resize(&o, b->len) < 0)
+        return NULL;
+    return o;
 }
 
 static int
@@ -294,7 +314,7 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
             continue;
         }
         if (i + 1 < len && t[i + 1] == '%') {
-            PyErr_SetString(PyExc_ValueError, "format_rows: '%%' in a template");
+            PyErr_SetString(PyExc_ValueError, "lines: '%%' in a template");
             return -1;
         }
         Py_ssize_t j = i + 1;
@@ -306,7 +326,7 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
         while (j < len && t[j] >= '0' && t[j] <= '9' && width < 1000)
             width = width * 10 + (t[j++] - '0');
         if (j >= len || k >= most) {
-            PyErr_SetString(PyExc_ValueError, "format_rows: a template this module cannot take");
+            PyErr_SetString(PyExc_ValueError, "lines: a template this module cannot take");
             return -1;
         }
         int conv;
@@ -317,7 +337,7 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
         case 's': conv = CONV_S; break;
         case 'r': conv = CONV_R; break;
         default:
-            PyErr_Format(PyExc_ValueError, "format_rows: conversion '%c' not taken", t[j]);
+            PyErr_Format(PyExc_ValueError, "lines: conversion '%c' not taken", t[j]);
             return -1;
         }
         specs[k].lit_start = lit;
@@ -334,120 +354,233 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
 
 #define MOST_SPECS 256
 
-PyDoc_STRVAR(format_rows_doc,
-"format_rows(template, columns) -> list[bytes]\n\n"
-"[template % row for row in zip(*columns)] for a bytes template of %d/%i/%u/%x/%s/%r\n"
-"conversions (with an optional '0' flag and width): a %s column is an object array\n"
-"of bytes, a %r column a float64 array (repr of each float), every other an int64\n"
-"array (%u and %x of a negative value are not taken: ValueError).");
-
-static PyObject *
-format_rows(PyObject *self, PyObject *args)
-{
-    PyObject *tmpl_o, *cols_o;
-    if (!PyArg_ParseTuple(args, "SO", &tmpl_o, &cols_o))
-        return NULL;
-    const char *t = PyBytes_AS_STRING(tmpl_o);
-    Py_ssize_t tlen = PyBytes_GET_SIZE(tmpl_o), tail;
+/* one piece of lines(): a template, its columns and the rows they are of */
+typedef struct {
+    const char *t;
+    Py_ssize_t tlen, tail, k, m;
     spec_t specs[MOST_SPECS];
-    Py_ssize_t k = parse_template(t, tlen, specs, MOST_SPECS, &tail);
-    if (k < 0)
-        return NULL;
-    PyObject *seq = PySequence_Fast(cols_o, "format_rows: columns must be a sequence");
-    if (!seq)
-        return NULL;
-    if (PySequence_Fast_GET_SIZE(seq) != k) {
-        PyErr_Format(PyExc_ValueError, "format_rows: %zd conversions, %zd columns", k,
-                     PySequence_Fast_GET_SIZE(seq));
-        Py_DECREF(seq);
-        return NULL;
+    Py_buffer views[MOST_SPECS], rows;
+    Py_ssize_t got;  /* views held */
+    int have_rows;
+} piece_t;
+
+static void
+piece_release(piece_t *pc)
+{
+    for (Py_ssize_t j = 0; j < pc->got; j++)
+        PyBuffer_Release(&pc->views[j]);
+    pc->got = 0;
+    if (pc->have_rows)
+        PyBuffer_Release(&pc->rows);
+    pc->have_rows = 0;
+}
+
+/* (template, columns, rows): the template parsed, every column's view held and checked */
+static int
+piece_open(piece_t *pc, PyObject *item, Py_ssize_t idx)
+{
+    PyObject *tmpl_o, *cols_o, *rows_o;
+    pc->got = 0;
+    pc->have_rows = 0;
+    if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "SOO", &tmpl_o, &cols_o, &rows_o)) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "lines: piece %zd: (template, columns, rows) wanted",
+                         idx);
+        return -1;
     }
-    Py_buffer views[MOST_SPECS];
-    Py_ssize_t got = 0, rows = -1;
-    PyObject *res = NULL;
-    sbuf_t b = {NULL, 0, 0};
-    for (; got < k; got++) {
-        PyObject *col = PySequence_Fast_GET_ITEM(seq, got);
-        int is_s = specs[got].conv == CONV_S;
-        if (get_buffer(col, &views[got], 0, 8, "column") < 0)
-            goto done;
-        const char *f = views[got].format ? views[got].format : "B";
+    pc->t = PyBytes_AS_STRING(tmpl_o);
+    pc->tlen = PyBytes_GET_SIZE(tmpl_o);
+    pc->k = parse_template(pc->t, pc->tlen, pc->specs, MOST_SPECS, &pc->tail);
+    if (pc->k < 0)
+        return -1;
+    if (get_buffer(rows_o, &pc->rows, 0, 8, "rows") < 0)
+        return -1;
+    pc->have_rows = 1;
+    pc->m = pc->rows.len / 8;
+    PyObject *seq = PySequence_Fast(cols_o, "lines: columns must be a sequence");
+    if (!seq)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != pc->k) {
+        PyErr_Format(PyExc_ValueError, "lines: piece %zd: %zd conversions, %zd columns", idx,
+                     pc->k, PySequence_Fast_GET_SIZE(seq));
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < pc->k; j++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(seq, j), &pc->views[j], 0, 8, "column") < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        pc->got = j + 1;
+        int conv = pc->specs[j].conv;
+        const char *f = pc->views[j].format ? pc->views[j].format : "B";
         if (*f == '<' || *f == '=' || *f == '@')
             f++;
-        int is_r = specs[got].conv == CONV_R;
-        int fmt_ok = is_s ? (*f == 'O') : is_r ? (*f == 'd') :
-                     (*f == 'q' || *f == 'l' || *f == 'n');
-        Py_ssize_t r = views[got].len / 8;
-        if (!fmt_ok || (rows >= 0 && r != rows)) {
-            PyErr_Format(PyExc_TypeError, "format_rows: column %zd: %s", got,
-                         fmt_ok ? "its length differs" :
-                         is_s ? "an object array wanted" : is_r ? "a float64 array wanted" :
-                         "an int64 array wanted");
-            got++;
+        int ok = conv == CONV_S ? *f == 'O' : conv == CONV_R ? *f == 'd' :
+                 (*f == 'q' || *f == 'l' || *f == 'n');
+        if (!ok || pc->views[j].len / 8 != pc->m) {
+            PyErr_Format(PyExc_TypeError, "lines: piece %zd column %zd: %s", idx, j,
+                         ok ? "its length is not the rows'" :
+                         conv == CONV_S ? "an object array wanted" :
+                         conv == CONV_R ? "a float64 array wanted" : "an int64 array wanted");
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* row i of the piece (the i-th of its rows) appended to b */
+static int
+piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
+{
+    for (Py_ssize_t j = 0; j < pc->k; j++) {
+        const spec_t *s = &pc->specs[j];
+        if (grow(b, s->lit_len) < 0)
+            return -1;
+        memcpy(b->p + b->len, pc->t + s->lit_start, s->lit_len);
+        b->len += s->lit_len;
+        if (s->conv == CONV_S) {
+            PyObject *v = ((PyObject **)pc->views[j].buf)[i];
+            if (!v || !PyBytes_Check(v)) {
+                PyErr_Format(PyExc_TypeError, "lines: row %zd column %zd: bytes wanted", i, j);
+                return -1;
+            }
+            if (put_bytes(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), s->width) < 0)
+                return -1;
+        } else if (s->conv == CONV_R) {
+            char *r = PyOS_double_to_string(((double *)pc->views[j].buf)[i], 'r', 0,
+                                            Py_DTSF_ADD_DOT_0, NULL);
+            if (!r)
+                return -1;
+            int bad = put_bytes(b, r, (Py_ssize_t)strlen(r), s->width);
+            PyMem_Free(r);
+            if (bad < 0)
+                return -1;
+        } else {
+            int64_t v = ((int64_t *)pc->views[j].buf)[i];
+            if (v < 0 && s->conv != CONV_D) {
+                PyErr_Format(PyExc_ValueError, "lines: row %zd column %zd: negative value "
+                             "for %%u/%%x", i, j);
+                return -1;
+            }
+            if (put_int(b, v, s->conv, s->width, s->zero) < 0)
+                return -1;
+        }
+    }
+    if (grow(b, pc->tlen - pc->tail) < 0)
+        return -1;
+    memcpy(b->p + b->len, pc->t + pc->tail, pc->tlen - pc->tail);
+    b->len += pc->tlen - pc->tail;
+    return 0;
+}
+
+PyDoc_STRVAR(lines_doc,
+"lines(odd, pieces, lo=0, hi=len(odd)) -> bytes\n\n"
+"The text of rows lo..hi-1, in order: a row some piece names is that piece's\n"
+"`template % row` of its columns; any other row is odd[row] (bytes, or None: nothing).\n"
+"pieces: (template, columns, rows) each, rows an int64 array of row numbers in\n"
+"[lo, hi) and every column as long as rows: an object array of bytes for %s, float64\n"
+"for %r, int64 for %d/%i/%u/%x (each with an optional '0' flag and width; %u and %x of\n"
+"a negative value are refused). The same as Python's `%` a row, without a bytes object\n"
+"a row.");
+
+static PyObject *
+lines(PyObject *self, PyObject *args)
+{
+    PyObject *odd_o, *pieces_o;
+    Py_ssize_t lo = 0, hi = -1;
+    if (!PyArg_ParseTuple(args, "OO|nn", &odd_o, &pieces_o, &lo, &hi))
+        return NULL;
+    Py_buffer odd;
+    if (get_buffer(odd_o, &odd, 0, sizeof(PyObject *), "odd") < 0)
+        return NULL;
+    const char *of = odd.format ? odd.format : "B";
+    if (*of != 'O') {
+        PyBuffer_Release(&odd);
+        PyErr_SetString(PyExc_TypeError, "lines: odd must be an object array");
+        return NULL;
+    }
+    PyObject **oddv = odd.buf;
+    Py_ssize_t total_rows = odd.len / (Py_ssize_t)sizeof(PyObject *);
+    if (hi < 0)
+        hi = total_rows;
+    PyObject *seq = NULL, *res = NULL;
+    piece_t *pcs = NULL;
+    sbuf_t b = {NULL, NULL, 0, 0};
+    Py_ssize_t npc = 0, opened = 0, n = hi - lo;
+    int64_t *idx = NULL;  /* per row: its number in its piece */
+    int32_t *owner = NULL;  /* per row: its piece, or -1 */
+    if (lo < 0 || lo > hi || hi > total_rows) {
+        PyErr_SetString(PyExc_ValueError, "lines: lo and hi must lie within odd");
+        goto done;
+    }
+    seq = PySequence_Fast(pieces_o, "lines: pieces must be a sequence");
+    if (!seq)
+        goto done;
+    npc = PySequence_Fast_GET_SIZE(seq);
+    pcs = PyMem_Calloc(npc ? npc : 1, sizeof(piece_t));
+    idx = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
+    owner = PyMem_Malloc((n ? n : 1) * sizeof(int32_t));
+    if (!pcs || !idx || !owner) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < n; r++)
+        owner[r] = -1;
+    for (; opened < npc; opened++) {
+        piece_t *pc = &pcs[opened];
+        if (piece_open(pc, PySequence_Fast_GET_ITEM(seq, opened), opened) < 0) {
+            opened++;
             goto done;
         }
-        rows = r;
-    }
-    if (rows < 0)
-        rows = 0;
-    res = PyList_New(rows);
-    if (!res)
-        goto done;
-    for (Py_ssize_t i = 0; i < rows; i++) {
-        b.len = 0;
-        for (Py_ssize_t j = 0; j < k; j++) {
-            spec_t *s = &specs[j];
-            if (grow(&b, s->lit_len) < 0)
-                goto fail;
-            memcpy(b.p + b.len, t + s->lit_start, s->lit_len);
-            b.len += s->lit_len;
-            if (s->conv == CONV_S) {
-                PyObject *v = ((PyObject **)views[j].buf)[i];
-                if (!v || !PyBytes_Check(v)) {
-                    PyErr_Format(PyExc_TypeError, "format_rows: row %zd column %zd: bytes "
-                                 "wanted", i, j);
-                    goto fail;
-                }
-                if (put_bytes(&b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), s->width) < 0)
-                    goto fail;
-            } else if (s->conv == CONV_R) {
-                char *r = PyOS_double_to_string(((double *)views[j].buf)[i], 'r', 0,
-                                                Py_DTSF_ADD_DOT_0, NULL);
-                if (!r)
-                    goto fail;
-                int bad = put_bytes(&b, r, (Py_ssize_t)strlen(r), s->width);
-                PyMem_Free(r);
-                if (bad < 0)
-                    goto fail;
-            } else {
-                int64_t v = ((int64_t *)views[j].buf)[i];
-                if (v < 0 && s->conv != CONV_D) {
-                    PyErr_Format(PyExc_ValueError, "format_rows: row %zd column %zd: "
-                                 "negative value for %%u/%%x", i, j);
-                    goto fail;
-                }
-                if (put_int(&b, v, s->conv, s->width, s->zero) < 0)
-                    goto fail;
+        const int64_t *rows = pc->rows.buf;
+        for (Py_ssize_t i = 0; i < pc->m; i++) {
+            int64_t r = rows[i] - lo;
+            if (r < 0 || r >= n) {
+                PyErr_Format(PyExc_ValueError, "lines: row %lld outside %zd..%zd",
+                             (long long)rows[i], lo, hi - 1);
+                opened++;
+                goto done;
             }
+            if (owner[r] >= 0) {
+                PyErr_Format(PyExc_ValueError, "lines: row %lld in two pieces", (long long)rows[i]);
+                opened++;
+                goto done;
+            }
+            owner[r] = (int32_t)opened;
+            idx[r] = i;
         }
-        if (grow(&b, tlen - tail) < 0)
-            goto fail;
-        memcpy(b.p + b.len, t + tail, tlen - tail);
-        b.len += tlen - tail;
-        PyObject *line = PyBytes_FromStringAndSize(b.p, b.len);
-        if (!line)
-            goto fail;
-        PyList_SET_ITEM(res, i, line);
     }
-    goto done;
-fail:
-    Py_CLEAR(res);
+    if (grow(&b, n * 96) < 0)
+        goto done;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (owner[r] >= 0) {
+            if (piece_row(&pcs[owner[r]], idx[r], &b) < 0)
+                goto done;
+            continue;
+        }
+        PyObject *v = oddv[lo + r];
+        if (v == Py_None || v == NULL)
+            continue;
+        if (!PyBytes_Check(v)) {
+            PyErr_Format(PyExc_TypeError, "lines: odd[%zd]: bytes or None wanted", lo + r);
+            goto done;
+        }
+        if (put_bytes(&b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), 0) < 0)
+            goto done;
+    }
+    res = sbuf_finish(&b);
 done:
-    for (Py_ssize_t j = 0; j < got; j++)
-        if (views[j].obj)
-            PyBuffer_Release(&views[j]);
-    PyMem_Free(b.p);
-    Py_DECREF(seq);
+    for (Py_ssize_t j = 0; j < opened; j++)
+        piece_release(&pcs[j]);
+    Py_XDECREF(b.obj);
+    PyMem_Free(pcs);
+    PyMem_Free(idx);
+    PyMem_Free(owner);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&odd);
     return res;
 }
 
@@ -929,11 +1062,85 @@ done:
     return res;
 }
 
+/* ---- relative ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(relative_doc,
+"relative(key, rev, syn, seq, ack, base_a, base_b, state, out_seq, out_ack, out_base)\n\n"
+"tcpdump's relative sequence numbers for rows in file order (TCP with ACK), as\n"
+"rawlab.present.packet.TcpdumpSeq.numbers a row at a time: key (int64) numbers each\n"
+"row's connection; rev, syn (uint8) its direction and SYN flag; seq, ack (int64) its\n"
+"numbers. Per connection base_a, base_b (int64) and state (uint8: 0 unknown, 1 known,\n"
+"2 set by a row here) are read and updated. A SYN row, or the first row of an unknown\n"
+"connection, sets the base and prints absolute numbers.");
+
+static PyObject *
+relative(PyObject *self, PyObject *args)
+{
+    PyObject *o[11];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &o[8], &o[9], &o[10]))
+        return NULL;
+    static const Py_ssize_t size[11] = {8, 1, 1, 8, 8, 8, 8, 1, 8, 8, 8};
+    static const int writable[11] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    Py_buffer v[11];
+    int got = 0;
+    PyObject *res = NULL;
+    for (; got < 11; got++)
+        if (get_buffer(o[got], &v[got], writable[got], size[got], "relative") < 0)
+            goto done;
+    Py_ssize_t n = v[0].len / 8, keys = v[5].len / 8;
+    for (int j = 1; j < 11; j++) {
+        Py_ssize_t len = v[j].len / size[j];
+        if ((j >= 5 && j <= 7) ? len != keys : len != n) {
+            PyErr_SetString(PyExc_ValueError, "relative: arrays of the wrong length");
+            goto done;
+        }
+    }
+    const int64_t *key = v[0].buf, *seq = v[3].buf, *ack = v[4].buf;
+    const uint8_t *rev = v[1].buf, *syn = v[2].buf;
+    int64_t *ba = v[5].buf, *bb = v[6].buf, *os = v[8].buf, *oa = v[9].buf, *ob = v[10].buf;
+    uint8_t *state = v[7].buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (key[i] < 0 || key[i] >= keys) {
+            PyErr_Format(PyExc_ValueError, "relative: row %zd: key %lld out of range", i,
+                         (long long)key[i]);
+            goto done;
+        }
+    }
+    const int64_t M = 0xFFFFFFFF;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t k = key[i], s = seq[i], a = ack[i];
+        if (syn[i] || !state[k]) {
+            ba[k] = rev[i] ? (a - 1) & M : s;
+            bb[k] = rev[i] ? s : (a - 1) & M;
+            state[k] = 2;
+            os[i] = s;
+            oa[i] = a;
+            ob[i] = (a - 1) & M;
+        } else if (rev[i]) {
+            os[i] = (s - bb[k]) & M;
+            oa[i] = (a - ba[k]) & M;
+            ob[i] = ba[k];
+        } else {
+            os[i] = (s - ba[k]) & M;
+            oa[i] = (a - bb[k]) & M;
+            ob[i] = bb[k];
+        }
+    }
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    for (int j = 0; j < got; j++)
+        PyBuffer_Release(&v[j]);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_chain", pcap_chain, METH_VARARGS, pcap_chain_doc},
     {"pcapng_epbs", pcapng_epbs, METH_VARARGS, pcapng_epbs_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
-    {"format_rows", format_rows, METH_VARARGS, format_rows_doc},
+    {"lines", lines, METH_VARARGS, lines_doc},
+    {"relative", relative, METH_VARARGS, relative_doc},
     {NULL, NULL, 0, NULL},
 };
 

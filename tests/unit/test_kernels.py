@@ -82,12 +82,19 @@ _INT = st.integers(-(1 << 63), (1 << 63) - 1)
 _UINT = st.integers(0, (1 << 63) - 1)
 
 
+def _fmt(tmpl: bytes, cols: list[np.ndarray]) -> list[bytes]:
+    """Each row alone through lines(): its text."""
+    rows = len(cols[0]) if cols else 0
+    return [K.lines(np.empty(rows, object), [(tmpl, [c[i:i + 1] for c in cols],
+                                              np.array([i], np.int64))]) for i in range(rows)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.data())
-def test_format_rows_is_pythons_percent(data: st.DataObject) -> None:
+def test_lines_is_pythons_percent_a_row(data: st.DataObject) -> None:
     convs = data.draw(st.lists(st.sampled_from(
         [b"%d", b"%i", b"%u", b"%x", b"%s", b"%04x", b"%06d", b"%5d", b"%3s", b"%r", b"%02x"]),
-        max_size=8))
+        min_size=1, max_size=8))
     lits = data.draw(st.lists(st.binary(max_size=5).map(lambda b: b.replace(b"%", b"")),
                               min_size=len(convs) + 1, max_size=len(convs) + 1))
     tmpl = lits[0] + b"".join(c + lit for c, lit in zip(convs, lits[1:], strict=True))
@@ -105,29 +112,51 @@ def test_format_rows_is_pythons_percent(data: st.DataObject) -> None:
             ints = _INT if c in (b"%d", b"%i", b"%06d", b"%5d") else _UINT
             col = np.array(data.draw(st.lists(ints, min_size=rows, max_size=rows)), np.int64)
         cols.append(col)
-    want = [tmpl % r for r in zip(*[c.tolist() for c in cols], strict=True)] if cols else (
-        [tmpl] * 0)
-    assert K.format_rows(tmpl, cols) == want
+    want = [tmpl % r for r in zip(*[c.tolist() for c in cols], strict=True)]
+    assert _fmt(tmpl, cols) == want
+    # the rows shuffled between two pieces and the odd rows, written back in row order
+    order = data.draw(st.permutations(range(rows)))
+    odd = np.empty(rows + 2, object)
+    odd[0], odd[-1] = b"first\n", None
+    half = len(order) // 2
+    pieces = [(tmpl, [c[order[:half]] for c in cols], np.array(order[:half], np.int64) + 1),
+              (tmpl, [c[order[half:]] for c in cols], np.array(order[half:], np.int64) + 1)]
+    assert K.lines(odd, pieces) == b"first\n" + b"".join(want)
+    assert K.lines(odd, pieces[:1], 1, rows + 1) == b"".join(
+        want[i] for i in sorted(order[:half]))
 
 
-def test_format_rows_says_what_it_cannot_take() -> None:
+def test_lines_says_what_it_cannot_take() -> None:
     one = np.array([1], np.int64)
+    row = np.array([0], np.int64)
+
+    def lines(tmpl: bytes, cols: list[np.ndarray], rows: np.ndarray = row) -> bytes:
+        return K.lines(np.empty(2, object), [(tmpl, cols, rows)])
+
     with pytest.raises(ValueError, match="conversion 'f'"):
-        K.format_rows(b"%f", [one])
+        lines(b"%f", [one])
     with pytest.raises(ValueError, match="1 conversions, 2 columns"):
-        K.format_rows(b"%d", [one, one])
+        lines(b"%d", [one, one])
     with pytest.raises(TypeError, match="items of 8 bytes wanted, got 4"):
-        K.format_rows(b"%d", [one.astype(np.int32)])
+        lines(b"%d", [one.astype(np.int32)])
     with pytest.raises(TypeError, match="an int64 array wanted"):
-        K.format_rows(b"%d", [one.astype(np.float64)])
+        lines(b"%d", [one.astype(np.float64)])
     with pytest.raises(TypeError, match="an object array wanted"):
-        K.format_rows(b"%s", [one])
+        lines(b"%s", [one])
     with pytest.raises(ValueError, match="negative value"):
-        K.format_rows(b"%x", [-one])
-    with pytest.raises(TypeError, match="its length differs"):
-        K.format_rows(b"%d %d", [one, np.array([1, 2], np.int64)])
+        lines(b"%x", [-one])
+    with pytest.raises(TypeError, match="its length is not the rows'"):
+        lines(b"%d", [np.array([1, 2], np.int64)])
     with pytest.raises(TypeError, match="bytes wanted"):
-        K.format_rows(b"%s", [np.array(["str"], object)])
+        lines(b"%s", [np.array(["str"], object)])
+    with pytest.raises(ValueError, match=r"row 2 outside 0\.\.1"):
+        lines(b"%d", [one], np.array([2], np.int64))
+    with pytest.raises(ValueError, match="row 0 in two pieces"):
+        K.lines(np.empty(2, object), [(b"%d", [one], row), (b"%d", [one], row)])
+    odd = np.empty(2, object)
+    odd[1] = "text"
+    with pytest.raises(TypeError, match=r"odd\[1\]: bytes or None wanted"):
+        K.lines(odd, [])
 
 
 def _pcap_records(lengths: list[int]) -> bytes:
@@ -194,3 +223,67 @@ def test_the_compiled_module_is_built_from_the_source_there_is() -> None:
         pytest.skip(f"rawlab._kernels is {built}, not built beside {source}")
     assert built.stat().st_mtime >= source.stat().st_mtime, (
         f"{built.name} is older than _kernels.c: run ./setup.sh or .venv/bin/pip install -e .")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.booleans(),
+                          st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 32) - 1)),
+                max_size=30),
+       st.lists(st.booleans(), min_size=4, max_size=4))
+def test_relative_is_tcpdumps_numbers_row_by_row(
+        rows: list[tuple[int, bool, bool, int, int]], known: list[bool]) -> None:
+    """The compiled walk against TcpdumpSeq.numbers, the per-packet path's rule."""
+    from rawlab.present.packet import TcpdumpSeq
+
+    seqs = TcpdumpSeq()
+    addrs = [(bytes((10, 0, 0, k)), bytes((10, 0, 1, k))) for k in range(4)]
+    for k, yes in enumerate(known):  # connections the table holds before the batch
+        if yes:
+            seqs.numbers(*addrs[k], 1000, 2000, 7 * k, 11 * k, 0x10)
+    base = np.array([seqs._bases.get((a, b, 1000 << 16 | 2000), (0, 0)) for a, b in addrs],
+                    np.int64)
+    base_a, base_b = base[:, 0].copy(), base[:, 1].copy()
+    state = np.array(known, np.uint8)
+    want = []
+    for k, rev, syn, s, a in rows:
+        src, dst = addrs[k][::-1] if rev else addrs[k]
+        sp, dp = (2000, 1000) if rev else (1000, 2000)
+        want.append(seqs.numbers(src, dst, sp, dp, s, a, 0x10 | (2 if syn else 0)))
+    n = len(rows)
+    out = [np.zeros(n, np.int64) for _ in range(3)]
+    K.relative(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.uint8),
+               np.array([r[2] for r in rows], np.uint8), np.array([r[3] for r in rows], np.int64),
+               np.array([r[4] for r in rows], np.int64), base_a, base_b, state, *out)
+    assert list(zip(*[o.tolist() for o in out], strict=True)) == want
+    for k, (a, b) in enumerate(addrs):  # the table as the calls one by one leave it
+        if state[k]:
+            assert seqs._bases[(a, b, 1000 << 16 | 2000)] == (base_a[k], base_b[k])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 113, 276, 101, 228, 229, 0]),
+                          st.binary(min_size=0, max_size=120), st.integers(0, 200)),
+                min_size=1, max_size=8))
+def test_extract_reads_any_bytes_without_reading_outside(
+        frames: list[tuple[int, bytes, int]]) -> None:
+    """Whatever the frames hold (and whatever their wire lengths say), the compiled pass
+    fills every column and keeps inside the buffer; a row it calls fast really holds a
+    whole IP header and a transport header of the kind it names."""
+    from rawlab.decode import columns as C
+
+    data = b"".join(f for _, f, _ in frames)
+    n = len(frames)
+    cols = {name: np.zeros(n, dt) for name, dt in C.KERNEL_COLUMNS}
+    consts, ext, optlen = C._kernel_tables()
+    caps = np.array([len(f) for _, f, _ in frames], np.int64)
+    off = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
+    K.extract(data, off, caps, caps + np.array([w for _, _, w in frames], np.int64),
+              np.array([lt for lt, _, _ in frames], np.int64), consts, ext, optlen,
+              [cols[name] for name, _ in C.KERNEL_COLUMNS], np.zeros((n, C.MAX_OPTS), np.uint8))
+    for i in range(n):
+        if cols["status"][i] != C.FAST:
+            continue
+        need = int(cols["l4_offset"][i]) + {C.L4_TCP: 20, C.L4_UDP: 8, C.L4_ICMP: 8,
+                                             C.L4_ICMP6: 8, C.L4_NONE: 0}[int(cols["l4"][i])]
+        if cols["ip_version"][i]:
+            assert need <= caps[i]

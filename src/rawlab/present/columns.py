@@ -47,11 +47,15 @@ _ACK = 0x10
 _SLL2 = 276
 
 
-def rows_text(template: bytes, cols: Sequence[Any]) -> list[bytes]:
-    """``[template % row for row in zip(*cols)]``, compiled
-    (:func:`rawlab._kernels.format_rows`: ~8× Python's ``%`` a row): an integer column is
-    handed over as int64, a float one as float64 (``%r``), bytes as an object array."""
-    return _kernels.format_rows(template, [_kernel_column(a) for a in cols])
+Piece = tuple[bytes, list[np.ndarray], np.ndarray]
+
+
+def piece(template: bytes, cols: Sequence[Any], rows: np.ndarray) -> Piece:
+    """`rows` printed as ``template % row`` of `cols` (as long as `rows`), for
+    :func:`rawlab._kernels.lines`, which writes a batch's text in row order without a
+    bytes object a row (~10× Python's ``%`` and join): an integer column is handed over
+    as int64, a float one as float64 (``%r``), bytes as an object array."""
+    return template, [_kernel_column(a) for a in cols], rows.astype(np.int64, copy=False)
 
 
 def _kernel_column(a: Any) -> np.ndarray:
@@ -201,9 +205,11 @@ def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarra
     those rows and leaves `seqs` as the calls one by one would. False (nothing done)
     when its table could reach its bound in between (the caller then goes row by row).
 
-    The rule, as a group-by: per connection key (the address and port pair in tcpdump's
-    order), a row with SYN, or the first row of a key the table does not hold, sets the
-    base and prints absolute numbers; every other row is relative to the latest base.
+    The rule: per connection key (the address and port pair in tcpdump's order), a row
+    with SYN, or the first row of a key the table does not hold, sets the base and prints
+    absolute numbers; every other row is relative to the latest base. The keys are
+    numbered here (one table look-up a key); the rows are walked in order by a compiled
+    loop (:func:`rawlab._kernels.relative`).
     """
     n = len(rows)
     if not n:
@@ -224,46 +230,19 @@ def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarra
         rev[first].tolist(), strict=True)]
     bases = seqs._bases
     got = list(map(bases.get, keys))
-    known = np.array([g is not None for g in got], bool)
+    state = np.array([g is not None for g in got], np.uint8)
     init = np.array([(0, 0) if g is None else g for g in got], np.int64).reshape(-1, 2)
-    init_a, init_b = init[:, 0], init[:, 1]
-    s = seq[rows]
-    a = ack[rows]
-    syn = (c["tcp_flags"][rows] & 2) != 0
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    start = np.ones(n, bool)
-    start[1:] = ks[1:] != ks[:-1]
-    # events: SYN rows, and the first row of a key the table does not hold
-    evt = syn[order] | (start & ~known[ks])
-    new_keys = int((~known).sum())
-    if len(bases) + new_keys >= 1 << 16 and evt.any():
+    base_a, base_b = init[:, 0].copy(), init[:, 1].copy()
+    syn = ((c["tcp_flags"][rows] & 2) != 0).astype(np.uint8)
+    if len(bases) + int((state == 0).sum()) >= 1 << 16 and (syn.any() or not state.all()):
         return False
-    pos = np.arange(n)
-    last = np.maximum.accumulate(np.where(evt, pos, -1))
-    gstart = np.maximum.accumulate(np.where(start, pos, 0))
-    own = last >= gstart  # the latest base is of this key
-    r_s = rev[order]
-    s_o, a_o = s[order], a[order]
-    # the base an event sets: (seq, ack - 1), or reversed (ack - 1, seq)
-    ev_a = np.where(r_s, (a_o - 1) & 0xFFFFFFFF, s_o)
-    ev_b = np.where(r_s, s_o, (a_o - 1) & 0xFFFFFFFF)
-    li = np.maximum(last, 0)
-    base_a = np.where(own, ev_a[li], init_a[ks])
-    base_b = np.where(own, ev_b[li], init_b[ks])
-    out_s = np.where(r_s, s_o - base_b, s_o - base_a) & 0xFFFFFFFF
-    out_a = np.where(r_s, a_o - base_a, a_o - base_b) & 0xFFFFFFFF
-    out_b = np.where(r_s, base_a, base_b)
-    out_s = np.where(evt, s_o, out_s)
-    out_a = np.where(evt, a_o, out_a)
-    out_b = np.where(evt, (a_o - 1) & 0xFFFFFFFF, out_b)
-    back = rows[order]
-    seq[back], ack[back], sbase[back] = out_s, out_a, out_b
+    out_s, out_a, out_b = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    _kernels.relative(key.astype(np.int64), rev.astype(np.uint8), syn, seq[rows], ack[rows],
+                      base_a, base_b, state, out_s, out_a, out_b)
+    seq[rows], ack[rows], sbase[rows] = out_s, out_a, out_b
     # the table: each key's latest base
-    if evt.any():
-        ends = np.nonzero(np.append(start[1:], True))[0]  # the last row of each key
-        for e in ends[own[ends]].tolist():
-            bases[keys[ks[e]]] = (int(ev_a[last[e]]), int(ev_b[last[e]]))
+    for j in np.nonzero(state == 2)[0].tolist():
+        bases[keys[j]] = (int(base_a[j]), int(base_b[j]))
     return True
 
 
@@ -336,10 +315,11 @@ class BatchLineSink:
         else:
             head = [self._heads]
             head_fmt = b"%s"
+        pieces: list[Piece] = []
         if fast.any():
-            self._render_fast(batch, c, fast, out, head, head_fmt, src_t, dst_t, seq, ack,
+            self._render_fast(batch, c, fast, pieces, head, head_fmt, src_t, dst_t, seq, ack,
                               sbase)
-        return b"".join(out.tolist())
+        return _kernels.lines(out, pieces)
 
     def _numbers(self, batch: C.Batch, c: dict[str, np.ndarray], n: int, fast: np.ndarray,
                  tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
@@ -423,8 +403,8 @@ class BatchLineSink:
                                                    ackl[i], flags[i])
 
     def _render_fast(self, batch: C.Batch, c: dict[str, np.ndarray], fast: np.ndarray,
-                     out: np.ndarray, head: list[Any], head_fmt: bytes, src_t: Any, dst_t: Any,
-                     seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> None:
+                     pieces: list[Piece], head: list[Any], head_fmt: bytes, src_t: Any,
+                     dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> None:
         l4 = c["l4"].astype(np.int64)
         flags = c["tcp_flags"].astype(np.int64)
         plen = c["payload_length"].astype(np.int64)
@@ -451,7 +431,7 @@ class BatchLineSink:
                                      int(lay[r0]) - 1)
             if notes[r0]:
                 tmpl, vals = _checksum_notes(c, r0, rows, int(notes[r0]), tmpl, vals)
-            out[rows] = rows_text(head_fmt + tmpl, [h[rows] for h in head] + vals)
+            pieces.append(piece(head_fmt + tmpl, [h[rows] for h in head] + vals, rows))
 
     def _shape(self, batch: C.Batch, c: dict[str, np.ndarray], r0: int, rows: np.ndarray,
                src_t: Any, dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
@@ -717,6 +697,7 @@ class BatchJsonSink:
         inside = np.zeros(n, bool)
         inside[lo:hi] = True
         out = np.empty(n, object)
+        pieces: list[Piece] = []
         lay = c["tcp_opt_layout"].astype(np.int64)
         key = np.stack([c["linktype"], c["vlan_count"], c["ethertype"], c["l4"],
                         c["tcp_flags"], c["l4_csum"], c["complete"], c["direction"],
@@ -740,10 +721,10 @@ class BatchJsonSink:
                 fmt_vals = _slot_values(batch, c, rows, self.texts, p)
                 assert fmt_vals is not None
                 cols.append(fmt_vals[1])
-            out[rows] = rows_text(tmpl, cols)
+            pieces.append(piece(tmpl, cols, rows))
         for i in np.nonzero(~fast & inside)[0].tolist():
             out[i] = self._odd(batch, c, i)
-        return b"".join(out[lo:hi].tolist())
+        return _kernels.lines(out, pieces, lo, hi)
 
     def _odd(self, batch: C.Batch, c: dict[str, np.ndarray], i: int) -> bytes:
         from rawlab.present import app
