@@ -615,9 +615,9 @@ def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
     held = np.nonzero(layout == -2)[0]
     if len(held):
         kept = np.ascontiguousarray(codes[held])
-        first, inv = factorize(*kept.view(np.uint64).T)
+        one, inv = groups(*kept.view(np.uint64).T)
         base = len(layouts)
-        layouts.extend(_layout(u) for u in kept[first].tolist())
+        layouts.extend(_layout(u) for u in kept[one].tolist())
         layout[held] = base + inv
     _application(c, claimed)
     _checksum_status(c, c["status"])
