@@ -201,11 +201,12 @@ range_sum(const unsigned char *p, Py_ssize_t len)
 
 /* ---- lines ------------------------------------------------------------------------- */
 
-enum { CONV_D, CONV_U, CONV_X, CONV_S, CONV_R };
+enum { CONV_D, CONV_U, CONV_X, CONV_S, CONV_R, CONV_PERCENT };
 
 typedef struct {
     Py_ssize_t lit_start, lit_len;  /* the literal text before the conversion */
     int conv, width, zero;
+    Py_ssize_t col;  /* the column it takes (none for %%) */
 } spec_t;
 
 /* the text being written: a bytes object grown in place (glibc's realloc moves the pages
@@ -305,17 +306,28 @@ put_bytes(sbuf_t *b, const char *s, Py_ssize_t n, int width)
 /* the conversions of `t`; -1 (and an exception) when it holds one this module lacks */
 static Py_ssize_t
 parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
-               Py_ssize_t *tail_start)
+               Py_ssize_t *tail_start, Py_ssize_t *ncols)
 {
     Py_ssize_t k = 0, lit = 0, i = 0;
+    *ncols = 0;
     while (i < len) {
         if (t[i] != '%') {
             i++;
             continue;
         }
-        if (i + 1 < len && t[i + 1] == '%') {
-            PyErr_SetString(PyExc_ValueError, "lines: '%%' in a template");
+        if (k >= most) {
+            PyErr_SetString(PyExc_ValueError, "lines: a template of too many conversions");
             return -1;
+        }
+        specs[k].lit_start = lit;
+        specs[k].lit_len = i - lit;
+        if (i + 1 < len && t[i + 1] == '%') {  /* a literal % */
+            specs[k].conv = CONV_PERCENT;
+            specs[k].width = specs[k].zero = 0;
+            specs[k].col = -1;
+            k++;
+            i = lit = i + 2;
+            continue;
         }
         Py_ssize_t j = i + 1;
         int zero = 0, width = 0;
@@ -325,8 +337,8 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
         }
         while (j < len && t[j] >= '0' && t[j] <= '9' && width < 1000)
             width = width * 10 + (t[j++] - '0');
-        if (j >= len || k >= most) {
-            PyErr_SetString(PyExc_ValueError, "lines: a template this module cannot take");
+        if (j >= len) {
+            PyErr_SetString(PyExc_ValueError, "lines: a template ending inside a conversion");
             return -1;
         }
         int conv;
@@ -340,11 +352,10 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
             PyErr_Format(PyExc_ValueError, "lines: conversion '%c' not taken", t[j]);
             return -1;
         }
-        specs[k].lit_start = lit;
-        specs[k].lit_len = i - lit;
         specs[k].conv = conv;
         specs[k].width = width;
         specs[k].zero = zero;
+        specs[k].col = (*ncols)++;
         k++;
         i = lit = j + 1;
     }
@@ -357,7 +368,7 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
 /* one piece of lines(): a template, its columns and the rows they are of */
 typedef struct {
     const char *t;
-    Py_ssize_t tlen, tail, k, m;
+    Py_ssize_t tlen, tail, k, ncols, m;
     spec_t specs[MOST_SPECS];
     Py_buffer views[MOST_SPECS], rows;
     Py_ssize_t got;  /* views held */
@@ -390,7 +401,7 @@ piece_open(piece_t *pc, PyObject *item, Py_ssize_t idx)
     }
     pc->t = PyBytes_AS_STRING(tmpl_o);
     pc->tlen = PyBytes_GET_SIZE(tmpl_o);
-    pc->k = parse_template(pc->t, pc->tlen, pc->specs, MOST_SPECS, &pc->tail);
+    pc->k = parse_template(pc->t, pc->tlen, pc->specs, MOST_SPECS, &pc->tail, &pc->ncols);
     if (pc->k < 0)
         return -1;
     if (get_buffer(rows_o, &pc->rows, 0, 8, "rows") < 0)
@@ -400,19 +411,22 @@ piece_open(piece_t *pc, PyObject *item, Py_ssize_t idx)
     PyObject *seq = PySequence_Fast(cols_o, "lines: columns must be a sequence");
     if (!seq)
         return -1;
-    if (PySequence_Fast_GET_SIZE(seq) != pc->k) {
+    if (PySequence_Fast_GET_SIZE(seq) != pc->ncols) {
         PyErr_Format(PyExc_ValueError, "lines: piece %zd: %zd conversions, %zd columns", idx,
-                     pc->k, PySequence_Fast_GET_SIZE(seq));
+                     pc->ncols, PySequence_Fast_GET_SIZE(seq));
         Py_DECREF(seq);
         return -1;
     }
-    for (Py_ssize_t j = 0; j < pc->k; j++) {
+    for (Py_ssize_t q = 0; q < pc->k; q++) {
+        Py_ssize_t j = pc->specs[q].col;
+        if (j < 0)
+            continue;
         if (get_buffer(PySequence_Fast_GET_ITEM(seq, j), &pc->views[j], 0, 8, "column") < 0) {
             Py_DECREF(seq);
             return -1;
         }
         pc->got = j + 1;
-        int conv = pc->specs[j].conv;
+        int conv = pc->specs[q].conv;
         const char *f = pc->views[j].format ? pc->views[j].format : "B";
         if (*f == '<' || *f == '=' || *f == '@')
             f++;
@@ -441,8 +455,11 @@ piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
             return -1;
         memcpy(b->p + b->len, pc->t + s->lit_start, s->lit_len);
         b->len += s->lit_len;
-        if (s->conv == CONV_S) {
-            PyObject *v = ((PyObject **)pc->views[j].buf)[i];
+        if (s->conv == CONV_PERCENT) {
+            if (put_bytes(b, "%", 1, 0) < 0)
+                return -1;
+        } else if (s->conv == CONV_S) {
+            PyObject *v = ((PyObject **)pc->views[s->col].buf)[i];
             if (!v || !PyBytes_Check(v)) {
                 PyErr_Format(PyExc_TypeError, "lines: row %zd column %zd: bytes wanted", i, j);
                 return -1;
@@ -450,7 +467,7 @@ piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
             if (put_bytes(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), s->width) < 0)
                 return -1;
         } else if (s->conv == CONV_R) {
-            char *r = PyOS_double_to_string(((double *)pc->views[j].buf)[i], 'r', 0,
+            char *r = PyOS_double_to_string(((double *)pc->views[s->col].buf)[i], 'r', 0,
                                             Py_DTSF_ADD_DOT_0, NULL);
             if (!r)
                 return -1;
@@ -459,7 +476,7 @@ piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
             if (bad < 0)
                 return -1;
         } else {
-            int64_t v = ((int64_t *)pc->views[j].buf)[i];
+            int64_t v = ((int64_t *)pc->views[s->col].buf)[i];
             if (v < 0 && s->conv != CONV_D) {
                 PyErr_Format(PyExc_ValueError, "lines: row %zd column %zd: negative value "
                              "for %%u/%%x", i, j);

@@ -430,3 +430,24 @@ def test_groups_falls_back_when_the_mix_collides(monkeypatch: pytest.MonkeyPatch
     rep, inv = C.groups(a, b)
     assert _partition(rep, inv, [a, b]) == [((0, 2), (1, 7)), ((1,), (2, 7)), ((3,), (3, 7)),
                                             ((4,), (2, 8))]
+
+
+def test_a_percent_in_the_json_text_is_a_percent() -> None:
+    """A template holds the JSON text of the shape's fixed values: an interface named
+    with a % (a literal %% in the template) prints as the per-packet path prints it."""
+    from test_kernels import _frame
+
+    f = io.BytesIO()
+    w = PcapngWriter(f)
+    ifc = w.add_interface(1, "eth%d0%")
+    for i in range(3):
+        data = _frame(None, 5555)
+        w.write(ifc, 1_700_000_000 * 10**9 + i * 1000, data, len(data), 0)
+    w.close()
+    out = io.StringIO()
+    sink = BatchJsonSink(out)
+    with C.open_batches(io.BytesIO(f.getvalue())) as src:
+        pipeline.run_batches(src, [sink])
+    assert next(t for t, _ in sink.shapes.values()).count(b"%%") == 2  # from the columns
+    assert (out.getvalue(), None) == per_packet(f.getvalue(), JSON)
+    assert out.getvalue().count('"eth%d0%"') == 3

@@ -22,14 +22,14 @@ def _fold(words: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def _frame(csum: int | None) -> bytes:
+def _frame(csum: int | None, dport: int = 80) -> bytes:
     """Ethernet, IPv4 (good header checksum), TCP SYN with MSS and SACK-permitted (its
     checksum `csum`, None: the right one)."""
     if csum is None:
-        seg = _frame(0)[34:]
+        seg = _frame(0, dport)[34:]
         csum = _fold(bytes((10, 0, 0, 1, 10, 0, 0, 2, 0, 6)) + struct.pack("!H", len(seg)) +
                      seg)
-    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1000, 0, 7 << 4, 0x02, 64240, csum, 0) + \
+    tcp = struct.pack("!HHIIBBHHH", 40000, dport, 1000, 0, 7 << 4, 0x02, 64240, csum, 0) + \
         bytes((2, 4, 5, 0xB4, 4, 2, 1, 0))
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
                                bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))))
@@ -95,7 +95,7 @@ def test_lines_is_pythons_percent_a_row(data: st.DataObject) -> None:
     convs = data.draw(st.lists(st.sampled_from(
         [b"%d", b"%i", b"%u", b"%x", b"%s", b"%04x", b"%06d", b"%5d", b"%3s", b"%r", b"%02x"]),
         min_size=1, max_size=8))
-    lits = data.draw(st.lists(st.binary(max_size=5).map(lambda b: b.replace(b"%", b"")),
+    lits = data.draw(st.lists(st.binary(max_size=5).map(lambda b: b.replace(b"%", b"%%")),
                               min_size=len(convs) + 1, max_size=len(convs) + 1))
     tmpl = lits[0] + b"".join(c + lit for c, lit in zip(convs, lits[1:], strict=True))
     rows = data.draw(st.integers(0, 6))
@@ -133,8 +133,11 @@ def test_lines_says_what_it_cannot_take() -> None:
     def lines(tmpl: bytes, cols: list[np.ndarray], rows: np.ndarray = row) -> bytes:
         return K.lines(np.empty(2, object), [(tmpl, cols, rows)])
 
+    assert lines(b"100%% of %d%%", [one]) == b"100% of 1%"  # (JSON text may hold a %)
     with pytest.raises(ValueError, match="conversion 'f'"):
         lines(b"%f", [one])
+    with pytest.raises(ValueError, match="ending inside a conversion"):
+        lines(b"%0", [one])
     with pytest.raises(ValueError, match="1 conversions, 2 columns"):
         lines(b"%d", [one, one])
     with pytest.raises(TypeError, match="items of 8 bytes wanted, got 4"):

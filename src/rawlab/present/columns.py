@@ -562,7 +562,7 @@ def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink
 # ---- NDJSON from batches ----------------------------------------------------------------------
 
 _SENT = "\x00{}\x00"  # a slot's sentinel while the template is made
-JSON_SLICE = 2048  # NDJSON rows rendered at once (bounds the output held in memory)
+JSON_SLICE = 8192  # NDJSON rows rendered at once (~8 MB held; 2048: 10 % more CPU)
 
 
 def _slot_values(batch: C.Batch, c: dict[str, np.ndarray], rows: np.ndarray,
