@@ -105,7 +105,7 @@ class Batch:
 
     __slots__ = ("_table", "buf", "cols", "interfaces", "layouts", "originals", "records")
 
-    def __init__(self, cols: dict[str, np.ndarray], buf: bytes,
+    def __init__(self, cols: dict[str, np.ndarray], buf: bytes | bytearray,
                  records: dict[int, Record], layouts: list[tuple[tuple[int, int, int], ...]],
                  interfaces: list[Any]) -> None:
         self.cols = cols
@@ -143,7 +143,7 @@ class Batch:
         if rec is not None:
             return rec.data
         o = int(self.cols["data_offset"][i])
-        return self.buf[o: o + int(self.cols["caplen"][i])]
+        return bytes(memoryview(self.buf)[o: o + int(self.cols["caplen"][i])])
 
     def record(self, i: int) -> Record:
         """Row ``i`` as the per-packet path's Record (the file's own for record rows)."""
@@ -159,7 +159,7 @@ class Batch:
 
 # ---- reading files into batches ----------------------------------------------------------------
 
-def _pcap_chain(chunk: bytes, rows: int, big: bool,
+def _pcap_chain(chunk: bytes | bytearray, rows: int, big: bool,
                 limit: int) -> tuple[np.ndarray, int, int | None]:
     """The records a pcap `chunk` holds whole from its start, `rows` at most: (their
     offsets, where the next one starts, and that one's length when it is over `limit`:
@@ -202,7 +202,7 @@ class BatchSource:
 
     # -- pcap: the record chain is walked in Python, the rest is numpy --
     def _pcap(self) -> Iterator[Batch]:
-        from rawlab.pcap.reader import MAX_RECORD, MAX_SNAPLEN, _bad, _more
+        from rawlab.pcap.reader import MAX_RECORD, MAX_SNAPLEN, _bad, fill
 
         cap: Any = self.cap
         f, name = cap._f, cap.name
@@ -215,7 +215,7 @@ class BatchSource:
         base = 24  # file offset of chunk[0]
         while True:
             # (a batch full before its chunk ends leaves a carry: read only what is missing)
-            chunk = carry if len(carry) >= self.chunk else _more(f, carry, self.chunk)
+            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self.chunk)
             n = len(chunk)
             if not n:
                 return
@@ -227,7 +227,7 @@ class BatchSource:
             if problem is not None:
                 raise problem
             if not len(at):  # one record longer than the chunk, or the end of the file
-                got = _more(f, chunk, n + 1)
+                got = fill(f, chunk, n + 1)
                 if len(got) == n:
                     base += pos
                     if n - pos < 16:
@@ -241,7 +241,7 @@ class BatchSource:
             carry = chunk[pos:]
             base += pos
 
-    def _pcap_batch(self, chunk: bytes, at: np.ndarray, e: str, mul: int) -> Batch:
+    def _pcap_batch(self, chunk: bytearray, at: np.ndarray, e: str, mul: int) -> Batch:
         buf = np.frombuffer(chunk, np.uint8)
         hdr = buf[at[:, None] + np.arange(16)].view(e + "u4")  # (n, 4): sec, frac, incl, orig
         cols = _frame_cols(self, len(at))
@@ -257,7 +257,7 @@ class BatchSource:
 
     # -- pcapng: plain EPBs (no options but epb_flags) as columns, other blocks as Records --
     def _pcapng(self) -> Iterator[Batch]:
-        from rawlab.pcap.reader import _more
+        from rawlab.pcap.reader import fill
 
         cap: Any = self.cap
         f = cap._f
@@ -265,7 +265,7 @@ class BatchSource:
         offset = 0  # file offset of chunk[0]
         while True:
             # (a batch full before its chunk ends leaves a carry: read only what is missing)
-            chunk = carry if len(carry) >= self.chunk else _more(f, carry, self.chunk)
+            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self.chunk)
             n = len(chunk)
             if not n:
                 return
@@ -275,7 +275,7 @@ class BatchSource:
             if problem is not None:
                 raise problem
             if not len(plain) and pos == 0:
-                got_more = _more(f, chunk, n + 1)
+                got_more = fill(f, chunk, n + 1)
                 if len(got_more) == n:  # the end of the file inside a block
                     self._pcapng_tail(chunk, offset)
                     return
@@ -284,7 +284,7 @@ class BatchSource:
             carry = chunk[pos:]
             offset += pos
 
-    def _blocks(self, chunk: bytes, offset: int) -> tuple[
+    def _blocks(self, chunk: bytearray, offset: int) -> tuple[
             np.ndarray, dict[int, Record], int, Exception | None]:
         """The blocks that `chunk` holds whole, up to a batch: (the rows: data offset,
         interface, timestamp high and low, caplen, wirelen, direction; the rows that are
@@ -340,7 +340,8 @@ class BatchSource:
             if btype == PCAPNG_IDB and k:
                 break  # interfaces change: the rows so far make a batch of their own
             try:
-                got = cap.block(btype, blen, chunk[pos + 8: end - 4], offset + pos)
+                got = cap.block(btype, blen, bytes(memoryview(chunk)[pos + 8: end - 4]),
+                                offset + pos)
             except Exception as exc:  # a RawlabError: after the rows before it
                 return rows[:k], recs, pos, exc
             if got is not None:
@@ -351,7 +352,7 @@ class BatchSource:
             pos = end
         return rows[:k], recs, pos, None
 
-    def _pcapng_tail(self, chunk: bytes, offset: int) -> None:
+    def _pcapng_tail(self, chunk: bytearray, offset: int) -> None:
         """The file ends inside a block: the reader's own words for it."""
         import io
 
@@ -362,7 +363,7 @@ class BatchSource:
         finally:
             cap._f = f
 
-    def _pcapng_batch(self, chunk: bytes, a: np.ndarray, recs: dict[int, Record]) -> Batch:
+    def _pcapng_batch(self, chunk: bytearray, a: np.ndarray, recs: dict[int, Record]) -> Batch:
         cap: Any = self.cap
         buf = np.frombuffer(chunk, np.uint8)
         # a: data offset, iface, tsh, tsl, caplen, orig, direction
@@ -484,7 +485,7 @@ def groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rep, inv
 
 
-def _finish(cols: dict[str, np.ndarray], chunk: bytes, buf: np.ndarray,
+def _finish(cols: dict[str, np.ndarray], chunk: bytes | bytearray, buf: np.ndarray,
             recs: dict[int, Record], claimed: tuple[np.ndarray, np.ndarray] | None,
             interfaces: list[Any], originals: list[Record] | None = None) -> Batch:
     n = len(cols["frame"])

