@@ -13,6 +13,8 @@
  *       (rawlab.decode.columns._extract)
  *   relative(key, rev, syn, seq, ack, base_a, base_b, state, out_seq, out_ack, out_base)
  *       tcpdump's relative sequence numbers, row by row (rawlab.present.columns)
+ *   tcpdump_lines(odd, cols, buf, layouts, flag_text, head, us) -> bytes
+ *       the one-line view of a batch's rows the columns hold (rawlab.present.columns)
  *   lines(odd, pieces, lo, hi) -> bytes
  *       the text of a batch's rows in order: `template % row` of each piece's columns
  *       for its rows (the %d/%u/%x/%s/%r conversions the templates use), odd[row] for
@@ -25,6 +27,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 static int
 get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *what)
@@ -1152,12 +1155,390 @@ done:
     return res;
 }
 
+/* ---- tcpdump_lines ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    Py_ssize_t size;
+} want_t;
+
+/* the columns tcpdump_lines reads, by name, with their item sizes */
+enum {
+    T_FAST, T_VER, T_L4, T_FLAGS, T_PLEN, T_SPORT, T_DPORT, T_ITYPE, T_IREST, T_L4LEN, T_WIN,
+    T_URG, T_AOP, T_ALEN, T_SPA, T_TPA, T_SHA, T_LAYOUT, T_NOTES, T_L4SUM, T_L4EXP, T_IPSUM,
+    T_IPEXP, T_SHI, T_SLO, T_DHI, T_DLO, T_SEQ, T_ACK, T_SBASE, T_DOFF, T_L4OFF, T_NT
+};
+static const want_t tcols[T_NT] = {
+    {"fast", 1}, {"ip_version", 1}, {"l4", 1}, {"tcp_flags", 2}, {"payload_length", 4},
+    {"sport", 2}, {"dport", 2}, {"icmp_type", 1}, {"icmp_rest", 4}, {"l4_length", 4},
+    {"tcp_window", 2}, {"tcp_urgptr", 2}, {"arp_op", 2}, {"arp_length", 4}, {"arp_spa", 4},
+    {"arp_tpa", 4}, {"arp_sha", 8}, {"tcp_opt_layout", 4}, {"csum_notes", 1},
+    {"l4_checksum", 2}, {"l4_csum_expected", 2}, {"ip4_checksum", 2},
+    {"ip4_csum_expected", 2}, {"src_hi", 8}, {"src_lo", 8}, {"dst_hi", 8}, {"dst_lo", 8},
+    {"seq", 8}, {"ack", 8}, {"sbase", 8}, {"data_offset", 8}, {"l4_offset", 2},
+};
+
+static inline uint64_t
+col_at(const Py_buffer *v, Py_ssize_t i)
+{
+    switch (v->itemsize) {
+    case 1: return ((const uint8_t *)v->buf)[i];
+    case 2: return ((const uint16_t *)v->buf)[i];
+    case 4: return ((const uint32_t *)v->buf)[i];
+    default: return ((const uint64_t *)v->buf)[i];
+    }
+}
+
+static int
+put_str(sbuf_t *b, const char *s)
+{
+    return put_bytes(b, s, (Py_ssize_t)strlen(s), 0);
+}
+
+static int
+put_dec(sbuf_t *b, int64_t v)
+{
+    return put_int(b, v, CONV_D, 0, 0);
+}
+
+static int
+put_ip(sbuf_t *b, int ver, uint64_t hi, uint64_t lo)
+{
+    if (ver != 6) {  /* dotted quad: inet_ntop's text, without its sprintf (~10x) */
+        if (grow(b, 15) < 0)
+            return -1;
+        char *o = b->p + b->len;
+        for (int j = 3; j >= 0; j--) {
+            unsigned v = (unsigned)(lo >> (8 * j)) & 255;
+            if (v >= 100)
+                *o++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *o++ = (char)('0' + v / 10 % 10);
+            *o++ = (char)('0' + v % 10);
+            if (j)
+                *o++ = '.';
+        }
+        b->len = o - b->p;
+        return 0;
+    }
+    char text[INET6_ADDRSTRLEN];
+    unsigned char raw[16];
+    if (ver == 6) {
+        for (int j = 0; j < 8; j++) {
+            raw[j] = (unsigned char)(hi >> (56 - 8 * j));
+            raw[8 + j] = (unsigned char)(lo >> (56 - 8 * j));
+        }
+    } else {
+        for (int j = 0; j < 4; j++)
+            raw[j] = (unsigned char)(lo >> (24 - 8 * j));
+    }
+    if (!inet_ntop(ver == 6 ? AF_INET6 : AF_INET, raw, text, sizeof text)) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return put_str(b, text);
+}
+
+static int
+put_mac(sbuf_t *b, uint64_t v)
+{
+    char text[18];
+    snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned)(v >> 40) & 255,
+             (unsigned)(v >> 32) & 255, (unsigned)(v >> 24) & 255, (unsigned)(v >> 16) & 255,
+             (unsigned)(v >> 8) & 255, (unsigned)v & 255);
+    return put_str(b, text);
+}
+
+static int
+put_hex4(sbuf_t *b, uint64_t v)
+{
+    return put_int(b, (int64_t)v, CONV_X, 4, 1);
+}
+
+typedef struct {
+    Py_buffer v[T_NT];
+    const unsigned char *buf;
+    Py_ssize_t buflen;
+    PyObject *layouts;  /* list of tuples of (kind, pos, total) */
+    PyObject *flag_text;  /* list of 512 bytes */
+} tframe_t;
+
+#define TV(c) col_at(&x->v[c], i)
+
+static inline uint64_t
+buf_be(const tframe_t *x, int64_t at, int width)
+{
+    uint64_t v = 0;
+    for (int j = 0; j < width; j++)
+        v = v << 8 | (at + j >= 0 && at + j < x->buflen ? x->buf[at + j] : 0);
+    return v;
+}
+
+static int
+tcp_options(const tframe_t *x, Py_ssize_t i, sbuf_t *b, int64_t layout)
+{
+    PyObject *lay = PyList_GetItem(x->layouts, (Py_ssize_t)layout);
+    if (!lay || !PyTuple_Check(lay)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "tcpdump_lines: a layout must be a tuple");
+        return -1;
+    }
+    int64_t start = (int64_t)TV(T_DOFF) + (int64_t)TV(T_L4OFF) + 20;
+    int64_t sbase = (int64_t)TV(T_SBASE);
+    const int64_t M = 0xFFFFFFFF;
+    if (put_str(b, ", options [") < 0)
+        return -1;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(lay); j++) {
+        long kind, pos, total;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(lay, j), "lll", &kind, &pos, &total))
+            return -1;
+        int64_t p = start + pos;
+        if (j && put_str(b, ",") < 0)
+            return -1;
+        int bad = 0;
+        switch (kind) {
+        case 0: bad = put_str(b, "eol"); break;
+        case 1: bad = put_str(b, "nop"); break;
+        case 2: bad = put_str(b, "mss ") || put_dec(b, (int64_t)buf_be(x, p + 2, 2)); break;
+        case 3: bad = put_str(b, "wscale ") || put_dec(b, (int64_t)buf_be(x, p + 2, 1)); break;
+        case 4: bad = put_str(b, "sackOK"); break;
+        case 8:
+            bad = put_str(b, "TS val ") || put_dec(b, (int64_t)buf_be(x, p + 2, 4)) ||
+                  put_str(b, " ecr ") || put_dec(b, (int64_t)buf_be(x, p + 6, 4));
+            break;
+        case 5: {
+            long k = (total - 2) / 8;
+            bad = put_str(b, "sack ") || put_dec(b, k) || put_str(b, " ");
+            for (long q = 0; q < k && !bad; q++)
+                bad = put_str(b, "{") ||
+                      put_dec(b, ((int64_t)buf_be(x, p + 2 + 8 * q, 4) - sbase) & M) ||
+                      put_str(b, ":") ||
+                      put_dec(b, ((int64_t)buf_be(x, p + 6 + 8 * q, 4) - sbase) & M) ||
+                      put_str(b, "}");
+            break;
+        }
+        default:
+            PyErr_Format(PyExc_ValueError, "tcpdump_lines: option kind %ld in a layout", kind);
+            return -1;
+        }
+        if (bad)
+            return -1;
+    }
+    return put_str(b, "]");
+}
+
+/* row i's line, as present/columns.py's templates wrote it (tcpdump's words) */
+static int
+tcpdump_row(const tframe_t *x, Py_ssize_t i, sbuf_t *b)
+{
+    int ver = (int)TV(T_VER);
+    const int64_t M = 0xFFFFFFFF;
+    if (ver == 0) {  /* ARP */
+        uint64_t op = TV(T_AOP);
+        if (op == 1)
+            return put_str(b, "ARP, Request who-has ") || put_ip(b, 4, 0, TV(T_TPA)) ||
+                   put_str(b, " tell ") || put_ip(b, 4, 0, TV(T_SPA)) ||
+                   put_str(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
+                   put_str(b, "\n") ? -1 : 0;
+        if (op == 2)
+            return put_str(b, "ARP, Reply ") || put_ip(b, 4, 0, TV(T_SPA)) ||
+                   put_str(b, " is-at ") || put_mac(b, TV(T_SHA)) ||
+                   put_str(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
+                   put_str(b, "\n") ? -1 : 0;
+        return put_str(b, "ARP, op ") || put_dec(b, (int64_t)op) || put_str(b, ", length ") ||
+               put_dec(b, (int64_t)TV(T_ALEN)) || put_str(b, "\n") ? -1 : 0;
+    }
+    int l4 = (int)TV(T_L4);
+    int64_t ln = (int64_t)TV(T_L4LEN);
+    if (put_str(b, ver == 6 ? "IP6 " : "IP ") || put_ip(b, ver, TV(T_SHI), TV(T_SLO)))
+        return -1;
+    if (l4 == 1 || l4 == 58) {  /* ICMP echo */
+        int ty = (int)TV(T_ITYPE);
+        int64_t rest = (int64_t)TV(T_IREST);
+        if (put_str(b, " > ") || put_ip(b, ver, TV(T_DHI), TV(T_DLO)) ||
+            put_str(b, l4 == 58 ? ": ICMP6, echo " : ": ICMP echo ") ||
+            put_str(b, ty == 8 || ty == 128 ? "request" : "reply") || put_str(b, ", id ") ||
+            put_dec(b, rest >> 16) || put_str(b, ", seq ") || put_dec(b, rest & 0xFFFF) ||
+            put_str(b, ", length ") || put_dec(b, ln))
+            return -1;
+    } else {
+        if (put_str(b, ".") || put_dec(b, (int64_t)TV(T_SPORT)) || put_str(b, " > ") ||
+            put_ip(b, ver, TV(T_DHI), TV(T_DLO)) || put_str(b, ".") ||
+            put_dec(b, (int64_t)TV(T_DPORT)))
+            return -1;
+        if (l4 == 17) {
+            if (put_str(b, ": UDP, length ") || put_dec(b, ln - 8))
+                return -1;
+        } else {  /* TCP */
+            int flags = (int)TV(T_FLAGS);
+            int64_t plen = (int64_t)TV(T_PLEN), s = (int64_t)TV(T_SEQ);
+            PyObject *ft = PyList_GetItem(x->flag_text, flags & 0x1FF);
+            if (!ft || !PyBytes_Check(ft)) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "tcpdump_lines: flag texts are bytes");
+                return -1;
+            }
+            if (put_str(b, ": Flags [") ||
+                put_bytes(b, PyBytes_AS_STRING(ft), PyBytes_GET_SIZE(ft), 0) || put_str(b, "]"))
+                return -1;
+            if (plen > 0) {
+                if (put_str(b, ", seq ") || put_dec(b, s) || put_str(b, ":") ||
+                    put_dec(b, (s + plen) & M))
+                    return -1;
+            } else if (flags & 7) {
+                if (put_str(b, ", seq ") || put_dec(b, s))
+                    return -1;
+            }
+            if ((flags & 0x10) && (put_str(b, ", ack ") || put_dec(b, (int64_t)TV(T_ACK))))
+                return -1;
+            if (put_str(b, ", win ") || put_dec(b, (int64_t)TV(T_WIN)))
+                return -1;
+            if ((flags & 0x20) && (put_str(b, ", urg ") || put_dec(b, (int64_t)TV(T_URG))))
+                return -1;
+            int64_t layout = (int32_t)TV(T_LAYOUT);
+            if (layout >= 0 && tcp_options(x, i, b, layout) < 0)
+                return -1;
+            if (put_str(b, ", length ") || put_dec(b, plen))
+                return -1;
+        }
+    }
+    uint64_t notes = TV(T_NOTES);
+    if (notes & 2) {
+        const char *name = l4 == 6 ? "tcp" : l4 == 17 ? "udp" : l4 == 1 ? "icmp" : "icmp6";
+        if (put_str(b, " [bad ") || put_str(b, name) || put_str(b, " cksum 0x") ||
+            put_hex4(b, TV(T_L4SUM)) || put_str(b, " -> 0x") || put_hex4(b, TV(T_L4EXP)) ||
+            put_str(b, "!]"))
+            return -1;
+    }
+    if (notes & 1) {
+        if (put_str(b, " [bad ip cksum 0x") || put_hex4(b, TV(T_IPSUM)) ||
+            put_str(b, " -> 0x") || put_hex4(b, TV(T_IPEXP)) || put_str(b, "!]"))
+            return -1;
+    }
+    return put_str(b, "\n");
+}
+
+PyDoc_STRVAR(tcpdump_lines_doc,
+"tcpdump_lines(odd, cols, buf, layouts, flag_text, head, us) -> bytes\n\n"
+"A batch's one-line text in row order: a row whose cols['fast'] is set is written here\n"
+"as tcpdump writes it (ARP, IPv4/IPv6 with UDP, ICMP/ICMPv6 echo, TCP with its flags,\n"
+"relative seq/ack (cols['seq'], ['ack'], ['sbase']), window, urgent pointer, the\n"
+"options of its layout, length, and the notes of bad checksums); any other row is\n"
+"odd[row] (bytes, or None). Every line starts with head[row] (bytes) and, when `us` is\n"
+"an int64 array, '.' and its microseconds in six digits and a space. cols: a dict of\n"
+"the arrays tcpdump_lines names (each of its item size); buf: the bytes data_offset\n"
+"points into; layouts: the batch's option layouts; flag_text: 512 bytes, tcpdump's\n"
+"letters for each flags value.");
+
+static PyObject *
+tcpdump_lines(PyObject *self, PyObject *args)
+{
+    PyObject *odd_o, *cols_o, *buf_o, *layouts, *flag_text, *head_o, *us_o;
+    if (!PyArg_ParseTuple(args, "OO!OO!O!OO", &odd_o, &PyDict_Type, &cols_o, &buf_o,
+                          &PyList_Type, &layouts, &PyList_Type, &flag_text, &head_o, &us_o))
+        return NULL;
+    if (PyList_GET_SIZE(flag_text) != 512) {
+        PyErr_SetString(PyExc_ValueError, "tcpdump_lines: 512 flag texts wanted");
+        return NULL;
+    }
+    tframe_t x;
+    Py_buffer odd, buf, head, us;
+    int got = 0, have_odd = 0, have_buf = 0, have_head = 0, have_us = 0;
+    PyObject *res = NULL;
+    sbuf_t b = {NULL, NULL, 0, 0};
+    Py_ssize_t n = -1;
+    x.layouts = layouts;
+    x.flag_text = flag_text;
+    if (get_buffer(odd_o, &odd, 0, sizeof(PyObject *), "odd") < 0)
+        goto done;
+    have_odd = 1;
+    n = odd.len / (Py_ssize_t)sizeof(PyObject *);
+    if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
+        goto done;
+    have_buf = 1;
+    x.buf = buf.buf;
+    x.buflen = buf.len;
+    if (get_buffer(head_o, &head, 0, sizeof(PyObject *), "head") < 0)
+        goto done;
+    have_head = 1;
+    if (us_o != Py_None) {
+        if (get_buffer(us_o, &us, 0, 8, "us") < 0)
+            goto done;
+        have_us = 1;
+    }
+    if (head.len != odd.len || (have_us && us.len / 8 != n) || *(odd.format) != 'O' ||
+        *(head.format) != 'O') {
+        PyErr_SetString(PyExc_ValueError, "tcpdump_lines: odd, head (object arrays) and us "
+                        "must be as long as the batch");
+        goto done;
+    }
+    for (; got < T_NT; got++) {
+        PyObject *c = PyDict_GetItemString(cols_o, tcols[got].name);
+        if (!c) {
+            PyErr_Format(PyExc_KeyError, "tcpdump_lines: no column %s", tcols[got].name);
+            goto done;
+        }
+        if (get_buffer(c, &x.v[got], 0, tcols[got].size, tcols[got].name) < 0)
+            goto done;
+        if (x.v[got].len / tcols[got].size < n) {
+            got++;
+            PyErr_Format(PyExc_ValueError, "tcpdump_lines: column %s is short", tcols[got - 1].name);
+            goto done;
+        }
+    }
+    if (grow(&b, n * 96) < 0)
+        goto done;
+    PyObject **oddv = odd.buf, **headv = head.buf;
+    const int64_t *usv = have_us ? us.buf : NULL;
+    const tframe_t *xp = &x;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!col_at(&xp->v[T_FAST], i)) {
+            PyObject *v = oddv[i];
+            if (v == Py_None || v == NULL)
+                continue;
+            if (!PyBytes_Check(v)) {
+                PyErr_Format(PyExc_TypeError, "tcpdump_lines: odd[%zd]: bytes or None wanted", i);
+                goto done;
+            }
+            if (put_bytes(&b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), 0) < 0)
+                goto done;
+            continue;
+        }
+        PyObject *h = headv[i];
+        if (!h || !PyBytes_Check(h)) {
+            PyErr_Format(PyExc_TypeError, "tcpdump_lines: head[%zd]: bytes wanted", i);
+            goto done;
+        }
+        if (put_bytes(&b, PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), 0) < 0)
+            goto done;
+        if (usv && (put_str(&b, ".") || put_int(&b, usv[i], CONV_D, 6, 1) || put_str(&b, " ")))
+            goto done;
+        if (tcpdump_row(xp, i, &b) < 0)
+            goto done;
+    }
+    res = sbuf_finish(&b);
+done:
+    for (int j = 0; j < got; j++)
+        PyBuffer_Release(&x.v[j]);
+    Py_XDECREF(b.obj);
+    if (have_us)
+        PyBuffer_Release(&us);
+    if (have_head)
+        PyBuffer_Release(&head);
+    if (have_buf)
+        PyBuffer_Release(&buf);
+    if (have_odd)
+        PyBuffer_Release(&odd);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_chain", pcap_chain, METH_VARARGS, pcap_chain_doc},
     {"pcapng_epbs", pcapng_epbs, METH_VARARGS, pcapng_epbs_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
     {"lines", lines, METH_VARARGS, lines_doc},
     {"relative", relative, METH_VARARGS, relative_doc},
+    {"tcpdump_lines", tcpdump_lines, METH_VARARGS, tcpdump_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 

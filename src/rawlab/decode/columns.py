@@ -392,7 +392,7 @@ class BatchSource:
         for i, rec in recs.items():  # (a custom block's PCAPNG_CUSTOM, -1: all ones here)
             cols["linktype"][i] = rec.linktype & 0xFFFFFFFF
         cols["direction"] = a[:, 6].astype(np.uint8)
-        cols["data_offset"] = a[:, 0]
+        cols["data_offset"] = np.ascontiguousarray(a[:, 0])
         return _finish(cols, chunk, buf, recs, self.claimed, list(self.cap.interfaces))
 
 

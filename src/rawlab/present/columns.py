@@ -5,12 +5,13 @@
 
 Every row the columns hold (``status == FAST``, :mod:`rawlab.decode.columns`, and
 ``CHECKSUM``: all held but a checksum that is not good, as an offloading sender's
-capture has on every outgoing segment) is printed through a *template per shape*:
-``bytes % values``, one template for each combination of family, transport, TCP flags,
-which of seq/ack/urg appear, TCP option layout and the bad-checksum notes, compiled the
-first time a batch shows it; the values are whole columns (numpy,
-``tolist``). Every other row goes through the per-packet path (decode, then
-:meth:`LineSink.text <rawlab.present.packet.LineSink.text>`), in file order, so the
+capture has on every outgoing segment) is written by a compiled loop
+(:func:`rawlab._kernels.tcpdump_lines`) straight from the columns: tcpdump's words for
+ARP, UDP, ICMP/ICMPv6 echo and TCP (flags, relative seq/ack, window, urgent pointer, the
+options of the row's layout, length, the notes of bad checksums), after the time column
+(its text made here, once a second). Every other row goes through the per-packet path
+(decode, then :meth:`LineSink.text <rawlab.present.packet.LineSink.text>`), in file
+order, so the
 state both paths share (tcpdump's relative sequence numbers, :class:`TcpdumpSeq`, and a
 stateful clock such as ``-ttt``) sees the rows in the order tcpdump would.
 ``tests/unit/test_columns.py`` holds the output byte for byte equal to ``LineSink``'s.
@@ -22,6 +23,7 @@ Which styles use it: the default view, ``-t``..``-ttttt`` and ``-S``. ``-e``, ``
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -144,27 +146,6 @@ class _Texts:
         return out[inv.reshape(-1)], us
 
 
-def _opt_template(layout: tuple[tuple[int, int, int], ...]) -> bytes:
-    parts = []
-    for kind, _pos, total in layout:
-        if kind == 0:
-            parts.append(b"eol")
-        elif kind == 1:
-            parts.append(b"nop")
-        elif kind == 2:
-            parts.append(b"mss %d")
-        elif kind == 3:
-            parts.append(b"wscale %d")
-        elif kind == 4:
-            parts.append(b"sackOK")
-        elif kind == 8:
-            parts.append(b"TS val %d ecr %d")
-        elif kind == 5:
-            k = (total - 2) // 8
-            parts.append(b"sack %d " % k + b"{%d:%d}" * k)
-    return b",".join(parts)
-
-
 def _opt_values(batch: C.Batch, rows: np.ndarray, layout: tuple[tuple[int, int, int], ...],
                 sack_base: np.ndarray) -> list[np.ndarray]:
     """The option values of `rows` (all of one layout), in template order."""
@@ -266,7 +247,6 @@ class BatchLineSink:
         self.decoder = Decoder()
         self.defrag = IpReassembly(self.decoder)  # fragments are odd rows, met in file order
         self.texts = _Texts()
-        self.templates: dict[tuple[Any, ...], bytes] = {}
         self._enc = getattr(out, "encoding", None) or "utf-8"
         self._raw = getattr(out, "buffer", None)
 
@@ -300,26 +280,22 @@ class BatchLineSink:
         tcp = fast & (c["l4"] == C.L4_TCP)
         ipx = fast & (c["ip_version"] > 0)
         t = self.texts
-        src_t = dst_t = src_b = dst_b = None
-        if ipx.any():
+        src_b = dst_b = None  # the addresses' bytes: TcpdumpSeq's keys
+        if ipx.any() and self.seqs is not None:
             ver = c["ip_version"]
-            src_t, src_b = t.ips(ver, c["src_hi"], c["src_lo"])
-            dst_t, dst_b = t.ips(ver, c["dst_hi"], c["dst_lo"])
+            src_b = t.ips(ver, c["src_hi"], c["src_lo"])[1]
+            dst_b = t.ips(ver, c["dst_hi"], c["dst_lo"])[1]
         seq, ack, sbase = self._numbers(batch, c, n, fast, tcp, src_b, dst_b, out)
-        # the time column
-        clock = self.style.clock
-        if clock is None:
-            sec_t, us = t.times(c["ts_ns"])
-            head = [sec_t, us]
-            head_fmt = b"%s.%06d "
+        # the time column: the time of day and microseconds, or the clock's text
+        if self.style.clock is None:
+            head, us = t.times(c["ts_ns"])
         else:
-            head = [self._heads]
-            head_fmt = b"%s"
-        pieces: list[Piece] = []
-        if fast.any():
-            self._render_fast(batch, c, fast, pieces, head, head_fmt, src_t, dst_t, seq, ack,
-                              sbase)
-        return _kernels.lines(out, pieces)
+            head, us = getattr(self, "_heads", None), None
+            if head is None or len(head) != n:  # (no fast row in this batch)
+                head = np.empty(n, object)
+        cols = dict(c, fast=fast.view(np.uint8), seq=seq, ack=ack, sbase=sbase)
+        return _kernels.tcpdump_lines(out, cols, batch.buf, batch.layouts, _flag_texts(),
+                                      head, us)
 
     def _numbers(self, batch: C.Batch, c: dict[str, np.ndarray], n: int, fast: np.ndarray,
                  tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
@@ -402,113 +378,11 @@ class BatchLineSink:
                 seq[i], ack[i], sbase[i] = numbers(srcl[i], dstl[i], sp[i], dp[i], seql[i],
                                                    ackl[i], flags[i])
 
-    def _render_fast(self, batch: C.Batch, c: dict[str, np.ndarray], fast: np.ndarray,
-                     pieces: list[Piece], head: list[Any], head_fmt: bytes, src_t: Any,
-                     dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> None:
-        l4 = c["l4"].astype(np.int64)
-        flags = c["tcp_flags"].astype(np.int64)
-        plen = c["payload_length"].astype(np.int64)
-        tcp = l4 == C.L4_TCP
-        has_seq = tcp & ((plen > 0) | ((flags & 7) != 0))
-        # the shape of each row, one int: kind, flags, layout, seq form, ack, urg, family
-        kind = np.where(c["ip_version"] == 0, 9, l4)  # ARP: 9
-        sub = np.where(tcp, flags, np.where(kind == 9, np.minimum(c["arp_op"], 3),
-                                            c["icmp_type"]))
-        form = (has_seq.astype(np.int64) + (has_seq & (plen > 0))) | (
-            ((flags & _ACK) != 0) & tcp) << 2 | (((flags & 0x20) != 0) & tcp) << 3 | (
-            c["ip_version"] == 6) << 4
-        lay = c["tcp_opt_layout"].astype(np.int64) + 1
-        notes = (c["csum_notes"] & (C.CSUM_NOTE_IP | C.CSUM_NOTE_L4)).astype(np.int64)
-        key = (((kind * 512 + sub) * 32 + form) * (len(batch.layouts) + 1) + lay) * 4 + notes
-        held = np.nonzero(fast)[0]
-        # the rows of each shape, in file order: one stable sort, then split
-        order = held[np.argsort(key[held], kind="stable")]
-        ks = key[order]
-        cuts = np.nonzero(ks[1:] != ks[:-1])[0] + 1
-        for rows in np.split(order, cuts):
-            r0 = int(rows[0])
-            tmpl, vals = self._shape(batch, c, r0, rows, src_t, dst_t, seq, ack, sbase, plen,
-                                     int(lay[r0]) - 1)
-            if notes[r0]:
-                tmpl, vals = _checksum_notes(c, r0, rows, int(notes[r0]), tmpl, vals)
-            pieces.append(piece(head_fmt + tmpl, [h[rows] for h in head] + vals, rows))
 
-    def _shape(self, batch: C.Batch, c: dict[str, np.ndarray], r0: int, rows: np.ndarray,
-               src_t: Any, dst_t: Any, seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
-               plen: np.ndarray, layout: int) -> tuple[bytes, list[np.ndarray]]:
-        """The template of row r0's shape and the value columns of `rows` for it."""
-        l4 = int(c["l4"][r0])
-        fam = b"IP6" if c["ip_version"][r0] == 6 else b"IP"
-        if c["ip_version"][r0] == 0:  # ARP
-            op = int(c["arp_op"][r0])
-            alen = c["arp_length"][rows]
-            spa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
-                                 c["arp_spa"][rows].astype(np.uint64))[0]
-            if op == 1:
-                tpa = self.texts.ips(np.full(len(rows), 4), np.zeros(len(rows), np.uint64),
-                                     c["arp_tpa"][rows].astype(np.uint64))[0]
-                return b"ARP, Request who-has %s tell %s, length %d\n", [tpa, spa, alen]
-            if op == 2:
-                return (b"ARP, Reply %s is-at %s, length %d\n",
-                        [spa, self.texts.macs(c["arp_sha"][rows]), alen])
-            return b"ARP, op %d, length %d\n", [c["arp_op"][rows], alen]
-        src, dst = src_t[rows], dst_t[rows]
-        ln = c["l4_length"][rows].astype(np.int64)
-        if l4 == C.L4_UDP:
-            return (fam + b" %s.%d > %s.%d: UDP, length %d\n",
-                    [src, c["sport"][rows], dst, c["dport"][rows], ln - 8])
-        if l4 in (C.L4_ICMP, C.L4_ICMP6):
-            ty = int(c["icmp_type"][r0])
-            rest = c["icmp_rest"][rows].astype(np.int64)
-            what = b"request" if ty in (8, 128) else b"reply"
-            name = b"ICMP6, echo " if l4 == C.L4_ICMP6 else b"ICMP echo "
-            return (fam + b" %s > %s: " + name + what + b", id %d, seq %d, length %d\n",
-                    [src, dst, rest >> 16, rest & 0xFFFF, ln])
-        # TCP
-        flags = int(c["tcp_flags"][r0])
-        length = plen[r0]
-        tm = fam + b" %s.%d > %s.%d: Flags [" + tcpdump_flags(flags).encode() + b"]"
-        vals = [src, c["sport"][rows], dst, c["dport"][rows]]
-        s = seq[rows]
-        if length > 0 or flags & 7:
-            if length > 0:
-                tm += b", seq %d:%d"
-                vals += [s, (s + plen[rows]) & 0xFFFFFFFF]
-            else:
-                tm += b", seq %d"
-                vals.append(s)
-        if flags & _ACK:
-            tm += b", ack %d"
-            vals.append(ack[rows])
-        tm += b", win %d"
-        vals.append(c["tcp_window"][rows])
-        if flags & 0x20:
-            tm += b", urg %d"
-            vals.append(c["tcp_urgptr"][rows])
-        if layout >= 0:
-            lay = batch.layouts[layout]
-            tm += b", options [" + _opt_template(lay) + b"]"
-            vals += _opt_values(batch, rows, lay, sbase[rows])
-        tm += b", length %d\n"
-        vals.append(plen[rows])
-        return tm, vals
-
-
-_NOTE_NAMES = {C.L4_TCP: b"tcp", C.L4_UDP: b"udp", C.L4_ICMP: b"icmp", C.L4_ICMP6: b"icmp6"}
-
-
-def _checksum_notes(c: dict[str, np.ndarray], r0: int, rows: np.ndarray, notes: int,
-                    tmpl: bytes, vals: list[Any]) -> tuple[bytes, list[Any]]:
-    """The shape's template and values with tcpdump's notes of bad checksums at the end:
-    the transport's, then the IPv4 header's (as the per-packet path's ``_csum_note``)."""
-    tail = b""
-    if notes & C.CSUM_NOTE_L4:
-        tail += b" [bad " + _NOTE_NAMES[int(c["l4"][r0])] + b" cksum 0x%04x -> 0x%04x!]"
-        vals = [*vals, c["l4_checksum"][rows], c["l4_csum_expected"][rows]]
-    if notes & C.CSUM_NOTE_IP:
-        tail += b" [bad ip cksum 0x%04x -> 0x%04x!]"
-        vals = [*vals, c["ip4_checksum"][rows], c["ip4_csum_expected"][rows]]
-    return tmpl[:-1] + tail + b"\n", vals
+@functools.cache
+def _flag_texts() -> list[bytes]:
+    """tcpdump's letters for each of the 512 values of the flags field."""
+    return [tcpdump_flags(f).encode() for f in range(512)]
 
 
 class RecordLineSink:
