@@ -4,7 +4,7 @@
  * record chain, a header whose fields lie where the header before says) or expresses at
  * ~0.5 µs a row in a few hundred whole-column calls (issue 15, bench/tcp/README.md):
  *
- *   pcap_chain(chunk, rows, big, limit, at) -> (n, end, over)
+ *   pcap_chain(chunk, rows, big, limit, at, hdr) -> (n, end, over)
  *       walk the record chain of a pcap chunk (rawlab.decode.columns._pcap_chain)
  *   pcapng_epbs(chunk, pos, big, nif, max_block, out) -> (n, end)
  *       walk a run of plain pcapng EPBs (rawlab.decode.columns.BatchSource._blocks)
@@ -55,32 +55,41 @@ rd32(const unsigned char *p, int big)
 /* ---- pcap_chain --------------------------------------------------------------------- */
 
 PyDoc_STRVAR(pcap_chain_doc,
-"pcap_chain(chunk, rows, big, limit, at) -> (n, end, over)\n\n"
+"pcap_chain(chunk, rows, big, limit, at, hdr) -> (n, end, over)\n\n"
 "The pcap records `chunk` holds whole from its start, `rows` at most: their offsets\n"
-"are written to `at` (int64, room for `rows`); n of them, the next one starts at\n"
-"`end`; `over` is that one's captured length when it is over `limit` (the file is\n"
-"broken there), else None. A record over `limit` ends the walk before it.");
+"are written to `at` (int64, room for `rows`) and their headers' four fields (seconds,\n"
+"fraction, captured and original length) to `hdr` (int64, rows x 4); n of them, the\n"
+"next one starts at `end`; `over` is that one's captured length when it is over\n"
+"`limit` (the file is broken there), else None. A record over `limit` ends the walk\n"
+"before it.");
 
 static PyObject *
 pcap_chain(PyObject *self, PyObject *args)
 {
-    PyObject *chunk_o, *at_o;
+    PyObject *chunk_o, *at_o, *hdr_o;
     Py_ssize_t rows;
     int big;
     unsigned long long limit;
-    if (!PyArg_ParseTuple(args, "OnpKO", &chunk_o, &rows, &big, &limit, &at_o))
+    if (!PyArg_ParseTuple(args, "OnpKOO", &chunk_o, &rows, &big, &limit, &at_o, &hdr_o))
         return NULL;
-    Py_buffer chunk, at;
+    Py_buffer chunk, at, hdr;
     if (get_buffer(chunk_o, &chunk, 0, 0, "chunk") < 0)
         return NULL;
     if (get_buffer(at_o, &at, 1, 8, "at") < 0) {
         PyBuffer_Release(&chunk);
         return NULL;
     }
+    if (get_buffer(hdr_o, &hdr, 1, 8, "hdr") < 0) {
+        PyBuffer_Release(&at);
+        PyBuffer_Release(&chunk);
+        return NULL;
+    }
     if (rows > at.len / 8)
         rows = at.len / 8;
+    if (rows > hdr.len / 32)
+        rows = hdr.len / 32;
     const unsigned char *p = chunk.buf;
-    int64_t *out = at.buf;
+    int64_t *out = at.buf, *h = hdr.buf;
     Py_ssize_t n = chunk.len, pos = 0, k = 0;
     PyObject *over = Py_None;
     while (k < rows && pos + 16 <= n) {
@@ -89,6 +98,10 @@ pcap_chain(PyObject *self, PyObject *args)
             break;
         if (pos + 16 + (Py_ssize_t)incl > n)
             break;
+        h[4 * k] = rd32(p + pos, big);
+        h[4 * k + 1] = rd32(p + pos + 4, big);
+        h[4 * k + 2] = incl;
+        h[4 * k + 3] = rd32(p + pos + 12, big);
         out[k++] = pos;
         pos += 16 + (Py_ssize_t)incl;
     }
@@ -100,6 +113,7 @@ pcap_chain(PyObject *self, PyObject *args)
     }
     PyBuffer_Release(&chunk);
     PyBuffer_Release(&at);
+    PyBuffer_Release(&hdr);
     if (over == NULL)
         return NULL;
     PyObject *res = Py_BuildValue("nnO", k, pos, over);

@@ -169,16 +169,20 @@ def _pcap_records(lengths: list[int]) -> bytes:
 def test_pcap_chain_walks_whole_records_and_stops_at_an_absurd_one() -> None:
     chunk = _pcap_records([10, 0, 3])
     at = np.zeros(8, np.int64)
-    assert K.pcap_chain(chunk, 8, False, 100, at) == (3, len(chunk), None)
+    hdr = np.zeros((8, 4), np.int64)
+    assert K.pcap_chain(chunk, 8, False, 100, at, hdr) == (3, len(chunk), None)
     assert at[:3].tolist() == [0, 26, 42]
+    assert hdr[:3].tolist() == [[1, 2, 10, 10], [1, 2, 0, 0], [1, 2, 3, 3]]
     # a record cut by the chunk's end, and one header cut: the walk stops before each
-    assert K.pcap_chain(chunk[:-1], 8, False, 100, at) == (2, 42, None)
-    assert K.pcap_chain(chunk + b"\0" * 15, 8, False, 100, at) == (3, len(chunk), None)
-    # rows bound the walk; a length over the limit ends it and is given back
-    assert K.pcap_chain(chunk, 1, False, 100, at) == (1, 26, None)
-    assert K.pcap_chain(chunk, 8, False, 5, at) == (0, 0, 10)
-    big = b"".join(struct.pack(">IIII", 1, 2, n, n) + bytes(n) for n in (4, 300))
-    assert K.pcap_chain(big, 8, True, 100, at) == (1, 20, 300)
+    assert K.pcap_chain(chunk[:-1], 8, False, 100, at, hdr) == (2, 42, None)
+    assert K.pcap_chain(chunk + b"\0" * 15, 8, False, 100, at, hdr) == (3, len(chunk), None)
+    # rows (and the room in at and hdr) bound the walk; a length over the limit ends it
+    assert K.pcap_chain(chunk, 1, False, 100, at, hdr) == (1, 26, None)
+    assert K.pcap_chain(chunk, 8, False, 100, at, hdr[:2]) == (2, 42, None)
+    assert K.pcap_chain(chunk, 8, False, 5, at, hdr) == (0, 0, 10)
+    big = b"".join(struct.pack(">IIII", 7, 9, n, n + 1) + bytes(n) for n in (4, 300))
+    assert K.pcap_chain(big, 8, True, 100, at, hdr) == (1, 20, 300)
+    assert hdr[0].tolist() == [7, 9, 4, 5]
 
 
 def _epb(iface: int, data: bytes, opts: bytes = b"", e: str = "<") -> bytes:

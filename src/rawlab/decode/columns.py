@@ -160,14 +160,16 @@ class Batch:
 # ---- reading files into batches ----------------------------------------------------------------
 
 def _pcap_chain(chunk: bytes | bytearray, rows: int, big: bool,
-                limit: int) -> tuple[np.ndarray, int, int | None]:
+                limit: int) -> tuple[np.ndarray, np.ndarray, int, int | None]:
     """The records a pcap `chunk` holds whole from its start, `rows` at most: (their
-    offsets, where the next one starts, and that one's length when it is over `limit`:
+    offsets, their headers' fields (seconds, fraction, captured and original length: a
+    row each), where the next one starts, and that one's length when it is over `limit`:
     the file is broken there). The walk is sequential: a compiled loop
     (:func:`rawlab._kernels.pcap_chain`, ~10 ns a record against ~400 in Python)."""
     at = np.empty(rows, np.int64)
-    n, pos, over = _kernels.pcap_chain(chunk, rows, big, limit, at)
-    return at[:n], pos, over
+    hdr = np.empty((rows, 4), np.int64)
+    n, pos, over = _kernels.pcap_chain(chunk, rows, big, limit, at, hdr)
+    return at[:n], hdr[:n], pos, over
 
 
 class BatchSource:
@@ -219,11 +221,11 @@ class BatchSource:
             n = len(chunk)
             if not n:
                 return
-            at, pos, absurd = _pcap_chain(chunk, rows, e == ">", limit)
+            at, hdr, pos, absurd = _pcap_chain(chunk, rows, e == ">", limit)
             problem = None if absurd is None else _bad(
                 name, base + pos, f"absurd record length {absurd} (snaplen {cap.snaplen})")
             if len(at):
-                yield self._pcap_batch(chunk, at, e, mul)
+                yield self._pcap_batch(chunk, at, hdr, mul)
             if problem is not None:
                 raise problem
             if not len(at):  # one record longer than the chunk, or the end of the file
@@ -241,12 +243,11 @@ class BatchSource:
             carry = chunk[pos:]
             base += pos
 
-    def _pcap_batch(self, chunk: bytearray, at: np.ndarray, e: str, mul: int) -> Batch:
+    def _pcap_batch(self, chunk: bytearray, at: np.ndarray, hdr: np.ndarray,
+                    mul: int) -> Batch:
         buf = np.frombuffer(chunk, np.uint8)
-        hdr = buf[at[:, None] + np.arange(16)].view(e + "u4")  # (n, 4): sec, frac, incl, orig
-        cols = _frame_cols(self, len(at))
-        cols["ts_ns"] = hdr[:, 0].astype(np.int64) * 1_000_000_000 + hdr[:, 1].astype(
-            np.int64) * mul
+        cols = _frame_cols(self, len(at))  # hdr: (n, 4): sec, frac, incl, orig
+        cols["ts_ns"] = hdr[:, 0] * 1_000_000_000 + hdr[:, 1] * mul
         cols["caplen"] = hdr[:, 2].astype(np.uint32)
         cols["wirelen"] = hdr[:, 3].astype(np.uint32)
         cols["interface"] = np.zeros(len(at), np.uint32)
