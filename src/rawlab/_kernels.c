@@ -266,11 +266,17 @@ sbuf_finish(sbuf_t *b)
     return o;
 }
 
+static const char two_digits[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static int
 put_int(sbuf_t *b, int64_t v, int conv, int width, int zero)
 {
     char tmp[32];
-    int n = 0, neg = 0;
+    char *e = tmp + sizeof tmp, *d = e;  /* the digits, written backwards */
+    int neg = 0;
     uint64_t u;
     if (conv == CONV_D && v < 0) {
         neg = 1;
@@ -280,15 +286,26 @@ put_int(sbuf_t *b, int64_t v, int conv, int width, int zero)
     }
     if (conv == CONV_X) {
         do {
-            tmp[n++] = "0123456789abcdef"[u & 15];
+            *--d = "0123456789abcdef"[u & 15];
             u >>= 4;
         } while (u);
     } else {
-        do {
-            tmp[n++] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        while (u >= 100) {
+            unsigned r = (unsigned)(u % 100);
+            u /= 100;
+            d -= 2;
+            d[0] = two_digits[2 * r];
+            d[1] = two_digits[2 * r + 1];
+        }
+        if (u >= 10) {
+            d -= 2;
+            d[0] = two_digits[2 * u];
+            d[1] = two_digits[2 * u + 1];
+        } else {
+            *--d = (char)('0' + u);
+        }
     }
+    int n = (int)(e - d);
     int len = n + neg;
     int pad = width > len ? width - len : 0;
     if (grow(b, len + pad) < 0)
@@ -302,9 +319,8 @@ put_int(sbuf_t *b, int64_t v, int conv, int width, int zero)
     if (zero)
         for (int i = 0; i < pad; i++)
             *o++ = '0';
-    while (n)
-        *o++ = tmp[--n];
-    b->len = o - b->p;
+    memcpy(o, d, n);
+    b->len = o + n - b->p;
     return 0;
 }
 
@@ -1209,6 +1225,9 @@ put_str(sbuf_t *b, const char *s)
     return put_bytes(b, s, (Py_ssize_t)strlen(s), 0);
 }
 
+/* a string literal: its length known when compiled */
+#define put_lit(b, s) put_bytes((b), (s), (Py_ssize_t)sizeof(s) - 1, 0)
+
 static int
 put_dec(sbuf_t *b, int64_t v)
 {
@@ -1300,35 +1319,35 @@ tcp_options(const tframe_t *x, Py_ssize_t i, sbuf_t *b, int64_t layout)
     int64_t start = (int64_t)TV(T_DOFF) + (int64_t)TV(T_L4OFF) + 20;
     int64_t sbase = (int64_t)TV(T_SBASE);
     const int64_t M = 0xFFFFFFFF;
-    if (put_str(b, ", options [") < 0)
+    if (put_lit(b, ", options [") < 0)
         return -1;
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(lay); j++) {
         long kind, pos, total;
         if (!PyArg_ParseTuple(PyTuple_GET_ITEM(lay, j), "lll", &kind, &pos, &total))
             return -1;
         int64_t p = start + pos;
-        if (j && put_str(b, ",") < 0)
+        if (j && put_lit(b, ",") < 0)
             return -1;
         int bad = 0;
         switch (kind) {
-        case 0: bad = put_str(b, "eol"); break;
-        case 1: bad = put_str(b, "nop"); break;
-        case 2: bad = put_str(b, "mss ") || put_dec(b, (int64_t)buf_be(x, p + 2, 2)); break;
-        case 3: bad = put_str(b, "wscale ") || put_dec(b, (int64_t)buf_be(x, p + 2, 1)); break;
-        case 4: bad = put_str(b, "sackOK"); break;
+        case 0: bad = put_lit(b, "eol"); break;
+        case 1: bad = put_lit(b, "nop"); break;
+        case 2: bad = put_lit(b, "mss ") || put_dec(b, (int64_t)buf_be(x, p + 2, 2)); break;
+        case 3: bad = put_lit(b, "wscale ") || put_dec(b, (int64_t)buf_be(x, p + 2, 1)); break;
+        case 4: bad = put_lit(b, "sackOK"); break;
         case 8:
-            bad = put_str(b, "TS val ") || put_dec(b, (int64_t)buf_be(x, p + 2, 4)) ||
-                  put_str(b, " ecr ") || put_dec(b, (int64_t)buf_be(x, p + 6, 4));
+            bad = put_lit(b, "TS val ") || put_dec(b, (int64_t)buf_be(x, p + 2, 4)) ||
+                  put_lit(b, " ecr ") || put_dec(b, (int64_t)buf_be(x, p + 6, 4));
             break;
         case 5: {
             long k = (total - 2) / 8;
-            bad = put_str(b, "sack ") || put_dec(b, k) || put_str(b, " ");
+            bad = put_lit(b, "sack ") || put_dec(b, k) || put_lit(b, " ");
             for (long q = 0; q < k && !bad; q++)
-                bad = put_str(b, "{") ||
+                bad = put_lit(b, "{") ||
                       put_dec(b, ((int64_t)buf_be(x, p + 2 + 8 * q, 4) - sbase) & M) ||
-                      put_str(b, ":") ||
+                      put_lit(b, ":") ||
                       put_dec(b, ((int64_t)buf_be(x, p + 6 + 8 * q, 4) - sbase) & M) ||
-                      put_str(b, "}");
+                      put_lit(b, "}");
             break;
         }
         default:
@@ -1338,7 +1357,7 @@ tcp_options(const tframe_t *x, Py_ssize_t i, sbuf_t *b, int64_t layout)
         if (bad)
             return -1;
     }
-    return put_str(b, "]");
+    return put_lit(b, "]");
 }
 
 /* row i's line, as present/columns.py's templates wrote it (tcpdump's words) */
@@ -1350,17 +1369,17 @@ tcpdump_row(const tframe_t *x, Py_ssize_t i, sbuf_t *b)
     if (ver == 0) {  /* ARP */
         uint64_t op = TV(T_AOP);
         if (op == 1)
-            return put_str(b, "ARP, Request who-has ") || put_ip(b, 4, 0, TV(T_TPA)) ||
-                   put_str(b, " tell ") || put_ip(b, 4, 0, TV(T_SPA)) ||
-                   put_str(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
-                   put_str(b, "\n") ? -1 : 0;
+            return put_lit(b, "ARP, Request who-has ") || put_ip(b, 4, 0, TV(T_TPA)) ||
+                   put_lit(b, " tell ") || put_ip(b, 4, 0, TV(T_SPA)) ||
+                   put_lit(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
+                   put_lit(b, "\n") ? -1 : 0;
         if (op == 2)
-            return put_str(b, "ARP, Reply ") || put_ip(b, 4, 0, TV(T_SPA)) ||
-                   put_str(b, " is-at ") || put_mac(b, TV(T_SHA)) ||
-                   put_str(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
-                   put_str(b, "\n") ? -1 : 0;
-        return put_str(b, "ARP, op ") || put_dec(b, (int64_t)op) || put_str(b, ", length ") ||
-               put_dec(b, (int64_t)TV(T_ALEN)) || put_str(b, "\n") ? -1 : 0;
+            return put_lit(b, "ARP, Reply ") || put_ip(b, 4, 0, TV(T_SPA)) ||
+                   put_lit(b, " is-at ") || put_mac(b, TV(T_SHA)) ||
+                   put_lit(b, ", length ") || put_dec(b, (int64_t)TV(T_ALEN)) ||
+                   put_lit(b, "\n") ? -1 : 0;
+        return put_lit(b, "ARP, op ") || put_dec(b, (int64_t)op) || put_lit(b, ", length ") ||
+               put_dec(b, (int64_t)TV(T_ALEN)) || put_lit(b, "\n") ? -1 : 0;
     }
     int l4 = (int)TV(T_L4);
     int64_t ln = (int64_t)TV(T_L4LEN);
@@ -1369,19 +1388,19 @@ tcpdump_row(const tframe_t *x, Py_ssize_t i, sbuf_t *b)
     if (l4 == 1 || l4 == 58) {  /* ICMP echo */
         int ty = (int)TV(T_ITYPE);
         int64_t rest = (int64_t)TV(T_IREST);
-        if (put_str(b, " > ") || put_ip(b, ver, TV(T_DHI), TV(T_DLO)) ||
+        if (put_lit(b, " > ") || put_ip(b, ver, TV(T_DHI), TV(T_DLO)) ||
             put_str(b, l4 == 58 ? ": ICMP6, echo " : ": ICMP echo ") ||
-            put_str(b, ty == 8 || ty == 128 ? "request" : "reply") || put_str(b, ", id ") ||
-            put_dec(b, rest >> 16) || put_str(b, ", seq ") || put_dec(b, rest & 0xFFFF) ||
-            put_str(b, ", length ") || put_dec(b, ln))
+            put_str(b, ty == 8 || ty == 128 ? "request" : "reply") || put_lit(b, ", id ") ||
+            put_dec(b, rest >> 16) || put_lit(b, ", seq ") || put_dec(b, rest & 0xFFFF) ||
+            put_lit(b, ", length ") || put_dec(b, ln))
             return -1;
     } else {
-        if (put_str(b, ".") || put_dec(b, (int64_t)TV(T_SPORT)) || put_str(b, " > ") ||
-            put_ip(b, ver, TV(T_DHI), TV(T_DLO)) || put_str(b, ".") ||
+        if (put_lit(b, ".") || put_dec(b, (int64_t)TV(T_SPORT)) || put_lit(b, " > ") ||
+            put_ip(b, ver, TV(T_DHI), TV(T_DLO)) || put_lit(b, ".") ||
             put_dec(b, (int64_t)TV(T_DPORT)))
             return -1;
         if (l4 == 17) {
-            if (put_str(b, ": UDP, length ") || put_dec(b, ln - 8))
+            if (put_lit(b, ": UDP, length ") || put_dec(b, ln - 8))
                 return -1;
         } else {  /* TCP */
             int flags = (int)TV(T_FLAGS);
@@ -1392,44 +1411,44 @@ tcpdump_row(const tframe_t *x, Py_ssize_t i, sbuf_t *b)
                     PyErr_SetString(PyExc_TypeError, "tcpdump_lines: flag texts are bytes");
                 return -1;
             }
-            if (put_str(b, ": Flags [") ||
-                put_bytes(b, PyBytes_AS_STRING(ft), PyBytes_GET_SIZE(ft), 0) || put_str(b, "]"))
+            if (put_lit(b, ": Flags [") ||
+                put_bytes(b, PyBytes_AS_STRING(ft), PyBytes_GET_SIZE(ft), 0) || put_lit(b, "]"))
                 return -1;
             if (plen > 0) {
-                if (put_str(b, ", seq ") || put_dec(b, s) || put_str(b, ":") ||
+                if (put_lit(b, ", seq ") || put_dec(b, s) || put_lit(b, ":") ||
                     put_dec(b, (s + plen) & M))
                     return -1;
             } else if (flags & 7) {
-                if (put_str(b, ", seq ") || put_dec(b, s))
+                if (put_lit(b, ", seq ") || put_dec(b, s))
                     return -1;
             }
-            if ((flags & 0x10) && (put_str(b, ", ack ") || put_dec(b, (int64_t)TV(T_ACK))))
+            if ((flags & 0x10) && (put_lit(b, ", ack ") || put_dec(b, (int64_t)TV(T_ACK))))
                 return -1;
-            if (put_str(b, ", win ") || put_dec(b, (int64_t)TV(T_WIN)))
+            if (put_lit(b, ", win ") || put_dec(b, (int64_t)TV(T_WIN)))
                 return -1;
-            if ((flags & 0x20) && (put_str(b, ", urg ") || put_dec(b, (int64_t)TV(T_URG))))
+            if ((flags & 0x20) && (put_lit(b, ", urg ") || put_dec(b, (int64_t)TV(T_URG))))
                 return -1;
             int64_t layout = (int32_t)TV(T_LAYOUT);
             if (layout >= 0 && tcp_options(x, i, b, layout) < 0)
                 return -1;
-            if (put_str(b, ", length ") || put_dec(b, plen))
+            if (put_lit(b, ", length ") || put_dec(b, plen))
                 return -1;
         }
     }
     uint64_t notes = TV(T_NOTES);
     if (notes & 2) {
         const char *name = l4 == 6 ? "tcp" : l4 == 17 ? "udp" : l4 == 1 ? "icmp" : "icmp6";
-        if (put_str(b, " [bad ") || put_str(b, name) || put_str(b, " cksum 0x") ||
-            put_hex4(b, TV(T_L4SUM)) || put_str(b, " -> 0x") || put_hex4(b, TV(T_L4EXP)) ||
-            put_str(b, "!]"))
+        if (put_lit(b, " [bad ") || put_str(b, name) || put_lit(b, " cksum 0x") ||
+            put_hex4(b, TV(T_L4SUM)) || put_lit(b, " -> 0x") || put_hex4(b, TV(T_L4EXP)) ||
+            put_lit(b, "!]"))
             return -1;
     }
     if (notes & 1) {
-        if (put_str(b, " [bad ip cksum 0x") || put_hex4(b, TV(T_IPSUM)) ||
-            put_str(b, " -> 0x") || put_hex4(b, TV(T_IPEXP)) || put_str(b, "!]"))
+        if (put_lit(b, " [bad ip cksum 0x") || put_hex4(b, TV(T_IPSUM)) ||
+            put_lit(b, " -> 0x") || put_hex4(b, TV(T_IPEXP)) || put_lit(b, "!]"))
             return -1;
     }
-    return put_str(b, "\n");
+    return put_lit(b, "\n");
 }
 
 PyDoc_STRVAR(tcpdump_lines_doc,
@@ -1525,7 +1544,7 @@ tcpdump_lines(PyObject *self, PyObject *args)
         }
         if (put_bytes(&b, PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), 0) < 0)
             goto done;
-        if (usv && (put_str(&b, ".") || put_int(&b, usv[i], CONV_D, 6, 1) || put_str(&b, " ")))
+        if (usv && (put_lit(&b, ".") || put_int(&b, usv[i], CONV_D, 6, 1) || put_lit(&b, " ")))
             goto done;
         if (tcpdump_row(xp, i, &b) < 0)
             goto done;

@@ -72,6 +72,15 @@ def _kernel_column(a: Any) -> np.ndarray:
     return a.astype(object, copy=False)
 
 
+# TcpdumpSeq's key of a connection by its numbers in the columns (bounded, as ip_text's)
+_SEQ_KEYS: dict[tuple[int, ...], tuple[bytes, bytes, int]] = {}
+
+
+def _raw_address(version: int, hi: int, lo: int) -> bytes:
+    """An address of the columns (IPv4 in ``lo``) as its bytes."""
+    return struct.pack("!QQ", hi, lo) if version == 6 else struct.pack("!I", lo & 0xFFFFFFFF)
+
+
 class _Texts:
     """Text of addresses, by value, remembered across batches (bounded)."""
 
@@ -103,7 +112,7 @@ class _Texts:
         for v, h, lw in uniq.tolist():
             got = cache.get((v, h, lw))
             if got is None:
-                raw = struct.pack("!QQ", h, lw) if v == 6 else struct.pack("!I", lw & 0xFFFFFFFF)
+                raw = _raw_address(v, h, lw)
                 got = cache[(v, h, lw)] = (ip_text(raw).encode(), raw)
             out.append(got)
         return out, inv
@@ -179,8 +188,7 @@ def _opt_values(batch: C.Batch, rows: np.ndarray, layout: tuple[tuple[int, int, 
 
 
 def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarray,
-                     src_b: np.ndarray, dst_b: np.ndarray, seq: np.ndarray, ack: np.ndarray,
-                     sbase: np.ndarray) -> bool:
+                     seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray) -> bool:
     """:meth:`TcpdumpSeq.numbers` for `rows` (TCP with ACK, in file order, no other row
     between them touching `seqs`), on whole columns: fills seq, ack and the SACK base of
     those rows and leaves `seqs` as the calls one by one would. False (nothing done)
@@ -205,10 +213,16 @@ def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarra
     ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
     first, key = C.groups(ver, ah, al, bh, bl, ports)  # (a row of each key, not its first)
     # each key's entry in the shared table (the loop is per key, not per row)
-    rows_f = rows[first]
-    keys = [(d, s_, p) if r else (s_, d, p) for s_, d, p, r in zip(
-        src_b[rows_f].tolist(), dst_b[rows_f].tolist(), ports[first].tolist(),
-        rev[first].tolist(), strict=True)]
+    cache = _SEQ_KEYS
+    if len(cache) > 65536:
+        cache.clear()
+    keys = []
+    for k in zip(*(x[first].tolist() for x in (ver, ah, al, bh, bl, ports)), strict=True):
+        got_key = cache.get(k)
+        if got_key is None:
+            v, a_h, a_l, b_h, b_l, p = k
+            got_key = cache[k] = (_raw_address(v, a_h, a_l), _raw_address(v, b_h, b_l), p)
+        keys.append(got_key)
     bases = seqs._bases
     got = list(map(bases.get, keys))
     state = np.array([g is not None for g in got], np.uint8)
@@ -278,14 +292,8 @@ class BatchLineSink:
             (c["csum_notes"] & C.CSUM_NOTE_HINT) == 0))) & (c["linktype"] != _SLL2)
         out = np.empty(n, object)
         tcp = fast & (c["l4"] == C.L4_TCP)
-        ipx = fast & (c["ip_version"] > 0)
         t = self.texts
-        src_b = dst_b = None  # the addresses' bytes: TcpdumpSeq's keys
-        if ipx.any() and self.seqs is not None:
-            ver = c["ip_version"]
-            src_b = t.ips(ver, c["src_hi"], c["src_lo"])[1]
-            dst_b = t.ips(ver, c["dst_hi"], c["dst_lo"])[1]
-        seq, ack, sbase = self._numbers(batch, c, n, fast, tcp, src_b, dst_b, out)
+        seq, ack, sbase = self._numbers(batch, c, n, fast, tcp, out)
         # the time column: the time of day and microseconds, or the clock's text
         if self.style.clock is None:
             head, us = t.times(c["ts_ns"])
@@ -298,8 +306,7 @@ class BatchLineSink:
                                       head, us)
 
     def _numbers(self, batch: C.Batch, c: dict[str, np.ndarray], n: int, fast: np.ndarray,
-                 tcp: np.ndarray, src_b: Any, dst_b: Any, out: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 tcp: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """In file order: tcpdump's relative seq/ack (TcpdumpSeq, shared with the
         per-packet path), the clock's text, and the lines of the rows the columns do not
         hold. Runs of fast rows between those take :func:`relative_numbers`; a stateful
@@ -314,8 +321,7 @@ class BatchLineSink:
         stateful = clock is not None and getattr(clock, "form", "delta") in ("delta", "since")
         if stateful or len(odd) > 64:
             want = np.ones(n, bool) if clock is not None else (acked | ~fast)
-            self._one_by_one(batch, c, np.nonzero(want)[0], fast, acked, src_b, dst_b, seq,
-                             ack, sbase, out)
+            self._one_by_one(batch, c, np.nonzero(want)[0], fast, acked, seq, ack, sbase, out)
             return seq, ack, sbase
         if clock is not None:
             self._heads = heads = np.empty(n, object)
@@ -327,9 +333,8 @@ class BatchLineSink:
         for i in [*odd.tolist(), n]:
             if seqs is not None and i > prev:
                 rows = prev + np.nonzero(acked[prev:i])[0]
-                if not relative_numbers(seqs, c, rows, src_b, dst_b, seq, ack, sbase):
-                    self._one_by_one(batch, c, rows, fast, acked, src_b, dst_b, seq, ack,
-                                     sbase, out)
+                if not relative_numbers(seqs, c, rows, seq, ack, sbase):
+                    self._one_by_one(batch, c, rows, fast, acked, seq, ack, sbase, out)
             if i < n:
                 out[i] = self._odd_line(batch, c, i)
             prev = i + 1
@@ -348,9 +353,8 @@ class BatchLineSink:
         return (self.lines.text(frame, rec, pkt, iface) + "\n").encode(self._enc, "replace")
 
     def _one_by_one(self, batch: C.Batch, c: dict[str, np.ndarray], idx: np.ndarray,
-                    fast: np.ndarray, acked: np.ndarray, src_b: Any, dst_b: Any,
-                    seq: np.ndarray, ack: np.ndarray, sbase: np.ndarray,
-                    out: np.ndarray) -> None:
+                    fast: np.ndarray, acked: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+                    sbase: np.ndarray, out: np.ndarray) -> None:
         """Rows `idx` in order, each as the per-packet path takes it."""
         if not len(idx):
             return
@@ -365,8 +369,11 @@ class BatchLineSink:
                 self._heads = np.empty(len(fl), object)
             heads = self._heads
         numbers = self.seqs.numbers if self.seqs is not None else None
-        srcl = src_b.tolist() if src_b is not None else None
-        dstl = dst_b.tolist() if dst_b is not None else None
+        srcl = dstl = None  # the addresses' bytes (TcpdumpSeq's keys)
+        if numbers is not None and acked.any():
+            ver = c["ip_version"]
+            srcl = self.texts.ips(ver, c["src_hi"], c["src_lo"])[1].tolist()
+            dstl = self.texts.ips(ver, c["dst_hi"], c["dst_lo"])[1].tolist()
         for i in idx.tolist():
             if not fl[i]:
                 out[i] = self._odd_line(batch, c, i)
