@@ -294,3 +294,27 @@ def test_extract_reads_any_bytes_without_reading_outside(
                                              C.L4_ICMP6: 8, C.L4_NONE: 0}[int(cols["l4"][i])]
         if cols["ip_version"][i]:
             assert need <= caps[i]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=9000), st.integers(0, 0xFFFF))
+def test_extract_sums_any_payload_as_the_checksum_rule_says(payload: bytes, wrong: int) -> None:
+    """UDP over IPv4 of any length (odd, over the 2 KiB a sum's lanes hold): a right
+    checksum is good, any other is bad and the one it should be is named."""
+    src, dst = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
+    udp = struct.pack("!HHHH", 5000, 6000, 8 + len(payload), 0) + payload
+    right = _fold(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp
+                  + (b"\0" if len(udp) % 2 else b"")) or 0xFFFF
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src,
+                               dst))
+    ip[10:12] = struct.pack("!H", _fold(bytes(ip)))
+    frames = [bytes(12) + b"\x08\x00" + bytes(ip) + udp[:6] + struct.pack("!H", c) + udp[8:]
+              for c in (right, wrong)]
+    c = _extract(b"".join(frames), [len(f) for f in frames])
+    from rawlab.decode import columns as C
+
+    assert c["l4_csum"][0] == C.CSUM_GOOD
+    if wrong not in (right, 0):
+        assert c["l4_csum"][1] in (C.CSUM_BAD, C.CSUM_PARTIAL)
+        if c["l4_csum"][1] == C.CSUM_BAD:
+            assert c["l4_csum_expected"][1] == right
