@@ -48,7 +48,7 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     naming the file, the byte offset and the problem (exit 5).
 
     Two paths print the same bytes: the columnar one (whole batches of a file,
-    numpy) for the one-line view and --json of a file without -f/-w (and
+    numpy and compiled loops) for the one-line view and --json of a file without -f/-w (and
     without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
     (-v, --stats, filters, -w, stdin),
     and inside a batch for each packet the columns do not hold (link types
