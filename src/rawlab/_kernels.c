@@ -736,7 +736,6 @@ pymod(int64_t a, int64_t m)
         default: ((uint64_t *)cols[c])[i] = (uint64_t)(v); break; \
         } \
     } while (0)
-#define LEAVE(cond, why) do { if (!st && (cond)) st = (uint8_t)k[why]; } while (0)
 
 typedef struct {
     const bytes_t *m;
@@ -774,26 +773,43 @@ walk_options(const frames_t *x, int64_t start, int64_t ln, unsigned char *codes)
     return bad;
 }
 
+/* one row while its columns are filled: what each layer leaves for the next */
+typedef struct {
+    Py_ssize_t i;
+    int64_t o, cap, wire, lt;  /* the frame: where, captured, on the wire, link type */
+    uint8_t st;  /* the first reason the row left the fast path (0: still fast) */
+    int64_t net_at, net, ip, left;  /* the network header: offset, EtherType, where */
+    int v4, v6, arp;
+    int64_t hl4, tl4, pl6, nh6, proto;
+    uint64_t src_hi, src_lo, dst_hi, dst_lo;
+    int64_t l4_len, l4_cap, t;  /* the transport: IP's length, captured, where */
+    int complete, tcp, udp, icmp4, icmp6, l4;
+    uint64_t l4sum;
+} row_t;
+
+#define ROW_LEAVE(cond, why) do { if (!r->st && (cond)) r->st = (uint8_t)k[why]; } while (0)
+
+/* Ethernet and up to two VLAN tags (more leave); Linux cooked v1/v2; raw IP */
 static void
-extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wire, int64_t lt)
+row_link(const frames_t *x, row_t *r)
 {
     const bytes_t *m = x->m;
     const int64_t *k = x->k;
     void **cols = x->cols;
-    uint8_t st = 0;
-    /* Ethernet and up to two VLAN tags */
+    Py_ssize_t i = r->i;
+    int64_t o = r->o, cap = r->cap, lt = r->lt;
     int eth = lt == k[K_ETH];
     int64_t etype = (int64_t)U16(m, o + 12);
     SET(ETH_TYPE, eth ? etype : 0);
-    int64_t tags = 0, off = 14, net_at = 0, net = 0;
+    int64_t tags = 0, off = 14;
     uint64_t tpid[2] = {0, 0}, tci[2] = {0, 0};
-    LEAVE(eth && cap <= 14, K_LINK);
+    ROW_LEAVE(eth && cap <= 14, K_LINK);
     for (int t = 0; eth && t < 3; t++) {
         int is_tag = etype == k[K_TPID1] || etype == k[K_TPID2] || etype == k[K_TPID3] ||
                      etype == k[K_TPID4];
         if (!is_tag)
             break;
-        LEAVE(off + 4 > cap || t >= 2, K_LINK);
+        ROW_LEAVE(off + 4 > cap || t >= 2, K_LINK);
         if (t >= 2)
             break;
         tpid[t] = (uint64_t)etype;
@@ -802,10 +818,10 @@ extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wir
         off += 4;
         tags++;
     }
-    LEAVE(eth && cap <= off, K_LINK);
+    ROW_LEAVE(eth && cap <= off, K_LINK);
     if (eth) {
-        net_at = off;
-        net = etype;
+        r->net_at = off;
+        r->net = etype;
     }
     SET(ETH_SRC, UN(m, o + 6, 6));
     SET(ETH_DST, UN(m, o, 6));
@@ -814,185 +830,226 @@ extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wir
     SET(VLAN1_TCI, tci[0]);
     SET(VLAN2_TPID, tpid[1]);
     SET(VLAN2_TCI, tci[1]);
-    /* Linux cooked v1 and v2 */
     int sll = lt == k[K_SLL], sll2 = lt == k[K_SLL2];
-    {
-        uint64_t hatype = sll ? U16(m, o + 2) : sll2 ? U16(m, o + 8) : 0;
-        uint64_t halen = sll ? U16(m, o + 4) : sll2 ? B(m, o + 11) : 0;
-        uint64_t proto = sll ? U16(m, o + 14) : sll2 ? U16(m, o) : 0;
-        LEAVE(sll && cap <= 16, K_LINK);
-        LEAVE(sll2 && cap <= 20, K_LINK);
-        LEAVE((sll || sll2) && (halen > 8 || hatype == (uint64_t)k[K_ARPHRD_NETLINK]), K_LINK);
-        if (sll)
-            net_at = 16;
-        if (sll2)
-            net_at = 20;
-        if (sll || sll2)
-            net = (int64_t)proto;
-        SET(SLL_PKTTYPE, sll ? U16(m, o) : sll2 ? B(m, o + 10) : 0);
-        SET(SLL_HATYPE, hatype);
-        SET(SLL_HALEN, halen);
-        SET(SLL_ADDR, sll ? UN(m, o + 6, 8) : sll2 ? UN(m, o + 12, 8) : 0);
-        SET(SLL_IFINDEX, sll2 ? U32(m, o + 4) : 0);
-        SET(SLL2_RESERVED, sll2 ? U16(m, o + 2) : 0);
+    uint64_t hatype = sll ? U16(m, o + 2) : sll2 ? U16(m, o + 8) : 0;
+    uint64_t halen = sll ? U16(m, o + 4) : sll2 ? B(m, o + 11) : 0;
+    uint64_t proto = sll ? U16(m, o + 14) : sll2 ? U16(m, o) : 0;
+    ROW_LEAVE(sll && cap <= 16, K_LINK);
+    ROW_LEAVE(sll2 && cap <= 20, K_LINK);
+    ROW_LEAVE((sll || sll2) && (halen > 8 || hatype == (uint64_t)k[K_ARPHRD_NETLINK]), K_LINK);
+    if (sll || sll2) {
+        r->net_at = sll ? 16 : 20;
+        r->net = (int64_t)proto;
     }
-    /* raw IP */
+    SET(SLL_PKTTYPE, sll ? U16(m, o) : sll2 ? B(m, o + 10) : 0);
+    SET(SLL_HATYPE, hatype);
+    SET(SLL_HALEN, halen);
+    SET(SLL_ADDR, sll ? UN(m, o + 6, 8) : sll2 ? UN(m, o + 12, 8) : 0);
+    SET(SLL_IFINDEX, sll2 ? U32(m, o + 4) : 0);
+    SET(SLL2_RESERVED, sll2 ? U16(m, o + 2) : 0);
     int raw = lt == k[K_RAW] || lt == k[K_IPV4] || lt == k[K_IPV6];
     if (raw) {
         int64_t ver0 = (int64_t)B(m, o) >> 4;
-        net = (lt == k[K_IPV4] || (lt == k[K_RAW] && ver0 == 4)) ? 0x0800 :
-              (lt == k[K_IPV6] || ver0 == 6) ? 0x86DD : -1;
-        LEAVE(net == -1 || cap == 0, K_LINK);
+        r->net = (lt == k[K_IPV4] || (lt == k[K_RAW] && ver0 == 4)) ? 0x0800 :
+                 (lt == k[K_IPV6] || ver0 == 6) ? 0x86DD : -1;
+        ROW_LEAVE(r->net == -1 || cap == 0, K_LINK);
     }
-    LEAVE(!(eth || sll || sll2 || raw), K_LINKTYPE);
-    SET(ETHERTYPE, net);
-    SET(NET_OFFSET, net_at);
-    int v4 = net == 0x0800, v6 = net == 0x86DD, arp = net == 0x0806;
-    LEAVE(!(v4 || v6 || arp), K_NETWORK);
-    int64_t ip = o + net_at, left = cap - net_at;
-    /* IPv4 */
-    int64_t vihl = (int64_t)B(m, ip), ihl = vihl & 15, hl4 = ihl * 4;
-    int64_t tl4 = (int64_t)U16(m, ip + 2), frag = (int64_t)U16(m, ip + 6);
+    ROW_LEAVE(!(eth || sll || sll2 || raw), K_LINKTYPE);
+    SET(ETHERTYPE, r->net);
+    SET(NET_OFFSET, r->net_at);
+    r->v4 = r->net == 0x0800;
+    r->v6 = r->net == 0x86DD;
+    r->arp = r->net == 0x0806;
+    ROW_LEAVE(!(r->v4 || r->v6 || r->arp), K_NETWORK);
+    r->ip = o + r->net_at;
+    r->left = cap - r->net_at;
+}
+
+/* IPv4 (options allowed), IPv6 without extension headers; both: protocol, addresses,
+ * where the transport header starts and ends */
+static void
+row_ip(const frames_t *x, row_t *r)
+{
+    const bytes_t *m = x->m;
+    const int64_t *k = x->k;
+    void **cols = x->cols;
+    Py_ssize_t i = r->i;
+    int64_t ip = r->ip, left = r->left;
+    int v4 = r->v4, v6 = r->v6;
+    int64_t vihl = (int64_t)B(m, ip), ihl = vihl & 15, frag = (int64_t)U16(m, ip + 6);
+    r->hl4 = ihl * 4;
+    r->tl4 = (int64_t)U16(m, ip + 2);
     if (v4) {
-        LEAVE(vihl >> 4 != 4 || ihl < 5, K_IP);
-        LEAVE(left < (hl4 > 20 ? hl4 : 20), K_TRUNCATED);
-        LEAVE(tl4 == 0, K_IP);
-        LEAVE(tl4 < hl4, K_IP);
-        LEAVE((frag & 0x3FFF) != 0, K_IP);
+        ROW_LEAVE(vihl >> 4 != 4 || ihl < 5, K_IP);
+        ROW_LEAVE(left < (r->hl4 > 20 ? r->hl4 : 20), K_TRUNCATED);
+        ROW_LEAVE(r->tl4 == 0, K_IP);
+        ROW_LEAVE(r->tl4 < r->hl4, K_IP);
+        ROW_LEAVE((frag & 0x3FFF) != 0, K_IP);
     }
     SET(IP4_IHL, v4 ? ihl : 0);
     SET(IP4_TOS, v4 ? B(m, ip + 1) : 0);
-    SET(IP4_TOTAL_LENGTH, v4 ? tl4 : 0);
+    SET(IP4_TOTAL_LENGTH, v4 ? r->tl4 : 0);
     SET(IP4_ID, v4 ? U16(m, ip + 4) : 0);
     SET(IP4_FLAGS, v4 ? frag >> 13 : 0);
     SET(IP4_TTL, v4 ? B(m, ip + 8) : 0);
     SET(IP4_CHECKSUM, v4 ? U16(m, ip + 10) : 0);
-    /* IPv6 without extension headers */
-    int64_t vtf = (int64_t)U32(m, ip), pl6 = (int64_t)U16(m, ip + 4);
-    int64_t nh6 = (int64_t)B(m, ip + 6);
+    int64_t vtf = (int64_t)U32(m, ip);
+    r->pl6 = (int64_t)U16(m, ip + 4);
+    r->nh6 = (int64_t)B(m, ip + 6);
     if (v6) {
-        LEAVE(vtf >> 28 != 6, K_IP);
-        LEAVE(left < 40, K_TRUNCATED);
-        LEAVE(pl6 == 0, K_IP);
-        LEAVE(x->ext[nh6], K_IP);
+        ROW_LEAVE(vtf >> 28 != 6, K_IP);
+        ROW_LEAVE(left < 40, K_TRUNCATED);
+        ROW_LEAVE(r->pl6 == 0, K_IP);
+        ROW_LEAVE(x->ext[r->nh6], K_IP);
     }
     SET(IP6_TRAFFIC_CLASS, v6 ? (vtf >> 20) & 0xFF : 0);
     SET(IP6_FLOW_LABEL, v6 ? vtf & 0xFFFFF : 0);
     SET(IP6_HOP_LIMIT, v6 ? B(m, ip + 7) : 0);
-    SET(IP6_PAYLOAD_LENGTH, v6 ? pl6 : 0);
-    /* both families */
-    int64_t proto = v4 ? (int64_t)B(m, ip + 9) : v6 ? nh6 : -1;
-    SET(IP_PROTO, proto);
+    SET(IP6_PAYLOAD_LENGTH, v6 ? r->pl6 : 0);
+    r->proto = v4 ? (int64_t)B(m, ip + 9) : v6 ? r->nh6 : -1;
+    SET(IP_PROTO, r->proto);
     SET(IP_VERSION, v4 ? 4 : v6 ? 6 : 0);
-    uint64_t src_hi = v6 ? UN(m, ip + 8, 8) : 0;
-    uint64_t src_lo = v6 ? UN(m, ip + 16, 8) : v4 ? U32(m, ip + 12) : 0;
-    uint64_t dst_hi = v6 ? UN(m, ip + 24, 8) : 0;
-    uint64_t dst_lo = v6 ? UN(m, ip + 32, 8) : v4 ? U32(m, ip + 16) : 0;
-    SET(SRC_HI, src_hi);
-    SET(SRC_LO, src_lo);
-    SET(DST_HI, dst_hi);
-    SET(DST_LO, dst_lo);
-    int64_t l4_at = v4 ? net_at + hl4 : v6 ? net_at + 40 : 0;
-    int64_t l4_end = v4 ? net_at + tl4 : v6 ? net_at + 40 + pl6 : 0;
-    int64_t l4_len = l4_end - l4_at > 0 ? l4_end - l4_at : 0;
+    r->src_hi = v6 ? UN(m, ip + 8, 8) : 0;
+    r->src_lo = v6 ? UN(m, ip + 16, 8) : v4 ? U32(m, ip + 12) : 0;
+    r->dst_hi = v6 ? UN(m, ip + 24, 8) : 0;
+    r->dst_lo = v6 ? UN(m, ip + 32, 8) : v4 ? U32(m, ip + 16) : 0;
+    SET(SRC_HI, r->src_hi);
+    SET(SRC_LO, r->src_lo);
+    SET(DST_HI, r->dst_hi);
+    SET(DST_LO, r->dst_lo);
+    int64_t net_at = r->net_at, cap = r->cap;
+    int64_t l4_at = v4 ? net_at + r->hl4 : v6 ? net_at + 40 : 0;
+    int64_t l4_end = v4 ? net_at + r->tl4 : v6 ? net_at + 40 + r->pl6 : 0;
+    r->l4_len = l4_end - l4_at > 0 ? l4_end - l4_at : 0;
     int ipx = v4 || v6;
-    LEAVE(ipx && l4_len == 0, K_IP);
-    int complete = cap >= l4_end;
-    SET(COMPLETE, complete);
-    LEAVE(ipx && cap < l4_end && wire <= cap, K_IP);
-    int64_t l4_cap = (l4_end < cap ? l4_end : cap) - l4_at;
+    ROW_LEAVE(ipx && r->l4_len == 0, K_IP);
+    r->complete = cap >= l4_end;
+    SET(COMPLETE, r->complete);
+    ROW_LEAVE(ipx && cap < l4_end && r->wire <= cap, K_IP);
+    r->l4_cap = (l4_end < cap ? l4_end : cap) - l4_at;
     SET(L4_OFFSET, l4_at);
-    SET(L4_LENGTH, l4_len);
-    int tcp = ipx && proto == 6, udp = ipx && proto == 17;
-    int icmp4 = v4 && proto == 1, icmp6 = v6 && proto == 58, icmp = icmp4 || icmp6;
-    int l4 = tcp || udp || icmp;
-    LEAVE(ipx && !l4, K_TRANSPORT);
-    int64_t t = o + l4_at;
-    SET(L4, tcp ? 6 : udp ? 17 : icmp4 ? 1 : icmp6 ? 58 : 0);
-    /* TCP, UDP, ICMP/ICMPv6 echo */
+    SET(L4_LENGTH, r->l4_len);
+    r->tcp = ipx && r->proto == 6;
+    r->udp = ipx && r->proto == 17;
+    r->icmp4 = v4 && r->proto == 1;
+    r->icmp6 = v6 && r->proto == 58;
+    r->l4 = r->tcp || r->udp || r->icmp4 || r->icmp6;
+    ROW_LEAVE(ipx && !r->l4, K_TRANSPORT);
+    r->t = r->o + l4_at;
+    SET(L4, r->tcp ? 6 : r->udp ? 17 : r->icmp4 ? 1 : r->icmp6 ? 58 : 0);
+}
+
+/* TCP (its option layout), UDP, ICMP/ICMPv6 echo */
+static void
+row_transport(const frames_t *x, row_t *r)
+{
+    const bytes_t *m = x->m;
+    const int64_t *k = x->k;
+    void **cols = x->cols;
+    Py_ssize_t i = r->i;
+    int64_t t = r->t, l4_len = r->l4_len, l4_cap = r->l4_cap;
+    int tcp = r->tcp, udp = r->udp, icmp = r->icmp4 || r->icmp6;
     int64_t offflags = (int64_t)U16(m, t + 12), doff = offflags >> 12, thl = doff * 4;
     if (tcp) {
-        LEAVE(l4_cap < 20, K_TRUNCATED);
-        LEAVE(doff < 5 || thl > l4_len, K_TRANSPORT);
-        LEAVE(thl > l4_cap, K_TRUNCATED);
+        ROW_LEAVE(l4_cap < 20, K_TRUNCATED);
+        ROW_LEAVE(doff < 5 || thl > l4_len, K_TRANSPORT);
+        ROW_LEAVE(thl > l4_cap, K_TRUNCATED);
     }
-    uint64_t sport = U16(m, t), dport = U16(m, t + 2);
-    SET(SPORT, tcp || udp ? sport : 0);
-    SET(DPORT, tcp || udp ? dport : 0);
+    SET(SPORT, tcp || udp ? U16(m, t) : 0);
+    SET(DPORT, tcp || udp ? U16(m, t + 2) : 0);
     SET(TCP_SEQ, tcp ? U32(m, t + 4) : 0);
     SET(TCP_ACK, tcp ? U32(m, t + 8) : 0);
     SET(TCP_DATAOFS, tcp ? doff : 0);
     SET(TCP_RESERVED, tcp ? (offflags >> 9) & 7 : 0);
     SET(TCP_FLAGS, tcp ? offflags & 0x1FF : 0);
     SET(TCP_WINDOW, tcp ? U16(m, t + 14) : 0);
-    uint64_t l4sum = tcp ? U16(m, t + 16) : udp ? U16(m, t + 6) : icmp ? U16(m, t + 2) : 0;
-    SET(L4_CHECKSUM, l4sum);
+    r->l4sum = tcp ? U16(m, t + 16) : udp ? U16(m, t + 6) : icmp ? U16(m, t + 2) : 0;
+    SET(L4_CHECKSUM, r->l4sum);
     SET(TCP_URGPTR, tcp ? U16(m, t + 18) : 0);
     int64_t pay = tcp ? l4_len - thl : (udp || icmp) ? l4_len - 8 : 0;
     SET(PAYLOAD_LENGTH, pay > 0 ? pay : 0);
     int32_t layout = -1;
-    if (tcp && !st && thl - 20 > 0) {
+    if (tcp && !r->st && thl - 20 > 0) {
         unsigned char *codes = x->codes + i * k[K_MAX_OPTS];
         memset(codes, (int)k[K_OPTS_PAD], (size_t)k[K_MAX_OPTS]);
         if (walk_options(x, t + 20, thl - 20, codes))
-            st = (uint8_t)k[K_OPTIONS];
+            r->st = (uint8_t)k[K_OPTIONS];
         else
             layout = -2;  /* held: the caller numbers the layouts */
     }
     ((int32_t *)cols[TCP_OPT_LAYOUT])[i] = layout;
     int64_t ulen = (int64_t)U16(m, t + 4);
-    LEAVE(udp && l4_cap < 8, K_TRUNCATED);
-    LEAVE(udp && ulen != l4_len, K_TRANSPORT);
+    ROW_LEAVE(udp && l4_cap < 8, K_TRUNCATED);
+    ROW_LEAVE(udp && ulen != l4_len, K_TRANSPORT);
     SET(UDP_LENGTH, udp ? ulen : 0);
     int64_t ity = (int64_t)B(m, t);
-    LEAVE(icmp4 && !(ity == 0 || ity == 8), K_ICMP_TYPE);
-    LEAVE(icmp6 && !(ity == 128 || ity == 129), K_ICMP_TYPE);
-    LEAVE(icmp && l4_cap < 8, K_TRUNCATED);
+    ROW_LEAVE(r->icmp4 && !(ity == 0 || ity == 8), K_ICMP_TYPE);
+    ROW_LEAVE(r->icmp6 && !(ity == 128 || ity == 129), K_ICMP_TYPE);
+    ROW_LEAVE(icmp && l4_cap < 8, K_TRUNCATED);
     SET(ICMP_TYPE_C, icmp ? ity : 0);
     SET(ICMP_CODE, icmp ? B(m, t + 1) : 0);
     SET(ICMP_REST, icmp ? U32(m, t + 4) : 0);
-    /* ARP for Ethernet and IPv4 */
-    {
-        int ok = arp && U16(m, ip) == 1 && U16(m, ip + 2) == 0x0800 && B(m, ip + 4) == 6 &&
-                 B(m, ip + 5) == 4;
-        LEAVE(arp && !ok, K_ARP_SHAPE);
-        LEAVE(arp && left < 28, K_TRUNCATED);
-    }
-    SET(ARP_OP, arp ? U16(m, ip + 6) : 0);
-    SET(ARP_SHA, arp ? UN(m, ip + 8, 6) : 0);
-    SET(ARP_SPA, arp ? U32(m, ip + 14) : 0);
-    SET(ARP_THA, arp ? UN(m, ip + 18, 6) : 0);
-    SET(ARP_TPA, arp ? U32(m, ip + 24) : 0);
-    SET(ARP_LENGTH, arp ? left : 0);
-    /* checksums: the IPv4 header's, the transport's (with its pseudo-header) */
+}
+
+/* ARP for Ethernet and IPv4 (other hardware or protocol types leave) */
+static void
+row_arp(const frames_t *x, row_t *r)
+{
+    const bytes_t *m = x->m;
+    const int64_t *k = x->k;
+    void **cols = x->cols;
+    Py_ssize_t i = r->i;
+    int64_t a = r->ip;
+    int arp = r->arp;
+    int ok = arp && U16(m, a) == 1 && U16(m, a + 2) == 0x0800 && B(m, a + 4) == 6 &&
+             B(m, a + 5) == 4;
+    ROW_LEAVE(arp && !ok, K_ARP_SHAPE);
+    ROW_LEAVE(arp && r->left < 28, K_TRUNCATED);
+    SET(ARP_OP, arp ? U16(m, a + 6) : 0);
+    SET(ARP_SHA, arp ? UN(m, a + 8, 6) : 0);
+    SET(ARP_SPA, arp ? U32(m, a + 14) : 0);
+    SET(ARP_THA, arp ? UN(m, a + 18, 6) : 0);
+    SET(ARP_TPA, arp ? U32(m, a + 24) : 0);
+    SET(ARP_LENGTH, arp ? r->left : 0);
+}
+
+/* the IPv4 header's checksum and the transport's (with its pseudo-header), of a row
+ * still fast: their verdicts, and what a bad one should hold (rawlab.decode.checksum) */
+static void
+row_checksums(const frames_t *x, row_t *r)
+{
+    const bytes_t *m = x->m;
+    const int64_t *k = x->k;
+    void **cols = x->cols;
+    Py_ssize_t i = r->i;
     uint64_t verdict = 0, notes = 0, ip_exp = 0, l4_exp = 0;
-    if (!st && v4) {
-        int64_t s = (int64_t)range_sum(m->b + ip, hl4);
+    if (!r->st && r->v4) {
+        int64_t s = (int64_t)range_sum(m->b + r->ip, r->hl4);
         if (s % 0xFFFF != 0 || s == 0) {
             notes |= (uint64_t)k[K_NOTE_IP];
-            int64_t rest = pymod(s - (int64_t)U16(m, ip + 10), 0xFFFF);
+            int64_t rest = pymod(s - (int64_t)U16(m, r->ip + 10), 0xFFFF);
             ip_exp = rest == 0 ? 0 : 0xFFFF - rest;
         }
     }
-    if (!st && l4) {
-        int64_t words = 0;
-        uint64_t a[4] = {src_hi, src_lo, dst_hi, dst_lo};
+    if (!r->st && r->l4) {
+        int64_t words = 0, proto = r->proto, ln = r->l4_len;
+        uint64_t a[4] = {r->src_hi, r->src_lo, r->dst_hi, r->dst_lo};
         for (int j = 0; j < 4; j++)
             for (int sh = 48; sh >= 0; sh -= 16)
                 words += (int64_t)((a[j] >> sh) & 0xFFFF);
-        int64_t pseudo = icmp4 ? 0 : words + proto + (v6 ? (l4_len >> 16) + (l4_len & 0xFFFF)
-                                                          : l4_len);
-        int64_t raw_sum = (int64_t)range_sum(m->b + t, complete ? l4_len : 0);
+        int64_t pseudo = r->icmp4 ? 0 : words + proto + (r->v6 ? (ln >> 16) + (ln & 0xFFFF) : ln);
+        int64_t raw_sum = (int64_t)range_sum(m->b + r->t, r->complete ? ln : 0);
         int64_t total = raw_sum + pseudo;
         int good = total % 0xFFFF == 0 && total != 0;
-        int64_t value = (int64_t)l4sum;
-        int none4 = !v6 && proto == 17 && value == 0;
+        int64_t value = (int64_t)r->l4sum;
+        int none4 = !r->v6 && proto == 17 && value == 0;
         int64_t folded = pseudo % 0xFFFF;
         if (folded == 0 && pseudo != 0)
             folded = 0xFFFF;
         int partial = value == folded || value == (~folded & 0xFFFF);
-        verdict = (uint64_t)((!complete || none4) ? k[K_CSUM_UNVERIFIED] : good ? k[K_CSUM_GOOD]
-                             : partial ? k[K_CSUM_PARTIAL] : k[K_CSUM_BAD]);
+        verdict = (uint64_t)((!r->complete || none4) ? k[K_CSUM_UNVERIFIED]
+                             : good ? k[K_CSUM_GOOD] : partial ? k[K_CSUM_PARTIAL]
+                             : k[K_CSUM_BAD]);
         if (verdict == (uint64_t)k[K_CSUM_BAD]) {
             notes |= (uint64_t)k[K_NOTE_L4];
             int64_t excl = raw_sum - value;
@@ -1007,7 +1064,26 @@ extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wir
     SET(CSUM_NOTES, notes);
     SET(IP4_CSUM_EXPECTED, ip_exp);
     SET(L4_CSUM_EXPECTED, l4_exp);
-    SET(STATUS, st);
+}
+
+/* every column of row i, layer by layer, as decode/columns.py's numpy rules did */
+static void
+extract_row(const frames_t *x, Py_ssize_t i, int64_t o, int64_t cap, int64_t wire, int64_t lt)
+{
+    row_t r;
+    memset(&r, 0, sizeof r);
+    r.i = i;
+    r.o = o;
+    r.cap = cap;
+    r.wire = wire;
+    r.lt = lt;
+    row_link(x, &r);
+    row_ip(x, &r);
+    row_transport(x, &r);
+    row_arp(x, &r);
+    row_checksums(x, &r);
+    void **cols = x->cols;
+    SET(STATUS, r.st);
 }
 
 PyDoc_STRVAR(extract_doc,
