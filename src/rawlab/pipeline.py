@@ -31,14 +31,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.records import CsumHint, Interface, Record
-from rawlab.sockets.bpf import OfflineFilter
 
-if TYPE_CHECKING:  # the analysers are imported only when used
+if TYPE_CHECKING:  # the decoder and the analysers are imported only when used
     from rawlab.analysis.processes import Attribution, Entry
     from rawlab.analysis.reassembly import IpReassembly
     from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
+    from rawlab.decode.dispatch import Decoder, Packet
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
     from rawlab.sockets.packet import PacketRing
 
@@ -95,6 +94,9 @@ def run(records: Iterable[Record], sinks: Sequence[PacketSink] = (), *,
     sink may add layers the others show (rawlab.analysis.streams.TcpStreams appends the
     application messages a TCP segment completes).
     """
+    from rawlab.decode.dispatch import Decoder
+    from rawlab.sockets.bpf import OfflineFilter
+
     c = counts or Counts()
     filt = OfflineFilter(expression) if expression else None
     decoder = Decoder() if any(s.decodes for s in sinks) else None
@@ -316,6 +318,22 @@ def app_streams(sinks: Sequence[Any], keylog: Any = None) -> Any:
     from rawlab.analysis.streams import TcpStreams
 
     return TcpStreams(keylog=keylog)
+
+
+def lazy_streams(keylog: Any = None) -> Callable[[int, int, Any], None]:
+    """:func:`app_streams`' reassembler as a batch sink's ``streams`` (fed the rows of
+    the per-packet path), made and imported at the first of them: a file whose every row
+    the columns hold never needs it."""
+    made: list[Callable[[int, int, Any], None]] = []
+
+    def feed(frame: int, ts_ns: int, pkt: Any) -> None:
+        if not made:
+            from rawlab.analysis.streams import TcpStreams
+
+            made.append(TcpStreams(keylog=keylog).feed)
+        made[0](frame, ts_ns, pkt)
+
+    return feed
 
 
 def _reassembly(decoder: Decoder) -> IpReassembly:

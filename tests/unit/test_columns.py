@@ -28,7 +28,7 @@ from rawlab.pcap.reader import open_file
 from rawlab.pcap.writer import PcapngWriter, PcapWriter
 from rawlab.present import packet
 from rawlab.present.columns import BatchJsonSink, BatchLineSink
-from rawlab.present.packet import Clock, LineStyle
+from rawlab.present.tcpdump import Clock, LineStyle
 
 pytestmark = pytest.mark.unit
 

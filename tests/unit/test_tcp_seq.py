@@ -30,3 +30,18 @@ def test_order_matches_distance(x: int, d: int) -> None:
 
 def test_half_way_is_neither_before_nor_after() -> None:
     assert not seq_gt(2**31, 0) and not seq_lt(2**31, 0)
+
+
+def test_tcpdumps_flag_letters_are_the_tcp_headers_bits() -> None:
+    """present.tcpdump writes its letter table by bit position (it imports no decoder):
+    each letter is the flag decode.tcp names at that bit, in tcpdump's order."""
+    from rawlab.decode.tcp import TcpFlag
+    from rawlab.present.tcpdump import _ACK, _TCPDUMP_FLAGS, tcpdump_flags
+
+    names = {"F": TcpFlag.FIN, "S": TcpFlag.SYN, "R": TcpFlag.RST, "P": TcpFlag.PSH,
+             ".": TcpFlag.ACK, "U": TcpFlag.URG, "E": TcpFlag.ECE, "W": TcpFlag.CWR}
+    assert [(bit, ch) for bit, ch in _TCPDUMP_FLAGS] == [(int(names[ch]), ch) for ch in
+                                                          "FSRP.UEW"]
+    assert int(TcpFlag.ACK) == _ACK
+    assert tcpdump_flags(0x12) == "S." and tcpdump_flags(0x19) == "FP." and \
+        tcpdump_flags(0) == "none" and tcpdump_flags(0x100) == "none"

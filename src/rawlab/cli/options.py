@@ -112,7 +112,7 @@ def line_style(t_count: int, link: bool, x_count: int, xa_count: int, ascii_dump
                payload_dump: bool, absolute: bool = False, quick: bool = False,
                colour: str = "auto") -> Any:
     """The LineStyle the -t/-e/-x/-X/-A/--payload counts ask for."""
-    from rawlab.present.packet import Clock, LineStyle
+    from rawlab.present.tcpdump import Clock, LineStyle
 
     if sum((bool(x_count), bool(xa_count), ascii_dump, payload_dump)) > 1:
         raise click.UsageError("choose one of -x, -X, -A, --payload")

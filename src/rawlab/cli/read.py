@@ -58,10 +58,6 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     paths; `rawlab sql` and any Parquet engine read it).
     """
     from rawlab import pipeline
-    from rawlab.pcap.reader import open_file
-    from rawlab.pcap.writer import CaptureWriter, refuse_overwrite
-    from rawlab.present import packet
-    from rawlab.present.hierarchy import HierarchySink
 
     if sum((bool(verbose), as_json, stats, scapy_view)) > 1:
         raise click.UsageError("choose one of -v, --json, --stats, --scapy")
@@ -75,6 +71,40 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         raise click.UsageError("give the filter once: -f EXPR or trailing words")
     expression = expression or " ".join(words) or None
     counts = pipeline.Counts()
+    # the packet view (-v, --json, lines), unless --stats, --scapy or -q with -w
+    view = not (stats or scapy_view or (style_kw["quick"] and out))
+    style = pop_line_style(style_kw) if view else None
+    if out == "-" and (view or stats or scapy_view):
+        raise click.UsageError("-w - writes the capture to standard output: add -q (print "
+                               "nothing per packet) or write to a file")
+    if out:
+        from rawlab.pcap.writer import refuse_overwrite
+
+        refuse_overwrite(out, [file])
+    fast = _batch_sink(file, expression, out, view and not verbose, as_json, style)
+    if fast is not None:
+        from rawlab.decode.columns import open_batches
+
+        # (rows of application ports take the per-packet path, and the streams see them)
+        fast.streams = pipeline.lazy_streams(keylog)
+        size = {k: getattr(fast, k) for k in ("rows", "chunk") if hasattr(fast, k)}
+        with open_batches(file, **size) as src:
+            pipeline.run_batches(src, [fast], count=count, counts=counts)
+        return
+    _per_packet_read(file, expression, count, out, as_pcap, counts,
+                     (view, verbose, as_json, stats, scapy_view, style, keylog))
+
+
+def _per_packet_read(file: str, expression: str | None, count: int | None, out: str | None,
+                     as_pcap: bool, counts: Any, how: tuple[Any, ...]) -> None:
+    """The per-packet path: every record decoded, into the sinks asked for."""
+    from rawlab import pipeline
+    from rawlab.pcap.reader import open_file
+    from rawlab.pcap.writer import CaptureWriter
+    from rawlab.present import packet
+    from rawlab.present.hierarchy import HierarchySink
+
+    view, verbose, as_json, stats, scapy_view, style, keylog = how
     sinks: list[pipeline.PacketSink] = []
     if stats:
         sinks.append(HierarchySink(sys.stdout, counts, source=file, expression=expression))
@@ -82,25 +112,10 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         from rawlab.present.app.scapy import ScapySink
 
         sinks.append(ScapySink(sys.stdout))
-    elif not (style_kw["quick"] and out):
+    elif view:
         sinks.append(packet.sink_for(sys.stdout, verbose=verbose, as_json=as_json,
-                                     style=pop_line_style(style_kw)))
-    if out == "-" and sinks:
-        raise click.UsageError("-w - writes the capture to standard output: add -q (print "
-                               "nothing per packet) or write to a file")
-    if out:
-        refuse_overwrite(out, [file])
+                                     style=style))
     streams = pipeline.app_streams(sinks, keylog)
-    fast = _batch_sink(sinks, file, expression, out)
-    if fast is not None:
-        from rawlab.decode.columns import open_batches
-
-        fast.streams = streams.feed if streams is not None else None  # (rows of application
-        # ports take the per-packet path, and the streams see them there)
-        size = {k: getattr(fast, k) for k in ("rows", "chunk") if hasattr(fast, k)}
-        with open_batches(file, **size) as src:
-            pipeline.run_batches(src, [fast], count=count, counts=counts)
-        return
     writer = CaptureWriter(out, pcap=as_pcap) if out else None
     if streams is not None:
         sinks.insert(0, streams)
@@ -112,24 +127,20 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
                      else None, counts=counts)
 
 
-def _batch_sink(sinks: list[Any], file: str, expression: str | None, out: str | None) -> Any:
+def _batch_sink(file: str, expression: str | None, out: str | None, lines_or_json: bool,
+                as_json: bool, style: Any) -> Any:
     """The columnar path's sink for what was asked, or None for the per-packet path: the
     one-line view (in a style the batches print: present.columns.batch_sink_for) or
     NDJSON of a file (not a pipe: batches wait for 2 MiB), without a filter or -w."""
-    from rawlab.present import packet
-
-    if file == "-" or expression or out or len(sinks) != 1:
+    if file == "-" or expression or out or not lines_or_json:
         return None
-    kind = type(sinks[0])
-    if kind is packet.JsonSink:
+    if as_json:
         from rawlab.present.columns import json_sink_for
 
         return json_sink_for(sys.stdout)
-    if kind is not packet.LineSink:
-        return None
     from rawlab.present.columns import batch_sink_for
 
-    return batch_sink_for(sys.stdout, sinks[0].style)
+    return batch_sink_for(sys.stdout, style)
 
 
 def _parquet(file: str, words: tuple[str, ...], expression: str | None, count: int | None,

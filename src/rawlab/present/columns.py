@@ -26,24 +26,25 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from rawlab import _kernels
-from rawlab.analysis.reassembly import IpReassembly
 from rawlab.decode import columns as C
-from rawlab.decode.dispatch import Decoder, Packet
 from rawlab.present.fmt import ip_text, mac_text, write_all
-from rawlab.present.packet import (
+from rawlab.present.tcpdump import (
     DEFAULT_STYLE,
-    LineSink,
     LineStyle,
     TcpdumpSeq,
     tcpdump_flags,
     timestamp,
 )
 from rawlab.records import CsumHint, Record
+
+if TYPE_CHECKING:  # the per-packet path is imported at the first row that needs it
+    from rawlab.decode.dispatch import Packet
+    from rawlab.present.packet import LineSink
 
 _ACK = 0x10
 _SLL2 = 276
@@ -254,15 +255,27 @@ class BatchLineSink:
     def __init__(self, out: TextIO, style: LineStyle | None = None) -> None:
         self.out = out
         self.style = style or DEFAULT_STYLE
-        self.lines = LineSink(out, style)  # the per-packet path, and the shared TcpdumpSeq
+        self._style = style
+        self._lines: LineSink | None = None
         #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
         self.streams: Any = None
-        self.seqs: TcpdumpSeq | None = self.lines.seqs
-        self.decoder = Decoder()
-        self.defrag = IpReassembly(self.decoder)  # fragments are odd rows, met in file order
+        # tcpdump's relative numbers, shared with the per-packet path's LineSink
+        self.seqs: TcpdumpSeq | None = None if self.style.absolute else TcpdumpSeq()
+        self.per_packet = PerPacket()  # fragments are odd rows, met in file order
         self.texts = _Texts()
         self._enc = getattr(out, "encoding", None) or "utf-8"
         self._raw = getattr(out, "buffer", None)
+
+    @property
+    def lines(self) -> LineSink:
+        """The per-packet path's LineSink (made at the first row it prints), sharing
+        :attr:`seqs`."""
+        if self._lines is None:
+            from rawlab.present.packet import LineSink
+
+            self._lines = LineSink(self.out, self._style)
+            self._lines.seqs = self.seqs
+        return self._lines
 
     # -- the output --
     def batch(self, batch: C.Batch, rows: int | None = None) -> None:
@@ -345,7 +358,7 @@ class BatchLineSink:
         completes: ``streams``), then LineSink's text."""
         rec = batch.record(i)
         frame = int(c["frame"][i])
-        pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        pkt = self.per_packet(frame, rec)
         if self.streams is not None:
             self.streams(frame, rec.ts_ns, pkt)
         iface = batch.interfaces[rec.interface] if 0 <= rec.interface < len(
@@ -422,13 +435,31 @@ class RecordLineSink:
             self.lines.close()
 
 
-def per_packet(decoder: Decoder, defrag: IpReassembly, frame: int, rec: Record) -> Packet:
-    """A row the columns do not hold, as pipeline.run decodes it (IP reassembly too)."""
-    pkt = decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status), rec.wirelen)
-    for lay in pkt.layers:
-        if lay.fragmented:
-            return defrag.packet(frame, rec.ts_ns, pkt)
-    return pkt
+class PerPacket:
+    """A row the columns do not hold, as pipeline.run decodes it (IP reassembly too); the
+    decoder is made (and imported) at the first such row."""
+
+    def __init__(self) -> None:
+        self._made: tuple[Any, Any] | None = None
+
+    @property
+    def decoder(self) -> Any:
+        if self._made is None:
+            from rawlab.analysis.reassembly import IpReassembly
+            from rawlab.decode.dispatch import Decoder
+
+            decoder = Decoder()
+            self._made = (decoder, IpReassembly(decoder))
+        return self._made[0]
+
+    def __call__(self, frame: int, rec: Record) -> Packet:
+        pkt = self.decoder.decode(rec.data, rec.linktype, CsumHint(rec.csum_status),
+                                  rec.wirelen)
+        for lay in pkt.layers:
+            if lay.fragmented:
+                assert self._made is not None
+                return self._made[1].packet(frame, rec.ts_ns, pkt)
+        return pkt
 
 
 def batch_sink_for(out: TextIO, style: LineStyle | None = None) -> BatchLineSink | None:
@@ -546,8 +577,7 @@ class BatchJsonSink:
 
         self.out = out
         self.json = JsonSink(out)
-        self.decoder = Decoder()
-        self.defrag = IpReassembly(self.decoder)
+        self.per_packet = PerPacket()
         #: TcpStreams.feed (rawlab.analysis.streams) for the rows of the per-packet path
         self.streams: Any = None
         self.texts = _Texts()
@@ -614,7 +644,7 @@ class BatchJsonSink:
 
         rec = batch.record(i)
         frame = int(c["frame"][i])
-        pkt = per_packet(self.decoder, self.defrag, frame, rec)
+        pkt = self.per_packet(frame, rec)
         if self.streams is not None:
             self.streams(frame, rec.ts_ns, pkt)
         app.with_scapy(pkt, payloads=False)
@@ -631,7 +661,7 @@ class BatchJsonSink:
 
         c = batch.cols
         rec = batch.record(r0)
-        pkt = self.decoder.decode(rec.data, rec.linktype, 0)
+        pkt = self.per_packet.decoder.decode(rec.data, rec.linktype, 0)
         iface = batch.interfaces[rec.interface] if rec.interface < len(
             batch.interfaces) else None
         name = iface.name if iface is not None and iface.name else rec.interface
