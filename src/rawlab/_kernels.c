@@ -4,6 +4,8 @@
  * record chain, a header whose fields lie where the header before says) or expresses at
  * ~0.5 µs a row in a few hundred whole-column calls (issue 15, bench/tcp/README.md):
  *
+ *   buffer(n) -> bytearray
+ *       n bytes not zeroed first, for a reader that overwrites them (rawlab.pcap.reader)
  *   pcap_chain(chunk, rows, big, limit, at, hdr) -> (n, end, over)
  *       walk the record chain of a pcap chunk (rawlab.decode.columns._pcap_chain)
  *   pcapng_epbs(chunk, pos, big, nif, max_block, out) -> (n, end)
@@ -622,11 +624,15 @@ lines(PyObject *self, PyObject *args)
             idx[r] = i;
         }
     }
-    if (grow(&b, n * 96) < 0)
+    if (grow(&b, n * 128) < 0)  /* (a line is ~60-120 bytes: one allocation, no copy) */
         goto done;
     for (Py_ssize_t r = 0; r < n; r++) {
         if (owner[r] >= 0) {
+            Py_ssize_t at = b.len;
             if (piece_row(&pcs[owner[r]], idx[r], &b) < 0)
+                goto done;
+            /* the first line says how long the rest will be (NDJSON: ~600 bytes) */
+            if (at == 0 && grow(&b, (b.len + b.len / 8) * (n - r)) < 0)
                 goto done;
             continue;
         }
@@ -1304,9 +1310,9 @@ static const want_t tcols[T_NT] = {
 };
 
 static inline uint64_t
-col_at(const Py_buffer *v, Py_ssize_t i)
+col_at(const Py_buffer *v, Py_ssize_t i, Py_ssize_t size)
 {
-    switch (v->itemsize) {
+    switch (size) {  /* (a constant where the column is named: the switch folds away) */
     case 1: return ((const uint8_t *)v->buf)[i];
     case 2: return ((const uint16_t *)v->buf)[i];
     case 4: return ((const uint32_t *)v->buf)[i];
@@ -1391,7 +1397,7 @@ typedef struct {
     PyObject *flag_text;  /* list of 512 bytes */
 } tframe_t;
 
-#define TV(c) col_at(&x->v[c], i)
+#define TV(c) col_at(&x->v[c], i, tcols[c].size)
 
 static inline uint64_t
 buf_be(const tframe_t *x, int64_t at, int width)
@@ -1614,13 +1620,13 @@ tcpdump_lines(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    if (grow(&b, n * 96) < 0)
+    if (grow(&b, n * 128) < 0)  /* (a line is ~60-120 bytes: one allocation, no copy) */
         goto done;
     PyObject **oddv = odd.buf, **headv = head.buf;
     const int64_t *usv = have_us ? us.buf : NULL;
     const tframe_t *xp = &x;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!col_at(&xp->v[T_FAST], i)) {
+        if (!col_at(&xp->v[T_FAST], i, 1)) {
             PyObject *v = oddv[i];
             if (v == Py_None || v == NULL)
                 continue;
@@ -1660,7 +1666,25 @@ done:
     return res;
 }
 
+PyDoc_STRVAR(buffer_doc,
+"buffer(n) -> bytearray\n\n"
+"A bytearray of n bytes that are not zeroed first (bytearray(n) writes n zeros), for a\n"
+"reader that overwrites them and cuts off what it did not fill.");
+
+static PyObject *
+buffer(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "buffer: a size of 0 or more wanted");
+        return NULL;
+    }
+    return PyByteArray_FromStringAndSize(NULL, n);
+}
+
 static PyMethodDef methods[] = {
+    {"buffer", buffer, METH_O, buffer_doc},
     {"pcap_chain", pcap_chain, METH_VARARGS, pcap_chain_doc},
     {"pcapng_epbs", pcapng_epbs, METH_VARARGS, pcapng_epbs_doc},
     {"extract", extract, METH_VARARGS, extract_doc},

@@ -318,3 +318,12 @@ def test_extract_sums_any_payload_as_the_checksum_rule_says(payload: bytes, wron
         assert c["l4_csum"][1] in (C.CSUM_BAD, C.CSUM_PARTIAL)
         if c["l4_csum"][1] == C.CSUM_BAD:
             assert c["l4_csum_expected"][1] == right
+
+
+def test_buffer_is_a_bytearray_of_the_size_asked() -> None:
+    got = K.buffer(5)
+    assert type(got) is bytearray and len(got) == 5
+    got[:] = b"abcde"
+    assert got == b"abcde" and len(K.buffer(0)) == 0
+    with pytest.raises(ValueError, match="a size of 0 or more"):
+        K.buffer(-1)

@@ -119,9 +119,11 @@ def fill(f: IO[bytes], have: bytes | bytearray, need: int) -> bytearray:
     yields records as they arrive instead of waiting for a whole chunk; asks for at most
     8 MiB at a time, so a length a file lies about allocates no more than it holds.
     """
+    from rawlab._kernels import buffer
+
     into = getattr(f, "readinto1", None) or getattr(f, "readinto", None)
     got = len(have)
-    buf = bytearray(got + min(max(CHUNK, need - got), _READ_MAX))
+    buf = buffer(got + min(max(CHUNK, need - got), _READ_MAX))  # (not zeroed: overwritten)
     buf[:got] = have
     while True:
         if got == len(buf):
