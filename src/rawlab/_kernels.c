@@ -4,6 +4,8 @@
  * record chain, a header whose fields lie where the header before says) or expresses at
  * ~0.5 µs a row in a few hundred whole-column calls (issue 15, bench/tcp/README.md):
  *
+ *   groups(cols, rep, inv) -> k
+ *       the distinct tuples of columns, numbered as they first appear (a hash table)
  *   buffer(n) -> bytearray
  *       n bytes not zeroed first, for a reader that overwrites them (rawlab.pcap.reader)
  *   pcap_chain(chunk, rows, big, limit, at, hdr) -> (n, end, over)
@@ -1666,6 +1668,107 @@ done:
     return res;
 }
 
+/* ---- groups ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(groups_doc,
+"groups(cols, rep, inv) -> k\n\n"
+"The distinct tuples of the columns (each an array of 8-byte items, n rows), numbered\n"
+"in the order they first appear: inv[i] (int64) the number of row i's tuple, rep[:k]\n"
+"(int64) the row where each first appears. A hash table with exact comparison.");
+
+static PyObject *
+groups(PyObject *self, PyObject *args)
+{
+    PyObject *cols_o, *rep_o, *inv_o;
+    if (!PyArg_ParseTuple(args, "OOO", &cols_o, &rep_o, &inv_o))
+        return NULL;
+    PyObject *seq = PySequence_Fast(cols_o, "groups: cols must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t nc = PySequence_Fast_GET_SIZE(seq), got = 0, n = -1;
+    Py_buffer views[16], rep, inv;
+    int have_rep = 0, have_inv = 0;
+    int64_t *table = NULL, *gid = NULL;
+    PyObject *res = NULL;
+    if (nc < 1 || nc > 16) {
+        PyErr_SetString(PyExc_ValueError, "groups: 1 to 16 columns");
+        goto done;
+    }
+    for (; got < nc; got++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], 0, 8, "groups") < 0)
+            goto done;
+        if (n >= 0 && views[got].len / 8 != n) {
+            got++;
+            PyErr_SetString(PyExc_ValueError, "groups: columns differ in length");
+            goto done;
+        }
+        n = views[got].len / 8;
+    }
+    if (get_buffer(rep_o, &rep, 1, 8, "rep") < 0)
+        goto done;
+    have_rep = 1;
+    if (get_buffer(inv_o, &inv, 1, 8, "inv") < 0)
+        goto done;
+    have_inv = 1;
+    if (rep.len / 8 < n || inv.len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "groups: rep and inv need a place a row");
+        goto done;
+    }
+    Py_ssize_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    table = PyMem_Malloc(size * sizeof(int64_t));
+    gid = PyMem_Malloc(size * sizeof(int64_t));
+    if (!table || !gid) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < size; j++)
+        table[j] = -1;
+    const uint64_t *c[16];
+    for (Py_ssize_t j = 0; j < nc; j++)
+        c[j] = views[j].buf;
+    int64_t *rp = rep.buf, *iv = inv.buf, k = 0;
+    uint64_t mask = (uint64_t)size - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t h = 0;
+        for (Py_ssize_t j = 0; j < nc; j++) {
+            h ^= c[j][i];
+            h *= 0x9E3779B97F4A7C15ULL;
+            h ^= h >> 29;
+        }
+        uint64_t at = h & mask;
+        for (;;) {
+            int64_t r = table[at];
+            if (r < 0) {
+                table[at] = i;
+                gid[at] = k;
+                rp[k++] = i;
+                break;
+            }
+            Py_ssize_t j = 0;
+            while (j < nc && c[j][r] == c[j][i])
+                j++;
+            if (j == nc)
+                break;
+            at = (at + 1) & mask;
+        }
+        iv[i] = gid[at];
+    }
+    res = PyLong_FromLongLong(k);
+done:
+    PyMem_Free(table);
+    PyMem_Free(gid);
+    if (have_inv)
+        PyBuffer_Release(&inv);
+    if (have_rep)
+        PyBuffer_Release(&rep);
+    for (Py_ssize_t j = 0; j < got; j++)
+        PyBuffer_Release(&views[j]);
+    Py_DECREF(seq);
+    return res;
+}
+
 PyDoc_STRVAR(buffer_doc,
 "buffer(n) -> bytearray\n\n"
 "A bytearray of n bytes that are not zeroed first (bytearray(n) writes n zeros), for a\n"
@@ -1685,6 +1788,7 @@ buffer(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"buffer", buffer, METH_O, buffer_doc},
+    {"groups", groups, METH_VARARGS, groups_doc},
     {"pcap_chain", pcap_chain, METH_VARARGS, pcap_chain_doc},
     {"pcapng_epbs", pcapng_epbs, METH_VARARGS, pcapng_epbs_doc},
     {"extract", extract, METH_VARARGS, extract_doc},

@@ -422,14 +422,18 @@ def test_groups_partition_rows_as_factorize_does(rows: list[tuple[int, int, int]
         assert len({g[1] for g in want}) == len(want)
 
 
-def test_groups_falls_back_when_the_mix_collides(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A mix that maps every tuple to one word: the check catches it and factorize answers."""
-    monkeypatch.setattr(C, "_MIX", np.uint64(0))
-    a = np.array([1, 2, 1, 3, 2], np.int64)
-    b = np.array([7, 7, 7, 7, 8], np.uint64)
-    rep, inv = C.groups(a, b)
-    assert _partition(rep, inv, [a, b]) == [((0, 2), (1, 7)), ((1,), (2, 7)), ((3,), (3, 7)),
-                                            ((4,), (2, 8))]
+def test_groups_number_tuples_as_they_first_appear() -> None:
+    """Equal tuples share a number however their columns are typed (a negative int64, a
+    uint64 above 2**63, a uint8 column), numbered in the order they first appear."""
+    a = np.array([1, -2, 1, 3, -2, 3], np.int64)
+    b = np.array([2**64 - 1, 7, 2**64 - 1, 7, 7, 8], np.uint64)
+    v = np.array([4, 4, 4, 6, 4, 6], np.uint8)
+    rep, inv = C.groups(a, b, v)
+    assert rep.tolist() == [0, 1, 3, 5] and inv.tolist() == [0, 1, 0, 2, 1, 3]
+    rep, inv = C.groups(v)
+    assert rep.tolist() == [0, 3] and inv.tolist() == [0, 0, 0, 1, 0, 1]
+    rep, inv = C.groups(np.zeros(0, np.int64))
+    assert len(rep) == 0 and len(inv) == 0
 
 
 def test_a_percent_in_the_json_text_is_a_percent() -> None:

@@ -456,34 +456,18 @@ def factorize(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, inv.reshape(-1)
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
 def groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of the columns' tuples, numbered in no particular order: (one row
-    of each, and for every row the number of its tuple). Several columns are mixed into
-    one 64-bit word, sorted once and then checked exact (a collision falls back to
-    :func:`factorize`): 16,384 rows of six columns take ~0.5 ms, factorize's sort of their
-    bytes ~4.5 ms. For callers that need neither the first row nor factorize's order."""
+    """The distinct rows of the columns' tuples, numbered in the order they first appear:
+    (the row where each first appears, and for every row the number of its tuple). A
+    compiled hash table with exact comparison (:func:`rawlab._kernels.groups`): 16,384
+    rows of six columns in ~0.1 ms, where factorize's sort of their bytes takes ~4.5 ms
+    (and numbers the tuples in their sorted order)."""
     n = len(cols[0])
-    if len(cols) == 1:
-        key = cols[0]
-    else:
-        key = np.zeros(n, np.uint64)
-        for col in cols:
-            key ^= col.astype(np.uint64, copy=False)
-            key *= _MIX
-            key ^= key >> np.uint64(29)
-    srt = np.sort(key)  # (not np.unique: its hash path imports numpy.ma, ~17 ms a run)
-    keep = np.ones(n, bool)
-    np.not_equal(srt[1:], srt[:-1], out=keep[1:])
-    uniq = srt[keep]
-    inv = np.searchsorted(uniq, key)
-    rep = np.empty(len(uniq), np.intp)
-    rep[inv] = np.arange(n)
-    if len(cols) > 1 and not all(np.array_equal(col[rep][inv], col) for col in cols):
-        return factorize(*cols)
-    return rep, inv
+    rep = np.empty(n, np.int64)
+    inv = np.empty(n, np.int64)
+    words = [c if c.dtype == np.uint64 else c.astype(np.int64).view(np.uint64) for c in cols]
+    k = _kernels.groups([np.ascontiguousarray(w) for w in words], rep, inv)
+    return rep[:k], inv
 
 
 def _finish(cols: dict[str, np.ndarray], chunk: bytes | bytearray, buf: np.ndarray,

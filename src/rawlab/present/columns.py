@@ -212,7 +212,7 @@ def relative_numbers(seqs: TcpdumpSeq, c: dict[str, np.ndarray], rows: np.ndarra
     ah, al = np.where(rev, dh, sh), np.where(rev, dl, sl)
     bh, bl = np.where(rev, sh, dh), np.where(rev, sl, dl)
     ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
-    first, key = C.groups(ver, ah, al, bh, bl, ports)  # (a row of each key, not its first)
+    first, key = C.groups(ver, ah, al, bh, bl, ports)  # (each key's first row)
     # each key's entry in the shared table (the loop is per key, not per row)
     cache = _SEQ_KEYS
     if len(cache) > 65536:

@@ -270,9 +270,7 @@ class ConnSummary:
         ah, al = np.where(rev, dh, sh), np.where(rev, dl, sl)
         bh, bl = np.where(rev, sh, dh), np.where(rev, sl, dl)
         ports = np.where(rev, dp << 16 | sp, sp << 16 | dp)
-        one, inv = C.groups(r["ver"], ah, al, bh, bl, ports)
-        first = np.full(len(one), len(inv), np.int64)  # the row where each first appears
-        np.minimum.at(first, inv, np.arange(len(inv)))
+        first, inv = C.groups(r["ver"], ah, al, bh, bl, ports)  # (in order of appearance)
         cid_of = np.empty(len(first), np.int64)
         keys = np.stack([r["ver"][first].astype(np.uint64), ah[first], al[first], bh[first],
                          bl[first], ports[first].astype(np.uint64)], axis=1).tolist()
