@@ -257,11 +257,18 @@ typedef struct {
     Py_ssize_t len, cap;
 } sbuf_t;
 
-static int
+static int grow_slow(sbuf_t *b, Py_ssize_t more);
+
+/* room for `more` bytes (the test inline, the growing not) */
+static inline int
 grow(sbuf_t *b, Py_ssize_t more)
 {
-    if (b->len + more <= b->cap)
-        return 0;
+    return b->len + more <= b->cap ? 0 : grow_slow(b, more);
+}
+
+static int
+grow_slow(sbuf_t *b, Py_ssize_t more)
+{
     Py_ssize_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more)
         cap *= 2;
@@ -347,7 +354,7 @@ put_int(sbuf_t *b, int64_t v, int conv, int width, int zero)
     return 0;
 }
 
-static int
+static inline int
 put_bytes(sbuf_t *b, const char *s, Py_ssize_t n, int width)
 {
     Py_ssize_t pad = width > n ? width - n : 0;
