@@ -32,6 +32,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static int
 get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *what)
@@ -428,6 +431,51 @@ parse_template(const char *t, Py_ssize_t len, spec_t *specs, Py_ssize_t most,
 
 #define MOST_SPECS 256
 
+/* repr(v): a time in seconds with microseconds (1 <= v < 2**32) is its digits with the
+ * trailing zeros cut, when that decimal reads back as v: the test is exact (v is m * 2**-k;
+ * the decimal N / 10**6 reads back as v when it lies within half a unit of v's last bit,
+ * ties to an even m), and no other string of 6 decimals or fewer can read back as v (a
+ * double's spacing there is under 1e-6). Anything else is Python's own shortest repr. */
+static int
+put_repr(sbuf_t *b, double v, int width)
+{
+    if (v >= 1.0 && v < 4294967296.0) {
+        double whole = floor(v);
+        int64_t sec = (int64_t)whole, us = llround((v - whole) * 1e6);
+        if (us >= 1000000) {
+            sec += 1;
+            us -= 1000000;
+        }
+        int ex;
+        double f = frexp(v, &ex);  /* v = f * 2**ex, 0.5 <= f < 1 */
+        int64_t m = (int64_t)ldexp(f, 53);  /* v = m * 2**(ex - 53), exactly */
+        int k = 53 - ex;  /* 21 .. 52 */
+        __int128 n = (__int128)(sec * 1000000 + us);
+        __int128 d = (n << (k + 1)) - (__int128)m * 2000000;  /* 2 * 10**6 * 2**k * (D - v) */
+        if (d < 0)
+            d = -d;
+        if (d < 1000000 || (d == 1000000 && !(m & 1))) {
+            char digits[8];
+            int nd = 6;
+            for (int j = 5; j >= 0; j--) {
+                digits[j] = (char)('0' + us % 10);
+                us /= 10;
+            }
+            while (nd > 1 && digits[nd - 1] == '0')
+                nd--;
+            if (put_int(b, sec, CONV_D, 0, 0) < 0 || put_bytes(b, ".", 1, 0) < 0)
+                return -1;
+            return put_bytes(b, digits, nd, 0);
+        }
+    }
+    char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!r)
+        return -1;
+    int bad = put_bytes(b, r, (Py_ssize_t)strlen(r), width);
+    PyMem_Free(r);
+    return bad;
+}
+
 /* one piece of lines(): a template, its columns and the rows they are of */
 typedef struct {
     const char *t;
@@ -530,13 +578,7 @@ piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
             if (put_bytes(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), s->width) < 0)
                 return -1;
         } else if (s->conv == CONV_R) {
-            char *r = PyOS_double_to_string(((double *)pc->views[s->col].buf)[i], 'r', 0,
-                                            Py_DTSF_ADD_DOT_0, NULL);
-            if (!r)
-                return -1;
-            int bad = put_bytes(b, r, (Py_ssize_t)strlen(r), s->width);
-            PyMem_Free(r);
-            if (bad < 0)
+            if (put_repr(b, ((double *)pc->views[s->col].buf)[i], s->width) < 0)
                 return -1;
         } else {
             int64_t v = ((int64_t *)pc->views[s->col].buf)[i];

@@ -327,3 +327,14 @@ def test_buffer_is_a_bytearray_of_the_size_asked() -> None:
     assert got == b"abcde" and len(K.buffer(0)) == 0
     with pytest.raises(ValueError, match="a size of 0 or more"):
         K.buffer(-1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 2**32 * 10**6).map(lambda us: us * 1000),
+                          st.integers(0, 2**62)), min_size=1, max_size=20))
+def test_repr_of_a_time_in_seconds_is_pythons(ns: list[int]) -> None:
+    """%r of ts_ns / 1e9 (the NDJSON "ts"): microsecond times take a short way (their
+    digits, read back to check), every other float Python's own repr: both as repr()."""
+    col = np.array(ns, np.int64) / 1e9
+    got = K.lines(np.empty(len(ns), object), [(b"%r\n", [col], np.arange(len(ns)))])
+    assert got == b"".join(b"%r\n" % v for v in col.tolist())
