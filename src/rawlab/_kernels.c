@@ -258,6 +258,7 @@ typedef struct {
     PyObject *obj;
     char *p;
     Py_ssize_t len, cap;
+    int reused;  /* obj is the caller's bytearray: written from its start, never shrunk */
 } sbuf_t;
 
 static int grow_slow(sbuf_t *b, Py_ssize_t more);
@@ -275,6 +276,13 @@ grow_slow(sbuf_t *b, Py_ssize_t more)
     Py_ssize_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more)
         cap *= 2;
+    if (b->reused) {
+        if (PyByteArray_Resize(b->obj, cap) < 0)
+            return -1;
+        b->p = PyByteArray_AS_STRING(b->obj);
+        b->cap = cap;
+        return 0;
+    }
     if (!b->obj)
         b->obj = PyBytes_FromStringAndSize(NULL, cap);
     else if (_PyBytes_Resize(&b->obj, cap) < 0)
@@ -286,10 +294,35 @@ grow_slow(sbuf_t *b, Py_ssize_t more)
     return 0;
 }
 
-/* the text written, as a bytes object (NULL and an exception when that fails) */
+/* write into the caller's bytearray `out` (None: a new bytes object) */
+static int
+sbuf_start(sbuf_t *b, PyObject *out)
+{
+    b->obj = NULL;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->reused = 0;
+    if (out == NULL || out == Py_None)
+        return 0;
+    if (!PyByteArray_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "out must be a bytearray or None");
+        return -1;
+    }
+    Py_INCREF(out);
+    b->obj = out;
+    b->reused = 1;
+    b->cap = PyByteArray_GET_SIZE(out);
+    b->p = PyByteArray_AS_STRING(out);
+    return 0;
+}
+
+/* the text written, as a bytes object (NULL and an exception when that fails); into a
+ * caller's bytearray: the number of bytes written */
 static PyObject *
 sbuf_finish(sbuf_t *b)
 {
+    if (b->reused)  /* the length written; the bytearray keeps its size for the next */
+        return PyLong_FromSsize_t(b->len);
     if (!b->obj)
         return PyBytes_FromStringAndSize(NULL, 0);
     PyObject *o = b->obj;
@@ -304,7 +337,7 @@ static const char two_digits[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-static int
+static inline int
 put_int(sbuf_t *b, int64_t v, int conv, int width, int zero)
 {
     char tmp[32];
@@ -599,21 +632,22 @@ piece_row(const piece_t *pc, Py_ssize_t i, sbuf_t *b)
 }
 
 PyDoc_STRVAR(lines_doc,
-"lines(odd, pieces, lo=0, hi=len(odd)) -> bytes\n\n"
+"lines(odd, pieces, lo=0, hi=len(odd), out=None) -> bytes | int\n\n"
 "The text of rows lo..hi-1, in order: a row some piece names is that piece's\n"
 "`template % row` of its columns; any other row is odd[row] (bytes, or None: nothing).\n"
 "pieces: (template, columns, rows) each, rows an int64 array of row numbers in\n"
 "[lo, hi) and every column as long as rows: an object array of bytes for %s, float64\n"
 "for %r, int64 for %d/%i/%u/%x (each with an optional '0' flag and width; %u and %x of\n"
 "a negative value are refused). The same as Python's `%` a row, without a bytes object\n"
-"a row.");
+"a row. With `out` (a bytearray) the text is written at its start, the bytearray grown\n"
+"when it must (never shrunk: the next batch reuses its pages), and its length returned.");
 
 static PyObject *
 lines(PyObject *self, PyObject *args)
 {
-    PyObject *odd_o, *pieces_o;
+    PyObject *odd_o, *pieces_o, *out_o = Py_None;
     Py_ssize_t lo = 0, hi = -1;
-    if (!PyArg_ParseTuple(args, "OO|nn", &odd_o, &pieces_o, &lo, &hi))
+    if (!PyArg_ParseTuple(args, "OO|nnO", &odd_o, &pieces_o, &lo, &hi, &out_o))
         return NULL;
     Py_buffer odd;
     if (get_buffer(odd_o, &odd, 0, sizeof(PyObject *), "odd") < 0)
@@ -630,7 +664,7 @@ lines(PyObject *self, PyObject *args)
         hi = total_rows;
     PyObject *seq = NULL, *res = NULL;
     piece_t *pcs = NULL;
-    sbuf_t b = {NULL, NULL, 0, 0};
+    sbuf_t b = {NULL, NULL, 0, 0, 0};
     Py_ssize_t npc = 0, opened = 0, n = hi - lo;
     int64_t *idx = NULL;  /* per row: its number in its piece */
     int32_t *owner = NULL;  /* per row: its piece, or -1 */
@@ -638,6 +672,8 @@ lines(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "lines: lo and hi must lie within odd");
         goto done;
     }
+    if (sbuf_start(&b, out_o) < 0)
+        goto done;
     seq = PySequence_Fast(pieces_o, "lines: pieces must be a sequence");
     if (!seq)
         goto done;
@@ -1604,7 +1640,7 @@ tcpdump_row(const tframe_t *x, Py_ssize_t i, sbuf_t *b)
 }
 
 PyDoc_STRVAR(tcpdump_lines_doc,
-"tcpdump_lines(odd, cols, buf, layouts, flag_text, head, us) -> bytes\n\n"
+"tcpdump_lines(odd, cols, buf, layouts, flag_text, head, us, out=None) -> bytes | int\n\n"
 "A batch's one-line text in row order: a row whose cols['fast'] is set is written here\n"
 "as tcpdump writes it (ARP, IPv4/IPv6 with UDP, ICMP/ICMPv6 echo, TCP with its flags,\n"
 "relative seq/ack (cols['seq'], ['ack'], ['sbase']), window, urgent pointer, the\n"
@@ -1613,14 +1649,15 @@ PyDoc_STRVAR(tcpdump_lines_doc,
 "an int64 array, '.' and its microseconds in six digits and a space. cols: a dict of\n"
 "the arrays tcpdump_lines names (each of its item size); buf: the bytes data_offset\n"
 "points into; layouts: the batch's option layouts; flag_text: 512 bytes, tcpdump's\n"
-"letters for each flags value.");
+"letters for each flags value. `out`: as lines().");
 
 static PyObject *
 tcpdump_lines(PyObject *self, PyObject *args)
 {
-    PyObject *odd_o, *cols_o, *buf_o, *layouts, *flag_text, *head_o, *us_o;
-    if (!PyArg_ParseTuple(args, "OO!OO!O!OO", &odd_o, &PyDict_Type, &cols_o, &buf_o,
-                          &PyList_Type, &layouts, &PyList_Type, &flag_text, &head_o, &us_o))
+    PyObject *odd_o, *cols_o, *buf_o, *layouts, *flag_text, *head_o, *us_o, *out_o = Py_None;
+    if (!PyArg_ParseTuple(args, "OO!OO!O!OO|O", &odd_o, &PyDict_Type, &cols_o, &buf_o,
+                          &PyList_Type, &layouts, &PyList_Type, &flag_text, &head_o, &us_o,
+                          &out_o))
         return NULL;
     if (PyList_GET_SIZE(flag_text) != 512) {
         PyErr_SetString(PyExc_ValueError, "tcpdump_lines: 512 flag texts wanted");
@@ -1630,10 +1667,12 @@ tcpdump_lines(PyObject *self, PyObject *args)
     Py_buffer odd, buf, head, us;
     int got = 0, have_odd = 0, have_buf = 0, have_head = 0, have_us = 0;
     PyObject *res = NULL;
-    sbuf_t b = {NULL, NULL, 0, 0};
+    sbuf_t b = {NULL, NULL, 0, 0, 0};
     Py_ssize_t n = -1;
     x.layouts = layouts;
     x.flag_text = flag_text;
+    if (sbuf_start(&b, out_o) < 0)
+        return NULL;
     if (get_buffer(odd_o, &odd, 0, sizeof(PyObject *), "odd") < 0)
         goto done;
     have_odd = 1;

@@ -338,3 +338,19 @@ def test_repr_of_a_time_in_seconds_is_pythons(ns: list[int]) -> None:
     col = np.array(ns, np.int64) / 1e9
     got = K.lines(np.empty(len(ns), object), [(b"%r\n", [col], np.arange(len(ns)))])
     assert got == b"".join(b"%r\n" % v for v in col.tolist())
+
+
+def test_lines_into_a_bytearray_write_from_its_start_and_keep_its_size() -> None:
+    col = np.array([1, 22, 333], np.int64)
+    pieces = [(b"n=%d\n", [col], np.arange(3))]
+    odd = np.empty(3, object)
+    want = K.lines(odd, pieces)
+    out = bytearray(b"x" * 100)
+    assert K.lines(odd, pieces, 0, 3, out) == len(want) == 15
+    assert out[:15] == want and len(out) >= 100  # (grown when it must, never shrunk)
+    small = bytearray()
+    assert K.lines(odd, pieces, 0, 3, small) == 15 and small[:15] == want
+    with pytest.raises(TypeError, match="out must be a bytearray"):
+        K.lines(odd, pieces, 0, 3, b"")
+    with memoryview(small), pytest.raises(BufferError):  # (the caller lets go of it first)
+        K.lines(odd, [(b"%d" + b"x" * 5000 + b"\n", [col], np.arange(3))], 0, 3, small)
