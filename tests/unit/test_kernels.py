@@ -37,7 +37,9 @@ def _frame(csum: int | None, dport: int = 80) -> bytes:
     return bytes(6) + b"\x02" * 6 + b"\x08\x00" + bytes(ip) + tcp
 
 
-def _extract(data: bytes, caplen: list[int]) -> dict[str, np.ndarray]:
+def _extract(data: bytes, caplen: list[int],
+             ports: bytes | None = bytes(2 * 65536)) -> dict[str, np.ndarray]:
+    """The kernel's columns of the frames (by default no port has an application decoder)."""
     from rawlab.decode import columns as C
 
     n = len(caplen)
@@ -45,10 +47,10 @@ def _extract(data: bytes, caplen: list[int]) -> dict[str, np.ndarray]:
     consts, ext, optlen = C._kernel_tables()
     codes = np.zeros((n, C.MAX_OPTS), np.uint8)
     off = np.concatenate(([0], np.cumsum(caplen)[:-1])).astype(np.int64)
-    K.extract(data, off, np.array(caplen, np.int64), np.array(caplen, np.int64),
-              np.ones(n, np.int64), consts, ext, optlen,
-              [cols[name] for name, _ in C.KERNEL_COLUMNS], codes)
-    cols["codes"] = codes
+    k = K.extract(data, off, np.array(caplen, np.int64), np.array(caplen, np.int64),
+                  np.ones(n, np.int64), consts, ext, optlen,
+                  [cols[name] for name, _ in C.KERNEL_COLUMNS], codes, ports)
+    cols["codes"] = codes[:k]
     return cols
 
 
@@ -61,16 +63,33 @@ def test_extract_reads_a_syn_and_judges_its_checksums() -> None:
     assert c["src_lo"].tolist() == [0x0A000001] * 3
     assert c["sport"].tolist()[:2] == [40000, 40000] and c["tcp_seq"][0] == 1000
     assert c["tcp_flags"].tolist()[:2] == [2, 2] and c["tcp_window"][0] == 64240
-    assert c["tcp_opt_layout"].tolist() == [-2, -2, -1]  # held options; the cut row left
+    # held options, one layout (numbered by the kernel); the cut row left
+    assert c["tcp_opt_layout"].tolist() == [0, 0, -1]
     # MSS, SACK-permitted, NOP, EOL
-    assert c["codes"][0, :5].tolist() == [2, 4, 1, 0, C.OPTS_PAD]
+    assert len(c["codes"]) == 1 and c["codes"][0, :5].tolist() == [2, 4, 1, 0, C.OPTS_PAD]
     assert c["l4_csum"].tolist() == [C.CSUM_GOOD, C.CSUM_BAD, 0]
     assert c["csum_notes"].tolist() == [0, C.CSUM_NOTE_L4, 0]
     assert c["l4_csum_expected"][1] == struct.unpack_from("!H", good, 50)[0]  # the right one
     assert c["ip4_csum_expected"].tolist() == [0, 0, 0]
-    # (CHECKSUM is the caller's; the third frame ends before its IP length, not cut by a
-    # snap length: IP)
-    assert c["status"].tolist() == [C.FAST, C.FAST, C.IP]
+    # (the bad checksum leaves last, all else held: CHECKSUM; the third frame ends before
+    # its IP length, not cut by a snap length: IP)
+    assert c["status"].tolist() == [C.FAST, C.CHECKSUM, C.IP]
+
+
+def test_extract_lets_rows_on_an_application_port_leave_when_it_has_something_to_see() -> None:
+    """Port 80 has the HTTP decoder: its SYN leaves (the reassembler needs it), a pure ACK
+    stays (a pure ACK whatever the port); with no table for the shapes every row leaves;
+    an application row is not also called a checksum row."""
+    from rawlab.decode import columns as C
+
+    syn, bad = _frame(None), _frame(0x1234)
+    ack = bytearray(_frame(None, 5555))
+    ack[47] = 0x10  # SYN -> ACK: its checksum is now wrong, port 5555 is no one's
+    frames = [syn, bad, bytes(ack)]
+    c = _extract(b"".join(frames), [len(f) for f in frames], C._claimed_ports(None))
+    assert c["status"].tolist() == [C.APPLICATION, C.APPLICATION, C.CHECKSUM]
+    c = _extract(b"".join(frames), [len(f) for f in frames], None)
+    assert c["status"].tolist() == [C.APPLICATION] * 3
 
 
 def test_extract_refuses_a_row_outside_the_buffer() -> None:
@@ -286,7 +305,8 @@ def test_extract_reads_any_bytes_without_reading_outside(
     off = np.concatenate(([0], np.cumsum(caps)[:-1])).astype(np.int64)
     K.extract(data, off, caps, caps + np.array([w for _, _, w in frames], np.int64),
               np.array([lt for lt, _, _ in frames], np.int64), consts, ext, optlen,
-              [cols[name] for name, _ in C.KERNEL_COLUMNS], np.zeros((n, C.MAX_OPTS), np.uint8))
+              [cols[name] for name, _ in C.KERNEL_COLUMNS], np.zeros((n, C.MAX_OPTS), np.uint8),
+              C._claimed_ports(None))
     for i in range(n):
         if cols["status"][i] != C.FAST:
             continue

@@ -418,8 +418,9 @@ def open_batches(source: str | Path | IO[bytes], *, rows: int = ROWS, chunk: int
     return BatchSource(open_file(source), rows=rows, chunk=chunk, table=table)
 
 
-def _claimed_ports(table: DispatchTable | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Ports the table gives application decoders (UDP, TCP) as lookup arrays; None when
+def _claimed_ports(table: DispatchTable | None) -> bytes | None:
+    """Ports the table gives application decoders as :func:`rawlab._kernels.extract`
+    takes them (65536 bytes for UDP's, then TCP's, 1 where a decoder takes it); None when
     the table holds views other than the default ones for the shapes the columns know
     (then no row is fast)."""
     from rawlab.decode.descent import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
@@ -438,7 +439,7 @@ def _claimed_ports(table: DispatchTable | None) -> tuple[np.ndarray, np.ndarray]
         ports = np.zeros(65536, bool)
         ports[list(getattr(t, kind, {}) or ())] = True
         out.append(ports)
-    return out[0], out[1]
+    return b"".join(p.astype(np.uint8).tobytes() for p in out)
 
 
 # ---- the columns ------------------------------------------------------------------------------
@@ -471,7 +472,7 @@ def groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(cols: dict[str, np.ndarray], chunk: bytes | bytearray, buf: np.ndarray,
-            recs: dict[int, Record], claimed: tuple[np.ndarray, np.ndarray] | None,
+            recs: dict[int, Record], claimed: bytes | None,
             interfaces: list[Any], originals: list[Record] | None = None) -> Batch:
     n = len(cols["frame"])
     # the record rows and the rows of a buffer cut short read nothing
@@ -571,7 +572,7 @@ def _kernel_tables() -> tuple[tuple[int, ...], bytes, bytes]:
     consts = (_ETH, _SLL, _SLL2, _RAW, _IPV4, _IPV6, *tpids, ARPHRD_NETLINK, LINKTYPE, LINK,
               NETWORK, IP, TRUNCATED, TRANSPORT, OPTIONS, ICMP_TYPE, ARP_SHAPE, MAX_OPTS,
               OPTS_PAD, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD, CSUM_PARTIAL, CSUM_NOTE_IP,
-              CSUM_NOTE_L4)
+              CSUM_NOTE_L4, CHECKSUM, APPLICATION)
     ext = bytes(1 if i in EXT_HEADERS else 0 for i in range(256))
     optlen = bytes(OPT_LEN.get(i, 0) for i in range(256))
     return consts, ext, optlen
@@ -581,52 +582,22 @@ _TABLES: list[tuple[tuple[int, ...], bytes, bytes]] = []
 
 
 def _extract(c: dict[str, np.ndarray], buf: np.ndarray,
-                      layouts: list[tuple[tuple[int, int, int], ...]],
-                      claimed: tuple[np.ndarray, np.ndarray] | None) -> None:
+             layouts: list[tuple[tuple[int, int, int], ...]], claimed: bytes | None) -> None:
     """Fill every column of the common shapes from the frames' bytes: one compiled pass a
-    row (:func:`rawlab._kernels.extract`), then the option layouts are numbered, the
-    application ports and the checksum verdicts decide the last rows that leave."""
+    row (:func:`rawlab._kernels.extract`), which also numbers the TCP option layouts and
+    lets the last rows leave (the application ports, then the checksum verdicts)."""
     if not _TABLES:
         _TABLES.append(_kernel_tables())
     consts, ext, optlen = _TABLES[0]
     n = len(c["frame"])
     for name, dtype in KERNEL_COLUMNS:
         c[name] = np.empty(n, dtype)
-    codes = np.empty((n, MAX_OPTS), np.uint8)
+    codes = np.empty((n, MAX_OPTS), np.uint8)  # (only the distinct layouts' rows are used)
     i64 = np.int64
-    _kernels.extract(buf, c["data_offset"].astype(i64), c["caplen"].astype(i64),
-                     c["wirelen"].astype(i64), c["linktype"].astype(i64), consts, ext, optlen,
-                     [c[name] for name, _ in KERNEL_COLUMNS], codes)
-    layout = c["tcp_opt_layout"]
-    held = np.nonzero(layout == -2)[0]
-    if len(held):
-        kept = np.ascontiguousarray(codes[held])
-        one, inv = groups(*kept.view(np.uint64).T)
-        base = len(layouts)
-        layouts.extend(_layout(u) for u in kept[one].tolist())
-        layout[held] = base + inv
-    _application(c, claimed)
-    _checksum_status(c, c["status"])
-
-
-def _application(c: dict[str, np.ndarray],
-                 claimed: tuple[np.ndarray, np.ndarray] | None) -> None:
-    """Rows on a port the table gives an application decoder leave when the decoder has
-    something to see: a payload, or for TCP a SYN, FIN or RST (the stream reassembler
-    needs those; a pure ACK is a pure ACK whatever the port). All rows leave when the
-    table is not the default one for the shapes the columns know."""
-    st = c["status"]
-    if claimed is None:
-        st[st == FAST] = APPLICATION
-        return
-    udp_ports, tcp_ports = claimed
-    sp, dp = c["sport"], c["dport"]
-    pay = c["payload_length"] > 0
-    ctl = (c["tcp_flags"] & 0x07) != 0  # FIN, SYN, RST
-    l4 = c["l4"]
-    udp = (l4 == L4_UDP) & (udp_ports[sp] | udp_ports[dp]) & pay
-    tcp = (l4 == L4_TCP) & (tcp_ports[sp] | tcp_ports[dp]) & (pay | ctl)
-    st[(st == FAST) & (udp | tcp)] = APPLICATION
+    k = _kernels.extract(buf, c["data_offset"].astype(i64), c["caplen"].astype(i64),
+                         c["wirelen"].astype(i64), c["linktype"].astype(i64), consts, ext,
+                         optlen, [c[name] for name, _ in KERNEL_COLUMNS], codes, claimed)
+    layouts.extend(_layout(u) for u in codes[:k].tolist())
 
 
 def _layout(codes: list[int]) -> tuple[tuple[int, int, int], ...]:
@@ -652,9 +623,3 @@ def _layout(codes: list[int]) -> tuple[tuple[int, int, int], ...]:
 CSUM_NONE, CSUM_GOOD, CSUM_UNVERIFIED, CSUM_BAD, CSUM_PARTIAL = 0, 1, 2, 3, 4
 CSUM_NOTE_IP, CSUM_NOTE_L4, CSUM_NOTE_HINT = 1, 2, 4  # HINT: the kernel's word decides
 
-
-def _checksum_status(c: dict[str, np.ndarray], status: np.ndarray) -> None:
-    """Rows still fast whose IPv4 header or transport checksum is bad or partial leave,
-    last (status CHECKSUM: the columns hold everything else)."""
-    bad = ((c["csum_notes"] & CSUM_NOTE_IP) != 0) | (c["l4_csum"] >= CSUM_BAD)
-    status[(status == FAST) & bad] = CHECKSUM

@@ -1,0 +1,41 @@
+/* The buffer helpers rawlab's compiled modules share (_kernels.c, _tcp_summary.c). */
+#ifndef RAWLAB_BUFFERS_H
+#define RAWLAB_BUFFERS_H
+
+#include <Python.h>
+#include <stdint.h>
+
+/* a C-contiguous buffer of `itemsize`-byte items (0: any) */
+static int
+get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return -1;
+    if (itemsize && view->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: items of %zd bytes wanted, got %zd", what,
+                     itemsize, view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* a column wanted by name, with its item size */
+typedef struct {
+    const char *name;
+    Py_ssize_t size;
+} want_t;
+
+static inline uint64_t
+col_at(const Py_buffer *v, Py_ssize_t i, Py_ssize_t size)
+{
+    switch (size) {  /* (a constant where the column is named: the switch folds away) */
+    case 1: return ((const uint8_t *)v->buf)[i];
+    case 2: return ((const uint16_t *)v->buf)[i];
+    case 4: return ((const uint32_t *)v->buf)[i];
+    default: return ((const uint64_t *)v->buf)[i];
+    }
+}
+
+#endif
