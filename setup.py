@@ -1,8 +1,13 @@
-"""The one compiled module: rawlab._kernels (src/rawlab/_kernels.c), the sequential loops
-of the columnar fast path. Everything else is in pyproject.toml."""
+"""The compiled modules, plain C on the buffer protocol (src/rawlab/_buffers.h):
+rawlab._kernels (src/rawlab/_kernels.c), the sequential loops of the columnar fast path,
+and rawlab._tcp_summary (src/rawlab/_tcp_summary.c), the TCP connection table a segment
+at a time. Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("rawlab._kernels", ["src/rawlab/_kernels.c"],
-                             extra_compile_args=["-O3", "-Wall", "-Wextra",
-                                                 "-Wno-unused-parameter"])])
+_FLAGS = ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+
+setup(ext_modules=[
+    Extension(f"rawlab.{name}", [f"src/rawlab/{name}.c"], depends=["src/rawlab/_buffers.h"],
+              extra_compile_args=_FLAGS)
+    for name in ("_kernels", "_tcp_summary")])

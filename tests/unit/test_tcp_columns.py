@@ -22,8 +22,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tcp_synth import T0, tcp_ipv4
 
 from rawlab.analysis.tcp import analyse
+from rawlab.analysis.tcp import columns as TC
 from rawlab.analysis.tcp.columns import ConnSummary, summarise, to_arrow
 from rawlab.decode import columns as C
 from rawlab.pcap.reader import open_file
@@ -235,3 +237,44 @@ def test_tcptrace_figures_on_tcpdumps_corpus() -> None:
         assert differences(p, cols) == [], p.name
         same += 1
     assert same >= 60  # 67 files
+
+
+def test_unacknowledged_segments_are_bounded(tmp_path: Path) -> None:
+    """The segments kept for RTT matching are bounded a direction (the newest
+    MAX_PENDING, trimmed at a quarter over) and in all (MAX_PENDING_ALL): an ACK of a
+    segment no longer kept gives no sample, one of the newest still does."""
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    frames: list[bytes] = []
+
+    def seg(c: int, to_server: bool, seq: int, ack: int, flags: int, data: bytes = b"") -> None:
+        src, dst, sp, dp = (a, b, 40000 + c, 80) if to_server else (b, a, 80, 40000 + c)
+        frames.append(eth + tcp_ipv4(src, dst, sp, dp, seq, ack, flags, 65535, data))
+
+    lots = {0: TC.MAX_PENDING * 3 // 2, **dict.fromkeys(range(1, 7), 9000)}
+    for c in lots:  # handshakes: client ISN 0, server ISN 0
+        seg(c, True, 0, 0, 0x02), seg(c, False, 0, 1, 0x12), seg(c, True, 1, 1, 0x10)
+    for i in range(max(lots.values())):
+        for c, k in lots.items():
+            if i < k:
+                seg(c, True, 1 + 10 * i, 1, 0x18, b"0123456789")
+    half = len(frames)
+    seg(0, False, 1, 11, 0x10)                    # the oldest: no longer kept
+    seg(0, False, 1, 1 + 10 * lots[0], 0x10)      # the newest: one sample
+    for name, upto in (("unacked.pcap", half), ("acked.pcap", len(frames))):
+        with PcapWriter(tmp_path / name, 1, snaplen=262144) as w:
+            for k, f in enumerate(frames[:upto]):
+                w.write(T0 + k * 1000, f, len(f))
+        s = ConnSummary()
+        with C.open_batches(tmp_path / name) as batches:
+            for batch in batches:
+                s.add(batch)
+        if upto == half:  # 12,500 + 54,000 kept at most before the cap in all
+            assert TC.MAX_PENDING_ALL <= s.pending <= TC.MAX_PENDING_ALL * 5 // 4
+    assert s.n == 7
+    cols = s.columns()
+    k = [int(p) for p in cols["client_port"]].index(40000)
+    assert int(cols["c2s_packets"][k]) == 2 + lots[0]
+    assert int(cols["c2s_rtt_samples"][k]) == 2  # the SYN and the newest
+    assert int(cols["s2c_ack_pkts"][k]) == 3
+    assert half == 3 * 7 + sum(lots.values())

@@ -64,10 +64,11 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
 
     Default: one line per connection — endpoints, Zeek-style state and history,
     initial RTT, payload bytes each way, retransmissions, TCP flags seen and what
-    was counted. For a file it comes from the columnar summary (whole batches,
-    numpy): rtx and the counts (out_of_order, zero_window_probe, zero_window, sack,
-    dsack) are tcptrace's (`tcptrace -l`). --exact, --json, --ladder, --follow, --keylog,
-    --plot, --stream and live use the exact analyser: Wireshark 4.0's sequence
+    was counted. For a file it comes from the columnar summary (batches of
+    columns, a compiled pass a segment): rtx and the counts (out_of_order,
+    zero_window_probe, zero_window, sack, dsack) are tcptrace's (`tcptrace -l`).
+    --exact, --json, --ladder, --follow, --keylog, --plot, --stream and live use
+    the exact analyser: Wireshark 4.0's sequence
     analysis frame for frame, its expert flags counted (retransmission,
     duplicate_ack, out_of_order, zero_window ...). Live, events print as they happen
     (a handshake completing, a retransmission, a connection ending), gaps the
@@ -83,7 +84,6 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     live), for `rawlab sql` and any Parquet engine.
     """
     from rawlab import pipeline
-    from rawlab.analysis.tcp import TcpAnalyzer
 
     if sum(map(bool, (as_json, follow is not None, ladder))) > 1:
         raise click.UsageError("choose one of --json, --follow, --ladder")
@@ -109,6 +109,8 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         with open_batches(sys.stdin.buffer if file == "-" else file) as src:
             pipeline.run_batches(src, [SummarySink(sys.stdout)], count=count)
         return
+    from rawlab.analysis.tcp import TcpAnalyzer
+
     sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
     if parquet:
         from rawlab.present.parquet import TcpParquetSink

@@ -41,8 +41,9 @@ Wireshark); per packet the work is constant except when acknowledging out of
 order segments.
 """
 
+from typing import Any
+
 from rawlab.analysis.seq import Seq32, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
-from rawlab.analysis.tcp.analyzer import TcpAnalyzer, analyse
 from rawlab.analysis.tcp.events import (
     COMPLETENESS,
     Connection,
@@ -80,3 +81,13 @@ __all__ = [
     "seq_le",
     "seq_lt",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """TcpAnalyzer and analyse, imported at first use: the connection table of a file
+    (analysis.tcp.columns) needs the events' types, not the analyser's front end."""
+    if name in ("TcpAnalyzer", "analyse"):
+        from rawlab.analysis.tcp import analyzer
+
+        return getattr(analyzer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
