@@ -1374,8 +1374,11 @@ extract(PyObject *self, PyObject *args)
                 goto done;
             }
         }
+        /* no Python object is touched: another thread (the next batch's reader) runs */
+        Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++)
             extract_row(&x, i, off[i], cap[i], wire[i], lt[i]);
+        Py_END_ALLOW_THREADS
         res = PyLong_FromLongLong(x.nlay);
     }
 done:

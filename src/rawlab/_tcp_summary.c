@@ -14,6 +14,10 @@
  * bytes a connection, the holes (MAX_HOLES a direction) and the unacknowledged segments
  * (MAX_PENDING a direction, MAX_PENDING_ALL in all): it grows with the connections, not
  * with the file, and does not depend on how the rows were cut into batches.
+ *
+ * feed runs the easy rows without the GIL (a reader thread prepares the next batch
+ * meanwhile): below it nothing touches a Python object, and -1 from a helper means out
+ * of memory, raised by feed once it holds the GIL again.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -103,6 +107,7 @@ typedef struct {
     Py_ssize_t icap;
     Py_ssize_t pending;        /* unacknowledged segments in all */
     Py_ssize_t last;           /* the connection of the row before (-1) */
+    int busy;                  /* a feed runs (without the GIL): another must not */
     int64_t csum_bad, note_hint, l4_tcp;  /* the column codes (rawlab.decode.columns) */
 } Summary;
 
@@ -128,7 +133,6 @@ index_grow(Summary *s)
     Py_ssize_t cap = s->icap ? 2 * s->icap : 1024;
     uint32_t *ix = calloc((size_t)cap, sizeof *ix);
     if (!ix) {
-        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t k = 0; k < s->n; k++) {
@@ -190,7 +194,6 @@ connection(Summary *s, const seg_t *g, int *dir)
         Py_ssize_t cap = s->cap ? 2 * s->cap : 64;
         conn_t *more = realloc(s->conns, (size_t)cap * sizeof *more);
         if (!more) {
-            PyErr_NoMemory();
             return -1;
         }
         s->conns = more;
@@ -224,7 +227,6 @@ hole_room(dir_t *d, int want)
     cap = cap < want ? want : cap;
     hole_t *more = realloc(d->holes, (size_t)cap * sizeof *more);
     if (!more) {
-        PyErr_NoMemory();
         return -1;
     }
     d->holes = more;
@@ -329,7 +331,6 @@ newest_from(const piece_t *p, Py_ssize_t n, Py_ssize_t keep, int64_t *from)
 {
     int64_t *fr = malloc((size_t)n * sizeof *fr);
     if (!fr) {
-        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t k = 0; k < n; k++)
@@ -346,7 +347,6 @@ pend_cap_all(Summary *s)
 {
     piece_t *all = malloc((size_t)s->pending * sizeof *all);
     if (!all) {
-        PyErr_NoMemory();
         return -1;
     }
     Py_ssize_t n = 0;
@@ -379,7 +379,6 @@ pend_add(Summary *s, dir_t *d, piece_t p)
             Py_ssize_t cap = d->pcap ? 2 * d->pcap : 16;
             piece_t *more = realloc(d->pend, (size_t)cap * sizeof *more);
             if (!more) {
-                PyErr_NoMemory();
                 return -1;
             }
             d->pend = more;
@@ -509,7 +508,6 @@ letter(conn_t *c, int dir, char ch)
         int cap = c->caphist ? 2 * c->caphist : 16;
         char *more = realloc(c->hist, (size_t)cap);
         if (!more) {
-            PyErr_NoMemory();
             return -1;
         }
         c->hist = more;
@@ -776,6 +774,22 @@ seg_of_tuple(PyObject *t, Py_ssize_t *row, seg_t *g)
     return 0;
 }
 
+/* rows [i, stop) that are easy and TCP, without a Python object: -1 out of memory */
+static int
+easy_rows(Summary *s, const xframe_t *x, const unsigned char *ez, Py_ssize_t i,
+          Py_ssize_t stop)
+{
+    for (; i < stop; i++) {
+        seg_t g;
+        if (!ez[i] || col_at(&x->v[X_L4], i, 1) != (uint64_t)s->l4_tcp)
+            continue;
+        seg_of_row(s, x, i, &g);
+        if (segment(s, &g, NULL, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(feed_doc,
 "feed(cols, buf, layouts, n, easy, odd) -> [(stream, direction) of each odd row]\n\n"
 "Take a batch's first n rows in file order: those where easy (a bool array) is true and\n"
@@ -792,10 +806,15 @@ Summary_feed(Summary *s, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!OOnOO!", &PyDict_Type, &cols, &buf_o, &lay_o, &n, &easy_o,
                           &PyList_Type, &odd))
         return NULL;
+    if (s->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "feed: another thread feeds this Summary");
+        return NULL;
+    }
     xframe_t x;
     Py_buffer buf, lay, easy;
     int got = 0, have_buf = 0, have_lay = 0, have_easy = 0;
     PyObject *res = NULL, *owners = NULL;
+    s->busy = 1;
     if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
         goto done;
     have_buf = 1;
@@ -836,13 +855,14 @@ Summary_feed(Summary *s, PyObject *args)
     if (nodd && seg_of_tuple(PyList_GET_ITEM(odd, 0), &orow, &og) < 0)
         goto done;
     const xframe_t *xp = &x;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        seg_t g;
+    for (Py_ssize_t i = 0; i < n;) {
         if (j < nodd && orow == i) {
             int64_t conn;
             int dir;
-            if (segment(s, &og, &conn, &dir) < 0)
+            if (segment(s, &og, &conn, &dir) < 0) {
+                PyErr_NoMemory();
                 goto done;
+            }
             PyObject *t = Py_BuildValue("(Li)", (long long)conn, dir);
             if (!t || PyList_Append(owners, t) < 0) {
                 Py_XDECREF(t);
@@ -851,13 +871,25 @@ Summary_feed(Summary *s, PyObject *args)
             Py_DECREF(t);
             if (++j < nodd && seg_of_tuple(PyList_GET_ITEM(odd, j), &orow, &og) < 0)
                 goto done;
+            i++;
             continue;
         }
-        if (!ez[i] || col_at(&xp->v[X_L4], i, 1) != (uint64_t)s->l4_tcp)
-            continue;
-        seg_of_row(s, xp, i, &g);
-        if (segment(s, &g, NULL, NULL) < 0)
+        /* the easy rows up to the next odd one touch no Python object: a long run goes
+           without the GIL (the next batch's reader runs meanwhile) */
+        Py_ssize_t stop = j < nodd && orow > i && orow < n ? orow : n;
+        int rc;
+        if (stop - i >= 256) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = easy_rows(s, xp, ez, i, stop);
+            Py_END_ALLOW_THREADS
+        } else {
+            rc = easy_rows(s, xp, ez, i, stop);
+        }
+        if (rc < 0) {
+            PyErr_NoMemory();
             goto done;
+        }
+        i = stop;
     }
     if (j < nodd) {
         PyErr_SetString(PyExc_ValueError, "feed: odd rows must name rows below n, in order");
@@ -866,6 +898,7 @@ Summary_feed(Summary *s, PyObject *args)
     res = owners;
     owners = NULL;
 done:
+    s->busy = 0;
     Py_XDECREF(owners);
     for (int k = 0; k < got; k++)
         PyBuffer_Release(&x.v[k]);

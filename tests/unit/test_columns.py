@@ -455,3 +455,38 @@ def test_a_percent_in_the_json_text_is_a_percent() -> None:
     assert next(t for t, _ in sink.shapes.values()).count(b"%%") == 2  # from the columns
     assert (out.getvalue(), None) == per_packet(f.getvalue(), JSON)
     assert out.getvalue().count('"eth%d0%"') == 3
+
+
+def _frames_and_error(path: Path, ahead: int, rows: int, stop: int | None = None
+                      ) -> tuple[list[int], str | None]:
+    got: list[int] = []
+    try:
+        with C.open_batches(path, rows=rows, chunk=4096, ahead=ahead) as src:
+            for b in src:
+                got += [int(f) for f in b.cols["frame"]]
+                assert b.buf is not None and len(b.cols["status"]) == len(b)
+                if stop is not None and len(got) >= stop:
+                    break
+    except Exception as exc:
+        return got, str(exc)
+    return got, None
+
+
+@pytest.mark.parametrize("cut", [0, 9])
+def test_reading_ahead_gives_the_same_batches_then_the_same_error(tmp_path: Path,
+                                                                  cut: int) -> None:
+    """read_ahead: the batches of a second thread come in order, an error in the file
+    comes after every batch before it, and a consumer that stops early stops the thread."""
+    import threading
+
+    whole = (ROOT / "captures" / "tcp-loss.pcap").read_bytes()
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(whole[:len(whole) - cut])
+    before = threading.active_count()
+    plain = _frames_and_error(path, 0, 7)
+    ahead = _frames_and_error(path, 2, 7)
+    assert ahead == plain and len(plain[0]) > 50
+    assert (plain[1] is None) == (cut == 0)
+    assert plain[1] is None or "truncated record" in plain[1]
+    assert _frames_and_error(path, 1, 5, stop=12)[0] == plain[0][:15]
+    assert threading.active_count() == before
