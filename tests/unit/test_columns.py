@@ -475,7 +475,7 @@ def _frames_and_error(path: Path, ahead: int, rows: int, stop: int | None = None
 @pytest.mark.parametrize("cut", [0, 9])
 def test_reading_ahead_gives_the_same_batches_then_the_same_error(tmp_path: Path,
                                                                   cut: int) -> None:
-    """read_ahead: the batches of a second thread come in order, an error in the file
+    """prefetch: the batches of a second thread come in order, an error in the file
     comes after every batch before it, and a consumer that stops early stops the thread."""
     import threading
 

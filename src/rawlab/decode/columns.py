@@ -191,7 +191,11 @@ class BatchSource:
 
     def __iter__(self) -> Iterator[Batch]:
         batches = self._pcap() if self.cap.format == "pcap" else self._pcapng()
-        return read_ahead(batches, self.ahead) if self.ahead else batches
+        if not self.ahead:
+            return batches
+        from rawlab.prefetch import prefetch
+
+        return prefetch(batches, self.ahead, name="rawlab-read-ahead")
 
     def close(self) -> None:
         self.cap.close()
@@ -413,59 +417,12 @@ def open_batches(source: str | Path | IO[bytes], *, rows: int = ROWS, chunk: int
     """A pcap or pcapng file (path or binary file object) as batches; errors as
     :func:`rawlab.pcap.reader.open_file` (RawlabError, exit 5), raised after every
     batch before the bad record. ``ahead``: batches a thread reads (and extracts)
-    ahead of the consumer (:func:`read_ahead`), for a consumer that spends its time
-    in compiled code without the GIL."""
+    ahead of the consumer (:func:`rawlab.prefetch.prefetch`: reading, walking the
+    records and :func:`rawlab._kernels.extract` release the GIL), for a consumer that
+    spends its time in compiled code without it."""
     from rawlab.pcap.reader import open_file
 
     return BatchSource(open_file(source), rows=rows, chunk=chunk, table=table, ahead=ahead)
-
-
-def read_ahead(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
-    """The batches, made by a thread at most `depth` ahead of the one taken: reading,
-    walking the records and :func:`rawlab._kernels.extract` release the GIL, so a second
-    core makes the next batch while the consumer works on this one. The order, and an
-    error after every batch before it, are those of `batches`; closing this iterator
-    (a consumer's ``break``, Ctrl-C, an error) stops the thread before it returns."""
-    import queue
-    import threading
-
-    q: queue.Queue[tuple[Batch | None, BaseException | None]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: tuple[Batch | None, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for b in batches:
-                if not put((b, None)):
-                    return
-        except BaseException as e:  # (handed over: raised in the consumer's thread)
-            put((None, e))
-            return
-        put((None, None))
-
-    t = threading.Thread(target=produce, name="rawlab-read-ahead", daemon=True)
-    t.start()
-    try:
-        while True:
-            b, e = q.get()
-            if e is not None:
-                raise e
-            if b is None:
-                return
-            yield b
-    finally:
-        stop.set()
-        t.join(timeout=2.0)  # (a read that blocks on a pipe: the thread is a daemon)
-        if not t.is_alive():
-            batches.close()  # type: ignore[attr-defined]
 
 
 def _claimed_ports(table: DispatchTable | None) -> bytes | None:

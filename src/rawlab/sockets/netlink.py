@@ -281,45 +281,14 @@ class DumpSocket(NetlinkSocket):
                 return
 
     def _dump_ahead(self, mtype: int, payload: bytes) -> Iterator[bytes]:
-        import queue
-        import threading
+        from rawlab.prefetch import prefetch
 
         # bounded: when the caller is slower than the kernel, the reader waits, so a dump of
-        # a million routes holds at most AHEAD datagrams in memory (streamed, not collected)
-        q: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
-        stop = threading.Event()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def reader() -> None:
-            try:
-                for data in self._dump(mtype, payload):
-                    if not put(data):
-                        return
-                put(None)
-            except BaseException as exc:  # handed to the consumer, raised there
-                put(exc)
-
-        t = threading.Thread(target=reader, name="rawlab-dump-ahead", daemon=True)
-        t.start()
-        try:
-            while True:
-                item = q.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:  # also when the caller stops early: the reader ends after one more read,
-            stop.set()  # before this socket can be used for anything else
-            t.join(timeout=5)
+        # a million routes holds at most AHEAD datagrams in memory (streamed, not collected);
+        # a caller that stops early: the reader ends after one more read, before this
+        # socket can be used for anything else
+        return prefetch(self._dump(mtype, payload), AHEAD, name="rawlab-dump-ahead",
+                        join_timeout=5)
 
     def local_addresses(self) -> set[bytes]:
         """Every address of this socket's namespace (4 or 16 bytes): IFA_LOCAL, else
