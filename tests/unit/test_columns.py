@@ -490,3 +490,57 @@ def test_reading_ahead_gives_the_same_batches_then_the_same_error(tmp_path: Path
     assert plain[1] is None or "truncated record" in plain[1]
     assert _frames_and_error(path, 1, 5, stop=12)[0] == plain[0][:15]
     assert threading.active_count() == before
+
+
+def test_only_a_regular_file_is_read_ahead(tmp_path: Path) -> None:
+    """A pipe's read may never return, and a thread blocked there would hold up Ctrl-C:
+    open_batches reads ahead only from a regular file, whatever the caller asks."""
+    import os
+    import threading
+
+    cap = ROOT / "captures" / "tcp-loss.pcap"
+    with C.open_batches(cap, ahead=2) as src:
+        assert src.ahead == 2
+    with C.open_batches(io.BytesIO(cap.read_bytes()), ahead=2) as src:
+        assert src.ahead == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(cap.read_bytes(),))
+    writer.start()
+    with C.open_batches(fifo, ahead=2) as src:
+        assert src.ahead == 0
+        assert sum(len(b) for b in src) == 421
+    writer.join()
+
+
+@pytest.mark.parametrize("command", ["tcp", "read"])
+def test_ctrl_c_while_a_fifo_writer_idles_ends_at_once(tmp_path: Path, command: str) -> None:
+    """`rawlab tcp|read FIFO`: the writer has sent a whole capture and keeps the FIFO
+    open; Ctrl-C ends rawlab at once with 130 and one line, no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([str(Path(sys.executable).with_name("rawlab")), command, str(fifo)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fd = os.open(fifo, os.O_WRONLY)  # returns once rawlab has opened it
+    try:
+        os.write(fd, (ROOT / "captures" / "tcp-loss.pcap").read_bytes())
+        time.sleep(1.5)  # rawlab has read it all and waits for more
+        p.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        try:
+            _, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError(f"rawlab {command} FIFO did not end on Ctrl-C") from None
+        took = time.monotonic() - t0
+    finally:
+        os.close(fd)
+    assert p.returncode == 130, err
+    assert took < 3, took
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err

@@ -88,9 +88,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
         # (rows of application ports take the per-packet path, and the streams see them)
         fast.streams = pipeline.lazy_streams(keylog)
         size = {k: getattr(fast, k) for k in ("rows", "chunk") if hasattr(fast, k)}
-        # (from a file the next batch is read on a second core: not from a pipe, where a
-        # blocked read would hold up Ctrl-C)
-        with open_batches(file, **size, ahead=0 if file == "-" else 2) as src:
+        # (from a regular file the next batch is read on a second core: not from a pipe,
+        # where a blocked read would hold up Ctrl-C; open_batches tells them apart)
+        with open_batches(file, **size, ahead=2) as src:
             pipeline.run_batches(src, [fast], count=count, counts=counts)
         return
     _per_packet_read(file, expression, count, out, as_pcap, counts,

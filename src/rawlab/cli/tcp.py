@@ -106,9 +106,8 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         from rawlab.present.tcp import SummarySink
 
         # (read's batch size: bigger ones were no faster and crossed 64 MiB of RSS; from
-        # a file the next batch is read on a second core while the summary runs)
-        with open_batches(sys.stdin.buffer if file == "-" else file,
-                          ahead=0 if file == "-" else 2) as src:
+        # a regular file the next batch is read on a second core while the summary runs)
+        with open_batches(sys.stdin.buffer if file == "-" else file, ahead=2) as src:
             pipeline.run_batches(src, [SummarySink(sys.stdout)], count=count)
         return
     from rawlab.analysis.tcp import TcpAnalyzer

@@ -43,6 +43,8 @@ loops (``_kernels.c``, ~60 ns a row together; the numpy gathers they replaced to
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -182,7 +184,7 @@ class BatchSource:
         self.rows = rows
         self.chunk = chunk
         self.claimed = _claimed_ports(table)
-        self.ahead = ahead
+        self.ahead = ahead if _regular(cap) else 0
         self.frames = 0  # records read so far
 
     @property
@@ -406,6 +408,16 @@ def _ng_structs(e: str) -> tuple[Any, Any]:
     return struct.Struct(e + "II").unpack_from, struct.Struct(e + "I").unpack_from
 
 
+def _regular(cap: CaptureReader) -> bool:
+    """Whether `cap` is read from a regular file, whose reads always return. A pipe's, a
+    FIFO's or a terminal's may block for ever: a read-ahead thread stuck there would hold
+    the file (and Ctrl-C's exit) for as long, so these are read in the consumer's thread."""
+    try:
+        return stat.S_ISREG(os.fstat(cap._f.fileno()).st_mode)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # no descriptor (BytesIO), closed
+        return False
+
+
 def _frame_cols(src: BatchSource, n: int) -> dict[str, np.ndarray]:
     cols = {"frame": np.arange(src.frames + 1, src.frames + n + 1, dtype=np.uint64)}
     src.frames += n
@@ -419,7 +431,8 @@ def open_batches(source: str | Path | IO[bytes], *, rows: int = ROWS, chunk: int
     batch before the bad record. ``ahead``: batches a thread reads (and extracts)
     ahead of the consumer (:func:`rawlab.prefetch.prefetch`: reading, walking the
     records and :func:`rawlab._kernels.extract` release the GIL), for a consumer that
-    spends its time in compiled code without it."""
+    spends its time in compiled code without it; only from a regular file (a pipe's
+    read may never return: see :func:`_regular`), else 0."""
     from rawlab.pcap.reader import open_file
 
     return BatchSource(open_file(source), rows=rows, chunk=chunk, table=table, ahead=ahead)
