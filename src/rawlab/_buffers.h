@@ -4,6 +4,7 @@
 
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 /* a C-contiguous buffer of `itemsize`-byte items (0: any) */
 static int
@@ -15,6 +16,25 @@ get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, co
     if (itemsize && view->itemsize != itemsize) {
         PyErr_Format(PyExc_TypeError, "%s: items of %zd bytes wanted, got %zd", what,
                      itemsize, view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* get_buffer's, of integers (a float or object array of the same item size would be read
+ * as garbage) */
+static inline int
+get_ints(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *what)
+{
+    if (get_buffer(obj, view, writable, itemsize, what) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@' || *f == '!' || *f == '>')
+        f++;
+    if (!f[0] || f[1] || !strchr("bBhHiIlLqQ", f[0])) {
+        PyErr_Format(PyExc_TypeError, "%s: integers wanted, got format '%s'", what,
+                     view->format ? view->format : "B");
         PyBuffer_Release(view);
         return -1;
     }

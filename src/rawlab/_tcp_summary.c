@@ -165,8 +165,8 @@ connection(Summary *s, const seg_t *g, int *dir)
         (g->sport == g->dport && (g->shi > g->dhi || (g->shi == g->dhi && g->slo > g->dlo)));
     uint64_t ah = rev ? g->dhi : g->shi, al = rev ? g->dlo : g->slo;
     uint64_t bh = rev ? g->shi : g->dhi, bl = rev ? g->slo : g->dlo;
-    uint32_t ports = rev ? (uint32_t)(g->dport << 16 | g->sport)
-                         : (uint32_t)(g->sport << 16 | g->dport);
+    uint32_t sp = (uint32_t)g->sport & 0xffff, dp = (uint32_t)g->dport & 0xffff;
+    uint32_t ports = rev ? dp << 16 | sp : sp << 16 | dp;
     conn_t *c;
     if (s->last >= 0) {
         c = &s->conns[s->last];
@@ -286,7 +286,8 @@ hole_row(dir_t *d, int64_t s, int64_t e, int64_t mprev, int64_t *seen, int *ooo,
             if (hi < h.b)
                 rest[keep++] = (hole_t){hi, h.b, h.nxt};
         }
-        memcpy(d->holes, rest, (size_t)keep * sizeof *rest);  /* (one split at most: fits) */
+        if (keep)  /* (one split at most: fits) */
+            memcpy(d->holes, rest, (size_t)keep * sizeof *rest);
         d->nholes = keep;
     }
     if (d->nholes > MAX_HOLES) {  /* the lowest counts as seen from now on */
@@ -345,7 +346,7 @@ newest_from(const piece_t *p, Py_ssize_t n, Py_ssize_t keep, int64_t *from)
 static int
 pend_cap_all(Summary *s)
 {
-    piece_t *all = malloc((size_t)s->pending * sizeof *all);
+    piece_t *all = malloc((size_t)(s->pending > 0 ? s->pending : 1) * sizeof *all);
     if (!all) {
         return -1;
     }
@@ -353,8 +354,10 @@ pend_cap_all(Summary *s)
     for (Py_ssize_t k = 0; k < s->n; k++)
         for (int j = 0; j < 2; j++) {
             dir_t *d = &s->conns[k].d[j];
-            memcpy(&all[n], &d->pend[d->phead], (size_t)(d->pcount - d->phead) * sizeof *all);
-            n += d->pcount - d->phead;
+            Py_ssize_t c = d->pcount - d->phead;
+            if (c > 0)  /* (pend is NULL while it holds none) */
+                memcpy(&all[n], &d->pend[d->phead], (size_t)c * sizeof *all);
+            n += c;
         }
     int64_t from;
     int rc = newest_from(all, n, MAX_PENDING_ALL, &from);
@@ -734,9 +737,11 @@ seg_of_row(const Summary *s, const xframe_t *x, Py_ssize_t i, seg_t *g)
         return;
     const int64_t *l = &x->lay[3 * li];
     int64_t base = (int64_t)XV(X_DOFF) + (int64_t)XV(X_L4OFF) + 20;
+    if (base < 0)
+        return;
     if (l[0] >= 0 && base + l[0] + 2 < x->buflen)
         g->ws = x->buf[base + l[0] + 2];
-    if (l[1] >= 0) {
+    if (l[1] >= 0 && l[2] >= 2) {
         g->sackn = (int)((l[2] - 2) / 8);
         uint32_t *blk[4] = {&g->s0l, &g->s0r, &g->s1l, &g->s1r};
         for (int b = 0; b < 4 && b < 2 * g->sackn; b++) {
@@ -801,10 +806,10 @@ PyDoc_STRVAR(feed_doc,
 static PyObject *
 Summary_feed(Summary *s, PyObject *args)
 {
-    PyObject *cols, *buf_o, *lay_o, *easy_o, *odd;
+    PyObject *cols, *buf_o, *lay_o, *easy_o, *odd_o, *odd = NULL;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "O!OOnOO!", &PyDict_Type, &cols, &buf_o, &lay_o, &n, &easy_o,
-                          &PyList_Type, &odd))
+    if (!PyArg_ParseTuple(args, "O!OOnOO", &PyDict_Type, &cols, &buf_o, &lay_o, &n, &easy_o,
+                          &odd_o))
         return NULL;
     if (s->busy) {
         PyErr_SetString(PyExc_RuntimeError, "feed: another thread feeds this Summary");
@@ -815,10 +820,14 @@ Summary_feed(Summary *s, PyObject *args)
     int got = 0, have_buf = 0, have_lay = 0, have_easy = 0;
     PyObject *res = NULL, *owners = NULL;
     s->busy = 1;
+    /* a tuple of its own: the list could change while the GIL is let go */
+    odd = PySequence_Tuple(odd_o);
+    if (!odd)
+        goto done;
     if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
         goto done;
     have_buf = 1;
-    if (get_buffer(lay_o, &lay, 0, 8, "layouts") < 0)
+    if (get_ints(lay_o, &lay, 0, 8, "layouts") < 0)
         goto done;
     have_lay = 1;
     if (get_buffer(easy_o, &easy, 0, 1, "easy") < 0)
@@ -838,7 +847,7 @@ Summary_feed(Summary *s, PyObject *args)
             PyErr_Format(PyExc_KeyError, "feed: no column %s", xcols[got].name);
             goto done;
         }
-        if (get_buffer(c, &x.v[got], 0, xcols[got].size, xcols[got].name) < 0)
+        if (get_ints(c, &x.v[got], 0, xcols[got].size, xcols[got].name) < 0)
             goto done;
         if (x.v[got].len / xcols[got].size < n) {
             got++;
@@ -850,9 +859,9 @@ Summary_feed(Summary *s, PyObject *args)
     if (!owners)
         goto done;
     const unsigned char *ez = easy.buf;
-    Py_ssize_t nodd = PyList_GET_SIZE(odd), j = 0, orow = -1;
+    Py_ssize_t nodd = PyTuple_GET_SIZE(odd), j = 0, orow = -1;
     seg_t og;
-    if (nodd && seg_of_tuple(PyList_GET_ITEM(odd, 0), &orow, &og) < 0)
+    if (nodd && seg_of_tuple(PyTuple_GET_ITEM(odd, 0), &orow, &og) < 0)
         goto done;
     const xframe_t *xp = &x;
     for (Py_ssize_t i = 0; i < n;) {
@@ -869,7 +878,7 @@ Summary_feed(Summary *s, PyObject *args)
                 goto done;
             }
             Py_DECREF(t);
-            if (++j < nodd && seg_of_tuple(PyList_GET_ITEM(odd, j), &orow, &og) < 0)
+            if (++j < nodd && seg_of_tuple(PyTuple_GET_ITEM(odd, j), &orow, &og) < 0)
                 goto done;
             i++;
             continue;
@@ -899,6 +908,7 @@ Summary_feed(Summary *s, PyObject *args)
     owners = NULL;
 done:
     s->busy = 0;
+    Py_XDECREF(odd);
     Py_XDECREF(owners);
     for (int k = 0; k < got; k++)
         PyBuffer_Release(&x.v[k]);
@@ -921,13 +931,17 @@ PyDoc_STRVAR(table_doc,
 static PyObject *
 Summary_table(Summary *s, PyObject *unused)
 {
-    const Py_ssize_t w = C_N + 2 * D_N;
-    PyObject *fig = PyBytes_FromStringAndSize(NULL, s->n * w * 8);
-    PyObject *conns = PyList_New(s->n);
+    if (s->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "table: another thread feeds this Summary");
+        return NULL;
+    }
+    const Py_ssize_t w = C_N + 2 * D_N, n = s->n;
+    PyObject *fig = PyBytes_FromStringAndSize(NULL, n * w * 8);
+    PyObject *conns = PyList_New(n);
     if (!fig || !conns)
         goto fail;
     int64_t *o = (int64_t *)PyBytes_AS_STRING(fig);
-    for (Py_ssize_t k = 0; k < s->n; k++) {
+    for (Py_ssize_t k = 0; k < n; k++) {
         const conn_t *c = &s->conns[k];
         memcpy(o, c->c, sizeof c->c);
         memcpy(o + C_N, c->d[0].f, sizeof c->d[0].f);
@@ -955,11 +969,26 @@ Summary_init(Summary *s, PyObject *args, PyObject *kw)
     long long bad, hint, tcp;
     if (!PyArg_ParseTuple(args, "LLL", &bad, &hint, &tcp))
         return -1;
+    if (s->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Summary: another thread feeds it");
+        return -1;
+    }
     s->csum_bad = bad;
     s->note_hint = hint;
     s->l4_tcp = tcp;
     s->last = -1;
     return 0;
+}
+
+/* last = -1 before any __init__: a subclass's __init__ that does not call ours, or
+ * Summary.__new__ alone, must not leave a connection index no connection has */
+static PyObject *
+Summary_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    Summary *s = (Summary *)PyType_GenericNew(type, args, kw);
+    if (s)
+        s->last = -1;
+    return (PyObject *)s;
 }
 
 static void
@@ -1009,7 +1038,7 @@ static PyTypeObject SummaryType = {
                         "of batches (feed each, then table)"),
     .tp_basicsize = sizeof(Summary),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Summary_new,
     .tp_init = (initproc)Summary_init,
     .tp_dealloc = (destructor)Summary_dealloc,
     .tp_methods = Summary_methods,

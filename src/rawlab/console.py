@@ -35,11 +35,6 @@ def run() -> None:
     import os
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # (before numpy is imported)
-    from rawlab._kernels import heap
-
-    # freed blocks of up to 32 MiB stay in the heap for the next batch (glibc maps each
-    # one over 128 KiB afresh: 90k page faults, ~0.15 s, for 5M packets)
-    heap(32 << 20, 128 << 20)
     from rawlab.sockets import stop
 
     if stoppable(sys.argv):

@@ -278,3 +278,63 @@ def test_unacknowledged_segments_are_bounded(tmp_path: Path) -> None:
     assert int(cols["c2s_rtt_samples"][k]) == 2  # the SYN and the newest
     assert int(cols["s2c_ack_pkts"][k]) == 3
     assert half == 3 * 7 + sum(lots.values())
+
+
+def test_the_compiled_core_refuses_what_it_cannot_read() -> None:
+    """rawlab._tcp_summary.Summary: made without __init__ it is empty, not a crash; a
+    column or layouts that are not integers is a TypeError, not garbage; odd rows may
+    be any sequence (kept as a tuple while the GIL is let go); a table taken while
+    another thread feeds is refused (RuntimeError), never a read of freed memory."""
+    import threading
+
+    import numpy as np
+
+    from rawlab import _tcp_summary as K
+
+    with C.open_batches(CAP / "tcp-loss.pcap") as src:
+        batch = next(iter(src))
+    n = len(batch)
+    easy = np.ones(n, np.bool_)
+    lay = np.full((1, 3), -1, np.int64)
+
+    bare = K.Summary.__new__(K.Summary)
+    assert bare.table() == (b"", []) and bare.connections == 0
+    syn = (0, 1, T0, 4, 0, 0x0A000001, 0, 0x0A000002, 40000, 80, 7, 0, 0x02, 65535, 0, 0,
+           -1, 0, 0, 0, 0, 0)  # row 0, read per packet: a SYN
+    assert bare.feed(batch.cols, batch.buf, lay, n, ~easy, [syn]) == [(0, 0)]
+    assert bare.connections == 1 and len(bare.table()[1]) == 1
+
+    s = K.Summary(C.CSUM_BAD, C.CSUM_NOTE_HINT, C.L4_TCP)
+    with pytest.raises(TypeError, match="layouts: integers wanted"):
+        s.feed(batch.cols, batch.buf, lay.astype(np.float64), n, easy, [])
+    floats = {**batch.cols, "data_offset": batch.cols["data_offset"].astype(np.float64)}
+    with pytest.raises(TypeError, match="data_offset: integers wanted"):
+        s.feed(floats, batch.buf, lay, n, easy, [])
+    assert s.connections == 0
+    s.feed(batch.cols, batch.buf, lay, n, easy, [])
+    assert s.connections == 1
+
+    # many batches in one thread, tables in another: each table whole or refused
+    many = np.tile(np.arange(n), 64)
+    cols = {k: v[many] for k, v in batch.cols.items() if getattr(v, "ndim", 0) == 1}
+    big = K.Summary(C.CSUM_BAD, C.CSUM_NOTE_HINT, C.L4_TCP)
+    stop = threading.Event()
+    refused = 0
+
+    def feed() -> None:
+        for _ in range(30):
+            big.feed(cols, batch.buf, lay, len(many), np.ones(len(many), np.bool_), ())
+        stop.set()
+
+    t = threading.Thread(target=feed)
+    t.start()
+    while not stop.is_set():
+        try:
+            fig, conns = big.table()
+            assert len(fig) == len(conns) * 8 * len(K.CONN_FIELDS + 2 * K.DIR_FIELDS)
+        except RuntimeError as exc:
+            assert "another thread feeds" in str(exc)
+            refused += 1
+    t.join()
+    assert refused > 0
+    assert len(big.table()[1]) == 1
