@@ -27,12 +27,16 @@
  *       the text of a batch's rows in order: `template % row` of each piece's columns
  *       for its rows (the %d/%u/%x/%s/%r conversions the templates use), odd[row] for
  *       every other row (rawlab.present.columns)
+ *   segments_json(segments, flags, analysis, slow) -> str
+ *       `rawlab tcp --json`'s segment records of a list of the exact analyser's Segments
+ *       (rawlab.present.tcp.segments_json)
  *
  * Plain C on the buffer protocol (no numpy headers): it builds with gcc and Python's
  * headers alone (setup.sh installs both), and imports in microseconds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -1961,6 +1965,269 @@ buffer(PyObject *self, PyObject *arg)
     return PyByteArray_FromStringAndSize(NULL, n);
 }
 
+/* ---- `rawlab tcp --json`: the segment records -------------------------------------- */
+
+/* the Segment fields a record shows, in its order (rawlab.analysis.tcp.events.Segment) */
+enum { SG_FRAME, SG_TS, SG_STREAM, SG_DIR, SG_SRC, SG_SPORT, SG_DST, SG_DPORT, SG_SEQ, SG_ACK,
+       SG_SEQREL, SG_ACKREL, SG_NXT, SG_FLAGS, SG_LEN, SG_WIN, SG_WINRAW, SG_CSUM,
+       SG_ANALYSIS, SG_DUPNUM, SG_DUPFRAME, SG_ACKED, SG_RTT, SG_BIF, SG_LOSS, SG_OPTS, SG_N };
+static const char *const sg_names[SG_N] = {
+    "frame", "ts_ns", "stream", "dir", "src_addr", "src_port", "dst_addr", "dst_port", "seq",
+    "ack", "seq_rel", "ack_rel", "next_seq_rel", "flags", "len", "window", "window_raw",
+    "checksum_status", "analysis", "dup_ack_num", "dup_ack_frame", "acked_frame", "ack_rtt_ns",
+    "bytes_in_flight", "capture_loss", "options"};
+/* the text before each field's value (a string's opening quote included) */
+static const char *const sg_lit[SG_N] = {
+    "{\"type\": \"segment\", \"frame\": ", ", \"ts_ns\": ", ", \"stream\": ", ", \"dir\": ",
+    ", \"src\": \"", "\", \"sport\": ", ", \"dst\": \"", "\", \"dport\": ", ", \"seq\": ",
+    ", \"ack\": ", ", \"seq_rel\": ", ", \"ack_rel\": ", ", \"next_seq_rel\": ",
+    ", \"flags\": \"", "\", \"len\": ", ", \"window\": ", ", \"window_raw\": ",
+    ", \"checksum_status\": \"", "\", \"analysis\": ", ", \"dup_ack_num\": ",
+    ", \"dup_ack_frame\": ", ", \"acked_frame\": ", ", \"ack_rtt_ns\": ",
+    ", \"bytes_in_flight\": ", ", \"capture_loss\": ", ""};
+
+/* where each field lies in a Segment (its slots' offsets), learnt from the first one */
+static PyTypeObject *sg_type;
+static Py_ssize_t sg_off[SG_N];
+
+static int
+sg_learn(PyTypeObject *t)
+{
+    for (int k = 0; k < SG_N; k++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)t, sg_names[k]);
+        if (!d)
+            return -1;
+        int ok = Py_IS_TYPE(d, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+        if (ok)
+            sg_off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_DECREF(d);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "segments_json: %s.%s is not a slot", t->tp_name,
+                         sg_names[k]);
+            return -1;
+        }
+    }
+    Py_XDECREF(sg_type);
+    Py_INCREF(t);
+    sg_type = t;
+    return 0;
+}
+
+/* a str's UTF-8 text */
+static int
+put_pystr(sbuf_t *b, PyObject *s)
+{
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    return u ? put_bytes(b, u, n, 0) : -1;
+}
+
+/* an int as f"{v}" writes it (nullable: "null" for None, str() otherwise) */
+static int
+put_pyint(sbuf_t *b, PyObject *v, int nullable)
+{
+    if (PyLong_CheckExact(v)) {
+        int ovf;
+        long long x = PyLong_AsLongLongAndOverflow(v, &ovf);
+        if (!ovf && !(x == -1 && PyErr_Occurred()))
+            return put_int(b, x, CONV_D, 0, 0);
+        PyErr_Clear();
+    } else if (nullable && v == Py_None) {
+        return put_bytes(b, "null", 4, 0);
+    }
+    PyObject *s = nullable ? PyObject_Str(v) : PyObject_Format(v, NULL);
+    if (!s)
+        return -1;
+    int rc = put_pystr(b, s);
+    Py_DECREF(s);
+    return rc;
+}
+
+/* ip_text(): IPv4 and IPv6 by inet_ntop, other lengths as hex; 1 when not bytes */
+static int
+put_addr(sbuf_t *b, PyObject *a)
+{
+    if (!PyBytes_CheckExact(a))
+        return 1;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(a);
+    Py_ssize_t n = PyBytes_GET_SIZE(a);
+    char text[INET6_ADDRSTRLEN];
+    if (n == 4 || n == 16) {
+        if (!inet_ntop(n == 4 ? AF_INET : AF_INET6, p, text, sizeof text))
+            return 1;
+        return put_bytes(b, text, (Py_ssize_t)strlen(text), 0);
+    }
+    if (grow(b, 2 * n) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        b->p[b->len++] = "0123456789abcdef"[p[i] >> 4];
+        b->p[b->len++] = "0123456789abcdef"[p[i] & 15];
+    }
+    return 0;
+}
+
+/* the checksum verdicts' text (a few str-enum members): format() of each, once */
+#define SG_VERDICTS 16
+static PyObject *sg_verdict[SG_VERDICTS];
+static PyObject *sg_verdict_text[SG_VERDICTS];
+
+static int
+put_verdict(sbuf_t *b, PyObject *v)
+{
+    int k = 0;
+    for (; k < SG_VERDICTS && sg_verdict[k]; k++)
+        if (sg_verdict[k] == v)
+            return put_pystr(b, sg_verdict_text[k]);
+    PyObject *s = PyObject_Format(v, NULL);
+    if (!s)
+        return -1;
+    int rc = put_pystr(b, s);
+    if (k < SG_VERDICTS && rc == 0) {  /* (held: the object stays while it is cached) */
+        Py_INCREF(v);
+        sg_verdict[k] = v;
+        sg_verdict_text[k] = s;
+    } else {
+        Py_DECREF(s);
+    }
+    return rc;
+}
+
+/* the options' tail when it is {"ts": (a, b)} or nothing; 1: another shape */
+static int
+put_options(sbuf_t *b, PyObject *o)
+{
+    int truth = PyObject_IsTrue(o);
+    if (truth <= 0)
+        return truth;
+    if (!PyDict_CheckExact(o) || PyDict_GET_SIZE(o) != 1)
+        return 1;
+    PyObject *ts = PyDict_GetItemString(o, "ts");
+    if (!ts || !PyTuple_CheckExact(ts) || PyTuple_GET_SIZE(ts) != 2
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(ts, 0))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(ts, 1)))
+        return 1;
+    if (put_lit(b, ", \"options\": {\"ts\": [") < 0
+        || put_pyint(b, PyTuple_GET_ITEM(ts, 0), 0) < 0 || put_lit(b, ", ") < 0
+        || put_pyint(b, PyTuple_GET_ITEM(ts, 1), 0) < 0 || put_lit(b, "]}") < 0)
+        return -1;
+    return 0;
+}
+
+/* one record; 1 when a field is of a shape only the Python renderer takes (nothing kept) */
+static int
+put_segment(sbuf_t *b, PyObject *seg, PyObject *flags, PyObject *analysis)
+{
+    PyObject *f[SG_N];
+    for (int k = 0; k < SG_N; k++) {
+        f[k] = *(PyObject **)((char *)seg + sg_off[k]);
+        if (!f[k])
+            return 1;  /* (unset: the Python renderer raises AttributeError) */
+    }
+    PyObject *fl = f[SG_FLAGS];
+    Py_ssize_t fi = PyLong_CheckExact(fl) ? PyLong_AsSsize_t(fl) : -1;
+    if (fi < 0 || fi >= PyList_GET_SIZE(flags)) {
+        PyErr_Clear();
+        return 1;
+    }
+    Py_ssize_t start = b->len;
+    int rc = 0;
+    for (int k = 0; k < SG_N && rc == 0; k++) {
+        rc = put_str(b, sg_lit[k]);
+        if (rc < 0)
+            break;
+        switch (k) {
+        case SG_SRC:
+        case SG_DST:
+            rc = put_addr(b, f[k]);
+            break;
+        case SG_FLAGS:
+            rc = put_pystr(b, PyList_GET_ITEM(flags, fi));
+            break;
+        case SG_CSUM:
+            rc = put_verdict(b, f[k]);
+            break;
+        case SG_ANALYSIS:
+            if (PyTuple_CheckExact(f[k]) && PyTuple_GET_SIZE(f[k]) == 0) {
+                rc = put_bytes(b, "[]", 2, 0);
+            } else {
+                PyObject *s = PyObject_CallOneArg(analysis, f[k]);
+                rc = s ? put_pystr(b, s) : -1;
+                Py_XDECREF(s);
+            }
+            break;
+        case SG_DUPNUM:
+        case SG_DUPFRAME:
+        case SG_ACKED:
+        case SG_RTT:
+        case SG_BIF:
+            rc = put_pyint(b, f[k], 1);
+            break;
+        case SG_LOSS: {
+            int t = PyObject_IsTrue(f[k]);
+            rc = t < 0 ? -1 : put_bytes(b, t ? "true" : "false", t ? 4 : 5, 0);
+            break;
+        }
+        case SG_OPTS:
+            rc = put_options(b, f[k]);
+            break;
+        default:
+            rc = put_pyint(b, f[k], 0);
+        }
+    }
+    if (rc == 0)
+        rc = put_bytes(b, "}\n", 2, 0);
+    if (rc == 1)
+        b->len = start;
+    return rc;
+}
+
+PyDoc_STRVAR(segments_json_doc,
+"segments_json(segments, flags, analysis, slow) -> str\n\n"
+"The `segment` NDJSON records of a list of rawlab.analysis.tcp.Segment, in order, as\n"
+"rawlab.present.tcp.segment_json writes each: flags is its list of flag letters by\n"
+"value, analysis its function for a non-empty analysis tuple, and slow(segment) writes\n"
+"a record this loop does not (options other than none or only timestamps, an address\n"
+"that is not bytes, a field that is not an int).");
+
+static PyObject *
+segments_json(PyObject *self, PyObject *args)
+{
+    PyObject *segs, *flags, *analysis, *slow;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyList_Type, &segs, &PyList_Type, &flags,
+                          &analysis, &slow))
+        return NULL;
+    sbuf_t b;
+    if (sbuf_start(&b, NULL) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(segs);
+    if (grow(&b, n * 480 + 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(segs); i++) {
+        PyObject *seg = PyList_GET_ITEM(segs, i);
+        Py_INCREF(seg);  /* (held: a callback could change the list) */
+        int rc = 1;
+        if (Py_TYPE(seg) == sg_type || (!sg_type && sg_learn(Py_TYPE(seg)) == 0))
+            rc = put_segment(&b, seg, flags, analysis);
+        else if (PyErr_Occurred())
+            PyErr_Clear();  /* (not a Segment: the Python renderer says what is wrong) */
+        if (rc == 1) {
+            PyObject *s = PyObject_CallOneArg(slow, seg);
+            rc = s ? put_pystr(&b, s) : -1;
+            Py_XDECREF(s);
+        }
+        Py_DECREF(seg);
+        if (rc < 0)
+            goto fail;
+    }
+    PyObject *out = PyUnicode_DecodeUTF8(b.p ? b.p : "", b.len, NULL);
+    Py_XDECREF(b.obj);
+    return out;
+fail:
+    Py_XDECREF(b.obj);
+    return NULL;
+}
+
 PyDoc_STRVAR(heap_doc,
 "heap(mmap_threshold, trim_threshold) -> bool\n\n"
 "Tell glibc's malloc to serve blocks below mmap_threshold bytes from its heap and to give\n"
@@ -1993,6 +2260,7 @@ static PyMethodDef methods[] = {
     {"lines", lines, METH_VARARGS, lines_doc},
     {"relative", relative, METH_VARARGS, relative_doc},
     {"tcpdump_lines", tcpdump_lines, METH_VARARGS, tcpdump_lines_doc},
+    {"segments_json", segments_json, METH_VARARGS, segments_json_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rawlab.cli import main
+from rawlab.pcap.reader import open_file
 
 CAP = Path(__file__).resolve().parents[2] / "captures"
 
@@ -166,3 +167,57 @@ def test_table_from_columns_names_the_processes_a_pcapng_file_holds(tmp_path: Pa
     assert "client-app[4242]" in row and "server-app[77]" in row
     # both tables agree on everything but the counts their definitions make
     assert row.split()[:10] == exact.output.splitlines()[1].split()[:10]
+
+
+def _segments(path: Path) -> list[Any]:
+    from rawlab.analysis.tcp import Segment, analyse
+
+    with open_file(path) as cap:
+        return [e for e in analyse(cap) if isinstance(e, Segment)]
+
+
+def test_compiled_segment_records_are_the_python_ones() -> None:
+    """present.tcp.segments_json (the compiled loop `tcp FILE --json` writes with) gives
+    segment_json's text for every segment of every capture in captures/ and of tcpdump's
+    TCP captures; and for the shapes it hands back to segment_json: options beyond
+    timestamps, an address that is not bytes, one of another length, None fields, a
+    bool, an object that is not a Segment (the same error)."""
+    import dataclasses
+
+    from app_tshark import corpus_dir
+
+    from rawlab.present.tcp import segment_json, segments_json
+
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip("tcpdump's corpus not found (RAWLAB_CORPUS, ../shared)")
+    paths = sorted(CAP.glob("*.pcap*"))
+    paths += sorted(p for p in corpus.iterdir()
+                    if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 400_000)
+    total = slow = 0
+    for p in paths:
+        try:
+            segs = _segments(p)
+        except Exception:  # (a corpus file broken on purpose: read per packet elsewhere)
+            continue
+        if segs:
+            assert segments_json(segs) == "".join(map(segment_json, segs)), p.name
+            total += len(segs)
+            slow += sum(bool(s.options) and set(s.options) != {"ts"} for s in segs)
+    assert total > 2500 and 0 < slow < total / 4
+    seg = _segments(CAP / "tcp-loss.pcap")[5]
+    odd = [
+        dataclasses.replace(seg, options={"sack": ((1, 2),), "ts": (3, 4)}),
+        dataclasses.replace(seg, options={"ts": (2**40, 0)}, capture_loss=True),
+        dataclasses.replace(seg, src_addr=bytearray(seg.src_addr)),
+        dataclasses.replace(seg, dst_addr=b"\x01\x02\x03\x04\x05\x06", dup_ack_num=3,
+                            dup_ack_frame=2, ack_rtt_ns=None, bytes_in_flight=2**70),
+        dataclasses.replace(seg, src_addr=bytes(range(16)), dst_addr=bytes(16),
+                            analysis=("tcp.analysis.retransmission", "tcp.analysis.lost"),
+                            ts_ns=-5, window=True),
+        dataclasses.replace(seg, flags=511),
+    ]
+    assert segments_json(odd) == "".join(map(segment_json, odd))
+    assert segments_json([]) == ""
+    with pytest.raises(AttributeError):
+        segments_json([seg, object()])

@@ -175,8 +175,8 @@ def _sinks(as_json: bool, follow: int | None, ladder: bool, plot: str | None, *,
 
     out = sys.stdout
     sinks: list[Any]
-    if as_json:
-        sinks = [ptcp.JsonSink(out)]
+    if as_json:  # (from a file, 1,024 segments are written at a time)
+        sinks = [ptcp.JsonSink(out, hold=1 if live else 1024)]
     elif follow is not None:
         sinks = [ptcp.FollowSink(out, follow)]
     elif ladder:
