@@ -1,7 +1,8 @@
 """The compiled modules, plain C on the buffer protocol (src/rawlab/_buffers.h):
 rawlab._kernels (src/rawlab/_kernels.c), the sequential loops of the columnar fast path,
-and rawlab._tcp_summary (src/rawlab/_tcp_summary.c), the TCP connection table a segment
-at a time. Everything else is in pyproject.toml."""
+rawlab._tcp_summary (src/rawlab/_tcp_summary.c), the TCP connection table a segment
+at a time, and rawlab._tcp_sequence (src/rawlab/_tcp_sequence.c), Wireshark's sequence
+analysis of a segment for the exact analyser. Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -10,4 +11,4 @@ _FLAGS = ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 setup(ext_modules=[
     Extension(f"rawlab.{name}", [f"src/rawlab/{name}.c"], depends=["src/rawlab/_buffers.h"],
               extra_compile_args=_FLAGS)
-    for name in ("_kernels", "_tcp_summary")])
+    for name in ("_kernels", "_tcp_summary", "_tcp_sequence")])

@@ -238,7 +238,7 @@ def test_pcapng_epbs_takes_plain_blocks_and_stops_before_any_other() -> None:
     assert K.pcapng_epbs(be, 0, True, 1, 16, out) == (0, 0)  # over max_block
 
 
-@pytest.mark.parametrize("name", ["_kernels", "_tcp_summary"])
+@pytest.mark.parametrize("name", ["_kernels", "_tcp_summary", "_tcp_sequence"])
 def test_the_compiled_module_is_built_from_the_source_there_is(name: str) -> None:
     """An editable install keeps a module beside its source: one older than its source
     or than the header both include answers with the old code (rebuild: ./setup.sh or

@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "rawlab"
 # lower may not import higher; equal ranks may import each other only within one package
 RANK = {
     "errors": 0, "records": 0, "__init__": 0, "prefetch": 0,
-    "_kernels": 0, "_tcp_summary": 0,  # compiled leaves
+    "_kernels": 0, "_tcp_summary": 0, "_tcp_sequence": 0,  # compiled leaves
     "sockets": 1, "pcap": 1,
     "decode": 2,
     "analysis": 3,

@@ -314,3 +314,53 @@ def test_non_tcp_and_truncated_input_is_ignored() -> None:
     assert tcp.feed_bytes(1, T0, b"\x45" + b"\x00" * 10, LinkType.RAW) == []
     assert tcp.feed_bytes(2, T0, b"", LinkType.ETHERNET) == []
     assert tcp.feed(3, T0, Decoder().decode(b"\x00" * 60, LinkType.ETHERNET)) == []
+
+
+def test_the_compiled_flow_keeps_wiresharks_bounds() -> None:
+    """rawlab._tcp_sequence: at most TCP_MAX_UNACKED_SEGMENTS unacked segments a
+    direction (a SYN or FIN past the bound takes no extra sequence number, as
+    Wireshark); an ACK acknowledges the first sent of the segments ending at it, found
+    in a list kept by sequence number when segments arrive out of order, with its RTT;
+    at most 3 SACK blocks are kept; fin_seq is None until set; bytes in flight."""
+    from rawlab.analysis.tcp.expert import A_OUT_OF_ORDER, A_RETRANSMISSION
+    from rawlab.analysis.tcp.sequence import TCP_MAX_UNACKED_SEGMENTS, Flow, segment
+
+    a, b = Flow(), Flow()
+    syn, ack_, psh = 0x02, 0x10, 0x18
+    assert segment(a, b, 1000, 0, syn, 100, 0, 1, 0, 0, 0) == (0, None, None, None)
+    assert (a.base, a.nextseq, a.pending) == (1000, 1001, 1)
+    assert segment(b, a, 5000, 1001, syn | ack_, 100, 0, 2, 10, 0, 0) == (0, 1, 10, None)
+    assert (b.base, a.pending, b.pending) == (5000, 0, 1)
+    # data 1..100 (frame 3), 201..300 (4), then 101..200 (5: out of order, 1 ms later)
+    assert segment(a, b, 1001, 5001, psh, 100, 100, 3, 20, 0, 0) == (0, 2, 10, 100)
+    taf = segment(a, b, 1201, 5001, psh, 100, 100, 4, 30, 0, 0)[0]
+    assert taf == 0x02  # A_LOST_PACKET: a gap
+    taf, acked, rtt, bif = segment(a, b, 1101, 5001, psh, 100, 100, 5, 1_000_030, 0, 0)
+    assert taf == A_OUT_OF_ORDER and (acked, rtt) == (None, None)
+    assert a.pending == 3 and bif is None  # (none after a gap, until an ACK)
+    # a retransmission of 101..200 (frame 6); the ACK of 1..200 acknowledges frame 5
+    assert segment(a, b, 1101, 5001, psh, 100, 100, 6, 9_000_000, 0, 0)[0] == A_RETRANSMISSION
+    assert segment(b, a, 5001, 1201, ack_, 100, 0, 7, 9_000_040, 0, 0)[1:3] == (5, 8_000_010)
+    assert a.pending == 1  # 201..300 is left
+    b.sack = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10))
+    assert b.sack == ((1, 2), (3, 4), (5, 6))
+    b.sack = ()
+    assert b.fin_seq is None
+    b.fin_seq = 2**32 + 7
+    assert b.fin_seq == 7
+    b.fin_seq = None
+    assert b.fin_seq is None
+    # the bound: a direction with room for no more; a FIN then takes no sequence number
+    c, d = Flow(), Flow()
+    segment(c, d, 0, 0, syn, 100, 0, 1, 0, 0, 0)
+    for i in range(TCP_MAX_UNACKED_SEGMENTS + 5):
+        segment(c, d, 1 + i, 0, psh, 100, 1, 2 + i, 0, 0, 0)
+    assert c.pending == TCP_MAX_UNACKED_SEGMENTS
+    nxt = 1 + TCP_MAX_UNACKED_SEGMENTS + 5
+    assert c.nextseq == nxt
+    segment(c, d, nxt, 0, 0x01, 100, 0, 99_999, 0, 0, 0)  # FIN
+    assert c.nextseq == nxt and c.pending == TCP_MAX_UNACKED_SEGMENTS
+    with pytest.raises(TypeError):
+        segment(c, object(), 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError):
+        segment(c, c, 0, 0, 0, 0, 0, 0, 0, 0, 0)

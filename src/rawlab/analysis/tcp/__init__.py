@@ -56,7 +56,7 @@ from rawlab.analysis.tcp.events import (
     SideOptions,
 )
 from rawlab.analysis.tcp.expert import ANALYSIS_NAMES, analysis_names
-from rawlab.analysis.tcp.rtt import MAX_TCP_SACK_RANGES, TCP_MAX_UNACKED_SEGMENTS
+from rawlab.analysis.tcp.sequence import MAX_TCP_SACK_RANGES, TCP_MAX_UNACKED_SEGMENTS
 
 __all__ = [
     "ANALYSIS_NAMES",

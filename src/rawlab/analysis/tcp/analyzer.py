@@ -32,8 +32,7 @@ from rawlab.analysis.tcp.expert import (
     A_REUSED_PORTS,
     analysis_names,
 )
-from rawlab.analysis.tcp.rtt import MAX_TCP_SACK_RANGES, ack_segments, bytes_in_flight
-from rawlab.analysis.tcp.sequence import Flow, analyze, set_bases
+from rawlab.analysis.tcp.sequence import MAX_TCP_SACK_RANGES, Flow, segment
 from rawlab.analysis.tcp.table import Conn, ConnTable, canonical
 from rawlab.analysis.tcp.zeek import history, refresh
 from rawlab.decode import descent
@@ -212,14 +211,8 @@ class TcpAnalyzer:
         if seglen < 0:  # header longer than the IP packet: tshark skips the analysis too
             return out
         fwd, rev = c.flows[d], c.flows[1 - d]
-        if not (fwd.base_set and rev.base_set):
-            set_bases(fwd, rev, flags, seq, ack)
-        taflags = analyze(fwd, rev, hdr, seglen, frame, ts, c.first_rtt, taflags)
-        acked = rtt = bif = None
-        if rev.segs:
-            acked, rtt = ack_segments(rev, ack, ts)
-        if seglen and fwd.segs and fwd.valid_bif:
-            bif = bytes_in_flight(fwd, rev, flags)
+        taflags, acked, rtt, bif = segment(fwd, rev, seq, ack, flags, win, seglen, frame, ts,
+                                           c.first_rtt, taflags)
         ws = fwd.win_scale
         seg = Segment(
             frame, ts, c.conn.stream, d, src, sport, dst, dport, seq, ack,
