@@ -2044,7 +2044,8 @@ put_pyint(sbuf_t *b, PyObject *v, int nullable)
     return rc;
 }
 
-/* ip_text(): IPv4 and IPv6 by inet_ntop, other lengths as hex; 1 when not bytes */
+/* ip_text(): IPv4 and IPv6 as inet_ntop writes them, other lengths as hex; 1 when not
+ * bytes */
 static int
 put_addr(sbuf_t *b, PyObject *a)
 {
@@ -2052,11 +2053,15 @@ put_addr(sbuf_t *b, PyObject *a)
         return 1;
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(a);
     Py_ssize_t n = PyBytes_GET_SIZE(a);
-    char text[INET6_ADDRSTRLEN];
     if (n == 4 || n == 16) {
-        if (!inet_ntop(n == 4 ? AF_INET : AF_INET6, p, text, sizeof text))
-            return 1;
-        return put_bytes(b, text, (Py_ssize_t)strlen(text), 0);
+        uint64_t hi = 0, lo = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (n == 16 && i < 8)
+                hi = hi << 8 | p[i];
+            else
+                lo = lo << 8 | p[i];
+        }
+        return put_ip(b, n == 4 ? 4 : 6, hi, lo);
     }
     if (grow(b, 2 * n) < 0)
         return -1;
@@ -2065,6 +2070,93 @@ put_addr(sbuf_t *b, PyObject *a)
         b->p[b->len++] = "0123456789abcdef"[p[i] & 15];
     }
     return 0;
+}
+
+/* a str json.dumps writes as it is (printable ASCII, no quote or backslash), quoted;
+ * 1 otherwise */
+static int
+put_json_str(sbuf_t *b, PyObject *s)
+{
+    if (!PyUnicode_IS_ASCII(s))
+        return 1;
+    const char *u = (const char *)PyUnicode_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (u[i] < 0x20 || u[i] == '"' || u[i] == '\\' || u[i] == 0x7f)
+            return 1;
+    if (grow(b, n + 2) < 0)
+        return -1;
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, u, (size_t)n);
+    b->len += n;
+    b->p[b->len++] = '"';
+    return 0;
+}
+
+/* json.dumps of the options' values after present.tcp._opt (bytes as hex, tuples as
+ * lists): None, bools, ints, plain str, bytes, tuples and dicts of str keys; 1 for
+ * anything else (a list, a float ...: the Python renderer writes it) */
+static int
+put_json(sbuf_t *b, PyObject *v, int depth)
+{
+    if (depth > 8)
+        return 1;
+    if (v == Py_None)
+        return put_lit(b, "null");
+    if (v == Py_True)
+        return put_lit(b, "true");
+    if (v == Py_False)
+        return put_lit(b, "false");
+    if (PyLong_CheckExact(v))
+        return put_pyint(b, v, 0);
+    if (PyUnicode_CheckExact(v))
+        return put_json_str(b, v);
+    if (PyBytes_CheckExact(v)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(v);
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(v);
+        if (grow(b, 2 * n + 2) < 0)
+            return -1;
+        b->p[b->len++] = '"';
+        for (Py_ssize_t i = 0; i < n; i++) {
+            b->p[b->len++] = "0123456789abcdef"[p[i] >> 4];
+            b->p[b->len++] = "0123456789abcdef"[p[i] & 15];
+        }
+        b->p[b->len++] = '"';
+        return 0;
+    }
+    if (PyTuple_CheckExact(v)) {
+        if (put_lit(b, "[") < 0)
+            return -1;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
+            int rc = i ? put_lit(b, ", ") : 0;
+            if (rc == 0)
+                rc = put_json(b, PyTuple_GET_ITEM(v, i), depth + 1);
+            if (rc)
+                return rc;
+        }
+        return put_lit(b, "]");
+    }
+    if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k, *x;
+        if (put_lit(b, "{") < 0)
+            return -1;
+        while (PyDict_Next(v, &pos, &k, &x)) {
+            if (!PyUnicode_CheckExact(k))
+                return 1;
+            int rc = i++ ? put_lit(b, ", ") : 0;
+            if (rc == 0)
+                rc = put_json_str(b, k);
+            if (rc == 0)
+                rc = put_lit(b, ": ");
+            if (rc == 0)
+                rc = put_json(b, x, depth + 1);
+            if (rc)
+                return rc;
+        }
+        return put_lit(b, "}");
+    }
+    return 1;
 }
 
 /* the checksum verdicts' text (a few str-enum members): format() of each, once */
@@ -2093,25 +2185,20 @@ put_verdict(sbuf_t *b, PyObject *v)
     return rc;
 }
 
-/* the options' tail when it is {"ts": (a, b)} or nothing; 1: another shape */
+/* the options' tail (none when there are none); 1: a value put_json leaves to Python */
 static int
 put_options(sbuf_t *b, PyObject *o)
 {
+    if (PyDict_CheckExact(o) && PyDict_GET_SIZE(o) == 0)
+        return 0;
     int truth = PyObject_IsTrue(o);
     if (truth <= 0)
         return truth;
-    if (!PyDict_CheckExact(o) || PyDict_GET_SIZE(o) != 1)
+    if (!PyDict_CheckExact(o))
         return 1;
-    PyObject *ts = PyDict_GetItemString(o, "ts");
-    if (!ts || !PyTuple_CheckExact(ts) || PyTuple_GET_SIZE(ts) != 2
-        || !PyLong_CheckExact(PyTuple_GET_ITEM(ts, 0))
-        || !PyLong_CheckExact(PyTuple_GET_ITEM(ts, 1)))
-        return 1;
-    if (put_lit(b, ", \"options\": {\"ts\": [") < 0
-        || put_pyint(b, PyTuple_GET_ITEM(ts, 0), 0) < 0 || put_lit(b, ", ") < 0
-        || put_pyint(b, PyTuple_GET_ITEM(ts, 1), 0) < 0 || put_lit(b, "]}") < 0)
+    if (put_lit(b, ", \"options\": ") < 0)
         return -1;
-    return 0;
+    return put_json(b, o, 0);
 }
 
 /* one record; 1 when a field is of a shape only the Python renderer takes (nothing kept) */
