@@ -416,6 +416,42 @@ def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
     return tcp
 
 
+def run_tcp_batches(batches: Iterable[Any], sinks: Sequence[EventSink], *,
+                    analyzer: TcpAnalyzer | None = None, stream: int | None = None,
+                    count: int | None = None) -> TcpAnalyzer:
+    """:func:`run_tcp` of a file read as batches of columns (rawlab.decode.columns): the
+    same events, the segments the columns hold read from them
+    (:meth:`~rawlab.analysis.tcp.TcpAnalyzer.feed_batch`), for sinks that need no record
+    beside a segment's fields (its ``rec`` is then None: JSON, the table, the ladder, the
+    plot; not a followed stream's payload). The first `count` frames at most; the end
+    and errors as run_tcp's."""
+    from rawlab.analysis.tcp import TcpAnalyzer
+
+    tcp = analyzer if analyzer is not None else TcpAnalyzer()
+    deliver = Deliver(sinks, stream)
+    seg_type = deliver.segment_type
+    only = deliver.segment_hooks[0] if len(sinks) == 1 and stream is None else None
+    frames = 0
+    try:
+        for batch in batches:
+            n = len(batch) if count is None else min(len(batch), count - frames)
+            for rec, evs in tcp.feed_batch(batch, n):
+                if only is not None and len(evs) == 1 and type(evs[0]) is seg_type:
+                    only(evs[0], rec)
+                else:
+                    deliver(evs, rec)
+            frames += n
+            if count is not None and frames >= count:
+                break
+    finally:
+        try:
+            deliver(tcp.finish(), None)
+        finally:
+            for s in sinks:
+                s.close()
+    return tcp
+
+
 class Deliver:
     """Hands analyser events (of one stream, or all) to every sink's hook for their kind.
 

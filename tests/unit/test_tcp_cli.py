@@ -221,3 +221,46 @@ def test_compiled_segment_records_are_the_python_ones() -> None:
     assert segments_json([]) == ""
     with pytest.raises(AttributeError):
         segments_json([seg, object()])
+
+
+def test_the_exact_analyser_reads_the_same_from_batches() -> None:
+    """pipeline.run_tcp_batches (the segments the columns hold read from them, the rest
+    per packet: analysis.tcp.frontend) gives run_tcp's NDJSON on every capture in
+    captures/ and every one of tcpdump's corpus under 200 kB, in batches of 7 rows
+    (the analyser's state carried across) and of the default size."""
+    import io
+
+    from app_tshark import corpus_dir
+
+    from rawlab import pipeline
+    from rawlab.decode.columns import open_batches
+    from rawlab.errors import RawlabError
+    from rawlab.present.tcp import JsonSink
+
+    corpus = corpus_dir()
+    if corpus is None:
+        pytest.skip("tcpdump's corpus not found (RAWLAB_CORPUS, ../shared)")
+    paths = sorted(CAP.glob("*.pcap*")) + sorted(
+        p for p in corpus.iterdir()
+        if p.suffix in (".pcap", ".pcapng") and p.stat().st_size < 200_000)
+
+    def run(p: Path, rows: int | None) -> tuple[str, str | None]:
+        out = io.StringIO()
+        try:
+            if rows is None:
+                with open_file(p) as cap:
+                    pipeline.run_tcp(cap, [JsonSink(out)])
+            else:
+                with open_batches(p, rows=rows) as src:
+                    pipeline.run_tcp_batches(src, [JsonSink(out, hold=64)])
+        except RawlabError as exc:
+            return out.getvalue(), exc.message
+        return out.getvalue(), None
+
+    segments = 0
+    for p in paths:
+        want = run(p, None)
+        assert run(p, 7) == want, p.name
+        assert run(p, 8192) == want, p.name
+        segments += want[0].count('"type": "segment"')
+    assert segments > 2500

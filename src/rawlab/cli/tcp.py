@@ -125,7 +125,15 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
 
         sinks.insert(0, MessageSink(sys.stdout, keylog))
     analyzer = TcpAnalyzer()
-    if iface is None:
+    if iface is None and follow is None and keylog is None:
+        from rawlab.decode.columns import open_batches
+
+        # (the segments the columns hold are read from them: no sink here needs a
+        # record beside its fields; a followed stream and --keylog need the payload)
+        with open_batches(sys.stdin.buffer if file == "-" else file, ahead=2) as src:
+            pipeline.run_tcp_batches(src, sinks, analyzer=analyzer, stream=stream,
+                                     count=count)
+    elif iface is None:
         from rawlab.pcap.reader import open_file
 
         with open_file(sys.stdin.buffer if file == "-" else file) as cap:

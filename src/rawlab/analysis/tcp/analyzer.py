@@ -11,7 +11,7 @@ completeness, the options each side offered), Zeek's history
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rawlab.analysis.reassembly import IpReassembly
@@ -135,6 +135,7 @@ class TcpAnalyzer:
         self._streams = 0
         self._pending_drops = 0
         self._sweep = 0
+        self._addresses: dict[tuple[int, int, int], bytes] | None = None  # (feed_batch's)
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -183,6 +184,23 @@ class TcpAnalyzer:
         analyser's IP reassembly)."""
         got = segment_fields(data, linktype, hint, self.reassembly, frame, ts_ns)
         return self._feed(frame, ts_ns, *got) if got is not None else []
+
+    def feed_batch(self, batch: Any, n: int) -> Iterator[tuple[Any, list[Event]]]:
+        """The first `n` rows of a batch of columns (rawlab.decode.columns.Batch), in
+        order, as :meth:`feed_bytes` of each would: (record, events) of each row with
+        events, the record None where the columns held the segment
+        (:func:`rawlab.analysis.tcp.frontend.batch_fields`). A generator: a row's events
+        must be handed on before the next row is fed (a Connection they carry changes)."""
+        from rawlab.analysis.tcp.frontend import Addresses, batch_fields
+
+        if self._addresses is None:
+            self._addresses = Addresses()
+        feed = self._feed
+        for frame, ts, got, rec in batch_fields(batch, n, self.reassembly, self._addresses):
+            if got is not None:
+                evs = feed(frame, ts, *got)
+                if evs:
+                    yield rec, evs
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rawlab import _tcp_summary as K
+from rawlab.analysis.tcp.frontend import held, tunnelled
 from rawlab.decode import columns as C
 
 if TYPE_CHECKING:
@@ -101,11 +102,10 @@ class ConnSummary:
     """Connections of a stream of batches; :meth:`add` each batch, then :meth:`columns`."""
 
     def __init__(self) -> None:
-        # the exact analyser's front end, its IP reassembly and the tunnels' UDP ports are
+        # the exact analyser's front end and its IP reassembly are
         # made when a batch first needs them (most files: never)
         self._fields: Any = None
         self.reassembly: Any = None
-        self._tunnel_ports: np.ndarray | None = None
         self._core = K.Summary(C.CSUM_BAD, C.CSUM_NOTE_HINT, C.L4_TCP)
         self._layouts: dict[tuple[tuple[int, int, int], ...], tuple[int, int, int]] = {}
         # (stream, direction, owners) of records that name the processes at their ends
@@ -130,28 +130,15 @@ class ConnSummary:
         if not n:
             return
         c = batch.cols
-        st = c["status"][:n]
         # a checksum that is not good keeps the row's fields good (status CHECKSUM: all
-        # held; the compiled part counts a bad one unless the kernel's word decides)
-        easy = (st == C.FAST) | (st == C.APPLICATION) | (st == C.CHECKSUM)
-        # a UDP datagram on a tunnel's port (VXLAN, Geneve ...) may carry TCP: read per packet
-        udp = easy & (c["l4"][:n] == C.L4_UDP)
-        if udp.any():
-            tun = self._tunnels()
-            easy &= ~(udp & (tun[c["sport"][:n]] | tun[c["dport"][:n]]))
+        # held; the compiled part counts a bad one unless the kernel's word decides); a
+        # UDP datagram on a tunnel's port (VXLAN, Geneve ...) may carry TCP: read per packet
+        easy = held(c, n)
+        easy &= ~tunnelled(c, n, easy)
         odd, owned = self._odd(batch, np.nonzero(~easy)[0])
         got = self._core.feed(c, batch.buf, self._layout_array(batch.layouts), n, easy, odd)
         for k, who in owned:
             self.owners.append((*got[k], who))
-
-    def _tunnels(self) -> np.ndarray:
-        """The UDP ports a tunnel's decoder takes, as a lookup array."""
-        if self._tunnel_ports is None:
-            from rawlab.decode.descent import tunnel_udp_ports
-
-            self._tunnel_ports = np.zeros(65536, bool)
-            self._tunnel_ports[list(tunnel_udp_ports())] = True
-        return self._tunnel_ports
 
     def _layout_array(self, layouts: list[tuple[tuple[int, int, int], ...]]) -> np.ndarray:
         """Each option layout's (window scale at, SACK at, SACK length), -1: none."""
