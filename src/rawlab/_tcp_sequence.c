@@ -4,13 +4,15 @@
  *       Wireshark's tcp_flow_t + tcp_analyze_seq_flow_info_t for one direction of a
  *       connection: the fields the exact analyser (rawlab.analysis.tcp) reads and writes
  *       as attributes, and the unacknowledged segments, kept here
- *   segment(fwd, rev, seq, ack, flags, win, seglen, frame, ts, first_rtt, taflags)
- *           -> (taflags, acked_frame, ack_rtt, bytes_in_flight)
+ *   segment(fwd, rev, frame, ts, stream, dir, src, sport, dst, dport, seq, ack, flags,
+ *           seglen, win, csum, options, first_rtt, taflags, Segment)
+ *           -> (segment, taflags, rtt)
  *       one segment of fwd's sender: the base sequence numbers once known,
  *       tcp_analyze_sequence_number (epan/dissectors/packet-tcp.c, 4.0) adding its
  *       TCP_A_* bits to taflags, the segments its ACK covers (the first sent of those
- *       ending at it: its frame and RTT), and the bytes in flight after it (None where
- *       Wireshark shows none)
+ *       ending at it: its frame and RTT), the bytes in flight after it (None where
+ *       Wireshark shows none), and the Segment event (rawlab.analysis.tcp.events) that
+ *       carries them, built here
  *
  * Sequence numbers are raw 32-bit values compared wrap-safely (GT_SEQ). The unacked
  * segments are kept sorted by relative sequence number (Wireshark keeps a list it walks
@@ -358,30 +360,105 @@ analyze(Flow *fwd, Flow *rev, uint32_t seq, uint32_t ack, int flags, long long w
     return taflags;
 }
 
+/* ---- the Segment event ----------------------------------------------------------------- */
+
+/* rawlab.analysis.tcp.events.Segment's fields, in its order; where each lies in one (its
+ * slots' offsets), learnt from the type the first call names */
+enum { S_FRAME, S_TS, S_STREAM, S_DIR, S_SRC, S_SPORT, S_DST, S_DPORT, S_SEQ, S_ACK, S_SEQREL,
+       S_ACKREL, S_NXT, S_FLAGS, S_LEN, S_WIN, S_WINRAW, S_CSUM, S_ANALYSIS, S_DUPNUM,
+       S_DUPFRAME, S_RTT, S_BIF, S_LOSS, S_OPTS, S_ACKED, S_FAMILY, S_WSCALE, S_N };
+static const char *const s_names[S_N] = {
+    "frame", "ts_ns", "stream", "dir", "src_addr", "src_port", "dst_addr", "dst_port", "seq",
+    "ack", "seq_rel", "ack_rel", "next_seq_rel", "flags", "len", "window", "window_raw",
+    "checksum_status", "analysis", "dup_ack_num", "dup_ack_frame", "ack_rtt_ns",
+    "bytes_in_flight", "capture_loss", "options", "acked_frame", "family", "window_scale"};
+static PyTypeObject *s_type;
+static Py_ssize_t s_off[S_N];
+static PyObject *empty_tuple;
+
+static int
+s_learn(PyTypeObject *t)
+{
+    Py_ssize_t off[S_N];  /* (kept only when every field is a slot) */
+    for (int k = 0; k < S_N; k++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)t, s_names[k]);
+        int ok = d && Py_IS_TYPE(d, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+        if (ok)
+            off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_XDECREF(d);
+        if (!ok) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "segment: %s.%s is not a slot", t->tp_name,
+                         s_names[k]);
+            return -1;
+        }
+    }
+    if (t->tp_itemsize) {
+        PyErr_Format(PyExc_TypeError, "segment: %s is not a plain slotted class", t->tp_name);
+        return -1;
+    }
+    memcpy(s_off, off, sizeof off);
+    Py_XDECREF(s_type);
+    s_type = (PyTypeObject *)Py_NewRef(t);
+    return 0;
+}
+
+/* an int field (a new reference); the borrowed `same` when it holds that value */
+static inline PyObject *
+num(long long v)
+{
+    return PyLong_FromLongLong(v);
+}
+
 PyDoc_STRVAR(segment_doc,
-"segment(fwd, rev, seq, ack, flags, win, seglen, frame, ts, first_rtt, taflags)\n"
-"    -> (taflags, acked_frame, ack_rtt, bytes_in_flight)\n\n"
+"segment(fwd, rev, frame, ts, stream, dir, src, sport, dst, dport, seq, ack, flags,\n"
+"        seglen, win, csum, options, first_rtt, taflags, Segment) -> (segment, taflags, rtt)\n\n"
 "One segment sent by fwd's side (rev: the other Flow): the base sequence numbers once\n"
-"known, Wireshark's sequence analysis (taflags with its TCP_A_* bits added), then the\n"
-"segments its ACK covers (the frame acked and its RTT, or None) and the bytes in flight\n"
-"after a data segment (or None). seq, ack: raw; flags: the TCP flag bits; win: the raw\n"
-"window field; seglen: payload bytes; first_rtt: the iRTT so far (0: none).");
+"known, Wireshark's sequence analysis (taflags with its TCP_A_* bits added), the\n"
+"segments its ACK covers (the frame acked and its RTT: rtt, None if none) and the bytes\n"
+"in flight after a data segment; the Segment event that says so (an instance of the\n"
+"slotted class given last: relative numbers, the window scaled by fwd's shift, the\n"
+"duplicate ACK's number and frame; analysis () and capture_loss False, for the caller).\n"
+"seq, ack: raw; flags: the TCP flag bits; win: the raw window field; seglen: payload\n"
+"bytes; first_rtt: the iRTT so far (0: none); frame .. csum, options are stored as given.");
+
+enum { A_FWD, A_REV, A_FRAME, A_TS, A_STREAM, A_DIR, A_SRC, A_SPORT, A_DST, A_DPORT, A_SEQ,
+       A_ACK, A_FLAGS, A_SEGLEN, A_WIN, A_CSUM, A_OPTS, A_FIRST_RTT, A_TAFLAGS, A_TYPE,
+       A_N };
 
 static PyObject *
-segment(PyObject *self, PyObject *args)
+segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Flow *fwd, *rev;
-    unsigned long long seq_o, ack_o;
-    int flags;
-    long long win, seglen, frame, ts, first_rtt, taflags;
-    if (!PyArg_ParseTuple(args, "O!O!KKiLLLLLL", &FlowType, &fwd, &FlowType, &rev, &seq_o,
-                          &ack_o, &flags, &win, &seglen, &frame, &ts, &first_rtt, &taflags))
-        return NULL;
-    if (fwd == rev || seglen < 0) {
-        PyErr_SetString(PyExc_ValueError, "segment: two Flows and seglen >= 0 wanted");
+    if (nargs != A_N) {
+        PyErr_Format(PyExc_TypeError, "segment: %d arguments wanted, got %zd", A_N, nargs);
         return NULL;
     }
-    uint32_t seq = (uint32_t)seq_o, ack = (uint32_t)ack_o;
+    if (!PyObject_TypeCheck(args[A_FWD], &FlowType) || !PyObject_TypeCheck(args[A_REV], &FlowType)
+        || !PyType_Check(args[A_TYPE])) {
+        PyErr_SetString(PyExc_TypeError, "segment: two Flows and a Segment class wanted");
+        return NULL;
+    }
+    Flow *fwd = (Flow *)args[A_FWD], *rev = (Flow *)args[A_REV];
+    PyTypeObject *type = (PyTypeObject *)args[A_TYPE];
+    if (type != s_type && s_learn(type) < 0)
+        return NULL;
+    long long v[A_N];
+    static const int ints[] = {A_FRAME, A_TS, A_SEQ, A_ACK, A_FLAGS, A_SEGLEN, A_WIN,
+                               A_FIRST_RTT, A_TAFLAGS};
+    for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) {
+        v[ints[k]] = PyLong_AsLongLong(args[ints[k]]);
+        if (v[ints[k]] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    int64_t seglen = v[A_SEGLEN], frame = v[A_FRAME], ts = v[A_TS];
+    int flags = (int)(v[A_FLAGS] & 0x1FF);
+    long long win = v[A_WIN];
+    if (fwd == rev || seglen < 0 || win < 0) {
+        PyErr_SetString(PyExc_ValueError, "segment: two Flows, seglen and win >= 0 wanted");
+        return NULL;
+    }
+    uint32_t seq = (uint32_t)v[A_SEQ], ack = (uint32_t)v[A_ACK];
     if (!(fwd->base_set && rev->base_set)) {  /* relative 0 of both directions, once known */
         if (!fwd->base_set) {
             fwd->base = flags & F_SYN ? seq : (uint32_t)(seq - 1);
@@ -392,7 +469,8 @@ segment(PyObject *self, PyObject *args)
             rev->base_set = 1;
         }
     }
-    taflags = analyze(fwd, rev, seq, ack, flags, win, seglen, frame, ts, first_rtt, taflags);
+    long long taflags = analyze(fwd, rev, seq, ack, flags, win, seglen, frame, ts,
+                                v[A_FIRST_RTT], v[A_TAFLAGS]);
     if (taflags < 0)
         return PyErr_NoMemory();
     int64_t acked = -1, rtt = 0, bif = -1;
@@ -400,18 +478,64 @@ segment(PyObject *self, PyObject *args)
         acked = ack_segments(rev, ack, ts, &rtt);
     if (seglen && fwd->nsegs && fwd->valid_bif)
         bif = bytes_in_flight(fwd, rev, flags);
-    PyObject *v[4] = {PyLong_FromLongLong(taflags),
-                      acked < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(acked),
-                      acked < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(rtt),
-                      bif < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(bif)};
-    PyObject *t = v[0] && v[1] && v[2] && v[3] ? PyTuple_New(4) : NULL;
-    for (int k = 0; k < 4; k++) {
-        if (t)
-            PyTuple_SET_ITEM(t, k, v[k]);
-        else
-            Py_XDECREF(v[k]);
+
+    uint32_t fb = (uint32_t)fwd->base, rb = (uint32_t)rev->base;
+    long long ws = fwd->win_scale;
+    PyObject *f[S_N] = {NULL};
+    PyObject *seg = NULL, *res = NULL, *rtt_o = NULL, *taf_o = NULL;
+    f[S_FRAME] = Py_NewRef(args[A_FRAME]);
+    f[S_TS] = Py_NewRef(args[A_TS]);
+    f[S_STREAM] = Py_NewRef(args[A_STREAM]);
+    f[S_DIR] = Py_NewRef(args[A_DIR]);
+    f[S_SRC] = Py_NewRef(args[A_SRC]);
+    f[S_SPORT] = Py_NewRef(args[A_SPORT]);
+    f[S_DST] = Py_NewRef(args[A_DST]);
+    f[S_DPORT] = Py_NewRef(args[A_DPORT]);
+    f[S_SEQ] = Py_NewRef(args[A_SEQ]);
+    f[S_ACK] = Py_NewRef(args[A_ACK]);
+    f[S_SEQREL] = num((uint32_t)(seq - fb));
+    f[S_ACKREL] = flags & F_ACK ? num((uint32_t)(ack - rb)) : Py_NewRef(args[A_ACK]);
+    f[S_NXT] = num((uint32_t)(seq - fb + (uint32_t)seglen + (flags & SYN_FIN ? 1u : 0u)));
+    f[S_FLAGS] = flags == v[A_FLAGS] ? Py_NewRef(args[A_FLAGS]) : num(flags);
+    f[S_LEN] = Py_NewRef(args[A_SEGLEN]);
+    f[S_WIN] = ws >= 0 && !(flags & F_SYN) && ws < 48 ? num(win << ws) : Py_NewRef(args[A_WIN]);
+    f[S_WINRAW] = Py_NewRef(args[A_WIN]);
+    f[S_CSUM] = Py_NewRef(args[A_CSUM]);
+    f[S_ANALYSIS] = Py_NewRef(empty_tuple);
+    int dup = taflags & A_DUPLICATE_ACK;
+    f[S_DUPNUM] = dup ? num(fwd->dupacknum) : Py_NewRef(Py_None);
+    f[S_DUPFRAME] = dup ? num(fwd->lastnondupack) : Py_NewRef(Py_None);
+    f[S_RTT] = acked >= 0 && rtt ? num(rtt) : Py_NewRef(Py_None);
+    f[S_BIF] = bif > 0 ? num(bif) : Py_NewRef(Py_None);
+    f[S_LOSS] = Py_NewRef(Py_False);
+    f[S_OPTS] = Py_NewRef(args[A_OPTS]);
+    f[S_ACKED] = acked >= 0 ? num(acked) : Py_NewRef(Py_None);
+    Py_ssize_t alen = PyObject_Length(args[A_SRC]);
+    if (alen < 0)
+        goto done;
+    f[S_FAMILY] = num(alen == 4 ? 4 : 6);
+    f[S_WSCALE] = num(ws);
+    for (int k = 0; k < S_N; k++)
+        if (!f[k])
+            goto done;
+    seg = type->tp_alloc(type, 0);
+    if (!seg)
+        goto done;
+    for (int k = 0; k < S_N; k++) {  /* (the slots of a new object are NULL) */
+        *(PyObject **)((char *)seg + s_off[k]) = f[k];
+        f[k] = NULL;
     }
-    return t;
+    rtt_o = acked >= 0 ? num(rtt) : Py_NewRef(Py_None);
+    taf_o = num(taflags);
+    if (rtt_o && taf_o)
+        res = PyTuple_Pack(3, seg, taf_o, rtt_o);
+done:
+    for (int k = 0; k < S_N; k++)
+        Py_XDECREF(f[k]);
+    Py_XDECREF(seg);
+    Py_XDECREF(rtt_o);
+    Py_XDECREF(taf_o);
+    return res;
 }
 
 /* ---- Flow's attributes ---------------------------------------------------------------- */
@@ -543,7 +667,7 @@ static PyTypeObject FlowType = {
 };
 
 static PyMethodDef methods[] = {
-    {"segment", segment, METH_VARARGS, segment_doc},
+    {"segment", (PyCFunction)(void (*)(void))segment, METH_FASTCALL, segment_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -559,6 +683,9 @@ PyMODINIT_FUNC
 PyInit__tcp_sequence(void)
 {
     if (PyType_Ready(&FlowType) < 0)
+        return NULL;
+    empty_tuple = PyTuple_New(0);
+    if (!empty_tuple)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)

@@ -323,7 +323,20 @@ def test_the_compiled_flow_keeps_wiresharks_bounds() -> None:
     in a list kept by sequence number when segments arrive out of order, with its RTT;
     at most 3 SACK blocks are kept; fin_seq is None until set; bytes in flight."""
     from rawlab.analysis.tcp.expert import A_OUT_OF_ORDER, A_RETRANSMISSION
-    from rawlab.analysis.tcp.sequence import TCP_MAX_UNACKED_SEGMENTS, Flow, segment
+    from rawlab.analysis.tcp.sequence import TCP_MAX_UNACKED_SEGMENTS, Flow
+    from rawlab.analysis.tcp.sequence import segment as step
+    from rawlab.decode.checksum import Verdict
+
+    def segment(fwd: Flow, rev: Flow, seq: int, ack: int, flags: int, win: int, seglen: int,
+                frame: int, ts: int, first_rtt: int, taflags: int) -> tuple[Any, ...]:
+        seg, taf, rtt = step(fwd, rev, frame, ts, 3, 0, b"\x0a\0\0\1", 1000, b"\x0a\0\0\2",
+                             80, seq, ack, flags, seglen, win, Verdict.GOOD, {}, first_rtt,
+                             taflags, Segment)
+        assert (seg.frame, seg.ts_ns, seg.stream, seg.seq, seg.ack, seg.len) == (
+            frame, ts, 3, seq, ack, seglen)
+        assert seg.family == 4 and seg.analysis == () and seg.capture_loss is False
+        assert seg.ack_rtt_ns == (rtt or None)
+        return taf, seg.acked_frame, rtt, seg.bytes_in_flight
 
     a, b = Flow(), Flow()
     syn, ack_, psh = 0x02, 0x10, 0x18
@@ -360,7 +373,13 @@ def test_the_compiled_flow_keeps_wiresharks_bounds() -> None:
     assert c.nextseq == nxt
     segment(c, d, nxt, 0, 0x01, 100, 0, 99_999, 0, 0, 0)  # FIN
     assert c.nextseq == nxt and c.pending == TCP_MAX_UNACKED_SEGMENTS
-    with pytest.raises(TypeError):
-        segment(c, object(), 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    with pytest.raises(ValueError):
-        segment(c, c, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    args = (0, 0, 0, 0, b"", 0, b"", 0, 0, 0, 0, 0, 0, "good", {}, 0, 0, Segment)
+    with pytest.raises(TypeError, match="two Flows"):
+        step(c, object(), *args)
+    with pytest.raises(ValueError, match="two Flows"):
+        step(c, c, *args)
+    with pytest.raises(TypeError, match="20 arguments"):
+        step(c, d, *args[:-1])
+    with pytest.raises(TypeError, match="not a slot"):
+        step(c, d, *args[:-1], Flow)
+    assert segment(c, d, nxt + 1, 0, 0x10, 7, 0, 100_000, 5, 0, 0)  # (its fields: learnt)

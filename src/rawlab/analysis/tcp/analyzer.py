@@ -26,7 +26,6 @@ from rawlab.analysis.tcp.events import (
 from rawlab.analysis.tcp.expert import (
     _NAME_CACHE,
     A_ACK_LOST_PACKET,
-    A_DUPLICATE_ACK,
     A_LOST_PACKET,
     A_RETRANSMITTED,
     A_REUSED_PORTS,
@@ -38,7 +37,7 @@ from rawlab.analysis.tcp.zeek import history, refresh
 from rawlab.decode import descent
 from rawlab.decode.checksum import Verdict, known_verdict, verify_l4
 from rawlab.decode.descent import FRAG_LATER, FRAG_MORE, TSO, encapsulates, walk
-from rawlab.decode.tcp import ACK, CWR, ECE, FIN, RST, SYN, SYN_ACK, SYN_FIN, options_summary
+from rawlab.decode.tcp import ACK, CWR, ECE, FIN, RST, SYN, SYN_ACK, options_summary
 
 _TCP = struct.Struct("!HHIIHH")  # sport, dport, seq, ack, offset+flags, window
 _FRAGMENT = FRAG_LATER | FRAG_MORE
@@ -229,17 +228,9 @@ class TcpAnalyzer:
         if seglen < 0:  # header longer than the IP packet: tshark skips the analysis too
             return out
         fwd, rev = c.flows[d], c.flows[1 - d]
-        taflags, acked, rtt, bif = segment(fwd, rev, seq, ack, flags, win, seglen, frame, ts,
-                                           c.first_rtt, taflags)
-        ws = fwd.win_scale
-        seg = Segment(
-            frame, ts, c.conn.stream, d, src, sport, dst, dport, seq, ack,
-            (seq - fwd.base) & 0xFFFFFFFF, (ack - rev.base) & 0xFFFFFFFF if flags & ACK else ack,
-            (seq - fwd.base + seglen + (1 if flags & SYN_FIN else 0)) & 0xFFFFFFFF, flags,
-            seglen, win << ws if ws >= 0 and not flags & SYN else win, win, csum, (),
-            None, None, rtt or None, bif, False, opts, acked, 4 if len(src) == 4 else 6, ws)
-        if taflags & A_DUPLICATE_ACK:
-            seg.dup_ack_num, seg.dup_ack_frame = fwd.dupacknum, fwd.lastnondupack
+        seg, taflags, rtt = segment(fwd, rev, frame, ts, c.conn.stream, d, src, sport, dst,
+                                    dport, seq, ack, flags, seglen, win, csum, opts,
+                                    c.first_rtt, taflags, Segment)
         c.conn.completeness |= _COMPLETENESS[
             flags & _COMPLETENESS_FLAGS | (0x20 if seglen else 0) | (0x40 if is_new else 0)]
         if flags & SYN or fwd.is_first_ack or not c.first_rtt:
