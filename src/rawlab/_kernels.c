@@ -27,6 +27,9 @@
  *       the text of a batch's rows in order: `template % row` of each piece's columns
  *       for its rows (the %d/%u/%x/%s/%r conversions the templates use), odd[row] for
  *       every other row (rawlab.present.columns)
+ *   tcp_fields(rows, tcp, cols, buf, verdicts, options_summary, odd) -> list
+ *       what the exact analyser reads of each row, from the columns where they hold the
+ *       TCP segment (rawlab.analysis.tcp.frontend)
  *   segments_json(segments, flags, analysis, slow) -> str
  *       `rawlab tcp --json`'s segment records of a list of the exact analyser's Segments
  *       (rawlab.present.tcp.segments_json)
@@ -2315,6 +2318,189 @@ fail:
     return NULL;
 }
 
+/* ---- the exact analyser's fields of a batch's TCP rows ------------------------------- */
+
+static const want_t fcols[] = {
+    {"frame", 8}, {"ts_ns", 8}, {"ip_version", 1}, {"src_hi", 8}, {"src_lo", 8},
+    {"dst_hi", 8}, {"dst_lo", 8}, {"sport", 2}, {"dport", 2}, {"tcp_seq", 4}, {"tcp_ack", 4},
+    {"tcp_dataofs", 1}, {"tcp_reserved", 1}, {"tcp_flags", 2}, {"tcp_window", 2},
+    {"l4_length", 4}, {"l4_csum", 1}, {"data_offset", 8}, {"l4_offset", 2},
+};
+enum { F_FRAME, F_TS, F_VER, F_SHI, F_SLO, F_DHI, F_DLO, F_SPORT, F_DPORT, F_SEQ, F_ACK,
+       F_DOFF, F_RES, F_FLAGS, F_WIN, F_L4LEN, F_CSUM, F_DATA, F_L4OFF, F_N };
+
+/* addresses as bytes, made once each: a direct-mapped cache (a capture repeats its few) */
+#define ADDR_SLOTS 4096
+static struct { uint64_t hi, lo; int ver; PyObject *b; } addr_cache[ADDR_SLOTS];
+
+static PyObject *
+addr_bytes(int ver, uint64_t hi, uint64_t lo)
+{
+    uint64_t h = (hi * 0x9E3779B97F4A7C15ULL) ^ (lo * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)ver;
+    size_t k = (size_t)(h >> 52) & (ADDR_SLOTS - 1);
+    if (addr_cache[k].b && addr_cache[k].ver == ver && addr_cache[k].hi == hi
+        && addr_cache[k].lo == lo)
+        return Py_NewRef(addr_cache[k].b);
+    unsigned char raw[16];
+    int n = ver == 6 ? 16 : 4;
+    for (int j = 0; j < 8; j++) {
+        raw[j] = (unsigned char)(hi >> (56 - 8 * j));
+        raw[8 + j] = (unsigned char)(lo >> (56 - 8 * j));
+    }
+    PyObject *b = PyBytes_FromStringAndSize(n == 16 ? (char *)raw : (char *)raw + 12, n);
+    if (!b)
+        return NULL;
+    Py_XSETREF(addr_cache[k].b, Py_NewRef(b));
+    addr_cache[k].ver = ver;
+    addr_cache[k].hi = hi;
+    addr_cache[k].lo = lo;
+    return b;
+}
+
+static inline uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static PyObject *ts_key;  /* "ts", interned: options_summary's key */
+
+/* options_summary(bytes) of a row's option bytes; the usual NOP NOP TS read here, as
+ * options_summary reads it itself */
+static PyObject *
+row_options(const unsigned char *p, Py_ssize_t n, PyObject *summary)
+{
+    if (n == 0)
+        return PyDict_New();
+    if (n == 12 && p[0] == 1 && p[1] == 1 && p[2] == 8 && p[3] == 10) {
+        PyObject *d = PyDict_New();
+        PyObject *t = Py_BuildValue("(kk)", (unsigned long)be32(p + 4),
+                                    (unsigned long)be32(p + 8));
+        if (!d || !t || PyDict_SetItem(d, ts_key, t) < 0) {
+            Py_XDECREF(d);
+            Py_XDECREF(t);
+            return NULL;
+        }
+        Py_DECREF(t);
+        return d;
+    }
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)p, n);
+    if (!raw)
+        return NULL;
+    PyObject *d = PyObject_CallOneArg(summary, raw);
+    Py_DECREF(raw);
+    return d;
+}
+
+/* one row's (frame, ts, src, dst, hdr, l4, options, verdict, None) */
+static PyObject *
+row_fields(const Py_buffer *v, Py_ssize_t i, const unsigned char *buf, Py_ssize_t buflen,
+           PyObject *verdicts, PyObject *summary)
+{
+#define FV(c) col_at(&v[c], i, fcols[c].size)
+    int ver = (int)FV(F_VER);
+    int64_t hl = (int64_t)FV(F_DOFF) * 4;
+    int64_t at = (int64_t)FV(F_DATA) + (int64_t)FV(F_L4OFF) + 20;
+    Py_ssize_t code = (Py_ssize_t)FV(F_CSUM);
+    if (hl < 20 || at < 0 || at + hl - 20 > buflen || code >= PyTuple_GET_SIZE(verdicts)) {
+        PyErr_SetString(PyExc_ValueError, "tcp_fields: a row's columns do not fit its batch");
+        return NULL;
+    }
+    PyObject *hdr = Py_BuildValue(
+        "(kkkkkk)", (unsigned long)FV(F_SPORT), (unsigned long)FV(F_DPORT),
+        (unsigned long)FV(F_SEQ), (unsigned long)FV(F_ACK),
+        (unsigned long)(FV(F_DOFF) << 12 | FV(F_RES) << 9 | FV(F_FLAGS)),
+        (unsigned long)FV(F_WIN));
+    PyObject *src = addr_bytes(ver, FV(F_SHI), FV(F_SLO));
+    PyObject *dst = addr_bytes(ver, FV(F_DHI), FV(F_DLO));
+    PyObject *opts = row_options(buf + at, (Py_ssize_t)(hl - 20), summary);
+    PyObject *res = NULL;
+    if (hdr && src && dst && opts)
+        res = Py_BuildValue("(KLOOOkOOO)", (unsigned long long)FV(F_FRAME), (long long)FV(F_TS),
+                            src, dst, hdr, (unsigned long)FV(F_L4LEN), opts,
+                            PyTuple_GET_ITEM(verdicts, code), Py_None);
+    Py_XDECREF(hdr);
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    Py_XDECREF(opts);
+    return res;
+#undef FV
+}
+
+PyDoc_STRVAR(tcp_fields_doc,
+"tcp_fields(rows, tcp, cols, buf, verdicts, options_summary, odd) -> list\n\n"
+"What the exact analyser reads of each of a batch's rows (an int64 array, in order): a\n"
+"row where tcp (a bool array by row) is true from the columns, as the tuple\n"
+"(frame, ts_ns, src, dst, hdr, l4, options, verdict, None) (hdr: sport, dport, seq,\n"
+"ack, offset and flags, window; l4: the TCP bytes by the IP length; options:\n"
+"options_summary of its option bytes; verdict: verdicts[l4_csum]); any other row is\n"
+"odd(row), a tuple of the same shape (its record last) or None (left out).");
+
+static PyObject *
+tcp_fields(PyObject *self, PyObject *args)
+{
+    PyObject *rows_o, *tcp_o, *cols, *buf_o, *verdicts, *summary, *odd;
+    if (!PyArg_ParseTuple(args, "OOO!OO!OO", &rows_o, &tcp_o, &PyDict_Type, &cols, &buf_o,
+                          &PyTuple_Type, &verdicts, &summary, &odd))
+        return NULL;
+    if (!ts_key && !(ts_key = PyUnicode_InternFromString("ts")))
+        return NULL;
+    Py_buffer rows, tcp, buf, v[F_N];
+    int got = 0, have = 0;
+    PyObject *out = NULL;
+    if (get_buffer(rows_o, &rows, 0, 8, "rows") < 0)
+        return NULL;
+    if (get_buffer(tcp_o, &tcp, 0, 1, "tcp") < 0)
+        goto rel_rows;
+    if (get_buffer(buf_o, &buf, 0, 0, "buf") < 0)
+        goto rel_tcp;
+    have = 1;
+    for (; got < F_N; got++) {
+        PyObject *c = PyDict_GetItemString(cols, fcols[got].name);
+        if (!c) {
+            PyErr_Format(PyExc_KeyError, "tcp_fields: no column %s", fcols[got].name);
+            goto done;
+        }
+        if (get_buffer(c, &v[got], 0, fcols[got].size, fcols[got].name) < 0)
+            goto done;
+    }
+    Py_ssize_t n = rows.len / 8, nt = tcp.len, ncol = PY_SSIZE_T_MAX;
+    for (int k = 0; k < F_N; k++)
+        if (v[k].len / fcols[k].size < ncol)
+            ncol = v[k].len / fcols[k].size;
+    out = PyList_New(0);
+    if (!out)
+        goto done;
+    const int64_t *r = rows.buf;
+    const unsigned char *is_tcp = tcp.buf;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t i = r[j];
+        if (i < 0 || i >= ncol || i >= nt) {
+            PyErr_SetString(PyExc_IndexError, "tcp_fields: a row outside the columns");
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyObject *t = is_tcp[i] ? row_fields(v, i, buf.buf, buf.len, verdicts, summary)
+                                : PyObject_CallFunction(odd, "L", (long long)i);
+        if (!t || (t != Py_None && PyList_Append(out, t) < 0)) {
+            Py_XDECREF(t);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(t);
+    }
+done:
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&v[k]);
+    if (have)
+        PyBuffer_Release(&buf);
+rel_tcp:
+    PyBuffer_Release(&tcp);
+rel_rows:
+    PyBuffer_Release(&rows);
+    return out;
+}
+
 PyDoc_STRVAR(heap_doc,
 "heap(mmap_threshold, trim_threshold) -> bool\n\n"
 "Tell glibc's malloc to serve blocks below mmap_threshold bytes from its heap and to give\n"
@@ -2348,6 +2534,7 @@ static PyMethodDef methods[] = {
     {"relative", relative, METH_VARARGS, relative_doc},
     {"tcpdump_lines", tcpdump_lines, METH_VARARGS, tcpdump_lines_doc},
     {"segments_json", segments_json, METH_VARARGS, segments_json_doc},
+    {"tcp_fields", tcp_fields, METH_VARARGS, tcp_fields_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -36,7 +36,7 @@ from rawlab.records import CsumHint, Interface, Record
 if TYPE_CHECKING:  # the decoder and the analysers are imported only when used
     from rawlab.analysis.processes import Attribution, Entry
     from rawlab.analysis.reassembly import IpReassembly
-    from rawlab.analysis.tcp import ConnectionClosed, Handshake, Segment, TcpAnalyzer
+    from rawlab.analysis.tcp import ConnectionClosed, Event, Handshake, Segment, TcpAnalyzer
     from rawlab.decode.dispatch import Decoder, Packet
     from rawlab.pcap.writer import CaptureWriter, RotatingWriter
     from rawlab.sockets.packet import PacketRing
@@ -429,17 +429,20 @@ def run_tcp_batches(batches: Iterable[Any], sinks: Sequence[EventSink], *,
 
     tcp = analyzer if analyzer is not None else TcpAnalyzer()
     deliver = Deliver(sinks, stream)
-    seg_type = deliver.segment_type
-    only = deliver.segment_hooks[0] if len(sinks) == 1 and stream is None else None
+    hand = deliver
+    if len(sinks) == 1 and stream is None:  # one segment for one sink: its hook, directly
+        seg_type, only = deliver.segment_type, deliver.segment_hooks[0]
+
+        def hand(evs: list[Event], rec: Any) -> None:
+            if len(evs) == 1 and type(evs[0]) is seg_type:
+                only(evs[0], rec)
+            else:
+                deliver(evs, rec)
     frames = 0
     try:
         for batch in batches:
             n = len(batch) if count is None else min(len(batch), count - frames)
-            for rec, evs in tcp.feed_batch(batch, n):
-                if only is not None and len(evs) == 1 and type(evs[0]) is seg_type:
-                    only(evs[0], rec)
-                else:
-                    deliver(evs, rec)
+            tcp.feed_batch(batch, n, hand)
             frames += n
             if count is not None and frames >= count:
                 break

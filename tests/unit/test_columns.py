@@ -544,3 +544,22 @@ def test_ctrl_c_while_a_fifo_writer_idles_ends_at_once(tmp_path: Path, command: 
     assert p.returncode == 130, err
     assert took < 3, took
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(FILE_FRAMES, st.sampled_from([3, 16384]))
+def test_hypothesis_exact_analyser_from_batches(frames_: list[tuple[int, bytes]],
+                                                rows: int) -> None:
+    """`tcp FILE --json` reads the segments the columns hold from them
+    (pipeline.run_tcp_batches, analysis/tcp/frontend.py): the same NDJSON as the
+    per-packet front end on hypothesis-made pcapng files (conversations with every
+    checksum, option list, link type and cut; malformed frames)."""
+    from rawlab.present.tcp import JsonSink
+
+    data = _pcapng(frames_)
+    want, got = io.StringIO(), io.StringIO()
+    with open_file(io.BytesIO(data)) as cap:
+        pipeline.run_tcp(cap, [JsonSink(want)])
+    with C.open_batches(io.BytesIO(data), rows=rows) as src:
+        pipeline.run_tcp_batches(src, [JsonSink(got, hold=5)])
+    assert got.getvalue() == want.getvalue()

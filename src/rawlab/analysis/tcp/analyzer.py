@@ -11,7 +11,7 @@ completeness, the options each side offered), Zeek's history
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rawlab.analysis.reassembly import IpReassembly
@@ -134,7 +134,6 @@ class TcpAnalyzer:
         self._streams = 0
         self._pending_drops = 0
         self._sweep = 0
-        self._addresses: dict[tuple[int, int, int], bytes] | None = None  # (feed_batch's)
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -184,22 +183,21 @@ class TcpAnalyzer:
         got = segment_fields(data, linktype, hint, self.reassembly, frame, ts_ns)
         return self._feed(frame, ts_ns, *got) if got is not None else []
 
-    def feed_batch(self, batch: Any, n: int) -> Iterator[tuple[Any, list[Event]]]:
+    def feed_batch(self, batch: Any, n: int,
+                   deliver: Callable[[list[Event], Any], None]) -> None:
         """The first `n` rows of a batch of columns (rawlab.decode.columns.Batch), in
-        order, as :meth:`feed_bytes` of each would: (record, events) of each row with
-        events, the record None where the columns held the segment
-        (:func:`rawlab.analysis.tcp.frontend.batch_fields`). A generator: a row's events
-        must be handed on before the next row is fed (a Connection they carry changes)."""
-        from rawlab.analysis.tcp.frontend import Addresses, batch_fields
+        order, as :meth:`feed_bytes` of each would: each row's events handed to
+        ``deliver(events, record)`` before the next row is fed (a Connection they carry
+        changes), the record None where the columns held the segment
+        (:func:`rawlab.analysis.tcp.frontend.batch_fields`)."""
+        from rawlab.analysis.tcp.frontend import batch_fields
 
-        if self._addresses is None:
-            self._addresses = Addresses()
         feed = self._feed
-        for frame, ts, got, rec in batch_fields(batch, n, self.reassembly, self._addresses):
-            if got is not None:
-                evs = feed(frame, ts, *got)
-                if evs:
-                    yield rec, evs
+        for frame, ts, src, dst, hdr, l4, opts, csum, rec in batch_fields(
+                batch, n, self.reassembly):
+            evs = feed(frame, ts, src, dst, hdr, l4, opts, csum)
+            if evs:
+                deliver(evs, rec)
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""

@@ -19,7 +19,6 @@ test_tcp_cli.py`` holds the two ways together: the same output on every capture.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,24 +56,13 @@ def tunnelled(c: dict[str, np.ndarray], n: int, rows: np.ndarray) -> np.ndarray:
     return udp & (tun[c["sport"][:n]] | tun[c["dport"][:n]])
 
 
-class Addresses(dict[tuple[int, int, int], bytes]):
-    """(IP version, high, low 64 bits) -> the address's bytes, made once each."""
-
-    def __missing__(self, key: tuple[int, int, int]) -> bytes:
-        ver, hi, lo = key
-        got = hi.to_bytes(8, "big") + lo.to_bytes(8, "big") if ver == 6 else lo.to_bytes(4, "big")
-        if len(self) >= 65536:
-            self.clear()
-        self[key] = got
-        return got
-
-
-def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None,
-                 addresses: dict[tuple[int, int, int], bytes] | None = None
-                 ) -> Iterator[tuple[int, int, Any, Any]]:
-    """``(frame, ts_ns, fields, rec)`` of the first `n` rows in order; ``fields`` as
-    :func:`~rawlab.analysis.tcp.analyzer.segment_fields` (None: no segment), ``rec`` the
-    row's record where it was read per packet (None for a row of the columns)."""
+def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> list[tuple[Any, ...]]:
+    """``(frame, ts_ns, src, dst, hdr, l4, opts, csum, rec)`` of each of the first `n` rows
+    that holds a segment, in order: the fields as
+    :func:`~rawlab.analysis.tcp.analyzer.segment_fields` gives them, ``rec`` the row's
+    record where it was read per packet (None for a row of the columns). The rows the
+    columns hold are read by a compiled loop (:func:`rawlab._kernels.tcp_fields`)."""
+    from rawlab import _kernels
     from rawlab.analysis.tcp.analyzer import segment_fields
     from rawlab.decode.checksum import Verdict
     from rawlab.decode.tcp import options_summary
@@ -84,38 +72,18 @@ def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None,
     simple = held(c, n) & ((c["csum_notes"][:n] & C.CSUM_NOTE_HINT) == 0)
     on_tcp = simple & (c["l4"][:n] == C.L4_TCP)
     tcp = on_tcp & (c["l4_csum"][:n] != C.CSUM_NONE)
-    take = tcp | ~simple | tunnelled(c, n, simple) | (on_tcp & ~tcp)
-    rows = np.flatnonzero(take)
+    rows = np.flatnonzero(tcp | ~simple | tunnelled(c, n, simple) | (on_tcp & ~tcp))
     if not len(rows):
-        return
-    addr = addresses if addresses is not None else Addresses()
-    fr, ts = c["frame"][rows].tolist(), c["ts_ns"][rows].tolist()
-    is_tcp, ver = tcp[rows].tolist(), c["ip_version"][rows].tolist()
-    sh, sl = c["src_hi"][rows].tolist(), c["src_lo"][rows].tolist()
-    dh, dl = c["dst_hi"][rows].tolist(), c["dst_lo"][rows].tolist()
-    sport, dport = c["sport"][rows].tolist(), c["dport"][rows].tolist()
-    seq, ack = c["tcp_seq"][rows].tolist(), c["tcp_ack"][rows].tolist()
-    doff = c["tcp_dataofs"][rows].astype(np.int64)
-    off = ((doff << 12) | (c["tcp_reserved"][rows].astype(np.int64) << 9)
-           | c["tcp_flags"][rows]).tolist()
-    win, l4 = c["tcp_window"][rows].tolist(), c["l4_length"][rows].tolist()
-    at = (c["data_offset"][rows].astype(np.int64) + c["l4_offset"][rows] + 20).tolist()
-    hl = (doff * 4).tolist()
-    csum = c["l4_csum"][rows].tolist()
-    buf = batch.buf
-    verdict = {C.CSUM_GOOD: Verdict.GOOD, C.CSUM_UNVERIFIED: Verdict.UNVERIFIED,
-               C.CSUM_BAD: Verdict.BAD, C.CSUM_PARTIAL: Verdict.PARTIAL}  # (l4_csum's codes)
-    for k, i in enumerate(rows.tolist()):
-        if not is_tcp[k]:
-            rec = batch.record(i)
-            yield fr[k], rec.ts_ns, segment_fields(rec.data, rec.linktype, rec.csum_status,
-                                                   reassembly, fr[k], rec.ts_ns), rec
-            continue
-        v = ver[k]
-        t = at[k]
-        h = hl[k]
-        yield fr[k], ts[k], (
-            addr[v, sh[k], sl[k]], addr[v, dh[k], dl[k]],
-            (sport[k], dport[k], seq[k], ack[k], off[k], win[k]), l4[k],
-            options_summary(bytes(buf[t:t + h - 20])) if h > 20 else {},
-            verdict[csum[k]]), None
+        return []
+
+    def odd(i: int) -> tuple[Any, ...] | None:
+        rec = batch.record(i)
+        frame = int(c["frame"][i])
+        got = segment_fields(rec.data, rec.linktype, rec.csum_status, reassembly, frame,
+                             rec.ts_ns)
+        return None if got is None else (frame, rec.ts_ns, *got, rec)
+
+    verdicts = (None, Verdict.GOOD, Verdict.UNVERIFIED, Verdict.BAD, Verdict.PARTIAL)
+    assert (C.CSUM_GOOD, C.CSUM_UNVERIFIED, C.CSUM_BAD, C.CSUM_PARTIAL) == (1, 2, 3, 4)
+    return _kernels.tcp_fields(rows.astype(np.int64), tcp.view(np.uint8), c, batch.buf,
+                               verdicts, options_summary, odd)
