@@ -264,3 +264,28 @@ def test_the_exact_analyser_reads_the_same_from_batches() -> None:
         assert run(p, 8192) == want, p.name
         segments += want[0].count('"type": "segment"')
     assert segments > 2500
+
+
+@pytest.mark.parametrize("args", [["tcp", "--json"], ["tcp"], ["tcp", "--exact"],
+                                  ["read"], ["read", "--json"], ["read", "-v"]])
+def test_a_user_timeout_option_is_read(tmp_path: Path, args: list[str]) -> None:
+    """A SYN with a User Timeout option (RFC 5482, kind 28, 4 bytes) was an internal
+    error in every command (the options summary knew its value but had no key for it):
+    it is read, the summary keeping its bytes as other kinds' (`"28": "812c"`)."""
+    from tcp_synth import T0, tcp_ipv4
+
+    from rawlab.pcap.writer import PcapWriter
+
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    frame = eth + tcp_ipv4(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 40000, 80, 100, 0,
+                           0x02, 65535, b"", bytes([28, 4, 0x81, 0x2C]))
+    path = tmp_path / "uto.pcap"
+    with PcapWriter(path, 1) as w:
+        w.write(T0, frame, len(frame))
+    r = CliRunner().invoke(main, [args[0], str(path), *args[1:]], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    if args == ["tcp", "--json"]:
+        assert json.loads(r.output.splitlines()[0])["options"] == {"28": "812c"}
+    if args == ["read", "--json"]:
+        assert json.loads(r.output)["tcp"]["options"] == [
+            {"kind": 28, "name": "user_timeout", "value": 0x812C}]

@@ -153,11 +153,12 @@ def summarize(options: Sequence[tuple[int, int, bytes]], malformed: bool = False
     out: dict[str, Any] = {}
     for k, _off, data in opts:
         if k > TCPOPT_NOP:
-            v = option_value(k, data)
-            if v is None:
+            key = SUMMARY_KEYS.get(k)
+            v = option_value(k, data) if key is not None else None
+            if v is None:  # (a kind with no summary key, user timeout too: its bytes)
                 out[str(k)] = bytes(data)
             else:
-                out[SUMMARY_KEYS[k]] = v
+                out[key] = v
     if malformed:
         out["malformed"] = True
     return out
