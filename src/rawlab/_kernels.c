@@ -27,7 +27,9 @@
  *       the text of a batch's rows in order: `template % row` of each piece's columns
  *       for its rows (the %d/%u/%x/%s/%r conversions the templates use), odd[row] for
  *       every other row (rawlab.present.columns)
- *   tcp_fields(rows, tcp, cols, buf, verdicts, options_summary, odd) -> list
+ *   tcp_options(raw) -> dict
+ *       the options summary of a TCP header's option bytes (rawlab.decode.tcp)
+ *   tcp_fields(rows, tcp, cols, buf, verdicts, odd) -> list
  *       what the exact analyser reads of each row, from the columns where they hold the
  *       TCP segment (rawlab.analysis.tcp.frontend)
  *   segments_json(segments, flags, analysis, slow) -> str
@@ -2363,39 +2365,133 @@ be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static PyObject *ts_key;  /* "ts", interned: options_summary's key */
+/* the options summary's keys, interned (rawlab.decode.tcp.SUMMARY_KEYS) */
+static PyObject *k_mss, *k_wscale, *k_sack_perm, *k_sack, *k_ts, *k_malformed;
 
-/* options_summary(bytes) of a row's option bytes; the usual NOP NOP TS read here, as
- * options_summary reads it itself */
-static PyObject *
-row_options(const unsigned char *p, Py_ssize_t n, PyObject *summary)
+static int
+opt_keys(void)
 {
-    if (n == 0)
-        return PyDict_New();
-    if (n == 12 && p[0] == 1 && p[1] == 1 && p[2] == 8 && p[3] == 10) {
-        PyObject *d = PyDict_New();
-        PyObject *t = Py_BuildValue("(kk)", (unsigned long)be32(p + 4),
-                                    (unsigned long)be32(p + 8));
-        if (!d || !t || PyDict_SetItem(d, ts_key, t) < 0) {
-            Py_XDECREF(d);
-            Py_XDECREF(t);
+    if (k_ts)
+        return 0;
+    k_mss = PyUnicode_InternFromString("mss");
+    k_wscale = PyUnicode_InternFromString("wscale");
+    k_sack_perm = PyUnicode_InternFromString("sack_perm");
+    k_sack = PyUnicode_InternFromString("sack");
+    k_malformed = PyUnicode_InternFromString("malformed");
+    k_ts = PyUnicode_InternFromString("ts");
+    return k_mss && k_wscale && k_sack_perm && k_sack && k_malformed && k_ts ? 0 : -1;
+}
+
+/* a known kind's value (option_value), NULL and no exception when it has none: MSS and
+ * window scale as ints, SACK-permitted True, SACK ((left, right), ...), timestamps
+ * (tsval, tsecr) */
+static PyObject *
+opt_value(int kind, const unsigned char *d, Py_ssize_t n, PyObject **key)
+{
+    switch (kind) {
+    case 8:
+        *key = k_ts;
+        return n == 8 ? Py_BuildValue("(kk)", (unsigned long)be32(d), (unsigned long)be32(d + 4))
+                      : NULL;
+    case 2:
+        *key = k_mss;
+        return n == 2 ? PyLong_FromLong(d[0] << 8 | d[1]) : NULL;
+    case 3:
+        *key = k_wscale;
+        return n == 1 ? PyLong_FromLong(d[0]) : NULL;
+    case 4:
+        *key = k_sack_perm;
+        return n == 0 ? Py_NewRef(Py_True) : NULL;
+    case 5: {
+        *key = k_sack;
+        if (n % 8)
             return NULL;
+        PyObject *t = PyTuple_New(n / 8);
+        for (Py_ssize_t b = 0; t && b < n / 8; b++) {
+            PyObject *pair = Py_BuildValue("(kk)", (unsigned long)be32(d + 8 * b),
+                                           (unsigned long)be32(d + 8 * b + 4));
+            if (!pair)
+                Py_CLEAR(t);
+            else
+                PyTuple_SET_ITEM(t, b, pair);
         }
-        Py_DECREF(t);
-        return d;
+        return t;
     }
-    PyObject *raw = PyBytes_FromStringAndSize((const char *)p, n);
-    if (!raw)
+    default:
+        *key = NULL;
         return NULL;
-    PyObject *d = PyObject_CallOneArg(summary, raw);
-    Py_DECREF(raw);
-    return d;
+    }
+}
+
+/* decode.tcp.options_summary: summarize(*walk(raw)) of a TCP header's option bytes, in
+ * wire order (EOL ends the list; NOP skipped; a known kind of a valid length under its
+ * key, any other kind's bytes under str(kind); a broken option left out and
+ * "malformed": True). The same rules as the Python walk and summarize
+ * (decode/options.py, decode/tcp.py): tests/unit/test_kernels.py holds them together. */
+static PyObject *
+tcp_options_of(const unsigned char *p, Py_ssize_t n)
+{
+    if (opt_keys() < 0)
+        return NULL;
+    PyObject *out = PyDict_New();
+    Py_ssize_t i = 0;
+    while (out && i < n) {
+        int k = p[i];
+        if (k == 0)
+            break;
+        if (k == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= n || p[i + 1] < 2 || i + p[i + 1] > n) {
+            if (PyDict_SetItem(out, k_malformed, Py_True) < 0)
+                Py_CLEAR(out);
+            break;
+        }
+        Py_ssize_t ln = p[i + 1];
+        PyObject *key = NULL;
+        PyObject *v = opt_value(k, p + i + 2, ln - 2, &key);
+        if (!v && PyErr_Occurred()) {
+            Py_CLEAR(out);
+            break;
+        }
+        int rc;
+        if (v) {
+            rc = PyDict_SetItem(out, key, v);
+        } else {
+            PyObject *name = PyUnicode_FromFormat("%d", k);
+            PyObject *raw = PyBytes_FromStringAndSize((const char *)p + i + 2, ln - 2);
+            rc = name && raw ? PyDict_SetItem(out, name, raw) : -1;
+            Py_XDECREF(name);
+            Py_XDECREF(raw);
+        }
+        Py_XDECREF(v);
+        if (rc < 0)
+            Py_CLEAR(out);
+        i += ln;
+    }
+    return out;
+}
+
+PyDoc_STRVAR(tcp_options_doc,
+"tcp_options(raw) -> dict\n\n"
+"The options summary of a TCP header's option bytes (rawlab.decode.tcp.options_summary).");
+
+static PyObject *
+tcp_options_py(PyObject *self, PyObject *arg)
+{
+    Py_buffer raw;
+    if (get_buffer(arg, &raw, 0, 0, "raw") < 0)
+        return NULL;
+    PyObject *out = tcp_options_of(raw.buf, raw.len);
+    PyBuffer_Release(&raw);
+    return out;
 }
 
 /* one row's (frame, ts, src, dst, hdr, l4, options, verdict, None) */
 static PyObject *
 row_fields(const Py_buffer *v, Py_ssize_t i, const unsigned char *buf, Py_ssize_t buflen,
-           PyObject *verdicts, PyObject *summary)
+           PyObject *verdicts)
 {
 #define FV(c) col_at(&v[c], i, fcols[c].size)
     int ver = (int)FV(F_VER);
@@ -2413,7 +2509,7 @@ row_fields(const Py_buffer *v, Py_ssize_t i, const unsigned char *buf, Py_ssize_
         (unsigned long)FV(F_WIN));
     PyObject *src = addr_bytes(ver, FV(F_SHI), FV(F_SLO));
     PyObject *dst = addr_bytes(ver, FV(F_DHI), FV(F_DLO));
-    PyObject *opts = row_options(buf + at, (Py_ssize_t)(hl - 20), summary);
+    PyObject *opts = tcp_options_of(buf + at, (Py_ssize_t)(hl - 20));
     PyObject *res = NULL;
     if (hdr && src && dst && opts)
         res = Py_BuildValue("(KLOOOkOOO)", (unsigned long long)FV(F_FRAME), (long long)FV(F_TS),
@@ -2428,22 +2524,20 @@ row_fields(const Py_buffer *v, Py_ssize_t i, const unsigned char *buf, Py_ssize_
 }
 
 PyDoc_STRVAR(tcp_fields_doc,
-"tcp_fields(rows, tcp, cols, buf, verdicts, options_summary, odd) -> list\n\n"
+"tcp_fields(rows, tcp, cols, buf, verdicts, odd) -> list\n\n"
 "What the exact analyser reads of each of a batch's rows (an int64 array, in order): a\n"
 "row where tcp (a bool array by row) is true from the columns, as the tuple\n"
 "(frame, ts_ns, src, dst, hdr, l4, options, verdict, None) (hdr: sport, dport, seq,\n"
-"ack, offset and flags, window; l4: the TCP bytes by the IP length; options:\n"
-"options_summary of its option bytes; verdict: verdicts[l4_csum]); any other row is\n"
+"ack, offset and flags, window; l4: the TCP bytes by the IP length; options: the\n"
+"summary of its option bytes (tcp_options); verdict: verdicts[l4_csum]); any other row is\n"
 "odd(row), a tuple of the same shape (its record last) or None (left out).");
 
 static PyObject *
 tcp_fields(PyObject *self, PyObject *args)
 {
-    PyObject *rows_o, *tcp_o, *cols, *buf_o, *verdicts, *summary, *odd;
-    if (!PyArg_ParseTuple(args, "OOO!OO!OO", &rows_o, &tcp_o, &PyDict_Type, &cols, &buf_o,
-                          &PyTuple_Type, &verdicts, &summary, &odd))
-        return NULL;
-    if (!ts_key && !(ts_key = PyUnicode_InternFromString("ts")))
+    PyObject *rows_o, *tcp_o, *cols, *buf_o, *verdicts, *odd;
+    if (!PyArg_ParseTuple(args, "OOO!OO!O", &rows_o, &tcp_o, &PyDict_Type, &cols, &buf_o,
+                          &PyTuple_Type, &verdicts, &odd))
         return NULL;
     Py_buffer rows, tcp, buf, v[F_N];
     int got = 0, have = 0;
@@ -2480,7 +2574,7 @@ tcp_fields(PyObject *self, PyObject *args)
             Py_CLEAR(out);
             goto done;
         }
-        PyObject *t = is_tcp[i] ? row_fields(v, i, buf.buf, buf.len, verdicts, summary)
+        PyObject *t = is_tcp[i] ? row_fields(v, i, buf.buf, buf.len, verdicts)
                                 : PyObject_CallFunction(odd, "L", (long long)i);
         if (!t || (t != Py_None && PyList_Append(out, t) < 0)) {
             Py_XDECREF(t);
@@ -2535,6 +2629,7 @@ static PyMethodDef methods[] = {
     {"tcpdump_lines", tcpdump_lines, METH_VARARGS, tcpdump_lines_doc},
     {"segments_json", segments_json, METH_VARARGS, segments_json_doc},
     {"tcp_fields", tcp_fields, METH_VARARGS, tcp_fields_doc},
+    {"tcp_options", tcp_options_py, METH_O, tcp_options_doc},
     {NULL, NULL, 0, NULL},
 };
 

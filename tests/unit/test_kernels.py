@@ -379,3 +379,26 @@ def test_lines_into_a_bytearray_write_from_its_start_and_keep_its_size() -> None
         K.lines(odd, pieces, 0, 3, b"")
     with memoryview(small), pytest.raises(BufferError):  # (the caller lets go of it first)
         K.lines(odd, [(b"%d" + b"x" * 5000 + b"\n", [col], np.arange(3))], 0, 3, small)
+
+
+_OPTION = st.one_of(
+    st.sampled_from([b"\x01", b"\x00", b"\x02\x04\x05\xb4", b"\x03\x03\x07", b"\x04\x02",
+                     b"\x08\x0a" + bytes(range(8)), b"\x1c\x04\x81\x2c", b"\x13\x12" + bytes(16),
+                     b"\x1e\x04\x81\x01", b"\x02\x03\x05", b"\x05\x02", b"\x04\x03\x00"]),
+    st.builds(lambda k: b"\x05" + bytes([2 + 8 * k]) + bytes(range(8 * k)), st.integers(1, 4)),
+    st.binary(max_size=6))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_OPTION, max_size=8).map(b"".join))
+def test_the_compiled_options_summary_is_the_python_one(raw: bytes) -> None:
+    """_kernels.tcp_options (decode.tcp.options_summary, the analyser's and tcp_fields')
+    is summarize(*walk(raw)): the same dict, keys in the same order, on option lists of
+    every known kind, wrong lengths, EOL, a repeated kind and random bytes."""
+    from rawlab.decode.options import walk
+    from rawlab.decode.tcp import TCP_HLEN, summarize
+
+    want = summarize(*walk(raw, TCP_HLEN))
+    got = K.tcp_options(raw)
+    assert got == want and list(got) == list(want)
+    assert K.tcp_options(memoryview(raw)) == want

@@ -9,7 +9,7 @@ its TCP segment.
 A row the columns hold whole (status fast, an application's port, or a checksum that is
 not good with no word of the kernel's on it) and that is TCP is read from the columns:
 the header's fields, the addresses, the IP length, the checksum verdict; its options
-from its bytes (:func:`rawlab.decode.tcp.options_summary`). Another row the columns hold
+from its bytes (:func:`rawlab.decode.tcp.options_summary`, compiled). Another row the columns hold
 and that is no TCP is none (UDP on a tunnel's port excepted: it may carry TCP). Every
 other row (fragments, tunnels, ICMP errors, other link types, pcapng records with
 options) is read as the per-packet path reads it, from its record. ``tests/unit/
@@ -65,7 +65,6 @@ def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> lis
     from rawlab import _kernels
     from rawlab.analysis.tcp.analyzer import segment_fields
     from rawlab.decode.checksum import Verdict
-    from rawlab.decode.tcp import options_summary
 
     c = batch.cols
     # (the kernel's word on a checksum is the per-packet path's to read)
@@ -86,4 +85,4 @@ def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> lis
     verdicts = (None, Verdict.GOOD, Verdict.UNVERIFIED, Verdict.BAD, Verdict.PARTIAL)
     assert (C.CSUM_GOOD, C.CSUM_UNVERIFIED, C.CSUM_BAD, C.CSUM_PARTIAL) == (1, 2, 3, 4)
     return _kernels.tcp_fields(rows.astype(np.int64), tcp.view(np.uint8), c, batch.buf,
-                               verdicts, options_summary, odd)
+                               verdicts, odd)
