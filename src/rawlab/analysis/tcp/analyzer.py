@@ -193,11 +193,11 @@ class TcpAnalyzer:
         from rawlab.analysis.tcp.frontend import batch_fields
 
         feed = self._feed
-        for frame, ts, src, dst, hdr, l4, opts, csum, rec in batch_fields(
-                batch, n, self.reassembly):
-            evs = feed(frame, ts, src, dst, hdr, l4, opts, csum)
-            if evs:
-                deliver(evs, rec)
+        for piece in batch_fields(batch, n, self.reassembly):
+            for frame, ts, src, dst, hdr, l4, opts, csum, rec in piece:
+                evs = feed(frame, ts, src, dst, hdr, l4, opts, csum)
+                if evs:
+                    deliver(evs, rec)
 
     def feed_record(self, frame: int, rec: Any) -> list[Event]:
         """:meth:`feed_bytes` of a :class:`rawlab.records.Record`."""

@@ -19,6 +19,7 @@ test_tcp_cli.py`` holds the two ways together: the same output on every capture.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,9 +57,13 @@ def tunnelled(c: dict[str, np.ndarray], n: int, rows: np.ndarray) -> np.ndarray:
     return udp & (tun[c["sport"][:n]] | tun[c["dport"][:n]])
 
 
-def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> list[tuple[Any, ...]]:
+PIECE = 1024  # rows read into Python objects at a time (a whole batch's cost ~5 MB)
+
+
+def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None
+                 ) -> Iterator[list[tuple[Any, ...]]]:
     """``(frame, ts_ns, src, dst, hdr, l4, opts, csum, rec)`` of each of the first `n` rows
-    that holds a segment, in order: the fields as
+    that holds a segment, in order, in lists of at most :data:`PIECE`: the fields as
     :func:`~rawlab.analysis.tcp.analyzer.segment_fields` gives them, ``rec`` the row's
     record where it was read per packet (None for a row of the columns). The rows the
     columns hold are read by a compiled loop (:func:`rawlab._kernels.tcp_fields`)."""
@@ -73,7 +78,7 @@ def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> lis
     tcp = on_tcp & (c["l4_csum"][:n] != C.CSUM_NONE)
     rows = np.flatnonzero(tcp | ~simple | tunnelled(c, n, simple) | (on_tcp & ~tcp))
     if not len(rows):
-        return []
+        return
 
     def odd(i: int) -> tuple[Any, ...] | None:
         rec = batch.record(i)
@@ -84,5 +89,7 @@ def batch_fields(batch: C.Batch, n: int, reassembly: IpReassembly | None) -> lis
 
     verdicts = (None, Verdict.GOOD, Verdict.UNVERIFIED, Verdict.BAD, Verdict.PARTIAL)
     assert (C.CSUM_GOOD, C.CSUM_UNVERIFIED, C.CSUM_BAD, C.CSUM_PARTIAL) == (1, 2, 3, 4)
-    return _kernels.tcp_fields(rows.astype(np.int64), tcp.view(np.uint8), c, batch.buf,
-                               verdicts, odd)
+    rows = rows.astype(np.int64)
+    for at in range(0, len(rows), PIECE):
+        yield _kernels.tcp_fields(rows[at:at + PIECE], tcp.view(np.uint8), c, batch.buf,
+                                  verdicts, odd)
