@@ -167,6 +167,20 @@ def test_table_from_columns_names_the_processes_a_pcapng_file_holds(tmp_path: Pa
     assert "client-app[4242]" in row and "server-app[77]" in row
     # both tables agree on everything but the counts their definitions make
     assert row.split()[:10] == exact.output.splitlines()[1].split()[:10]
+    # --json from batches (the records with owners read per packet) names them too
+    import io
+
+    from rawlab import pipeline
+    from rawlab.decode.columns import open_batches
+    from rawlab.present.tcp import JsonSink
+
+    per_packet, batches = io.StringIO(), io.StringIO()
+    with open_file(out) as cap:
+        pipeline.run_tcp(cap, [JsonSink(per_packet)])
+    with open_batches(out) as src:
+        pipeline.run_tcp_batches(src, [JsonSink(batches, hold=1024)])
+    assert batches.getvalue() == per_packet.getvalue()
+    assert '"comm": "client-app"' in batches.getvalue()
 
 
 def _segments(path: Path) -> list[Any]:
