@@ -30,7 +30,11 @@ get_ints(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, cons
     if (get_buffer(obj, view, writable, itemsize, what) < 0)
         return -1;
     const char *f = view->format ? view->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@' || *f == '!' || *f == '>')
+#if PY_LITTLE_ENDIAN
+    if (*f == '<' || *f == '=' || *f == '@')  /* (native order only: '>' would be garbage) */
+#else
+    if (*f == '>' || *f == '!' || *f == '=' || *f == '@')
+#endif
         f++;
     if (!f[0] || f[1] || !strchr("bBhHiIlLqQ", f[0])) {
         PyErr_Format(PyExc_TypeError, "%s: integers wanted, got format '%s'", what,

@@ -2003,7 +2003,11 @@ sg_learn(PyTypeObject *t)
         if (!d)
             return -1;
         int ok = Py_IS_TYPE(d, &PyMemberDescr_Type)
-                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
+                 && PyType_IsSubtype(t, PyDescr_TYPE(d))
+                 && ((PyMemberDescrObject *)d)->d_member->offset >= (Py_ssize_t)sizeof(PyObject)
+                 && ((PyMemberDescrObject *)d)->d_member->offset + (Py_ssize_t)sizeof(PyObject *)
+                        <= t->tp_basicsize;
         if (ok)
             sg_off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
         Py_DECREF(d);
@@ -2210,20 +2214,27 @@ put_options(sbuf_t *b, PyObject *o)
 static int
 put_segment(sbuf_t *b, PyObject *seg, PyObject *flags, PyObject *analysis)
 {
-    PyObject *f[SG_N];
+    PyObject *f[SG_N + 1];  /* (held: a callback below could change the Segment) */
     for (int k = 0; k < SG_N; k++) {
         f[k] = *(PyObject **)((char *)seg + sg_off[k]);
-        if (!f[k])
+        if (!f[k]) {
+            while (k--)
+                Py_DECREF(f[k]);
             return 1;  /* (unset: the Python renderer raises AttributeError) */
+        }
+        Py_INCREF(f[k]);
     }
     PyObject *fl = f[SG_FLAGS];
     Py_ssize_t fi = PyLong_CheckExact(fl) ? PyLong_AsSsize_t(fl) : -1;
-    if (fi < 0 || fi >= PyList_GET_SIZE(flags)) {
-        PyErr_Clear();
-        return 1;
-    }
     Py_ssize_t start = b->len;
     int rc = 0;
+    if (fi < 0 || fi >= PyList_GET_SIZE(flags)) {
+        PyErr_Clear();
+        f[SG_N] = NULL;
+        rc = 1;
+    } else {
+        f[SG_N] = Py_NewRef(PyList_GET_ITEM(flags, fi));  /* the flags' letters */
+    }
     for (int k = 0; k < SG_N && rc == 0; k++) {
         rc = put_str(b, sg_lit[k]);
         if (rc < 0)
@@ -2234,7 +2245,7 @@ put_segment(sbuf_t *b, PyObject *seg, PyObject *flags, PyObject *analysis)
             rc = put_addr(b, f[k]);
             break;
         case SG_FLAGS:
-            rc = put_pystr(b, PyList_GET_ITEM(flags, fi));
+            rc = put_pystr(b, f[SG_N]);
             break;
         case SG_CSUM:
             rc = put_verdict(b, f[k]);
@@ -2271,6 +2282,8 @@ put_segment(sbuf_t *b, PyObject *seg, PyObject *flags, PyObject *analysis)
         rc = put_bytes(b, "}\n", 2, 0);
     if (rc == 1)
         b->len = start;
+    for (int k = 0; k <= SG_N; k++)
+        Py_XDECREF(f[k]);
     return rc;
 }
 
@@ -2495,8 +2508,9 @@ row_fields(const Py_buffer *v, Py_ssize_t i, const unsigned char *buf, Py_ssize_
 {
 #define FV(c) col_at(&v[c], i, fcols[c].size)
     int ver = (int)FV(F_VER);
-    int64_t hl = (int64_t)FV(F_DOFF) * 4;
-    int64_t at = (int64_t)FV(F_DATA) + (int64_t)FV(F_L4OFF) + 20;
+    int64_t hl = (int64_t)FV(F_DOFF) * 4;  /* (a 4-bit field in a byte: at most 1,020) */
+    uint64_t data = FV(F_DATA);
+    int64_t at = data <= (uint64_t)buflen ? (int64_t)data + (int64_t)FV(F_L4OFF) + 20 : -1;
     Py_ssize_t code = (Py_ssize_t)FV(F_CSUM);
     if (hl < 20 || at < 0 || at + hl - 20 > buflen || code >= PyTuple_GET_SIZE(verdicts)) {
         PyErr_SetString(PyExc_ValueError, "tcp_fields: a row's columns do not fit its batch");

@@ -268,9 +268,11 @@ before_fwd(Flow *fwd, const Flow *rev, uint32_t seq, uint32_t ack, int flags, in
     if (same && win && win != fwd->window)
         taflags |= A_WINDOW_UPDATE;
     if (seglen > 0 && rev->win_scale != -1) {
-        int sh = rev->is_first_ack || rev->win_scale == -2 ? 0 : (int)rev->win_scale;
-        uint64_t full = (uint64_t)seq + (uint64_t)seglen - (uint64_t)rev->lastack
-                        - ((uint64_t)rev->window << sh);
+        long long sh = rev->is_first_ack || rev->win_scale == -2 ? 0 : rev->win_scale;
+        /* (the window's bits shifted past 32 vanish modulo 2^32; the analyser keeps the
+         * shift at 0..14, set from Python it could be anything) */
+        uint64_t shifted = sh < 0 || sh >= 32 ? 0 : (uint64_t)rev->window << sh;
+        uint64_t full = (uint64_t)seq + (uint64_t)seglen - (uint64_t)rev->lastack - shifted;
         if ((uint32_t)full == 0)
             taflags |= A_WINDOW_FULL;
     }
@@ -383,7 +385,11 @@ s_learn(PyTypeObject *t)
     for (int k = 0; k < S_N; k++) {
         PyObject *d = PyObject_GetAttrString((PyObject *)t, s_names[k]);
         int ok = d && Py_IS_TYPE(d, &PyMemberDescr_Type)
-                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
+                 && PyType_IsSubtype(t, PyDescr_TYPE(d))  /* (its slots, where t has them) */
+                 && ((PyMemberDescrObject *)d)->d_member->offset >= (Py_ssize_t)sizeof(PyObject)
+                 && ((PyMemberDescrObject *)d)->d_member->offset + (Py_ssize_t)sizeof(PyObject *)
+                        <= t->tp_basicsize;
         if (ok)
             off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
         Py_XDECREF(d);
@@ -454,8 +460,9 @@ segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int64_t seglen = v[A_SEGLEN], frame = v[A_FRAME], ts = v[A_TS];
     int flags = (int)(v[A_FLAGS] & 0x1FF);
     long long win = v[A_WIN];
-    if (fwd == rev || seglen < 0 || win < 0) {
-        PyErr_SetString(PyExc_ValueError, "segment: two Flows, seglen and win >= 0 wanted");
+    if (fwd == rev || seglen < 0 || win < 0 || v[A_TAFLAGS] < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "segment: two Flows, seglen, win and taflags >= 0 wanted");
         return NULL;
     }
     uint32_t seq = (uint32_t)v[A_SEQ], ack = (uint32_t)v[A_ACK];
@@ -483,6 +490,7 @@ segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     long long ws = fwd->win_scale;
     PyObject *f[S_N] = {NULL};
     PyObject *seg = NULL, *res = NULL, *rtt_o = NULL, *taf_o = NULL;
+    f[S_WSCALE] = num(ws);
     f[S_FRAME] = Py_NewRef(args[A_FRAME]);
     f[S_TS] = Py_NewRef(args[A_TS]);
     f[S_STREAM] = Py_NewRef(args[A_STREAM]);
@@ -498,7 +506,12 @@ segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     f[S_NXT] = num((uint32_t)(seq - fb + (uint32_t)seglen + (flags & SYN_FIN ? 1u : 0u)));
     f[S_FLAGS] = flags == v[A_FLAGS] ? Py_NewRef(args[A_FLAGS]) : num(flags);
     f[S_LEN] = Py_NewRef(args[A_SEGLEN]);
-    f[S_WIN] = ws >= 0 && !(flags & F_SYN) && ws < 48 ? num(win << ws) : Py_NewRef(args[A_WIN]);
+    if (ws < 0 || flags & F_SYN)
+        f[S_WIN] = Py_NewRef(args[A_WIN]);
+    else if (ws < 31 && win <= 0xFFFFFFFFLL)  /* (fits: the field is 16 bits, ws <= 14) */
+        f[S_WIN] = num(win << ws);
+    else
+        f[S_WIN] = f[S_WSCALE] ? PyNumber_Lshift(args[A_WIN], f[S_WSCALE]) : NULL;
     f[S_WINRAW] = Py_NewRef(args[A_WIN]);
     f[S_CSUM] = Py_NewRef(args[A_CSUM]);
     f[S_ANALYSIS] = Py_NewRef(empty_tuple);
@@ -514,7 +527,6 @@ segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (alen < 0)
         goto done;
     f[S_FAMILY] = num(alen == 4 ? 4 : 6);
-    f[S_WSCALE] = num(ws);
     for (int k = 0; k < S_N; k++)
         if (!f[k])
             goto done;

@@ -513,10 +513,12 @@ def test_only_a_regular_file_is_read_ahead(tmp_path: Path) -> None:
     writer.join()
 
 
-@pytest.mark.parametrize("command", ["tcp", "read"])
+@pytest.mark.parametrize("command", ["tcp", "tcp --json", "read", "read --json"])
 def test_ctrl_c_while_a_fifo_writer_idles_ends_at_once(tmp_path: Path, command: str) -> None:
     """`rawlab tcp|read FIFO`: the writer has sent a whole capture and keeps the FIFO
-    open; Ctrl-C ends rawlab at once with 130 and one line, no traceback."""
+    open; what arrived is printed without waiting for more (a batch is what one read
+    brought; the exact analyser and the lines read a stream record by record), and
+    Ctrl-C ends rawlab at once with 130 and one line, no traceback, the output whole."""
     import os
     import signal
     import subprocess
@@ -525,8 +527,10 @@ def test_ctrl_c_while_a_fifo_writer_idles_ends_at_once(tmp_path: Path, command: 
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    p = subprocess.Popen([str(Path(sys.executable).with_name("rawlab")), command, str(fifo)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    verb, *opts = command.split()
+    sink = (tmp_path / "out").open("w+")  # (not a pipe nobody reads until the end)
+    p = subprocess.Popen([str(Path(sys.executable).with_name("rawlab")), verb, str(fifo),
+                          *opts], stdout=sink, stderr=subprocess.PIPE, text=True)
     fd = os.open(fifo, os.O_WRONLY)  # returns once rawlab has opened it
     try:
         os.write(fd, (ROOT / "captures" / "tcp-loss.pcap").read_bytes())
@@ -544,6 +548,17 @@ def test_ctrl_c_while_a_fifo_writer_idles_ends_at_once(tmp_path: Path, command: 
     assert p.returncode == 130, err
     assert took < 3, took
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    sink.seek(0)
+    lines = sink.read().splitlines()
+    sink.close()
+    if verb == "read":  # every frame that arrived
+        assert len(lines) == 421
+        assert lines[-1].startswith('{"frame":421,') if opts else " IP 10.77." in lines[-1]
+    elif opts:  # every segment, and the connection record the end (Ctrl-C) closes
+        assert sum('"type": "segment"' in x for x in lines) == 421
+        assert '"type": "connection"' in lines[-1]
+    else:  # the table of what arrived
+        assert "10.77.0.1:" in lines[1] and len(lines) == 2
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -383,3 +383,11 @@ def test_the_compiled_flow_keeps_wiresharks_bounds() -> None:
     with pytest.raises(TypeError, match="not a slot"):
         step(c, d, *args[:-1], Flow)
     assert segment(c, d, nxt + 1, 0, 0x10, 7, 0, 100_000, 5, 0, 0)  # (its fields: learnt)
+    # a class showing Segment's slot descriptors without their room: refused, no write
+    tiny = type("Tiny", (), {"__slots__": ()})
+    for name in Segment.__slots__:
+        setattr(tiny, name, getattr(Segment, name))
+    with pytest.raises(TypeError, match="not a slot"):
+        step(c, d, *args[:-1], tiny)
+    with pytest.raises(ValueError, match="taflags"):
+        step(c, d, *args[:-2], -1, Segment)

@@ -233,6 +233,20 @@ def test_compiled_segment_records_are_the_python_ones() -> None:
     ]
     assert segments_json(odd) == "".join(map(segment_json, odd))
     assert segments_json([]) == ""
+    # a callback that changes the segments under the loop: their fields are held
+    from rawlab import _kernels
+    from rawlab.present.tcp import _FLAGS
+
+    many = [dataclasses.replace(seg, analysis=("x",), options={"sack": ((1, 2),) * 40})
+            for _ in range(50)]
+
+    def analysis(names: tuple[str, ...]) -> str:
+        for s in many:
+            s.options = {}
+        return '["x"]'
+
+    text = _kernels.segments_json(many, _FLAGS, analysis, segment_json)
+    assert text.count("\n") == 50 and text.splitlines()[0].endswith("[1, 2]]}}")
     with pytest.raises(AttributeError):
         segments_json([seg, object()])
 

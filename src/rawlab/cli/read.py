@@ -133,8 +133,9 @@ def _batch_sink(file: str, expression: str | None, out: str | None, lines_or_jso
                 as_json: bool, style: Any) -> Any:
     """The columnar path's sink for what was asked, or None for the per-packet path: the
     one-line view (in a style the batches print: present.columns.batch_sink_for) or
-    NDJSON of a file (not a pipe: batches wait for 2 MiB), without a filter or -w."""
-    if file == "-" or expression or out or not lines_or_json:
+    NDJSON of a regular file (not a pipe or a FIFO: batches wait for a MiB, and a packet
+    read must print before the next arrives), without a filter or -w."""
+    if file == "-" or not os.path.isfile(file) or expression or out or not lines_or_json:
         return None
     if as_json:
         from rawlab.present.columns import json_sink_for

@@ -112,7 +112,11 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
         return
     from rawlab.analysis.tcp import TcpAnalyzer
 
-    sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None)
+    # a regular file is read as batches; a pipe or FIFO record by record, each segment
+    # printed as it arrives (batches wait for a MiB)
+    whole = iface is None and file != "-" and os.path.isfile(file)
+    sinks, plotter = _sinks(as_json, follow, ladder, plot, live=iface is not None,
+                            hold=whole)
     if parquet:
         from rawlab.present.parquet import TcpParquetSink
 
@@ -125,7 +129,7 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
 
         sinks.insert(0, MessageSink(sys.stdout, keylog))
     analyzer = TcpAnalyzer()
-    if iface is None and follow is None and keylog is None:
+    if whole and follow is None and keylog is None:
         from rawlab.decode.columns import open_batches
 
         # (the segments the columns hold are read from them: no sink here needs a
@@ -179,13 +183,13 @@ def _parquet(inputs: list[str], out: str, count: int | None) -> None:
 
 
 def _sinks(as_json: bool, follow: int | None, ladder: bool, plot: str | None, *,
-           live: bool) -> tuple[list[Any], Any]:
+           live: bool, hold: bool = False) -> tuple[list[Any], Any]:
     from rawlab.present import tcp as ptcp
 
     out = sys.stdout
     sinks: list[Any]
-    if as_json:  # (from a file, 1,024 segments are written at a time)
-        sinks = [ptcp.JsonSink(out, hold=1 if live else 1024)]
+    if as_json:  # (from a regular file, 1,024 segments are written at a time)
+        sinks = [ptcp.JsonSink(out, hold=1024 if hold else 1)]
     elif follow is not None:
         sinks = [ptcp.FollowSink(out, follow)]
     elif ladder:

@@ -184,7 +184,10 @@ class BatchSource:
         self.rows = rows
         self.chunk = chunk
         self.claimed = _claimed_ports(table)
-        self.ahead = ahead if _regular(cap) else 0
+        # a pipe or FIFO: no thread reads ahead, and a batch is what one read brought (a
+        # record that arrived is printed before the next, and Ctrl-C keeps it)
+        self.stream = not _regular(cap)
+        self.ahead = 0 if self.stream else ahead
         self.frames = 0  # records read so far
 
     @property
@@ -198,6 +201,11 @@ class BatchSource:
         from rawlab.prefetch import prefetch
 
         return prefetch(batches, self.ahead, name="rawlab-read-ahead")
+
+    def _want(self, carry: bytes | bytearray) -> int:
+        """The bytes a chunk waits for: a whole chunk from a regular file, from a stream
+        one byte more than the carry (what one read brings)."""
+        return len(carry) + 1 if self.stream else self.chunk
 
     def close(self) -> None:
         self.cap.close()
@@ -223,7 +231,7 @@ class BatchSource:
         base = 24  # file offset of chunk[0]
         while True:
             # (a batch full before its chunk ends leaves a carry: read only what is missing)
-            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self.chunk)
+            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self._want(carry))
             n = len(chunk)
             if not n:
                 return
@@ -272,7 +280,7 @@ class BatchSource:
         offset = 0  # file offset of chunk[0]
         while True:
             # (a batch full before its chunk ends leaves a carry: read only what is missing)
-            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self.chunk)
+            chunk = carry if len(carry) >= self.chunk else fill(f, carry, self._want(carry))
             n = len(chunk)
             if not n:
                 return

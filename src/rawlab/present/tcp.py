@@ -298,8 +298,10 @@ class JsonSink(_Sink):
             self.owners.note(seg.stream, seg.dir, rec.owners)
 
     def _flush_held(self) -> None:
-        held, self._held = self._held, []
-        self._write(segments_json(held) if len(held) > 1 else segment_json(held[0]))
+        held = self._held
+        text = segments_json(held) if len(held) > 1 else segment_json(held[0])
+        self._held = []  # (rendered: an interrupt before this leaves them for close())
+        self._write(text)
 
     def closed(self, ev: ConnectionClosed) -> None:
         if self._held:
