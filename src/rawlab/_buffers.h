@@ -1,13 +1,16 @@
-/* The buffer helpers rawlab's compiled modules share (_kernels.c, _tcp_summary.c). */
+/* The helpers rawlab's compiled modules share (_kernels.c, _tcp_summary.c,
+ * _tcp_sequence.c): buffers by the buffer protocol, columns by name, a slotted class's
+ * field offsets. */
 #ifndef RAWLAB_BUFFERS_H
 #define RAWLAB_BUFFERS_H
 
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
 /* a C-contiguous buffer of `itemsize`-byte items (0: any) */
-static int
+static inline int
 get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize, const char *what)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
@@ -60,6 +63,34 @@ col_at(const Py_buffer *v, Py_ssize_t i, Py_ssize_t size)
     case 4: return ((const uint32_t *)v->buf)[i];
     default: return ((const uint64_t *)v->buf)[i];
     }
+}
+
+/* The offsets of a slotted class's fields `names` (its member descriptors, of its own
+ * layout: a class that only shows another's descriptors is refused), into `off`; -1 and
+ * a TypeError naming `who` when one is not an object slot of t's. */
+static inline int
+slot_offsets(PyTypeObject *t, const char *const *names, int n, Py_ssize_t *off,
+             const char *who)
+{
+    for (int k = 0; k < n; k++) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)t, names[k]);
+        PyMemberDef *m = d && Py_IS_TYPE(d, &PyMemberDescr_Type)
+                         ? ((PyMemberDescrObject *)d)->d_member : NULL;
+        int ok = m && m->type == T_OBJECT_EX && PyType_IsSubtype(t, PyDescr_TYPE(d))
+                 && m->offset >= (Py_ssize_t)sizeof(PyObject)
+                 && m->offset + (Py_ssize_t)sizeof(PyObject *) <= t->tp_basicsize
+                 && !t->tp_itemsize;
+        if (ok)
+            off[k] = m->offset;
+        Py_XDECREF(d);
+        if (!ok) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: %s.%s is not a slot", who, t->tp_name,
+                         names[k]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 #endif

@@ -41,7 +41,6 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -1998,28 +1997,11 @@ static Py_ssize_t sg_off[SG_N];
 static int
 sg_learn(PyTypeObject *t)
 {
-    for (int k = 0; k < SG_N; k++) {
-        PyObject *d = PyObject_GetAttrString((PyObject *)t, sg_names[k]);
-        if (!d)
-            return -1;
-        int ok = Py_IS_TYPE(d, &PyMemberDescr_Type)
-                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
-                 && PyType_IsSubtype(t, PyDescr_TYPE(d))
-                 && ((PyMemberDescrObject *)d)->d_member->offset >= (Py_ssize_t)sizeof(PyObject)
-                 && ((PyMemberDescrObject *)d)->d_member->offset + (Py_ssize_t)sizeof(PyObject *)
-                        <= t->tp_basicsize;
-        if (ok)
-            sg_off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
-        Py_DECREF(d);
-        if (!ok) {
-            PyErr_Format(PyExc_TypeError, "segments_json: %s.%s is not a slot", t->tp_name,
-                         sg_names[k]);
-            return -1;
-        }
-    }
-    Py_XDECREF(sg_type);
-    Py_INCREF(t);
-    sg_type = t;
+    Py_ssize_t off[SG_N];
+    if (slot_offsets(t, sg_names, SG_N, off, "segments_json") < 0)
+        return -1;
+    memcpy(sg_off, off, sizeof off);
+    Py_XSETREF(sg_type, (PyTypeObject *)Py_NewRef(t));
     return 0;
 }
 

@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_buffers.h"
+
 /* the TCP_A_* bits (packet-tcp.c) */
 #define A_RETRANSMISSION 0x0001
 #define A_LOST_PACKET 0x0002
@@ -382,31 +384,10 @@ static int
 s_learn(PyTypeObject *t)
 {
     Py_ssize_t off[S_N];  /* (kept only when every field is a slot) */
-    for (int k = 0; k < S_N; k++) {
-        PyObject *d = PyObject_GetAttrString((PyObject *)t, s_names[k]);
-        int ok = d && Py_IS_TYPE(d, &PyMemberDescr_Type)
-                 && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
-                 && PyType_IsSubtype(t, PyDescr_TYPE(d))  /* (its slots, where t has them) */
-                 && ((PyMemberDescrObject *)d)->d_member->offset >= (Py_ssize_t)sizeof(PyObject)
-                 && ((PyMemberDescrObject *)d)->d_member->offset + (Py_ssize_t)sizeof(PyObject *)
-                        <= t->tp_basicsize;
-        if (ok)
-            off[k] = ((PyMemberDescrObject *)d)->d_member->offset;
-        Py_XDECREF(d);
-        if (!ok) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "segment: %s.%s is not a slot", t->tp_name,
-                         s_names[k]);
-            return -1;
-        }
-    }
-    if (t->tp_itemsize) {
-        PyErr_Format(PyExc_TypeError, "segment: %s is not a plain slotted class", t->tp_name);
+    if (slot_offsets(t, s_names, S_N, off, "segment") < 0)
         return -1;
-    }
     memcpy(s_off, off, sizeof off);
-    Py_XDECREF(s_type);
-    s_type = (PyTypeObject *)Py_NewRef(t);
+    Py_XSETREF(s_type, (PyTypeObject *)Py_NewRef(t));
     return 0;
 }
 

@@ -408,11 +408,7 @@ def run_tcp(records: Iterable[Record], sinks: Sequence[EventSink], *,
             if count is not None and frame >= count:
                 break
     finally:
-        try:
-            deliver(tcp.finish(), None)
-        finally:
-            for s in sinks:
-                s.close()
+        _end_tcp(tcp, deliver, sinks)
     return tcp
 
 
@@ -447,12 +443,18 @@ def run_tcp_batches(batches: Iterable[Any], sinks: Sequence[EventSink], *,
             if count is not None and frames >= count:
                 break
     finally:
-        try:
-            deliver(tcp.finish(), None)
-        finally:
-            for s in sinks:
-                s.close()
+        _end_tcp(tcp, deliver, sinks)
     return tcp
+
+
+def _end_tcp(tcp: TcpAnalyzer, deliver: Deliver, sinks: Sequence[EventSink]) -> None:
+    """The end of input (also a truncated file, Ctrl-C): the connections still open are
+    closed (reason "end") and handed on, then every sink is closed, whatever happens."""
+    try:
+        deliver(tcp.finish(), None)
+    finally:
+        for s in sinks:
+            s.close()
 
 
 class Deliver:
