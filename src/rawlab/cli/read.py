@@ -48,9 +48,9 @@ def read(file: str, expression: str | None, count: int | None, out: str | None,
     naming the file, the byte offset and the problem (exit 5).
 
     Two paths print the same bytes: the columnar one (whole batches of a file,
-    numpy and compiled loops) for the one-line view and --json of a file without -f/-w (and
-    without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
-    (-v, --stats, filters, -w, stdin),
+    numpy and compiled loops) for the one-line view and --json of a regular file without
+    -f/-w (and without -e/-x/-X/-A/-q for lines); the per-packet one for everything else
+    (-v, --stats, filters, -w, stdin, a FIFO: a packet prints as it arrives),
     and inside a batch for each packet the columns do not hold (link types
     other than Ethernet/SLL/raw IP, tunnels, fragments, options, bad checksums).
 

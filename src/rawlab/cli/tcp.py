@@ -70,7 +70,9 @@ def tcp(file: str | None, iface: str | None, filt: str | None, netns: str | None
     --exact, --json, --ladder, --follow, --keylog, --plot, --stream and live use
     the exact analyser: Wireshark 4.0's sequence
     analysis frame for frame, its expert flags counted (retransmission,
-    duplicate_ack, out_of_order, zero_window ...). Live, events print as they happen
+    duplicate_ack, out_of_order, zero_window ...); of a regular file it reads the
+    segments the columns hold from them (the same output), of stdin or a FIFO each
+    segment as it arrives. Live, events print as they happen
     (a handshake completing, a retransmission, a connection ending), gaps the
     kernel's own capture drops explain are marked `capture loss`, and the table
     follows on exit.
