@@ -35,6 +35,9 @@
  *   segments_json(segments, flags, analysis, slow) -> str
  *       `rawlab tcp --json`'s segment records of a list of the exact analyser's Segments
  *       (rawlab.present.tcp.segments_json)
+ *   fd_sockets(fd_dir) -> [(fd, inode)] or None
+ *       the sockets one process holds, read from /proc/PID/fd without the interpreter
+ *       lock (rawlab.sockets.proc.socket_fds: a thread asks while the capture runs)
  *
  * Plain C on the buffer protocol (no numpy headers): it builds with gcc and Python's
  * headers alone (setup.sh installs both), and imports in microseconds.
@@ -49,6 +52,10 @@
 #include <stdlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #endif
 
 #include "_buffers.h"
@@ -2613,6 +2620,84 @@ heap(PyObject *self, PyObject *args)
 #endif
 }
 
+PyDoc_STRVAR(fd_sockets_doc,
+"fd_sockets(fd_dir) -> list of (fd, inode), or None\n\n"
+"The socket inodes behind the descriptors of one process's fd directory\n"
+"(/proc/PID/fd), read with the interpreter lock released: one opendir and a readlink\n"
+"a descriptor. None when the directory cannot be opened (the process is gone, or\n"
+"may not be read).");
+
+static PyObject *
+fd_sockets(PyObject *self, PyObject *arg)
+{
+    PyObject *path_b;
+    if (!PyUnicode_FSConverter(arg, &path_b))
+        return NULL;
+    const char *path = PyBytes_AS_STRING(path_b);
+    size_t cap = 64, n = 0;
+    long long *pairs = malloc(cap * 2 * sizeof *pairs);
+    int failed = 0, nomem = 0;
+    if (pairs == NULL) {
+        Py_DECREF(path_b);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        failed = 1;
+    } else {
+        int dfd = dirfd(d);
+        struct dirent *e;
+        char link[64];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            ssize_t len = readlinkat(dfd, e->d_name, link, sizeof link - 1);
+            if (len <= 9 || memcmp(link, "socket:[", 8) != 0 || link[len - 1] != ']')
+                continue;
+            link[len - 1] = '\0';
+            char *end;
+            long long inode = strtoll(link + 8, &end, 10);
+            if (*end != '\0')
+                continue;
+            if (n == cap) {
+                long long *more = realloc(pairs, cap * 4 * sizeof *pairs);
+                if (more == NULL) {
+                    nomem = 1;
+                    break;
+                }
+                pairs = more;
+                cap *= 2;
+            }
+            pairs[2 * n] = strtoll(e->d_name, NULL, 10);
+            pairs[2 * n + 1] = inode;
+            n++;
+        }
+        closedir(d);
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path_b);
+    if (nomem) {
+        free(pairs);
+        return PyErr_NoMemory();
+    }
+    if (failed) {
+        free(pairs);
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue("(LL)", pairs[2 * i], pairs[2 * i + 1]);
+        if (t == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+    free(pairs);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"buffer", buffer, METH_O, buffer_doc},
     {"heap", heap, METH_VARARGS, heap_doc},
@@ -2626,6 +2711,7 @@ static PyMethodDef methods[] = {
     {"segments_json", segments_json, METH_VARARGS, segments_json_doc},
     {"tcp_fields", tcp_fields, METH_VARARGS, tcp_fields_doc},
     {"tcp_options", tcp_options_py, METH_O, tcp_options_doc},
+    {"fd_sockets", fd_sockets, METH_O, fd_sockets_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,6 +29,7 @@ RAWLAB = str(Path(sys.executable).with_name("rawlab"))
 PY = sys.executable
 A_IP, B_IP = "10.66.0.1", "10.66.0.2"
 PORT = 8080
+FAST_PORT = 8081
 
 # B: a TCP server that answers each request after 800 ms (so clients such as curl, which
 # exit once answered, are still alive when rawlab, perhaps behind on a loaded machine,
@@ -53,11 +54,20 @@ def echo():
     while True:
         d, a = u.recvfrom(2048); u.sendto(d, a)
 threading.Thread(target=echo, daemon=True).start()
+f = socket.socket(); f.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+f.bind(("@B@", @FAST@)); f.listen(64)
+def fast():  # answers at once: a client of it lives a millisecond
+    while True:
+        c, _ = f.accept()
+        with c:
+            c.recv(4096)
+            c.sendall(b"ok")
+threading.Thread(target=fast, daemon=True).start()
 print("READY", flush=True)
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
-""".replace("@B@", B_IP).replace("@PORT@", str(PORT))
+""".replace("@B@", B_IP).replace("@PORT@", str(PORT)).replace("@FAST@", str(FAST_PORT))
 
 # A: a client that keeps its connection while the server answers; prints its local port
 CLIENT = r"""
@@ -82,6 +92,23 @@ print(c.getsockname()[1], flush=True)
 c.sendall(b"x")
 os._exit(0)
 """.replace("@B@", B_IP).replace("@PORT@", str(PORT))
+
+
+# A: five connections to the server that answers at once, each closed 20 ms after its
+# SYN, long before the capture's ring block is read (up to 100 ms); then it exits
+FAST = r"""
+import socket, time
+ports = []
+for _ in range(5):
+    c = socket.create_connection(("@B@", @FAST@))
+    ports.append(c.getsockname()[1])
+    c.sendall(b"x")
+    while c.recv(100):
+        pass
+    time.sleep(0.02)
+    c.close()
+print("\n".join(map(str, ports)), flush=True)
+""".replace("@B@", B_IP).replace("@FAST@", str(FAST_PORT))
 
 
 def _pair(lab: Lab) -> tuple[Netns, Netns]:
@@ -192,6 +219,41 @@ def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any)
     assert summary["attributed"] >= len(frames(py_port, "tcp")) + len(frames(py_udp, "udp"))
     assert summary["destroy_groups"] is True
     assert "processes:" in err and "frames attributed" in err
+
+
+def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any) -> None:
+    """The SYN watch asks for the connecting socket as its SYN passes: a client whose
+    connections are over (and which has exited) before the ring's block reaches rawlab
+    is still named, on every frame of its end (capture) and as each connection's client
+    (tcp -i)."""
+    a, b, _srv = server
+    a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
+
+    def named(owner: dict[str, Any] | None, pid: int) -> bool:
+        return (owner is not None and owner["state"] == "process" and owner["pid"] == pid
+                and owner["comm"].startswith("python") and owner["netns"] == a_ns)
+
+    cap = _capture(b, "--processes", "--json")
+    with _client(a, FAST, 5) as (pid, ports):
+        pass
+    out, err = _stop(cap)
+    pkts = _packets(out)
+    for port in ports:
+        got = [p for p in pkts if "tcp" in p and port in (p["tcp"]["sport"], p["tcp"]["dport"])]
+        assert len(got) >= 6 and got[0]["tcp"]["flags"] == "S", (port, len(got))
+        for p in got:
+            owner, _ = _ends(p, port)
+            assert named(owner, pid), (port, p["frame"], owner)
+    assert "processes:" in err
+
+    cap = _capture(b, "--processes", "--json", cmd="tcp")
+    with _client(a, FAST, 5) as (pid, ports):
+        pass
+    out, err = _stop(cap)
+    conns = {r["client_port"]: r for r in map(json.loads, out.splitlines())
+             if r.get("type") == "connection"}
+    for port in ports:
+        assert named(conns[port]["process"]["client"], pid), (port, conns.get(port))
 
 
 def test_a_connection_older_than_the_capture_is_attributed(server: Any) -> None:

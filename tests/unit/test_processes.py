@@ -317,3 +317,57 @@ def test_gone_sockets_find_by_4_tuple_zeros_match_anything_and_age_out() -> None
         g2.add(0.0, port, b, a, i + 1, i)
     g2.prune(0.0)
     assert len(g2) == 3 and g2.cookie(port, b, a, 1) is None and g2.cookie(port, b, a, 5) == 4
+
+
+def test_socket_holders_ask_hints_first_rawlab_last_and_stop_when_the_socket_is_gone(
+        tmp_path: Path) -> None:
+    import os
+
+    def proc(pid: int, fds: dict[int, str]) -> None:
+        d = tmp_path / str(pid) / "fd"
+        d.mkdir(parents=True, exist_ok=True)
+        for fd, target in fds.items():
+            (d / str(fd)).unlink(missing_ok=True)
+            (d / str(fd)).symlink_to(target)
+
+    own = os.getpid()
+    proc(10, {3: "socket:[100]"})
+    proc(11, {3: "socket:[200]"})
+    proc(own, {7: "socket:[500]"})
+    h = SocketHolders(str(tmp_path))
+    h.walk()
+    proc(11, {4: "socket:[201]"})  # pid 11 makes a new socket: the hint finds it at once
+    walks = h.walks
+    assert h.find(201, [11]) == [(11, 4)] and h.walks == walks + 1
+    # a socket rawlab shares with another process (after a fork): the other is named
+    proc(12, {5: "socket:[600]"})
+    proc(own, {8: "socket:[600]"})
+    assert h.find(600) == [(12, 5)]
+    asked = []
+
+    def gone() -> bool:
+        asked.append(1)
+        return False
+
+    walks = h.walks
+    assert h.find(999, [10], alive=gone) == [] and asked == [1]
+    assert h.walks == walks + 2  # the hint and the recent ones; not every process
+
+
+def test_fd_sockets_reads_socket_links_as_python_would(tmp_path: Path) -> None:
+    from rawlab._kernels import fd_sockets
+
+    d = tmp_path / "fd"
+    d.mkdir()
+    links = {0: "/dev/null", 3: "socket:[4026]", 4: "pipe:[77]", 5: "socket:[]",
+             6: "socket:[12x]", 17: "socket:[18446744]", 9: "anon_inode:[eventfd]"}
+    for fd, target in links.items():
+        (d / str(fd)).symlink_to(target)
+    (d / "not-a-number").symlink_to("socket:[5]")
+    assert sorted(fd_sockets(str(d))) == [(3, 4026), (17, 18446744)]
+    assert fd_sockets(str(tmp_path / "gone")) is None
+    import os
+    import socket
+
+    with socket.socket() as s:
+        assert (s.fileno(), os.fstat(s.fileno()).st_ino) in fd_sockets("/proc/self/fd")

@@ -19,6 +19,7 @@ from rawlab.cli.options import (
     pop_line_style,
     pop_processes,
     process_options,
+    watch_syns,
 )
 from rawlab.cli.options import snaplen as snaplen_of
 
@@ -118,6 +119,11 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=narrow_filter(bpf, attribution), snaplen=snaplen,
                      promisc=promisc, netns=netns, config=cfg, direction=direction)
+    try:
+        watch = watch_syns(attribution, iface, netns, narrow_filter(bpf, attribution))
+    except BaseException:
+        ring.close()
+        raise
     if kw["user"]:
         from rawlab.sockets.creds import drop_to
 
@@ -158,6 +164,8 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
             records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
+        if watch is not None:
+            watch.close()
         if status:
             sys.stderr.write("\r\033[K")
         _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)

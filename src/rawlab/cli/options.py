@@ -140,7 +140,10 @@ def process_options(f: Any) -> Any:
         click.option("--processes", is_flag=True,
                      help="Attribute every TCP/UDP flow to the processes at its ends "
                           "(sock_diag + /proc, no eBPF): shown beside each endpoint, in "
-                          "--json, and as packet comments in -w files."),
+                          "--json, and as packet comments in -w files. A TCP client is "
+                          "asked for as its SYN passes (a second packet socket that sees "
+                          "only SYNs), so one that has exited by the time the capture "
+                          "reads its packets is still named."),
         click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
                      metavar="PID", help="Keep only the flows of process PID (repeatable; "
                      "implies --processes)."),
@@ -167,6 +170,16 @@ def pop_processes(kw: dict[str, Any], netns: str | None) -> Any:
     look = OwnerLookup(netns)
     look.start()
     return Attribution(look, ProcessMatch(frozenset(pids), frozenset(comms), tuple(cgroups)))
+
+
+def watch_syns(attribution: Any, iface: str, netns: str | None, bpf: str | None) -> Any:
+    """With attribution, live: the SYN watch (rawlab.analysis.syn_watch) beside the ring,
+    started; the caller closes it before the lookup. None without attribution."""
+    if attribution is None:
+        return None
+    from rawlab.analysis.syn_watch import SynWatch
+
+    return SynWatch(attribution.lookup, iface, netns=netns, bpf=bpf).start()
 
 
 def narrow_filter(bpf: str | None, attribution: Any) -> str | None:

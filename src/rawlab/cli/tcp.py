@@ -16,6 +16,7 @@ from rawlab.cli.options import (
     narrow_filter,
     pop_processes,
     process_options,
+    watch_syns,
 )
 
 
@@ -220,6 +221,11 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
     bpf = narrow_filter(f"tcp and ({filt})" if filt else "tcp", attribution)
     cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=bpf, netns=netns, config=cfg)
+    try:
+        watch = watch_syns(attribution, iface, netns, bpf)
+    except BaseException:
+        ring.close()
+        raise
     records = ring.records(count=count, duration=duration,
                            block_done=ring.drops_to(analyzer.note_capture_drops))
     try:
@@ -230,6 +236,8 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
         records.close()
         st = ring.stats()
         ring.close()
+        if watch is not None:
+            watch.close()
         from rawlab.present.packet import capture_summary
 
         click.echo(capture_summary(st), err=True)

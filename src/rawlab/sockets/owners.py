@@ -28,8 +28,10 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -42,6 +44,8 @@ _UNACCEPTED = {diag.TCP_SYN_RECV, diag.TCP_NEW_SYN_RECV, diag.TCP_ESTABLISHED,
                diag.TCP_CLOSE_WAIT}
 _MAX_COOKIES = 1 << 17
 _MAX_DESTROYED = 1 << 17  # destroyed sockets remembered
+_HINTS = 2  # processes looked in first for a new socket of the same namespace and uid
+_MAX_AT_SYN = 1 << 16  # owners found at a SYN, not yet asked for by the capture
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
@@ -153,6 +157,9 @@ class OwnerLookup:
         self.home: Namespace | None = None  # the capture's namespace
         self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
         self._facts: dict[int, proc.ProcessFacts] = {}
+        # (namespace, uid) -> the processes that last owned such a socket, latest first:
+        # where a new socket's inode is looked for first (a client makes many)
+        self._hints: dict[tuple[int, int | None], list[int]] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
         self._destroyed = GoneSockets(_DESTROY_KEEP_S, _MAX_DESTROYED)
@@ -160,6 +167,10 @@ class OwnerLookup:
         self._drained = 0.0
         self.lookups = 0  # sock_diag look-ups sent
         self.destroy_groups = True
+        # held by each question: a thread may ask beside the capture's (analysis.syn_watch)
+        self.lock = threading.Lock()
+        self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int], SocketOwner] = \
+            OrderedDict()
 
     # -- set-up ------------------------------------------------------------------
 
@@ -259,6 +270,29 @@ class OwnerLookup:
               rport: int) -> Answer:
         """Who holds the socket whose local end is (local, lport) and whose peer is
         (remote, rport)."""
+        with self.lock:
+            got = self._at_syn.pop((protocol, local, lport, remote, rport), None)
+            if got is not None:
+                return Answer(got)
+            return self._owner(family, protocol, local, lport, remote, rport)
+
+    def owner_at_syn(self, family: int, local: bytes, lport: int, remote: bytes,
+                     rport: int) -> Answer:
+        """The owner of a connecting TCP socket, asked as its SYN passes
+        (:class:`rawlab.analysis.syn_watch.SynWatch`). A process found is also kept for
+        the capture's own first question about that end, which it answers without asking
+        the kernel again (the connection may be over by then); later ones ask."""
+        with self.lock:
+            ans = self._owner(family, socket.IPPROTO_TCP, local, lport, remote, rport)
+            if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
+                at = self._at_syn
+                at[(socket.IPPROTO_TCP, local, lport, remote, rport)] = ans.owner
+                if len(at) > _MAX_AT_SYN:
+                    at.popitem(last=False)
+            return ans
+
+    def _owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
+               rport: int) -> Answer:
         if _is_loopback(local):
             where = (self.home,) if self.home is not None else ()
         else:
@@ -292,9 +326,19 @@ class OwnerLookup:
             self._cookies.move_to_end(s.cookie)
             return Answer(known)
         if s.inode:
+            look = ns.look
+
+            def alive() -> bool:  # still held by a process (else no walk of them all)
+                again = look.find(family, protocol, local, lport, remote, rport)
+                return again is not None and again.inode == s.inode
+
             if protocol == socket.IPPROTO_TCP and s.state == diag.TCP_LISTEN:
-                return Answer(self._resolve(s, ns), final=False)
-            return Answer(self._resolve(s, ns))
+                return Answer(self._resolve(s, ns, alive), final=False)
+            owner = self._resolve(s, ns, alive)
+            if owner.state != PROCESS and not alive():  # closed while /proc was read
+                return Answer(SocketOwner(CLOSED, uid=s.uid, netns=ns.inode,
+                                          netns_name=ns.name))
+            return Answer(owner)
         if protocol == socket.IPPROTO_TCP and s.state in _UNACCEPTED:
             lst = ns.look.find(family, protocol, local, lport, bytes(len(remote)), 0)
             self.lookups += 1
@@ -303,14 +347,21 @@ class OwnerLookup:
         uid = s.uid if s.state != diag.TCP_TIME_WAIT else None
         return Answer(SocketOwner(CLOSED, uid=uid, netns=ns.inode, netns_name=ns.name))
 
-    def _resolve(self, s: diag.InetSocket, ns: Namespace) -> SocketOwner:
-        """The owner of a live socket (inode != 0), remembered under its cookie."""
+    def _resolve(self, s: diag.InetSocket, ns: Namespace,
+                 alive: Callable[[], bool] | None = None) -> SocketOwner:
+        """The owner of a live socket (inode != 0), remembered under its cookie (`alive`:
+        :meth:`proc.SocketHolders.find`'s)."""
         owner = None
-        for pid, _fd in self.holders.find(s.inode):
+        hint = self._hints.setdefault((ns.inode, s.uid), [])
+        for pid, _fd in self.holders.find(s.inode, hint, alive):
             f = proc.process_facts(pid, self.proc, self._facts)
             if f is not None:
                 owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
                                     f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
+                if pid in hint:
+                    hint.remove(pid)
+                hint.insert(0, pid)
+                del hint[_HINTS:]
                 break
         if owner is None:  # an inode no process holds: a kernel socket, or one in flight
             cg = self._cgroup(s.cgroup_id)

@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -86,21 +86,12 @@ def socket_fds(proc: str = "/proc", pids: Iterable[int] | None = None,
     """(pid, fd, socket inode) of every socket the processes (default: all) hold open;
     ``newest_first``: highest pids first (a change's sender has usually just started,
     and may be about to exit)."""
-    readlink = os.readlink
+    from rawlab._kernels import fd_sockets  # (the interpreter lock released meanwhile)
+
     order = pids_of(proc) if pids is None else pids
     for pid in sorted(order, reverse=True) if newest_first else order:
-        fd_dir = f"{proc}/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                yield pid, int(fd), int(link[8:-1])
+        for fd, inode in fd_sockets(f"{proc}/{pid}/fd") or ():
+            yield pid, fd, inode
 
 
 class SocketHolders:
@@ -159,23 +150,35 @@ class SocketHolders:
             self._by_inode.pop(inode, None)
         return got
 
-    def find(self, inode: int) -> list[tuple[int, int]]:
-        """The (pid, fd) pairs holding `inode` now; [] when no process holds it."""
+    def find(self, inode: int, hints: Iterable[int] = (),
+             alive: Callable[[], bool] | None = None) -> list[tuple[int, int]]:
+        """The (pid, fd) pairs holding `inode` now; [] when no process holds it. `hints`:
+        processes to look in first (the last owners of sockets like this one); `alive`:
+        asked before each further group of processes is walked, none of which is when it
+        says the socket is gone (its process closed it meanwhile). rawlab's own process
+        is walked last."""
         got = self._valid(inode)
         if got:
             return got
-        recent = list(self._active)[-4:][::-1]  # the last processes that made sockets
+        own = os.getpid()  # rawlab's own sockets (one or two per namespace) come last
+        hints = list(hints)
+        if hints and self._index(hints, inode):
+            return self._valid(inode)
+        recent = [p for p in list(self._active)[-5:][::-1] if p not in hints and p != own]
         if recent and self._index(recent, inode):
             return self._valid(inode)
         pids = pids_of(self.proc)
         new = [p for p in pids if p not in self._seen]
         self._seen.update(new)
-        alive = set(pids)
-        for p in [p for p in self._active if p not in alive]:
+        living = set(pids)
+        for p in [p for p in self._active if p not in living]:
             del self._active[p]
-        active = [p for p in reversed(self._active) if p not in recent]
-        rest = [p for p in pids if p not in self._active and p not in new]
-        for group in (new, active, rest):
+        skip = {*recent, *hints, own}
+        active = [p for p in reversed(self._active) if p not in skip]
+        rest = [p for p in pids if p not in self._active and p not in new and p != own]
+        for group in (new, active, rest, [own]):
+            if alive is not None and not alive():
+                return []
             if group and self._index(group, inode):
                 return self._valid(inode)
         return []

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from rawlab.sockets.packet.arphrd import linktype_for_arphrd
 from rawlab.sockets.packet.header import PacketInfo
-from rawlab.sockets.packet.open import ANY, list_interfaces, open_ring
+from rawlab.sockets.packet.open import ANY, list_interfaces, open_ring, open_watch
 from rawlab.sockets.packet.options import Fanout, RingConfig
 from rawlab.sockets.packet.ring import CaptureStats, PacketRing
 
@@ -52,4 +52,5 @@ __all__ = [
     "linktype_for_arphrd",
     "list_interfaces",
     "open_ring",
+    "open_watch",
 ]

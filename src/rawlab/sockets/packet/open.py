@@ -194,6 +194,26 @@ def open_ring(iface: str = ANY, *, bpf: str | None = None, snaplen: int = _bpf.M
     return ring
 
 
+def open_watch(iface: str, bpf: str, *, netns: str | None = None,
+               snaplen: int = 256) -> tuple[socket.socket, int]:
+    """A packet socket without a ring, filtered by `bpf` and bound to `iface` in `netns`:
+    the kernel wakes its reader for each packet that passes (no block to fill first), for
+    a thread that must act while the packet's sender still lives. (socket, link type of
+    what it reads: a cooked socket's packets start at the network header, LinkType.RAW.)
+    Errors as :func:`open_ring`'s."""
+    with entered(netns):
+        opened, program = _socket_and_filter(iface, bpf, snaplen)
+    sock = opened.sock
+    try:
+        if program is not None:
+            _bpf.attach(sock, program)
+        _bind(sock, opened.ifindex, iface if iface != ANY else "any")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, int(LinkType.RAW) if opened.cooked else opened.linktype
+
+
 def _check_request(iface: str, snaplen: int, direction: str, cfg: RingConfig,
                    promisc: bool) -> None:
     """Refuse what cannot work before anything is opened (USAGE, with the fix)."""
