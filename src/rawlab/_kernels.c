@@ -35,6 +35,9 @@
  *   segments_json(segments, flags, analysis, slow) -> str
  *       `rawlab tcp --json`'s segment records of a list of the exact analyser's Segments
  *       (rawlab.present.tcp.segments_json)
+ *   FlowReader(et_at, ip_at, sweep, tcp, udp, counts, slow)(buf, start, caplen, ts_ns)
+ *       a frame's process attribution entry: the flow's raw key looked up where the
+ *       frame lies, `slow` asked for the rest (rawlab.analysis.processes.Attribution)
  *   fd_sockets(fd_dir) -> [(fd, inode)] or None
  *       the sockets one process holds, read from /proc/PID/fd without the interpreter
  *       lock (rawlab.sockets.proc.socket_fds: a thread asks while the capture runs)
@@ -50,12 +53,12 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#ifdef __GLIBC__
-#include <malloc.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
 #endif
 
 #include "_buffers.h"
@@ -2698,6 +2701,177 @@ fd_sockets(PyObject *self, PyObject *arg)
     return out;
 }
 
+/* ---- FlowReader ---------------------------------------------------------------------- */
+
+PyDoc_STRVAR(FlowReader_doc,
+"FlowReader(et_at, ip_at, sweep, tcp, udp, counts, slow)\n\n"
+"reader(buf, start, caplen, ts_ns) -> entry: the attribution entry of the frame at\n"
+"buf[start:start + caplen]. A frame whose EtherType (big-endian, at et_at) is IPv4 and\n"
+"whose IPv4 header (at ip_at: 20 bytes, not a later fragment) carries TCP without SYN\n"
+"or UDP, with 34 bytes from ip_at captured, while ts_ns < sweep[0], is looked up by the\n"
+"12 bytes of its addresses and ports in `tcp` or `udp` (dicts); a found entry\n"
+"(owners, keep, category) counts one in counts[category] and is returned. Any other\n"
+"frame (ip_at < 0: every frame) is `slow(buf, start, caplen, ts_ns)`'s.");
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Py_ssize_t et_at, ip_at;
+    PyObject *sweep, *tcp, *udp, *counts, *slow;
+} FlowReader;
+
+static int
+FlowReader_traverse(FlowReader *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->sweep);
+    Py_VISIT(r->tcp);
+    Py_VISIT(r->udp);
+    Py_VISIT(r->counts);
+    Py_VISIT(r->slow);
+    return 0;
+}
+
+static int
+FlowReader_clear(FlowReader *r)
+{
+    Py_CLEAR(r->sweep);
+    Py_CLEAR(r->tcp);
+    Py_CLEAR(r->udp);
+    Py_CLEAR(r->counts);
+    Py_CLEAR(r->slow);
+    return 0;
+}
+
+static void
+FlowReader_dealloc(FlowReader *r)
+{
+    PyObject_GC_UnTrack(r);
+    FlowReader_clear(r);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+/* the entry of the frame when the tables hold it: a new reference, NULL with no error
+   set when they do not, NULL with an error set on failure */
+static PyObject *
+flow_fast(FlowReader *r, PyObject *buf, Py_ssize_t start, Py_ssize_t caplen,
+          long long ts)
+{
+    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0)
+        return NULL;
+    PyObject *sw = PyList_GET_ITEM(r->sweep, 0);
+    long long sweep_at = PyLong_AsLongLong(sw);
+    if (sweep_at == -1 && PyErr_Occurred())
+        return NULL;
+    if (ts >= sweep_at)
+        return NULL;
+    Py_buffer v;
+    if (PyObject_GetBuffer(buf, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *e = NULL;
+    if (start + r->ip_at + 34 <= v.len) {
+        const unsigned char *p = (const unsigned char *)v.buf + start;
+        const unsigned char *ip = p + r->ip_at;
+        unsigned et = (unsigned)p[r->et_at] << 8 | p[r->et_at + 1];
+        unsigned frag = ((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF;
+        PyObject *table = NULL;
+        if (et == 0x0800 && ip[0] == 0x45 && frag == 0) {
+            if (ip[9] == 6 && !(ip[33] & 2))
+                table = r->tcp;
+            else if (ip[9] == 17)
+                table = r->udp;
+        }
+        if (table != NULL) {
+            PyObject *key = PyBytes_FromStringAndSize((const char *)ip + 12, 12);
+            if (key != NULL) {
+                e = PyDict_GetItemWithError(table, key);  /* borrowed */
+                Py_DECREF(key);
+                Py_XINCREF(e);
+            }
+        }
+    }
+    PyBuffer_Release(&v);
+    if (e == NULL)
+        return NULL;
+    Py_ssize_t cat;
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 ||
+        (cat = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2))) < 0 ||
+        cat >= PyList_GET_SIZE(r->counts)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "an attribution entry is (owners, keep, category)");
+        Py_DECREF(e);
+        return NULL;
+    }
+    long long was = PyLong_AsLongLong(PyList_GET_ITEM(r->counts, cat));
+    PyObject *now = was == -1 && PyErr_Occurred() ? NULL : PyLong_FromLongLong(was + 1);
+    if (now == NULL || PyList_SetItem(r->counts, cat, now) < 0) {  /* (drops the old count) */
+        Py_DECREF(e);
+        return NULL;
+    }
+    return e;
+}
+
+static PyObject *
+FlowReader_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kw)
+{
+    FlowReader *r = (FlowReader *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n != 4 || (kw != NULL && PyTuple_GET_SIZE(kw))) {
+        PyErr_SetString(PyExc_TypeError, "reader(buf, start, caplen, ts_ns)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t caplen = start == -1 && PyErr_Occurred() ? -1 : PyLong_AsSsize_t(args[2]);
+    long long ts = caplen == -1 && PyErr_Occurred() ? -1 : PyLong_AsLongLong(args[3]);
+    if (ts == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *e = flow_fast(r, args[0], start, caplen, ts);
+    if (e != NULL || PyErr_Occurred())
+        return e;
+    return PyObject_Vectorcall(r->slow, args, 4, NULL);
+}
+
+static PyObject *
+FlowReader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    Py_ssize_t et_at, ip_at;
+    PyObject *sweep, *tcp, *udp, *counts, *slow;
+    if (!PyArg_ParseTuple(args, "nnO!O!O!O!O:FlowReader", &et_at, &ip_at, &PyList_Type, &sweep,
+                          &PyDict_Type, &tcp, &PyDict_Type, &udp, &PyList_Type, &counts, &slow))
+        return NULL;
+    if (PyList_GET_SIZE(sweep) < 1 || !PyCallable_Check(slow) ||
+        (ip_at >= 0 && (et_at < 0 || et_at + 2 > ip_at))) {
+        PyErr_SetString(PyExc_ValueError, "FlowReader: sweep holds one int, slow is callable, "
+                        "the EtherType lies before the IP header");
+        return NULL;
+    }
+    FlowReader *r = (FlowReader *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    r->vectorcall = FlowReader_vectorcall;
+    r->et_at = et_at;
+    r->ip_at = ip_at;
+    r->sweep = Py_NewRef(sweep);
+    r->tcp = Py_NewRef(tcp);
+    r->udp = Py_NewRef(udp);
+    r->counts = Py_NewRef(counts);
+    r->slow = Py_NewRef(slow);
+    return (PyObject *)r;
+}
+
+static PyTypeObject FlowReaderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rawlab._kernels.FlowReader",
+    .tp_basicsize = sizeof(FlowReader),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = FlowReader_doc,
+    .tp_new = FlowReader_new,
+    .tp_dealloc = (destructor)FlowReader_dealloc,
+    .tp_traverse = (traverseproc)FlowReader_traverse,
+    .tp_clear = (inquiry)FlowReader_clear,
+    .tp_vectorcall_offset = offsetof(FlowReader, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
 static PyMethodDef methods[] = {
     {"buffer", buffer, METH_O, buffer_doc},
     {"heap", heap, METH_VARARGS, heap_doc},
@@ -2724,5 +2898,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&FlowReaderType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "FlowReader", (PyObject *)&FlowReaderType) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -9,8 +9,11 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tcp_synth import tcp_ipv4
 
 from rawlab.analysis.processes import Attribution, ProcessMatch, flow_of
@@ -351,7 +354,12 @@ def test_socket_holders_ask_hints_first_rawlab_last_and_stop_when_the_socket_is_
 
     walks = h.walks
     assert h.find(999, [10], alive=gone) == [] and asked == [1]
-    assert h.walks == walks + 2  # the hint and the recent ones; not every process
+    assert h.walks == walks + 1  # the hint only: not the recent ones, nor every process
+    asked.clear()
+    walks = h.walks
+    assert h.find(998, [], alive=lambda: len(asked.append(1) or asked) < 3) == []
+    # the recent ones walked; nothing new; gone before those that held sockets
+    assert h.walks == walks + 1 and len(asked) == 3
 
 
 def test_fd_sockets_reads_socket_links_as_python_would(tmp_path: Path) -> None:
@@ -371,3 +379,82 @@ def test_fd_sockets_reads_socket_links_as_python_would(tmp_path: Path) -> None:
 
     with socket.socket() as s:
         assert (s.fileno(), os.fstat(s.fileno()).st_ino) in fd_sockets("/proc/self/fd")
+
+
+_REF_SHAPES = {1: struct.Struct("!12xHB5xHxB2x12s9xB"), 113: struct.Struct("!14xHB5xHxB2x12s9xB"),
+               276: struct.Struct("!H18xB5xHxB2x12s9xB")}
+
+
+def _reference_at(linktype: int, buf: bytes, start: int, caplen: int, ts: int,
+                  sweep: int, tcp: dict[bytes, Any], udp: dict[bytes, Any],
+                  n: list[int]) -> Any:
+    """The fast path as it was written in Python (one struct unpack, one dict get)."""
+    shape = _REF_SHAPES.get(linktype)
+    if shape is not None and caplen >= shape.size and ts < sweep:
+        et, vihl, frag, proto, key, flags = shape.unpack_from(buf, start)
+        if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
+            e = (tcp.get(key) if proto == 6 and not flags & 2
+                 else udp.get(key) if proto == 17 else None)
+            if e is not None:
+                n[e[2]] += 1
+                return e
+    return ("slow", bytes(buf[start:start + caplen]), ts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(linktype=st.sampled_from([1, 113, 276, 101]), proto=st.sampled_from([6, 17, 1]),
+       flags=st.integers(0, 255), vihl=st.sampled_from([0x45, 0x46, 0x65]),
+       frag=st.sampled_from([0, 0x4000, 0x2000, 1]), known=st.booleans(),
+       lead=st.integers(0, 5), cut=st.integers(0, 60), late=st.booleans(),
+       et=st.sampled_from([0x0800, 0x86DD]))
+def test_the_compiled_flow_reader_is_the_python_fast_path(
+        linktype: int, proto: int, flags: int, vihl: int, frag: int, known: bool, lead: int,
+        cut: int, late: bool, et: int) -> None:
+    from rawlab._kernels import FlowReader
+
+    from rawlab.analysis.processes import _SHAPES
+
+    et_at, ip_at = {1: (12, 14), 113: (14, 16), 276: (0, 20)}.get(linktype, (-1, -1))
+    assert _SHAPES.get(linktype, (-1, -1)) == (et_at, ip_at)
+    link = bytearray(max(ip_at, 14))
+    if et_at >= 0:
+        link[et_at:et_at + 2] = et.to_bytes(2, "big")
+    ip = bytes([vihl, 0, 0, 60, 0, 1]) + frag.to_bytes(2, "big") + bytes([64, proto, 0, 0])
+    key = bytes([10, 0, 0, 1, 10, 0, 0, 2, 0x1F, 0x90, 0xC3, 0x50])
+    l4 = bytes(13) + bytes([flags]) + bytes(6)
+    frame = bytes(link) + ip + key[:8] + key[8:] + l4[4:] + bytes(8)
+    buf = bytes(lead) + frame
+    caplen = max(0, len(frame) - cut)
+    entry = ((None, None), True, 1)
+    tcp = {key: entry} if known and proto == 6 else {}
+    udp = {key: entry} if known and proto == 17 else {}
+    ts, sweep = (5, 10) if not late else (10, 10)
+    calls: list[Any] = []
+
+    def slow(b: Any, s: int, c: int, t: int) -> Any:
+        calls.append(1)
+        return ("slow", bytes(b[s:s + c]), t)
+
+    n_c, n_py = [0] * 6, [0] * 6
+    got = FlowReader(et_at, ip_at, [sweep], tcp, udp, n_c, slow)(buf, lead, caplen, ts)
+    want = _reference_at(linktype, buf, lead, caplen, ts, sweep, tcp, udp, n_py)
+    assert got == want and n_c == n_py
+    assert bool(calls) == (want[0] == "slow")
+
+
+def test_flow_reader_refuses_what_it_cannot_read() -> None:
+    from rawlab._kernels import FlowReader
+
+    def slow(*a: Any) -> Any:
+        return a
+
+    with pytest.raises(ValueError):
+        FlowReader(14, 12, [0], {}, {}, [0], slow)  # EtherType after the IP header
+    with pytest.raises(ValueError):
+        FlowReader(12, 14, [], {}, {}, [0], slow)
+    with pytest.raises(TypeError):
+        FlowReader(12, 14, [0], {}, {}, [0], slow)(b"", 0, 0)
+    frame = bytes(12) + b"\x08\x00\x45" + bytes(33)
+    bad = FlowReader(12, 14, [1 << 62], {}, {frame[26:38]: ("x",)}, [0], slow)
+    with pytest.raises(ValueError):  # an entry that is not (owners, keep, category)
+        bad(frame[:12] + frame[12:23] + b"\x11" + frame[24:], 0, 48, 0)

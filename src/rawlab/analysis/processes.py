@@ -10,9 +10,10 @@ this machine has no owner), again when a TCP SYN starts a connection on a 4-tupl
 already known (tuple reuse), while an end is only provisionally known (a listener
 stands in until its connection is accepted: asked again every ``retry_ns`` of
 capture time), and every ``recheck_ns`` (a UDP socket may give its 4-tuple to
-another). In between, a frame costs one struct unpack and one dict look-up: the
-common shapes (Ethernet, Linux cooked v1/v2; IPv4 without options) are keyed by
-their raw address and port bytes, one key per direction. Other shapes (IPv6, VLAN
+another). In between, a frame costs one compiled call (:class:`rawlab._kernels.
+FlowReader`: a dict look-up where the frame lies): the common shapes (Ethernet, Linux
+cooked v1/v2; IPv4 without options) are keyed by their raw address and port bytes,
+one key per direction. Other shapes (IPv6, VLAN
 tags, IP options) take the general walk (:func:`rawlab.decode.descent.walk`).
 
 With a :class:`ProcessMatch`, only flows with an end owned by a matching process are
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import mmap
 import socket
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -127,12 +127,11 @@ def category(owners: Owners) -> int:
     return CLOSED_FIRST if CLOSED in states else UNATTRIBUTED
 
 
-# the fast shapes: link type -> struct: EtherType, version+IHL,
-# flags+fragment offset, protocol, addresses+ports (12 bytes), TCP flags (IHL 5)
+# the fast shapes: link type -> where the EtherType and the IPv4 header lie
 _SHAPES = {
-    int(LinkType.ETHERNET): struct.Struct("!12xHB5xHxB2x12s9xB"),
-    int(LinkType.LINUX_SLL): struct.Struct("!14xHB5xHxB2x12s9xB"),
-    int(LinkType.LINUX_SLL2): struct.Struct("!H18xB5xHxB2x12s9xB"),
+    int(LinkType.ETHERNET): (12, 14),
+    int(LinkType.LINUX_SLL): (14, 16),
+    int(LinkType.LINUX_SLL2): (0, 20),
 }
 
 
@@ -173,21 +172,16 @@ class Attribution:
         got = self._readers.get(linktype)
         if got is not None:
             return got
-        shape = _SHAPES.get(linktype)
-        unpack, size = (shape.unpack_from, shape.size) if shape is not None else (None, 1 << 30)
-        tcp, udp, n, slow, sweep = self._tcp, self._udp, self._n, self._slow, self._sweep_at
+        from rawlab._kernels import FlowReader
 
-        def at(buf: Buffer, start: int, caplen: int, ts_ns: int) -> Entry:
-            if caplen >= size and ts_ns < sweep[0]:
-                et, vihl, frag, proto, key, flags = unpack(buf, start)  # type: ignore[misc]
-                if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
-                    e = (tcp.get(key) if proto == 6 and not flags & 2
-                         else udp.get(key) if proto == 17 else None)
-                    if e is not None:
-                        n[e[2]] += 1
-                        return e
+        slow = self._slow
+
+        def miss(buf: Buffer, start: int, caplen: int, ts_ns: int) -> Entry:
             return slow(bytes(buf[start:start + caplen]), linktype, ts_ns)
 
+        et_at, ip_at = _SHAPES.get(linktype, (-1, -1))
+        # (the compiled fast path: key by the raw IPv4 addresses and ports, in C)
+        at = FlowReader(et_at, ip_at, self._sweep_at, self._tcp, self._udp, self._n, miss)
         self._readers[linktype] = at
         return at
 

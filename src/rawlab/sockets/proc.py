@@ -154,8 +154,9 @@ class SocketHolders:
              alive: Callable[[], bool] | None = None) -> list[tuple[int, int]]:
         """The (pid, fd) pairs holding `inode` now; [] when no process holds it. `hints`:
         processes to look in first (the last owners of sockets like this one); `alive`:
-        asked before each further group of processes is walked, none of which is when it
-        says the socket is gone (its process closed it meanwhile). rawlab's own process
+        asked before each further group of processes is walked (the recent, the new,
+        those that held sockets, the rest), none of which is when it says the socket is
+        gone (its process closed it meanwhile). rawlab's own process
         is walked last."""
         got = self._valid(inode)
         if got:
@@ -164,6 +165,8 @@ class SocketHolders:
         hints = list(hints)
         if hints and self._index(hints, inode):
             return self._valid(inode)
+        if alive is not None and not alive():
+            return []
         recent = [p for p in list(self._active)[-5:][::-1] if p not in hints and p != own]
         if recent and self._index(recent, inode):
             return self._valid(inode)
