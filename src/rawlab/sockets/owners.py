@@ -327,10 +327,15 @@ class OwnerLookup:
             return Answer(known)
         if s.inode:
             look = ns.look
+            gone: list[bool] = []  # once gone, it stays gone: not asked again
 
             def alive() -> bool:  # still held by a process (else no walk of them all)
-                again = look.find(family, protocol, local, lport, remote, rport)
-                return again is not None and again.inode == s.inode
+                if not gone:
+                    again = look.find(family, protocol, local, lport, remote, rport)
+                    self.lookups += 1
+                    if again is None or again.inode != s.inode:
+                        gone.append(True)
+                return not gone
 
             if protocol == socket.IPPROTO_TCP and s.state == diag.TCP_LISTEN:
                 return Answer(self._resolve(s, ns, alive), final=False)
