@@ -341,7 +341,9 @@ def test_socket_holders_ask_hints_first_rawlab_last_and_stop_when_the_socket_is_
     h.walk()
     proc(11, {4: "socket:[201]"})  # pid 11 makes a new socket: the hint finds it at once
     walks = h.walks
-    assert h.find(201, [11]) == [(11, 4)] and h.walks == walks + 1
+    assert h.find(201, [(11, 3)]) == [(11, 4)] and h.walks == walks + 1
+    proc(11, {4: "socket:[202]"})  # the same fd again: read alone, no walk
+    assert h.find(202, [(11, 4)]) == [(11, 4)] and h.walks == walks + 1
     # a socket rawlab shares with another process (after a fork): the other is named
     proc(12, {5: "socket:[600]"})
     proc(own, {8: "socket:[600]"})
@@ -353,7 +355,7 @@ def test_socket_holders_ask_hints_first_rawlab_last_and_stop_when_the_socket_is_
         return False
 
     walks = h.walks
-    assert h.find(999, [10], alive=gone) == [] and asked == [1]
+    assert h.find(999, [(10, 3)], alive=gone) == [] and asked == [1]
     assert h.walks == walks + 1  # the hint only: not the recent ones, nor every process
     asked.clear()
     walks = h.walks

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import sys
 import threading
 
 from rawlab.analysis.processes import flow_of
@@ -33,7 +32,6 @@ from rawlab.sockets.owners import OwnerLookup
 # headers, where the flags are the 54th byte)
 SYN_FILTER = ("(tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn or "
               "(ip6 and ip6[6] == 6 and (ip6[53] & 0x12) == 2)")
-_SWITCH_S = 0.0001  # the interpreter's thread switch interval while the watch runs
 
 
 class SynWatch:
@@ -51,7 +49,6 @@ class SynWatch:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
-        self._interval: float | None = None
 
     def start(self) -> SynWatch:
         from rawlab.sockets.packet import open_watch
@@ -59,9 +56,6 @@ class SynWatch:
         self._sock, self._linktype = open_watch(self.iface, self.filter, netns=self.netns)
         self._sock.setblocking(False)
         self._wake = os.pipe()
-        # a waiting thread gets the interpreter within this (the capture's loop holds it)
-        self._interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._interval, _SWITCH_S))
         self._thread = threading.Thread(target=self._run, name="rawlab-syn-watch",
                                         daemon=True)
         self._thread.start()
@@ -118,6 +112,3 @@ class SynWatch:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._interval is not None:
-            sys.setswitchinterval(self._interval)
-            self._interval = None

@@ -157,9 +157,9 @@ class OwnerLookup:
         self.home: Namespace | None = None  # the capture's namespace
         self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
         self._facts: dict[int, proc.ProcessFacts] = {}
-        # (namespace, uid) -> the processes that last owned such a socket, latest first:
-        # where a new socket's inode is looked for first (a client makes many)
-        self._hints: dict[tuple[int, int | None], list[int]] = {}
+        # (namespace, uid) -> (pid, fd) of the processes that last owned such a socket,
+        # latest first: where a new socket's inode is looked for first (a client makes many)
+        self._hints: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
         self._destroyed = GoneSockets(_DESTROY_KEEP_S, _MAX_DESTROYED)
@@ -358,15 +358,12 @@ class OwnerLookup:
         :meth:`proc.SocketHolders.find`'s)."""
         owner = None
         hint = self._hints.setdefault((ns.inode, s.uid), [])
-        for pid, _fd in self.holders.find(s.inode, hint, alive):
+        for pid, fd in self.holders.find(s.inode, hint, alive):
             f = proc.process_facts(pid, self.proc, self._facts)
             if f is not None:
                 owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
                                     f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
-                if pid in hint:
-                    hint.remove(pid)
-                hint.insert(0, pid)
-                del hint[_HINTS:]
+                hint[:] = [(pid, fd), *(h for h in hint if h[0] != pid)][:_HINTS]
                 break
         if owner is None:  # an inode no process holds: a kernel socket, or one in flight
             cg = self._cgroup(s.cgroup_id)

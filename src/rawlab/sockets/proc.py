@@ -150,10 +150,12 @@ class SocketHolders:
             self._by_inode.pop(inode, None)
         return got
 
-    def find(self, inode: int, hints: Iterable[int] = (),
+    def find(self, inode: int, hints: Iterable[tuple[int, int]] = (),
              alive: Callable[[], bool] | None = None) -> list[tuple[int, int]]:
         """The (pid, fd) pairs holding `inode` now; [] when no process holds it. `hints`:
-        processes to look in first (the last owners of sockets like this one); `alive`:
+        (pid, fd) of the last sockets like this one: that fd is read first (a process
+        that closes a socket and makes the next gets the same number back), then those
+        processes' fds; `alive`:
         asked before each further group of processes is walked (the recent, the new,
         those that held sockets, the rest), none of which is when it says the socket is
         gone (its process closed it meanwhile). rawlab's own process
@@ -162,7 +164,15 @@ class SocketHolders:
         if got:
             return got
         own = os.getpid()  # rawlab's own sockets (one or two per namespace) come last
-        hints = list(hints)
+        link = f"socket:[{inode}]"
+        for pid, fd in hints:
+            try:
+                if os.readlink(f"{self.proc}/{pid}/fd/{fd}") == link:
+                    self._by_inode[inode] = [(pid, fd)]
+                    return [(pid, fd)]
+            except OSError:
+                pass
+        hints = list(dict.fromkeys(pid for pid, _fd in hints))
         if hints and self._index(hints, inode):
             return self._valid(inode)
         if alive is not None and not alive():
