@@ -111,6 +111,33 @@ print("\n".join(map(str, ports)), flush=True)
 """.replace("@B@", B_IP).replace("@FAST@", str(FAST_PORT))
 
 
+# A: three ICMP echo requests to B, over a ping socket (the kernel sets the identifier:
+# the socket's port) or a raw socket (identifier 0x4242); prints the identifier, and
+# lives on until its stdin closes
+PINGER = r"""
+import socket, struct, sys
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF)
+    return ~(t + (t >> 16)) & 0xFFFF
+if sys.argv[1] == "ping":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    s.connect(("@B@", 0))
+    ident = s.getsockname()[1]
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident = 0x4242
+print(ident, flush=True)
+s.settimeout(3)
+for seq in range(3):
+    msg = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"rawlab"
+    msg = msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+    s.sendto(msg, ("@B@", 0))
+    s.recv(1024)
+sys.stdin.read()
+""".replace("@B@", B_IP)
+
+
 def _pair(lab: Lab) -> tuple[Netns, Netns]:
     a, b = lab.netns("pa"), lab.netns("pb")
     lab.veth(a, b, f"{A_IP}/24", f"{B_IP}/24", offloads=False)
@@ -254,6 +281,33 @@ def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any)
              if r.get("type") == "connection"}
     for port in ports:
         assert named(conns[port]["process"]["client"], pid), (port, conns.get(port))
+
+
+def test_icmp_echoes_are_named_by_their_ping_or_raw_socket(server: Any) -> None:
+    """An ICMP echo's end in A is the ping socket whose port is the echo identifier, or
+    the one raw ICMP socket there (from the namespace's /proc/net tables: sock_diag
+    lists no ping sockets); B's end, where the kernel answers, is not known."""
+    a, b, _srv = server
+    a.run(["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])
+    a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
+    cap = _capture(b, "--processes", "--json", "icmp")
+    pids = {}
+    for kind in ("ping", "raw"):  # one after the other: a raw socket would take both
+        with _client(a, PINGER.replace("sys.argv[1]", repr(kind)), 1) as (pid, (ident,)):
+            pids[ident] = pid
+            time.sleep(0.5)  # alive until the capture reads its block (no watch for ICMP)
+    out, err = _stop(cap)
+    pkts = [p for p in _packets(out) if "icmp" in p]
+    for ident, pid in pids.items():
+        mine = [p for p in pkts if p["icmp"]["rest"] >> 16 == ident]
+        assert [p["icmp"]["type"] for p in mine] == [8, 0] * 3, (ident, mine)
+        for p in mine:
+            end = "src" if p["icmp"]["type"] == 8 else "dst"
+            owner, theirs = p["process"][end], p["process"]["dst" if end == "src" else "src"]
+            assert owner["state"] == "process" and owner["pid"] == pid, (ident, p)
+            assert owner["comm"].startswith("python") and owner["netns"] == a_ns
+            assert theirs["state"] == "unknown" and theirs["netns_name"] == b.name
+    assert "12 frames attributed" in err
 
 
 def test_a_connection_older_than_the_capture_is_attributed(server: Any) -> None:

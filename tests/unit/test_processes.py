@@ -530,3 +530,71 @@ def test_the_syn_watch_asks_for_the_sender_of_each_syn_it_reads() -> None:
     assert keep(syn) and keep(v6)
     assert not keep(tcp_ipv4(b, a, 80, 40000, 1, 2, 0x12, 1000))
     assert not keep(tcp_ipv4(a, b, 40000, 80, 2, 2, 0x10, 1000)) and not keep(udp)
+
+
+def test_facts_cache_keeps_a_live_process_and_reads_a_reused_pid_again(tmp_path: Path) -> None:
+    import os
+
+    from rawlab.sockets.proc import FactsCache
+
+    c = FactsCache()  # the machine's /proc: pidfds
+    me = c.get(os.getpid())
+    assert me is not None and me.pid == os.getpid()
+    assert c.get(os.getpid()) is me  # alive: not read again
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        f = c.get(p.pid)
+        assert f is not None and f.comm == "sleep" and c.get(p.pid) is f
+    finally:
+        p.kill()
+        p.wait()
+    assert c.get(p.pid) is None  # reaped: its pidfd says so, and /proc has no such pid
+    c.close()
+    # a /proc that is not the machine's: the start time tells a reused pid apart
+    d = tmp_path / "42"
+    (d / "task" / "42").mkdir(parents=True)
+
+    def proc(start: int, comm: str) -> None:
+        (d / "stat").write_text(f"42 ({comm}) S " + " ".join(["0"] * 18) + f" {start} 0\n")
+        (d / "comm").write_text(comm + "\n")
+        (d / "cmdline").write_bytes(comm.encode() + b"\0")
+
+    proc(100, "old")
+    c2 = FactsCache(str(tmp_path), most=1)
+    first = c2.get(42)
+    assert first is not None and first.comm == "old" and c2.get(42) is first
+    proc(200, "new")
+    again = c2.get(42)
+    assert again is not None and again.comm == "new" and again.start == 200
+
+
+def test_proc_net_tables_and_icmp_flows() -> None:
+    from rawlab.sockets.proc import parse_proc_net_inet
+
+    text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
+            "  timeout inode ref pointer drops\n"
+            "   40: 01004E0A:749C 02004E0A:0000 01 00000000:00000000 00:00000000 00000000"
+            "  1000        0 620694 2 0000000019fdcac3 0\n"
+            "    1: 00000000:0001 00000000:0000 07 00000000:00000000 00:00000000 00000000"
+            "     0        0 617986 2 0000000000000000 0\n"
+            "  bad line\n")
+    assert parse_proc_net_inet(text) == [
+        (bytes([10, 78, 0, 1]), 0x749C, bytes([10, 78, 0, 2]), 0, 1000, 620694),
+        (bytes(4), 1, bytes(4), 0, 0, 617986)]
+    v6 = ("  sl  local_address                         remote_address                        st"
+          " tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+          "    0: 000080FE00000000FF3388400D70B1F2:003A 00000000000000000000000000000000:0000"
+          " 07 00000000:00000000 00:00000000 00000000     0        0 617987 2 0 0\n")
+    (la, lp, ra, rp, uid, inode), = parse_proc_net_inet(v6)
+    assert la == bytes.fromhex("fe80000000000000408833fff2b1700d") and lp == 58
+    assert ra == bytes(16) and (rp, uid, inode) == (0, 0, 617987)
+    # ICMP echo: both "ports" are the identifier; any other ICMP message: 0
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    ip = bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]) + a + b
+    echo = ip + bytes([8, 0, 0, 0, 0x12, 0x34, 0, 1])
+    assert flow_of(echo, int(LinkType.RAW)) == (4, 1, a, 0x1234, b, 0x1234, 0)
+    unreach = ip + bytes([3, 3, 0, 0, 0, 0, 0, 0])
+    assert flow_of(unreach, int(LinkType.RAW)) == (4, 1, a, 0, b, 0, 0)
+    v6echo = (bytes([0x60, 0, 0, 0, 0, 8, 58, 64]) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
+              + bytes([129, 0, 0, 0, 0xAB, 0xCD, 0, 7]))
+    assert flow_of(v6echo, int(LinkType.RAW))[:4] == (6, 58, bytes(15) + b"\x01", 0xABCD)

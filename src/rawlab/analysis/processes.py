@@ -1,5 +1,5 @@
-"""Who sent it: each frame's TCP/UDP flow attributed to the processes at its ends,
-without eBPF (sans I/O: the kernel and /proc are asked through a lookup object).
+"""Who sent it: each frame's TCP/UDP flow (or ICMP echo) attributed to the processes at
+its ends, without eBPF (sans I/O: the kernel and /proc are asked through a lookup object).
 
     attr = Attribution(OwnerLookup(netns), ProcessMatch(pids={1234}))
     keep = attr(rec)        # rec.owners = (source end, destination end); False: filtered out
@@ -211,7 +211,7 @@ class Attribution:
             f.seen = ts
             assert f.entries is not None
             e = f.entries[swapped]
-            if all(f.final) and f.keys is not None:
+            if all(f.final) and f.keys is not None and proto in (6, 17):
                 table = self._tcp if proto == 6 else self._udp
                 table[f.keys[0]], table[f.keys[1]] = f.entries
         self._n[e[2]] += 1
@@ -250,21 +250,31 @@ class Attribution:
         self._sweep_at[0] = ts + self.recheck_ns
 
 
+# ICMP echo request and reply, ICMPv6 echo request and reply: their identifier is a ping
+# socket's port
+_ECHO = {(1, 8), (1, 0), (58, 128), (58, 129)}
+
+
 def flow_of(data: bytes, linktype: int
             ) -> tuple[int, int, bytes, int, bytes, int, int] | None:
-    """(IP version, protocol, src, sport, dst, dport, TCP flags or 0) of a TCP or UDP
-    packet of a common shape; None for anything else (not attributable)."""
+    """(IP version, protocol, src, sport, dst, dport, TCP flags or 0) of a TCP, UDP, ICMP
+    or ICMPv6 packet of a common shape (an ICMP echo's ports are both its identifier,
+    other ICMP messages' 0); None for anything else (not attributable)."""
     w = walk(data, linktype)
     if w is None:
         return None
     net, ip, proto, l4, _stop, marks = w
-    if proto not in (6, 17) or marks & FRAG_LATER or len(data) < l4 + 4:
+    if proto in (1, 58) and not marks & FRAG_LATER and len(data) >= l4 + 1:
+        sport = dport = (data[l4 + 4] << 8 | data[l4 + 5]
+                         if (proto, data[l4]) in _ECHO and len(data) >= l4 + 6 else 0)
+    elif proto not in (6, 17) or marks & FRAG_LATER or len(data) < l4 + 4:
         return None
+    else:
+        sport = data[l4] << 8 | data[l4 + 1]
+        dport = data[l4 + 2] << 8 | data[l4 + 3]
     if net == 0x0800:
         fam, src, dst = 4, data[ip + 12:ip + 16], data[ip + 16:ip + 20]
     else:
         fam, src, dst = 6, data[ip + 8:ip + 24], data[ip + 24:ip + 40]
-    sport = data[l4] << 8 | data[l4 + 1]
-    dport = data[l4 + 2] << 8 | data[l4 + 3]
     flags = data[l4 + 13] if proto == 6 and len(data) > l4 + 13 else 0
     return fam, proto, bytes(src), sport, bytes(dst), dport, flags

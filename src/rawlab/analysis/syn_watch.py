@@ -46,14 +46,24 @@ class SynWatch:
         self.syns = 0  # SYNs read
         self.found = 0  # of them, those whose sender was a process when asked
         self.errors = 0  # look-ups that failed (the capture asks again later)
+        self.off: str | None = None  # why the watch did not start
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
 
     def start(self) -> SynWatch:
+        """Open the socket and start the thread. When the capture's filter lets no TCP
+        SYN through (libpcap: "expression rejects all packets"), or the socket cannot be
+        opened, the watch stays off (`off` says why): the capture's own questions are
+        asked as before."""
+        from rawlab.errors import RawlabError
         from rawlab.sockets.packet import open_watch
 
-        self._sock, self._linktype = open_watch(self.iface, self.filter, netns=self.netns)
+        try:
+            self._sock, self._linktype = open_watch(self.iface, self.filter, netns=self.netns)
+        except RawlabError as exc:
+            self.off = exc.message
+            return self
         self._sock.setblocking(False)
         self._wake = os.pipe()
         self._thread = threading.Thread(target=self._run, name="rawlab-syn-watch",

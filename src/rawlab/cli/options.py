@@ -138,8 +138,8 @@ def process_options(f: Any) -> Any:
     """``--processes``, ``--pid``, ``--comm``, ``--cgroup``: who sent it (live captures)."""
     for opt in reversed([
         click.option("--processes", is_flag=True,
-                     help="Attribute every TCP/UDP flow to the processes at its ends "
-                          "(sock_diag + /proc, no eBPF): shown beside each endpoint, in "
+                     help="Attribute every TCP/UDP flow (and ICMP echo) to the processes at "
+                          "its ends (sock_diag + /proc, no eBPF): shown beside each endpoint, in "
                           "--json, and as packet comments in -w files. A TCP client is "
                           "asked for as its SYN passes (a second packet socket that sees "
                           "only SYNs), so one that has exited by the time the capture "

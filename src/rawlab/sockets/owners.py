@@ -18,7 +18,9 @@ capture's namespace only. A socket's cookie, unique while the machine runs, keys
 cache of owners: a socket seen alive once keeps its owner after its process closed
 it (orphaned, TIME_WAIT, or destroyed: the destroy message carries the cookie).
 :meth:`OwnerLookup.start` fills that cache with every TCP/UDP socket that exists
-when the capture starts. Whatever is not known is said so
+when the capture starts. ICMP has no sock_diag look-up: its ends are read from the
+namespace's /proc/net ping and raw socket tables (:meth:`OwnerLookup._owner_icmp`).
+Whatever is not known is said so
 (:data:`~rawlab.records.CLOSED`, :data:`~rawlab.records.NO_SOCKET`,
 :data:`~rawlab.records.UNKNOWN`), never guessed.
 """
@@ -44,6 +46,7 @@ _UNACCEPTED = {diag.TCP_SYN_RECV, diag.TCP_NEW_SYN_RECV, diag.TCP_ESTABLISHED,
                diag.TCP_CLOSE_WAIT}
 _MAX_COOKIES = 1 << 17
 _MAX_DESTROYED = 1 << 17  # destroyed sockets remembered
+_ICMP = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
 _HINTS = 2  # processes looked in first for a new socket of the same namespace and uid
 _MAX_AT_SYN = 1 << 16  # owners found at a SYN, not yet asked for by the capture
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
@@ -75,6 +78,7 @@ class Namespace:
     look: diag.DiagLookup | None = None
     watch: diag.DestroyWatch | None = None
     addrs: set[bytes] = field(default_factory=set)
+    tables: dict[str, int] = field(default_factory=dict)  # /proc/net files opened inside
 
 
 def _is_loopback(addr: bytes) -> bool:
@@ -156,7 +160,7 @@ class OwnerLookup:
         self.namespaces: dict[int, Namespace] = {}
         self.home: Namespace | None = None  # the capture's namespace
         self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
-        self._facts: dict[int, proc.ProcessFacts] = {}
+        self._facts = proc.FactsCache(proc_root)
         # (namespace, uid) -> (pid, fd) of the processes that last owned such a socket,
         # latest first: where a new socket's inode is looked for first (a client makes many)
         self._hints: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
@@ -244,6 +248,9 @@ class OwnerLookup:
         for s in (ns.look, ns.watch):
             if s is not None:
                 s.close()
+        for fd in ns.tables.values():
+            os.close(fd)
+        ns.tables.clear()
 
     def _learn_existing(self, ns: Namespace) -> None:
         if ns.look is None:
@@ -263,6 +270,7 @@ class OwnerLookup:
         for ns in self.namespaces.values():
             self._forget(ns)
         self.namespaces.clear()
+        self._facts.close()
 
     # -- the question ------------------------------------------------------------
 
@@ -302,6 +310,8 @@ class OwnerLookup:
                 where = self._by_addr.get(local)
             if not where:
                 return Answer(None)
+        if protocol in _ICMP:
+            return self._owner_icmp(where, family, protocol, local, lport, remote, rport)
         if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
             self._drain()  # (a socket asked for and found needs none: only the gone do)
         answers = [a for a in (self._ask(ns, family, protocol, local, lport, remote, rport)
@@ -313,6 +323,55 @@ class OwnerLookup:
         ns = where[0]
         self._drain()
         return Answer(self._gone(ns, family, protocol, local, lport, remote, rport))
+
+    def _owner_icmp(self, where: tuple[Namespace, ...], family: int, protocol: int,
+                    local: bytes, ident: int, remote: bytes, _rident: int) -> Answer:
+        """ICMP: the ping sockets (the echo identifier is their port) and the raw sockets
+        of that protocol that could have sent or received it, from the namespace's
+        /proc/net tables (sock_diag has no ping sockets, and raw ones only with
+        CONFIG_INET_RAW_DIAG). One socket: its process. None: the kernel (an echo reply,
+        an error), or a socket already closed: not known. Several (a raw socket takes
+        every packet of its protocol): not known either."""
+        found: list[tuple[Namespace, int, int]] = []
+        for ns in where:
+            for kind, text in self._icmp_tables(ns, family):
+                for la, lp, ra, _rp, uid, inode in proc.parse_proc_net_inet(text):
+                    if not inode or (any(la) and la != local) or (any(ra) and ra != remote):
+                        continue
+                    if (ident != 0 and lp == ident) if kind == "icmp" else lp == protocol:
+                        found.append((ns, uid, inode))
+        ns = where[0]
+        if len(found) != 1:
+            return Answer(SocketOwner(UNKNOWN, netns=ns.inode, netns_name=ns.name))
+        ns, uid, inode = found[0]
+        owner = self._resolve(diag.InetSocket(0, inode, uid, 0, None), ns)
+        if owner.state != PROCESS:  # closed while /proc was read
+            return Answer(SocketOwner(CLOSED, uid=uid, netns=ns.inode, netns_name=ns.name))
+        return Answer(owner)
+
+    def _icmp_tables(self, ns: Namespace, family: int) -> list[tuple[str, str]]:
+        """("raw" | "icmp", text) of the namespace's /proc/net raw and ping socket tables
+        for `family`: files opened inside it once, read again from the start each time."""
+        names = ("raw", "icmp") if family == socket.AF_INET else ("raw6", "icmp6")
+        out = []
+        for name in names:
+            fd = ns.tables.get(name)
+            if fd is None:
+                try:
+                    with entered(ns.path):
+                        fd = os.open(f"/proc/thread-self/net/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                ns.tables[name] = fd
+            try:
+                parts = []
+                os.lseek(fd, 0, os.SEEK_SET)
+                while chunk := os.read(fd, 65536):
+                    parts.append(chunk)
+            except OSError:
+                continue
+            out.append((name.rstrip("6"), b"".join(parts).decode("ascii", "replace")))
+        return out
 
     def _ask(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
              remote: bytes, rport: int) -> Answer | None:
@@ -359,7 +418,7 @@ class OwnerLookup:
         owner = None
         hint = self._hints.setdefault((ns.inode, s.uid), [])
         for pid, fd in self.holders.find(s.inode, hint, alive):
-            f = proc.process_facts(pid, self.proc, self._facts)
+            f = self._facts.get(pid)
             if f is not None:
                 owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
                                     f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
@@ -370,9 +429,10 @@ class OwnerLookup:
             return SocketOwner(UNKNOWN, uid=s.uid, cgroup=cg,
                                 container=proc.container_id(cg) if cg else None,
                                 netns=ns.inode, netns_name=ns.name)
-        self._cookies[s.cookie] = owner
-        if len(self._cookies) > _MAX_COOKIES:
-            self._cookies.popitem(last=False)
+        if s.cookie:  # (a socket from /proc/net has none)
+            self._cookies[s.cookie] = owner
+            if len(self._cookies) > _MAX_COOKIES:
+                self._cookies.popitem(last=False)
         return owner
 
     def _cgroup(self, cgroup_id: int | None) -> str | None:

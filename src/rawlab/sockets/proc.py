@@ -265,6 +265,77 @@ def process_facts(pid: int, proc: str = "/proc",
     return facts
 
 
+class FactsCache:
+    """:func:`process_facts` by pid, kept: a pid asked again is the same process while
+    the pidfd opened when it was read says that process still lives (one system call;
+    a reused pid is another process, which that pidfd does not name), else while its
+    start time is the same (a /proc root that is not the machine's, or no pidfd).
+    `most` processes at most, the least recently asked forgotten first."""
+
+    def __init__(self, proc: str = "/proc", most: int = 256) -> None:
+        from collections import OrderedDict
+
+        self.proc, self.most = proc, most
+        self._facts: OrderedDict[int, tuple[ProcessFacts, int | None]] = OrderedDict()
+
+    def get(self, pid: int) -> ProcessFacts | None:
+        hit = self._facts.get(pid)
+        got = None
+        if hit is not None:
+            facts, pidfd = hit
+            if pidfd is not None and _lives(pidfd):
+                self._facts.move_to_end(pid)
+                return facts
+            if pidfd is None:
+                got = process_facts(pid, self.proc, {pid: facts})
+                if got is facts:
+                    self._facts.move_to_end(pid)
+                    return facts
+            self._forget(pid)
+        if got is None:
+            got = process_facts(pid, self.proc)
+        if got is not None:
+            self._keep(got)
+        return got
+
+    def _keep(self, facts: ProcessFacts) -> None:
+        pidfd = None
+        if self.proc == "/proc" and hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(facts.pid)
+            except OSError:
+                pidfd = None
+            # the pid's process when the pidfd was opened is the one that was read
+            if pidfd is not None and _stat_start(self.proc, facts.pid) != facts.start:
+                os.close(pidfd)
+                return
+        self._facts[facts.pid] = (facts, pidfd)
+        while len(self._facts) > self.most:
+            self._forget(next(iter(self._facts)))
+
+    def _forget(self, pid: int) -> None:
+        _facts, pidfd = self._facts.pop(pid)
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def close(self) -> None:
+        for pid in list(self._facts):
+            self._forget(pid)
+
+
+def _lives(pidfd: int) -> bool:
+    """Whether the process a pidfd names has not been reaped (signal 0: nothing sent)."""
+    import signal
+
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except PermissionError:
+        return True  # it lives: another user's
+    except OSError:
+        return False
+    return True
+
+
 def cgroup_paths(text: str) -> list[tuple[str, str]]:
     """/proc/PID/cgroup -> [(hierarchy, path)]: "0" for cgroup v2, else the controllers
     (``cpu,cpuacct``, ``name=systemd``)."""
@@ -359,6 +430,28 @@ def inode_owners(proc: str = "/proc") -> dict[int, list[Owner]]:
         if comm is None:
             comm = comms[pid] = comm_of(pid, proc) or "?"
         out.setdefault(inode, []).append(Owner(pid, comm, fd))
+    return out
+
+
+def parse_proc_net_inet(text: str) -> list[tuple[bytes, int, bytes, int, int, int]]:
+    """/proc/net/{raw,icmp,tcp,udp}[6] -> [(local address, local port, remote address,
+    remote port, uid, inode)]: the kernel prints each 32-bit word of an address in its
+    own (little-endian) order. A raw socket's "port" is its protocol; a ping socket's,
+    its echo identifier."""
+    out = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        try:
+            (la, lp), (ra, rp) = (x.split(":") for x in f[1:3])
+            local = b"".join(int(la[i:i + 8], 16).to_bytes(4, "little")
+                             for i in range(0, len(la), 8))
+            remote = b"".join(int(ra[i:i + 8], 16).to_bytes(4, "little")
+                              for i in range(0, len(ra), 8))
+            out.append((local, int(lp, 16), remote, int(rp, 16), int(f[7]), int(f[9])))
+        except ValueError:
+            continue
     return out
 
 
