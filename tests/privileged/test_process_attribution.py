@@ -56,12 +56,13 @@ def echo():
 threading.Thread(target=echo, daemon=True).start()
 f = socket.socket(); f.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 f.bind(("@B@", @FAST@)); f.listen(64)
-def fast():  # answers at once: a client of it lives a millisecond
+def fast():  # answers after 20 ms: a client of it is gone long before its block is read
     while True:
         c, _ = f.accept()
         with c:
             c.recv(4096)
-            c.sendall(b"ok")
+            time.sleep(0.02)
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
 threading.Thread(target=fast, daemon=True).start()
 print("READY", flush=True)
 while True:
@@ -94,8 +95,8 @@ os._exit(0)
 """.replace("@B@", B_IP).replace("@PORT@", str(PORT))
 
 
-# A: five connections to the server that answers at once, each closed 20 ms after its
-# SYN, long before the capture's ring block is read (up to 100 ms); then it exits
+# A: five connections to the server that answers after 20 ms, each closed 20 ms later,
+# long before the capture's ring block is read (up to 100 ms); then it exits
 FAST = r"""
 import socket, time
 ports = []
@@ -251,21 +252,28 @@ def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any)
 def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any) -> None:
     """The SYN watch asks for the connecting socket as its SYN passes: a client whose
     connections are over (and which has exited) before the ring's block reaches rawlab
-    is still named, on every frame of its end (capture) and as each connection's client
-    (tcp -i)."""
+    (Python's, and curl's) is still named, on every frame of its end (capture) and as
+    each connection's client (tcp -i)."""
     a, b, _srv = server
     a_ns = int(Path(f"/run/netns/{a.name}").stat().st_ino)
 
     def named(owner: dict[str, Any] | None, pid: int) -> bool:
         return (owner is not None and owner["state"] == "process" and owner["pid"] == pid
-                and owner["comm"].startswith("python") and owner["netns"] == a_ns)
+                and owner["comm"].startswith(("python", "curl")) and owner["netns"] == a_ns)
 
     cap = _capture(b, "--processes", "--json")
     with _client(a, FAST, 5) as (pid, ports):
         pass
+    clients = [(pid, port) for port in ports]
+    if shutil.which("curl"):  # curl, done in a few milliseconds
+        for _ in range(3):
+            c = a.popen(["curl", "-s", "-o", "/dev/null", "-w", "%{local_port}",
+                         f"http://{B_IP}:{FAST_PORT}/"], stdout=subprocess.PIPE, text=True)
+            out, _ = c.communicate(timeout=30)
+            clients.append((c.pid, int(out)))
     out, err = _stop(cap)
     pkts = _packets(out)
-    for port in ports:
+    for pid, port in clients:
         got = [p for p in pkts if "tcp" in p and port in (p["tcp"]["sport"], p["tcp"]["dport"])]
         assert len(got) >= 6 and got[0]["tcp"]["flags"] == "S", (port, len(got))
         for p in got:
