@@ -276,13 +276,18 @@ def test_cgroups_and_container_ids() -> None:
     assert cgroup_path("1:name=systemd:/a\n0::/\n") == "/a"
 
 
+def _fake_fds(root: Path, pid: int, fds: dict[int, str]) -> None:
+    """/proc/PID/fd under `root`: each fd a link to its target (``socket:[INODE]``)."""
+    d = root / str(pid) / "fd"
+    d.mkdir(parents=True, exist_ok=True)
+    for fd, target in fds.items():
+        (d / str(fd)).unlink(missing_ok=True)
+        (d / str(fd)).symlink_to(target)
+
+
 def test_socket_holders_find_a_new_socket_by_a_partial_walk(tmp_path: Path) -> None:
     def proc(pid: int, fds: dict[int, str]) -> None:
-        d = tmp_path / str(pid) / "fd"
-        d.mkdir(parents=True, exist_ok=True)
-        for fd, target in fds.items():
-            (d / str(fd)).unlink(missing_ok=True)
-            (d / str(fd)).symlink_to(target)
+        _fake_fds(tmp_path, pid, fds)
 
     proc(10, {0: "/dev/null", 3: "socket:[100]"})
     proc(11, {3: "socket:[200]"})
@@ -328,11 +333,7 @@ def test_socket_holders_ask_hints_first_rawlab_last_and_stop_when_the_socket_is_
     import os
 
     def proc(pid: int, fds: dict[int, str]) -> None:
-        d = tmp_path / str(pid) / "fd"
-        d.mkdir(parents=True, exist_ok=True)
-        for fd, target in fds.items():
-            (d / str(fd)).unlink(missing_ok=True)
-            (d / str(fd)).symlink_to(target)
+        _fake_fds(tmp_path, pid, fds)
 
     own = os.getpid()
     proc(10, {3: "socket:[100]"})
