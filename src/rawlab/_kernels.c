@@ -2756,7 +2756,7 @@ static PyObject *
 flow_fast(FlowReader *r, PyObject *buf, Py_ssize_t start, Py_ssize_t caplen,
           long long ts)
 {
-    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0)
+    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0 || PyList_GET_SIZE(r->sweep) < 1)
         return NULL;
     PyObject *sw = PyList_GET_ITEM(r->sweep, 0);
     long long sweep_at = PyLong_AsLongLong(sw);

@@ -589,13 +589,105 @@ def test_proc_net_tables_and_icmp_flows() -> None:
     (la, lp, ra, rp, uid, inode), = parse_proc_net_inet(v6)
     assert la == bytes.fromhex("fe80000000000000408833fff2b1700d") and lp == 58
     assert ra == bytes(16) and (rp, uid, inode) == (0, 0, 617987)
-    # ICMP echo: both "ports" are the identifier; any other ICMP message: 0
+    # ICMP echo: the identifier is the pinging end's port (the request's source, the
+    # reply's destination), the other end's 0; any other ICMP message is not attributed
     a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
     ip = bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]) + a + b
     echo = ip + bytes([8, 0, 0, 0, 0x12, 0x34, 0, 1])
-    assert flow_of(echo, int(LinkType.RAW)) == (4, 1, a, 0x1234, b, 0x1234, 0)
-    unreach = ip + bytes([3, 3, 0, 0, 0, 0, 0, 0])
-    assert flow_of(unreach, int(LinkType.RAW)) == (4, 1, a, 0, b, 0, 0)
+    assert flow_of(echo, int(LinkType.RAW)) == (4, 1, a, 0x1234, b, 0, 0)
+    reply = ip + bytes([0, 0, 0, 0, 0x12, 0x34, 0, 1])
+    assert flow_of(reply, int(LinkType.RAW)) == (4, 1, a, 0, b, 0x1234, 0)
+    assert flow_of(ip + bytes([3, 3, 0, 0, 0, 0, 0, 0]), int(LinkType.RAW)) is None
+    assert flow_of(echo[:25], int(LinkType.RAW)) is None  # no identifier
     v6echo = (bytes([0x60, 0, 0, 0, 0, 8, 58, 64]) + bytes(15) + b"\x01" + bytes(15) + b"\x02"
               + bytes([129, 0, 0, 0, 0xAB, 0xCD, 0, 7]))
-    assert flow_of(v6echo, int(LinkType.RAW))[:4] == (6, 58, bytes(15) + b"\x01", 0xABCD)
+    assert flow_of(v6echo, int(LinkType.RAW))[:6] == (6, 58, bytes(15) + b"\x01", 0,
+                                                      bytes(15) + b"\x02", 0xABCD)
+    ns6 = v6echo[:40] + bytes([135, 0, 0, 0, 0, 0, 0, 0])  # a neighbour solicitation
+    assert flow_of(ns6, int(LinkType.RAW)) is None
+
+
+def _fake_process(root: Path, pid: int, comm: str, fds: dict[int, str]) -> None:
+    d = root / str(pid)
+    (d / "task" / str(pid)).mkdir(parents=True, exist_ok=True)
+    (d / "stat").write_text(f"{pid} ({comm}) S " + " ".join(["0"] * 18) + " 555 0\n")
+    (d / "comm").write_text(comm + "\n")
+    (d / "cmdline").write_bytes(comm.encode() + b"\0")
+    (d / "status").write_text("Uid:\t0\t0\t0\t0\n")
+    (d / "cgroup").write_text("0::/\n")
+    _fake_fds(root, pid, fds)
+
+
+def test_an_icmp_echo_is_named_by_the_ping_socket_of_its_identifier(tmp_path: Path) -> None:
+    import os
+
+    from rawlab.sockets.owners import Namespace, OwnerLookup
+
+    a, b = bytes([10, 78, 0, 1]), bytes([10, 78, 0, 2])
+    _fake_process(tmp_path, 77, "ping", {3: "socket:[620694]"})
+    table = tmp_path / "icmp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
+        "  timeout inode ref pointer drops\n"
+        "   40: 01004E0A:749C 02004E0A:0000 01 00000000:00000000 00:00000000 00000000"
+        "     0        0 620694 2 0000000019fdcac3 0\n"
+        "   41: 00000000:0101 00000000:0000 07 00000000:00000000 00:00000000 00000000"
+        "     0        0 999 2 0000000019fdcac3 0\n")
+    look = OwnerLookup(proc_root=str(tmp_path))
+    ns = Namespace(5, "/nonexistent", "pa", addrs={a})
+    ns.tables["icmp"] = os.open(table, os.O_RDONLY)
+    look.namespaces[5] = ns
+    look._by_addr = {a: (ns,)}
+    try:
+        got = look.owner(socket.AF_INET, 1, a, 0x749C, b, 0).owner
+        assert got is not None and (got.state, got.pid, got.comm) == (PROCESS, 77, "ping")
+        assert (got.netns, got.netns_name) == (5, "pa")
+        # another identifier; the answering end (0)
+        assert look.owner(socket.AF_INET, 1, a, 0x749D, b, 0).owner.state == UNKNOWN
+        assert look.owner(socket.AF_INET, 1, a, 0, b, 0x749C).owner.state == UNKNOWN
+        # socket 999 is bound to every address with identifier 0x101: no process holds it
+        assert look.owner(socket.AF_INET, 1, a, 0x101, b, 0).owner.state == UNKNOWN
+        # an address that is not this machine's (asked last: the namespaces are looked
+        # for again, and this fake /proc has none)
+        assert look.owner(socket.AF_INET, 1, b, 0x749C, a, 0).owner is None
+    finally:
+        look.close()
+    assert ns.tables == {}
+
+
+def test_an_owner_found_at_a_syn_answers_the_first_question_only() -> None:
+    from rawlab.sockets import owners
+    from rawlab.sockets.owners import Answer, OwnerLookup
+
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    look = OwnerLookup()
+    script: list[Any] = []
+    asked: list[Any] = []
+
+    def ask(*args: Any) -> Any:
+        asked.append(args)
+        return script.pop(0)
+
+    look._owner = ask  # type: ignore[method-assign]
+    curl = SocketOwner(PROCESS, 9, 9, "curl", ("curl",))
+    script.append(Answer(curl))
+    assert look.owner_at_syn(socket.AF_INET, a, 40000, b, 80).owner is curl
+    assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner is curl  # not asked again
+    assert len(asked) == 1
+    script.append(Answer(SocketOwner(CLOSED)))
+    assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.state == CLOSED  # asked
+    # a SYN whose sender is not found removes what an earlier one of the 4-tuple left
+    script += [Answer(curl), Answer(SocketOwner(CLOSED)), Answer(SocketOwner(UNKNOWN))]
+    look.owner_at_syn(socket.AF_INET, a, 40001, b, 80)
+    look.owner_at_syn(socket.AF_INET, a, 40001, b, 80)
+    assert look.owner(socket.AF_INET, 6, a, 40001, b, 80).owner.state == UNKNOWN
+    # an answer older than the time it is kept is not used
+    script += [Answer(curl), Answer(SocketOwner(CLOSED))]
+    look.owner_at_syn(socket.AF_INET, a, 40002, b, 80)
+    keep = owners._AT_SYN_KEEP_S
+    owners._AT_SYN_KEEP_S = 0.0
+    try:
+        assert look.owner(socket.AF_INET, 6, a, 40002, b, 80).owner.state == CLOSED
+    finally:
+        owners._AT_SYN_KEEP_S = keep
+    assert script == []

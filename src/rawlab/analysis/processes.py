@@ -250,23 +250,27 @@ class Attribution:
         self._sweep_at[0] = ts + self.recheck_ns
 
 
-# ICMP echo request and reply, ICMPv6 echo request and reply: their identifier is a ping
-# socket's port
-_ECHO = {(1, 8), (1, 0), (58, 128), (58, 129)}
+# ICMP and ICMPv6 echo requests and replies: their identifier is the pinging ping
+# socket's port, at the request's source and the reply's destination
+_ECHO = {(1, 8): "request", (1, 0): "reply", (58, 128): "request", (58, 129): "reply"}
 
 
 def flow_of(data: bytes, linktype: int
             ) -> tuple[int, int, bytes, int, bytes, int, int] | None:
-    """(IP version, protocol, src, sport, dst, dport, TCP flags or 0) of a TCP, UDP, ICMP
-    or ICMPv6 packet of a common shape (an ICMP echo's ports are both its identifier,
-    other ICMP messages' 0); None for anything else (not attributable)."""
+    """(IP version, protocol, src, sport, dst, dport, TCP flags or 0) of a TCP or UDP
+    packet, or an ICMP/ICMPv6 echo, of a common shape (an echo's identifier is the port
+    of its pinging end, the other end's is 0: request and reply make one flow); None for
+    anything else (not attributable)."""
     w = walk(data, linktype)
     if w is None:
         return None
     net, ip, proto, l4, _stop, marks = w
-    if proto in (1, 58) and not marks & FRAG_LATER and len(data) >= l4 + 1:
-        sport = dport = (data[l4 + 4] << 8 | data[l4 + 5]
-                         if (proto, data[l4]) in _ECHO and len(data) >= l4 + 6 else 0)
+    if proto in (1, 58):
+        kind = _ECHO.get((proto, data[l4])) if len(data) >= l4 + 6 else None
+        if kind is None or marks & FRAG_LATER:
+            return None
+        ident = data[l4 + 4] << 8 | data[l4 + 5]  # the pinging end's "port"
+        sport, dport = (ident, 0) if kind == "request" else (0, ident)
     elif proto not in (6, 17) or marks & FRAG_LATER or len(data) < l4 + 4:
         return None
     else:

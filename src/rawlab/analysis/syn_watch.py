@@ -114,6 +114,8 @@ class SynWatch:
         if self._thread is not None and self._wake is not None:
             os.write(self._wake[1], b"x")
             self._thread.join(5.0)
+            if self._thread.is_alive():  # stuck in a question: leave it what it uses
+                return
             self._thread = None
         if self._wake is not None:
             for fd in self._wake:

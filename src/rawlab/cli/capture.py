@@ -119,36 +119,39 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
     cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=narrow_filter(bpf, attribution), snaplen=snaplen,
                      promisc=promisc, netns=netns, config=cfg, direction=direction)
-    try:
+    with contextlib.ExitStack() as undo:  # what is open, closed if the set-up fails
+        undo.callback(ring.close)
+        if attribution is not None:
+            undo.callback(attribution.lookup.close)
         watch = watch_syns(attribution, iface, netns, narrow_filter(bpf, attribution))
-    except BaseException:
-        ring.close()
-        raise
-    if kw["user"]:
-        from rawlab.sockets.creds import drop_to
+        if watch is not None:
+            undo.callback(watch.close)
+        if kw["user"]:
+            from rawlab.sockets.creds import drop_to
 
-        drop_to(kw["user"])
-    writer = _writer(out, as_pcap, kw["rotate"], kw["size_mb"], kw["files"],
-                     parquet=parquet is not None)
-    if parquet:
-        sinks.append(_parquet_sink(parquet, kw["rotate"], kw["files"], ring))
-    iface_name = "any" if iface == "any" else ring.iface
-    counts = pipeline.Counts()
+            drop_to(kw["user"])
+        writer = _writer(out, as_pcap, kw["rotate"], kw["size_mb"], kw["files"],
+                         parquet=parquet is not None)
+        if parquet:
+            sinks.append(_parquet_sink(parquet, kw["rotate"], kw["files"], ring))
+        iface_name = "any" if iface == "any" else ring.iface
+        counts = pipeline.Counts()
 
-    status = out is not None and sys.stderr.isatty() and quiet
-    block_done = writer.flush if writer else None
-    streams = pipeline.app_streams(sinks)  # TCP application messages, reassembled
-    if writer is None and attribution is None and len(sinks) == 1 and \
-            not sys.stdout.isatty():
-        # lines to a file or pipe: a ring block at a time through batches
-        block_done, sinks = _lines_by_block(sinks, ring, block_done, streams)
-    elif streams is not None:
-        sinks.insert(0, streams)
-    in_place = not sinks and writer is not None and writer.in_place
-    # with a process filter, -c counts the frames kept (the ring cannot know them)
-    records = None if in_place else ring.records(
-        count=count if attribution is None else None, duration=duration,
-        block_done=block_done)
+        status = out is not None and sys.stderr.isatty() and quiet
+        block_done = writer.flush if writer else None
+        streams = pipeline.app_streams(sinks)  # TCP application messages, reassembled
+        if writer is None and attribution is None and len(sinks) == 1 and \
+                not sys.stdout.isatty():
+            # lines to a file or pipe: a ring block at a time through batches
+            block_done, sinks = _lines_by_block(sinks, ring, block_done, streams)
+        elif streams is not None:
+            sinks.insert(0, streams)
+        in_place = not sinks and writer is not None and writer.in_place
+        # with a process filter, -c counts the frames kept (the ring cannot know them)
+        records = None if in_place else ring.records(
+            count=count if attribution is None else None, duration=duration,
+            block_done=block_done)
+        undo.pop_all()  # from here on, the `finally` below closes them
     try:
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
             if records is None:  # -w alone: EPBs made from the ring in place
@@ -160,12 +163,12 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
                 pipeline.run(feed, sinks, count=count, writer=writer,
                              interfaces=ring.interface, counts=counts, attribute=attribution)
     finally:
+        if watch is not None:
+            watch.close()
         if records is not None:
             records.close()  # the engine counts what it handed out when its walk ends
         st = ring.stats()
         ring.close()
-        if watch is not None:
-            watch.close()
         if status:
             sys.stderr.write("\r\033[K")
         _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)

@@ -183,11 +183,13 @@ def watch_syns(attribution: Any, iface: str, netns: str | None, bpf: str | None)
 
 
 def narrow_filter(bpf: str | None, attribution: Any) -> str | None:
-    """With a process filter, the kernel keeps only TCP and UDP (the rest could never be
-    attributed); the processes' own flows are chosen in user space as they appear."""
+    """With a process filter, the kernel keeps only TCP, UDP and ICMP (the rest could
+    never be attributed); the processes' own flows are chosen in user space as they
+    appear."""
     if attribution is None or attribution.match is None:
         return bpf
-    return f"(tcp or udp) and ({bpf})" if bpf else "tcp or udp"
+    kinds = "tcp or udp or icmp or icmp6"
+    return f"({kinds}) and ({bpf})" if bpf else kinds
 
 
 class KeylogFile(click.ParamType):

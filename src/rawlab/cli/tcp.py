@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -221,23 +222,26 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
     bpf = narrow_filter(f"tcp and ({filt})" if filt else "tcp", attribution)
     cfg = RingConfig(ring_mb=ring_mb)
     ring = open_ring(iface, bpf=bpf, netns=netns, config=cfg)
-    try:
+    with contextlib.ExitStack() as undo:  # what is open, closed if the set-up fails
+        undo.callback(ring.close)
+        if attribution is not None:
+            undo.callback(attribution.lookup.close)
         watch = watch_syns(attribution, iface, netns, bpf)
-    except BaseException:
-        ring.close()
-        raise
-    records = ring.records(count=count, duration=duration,
-                           block_done=ring.drops_to(analyzer.note_capture_drops))
+        if watch is not None:
+            undo.callback(watch.close)
+        records = ring.records(count=count, duration=duration,
+                               block_done=ring.drops_to(analyzer.note_capture_drops))
+        undo.pop_all()
     try:
         with ring.stopped_by_signals():
             pipeline.run_tcp(records, sinks, analyzer=analyzer, stream=stream,
                              attribute=attribution)
     finally:
+        if watch is not None:
+            watch.close()
         records.close()
         st = ring.stats()
         ring.close()
-        if watch is not None:
-            watch.close()
         from rawlab.present.packet import capture_summary
 
         click.echo(capture_summary(st), err=True)

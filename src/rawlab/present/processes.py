@@ -79,7 +79,7 @@ def summary(counts: Any, dropped: bool = False) -> str:
 
     text = (f"processes: {plural(counts.attributed, 'frame')} attributed, "
             f"{counts.closed} closed before lookup (process unknown), "
-            f"{counts.unattributed} not attributable (no TCP/UDP/ICMP socket of this machine)")
+            f"{counts.unattributed} not attributable (no TCP/UDP/ping socket of this machine)")
     if dropped:
         text += f"; {counts.dropped} dropped by the process filter"
     return text

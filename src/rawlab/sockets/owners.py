@@ -18,8 +18,8 @@ capture's namespace only. A socket's cookie, unique while the machine runs, keys
 cache of owners: a socket seen alive once keeps its owner after its process closed
 it (orphaned, TIME_WAIT, or destroyed: the destroy message carries the cookie).
 :meth:`OwnerLookup.start` fills that cache with every TCP/UDP socket that exists
-when the capture starts. ICMP has no sock_diag look-up: its ends are read from the
-namespace's /proc/net ping and raw socket tables (:meth:`OwnerLookup._owner_icmp`).
+when the capture starts. ICMP has no sock_diag look-up: an echo's pinging end is read from the
+namespace's /proc/net ping socket table (:meth:`OwnerLookup._owner_icmp`).
 Whatever is not known is said so
 (:data:`~rawlab.records.CLOSED`, :data:`~rawlab.records.NO_SOCKET`,
 :data:`~rawlab.records.UNKNOWN`), never guessed.
@@ -49,6 +49,9 @@ _MAX_DESTROYED = 1 << 17  # destroyed sockets remembered
 _ICMP = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
 _HINTS = 2  # processes looked in first for a new socket of the same namespace and uid
 _MAX_AT_SYN = 1 << 16  # owners found at a SYN, not yet asked for by the capture
+# how long such an owner answers the capture's question (the capture reads a ring block
+# well within it; later, a 4-tuple may have been given to another connection)
+_AT_SYN_KEEP_S = 1.0
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
@@ -173,8 +176,9 @@ class OwnerLookup:
         self.destroy_groups = True
         # held by each question: a thread may ask beside the capture's (analysis.syn_watch)
         self.lock = threading.Lock()
-        self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int], SocketOwner] = \
-            OrderedDict()
+        # owners found at a SYN, by 4-tuple, for the capture's first question (when, owner)
+        self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int],
+                                  tuple[float, SocketOwner]] = OrderedDict()
 
     # -- set-up ------------------------------------------------------------------
 
@@ -267,10 +271,11 @@ class OwnerLookup:
                         self._resolve(s, ns)
 
     def close(self) -> None:
-        for ns in self.namespaces.values():
-            self._forget(ns)
-        self.namespaces.clear()
-        self._facts.close()
+        with self.lock:  # (not in the middle of a question a thread asks)
+            for ns in self.namespaces.values():
+                self._forget(ns)
+            self.namespaces.clear()
+            self._facts.close()
 
     # -- the question ------------------------------------------------------------
 
@@ -280,8 +285,8 @@ class OwnerLookup:
         (remote, rport)."""
         with self.lock:
             got = self._at_syn.pop((protocol, local, lport, remote, rport), None)
-            if got is not None:
-                return Answer(got)
+            if got is not None and time.monotonic() - got[0] < _AT_SYN_KEEP_S:
+                return Answer(got[1])
             return self._owner(family, protocol, local, lport, remote, rport)
 
     def owner_at_syn(self, family: int, local: bytes, lport: int, remote: bytes,
@@ -292,10 +297,13 @@ class OwnerLookup:
         the kernel again (the connection may be over by then); later ones ask."""
         with self.lock:
             ans = self._owner(family, socket.IPPROTO_TCP, local, lport, remote, rport)
+            key = (socket.IPPROTO_TCP, local, lport, remote, rport)
+            at = self._at_syn
+            at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
             if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
-                at = self._at_syn
-                at[(socket.IPPROTO_TCP, local, lport, remote, rport)] = ans.owner
-                if len(at) > _MAX_AT_SYN:
+                at[key] = (time.monotonic(), ans.owner)
+                while len(at) > _MAX_AT_SYN or \
+                        time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                     at.popitem(last=False)
             return ans
 
@@ -325,53 +333,50 @@ class OwnerLookup:
         return Answer(self._gone(ns, family, protocol, local, lport, remote, rport))
 
     def _owner_icmp(self, where: tuple[Namespace, ...], family: int, protocol: int,
-                    local: bytes, ident: int, remote: bytes, _rident: int) -> Answer:
-        """ICMP: the ping sockets (the echo identifier is their port) and the raw sockets
-        of that protocol that could have sent or received it, from the namespace's
-        /proc/net tables (sock_diag has no ping sockets, and raw ones only with
-        CONFIG_INET_RAW_DIAG). One socket: its process. None: the kernel (an echo reply,
-        an error), or a socket already closed: not known. Several (a raw socket takes
-        every packet of its protocol): not known either."""
+                    local: bytes, ident: int, remote: bytes, _rport: int) -> Answer:
+        """ICMP echo: the end that sent the request and takes the reply (`ident`, the echo
+        identifier, is its port: :func:`rawlab.analysis.processes.flow_of`) is the ping
+        socket bound to that identifier, from the namespace's /proc/net/icmp[6]
+        (sock_diag lists no ping sockets). Not known (never guessed): the other end (the
+        kernel answers), an echo a raw socket sent (a raw socket takes every packet of its
+        protocol: which one sent it cannot be told), a socket already closed (ICMP has no
+        destroy messages), a process rawlab may not read."""
+        ns = where[0]
+        unknown = Answer(SocketOwner(UNKNOWN, netns=ns.inode, netns_name=ns.name))
+        if not ident:
+            return unknown
         found: list[tuple[Namespace, int, int]] = []
         for ns in where:
-            for kind, text in self._icmp_tables(ns, family):
-                for la, lp, ra, _rp, uid, inode in proc.parse_proc_net_inet(text):
-                    if not inode or (any(la) and la != local) or (any(ra) and ra != remote):
-                        continue
-                    if (ident != 0 and lp == ident) if kind == "icmp" else lp == protocol:
-                        found.append((ns, uid, inode))
-        ns = where[0]
+            for la, lp, ra, _rp, uid, inode in proc.parse_proc_net_inet(
+                    self._ping_table(ns, family)):
+                if inode and lp == ident and (not any(la) or la == local) \
+                        and (not any(ra) or ra == remote):
+                    found.append((ns, uid, inode))
         if len(found) != 1:
-            return Answer(SocketOwner(UNKNOWN, netns=ns.inode, netns_name=ns.name))
+            return unknown
         ns, uid, inode = found[0]
-        owner = self._resolve(diag.InetSocket(0, inode, uid, 0, None), ns)
-        if owner.state != PROCESS:  # closed while /proc was read
-            return Answer(SocketOwner(CLOSED, uid=uid, netns=ns.inode, netns_name=ns.name))
-        return Answer(owner)
+        return Answer(self._resolve(diag.InetSocket(0, inode, uid, 0, None), ns))
 
-    def _icmp_tables(self, ns: Namespace, family: int) -> list[tuple[str, str]]:
-        """("raw" | "icmp", text) of the namespace's /proc/net raw and ping socket tables
-        for `family`: files opened inside it once, read again from the start each time."""
-        names = ("raw", "icmp") if family == socket.AF_INET else ("raw6", "icmp6")
-        out = []
-        for name in names:
-            fd = ns.tables.get(name)
-            if fd is None:
-                try:
-                    with entered(ns.path):
-                        fd = os.open(f"/proc/thread-self/net/{name}", os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                ns.tables[name] = fd
+    def _ping_table(self, ns: Namespace, family: int) -> str:
+        """The namespace's /proc/net/icmp (or icmp6): a file opened inside it once, read
+        again from its start each time ("" when it cannot be)."""
+        name = "icmp" if family == socket.AF_INET else "icmp6"
+        fd = ns.tables.get(name)
+        if fd is None:
             try:
-                parts = []
-                os.lseek(fd, 0, os.SEEK_SET)
-                while chunk := os.read(fd, 65536):
-                    parts.append(chunk)
+                with entered(ns.path):
+                    fd = os.open(f"/proc/thread-self/net/{name}", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
-                continue
-            out.append((name.rstrip("6"), b"".join(parts).decode("ascii", "replace")))
-        return out
+                return ""
+            ns.tables[name] = fd
+        try:
+            parts = []
+            os.lseek(fd, 0, os.SEEK_SET)
+            while chunk := os.read(fd, 65536):
+                parts.append(chunk)
+        except OSError:
+            return ""
+        return b"".join(parts).decode("ascii", "replace")
 
     def _ask(self, ns: Namespace, family: int, protocol: int, local: bytes, lport: int,
              remote: bytes, rport: int) -> Answer | None:

@@ -435,8 +435,8 @@ def inode_owners(proc: str = "/proc") -> dict[int, list[Owner]]:
 
 def parse_proc_net_inet(text: str) -> list[tuple[bytes, int, bytes, int, int, int]]:
     """/proc/net/{raw,icmp,tcp,udp}[6] -> [(local address, local port, remote address,
-    remote port, uid, inode)]: the kernel prints each 32-bit word of an address in its
-    own (little-endian) order. A raw socket's "port" is its protocol; a ping socket's,
+    remote port, uid, inode)]: the kernel prints each 32-bit word of an address as the
+    machine's byte order reads it. A raw socket's "port" is its protocol; a ping socket's,
     its echo identifier."""
     out = []
     for line in text.splitlines()[1:]:
@@ -445,9 +445,9 @@ def parse_proc_net_inet(text: str) -> list[tuple[bytes, int, bytes, int, int, in
             continue
         try:
             (la, lp), (ra, rp) = (x.split(":") for x in f[1:3])
-            local = b"".join(int(la[i:i + 8], 16).to_bytes(4, "little")
+            local = b"".join(int(la[i:i + 8], 16).to_bytes(4, sys.byteorder)
                              for i in range(0, len(la), 8))
-            remote = b"".join(int(ra[i:i + 8], 16).to_bytes(4, "little")
+            remote = b"".join(int(ra[i:i + 8], 16).to_bytes(4, sys.byteorder)
                               for i in range(0, len(ra), 8))
             out.append((local, int(lp, 16), remote, int(rp, 16), int(f[7]), int(f[9])))
         except ValueError:
