@@ -73,6 +73,8 @@ def test_sigkill_mid_burst_leaves_a_valid_file(pair, tmp_path: Path) -> None:
     # past the 100 ms block timeout: blocks retired and written (on a loaded machine the
     # writer may take longer than that: wait until the file has stopped growing)
     size, end = -1, time.monotonic() + 20
+    while not out.exists() and time.monotonic() < end:  # (the file is made after the ring)
+        time.sleep(0.05)
     while size != out.stat().st_size and time.monotonic() < end:
         size = out.stat().st_size
         time.sleep(0.4)
