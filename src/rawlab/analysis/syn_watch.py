@@ -81,18 +81,21 @@ class SynWatch:
         assert self._sock is not None and self._wake is not None
         sock, stop = self._sock, self._wake[0]
         recv = sock.recv
-        while True:
-            ready, _, _ = select.select([sock, stop], [], [])
-            if stop in ready:
-                return
+        poller = select.poll()  # (not select(): a capture may hold over 1,024 fds)
+        poller.register(sock, select.POLLIN)
+        poller.register(stop, select.POLLIN)
+        try:
             while True:
-                try:
-                    data = recv(256)
-                except BlockingIOError:
-                    break
-                except OSError:
+                if any(fd == stop for fd, _ev in poller.poll()):
                     return
-                self._syn(data)
+                while True:
+                    try:
+                        data = recv(256)
+                    except BlockingIOError:
+                        break
+                    self._syn(data)
+        except Exception as exc:  # the watch stops; the capture asks as before
+            self.off = f"stopped: {exc}"
 
     def _syn(self, data: bytes) -> None:
         got = flow_of(data, self._linktype)
