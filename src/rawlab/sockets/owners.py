@@ -163,6 +163,7 @@ class OwnerLookup:
         self.namespaces: dict[int, Namespace] = {}
         self.home: Namespace | None = None  # the capture's namespace
         self._by_addr: dict[bytes, tuple[Namespace, ...]] = {}
+        self._members: dict[int, list[int]] = {}  # namespace inode -> its pids (at refresh)
         self._facts = proc.FactsCache(proc_root)
         # (namespace, uid) -> (pid, fd) of the processes that last owned such a socket,
         # latest first: where a new socket's inode is looked for first (a client makes many)
@@ -208,7 +209,9 @@ class OwnerLookup:
         if not force and now - self._refreshed < self.refresh_s:
             return
         self._refreshed = now
-        found = proc.net_namespaces(self.proc, self.run_netns)
+        members: dict[int, list[int]] = {}
+        found = proc.net_namespaces(self.proc, self.run_netns, members)
+        self._members = members
         for inode in [i for i in self.namespaces if i not in found]:
             self._forget(self.namespaces.pop(inode))
         for inode, path in found.items():
@@ -422,7 +425,7 @@ class OwnerLookup:
         :meth:`proc.SocketHolders.find`'s)."""
         owner = None
         hint = self._hints.setdefault((ns.inode, s.uid), [])
-        for pid, fd in self.holders.find(s.inode, hint, alive):
+        for pid, fd in self.holders.find(s.inode, hint, alive, self._members.get(ns.inode, ())):
             f = self._facts.get(pid)
             if f is not None:
                 owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,

@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -104,6 +104,10 @@ def socket_fds(proc: str = "/proc", pids: Iterable[int] | None = None,
             yield pid, fd, inode
 
 
+# a socket's namespace holding at most this many processes has them walked first
+NEAR_MOST = 64
+
+
 class SocketHolders:
     """socket inode -> the (pid, fd) holding it, kept fresh at the cost of a partial walk.
 
@@ -161,15 +165,19 @@ class SocketHolders:
         return got
 
     def find(self, inode: int, hints: Iterable[tuple[int, int]] = (),
-             alive: Callable[[], bool] | None = None) -> list[tuple[int, int]]:
+             alive: Callable[[], bool] | None = None,
+             near: Collection[int] = ()) -> list[tuple[int, int]]:
         """The (pid, fd) pairs holding `inode` now; [] when no process holds it. `hints`:
         (pid, fd) of the last sockets like this one: that fd is read first (a process
         that closes a socket and makes the next gets the same number back), then those
         processes' fds; `alive`:
-        asked before each further group of processes is walked (the recent, the new,
-        those that held sockets, the rest), none of which is when it says the socket is
-        gone (its process closed it meanwhile). rawlab's own process
-        is walked last."""
+        asked before each further group of processes is walked (`near`, the recent, the
+        new, those that held sockets, the rest), none of which is when it says the
+        socket is gone (its process closed it meanwhile). `near`: the processes in the
+        socket's network namespace, walked first when they are few (at most
+        ``NEAR_MOST``: a container's, a lab namespace's; not the host's hundreds), so
+        that the first socket of a client that holds each one for a millisecond is
+        found before it closes. rawlab's own process is walked last."""
         got = self._valid(inode)
         if got:
             return got
@@ -187,6 +195,13 @@ class SocketHolders:
             return self._valid(inode)
         if alive is not None and not alive():
             return []
+        if 0 < len(near) <= NEAR_MOST:
+            close_by = [p for p in near if p not in hints and p != own]
+            if close_by and self._index(close_by, inode):
+                return self._valid(inode)
+            if alive is not None and not alive():
+                return []
+            hints = [*hints, *close_by]
         recent = [p for p in list(self._active)[-5:][::-1] if p not in hints and p != own]
         if recent and self._index(recent, inode):
             return self._valid(inode)
@@ -197,8 +212,9 @@ class SocketHolders:
         for p in [p for p in self._active if p not in living]:
             del self._active[p]
         skip = {*recent, *hints, own}
+        new = [p for p in new if p not in skip]
         active = [p for p in reversed(self._active) if p not in skip]
-        rest = [p for p in pids if p not in self._active and p not in new and p != own]
+        rest = [p for p in pids if p not in self._active and p not in skip and p not in new]
         for group in (new, active, rest, [own]):
             if alive is not None and not alive():
                 return []
@@ -398,9 +414,11 @@ def cgroup_by_id(cgroup_id: int, root: str = "/sys/fs/cgroup") -> str | None:
     return None
 
 
-def net_namespaces(proc: str = "/proc", run: str = "/run/netns") -> dict[int, str]:
+def net_namespaces(proc: str = "/proc", run: str = "/run/netns",
+                   members: dict[int, list[int]] | None = None) -> dict[int, str]:
     """{network namespace inode: a path that enters it} of every process and every
-    named namespace (named ones keep their /run/netns path)."""
+    named namespace (named ones keep their /run/netns path). `members`, when given, is
+    filled with {namespace inode: the pids in it}."""
     out: dict[int, str] = {}
     try:
         names = sorted(os.listdir(run))
@@ -417,7 +435,10 @@ def net_namespaces(proc: str = "/proc", run: str = "/run/netns") -> dict[int, st
         except OSError:
             continue
         if link.startswith("net:["):
-            out.setdefault(int(link[5:-1]), f"{proc}/{pid}/ns/net")
+            inode = int(link[5:-1])
+            out.setdefault(inode, f"{proc}/{pid}/ns/net")
+            if members is not None:
+                members.setdefault(inode, []).append(pid)
     return out
 
 
