@@ -35,7 +35,7 @@
  *   segments_json(segments, flags, analysis, slow) -> str
  *       `rawlab tcp --json`'s segment records of a list of the exact analyser's Segments
  *       (rawlab.present.tcp.segments_json)
- *   FlowReader(et_at, ip_at, sweep, tcp, udp, counts, slow)(buf, start, caplen, ts_ns)
+ *   FlowReader(et_at, ip_at, sweep, tcp, udp, slow)(buf, start, caplen, ts_ns)
  *       a frame's process attribution entry: the flow's raw key looked up where the
  *       frame lies, `slow` asked for the rest (rawlab.analysis.processes.Attribution)
  *   fd_sockets(fd_dir) -> [(fd, inode)] or None
@@ -2704,20 +2704,32 @@ fd_sockets(PyObject *self, PyObject *arg)
 /* ---- FlowReader ---------------------------------------------------------------------- */
 
 PyDoc_STRVAR(FlowReader_doc,
-"FlowReader(et_at, ip_at, sweep, tcp, udp, counts, slow)\n\n"
+"FlowReader(et_at, ip_at, sweep, tcp, udp, slow)\n\n"
 "reader(buf, start, caplen, ts_ns) -> entry: the attribution entry of the frame at\n"
 "buf[start:start + caplen]. A frame whose EtherType (big-endian, at et_at) is IPv4 and\n"
 "whose IPv4 header (at ip_at: 20 bytes, not a later fragment) carries TCP without SYN\n"
 "or UDP, with 34 bytes from ip_at captured, while ts_ns < sweep[0], is looked up by the\n"
 "12 bytes of its addresses and ports in `tcp` or `udp` (dicts); a found entry\n"
-"(owners, keep, category) counts one in counts[category] and is returned. Any other\n"
-"frame (ip_at < 0: every frame) is `slow(buf, start, caplen, ts_ns)`'s.");
+"(owners, keep, category) counts one in the reader's `counts` (six ints, by category)\n"
+"and is returned. Any other frame (ip_at < 0: every frame) is\n"
+"`slow(buf, start, caplen, ts_ns)`'s. `sweep` is [sweep_at, generation]: whatever\n"
+"changes the dicts puts a new generation there; until then the entry found last is\n"
+"kept with its key (most frames are of the flow before) and given again.");
+
+#define FR_CATS 6
 
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     Py_ssize_t et_at, ip_at;
-    PyObject *sweep, *tcp, *udp, *counts, *slow;
+    PyObject *sweep, *tcp, *udp, *slow;
+    PyObject *seen_at, *seen_gen;  /* sweep's items when last read (strong references) */
+    long long sweep_at;
+    PyObject *last;             /* the entry found last (a strong reference) or NULL */
+    PyObject *last_table;       /* the dict it was found in (borrowed: r->tcp or r->udp) */
+    Py_ssize_t last_cat;
+    unsigned char last_key[12];
+    unsigned long long counts[FR_CATS];
 } FlowReader;
 
 static int
@@ -2726,8 +2738,10 @@ FlowReader_traverse(FlowReader *r, visitproc visit, void *arg)
     Py_VISIT(r->sweep);
     Py_VISIT(r->tcp);
     Py_VISIT(r->udp);
-    Py_VISIT(r->counts);
     Py_VISIT(r->slow);
+    Py_VISIT(r->last);
+    Py_VISIT(r->seen_at);
+    Py_VISIT(r->seen_gen);
     return 0;
 }
 
@@ -2737,8 +2751,10 @@ FlowReader_clear(FlowReader *r)
     Py_CLEAR(r->sweep);
     Py_CLEAR(r->tcp);
     Py_CLEAR(r->udp);
-    Py_CLEAR(r->counts);
     Py_CLEAR(r->slow);
+    Py_CLEAR(r->last);
+    Py_CLEAR(r->seen_at);
+    Py_CLEAR(r->seen_gen);
     return 0;
 }
 
@@ -2750,63 +2766,94 @@ FlowReader_dealloc(FlowReader *r)
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
+/* sweep's items read again when they changed (the dicts may have too: the entry kept
+   is forgotten) */
+static int
+flow_sync(FlowReader *r)
+{
+    if (PyList_GET_SIZE(r->sweep) < 2) {
+        PyErr_SetString(PyExc_ValueError, "FlowReader: sweep is [sweep_at, generation]");
+        return -1;
+    }
+    PyObject *at = PyList_GET_ITEM(r->sweep, 0), *gen = PyList_GET_ITEM(r->sweep, 1);
+    if (at == r->seen_at && gen == r->seen_gen)
+        return 0;
+    long long v = PyLong_AsLongLong(at);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    r->sweep_at = v;
+    Py_XSETREF(r->seen_at, Py_NewRef(at));
+    Py_XSETREF(r->seen_gen, Py_NewRef(gen));
+    Py_CLEAR(r->last);
+    return 0;
+}
+
+/* the category of a found entry (owners, keep, category), -1 with an error set */
+static Py_ssize_t
+flow_category(PyObject *e)
+{
+    Py_ssize_t cat;
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 ||
+        (cat = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2))) < 0 || cat >= FR_CATS) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "an attribution entry is (owners, keep, category)");
+        return -1;
+    }
+    return cat;
+}
+
 /* the entry of the frame when the tables hold it: a new reference, NULL with no error
    set when they do not, NULL with an error set on failure */
 static PyObject *
 flow_fast(FlowReader *r, PyObject *buf, Py_ssize_t start, Py_ssize_t caplen,
           long long ts)
 {
-    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0 || PyList_GET_SIZE(r->sweep) < 1)
-        return NULL;
-    PyObject *sw = PyList_GET_ITEM(r->sweep, 0);
-    long long sweep_at = PyLong_AsLongLong(sw);
-    if (sweep_at == -1 && PyErr_Occurred())
-        return NULL;
-    if (ts >= sweep_at)
+    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0 || flow_sync(r) < 0 ||
+        ts >= r->sweep_at)
         return NULL;
     Py_buffer v;
     if (PyObject_GetBuffer(buf, &v, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *e = NULL;
+    PyObject *e = NULL, *table = NULL;
+    Py_ssize_t cat = -1;
     if (start + r->ip_at + 34 <= v.len) {
         const unsigned char *p = (const unsigned char *)v.buf + start;
         const unsigned char *ip = p + r->ip_at;
         unsigned et = (unsigned)p[r->et_at] << 8 | p[r->et_at + 1];
         unsigned frag = ((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF;
-        PyObject *table = NULL;
         if (et == 0x0800 && ip[0] == 0x45 && frag == 0) {
             if (ip[9] == 6 && !(ip[33] & 2))
                 table = r->tcp;
             else if (ip[9] == 17)
                 table = r->udp;
         }
-        if (table != NULL) {
+        if (table != NULL && r->last != NULL && table == r->last_table &&
+            memcmp(ip + 12, r->last_key, 12) == 0) {
+            e = Py_NewRef(r->last);
+            cat = r->last_cat;
+        } else if (table != NULL) {
             PyObject *key = PyBytes_FromStringAndSize((const char *)ip + 12, 12);
             if (key != NULL) {
                 e = PyDict_GetItemWithError(table, key);  /* borrowed */
                 Py_DECREF(key);
                 Py_XINCREF(e);
             }
+            if (e != NULL) {
+                cat = flow_category(e);
+                if (cat < 0) {
+                    Py_CLEAR(e);
+                } else {
+                    Py_XSETREF(r->last, Py_NewRef(e));
+                    r->last_table = table;
+                    r->last_cat = cat;
+                    memcpy(r->last_key, ip + 12, 12);
+                }
+            }
         }
     }
     PyBuffer_Release(&v);
-    if (e == NULL)
-        return NULL;
-    Py_ssize_t cat;
-    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 3 ||
-        (cat = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 2))) < 0 ||
-        cat >= PyList_GET_SIZE(r->counts)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "an attribution entry is (owners, keep, category)");
-        Py_DECREF(e);
-        return NULL;
-    }
-    long long was = PyLong_AsLongLong(PyList_GET_ITEM(r->counts, cat));
-    PyObject *now = was == -1 && PyErr_Occurred() ? NULL : PyLong_FromLongLong(was + 1);
-    if (now == NULL || PyList_SetItem(r->counts, cat, now) < 0) {  /* (drops the old count) */
-        Py_DECREF(e);
-        return NULL;
-    }
+    if (e != NULL)
+        r->counts[cat] += 1;
     return e;
 }
 
@@ -2831,16 +2878,36 @@ FlowReader_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
 }
 
 static PyObject *
+FlowReader_get_counts(FlowReader *r, void *closure)
+{
+    PyObject *t = PyTuple_New(FR_CATS);
+    for (Py_ssize_t i = 0; t != NULL && i < FR_CATS; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(r->counts[i]);
+        if (v == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyGetSetDef FlowReader_getset[] = {
+    {"counts", (getter)FlowReader_get_counts, NULL,
+     "frames the tables answered, by category (a tuple of six ints)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *
 FlowReader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     Py_ssize_t et_at, ip_at;
-    PyObject *sweep, *tcp, *udp, *counts, *slow;
-    if (!PyArg_ParseTuple(args, "nnO!O!O!O!O:FlowReader", &et_at, &ip_at, &PyList_Type, &sweep,
-                          &PyDict_Type, &tcp, &PyDict_Type, &udp, &PyList_Type, &counts, &slow))
+    PyObject *sweep, *tcp, *udp, *slow;
+    if (!PyArg_ParseTuple(args, "nnO!O!O!O:FlowReader", &et_at, &ip_at, &PyList_Type, &sweep,
+                          &PyDict_Type, &tcp, &PyDict_Type, &udp, &slow))
         return NULL;
-    if (PyList_GET_SIZE(sweep) < 1 || !PyCallable_Check(slow) ||
+    if (PyList_GET_SIZE(sweep) < 2 || !PyCallable_Check(slow) ||
         (ip_at >= 0 && (et_at < 0 || et_at + 2 > ip_at))) {
-        PyErr_SetString(PyExc_ValueError, "FlowReader: sweep holds one int, slow is callable, "
+        PyErr_SetString(PyExc_ValueError, "FlowReader: sweep is [sweep_at, generation], slow is callable, "
                         "the EtherType lies before the IP header");
         return NULL;
     }
@@ -2853,8 +2920,13 @@ FlowReader_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     r->sweep = Py_NewRef(sweep);
     r->tcp = Py_NewRef(tcp);
     r->udp = Py_NewRef(udp);
-    r->counts = Py_NewRef(counts);
     r->slow = Py_NewRef(slow);
+    r->last = r->seen_at = r->seen_gen = NULL;
+    memset(r->counts, 0, sizeof r->counts);
+    if (flow_sync(r) < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
     return (PyObject *)r;
 }
 
@@ -2869,6 +2941,7 @@ static PyTypeObject FlowReaderType = {
     .tp_traverse = (traverseproc)FlowReader_traverse,
     .tp_clear = (inquiry)FlowReader_clear,
     .tp_vectorcall_offset = offsetof(FlowReader, vectorcall),
+    .tp_getset = FlowReader_getset,
     .tp_call = PyVectorcall_Call,
 };
 

@@ -150,11 +150,12 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
     """``capture -w`` to pcapng (one file, or -G/-C/-W's rotation) when no sink wants the
     packets: each frame's EPB is made from the ring's memory in place (no Record, nothing
     decoded), and `attribute` (:meth:`Attribution.reader
-    <rawlab.analysis.processes.Attribution.reader>`) is asked about the frame where it
-    lies. The EPBs go to the file 512 at a time and at the end of every ring block, which
-    is then flushed: what a kill loses is what the per-record path's buffer would;
-    `on_block` is called after. The files' bytes are those :func:`run` writes for the
-    same frames (tests/unit/test_write_ring.py); about a third of its CPU a packet."""
+    <rawlab.analysis.processes.Attribution.reader>`) is asked about the frame's bytes
+    (the copy the EPB takes). The EPBs go to the file 512 at a time and at the end of
+    every ring block, which is then flushed: what a kill loses is what the per-record
+    path's buffer would; `on_block` is called after. The files' bytes are those
+    :func:`run` writes for the same frames (tests/unit/test_write_ring.py); about a
+    third of its CPU a packet."""
     c = counts or Counts()
     run = _EpbRun(ring, writer, attribute, on_block, c)
     walk = ring.frames(count if attribute is None else None, duration, None, run.block_done)
@@ -263,7 +264,7 @@ class _EpbRun:
                 else:
                     data, n, on_wire = mm[start:start + cap], cap, wire
                 if at is not None:
-                    e = at(data, 0, n, ts) if f[5] & vlan else at(mm, start, n, ts)
+                    e = at(data, 0, n, ts)
                     if not e[1]:  # a frame of a process not asked for
                         continue
                 if ts >= until:

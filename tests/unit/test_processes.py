@@ -439,11 +439,44 @@ def test_the_compiled_flow_reader_is_the_python_fast_path(
         calls.append(1)
         return ("slow", bytes(b[s:s + c]), t)
 
-    n_c, n_py = [0] * 6, [0] * 6
-    got = FlowReader(et_at, ip_at, [sweep], tcp, udp, n_c, slow)(buf, lead, caplen, ts)
+    n_py = [0] * 6
+    reader = FlowReader(et_at, ip_at, [sweep, 0], tcp, udp, slow)
+    got = reader(buf, lead, caplen, ts)
     want = _reference_at(linktype, buf, lead, caplen, ts, sweep, tcp, udp, n_py)
-    assert got == want and n_c == n_py
+    assert got == want and list(reader.counts) == n_py
     assert bool(calls) == (want[0] == "slow")
+    again = reader(buf, lead, caplen, ts)  # (the entry kept from the frame before)
+    assert again == want and list(reader.counts) == [2 * n for n in n_py]
+
+
+def test_the_flow_reader_keeps_the_last_entry_until_the_generation_changes() -> None:
+    from rawlab._kernels import FlowReader
+
+    frame = bytes(12) + b"\x08\x00\x45" + bytes(8) + b"\x11" + bytes(2) \
+        + bytes([10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 9]) + bytes(16)
+    key = frame[26:38]
+    first, second = ((None, None), True, 0), ((None, None), False, 5)
+    udp = {key: first}
+    sweep = [100, 0]
+    slowed: list[int] = []
+
+    def slow(b: Any, s: int, c: int, t: int) -> Any:
+        slowed.append(t)
+        return ("slow",)
+
+    at = FlowReader(12, 14, sweep, {}, udp, slow)
+    assert at(frame, 0, len(frame), 1) is first and at(frame, 0, len(frame), 2) is first
+    udp[key] = second  # changed without a new generation: the kept entry is still given
+    assert at(frame, 0, len(frame), 3) is first
+    sweep[1] += 1  # a new generation: the tables are read again
+    assert at(frame, 0, len(frame), 4) is second and at.counts == (3, 0, 0, 0, 0, 1)
+    del udp[key]
+    sweep[1] += 1
+    assert at(frame, 0, len(frame), 5) == ("slow",) and slowed == [5]
+    udp[key] = first
+    sweep[0], sweep[1] = 10, sweep[1] + 1  # a sweep is due: every frame from then on is slow
+    assert at(frame, 0, len(frame), 10) == ("slow",) and slowed == [5, 10]
+    assert at.counts == (3, 0, 0, 0, 0, 1)
 
 
 def test_flow_reader_refuses_what_it_cannot_read() -> None:
@@ -453,13 +486,13 @@ def test_flow_reader_refuses_what_it_cannot_read() -> None:
         return a
 
     with pytest.raises(ValueError):
-        FlowReader(14, 12, [0], {}, {}, [0], slow)  # EtherType after the IP header
+        FlowReader(14, 12, [0, 0], {}, {}, slow)  # EtherType after the IP header
     with pytest.raises(ValueError):
-        FlowReader(12, 14, [], {}, {}, [0], slow)
+        FlowReader(12, 14, [0], {}, {}, slow)  # no generation
     with pytest.raises(TypeError):
-        FlowReader(12, 14, [0], {}, {}, [0], slow)(b"", 0, 0)
+        FlowReader(12, 14, [0, 0], {}, {}, slow)(b"", 0, 0)
     frame = bytes(12) + b"\x08\x00\x45" + bytes(33)
-    bad = FlowReader(12, 14, [1 << 62], {}, {frame[26:38]: ("x",)}, [0], slow)
+    bad = FlowReader(12, 14, [1 << 62, 0], {}, {frame[26:38]: ("x",)}, slow)
     with pytest.raises(ValueError):  # an entry that is not (owners, keep, category)
         bad(frame[:12] + frame[12:23] + b"\x11" + frame[24:], 0, 48, 0)
 
@@ -691,3 +724,20 @@ def test_an_owner_found_at_a_syn_answers_the_first_question_only() -> None:
     finally:
         owners._AT_SYN_KEEP_S = keep
     assert script == []
+
+
+def test_socket_holders_walk_the_sockets_namespace_first_when_it_holds_few(
+        tmp_path: Path) -> None:
+    from rawlab.sockets import proc as proc_mod
+
+    for pid in range(10, 20):  # the host's processes, all holding sockets
+        _fake_fds(tmp_path, pid, {3: f"socket:[{pid}]"})
+    _fake_fds(tmp_path, 30, {3: "socket:[1]"})  # a lab namespace's one client
+    h = SocketHolders(str(tmp_path))
+    h.walk()
+    _fake_fds(tmp_path, 30, {3: "socket:[2]"})  # its next connection
+    walks = h.walks
+    assert h.find(2, near=[30]) == [(30, 3)] and h.walks == walks + 1  # one directory read
+    _fake_fds(tmp_path, 30, {3: "socket:[3]"})
+    many = [*range(10, 10 + proc_mod.NEAR_MOST + 1), 30]  # the host's: the usual order
+    assert h.find(3, near=many) == [(30, 3)]

@@ -11,7 +11,8 @@ already known (tuple reuse), while an end is only provisionally known (a listene
 stands in until its connection is accepted: asked again every ``retry_ns`` of
 capture time), and every ``recheck_ns`` (a UDP socket may give its 4-tuple to
 another). In between, a frame costs one compiled call (:class:`rawlab._kernels.
-FlowReader`: a dict look-up where the frame lies): the common shapes (Ethernet, Linux
+FlowReader`: a dict look-up where the frame lies, none when it is of the flow of the
+frame before): the common shapes (Ethernet, Linux
 cooked v1/v2; IPv4 without options) are keyed by their raw address and port bytes,
 one key per direction. Other shapes (IPv6, VLAN
 tags, IP options) take the general walk (:func:`rawlab.decode.descent.walk`).
@@ -75,12 +76,22 @@ class ProcessMatch:
         return any(cg == c or cg.startswith(c.rstrip("/") + "/") for c in self.cgroups)
 
 
-@dataclass
+@dataclass(eq=False)
 class AttributionCounts:
-    """Frames by category (see the module's constants); flows looked up."""
+    """Frames by category (see the module's constants); flows looked up. ``slow``: those
+    the slow path counted; ``readers``: the compiled readers, which count the rest."""
 
-    frames: list[int] = field(default_factory=lambda: [0] * 6)
+    slow: list[int] = field(default_factory=lambda: [0] * 6)
     flows: int = 0
+    readers: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def frames(self) -> list[int]:
+        """Frames by category, every reader's added."""
+        out = list(self.slow)
+        for r in self.readers:
+            out = [a + b for a, b in zip(out, r.counts, strict=True)]
+        return out
 
     @property
     def attributed(self) -> int:
@@ -147,13 +158,15 @@ class Attribution:
         self.recheck_ns = recheck_ns
         self.idle_ns = idle_ns
         self.counts = AttributionCounts()
-        self._n = self.counts.frames
+        self._n = self.counts.slow
         self._flows: dict[tuple[int, bytes, int, bytes, int], Flow] = {}
         self._tcp: dict[bytes, Entry] = {}
         self._udp: dict[bytes, Entry] = {}
         self._none: Entry
         self._readers: dict[int, Callable[[Buffer, int, int, int], Entry]] = {}
-        self._sweep_at = [0]  # a list: the readers hold it
+        # [when the next sweep is due, generation]: a list, the readers hold it; the
+        # generation changes with the tables (a reader forgets the entry it kept)
+        self._sweep_at = [0, 0]
         self._none = (None, self.match is None,
                       UNATTRIBUTED + (0 if self.match is None else _DROPPED))
 
@@ -166,9 +179,9 @@ class Attribution:
 
     def reader(self, linktype: int) -> Callable[[Buffer, int, int, int], Entry]:
         """``at(buf, start, caplen, ts_ns)``: the frame of `linktype` at ``buf[start:start
-        + caplen]`` counted and attributed: (owners, keep, category). A ring's memory can
-        be given as it is (``capture -w`` reads frames in place: rawlab.pipeline.
-        write_ring); made once per link type (its names bound: it runs for every frame)."""
+        + caplen]`` counted and attributed: (owners, keep, category) (a ring's memory can
+        be given as it is); made once per link type (its names bound: it runs for every
+        frame)."""
         got = self._readers.get(linktype)
         if got is not None:
             return got
@@ -181,13 +194,15 @@ class Attribution:
 
         et_at, ip_at = _SHAPES.get(linktype, (-1, -1))
         # (the compiled fast path: key by the raw IPv4 addresses and ports, in C)
-        at = FlowReader(et_at, ip_at, self._sweep_at, self._tcp, self._udp, self._n, miss)
+        at = FlowReader(et_at, ip_at, self._sweep_at, self._tcp, self._udp, miss)
         self._readers[linktype] = at
+        self.counts.readers.append(at)
         return at
 
     # -- the slow path ---------------------------------------------------------
 
     def _slow(self, data: bytes, linktype: int, ts: int) -> Entry:
+        self._sweep_at[1] += 1  # (the tables may change below)
         if ts >= self._sweep_at[0]:
             self._sweep(ts)
         got = flow_of(data, linktype)
