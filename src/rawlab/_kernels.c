@@ -41,6 +41,12 @@
  *   fd_sockets(fd_dir) -> [(fd, inode)] or None
  *       the sockets one process holds, read from /proc/PID/fd without the interpreter
  *       lock (rawlab.sockets.proc.socket_fds: a thread asks while the capture runs)
+ *   socket_inode(path) -> int
+ *       the socket inode one /proc/PID/fd/FD link names (rawlab.sockets.proc)
+ *   diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None
+ *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
+ *   diag_destroyed(buf) -> [(family, protocol, local, lport, remote, rport, cookie)]
+ *       the sock_diag destroy messages of one datagram (rawlab.sockets.diag.DestroyWatch)
  *
  * Plain C on the buffer protocol (no numpy headers): it builds with gcc and Python's
  * headers alone (setup.sh installs both), and imports in microseconds.
@@ -57,6 +63,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -2701,6 +2710,205 @@ fd_sockets(PyObject *self, PyObject *arg)
     return out;
 }
 
+PyDoc_STRVAR(socket_inode_doc,
+"socket_inode(path) -> int\n\n"
+"The inode of the socket a /proc/PID/fd/FD link names, -1 when it names none (or is\n"
+"gone). One readlink, the interpreter lock held: it takes microseconds, and a thread\n"
+"that let it go would wait for it back behind the capture's loop.");
+
+static PyObject *
+socket_inode(PyObject *self, PyObject *arg)
+{
+    PyObject *path_b;
+    if (!PyUnicode_FSConverter(arg, &path_b))
+        return NULL;
+    char link[64];
+    ssize_t len = readlink(PyBytes_AS_STRING(path_b), link, sizeof link - 1);
+    Py_DECREF(path_b);
+    long long inode = -1;
+    if (len > 9 && memcmp(link, "socket:[", 8) == 0 && link[len - 1] == ']') {
+        link[len - 1] = '\0';
+        char *end;
+        long long v = strtoll(link + 8, &end, 10);
+        if (*end == '\0')
+            inode = v;
+    }
+    return PyLong_FromLongLong(inode);
+}
+
+PyDoc_STRVAR(diag_find_doc,
+"diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None\n\n"
+"One exact sock_diag look-up on the NETLINK_SOCK_DIAG socket `fd`: `request` (an\n"
+"inet_diag_req_v2) sent as SOCK_DIAG_BY_FAMILY with sequence number `seq`, and the\n"
+"reply of that number read back (others are skipped). None when the kernel has no such\n"
+"socket (ENOENT); OSError for any other error; cgroup_id None without\n"
+"INET_DIAG_CGROUP_ID. The kernel answers before the request's send returns, so the\n"
+"interpreter lock is held (a thread that let it go twice would wait twice behind the\n"
+"capture's loop); only if no reply is there yet does it wait, up to 1 s, without it.");
+
+#define DIAG_MSG_LEN 72
+
+static PyObject *
+diag_reply(const unsigned char *p, size_t len)
+{
+    uint8_t state = p[1];
+    uint64_t cookie;
+    uint32_t uid, inode;
+    memcpy(&cookie, p + 44, 8);
+    memcpy(&uid, p + 64, 4);
+    memcpy(&inode, p + 68, 4);
+    PyObject *cg = Py_None;
+    size_t off = DIAG_MSG_LEN;
+    while (off + 4 <= len) {
+        uint16_t alen, atype;
+        memcpy(&alen, p + off, 2);
+        memcpy(&atype, p + off + 2, 2);
+        if (alen < 4 || off + alen > len)
+            break;
+        if ((atype & 0x3FFF) == 21 && alen >= 12) {  /* INET_DIAG_CGROUP_ID */
+            uint64_t id;
+            memcpy(&id, p + off + 4, 8);
+            cg = PyLong_FromUnsignedLongLong(id);
+            if (cg == NULL)
+                return NULL;
+            break;
+        }
+        off += (alen + 3u) & ~3u;
+    }
+    PyObject *t = Py_BuildValue("(IIIKO)", (unsigned)state, (unsigned)inode, (unsigned)uid,
+                                (unsigned long long)cookie, cg);
+    if (cg != Py_None)
+        Py_DECREF(cg);
+    return t;
+}
+
+static PyObject *
+diag_find(PyObject *self, PyObject *args)
+{
+    int fd;
+    unsigned int seq;
+    Py_buffer req;
+    if (!PyArg_ParseTuple(args, "iIy*:diag_find", &fd, &seq, &req))
+        return NULL;
+    struct nlmsghdr_s { uint32_t len; uint16_t type, flags; uint32_t seq, pid; } h = {
+        (uint32_t)(16 + req.len), 20 /* SOCK_DIAG_BY_FAMILY */, 1 /* NLM_F_REQUEST */, seq, 0};
+    struct sockaddr_nl_s { uint16_t family; uint16_t pad; uint32_t pid, groups; } to = {
+        16 /* AF_NETLINK */, 0, 0, 0};
+    struct iovec iov[2] = {{&h, 16}, {req.buf, (size_t)req.len}};
+    struct msghdr msg = {0};
+    msg.msg_name = &to;
+    msg.msg_namelen = sizeof to;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    ssize_t sent = sendmsg(fd, &msg, 0);
+    PyBuffer_Release(&req);
+    if (sent < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    unsigned char buf[8192] __attribute__((aligned(8)));
+    for (int tries = 0; tries < 64; tries++) {
+        ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int ready;
+            Py_BEGIN_ALLOW_THREADS
+            ready = poll(&pfd, 1, 1000);
+            Py_END_ALLOW_THREADS
+            if (ready == 0) {
+                errno = ETIMEDOUT;
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            continue;
+        }
+        if (got < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        size_t off = 0;
+        while (off + 16 <= (size_t)got) {
+            struct nlmsghdr_s m;
+            memcpy(&m, buf + off, 16);
+            if (m.len < 16 || off + m.len > (size_t)got)
+                break;
+            const unsigned char *pl = buf + off + 16;
+            size_t plen = m.len - 16;
+            off += (m.len + 3u) & ~3u;
+            if (m.seq != seq)
+                continue;  /* the reply to an earlier request */
+            if (m.type == 2 /* NLMSG_ERROR */) {
+                int32_t err = 0;
+                if (plen >= 4)
+                    memcpy(&err, pl, 4);
+                if (err == 0 || err == -ENOENT)
+                    Py_RETURN_NONE;
+                errno = -err;
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            if (m.type == 3 /* NLMSG_DONE */ || plen < DIAG_MSG_LEN)
+                Py_RETURN_NONE;
+            return diag_reply(pl, plen);
+        }
+    }
+    PyErr_SetString(PyExc_OSError, "sock_diag: no reply to the look-up");
+    return NULL;
+}
+
+PyDoc_STRVAR(diag_destroyed_doc,
+"diag_destroyed(buf) -> list of (family, protocol, local, lport, remote, rport, cookie)\n\n"
+"The sock_diag destroy messages (SOCK_DIAG_BY_FAMILY, an inet_diag_msg and its\n"
+"INET_DIAG_PROTOCOL attribute) in one datagram read from a socket that joined the\n"
+"destroy groups; addresses 4 or 16 bytes by family, ports in host order, protocol 0\n"
+"when the attribute is missing. Other messages, and a cut one, are skipped.");
+
+static PyObject *
+diag_destroyed(PyObject *self, PyObject *arg)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(arg, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *b = v.buf;
+    size_t len = (size_t)v.len, off = 0;
+    PyObject *out = PyList_New(0);
+    while (out != NULL && off + 16 <= len) {
+        uint32_t mlen;
+        uint16_t mtype;
+        memcpy(&mlen, b + off, 4);
+        memcpy(&mtype, b + off + 4, 2);
+        if (mlen < 16 || off + mlen > len)
+            break;
+        const unsigned char *p = b + off + 16;
+        size_t plen = mlen - 16;
+        off += (mlen + 3u) & ~3u;
+        if (mtype != 20 || plen < DIAG_MSG_LEN)
+            continue;
+        int n = p[0] == AF_INET ? 4 : 16;
+        unsigned proto = 0;
+        for (size_t a = DIAG_MSG_LEN; a + 4 <= plen;) {
+            uint16_t alen, atype;
+            memcpy(&alen, p + a, 2);
+            memcpy(&atype, p + a + 2, 2);
+            if (alen < 4 || a + alen > plen)
+                break;
+            if ((atype & 0x3FFF) == 10 && alen >= 5) {  /* INET_DIAG_PROTOCOL */
+                proto = p[a + 4];
+                break;
+            }
+            a += (alen + 3u) & ~3u;
+        }
+        uint64_t cookie;
+        memcpy(&cookie, p + 44, 8);
+        PyObject *t = Py_BuildValue("(IIy#Iy#IK)", (unsigned)p[0], proto,
+                                    (const char *)p + 8, (Py_ssize_t)n,
+                                    (unsigned)(p[4] << 8 | p[5]),
+                                    (const char *)p + 24, (Py_ssize_t)n,
+                                    (unsigned)(p[6] << 8 | p[7]), (unsigned long long)cookie);
+        if (t == NULL || PyList_Append(out, t) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(t);
+    }
+    PyBuffer_Release(&v);
+    return out;
+}
+
 /* ---- FlowReader ---------------------------------------------------------------------- */
 
 PyDoc_STRVAR(FlowReader_doc,
@@ -2959,6 +3167,9 @@ static PyMethodDef methods[] = {
     {"tcp_fields", tcp_fields, METH_VARARGS, tcp_fields_doc},
     {"tcp_options", tcp_options_py, METH_O, tcp_options_doc},
     {"fd_sockets", fd_sockets, METH_O, fd_sockets_doc},
+    {"socket_inode", socket_inode, METH_O, socket_inode_doc},
+    {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
+    {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -201,3 +201,74 @@ def test_malformed_replies_never_raise(raw: bytes) -> None:
             present.socket_row(s)
             json.dumps(present.socket_json(s))
             present.tcp_info_text(s)
+
+
+def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None:
+    """DiagLookup.find (one compiled call) and the plain request on a real socket pair:
+    the same state, inode, uid, cookie and cgroup id; None for a 4-tuple no socket has."""
+    import os
+    import socket
+
+    from rawlab.sockets.diag import (
+        SOCK_DIAG_BY_FAMILY,
+        DiagLookup,
+        inet_socket,
+        lookup_request,
+    )
+    from rawlab.sockets.netlink import NLM_F_REQUEST
+
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    c = socket.create_connection(lst.getsockname())
+    a, _ = lst.accept()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.connect(lst.getsockname())
+    with lst, c, a, u, DiagLookup() as look:
+        for s, proto in ((c, socket.IPPROTO_TCP), (a, socket.IPPROTO_TCP),
+                         (u, socket.IPPROTO_UDP)):
+            (la, lp), (ra, rp) = s.getsockname(), s.getpeername()
+            args = (socket.AF_INET, proto, socket.inet_aton(la), lp, socket.inet_aton(ra), rp)
+            got = look.find(*args)
+            plain = look._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, lookup_request(*args))
+            assert got is not None and got == inet_socket(plain[0].payload)
+            assert got.inode == os.fstat(s.fileno()).st_ino and got.uid == os.getuid()
+            assert got.cookie and got.state == 1  # (a connected UDP socket too)
+        (la, lp), (ra, _rp) = c.getsockname(), c.getpeername()
+        assert look.find(socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(la), lp,
+                         socket.inet_aton(ra), 1) is None
+
+
+def test_destroy_messages_are_read_from_one_datagram() -> None:
+    """diag_destroyed on a datagram as the destroy groups send it: an IPv4 TCP and an
+    IPv6 UDP socket (inet_diag_msg + INET_DIAG_PROTOCOL), a message of another type and
+    a cut one skipped."""
+    import socket
+    import struct
+
+    from rawlab._kernels import diag_destroyed
+
+    from rawlab.sockets.diag import INET_DIAG_MSG, INET_DIAG_PROTOCOL, Destroyed
+
+    def msg(fam: int, proto: int | None, src: bytes, sport: int, dst: bytes, dport: int,
+            cookie: int, mtype: int = 20) -> bytes:
+        body = INET_DIAG_MSG.pack(fam, 7, 0, 0, sport.to_bytes(2, "big"),
+                                  dport.to_bytes(2, "big"), src.ljust(16, b"\0"),
+                                  dst.ljust(16, b"\0"), 0, cookie, 0, 0, 0, 0, 0)
+        if proto is not None:
+            body += struct.pack("=HHB3x", 5, INET_DIAG_PROTOCOL, proto)
+        return struct.pack("=IHHII", 16 + len(body), mtype, 0, 0, 0) + body
+
+    v4 = msg(socket.AF_INET, 6, bytes([10, 0, 0, 1]), 40000, bytes([10, 0, 0, 2]), 80, 1 << 40)
+    v6 = msg(socket.AF_INET6, 17, bytes(15) + b"\1", 5353, bytes(16), 0, 7)
+    other = msg(socket.AF_INET, 6, bytes(4), 1, bytes(4), 2, 3, mtype=3)
+    bare = msg(socket.AF_INET, None, bytes([1, 2, 3, 4]), 9, bytes([5, 6, 7, 8]), 10, 11)
+    got = [Destroyed._make(t) for t in diag_destroyed(v4 + other + v6 + bare + v4[:40])]
+    assert got == [
+        Destroyed(socket.AF_INET, 6, bytes([10, 0, 0, 1]), 40000, bytes([10, 0, 0, 2]), 80,
+                  1 << 40),
+        Destroyed(socket.AF_INET6, 17, bytes(15) + b"\1", 5353, bytes(16), 0, 7),
+        Destroyed(socket.AF_INET, 0, bytes([1, 2, 3, 4]), 9, bytes([5, 6, 7, 8]), 10, 11),
+    ]
+    assert diag_destroyed(b"") == [] and diag_destroyed(b"\xff" * 15) == []

@@ -226,6 +226,9 @@ class PcapngWriter(_FileWriter):
         self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
         # id(owners) -> (owners, the whole option run per epb_flags direction)
         self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
+        # an end's comment option by what it says (a new connection of the same process
+        # is a new owner object with the same words)
+        self._comment_opts: dict[tuple[Any, ...], bytes] = {}
         self._last: tuple[Owners | None, int, bytes] = (None, 0, b"")  # the last hit
         # called before a block of the writer's own (an interface or process block) is
         # put: a caller holding EPBs it made (put_epbs) hands them over first, in order
@@ -348,9 +351,18 @@ class PcapngWriter(_FileWriter):
         the process's facts in its comment, is written the first time a process
         appears)."""
         opts = b""
+        said = self._comment_opts
         for end, o in zip(("src", "dst"), owners, strict=True):
             if o is not None:
-                opts += _option(OPT_COMMENT, owner_comment(end, o).encode())
+                # (what owner_comment says of an end: who, the uid when no process, where)
+                k = (end, o.state, o.comm, o.pid, o.uid if o.state != PROCESS else None,
+                     o.netns, o.netns_name)
+                opt = said.get(k)
+                if opt is None:
+                    if len(said) > 4096:
+                        said.clear()
+                    opt = said[k] = _option(OPT_COMMENT, owner_comment(end, o).encode())
+                opts += opt
         sender = None
         for o in owners:
             if o is not None and o.state == PROCESS and o.pid is not None:

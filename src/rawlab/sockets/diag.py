@@ -36,7 +36,6 @@ from rawlab.sockets.netlink_wire import (
     NLM_F_REQUEST,
     NlMsg,
     attr_map,
-    messages,
     nlattr,
 )
 
@@ -270,15 +269,18 @@ class DiagLookup:
     def find(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
              rport: int) -> InetSocket | None:
         """The socket with that local and remote end (see :func:`lookup_request`), None
-        when the kernel has none (ENOENT)."""
-        req = lookup_request(family, protocol, local, lport, remote, rport)
+        when the kernel has none (ENOENT). (Asked and answered in one compiled call,
+        :func:`rawlab._kernels.diag_find`: a thread asks this beside the capture's loop.)"""
+        from rawlab._kernels import diag_find
+
+        nl = self._nl
+        nl.seq += 1
         try:
-            replies = self._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, req)
-        except NetlinkError as exc:
-            if exc.errno == errno.ENOENT:
-                return None
-            raise diag_error(family, exc) from None
-        return inet_socket(replies[0].payload) if replies else None
+            got = diag_find(nl.sock.fileno(), nl.seq & 0xFFFFFFFF,
+                            lookup_request(family, protocol, local, lport, remote, rport))
+        except OSError as exc:
+            raise diag_error(family, NetlinkError(exc.errno or errno.EIO, None)) from None
+        return InetSocket(*got) if got is not None else None
 
     def dump(self, family: int, protocol: int, states: int = SS_ALL) -> list[NlMsg]:
         """Every socket of one family and protocol in `states` (a mask of 1 << state;
@@ -347,7 +349,10 @@ class DestroyWatch:
         return self.sock.fileno()
 
     def drain(self) -> list[Destroyed]:
-        """Every destroy message waiting now (never blocks)."""
+        """Every destroy message waiting now (never blocks; each datagram's messages read
+        by :func:`rawlab._kernels.diag_destroyed`)."""
+        from rawlab._kernels import diag_destroyed
+
         out: list[Destroyed] = []
         while True:
             try:
@@ -359,24 +364,10 @@ class DestroyWatch:
                     self.lost = True
                     continue
                 raise
-            for m in messages(buf, 0, NETLINK_SOCK_DIAG):
-                got = _destroyed(m)
-                if got is not None:
-                    out.append(got)
+            out += map(Destroyed._make, diag_destroyed(buf))
 
     def close(self) -> None:
         self.sock.close()
-
-
-def _destroyed(m: NlMsg) -> Destroyed | None:
-    p = m.payload
-    if m.type != SOCK_DIAG_BY_FAMILY or len(p) < INET_DIAG_MSG.size:
-        return None
-    fam, _st, _t, _r, sport, dport, src, dst, _if, cookie = INET_DIAG_MSG.unpack_from(p)[:10]
-    proto = attr_map(p, INET_DIAG_MSG.size).get(INET_DIAG_PROTOCOL, b"")
-    n = 4 if fam == socket.AF_INET else 16
-    return Destroyed(fam, proto[0] if proto else 0, src[:n], int.from_bytes(sport, "big"),
-                     dst[:n], int.from_bytes(dport, "big"), cookie)
 
 
 # ---- unix ------------------------------------------------------------------------------------

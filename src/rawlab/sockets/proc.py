@@ -150,14 +150,10 @@ class SocketHolders:
         return found
 
     def _valid(self, inode: int) -> list[tuple[int, int]]:
-        link = f"socket:[{inode}]"
-        got = []
-        for pid, fd in self._by_inode.get(inode, ()):
-            try:
-                if os.readlink(f"{self.proc}/{pid}/fd/{fd}") == link:
-                    got.append((pid, fd))
-            except OSError:
-                pass
+        from rawlab._kernels import socket_inode  # (one readlink, the lock held)
+
+        got = [(pid, fd) for pid, fd in self._by_inode.get(inode, ())
+               if socket_inode(f"{self.proc}/{pid}/fd/{fd}") == inode]
         if got:
             self._by_inode[inode] = got
         else:
@@ -181,15 +177,13 @@ class SocketHolders:
         got = self._valid(inode)
         if got:
             return got
+        from rawlab._kernels import socket_inode
+
         own = os.getpid()  # rawlab's own sockets (one or two per namespace) come last
-        link = f"socket:[{inode}]"
         for pid, fd in hints:
-            try:
-                if os.readlink(f"{self.proc}/{pid}/fd/{fd}") == link:
-                    self._by_inode[inode] = [(pid, fd)]
-                    return [(pid, fd)]
-            except OSError:
-                pass
+            if socket_inode(f"{self.proc}/{pid}/fd/{fd}") == inode:
+                self._by_inode[inode] = [(pid, fd)]
+                return [(pid, fd)]
         hints = list(dict.fromkeys(pid for pid, _fd in hints))
         if hints and self._index(hints, inode):
             return self._valid(inode)
