@@ -2974,6 +2974,30 @@ FlowReader_dealloc(FlowReader *r)
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
+/* a nanosecond time stamp as a C integer: on CPython 3.11 read from its 30-bit digits
+   (PyLong_AsLongLong takes its general path for any int of more than one digit: a
+   tenth of the reader's time a frame), else, and for anything unusual, the usual way */
+static inline long long
+ns_of(PyObject *o)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PyLong_SHIFT == 30
+    if (PyLong_CheckExact(o)) {
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        switch (Py_SIZE(o)) {
+        case 0: return 0;
+        case 1: return (long long)d[0];
+        case 2: return (long long)d[0] | (long long)d[1] << 30;
+        case 3:
+            if (d[2] < 8)  /* below 2**63 */
+                return (long long)d[0] | (long long)d[1] << 30 | (long long)d[2] << 60;
+            break;
+        default: break;
+        }
+    }
+#endif
+    return PyLong_AsLongLong(o);
+}
+
 /* sweep's items read again when they changed (the dicts may have too: the entry kept
    is forgotten) */
 static int
@@ -3076,7 +3100,7 @@ FlowReader_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
     Py_ssize_t caplen = start == -1 && PyErr_Occurred() ? -1 : PyLong_AsSsize_t(args[2]);
-    long long ts = caplen == -1 && PyErr_Occurred() ? -1 : PyLong_AsLongLong(args[3]);
+    long long ts = caplen == -1 && PyErr_Occurred() ? -1 : ns_of(args[3]);
     if (ts == -1 && PyErr_Occurred())
         return NULL;
     PyObject *e = flow_fast(r, args[0], start, caplen, ts);

@@ -741,3 +741,25 @@ def test_socket_holders_walk_the_sockets_namespace_first_when_it_holds_few(
     _fake_fds(tmp_path, 30, {3: "socket:[3]"})
     many = [*range(10, 10 + proc_mod.NEAR_MOST + 1), 30]  # the host's: the usual order
     assert h.find(3, near=many) == [(30, 3)]
+
+
+def test_the_flow_reader_reads_time_stamps_of_every_size() -> None:
+    """A frame goes the slow way exactly when its time stamp reaches the sweep's, for
+    stamps of one, two and three 30-bit digits (read from the digits) and past them."""
+    from rawlab._kernels import FlowReader
+
+    frame = bytes(12) + b"\x08\x00\x45" + bytes(8) + b"\x11" + bytes(30)
+    entry = ((None, None), True, 0)
+
+    def slow(*_a: Any) -> Any:
+        return ("slow",)
+
+    for ts in (0, 1, 2**30 - 1, 2**30, 2**60 - 1, 2**60, 2**62 + 5, 2**63 - 2,
+               1_700_000_000_123_456_789):
+        for sweep in (ts, ts + 1):
+            at = FlowReader(12, 14, [sweep, 0], {}, {frame[26:38]: entry}, slow)
+            assert (at(frame, 0, len(frame), ts) == ("slow",)) == (ts >= sweep), (ts, sweep)
+    with pytest.raises(OverflowError):
+        FlowReader(12, 14, [0, 0], {}, {}, slow)(frame, 0, len(frame), 2**63)
+    with pytest.raises(OverflowError):
+        FlowReader(12, 14, [0, 0], {}, {}, slow)(frame, 0, len(frame), -(2**70))
