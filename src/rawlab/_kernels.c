@@ -45,6 +45,9 @@
  *       the socket inode one /proc/PID/fd/FD link names (rawlab.sockets.proc)
  *   diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
+ *   diag_owner(fd, seq, request, hints, netns, proc) -> ((state, ...), pid, fd) or None
+ *       diag_find, then the descriptors last seen holding such a socket read at once
+ *       (rawlab.sockets.owners.OwnerLookup.owner_at_syn)
  *   diag_destroyed(buf) -> [(family, protocol, local, lport, remote, rport, cookie)]
  *       the sock_diag destroy messages of one datagram (rawlab.sockets.diag.DestroyWatch)
  *
@@ -2852,6 +2855,74 @@ diag_find(PyObject *self, PyObject *args)
     return NULL;
 }
 
+PyDoc_STRVAR(diag_owner_doc,
+"diag_owner(fd, seq, request, hints, netns, proc) -> (found, pid, fd) or None\n\n"
+":func:`diag_find`'s look-up (found: its tuple, None when the kernel has no such\n"
+"socket), then the descriptors `hints` names for the socket's namespace and uid\n"
+"(hints[(netns, uid)]: a list of (pid, fd), the last ones that held such a socket)\n"
+"read at once under `proc` (one readlink each, the lock held): the first that holds\n"
+"the socket's inode is (pid, fd); (-1, -1) when none does, or the socket has no inode.");
+
+static PyObject *diag_find(PyObject *self, PyObject *args);
+
+static PyObject *
+diag_owner(PyObject *self, PyObject *args)
+{
+    int fd;
+    unsigned int seq;
+    PyObject *req, *hints, *netns;
+    const char *proc;
+    if (!PyArg_ParseTuple(args, "iIOO!Os:diag_owner", &fd, &seq, &req, &PyDict_Type, &hints,
+                          &netns, &proc))
+        return NULL;
+    PyObject *fargs = Py_BuildValue("(iIO)", fd, seq, req);
+    if (fargs == NULL)
+        return NULL;
+    PyObject *found = diag_find(self, fargs);
+    Py_DECREF(fargs);
+    if (found == NULL || found == Py_None)
+        return found;
+    /* (state, inode, uid, cookie, cgroup_id) */
+    long long inode = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 1));
+    long long hpid = -1, hfd = -1;
+    if (inode > 0) {
+        PyObject *key = PyTuple_Pack(2, netns, PyTuple_GET_ITEM(found, 2));
+        PyObject *lst = key == NULL ? NULL : PyDict_GetItemWithError(hints, key);  /* borrowed */
+        Py_XDECREF(key);
+        if (lst == NULL && PyErr_Occurred()) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        Py_ssize_t n = lst != NULL && PyList_Check(lst) ? PyList_GET_SIZE(lst) : 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *h = PyList_GET_ITEM(lst, i);
+            long long pid, hf;
+            if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2 ||
+                (pid = PyLong_AsLongLong(PyTuple_GET_ITEM(h, 0))) < 0 ||
+                (hf = PyLong_AsLongLong(PyTuple_GET_ITEM(h, 1))) < 0) {
+                PyErr_Clear();
+                continue;
+            }
+            char path[4200], link[64];
+            int plen = snprintf(path, sizeof path, "%s/%lld/fd/%lld", proc, pid, hf);
+            if (plen <= 0 || (size_t)plen >= sizeof path)
+                continue;
+            ssize_t len = readlink(path, link, sizeof link - 1);
+            if (len > 9 && memcmp(link, "socket:[", 8) == 0 && link[len - 1] == ']') {
+                link[len - 1] = '\0';
+                char *end;
+                if (strtoll(link + 8, &end, 10) == inode && *end == '\0') {
+                    hpid = pid;
+                    hfd = hf;
+                    break;
+                }
+            }
+        }
+    }
+    PyObject *out = Py_BuildValue("(NLL)", found, hpid, hfd);
+    return out;
+}
+
 PyDoc_STRVAR(diag_destroyed_doc,
 "diag_destroyed(buf) -> list of (family, protocol, local, lport, remote, rport, cookie)\n\n"
 "The sock_diag destroy messages (SOCK_DIAG_BY_FAMILY, an inet_diag_msg and its\n"
@@ -3194,6 +3265,7 @@ static PyMethodDef methods[] = {
     {"socket_inode", socket_inode, METH_O, socket_inode_doc},
     {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
     {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
+    {"diag_owner", diag_owner, METH_VARARGS, diag_owner_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -299,7 +299,8 @@ class OwnerLookup:
         the capture's own first question about that end, which it answers without asking
         the kernel again (the connection may be over by then); later ones ask."""
         with self.lock:
-            ans = self._owner(family, socket.IPPROTO_TCP, local, lport, remote, rport)
+            ans = self._held(family, local, lport, remote, rport) or self._owner(
+                family, socket.IPPROTO_TCP, local, lport, remote, rport)
             key = (socket.IPPROTO_TCP, local, lport, remote, rport)
             at = self._at_syn
             at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
@@ -309,6 +310,36 @@ class OwnerLookup:
                         time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                     at.popitem(last=False)
             return ans
+
+    def _held(self, family: int, local: bytes, lport: int, remote: bytes,
+              rport: int) -> Answer | None:
+        """A connecting TCP socket's owner when the process that last held a socket of its
+        namespace and uid holds it, at the fd it last held one at (the common case: a
+        client makes one connection after another), asked and read in one compiled call;
+        None for anything else (:meth:`_owner` asks the whole question)."""
+        if _is_loopback(local):
+            ns = self.home
+        else:
+            where = self._by_addr.get(local)
+            ns = where[0] if where is not None and len(where) == 1 else None
+        if ns is None or ns.look is None:
+            return None
+        self.lookups += 1
+        got = ns.look.find_held(family, socket.IPPROTO_TCP, local, lport, remote, rport,
+                                self._hints, ns.inode, self.proc)
+        if got is None:
+            return None
+        s, pid, fd = got
+        if pid < 0 or s.state == diag.TCP_LISTEN:
+            return None
+        known = self._cookies.get(s.cookie)
+        if known is not None:
+            return Answer(known)
+        owner = self._held_by(s, ns, pid, fd)
+        if owner is None:
+            return None
+        self.holders.remember(s.inode, pid, fd)
+        return Answer(owner)
 
     def _owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
                rport: int) -> Answer:
@@ -426,17 +457,28 @@ class OwnerLookup:
         owner = None
         hint = self._hints.setdefault((ns.inode, s.uid), [])
         for pid, fd in self.holders.find(s.inode, hint, alive, self._members.get(ns.inode, ())):
-            f = self._facts.get(pid)
-            if f is not None:
-                owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
-                                    f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
-                hint[:] = [(pid, fd), *(h for h in hint if h[0] != pid)][:_HINTS]
+            owner = self._held_by(s, ns, pid, fd)
+            if owner is not None:
                 break
         if owner is None:  # an inode no process holds: a kernel socket, or one in flight
             cg = self._cgroup(s.cgroup_id)
             return SocketOwner(UNKNOWN, uid=s.uid, cgroup=cg,
                                 container=proc.container_id(cg) if cg else None,
                                 netns=ns.inode, netns_name=ns.name)
+        return owner
+
+    def _held_by(self, s: diag.InetSocket, ns: Namespace, pid: int,
+                 fd: int) -> SocketOwner | None:
+        """The owner of socket `s` that process `pid` holds at `fd` (None: the process is
+        gone), remembered under the socket's cookie; (pid, fd) becomes the first place a
+        new socket of that namespace and uid is looked for."""
+        f = self._facts.get(pid)
+        if f is None:
+            return None
+        owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
+                            f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
+        hint = self._hints.setdefault((ns.inode, s.uid), [])
+        hint[:] = [(pid, fd), *(h for h in hint if h[0] != pid)][:_HINTS]
         if s.cookie:  # (a socket from /proc/net has none)
             self._cookies[s.cookie] = owner
             if len(self._cookies) > _MAX_COOKIES:

@@ -149,6 +149,12 @@ class SocketHolders:
                 found = True
         return found
 
+    def remember(self, inode: int, pid: int, fd: int) -> None:
+        """`pid` was seen holding `inode` at `fd` (found elsewhere: checked like the rest
+        when asked again)."""
+        self._by_inode[inode] = [(pid, fd)]
+        self._active[pid] = None
+
     def _valid(self, inode: int) -> list[tuple[int, int]]:
         from rawlab._kernels import socket_inode  # (one readlink, the lock held)
 
