@@ -43,6 +43,8 @@
  *       lock (rawlab.sockets.proc.socket_fds: a thread asks while the capture runs)
  *   socket_inode(path) -> int
  *       the socket inode one /proc/PID/fd/FD link names (rawlab.sockets.proc)
+ *   recv_nowait(fd, size) -> bytes or None
+ *       one waiting datagram, the lock held (rawlab.analysis.syn_watch)
  *   diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
  *   diag_owner(fd, seq, request, hints, netns, proc) -> ((state, ...), pid, fd) or None
@@ -2635,6 +2637,19 @@ heap(PyObject *self, PyObject *args)
 #endif
 }
 
+/* the inode of the socket an fd link's text names ("socket:[N]", `len` bytes read by
+   readlink into a buffer of at least len + 1), -1 for anything else */
+static long long
+link_socket_inode(char *link, ssize_t len)
+{
+    if (len <= 9 || memcmp(link, "socket:[", 8) != 0 || link[len - 1] != ']')
+        return -1;
+    link[len - 1] = '\0';
+    char *end;
+    long long inode = strtoll(link + 8, &end, 10);
+    return *end == '\0' ? inode : -1;
+}
+
 PyDoc_STRVAR(fd_sockets_doc,
 "fd_sockets(fd_dir) -> list of (fd, inode), or None\n\n"
 "The socket inodes behind the descriptors of one process's fd directory\n"
@@ -2667,13 +2682,9 @@ fd_sockets(PyObject *self, PyObject *arg)
         while ((e = readdir(d)) != NULL) {
             if (e->d_name[0] < '0' || e->d_name[0] > '9')
                 continue;
-            ssize_t len = readlinkat(dfd, e->d_name, link, sizeof link - 1);
-            if (len <= 9 || memcmp(link, "socket:[", 8) != 0 || link[len - 1] != ']')
-                continue;
-            link[len - 1] = '\0';
-            char *end;
-            long long inode = strtoll(link + 8, &end, 10);
-            if (*end != '\0')
+            long long inode = link_socket_inode(
+                link, readlinkat(dfd, e->d_name, link, sizeof link - 1));
+            if (inode < 0)
                 continue;
             if (n == cap) {
                 long long *more = realloc(pairs, cap * 4 * sizeof *pairs);
@@ -2726,17 +2737,45 @@ socket_inode(PyObject *self, PyObject *arg)
     if (!PyUnicode_FSConverter(arg, &path_b))
         return NULL;
     char link[64];
-    ssize_t len = readlink(PyBytes_AS_STRING(path_b), link, sizeof link - 1);
+    long long inode = link_socket_inode(
+        link, readlink(PyBytes_AS_STRING(path_b), link, sizeof link - 1));
     Py_DECREF(path_b);
-    long long inode = -1;
-    if (len > 9 && memcmp(link, "socket:[", 8) == 0 && link[len - 1] == ']') {
-        link[len - 1] = '\0';
-        char *end;
-        long long v = strtoll(link + 8, &end, 10);
-        if (*end == '\0')
-            inode = v;
-    }
     return PyLong_FromLongLong(inode);
+}
+
+PyDoc_STRVAR(recv_nowait_doc,
+"recv_nowait(fd, size) -> bytes or None\n\n"
+"One datagram of at most `size` bytes from socket `fd` if one is waiting (None if not),\n"
+"the interpreter lock held: a thread woken by poll() reads what woke it without giving\n"
+"the lock up and waiting for it again behind the capture's loop.");
+
+static PyObject *
+recv_nowait(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "in:recv_nowait", &fd, &size))
+        return NULL;
+    if (size < 0 || size > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "recv_nowait: size 0..1 MiB");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        return NULL;
+    ssize_t got;
+    do {
+        got = recv(fd, PyBytes_AS_STRING(out), (size_t)size, MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        Py_DECREF(out);
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            Py_RETURN_NONE;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (got < size && _PyBytes_Resize(&out, got) < 0)
+        return NULL;
+    return out;
 }
 
 PyDoc_STRVAR(diag_find_doc,
@@ -2747,7 +2786,8 @@ PyDoc_STRVAR(diag_find_doc,
 "socket (ENOENT); OSError for any other error; cgroup_id None without\n"
 "INET_DIAG_CGROUP_ID. The kernel answers before the request's send returns, so the\n"
 "interpreter lock is held (a thread that let it go twice would wait twice behind the\n"
-"capture's loop); only if no reply is there yet does it wait, up to 1 s, without it.");
+"capture's loop); only if no reply is there yet does it wait without it (1 s in all,\n"
+"then ETIMEDOUT). Replies to earlier requests on the socket are read and skipped.");
 
 #define DIAG_MSG_LEN 72
 
@@ -2808,20 +2848,33 @@ diag_find(PyObject *self, PyObject *args)
     if (sent < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     unsigned char buf[8192] __attribute__((aligned(8)));
-    for (int tries = 0; tries < 64; tries++) {
+    int waited_ms = 0;  /* (1 s in all, then ETIMEDOUT) */
+    for (;;) {
         ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (got < 0 && errno == EINTR)
+        if (got < 0 && errno == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                return NULL;
             continue;
+        }
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {fd, POLLIN, 0};
-            int ready;
-            Py_BEGIN_ALLOW_THREADS
-            ready = poll(&pfd, 1, 1000);
-            Py_END_ALLOW_THREADS
-            if (ready == 0) {
+            if (waited_ms >= 1000) {
                 errno = ETIMEDOUT;
                 return PyErr_SetFromErrno(PyExc_OSError);
             }
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int ready, err;
+            Py_BEGIN_ALLOW_THREADS
+            ready = poll(&pfd, 1, 100);
+            err = errno;
+            Py_END_ALLOW_THREADS
+            if (ready < 0 && err != EINTR) {
+                errno = err;
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            if (ready == 0)
+                waited_ms += 100;
+            if (PyErr_CheckSignals() < 0)
+                return NULL;
             continue;
         }
         if (got < 0)
@@ -2851,8 +2904,6 @@ diag_find(PyObject *self, PyObject *args)
             return diag_reply(pl, plen);
         }
     }
-    PyErr_SetString(PyExc_OSError, "sock_diag: no reply to the look-up");
-    return NULL;
 }
 
 PyDoc_STRVAR(diag_owner_doc,
@@ -2907,15 +2958,10 @@ diag_owner(PyObject *self, PyObject *args)
             int plen = snprintf(path, sizeof path, "%s/%lld/fd/%lld", proc, pid, hf);
             if (plen <= 0 || (size_t)plen >= sizeof path)
                 continue;
-            ssize_t len = readlink(path, link, sizeof link - 1);
-            if (len > 9 && memcmp(link, "socket:[", 8) == 0 && link[len - 1] == ']') {
-                link[len - 1] = '\0';
-                char *end;
-                if (strtoll(link + 8, &end, 10) == inode && *end == '\0') {
-                    hpid = pid;
-                    hfd = hf;
-                    break;
-                }
+            if (link_socket_inode(link, readlink(path, link, sizeof link - 1)) == inode) {
+                hpid = pid;
+                hfd = hf;
+                break;
             }
         }
     }
@@ -3264,6 +3310,7 @@ static PyMethodDef methods[] = {
     {"fd_sockets", fd_sockets, METH_O, fd_sockets_doc},
     {"socket_inode", socket_inode, METH_O, socket_inode_doc},
     {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
+    {"recv_nowait", recv_nowait, METH_VARARGS, recv_nowait_doc},
     {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
     {"diag_owner", diag_owner, METH_VARARGS, diag_owner_doc},
     {NULL, NULL, 0, NULL},

@@ -207,7 +207,6 @@ def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None
     """DiagLookup.find (one compiled call) and the plain request on a real socket pair:
     the same state, inode, uid, cookie and cgroup id; None for a 4-tuple no socket has."""
     import os
-    import socket
 
     from rawlab.sockets.diag import (
         SOCK_DIAG_BY_FAMILY,
@@ -244,9 +243,6 @@ def test_destroy_messages_are_read_from_one_datagram() -> None:
     """diag_destroyed on a datagram as the destroy groups send it: an IPv4 TCP and an
     IPv6 UDP socket (inet_diag_msg + INET_DIAG_PROTOCOL), a message of another type and
     a cut one skipped."""
-    import socket
-    import struct
-
     from rawlab._kernels import diag_destroyed
 
     from rawlab.sockets.diag import INET_DIAG_MSG, INET_DIAG_PROTOCOL, Destroyed
@@ -272,3 +268,18 @@ def test_destroy_messages_are_read_from_one_datagram() -> None:
         Destroyed(socket.AF_INET, 0, bytes([1, 2, 3, 4]), 9, bytes([5, 6, 7, 8]), 10, 11),
     ]
     assert diag_destroyed(b"") == [] and diag_destroyed(b"\xff" * 15) == []
+
+
+def test_recv_nowait_reads_one_waiting_datagram_or_none() -> None:
+    from rawlab._kernels import recv_nowait
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with a, b:
+        assert recv_nowait(a.fileno(), 256) is None  # nothing waits: no blocking
+        b.send(b"x" * 300)
+        b.send(b"yz")
+        assert recv_nowait(a.fileno(), 256) == b"x" * 256  # (cut to the size asked)
+        assert recv_nowait(a.fileno(), 256) == b"yz"
+        assert recv_nowait(a.fileno(), 256) is None
+    with pytest.raises(OSError):
+        recv_nowait(a.fileno(), 16)  # closed

@@ -13,8 +13,13 @@ later ones find it under the socket's cookie, even after the socket closed (TIME
 keeps the cookie; a destroyed socket's message carries it). The kernel wakes the watch
 for every SYN (a socket without a ring). The accepting end is not asked here: its
 socket does not exist before the handshake ends (the capture asks for it, and meanwhile
-names the listener's process). A socket that lives shorter than the watch's look-up
-(~0.2-0.8 ms: the kernel's answer, then /proc) is still missed: said so, never guessed.
+names the listener's process). The question is one compiled call when the process that
+last held a socket of the same namespace and uid holds this one at the same fd (a client
+making one connection after another): the kernel's answer and one readlink
+(:meth:`OwnerLookup._held`); else the whole question, /proc walked from the socket's own
+namespace's processes. A socket that lives shorter than the watch's question (the
+thread's wake-up and the interpreter lock, then ~0.1 ms of work) is still missed: said
+so, never guessed.
 """
 
 from __future__ import annotations
@@ -78,21 +83,18 @@ class SynWatch:
         self.close()
 
     def _run(self) -> None:
+        from rawlab._kernels import recv_nowait  # (the lock kept: see its doc)
+
         assert self._sock is not None and self._wake is not None
-        sock, stop = self._sock, self._wake[0]
-        recv = sock.recv
+        fd, stop = self._sock.fileno(), self._wake[0]
         poller = select.poll()  # (not select(): a capture may hold over 1,024 fds)
-        poller.register(sock, select.POLLIN)
+        poller.register(fd, select.POLLIN)
         poller.register(stop, select.POLLIN)
         try:
             while True:
-                if any(fd == stop for fd, _ev in poller.poll()):
+                if any(f == stop for f, _ev in poller.poll()):
                     return
-                while True:
-                    try:
-                        data = recv(256)
-                    except BlockingIOError:
-                        break
+                while (data := recv_nowait(fd, 256)) is not None:
                     self._syn(data)
         except Exception as exc:  # the watch stops; the capture asks as before
             self.off = f"stopped: {exc}"

@@ -309,14 +309,17 @@ class OwnerLookup:
                 while len(at) > _MAX_AT_SYN or \
                         time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                     at.popitem(last=False)
+            if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
+                self._drain()  # (after the answer: the destroy groups' queues kept short)
             return ans
 
     def _held(self, family: int, local: bytes, lport: int, remote: bytes,
               rport: int) -> Answer | None:
-        """A connecting TCP socket's owner when the process that last held a socket of its
-        namespace and uid holds it, at the fd it last held one at (the common case: a
-        client makes one connection after another), asked and read in one compiled call;
-        None for anything else (:meth:`_owner` asks the whole question)."""
+        """:meth:`_owner`'s answer for a connecting TCP socket whose address lives in one
+        namespace (None for any other: :meth:`_owner` asks), the kernel asked once: with
+        it, in one compiled call, the fd at which the process that last held a socket of
+        that namespace and uid held it (a client making one connection after another
+        gets the same number back): when that fd holds this socket, that is its owner."""
         if _is_loopback(local):
             ns = self.home
         else:
@@ -324,22 +327,20 @@ class OwnerLookup:
             ns = where[0] if where is not None and len(where) == 1 else None
         if ns is None or ns.look is None:
             return None
+        tcp = socket.IPPROTO_TCP
         self.lookups += 1
-        got = ns.look.find_held(family, socket.IPPROTO_TCP, local, lport, remote, rport,
-                                self._hints, ns.inode, self.proc)
-        if got is None:
-            return None
+        got = ns.look.find_held(family, tcp, local, lport, remote, rport, self._hints,
+                                ns.inode, self.proc)
+        if got is None:  # no such socket (any more)
+            self._drain()
+            return Answer(self._gone(ns, family, tcp, local, lport, remote, rport))
         s, pid, fd = got
-        if pid < 0 or s.state == diag.TCP_LISTEN:
-            return None
-        known = self._cookies.get(s.cookie)
-        if known is not None:
-            return Answer(known)
-        owner = self._held_by(s, ns, pid, fd)
-        if owner is None:
-            return None
-        self.holders.remember(s.inode, pid, fd)
-        return Answer(owner)
+        if pid >= 0 and s.state != diag.TCP_LISTEN and s.cookie not in self._cookies:
+            owner = self._held_by(s, ns, pid, fd)
+            if owner is not None:
+                self.holders.remember(s.inode, pid, fd)
+                return Answer(owner)
+        return self._answer(ns, s, family, tcp, local, lport, remote, rport)
 
     def _owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
                rport: int) -> Answer:
@@ -419,6 +420,12 @@ class OwnerLookup:
         s = ns.look.find(family, protocol, local, lport, remote, rport)
         if s is None:
             return None
+        return self._answer(ns, s, family, protocol, local, lport, remote, rport)
+
+    def _answer(self, ns: Namespace, s: diag.InetSocket, family: int, protocol: int,
+                local: bytes, lport: int, remote: bytes, rport: int) -> Answer:
+        """The owner of socket `s`, the kernel's answer about that 4-tuple in `ns`."""
+        assert ns.look is not None
         known = self._cookies.get(s.cookie)
         if known is not None:
             self._cookies.move_to_end(s.cookie)

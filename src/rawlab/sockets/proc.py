@@ -175,11 +175,12 @@ class SocketHolders:
         processes' fds; `alive`:
         asked before each further group of processes is walked (`near`, the recent, the
         new, those that held sockets, the rest), none of which is when it says the
-        socket is gone (its process closed it meanwhile). `near`: the processes in the
-        socket's network namespace, walked first when they are few (at most
-        ``NEAR_MOST``: a container's, a lab namespace's; not the host's hundreds), so
-        that the first socket of a client that holds each one for a millisecond is
-        found before it closes. rawlab's own process is walked last."""
+        socket is gone (its process closed it meanwhile). `near`: the processes that were
+        in the socket's network namespace when the caller last looked (a process started
+        since is among the new), walked next when they are few (at most ``NEAR_MOST``: a
+        container's, a lab namespace's; not the host's hundreds), so that the first
+        socket of a client that holds each one for a millisecond is found before it
+        closes. rawlab's own process is walked last."""
         got = self._valid(inode)
         if got:
             return got
@@ -195,9 +196,10 @@ class SocketHolders:
             return self._valid(inode)
         if alive is not None and not alive():
             return []
-        if 0 < len(near) <= NEAR_MOST:
-            close_by = [p for p in near if p not in hints and p != own]
-            if close_by and self._index(close_by, inode):
+        close_by = [p for p in near if p not in hints and p != own] \
+            if 0 < len(near) <= NEAR_MOST else []
+        if close_by:
+            if self._index(close_by, inode):
                 return self._valid(inode)
             if alive is not None and not alive():
                 return []
