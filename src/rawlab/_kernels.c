@@ -45,6 +45,8 @@
  *       the socket inode one /proc/PID/fd/FD link names (rawlab.sockets.proc)
  *   recv_nowait(fd, size) -> bytes or None
  *       one waiting datagram, the lock held (rawlab.analysis.syn_watch)
+ *   inet_diag_socket(payload) -> (state, inode, uid, cookie, cgroup_id) or None
+ *       what one inet_diag_msg says of its socket (rawlab.sockets.diag.inet_socket)
  *   diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
  *   diag_owner(fd, seq, request, hints, netns, proc) -> ((state, ...), pid, fd) or None
@@ -2825,6 +2827,23 @@ diag_reply(const unsigned char *p, size_t len)
     return t;
 }
 
+PyDoc_STRVAR(inet_diag_socket_doc,
+"inet_diag_socket(payload) -> (state, inode, uid, cookie, cgroup_id) or None\n\n"
+"What one inet_diag_msg reply (its payload: the 72-byte message and its attributes) says\n"
+"of its socket, as diag_find returns it; None when it is too short.");
+
+static PyObject *
+inet_diag_socket(PyObject *self, PyObject *arg)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(arg, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = v.len < DIAG_MSG_LEN ? Py_NewRef(Py_None)
+                                         : diag_reply(v.buf, (size_t)v.len);
+    PyBuffer_Release(&v);
+    return out;
+}
+
 static PyObject *
 diag_find(PyObject *self, PyObject *args)
 {
@@ -3310,6 +3329,7 @@ static PyMethodDef methods[] = {
     {"fd_sockets", fd_sockets, METH_O, fd_sockets_doc},
     {"socket_inode", socket_inode, METH_O, socket_inode_doc},
     {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
+    {"inet_diag_socket", inet_diag_socket, METH_O, inet_diag_socket_doc},
     {"recv_nowait", recv_nowait, METH_VARARGS, recv_nowait_doc},
     {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
     {"diag_owner", diag_owner, METH_VARARGS, diag_owner_doc},

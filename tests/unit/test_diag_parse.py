@@ -209,6 +209,7 @@ def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None
     import os
 
     from rawlab.sockets.diag import (
+        INET_DIAG_MSG,
         SOCK_DIAG_BY_FAMILY,
         DiagLookup,
         inet_socket,
@@ -232,6 +233,8 @@ def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None
             got = look.find(*args)
             plain = look._nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, lookup_request(*args))
             assert got is not None and got == inet_socket(plain[0].payload)
+            f = INET_DIAG_MSG.unpack_from(plain[0].payload)  # the struct, read apart
+            assert (got.state, got.inode, got.uid, got.cookie) == (f[1], f[14], f[13], f[9])
             assert got.inode == os.fstat(s.fileno()).st_ino and got.uid == os.getuid()
             assert got.cookie and got.state == 1  # (a connected UDP socket too)
         (la, lp), (ra, _rp) = c.getsockname(), c.getpeername()

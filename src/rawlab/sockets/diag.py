@@ -14,7 +14,9 @@ for TCP/UDP over IPv4/IPv6, ``unix_diag_req``, ``vsock_diag_req`` (family 40),
 (ENOENT from the kernel) becomes a RawlabError that says which module to load.
 
 Process attribution needs two more things, and only the fixed part of an
-``inet_diag_msg`` (its struct is here, :mod:`rawlab.decode.sock_diag` builds on it):
+``inet_diag_msg`` (its struct is here, :mod:`rawlab.decode.sock_diag` builds on it; the
+look-up's reply and the destroy messages are read by compiled twins,
+:func:`rawlab._kernels.diag_find` and :func:`rawlab._kernels.diag_destroyed`):
 an exact look-up of one TCP/UDP socket by its 4-tuple (``SOCK_DIAG_BY_FAMILY``
 without NLM_F_DUMP: ``inet_diag_find_one_icsk`` / ``udp_dump_one``), and the
 ``SKNLGRP_INET*_DESTROY`` multicast groups, where the kernel announces each TCP/UDP
@@ -35,7 +37,6 @@ from rawlab.sockets.netlink_wire import (
     NLM_F_DUMP,
     NLM_F_REQUEST,
     NlMsg,
-    attr_map,
     nlattr,
 )
 
@@ -230,13 +231,12 @@ class InetSocket(NamedTuple):
 
 
 def inet_socket(payload: bytes) -> InetSocket | None:
-    """The :class:`InetSocket` of one reply's payload; None when it is too short."""
-    if len(payload) < INET_DIAG_MSG.size:
-        return None
-    f = INET_DIAG_MSG.unpack_from(payload)
-    cg = attr_map(payload, INET_DIAG_MSG.size).get(INET_DIAG_CGROUP_ID, b"")
-    return InetSocket(f[1], f[14], f[13], f[9],
-                      struct.unpack_from("=Q", cg)[0] if len(cg) >= 8 else None)
+    """The :class:`InetSocket` of one reply's payload; None when it is too short
+    (:func:`rawlab._kernels.inet_diag_socket`: the look-up's own parser)."""
+    from rawlab._kernels import inet_diag_socket
+
+    got = inet_diag_socket(payload)
+    return InetSocket(*got) if got is not None else None
 
 
 def lookup_request(family: int, protocol: int, local: bytes, lport: int, remote: bytes,
