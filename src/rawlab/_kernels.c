@@ -71,6 +71,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #ifdef __GLIBC__
@@ -2770,9 +2771,11 @@ recv_nowait(PyObject *self, PyObject *args)
         got = recv(fd, PyBytes_AS_STRING(out), (size_t)size, MSG_DONTWAIT);
     } while (got < 0 && errno == EINTR);
     if (got < 0) {
+        int err = errno;  /* (freeing may change it) */
         Py_DECREF(out);
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (err == EAGAIN || err == EWOULDBLOCK)
             Py_RETURN_NONE;
+        errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (got < size && _PyBytes_Resize(&out, got) < 0)
@@ -2867,8 +2870,10 @@ diag_find(PyObject *self, PyObject *args)
     if (sent < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     unsigned char buf[8192] __attribute__((aligned(8)));
-    int waited_ms = 0;  /* (1 s in all, then ETIMEDOUT) */
-    for (;;) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1000;
+    for (;;) {  /* (1 s in all from the send, then ETIMEDOUT) */
         ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (got < 0 && errno == EINTR) {
             if (PyErr_CheckSignals() < 0)
@@ -2876,22 +2881,22 @@ diag_find(PyObject *self, PyObject *args)
             continue;
         }
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (waited_ms >= 1000) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left = deadline_ms - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+            if (left <= 0) {
                 errno = ETIMEDOUT;
                 return PyErr_SetFromErrno(PyExc_OSError);
             }
             struct pollfd pfd = {fd, POLLIN, 0};
             int ready, err;
             Py_BEGIN_ALLOW_THREADS
-            ready = poll(&pfd, 1, 100);
+            ready = poll(&pfd, 1, (int)left);
             err = errno;
             Py_END_ALLOW_THREADS
             if (ready < 0 && err != EINTR) {
                 errno = err;
                 return PyErr_SetFromErrno(PyExc_OSError);
             }
-            if (ready == 0)
-                waited_ms += 100;
             if (PyErr_CheckSignals() < 0)
                 return NULL;
             continue;

@@ -216,6 +216,7 @@ def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None
         lookup_request,
     )
     from rawlab.sockets.netlink import NLM_F_REQUEST
+    from rawlab.sockets.netlink_wire import attr_map
 
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
@@ -235,6 +236,8 @@ def test_the_compiled_exact_lookup_answers_as_the_netlink_request_does() -> None
             assert got is not None and got == inet_socket(plain[0].payload)
             f = INET_DIAG_MSG.unpack_from(plain[0].payload)  # the struct, read apart
             assert (got.state, got.inode, got.uid, got.cookie) == (f[1], f[14], f[13], f[9])
+            cg = attr_map(plain[0].payload, INET_DIAG_MSG.size).get(21, b"")  # CGROUP_ID
+            assert got.cgroup_id == (struct.unpack_from("=Q", cg)[0] if len(cg) >= 8 else None)
             assert got.inode == os.fstat(s.fileno()).st_ino and got.uid == os.getuid()
             assert got.cookie and got.state == 1  # (a connected UDP socket too)
         (la, lp), (ra, _rp) = c.getsockname(), c.getpeername()

@@ -13,13 +13,13 @@ later ones find it under the socket's cookie, even after the socket closed (TIME
 keeps the cookie; a destroyed socket's message carries it). The kernel wakes the watch
 for every SYN (a socket without a ring). The accepting end is not asked here: its
 socket does not exist before the handshake ends (the capture asks for it, and meanwhile
-names the listener's process). The question is one compiled call when the process that
+names the listener's process). The question is one compiled call when a process that
 last held a socket of the same namespace and uid holds this one at the same fd (a client
-making one connection after another): the kernel's answer and one readlink
-(:meth:`OwnerLookup._held`); else the whole question, /proc walked from the socket's own
-namespace's processes. A socket that lives shorter than the watch's question (the
-thread's wake-up and the interpreter lock, then ~0.1 ms of work) is still missed: said
-so, never guessed.
+making one connection after another): the kernel's answer and a readlink or two
+(:meth:`OwnerLookup._held`); else it goes on from the socket found, /proc walked from
+those processes, then the socket's own namespace's. A socket that lives shorter than
+the watch's question (the thread's wake-up and the interpreter lock, then ~0.1 ms of
+work) is still missed: said so, never guessed.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ for TCP/UDP over IPv4/IPv6, ``unix_diag_req``, ``vsock_diag_req`` (family 40),
 
 Process attribution needs two more things, and only the fixed part of an
 ``inet_diag_msg`` (its struct is here, :mod:`rawlab.decode.sock_diag` builds on it; the
-look-up's reply and the destroy messages are read by compiled twins,
-:func:`rawlab._kernels.diag_find` and :func:`rawlab._kernels.diag_destroyed`):
+look-up is sent and its reply parsed by :func:`rawlab._kernels.diag_find`, any
+``inet_diag_msg`` by :func:`rawlab._kernels.inet_diag_socket`, a datagram of destroy
+messages by :func:`rawlab._kernels.diag_destroyed`):
 an exact look-up of one TCP/UDP socket by its 4-tuple (``SOCK_DIAG_BY_FAMILY``
 without NLM_F_DUMP: ``inet_diag_find_one_icsk`` / ``udp_dump_one``), and the
 ``SKNLGRP_INET*_DESTROY`` multicast groups, where the kernel announces each TCP/UDP

@@ -310,16 +310,20 @@ class OwnerLookup:
                         time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                     at.popitem(last=False)
             if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
-                self._drain()  # (after the answer: the destroy groups' queues kept short)
+                try:  # (after the answer: the destroy groups' queues kept short)
+                    self._drain()
+                except OSError:
+                    pass  # (the capture's own questions drain again, and say why)
             return ans
 
     def _held(self, family: int, local: bytes, lport: int, remote: bytes,
               rport: int) -> Answer | None:
         """:meth:`_owner`'s answer for a connecting TCP socket whose address lives in one
-        namespace (None for any other: :meth:`_owner` asks), the kernel asked once: with
-        it, in one compiled call, the fd at which the process that last held a socket of
-        that namespace and uid held it (a client making one connection after another
-        gets the same number back): when that fd holds this socket, that is its owner."""
+        namespace (None for any other: :meth:`_owner` asks). The kernel's answer comes in
+        one compiled call with a readlink of the fds at which the processes that last
+        held a socket of that namespace and uid held it (a client making one connection
+        after another gets the same number back): when one holds this socket, that is
+        its owner; else :meth:`_answer` goes on from the socket found."""
         if _is_loopback(local):
             ns = self.home
         else:
@@ -345,7 +349,9 @@ class OwnerLookup:
     def _owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
                rport: int) -> Answer:
         if _is_loopback(local):
-            where = (self.home,) if self.home is not None else ()
+            if self.home is None:  # (the capture's namespace could not be asked)
+                return Answer(SocketOwner(UNKNOWN))
+            where = (self.home,)
         else:
             where = self._by_addr.get(local)
             if where is None:

@@ -169,18 +169,18 @@ class SocketHolders:
     def find(self, inode: int, hints: Iterable[tuple[int, int]] = (),
              alive: Callable[[], bool] | None = None,
              near: Collection[int] = ()) -> list[tuple[int, int]]:
-        """The (pid, fd) pairs holding `inode` now; [] when no process holds it. `hints`:
-        (pid, fd) of the last sockets like this one: that fd is read first (a process
-        that closes a socket and makes the next gets the same number back), then those
-        processes' fds; `alive`:
-        asked before each further group of processes is walked (`near`, the recent, the
-        new, those that held sockets, the rest), none of which is when it says the
-        socket is gone (its process closed it meanwhile). `near`: the processes that were
-        in the socket's network namespace when the caller last looked (a process started
-        since is among the new), walked next when they are few (at most ``NEAR_MOST``: a
-        container's, a lab namespace's; not the host's hundreds), so that the first
-        socket of a client that holds each one for a millisecond is found before it
-        closes. rawlab's own process is walked last."""
+        """The (pid, fd) pairs holding `inode` now; [] when no process holds it.
+
+        `hints`: (pid, fd) of the last sockets like this one: that fd is read first (a
+        process that closes a socket and makes the next gets the same number back), then
+        those processes' fds. `near`: the processes that were in the socket's network
+        namespace when the caller last looked, walked next when they are few (at most
+        ``NEAR_MOST``: a container's, a lab namespace's; not the host's hundreds), so
+        that the first socket of a client that holds each one for a millisecond is found
+        before it closes. Then the processes never seen before (a client started since:
+        curl), the five that held sockets last, the others that did, the rest, and
+        rawlab's own process last. `alive` is asked before each group after the hints'
+        fds; none is walked once it says the socket is gone (its process closed it)."""
         got = self._valid(inode)
         if got:
             return got
@@ -204,23 +204,26 @@ class SocketHolders:
             if alive is not None and not alive():
                 return []
             hints = [*hints, *close_by]
-        recent = [p for p in list(self._active)[-5:][::-1] if p not in hints and p != own]
-        if recent and self._index(recent, inode):
-            return self._valid(inode)
         pids = pids_of(self.proc)
-        new = [p for p in pids if p not in self._seen]
-        self._seen.update(new)
         living = set(pids)
         for p in [p for p in self._active if p not in living]:
             del self._active[p]
-        skip = {*recent, *hints, own}
-        new = [p for p in new if p not in skip]
+        skip = {*hints, own}
+        new = [p for p in pids if p not in self._seen and p not in skip]
+        self._seen.update(new)
+        skip.update(new)
+        recent = [p for p in list(self._active)[-5:][::-1] if p not in skip]
+        skip.update(recent)
         active = [p for p in reversed(self._active) if p not in skip]
-        rest = [p for p in pids if p not in self._active and p not in skip and p not in new]
-        for group in (new, active, rest, [own]):
-            if alive is not None and not alive():
+        rest = [p for p in pids if p not in self._active and p not in skip]
+        asked = True  # (alive() was just asked)
+        for group in (new, recent, active, rest, [own]):
+            if not group:
+                continue
+            if not asked and alive is not None and not alive():
                 return []
-            if group and self._index(group, inode):
+            asked = False
+            if self._index(group, inode):
                 return self._valid(inode)
         return []
 
