@@ -3056,7 +3056,8 @@ PyDoc_STRVAR(FlowReader_doc,
 "FlowReader(et_at, ip_at, sweep, tcp, udp, slow)\n\n"
 "reader(buf, start, caplen, ts_ns) -> entry: the attribution entry of the frame at\n"
 "buf[start:start + caplen]. A frame whose EtherType (big-endian, at et_at) is IPv4 and\n"
-"whose IPv4 header (at ip_at: 20 bytes, not a later fragment) carries TCP without SYN\n"
+"whose IPv4 header (at ip_at: 20 bytes, not a later fragment) carries TCP that is not\n"
+"a SYN without ACK (the slow path asks again for a new connection on a known 4-tuple)\n"
 "or UDP, with 34 bytes from ip_at captured, while ts_ns < sweep[0], is looked up by the\n"
 "12 bytes of its addresses and ports in `tcp` or `udp` (dicts); a found entry\n"
 "(owners, keep, category) counts one in the reader's `counts` (six ints, by category)\n"
@@ -3195,7 +3196,7 @@ flow_fast(FlowReader *r, PyObject *buf, Py_ssize_t start, Py_ssize_t caplen,
         unsigned et = (unsigned)p[r->et_at] << 8 | p[r->et_at + 1];
         unsigned frag = ((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF;
         if (et == 0x0800 && ip[0] == 0x45 && frag == 0) {
-            if (ip[9] == 6 && !(ip[33] & 2))
+            if (ip[9] == 6 && (ip[33] & 0x12) != 0x02)  /* (a SYN alone: slow) */
                 table = r->tcp;
             else if (ip[9] == 17)
                 table = r->udp;

@@ -397,7 +397,7 @@ def _reference_at(linktype: int, buf: bytes, start: int, caplen: int, ts: int,
     if shape is not None and caplen >= shape.size and ts < sweep:
         et, vihl, frag, proto, key, flags = shape.unpack_from(buf, start)
         if et == 0x0800 and vihl == 0x45 and not frag & 0x1FFF:
-            e = (tcp.get(key) if proto == 6 and not flags & 2
+            e = (tcp.get(key) if proto == 6 and flags & 0x12 != 0x02
                  else udp.get(key) if proto == 17 else None)
             if e is not None:
                 n[e[2]] += 1
