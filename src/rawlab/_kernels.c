@@ -43,15 +43,10 @@
  *       lock (rawlab.sockets.proc.socket_fds: a thread asks while the capture runs)
  *   socket_inode(path) -> int
  *       the socket inode one /proc/PID/fd/FD link names (rawlab.sockets.proc)
- *   recv_nowait(fd, size) -> bytes or None
- *       one waiting datagram, the lock held (rawlab.analysis.syn_watch)
  *   inet_diag_socket(payload) -> (state, inode, uid, cookie, cgroup_id) or None
  *       what one inet_diag_msg says of its socket (rawlab.sockets.diag.inet_socket)
  *   diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
- *   diag_owner(fd, seq, request, hints, netns, proc) -> ((state, ...), pid, fd) or None
- *       diag_find, then the descriptors last seen holding such a socket read at once
- *       (rawlab.sockets.owners.OwnerLookup.owner_at_syn)
  *   diag_destroyed(buf) -> [(family, protocol, local, lport, remote, rport, cookie)]
  *       the sock_diag destroy messages of one datagram (rawlab.sockets.diag.DestroyWatch)
  *
@@ -79,6 +74,7 @@
 #endif
 
 #include "_buffers.h"
+#include "_diag.h"
 
 static inline uint32_t
 rd32(const unsigned char *p, int big)
@@ -2640,19 +2636,6 @@ heap(PyObject *self, PyObject *args)
 #endif
 }
 
-/* the inode of the socket an fd link's text names ("socket:[N]", `len` bytes read by
-   readlink into a buffer of at least len + 1), -1 for anything else */
-static long long
-link_socket_inode(char *link, ssize_t len)
-{
-    if (len <= 9 || memcmp(link, "socket:[", 8) != 0 || link[len - 1] != ']')
-        return -1;
-    link[len - 1] = '\0';
-    char *end;
-    long long inode = strtoll(link + 8, &end, 10);
-    return *end == '\0' ? inode : -1;
-}
-
 PyDoc_STRVAR(fd_sockets_doc,
 "fd_sockets(fd_dir) -> list of (fd, inode), or None\n\n"
 "The socket inodes behind the descriptors of one process's fd directory\n"
@@ -2746,43 +2729,6 @@ socket_inode(PyObject *self, PyObject *arg)
     return PyLong_FromLongLong(inode);
 }
 
-PyDoc_STRVAR(recv_nowait_doc,
-"recv_nowait(fd, size) -> bytes or None\n\n"
-"One datagram of at most `size` bytes from socket `fd` if one is waiting (None if not),\n"
-"the interpreter lock held: a thread woken by poll() reads what woke it without giving\n"
-"the lock up and waiting for it again behind the capture's loop.");
-
-static PyObject *
-recv_nowait(PyObject *self, PyObject *args)
-{
-    int fd;
-    Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "in:recv_nowait", &fd, &size))
-        return NULL;
-    if (size < 0 || size > (1 << 20)) {
-        PyErr_SetString(PyExc_ValueError, "recv_nowait: size 0..1 MiB");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL)
-        return NULL;
-    ssize_t got;
-    do {
-        got = recv(fd, PyBytes_AS_STRING(out), (size_t)size, MSG_DONTWAIT);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        int err = errno;  /* (freeing may change it) */
-        Py_DECREF(out);
-        if (err == EAGAIN || err == EWOULDBLOCK)
-            Py_RETURN_NONE;
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (got < size && _PyBytes_Resize(&out, got) < 0)
-        return NULL;
-    return out;
-}
-
 PyDoc_STRVAR(diag_find_doc,
 "diag_find(fd, seq, request) -> (state, inode, uid, cookie, cgroup_id) or None\n\n"
 "One exact sock_diag look-up on the NETLINK_SOCK_DIAG socket `fd`: `request` (an\n"
@@ -2794,40 +2740,17 @@ PyDoc_STRVAR(diag_find_doc,
 "capture's loop); only if no reply is there yet does it wait without it (1 s in all,\n"
 "then ETIMEDOUT). Replies to earlier requests on the socket are read and skipped.");
 
-#define DIAG_MSG_LEN 72
-
 static PyObject *
 diag_reply(const unsigned char *p, size_t len)
 {
-    uint8_t state = p[1];
-    uint64_t cookie;
-    uint32_t uid, inode;
-    memcpy(&cookie, p + 44, 8);
-    memcpy(&uid, p + 64, 4);
-    memcpy(&inode, p + 68, 4);
-    PyObject *cg = Py_None;
-    size_t off = DIAG_MSG_LEN;
-    while (off + 4 <= len) {
-        uint16_t alen, atype;
-        memcpy(&alen, p + off, 2);
-        memcpy(&atype, p + off + 2, 2);
-        if (alen < 4 || off + alen > len)
-            break;
-        if ((atype & 0x3FFF) == 21 && alen >= 12) {  /* INET_DIAG_CGROUP_ID */
-            uint64_t id;
-            memcpy(&id, p + off + 4, 8);
-            cg = PyLong_FromUnsignedLongLong(id);
-            if (cg == NULL)
-                return NULL;
-            break;
-        }
-        off += (alen + 3u) & ~3u;
-    }
-    PyObject *t = Py_BuildValue("(IIIKO)", (unsigned)state, (unsigned)inode, (unsigned)uid,
-                                (unsigned long long)cookie, cg);
-    if (cg != Py_None)
-        Py_DECREF(cg);
-    return t;
+    diag_found_t f;
+    diag_parse(p, len, &f);
+    if (f.has_cgroup)
+        return Py_BuildValue("(IIIKK)", (unsigned)f.state, (unsigned)f.inode,
+                             (unsigned)f.uid, (unsigned long long)f.cookie,
+                             (unsigned long long)f.cgroup_id);
+    return Py_BuildValue("(IIIKO)", (unsigned)f.state, (unsigned)f.inode, (unsigned)f.uid,
+                         (unsigned long long)f.cookie, Py_None);
 }
 
 PyDoc_STRVAR(inet_diag_socket_doc,
@@ -2855,142 +2778,54 @@ diag_find(PyObject *self, PyObject *args)
     Py_buffer req;
     if (!PyArg_ParseTuple(args, "iIy*:diag_find", &fd, &seq, &req))
         return NULL;
-    struct nlmsghdr_s { uint32_t len; uint16_t type, flags; uint32_t seq, pid; } h = {
-        (uint32_t)(16 + req.len), 20 /* SOCK_DIAG_BY_FAMILY */, 1 /* NLM_F_REQUEST */, seq, 0};
-    struct sockaddr_nl_s { uint16_t family; uint16_t pad; uint32_t pid, groups; } to = {
-        16 /* AF_NETLINK */, 0, 0, 0};
-    struct iovec iov[2] = {{&h, 16}, {req.buf, (size_t)req.len}};
-    struct msghdr msg = {0};
-    msg.msg_name = &to;
-    msg.msg_namelen = sizeof to;
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    ssize_t sent = sendmsg(fd, &msg, 0);
+    int rc = diag_send(fd, seq, req.buf, (size_t)req.len);
     PyBuffer_Release(&req);
-    if (sent < 0)
+    if (rc < 0) {
+        errno = -rc;
         return PyErr_SetFromErrno(PyExc_OSError);
+    }
     unsigned char buf[8192] __attribute__((aligned(8)));
+    diag_found_t f = {0};
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long long deadline_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1000;
     for (;;) {  /* (1 s in all from the send, then ETIMEDOUT) */
-        ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (got < 0 && errno == EINTR) {
+        rc = diag_take(fd, seq, buf, sizeof buf, &f);
+        if (rc == 1)
+            return Py_BuildValue("(IIIKN)", (unsigned)f.state, (unsigned)f.inode,
+                                 (unsigned)f.uid, (unsigned long long)f.cookie,
+                                 f.has_cgroup ? PyLong_FromUnsignedLongLong(f.cgroup_id)
+                                              : Py_NewRef(Py_None));
+        if (rc == 0)
+            Py_RETURN_NONE;
+        if (rc == -EINTR) {
             if (PyErr_CheckSignals() < 0)
                 return NULL;
             continue;
         }
-        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long long left = deadline_ms - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-            if (left <= 0) {
-                errno = ETIMEDOUT;
-                return PyErr_SetFromErrno(PyExc_OSError);
-            }
-            struct pollfd pfd = {fd, POLLIN, 0};
-            int ready, err;
-            Py_BEGIN_ALLOW_THREADS
-            ready = poll(&pfd, 1, (int)left);
-            err = errno;
-            Py_END_ALLOW_THREADS
-            if (ready < 0 && err != EINTR) {
-                errno = err;
-                return PyErr_SetFromErrno(PyExc_OSError);
-            }
-            if (PyErr_CheckSignals() < 0)
-                return NULL;
-            continue;
-        }
-        if (got < 0)
+        if (rc != -EAGAIN) {
+            errno = -rc;
             return PyErr_SetFromErrno(PyExc_OSError);
-        size_t off = 0;
-        while (off + 16 <= (size_t)got) {
-            struct nlmsghdr_s m;
-            memcpy(&m, buf + off, 16);
-            if (m.len < 16 || off + m.len > (size_t)got)
-                break;
-            const unsigned char *pl = buf + off + 16;
-            size_t plen = m.len - 16;
-            off += (m.len + 3u) & ~3u;
-            if (m.seq != seq)
-                continue;  /* the reply to an earlier request */
-            if (m.type == 2 /* NLMSG_ERROR */) {
-                int32_t err = 0;
-                if (plen >= 4)
-                    memcpy(&err, pl, 4);
-                if (err == 0 || err == -ENOENT)
-                    Py_RETURN_NONE;
-                errno = -err;
-                return PyErr_SetFromErrno(PyExc_OSError);
-            }
-            if (m.type == 3 /* NLMSG_DONE */ || plen < DIAG_MSG_LEN)
-                Py_RETURN_NONE;
-            return diag_reply(pl, plen);
         }
-    }
-}
-
-PyDoc_STRVAR(diag_owner_doc,
-"diag_owner(fd, seq, request, hints, netns, proc) -> (found, pid, fd) or None\n\n"
-":func:`diag_find`'s look-up (found: its tuple, None when the kernel has no such\n"
-"socket), then the descriptors `hints` names for the socket's namespace and uid\n"
-"(hints[(netns, uid)]: a list of (pid, fd), the last ones that held such a socket)\n"
-"read at once under `proc` (one readlink each, the lock held): the first that holds\n"
-"the socket's inode is (pid, fd); (-1, -1) when none does, or the socket has no inode.");
-
-static PyObject *diag_find(PyObject *self, PyObject *args);
-
-static PyObject *
-diag_owner(PyObject *self, PyObject *args)
-{
-    int fd;
-    unsigned int seq;
-    PyObject *req, *hints, *netns;
-    const char *proc;
-    if (!PyArg_ParseTuple(args, "iIOO!Os:diag_owner", &fd, &seq, &req, &PyDict_Type, &hints,
-                          &netns, &proc))
-        return NULL;
-    PyObject *fargs = Py_BuildValue("(iIO)", fd, seq, req);
-    if (fargs == NULL)
-        return NULL;
-    PyObject *found = diag_find(self, fargs);
-    Py_DECREF(fargs);
-    if (found == NULL || found == Py_None)
-        return found;
-    /* (state, inode, uid, cookie, cgroup_id) */
-    long long inode = PyLong_AsLongLong(PyTuple_GET_ITEM(found, 1));
-    long long hpid = -1, hfd = -1;
-    if (inode > 0) {
-        PyObject *key = PyTuple_Pack(2, netns, PyTuple_GET_ITEM(found, 2));
-        PyObject *lst = key == NULL ? NULL : PyDict_GetItemWithError(hints, key);  /* borrowed */
-        Py_XDECREF(key);
-        if (lst == NULL && PyErr_Occurred()) {
-            Py_DECREF(found);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left = deadline_ms - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int ready, err;
+        Py_BEGIN_ALLOW_THREADS
+        ready = poll(&pfd, 1, (int)left);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (ready < 0 && err != EINTR) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (PyErr_CheckSignals() < 0)
             return NULL;
-        }
-        Py_ssize_t n = lst != NULL && PyList_Check(lst) ? PyList_GET_SIZE(lst) : 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *h = PyList_GET_ITEM(lst, i);
-            long long pid, hf;
-            if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2 ||
-                (pid = PyLong_AsLongLong(PyTuple_GET_ITEM(h, 0))) < 0 ||
-                (hf = PyLong_AsLongLong(PyTuple_GET_ITEM(h, 1))) < 0) {
-                PyErr_Clear();
-                continue;
-            }
-            char path[4200], link[64];
-            int plen = snprintf(path, sizeof path, "%s/%lld/fd/%lld", proc, pid, hf);
-            if (plen <= 0 || (size_t)plen >= sizeof path)
-                continue;
-            if (link_socket_inode(link, readlink(path, link, sizeof link - 1)) == inode) {
-                hpid = pid;
-                hfd = hf;
-                break;
-            }
-        }
     }
-    PyObject *out = Py_BuildValue("(NLL)", found, hpid, hfd);
-    return out;
 }
 
 PyDoc_STRVAR(diag_destroyed_doc,
@@ -3336,9 +3171,7 @@ static PyMethodDef methods[] = {
     {"socket_inode", socket_inode, METH_O, socket_inode_doc},
     {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
     {"inet_diag_socket", inet_diag_socket, METH_O, inet_diag_socket_doc},
-    {"recv_nowait", recv_nowait, METH_VARARGS, recv_nowait_doc},
     {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
-    {"diag_owner", diag_owner, METH_VARARGS, diag_owner_doc},
     {NULL, NULL, 0, NULL},
 };
 

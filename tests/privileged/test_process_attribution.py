@@ -291,6 +291,36 @@ def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any)
         assert named(conns[port]["process"]["client"], pid), (port, conns.get(port))
 
 
+def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) -> None:
+    """The SYN watch's compiled thread (rawlab._syn_watch) on B's veth1: a client's first
+    SYN needs a walk of /proc (the Python thread is woken for it), the next ones are
+    found where the client held the one before, by the thread alone; each owner answers
+    the first question about its end, also once the client has exited."""
+    import socket
+
+    from rawlab.analysis.syn_watch import SynWatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    a, b, _srv = server
+    look = OwnerLookup(b.name)
+    look.start()
+    watch = SynWatch(look, "veth1", netns=b.name).start()
+    try:
+        assert watch.off is None
+        with _client(a, FAST, 5) as (pid, ports):
+            pass
+        time.sleep(0.3)
+        owners = [look.owner(socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(A_IP), port,
+                             socket.inet_aton(B_IP), FAST_PORT).owner for port in ports]
+    finally:
+        watch.close()
+        look.close()
+    assert all(o is not None and o.state == "process" and o.pid == pid for o in owners), owners
+    counts = watch._counts
+    assert counts["syns"] == 5 and counts["hit"] + counts["miss"] == 5, counts
+    assert counts["hit"] >= 3 and watch.found == 5 and watch.errors == 0, counts
+
+
 def test_icmp_echoes_are_named_by_their_ping_socket(server: Any) -> None:
     """An ICMP echo's pinging end in A is the ping socket whose port is the echo
     identifier (from the namespace's /proc/net/icmp: sock_diag lists no ping sockets);

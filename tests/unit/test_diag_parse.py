@@ -274,18 +274,3 @@ def test_destroy_messages_are_read_from_one_datagram() -> None:
         Destroyed(socket.AF_INET, 0, bytes([1, 2, 3, 4]), 9, bytes([5, 6, 7, 8]), 10, 11),
     ]
     assert diag_destroyed(b"") == [] and diag_destroyed(b"\xff" * 15) == []
-
-
-def test_recv_nowait_reads_one_waiting_datagram_or_none() -> None:
-    from rawlab._kernels import recv_nowait
-
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    with a, b:
-        assert recv_nowait(a.fileno(), 256) is None  # nothing waits: no blocking
-        b.send(b"x" * 300)
-        b.send(b"yz")
-        assert recv_nowait(a.fileno(), 256) == b"x" * 256  # (cut to the size asked)
-        assert recv_nowait(a.fileno(), 256) == b"yz"
-        assert recv_nowait(a.fileno(), 256) is None
-    with pytest.raises(OSError):
-        recv_nowait(a.fileno(), 16)  # closed

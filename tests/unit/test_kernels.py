@@ -238,10 +238,10 @@ def test_pcapng_epbs_takes_plain_blocks_and_stops_before_any_other() -> None:
     assert K.pcapng_epbs(be, 0, True, 1, 16, out) == (0, 0)  # over max_block
 
 
-@pytest.mark.parametrize("name", ["_kernels", "_tcp_summary", "_tcp_sequence"])
+@pytest.mark.parametrize("name", ["_kernels", "_tcp_summary", "_tcp_sequence", "_syn_watch"])
 def test_the_compiled_module_is_built_from_the_source_there_is(name: str) -> None:
     """An editable install keeps a module beside its source: one older than its source
-    or than the header both include answers with the old code (rebuild: ./setup.sh or
+    or than the headers they include answers with the old code (rebuild: ./setup.sh or
     .venv/bin/pip install -e .)."""
     import importlib
     from pathlib import Path
@@ -250,7 +250,7 @@ def test_the_compiled_module_is_built_from_the_source_there_is(name: str) -> Non
     built = Path(importlib.import_module(f"rawlab.{name}").__file__ or "")
     if built.parent != here:  # (an installed rawlab, not this checkout's)
         pytest.skip(f"rawlab.{name} is {built}, not built beside {here}")
-    for source in (here / f"{name}.c", here / "_buffers.h"):
+    for source in (here / f"{name}.c", here / "_buffers.h", here / "_diag.h"):
         assert built.stat().st_mtime >= source.stat().st_mtime, (
             f"{built.name} is older than {source.name}: run ./setup.sh or "
             ".venv/bin/pip install -e .")

@@ -517,53 +517,125 @@ def test_process_facts_read_a_command_line_that_is_not_utf8(tmp_path: Path) -> N
     assert process_facts(43, str(tmp_path), cache) is None
 
 
-def test_the_syn_watch_asks_for_the_sender_of_each_syn_it_reads() -> None:
-    """SynWatch._syn on what its socket would read (no socket here): the SYN's source
-    end is asked for, as a connecting TCP socket; other packets are not; a failed
-    question is counted, not raised (the capture asks again later)."""
+def test_the_syn_watch_reads_the_connecting_end_of_each_syn() -> None:
+    """What the compiled thread reads of a frame (rawlab._syn_watch.syn_of): the SYN's
+    source end is the connecting socket; a SYN-ACK, UDP, a later fragment or a frame cut
+    short is not a SYN; Ethernet with VLAN tags and raw IP are read, other link types are
+    not (the watch stays off). The kernel's filter lets the same SYNs through."""
+    from rawlab._syn_watch import syn_of
+
     from rawlab.analysis.syn_watch import SYN_FILTER, SynWatch
     from rawlab.sockets.bpf import OfflineFilter
 
     a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
-    asked: list[tuple[Any, ...]] = []
-
-    class Look:
-        fail = False
-
-        def owner_at_syn(self, *args: Any) -> Any:
-            asked.append(args)
-            if self.fail:
-                raise OSError("sock_diag went away")
-            return type("A", (), {"owner": SocketOwner(PROCESS, 7, 7, "curl", ("curl",))})()
-
-    look = Look()
-    w = SynWatch(look, "veth1", bpf="port 80")  # type: ignore[arg-type]
-    assert w.filter == f"(port 80) and ({SYN_FILTER})"
-    w._linktype = int(LinkType.RAW)
+    raw = int(LinkType.RAW)
     syn = tcp_ipv4(a, b, 40000, 80, 1, 0, 0x02, 1000)
-    w._syn(syn)
-    assert asked == [(socket.AF_INET, a, 40000, b, 80)] and (w.syns, w.found) == (1, 1)
+    assert syn_of(syn, raw) == (4, a, 40000, b, 80)
+    eth = bytes(12) + b"\x81\x00\x00\x05" + b"\x08\x00" + syn  # one 802.1Q tag
+    assert syn_of(eth, int(LinkType.ETHERNET)) == (4, a, 40000, b, 80)
     v6 = bytes([0x60, 0, 0, 0, 0, 20, 6, 64]) + bytes(15) + b"\x01" + bytes(15) + b"\x02" \
         + syn[20:]
-    w._syn(v6)
-    assert asked[-1] == (socket.AF_INET6, bytes(15) + b"\x01", 40000, bytes(15) + b"\x02", 80)
+    assert syn_of(v6, raw) == (6, bytes(15) + b"\x01", 40000, bytes(15) + b"\x02", 80)
     udp = bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0]) + a + b + bytes([0, 53, 0, 53, 0, 8,
                                                                           0, 0])
-    w._syn(udp)
-    w._syn(b"\x45\x00")  # cut short
-    assert len(asked) == 2 and w.syns == 2
-    look.fail = True
-    w._syn(syn)
-    assert w.errors == 1 and w.syns == 3 and w.found == 2
-    # the kernel's filter: SYN alone passes, SYN-ACK and ACK do not; IPv6 too
+    synack = tcp_ipv4(b, a, 80, 40000, 1, 2, 0x12, 1000)
+    later = syn[:6] + b"\x00\x10" + syn[8:]  # fragment offset 16
+    for not_syn in (udp, synack, later, syn[:33], b"\x45\x00", b""):
+        assert syn_of(not_syn, raw) is None
+    assert syn_of(syn, int(LinkType.LINUX_SLL)) is False
+    w = SynWatch(None, "veth1", bpf="port 80")  # type: ignore[arg-type]
+    assert w.filter == f"(port 80) and ({SYN_FILTER})" and w.syns == 0
     f = OfflineFilter(SYN_FILTER)
 
     def keep(pkt: bytes) -> bool:
-        return f.match(int(LinkType.RAW), pkt, len(pkt))
+        return f.match(raw, pkt, len(pkt))
 
     assert keep(syn) and keep(v6)
-    assert not keep(tcp_ipv4(b, a, 80, 40000, 1, 2, 0x12, 1000))
-    assert not keep(tcp_ipv4(a, b, 40000, 80, 2, 2, 0x10, 1000)) and not keep(udp)
+    assert not keep(synack) and not keep(udp)
+    assert not keep(tcp_ipv4(a, b, 40000, 80, 2, 2, 0x10, 1000))
+
+
+def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
+        tmp_path: Path) -> None:
+    """OwnerLookup._take_syns on the compiled thread's items: a hint that held the socket
+    names its process (also when it has exited since, if it lived at the SYN), a miss
+    goes on from the socket found, a gone socket leaves nothing (and drops an earlier
+    answer of the 4-tuple), an address without a route is asked here, an error is
+    counted; each answers the capture's first question about that end only."""
+    from rawlab._syn_watch import ASK, ERROR, GONE, HIT, MISS
+
+    from rawlab.sockets.owners import Answer, Namespace, OwnerLookup
+
+    a, b = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    _fake_process(tmp_path, 40, "client", {3: "socket:[500]"})
+    look = OwnerLookup(proc_root=str(tmp_path))
+    ns = Namespace(5, "/nonexistent", "pa", addrs={a})
+    ns.look = object()  # type: ignore[assignment]  (asked through _answer/_owner below)
+    look.namespaces[5] = ns
+    items: list[Any] = []
+    hints: list[Any] = []
+
+    class Scout:
+        def take(self) -> list[Any]:
+            out = items[:]
+            items.clear()
+            return out
+
+        def hint(self, *args: Any) -> None:
+            hints.append(args)
+
+    look._scout = Scout()
+    asked: list[Any] = []
+
+    def answer(_ns: Any, s: Any, *args: Any) -> Answer:
+        asked.append(("answer", s.inode, args[3]))
+        return Answer(SocketOwner(CLOSED))
+
+    def owner(*args: Any) -> Answer:
+        asked.append(("owner", args[3]))
+        return Answer(SocketOwner(PROCESS, 41, 41, "other", ("other",)))
+
+    look._answer = answer  # type: ignore[method-assign]
+    look._owner = owner  # type: ignore[method-assign]
+
+    def item(kind: int, port: int, pid: int = -1, alive: int = -1) -> tuple[Any, ...]:
+        found = (1, 500, 0, port, None)  # SYN_SENT, inode 500, uid 0, cookie
+        return (kind, 4, a, port, b, 80, 5, found if kind in (HIT, MISS) else None, pid,
+                3 if pid >= 0 else -1, alive, 5 if kind == ERROR else 0)
+
+    items += [item(HIT, 40000, 40, 1), item(MISS, 40001), item(GONE, 40002),
+              item(ASK, 40003), item(ERROR, 40004)]
+    look._at_syn[(6, a, 40002, b, 80)] = (0.0, SocketOwner(PROCESS, 1, 1, "old", ("old",)))
+    look.take_syns()
+    got = look._at_syn
+    assert got[(6, a, 40000, b, 80)][1].pid == 40 and got[(6, a, 40000, b, 80)][1].comm == \
+        "client"
+    assert hints == [(5, 0, 40, 3)] and look._hints[(5, 0)] == [(40, 3)]
+    assert (6, a, 40001, b, 80) not in got and ("answer", 500, 40001) in asked
+    assert (6, a, 40002, b, 80) not in got  # gone: the earlier answer dropped
+    assert got[(6, a, 40003, b, 80)][1].pid == 41 and ("owner", 40003) in asked
+    assert look.syn_errors == 1 and look.syn_found == 2
+    # the first question is answered from it, the next asks
+    assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 40
+    assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 41
+    # a hint whose process has exited since: named if it lived at the SYN (its facts
+    # were read while it lived, and are kept), else not
+    import os
+    import shutil
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    pidfd = os.pidfd_open(done.pid)
+    done.wait()
+    look._facts._facts[40] = (look._facts._facts[40][0], pidfd)  # says it has exited
+    shutil.rmtree(tmp_path / "40")
+    items += [item(HIT, 40010, 40, 1)]
+    look.take_syns()
+    assert got[(6, a, 40010, b, 80)][1].pid == 40
+    items += [item(HIT, 40011, 40, 0)]
+    look.take_syns()
+    assert (6, a, 40011, b, 80) not in got and ("answer", 500, 40011) in asked
+    look._facts.close()
 
 
 def test_facts_cache_keeps_a_live_process_and_reads_a_reused_pid_again(tmp_path: Path) -> None:
@@ -702,21 +774,36 @@ def test_an_owner_found_at_a_syn_answers_the_first_question_only() -> None:
         return script.pop(0)
 
     look._owner = ask  # type: ignore[method-assign]
+    items: list[Any] = []
+
+    class Scout:  # the SYN watch's thread, which had no route for these addresses
+        def take(self) -> list[Any]:
+            out = items[:]
+            items.clear()
+            return out
+
+    look._scout = Scout()
+
+    def at_syn(port: int) -> None:
+        from rawlab._syn_watch import ASK
+
+        items.append((ASK, 4, a, port, b, 80, 0, None, -1, -1, -1, 0))
+        look.take_syns()
     curl = SocketOwner(PROCESS, 9, 9, "curl", ("curl",))
     script.append(Answer(curl))
-    assert look.owner_at_syn(socket.AF_INET, a, 40000, b, 80).owner is curl
+    at_syn(40000)
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner is curl  # not asked again
     assert len(asked) == 1
     script.append(Answer(SocketOwner(CLOSED)))
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.state == CLOSED  # asked
     # a SYN whose sender is not found removes what an earlier one of the 4-tuple left
     script += [Answer(curl), Answer(SocketOwner(CLOSED)), Answer(SocketOwner(UNKNOWN))]
-    look.owner_at_syn(socket.AF_INET, a, 40001, b, 80)
-    look.owner_at_syn(socket.AF_INET, a, 40001, b, 80)
+    at_syn(40001)
+    at_syn(40001)
     assert look.owner(socket.AF_INET, 6, a, 40001, b, 80).owner.state == UNKNOWN
     # an answer older than the time it is kept is not used
     script += [Answer(curl), Answer(SocketOwner(CLOSED))]
-    look.owner_at_syn(socket.AF_INET, a, 40002, b, 80)
+    at_syn(40002)
     keep = owners._AT_SYN_KEEP_S
     owners._AT_SYN_KEEP_S = 0.0
     try:

@@ -3,23 +3,27 @@ a client which connects, talks and exits within the capture's latency (a ring bl
 read when it is full or after its timeout: up to 100 ms later) is still named.
 
     watch = SynWatch(lookup, "veth1", netns="blue", bpf="port 80")
-    watch.start()    # a packet socket that sees only SYNs, and the thread that reads it
+    watch.start()    # a packet socket that sees only SYNs, and the threads that read it
     ...              # the capture's own look-ups, later, find those sockets by cookie
     watch.close()    # .syns, .found: SYNs read, and how many named a process at once
 
-The owner found is kept by the lookup (:meth:`rawlab.sockets.owners.OwnerLookup.
-owner_at_syn`): the capture's first question about that end is answered with it, and
-later ones find it under the socket's cookie, even after the socket closed (TIME_WAIT
-keeps the cookie; a destroyed socket's message carries it). The kernel wakes the watch
-for every SYN (a socket without a ring). The accepting end is not asked here: its
-socket does not exist before the handshake ends (the capture asks for it, and meanwhile
-names the listener's process). The question is one compiled call when a process that
-last held a socket of the same namespace and uid holds this one at the same fd (a client
-making one connection after another): the kernel's answer and a readlink or two
-(:meth:`OwnerLookup._held`); else it goes on from the socket found, /proc walked from
-those processes, then the socket's own namespace's. A socket that lives shorter than
-the watch's question (the thread's wake-up and the interpreter lock, then ~0.1 ms of
-work) is still missed: said so, never guessed.
+The kernel wakes the watch for every SYN (a socket without a ring). A compiled thread
+(:mod:`rawlab._syn_watch`) that never takes the interpreter lock reads it and asks the
+kernel for the connecting socket in the namespace its address lives in (its own
+sock_diag socket there), then reads the fd links where the processes that last held a
+socket of that namespace and uid held it (a client making one connection after another
+gets the same number back): ~10 µs, the capture's loop never interrupted. The owner it
+found is finished (the process's facts, read before) at the capture's next question
+(:meth:`rawlab.sockets.owners.OwnerLookup.take_syns`), which is answered with it; later
+ones find it under the socket's cookie, even after the socket closed (TIME_WAIT keeps
+the cookie; a destroyed socket's message carries it). When no such process holds the
+socket (a new one: /proc must be walked before it exits), or the address is one the
+thread has no route for, it wakes this module's Python thread, which goes on at once
+from what the thread found. The accepting end is not asked here: its socket does not
+exist before the handshake ends (the capture asks for it, and meanwhile names the
+listener's process). A socket that lives shorter than the question is still missed:
+said so, never guessed. Frames of other link types than Ethernet and raw IP leave the
+watch off.
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ import os
 import select
 import socket
 import threading
+from typing import Any
 
-from rawlab.analysis.processes import flow_of
-from rawlab.records import PROCESS
 from rawlab.sockets.owners import OwnerLookup
 
 # a TCP segment with SYN and without ACK (IPv4 any header length; IPv6 without extension
@@ -48,29 +51,53 @@ class SynWatch:
         self.lookup = lookup
         self.iface, self.netns = iface, netns
         self.filter = f"({bpf}) and ({SYN_FILTER})" if bpf and bpf.strip() else SYN_FILTER
-        self.syns = 0  # SYNs read
-        self.found = 0  # of them, those whose sender was a process when asked
-        self.errors = 0  # look-ups that failed (the capture asks again later)
-        self.off: str | None = None  # why the watch did not start
+        self.off: str | None = None  # why the watch did not start, or stopped
         self._sock: socket.socket | None = None
+        self._watcher: Any = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
+        self._notify: int | None = None
+        self._counts: dict[str, int] = {}  # the compiled thread's, once it is stopped
+
+    @property
+    def syns(self) -> int:
+        """SYNs read."""
+        counts = self._watcher.counts if self._watcher is not None else self._counts
+        return counts.get("syns", 0)
+
+    @property
+    def found(self) -> int:
+        """Of them, those whose sender was a process when asked."""
+        return self.lookup.syn_found
+
+    @property
+    def errors(self) -> int:
+        """Look-ups that failed (the capture asks again later)."""
+        return self.lookup.syn_errors
 
     def start(self) -> SynWatch:
-        """Open the socket and start the thread. When the capture's filter lets no TCP
-        SYN through (libpcap: "expression rejects all packets"), or the socket cannot be
-        opened, the watch stays off (`off` says why): the capture's own questions are
-        asked as before."""
+        """Open the socket and start the threads. When the capture's filter lets no TCP
+        SYN through (libpcap: "expression rejects all packets"), the socket cannot be
+        opened, or its frames are of a link type the thread does not read, the watch stays
+        off (`off` says why): the capture's own questions are asked as before."""
+        from rawlab._syn_watch import Watcher, syn_of
         from rawlab.errors import RawlabError
         from rawlab.sockets.packet import open_watch
 
         try:
-            self._sock, self._linktype = open_watch(self.iface, self.filter, netns=self.netns)
+            self._sock, linktype = open_watch(self.iface, self.filter, netns=self.netns)
         except RawlabError as exc:
             self.off = exc.message
             return self
-        self._sock.setblocking(False)
+        if syn_of(b"", linktype) is False:
+            self.off = f"link type {linktype}: the SYN watch reads Ethernet and raw IP"
+            self.close()
+            return self
+        self._notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake = os.pipe()
+        self._watcher = Watcher(self._sock.fileno(), linktype, self.lookup.proc, self._notify)
+        self.lookup.attach(self._watcher)
+        self._watcher.start()
         self._thread = threading.Thread(target=self._run, name="rawlab-syn-watch",
                                         daemon=True)
         self._thread.start()
@@ -83,49 +110,52 @@ class SynWatch:
         self.close()
 
     def _run(self) -> None:
-        from rawlab._kernels import recv_nowait  # (the lock kept: see its doc)
-
-        assert self._sock is not None and self._wake is not None
-        fd, stop = self._sock.fileno(), self._wake[0]
+        """Woken by the compiled thread when a SYN needs more than it can do (a walk of
+        /proc, before the process exits); else every 0.2 s, for what waits."""
+        assert self._notify is not None and self._wake is not None
+        stop = self._wake[0]
         poller = select.poll()  # (not select(): a capture may hold over 1,024 fds)
-        poller.register(fd, select.POLLIN)
+        poller.register(self._notify, select.POLLIN)
         poller.register(stop, select.POLLIN)
         try:
             while True:
-                if any(f == stop for f, _ev in poller.poll()):
+                ready = poller.poll(200)
+                if any(f == stop for f, _ev in ready):
                     return
-                while (data := recv_nowait(fd, 256)) is not None:
-                    self._syn(data)
+                if ready:
+                    try:
+                        os.eventfd_read(self._notify)
+                    except BlockingIOError:
+                        pass
+                self.lookup.take_syns()
+                failed = self._watcher.failed
+                if failed is not None:
+                    self.off = f"stopped: {failed}"
+                    return
         except Exception as exc:  # the watch stops; the capture asks as before
             self.off = f"stopped: {exc}"
 
-    def _syn(self, data: bytes) -> None:
-        got = flow_of(data, self._linktype)
-        if got is None or got[1] != socket.IPPROTO_TCP:
-            return
-        fam, _proto, src, sport, dst, dport, _flags = got
-        self.syns += 1
-        family = socket.AF_INET if fam == 4 else socket.AF_INET6
-        try:
-            ans = self.lookup.owner_at_syn(family, src, sport, dst, dport)
-        except Exception:  # the capture's own look-up of this flow says what is known
-            self.errors += 1
-            return
-        if ans.owner is not None and ans.owner.state == PROCESS:
-            self.found += 1
-
     def close(self) -> None:
-        """Stop the thread (it finishes the look-up it is in) and close the socket."""
+        """Stop the threads (the compiled one finishes the question it is in) and close
+        the socket."""
         if self._thread is not None and self._wake is not None:
             os.write(self._wake[1], b"x")
             self._thread.join(5.0)
             if self._thread.is_alive():  # stuck in a question: leave it what it uses
                 return
             self._thread = None
+        if self._watcher is not None:
+            self._watcher.stop()
+            self.lookup.detach()
+            self._counts = self._watcher.counts
+            self._watcher = None  # (its sock_diag sockets closed with it)
         if self._wake is not None:
             for fd in self._wake:
                 os.close(fd)
             self._wake = None
+        if self._notify is not None:
+            os.close(self._notify)
+            self._notify = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from rawlab.errors import Exit, RawlabError, explain
 from rawlab.sockets.netlink import SOCK_DIAG_BY_FAMILY, SOL_NETLINK, NetlinkError, NetlinkSocket
@@ -282,26 +282,6 @@ class DiagLookup:
         except OSError as exc:
             raise diag_error(family, NetlinkError(exc.errno or errno.EIO, None)) from None
         return InetSocket(*got) if got is not None else None
-
-    def find_held(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
-                  rport: int, hints: dict[Any, list[tuple[int, int]]], netns: int,
-                  proc: str = "/proc") -> tuple[InetSocket, int, int] | None:
-        """:meth:`find`, and at once which of the descriptors ``hints[(netns, uid)]``
-        names holds the socket: (socket, pid, fd), pid and fd -1 when none does (one
-        compiled call, :func:`rawlab._kernels.diag_owner`)."""
-        from rawlab._kernels import diag_owner
-
-        nl = self._nl
-        nl.seq += 1
-        try:
-            got = diag_owner(nl.sock.fileno(), nl.seq & 0xFFFFFFFF,
-                             lookup_request(family, protocol, local, lport, remote, rport),
-                             hints, netns, proc)
-        except OSError as exc:
-            raise diag_error(family, NetlinkError(exc.errno or errno.EIO, None)) from None
-        if got is None:
-            return None
-        return InetSocket(*got[0]), got[1], got[2]
 
     def dump(self, family: int, protocol: int, states: int = SS_ALL) -> list[NlMsg]:
         """Every socket of one family and protocol in `states` (a mask of 1 << state;

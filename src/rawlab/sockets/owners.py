@@ -180,6 +180,9 @@ class OwnerLookup:
         # owners found at a SYN, by 4-tuple, for the capture's first question (when, owner)
         self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int],
                                   tuple[float, SocketOwner]] = OrderedDict()
+        self._scout: Any = None  # the SYN watch's compiled thread (rawlab._syn_watch)
+        self.syn_found = 0  # SYNs whose sender was named at once
+        self.syn_errors = 0  # SYN look-ups that failed (the capture asks again later)
 
     # -- set-up ------------------------------------------------------------------
 
@@ -214,12 +217,16 @@ class OwnerLookup:
         self._members = members
         for inode in [i for i in self.namespaces if i not in found]:
             self._forget(self.namespaces.pop(inode))
+            if self._scout is not None:
+                self._scout.forget(inode)
         for inode, path in found.items():
             ns = self.namespaces.get(inode)
             if ns is None:
                 name = os.path.basename(path) if path.startswith(self.run_netns) else None
                 ns = self.namespaces[inode] = Namespace(inode, path, name)
                 self._open(ns)
+                if self._scout is not None:
+                    self._scout_ns(ns)
             if ns.look is not None:
                 ns.addrs = self._addresses(ns)
         by_addr: dict[bytes, tuple[Namespace, ...]] = {}
@@ -228,6 +235,8 @@ class OwnerLookup:
                 by_addr[a] = (*by_addr[a], ns)
             by_addr.update(dict.fromkeys(ns.addrs - by_addr.keys(), (ns,)))
         self._by_addr = by_addr
+        if self._scout is not None:
+            self._scout_routes()
 
     def _open(self, ns: Namespace) -> None:
         try:
@@ -273,6 +282,87 @@ class OwnerLookup:
                     if s is not None and s.inode:
                         self._resolve(s, ns)
 
+    # -- the SYN watch's compiled thread ------------------------------------------
+
+    def attach(self, scout: Any) -> None:
+        """Keep the SYN watch's compiled thread (:class:`rawlab._syn_watch.Watcher`)
+        able to ask on its own: a sock_diag socket of its own in each namespace, where
+        each address lives, and where the last owners of a namespace's and uid's sockets
+        held them (the hints); from now until :meth:`detach`. What it finds is finished
+        by :meth:`take_syns`."""
+        with self.lock:
+            self._scout = scout
+            for ns in self.namespaces.values():
+                self._scout_ns(ns)
+            self._scout_routes()
+            for (netns, uid), hint in self._hints.items():
+                for pid, fd in reversed(hint):
+                    scout.hint(netns, -1 if uid is None else uid, pid, fd)
+
+    def detach(self) -> None:
+        with self.lock:
+            self._scout = None
+
+    def _scout_ns(self, ns: Namespace) -> None:
+        if ns.look is None:
+            return
+        try:
+            with entered(ns.path):
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                     diag.NETLINK_SOCK_DIAG)
+        except OSError:
+            return  # (its SYNs are asked here instead)
+        self._scout.namespace(ns.inode, sock.detach())
+
+    def _scout_routes(self) -> None:
+        home = self.home.inode if self.home is not None and self.home.look is not None else None
+        self._scout.routes(home, [(a, w[0].inode) for a, w in self._by_addr.items()
+                                  if len(w) == 1 and w[0].look is not None])
+
+    def take_syns(self) -> None:
+        """Finish what the SYN watch's thread found (the capture's questions do it
+        first too)."""
+        with self.lock:
+            self._take_syns()
+
+    def _take_syns(self) -> None:
+        from rawlab._syn_watch import ASK, ERROR, GONE
+
+        scout = self._scout
+        if scout is None:
+            return
+        tcp = socket.IPPROTO_TCP
+        for kind, fam, src, sport, dst, dport, netns, found, pid, fd, alive, _err in scout.take():
+            family = socket.AF_INET if fam == 4 else socket.AF_INET6
+            key = (tcp, src, sport, dst, dport)
+            ns = self.namespaces.get(netns)
+            try:
+                if kind in (GONE, ERROR):
+                    self.lookups += 1
+                    self.syn_errors += kind == ERROR
+                    self._at_syn.pop(key, None)  # (the capture asks, and says why)
+                    continue
+                if kind == ASK or ns is None or ns.look is None:
+                    ans = self._owner(family, tcp, src, sport, dst, dport)
+                else:
+                    self.lookups += 1
+                    ans = self._after_held(ns, diag.InetSocket(*found), pid, fd, alive == 1,
+                                           (family, src, sport, dst, dport))
+            except Exception:  # the capture's own look-up of this flow says what is known
+                self.syn_errors += 1
+                continue
+            self._keep_at_syn(key, ans)
+
+    def _keep_at_syn(self, key: tuple[int, bytes, int, bytes, int], ans: Answer) -> None:
+        at = self._at_syn
+        at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
+        if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
+            self.syn_found += 1
+            at[key] = (time.monotonic(), ans.owner)
+            while len(at) > _MAX_AT_SYN or \
+                    time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
+                at.popitem(last=False)
+
     def close(self) -> None:
         with self.lock:  # (not in the middle of a question a thread asks)
             for ns in self.namespaces.values():
@@ -287,64 +377,26 @@ class OwnerLookup:
         """Who holds the socket whose local end is (local, lport) and whose peer is
         (remote, rport)."""
         with self.lock:
+            if self._scout is not None:
+                self._take_syns()
             got = self._at_syn.pop((protocol, local, lport, remote, rport), None)
             if got is not None and time.monotonic() - got[0] < _AT_SYN_KEEP_S:
                 return Answer(got[1])
             return self._owner(family, protocol, local, lport, remote, rport)
 
-    def owner_at_syn(self, family: int, local: bytes, lport: int, remote: bytes,
-                     rport: int) -> Answer:
-        """The owner of a connecting TCP socket, asked as its SYN passes
-        (:class:`rawlab.analysis.syn_watch.SynWatch`). A process found is also kept for
-        the capture's own first question about that end, which it answers without asking
-        the kernel again (the connection may be over by then); later ones ask."""
-        with self.lock:
-            ans = self._held(family, local, lport, remote, rport) or self._owner(
-                family, socket.IPPROTO_TCP, local, lport, remote, rport)
-            key = (socket.IPPROTO_TCP, local, lport, remote, rport)
-            at = self._at_syn
-            at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
-            if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
-                at[key] = (time.monotonic(), ans.owner)
-                while len(at) > _MAX_AT_SYN or \
-                        time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
-                    at.popitem(last=False)
-            if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
-                try:  # (after the answer: the destroy groups' queues kept short)
-                    self._drain()
-                except OSError:
-                    pass  # (the capture's own questions drain again, and say why)
-            return ans
-
-    def _held(self, family: int, local: bytes, lport: int, remote: bytes,
-              rport: int) -> Answer | None:
-        """:meth:`_owner`'s answer for a connecting TCP socket whose address lives in one
-        namespace (None for any other: :meth:`_owner` asks). The kernel's answer comes in
-        one compiled call with a readlink of the fds at which the processes that last
-        held a socket of that namespace and uid held it (a client making one connection
-        after another gets the same number back): when one holds this socket, that is
-        its owner; else :meth:`_answer` goes on from the socket found."""
-        if _is_loopback(local):
-            ns = self.home
-        else:
-            where = self._by_addr.get(local)
-            ns = where[0] if where is not None and len(where) == 1 else None
-        if ns is None or ns.look is None:
-            return None
-        tcp = socket.IPPROTO_TCP
-        self.lookups += 1
-        got = ns.look.find_held(family, tcp, local, lport, remote, rport, self._hints,
-                                ns.inode, self.proc)
-        if got is None:  # no such socket (any more)
-            self._drain()
-            return Answer(self._gone(ns, family, tcp, local, lport, remote, rport))
-        s, pid, fd = got
+    def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
+                    end: tuple[int, bytes, int, bytes, int]) -> Answer:
+        """The owner of connecting TCP socket `s` (`end`: its family, local address and
+        port, remote address and port), which process `pid` held at `fd` when asked (pid
+        -1: no process asked first did; `lived`: that process was seen alive then, as it
+        was when its facts were read: they are its even if it has exited since)."""
         if pid >= 0 and s.state != diag.TCP_LISTEN and s.cookie not in self._cookies:
-            owner = self._held_by(s, ns, pid, fd)
+            owner = self._held_by(s, ns, pid, fd, lived)
             if owner is not None:
                 self.holders.remember(s.inode, pid, fd)
                 return Answer(owner)
-        return self._answer(ns, s, family, tcp, local, lport, remote, rport)
+        family, local, lport, remote, rport = end
+        return self._answer(ns, s, family, socket.IPPROTO_TCP, local, lport, remote, rport)
 
     def _owner(self, family: int, protocol: int, local: bytes, lport: int, remote: bytes,
                rport: int) -> Answer:
@@ -480,18 +532,21 @@ class OwnerLookup:
                                 netns=ns.inode, netns_name=ns.name)
         return owner
 
-    def _held_by(self, s: diag.InetSocket, ns: Namespace, pid: int,
-                 fd: int) -> SocketOwner | None:
+    def _held_by(self, s: diag.InetSocket, ns: Namespace, pid: int, fd: int,
+                 lived: bool = False) -> SocketOwner | None:
         """The owner of socket `s` that process `pid` holds at `fd` (None: the process is
-        gone), remembered under the socket's cookie; (pid, fd) becomes the first place a
-        new socket of that namespace and uid is looked for."""
-        f = self._facts.get(pid)
+        gone, unless `lived`: see :meth:`_after_held`), remembered under the socket's
+        cookie; (pid, fd) becomes the first place a new socket of that namespace and uid
+        is looked for."""
+        f = self._facts.get(pid, lived)
         if f is None:
             return None
         owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
                             f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
         hint = self._hints.setdefault((ns.inode, s.uid), [])
         hint[:] = [(pid, fd), *(h for h in hint if h[0] != pid)][:_HINTS]
+        if self._scout is not None:
+            self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
         if s.cookie:  # (a socket from /proc/net has none)
             self._cookies[s.cookie] = owner
             if len(self._cookies) > _MAX_COOKIES:

@@ -299,12 +299,15 @@ class FactsCache:
         self.proc, self.most = proc, most
         self._facts: OrderedDict[int, tuple[ProcessFacts, int | None]] = OrderedDict()
 
-    def get(self, pid: int) -> ProcessFacts | None:
+    def get(self, pid: int, lived: bool = False) -> ProcessFacts | None:
+        """`lived`: the process kept for `pid` is known to have lived at the moment the
+        caller asks about (a pidfd opened when its facts were read said so then): they
+        are given even if it has exited since."""
         hit = self._facts.get(pid)
         got = None
         if hit is not None:
             facts, pidfd = hit
-            if pidfd is not None and _lives(pidfd):
+            if pidfd is not None and (lived or _lives(pidfd)):
                 self._facts.move_to_end(pid)
                 return facts
             if pidfd is None:

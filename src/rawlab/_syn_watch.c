@@ -1,0 +1,890 @@
+/* rawlab._syn_watch: the SYN watch's question asked by a thread that never takes the
+ * interpreter lock (rawlab.analysis.syn_watch).
+ *
+ *   w = Watcher(packet_fd, linktype, proc_root, notify_fd)
+ *   w.namespace(netns, diag_fd)     a NETLINK_SOCK_DIAG socket opened in that namespace
+ *   w.forget(netns)                 (its socket closed by the thread, when it is not asking)
+ *   w.routes(home, [(addr, netns)]) where each local address lives (home: loopback's)
+ *   w.hint(netns, uid, pid, fd)     the process that last held such a socket, and where
+ *   w.start(); w.take() -> items; w.stop()
+ *
+ * For each TCP SYN (without ACK) the packet socket reads, the thread asks the kernel for
+ * the connecting socket (the SYN's source) in the namespace its address lives in, then
+ * reads the fd links the hints name for that namespace and the socket's uid: a process
+ * that holds the socket's inode there is its owner (HIT), and whether the process seen
+ * when the hint was given still lives is read from a pidfd (the facts read then are its).
+ * What the thread cannot finish (no hint holds the socket: a /proc walk; an address it
+ * has no route for) is queued with what it found and
+ * `notify_fd` is written, which wakes the Python thread that finishes it; the rest waits
+ * in the queue for the capture's next question (OwnerLookup.take_syns).
+ *
+ * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno)
+ *   kind  HIT, MISS (found, no hint held it), GONE (no such socket), ASK (not asked:
+ *         no route to the address's namespace), ERROR (errno: the kernel's)
+ *   found (state, inode, uid, cookie, cgroup_id) as rawlab._kernels.diag_find's
+ *   alive 1/0 (the hint's process lives at the SYN), -1 when not known
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "_diag.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
+#define HINTS 2          /* (pid, fd) kept per (namespace, uid), as owners._HINTS */
+#define MAX_KEYS 512     /* (namespace, uid) pairs with hints, least recently given out */
+#define QUEUE 4096       /* items waiting; more are dropped (counted in `dropped`) */
+#define SNAP 256         /* the packet socket's snap length */
+#define SS_ALL ((1u << 14) - 1)
+#define DIAG_WAIT_MS 1000
+
+typedef struct {
+    uint8_t kind, family;
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+    uint64_t netns;
+    int has_found;
+    diag_found_t found;
+    long long pid, fd;
+    int alive, err;
+} item_t;
+
+typedef struct { uint64_t netns; int fd; uint32_t seq; } ns_t;
+typedef struct { uint8_t len; uint8_t addr[16]; uint64_t netns; } route_t;
+typedef struct {
+    uint64_t netns;
+    long long uid;
+    long long pid[HINTS], fd[HINTS];
+    int pidfd[HINTS];
+    int n;
+    uint64_t used;
+} hint_t;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t mu;
+    pthread_t thread;
+    int running;
+    int pkt_fd, notify_fd, stop_r, stop_w;
+    int linktype;
+    char proc[256];
+    ns_t *ns; size_t nns;
+    int *closing; size_t nclosing;       /* diag fds the thread closes */
+    route_t *routes; size_t nroutes;      /* sorted by (len, addr) */
+    uint64_t home; int has_home;
+    hint_t hints[MAX_KEYS]; size_t nhints; uint64_t tick;
+    item_t *queue; size_t qhead, qlen;
+    unsigned long long syns, dropped, counts[K_KINDS];
+    int failed;                           /* errno that stopped the thread */
+} Watcher;
+
+/* ---- reading the SYN ----------------------------------------------------------------- */
+
+/* the IP header's offset in a frame of `linktype` (-1: not read here) */
+static int
+ip_offset(const unsigned char *p, size_t n, int linktype)
+{
+    if (linktype == 101 || linktype == 12 || linktype == 14)  /* raw IP */
+        return 0;
+    if (linktype != 1)
+        return -1;
+    size_t off = 12;
+    for (int tags = 0; tags < 3; tags++) {
+        if (off + 2 > n)
+            return -2;
+        unsigned et = (unsigned)p[off] << 8 | p[off + 1];
+        if (et == 0x0800 || et == 0x86DD)
+            return (int)off + 2;
+        if (et != 0x8100 && et != 0x88A8)
+            return -2;
+        off += 4;
+    }
+    return -2;
+}
+
+/* the SYN's 4-tuple: 1 when `p` is a TCP SYN without ACK (IPv4 not a later fragment,
+   IPv6 without extension headers), 0 when not, -1 for a link type not read here */
+static int
+syn_of(const unsigned char *p, size_t n, int linktype, item_t *it)
+{
+    int at = ip_offset(p, n, linktype);
+    if (at == -1)
+        return -1;
+    if (at < 0 || (size_t)at + 1 > n)
+        return 0;
+    const unsigned char *ip = p + at;
+    size_t left = n - (size_t)at, l4;
+    if (ip[0] >> 4 == 4) {
+        size_t ihl = (size_t)(ip[0] & 15) * 4;
+        if (ihl < 20 || left < ihl + 14 || ip[9] != 6 || (((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF))
+            return 0;
+        it->family = 4;
+        memset(it->src, 0, 32);
+        memcpy(it->src, ip + 12, 4);
+        memcpy(it->dst, ip + 16, 4);
+        l4 = ihl;
+    } else if (ip[0] >> 4 == 6) {
+        if (left < 40 + 14 || ip[6] != 6)
+            return 0;
+        it->family = 6;
+        memcpy(it->src, ip + 8, 16);
+        memcpy(it->dst, ip + 24, 16);
+        l4 = 40;
+    } else {
+        return 0;
+    }
+    const unsigned char *t = ip + l4;
+    if ((t[13] & 0x12) != 0x02)
+        return 0;
+    it->sport = (uint16_t)(t[0] << 8 | t[1]);
+    it->dport = (uint16_t)(t[2] << 8 | t[3]);
+    return 1;
+}
+
+/* ---- the tables (Watcher.mu held) ----------------------------------------------------- */
+
+static int
+route_cmp(const void *a, const void *b)
+{
+    const route_t *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->addr, y->addr, x->len);
+}
+
+static int
+is_loopback(int family, const uint8_t *a)
+{
+    static const uint8_t one[16] = {[15] = 1};
+    return family == 4 ? a[0] == 127 : memcmp(a, one, 16) == 0;
+}
+
+/* the namespace the address lives in (1), or 0 */
+static int
+route_of(Watcher *w, int family, const uint8_t *addr, uint64_t *netns)
+{
+    if (is_loopback(family, addr)) {
+        *netns = w->home;
+        return w->has_home;
+    }
+    route_t key = {family == 4 ? 4 : 16, {0}, 0};
+    memcpy(key.addr, addr, key.len);
+    route_t *r = bsearch(&key, w->routes, w->nroutes, sizeof key, route_cmp);
+    if (r == NULL)
+        return 0;
+    *netns = r->netns;
+    return 1;
+}
+
+static ns_t *
+ns_of(Watcher *w, uint64_t netns)
+{
+    for (size_t i = 0; i < w->nns; i++)
+        if (w->ns[i].netns == netns)
+            return &w->ns[i];
+    return NULL;
+}
+
+static hint_t *
+hint_of(Watcher *w, uint64_t netns, long long uid)
+{
+    for (size_t i = 0; i < w->nhints; i++)
+        if (w->hints[i].netns == netns && w->hints[i].uid == uid)
+            return &w->hints[i];
+    return NULL;
+}
+
+static void
+push(Watcher *w, const item_t *it)
+{
+    if (w->qlen == QUEUE) {
+        w->dropped++;
+        return;
+    }
+    w->queue[(w->qhead + w->qlen) % QUEUE] = *it;
+    __atomic_store_n(&w->qlen, w->qlen + 1, __ATOMIC_RELAXED);
+    w->counts[it->kind]++;
+}
+
+/* ---- the thread ----------------------------------------------------------------------- */
+
+static void
+wake(Watcher *w)
+{
+    uint64_t one = 1;
+    ssize_t r;
+    do {
+        r = write(w->notify_fd, &one, sizeof one);
+    } while (r < 0 && errno == EINTR);
+    /* (EAGAIN: a wake-up is already waiting) */
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* the kernel's answer about the connecting socket: diag_take's codes */
+static int
+ask(int fd, uint32_t seq, const item_t *it, diag_found_t *out)
+{
+    unsigned char req[DIAG_REQ_LEN];
+    uint32_t states = SS_ALL, zero = 0;
+    uint64_t nocookie = UINT64_MAX;
+    memset(req, 0, sizeof req);
+    req[0] = it->family == 4 ? 2 : 10;  /* AF_INET, AF_INET6 */
+    req[1] = 6;                          /* IPPROTO_TCP */
+    memcpy(req + 4, &states, 4);
+    req[8] = (uint8_t)(it->sport >> 8);  /* TCP: id.src is the local end */
+    req[9] = (uint8_t)it->sport;
+    req[10] = (uint8_t)(it->dport >> 8);
+    req[11] = (uint8_t)it->dport;
+    memcpy(req + 12, it->src, 16);
+    memcpy(req + 28, it->dst, 16);
+    memcpy(req + 44, &zero, 4);
+    memcpy(req + 48, &nocookie, 8);
+    int rc = diag_send(fd, seq, req, sizeof req);
+    if (rc < 0)
+        return rc;
+    unsigned char buf[8192] __attribute__((aligned(8)));
+    long long deadline = now_ms() + DIAG_WAIT_MS;
+    for (;;) {
+        rc = diag_take(fd, seq, buf, sizeof buf, out);
+        if (rc >= 0 || (rc != -EAGAIN && rc != -EINTR))
+            return rc;
+        if (rc == -EINTR)
+            continue;
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* which hint holds `inode`: its index, or -1 (the links read without the mutex) */
+static int
+held_by(Watcher *w, const long long *pid, const long long *fd, int n, long long inode)
+{
+    for (int i = 0; i < n; i++) {
+        char path[512], link[64];
+        int len = snprintf(path, sizeof path, "%s/%lld/fd/%lld", w->proc, pid[i], fd[i]);
+        if (len <= 0 || (size_t)len >= sizeof path)
+            continue;
+        if (link_socket_inode(link, readlink(path, link, sizeof link - 1)) == inode)
+            return i;
+    }
+    return -1;
+}
+
+/* whether the process given with hint (netns, uid, pid) lives (1/0; -1: not known),
+   read from the pidfd opened then, while the hint holds it (the mutex taken: hint()
+   closes the pidfds it drops only after letting the mutex go) */
+static int
+lives(Watcher *w, uint64_t netns, long long uid, long long pid)
+{
+    int alive = -1;
+    pthread_mutex_lock(&w->mu);
+    hint_t *h = hint_of(w, netns, uid);
+    for (int j = 0; h != NULL && j < h->n; j++)
+        if (h->pid[j] == pid && h->pidfd[j] >= 0) {
+            long r = syscall(SYS_pidfd_send_signal, h->pidfd[j], 0, NULL, 0);
+            alive = r == 0 ? 1 : (errno == ESRCH ? 0 : -1);
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    return alive;
+}
+
+static void
+one_syn(Watcher *w, const unsigned char *p, size_t n)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.pid = it.fd = -1;
+    it.alive = -1;
+    if (syn_of(p, n, w->linktype, &it) != 1)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->syns++;
+    uint64_t netns = 0;
+    ns_t *ns = route_of(w, it.family, it.src, &netns) ? ns_of(w, netns) : NULL;
+    if (ns == NULL) {  /* Python asks */
+        it.kind = K_ASK;
+        push(w, &it);
+        pthread_mutex_unlock(&w->mu);
+        wake(w);
+        return;
+    }
+    int fd = ns->fd;
+    uint32_t seq = ++ns->seq;
+    pthread_mutex_unlock(&w->mu);
+    it.netns = netns;
+    int rc = ask(fd, seq, &it, &it.found);
+    long long pid[HINTS] = {0}, hfd[HINTS] = {0};
+    int nh = 0, urgent = 0;
+    if (rc == 1 && it.found.inode) {
+        pthread_mutex_lock(&w->mu);
+        hint_t *h = hint_of(w, netns, it.found.uid);
+        if (h != NULL) {
+            nh = h->n;
+            memcpy(pid, h->pid, sizeof pid);
+            memcpy(hfd, h->fd, sizeof hfd);
+            h->used = ++w->tick;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (rc == 1) {
+        it.has_found = 1;
+        int i = it.found.inode && it.found.state != 10 /* LISTEN */
+            ? held_by(w, pid, hfd, nh, it.found.inode) : -1;
+        if (i >= 0) {
+            it.kind = K_HIT;
+            it.pid = pid[i];
+            it.fd = hfd[i];
+            it.alive = lives(w, netns, it.found.uid, it.pid);
+        } else {
+            it.kind = K_MISS;
+            urgent = it.found.inode != 0;  /* a walk of /proc, before the process exits */
+        }
+    } else if (rc == 0) {
+        it.kind = K_GONE;
+    } else {
+        it.kind = K_ERROR;
+        it.err = -rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    push(w, &it);
+    pthread_mutex_unlock(&w->mu);
+    if (urgent)
+        wake(w);
+}
+
+static void
+close_pending(Watcher *w)
+{
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nclosing; i++)
+        close(w->closing[i]);
+    w->nclosing = 0;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *
+run(void *arg)
+{
+    Watcher *w = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);  /* (signals are the main thread's) */
+    struct pollfd p[2] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0}};
+    unsigned char pkt[SNAP + 64];
+    for (;;) {
+        close_pending(w);
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            w->failed = errno;
+            break;
+        }
+        if (p[1].revents)
+            break;
+        if (p[0].revents & POLLNVAL) {
+            w->failed = EBADF;
+            break;
+        }
+        for (;;) {
+            ssize_t n = recv(w->pkt_fd, pkt, sizeof pkt, MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN && errno != ENETDOWN) {
+                    w->failed = errno;
+                    wake(w);
+                    return NULL;
+                }
+                break;
+            }
+            one_syn(w, pkt, (size_t)n);
+        }
+    }
+    close_pending(w);
+    return NULL;
+}
+
+/* ---- the Python side ------------------------------------------------------------------ */
+
+static PyObject *
+Watcher_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    int pkt_fd, linktype, notify_fd;
+    const char *proc;
+    if (!PyArg_ParseTuple(args, "iisi:Watcher", &pkt_fd, &linktype, &proc, &notify_fd))
+        return NULL;
+    if (strlen(proc) >= 256) {
+        PyErr_SetString(PyExc_ValueError, "Watcher: proc root too long");
+        return NULL;
+    }
+    Watcher *w = (Watcher *)type->tp_alloc(type, 0);
+    if (w == NULL)
+        return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    w->pkt_fd = pkt_fd;
+    w->linktype = linktype;
+    w->notify_fd = notify_fd;
+    w->stop_r = w->stop_w = -1;
+    snprintf(w->proc, sizeof w->proc, "%s", proc);
+    w->queue = PyMem_RawMalloc(sizeof(item_t) * QUEUE);
+    w->ns = NULL;
+    w->closing = NULL;
+    w->routes = NULL;
+    if (w->queue == NULL) {
+        Py_DECREF(w);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)w;
+}
+
+static void
+stop_thread(Watcher *w)
+{
+    if (!w->running)
+        return;
+    char x = 'x';
+    ssize_t r;
+    do {
+        r = write(w->stop_w, &x, 1);
+    } while (r < 0 && errno == EINTR);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(w->thread, NULL);
+    Py_END_ALLOW_THREADS
+    w->running = 0;
+    close(w->stop_r);
+    close(w->stop_w);
+    w->stop_r = w->stop_w = -1;
+}
+
+static void
+Watcher_dealloc(Watcher *w)
+{
+    stop_thread(w);
+    for (size_t i = 0; i < w->nns; i++)
+        close(w->ns[i].fd);
+    for (size_t i = 0; i < w->nclosing; i++)
+        close(w->closing[i]);
+    for (size_t i = 0; i < w->nhints; i++)
+        for (int j = 0; j < w->hints[i].n; j++)
+            if (w->hints[i].pidfd[j] >= 0)
+                close(w->hints[i].pidfd[j]);
+    PyMem_RawFree(w->ns);
+    PyMem_RawFree(w->closing);
+    PyMem_RawFree(w->routes);
+    PyMem_RawFree(w->queue);
+    pthread_mutex_destroy(&w->mu);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static PyObject *
+Watcher_start(Watcher *w, PyObject *unused)
+{
+    if (w->running)
+        Py_RETURN_NONE;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    w->stop_r = pipefd[0];
+    w->stop_w = pipefd[1];
+    w->failed = 0;
+    int rc = pthread_create(&w->thread, NULL, run, w);
+    if (rc != 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        w->stop_r = w->stop_w = -1;
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    w->running = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Watcher_stop(Watcher *w, PyObject *unused)
+{
+    stop_thread(w);
+    Py_RETURN_NONE;
+}
+
+/* namespace(netns, fd): the watcher takes the socket (closed by it from then on) */
+static PyObject *
+Watcher_namespace(Watcher *w, PyObject *args)
+{
+    unsigned long long netns;
+    int fd;
+    if (!PyArg_ParseTuple(args, "Ki:namespace", &netns, &fd))
+        return NULL;
+    pthread_mutex_lock(&w->mu);
+    ns_t *ns = ns_of(w, netns);
+    int err = 0;
+    if (ns != NULL) {
+        int *more = PyMem_RawRealloc(w->closing, sizeof(int) * (w->nclosing + 1));
+        if (more == NULL) {
+            err = 1;
+        } else {
+            w->closing = more;
+            w->closing[w->nclosing++] = ns->fd;
+            ns->fd = fd;
+            ns->seq = 0;
+        }
+    } else {
+        ns_t *more = PyMem_RawRealloc(w->ns, sizeof(ns_t) * (w->nns + 1));
+        if (more == NULL) {
+            err = 1;
+        } else {
+            w->ns = more;
+            w->ns[w->nns++] = (ns_t){netns, fd, 0};
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (err) {
+        close(fd);
+        return PyErr_NoMemory();
+    }
+    if (!w->running)
+        close_pending(w);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Watcher_forget(Watcher *w, PyObject *arg)
+{
+    unsigned long long netns = PyLong_AsUnsignedLongLong(arg);
+    if (netns == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    int err = 0;
+    pthread_mutex_lock(&w->mu);
+    ns_t *ns = ns_of(w, netns);
+    if (ns != NULL) {
+        int *more = PyMem_RawRealloc(w->closing, sizeof(int) * (w->nclosing + 1));
+        if (more == NULL) {
+            err = 1;
+        } else {
+            w->closing = more;
+            w->closing[w->nclosing++] = ns->fd;
+            *ns = w->ns[--w->nns];
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (err)
+        return PyErr_NoMemory();
+    if (!w->running)
+        close_pending(w);
+    Py_RETURN_NONE;
+}
+
+/* routes(home or None, [(addr, netns)]): the whole table again */
+static PyObject *
+Watcher_routes(Watcher *w, PyObject *args)
+{
+    PyObject *home, *seq;
+    if (!PyArg_ParseTuple(args, "OO:routes", &home, &seq))
+        return NULL;
+    unsigned long long h = 0;
+    if (home != Py_None) {
+        h = PyLong_AsUnsignedLongLong(home);
+        if (h == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *fast = PySequence_Fast(seq, "routes: a sequence of (addr, netns)");
+    if (fast == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    route_t *r = PyMem_RawMalloc(sizeof(route_t) * (size_t)(n ? n : 1));
+    if (r == NULL) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(fast, i);
+        const char *a;
+        Py_ssize_t alen;
+        unsigned long long netns;
+        if (!PyArg_ParseTuple(t, "y#K:routes", &a, &alen, &netns)) {
+            PyMem_RawFree(r);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        if (alen != 4 && alen != 16)
+            continue;
+        r[k].len = (uint8_t)alen;
+        memset(r[k].addr, 0, 16);
+        memcpy(r[k].addr, a, (size_t)alen);
+        r[k].netns = netns;
+        k++;
+    }
+    Py_DECREF(fast);
+    qsort(r, (size_t)k, sizeof *r, route_cmp);
+    pthread_mutex_lock(&w->mu);
+    route_t *old = w->routes;
+    w->routes = r;
+    w->nroutes = (size_t)k;
+    w->home = h;
+    w->has_home = home != Py_None;
+    pthread_mutex_unlock(&w->mu);
+    PyMem_RawFree(old);
+    Py_RETURN_NONE;
+}
+
+/* hint(netns, uid, pid, fd): (pid, fd) first for (netns, uid); a pidfd opened for a
+   process new there (the caller has just read its facts) */
+static PyObject *
+Watcher_hint(Watcher *w, PyObject *args)
+{
+    unsigned long long netns;
+    long long uid, pid, fd;
+    if (!PyArg_ParseTuple(args, "KLLL:hint", &netns, &uid, &pid, &fd))
+        return NULL;
+    int closing[HINTS + 1], nclose = 0;
+    pthread_mutex_lock(&w->mu);
+    hint_t *h = hint_of(w, netns, uid);
+    if (h == NULL) {
+        if (w->nhints < MAX_KEYS) {
+            h = &w->hints[w->nhints++];
+        } else {  /* the least recently used pair gives its place */
+            h = &w->hints[0];
+            for (size_t i = 1; i < w->nhints; i++)
+                if (w->hints[i].used < h->used)
+                    h = &w->hints[i];
+            for (int j = 0; j < h->n; j++)
+                if (h->pidfd[j] >= 0)
+                    closing[nclose++] = h->pidfd[j];
+        }
+        memset(h, 0, sizeof *h);
+        h->netns = netns;
+        h->uid = uid;
+    }
+    h->used = ++w->tick;
+    if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
+        int keep = -1;  /* the pidfd of that pid, if kept already */
+        for (int j = 0; j < h->n; j++)
+            if (h->pid[j] == pid) {
+                keep = h->pidfd[j];
+                h->pidfd[j] = -1;
+            }
+        long long npid[HINTS], nfd[HINTS];
+        int npidfd[HINTS], nn = 1;
+        npid[0] = pid;
+        nfd[0] = fd;
+        npidfd[0] = keep >= 0 ? keep : (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (npidfd[0] < 0)
+            npidfd[0] = -1;
+        else if (keep < 0)
+            fcntl(npidfd[0], F_SETFD, FD_CLOEXEC);
+        for (int j = 0; j < h->n; j++) {
+            if (h->pid[j] == pid)
+                continue;
+            if (nn < HINTS) {
+                npid[nn] = h->pid[j];
+                nfd[nn] = h->fd[j];
+                npidfd[nn++] = h->pidfd[j];
+            } else if (h->pidfd[j] >= 0) {
+                closing[nclose++] = h->pidfd[j];
+            }
+        }
+        memcpy(h->pid, npid, sizeof npid);
+        memcpy(h->fd, nfd, sizeof nfd);
+        memcpy(h->pidfd, npidfd, sizeof npidfd);
+        h->n = nn;
+    }
+    pthread_mutex_unlock(&w->mu);
+    /* (a pidfd the thread copied may be closed here: it then reads EBADF, alive -1) */
+    for (int j = 0; j < nclose; j++)
+        close(closing[j]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+item_tuple(const item_t *it)
+{
+    PyObject *found;
+    if (it->has_found) {
+        found = it->found.has_cgroup
+            ? Py_BuildValue("(IIIKK)", (unsigned)it->found.state, (unsigned)it->found.inode,
+                            (unsigned)it->found.uid, (unsigned long long)it->found.cookie,
+                            (unsigned long long)it->found.cgroup_id)
+            : Py_BuildValue("(IIIKO)", (unsigned)it->found.state, (unsigned)it->found.inode,
+                            (unsigned)it->found.uid, (unsigned long long)it->found.cookie,
+                            Py_None);
+        if (found == NULL)
+            return NULL;
+    } else {
+        found = Py_NewRef(Py_None);
+    }
+    int alen = it->family == 4 ? 4 : 16;
+    return Py_BuildValue("(iiy#iy#iKNLLii)", it->kind, it->family, it->src, (Py_ssize_t)alen,
+                         it->sport, it->dst, (Py_ssize_t)alen, it->dport,
+                         (unsigned long long)it->netns, found, it->pid, it->fd, it->alive,
+                         it->err);
+}
+
+static PyObject *
+Watcher_take(Watcher *w, PyObject *unused)
+{
+    if (__atomic_load_n(&w->qlen, __ATOMIC_RELAXED) == 0)  /* (pushed now: taken next) */
+        return PyList_New(0);
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->qlen, head = w->qhead;
+    item_t *copy = PyMem_RawMalloc(sizeof(item_t) * (n ? n : 1));
+    if (copy != NULL) {
+        for (size_t i = 0; i < n; i++)
+            copy[i] = w->queue[(head + i) % QUEUE];
+        w->qhead = (head + n) % QUEUE;
+        __atomic_store_n(&w->qlen, 0, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (copy == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *t = item_tuple(&copy[i]);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, t);
+    }
+    PyMem_RawFree(copy);
+    return out;
+}
+
+static PyObject *
+Watcher_get_counts(Watcher *w, void *closure)
+{
+    pthread_mutex_lock(&w->mu);
+    unsigned long long syns = w->syns, dropped = w->dropped, c[K_KINDS];
+    memcpy(c, w->counts, sizeof c);
+    pthread_mutex_unlock(&w->mu);
+    return Py_BuildValue("{sKsKsKsKsKsKsK}", "syns", syns, "dropped", dropped, "hit", c[K_HIT],
+                         "miss", c[K_MISS], "gone", c[K_GONE], "ask", c[K_ASK],
+                         "error", c[K_ERROR]);
+}
+
+static PyObject *
+Watcher_get_failed(Watcher *w, void *closure)
+{
+    if (!w->failed)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(strerror(w->failed));
+}
+
+static PyObject *
+syn_of_py(PyObject *self, PyObject *args)
+{
+    Py_buffer v;
+    int linktype;
+    if (!PyArg_ParseTuple(args, "y*i:syn_of", &v, &linktype))
+        return NULL;
+    item_t it;
+    memset(&it, 0, sizeof it);
+    int got = syn_of(v.buf, (size_t)v.len, linktype, &it);
+    PyBuffer_Release(&v);
+    if (got < 0)
+        Py_RETURN_FALSE;
+    if (got == 0)
+        Py_RETURN_NONE;
+    int alen = it.family == 4 ? 4 : 16;
+    return Py_BuildValue("(iy#iy#i)", it.family, it.src, (Py_ssize_t)alen, it.sport, it.dst,
+                         (Py_ssize_t)alen, it.dport);
+}
+
+static PyMethodDef Watcher_methods[] = {
+    {"start", (PyCFunction)Watcher_start, METH_NOARGS, "start the thread"},
+    {"stop", (PyCFunction)Watcher_stop, METH_NOARGS,
+     "stop the thread (it ends the question it is in: up to 1 s)"},
+    {"namespace", (PyCFunction)Watcher_namespace, METH_VARARGS,
+     "namespace(netns, fd): a NETLINK_SOCK_DIAG socket opened in it, the watcher's now"},
+    {"forget", (PyCFunction)Watcher_forget, METH_O, "forget(netns): its socket closed"},
+    {"routes", (PyCFunction)Watcher_routes, METH_VARARGS,
+     "routes(home, [(addr, netns)]): where local addresses live (home: loopback's, or None)"},
+    {"hint", (PyCFunction)Watcher_hint, METH_VARARGS,
+     "hint(netns, uid, pid, fd): where a new socket of (netns, uid) is looked for first"},
+    {"take", (PyCFunction)Watcher_take, METH_NOARGS, "the items waiting, oldest first"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Watcher_getset[] = {
+    {"counts", (getter)Watcher_get_counts, NULL, "SYNs read, items by kind, items dropped",
+     NULL},
+    {"failed", (getter)Watcher_get_failed, NULL,
+     "why the thread stopped on its own (None: it did not)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(Watcher_doc,
+"Watcher(packet_fd, linktype, proc_root, notify_fd): the SYN watch's thread (see the\n"
+"module). packet_fd stays the caller's; stop() before closing it.");
+
+static PyTypeObject WatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rawlab._syn_watch.Watcher",
+    .tp_basicsize = sizeof(Watcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Watcher_doc,
+    .tp_new = Watcher_new,
+    .tp_dealloc = (destructor)Watcher_dealloc,
+    .tp_methods = Watcher_methods,
+    .tp_getset = Watcher_getset,
+};
+
+static PyMethodDef methods[] = {
+    {"syn_of", syn_of_py, METH_VARARGS,
+     "syn_of(frame, linktype) -> (family, src, sport, dst, dport); None: not a TCP SYN "
+     "without ACK; False: a link type the thread does not read"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "rawlab._syn_watch",
+    "The SYN watch's question asked by a thread without the interpreter lock (see "
+    "_syn_watch.c).", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__syn_watch(void)
+{
+    if (PyType_Ready(&WatcherType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Watcher", (PyObject *)&WatcherType) < 0 ||
+        PyModule_AddIntConstant(m, "HIT", K_HIT) < 0 ||
+        PyModule_AddIntConstant(m, "MISS", K_MISS) < 0 ||
+        PyModule_AddIntConstant(m, "GONE", K_GONE) < 0 ||
+        PyModule_AddIntConstant(m, "ASK", K_ASK) < 0 ||
+        PyModule_AddIntConstant(m, "ERROR", K_ERROR) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
