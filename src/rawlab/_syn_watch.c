@@ -18,6 +18,12 @@
  * `notify_fd` is written, which wakes the Python thread that finishes it; the rest waits
  * in the queue for the capture's next question (OwnerLookup.take_syns).
  *
+ * The thread runs at real-time priority (SCHED_FIFO 1, where it may: CAP_SYS_NICE): a
+ * SYN's wake-up preempts the capture's loop at once, also on a shared CPU, where a
+ * thread of the same class may wait milliseconds and a client's socket may live 200 µs.
+ * Over RT_MOST SYNs in RT_WINDOW_MS (a flood) it runs as any thread until a window with
+ * half as many: it never takes the capture's CPU.
+ *
  * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno)
  *   kind  HIT, MISS (found, no hint held it), GONE (no such socket), ASK (not asked:
  *         no route to the address's namespace), ERROR (errno: the kernel's)
@@ -30,6 +36,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +61,8 @@ enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 #define SNAP 256         /* the packet socket's snap length */
 #define SS_ALL ((1u << 14) - 1)
 #define DIAG_WAIT_MS 1000
+#define RT_WINDOW_MS 100
+#define RT_MOST 500      /* SYNs a window at real-time priority (5,000/s, ~8 % of a CPU) */
 
 typedef struct {
     uint8_t kind, family;
@@ -92,6 +101,8 @@ typedef struct {
     hint_t hints[MAX_KEYS]; size_t nhints; uint64_t tick;
     item_t *queue; size_t qhead, qlen;
     unsigned long long syns, dropped, counts[K_KINDS];
+    unsigned long long demoted;           /* times a flood of SYNs ended real time */
+    int rt;                               /* the thread runs SCHED_FIFO now */
     int failed;                           /* errno that stopped the thread */
 } Watcher;
 
@@ -381,6 +392,37 @@ one_syn(Watcher *w, const unsigned char *p, size_t n)
         wake(w);
 }
 
+/* the thread's policy: SCHED_FIFO priority 1 (on) or SCHED_OTHER; 0 or an errno */
+static int
+realtime(Watcher *w, int on)
+{
+    struct sched_param sp = {on ? 1 : 0};
+    int rc = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
+    if (rc == 0)
+        __atomic_store_n(&w->rt, on, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* at real-time priority the thread preempts the capture's loop the moment a SYN wakes
+   it (a client's socket may live 200 µs; sharing a CPU, a thread of the same class can
+   wait milliseconds); over RT_MOST SYNs in a window (a flood) it runs as any thread
+   until a window with half as many, so that it never takes the capture's CPU */
+static void
+pace(Watcher *w, long long *window, unsigned *seen)
+{
+    long long t = now_ms();
+    if (t - *window >= RT_WINDOW_MS) {  /* (the window closes at its first SYN after) */
+        /* quiet: few SYNs in it, or none for a window since (each of its SYNs came
+           before its end, else it would have closed then) */
+        if (!w->rt && (*seen <= RT_MOST / 2 || t - *window >= 2 * RT_WINDOW_MS))
+            realtime(w, 1);
+        *window = t;
+        *seen = 0;
+    }
+    if (++*seen > RT_MOST && w->rt && realtime(w, 0) == 0)
+        __atomic_add_fetch(&w->demoted, 1, __ATOMIC_RELAXED);
+}
+
 static void
 close_pending(Watcher *w)
 {
@@ -398,6 +440,9 @@ run(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);  /* (signals are the main thread's) */
+    int may_rt = realtime(w, 1) == 0;  /* (CAP_SYS_NICE, or RLIMIT_RTPRIO) */
+    long long window = now_ms();
+    unsigned seen = 0;
     struct pollfd p[2] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0}};
     unsigned char pkt[SNAP + 64];
     for (;;) {
@@ -426,6 +471,8 @@ run(void *arg)
                 }
                 break;
             }
+            if (may_rt)
+                pace(w, &window, &seen);
             one_syn(w, pkt, (size_t)n);
         }
     }
@@ -784,9 +831,11 @@ Watcher_get_counts(Watcher *w, void *closure)
     unsigned long long syns = w->syns, dropped = w->dropped, c[K_KINDS];
     memcpy(c, w->counts, sizeof c);
     pthread_mutex_unlock(&w->mu);
-    return Py_BuildValue("{sKsKsKsKsKsKsK}", "syns", syns, "dropped", dropped, "hit", c[K_HIT],
-                         "miss", c[K_MISS], "gone", c[K_GONE], "ask", c[K_ASK],
-                         "error", c[K_ERROR]);
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsi}", "syns", syns, "dropped", dropped,
+                         "hit", c[K_HIT], "miss", c[K_MISS], "gone", c[K_GONE],
+                         "ask", c[K_ASK], "error", c[K_ERROR],
+                         "demoted", __atomic_load_n(&w->demoted, __ATOMIC_RELAXED),
+                         "realtime", __atomic_load_n(&w->rt, __ATOMIC_RELAXED));
 }
 
 static PyObject *
@@ -833,8 +882,9 @@ static PyMethodDef Watcher_methods[] = {
 };
 
 static PyGetSetDef Watcher_getset[] = {
-    {"counts", (getter)Watcher_get_counts, NULL, "SYNs read, items by kind, items dropped",
-     NULL},
+    {"counts", (getter)Watcher_get_counts, NULL,
+     "SYNs read, items by kind, items dropped; real time now (1/0), and how often a flood "
+     "ended it", NULL},
     {"failed", (getter)Watcher_get_failed, NULL,
      "why the thread stopped on its own (None: it did not)", NULL},
     {NULL, NULL, NULL, NULL, NULL},

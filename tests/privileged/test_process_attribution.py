@@ -321,6 +321,46 @@ def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) 
     assert counts["hit"] >= 3 and watch.found == 5 and watch.errors == 0, counts
 
 
+# A: `n` SYNs from a raw socket, as fast as Python sends them (no socket of A holds them)
+SYNS = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i in range(int(sys.argv[1])):
+    s.sendto(struct.pack("!HHIIBBHHH", 20000 + i, 9, 1, 0, 5 << 4, 0x02, 1024, 0, 0),
+             ("@B@", 0))
+""".replace("@B@", B_IP)
+
+
+def test_the_syn_watch_thread_leaves_real_time_for_a_flood_and_comes_back(
+        server: Any) -> None:
+    """The compiled thread runs SCHED_FIFO (root may); 1,000 SYNs within a few
+    milliseconds (over 500 in 100 ms) put it back among the other threads, and a quiet
+    window after brings it back; every SYN is still asked about (none held by a socket:
+    gone)."""
+    from rawlab.analysis.syn_watch import SynWatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    a, b, _srv = server
+    look = OwnerLookup(b.name)
+    look.start()
+    watch = SynWatch(look, "veth1", netns=b.name, bpf="dst port 9").start()
+    try:
+        assert watch.off is None and watch._watcher.counts["realtime"] == 1
+        a.run([PY, "-c", SYNS, "1000"])
+        time.sleep(0.05)
+        flooded = watch._watcher.counts
+        time.sleep(0.25)
+        a.run([PY, "-c", SYNS, "1"])
+        time.sleep(0.05)
+        after = watch._watcher.counts
+    finally:
+        watch.close()
+        look.close()
+    assert flooded["syns"] == 1000 and flooded["demoted"] == 1, flooded
+    assert flooded["realtime"] == 0 and flooded["gone"] == 1000, flooded
+    assert after["syns"] == 1001 and after["realtime"] == 1 and after["demoted"] == 1, after
+
+
 def test_icmp_echoes_are_named_by_their_ping_socket(server: Any) -> None:
     """An ICMP echo's pinging end in A is the ping socket whose port is the echo
     identifier (from the namespace's /proc/net/icmp: sock_diag lists no ping sockets);

@@ -12,7 +12,9 @@ The kernel wakes the watch for every SYN (a socket without a ring). A compiled t
 kernel for the connecting socket in the namespace its address lives in (its own
 sock_diag socket there), then reads the fd links where the processes that last held a
 socket of that namespace and uid held it (a client making one connection after another
-gets the same number back): ~10 µs, the capture's loop never interrupted. The owner it
+gets the same number back): ~10 µs, the capture's loop never waited for. It runs at
+real-time priority where it may (a SYN's wake-up preempts the capture's loop on a shared
+CPU; a flood of SYNs puts it back among the other threads). The owner it
 found is finished (the process's facts, read before) at the capture's next question
 (:meth:`rawlab.sockets.owners.OwnerLookup.take_syns`), which is answered with it; later
 ones find it under the socket's cookie, even after the socket closed (TIME_WAIT keeps
