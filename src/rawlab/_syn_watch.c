@@ -13,8 +13,11 @@
  * reads the fd links the hints name for that namespace and the socket's uid: a process
  * that holds the socket's inode there is its owner (HIT), and whether the process seen
  * when the hint was given still lives is read from a pidfd (the facts read then are its).
- * What the thread cannot finish (no hint holds the socket: a /proc walk; an address it
- * has no route for) is queued with what it found and
+ * When no hint holds the socket (a new process), the thread walks /proc itself, newest
+ * pids first, and reads the holder's /proc files at once (a short-lived client is gone
+ * milliseconds later): Python reads them (rawlab.sockets.proc.facts_from). What it
+ * cannot finish (WALKS_MOST walks a window spent; an address it has no route for) is
+ * queued with what it found and
  * `notify_fd` is written, which wakes the Python thread that finishes it; the rest waits
  * in the queue for the capture's next question (OwnerLookup.take_syns).
  *
@@ -24,15 +27,18 @@
  * Over RT_MOST SYNs in RT_WINDOW_MS (a flood) it runs as any thread until a window with
  * half as many: it never takes the capture's CPU.
  *
- * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno)
+ * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno, facts)
  *   kind  HIT, MISS (found, no hint held it), GONE (no such socket), ASK (not asked:
  *         no route to the address's namespace), ERROR (errno: the kernel's)
  *   found (state, inode, uid, cookie, cgroup_id) as rawlab._kernels.diag_find's
  *   alive 1/0 (the hint's process lives at the SYN), -1 when not known
+ *   facts a walk's find (MISS with a pid): its stat, comm, cmdline, status, cgroup
+ *         (bytes) and thread count; else None
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -63,6 +69,9 @@ enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 #define DIAG_WAIT_MS 1000
 #define RT_WINDOW_MS 100
 #define RT_MOST 500      /* SYNs a window at real-time priority (5,000/s, ~8 % of a CPU) */
+#define WALKS_MOST 20    /* walks of /proc a window (~0.3 ms each); more go to Python */
+#define FACT_FILES 5     /* stat, comm, cmdline, status, cgroup */
+#define FACT_MOST 65536  /* bytes read of each */
 
 typedef struct {
     uint8_t kind, family;
@@ -73,6 +82,9 @@ typedef struct {
     diag_found_t found;
     long long pid, fd;
     int alive, err;
+    char *facts;         /* a walk's find: the process's files (malloc'd), or NULL */
+    size_t facts_len;
+    int threads;
 } item_t;
 
 typedef struct { uint64_t netns; int fd; uint32_t seq; } ns_t;
@@ -102,6 +114,8 @@ typedef struct {
     item_t *queue; size_t qhead, qlen;
     unsigned long long syns, dropped, counts[K_KINDS];
     unsigned long long demoted;           /* times a flood of SYNs ended real time */
+    unsigned long long walks;             /* walks of /proc the thread made */
+    long long walk_window; unsigned walks_in_window;
     int rt;                               /* the thread runs SCHED_FIFO now */
     int failed;                           /* errno that stopped the thread */
 } Watcher;
@@ -227,6 +241,7 @@ push(Watcher *w, const item_t *it)
 {
     if (w->qlen == QUEUE) {
         w->dropped++;
+        free(it->facts);
         return;
     }
     w->queue[(w->qhead + w->qlen) % QUEUE] = *it;
@@ -328,6 +343,199 @@ lives(Watcher *w, uint64_t netns, long long uid, long long pid)
     return alive;
 }
 
+static int
+pid_desc(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* the process holding socket `inode`, and at which fd: every process's fd links read,
+   the newest pids first (a client just started); 1 when found */
+static int
+walk(Watcher *w, long long inode, long long *pid, long long *fd)
+{
+    DIR *d = opendir(w->proc);
+    if (d == NULL)
+        return 0;
+    size_t n = 0, cap = 1024;
+    long long *pids = malloc(cap * sizeof *pids);
+    struct dirent *e;
+    while (pids != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        if (n == cap) {
+            long long *more = realloc(pids, cap * 2 * sizeof *pids);
+            if (more == NULL)
+                break;
+            pids = more;
+            cap *= 2;
+        }
+        pids[n++] = strtoll(e->d_name, NULL, 10);
+    }
+    closedir(d);
+    if (pids == NULL)
+        return 0;
+    qsort(pids, n, sizeof *pids, pid_desc);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        char path[512], link[64];
+        snprintf(path, sizeof path, "%s/%lld/fd", w->proc, pids[i]);
+        DIR *fds = opendir(path);
+        if (fds == NULL)
+            continue;
+        int dfd = dirfd(fds);
+        while ((e = readdir(fds)) != NULL) {
+            if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                continue;
+            if (link_socket_inode(link, readlinkat(dfd, e->d_name, link, sizeof link - 1))
+                    == inode) {
+                *pid = pids[i];
+                *fd = strtoll(e->d_name, NULL, 10);
+                found = 1;
+                break;
+            }
+        }
+        closedir(fds);
+    }
+    free(pids);
+    return found;
+}
+
+/* what /proc says of `pid` now, for Python to read (rawlab.sockets.proc.facts_from):
+   each of FACT_FILES files as a 4-byte length and its bytes; and its thread count.
+   0 when it is gone */
+static int
+snapshot(Watcher *w, long long pid, item_t *it)
+{
+    static const char *names[FACT_FILES] = {"stat", "comm", "cmdline", "status", "cgroup"};
+    size_t cap = FACT_FILES * (4 + 4096), len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return 0;
+    for (int f = 0; f < FACT_FILES; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%lld/%s", w->proc, pid, names[f]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            free(buf);
+            return 0;
+        }
+        size_t at = len + 4;
+        uint32_t got = 0;
+        for (;;) {
+            if (cap - at - got < 4096) {
+                if (cap >= (size_t)FACT_FILES * (4 + FACT_MOST))
+                    break;
+                char *more = realloc(buf, cap * 2);
+                if (more == NULL)
+                    break;
+                buf = more;
+                cap *= 2;
+            }
+            ssize_t r = read(fd, buf + at + got, cap - at - got < FACT_MOST - got
+                                                     ? cap - at - got : FACT_MOST - got);
+            if (r <= 0)
+                break;
+            got += (uint32_t)r;
+            if (got >= FACT_MOST)
+                break;
+        }
+        close(fd);
+        memcpy(buf + len, &got, 4);
+        len = at + got;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/%lld/task", w->proc, pid);
+    int threads = 0;
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            threads += e->d_name[0] != '.';
+        closedir(d);
+    }
+    it->facts = buf;
+    it->facts_len = len;
+    it->threads = threads;
+    return 1;
+}
+
+/* (pid, fd) first for (netns, uid); a pidfd opened for a process new there (whose
+   facts were read just now); the mutex not held */
+static void
+hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
+{
+    int closing[HINTS + 1], nclose = 0;
+    pthread_mutex_lock(&w->mu);
+    hint_t *h = hint_of(w, netns, uid);
+    if (h == NULL) {
+        if (w->nhints < MAX_KEYS) {
+            h = &w->hints[w->nhints++];
+        } else {  /* the least recently used pair gives its place */
+            h = &w->hints[0];
+            for (size_t i = 1; i < w->nhints; i++)
+                if (w->hints[i].used < h->used)
+                    h = &w->hints[i];
+            for (int j = 0; j < h->n; j++)
+                if (h->pidfd[j] >= 0)
+                    closing[nclose++] = h->pidfd[j];
+        }
+        memset(h, 0, sizeof *h);
+        h->netns = netns;
+        h->uid = uid;
+    }
+    h->used = ++w->tick;
+    if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
+        int keep = -1;  /* the pidfd of that pid, if kept already */
+        for (int j = 0; j < h->n; j++)
+            if (h->pid[j] == pid) {
+                keep = h->pidfd[j];
+                h->pidfd[j] = -1;
+            }
+        long long npid[HINTS], nfd[HINTS];
+        int npidfd[HINTS], nn = 1;
+        npid[0] = pid;
+        nfd[0] = fd;
+        npidfd[0] = keep >= 0 ? keep : (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (npidfd[0] < 0)
+            npidfd[0] = -1;
+        else if (keep < 0)
+            fcntl(npidfd[0], F_SETFD, FD_CLOEXEC);
+        for (int j = 0; j < h->n; j++) {
+            if (h->pid[j] == pid)
+                continue;
+            if (nn < HINTS) {
+                npid[nn] = h->pid[j];
+                nfd[nn] = h->fd[j];
+                npidfd[nn++] = h->pidfd[j];
+            } else if (h->pidfd[j] >= 0) {
+                closing[nclose++] = h->pidfd[j];
+            }
+        }
+        memcpy(h->pid, npid, sizeof npid);
+        memcpy(h->fd, nfd, sizeof nfd);
+        memcpy(h->pidfd, npidfd, sizeof npidfd);
+        h->n = nn;
+    }
+    pthread_mutex_unlock(&w->mu);
+    /* (a pidfd the thread copied may be closed here: it then reads EBADF, alive -1) */
+    for (int j = 0; j < nclose; j++)
+        close(closing[j]);
+}
+
+/* a walk may be made now (WALKS_MOST a window) */
+static int
+may_walk(Watcher *w)
+{
+    long long t = now_ms();
+    if (t - w->walk_window >= RT_WINDOW_MS) {
+        w->walk_window = t;
+        w->walks_in_window = 0;
+    }
+    return w->walks_in_window++ < WALKS_MOST;
+}
+
 static void
 one_syn(Watcher *w, const unsigned char *p, size_t n)
 {
@@ -377,7 +585,18 @@ one_syn(Watcher *w, const unsigned char *p, size_t n)
             it.alive = lives(w, netns, it.found.uid, it.pid);
         } else {
             it.kind = K_MISS;
-            urgent = it.found.inode != 0;  /* a walk of /proc, before the process exits */
+            /* a new process: found by a walk of /proc and its facts read before it exits,
+               here; else Python walks, at once */
+            if (it.found.inode && it.found.state != 10 && may_walk(w)) {
+                __atomic_add_fetch(&w->walks, 1, __ATOMIC_RELAXED);
+                if (walk(w, it.found.inode, &it.pid, &it.fd)) {
+                    if (snapshot(w, it.pid, &it))  /* its next socket: a hint's */
+                        hint_put(w, netns, it.found.uid, it.pid, it.fd);
+                    else
+                        it.pid = it.fd = -1;  /* (gone meanwhile) */
+                }
+            }
+            urgent = it.found.inode != 0 && it.facts == NULL;
         }
     } else if (rc == 0) {
         it.kind = K_GONE;
@@ -547,6 +766,8 @@ Watcher_dealloc(Watcher *w)
     PyMem_RawFree(w->ns);
     PyMem_RawFree(w->closing);
     PyMem_RawFree(w->routes);
+    for (size_t i = 0; w->queue != NULL && i < w->qlen; i++)
+        free(w->queue[(w->qhead + i) % QUEUE].facts);
     PyMem_RawFree(w->queue);
     pthread_mutex_destroy(&w->mu);
     Py_TYPE(w)->tp_free((PyObject *)w);
@@ -712,62 +933,7 @@ Watcher_hint(Watcher *w, PyObject *args)
     long long uid, pid, fd;
     if (!PyArg_ParseTuple(args, "KLLL:hint", &netns, &uid, &pid, &fd))
         return NULL;
-    int closing[HINTS + 1], nclose = 0;
-    pthread_mutex_lock(&w->mu);
-    hint_t *h = hint_of(w, netns, uid);
-    if (h == NULL) {
-        if (w->nhints < MAX_KEYS) {
-            h = &w->hints[w->nhints++];
-        } else {  /* the least recently used pair gives its place */
-            h = &w->hints[0];
-            for (size_t i = 1; i < w->nhints; i++)
-                if (w->hints[i].used < h->used)
-                    h = &w->hints[i];
-            for (int j = 0; j < h->n; j++)
-                if (h->pidfd[j] >= 0)
-                    closing[nclose++] = h->pidfd[j];
-        }
-        memset(h, 0, sizeof *h);
-        h->netns = netns;
-        h->uid = uid;
-    }
-    h->used = ++w->tick;
-    if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
-        int keep = -1;  /* the pidfd of that pid, if kept already */
-        for (int j = 0; j < h->n; j++)
-            if (h->pid[j] == pid) {
-                keep = h->pidfd[j];
-                h->pidfd[j] = -1;
-            }
-        long long npid[HINTS], nfd[HINTS];
-        int npidfd[HINTS], nn = 1;
-        npid[0] = pid;
-        nfd[0] = fd;
-        npidfd[0] = keep >= 0 ? keep : (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (npidfd[0] < 0)
-            npidfd[0] = -1;
-        else if (keep < 0)
-            fcntl(npidfd[0], F_SETFD, FD_CLOEXEC);
-        for (int j = 0; j < h->n; j++) {
-            if (h->pid[j] == pid)
-                continue;
-            if (nn < HINTS) {
-                npid[nn] = h->pid[j];
-                nfd[nn] = h->fd[j];
-                npidfd[nn++] = h->pidfd[j];
-            } else if (h->pidfd[j] >= 0) {
-                closing[nclose++] = h->pidfd[j];
-            }
-        }
-        memcpy(h->pid, npid, sizeof npid);
-        memcpy(h->fd, nfd, sizeof nfd);
-        memcpy(h->pidfd, npidfd, sizeof npidfd);
-        h->n = nn;
-    }
-    pthread_mutex_unlock(&w->mu);
-    /* (a pidfd the thread copied may be closed here: it then reads EBADF, alive -1) */
-    for (int j = 0; j < nclose; j++)
-        close(closing[j]);
+    hint_put(w, netns, uid, pid, fd);
     Py_RETURN_NONE;
 }
 
@@ -788,11 +954,36 @@ item_tuple(const item_t *it)
     } else {
         found = Py_NewRef(Py_None);
     }
+    PyObject *facts = Py_NewRef(Py_None);
+    if (it->facts != NULL) {
+        Py_DECREF(facts);
+        facts = PyTuple_New(FACT_FILES + 1);
+        size_t off = 0;
+        for (int f = 0; facts != NULL && f < FACT_FILES; f++) {
+            uint32_t n;
+            memcpy(&n, it->facts + off, 4);
+            PyObject *b = PyBytes_FromStringAndSize(it->facts + off + 4, n);
+            if (b == NULL)
+                Py_CLEAR(facts);
+            else
+                PyTuple_SET_ITEM(facts, f, b);
+            off += 4 + n;
+        }
+        PyObject *t = facts != NULL ? PyLong_FromLong(it->threads) : NULL;
+        if (t == NULL)
+            Py_CLEAR(facts);
+        else
+            PyTuple_SET_ITEM(facts, FACT_FILES, t);
+        if (facts == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
     int alen = it->family == 4 ? 4 : 16;
-    return Py_BuildValue("(iiy#iy#iKNLLii)", it->kind, it->family, it->src, (Py_ssize_t)alen,
+    return Py_BuildValue("(iiy#iy#iKNLLiiN)", it->kind, it->family, it->src, (Py_ssize_t)alen,
                          it->sport, it->dst, (Py_ssize_t)alen, it->dport,
                          (unsigned long long)it->netns, found, it->pid, it->fd, it->alive,
-                         it->err);
+                         it->err, facts);
 }
 
 static PyObject *
@@ -820,6 +1011,8 @@ Watcher_take(Watcher *w, PyObject *unused)
         else
             PyList_SET_ITEM(out, (Py_ssize_t)i, t);
     }
+    for (size_t i = 0; i < n; i++)
+        free(copy[i].facts);
     PyMem_RawFree(copy);
     return out;
 }
@@ -831,11 +1024,12 @@ Watcher_get_counts(Watcher *w, void *closure)
     unsigned long long syns = w->syns, dropped = w->dropped, c[K_KINDS];
     memcpy(c, w->counts, sizeof c);
     pthread_mutex_unlock(&w->mu);
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsi}", "syns", syns, "dropped", dropped,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisK}", "syns", syns, "dropped", dropped,
                          "hit", c[K_HIT], "miss", c[K_MISS], "gone", c[K_GONE],
                          "ask", c[K_ASK], "error", c[K_ERROR],
                          "demoted", __atomic_load_n(&w->demoted, __ATOMIC_RELAXED),
-                         "realtime", __atomic_load_n(&w->rt, __ATOMIC_RELAXED));
+                         "realtime", __atomic_load_n(&w->rt, __ATOMIC_RELAXED),
+                         "walks", __atomic_load_n(&w->walks, __ATOMIC_RELAXED));
 }
 
 static PyObject *

@@ -293,9 +293,9 @@ def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any)
 
 def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) -> None:
     """The SYN watch's compiled thread (rawlab._syn_watch) on B's veth1: a client's first
-    SYN needs a walk of /proc (the Python thread is woken for it), the next ones are
-    found where the client held the one before, by the thread alone; each owner answers
-    the first question about its end, also once the client has exited."""
+    SYN needs a walk of /proc, which the thread makes, reading the process's files at
+    once; the next ones are found where the client held the one before; each owner
+    answers the first question about its end, also once the client has exited."""
     import socket
 
     from rawlab.analysis.syn_watch import SynWatch
@@ -319,6 +319,7 @@ def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) 
     counts = watch._counts
     assert counts["syns"] == 5 and counts["hit"] + counts["miss"] == 5, counts
     assert counts["hit"] >= 3 and watch.found == 5 and watch.errors == 0, counts
+    assert counts["walks"] >= 1, counts  # (the first: the thread walked /proc itself)
 
 
 # A: `n` SYNs from a raw socket, as fast as Python sends them (no socket of A holds them)

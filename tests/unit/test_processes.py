@@ -514,6 +514,11 @@ def test_process_facts_read_a_command_line_that_is_not_utf8(tmp_path: Path) -> N
     assert f.cgroup == "/user.slice/x.scope"
     assert owner_comment("src", SocketOwner(PROCESS, 42, 42, f.comm, f.cmdline)).encode()
     assert process_facts(42, str(tmp_path), cache) is f  # the same start: cached
+    from rawlab.sockets.proc import facts_from
+
+    assert facts_from(42, *(open(d / n, "rb").read()  # noqa: SIM115
+                            for n in ("stat", "comm", "cmdline", "status", "cgroup")), 1) == f
+    assert facts_from(42, b"garbage", b"", b"", b"", b"", 1) is None
     assert process_facts(43, str(tmp_path), cache) is None
 
 
@@ -598,23 +603,31 @@ def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
     look._answer = answer  # type: ignore[method-assign]
     look._owner = owner  # type: ignore[method-assign]
 
-    def item(kind: int, port: int, pid: int = -1, alive: int = -1) -> tuple[Any, ...]:
+    def item(kind: int, port: int, pid: int = -1, alive: int = -1,
+             facts: Any = None) -> tuple[Any, ...]:
         found = (1, 500, 0, port, None)  # SYN_SENT, inode 500, uid 0, cookie
         return (kind, 4, a, port, b, 80, 5, found if kind in (HIT, MISS) else None, pid,
-                3 if pid >= 0 else -1, alive, 5 if kind == ERROR else 0)
+                3 if pid >= 0 else -1, alive, 5 if kind == ERROR else 0, facts)
 
+    # a new process the thread found by its walk, gone since: named by the files it read
+    walked = (b"42 (cur l) S " + b"0 " * 18 + b"999 0\n", b"curl\n", b"curl\0-s\0",
+              b"Uid:\t1000\t1000\t1000\t1000\n", b"0::/user.slice/x.scope\n", 1)
     items += [item(HIT, 40000, 40, 1), item(MISS, 40001), item(GONE, 40002),
-              item(ASK, 40003), item(ERROR, 40004)]
+              item(ASK, 40003), item(ERROR, 40004), item(MISS, 40005, 42, -1, walked)]
     look._at_syn[(6, a, 40002, b, 80)] = (0.0, SocketOwner(PROCESS, 1, 1, "old", ("old",)))
     look.take_syns()
     got = look._at_syn
     assert got[(6, a, 40000, b, 80)][1].pid == 40 and got[(6, a, 40000, b, 80)][1].comm == \
         "client"
-    assert hints == [(5, 0, 40, 3)] and look._hints[(5, 0)] == [(40, 3)]
+    assert hints == [(5, 0, 40, 3), (5, 0, 42, 3)]
+    assert look._hints[(5, 0)] == [(42, 3), (40, 3)]
     assert (6, a, 40001, b, 80) not in got and ("answer", 500, 40001) in asked
     assert (6, a, 40002, b, 80) not in got  # gone: the earlier answer dropped
     assert got[(6, a, 40003, b, 80)][1].pid == 41 and ("owner", 40003) in asked
-    assert look.syn_errors == 1 and look.syn_found == 2
+    new = got[(6, a, 40005, b, 80)][1]
+    assert (new.pid, new.comm, new.cmdline, new.cgroup) == (42, "curl", ("curl", "-s"),
+                                                          "/user.slice/x.scope")
+    assert look.syn_errors == 1 and look.syn_found == 3
     # the first question is answered from it, the next asks
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 40
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 41
@@ -787,7 +800,7 @@ def test_an_owner_found_at_a_syn_answers_the_first_question_only() -> None:
     def at_syn(port: int) -> None:
         from rawlab._syn_watch import ASK
 
-        items.append((ASK, 4, a, port, b, 80, 0, None, -1, -1, -1, 0))
+        items.append((ASK, 4, a, port, b, 80, 0, None, -1, -1, -1, 0, None))
         look.take_syns()
     curl = SocketOwner(PROCESS, 9, 9, "curl", ("curl",))
     script.append(Answer(curl))

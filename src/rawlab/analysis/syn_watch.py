@@ -14,18 +14,19 @@ sock_diag socket there), then reads the fd links where the processes that last h
 socket of that namespace and uid held it (a client making one connection after another
 gets the same number back): ~10 µs, the capture's loop never waited for. It runs at
 real-time priority where it may (a SYN's wake-up preempts the capture's loop on a shared
-CPU; a flood of SYNs puts it back among the other threads). The owner it
-found is finished (the process's facts, read before) at the capture's next question
+CPU; a flood of SYNs puts it back among the other threads). When no such process holds
+the socket (a new one), the thread walks /proc itself, newest processes first, and reads
+the holder's /proc files at once (a short-lived client is gone milliseconds later). The
+owner it found is finished (the process's facts) at the capture's next question
 (:meth:`rawlab.sockets.owners.OwnerLookup.take_syns`), which is answered with it; later
 ones find it under the socket's cookie, even after the socket closed (TIME_WAIT keeps
-the cookie; a destroyed socket's message carries it). When no such process holds the
-socket (a new one: /proc must be walked before it exits), or the address is one the
-thread has no route for, it wakes this module's Python thread, which goes on at once
-from what the thread found. The accepting end is not asked here: its socket does not
-exist before the handshake ends (the capture asks for it, and meanwhile names the
-listener's process). A socket that lives shorter than the question is still missed:
-said so, never guessed. Frames of other link types than Ethernet and raw IP leave the
-watch off.
+the cookie; a destroyed socket's message carries it). What the thread cannot finish (20
+walks in 100 ms spent, an address it has no route for) wakes this module's Python
+thread, which goes on at once from what the thread found. The accepting end is not
+asked here: its socket does not exist before the handshake ends (the capture asks for
+it, and meanwhile names the listener's process). A socket that lives shorter than the
+question is still missed: said so, never guessed. Frames of other link types than
+Ethernet and raw IP leave the watch off.
 """
 
 from __future__ import annotations

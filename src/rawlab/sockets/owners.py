@@ -332,7 +332,8 @@ class OwnerLookup:
         if scout is None:
             return
         tcp = socket.IPPROTO_TCP
-        for kind, fam, src, sport, dst, dport, netns, found, pid, fd, alive, _err in scout.take():
+        for (kind, fam, src, sport, dst, dport, netns, found, pid, fd, alive, _err,
+             facts) in scout.take():
             family = socket.AF_INET if fam == 4 else socket.AF_INET6
             key = (tcp, src, sport, dst, dport)
             ns = self.namespaces.get(netns)
@@ -346,8 +347,9 @@ class OwnerLookup:
                     ans = self._owner(family, tcp, src, sport, dst, dport)
                 else:
                     self.lookups += 1
+                    read = proc.facts_from(pid, *facts) if facts is not None else None
                     ans = self._after_held(ns, diag.InetSocket(*found), pid, fd, alive == 1,
-                                           (family, src, sport, dst, dport))
+                                           (family, src, sport, dst, dport), read)
             except Exception:  # the capture's own look-up of this flow says what is known
                 self.syn_errors += 1
                 continue
@@ -385,13 +387,15 @@ class OwnerLookup:
             return self._owner(family, protocol, local, lport, remote, rport)
 
     def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
-                    end: tuple[int, bytes, int, bytes, int]) -> Answer:
+                    end: tuple[int, bytes, int, bytes, int],
+                    facts: proc.ProcessFacts | None = None) -> Answer:
         """The owner of connecting TCP socket `s` (`end`: its family, local address and
         port, remote address and port), which process `pid` held at `fd` when asked (pid
         -1: no process asked first did; `lived`: that process was seen alive then, as it
-        was when its facts were read: they are its even if it has exited since)."""
+        was when its facts were read: they are its even if it has exited since; `facts`:
+        read when it was found, by the SYN watch's thread)."""
         if pid >= 0 and s.state != diag.TCP_LISTEN and s.cookie not in self._cookies:
-            owner = self._held_by(s, ns, pid, fd, lived)
+            owner = self._held_by(s, ns, pid, fd, lived, facts)
             if owner is not None:
                 self.holders.remember(s.inode, pid, fd)
                 return Answer(owner)
@@ -533,12 +537,15 @@ class OwnerLookup:
         return owner
 
     def _held_by(self, s: diag.InetSocket, ns: Namespace, pid: int, fd: int,
-                 lived: bool = False) -> SocketOwner | None:
+                 lived: bool = False, facts: proc.ProcessFacts | None = None
+                 ) -> SocketOwner | None:
         """The owner of socket `s` that process `pid` holds at `fd` (None: the process is
         gone, unless `lived`: see :meth:`_after_held`), remembered under the socket's
         cookie; (pid, fd) becomes the first place a new socket of that namespace and uid
-        is looked for."""
-        f = self._facts.get(pid, lived)
+        is looked for (`facts`: read already)."""
+        if facts is not None:
+            self._facts.keep(facts)
+        f = facts or self._facts.get(pid, lived)
         if f is None:
             return None
         owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,

@@ -243,7 +243,10 @@ class ProcessFacts:
 
 
 def _stat_start(proc: str, pid: int) -> int | None:
-    stat = _read(f"{proc}/{pid}/stat")
+    return _start_of(_read(f"{proc}/{pid}/stat"))
+
+
+def _start_of(stat: str | None) -> int | None:
     if stat is None:
         return None
     try:
@@ -265,25 +268,43 @@ def process_facts(pid: int, proc: str = "/proc",
         hit = cache.get(pid)
         if hit is not None and hit.start == start:
             return hit
-    comm = comm_of(pid, proc)
+    comm = _read(f"{proc}/{pid}/comm")
     raw = _read(f"{proc}/{pid}/cmdline")
     if comm is None or raw is None:
         return None
-    uid = None
-    for line in (_read(f"{proc}/{pid}/status") or "").splitlines():
-        if line.startswith("Uid:"):
-            uid = int(line.split()[1])
-            break
-    lines = _read(f"{proc}/{pid}/cgroup") or ""
     try:
         threads = len(os.listdir(f"{proc}/{pid}/task"))
     except OSError:
         threads = 0
-    facts = ProcessFacts(pid, comm, tuple(raw.split("\0")[:-1]) if raw else (), uid,
-                         cgroup_path(lines), container_id(lines), threads, start)
+    facts = _facts(pid, start, comm, raw, _read(f"{proc}/{pid}/status") or "",
+                   _read(f"{proc}/{pid}/cgroup") or "", threads)
     if cache is not None:
         cache[pid] = facts
     return facts
+
+
+def facts_from(pid: int, stat: bytes, comm: bytes, cmdline: bytes, status: bytes,
+               cgroup: bytes, threads: int) -> ProcessFacts | None:
+    """:func:`process_facts` of the files' bytes as read then (the SYN watch's thread
+    reads them the moment it finds a new process holding a socket: rawlab._syn_watch);
+    None when they are not a process's."""
+    start = _start_of(stat.decode("utf-8", "replace"))
+    if start is None:
+        return None
+    return _facts(pid, start, comm.decode("utf-8", "replace"),
+                  cmdline.decode("utf-8", "replace"), status.decode("utf-8", "replace"),
+                  cgroup.decode("utf-8", "replace"), threads)
+
+
+def _facts(pid: int, start: int, comm: str, raw: str, status: str, lines: str,
+           threads: int) -> ProcessFacts:
+    uid = None
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            uid = int(line.split()[1])
+            break
+    return ProcessFacts(pid, comm.strip(), tuple(raw.split("\0")[:-1]) if raw else (), uid,
+                        cgroup_path(lines), container_id(lines), threads, start)
 
 
 class FactsCache:
@@ -321,6 +342,11 @@ class FactsCache:
         if got is not None:
             self._keep(got)
         return got
+
+    def keep(self, facts: ProcessFacts) -> None:
+        """Facts read elsewhere (:func:`facts_from`), kept if that process still lives."""
+        if facts.pid not in self._facts:
+            self._keep(facts)
 
     def _keep(self, facts: ProcessFacts) -> None:
         pidfd = None
