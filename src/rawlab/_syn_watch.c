@@ -6,6 +6,7 @@
  *   w.forget(netns)                 (its socket closed by the thread, when it is not asking)
  *   w.routes(home, [(addr, netns)]) where each local address lives (home: loopback's)
  *   w.hint(netns, uid, pid, fd)     the process that last held such a socket, and where
+ *   w.members({netns: [pid]})       each namespace's processes (as last seen)
  *   w.start(); w.take() -> items; w.stop()
  *
  * For each TCP SYN (without ACK) the packet socket reads, the thread asks the kernel for
@@ -13,7 +14,8 @@
  * reads the fd links the hints name for that namespace and the socket's uid: a process
  * that holds the socket's inode there is its owner (HIT), and whether the process seen
  * when the hint was given still lives is read from a pidfd (the facts read then are its).
- * When no hint holds the socket (a new process), the thread walks /proc itself, newest
+ * When no hint holds the socket (a new process), the thread walks /proc itself: the
+ * socket's namespace's processes first when there are few (w.members), then the newest
  * pids first, and reads the holder's /proc files at once (a short-lived client is gone
  * milliseconds later): Python reads them (rawlab.sockets.proc.facts_from). What it
  * cannot finish (WALKS_MOST walks a window spent; an address it has no route for) is
@@ -88,6 +90,8 @@ typedef struct {
 } item_t;
 
 typedef struct { uint64_t netns; int fd; uint32_t seq; } ns_t;
+#define NEAR_MOST 64     /* a namespace's processes walked first, if it has no more */
+typedef struct { uint64_t netns; int n; long long pid[NEAR_MOST]; } near_t;
 typedef struct { uint8_t len; uint8_t addr[16]; uint64_t netns; } route_t;
 typedef struct {
     uint64_t netns;
@@ -109,6 +113,7 @@ typedef struct {
     ns_t *ns; size_t nns;
     int *closing; size_t nclosing;       /* diag fds the thread closes */
     route_t *routes; size_t nroutes;      /* sorted by (len, addr) */
+    near_t *near; size_t nnear;           /* the small namespaces' processes */
     uint64_t home; int has_home;
     hint_t hints[MAX_KEYS]; size_t nhints; uint64_t tick;
     item_t *queue; size_t qhead, qlen;
@@ -353,8 +358,46 @@ pid_desc(const void *a, const void *b)
 /* the process holding socket `inode`, and at which fd: every process's fd links read,
    the newest pids first (a client just started); 1 when found */
 static int
-walk(Watcher *w, long long inode, long long *pid, long long *fd)
+held_in(Watcher *w, long long p, long long inode, long long *pid, long long *fd)
 {
+    char path[512], link[64];
+    snprintf(path, sizeof path, "%s/%lld/fd", w->proc, p);
+    DIR *fds = opendir(path);
+    if (fds == NULL)
+        return 0;
+    int dfd = dirfd(fds), found = 0;
+    struct dirent *e;
+    while ((e = readdir(fds)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (link_socket_inode(link, readlinkat(dfd, e->d_name, link, sizeof link - 1))
+                == inode) {
+            *pid = p;
+            *fd = strtoll(e->d_name, NULL, 10);
+            found = 1;
+            break;
+        }
+    }
+    closedir(fds);
+    return found;
+}
+
+static int
+walk(Watcher *w, uint64_t netns, long long inode, long long *pid, long long *fd)
+{
+    long long near[NEAR_MOST];
+    int nn = 0;
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nnear; i++)
+        if (w->near[i].netns == netns) {
+            nn = w->near[i].n;
+            memcpy(near, w->near[i].pid, sizeof(long long) * (size_t)nn);
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < nn; i++)  /* (the socket's namespace's own, as last seen) */
+        if (held_in(w, near[i], inode, pid, fd))
+            return 1;
     DIR *d = opendir(w->proc);
     if (d == NULL)
         return 0;
@@ -379,24 +422,10 @@ walk(Watcher *w, long long inode, long long *pid, long long *fd)
     qsort(pids, n, sizeof *pids, pid_desc);
     int found = 0;
     for (size_t i = 0; i < n && !found; i++) {
-        char path[512], link[64];
-        snprintf(path, sizeof path, "%s/%lld/fd", w->proc, pids[i]);
-        DIR *fds = opendir(path);
-        if (fds == NULL)
-            continue;
-        int dfd = dirfd(fds);
-        while ((e = readdir(fds)) != NULL) {
-            if (e->d_name[0] < '0' || e->d_name[0] > '9')
-                continue;
-            if (link_socket_inode(link, readlinkat(dfd, e->d_name, link, sizeof link - 1))
-                    == inode) {
-                *pid = pids[i];
-                *fd = strtoll(e->d_name, NULL, 10);
-                found = 1;
-                break;
-            }
-        }
-        closedir(fds);
+        int seen = 0;
+        for (int j = 0; j < nn && !seen; j++)
+            seen = near[j] == pids[i];
+        found = !seen && held_in(w, pids[i], inode, pid, fd);
     }
     free(pids);
     return found;
@@ -589,7 +618,7 @@ one_syn(Watcher *w, const unsigned char *p, size_t n)
                here; else Python walks, at once */
             if (it.found.inode && it.found.state != 10 && may_walk(w)) {
                 __atomic_add_fetch(&w->walks, 1, __ATOMIC_RELAXED);
-                if (walk(w, it.found.inode, &it.pid, &it.fd)) {
+                if (walk(w, netns, it.found.inode, &it.pid, &it.fd)) {
                     if (snapshot(w, it.pid, &it))  /* its next socket: a hint's */
                         hint_put(w, netns, it.found.uid, it.pid, it.fd);
                     else
@@ -766,6 +795,7 @@ Watcher_dealloc(Watcher *w)
     PyMem_RawFree(w->ns);
     PyMem_RawFree(w->closing);
     PyMem_RawFree(w->routes);
+    PyMem_RawFree(w->near);
     for (size_t i = 0; w->queue != NULL && i < w->qlen; i++)
         free(w->queue[(w->qhead + i) % QUEUE].facts);
     PyMem_RawFree(w->queue);
@@ -924,6 +954,49 @@ Watcher_routes(Watcher *w, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* members({netns: [pid, ...]}): the processes of each namespace (as last seen), walked
+   first there when they are NEAR_MOST at most (a lab namespace, a container) */
+static PyObject *
+Watcher_members(Watcher *w, PyObject *arg)
+{
+    if (!PyDict_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "members: a dict of netns -> list of pids");
+        return NULL;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(arg), pos = 0, k = 0;
+    near_t *t = PyMem_RawMalloc(sizeof(near_t) * (size_t)(n ? n : 1));
+    if (t == NULL)
+        return PyErr_NoMemory();
+    PyObject *key, *val;
+    while (PyDict_Next(arg, &pos, &key, &val)) {
+        PyObject *fast = PySequence_Fast(val, "members: pids");
+        if (fast == NULL) {
+            PyMem_RawFree(t);
+            return NULL;
+        }
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
+        if (m > 0 && m <= NEAR_MOST) {
+            t[k].netns = PyLong_AsUnsignedLongLong(key);
+            t[k].n = (int)m;
+            for (Py_ssize_t i = 0; i < m; i++)
+                t[k].pid[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+            k++;
+        }
+        Py_DECREF(fast);
+        if (PyErr_Occurred()) {
+            PyMem_RawFree(t);
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    near_t *old = w->near;
+    w->near = t;
+    w->nnear = (size_t)k;
+    pthread_mutex_unlock(&w->mu);
+    PyMem_RawFree(old);
+    Py_RETURN_NONE;
+}
+
 /* hint(netns, uid, pid, fd): (pid, fd) first for (netns, uid); a pidfd opened for a
    process new there (the caller has just read its facts) */
 static PyObject *
@@ -1069,6 +1142,8 @@ static PyMethodDef Watcher_methods[] = {
     {"forget", (PyCFunction)Watcher_forget, METH_O, "forget(netns): its socket closed"},
     {"routes", (PyCFunction)Watcher_routes, METH_VARARGS,
      "routes(home, [(addr, netns)]): where local addresses live (home: loopback's, or None)"},
+    {"members", (PyCFunction)Watcher_members, METH_O,
+     "members({netns: [pid, ...]}): each namespace's processes, walked first there"},
     {"hint", (PyCFunction)Watcher_hint, METH_VARARGS,
      "hint(netns, uid, pid, fd): where a new socket of (netns, uid) is looked for first"},
     {"take", (PyCFunction)Watcher_take, METH_NOARGS, "the items waiting, oldest first"},

@@ -345,15 +345,20 @@ def test_the_syn_watch_thread_leaves_real_time_for_a_flood_and_comes_back(
     look = OwnerLookup(b.name)
     look.start()
     watch = SynWatch(look, "veth1", netns=b.name, bpf="dst port 9").start()
+
+    def counts(syns: int) -> dict[str, int]:  # once the thread has read them all
+        deadline = time.monotonic() + 5
+        while watch._watcher.counts["syns"] < syns and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return dict(watch._watcher.counts)
+
     try:
         assert watch.off is None and watch._watcher.counts["realtime"] == 1
         a.run([PY, "-c", SYNS, "1000"])
-        time.sleep(0.05)
-        flooded = watch._watcher.counts
+        flooded = counts(1000)
         time.sleep(0.25)
         a.run([PY, "-c", SYNS, "1"])
-        time.sleep(0.05)
-        after = watch._watcher.counts
+        after = counts(1001)
     finally:
         watch.close()
         look.close()

@@ -85,6 +85,7 @@ class SynWatch:
         off (`off` says why): the capture's own questions are asked as before."""
         from rawlab._syn_watch import Watcher, syn_of
         from rawlab.errors import RawlabError
+        from rawlab.sockets.netlink_monitor import set_rcvbuf
         from rawlab.sockets.packet import open_watch
 
         try:
@@ -96,6 +97,7 @@ class SynWatch:
             self.off = f"link type {linktype}: the SYN watch reads Ethernet and raw IP"
             self.close()
             return self
+        set_rcvbuf(self._sock, 4 << 20)  # (a burst of ~4,000 SYNs waits, not dropped)
         self._notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake = os.pipe()
         self._watcher = Watcher(self._sock.fileno(), linktype, self.lookup.proc, self._notify)

@@ -315,6 +315,7 @@ class OwnerLookup:
         self._scout.namespace(ns.inode, sock.detach())
 
     def _scout_routes(self) -> None:
+        self._scout.members(self._members)
         home = self.home.inode if self.home is not None and self.home.look is not None else None
         self._scout.routes(home, [(a, w[0].inode) for a, w in self._by_addr.items()
                                   if len(w) == 1 and w[0].look is not None])
