@@ -64,7 +64,8 @@
 
 enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 #define HINTS 2          /* (pid, fd) kept per (namespace, uid), as owners._HINTS */
-#define MAX_KEYS 512     /* (namespace, uid) pairs with hints, least recently given out */
+#define MAX_KEYS 64      /* (namespace, uid) pairs with hints (a pidfd each), least recently
+                            given out */
 #define QUEUE 4096       /* items waiting; more are dropped (counted in `dropped`) */
 #define SNAP 256         /* the packet socket's snap length */
 #define SS_ALL ((1u << 14) - 1)
@@ -522,6 +523,11 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
                 keep = h->pidfd[j];
                 h->pidfd[j] = -1;
             }
+        /* (one of a process gone: the pid is another's now, whose facts were just read) */
+        if (keep >= 0 && syscall(SYS_pidfd_send_signal, keep, 0, NULL, 0) != 0) {
+            closing[nclose++] = keep;
+            keep = -1;
+        }
         long long npid[HINTS], nfd[HINTS];
         int npidfd[HINTS], nn = 1;
         npid[0] = pid;
@@ -698,13 +704,13 @@ run(void *arg)
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            w->failed = errno;
+            __atomic_store_n(&w->failed, errno, __ATOMIC_RELAXED);
             break;
         }
         if (p[1].revents)
             break;
         if (p[0].revents & POLLNVAL) {
-            w->failed = EBADF;
+            __atomic_store_n(&w->failed, EBADF, __ATOMIC_RELAXED);
             break;
         }
         for (;;) {
@@ -713,7 +719,7 @@ run(void *arg)
                 if (errno == EINTR)
                     continue;
                 if (errno != EAGAIN && errno != ENETDOWN) {
-                    w->failed = errno;
+                    __atomic_store_n(&w->failed, errno, __ATOMIC_RELAXED);
                     wake(w);
                     return NULL;
                 }
@@ -745,15 +751,21 @@ Watcher_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (w == NULL)
         return NULL;
     pthread_mutex_init(&w->mu, NULL);
-    w->pkt_fd = pkt_fd;
+    /* (its own: a socket closed under the thread would be another fd, reused) */
+    w->pkt_fd = fcntl(pkt_fd, F_DUPFD_CLOEXEC, 0);
     w->linktype = linktype;
-    w->notify_fd = notify_fd;
+    w->notify_fd = fcntl(notify_fd, F_DUPFD_CLOEXEC, 0);
     w->stop_r = w->stop_w = -1;
     snprintf(w->proc, sizeof w->proc, "%s", proc);
     w->queue = PyMem_RawMalloc(sizeof(item_t) * QUEUE);
     w->ns = NULL;
     w->closing = NULL;
     w->routes = NULL;
+    if (w->pkt_fd < 0 || w->notify_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(w);
+        return NULL;
+    }
     if (w->queue == NULL) {
         Py_DECREF(w);
         return PyErr_NoMemory();
@@ -766,24 +778,31 @@ stop_thread(Watcher *w)
 {
     if (!w->running)
         return;
+    w->running = 0;  /* (before the lock is let go: a second stop() does nothing) */
+    int stop_r = w->stop_r, stop_w = w->stop_w;
+    w->stop_r = w->stop_w = -1;
     char x = 'x';
     ssize_t r;
     do {
-        r = write(w->stop_w, &x, 1);
+        r = write(stop_w, &x, 1);
     } while (r < 0 && errno == EINTR);
+    pthread_t t = w->thread;
     Py_BEGIN_ALLOW_THREADS
-    pthread_join(w->thread, NULL);
+    pthread_join(t, NULL);
     Py_END_ALLOW_THREADS
-    w->running = 0;
-    close(w->stop_r);
-    close(w->stop_w);
-    w->stop_r = w->stop_w = -1;
+    close(stop_r);
+    close(stop_w);
+    close_pending(w);
 }
 
 static void
 Watcher_dealloc(Watcher *w)
 {
     stop_thread(w);
+    if (w->pkt_fd >= 0)
+        close(w->pkt_fd);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
     for (size_t i = 0; i < w->nns; i++)
         close(w->ns[i].fd);
     for (size_t i = 0; i < w->nclosing; i++)
@@ -892,7 +911,20 @@ Watcher_forget(Watcher *w, PyObject *arg)
             *ns = w->ns[--w->nns];
         }
     }
+    int drop[MAX_KEYS * HINTS], ndrop = 0;  /* its hints' pidfds */
+    for (size_t i = 0; i < w->nhints;) {
+        if (w->hints[i].netns != netns) {
+            i++;
+            continue;
+        }
+        for (int j = 0; j < w->hints[i].n; j++)
+            if (w->hints[i].pidfd[j] >= 0)
+                drop[ndrop++] = w->hints[i].pidfd[j];
+        w->hints[i] = w->hints[--w->nhints];
+    }
     pthread_mutex_unlock(&w->mu);
+    for (int j = 0; j < ndrop; j++)
+        close(drop[j]);
     if (err)
         return PyErr_NoMemory();
     if (!w->running)
@@ -1108,9 +1140,10 @@ Watcher_get_counts(Watcher *w, void *closure)
 static PyObject *
 Watcher_get_failed(Watcher *w, void *closure)
 {
-    if (!w->failed)
+    int failed = __atomic_load_n(&w->failed, __ATOMIC_RELAXED);
+    if (!failed)
         Py_RETURN_NONE;
-    return PyUnicode_FromString(strerror(w->failed));
+    return PyUnicode_FromString(strerror(failed));
 }
 
 static PyObject *

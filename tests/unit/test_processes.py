@@ -111,6 +111,22 @@ def test_a_syn_on_a_known_tuple_looks_it_up_again() -> None:
     assert first[2].owners == (CURL, NGINX)
 
 
+def test_a_new_connection_on_a_known_tuple_never_gets_the_last_ones_owners() -> None:
+    """A SYN on a 4-tuple whose last connection was fully known, answered only
+    provisionally (the listener stands in): its SYN-ACK (the compiled path) and ACK are
+    the new connection's, not the last one's."""
+    curl2 = SocketOwner(PROCESS, 7, 7, "curl2", ("curl2",))
+    look = Table({40000: [Ans(CURL), Ans(curl2)], 80: [Ans(NGINX), Ans(NGINX, final=False)]})
+    attr = Attribution(look, retry_ns=1_000_000)
+    for r in (tcp(0, True, 0x02), tcp(0.1, False, 0x12), tcp(0.2, True, 0x10)):
+        attr(r)
+    syn, synack, ack = tcp(100, True, 0x02), tcp(100.1, False, 0x12), tcp(100.2, True, 0x10)
+    for r in (syn, synack, ack):
+        attr(r)
+    assert syn.owners == (curl2, NGINX) and synack.owners == (NGINX, curl2)
+    assert ack.owners == (curl2, NGINX)
+
+
 def test_a_listener_stands_in_until_the_connection_is_accepted() -> None:
     look = Table({40000: [Ans(CURL)], 80: [Ans(NGINX, final=False), Ans(NGINX2)]})
     attr = Attribution(look, retry_ns=1_000_000)
@@ -885,3 +901,4 @@ def test_socket_holders_walk_a_process_never_seen_before_the_recent_ones(
     _fake_fds(tmp_path, 40, {3: "socket:[77]"})  # a curl started since
     walks = h.walks
     assert h.find(77) == [(40, 3)] and h.walks == walks + 1  # one directory read
+

@@ -226,9 +226,13 @@ class Attribution:
             f.seen = ts
             assert f.entries is not None
             e = f.entries[swapped]
-            if all(f.final) and f.keys is not None and proto in (6, 17):
+            if f.keys is not None and proto in (6, 17):
                 table = self._tcp if proto == 6 else self._udp
-                table[f.keys[0]], table[f.keys[1]] = f.entries
+                if all(f.final):
+                    table[f.keys[0]], table[f.keys[1]] = f.entries
+                else:  # (a new connection on the 4-tuple: not the last one's entries)
+                    table.pop(f.keys[0], None)
+                    table.pop(f.keys[1], None)
         self._n[e[2]] += 1
         return e
 

@@ -97,15 +97,20 @@ class SynWatch:
             self.off = f"link type {linktype}: the SYN watch reads Ethernet and raw IP"
             self.close()
             return self
-        set_rcvbuf(self._sock, 4 << 20)  # (a burst of ~4,000 SYNs waits, not dropped)
-        self._notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._wake = os.pipe()
-        self._watcher = Watcher(self._sock.fileno(), linktype, self.lookup.proc, self._notify)
-        self.lookup.attach(self._watcher)
-        self._watcher.start()
-        self._thread = threading.Thread(target=self._run, name="rawlab-syn-watch",
-                                        daemon=True)
-        self._thread.start()
+        try:
+            set_rcvbuf(self._sock, 4 << 20)  # (a burst of ~4,000 SYNs waits, not dropped)
+            self._notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._wake = os.pipe()
+            self._watcher = Watcher(self._sock.fileno(), linktype, self.lookup.proc,
+                                    self._notify)
+            self.lookup.attach(self._watcher)
+            self._watcher.start()
+            self._thread = threading.Thread(target=self._run, name="rawlab-syn-watch",
+                                            daemon=True)
+            self._thread.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __enter__(self) -> SynWatch:
@@ -116,15 +121,15 @@ class SynWatch:
 
     def _run(self) -> None:
         """Woken by the compiled thread when a SYN needs more than it can do (a walk of
-        /proc, before the process exits); else every 0.2 s, for what waits."""
+        /proc); else every 50 ms, for what waits (and the destroy groups' queues)."""
         assert self._notify is not None and self._wake is not None
-        stop = self._wake[0]
+        stop, watcher = self._wake[0], self._watcher
         poller = select.poll()  # (not select(): a capture may hold over 1,024 fds)
         poller.register(self._notify, select.POLLIN)
         poller.register(stop, select.POLLIN)
         try:
             while True:
-                ready = poller.poll(200)
+                ready = poller.poll(50)
                 if any(f == stop for f, _ev in ready):
                     return
                 if ready:
@@ -133,7 +138,7 @@ class SynWatch:
                     except BlockingIOError:
                         pass
                 self.lookup.take_syns()
-                failed = self._watcher.failed
+                failed = watcher.failed
                 if failed is not None:
                     self.off = f"stopped: {failed}"
                     return
@@ -143,17 +148,17 @@ class SynWatch:
     def close(self) -> None:
         """Stop the threads (the compiled one finishes the question it is in) and close
         the socket."""
+        if self._watcher is not None:  # (its own fds: stopped whatever the other does)
+            self._watcher.stop()
+            self.lookup.detach()
+            self._counts = self._watcher.counts
+            self._watcher = None  # (its sock_diag sockets closed with it)
         if self._thread is not None and self._wake is not None:
             os.write(self._wake[1], b"x")
             self._thread.join(5.0)
             if self._thread.is_alive():  # stuck in a question: leave it what it uses
                 return
             self._thread = None
-        if self._watcher is not None:
-            self._watcher.stop()
-            self.lookup.detach()
-            self._counts = self._watcher.counts
-            self._watcher = None  # (its sock_diag sockets closed with it)
         if self._wake is not None:
             for fd in self._wake:
                 os.close(fd)

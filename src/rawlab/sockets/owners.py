@@ -57,6 +57,7 @@ _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
 # often (so that a namespace's queue of them never overflows)
 _DRAIN_EVERY_S = 0.05
+_SCOUT_QUEUE = 4096  # items the SYN watch's thread keeps (rawlab/_syn_watch.c QUEUE)
 
 
 # the states a socket with an owner (an inode) can be in: not TIME_WAIT, not a request
@@ -287,17 +288,15 @@ class OwnerLookup:
     def attach(self, scout: Any) -> None:
         """Keep the SYN watch's compiled thread (:class:`rawlab._syn_watch.Watcher`)
         able to ask on its own: a sock_diag socket of its own in each namespace, where
-        each address lives, and where the last owners of a namespace's and uid's sockets
-        held them (the hints); from now until :meth:`detach`. What it finds is finished
-        by :meth:`take_syns`."""
+        each address lives, each namespace's processes, and from now on where the last
+        owners of a namespace's and uid's sockets held them (the hints: given as their
+        facts are read, so that the pidfd the thread opens names that process); until
+        :meth:`detach` or :meth:`close`. What it finds is finished by :meth:`take_syns`."""
         with self.lock:
             self._scout = scout
             for ns in self.namespaces.values():
                 self._scout_ns(ns)
             self._scout_routes()
-            for (netns, uid), hint in self._hints.items():
-                for pid, fd in reversed(hint):
-                    scout.hint(netns, -1 if uid is None else uid, pid, fd)
 
     def detach(self) -> None:
         with self.lock:
@@ -310,8 +309,8 @@ class OwnerLookup:
             with entered(ns.path):
                 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                      diag.NETLINK_SOCK_DIAG)
-        except OSError:
-            return  # (its SYNs are asked here instead)
+        except Exception:  # (gone meanwhile, or not to be entered: asked here instead)
+            return
         self._scout.namespace(ns.inode, sock.detach())
 
     def _scout_routes(self) -> None:
@@ -332,9 +331,20 @@ class OwnerLookup:
         scout = self._scout
         if scout is None:
             return
+        try:
+            items = scout.take()
+        except Exception:  # (the capture asks for itself)
+            return
+        if len(items) >= _SCOUT_QUEUE:  # some were dropped: an answer kept may be stale
+            self._at_syn.clear()
+        if items and time.monotonic() - self._drained >= _DRAIN_EVERY_S:
+            try:  # (the destroy groups' queues kept short, as the capture's own questions do)
+                self._drain()
+            except OSError:
+                pass
         tcp = socket.IPPROTO_TCP
         for (kind, fam, src, sport, dst, dport, netns, found, pid, fd, alive, _err,
-             facts) in scout.take():
+             facts) in items:
             family = socket.AF_INET if fam == 4 else socket.AF_INET6
             key = (tcp, src, sport, dst, dport)
             ns = self.namespaces.get(netns)
@@ -368,6 +378,7 @@ class OwnerLookup:
 
     def close(self) -> None:
         with self.lock:  # (not in the middle of a question a thread asks)
+            self._scout = None
             for ns in self.namespaces.values():
                 self._forget(ns)
             self.namespaces.clear()
