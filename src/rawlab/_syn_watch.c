@@ -779,8 +779,8 @@ stop_thread(Watcher *w)
     if (!w->running)
         return;
     w->running = 0;  /* (before the lock is let go: a second stop() does nothing) */
+    /* (w->stop_r stays until the join: a thread just started reads it yet) */
     int stop_r = w->stop_r, stop_w = w->stop_w;
-    w->stop_r = w->stop_w = -1;
     char x = 'x';
     ssize_t r;
     do {
@@ -790,6 +790,7 @@ stop_thread(Watcher *w)
     Py_BEGIN_ALLOW_THREADS
     pthread_join(t, NULL);
     Py_END_ALLOW_THREADS
+    w->stop_r = w->stop_w = -1;
     close(stop_r);
     close(stop_w);
     close_pending(w);

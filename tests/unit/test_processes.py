@@ -902,3 +902,46 @@ def test_socket_holders_walk_a_process_never_seen_before_the_recent_ones(
     walks = h.walks
     assert h.find(77) == [(40, 3)] and h.walks == walks + 1  # one directory read
 
+
+
+def test_the_syn_watch_thread_object_keeps_its_own_fds_and_stops_once() -> None:
+    """rawlab._syn_watch.Watcher without a SYN to read: it holds copies of the fds it is
+    given (closing the caller's leaves it working), takes the sock_diag sockets handed to
+    it (forget closes them, and drops that namespace's hints), stops at once after it
+    starts (its thread may not have read its stop pipe yet) and twice without harm, and a
+    lookup closed while attached lets it go."""
+    import os
+
+    from rawlab._syn_watch import Watcher
+
+    from rawlab.sockets.owners import OwnerLookup
+
+    for _ in range(20):  # stopped the moment it starts
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with a, b:
+            w = Watcher(a.fileno(), int(LinkType.RAW), "/proc", b.fileno())
+            w.start()
+            w.stop()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ev = os.eventfd(0, os.EFD_NONBLOCK)
+    w = Watcher(a.fileno(), int(LinkType.RAW), "/proc", ev)
+    a.close()
+    os.close(ev)
+    fd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).detach()
+    w.namespace(7, fd)
+    w.hint(7, 0, os.getpid(), 0)
+    w.routes(None, [(bytes([10, 0, 0, 1]), 7), (b"bad", 7)])
+    w.members({7: [os.getpid()], 8: list(range(100))})
+    w.start()
+    assert w.take() == [] and w.failed is None
+    w.forget(7)
+    w.stop()
+    w.stop()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # (closed by the watcher, once forgotten)
+    assert w.counts["syns"] == 0 and w.counts["dropped"] == 0
+    b.close()
+    look = OwnerLookup()
+    look._scout = w
+    look.close()
+    assert look._scout is None
