@@ -853,6 +853,19 @@ Watcher_stop(Watcher *w, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Hand a namespace's old diag socket to the thread to close (it may be asking on it
+ * now; under w->mu). 1 when out of memory (nothing changed). */
+static int
+to_close(Watcher *w, int fd)
+{
+    int *more = PyMem_RawRealloc(w->closing, sizeof(int) * (w->nclosing + 1));
+    if (more == NULL)
+        return 1;
+    w->closing = more;
+    w->closing[w->nclosing++] = fd;
+    return 0;
+}
+
 /* namespace(netns, fd): the watcher takes the socket (closed by it from then on) */
 static PyObject *
 Watcher_namespace(Watcher *w, PyObject *args)
@@ -865,12 +878,8 @@ Watcher_namespace(Watcher *w, PyObject *args)
     ns_t *ns = ns_of(w, netns);
     int err = 0;
     if (ns != NULL) {
-        int *more = PyMem_RawRealloc(w->closing, sizeof(int) * (w->nclosing + 1));
-        if (more == NULL) {
-            err = 1;
-        } else {
-            w->closing = more;
-            w->closing[w->nclosing++] = ns->fd;
+        err = to_close(w, ns->fd);
+        if (!err) {
             ns->fd = fd;
             ns->seq = 0;
         }
@@ -903,14 +912,9 @@ Watcher_forget(Watcher *w, PyObject *arg)
     pthread_mutex_lock(&w->mu);
     ns_t *ns = ns_of(w, netns);
     if (ns != NULL) {
-        int *more = PyMem_RawRealloc(w->closing, sizeof(int) * (w->nclosing + 1));
-        if (more == NULL) {
-            err = 1;
-        } else {
-            w->closing = more;
-            w->closing[w->nclosing++] = ns->fd;
+        err = to_close(w, ns->fd);
+        if (!err)
             *ns = w->ns[--w->nns];
-        }
     }
     int drop[MAX_KEYS * HINTS], ndrop = 0;  /* its hints' pidfds */
     for (size_t i = 0; i < w->nhints;) {
