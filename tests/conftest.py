@@ -135,12 +135,15 @@ class GuestRun:
                     break
                 if trouble is not None and attempt == 1:  # wedged or failed to run: again
                     first_in = running
+                    todo = self.again(todo)
                     last = [x for x in tail.splitlines() if x.strip()][-3:]
                     where = running or "no test yet: booting or collecting"
                     self.summary += f" (it was in {where}; its output ended: {' | '.join(last)})"
                     continue
                 why = trouble or "its pytest ended with these tests unreported"
                 for n in todo:
+                    if n in results:  # (run again for its module's sake: the first stands)
+                        continue
                     if n == running:
                         again = " (the first guest wedged in it too)" if n == first_in else ""
                         text = f"the guest stopped during this test{again}: {why}"
@@ -152,6 +155,16 @@ class GuestRun:
                 break
             self.results = results
         return self.results
+
+    def again(self, todo: list[str]) -> list[str]:
+        """What a second guest runs: the tests left, and on the hostguest tier every
+        test of their modules (a module's tests there are one sequence over one inner
+        guest: test_pair.py's last test checks the capture of the sessions the tests
+        before it made)."""
+        if self.tier != "hostguest":
+            return todo
+        mods = {n.split("::")[0] for n in todo}
+        return [n for n in self.nodeids if n.split("::")[0] in mods]
 
     def _boot(self, nodeids: list[str], attempt: int
               ) -> tuple[dict[str, dict[str, Any]], str | None, str | None, str]:
@@ -187,7 +200,8 @@ class GuestRun:
                 how, vng = f"{secs:.0f} s: {trouble}", ""
             self.output = (console.read_text(errors="replace") if console.exists() else "") + vng
             state = json.loads(report.read_text()) if report.exists() else {}
-        again = ", again: the test the first was in and those it did not reach"
+        again = (", again: the test the first was in and those it did not reach"
+                 + (" (and the rest of their modules)" if self.tier == "hostguest" else ""))
         line = (f"{self.tier} tier: {len(nodeids)} test(s) in one guest"
                 + (again if attempt > 1 else "") + ", " + how)
         self.summary = f"{self.summary}\n{line}" if self.summary else line

@@ -59,7 +59,7 @@ def guests(monkeypatch: pytest.MonkeyPatch, plan: list[Any]) -> list[list[str]]:
 def test_a_wedge_boots_once_more_for_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     booted = guests(monkeypatch, [({A: "passed"}, B, "A ok\nin B\n", True),
                                   ({B: "passed", C: "passed"}, C, "", False)])
-    g = conftest.GuestRun("hostguest", [A, B, C])
+    g = conftest.GuestRun("vm", [A, B, C])
     res = g.get()
     assert booted == [[A, B, C], [B, C]]
     assert {k: v["outcome"] for k, v in res.items()} == {A: "passed", B: "passed",
@@ -67,6 +67,21 @@ def test_a_wedge_boots_once_more_for_the_rest(monkeypatch: pytest.MonkeyPatch) -
     lines = g.summary.splitlines()
     assert len(lines) == 2 and "did not finish in 480 s" in lines[0]
     assert "again" in lines[1] and "guest pytest exit 0" in lines[1]
+
+
+def test_a_hostguest_wedge_runs_the_whole_module_again(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """A hostguest module's tests are one sequence (the last checks what the first ones
+    made): a second guest runs the module from its start, and its results stand."""
+    d = "tests/hostguest/test_y.py::test_d"
+    booted = guests(monkeypatch, [({A: "passed", d: "passed"}, B, "in B\n", True),
+                                  ({A: "failed", B: "passed", C: "passed"}, C, "", False)])
+    g = conftest.GuestRun("hostguest", [A, B, C, d])
+    res = g.get()
+    assert booted == [[A, B, C, d], [A, B, C]]
+    assert {k: v["outcome"] for k, v in res.items()} == {A: "failed", B: "passed",
+                                                          C: "passed", d: "passed"}
+    assert "(and the rest of their modules)" in g.summary.splitlines()[1]
 
 
 def test_a_second_wedge_fails_with_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
