@@ -49,6 +49,10 @@
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
  *   diag_destroyed(buf) -> [(family, protocol, local, lport, remote, rport, cookie)]
  *       the sock_diag destroy messages of one datagram (rawlab.sockets.diag.DestroyWatch)
+ *   ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts)
+ *       `capture -w`'s EPBs made from a TPACKET_V3 block where its frames lie, each
+ *       frame's attribution asked of a FlowReader in the same loop
+ *       (rawlab.pipeline.write_ring)
  *
  * Plain C on the buffer protocol (no numpy headers): it builds with gcc and Python's
  * headers alone (setup.sh installs both), and imports in microseconds.
@@ -3011,58 +3015,67 @@ flow_category(PyObject *e)
     return cat;
 }
 
-/* the entry of the frame when the tables hold it: a new reference, NULL with no error
-   set when they do not, NULL with an error set on failure */
+/* the entry of the frame at p (`avail` bytes there, `caplen` captured) when the tables
+   hold it: a new reference, NULL with no error set when they do not, NULL with an error
+   set on failure */
+static PyObject *
+flow_fast_at(FlowReader *r, const unsigned char *p, Py_ssize_t avail, Py_ssize_t caplen,
+             long long ts)
+{
+    if (r->ip_at < 0 || caplen < r->ip_at + 34 || r->ip_at + 34 > avail || flow_sync(r) < 0 ||
+        ts >= r->sweep_at)
+        return NULL;
+    PyObject *e = NULL, *table = NULL;
+    Py_ssize_t cat = -1;
+    const unsigned char *ip = p + r->ip_at;
+    unsigned et = (unsigned)p[r->et_at] << 8 | p[r->et_at + 1];
+    unsigned frag = ((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF;
+    if (et == 0x0800 && ip[0] == 0x45 && frag == 0) {
+        if (ip[9] == 6 && (ip[33] & 0x12) != 0x02)  /* (a SYN alone: slow) */
+            table = r->tcp;
+        else if (ip[9] == 17)
+            table = r->udp;
+    }
+    if (table != NULL && r->last != NULL && table == r->last_table &&
+        memcmp(ip + 12, r->last_key, 12) == 0) {
+        e = Py_NewRef(r->last);
+        cat = r->last_cat;
+    } else if (table != NULL) {
+        PyObject *key = PyBytes_FromStringAndSize((const char *)ip + 12, 12);
+        if (key != NULL) {
+            e = PyDict_GetItemWithError(table, key);  /* borrowed */
+            Py_DECREF(key);
+            Py_XINCREF(e);
+        }
+        if (e != NULL) {
+            cat = flow_category(e);
+            if (cat < 0) {
+                Py_CLEAR(e);
+            } else {
+                Py_XSETREF(r->last, Py_NewRef(e));
+                r->last_table = table;
+                r->last_cat = cat;
+                memcpy(r->last_key, ip + 12, 12);
+            }
+        }
+    }
+    if (e != NULL)
+        r->counts[cat] += 1;
+    return e;
+}
+
 static PyObject *
 flow_fast(FlowReader *r, PyObject *buf, Py_ssize_t start, Py_ssize_t caplen,
           long long ts)
 {
-    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0 || flow_sync(r) < 0 ||
-        ts >= r->sweep_at)
+    if (r->ip_at < 0 || caplen < r->ip_at + 34 || start < 0)
         return NULL;
     Py_buffer v;
     if (PyObject_GetBuffer(buf, &v, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *e = NULL, *table = NULL;
-    Py_ssize_t cat = -1;
-    if (start + r->ip_at + 34 <= v.len) {
-        const unsigned char *p = (const unsigned char *)v.buf + start;
-        const unsigned char *ip = p + r->ip_at;
-        unsigned et = (unsigned)p[r->et_at] << 8 | p[r->et_at + 1];
-        unsigned frag = ((unsigned)ip[6] << 8 | ip[7]) & 0x1FFF;
-        if (et == 0x0800 && ip[0] == 0x45 && frag == 0) {
-            if (ip[9] == 6 && (ip[33] & 0x12) != 0x02)  /* (a SYN alone: slow) */
-                table = r->tcp;
-            else if (ip[9] == 17)
-                table = r->udp;
-        }
-        if (table != NULL && r->last != NULL && table == r->last_table &&
-            memcmp(ip + 12, r->last_key, 12) == 0) {
-            e = Py_NewRef(r->last);
-            cat = r->last_cat;
-        } else if (table != NULL) {
-            PyObject *key = PyBytes_FromStringAndSize((const char *)ip + 12, 12);
-            if (key != NULL) {
-                e = PyDict_GetItemWithError(table, key);  /* borrowed */
-                Py_DECREF(key);
-                Py_XINCREF(e);
-            }
-            if (e != NULL) {
-                cat = flow_category(e);
-                if (cat < 0) {
-                    Py_CLEAR(e);
-                } else {
-                    Py_XSETREF(r->last, Py_NewRef(e));
-                    r->last_table = table;
-                    r->last_cat = cat;
-                    memcpy(r->last_key, ip + 12, 12);
-                }
-            }
-        }
-    }
+    PyObject *e = start <= v.len ? flow_fast_at(r, (const unsigned char *)v.buf + start,
+                                                v.len - start, caplen, ts) : NULL;
     PyBuffer_Release(&v);
-    if (e != NULL)
-        r->counts[cat] += 1;
     return e;
 }
 
@@ -3154,6 +3167,310 @@ static PyTypeObject FlowReaderType = {
     .tp_call = PyVectorcall_Call,
 };
 
+/* ---- ring_epbs ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(ring_epbs_doc,
+"ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts)\n\n"
+"`capture -w`'s loop over one TPACKET_V3 block (rawlab.pipeline.write_ring): from the\n"
+"frame at cur[0] (cur: [offset, frames left in the block, frames kept, frames skipped],\n"
+"advanced in place), each frame the direction keeps (cfg: lo ifindex, want_in, want_out)\n"
+"becomes a pcapng EPB appended to the bytearray `out`: snap length cfg[3], a VLAN tag the\n"
+"kernel took off put back when its status has cfg[4] (TP_STATUS_VLAN_VALID; 0: never),\n"
+"interface cfg[5]. Without `at` (None) its option run is plain[pkttype & 7]; with `at`\n"
+"(a FlowReader) the frame's entry (owners, keep, category) is asked, a frame not kept\n"
+"is dropped, and the run is tail_of(entry, pkttype & 7), asked again only when the entry\n"
+"or pkttype differ from the frame before (st: [entry, pkttype, run, EPBs in out, entry\n"
+"asked of a frame not yet written]). Stops (`stop`) at the block's end (0), after cfg[8]\n"
+"EPBs (1), before a kept frame whose time stamp is >= cfg[6] (2: `ts` is its; its entry\n"
+"waits in st[4]) or, when cfg[5] is -1, before the first kept frame (4: the caller\n"
+"numbers the interface), after cfg[7] EPBs in all (3; -1: no limit). The frames' bytes are\n"
+"rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
+"interpreted loop's (tests/unit/test_write_ring.py).");
+
+#define TP_VLAN_TPID_VALID 64
+#define PKT_OUTGOING 4
+
+/* one frame's option run for entry e (a new reference in st[2], kept with e and pt) */
+static PyObject *
+epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt)
+{
+    if (PyList_GET_ITEM(st, 0) == e && PyLong_AsLong(PyList_GET_ITEM(st, 1)) == pt)
+        return PyList_GET_ITEM(st, 2);
+    PyObject *t = PyObject_CallFunction(tail_of, "Oi", e, pt);
+    if (t == NULL)
+        return NULL;
+    if (!PyBytes_Check(t)) {
+        Py_DECREF(t);
+        PyErr_SetString(PyExc_TypeError, "tail_of must give bytes");
+        return NULL;
+    }
+    PyObject *ptv = PyLong_FromLong(pt);
+    if (ptv == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyList_SetItem(st, 0, Py_NewRef(e));
+    PyList_SetItem(st, 1, ptv);
+    PyList_SetItem(st, 2, t);
+    return t;  /* (borrowed from st) */
+}
+
+/* append one EPB to out; st[3] counts it */
+static int
+epb_put(PyObject *out, PyObject *st, const unsigned char *data, Py_ssize_t n,
+        Py_ssize_t wire, unsigned idx, unsigned long long ts, PyObject *tail)
+{
+    static const unsigned char zeros[4];
+    Py_ssize_t pad = (4 - (n & 3)) & 3, tl = PyBytes_GET_SIZE(tail);
+    Py_ssize_t total = 32 + n + pad + tl, len = PyByteArray_GET_SIZE(out);
+    if (total > 0xFFFFFFFFLL || PyByteArray_Resize(out, len + total) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "an EPB over 4 GiB");
+        return -1;
+    }
+    unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(out) + len;
+    uint32_t h[7] = {6, (uint32_t)total, idx, (uint32_t)(ts >> 32), (uint32_t)ts,
+                     (uint32_t)n, (uint32_t)wire};
+    memcpy(p, h, sizeof h);
+    memcpy(p + 28, data, n);
+    memcpy(p + 28 + n, zeros, pad);
+    memcpy(p + 28 + n + pad, PyBytes_AS_STRING(tail), tl);
+    uint32_t t32 = (uint32_t)total;
+    memcpy(p + 28 + n + pad + tl, &t32, 4);
+    PyObject *k = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(st, 3)) + 1);
+    return k == NULL ? -1 : PyList_SetItem(st, 3, k);
+}
+
+/* the frame's entry: st[4]'s when a stop left it there, else the reader's (fast, or its
+   `slow` on a copy of the bytes); a new reference, NULL on failure */
+static PyObject *
+epb_entry(FlowReader *r, PyObject *st, const unsigned char *data, Py_ssize_t n,
+          unsigned long long ts)
+{
+    PyObject *e = PyList_GET_ITEM(st, 4);
+    if (e != Py_None) {
+        Py_INCREF(e);
+        PyList_SetItem(st, 4, Py_NewRef(Py_None));
+        return e;
+    }
+    e = flow_fast_at(r, data, n, n, (long long)ts);
+    if (e != NULL || PyErr_Occurred())
+        return e;
+    PyObject *b = PyBytes_FromStringAndSize((const char *)data, n);
+    PyObject *zero = PyLong_FromLong(0), *nv = PyLong_FromSsize_t(n);
+    PyObject *tv = PyLong_FromUnsignedLongLong(ts);
+    if (b != NULL && zero != NULL && nv != NULL && tv != NULL) {
+        PyObject *args[4] = {b, zero, nv, tv};
+        e = PyObject_Vectorcall(r->slow, args, 4, NULL);
+    }
+    Py_XDECREF(b);
+    Py_XDECREF(zero);
+    Py_XDECREF(nv);
+    Py_XDECREF(tv);
+    return e;
+}
+
+typedef struct {
+    long lo;
+    int want_in, want_out;
+    Py_ssize_t snaplen;
+    unsigned vlan;
+    long long idx, until, limit, batch;
+    FlowReader *r;                       /* NULL: no attribution */
+    PyObject *plain, *tail_of, *st, *out;
+    unsigned char small[2048], *big;     /* a frame with its VLAN tag put back */
+} epb_run_t;
+
+/* the tpacket3_hdr and sockaddr_ll fields the loop reads (<linux/if_packet.h>) */
+typedef struct {
+    uint32_t next, sec, nsec, cap, wire, status, tci;
+    uint16_t mac, tpid;
+    int32_t ifindex;
+    int pkttype;
+} tp3_t;
+
+static inline void
+tp3_read(const unsigned char *f, tp3_t *h)
+{
+    memcpy(&h->next, f, 4);
+    memcpy(&h->sec, f + 4, 4);
+    memcpy(&h->nsec, f + 8, 4);
+    memcpy(&h->cap, f + 12, 4);
+    memcpy(&h->wire, f + 16, 4);
+    memcpy(&h->status, f + 20, 4);
+    memcpy(&h->mac, f + 24, 2);
+    memcpy(&h->tci, f + 32, 4);
+    memcpy(&h->tpid, f + 36, 2);
+    memcpy(&h->ifindex, f + 52, 4);
+    h->pkttype = f[58];
+}
+
+/* the frame with the VLAN tag the kernel took off put back after the MAC addresses (as
+   libpcap does; rawlab.sockets.packet.ring.vlan_tagged); NULL when out of memory */
+static const unsigned char *
+vlan_put_back(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n)
+{
+    unsigned char *t = c->small;
+    if (n + 4 > (Py_ssize_t)sizeof c->small) {
+        t = PyMem_Realloc(c->big, n + 4);
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        c->big = t;
+    }
+    uint16_t tp = h->status & TP_VLAN_TPID_VALID ? h->tpid : 0x8100;
+    memcpy(t, data, 12);
+    t[12] = tp >> 8;
+    t[13] = tp & 0xFF;
+    t[14] = (h->tci >> 8) & 0xFF;
+    t[15] = h->tci & 0xFF;
+    memcpy(t + 16, data + 12, n - 12);
+    return t;
+}
+
+enum { EPB_WRITTEN, EPB_DROPPED, EPB_NEW_FILE, EPB_NO_IDB, EPB_FAILED };
+
+/* one frame the direction keeps: its EPB appended to c->out, or why not */
+static int
+epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, unsigned long long ts)
+{
+    Py_ssize_t n = (Py_ssize_t)h->cap < c->snaplen ? (Py_ssize_t)h->cap : c->snaplen;
+    Py_ssize_t on_wire = h->wire;
+    if ((h->status & c->vlan) && n >= 12) {
+        if ((data = vlan_put_back(c, h, data, n)) == NULL)
+            return EPB_FAILED;
+        n += 4;
+        on_wire += 4;
+    }
+    PyObject *e = NULL, *tail;
+    if (c->r != NULL) {
+        if ((e = epb_entry(c->r, c->st, data, n, ts)) == NULL)
+            return EPB_FAILED;
+        int k = PyTuple_Check(e) && PyTuple_GET_SIZE(e) >= 2
+            ? PyObject_IsTrue(PyTuple_GET_ITEM(e, 1)) : -1;
+        if (k <= 0) {  /* (0: a frame of a process not asked for) */
+            if (k < 0 && !PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "an attribution entry is (owners, keep, category)");
+            Py_DECREF(e);
+            return k < 0 ? EPB_FAILED : EPB_DROPPED;
+        }
+    }
+    if ((long long)ts >= c->until || c->idx < 0) {  /* a new file, or an IDB, first */
+        if (e != NULL)
+            PyList_SetItem(c->st, 4, e);  /* (asked once: the frame's next turn takes it) */
+        return (long long)ts >= c->until ? EPB_NEW_FILE : EPB_NO_IDB;
+    }
+    int pt = h->pkttype & 7;
+    tail = c->r == NULL ? PyTuple_GET_ITEM(c->plain, pt) : epb_tail(c->st, c->tail_of, e, pt);
+    int rc = tail == NULL || epb_put(c->out, c->st, data, n, on_wire, (unsigned)c->idx, ts,
+                                     tail) < 0 ? EPB_FAILED : EPB_WRITTEN;
+    Py_XDECREF(e);
+    return rc;
+}
+
+/* ring_epbs' arguments, checked; 0 or -1 with an error set */
+static int
+epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
+{
+    PyObject *cfg, *at;
+    memset(c, 0, offsetof(epb_run_t, small));
+    c->big = NULL;
+    if (!PyArg_ParseTuple(args, "OO!O!O!OOO!O!:ring_epbs", mm, &PyList_Type, cur,
+                          &PyTuple_Type, &cfg, &PyTuple_Type, &c->plain, &at, &c->tail_of,
+                          &PyList_Type, &c->st, &PyByteArray_Type, &c->out) ||
+        !PyArg_ParseTuple(cfg, "lppnILLLL:ring_epbs cfg", &c->lo, &c->want_in, &c->want_out,
+                          &c->snaplen, &c->vlan, &c->idx, &c->until, &c->limit, &c->batch))
+        return -1;
+    if (at != Py_None && !PyObject_TypeCheck(at, &FlowReaderType)) {
+        PyErr_SetString(PyExc_TypeError, "at must be a FlowReader or None");
+        return -1;
+    }
+    c->r = at == Py_None ? NULL : (FlowReader *)at;
+    if (PyList_GET_SIZE(*cur) != 4 || PyList_GET_SIZE(c->st) != 5 ||
+        PyTuple_GET_SIZE(c->plain) != 8) {
+        PyErr_SetString(PyExc_ValueError, "cur has 4 items, st 5, plain 8");
+        return -1;
+    }
+    for (int i = 0; i < 8; i++)
+        if (!PyBytes_Check(PyTuple_GET_ITEM(c->plain, i))) {
+            PyErr_SetString(PyExc_TypeError, "plain holds bytes");
+            return -1;
+        }
+    return 0;
+}
+
+static PyObject *
+ring_epbs(PyObject *self, PyObject *args)
+{
+    PyObject *mm, *cur;
+    epb_run_t c;
+    if (epb_args(args, &c, &mm, &cur) < 0)
+        return NULL;
+    Py_ssize_t at[4];  /* the cursor: offset, left, kept, skipped */
+    for (int i = 0; i < 4; i++)
+        at[i] = PyLong_AsSsize_t(PyList_GET_ITEM(cur, i));
+    Py_buffer v;
+    if (PyErr_Occurred() || PyObject_GetBuffer(mm, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    long long matched = 0, stop = 0;
+    unsigned long long ts = 0;
+    int err = 0;
+    while (at[1] > 0) {
+        tp3_t h;
+        if (at[0] < 0 || at[0] + 68 > v.len) {
+            PyErr_Format(PyExc_ValueError, "a frame header at %zd lies outside the ring", at[0]);
+            err = 1;
+            break;
+        }
+        tp3_read((const unsigned char *)v.buf + at[0], &h);
+        int keep = h.pkttype == PKT_OUTGOING ? (c.want_out && h.ifindex != c.lo) : c.want_in;
+        int rc = EPB_DROPPED;
+        if (keep) {
+            Py_ssize_t n = (Py_ssize_t)h.cap < c.snaplen ? (Py_ssize_t)h.cap : c.snaplen;
+            if (at[0] + h.mac + n > v.len) {
+                PyErr_Format(PyExc_ValueError, "a frame at %zd runs past the ring", at[0]);
+                err = 1;
+                break;
+            }
+            ts = (unsigned long long)h.sec * 1000000000ULL + h.nsec;
+            rc = epb_frame(&c, &h, (const unsigned char *)v.buf + at[0] + h.mac, ts);
+            if (rc == EPB_FAILED) {
+                err = 1;
+                break;
+            }
+            if (rc == EPB_NEW_FILE || rc == EPB_NO_IDB) {  /* the frame waits */
+                stop = rc == EPB_NEW_FILE ? 2 : 4;
+                break;
+            }
+        }
+        at[2 + !keep] += 1;
+        at[0] += h.next;
+        at[1] -= 1;
+        if (rc == EPB_WRITTEN) {
+            matched++;
+            if (c.limit >= 0 && matched >= c.limit) {
+                stop = 3;
+                break;
+            }
+            if (matched >= c.batch) {
+                stop = 1;
+                break;
+            }
+        }
+    }
+    PyBuffer_Release(&v);
+    PyMem_Free(c.big);
+    for (int i = 0; i < 4; i++) {
+        PyObject *x = PyLong_FromSsize_t(at[i]);
+        if (x == NULL || PyList_SetItem(cur, i, x) < 0)
+            err = 1;  /* (SetItem took it either way) */
+    }
+    if (err)
+        return NULL;
+    return Py_BuildValue("LLK", matched, stop, ts);
+}
+
 static PyMethodDef methods[] = {
     {"buffer", buffer, METH_O, buffer_doc},
     {"heap", heap, METH_VARARGS, heap_doc},
@@ -3172,6 +3489,7 @@ static PyMethodDef methods[] = {
     {"diag_find", diag_find, METH_VARARGS, diag_find_doc},
     {"inet_diag_socket", inet_diag_socket, METH_O, inet_diag_socket_doc},
     {"diag_destroyed", diag_destroyed, METH_O, diag_destroyed_doc},
+    {"ring_epbs", ring_epbs, METH_VARARGS, ring_epbs_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -53,9 +53,9 @@ class _Memory(PacketRing):
 
 
 def _ring(frames: list[dict], *, per_block: int, linktype: int = LinkType.ETHERNET,
-          ifindex: int = 2, cooked: int = 0) -> PacketRing:
+          ifindex: int = 2, cooked: int = 0, snaplen: int = 262144,
+          direction: str = "inout", size: int = 1 << 16) -> PacketRing:
     """frames: dicts of data, and optionally ts, pkttype, ifindex, status, tci, tpid."""
-    size = 1 << 16
     blocks = [frames[i:i + per_block] for i in range(0, len(frames), per_block)]
     mm = mmap.mmap(-1, size * (len(blocks) + 1))
     mac = 82 if not cooked else 96
@@ -76,10 +76,10 @@ def _ring(frames: list[dict], *, per_block: int, linktype: int = LinkType.ETHERN
             off += step
     a, b2 = socket.socketpair()
     ring = _Memory(a, iface="veth1" if ifindex else "any", ifindex=ifindex, linktype=linktype,
-                   cooked_hdrlen=cooked, snaplen=262144,
+                   cooked_hdrlen=cooked, snaplen=snaplen,
                    config=RingConfig(ring_mb=1, block_size=size), lo_ifindex=1,
                    interfaces={2: "veth1", 3: "eth0"}, netns=None, program=None,
-                   direction="inout")
+                   direction=direction)
     ring._block_nr = len(blocks) + 1
     ring._mm, ring._mv = mm, memoryview(mm)
     ring._peer = b2  # type: ignore[attr-defined]
@@ -98,9 +98,10 @@ def _tcp(flags: int, client: bool = True) -> bytes:
 
 
 def _both(tmp_path: Path, frames: list[dict], *, per_block: int = 5,
-          attribution: object = None, count: int | None = None, **ring: object
-          ) -> tuple[bytes, bytes, pipeline.Counts, pipeline.Counts]:
-    """(file by records, file in place, their counts)."""
+          attribution: object = None, count: int | None = None, compiled: bool = True,
+          **ring: object) -> tuple[bytes, bytes, pipeline.Counts, pipeline.Counts]:
+    """(file by records, file in place, their counts); `compiled` False: in place by
+    the interpreted loop even where the compiled one would run."""
     got = []
     for in_place in (False, True):
         out = str(tmp_path / f"{in_place}.pcapng")
@@ -108,7 +109,8 @@ def _both(tmp_path: Path, frames: list[dict], *, per_block: int = 5,
         w = CaptureWriter(out)
         attr = attribution() if callable(attribution) else None
         if in_place:
-            c = pipeline.write_ring(r, w, count=count, attribute=attr)
+            with _loop(compiled):
+                c = pipeline.write_ring(r, w, count=count, attribute=attr)
         else:
             recs = r.records(count=None if attr else count, block_done=w.flush)
             c = pipeline.run(recs, [], writer=w, interfaces=r.interface, attribute=attr,
@@ -120,6 +122,18 @@ def _both(tmp_path: Path, frames: list[dict], *, per_block: int = 5,
         assert (a_new.counts.frames, a_new.counts.flows) == (  # type: ignore[attr-defined]
             a_old.counts.frames, a_old.counts.flows)  # type: ignore[attr-defined]
     return old, new, c_old, c_new
+
+
+@contextlib.contextmanager
+def _loop(compiled: bool):  # type: ignore[no-untyped-def]
+    """write_ring's compiled loop where it runs (the default), or the interpreted one."""
+    real = pipeline._EpbRun.__dict__["compiles"]
+    if not compiled:
+        pipeline._EpbRun.compiles = staticmethod(lambda ring, rotating: False)  # type: ignore
+    try:
+        yield
+    finally:
+        pipeline._EpbRun.compiles = real  # type: ignore[method-assign]
 
 
 def _mixed() -> list[dict]:
@@ -365,3 +379,67 @@ def test_a_full_disk_keeps_what_the_per_record_path_keeps(tmp_path: Path,
         kept.append(out.read_bytes())
     assert kept[1] == kept[0] and 4500 < len(kept[1]) <= room
     assert sum(1 for _ in read_records(tmp_path / "True.pcapng")) > 40
+
+
+def _edges() -> list[dict]:
+    big = _udp(40000, 9, 3000)
+    vlan = TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID
+    return [{"data": big, "status": vlan, "tci": 0x1064, "tpid": 0x88A8},  # over 2 KiB
+            {"data": _udp(40000, 9), "pkttype": 4, "ifindex": 1},  # loopback's own echo
+            {"data": _udp(40000, 9), "pkttype": 4},
+            {"data": _udp(1, 2, 200), "status": TP_STATUS_VLAN_VALID, "tci": 7},
+            {"data": _tcp(0x02)}, {"data": _tcp(0x12, client=False)},
+            {"data": ETH[:11], "status": TP_STATUS_VLAN_VALID}]  # too short for a tag
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("direction", ["inout", "in", "out"])
+@pytest.mark.parametrize("snaplen", [262144, 100])
+def test_both_loops_make_the_per_record_file(tmp_path: Path, compiled: bool, direction: str,
+                                             snaplen: int) -> None:
+    """The compiled loop and the interpreted one: the same bytes as the per-record path
+    (directions, loopback's echo dropped, the snap length, VLAN tags put back on frames
+    over 2 KiB and on one too short to take it), with and without attribution."""
+    frames = _edges() * 2 + _mixed()
+    for attribution in (None, _attribution()):
+        old, new, c_old, c_new = _both(tmp_path, frames, per_block=4, compiled=compiled,
+                                       direction=direction, snaplen=snaplen,
+                                       attribution=attribution)
+        assert new == old and (c_new.seen, c_new.matched, c_new.written) == (
+            c_old.seen, c_old.matched, c_old.written)
+        want = {"inout": 25, "in": 21, "out": 4}[direction]
+        assert c_new.written == want, (direction, c_new.written)
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    if direction != "out":
+        assert recs[0].data[12:16] == bytes.fromhex("88a81064")
+        assert recs[0].caplen == min(len(_udp(40000, 9, 3000)), snaplen) + 4
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_read_stopped_by_count_resumes_at_the_next_frame(tmp_path: Path,
+                                                           compiled: bool) -> None:
+    """-c stops inside a block; the next read of the ring starts at the frame after."""
+    frames = [{"data": _udp(40000 + i, 9)} for i in range(12)]
+    r = _ring(frames, per_block=5)
+    with _loop(compiled):
+        first = pipeline.write_ring(r, CaptureWriter(str(tmp_path / "a.pcapng")), count=7)
+        rest = pipeline.write_ring(r, CaptureWriter(str(tmp_path / "b.pcapng")))
+    assert (first.written, rest.written) == (7, 5)
+    assert [x.data[34:36] for x in read_records(tmp_path / "b.pcapng")] == [
+        struct.pack("!H", 40007 + i) for i in range(5)]
+
+
+def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
+    """An Ethernet ring on one interface takes the compiled loop; `any` (a cooked
+    header) and files cut by size the interpreted one."""
+    from rawlab._kernels import ring_epbs  # noqa: F401 - built
+
+    eth = _ring([{"data": _udp(1, 2)}], per_block=1)
+    sll2 = _ring([{"data": _udp(1, 2)[14:]}], per_block=1, linktype=LinkType.LINUX_SLL2,
+                 ifindex=0, cooked=20)
+    rot = RotatingWriter(str(tmp_path / "c.pcapng"), size=700)
+    assert pipeline._EpbRun.compiles(eth, None)
+    assert not pipeline._EpbRun.compiles(sll2, None)
+    assert not pipeline._EpbRun.compiles(eth, rot)
+    assert pipeline._EpbRun.compiles(eth, RotatingWriter(str(tmp_path / "d-%S.pcapng"),
+                                                         seconds=1))

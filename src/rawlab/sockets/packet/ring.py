@@ -300,6 +300,13 @@ class PacketRing:
         return base, num, base + off
 
     @property
+    def keeps(self) -> tuple[int, bool, bool]:
+        """What the walk keeps by direction: (loopback's ifindex, whose outgoing frames
+        are its incoming ones again; inbound frames; outbound frames)."""
+        return (self._lo, self.direction in ("in", "inout"),
+                self.direction in ("out", "inout"))
+
+    @property
     def memory(self) -> mmap.mmap:
         """The mapped ring, which :meth:`frames`' offsets point into."""
         if self._mm is None:
@@ -320,19 +327,12 @@ class PacketRing:
         handed back to the kernel (e.g. to flush a file writer: then the file holds
         every whole block).
         """
-        if self._reading:
-            raise RawlabError("this capture is already being read", Exit.USAGE)
-        self._reading = True
-        if not self._stopped:
-            self._drain_until = None
-        deadline = None if duration is None else time.monotonic() + duration
+        deadline = self._begin_walk(duration)
         unpack = _FRAME.unpack_from
         mm = self._mm
-        lo = self._lo
+        lo, want_in, want_out = self.keeps
         hl = self.cooked_hdrlen
         snaplen = self.snaplen
-        want_in = self.direction in ("in", "inout")
-        want_out = self.direction in ("out", "inout")
         sll2 = hl == _bpf.SLL2_HDR_LEN
         left = count
         kept = skipped = 0
@@ -391,6 +391,50 @@ class PacketRing:
                         block_done()
         finally:
             self._end_walk(kept, skipped, base, num - i, off)
+
+    def _begin_walk(self, duration: float | None) -> float | None:
+        """Start a walk (one at a time); its deadline."""
+        if self._reading:
+            raise RawlabError("this capture is already being read", Exit.USAGE)
+        self._reading = True
+        if not self._stopped:
+            self._drain_until = None
+        return None if duration is None else time.monotonic() + duration
+
+    def blocks(self, duration: float | None = None,
+               block_done: Callable[[], None] | None = None) -> Iterator[list[int]]:
+        """The walk of :meth:`frames` a block at a time, for a compiled reader of the
+        frames (``capture -w``: rawlab._kernels.ring_epbs): yields a cursor per block,
+        [offset of the next frame, frames left in the block, frames kept, frames
+        skipped], which the reader advances (keeping the frames :meth:`frames` keeps:
+        the direction, the snap length; only for a capture without a cooked header).
+        The same cursor comes again until the block is read to its end, then the block
+        is handed back; a walk closed with frames left resumes there."""
+        if self.cooked_hdrlen:
+            raise ValueError("blocks() reads frames without a cooked header")
+        deadline = self._begin_walk(duration)
+        cur = [0, 0, 0, 0]
+        base: int | None = None
+        try:
+            while True:
+                got = self._next_block(deadline, None)
+                if got is None:
+                    return
+                base, num, off = got
+                cur[:] = [off, num, 0, 0]
+                while True:  # (the same block again until the reader has read it all)
+                    yield cur
+                    self._captured += cur[2]
+                    self._skipped += cur[3]
+                    cur[2] = cur[3] = 0
+                    if cur[1] <= 0:
+                        break
+                self._release(base)
+                base = None
+                if block_done is not None:
+                    block_done()
+        finally:
+            self._end_walk(cur[2], cur[3], base, cur[1], cur[0])
 
     def _end_walk(self, kept: int, skipped: int, base: int | None, unread: int,
                   off: int) -> None:
