@@ -3180,10 +3180,12 @@ PyDoc_STRVAR(ring_epbs_doc,
 "(a FlowReader) the frame's entry (owners, keep, category) is asked, a frame not kept\n"
 "is dropped, and the run is tail_of(entry, pkttype & 7), asked again only when the entry\n"
 "or pkttype differ from the frame before (st: [entry, pkttype, run, EPBs in out, entry\n"
-"asked of a frame not yet written]). Stops (`stop`) at the block's end (0), after cfg[8]\n"
+"asked of a frame not yet written, EPBs made by this call (set also when it fails)]).\n"
+"Stops (`stop`) at the block's end (0), after cfg[8]\n"
 "EPBs (1), before a kept frame whose time stamp is >= cfg[6] (2: `ts` is its; its entry\n"
 "waits in st[4]) or, when cfg[5] is -1, before the first kept frame (4: the caller\n"
-"numbers the interface), after cfg[7] EPBs in all (3; -1: no limit). The frames' bytes are\n"
+"numbers the interface), after cfg[7] EPBs made by this call (3; -1: no limit; 0: at\n"
+"once). Little-endian hosts (the ring's fields are the host's). The frames' bytes are\n"
 "rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
 "interpreted loop's (tests/unit/test_write_ring.py).");
 
@@ -3194,7 +3196,9 @@ PyDoc_STRVAR(ring_epbs_doc,
 static PyObject *
 epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt)
 {
-    if (PyList_GET_ITEM(st, 0) == e && PyLong_AsLong(PyList_GET_ITEM(st, 1)) == pt)
+    PyObject *last_pt = PyList_GET_ITEM(st, 1);
+    if (PyList_GET_ITEM(st, 0) == e && PyLong_CheckExact(last_pt) &&
+        PyLong_AsLong(last_pt) == pt)
         return PyList_GET_ITEM(st, 2);
     PyObject *t = PyObject_CallFunction(tail_of, "Oi", e, pt);
     if (t == NULL)
@@ -3237,8 +3241,15 @@ epb_put(PyObject *out, PyObject *st, const unsigned char *data, Py_ssize_t n,
     memcpy(p + 28 + n + pad, PyBytes_AS_STRING(tail), tl);
     uint32_t t32 = (uint32_t)total;
     memcpy(p + 28 + n + pad + tl, &t32, 4);
-    PyObject *k = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(st, 3)) + 1);
-    return k == NULL ? -1 : PyList_SetItem(st, 3, k);
+    Py_ssize_t had = PyLong_AsSsize_t(PyList_GET_ITEM(st, 3));
+    PyObject *k = had < 0 ? NULL : PyLong_FromSsize_t(had + 1);
+    if (k == NULL) {  /* (out of memory, or st[3] is not a count: the EPB taken back) */
+        PyByteArray_Resize(out, len);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "st[3] counts the EPBs in out");
+        return -1;
+    }
+    return PyList_SetItem(st, 3, k);
 }
 
 /* the frame's entry: st[4]'s when a stop left it there, else the reader's (fast, or its
@@ -3387,9 +3398,9 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
         return -1;
     }
     c->r = at == Py_None ? NULL : (FlowReader *)at;
-    if (PyList_GET_SIZE(*cur) != 4 || PyList_GET_SIZE(c->st) != 5 ||
+    if (PyList_GET_SIZE(*cur) != 4 || PyList_GET_SIZE(c->st) != 6 ||
         PyTuple_GET_SIZE(c->plain) != 8) {
-        PyErr_SetString(PyExc_ValueError, "cur has 4 items, st 5, plain 8");
+        PyErr_SetString(PyExc_ValueError, "cur has 4 items, st 6, plain 8");
         return -1;
     }
     for (int i = 0; i < 8; i++)
@@ -3413,10 +3424,10 @@ ring_epbs(PyObject *self, PyObject *args)
     Py_buffer v;
     if (PyErr_Occurred() || PyObject_GetBuffer(mm, &v, PyBUF_SIMPLE) < 0)
         return NULL;
-    long long matched = 0, stop = 0;
+    long long matched = 0, stop = c.limit == 0 ? 3 : 0;  /* (-c 0: nothing) */
     unsigned long long ts = 0;
     int err = 0;
-    while (at[1] > 0) {
+    while (at[1] > 0 && !stop) {
         tp3_t h;
         if (at[0] < 0 || at[0] + 68 > v.len) {
             PyErr_Format(PyExc_ValueError, "a frame header at %zd lies outside the ring", at[0]);
@@ -3435,7 +3446,10 @@ ring_epbs(PyObject *self, PyObject *args)
             }
             ts = (unsigned long long)h.sec * 1000000000ULL + h.nsec;
             rc = epb_frame(&c, &h, (const unsigned char *)v.buf + at[0] + h.mac, ts);
-            if (rc == EPB_FAILED) {
+            if (rc == EPB_FAILED) {  /* (seen and passed, as the interpreted loop does) */
+                at[2] += 1;
+                at[0] += h.next;
+                at[1] -= 1;
                 err = 1;
                 break;
             }
@@ -3461,9 +3475,9 @@ ring_epbs(PyObject *self, PyObject *args)
     }
     PyBuffer_Release(&v);
     PyMem_Free(c.big);
-    for (int i = 0; i < 4; i++) {
-        PyObject *x = PyLong_FromSsize_t(at[i]);
-        if (x == NULL || PyList_SetItem(cur, i, x) < 0)
+    for (int i = 0; i < 5; i++) {  /* (also when failing: what was done is counted) */
+        PyObject *x = i < 4 ? PyLong_FromSsize_t(at[i]) : PyLong_FromLongLong(matched);
+        if (x == NULL || PyList_SetItem(i < 4 ? cur : c.st, i < 4 ? i : 5, x) < 0)
             err = 1;  /* (SetItem took it either way) */
     }
     if (err)

@@ -27,6 +27,8 @@ closed, so tables and summaries of what was read are printed before the error.
 
 from __future__ import annotations
 
+import struct
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -178,6 +180,7 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
 
 
 _NEVER = (1 << 63) - 1  # a time stamp no frame reaches (the compiled loop's -G)
+_U32 = struct.Struct("<I")  # a TPACKET_V3 frame's tp_next_offset
 
 
 class _EpbRun:
@@ -201,8 +204,9 @@ class _EpbRun:
         self.parts: list[bytes] = []  # three a frame
         self.out = bytearray()  # the compiled loop's EPBs, self.st[3] of them
         #: the compiled loop's state: the entry and pkttype of the frame before, its
-        #: options run, the EPBs in self.out, an entry asked of a frame not yet written
-        self.st: list[Any] = [None, -1, b"", 0, None]
+        #: options run, the EPBs in self.out, an entry asked of a frame not yet written,
+        #: the EPBs its last call made
+        self.st: list[Any] = [None, -1, b"", 0, None, 0]
         self.compiled = self.compiles(ring, self.rotating)
         self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
         self.writer: CaptureWriter = writer.current if self.rotating else writer  # type: ignore
@@ -218,7 +222,7 @@ class _EpbRun:
         """Whether the compiled loop reads this ring: one interface, no cooked header,
         files not cut by size (those frames are the interpreted loop's)."""
         return not ring.cooked_hdrlen and bool(ring.ifindex) and not (
-            rotating is not None and rotating.size)
+            rotating is not None and rotating.size) and sys.byteorder == "little"
 
     def _bind(self, writer: CaptureWriter) -> Any:
         ng = writer.pcapng
@@ -329,6 +333,7 @@ class _EpbRun:
         (PacketRing.blocks); here only what it stops for: a run of EPBs to hand over, a
         new file (-G), the interface's IDB, -c."""
         from rawlab._kernels import ring_epbs
+        from rawlab.pcap.writer import RotationDone
 
         ring, st = self.ring, self.st
         mm, lt = ring.memory, ring.linktype
@@ -340,17 +345,27 @@ class _EpbRun:
         seen = matched = 0
         try:
             for cur in walk:
-                kept = cur[2]
+                kept, st[5] = cur[2], 0
                 limit = -1 if count is None else count - matched
-                got, stop, ts = ring_epbs(mm, cur, (*fixed, idx, until, limit, 512), plain,
-                                          at, self.tail, st, self.out)
-                seen += cur[2] - kept
-                matched += got
+                try:
+                    _got, stop, ts = ring_epbs(mm, cur, (*fixed, idx, until, limit, 512),
+                                               plain, at, self.tail, st, self.out)
+                finally:  # (what a failing call made is counted, as the loop below does)
+                    seen += cur[2] - kept
+                    matched += st[5]
                 if stop == 1:
                     self.put()
                 elif stop == 2:
                     w = self.writer
-                    until = min(self.turn(ts), _NEVER)
+                    try:
+                        turned = self.turn(ts)
+                    except RotationDone:  # the frame waiting is seen, as by the other loop
+                        cur[0] += _U32.unpack_from(mm, cur[0])[0]
+                        cur[1] -= 1
+                        cur[2] += 1
+                        seen += 1
+                        raise
+                    until = turned if turned >= 0 else _NEVER
                     if self.writer is not w:  # a new file: its own IDB and process blocks
                         idx = -1
                         st[:3] = [None, -1, b""]

@@ -251,9 +251,11 @@ def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
                 pipeline.run(r.records(block_done=w.flush), [], writer=w,
                              interfaces=r.interface, attribute=attr)
         names = list(dict.fromkeys(w.files))  # a ring of -W names opens each again
-        got.append(([Path(n).read_bytes() for n in names], [Path(n).name for n in names]))
-    (old, old_names), (new, new_names) = got
+        got.append(([Path(n).read_bytes() for n in names], [Path(n).name for n in names],
+                    r._captured))
+    (old, old_names, old_captured), (new, new_names, new_captured) = got
     assert new_names[1:] == old_names[1:]
+    assert new_captured == old_captured  # (-W's last frame too: seen, not written)
     return old, new, new_names
 
 
@@ -443,3 +445,31 @@ def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
     assert not pipeline._EpbRun.compiles(eth, rot)
     assert pipeline._EpbRun.compiles(eth, RotatingWriter(str(tmp_path / "d-%S.pcapng"),
                                                          seconds=1))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_loop_that_fails_counts_what_it_wrote(tmp_path: Path, compiled: bool) -> None:
+    """An error inside a run of EPBs (here the options of a new flow's frames): what was
+    made before it is in the file, and the counts say so (written == matched)."""
+    frames = [{"data": _udp(40000 + i // 3, 9)} for i in range(30)]
+    r = _ring(frames, per_block=10)
+    attr = _attribution()()
+    real, calls = pipeline._EpbRun.tail, []
+
+    def tail(self: object, e: object, pkttype: int) -> bytes:
+        calls.append(e)
+        if len(calls) == 5:
+            raise RuntimeError("no more options")
+        return real(self, e, pkttype)  # type: ignore[arg-type]
+
+    counts = pipeline.Counts()
+    pipeline._EpbRun.tail = tail  # type: ignore[method-assign]
+    try:
+        with _loop(compiled), pytest.raises(RuntimeError, match="no more options"):
+            pipeline.write_ring(r, CaptureWriter(str(tmp_path / "f.pcapng")), counts=counts,
+                                attribute=attr)
+    finally:
+        pipeline._EpbRun.tail = real  # type: ignore[method-assign]
+    assert counts.written == counts.matched == 12  # four flows of three frames
+    assert counts.seen == 13
+    assert sum(1 for _ in read_records(tmp_path / "f.pcapng")) == 12
