@@ -49,7 +49,7 @@
  *       one exact sock_diag look-up, the lock held (rawlab.sockets.diag.DiagLookup)
  *   diag_destroyed(buf) -> [(family, protocol, local, lport, remote, rport, cookie)]
  *       the sock_diag destroy messages of one datagram (rawlab.sockets.diag.DestroyWatch)
- *   ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts)
+ *   ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts, ifindex)
  *       `capture -w`'s EPBs made from a TPACKET_V3 block where its frames lie, each
  *       frame's attribution asked of a FlowReader in the same loop
  *       (rawlab.pipeline.write_ring)
@@ -3170,22 +3170,24 @@ static PyTypeObject FlowReaderType = {
 /* ---- ring_epbs ------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(ring_epbs_doc,
-"ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts)\n\n"
+"ring_epbs(mm, cur, cfg, plain, at, tail_of, st, out) -> (matched, stop, ts, ifindex)\n\n"
 "`capture -w`'s loop over one TPACKET_V3 block (rawlab.pipeline.write_ring): from the\n"
 "frame at cur[0] (cur: [offset, frames left in the block, frames kept, frames skipped],\n"
 "advanced in place), each frame the direction keeps (cfg: lo ifindex, want_in, want_out)\n"
-"becomes a pcapng EPB appended to the bytearray `out`: snap length cfg[3], a VLAN tag the\n"
-"kernel took off put back when its status has cfg[4] (TP_STATUS_VLAN_VALID; 0: never),\n"
-"interface cfg[5]. Without `at` (None) its option run is plain[pkttype & 7]; with `at`\n"
-"(a FlowReader) the frame's entry (owners, keep, category) is asked, a frame not kept\n"
-"is dropped, and the run is tail_of(entry, pkttype & 7), asked again only when the entry\n"
-"or pkttype differ from the frame before (st: [entry, pkttype, run, EPBs in out, entry\n"
-"asked of a frame not yet written, EPBs made by this call (set also when it fails)]).\n"
-"Stops (`stop`) at the block's end (0), after cfg[8]\n"
-"EPBs (1), before a kept frame whose time stamp is >= cfg[6] (2: `ts` is its; its entry\n"
-"waits in st[4]) or, when cfg[5] is -1, before the first kept frame (4: the caller\n"
-"numbers the interface), after cfg[7] EPBs made by this call (3; -1: no limit; 0: at\n"
-"once). Little-endian hosts (the ring's fields are the host's). The frames' bytes are\n"
+"becomes a pcapng EPB appended to the bytearray `out`: a cooked header of cfg[5] bytes\n"
+"(0, 16: SLL, 20: SLL2) written in front of it in the ring, snap length cfg[3], a VLAN\n"
+"tag the kernel took off put back when its status has cfg[4] (TP_STATUS_VLAN_VALID; 0:\n"
+"never), interface cfg[7], or on `any` cfg[6][ifindex] (cfg[6] a dict, else None).\n"
+"Without `at` (None) its option run is plain[pkttype & 7]; with `at` (a FlowReader) the\n"
+"frame's entry (owners, keep, category) is asked, a frame not kept is dropped, and the\n"
+"run is tail_of(entry, pkttype & 7), asked again only when the entry or pkttype differ\n"
+"from the frame before (st: [entry, pkttype, run, EPBs in out, entry asked of a frame\n"
+"not yet written, EPBs made by this call (set also when it fails)]). Stops (`stop`) at\n"
+"the block's end (0), after cfg[10] EPBs (1), before a kept frame whose time stamp is\n"
+">= cfg[8] (2: `ts` is its; its entry waits in st[4]) or whose interface has no number\n"
+"yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the caller numbers it), after\n"
+"cfg[9] EPBs made by this call (3; -1: no limit; 0: at once). Little-endian hosts (the\n"
+"ring's fields are the host's). The frames' bytes are\n"
 "rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
 "interpreted loop's (tests/unit/test_write_ring.py).");
 
@@ -3286,7 +3288,9 @@ typedef struct {
     int want_in, want_out;
     Py_ssize_t snaplen;
     unsigned vlan;
+    Py_ssize_t hl;                       /* the cooked header's length: 0, 16 or 20 */
     long long idx, until, limit, batch;
+    PyObject *numbers;                   /* `any`: ifindex -> interface number; or NULL */
     FlowReader *r;                       /* NULL: no attribution */
     PyObject *plain, *tail_of, *st, *out;
     unsigned char small[2048], *big;     /* a frame with its VLAN tag put back */
@@ -3342,12 +3346,59 @@ vlan_put_back(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_
 
 enum { EPB_WRITTEN, EPB_DROPPED, EPB_NEW_FILE, EPB_NO_IDB, EPB_FAILED };
 
-/* one frame the direction keeps: its EPB appended to c->out, or why not */
-static int
-epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, unsigned long long ts)
+/* the cooked header (SLL2 or SLL, as the kernel's sockaddr_ll says) written in front of
+   the frame's bytes at p (PacketRing.frames does the same) */
+static void
+cooked_put(unsigned char *p, const unsigned char *f, const tp3_t *h, Py_ssize_t hl)
 {
-    Py_ssize_t n = (Py_ssize_t)h->cap < c->snaplen ? (Py_ssize_t)h->cap : c->snaplen;
-    Py_ssize_t on_wire = h->wire;
+    uint16_t hatype;
+    memcpy(&hatype, f + 56, 2);
+    if (hl == 20) {  /* SLL2: protocol, reserved, ifindex, hatype, pkttype, halen, addr */
+        uint32_t ifi = htonl((uint32_t)h->ifindex);
+        memcpy(p, f + 50, 2);  /* (sll_protocol: network order already) */
+        p[2] = p[3] = 0;
+        memcpy(p + 4, &ifi, 4);
+        p[8] = hatype >> 8;
+        p[9] = hatype & 0xFF;
+        p[10] = (unsigned char)h->pkttype;
+        p[11] = f[59];
+        memcpy(p + 12, f + 60, 8);
+    } else {  /* SLL: pkttype, hatype, halen, addr, protocol */
+        p[0] = 0;
+        p[1] = (unsigned char)h->pkttype;
+        p[2] = hatype >> 8;
+        p[3] = hatype & 0xFF;
+        p[4] = 0;
+        p[5] = f[59];
+        memcpy(p + 6, f + 60, 8);
+        memcpy(p + 14, f + 50, 2);
+    }
+}
+
+/* the frame's interface number: cfg's, or on `any` its ifindex's; -1 when unknown yet
+   (-2 with an error set) */
+static long long
+epb_interface(epb_run_t *c, const tp3_t *h)
+{
+    if (c->numbers == NULL)
+        return c->idx;
+    PyObject *k = PyLong_FromLong(h->ifindex);
+    if (k == NULL)
+        return -2;
+    PyObject *got = PyDict_GetItemWithError(c->numbers, k);  /* borrowed */
+    Py_DECREF(k);
+    if (got == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    long long n = PyLong_AsLongLong(got);
+    return n == -1 && PyErr_Occurred() ? -2 : n;
+}
+
+/* one frame the direction keeps (n bytes at data, on_wire long): its EPB appended to
+   c->out, or why not */
+static int
+epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
+          Py_ssize_t on_wire, unsigned long long ts)
+{
     if ((h->status & c->vlan) && n >= 12) {
         if ((data = vlan_put_back(c, h, data, n)) == NULL)
             return EPB_FAILED;
@@ -3367,14 +3418,19 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, unsigned long
             return k < 0 ? EPB_FAILED : EPB_DROPPED;
         }
     }
-    if ((long long)ts >= c->until || c->idx < 0) {  /* a new file, or an IDB, first */
+    long long idx = (long long)ts >= c->until ? -1 : epb_interface(c, h);
+    if (idx < 0) {  /* a new file, or an IDB, first */
+        if (idx == -2) {
+            Py_XDECREF(e);
+            return EPB_FAILED;
+        }
         if (e != NULL)
             PyList_SetItem(c->st, 4, e);  /* (asked once: the frame's next turn takes it) */
         return (long long)ts >= c->until ? EPB_NEW_FILE : EPB_NO_IDB;
     }
     int pt = h->pkttype & 7;
     tail = c->r == NULL ? PyTuple_GET_ITEM(c->plain, pt) : epb_tail(c->st, c->tail_of, e, pt);
-    int rc = tail == NULL || epb_put(c->out, c->st, data, n, on_wire, (unsigned)c->idx, ts,
+    int rc = tail == NULL || epb_put(c->out, c->st, data, n, on_wire, (unsigned)idx, ts,
                                      tail) < 0 ? EPB_FAILED : EPB_WRITTEN;
     Py_XDECREF(e);
     return rc;
@@ -3390,9 +3446,20 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
     if (!PyArg_ParseTuple(args, "OO!O!O!OOO!O!:ring_epbs", mm, &PyList_Type, cur,
                           &PyTuple_Type, &cfg, &PyTuple_Type, &c->plain, &at, &c->tail_of,
                           &PyList_Type, &c->st, &PyByteArray_Type, &c->out) ||
-        !PyArg_ParseTuple(cfg, "lppnILLLL:ring_epbs cfg", &c->lo, &c->want_in, &c->want_out,
-                          &c->snaplen, &c->vlan, &c->idx, &c->until, &c->limit, &c->batch))
+        !PyArg_ParseTuple(cfg, "lppnInOLLLL:ring_epbs cfg", &c->lo, &c->want_in,
+                          &c->want_out, &c->snaplen, &c->vlan, &c->hl, &c->numbers, &c->idx,
+                          &c->until, &c->limit, &c->batch))
         return -1;
+    if (c->numbers == Py_None) {
+        c->numbers = NULL;
+    } else if (!PyDict_Check(c->numbers)) {
+        PyErr_SetString(PyExc_TypeError, "numbers is a dict or None");
+        return -1;
+    }
+    if (c->hl != 0 && c->hl != 16 && c->hl != 20) {
+        PyErr_SetString(PyExc_ValueError, "a cooked header is 16 or 20 bytes");
+        return -1;
+    }
     if (at != Py_None && !PyObject_TypeCheck(at, &FlowReaderType)) {
         PyErr_SetString(PyExc_TypeError, "at must be a FlowReader or None");
         return -1;
@@ -3421,9 +3488,10 @@ ring_epbs(PyObject *self, PyObject *args)
     Py_ssize_t at[4];  /* the cursor: offset, left, kept, skipped */
     for (int i = 0; i < 4; i++)
         at[i] = PyLong_AsSsize_t(PyList_GET_ITEM(cur, i));
-    Py_buffer v;
-    if (PyErr_Occurred() || PyObject_GetBuffer(mm, &v, PyBUF_SIMPLE) < 0)
+    Py_buffer v;  /* (writable for a cooked header) */
+    if (PyErr_Occurred() || PyObject_GetBuffer(mm, &v, c.hl ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
         return NULL;
+    int waiting_if = 0;  /* the ifindex of a frame waiting for its interface's number */
     long long matched = 0, stop = c.limit == 0 ? 3 : 0;  /* (-c 0: nothing) */
     unsigned long long ts = 0;
     int err = 0;
@@ -3438,14 +3506,29 @@ ring_epbs(PyObject *self, PyObject *args)
         int keep = h.pkttype == PKT_OUTGOING ? (c.want_out && h.ifindex != c.lo) : c.want_in;
         int rc = EPB_DROPPED;
         if (keep) {
-            Py_ssize_t n = (Py_ssize_t)h.cap < c.snaplen ? (Py_ssize_t)h.cap : c.snaplen;
-            if (at[0] + h.mac + n > v.len) {
+            Py_ssize_t start = at[0] + h.mac, cap = h.cap, wire = h.wire;
+            if (c.hl) {
+                if (h.mac < 68 + c.hl) {  /* never with SOCK_DGRAM; be safe */
+                    PyErr_Format(PyExc_ValueError, "cooked frame has no room for its header "
+                                 "(tp_mac %u)", (unsigned)h.mac);
+                    err = 1;
+                    break;
+                }
+                start -= c.hl;
+                cooked_put((unsigned char *)v.buf + start, (const unsigned char *)v.buf + at[0],
+                           &h, c.hl);
+                cap += c.hl;
+                wire += c.hl;
+            }
+            Py_ssize_t n = cap < c.snaplen ? cap : c.snaplen;
+            if (start + n > v.len) {
                 PyErr_Format(PyExc_ValueError, "a frame at %zd runs past the ring", at[0]);
                 err = 1;
                 break;
             }
             ts = (unsigned long long)h.sec * 1000000000ULL + h.nsec;
-            rc = epb_frame(&c, &h, (const unsigned char *)v.buf + at[0] + h.mac, ts);
+            rc = epb_frame(&c, &h, (const unsigned char *)v.buf + start, n, wire, ts);
+            waiting_if = h.ifindex;
             if (rc == EPB_FAILED) {  /* (seen and passed, as the interpreted loop does) */
                 at[2] += 1;
                 at[0] += h.next;
@@ -3482,7 +3565,7 @@ ring_epbs(PyObject *self, PyObject *args)
     }
     if (err)
         return NULL;
-    return Py_BuildValue("LLK", matched, stop, ts);
+    return Py_BuildValue("LLKi", matched, stop, ts, waiting_if);
 }
 
 static PyMethodDef methods[] = {

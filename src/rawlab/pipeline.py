@@ -156,11 +156,11 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
     (the copy the EPB takes). The EPBs go to the file 512 at a time and at the end of
     every ring block, which is then flushed: what a kill loses is what the per-record
     path's buffer would; `on_block` is called after. The files' bytes are those
-    :func:`run` writes for the same frames (tests/unit/test_write_ring.py). On one
-    interface without a cooked header (and files not cut by size), a ring block's
-    frames go through a compiled loop (:func:`rawlab._kernels.ring_epbs`, the look-up
-    asked in it: ~90 ns a frame offline, a tenth of the interpreted loop's), else the
-    interpreted one (:meth:`_EpbRun.frames`)."""
+    :func:`run` writes for the same frames (tests/unit/test_write_ring.py). Unless
+    files are cut by size, a ring block's frames go through a compiled loop
+    (:func:`rawlab._kernels.ring_epbs`, the look-up asked in it: ~90 ns a frame
+    offline, a tenth of the interpreted loop's), else the interpreted one
+    (:meth:`_EpbRun.frames`)."""
     c = counts or Counts()
     run = _EpbRun(ring, writer, attribute, on_block, c)
     if run.compiled:
@@ -219,10 +219,9 @@ class _EpbRun:
 
     @staticmethod
     def compiles(ring: PacketRing, rotating: RotatingWriter | None) -> bool:
-        """Whether the compiled loop reads this ring: one interface, no cooked header,
-        files not cut by size (those frames are the interpreted loop's)."""
-        return not ring.cooked_hdrlen and bool(ring.ifindex) and not (
-            rotating is not None and rotating.size) and sys.byteorder == "little"
+        """Whether the compiled loop reads this ring: files not cut by size (-C asks
+        about every frame: the interpreted loop's), a little-endian host."""
+        return not (rotating is not None and rotating.size) and sys.byteorder == "little"
 
     def _bind(self, writer: CaptureWriter) -> Any:
         ng = writer.pcapng
@@ -333,49 +332,62 @@ class _EpbRun:
         (PacketRing.blocks); here only what it stops for: a run of EPBs to hand over, a
         new file (-G), the interface's IDB, -c."""
         from rawlab._kernels import ring_epbs
-        from rawlab.pcap.writer import RotationDone
+        from rawlab.errors import Exit, RawlabError
 
         ring, st = self.ring, self.st
         mm, lt = ring.memory, ring.linktype
         at = self.attribute.reader(lt) if self.attribute is not None else None
-        fixed = (*ring.keeps, ring.snaplen, self.layout[0])
+        numbers: dict[int, int] | None = None if ring.ifindex else {}  # `any`: ifindex -> n
+        fixed = (*ring.keeps, ring.snaplen, self.layout[0], ring.cooked_hdrlen, numbers)
         plain = tuple(self.plain)
         until = -1 if self.rotating is not None else _NEVER
-        idx = -1  # (the IDB is written with the first frame kept)
-        seen = matched = 0
+        idx = -1  # (an IDB is written with the first frame kept on its interface)
+        matched = 0
+        for cur in walk:
+            kept, st[5] = cur[2], 0
+            limit = -1 if count is None else count - matched
+            try:
+                _got, stop, ts, ifindex = ring_epbs(
+                    mm, cur, (*fixed, idx, until, limit, 512), plain, at, self.tail, st,
+                    self.out)
+            except ValueError as exc:  # (a ring the kernel did not lay out so)
+                raise RawlabError(f"capture ring: {exc}", Exit.FAILED) from None
+            finally:  # (what a failing call made is counted, as the other loop does)
+                c.seen += cur[2] - kept
+                c.matched += st[5]
+                matched += st[5]
+            if stop == 1:
+                self.put()
+            elif stop == 2:
+                until, turned = self._turn_at(cur, ts, c)
+                if turned:  # a new file: its own IDBs
+                    idx = -1
+                    if numbers is not None:
+                        numbers.clear()
+            elif stop == 4 and numbers is not None:
+                self._any(numbers, ifindex)
+            elif stop == 4:
+                idx = self.interface(0)
+            elif stop == 3:
+                break
+
+    def _turn_at(self, cur: list[int], ts: int, c: Counts) -> tuple[int, bool]:
+        """-G at the frame waiting at cur[0] (:meth:`turn`): (the time the file after
+        the next one starts, whether a new file was opened)."""
+        from rawlab.pcap.writer import RotationDone
+
+        w = self.writer
         try:
-            for cur in walk:
-                kept, st[5] = cur[2], 0
-                limit = -1 if count is None else count - matched
-                try:
-                    _got, stop, ts = ring_epbs(mm, cur, (*fixed, idx, until, limit, 512),
-                                               plain, at, self.tail, st, self.out)
-                finally:  # (what a failing call made is counted, as the loop below does)
-                    seen += cur[2] - kept
-                    matched += st[5]
-                if stop == 1:
-                    self.put()
-                elif stop == 2:
-                    w = self.writer
-                    try:
-                        turned = self.turn(ts)
-                    except RotationDone:  # the frame waiting is seen, as by the other loop
-                        cur[0] += _U32.unpack_from(mm, cur[0])[0]
-                        cur[1] -= 1
-                        cur[2] += 1
-                        seen += 1
-                        raise
-                    until = turned if turned >= 0 else _NEVER
-                    if self.writer is not w:  # a new file: its own IDB and process blocks
-                        idx = -1
-                        st[:3] = [None, -1, b""]
-                elif stop == 4:
-                    idx = self.interface(0)
-                elif stop == 3:
-                    break
-        finally:
-            c.seen += seen
-            c.matched += matched
+            until = self.turn(ts)
+        except RotationDone:  # -W's last: the frame waiting is seen, as by the other loop
+            cur[0] += _U32.unpack_from(self.ring.memory, cur[0])[0]
+            cur[1] -= 1
+            cur[2] += 1
+            c.seen += 1
+            raise
+        if self.writer is not w:  # (and its own process blocks)
+            self.st[:3] = [None, -1, b""]
+        return (until if until >= 0 else _NEVER), self.writer is not w
 
     def tail(self, e: Entry, pkttype: int) -> bytes:
         """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`."""

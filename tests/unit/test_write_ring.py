@@ -432,8 +432,8 @@ def test_a_read_stopped_by_count_resumes_at_the_next_frame(tmp_path: Path,
 
 
 def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
-    """An Ethernet ring on one interface takes the compiled loop; `any` (a cooked
-    header) and files cut by size the interpreted one."""
+    """A ring on one interface or on `any` (a cooked header) takes the compiled loop;
+    files cut by size the interpreted one."""
     from rawlab._kernels import ring_epbs  # noqa: F401 - built
 
     eth = _ring([{"data": _udp(1, 2)}], per_block=1)
@@ -441,7 +441,7 @@ def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
                  ifindex=0, cooked=20)
     rot = RotatingWriter(str(tmp_path / "c.pcapng"), size=700)
     assert pipeline._EpbRun.compiles(eth, None)
-    assert not pipeline._EpbRun.compiles(sll2, None)
+    assert pipeline._EpbRun.compiles(sll2, None)
     assert not pipeline._EpbRun.compiles(eth, rot)
     assert pipeline._EpbRun.compiles(eth, RotatingWriter(str(tmp_path / "d-%S.pcapng"),
                                                          seconds=1))
@@ -473,3 +473,38 @@ def test_a_loop_that_fails_counts_what_it_wrote(tmp_path: Path, compiled: bool) 
     assert counts.written == counts.matched == 12  # four flows of three frames
     assert counts.seen == 13
     assert sum(1 for _ in read_records(tmp_path / "f.pcapng")) == 12
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize(("linktype", "cooked"), [(LinkType.LINUX_SLL2, 20),
+                                                   (LinkType.LINUX_SLL, 16)])
+def test_any_in_both_loops(tmp_path: Path, compiled: bool, linktype: int, cooked: int) -> None:
+    """`any`: the cooked header written in front of each frame (SLL2, SLL), interfaces
+    numbered as their first kept frame comes, loopback's echo dropped, attribution and
+    -c: the per-record path's file."""
+    frames = [dict(x, data=x["data"][14:], ifindex=(3, 2, 1)[i % 3])
+              for i, x in enumerate(_mixed() * 2)]
+    for attribution, count in ((None, None), (_attribution(), None), (_attribution(), 9)):
+        old, new, c_old, c_new = _both(tmp_path, frames, per_block=4, compiled=compiled,
+                                       linktype=linktype, ifindex=0, cooked=cooked,
+                                       attribution=attribution, count=count)
+        assert new == old and (c_new.seen, c_new.matched, c_new.written) == (
+            c_old.seen, c_old.matched, c_old.written)
+    recs = list(read_records(tmp_path / "True.pcapng"))
+    assert len(recs) == 9 and recs[0].linktype == linktype
+    assert [r.interface for r in recs[:3]] == [0, 1, 2]
+    assert [i.name for i in _interfaces(tmp_path / "True.pcapng")][:2] == ["eth0", "veth1"]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_cooked_frame_without_room_is_a_clear_error(tmp_path: Path, compiled: bool) -> None:
+    """A frame whose tp_mac leaves no room for the cooked header (never from the kernel
+    with SOCK_DGRAM): one readable error, exit FAILED, the frames before it written."""
+    from rawlab.errors import Exit, RawlabError
+
+    r = _ring([{"data": _udp(1, 2)[14:]}] * 3, per_block=3, ifindex=0)  # (tp_mac 82)
+    r.cooked_hdrlen, r.linktype = 20, LinkType.LINUX_SLL2
+    counts = pipeline.Counts()
+    with _loop(compiled), pytest.raises(RawlabError, match="no room for its header") as e:
+        pipeline.write_ring(r, CaptureWriter(str(tmp_path / "f.pcapng")), counts=counts)
+    assert e.value.code == Exit.FAILED and counts.written == 0

@@ -407,11 +407,9 @@ class PacketRing:
         frames (``capture -w``: rawlab._kernels.ring_epbs): yields a cursor per block,
         [offset of the next frame, frames left in the block, frames kept, frames
         skipped], which the reader advances (keeping the frames :meth:`frames` keeps:
-        the direction, the snap length; only for a capture without a cooked header).
-        The same cursor comes again until the block is read to its end, then the block
-        is handed back; a walk closed with frames left resumes there."""
-        if self.cooked_hdrlen:
-            raise ValueError("blocks() reads frames without a cooked header")
+        the direction, the snap length, and writing the cooked header in front of
+        each frame). The same cursor comes again until the block is read to its end,
+        then the block is handed back; a walk closed with frames left resumes there."""
         deadline = self._begin_walk(duration)
         cur = [0, 0, 0, 0]
         base: int | None = None
