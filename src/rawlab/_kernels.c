@@ -3180,9 +3180,10 @@ PyDoc_STRVAR(ring_epbs_doc,
 "never), interface cfg[7], or on `any` cfg[6][ifindex] (cfg[6] a dict, else None).\n"
 "Without `at` (None) its option run is plain[pkttype & 7]; with `at` (a FlowReader) the\n"
 "frame's entry (owners, keep, category) is asked, a frame not kept is dropped, and the\n"
-"run is tail_of(entry, pkttype & 7), asked again only when the entry or pkttype differ\n"
-"from the frame before (st: [entry, pkttype, run, EPBs in out, entry asked of a frame\n"
-"not yet written, EPBs made by this call (set also when it fails)]). Stops (`stop`) at\n"
+"run is tail_of(entry, pkttype & 7), asked again only when the entry and pkttype are\n"
+"neither the frame before's nor those before them (st: [entry, pkttype, run, EPBs in\n"
+"out, entry asked of a frame not yet written, EPBs made by this call (set also when it\n"
+"fails), the entry, pkttype and run before]). Stops (`stop`) at\n"
 "the block's end (0), after cfg[10] EPBs (1), before a kept frame whose time stamp is\n"
 ">= cfg[8] (2: `ts` is its; its entry waits in st[4]) or whose interface has no number\n"
 "yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the caller numbers it), after\n"
@@ -3194,27 +3195,42 @@ PyDoc_STRVAR(ring_epbs_doc,
 #define TP_VLAN_TPID_VALID 64
 #define PKT_OUTGOING 4
 
-/* one frame's option run for entry e (a new reference in st[2], kept with e and pt) */
+/* whether st[at], st[at + 1] are entry e and pkttype pt */
+static inline int
+epb_slot_is(PyObject *st, Py_ssize_t at, PyObject *e, int pt)
+{
+    PyObject *p = PyList_GET_ITEM(st, at + 1);
+    return PyList_GET_ITEM(st, at) == e && PyLong_CheckExact(p) && PyLong_AsLong(p) == pt;
+}
+
+/* one frame's option run for entry e, borrowed from st: the frame before's (st[0..2]),
+   the one before that other entry (st[6..8]: most captures interleave one busy flow
+   with others: the two are swapped), else tail_of's, which goes in front */
 static PyObject *
 epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt)
 {
-    PyObject *last_pt = PyList_GET_ITEM(st, 1);
-    if (PyList_GET_ITEM(st, 0) == e && PyLong_CheckExact(last_pt) &&
-        PyLong_AsLong(last_pt) == pt)
+    if (epb_slot_is(st, 0, e, pt))
         return PyList_GET_ITEM(st, 2);
-    PyObject *t = PyObject_CallFunction(tail_of, "Oi", e, pt);
-    if (t == NULL)
-        return NULL;
-    if (!PyBytes_Check(t)) {
-        Py_DECREF(t);
-        PyErr_SetString(PyExc_TypeError, "tail_of must give bytes");
-        return NULL;
+    PyObject *t;
+    if (epb_slot_is(st, 6, e, pt)) {
+        t = Py_NewRef(PyList_GET_ITEM(st, 8));
+    } else {
+        t = PyObject_CallFunction(tail_of, "Oi", e, pt);
+        if (t == NULL)
+            return NULL;
+        if (!PyBytes_Check(t)) {
+            Py_DECREF(t);
+            PyErr_SetString(PyExc_TypeError, "tail_of must give bytes");
+            return NULL;
+        }
     }
     PyObject *ptv = PyLong_FromLong(pt);
     if (ptv == NULL) {
         Py_DECREF(t);
         return NULL;
     }
+    for (Py_ssize_t i = 0; i < 3; i++)  /* the frame before's, second now */
+        PyList_SetItem(st, 6 + i, Py_NewRef(PyList_GET_ITEM(st, i)));
     PyList_SetItem(st, 0, Py_NewRef(e));
     PyList_SetItem(st, 1, ptv);
     PyList_SetItem(st, 2, t);
@@ -3465,9 +3481,9 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
         return -1;
     }
     c->r = at == Py_None ? NULL : (FlowReader *)at;
-    if (PyList_GET_SIZE(*cur) != 4 || PyList_GET_SIZE(c->st) != 6 ||
+    if (PyList_GET_SIZE(*cur) != 4 || PyList_GET_SIZE(c->st) != 9 ||
         PyTuple_GET_SIZE(c->plain) != 8) {
-        PyErr_SetString(PyExc_ValueError, "cur has 4 items, st 6, plain 8");
+        PyErr_SetString(PyExc_ValueError, "cur has 4 items, st 9, plain 8");
         return -1;
     }
     for (int i = 0; i < 8; i++)

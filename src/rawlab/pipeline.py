@@ -205,8 +205,8 @@ class _EpbRun:
         self.out = bytearray()  # the compiled loop's EPBs, self.st[3] of them
         #: the compiled loop's state: the entry and pkttype of the frame before, its
         #: options run, the EPBs in self.out, an entry asked of a frame not yet written,
-        #: the EPBs its last call made
-        self.st: list[Any] = [None, -1, b"", 0, None, 0]
+        #: the EPBs its last call made, the entry, pkttype and run before those
+        self.st: list[Any] = [None, -1, b"", 0, None, 0, None, -1, b""]
         self.compiled = self.compiles(ring, self.rotating)
         self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
         self.writer: CaptureWriter = writer.current if self.rotating else writer  # type: ignore
@@ -386,7 +386,7 @@ class _EpbRun:
             c.seen += 1
             raise
         if self.writer is not w:  # (and its own process blocks)
-            self.st[:3] = [None, -1, b""]
+            self.st[:3] = self.st[6:] = [None, -1, b""]
         return (until if until >= 0 else _NEVER), self.writer is not w
 
     def tail(self, e: Entry, pkttype: int) -> bytes:

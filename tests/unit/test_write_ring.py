@@ -508,3 +508,23 @@ def test_a_cooked_frame_without_room_is_a_clear_error(tmp_path: Path, compiled: 
     with _loop(compiled), pytest.raises(RawlabError, match="no room for its header") as e:
         pipeline.write_ring(r, CaptureWriter(str(tmp_path / "f.pcapng")), counts=counts)
     assert e.value.code == Exit.FAILED and counts.written == 0
+
+
+def test_two_interleaved_flows_ask_for_their_options_once_each(tmp_path: Path) -> None:
+    """The compiled loop keeps the options run of the flow before the last one too (a
+    busy flow and a connection's frames among it): each flow's run is made once."""
+    frames = [{"data": _udp(40000, 9) if i % 2 else _tcp(0x10)} for i in range(40)]
+    calls: list[object] = []
+    real = pipeline._EpbRun.tail
+
+    def tail(self: object, e: object, pkttype: int) -> bytes:
+        calls.append(e)
+        return real(self, e, pkttype)  # type: ignore[arg-type]
+
+    pipeline._EpbRun.tail = tail  # type: ignore[method-assign]
+    try:
+        old, new, _, c = _both(tmp_path, frames, per_block=7, attribution=_attribution())
+    finally:
+        pipeline._EpbRun.tail = real  # type: ignore[method-assign]
+    assert new == old and c.written == 40
+    assert len(calls) == 2
