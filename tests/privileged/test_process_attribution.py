@@ -322,6 +322,86 @@ def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) 
     assert counts["walks"] >= 1, counts  # (the first: the thread walked /proc itself)
 
 
+A6, B6 = "fd00:66::1", "fd00:66::2"
+DUAL_PORT = 8082
+
+# B: one dual-stack listener on [::]:DUAL_PORT (IPv4 clients arrive v4-mapped), answering
+# after 20 ms
+DUAL = r"""
+import socket
+f = socket.socket(socket.AF_INET6); f.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+f.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+f.bind(("::", @PORT@)); f.listen(64)
+print("READY", flush=True)
+while True:
+    c, _ = f.accept()
+    with c:
+        c.recv(4096)
+        c.sendall(b"ok")
+""".replace("@PORT@", str(DUAL_PORT))
+
+# A: five connections each over IPv6 and from an IPv6 socket to B's v4-mapped address
+# (the SYN on the wire is IPv4; the socket is AF_INET6); prints the IPv6 ones' ports,
+# then the mapped ones'
+DUAL_CLIENT = r"""
+import socket, time
+ports = []
+for dst in ("@B6@",) * 5 + ("::ffff:@B@",) * 5:
+    c = socket.socket(socket.AF_INET6)
+    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    c.connect((dst, @PORT@))
+    ports.append(c.getsockname()[1])
+    c.sendall(b"x")
+    while c.recv(100):
+        pass
+    time.sleep(0.02)
+    c.close()
+print("\n".join(map(str, ports)), flush=True)
+""".replace("@B6@", B6).replace("@B@", B_IP).replace("@PORT@", str(DUAL_PORT))
+
+
+def test_the_syn_watch_thread_reads_ipv6_and_v4_mapped_syns(lab: Lab) -> None:
+    """The compiled thread on IPv6 SYNs and on IPv4 SYNs of an AF_INET6 socket (a
+    v4-mapped address): each connection's client named at its SYN, by the thread."""
+    import socket
+
+    from rawlab.analysis.syn_watch import SynWatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    a, b = lab.netns("pa"), lab.netns("pb")
+    lab.veth(a, b, f"{A_IP}/24", f"{B_IP}/24", offloads=False,
+             extra_addrs=((f"{A6}/64", f"{B6}/64"),), static_neighbours=True)
+    srv = b.popen([PY, "-c", DUAL], stdout=subprocess.PIPE, text=True)
+    look = OwnerLookup(b.name)
+    try:
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "READY"
+        look.start()
+        watch = SynWatch(look, "veth1", netns=b.name).start()
+        try:
+            assert watch.off is None
+            with _client(a, DUAL_CLIENT, 10) as (pid, ports):
+                pass
+            time.sleep(0.3)
+            v6 = [look.owner(socket.AF_INET6, socket.IPPROTO_TCP,
+                             socket.inet_pton(socket.AF_INET6, A6), port,
+                             socket.inet_pton(socket.AF_INET6, B6), DUAL_PORT).owner
+                  for port in ports[:5]]
+            mapped = [look.owner(socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(A_IP),
+                                 port, socket.inet_aton(B_IP), DUAL_PORT).owner
+                      for port in ports[5:]]
+        finally:
+            watch.close()
+    finally:
+        look.close()
+        srv.kill()
+        srv.wait()
+    for o in v6 + mapped:
+        assert o is not None and o.state == "process" and o.pid == pid, (v6, mapped)
+    counts = watch._counts
+    assert counts["syns"] == 10 and counts["hit"] + counts["miss"] == 10, counts
+    assert watch.found == 10 and watch.errors == 0, counts
+
+
 # A: `n` SYNs from a raw socket, as fast as Python sends them (no socket of A holds them)
 SYNS = r"""
 import socket, struct, sys
