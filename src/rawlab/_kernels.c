@@ -3184,10 +3184,12 @@ PyDoc_STRVAR(ring_epbs_doc,
 "neither the frame before's nor those before them (st: [entry, pkttype, run, EPBs in\n"
 "out, entry asked of a frame not yet written, EPBs made by this call (set also when it\n"
 "fails), the entry, pkttype and run before]). Stops (`stop`) at\n"
-"the block's end (0), after cfg[10] EPBs (1), before a kept frame whose time stamp is\n"
-">= cfg[8] (2: `ts` is its; its entry waits in st[4]) or whose interface has no number\n"
-"yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the caller numbers it), after\n"
-"cfg[9] EPBs made by this call (3; -1: no limit; 0: at once). Little-endian hosts (the\n"
+"the block's end (0), after cfg[11] EPBs (1; and with -C after a frame tail_of was asked\n"
+"for), before a kept frame whose time stamp is >= cfg[8] or when the EPB bytes made\n"
+"exceed cfg[9] (-C: the file's room; 2: `ts` is its; its entry waits in st[4]) or whose\n"
+"interface has no number yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the\n"
+"caller numbers it), after cfg[10] EPBs made by this call (3; -1: no limit; 0: at\n"
+"once). Little-endian hosts (the\n"
 "ring's fields are the host's). The frames' bytes are\n"
 "rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
 "interpreted loop's (tests/unit/test_write_ring.py).");
@@ -3207,7 +3209,7 @@ epb_slot_is(PyObject *st, Py_ssize_t at, PyObject *e, int pt)
    the one before that other entry (st[6..8]: most captures interleave one busy flow
    with others: the two are swapped), else tail_of's, which goes in front */
 static PyObject *
-epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt)
+epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt, int *asked)
 {
     if (epb_slot_is(st, 0, e, pt))
         return PyList_GET_ITEM(st, 2);
@@ -3215,6 +3217,7 @@ epb_tail(PyObject *st, PyObject *tail_of, PyObject *e, int pt)
     if (epb_slot_is(st, 6, e, pt)) {
         t = Py_NewRef(PyList_GET_ITEM(st, 8));
     } else {
+        *asked = 1;
         t = PyObject_CallFunction(tail_of, "Oi", e, pt);
         if (t == NULL)
             return NULL;
@@ -3306,6 +3309,8 @@ typedef struct {
     unsigned vlan;
     Py_ssize_t hl;                       /* the cooked header's length: 0, 16 or 20 */
     long long idx, until, limit, batch;
+    long long room, made;                /* -C: the file's room left, the EPB bytes made */
+    int asked;                           /* tail_of was called (it may write a block) */
     PyObject *numbers;                   /* `any`: ifindex -> interface number; or NULL */
     FlowReader *r;                       /* NULL: no attribution */
     PyObject *plain, *tail_of, *st, *out;
@@ -3434,7 +3439,8 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
             return k < 0 ? EPB_FAILED : EPB_DROPPED;
         }
     }
-    long long idx = (long long)ts >= c->until ? -1 : epb_interface(c, h);
+    int due = (long long)ts >= c->until || c->made > c->room;  /* (-C: tcpdump's `>`) */
+    long long idx = due ? -1 : epb_interface(c, h);
     if (idx < 0) {  /* a new file, or an IDB, first */
         if (idx == -2) {
             Py_XDECREF(e);
@@ -3442,12 +3448,15 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
         }
         if (e != NULL)
             PyList_SetItem(c->st, 4, e);  /* (asked once: the frame's next turn takes it) */
-        return (long long)ts >= c->until ? EPB_NEW_FILE : EPB_NO_IDB;
+        return due ? EPB_NEW_FILE : EPB_NO_IDB;
     }
     int pt = h->pkttype & 7;
-    tail = c->r == NULL ? PyTuple_GET_ITEM(c->plain, pt) : epb_tail(c->st, c->tail_of, e, pt);
+    tail = c->r == NULL ? PyTuple_GET_ITEM(c->plain, pt)
+                        : epb_tail(c->st, c->tail_of, e, pt, &c->asked);
     int rc = tail == NULL || epb_put(c->out, c->st, data, n, on_wire, (unsigned)idx, ts,
                                      tail) < 0 ? EPB_FAILED : EPB_WRITTEN;
+    if (rc == EPB_WRITTEN)
+        c->made += 32 + n + ((4 - (n & 3)) & 3) + PyBytes_GET_SIZE(tail) + 4;
     Py_XDECREF(e);
     return rc;
 }
@@ -3462,9 +3471,9 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
     if (!PyArg_ParseTuple(args, "OO!O!O!OOO!O!:ring_epbs", mm, &PyList_Type, cur,
                           &PyTuple_Type, &cfg, &PyTuple_Type, &c->plain, &at, &c->tail_of,
                           &PyList_Type, &c->st, &PyByteArray_Type, &c->out) ||
-        !PyArg_ParseTuple(cfg, "lppnInOLLLL:ring_epbs cfg", &c->lo, &c->want_in,
+        !PyArg_ParseTuple(cfg, "lppnInOLLLLL:ring_epbs cfg", &c->lo, &c->want_in,
                           &c->want_out, &c->snaplen, &c->vlan, &c->hl, &c->numbers, &c->idx,
-                          &c->until, &c->limit, &c->batch))
+                          &c->until, &c->room, &c->limit, &c->batch))
         return -1;
     if (c->numbers == Py_None) {
         c->numbers = NULL;
@@ -3566,7 +3575,8 @@ ring_epbs(PyObject *self, PyObject *args)
                 stop = 3;
                 break;
             }
-            if (matched >= c.batch) {
+            if (matched >= c.batch || (c.asked && c.room != LLONG_MAX)) {
+                /* (-C: a block tail_of wrote counts: the caller gives the room again) */
                 stop = 1;
                 break;
             }

@@ -156,11 +156,10 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
     (the copy the EPB takes). The EPBs go to the file 512 at a time and at the end of
     every ring block, which is then flushed: what a kill loses is what the per-record
     path's buffer would; `on_block` is called after. The files' bytes are those
-    :func:`run` writes for the same frames (tests/unit/test_write_ring.py). Unless
-    files are cut by size, a ring block's frames go through a compiled loop
-    (:func:`rawlab._kernels.ring_epbs`, the look-up asked in it: ~90 ns a frame
-    offline, a tenth of the interpreted loop's), else the interpreted one
-    (:meth:`_EpbRun.frames`)."""
+    :func:`run` writes for the same frames (tests/unit/test_write_ring.py). A ring
+    block's frames go through a compiled loop (:func:`rawlab._kernels.ring_epbs`, the
+    look-up asked in it: ~90 ns a frame offline, a tenth of the interpreted loop's);
+    the interpreted one (:meth:`_EpbRun.frames`) is for a big-endian host."""
     c = counts or Counts()
     run = _EpbRun(ring, writer, attribute, on_block, c)
     if run.compiled:
@@ -219,9 +218,9 @@ class _EpbRun:
 
     @staticmethod
     def compiles(ring: PacketRing, rotating: RotatingWriter | None) -> bool:
-        """Whether the compiled loop reads this ring: files not cut by size (-C asks
-        about every frame: the interpreted loop's), a little-endian host."""
-        return not (rotating is not None and rotating.size) and sys.byteorder == "little"
+        """Whether the compiled loop reads this ring: on a little-endian host (the
+        ring's fields are the host's)."""
+        return sys.byteorder == "little"
 
     def _bind(self, writer: CaptureWriter) -> Any:
         ng = writer.pcapng
@@ -341,15 +340,18 @@ class _EpbRun:
         fixed = (*ring.keeps, ring.snaplen, self.layout[0], ring.cooked_hdrlen, numbers)
         plain = tuple(self.plain)
         until = -1 if self.rotating is not None else _NEVER
+        size = self.rotating.size if self.rotating is not None else 0
         idx = -1  # (an IDB is written with the first frame kept on its interface)
         matched = 0
         for cur in walk:
             kept, st[5] = cur[2], 0
             limit = -1 if count is None else count - matched
+            # -C: the bytes the file may take before a frame goes to the next one
+            room = size - self.writer.bytes - len(self.out) if size else _NEVER
             try:
                 _got, stop, ts, ifindex = ring_epbs(
-                    mm, cur, (*fixed, idx, until, limit, 512), plain, at, self.tail, st,
-                    self.out)
+                    mm, cur, (*fixed, idx, until, room, limit, 512), plain, at, self.tail,
+                    st, self.out)
             except ValueError as exc:  # (a ring the kernel did not lay out so)
                 raise RawlabError(f"capture ring: {exc}", Exit.FAILED) from None
             finally:  # (what a failing call made is counted, as the other loop does)
@@ -372,13 +374,13 @@ class _EpbRun:
                 break
 
     def _turn_at(self, cur: list[int], ts: int, c: Counts) -> tuple[int, bool]:
-        """-G at the frame waiting at cur[0] (:meth:`turn`): (the time the file after
-        the next one starts, whether a new file was opened)."""
+        """-G/-C at the frame waiting at cur[0] (:meth:`turn`): (the time the file
+        after the next one starts, whether a new file was opened)."""
         from rawlab.pcap.writer import RotationDone
 
         w = self.writer
         try:
-            until = self.turn(ts)
+            self.turn(ts)
         except RotationDone:  # -W's last: the frame waiting is seen, as by the other loop
             cur[0] += _U32.unpack_from(self.ring.memory, cur[0])[0]
             cur[1] -= 1
@@ -387,7 +389,9 @@ class _EpbRun:
             raise
         if self.writer is not w:  # (and its own process blocks)
             self.st[:3] = self.st[6:] = [None, -1, b""]
-        return (until if until >= 0 else _NEVER), self.writer is not w
+        rot = self.rotating
+        assert rot is not None
+        return (rot.until_ns if rot.seconds else _NEVER), self.writer is not w
 
     def tail(self, e: Entry, pkttype: int) -> bytes:
         """The option run of a frame attributed `e` (Attribution's entry) of `pkttype`."""

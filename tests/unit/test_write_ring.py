@@ -233,7 +233,7 @@ def test_tiny_frames_are_written(tmp_path: Path, bad: bytes) -> None:
 
 
 def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
-             **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
+             compiled: bool = True, **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
     """Both paths through RotatingWriter(**rot): the files' bytes in the order opened (the
     first one is named by the wall clock, the others by their frames), and the names."""
     got = []
@@ -246,7 +246,8 @@ def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
         attr = attribution() if callable(attribution) else None
         with contextlib.suppress(RotationDone):
             if in_place:
-                pipeline.write_ring(r, w, attribute=attr)
+                with _loop(compiled):
+                    pipeline.write_ring(r, w, attribute=attr)
             else:
                 pipeline.run(r.records(block_done=w.flush), [], writer=w,
                              interfaces=r.interface, attribute=attr)
@@ -269,24 +270,34 @@ def _counts(d: Path, names: list[str]) -> list[int]:
     return [sum(1 for _ in read_records(d / n)) for n in names]
 
 
-def test_time_rotation_cuts_at_the_same_frames(tmp_path: Path) -> None:
-    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1)
+@pytest.mark.parametrize("compiled", [True, False])
+def test_time_rotation_cuts_at_the_same_frames(tmp_path: Path, compiled: bool) -> None:
+    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1,
+                               compiled=compiled)
     assert new == old
     # the first file (opened at start, named by the clock) gets none: a file a second
     assert _counts(tmp_path / "True", names) == [0, 4, 3, 3, 4, 3, 3]
 
 
-def test_size_rotation_and_its_ring_of_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_size_rotation_and_its_ring_of_files(tmp_path: Path, compiled: bool) -> None:
     old, new, names = _rotated(tmp_path, _mixed() * 3, size=700,
-                               attribution=_attribution())
+                               attribution=_attribution(), compiled=compiled)
     assert new == old and names[:3] == ["cap.pcapng", "cap.pcapng1", "cap.pcapng2"]
     assert sum(_counts(tmp_path / "True", names)) == 39
-    old, new, names = _rotated(tmp_path / "ring", _mixed() * 3, size=500, files=3)
+    old, new, names = _rotated(tmp_path / "ring", _mixed() * 3, size=500, files=3,
+                               compiled=compiled)
     assert new == old and names == ["cap.pcapng0", "cap.pcapng1", "cap.pcapng2"]
+    # -G and -C together, attributed: a new process's block counts toward the size
+    old, new, names = _rotated(tmp_path / "both", _later(30, 100_000_000), seconds=1,
+                               size=400, attribution=_attribution(), compiled=compiled)
+    assert new == old and len(names) > 4
 
 
-def test_files_limit_stops_both_at_the_same_frame(tmp_path: Path) -> None:
-    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1, files=3)
+@pytest.mark.parametrize("compiled", [True, False])
+def test_files_limit_stops_both_at_the_same_frame(tmp_path: Path, compiled: bool) -> None:
+    old, new, names = _rotated(tmp_path, _later(20, 300_000_000), seconds=1, files=3,
+                               compiled=compiled)
     assert new == old and _counts(tmp_path / "True", names) == [0, 4, 3]
 
 
@@ -432,8 +443,8 @@ def test_a_read_stopped_by_count_resumes_at_the_next_frame(tmp_path: Path,
 
 
 def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
-    """A ring on one interface or on `any` (a cooked header) takes the compiled loop;
-    files cut by size the interpreted one."""
+    """A ring on one interface or on `any` (a cooked header), files cut by time or size
+    or not: the compiled loop (on a little-endian host)."""
     from rawlab._kernels import ring_epbs  # noqa: F401 - built
 
     eth = _ring([{"data": _udp(1, 2)}], per_block=1)
@@ -442,7 +453,7 @@ def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path) -> None:
     rot = RotatingWriter(str(tmp_path / "c.pcapng"), size=700)
     assert pipeline._EpbRun.compiles(eth, None)
     assert pipeline._EpbRun.compiles(sll2, None)
-    assert not pipeline._EpbRun.compiles(eth, rot)
+    assert pipeline._EpbRun.compiles(eth, rot)
     assert pipeline._EpbRun.compiles(eth, RotatingWriter(str(tmp_path / "d-%S.pcapng"),
                                                          seconds=1))
 
