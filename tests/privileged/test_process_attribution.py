@@ -95,13 +95,17 @@ os._exit(0)
 """.replace("@B@", B_IP).replace("@PORT@", str(PORT))
 
 
-# A: five connections to the server that answers after 20 ms, each closed 20 ms later,
-# long before the capture's ring block is read (up to 100 ms); then it exits
-FAST = r"""
+# A: one connection to each (address, port), each sending a byte, reading the answer and
+# closed 20 ms later (over IPv6 for an address with a colon, v4-mapped ones too); prints
+# the local ports, then exits
+CONNECTS = r"""
 import socket, time
 ports = []
-for _ in range(5):
-    c = socket.create_connection(("@B@", @FAST@))
+for host, port in @DSTS@:
+    c = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if ":" in host:
+        c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    c.connect((host, port))
     ports.append(c.getsockname()[1])
     c.sendall(b"x")
     while c.recv(100):
@@ -109,7 +113,11 @@ for _ in range(5):
     time.sleep(0.02)
     c.close()
 print("\n".join(map(str, ports)), flush=True)
-""".replace("@B@", B_IP).replace("@FAST@", str(FAST_PORT))
+"""
+
+# A: five connections to the server that answers after 20 ms, long before the capture's
+# ring block is read (up to 100 ms)
+FAST = CONNECTS.replace("@DSTS@", repr([(B_IP, FAST_PORT)] * 5))
 
 
 # A: three ICMP echo requests to B, over a ping socket (the kernel sets the identifier:
@@ -291,6 +299,31 @@ def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any)
         assert named(conns[port]["process"]["client"], pid), (port, conns.get(port))
 
 
+def _watch_clients(a: Netns, b: Netns, code: str, n: int,
+                   end: Any) -> tuple[int, list[Any], Any]:
+    """The SYN watch (its compiled thread) on B's veth1 while A's client `code` makes `n`
+    connections, then each one's client end asked (`end(i, port)`: OwnerLookup.owner's
+    arguments): (the client's pid, the owners, the watch, stopped)."""
+    from rawlab.analysis.syn_watch import SynWatch
+    from rawlab.sockets.owners import OwnerLookup
+
+    look = OwnerLookup(b.name)
+    try:
+        look.start()
+        watch = SynWatch(look, "veth1", netns=b.name).start()
+        try:
+            assert watch.off is None
+            with _client(a, code, n) as (pid, ports):
+                pass
+            time.sleep(0.3)
+            owners = [look.owner(*end(i, port)).owner for i, port in enumerate(ports)]
+        finally:
+            watch.close()
+    finally:
+        look.close()
+    return pid, owners, watch
+
+
 def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) -> None:
     """The SYN watch's compiled thread (rawlab._syn_watch) on B's veth1: a client's first
     SYN needs a walk of /proc, which the thread makes, reading the process's files at
@@ -298,23 +331,10 @@ def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) 
     answers the first question about its end, also once the client has exited."""
     import socket
 
-    from rawlab.analysis.syn_watch import SynWatch
-    from rawlab.sockets.owners import OwnerLookup
-
     a, b, _srv = server
-    look = OwnerLookup(b.name)
-    look.start()
-    watch = SynWatch(look, "veth1", netns=b.name).start()
-    try:
-        assert watch.off is None
-        with _client(a, FAST, 5) as (pid, ports):
-            pass
-        time.sleep(0.3)
-        owners = [look.owner(socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(A_IP), port,
-                             socket.inet_aton(B_IP), FAST_PORT).owner for port in ports]
-    finally:
-        watch.close()
-        look.close()
+    pid, owners, watch = _watch_clients(a, b, FAST, 5, lambda i, port: (
+        socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(A_IP), port,
+        socket.inet_aton(B_IP), FAST_PORT))
     assert all(o is not None and o.state == "process" and o.pid == pid for o in owners), owners
     counts = watch._counts
     assert counts["syns"] == 5 and counts["hit"] + counts["miss"] == 5, counts
@@ -340,24 +360,10 @@ while True:
         c.sendall(b"ok")
 """.replace("@PORT@", str(DUAL_PORT))
 
-# A: five connections each over IPv6 and from an IPv6 socket to B's v4-mapped address
-# (the SYN on the wire is IPv4; the socket is AF_INET6); prints the IPv6 ones' ports,
-# then the mapped ones'
-DUAL_CLIENT = r"""
-import socket, time
-ports = []
-for dst in ("@B6@",) * 5 + ("::ffff:@B@",) * 5:
-    c = socket.socket(socket.AF_INET6)
-    c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    c.connect((dst, @PORT@))
-    ports.append(c.getsockname()[1])
-    c.sendall(b"x")
-    while c.recv(100):
-        pass
-    time.sleep(0.02)
-    c.close()
-print("\n".join(map(str, ports)), flush=True)
-""".replace("@B6@", B6).replace("@B@", B_IP).replace("@PORT@", str(DUAL_PORT))
+# A: five connections over IPv6, then five from IPv6 sockets to B's v4-mapped address
+# (the SYN on the wire is IPv4; the socket is AF_INET6)
+DUAL_CLIENT = CONNECTS.replace("@DSTS@", repr([(B6, DUAL_PORT)] * 5
+                                              + [("::ffff:" + B_IP, DUAL_PORT)] * 5))
 
 
 def test_the_syn_watch_thread_reads_ipv6_and_v4_mapped_syns(lab: Lab) -> None:
@@ -365,38 +371,22 @@ def test_the_syn_watch_thread_reads_ipv6_and_v4_mapped_syns(lab: Lab) -> None:
     v4-mapped address): each connection's client named at its SYN, by the thread."""
     import socket
 
-    from rawlab.analysis.syn_watch import SynWatch
-    from rawlab.sockets.owners import OwnerLookup
-
     a, b = lab.netns("pa"), lab.netns("pb")
     lab.veth(a, b, f"{A_IP}/24", f"{B_IP}/24", offloads=False,
              extra_addrs=((f"{A6}/64", f"{B6}/64"),), static_neighbours=True)
+    six = [socket.inet_pton(socket.AF_INET6, x) for x in (A6, B6)]
+    four = [socket.inet_aton(x) for x in (A_IP, B_IP)]
     srv = b.popen([PY, "-c", DUAL], stdout=subprocess.PIPE, text=True)
-    look = OwnerLookup(b.name)
     try:
         assert srv.stdout is not None and srv.stdout.readline().strip() == "READY"
-        look.start()
-        watch = SynWatch(look, "veth1", netns=b.name).start()
-        try:
-            assert watch.off is None
-            with _client(a, DUAL_CLIENT, 10) as (pid, ports):
-                pass
-            time.sleep(0.3)
-            v6 = [look.owner(socket.AF_INET6, socket.IPPROTO_TCP,
-                             socket.inet_pton(socket.AF_INET6, A6), port,
-                             socket.inet_pton(socket.AF_INET6, B6), DUAL_PORT).owner
-                  for port in ports[:5]]
-            mapped = [look.owner(socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(A_IP),
-                                 port, socket.inet_aton(B_IP), DUAL_PORT).owner
-                      for port in ports[5:]]
-        finally:
-            watch.close()
+        pid, owners, watch = _watch_clients(a, b, DUAL_CLIENT, 10, lambda i, port: (
+            (socket.AF_INET6, socket.IPPROTO_TCP, six[0], port, six[1], DUAL_PORT) if i < 5
+            else (socket.AF_INET, socket.IPPROTO_TCP, four[0], port, four[1], DUAL_PORT)))
     finally:
-        look.close()
         srv.kill()
         srv.wait()
-    for o in v6 + mapped:
-        assert o is not None and o.state == "process" and o.pid == pid, (v6, mapped)
+    for o in owners:  # (the first five over IPv6, the others v4-mapped)
+        assert o is not None and o.state == "process" and o.pid == pid, owners
     counts = watch._counts
     assert counts["syns"] == 10 and counts["hit"] + counts["miss"] == 10, counts
     assert watch.found == 10 and watch.errors == 0, counts
