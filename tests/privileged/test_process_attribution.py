@@ -255,6 +255,10 @@ def test_clients_in_another_namespace_are_attributed_on_every_frame(server: Any)
     assert summary["attributed"] >= len(frames(py_port, "tcp")) + len(frames(py_udp, "udp"))
     assert summary["destroy_groups"] is True
     assert "processes:" in err and "frames attributed" in err
+    watch = summary["syn_watch"]  # (the python client's, the short one's, curl's SYNs)
+    assert watch["off"] is None and watch["syns"] >= 2 and watch["dropped"] == 0, watch
+    assert 1 <= watch["named"] <= watch["syns"], watch
+    assert f"SYN watch: {watch['syns']} SYNs, {watch['named']} named at their SYN" in err
 
 
 def test_a_client_gone_before_its_block_is_read_is_named_by_its_syn(server: Any) -> None:

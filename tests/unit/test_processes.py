@@ -945,3 +945,26 @@ def test_the_syn_watch_thread_object_keeps_its_own_fds_and_stops_once() -> None:
     look._scout = w
     look.close()
     assert look._scout is None
+
+
+def test_the_summary_says_what_the_syn_watch_did() -> None:
+    """The summary line and the JSON summary carry the SYN watch's figures: SYNs read,
+    named at their SYN, not queued; or why it was off."""
+    from types import SimpleNamespace
+
+    from rawlab.analysis.processes import AttributionCounts
+    from rawlab.present.processes import summary, summary_json
+
+    counts = AttributionCounts(slow=[7, 1, 0, 2, 0, 0], flows=3)
+    ran = SimpleNamespace(syns=12, found=11, dropped=0, off=None)
+    text = summary(counts, False, ran)
+    assert text.endswith("; SYN watch: 12 SYNs, 11 named at their SYN")
+    full = SimpleNamespace(syns=5000, found=900, dropped=4000, off=None)
+    assert summary(counts, False, full).endswith(
+        "5000 SYNs, 900 named at their SYN, 4000 not asked about (its queue was full)")
+    off = SimpleNamespace(syns=0, found=0, dropped=0, off="link type 113: no")
+    assert summary(counts, False, off).endswith("; SYN watch off (link type 113: no)")
+    assert "SYN watch" not in summary(counts)
+    assert summary_json(counts, 4, True, ran)["syn_watch"] == {
+        "syns": 12, "named": 11, "dropped": 0, "off": None}
+    assert "syn_watch" not in summary_json(counts, 4, True)

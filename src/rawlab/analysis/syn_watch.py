@@ -69,6 +69,13 @@ class SynWatch:
         return counts.get("syns", 0)
 
     @property
+    def dropped(self) -> int:
+        """SYNs the compiled thread read but could not queue (its queue was full): the
+        capture asked about them itself, later."""
+        counts = self._watcher.counts if self._watcher is not None else self._counts
+        return counts.get("dropped", 0)
+
+    @property
     def found(self) -> int:
         """Of them, those whose sender was a process when asked."""
         return self.lookup.syn_found

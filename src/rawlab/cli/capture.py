@@ -171,7 +171,8 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         ring.close()
         if status:
             sys.stderr.write("\r\033[K")
-        _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution)
+        _report(st, iface_name, bpf, as_json=as_json, writer=writer, attribution=attribution,
+                watch=watch)
         if parquet:
             click.echo(f"wrote {', '.join(sinks[-1].files) or 'nothing'}", err=True)
 
@@ -196,9 +197,9 @@ def _lines_by_block(sinks: list[Any], ring: Any, block_done: Any,
 
 
 def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer: Any,
-            attribution: Any) -> None:
+            attribution: Any, watch: Any = None) -> None:
     """What ends a capture: the JSON summary, the rotated files, tcpdump's three lines
-    and the attribution's counts."""
+    and the attribution's counts (the SYN watch's, closed, with them)."""
     from rawlab.pcap.writer import RotatingWriter
     from rawlab.present.packet import capture_summary, capture_summary_json
     from rawlab.present.processes import summary, summary_json
@@ -207,14 +208,15 @@ def _report(st: Any, iface_name: str, bpf: str | None, *, as_json: bool, writer:
         attribution.lookup.close()
     if as_json:
         extra = None if attribution is None else {"processes": summary_json(
-            attribution.counts, attribution.lookup.lookups, attribution.lookup.destroy_groups)}
+            attribution.counts, attribution.lookup.lookups, attribution.lookup.destroy_groups,
+            watch)}
         sys.stdout.write(capture_summary_json(st, iface_name, bpf, extra))
         sys.stdout.flush()
     if isinstance(writer, RotatingWriter) and writer.files:
         click.echo(f"wrote {len(writer.files)} file(s): {', '.join(writer.files)}", err=True)
     click.echo(capture_summary(st), err=True)
     if attribution is not None:
-        click.echo(summary(attribution.counts, attribution.match is not None), err=True)
+        click.echo(summary(attribution.counts, attribution.match is not None, watch), err=True)
 
 
 def _parquet_sink(out: str, rotate: int | None, files: int | None, ring: Any) -> Any:

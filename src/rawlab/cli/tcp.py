@@ -249,4 +249,5 @@ def _live(iface: str, filt: str | None, netns: str | None, count: int | None,
             from rawlab.present.processes import summary
 
             attribution.lookup.close()
-            click.echo(summary(attribution.counts, attribution.match is not None), err=True)
+            click.echo(summary(attribution.counts, attribution.match is not None, watch),
+                       err=True)

@@ -72,9 +72,10 @@ def owner_lines(owners: Owners) -> list[str]:
     return out
 
 
-def summary(counts: Any, dropped: bool = False) -> str:
+def summary(counts: Any, dropped: bool = False, watch: Any = None) -> str:
     """``processes: N frames attributed, M closed before lookup, K not attributable``
-    (an AttributionCounts); with a filter, also the frames it dropped."""
+    (an AttributionCounts); with a filter, also the frames it dropped; with the SYN watch
+    (rawlab.analysis.syn_watch.SynWatch, closed), what it read and named."""
     from rawlab.present.packet import plural
 
     text = (f"processes: {plural(counts.attributed, 'frame')} attributed, "
@@ -82,13 +83,25 @@ def summary(counts: Any, dropped: bool = False) -> str:
             f"{counts.unattributed} not attributable (no TCP/UDP/ping socket of this machine)")
     if dropped:
         text += f"; {counts.dropped} dropped by the process filter"
+    if watch is not None and watch.off is not None:
+        text += f"; SYN watch off ({watch.off})"
+    elif watch is not None:
+        text += (f"; SYN watch: {plural(watch.syns, 'SYN')}, {watch.found} named at their "
+                 "SYN")
+        if watch.dropped:
+            text += f", {watch.dropped} not asked about (its queue was full)"
     return text
 
 
-def summary_json(counts: Any, lookups: int, destroy_groups: bool) -> dict[str, Any]:
-    return {"attributed": counts.attributed, "closed_before_lookup": counts.closed,
-            "not_attributable": counts.unattributed, "dropped": counts.dropped,
-            "flows": counts.flows, "lookups": lookups, "destroy_groups": destroy_groups}
+def summary_json(counts: Any, lookups: int, destroy_groups: bool,
+                 watch: Any = None) -> dict[str, Any]:
+    out = {"attributed": counts.attributed, "closed_before_lookup": counts.closed,
+           "not_attributable": counts.unattributed, "dropped": counts.dropped,
+           "flows": counts.flows, "lookups": lookups, "destroy_groups": destroy_groups}
+    if watch is not None:
+        out["syn_watch"] = {"syns": watch.syns, "named": watch.found,
+                            "dropped": watch.dropped, "off": watch.off}
+    return out
 
 
 class StreamOwners:
