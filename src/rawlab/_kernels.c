@@ -3188,7 +3188,8 @@ PyDoc_STRVAR(ring_epbs_doc,
 "for), before a kept frame whose time stamp is >= cfg[8] or when the EPB bytes made\n"
 "exceed cfg[9] (-C: the file's room; 2: `ts` is its; its entry waits in st[4]) or whose\n"
 "interface has no number yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the\n"
-"caller numbers it), after cfg[10] EPBs made by this call (3; -1: no limit; 0: at\n"
+"caller numbers it, and calls again with cfg[12] true: that frame passed the new-file\n"
+"test), after cfg[10] EPBs made by this call (3; -1: no limit; 0: at\n"
 "once). Little-endian hosts (the\n"
 "ring's fields are the host's). The frames' bytes are\n"
 "rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
@@ -3311,6 +3312,8 @@ typedef struct {
     long long idx, until, limit, batch;
     long long room, made;                /* -C: the file's room left, the EPB bytes made */
     int asked;                           /* tail_of was called (it may write a block) */
+    int checked;                         /* the first kept frame passed the new-file test
+                                            (before a stop 4: its IDB goes where it goes) */
     PyObject *numbers;                   /* `any`: ifindex -> interface number; or NULL */
     FlowReader *r;                       /* NULL: no attribution */
     PyObject *plain, *tail_of, *st, *out;
@@ -3439,7 +3442,8 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
             return k < 0 ? EPB_FAILED : EPB_DROPPED;
         }
     }
-    int due = (long long)ts >= c->until || c->made > c->room;  /* (-C: tcpdump's `>`) */
+    int due = !c->checked && ((long long)ts >= c->until || c->made > c->room);  /* (-C: `>`) */
+    c->checked = 0;
     long long idx = due ? -1 : epb_interface(c, h);
     if (idx < 0) {  /* a new file, or an IDB, first */
         if (idx == -2) {
@@ -3455,8 +3459,8 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
                         : epb_tail(c->st, c->tail_of, e, pt, &c->asked);
     int rc = tail == NULL || epb_put(c->out, c->st, data, n, on_wire, (unsigned)idx, ts,
                                      tail) < 0 ? EPB_FAILED : EPB_WRITTEN;
-    if (rc == EPB_WRITTEN)
-        c->made += 32 + n + ((4 - (n & 3)) & 3) + PyBytes_GET_SIZE(tail) + 4;
+    if (rc == EPB_WRITTEN)  /* (epb_put's total: header and trailing length 32 bytes) */
+        c->made += 32 + n + ((4 - (n & 3)) & 3) + PyBytes_GET_SIZE(tail);
     Py_XDECREF(e);
     return rc;
 }
@@ -3471,9 +3475,9 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
     if (!PyArg_ParseTuple(args, "OO!O!O!OOO!O!:ring_epbs", mm, &PyList_Type, cur,
                           &PyTuple_Type, &cfg, &PyTuple_Type, &c->plain, &at, &c->tail_of,
                           &PyList_Type, &c->st, &PyByteArray_Type, &c->out) ||
-        !PyArg_ParseTuple(cfg, "lppnInOLLLLL:ring_epbs cfg", &c->lo, &c->want_in,
+        !PyArg_ParseTuple(cfg, "lppnInOLLLLLp:ring_epbs cfg", &c->lo, &c->want_in,
                           &c->want_out, &c->snaplen, &c->vlan, &c->hl, &c->numbers, &c->idx,
-                          &c->until, &c->room, &c->limit, &c->batch))
+                          &c->until, &c->room, &c->limit, &c->batch, &c->checked))
         return -1;
     if (c->numbers == Py_None) {
         c->numbers = NULL;
@@ -3532,25 +3536,24 @@ ring_epbs(PyObject *self, PyObject *args)
         int rc = EPB_DROPPED;
         if (keep) {
             Py_ssize_t start = at[0] + h.mac, cap = h.cap, wire = h.wire;
-            if (c.hl) {
-                if (h.mac < 68 + c.hl) {  /* never with SOCK_DGRAM; be safe */
-                    PyErr_Format(PyExc_ValueError, "cooked frame has no room for its header "
-                                 "(tp_mac %u)", (unsigned)h.mac);
-                    err = 1;
-                    break;
-                }
-                start -= c.hl;
-                cooked_put((unsigned char *)v.buf + start, (const unsigned char *)v.buf + at[0],
-                           &h, c.hl);
-                cap += c.hl;
-                wire += c.hl;
+            if (c.hl && h.mac < 68 + c.hl) {  /* never with SOCK_DGRAM; be safe */
+                PyErr_Format(PyExc_ValueError, "cooked frame has no room for its header "
+                             "(tp_mac %u)", (unsigned)h.mac);
+                err = 1;
+                break;
             }
+            start -= c.hl;
+            cap += c.hl;
+            wire += c.hl;
             Py_ssize_t n = cap < c.snaplen ? cap : c.snaplen;
-            if (start + n > v.len) {
+            if (at[0] + h.mac > v.len || start + n > v.len) {
                 PyErr_Format(PyExc_ValueError, "a frame at %zd runs past the ring", at[0]);
                 err = 1;
                 break;
             }
+            if (c.hl)
+                cooked_put((unsigned char *)v.buf + start, (const unsigned char *)v.buf + at[0],
+                           &h, c.hl);
             ts = (unsigned long long)h.sec * 1000000000ULL + h.nsec;
             rc = epb_frame(&c, &h, (const unsigned char *)v.buf + start, n, wire, ts);
             waiting_if = h.ifindex;

@@ -343,6 +343,7 @@ class _EpbRun:
         size = self.rotating.size if self.rotating is not None else 0
         idx = -1  # (an IDB is written with the first frame kept on its interface)
         matched = 0
+        checked = False  # the frame waiting passed the new-file test (its IDB is written)
         for cur in walk:
             kept, st[5] = cur[2], 0
             limit = -1 if count is None else count - matched
@@ -350,14 +351,15 @@ class _EpbRun:
             room = size - self.writer.bytes - len(self.out) if size else _NEVER
             try:
                 _got, stop, ts, ifindex = ring_epbs(
-                    mm, cur, (*fixed, idx, until, room, limit, 512), plain, at, self.tail,
-                    st, self.out)
+                    mm, cur, (*fixed, idx, until, room, limit, 512, checked), plain, at,
+                    self.tail, st, self.out)
             except ValueError as exc:  # (a ring the kernel did not lay out so)
                 raise RawlabError(f"capture ring: {exc}", Exit.FAILED) from None
             finally:  # (what a failing call made is counted, as the other loop does)
                 c.seen += cur[2] - kept
                 c.matched += st[5]
                 matched += st[5]
+            checked = stop == 4
             if stop == 1:
                 self.put()
             elif stop == 2:

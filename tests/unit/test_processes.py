@@ -961,7 +961,11 @@ def test_the_summary_says_what_the_syn_watch_did() -> None:
     assert text.endswith("; SYN watch: 12 SYNs, 11 named at their SYN")
     full = SimpleNamespace(syns=5000, found=900, dropped=4000, off=None)
     assert summary(counts, False, full).endswith(
-        "5000 SYNs, 900 named at their SYN, 4000 not asked about (its queue was full)")
+        "5000 SYNs, 900 named at their SYN, 4000 left to the capture's own questions (its "
+        "queue was full)")
+    stopped = SimpleNamespace(syns=3, found=3, dropped=0, off="stopped: EBADF")
+    assert summary(counts, False, stopped).endswith(
+        "; SYN watch: 3 SYNs, 3 named at their SYN, then off (stopped: EBADF)")
     off = SimpleNamespace(syns=0, found=0, dropped=0, off="link type 113: no")
     assert summary(counts, False, off).endswith("; SYN watch off (link type 113: no)")
     assert "SYN watch" not in summary(counts)

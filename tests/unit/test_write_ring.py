@@ -233,7 +233,8 @@ def test_tiny_frames_are_written(tmp_path: Path, bad: bytes) -> None:
 
 
 def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
-             compiled: bool = True, **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
+             compiled: bool = True, ring: dict | None = None,
+             **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
     """Both paths through RotatingWriter(**rot): the files' bytes in the order opened (the
     first one is named by the wall clock, the others by their frames), and the names."""
     got = []
@@ -242,7 +243,7 @@ def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
         d.mkdir(parents=True)
         pattern = str(d / ("cap-%H%M%S.pcapng" if rot.get("seconds") else "cap.pcapng"))
         w = RotatingWriter(pattern, **rot)  # type: ignore[arg-type]
-        r = _ring(frames, per_block=4)
+        r = _ring(frames, per_block=4, **(ring or {}))
         attr = attribution() if callable(attribution) else None
         with contextlib.suppress(RotationDone):
             if in_place:
@@ -539,3 +540,18 @@ def test_two_interleaved_flows_ask_for_their_options_once_each(tmp_path: Path) -
         pipeline._EpbRun.tail = real  # type: ignore[method-assign]
     assert new == old and c.written == 40
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_any_cut_by_size_at_every_boundary(tmp_path: Path, compiled: bool) -> None:
+    """`any` with -C, sizes such that each file ends at another frame: an interface's
+    first frame (its IDB written then) goes to the file the per-record path puts it in,
+    also when that file has just reached its size."""
+    frames = [{"data": _udp(40000, 9, 1 + i % 4)[14:], "ifindex": 2 + (i // 5) % 3}
+              for i in range(30)]
+    for size in range(150, 420, 9):
+        old, new, _ = _rotated(tmp_path / str(size), frames, size=size, compiled=compiled,
+                               attribution=_attribution(),
+                               ring={"linktype": LinkType.LINUX_SLL2, "ifindex": 0,
+                                     "cooked": 20})
+        assert new == old, size

@@ -83,13 +83,15 @@ def summary(counts: Any, dropped: bool = False, watch: Any = None) -> str:
             f"{counts.unattributed} not attributable (no TCP/UDP/ping socket of this machine)")
     if dropped:
         text += f"; {counts.dropped} dropped by the process filter"
-    if watch is not None and watch.off is not None:
+    if watch is not None and watch.off is not None and not watch.syns:
         text += f"; SYN watch off ({watch.off})"
     elif watch is not None:
         text += (f"; SYN watch: {plural(watch.syns, 'SYN')}, {watch.found} named at their "
                  "SYN")
         if watch.dropped:
-            text += f", {watch.dropped} not asked about (its queue was full)"
+            text += f", {watch.dropped} left to the capture's own questions (its queue was full)"
+        if watch.off is not None:
+            text += f", then off ({watch.off})"
     return text
 
 
