@@ -3190,13 +3190,41 @@ PyDoc_STRVAR(ring_epbs_doc,
 "interface has no number yet (4: cfg[7] is -1, or `ifindex` is not in cfg[6]; the\n"
 "caller numbers it, and calls again with cfg[12] true: that frame passed the new-file\n"
 "test), after cfg[10] EPBs made by this call (3; -1: no limit; 0: at\n"
-"once). Little-endian hosts (the\n"
+"once). With cfg[13] true each frame is a classic pcap record (nanosecond time stamps,\n"
+"no options; `at` only chooses the frames) instead of an EPB. Little-endian hosts (the\n"
 "ring's fields are the host's). The frames' bytes are\n"
 "rawlab.sockets.packet.ring.PacketRing.frames' and the EPBs pipeline.write_ring's\n"
 "interpreted loop's (tests/unit/test_write_ring.py).");
 
 #define TP_VLAN_TPID_VALID 64
 #define PKT_OUTGOING 4
+
+/* append one classic pcap record (nanosecond magic: PcapWriter.write's) to out; st[3]
+   counts it */
+static int
+pcap_put(PyObject *out, PyObject *st, const unsigned char *data, Py_ssize_t n,
+         Py_ssize_t wire, unsigned long long ts)
+{
+    Py_ssize_t len = PyByteArray_GET_SIZE(out);
+    if (ts > 0xFFFFFFFFULL * 1000000000ULL)  /* (32 bits of seconds) */
+        ts = 0xFFFFFFFFULL * 1000000000ULL;
+    if (PyByteArray_Resize(out, len + 16 + n) < 0)
+        return -1;
+    unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(out) + len;
+    uint32_t h[4] = {(uint32_t)(ts / 1000000000ULL), (uint32_t)(ts % 1000000000ULL),
+                     (uint32_t)n, (uint32_t)(wire > n ? wire : n)};
+    memcpy(p, h, sizeof h);
+    memcpy(p + 16, data, n);
+    Py_ssize_t had = PyLong_AsSsize_t(PyList_GET_ITEM(st, 3));
+    PyObject *k = had < 0 ? NULL : PyLong_FromSsize_t(had + 1);
+    if (k == NULL) {
+        PyByteArray_Resize(out, len);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "st[3] counts the records in out");
+        return -1;
+    }
+    return PyList_SetItem(st, 3, k);
+}
 
 /* whether st[at], st[at + 1] are entry e and pkttype pt */
 static inline int
@@ -3314,6 +3342,7 @@ typedef struct {
     int asked;                           /* tail_of was called (it may write a block) */
     int checked;                         /* the first kept frame passed the new-file test
                                             (before a stop 4: its IDB goes where it goes) */
+    int pcap;                            /* classic pcap records, not EPBs */
     PyObject *numbers;                   /* `any`: ifindex -> interface number; or NULL */
     FlowReader *r;                       /* NULL: no attribution */
     PyObject *plain, *tail_of, *st, *out;
@@ -3454,6 +3483,13 @@ epb_frame(epb_run_t *c, const tp3_t *h, const unsigned char *data, Py_ssize_t n,
             PyList_SetItem(c->st, 4, e);  /* (asked once: the frame's next turn takes it) */
         return due ? EPB_NEW_FILE : EPB_NO_IDB;
     }
+    if (c->pcap) {  /* (no options: the entry only chose the frame) */
+        int rc = pcap_put(c->out, c->st, data, n, on_wire, ts) < 0 ? EPB_FAILED : EPB_WRITTEN;
+        if (rc == EPB_WRITTEN)
+            c->made += 16 + n;
+        Py_XDECREF(e);
+        return rc;
+    }
     int pt = h->pkttype & 7;
     tail = c->r == NULL ? PyTuple_GET_ITEM(c->plain, pt)
                         : epb_tail(c->st, c->tail_of, e, pt, &c->asked);
@@ -3475,9 +3511,9 @@ epb_args(PyObject *args, epb_run_t *c, PyObject **mm, PyObject **cur)
     if (!PyArg_ParseTuple(args, "OO!O!O!OOO!O!:ring_epbs", mm, &PyList_Type, cur,
                           &PyTuple_Type, &cfg, &PyTuple_Type, &c->plain, &at, &c->tail_of,
                           &PyList_Type, &c->st, &PyByteArray_Type, &c->out) ||
-        !PyArg_ParseTuple(cfg, "lppnInOLLLLLp:ring_epbs cfg", &c->lo, &c->want_in,
+        !PyArg_ParseTuple(cfg, "lppnInOLLLLLpp:ring_epbs cfg", &c->lo, &c->want_in,
                           &c->want_out, &c->snaplen, &c->vlan, &c->hl, &c->numbers, &c->idx,
-                          &c->until, &c->room, &c->limit, &c->batch, &c->checked))
+                          &c->until, &c->room, &c->limit, &c->batch, &c->checked, &c->pcap))
         return -1;
     if (c->numbers == Py_None) {
         c->numbers = NULL;

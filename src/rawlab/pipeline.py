@@ -149,9 +149,10 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
                count: int | None = None, duration: float | None = None,
                counts: Counts | None = None, attribute: Attribution | None = None,
                on_block: Callable[[], None] | None = None) -> Counts:
-    """``capture -w`` to pcapng (one file, or -G/-C/-W's rotation) when no sink wants the
-    packets: each frame's EPB is made from the ring's memory in place (no Record, nothing
-    decoded), and `attribute` (:meth:`Attribution.reader
+    """``capture -w`` to pcapng, or to pcap (``--pcap``, compiled loop only), one file or
+    -G/-C/-W's rotation, when no sink wants the packets: each frame's EPB (pcap record)
+    is made from the ring's memory in place (no Record, nothing decoded), and
+    `attribute` (:meth:`Attribution.reader
     <rawlab.analysis.processes.Attribution.reader>`) is asked about the frame's bytes
     (the copy the EPB takes). The EPBs go to the file 512 at a time and at the end of
     every ring block, which is then flushed: what a kill loses is what the per-record
@@ -173,7 +174,8 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
         try:
             run.put()
         finally:
-            run.ng.before_block = None
+            if run.ng is not None:
+                run.ng.before_block = None
             writer.close()
     return c
 
@@ -209,8 +211,10 @@ class _EpbRun:
         self.compiled = self.compiles(ring, self.rotating)
         self.directions = _DIRECTION  # a frame's pkttype & 7 -> its direction
         self.writer: CaptureWriter = writer.current if self.rotating else writer  # type: ignore
+        self.pcap = writer.pcap  # classic pcap records (the compiled loop's), not EPBs
         self.ng = self._bind(self.writer)
-        self.plain = [self.ng.tail(None, d) for d in _DIRECTION]  # options without owners
+        # options without owners (pcap has none)
+        self.plain = [b"" if self.ng is None else self.ng.tail(None, d) for d in _DIRECTION]
         self.tagged = vlan_tagged
         # the VLAN flag that asks for a tag back (Ethernet only), then the EPB's layout
         self.layout = (TP_STATUS_VLAN_VALID if ring.linktype == 1 else 0, EPB_HEAD.pack,
@@ -225,7 +229,9 @@ class _EpbRun:
     def _bind(self, writer: CaptureWriter) -> Any:
         ng = writer.pcapng
         if ng is None:
-            raise ValueError("write_ring writes pcapng")
+            if not (self.pcap and self.compiled):
+                raise ValueError("write_ring writes pcapng (pcap: on a little-endian host)")
+            return None
         ng.before_block = self.put  # an IDB or process block goes after the EPBs before it
         return ng
 
@@ -240,7 +246,10 @@ class _EpbRun:
             self.out.clear()
             self.st[3] = 0
             self.counts.written += n
-            self.ng.put_epbs(data, n)
+            if self.ng is None:
+                self.writer.pcap_writer(self.ring.linktype).put_records(data, n)
+            else:
+                self.ng.put_epbs(data, n)
 
     def block_done(self) -> None:
         self.put()
@@ -249,6 +258,11 @@ class _EpbRun:
             self.on_block()
 
     def interface(self, n: int) -> int:
+        """Interface `n`'s number in the file, its IDB written the first time (pcap:
+        the file header, interface 0)."""
+        if self.ng is None:
+            self.writer.pcap_writer(self.ring.linktype)
+            return 0
         return self.writer.interface_index((0, n), self.ring.linktype, self.ring.interface(n))
 
     def turn(self, ts_ns: int) -> int:
@@ -262,7 +276,8 @@ class _EpbRun:
         if rot.due(ts_ns):
             self.put()
             rot.turn(ts_ns)
-            self.ng.before_block = None
+            if self.ng is not None:
+                self.ng.before_block = None
             self.writer = rot.current
             self.ng = self._bind(self.writer)
         return rot.until_ns if rot.seconds and not rot.size else -1
@@ -336,7 +351,8 @@ class _EpbRun:
         ring, st = self.ring, self.st
         mm, lt = ring.memory, ring.linktype
         at = self.attribute.reader(lt) if self.attribute is not None else None
-        numbers: dict[int, int] | None = None if ring.ifindex else {}  # `any`: ifindex -> n
+        # `any` to pcapng: ifindex -> interface number
+        numbers: dict[int, int] | None = None if ring.ifindex or self.pcap else {}
         fixed = (*ring.keeps, ring.snaplen, self.layout[0], ring.cooked_hdrlen, numbers)
         plain = tuple(self.plain)
         until = -1 if self.rotating is not None else _NEVER
@@ -351,8 +367,8 @@ class _EpbRun:
             room = size - self.writer.bytes - len(self.out) if size else _NEVER
             try:
                 _got, stop, ts, ifindex = ring_epbs(
-                    mm, cur, (*fixed, idx, until, room, limit, 512, checked), plain, at,
-                    self.tail, st, self.out)
+                    mm, cur, (*fixed, idx, until, room, limit, 512, checked, self.pcap),
+                    plain, at, self.tail, st, self.out)
             except ValueError as exc:  # (a ring the kernel did not lay out so)
                 raise RawlabError(f"capture ring: {exc}", Exit.FAILED) from None
             finally:  # (what a failing call made is counted, as the other loop does)

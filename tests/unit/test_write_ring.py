@@ -99,14 +99,15 @@ def _tcp(flags: int, client: bool = True) -> bytes:
 
 def _both(tmp_path: Path, frames: list[dict], *, per_block: int = 5,
           attribution: object = None, count: int | None = None, compiled: bool = True,
-          **ring: object) -> tuple[bytes, bytes, pipeline.Counts, pipeline.Counts]:
+          pcap: bool = False, **ring: object
+          ) -> tuple[bytes, bytes, pipeline.Counts, pipeline.Counts]:
     """(file by records, file in place, their counts); `compiled` False: in place by
     the interpreted loop even where the compiled one would run."""
     got = []
     for in_place in (False, True):
         out = str(tmp_path / f"{in_place}.pcapng")
         r = _ring(frames, per_block=per_block, **ring)  # type: ignore[arg-type]
-        w = CaptureWriter(out)
+        w = CaptureWriter(out, pcap=pcap)
         attr = attribution() if callable(attribution) else None
         if in_place:
             with _loop(compiled):
@@ -233,7 +234,7 @@ def test_tiny_frames_are_written(tmp_path: Path, bad: bytes) -> None:
 
 
 def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
-             compiled: bool = True, ring: dict | None = None,
+             compiled: bool = True, ring: dict | None = None, pcap: bool = False,
              **rot: object) -> tuple[list[bytes], list[bytes], list[str]]:
     """Both paths through RotatingWriter(**rot): the files' bytes in the order opened (the
     first one is named by the wall clock, the others by their frames), and the names."""
@@ -242,7 +243,7 @@ def _rotated(tmp_path: Path, frames: list[dict], *, attribution: object = None,
         d = tmp_path / str(in_place)
         d.mkdir(parents=True)
         pattern = str(d / ("cap-%H%M%S.pcapng" if rot.get("seconds") else "cap.pcapng"))
-        w = RotatingWriter(pattern, **rot)  # type: ignore[arg-type]
+        w = RotatingWriter(pattern, pcap=pcap, **rot)  # type: ignore[arg-type]
         r = _ring(frames, per_block=4, **(ring or {}))
         attr = attribution() if callable(attribution) else None
         with contextlib.suppress(RotationDone):
@@ -555,3 +556,32 @@ def test_any_cut_by_size_at_every_boundary(tmp_path: Path, compiled: bool) -> No
                                ring={"linktype": LinkType.LINUX_SLL2, "ifindex": 0,
                                      "cooked": 20})
         assert new == old, size
+
+
+@pytest.mark.parametrize(("linktype", "cooked", "ifindex"), [
+    (LinkType.ETHERNET, 0, 2), (LinkType.LINUX_SLL2, 20, 0)])
+def test_pcap_files_are_the_per_record_paths(tmp_path: Path, linktype: int, cooked: int,
+                                             ifindex: int) -> None:
+    """--pcap through the compiled loop: the per-record path's file (one header with the
+    first frame's link type, nanosecond records, VLAN tags put back, the snap length;
+    attribution only chooses the frames), also cut by -C and -G."""
+    frames = _edges() + _mixed() * 2
+    if cooked:
+        frames = [dict(x, data=x["data"][14:], ifindex=(3, 2)[i % 2])
+                  for i, x in enumerate(frames) if x.get("pkttype") != 4 or i % 2]
+    ring = {"linktype": linktype, "cooked": cooked, "ifindex": ifindex}
+    for attribution, count in ((None, None), (_attribution(), None),
+                               (_attribution(ProcessMatch(comms=frozenset({"nginx"}))), 2)):
+        old, new, c_old, c_new = _both(tmp_path, frames, per_block=4, pcap=True, count=count,
+                                       attribution=attribution, **ring)  # type: ignore[arg-type]
+        assert new == old and (c_new.seen, c_new.matched, c_new.written) == (
+            c_old.seen, c_old.matched, c_old.written)
+    assert new[:4] == bytes.fromhex("4d3cb2a1") and c_new.written == 2
+    recs = list(read_records(tmp_path / "True.pcapng"))  # (pcap inside: read by its magic)
+    assert recs and all(r.linktype == linktype for r in recs)
+    for size in (200, 333, 700):
+        old_f, new_f, _ = _rotated(tmp_path / f"c{size}", frames, size=size, pcap=True,
+                                   attribution=_attribution(), ring=ring)
+        assert new_f == old_f, size
+    old_f, new_f, _ = _rotated(tmp_path / "g", _later(20, 300_000_000), seconds=1, pcap=True)
+    assert new_f == old_f

@@ -154,7 +154,7 @@ def capture(iface: str, filt: str | None, count: int | None, snaplen: int,
         undo.pop_all()  # from here on, the `finally` below closes them
     try:
         with ring.stopped_by_signals(), contextlib.suppress(RotationDone):
-            if records is None:  # -w alone: EPBs made from the ring in place
+            if records is None:  # -w alone: EPBs (or pcap records) made from the ring in place
                 pipeline.write_ring(ring, writer, count=count, duration=duration,
                                     counts=counts, attribute=attribution,
                                     on_block=_status(ring, counts, writer) if status else None)

@@ -406,6 +406,12 @@ class PcapWriter(_FileWriter):
                        + bytes(data))
         self.count += 1
 
+    def put_records(self, records: bytes, n: int) -> None:
+        """`n` records made by the caller (the 16-byte header of :meth:`write`, the
+        data), in one piece."""
+        self._sink.put(records)
+        self.count += n
+
     def write_record(self, rec: Record) -> None:
         if rec.linktype != self.linktype:
             raise RawlabError(
@@ -447,9 +453,7 @@ class CaptureWriter:
                 self._ng.write_custom(block[0], block[1], rec.data)
             return
         if self.pcap:
-            if self._pc is None:
-                self._pc = PcapWriter(self._dest, rec.linktype)
-            self._pc.write_record(rec)
+            self.pcap_writer(rec.linktype).write_record(rec)
             return
         assert self._ng is not None
         key = (rec.section, rec.interface)  # a later section numbers its interfaces anew
@@ -478,8 +482,16 @@ class CaptureWriter:
 
     @property
     def in_place(self) -> bool:
-        """Whether frames can be written without Records (rawlab.pipeline.write_ring)."""
-        return self._ng is not None
+        """Whether frames can be written without Records (rawlab.pipeline.write_ring):
+        pcapng, or pcap on a little-endian host (its compiled loop)."""
+        return self._ng is not None or sys.byteorder == "little"
+
+    def pcap_writer(self, linktype: int) -> PcapWriter:
+        """The pcap writer, its file header written with `linktype` the first time it is
+        asked for (what the first packet does on the per-record path)."""
+        if self._pc is None:
+            self._pc = PcapWriter(self._dest, linktype)
+        return self._pc
 
     @property
     def bytes(self) -> int:
@@ -587,8 +599,8 @@ class RotatingWriter:
     @property
     def in_place(self) -> bool:
         """Whether frames can be written without Records (rawlab.pipeline.write_ring):
-        pcapng files of the writer's own."""
-        return not self.pcap and self.opener is None
+        files of the writer's own, pcapng or (on a little-endian host) pcap."""
+        return self.opener is None and (not self.pcap or sys.byteorder == "little")
 
     def due(self, ts_ns: int) -> bool:
         """Whether a packet of `ts_ns` goes to a new file (:meth:`turn` opens it)."""
