@@ -155,12 +155,14 @@ def write_ring(ring: PacketRing, writer: CaptureWriter | RotatingWriter, *,
     `attribute` (:meth:`Attribution.reader
     <rawlab.analysis.processes.Attribution.reader>`) is asked about the frame's bytes
     (the copy the EPB takes). The EPBs go to the file 512 at a time and at the end of
-    every ring block, which is then flushed: what a kill loses is what the per-record
-    path's buffer would; `on_block` is called after. The files' bytes are those
-    :func:`run` writes for the same frames (tests/unit/test_write_ring.py). A ring
-    block's frames go through a compiled loop (:func:`rawlab._kernels.ring_epbs`, the
-    look-up asked in it: ~90 ns a frame offline, a tenth of the interpreted loop's);
-    the interpreted one (:meth:`_EpbRun.frames`) is for a big-endian host."""
+    every ring block, which is then flushed: a kill (SIGKILL) loses at most the ring
+    block being written (the per-record path's pcapng buffers 64 KiB, its pcap wrote
+    each record at once; a stop by signal loses nothing); `on_block` is called after.
+    The files' bytes are those :func:`run` writes for the same frames
+    (tests/unit/test_write_ring.py). A ring block's frames go through a compiled loop
+    (:func:`rawlab._kernels.ring_epbs`, the look-up asked in it: ~90 ns a frame
+    offline, a tenth of the interpreted loop's); the interpreted one
+    (:meth:`_EpbRun.frames`) is for a big-endian host."""
     c = counts or Counts()
     run = _EpbRun(ring, writer, attribute, on_block, c)
     if run.compiled:

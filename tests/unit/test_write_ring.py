@@ -585,3 +585,36 @@ def test_pcap_files_are_the_per_record_paths(tmp_path: Path, linktype: int, cook
         assert new_f == old_f, size
     old_f, new_f, _ = _rotated(tmp_path / "g", _later(20, 300_000_000), seconds=1, pcap=True)
     assert new_f == old_f
+    nobody = _attribution(ProcessMatch(comms=frozenset({"nobody"})))
+    (tmp_path / "e").mkdir()
+    old, new, _, c_new = _both(tmp_path / "e", frames, pcap=True, attribution=nobody, **ring)
+    assert new == old == b"" and c_new.written == 0  # (no frame kept: no header either)
+
+
+def test_a_full_disk_keeps_every_whole_pcap_record(tmp_path: Path) -> None:
+    """A run of pcap records handed over at once, the disk full inside it: the file is
+    cut back to its last whole record, not to the run's start."""
+    from rawlab.pcap.writer import PcapWriter
+
+    class Short:  # takes 24 + 100 bytes, then fails
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, b: bytes) -> int:
+            room = 124 - len(self.data)
+            if room <= 0:
+                raise OSError(28, "No space left on device")
+            self.data += bytes(b[:room])
+            return min(room, len(b))
+
+        def flush(self) -> None:
+            pass
+
+    out = Short()
+    w = PcapWriter(out, 1)  # type: ignore[arg-type]
+    rec = struct.pack("<IIII", 1, 2, 30, 30) + bytes(30)  # 46 bytes each
+    from rawlab.errors import RawlabError
+
+    with pytest.raises(RawlabError):
+        w.put_records(rec * 5, 5)
+    assert w._sink._whole(bytearray(rec * 5), [230], 100) == 92  # two whole records

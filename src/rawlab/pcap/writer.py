@@ -100,8 +100,9 @@ class _Sink:
     """
 
     def __init__(self, dest: str | Path | IO[bytes], buffer_bytes: int, *,
-                 blocks: bool = False) -> None:
+                 blocks: bool = False, records: bool = False) -> None:
         self._blocks = blocks  # pcapng: a piece may hold several blocks (each says its length)
+        self._records = records  # pcap: a piece may hold several records (each its caplen)
         if isinstance(dest, str | Path):
             self.name = str(dest)
             try:
@@ -154,6 +155,11 @@ class _Sink:
         while self._blocks and whole + 8 <= done:
             n = int.from_bytes(data[whole + 4:whole + 8], "little")
             if n < 12 or whole + n > done:
+                break
+            whole += n
+        while self._records and self._pos + whole >= 24 and whole + 16 <= done:
+            n = 16 + int.from_bytes(data[whole + 8:whole + 12], "little")  # (the file
+            if whole + n > done:                                          # header: a piece)
                 break
             whole += n
         return whole
@@ -385,7 +391,7 @@ class PcapWriter(_FileWriter):
     def __init__(self, dest: str | Path | IO[bytes], linktype: int, *,
                  snaplen: int = DEFAULT_SNAPLEN, nanosecond: bool = True,
                  buffer_bytes: int = 0) -> None:
-        self._sink = _Sink(dest, buffer_bytes)
+        self._sink = _Sink(dest, buffer_bytes, records=True)
         self.linktype = linktype
         self.snaplen = snaplen
         self.nanosecond = nanosecond
