@@ -441,8 +441,9 @@ class Bench:
                 and tool.endswith("mb") else []
             bpf = f"{BPF} or tcp port {TCP_PORT}" if tool.startswith("rawlab-attr") else BPF
             procs = ["--processes"] if tool == "rawlab-attr-on" else []
+            fmt = ["--pcap"] if tool == "rawlab-pcap" else []  # (tcpdump's own format)
             argv = [*self.taskset(), RAWLAB, "capture", "-i", "veth1", "--netns", self.b.name,
-                    "-w", str(path), "-f", bpf, *ring, *procs]
+                    "-w", str(path), "-f", bpf, *ring, *procs, *fmt]
         else:
             buf = [] if tool == "tcpdump-default" else ["-B", "4096"]
             argv = ["ip", "netns", "exec", self.b.name, *self.taskset(), "tcpdump", "-i",
@@ -670,9 +671,9 @@ def main() -> int:
     ap.add_argument("--rates", help="comma-separated pps to try (default 50k..300k step 50k)")
     ap.add_argument("--seconds", type=float, help="length of each paced run (default 10)")
     ap.add_argument("--tools", default="rawlab,tcpdump,tcpdump-default,scapy",
-                    help="comma-separated: rawlab, rawlab-<N>mb, tcpdump (-B 4096), "
-                         "tcpdump-default, scapy; rawlab-lines and tcpdump-lines print a "
-                         "line a packet to a file instead of -w")
+                    help="comma-separated: rawlab, rawlab-<N>mb, rawlab-pcap (--pcap), "
+                         "tcpdump (-B 4096), tcpdump-default, scapy; rawlab-lines and "
+                         "tcpdump-lines print a line a packet to a file instead of -w")
     ap.add_argument("--no-burst", action="store_true", help="skip the burst")
     ap.add_argument("--no-paced", action="store_true", help="skip the paced search")
     ap.add_argument("--no-pin", action="store_true", help="do not pin capturers to CPU 1")
@@ -694,8 +695,8 @@ def main() -> int:
     lower = [1_000_000, 100_000, 50_000, 25_000, 10_000, 5_000, 2_000, 1_000]
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
-        if t not in ("rawlab", "tcpdump", "tcpdump-default", "scapy", "rawlab-lines",
-                     "tcpdump-lines") and \
+        if t not in ("rawlab", "rawlab-pcap", "tcpdump", "tcpdump-default", "scapy",
+                     "rawlab-lines", "tcpdump-lines") and \
                 not re.fullmatch(r"rawlab-\d+mb", t):
             ap.error(f"unknown tool {t}")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
