@@ -209,8 +209,9 @@ def size_of(path: Path) -> int:
         return -1
 
 
-def count_frames(path: Path) -> tuple[int, int]:
-    """(records, records that are our 60-byte UDP flow) in a pcap or pcapng file."""
+def count_frames(path: Path, syns: list[int] | None = None) -> tuple[int, int]:
+    """(records, records that are our 60-byte UDP flow) in a pcap or pcapng file; the TCP
+    SYNs without ACK (new connections) are added to ``syns[0]``."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -218,8 +219,13 @@ def count_frames(path: Path) -> tuple[int, int]:
     if len(data) < 24:
         return 0, 0
     ours_src = bytes(int(x) for x in SRC_IP.split("."))
+    syn = syns if syns is not None else [0]
 
     def ours(frame: bytes | memoryview) -> bool:
+        if len(frame) >= 34 and frame[12:14] == b"\x08\x00" and frame[23] == 6:
+            flags = 14 + (frame[14] & 15) * 4 + 13
+            syn[0] += len(frame) > flags and frame[flags] & 0x12 == 0x02
+            return False
         return (len(frame) >= 38 and frame[12:14] == b"\x08\x00" and frame[23] == 17
                 and frame[26:30] == ours_src and frame[36] * 256 + frame[37] == DPORT)
 
@@ -318,6 +324,9 @@ class Result:
     received: int | None = None
     dropped: int | None = None
     cpu_s: float | None = None  # the capturer's CPU time from trafgen's start to its idle
+    file_bytes: int = 0  # the tool's file, its size
+    frames: int = 0  # every frame in the file
+    syns: int = 0  # TCP SYNs (without ACK) in the file: connections made while it ran
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -493,8 +502,10 @@ class Bench:
                     res.captured, res.received, res.dropped = (
                         st["captured"], st["received"], st["dropped"])
                     res.notes += [ln for ln in text.splitlines() if ln.startswith("processes:")]
-                    total, mine = count_lines(path) if lines else count_frames(path)
-                    res.in_file = mine
+                    syns = [0]
+                    total, mine = count_lines(path) if lines else count_frames(path, syns)
+                    res.in_file, res.frames, res.syns = mine, total, syns[0]
+                    res.file_bytes = size_of(path)
                     if total != mine:
                         res.notes.append(f"{total - mine} other frames in file")
                 res.delivered = rx_packets(self.b, "veth1") - rx0
@@ -583,10 +594,10 @@ def fmt_rate(best: Result | None, lowest: int, top: int) -> str:
     return f"{best.rate:,}"
 
 
-def attribution_rows(bench: Bench, seconds: float, rounds: int) -> list[tuple[float, float]]:
+def attribution_rows(bench: Bench, seconds: float, rounds: int) -> list[tuple[Result, Result]]:
     """Capture CPU without and with --processes, in alternating runs of the same load:
     trafgen's UDP flow at ATTR_RATE pps (owned by a UDP socket in B) plus CONN_RATE new TCP
-    connections per second from a client in A to a server in B. (off, on) CPU s per round."""
+    connections per second from a client in A to a server in B. (off, on) runs a round."""
     a, b, pin0 = bench.a, bench.b, (["taskset", "-c", "0"] if bench.pin else [])
     helpers = [b.popen([*pin0, PY, "-c", UDP_OWNER, DST_IP, str(DPORT),
                         str(rounds * 2 * (seconds + 40))], stdout=subprocess.PIPE, text=True),
@@ -613,13 +624,58 @@ def attribution_rows(bench: Bench, seconds: float, rounds: int) -> list[tuple[fl
                     bench.procs.remove(cli)
                 r.notes.append(f"client: {conns[1] if len(conns) > 1 else '?'} connections")
                 print(r.line(), flush=True)
-                pair.append(r.cpu_s or 0.0)
+                pair.append(r)
             out.append((pair[0], pair[1]))
     finally:
         for h in helpers:
             stop_proc(h, 3.0)
             bench.procs.remove(h)
     return out
+
+
+def kernel_floor(bench: Bench, runs: list[tuple[Result, Result]]) -> str:
+    """What the kernel alone charges for what --processes must do, measured now in B
+    (bench/capture/floor.c, compiled here): per connection, one exact sock_diag look-up
+    and one /proc fd link for each of its two ends (both are sockets of this machine);
+    per frame, writing the per-packet comments' bytes: those rawlab writes, and the least
+    that names the UDP flow's owner (one comment, ``dst python3[12345]``: a 4-byte option
+    header and 20 bytes). As shares of the capture's CPU without --processes, beside
+    rawlab's own cost. (No thread wake-up, no look-up of the listener, no /proc read of a
+    process's facts is counted: the floor is below what any implementation can reach.)"""
+    exe = bench.tmp / "floor"
+    src = Path(__file__).with_name("floor.c")
+    cc = subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=False,
+                        capture_output=True, text=True, timeout=120)
+    if cc.returncode != 0:
+        raise BenchError(f"floor.c does not compile: {cc.stderr.strip()[-400:]}")
+    per = [(r.file_bytes / max(r.frames, 1)) for pair in runs for r in pair]
+    off_b = round(sum(per[0::2]) / len(runs))
+    on_b = round(sum(per[1::2]) / len(runs))
+    least_b = off_b + 24
+    got = bench.b.run([*bench.taskset(), str(exe), str(bench.tmp), str(off_b), str(on_b),
+                       str(least_b)], check=False, timeout=300)
+    if got.returncode != 0:
+        raise BenchError(f"floor failed: {got.stderr.strip()[-400:]}")
+    f = json.loads(got.stdout.strip().splitlines()[-1])
+    end_us = f["diag_us"] + f["readlink_us"]
+    conns = sum(on.syns for _, on in runs)
+    frames = sum(on.frames for _, on in runs)
+    ask = conns * 2 * end_us / 1e6
+    floor = ask + frames * (f["write_on_ns"] - f["write_off_ns"]) / 1e9
+    least = ask + frames * (f["write_least_ns"] - f["write_off_ns"]) / 1e9
+    off = sum(x.cpu_s or 0.0 for x, _ in runs)
+    on = sum(y.cpu_s or 0.0 for _, y in runs)
+
+    def pct(s: float) -> str:
+        return f"+{s / max(off, 1e-9) * 100:.1f}%"
+
+    return (f"kernel floor (bench/capture/floor.c, measured now): sock_diag look-up "
+            f"{f['diag_us']:.2f} µs + /proc fd link {f['readlink_us']:.2f} µs a socket end, "
+            f"2 ends a connection ({conns:,} connections: {pct(ask)}); a frame of {off_b} "
+            f"bytes written {f['write_off_ns']:.1f} ns, of {on_b} (rawlab's comments) "
+            f"{f['write_on_ns']:.1f} ns, of {least_b} (the least comment) "
+            f"{f['write_least_ns']:.1f} ns. Floor {pct(floor)} with rawlab's comments, "
+            f"{pct(least)} with the least; goal +10%; rawlab {pct(on - off)}")
 
 
 def make_pair(lab: Lab) -> tuple[Netns, Netns]:
@@ -709,7 +765,8 @@ def main() -> int:
     burst_res: dict[str, Result] = {}
     paced: dict[str, Result | None] = {}
     allruns: list[Result] = []
-    attr: list[tuple[float, float]] = []
+    attr: list[tuple[Result, Result]] = []
+    floor = ""
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rawlab-bench-cap-") as td, Lab() as lab:
         tmp = Path(td)
@@ -725,6 +782,8 @@ def main() -> int:
                       f"{seconds:g} s runs, rawlab capture -w without / with --processes",
                       flush=True)
                 attr = attribution_rows(bench, seconds, 2 if args.quick else 3)
+                floor = kernel_floor(bench, attr)
+                print(floor, flush=True)
             if args.attribution_only:
                 args.no_burst = args.no_paced = True
                 tools = []
@@ -785,11 +844,13 @@ max zero-drop pps: highest rate at which a {seconds:g} s run put every sent fram
 CPU µs/pkt: capturer CPU time per captured frame (top clean paced run, else the burst).
 Ratios: burst = captured/sent vs tcpdump -B 4096; rate = achieved send rates.""")
     if attr:
-        off, on = sum(x for x, _ in attr), sum(y for _, y in attr)
+        off = sum(x.cpu_s or 0.0 for x, _ in attr)
+        on = sum(y.cpu_s or 0.0 for _, y in attr)
         print(f"\n| --processes ({ATTR_RATE // 1000}k pps + {CONN_RATE} conn/s) | capture CPU "
               f"without {off:.2f} s | with {on:.2f} s | ratio {on / max(off, 1e-9):.3f} "
               f"(+{(on / max(off, 1e-9) - 1) * 100:.1f}%) |  per round: "
-              + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in attr))
+              + ", ".join(f"{x.cpu_s or 0.0:.2f}/{y.cpu_s or 0.0:.2f}" for x, y in attr))
+        print(floor)
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ | {"achieved": r.achieved,
                                                              "clean": r.clean}
