@@ -209,9 +209,12 @@ def size_of(path: Path) -> int:
         return -1
 
 
-def count_frames(path: Path, syns: list[int] | None = None) -> tuple[int, int]:
-    """(records, records that are our 60-byte UDP flow) in a pcap or pcapng file; the TCP
-    SYNs without ACK (new connections) are added to ``syns[0]``."""
+def count_frames(path: Path, window: tuple[float, float] | None = None,
+                 inside: list[int] | None = None) -> tuple[int, int]:
+    """(records, records that are our 60-byte UDP flow) in a pcap or pcapng file. With a
+    `window` (wall-clock seconds; a pcapng file with nanosecond time stamps, as rawlab
+    writes), ``inside`` gets [TCP SYNs without ACK (new connections), records] whose time
+    stamps fall in it."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -219,13 +222,18 @@ def count_frames(path: Path, syns: list[int] | None = None) -> tuple[int, int]:
     if len(data) < 24:
         return 0, 0
     ours_src = bytes(int(x) for x in SRC_IP.split("."))
-    syn = syns if syns is not None else [0]
+    got = inside if inside is not None else [0, 0]
+    lo, hi = (int(window[0] * 1e9), int(window[1] * 1e9)) if window else (0, 0)
 
-    def ours(frame: bytes | memoryview) -> bool:
+    def counted(frame: bytes | memoryview, ts: int) -> None:
+        if not lo <= ts <= hi:
+            return
+        got[1] += 1
         if len(frame) >= 34 and frame[12:14] == b"\x08\x00" and frame[23] == 6:
             flags = 14 + (frame[14] & 15) * 4 + 13
-            syn[0] += len(frame) > flags and frame[flags] & 0x12 == 0x02
-            return False
+            got[0] += len(frame) > flags and frame[flags] & 0x12 == 0x02
+
+    def ours(frame: bytes | memoryview) -> bool:
         return (len(frame) >= 38 and frame[12:14] == b"\x08\x00" and frame[23] == 17
                 and frame[26:30] == ours_src and frame[36] * 256 + frame[37] == DPORT)
 
@@ -236,6 +244,7 @@ def count_frames(path: Path, syns: list[int] | None = None) -> tuple[int, int]:
         bo = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
         hdr = struct.Struct(bo + "II")
         epb = struct.Struct(bo + "IIIII")
+        ts_words = struct.Struct(bo + "II")
         off, n = 0, len(data)
         while off + 12 <= n:
             btype, blen = hdr.unpack_from(data, off)
@@ -244,11 +253,15 @@ def count_frames(path: Path, syns: list[int] | None = None) -> tuple[int, int]:
             if btype == 0x0A0D0D0A:  # a new section may change byte order
                 bo = "<" if data[off + 8:off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
                 hdr, epb = struct.Struct(bo + "II"), struct.Struct(bo + "IIIII")
+                ts_words = struct.Struct(bo + "II")
                 blen = hdr.unpack_from(data, off)[1]
             elif btype == 6:  # enhanced packet block
                 caplen = epb.unpack_from(data, off + 8)[3]
                 total += 1
                 mine += ours(mv[off + 28:off + 28 + caplen])
+                if window:
+                    high, low = ts_words.unpack_from(data, off + 12)
+                    counted(mv[off + 28:off + 28 + caplen], high << 32 | low)
             elif btype == 3:  # simple packet block
                 total += 1
                 mine += ours(mv[off + 12:blen + off - 4])
@@ -326,7 +339,9 @@ class Result:
     cpu_s: float | None = None  # the capturer's CPU time from trafgen's start to its idle
     file_bytes: int = 0  # the tool's file, its size
     frames: int = 0  # every frame in the file
-    syns: int = 0  # TCP SYNs (without ACK) in the file: connections made while it ran
+    window: tuple[float, float] | None = None  # when cpu_s was counted (wall clock)
+    syns: int = 0  # TCP SYNs (without ACK) in the file in the window: connections made
+    frames_in: int = 0  # frames in the file in the window
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -480,7 +495,7 @@ class Bench:
                             time.sleep(0.05)
                     time.sleep(1.0)
                 rx0 = rx_packets(self.b, "veth1")
-                ticks0 = cpu_ticks(p.pid)
+                ticks0, wall0 = cpu_ticks(p.pid), time.time()
                 res.sent, res.send_s = self.trafgen(n, rate, send_timeout, mode)
                 if tool == "scapy":
                     p.stdin.write("done\n")
@@ -496,15 +511,18 @@ class Bench:
                 else:
                     self.wait_idle(p.pid, path)
                     res.cpu_s = (cpu_ticks(p.pid) - ticks0) / CLK_TCK
+                    res.window = (wall0, time.time())
                     stop_proc(p)
                     text = errf.read_text()
                     st = parse_summary(text)
                     res.captured, res.received, res.dropped = (
                         st["captured"], st["received"], st["dropped"])
                     res.notes += [ln for ln in text.splitlines() if ln.startswith("processes:")]
-                    syns = [0]
-                    total, mine = count_lines(path) if lines else count_frames(path, syns)
-                    res.in_file, res.frames, res.syns = mine, total, syns[0]
+                    inside = [0, 0]
+                    total, mine = (count_lines(path) if lines else
+                                   count_frames(path, res.window, inside))
+                    res.in_file, res.frames = mine, total
+                    res.syns, res.frames_in = inside
                     res.file_bytes = size_of(path)
                     if total != mine:
                         res.notes.append(f"{total - mine} other frames in file")
@@ -658,8 +676,8 @@ def kernel_floor(bench: Bench, runs: list[tuple[Result, Result]]) -> str:
         raise BenchError(f"floor failed: {got.stderr.strip()[-400:]}")
     f = json.loads(got.stdout.strip().splitlines()[-1])
     end_us = f["diag_us"] + f["readlink_us"]
-    conns = sum(on.syns for _, on in runs)
-    frames = sum(on.frames for _, on in runs)
+    conns = sum(on.syns for _, on in runs)  # (those made while the CPU was counted)
+    frames = sum(on.frames_in for _, on in runs)
     ask = conns * 2 * end_us / 1e6
     floor = ask + frames * (f["write_on_ns"] - f["write_off_ns"]) / 1e9
     least = ask + frames * (f["write_least_ns"] - f["write_off_ns"]) / 1e9
