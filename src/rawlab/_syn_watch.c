@@ -7,6 +7,7 @@
  *   w.routes(home, [(addr, netns)]) where each local address lives (home: loopback's)
  *   w.hint(netns, uid, pid, fd)     the process that last held such a socket, and where
  *   w.members({netns: [pid]})       each namespace's processes (as last seen)
+ *   w.listener(netns, port, pid)    a TCP listener on that port there, held by pid
  *   w.start(); w.take() -> items; w.stop()
  *
  * For each TCP SYN (without ACK) the packet socket reads, the thread asks the kernel for
@@ -23,19 +24,31 @@
  * `notify_fd` is written, which wakes the Python thread that finishes it; the rest waits
  * in the queue for the capture's next question (OwnerLookup.take_syns).
  *
+ * After a SYN to an address and port where a listener is known (w.listener), the thread
+ * asks for the connection's accepting end ACCEPT_AFTER_US after the SYN until it has
+ * an inode (a process accepted it; a server that answers and closes at once is gone
+ * long before the capture's block is read): the listener's process is the one that can
+ * have accepted it, and its fd links are read (the fds that held the last ones first,
+ * then ACCEPT_SCAN links at most): found, the item (end 1) is queued as a HIT; not found,
+ * nothing is (the capture asks, later). ACCEPTS_MOST a window at most; a listener
+ * whose accepted sockets were not found ACCEPT_FAILS times in a row (another process
+ * accepts them) rests ACCEPT_REST_US.
+ *
  * The thread runs at real-time priority (SCHED_FIFO 1, where it may: CAP_SYS_NICE): a
  * SYN's wake-up preempts the capture's loop at once, also on a shared CPU, where a
  * thread of the same class may wait milliseconds and a client's socket may live 200 µs.
  * Over RT_MOST SYNs in RT_WINDOW_MS (a flood) it runs as any thread until a window with
  * half as many: it never takes the capture's CPU.
  *
- * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno, facts)
+ * Items: (kind, family, src, sport, dst, dport, netns, found, pid, fd, alive, errno, facts,
+ *         end): src and sport are the socket's own end
  *   kind  HIT, MISS (found, no hint held it), GONE (no such socket), ASK (not asked:
  *         no route to the address's namespace), ERROR (errno: the kernel's)
  *   found (state, inode, uid, cookie, cgroup_id) as rawlab._kernels.diag_find's
  *   alive 1/0 (the hint's process lives at the SYN), -1 when not known
  *   facts a walk's find (MISS with a pid): its stat, comm, cmdline, status, cgroup
  *         (bytes) and thread count; else None
+ *   end   0: the connecting end (the SYN's source), 1: the accepting end
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -78,6 +91,7 @@ enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 
 typedef struct {
     uint8_t kind, family;
+    uint8_t end;         /* 0: the connecting end (the SYN's source), 1: the accepting one */
     uint8_t src[16], dst[16];
     uint16_t sport, dport;
     uint64_t netns;
@@ -91,6 +105,25 @@ typedef struct {
 } item_t;
 
 typedef struct { uint64_t netns; int fd; uint32_t seq; } ns_t;
+/* an accepting end asked for again until accepted (the thread's own: no mutex) */
+#define ACCEPTS 256      /* connections waiting to be accepted, at most; more: not asked */
+static const long long ACCEPT_AFTER_US[] = {100, 250, 500, 1000, 2000, 5000, 10000, 20000,
+                                             50000};
+#define ACCEPT_TRIES ((int)(sizeof ACCEPT_AFTER_US / sizeof ACCEPT_AFTER_US[0]))
+#define ACCEPT_SCAN 64   /* fd links of the listener's process read for an accepted socket */
+#define ACCEPTS_MOST 100 /* accepting ends watched a window (RT_WINDOW_MS); more: not asked */
+#define ACCEPT_FAILS 64  /* accepted sockets in a row not found: that listener rests */
+#define ACCEPT_REST_US 1000000  /* (for a second) */
+#define LISTENERS 256
+#define ACCEPT_LAST 4    /* fds that held a listener's last accepted sockets, tried first */
+typedef struct {
+    uint64_t netns;
+    uint16_t port;
+    long long pid, last[ACCEPT_LAST];  /* (-1: none) */
+    int fails;
+    long long rest_until_us;  /* after ACCEPT_FAILS misses in a row: not asked till then */
+} listener_t;
+typedef struct { item_t it; long long syn_us, due_us; int tries; } accept_t;
 #define NEAR_MOST 64     /* a namespace's processes walked first, if it has no more */
 typedef struct { uint64_t netns; int n; long long pid[NEAR_MOST]; } near_t;
 typedef struct { uint8_t len; uint8_t addr[16]; uint64_t netns; } route_t;
@@ -119,6 +152,13 @@ typedef struct {
     hint_t hints[MAX_KEYS]; size_t nhints; uint64_t tick;
     item_t *queue; size_t qhead, qlen;
     unsigned long long syns, dropped, counts[K_KINDS];
+    unsigned long long accepts;           /* accepting ends queued (found accepted) */
+    unsigned long long accept_asks;       /* look-ups of accepting ends */
+    unsigned long long accept_misses;     /* accepted sockets the listener's process did
+                                             not hold when read */
+    accept_t acc[ACCEPTS]; size_t nacc;   /* the thread's: connections not yet accepted */
+    long long acc_window; unsigned acc_in_window;
+    listener_t lst[LISTENERS]; size_t nlst, lnext;  /* (the mutex held) */
     unsigned long long demoted;           /* times a flood of SYNs ended real time */
     unsigned long long walks;             /* walks of /proc the thread made */
     long long walk_window; unsigned walks_in_window;
@@ -252,7 +292,10 @@ push(Watcher *w, const item_t *it)
     }
     w->queue[(w->qhead + w->qlen) % QUEUE] = *it;
     __atomic_store_n(&w->qlen, w->qlen + 1, __ATOMIC_RELAXED);
-    w->counts[it->kind]++;
+    if (it->end)
+        w->accepts++;
+    else
+        w->counts[it->kind]++;
 }
 
 /* ---- the thread ----------------------------------------------------------------------- */
@@ -269,14 +312,21 @@ wake(Watcher *w)
 }
 
 static long long
-now_ms(void)
+now_us(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (long long)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/* the kernel's answer about the connecting socket: diag_take's codes */
+static long long
+now_ms(void)
+{
+    return now_us() / 1000;
+}
+
+/* the kernel's answer about item `it`'s socket (its local end is `src`): diag_take's
+   codes */
 static int
 ask(int fd, uint32_t seq, const item_t *it, diag_found_t *out)
 {
@@ -356,21 +406,23 @@ pid_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* the process holding socket `inode`, and at which fd: every process's fd links read,
-   the newest pids first (a client just started); 1 when found */
+/* whether process `p` holds socket `inode`, and at which fd (its fd links read: `most`
+   of them at most, 0: all); 1 when found */
 static int
-held_in(Watcher *w, long long p, long long inode, long long *pid, long long *fd)
+held_in(Watcher *w, long long p, long long inode, long long *pid, long long *fd, int most)
 {
     char path[512], link[64];
     snprintf(path, sizeof path, "%s/%lld/fd", w->proc, p);
     DIR *fds = opendir(path);
     if (fds == NULL)
         return 0;
-    int dfd = dirfd(fds), found = 0;
+    int dfd = dirfd(fds), found = 0, read = 0;
     struct dirent *e;
     while ((e = readdir(fds)) != NULL) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
+        if (most && read++ == most)
+            break;
         if (link_socket_inode(link, readlinkat(dfd, e->d_name, link, sizeof link - 1))
                 == inode) {
             *pid = p;
@@ -397,7 +449,7 @@ walk(Watcher *w, uint64_t netns, long long inode, long long *pid, long long *fd)
         }
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < nn; i++)  /* (the socket's namespace's own, as last seen) */
-        if (held_in(w, near[i], inode, pid, fd))
+        if (held_in(w, near[i], inode, pid, fd, 0))
             return 1;
     DIR *d = opendir(w->proc);
     if (d == NULL)
@@ -426,7 +478,7 @@ walk(Watcher *w, uint64_t netns, long long inode, long long *pid, long long *fd)
         int seen = 0;
         for (int j = 0; j < nn && !seen; j++)
             seen = near[j] == pids[i];
-        found = !seen && held_in(w, pids[i], inode, pid, fd);
+        found = !seen && held_in(w, pids[i], inode, pid, fd, 0);
     }
     free(pids);
     return found;
@@ -571,36 +623,18 @@ may_walk(Watcher *w)
     return w->walks_in_window++ < WALKS_MOST;
 }
 
+/* the kernel's answer `rc` about item `it`'s socket (in namespace `netns`) finished and
+   queued: the hint that holds it (HIT), else a walk of /proc (MISS; Python is woken when
+   the thread could not walk) */
 static void
-one_syn(Watcher *w, const unsigned char *p, size_t n)
+settle(Watcher *w, item_t *it, int rc, uint64_t netns)
 {
-    item_t it;
-    memset(&it, 0, sizeof it);
-    it.pid = it.fd = -1;
-    it.alive = -1;
-    if (syn_of(p, n, w->linktype, &it) != 1)
-        return;
-    pthread_mutex_lock(&w->mu);
-    w->syns++;
-    uint64_t netns = 0;
-    ns_t *ns = route_of(w, it.family, it.src, &netns) ? ns_of(w, netns) : NULL;
-    if (ns == NULL) {  /* Python asks */
-        it.kind = K_ASK;
-        push(w, &it);
-        pthread_mutex_unlock(&w->mu);
-        wake(w);
-        return;
-    }
-    int fd = ns->fd;
-    uint32_t seq = ++ns->seq;
-    pthread_mutex_unlock(&w->mu);
-    it.netns = netns;
-    int rc = ask(fd, seq, &it, &it.found);
+    /* (an accepting end: its listener's process is read, no walk: accept_held) */
     long long pid[HINTS] = {0}, hfd[HINTS] = {0};
     int nh = 0, urgent = 0;
-    if (rc == 1 && it.found.inode) {
+    if (rc == 1 && it->found.inode) {
         pthread_mutex_lock(&w->mu);
-        hint_t *h = hint_of(w, netns, it.found.uid);
+        hint_t *h = hint_of(w, netns, it->found.uid);
         if (h != NULL) {
             nh = h->n;
             memcpy(pid, h->pid, sizeof pid);
@@ -610,40 +644,235 @@ one_syn(Watcher *w, const unsigned char *p, size_t n)
         pthread_mutex_unlock(&w->mu);
     }
     if (rc == 1) {
-        it.has_found = 1;
-        int i = it.found.inode && it.found.state != 10 /* LISTEN */
-            ? held_by(w, pid, hfd, nh, it.found.inode) : -1;
+        it->has_found = 1;
+        int i = it->found.inode && it->found.state != 10 /* LISTEN */
+            ? held_by(w, pid, hfd, nh, it->found.inode) : -1;
         if (i >= 0) {
-            it.kind = K_HIT;
-            it.pid = pid[i];
-            it.fd = hfd[i];
-            it.alive = lives(w, netns, it.found.uid, it.pid);
+            it->kind = K_HIT;
+            it->pid = pid[i];
+            it->fd = hfd[i];
+            it->alive = lives(w, netns, it->found.uid, it->pid);
         } else {
-            it.kind = K_MISS;
+            it->kind = K_MISS;
             /* a new process: found by a walk of /proc and its facts read before it exits,
                here; else Python walks, at once */
-            if (it.found.inode && it.found.state != 10 && may_walk(w)) {
+            if (it->found.inode && it->found.state != 10 && may_walk(w)) {
                 __atomic_add_fetch(&w->walks, 1, __ATOMIC_RELAXED);
-                if (walk(w, netns, it.found.inode, &it.pid, &it.fd)) {
-                    if (snapshot(w, it.pid, &it))  /* its next socket: a hint's */
-                        hint_put(w, netns, it.found.uid, it.pid, it.fd);
+                if (walk(w, netns, it->found.inode, &it->pid, &it->fd)) {
+                    if (snapshot(w, it->pid, it))  /* its next socket: a hint's */
+                        hint_put(w, netns, it->found.uid, it->pid, it->fd);
                     else
-                        it.pid = it.fd = -1;  /* (gone meanwhile) */
+                        it->pid = it->fd = -1;  /* (gone meanwhile) */
                 }
             }
-            urgent = it.found.inode != 0 && it.facts == NULL;
+            urgent = it->found.inode != 0 && it->facts == NULL;
         }
     } else if (rc == 0) {
-        it.kind = K_GONE;
+        it->kind = K_GONE;
     } else {
-        it.kind = K_ERROR;
-        it.err = -rc;
+        it->kind = K_ERROR;
+        it->err = -rc;
     }
     pthread_mutex_lock(&w->mu);
-    push(w, &it);
+    push(w, it);
     pthread_mutex_unlock(&w->mu);
     if (urgent)
         wake(w);
+}
+
+/* the accepting end of the SYN's connection, when its address is one the thread can ask
+   in: asked for ACCEPT_AFTER_US after the SYN until a process has accepted it */
+static listener_t *
+listener_of(Watcher *w, uint64_t netns, uint16_t port)
+{
+    for (size_t i = 0; i < w->nlst; i++)
+        if (w->lst[i].netns == netns && w->lst[i].port == port)
+            return &w->lst[i];
+    return NULL;
+}
+
+/* the process of the listener on the accepted socket `it`'s port holds it: 1 and `it`
+   a HIT (its fd: those that held the last such sockets first, then ACCEPT_SCAN links);
+   0 when not (the listener's misses counted) */
+static int
+accept_held(Watcher *w, item_t *it)
+{
+    long long last[ACCEPT_LAST], pids[ACCEPT_LAST];
+    pthread_mutex_lock(&w->mu);
+    listener_t *l = listener_of(w, it->netns, it->sport);
+    long long pid = l != NULL ? l->pid : -1;
+    int n = 0;
+    for (int j = 0; l != NULL && j < ACCEPT_LAST && l->last[j] >= 0; j++)
+        last[n++] = l->last[j];
+    pthread_mutex_unlock(&w->mu);
+    if (pid < 0)
+        return 0;
+    for (int j = 0; j < n; j++)
+        pids[j] = pid;
+    long long got_pid = pid, got_fd = -1;
+    int i = held_by(w, pids, last, n, it->found.inode);
+    if (i >= 0)
+        got_fd = last[i];
+    else if (!held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
+        got_fd = -1;
+    pthread_mutex_lock(&w->mu);
+    l = listener_of(w, it->netns, it->sport);
+    if (l != NULL && l->pid == pid) {
+        l->fails = got_fd >= 0 ? 0 : l->fails + 1;
+        if (l->fails >= ACCEPT_FAILS) {
+            l->fails = 0;
+            l->rest_until_us = now_us() + ACCEPT_REST_US;
+        }
+        if (got_fd >= 0) {  /* (first from now on; the others after it, in order) */
+            int at = ACCEPT_LAST - 1;
+            for (int j = 0; j < ACCEPT_LAST; j++)
+                if (l->last[j] == got_fd || l->last[j] < 0) {
+                    at = j;
+                    break;
+                }
+            memmove(l->last + 1, l->last, sizeof(long long) * (size_t)at);
+            l->last[0] = got_fd;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (got_fd < 0) {
+        __atomic_add_fetch(&w->accept_misses, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    it->kind = K_HIT;
+    it->has_found = 1;
+    it->pid = pid;
+    it->fd = got_fd;
+    it->alive = lives(w, it->netns, it->found.uid, pid);
+    return 1;
+}
+
+static void
+accept_watch(Watcher *w, const item_t *syn, long long t)
+{
+    if (w->nacc == ACCEPTS)
+        return;
+    int alen = syn->family == 4 ? 4 : 16;
+    for (size_t i = 0; i < w->nacc; i++) {  /* (a SYN sent again) */
+        const item_t *o = &w->acc[i].it;
+        if (o->family == syn->family && o->sport == syn->dport && o->dport == syn->sport
+                && memcmp(o->src, syn->dst, alen) == 0 && memcmp(o->dst, syn->src, alen) == 0)
+            return;
+    }
+    uint64_t netns = 0;
+    pthread_mutex_lock(&w->mu);
+    listener_t *l = NULL;
+    int ok = route_of(w, syn->family, syn->dst, &netns) && ns_of(w, netns) != NULL
+        && (l = listener_of(w, netns, syn->dport)) != NULL && l->rest_until_us <= t;
+    pthread_mutex_unlock(&w->mu);
+    if (!ok)
+        return;
+    if (t / 1000 - w->acc_window >= RT_WINDOW_MS) {
+        w->acc_window = t / 1000;
+        w->acc_in_window = 0;
+    }
+    if (w->acc_in_window++ >= ACCEPTS_MOST)
+        return;
+    accept_t *a = &w->acc[w->nacc++];
+    memset(a, 0, sizeof *a);
+    a->it.end = 1;
+    a->it.family = syn->family;
+    memcpy(a->it.src, syn->dst, 16);
+    memcpy(a->it.dst, syn->src, 16);
+    a->it.sport = syn->dport;
+    a->it.dport = syn->sport;
+    a->it.netns = netns;
+    a->it.pid = a->it.fd = -1;
+    a->it.alive = -1;
+    a->syn_us = t;
+    a->due_us = t + ACCEPT_AFTER_US[0];
+}
+
+/* one accepting end asked for: 1 when done with it (queued: accepted; or closed, gone
+   for good, not to be asked), 0 to ask again later */
+static int
+accept_ask(Watcher *w, accept_t *a)
+{
+    pthread_mutex_lock(&w->mu);
+    ns_t *ns = ns_of(w, a->it.netns);
+    int fd = ns != NULL ? ns->fd : -1;
+    uint32_t seq = ns != NULL ? ++ns->seq : 0;
+    pthread_mutex_unlock(&w->mu);
+    if (fd < 0)
+        return 1;
+    diag_found_t f;
+    memset(&f, 0, sizeof f);
+    int rc = ask(fd, seq, &a->it, &f);
+    __atomic_add_fetch(&w->accept_asks, 1, __ATOMIC_RELAXED);
+    if (rc == 1 && f.inode && f.state != 10 /* LISTEN */) {
+        item_t it = a->it;
+        it.found = f;
+        if (accept_held(w, &it)) {
+            pthread_mutex_lock(&w->mu);
+            push(w, &it);
+            pthread_mutex_unlock(&w->mu);
+        }
+        return 1;
+    }
+    /* not yet: no socket yet (a request), or one in the listener's queue (ESTABLISHED,
+       SYN_RECV, NEW_SYN_RECV, CLOSE_WAIT without an inode) */
+    return !(rc == 0 || (rc == 1 && (f.state == 1 || f.state == 3 || f.state == 12
+                                     || f.state == 8)));
+}
+
+/* the accepting ends due by now asked for; when the next one is due (-1: none) */
+static long long
+accept_due(Watcher *w)
+{
+    long long t = now_us(), next = -1;
+    for (size_t i = 0; i < w->nacc;) {
+        accept_t *a = &w->acc[i];
+        if (a->due_us <= t) {
+            if (accept_ask(w, a) || ++a->tries == ACCEPT_TRIES) {
+                w->acc[i] = w->acc[--w->nacc];
+                continue;
+            }
+            a->due_us = a->syn_us + ACCEPT_AFTER_US[a->tries];
+            if (a->due_us <= t)
+                a->due_us = t + 1;
+        }
+        if (next < 0 || a->due_us < next)
+            next = a->due_us;
+        i++;
+    }
+    return next;
+}
+
+static void
+one_syn(Watcher *w, const unsigned char *p, size_t n)
+{
+    item_t it;
+    memset(&it, 0, sizeof it);
+    it.pid = it.fd = -1;
+    it.alive = -1;
+    if (syn_of(p, n, w->linktype, &it) != 1)
+        return;
+    long long t = now_us();
+    pthread_mutex_lock(&w->mu);
+    w->syns++;
+    uint64_t netns = 0;
+    ns_t *ns = route_of(w, it.family, it.src, &netns) ? ns_of(w, netns) : NULL;
+    if (ns == NULL) {  /* Python asks */
+        it.kind = K_ASK;
+        push(w, &it);
+        pthread_mutex_unlock(&w->mu);
+        wake(w);
+        accept_watch(w, &it, t);
+        return;
+    }
+    int fd = ns->fd;
+    uint32_t seq = ++ns->seq;
+    pthread_mutex_unlock(&w->mu);
+    it.netns = netns;
+    int rc = ask(fd, seq, &it, &it.found);
+    item_t syn = it;
+    settle(w, &it, rc, netns);
+    accept_watch(w, &syn, t);
 }
 
 /* the thread's policy: SCHED_FIFO priority 1 (on) or SCHED_OTHER; 0 or an errno */
@@ -699,9 +928,19 @@ run(void *arg)
     unsigned seen = 0;
     struct pollfd p[2] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0}};
     unsigned char pkt[SNAP + 64];
+    long long next = -1;  /* when the next accepting end is due */
     for (;;) {
         close_pending(w);
-        if (poll(p, 2, -1) < 0) {
+        struct timespec ts, *tp = NULL;
+        if (next >= 0) {
+            long long d = next - now_us();
+            d = d < 0 ? 0 : d;
+            ts.tv_sec = (time_t)(d / 1000000);
+            ts.tv_nsec = (long)(d % 1000000) * 1000;
+            tp = &ts;
+        }
+        p[0].revents = p[1].revents = 0;
+        if (ppoll(p, 2, tp, NULL) < 0) {
             if (errno == EINTR)
                 continue;
             __atomic_store_n(&w->failed, errno, __ATOMIC_RELAXED);
@@ -714,6 +953,8 @@ run(void *arg)
             break;
         }
         for (;;) {
+            if (!(p[0].revents & POLLIN))
+                break;  /* (an accepting end is due) */
             ssize_t n = recv(w->pkt_fd, pkt, sizeof pkt, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EINTR)
@@ -729,6 +970,7 @@ run(void *arg)
                 pace(w, &window, &seen);
             one_syn(w, pkt, (size_t)n);
         }
+        next = accept_due(w);
     }
     close_pending(w);
     return NULL;
@@ -993,6 +1235,35 @@ Watcher_routes(Watcher *w, PyObject *args)
 
 /* members({netns: [pid, ...]}): the processes of each namespace (as last seen), walked
    first there when they are NEAR_MOST at most (a lab namespace, a container) */
+/* listener(netns, port, pid): the process holding a TCP listener on `port` in `netns`
+   (the one that accepts its connections) */
+static PyObject *
+Watcher_listener(Watcher *w, PyObject *args)
+{
+    unsigned long long netns;
+    int port;
+    long long pid;
+    if (!PyArg_ParseTuple(args, "KiL:listener", &netns, &port, &pid))
+        return NULL;
+    pthread_mutex_lock(&w->mu);
+    listener_t *l = listener_of(w, netns, (uint16_t)port);
+    if (l == NULL) {
+        l = w->nlst < LISTENERS ? &w->lst[w->nlst++] : &w->lst[w->lnext++ % LISTENERS];
+        l->netns = netns;
+        l->port = (uint16_t)port;
+        l->pid = -1;
+    }
+    if (l->pid != pid) {
+        l->pid = pid;
+        for (int j = 0; j < ACCEPT_LAST; j++)
+            l->last[j] = -1;
+        l->fails = 0;
+        l->rest_until_us = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Watcher_members(Watcher *w, PyObject *arg)
 {
@@ -1090,10 +1361,10 @@ item_tuple(const item_t *it)
         }
     }
     int alen = it->family == 4 ? 4 : 16;
-    return Py_BuildValue("(iiy#iy#iKNLLiiN)", it->kind, it->family, it->src, (Py_ssize_t)alen,
-                         it->sport, it->dst, (Py_ssize_t)alen, it->dport,
+    return Py_BuildValue("(iiy#iy#iKNLLiiNi)", it->kind, it->family, it->src,
+                         (Py_ssize_t)alen, it->sport, it->dst, (Py_ssize_t)alen, it->dport,
                          (unsigned long long)it->netns, found, it->pid, it->fd, it->alive,
-                         it->err, facts);
+                         it->err, facts, (int)it->end);
 }
 
 static PyObject *
@@ -1132,14 +1403,19 @@ Watcher_get_counts(Watcher *w, void *closure)
 {
     pthread_mutex_lock(&w->mu);
     unsigned long long syns = w->syns, dropped = w->dropped, c[K_KINDS];
+    unsigned long long accepts = w->accepts;
     memcpy(c, w->counts, sizeof c);
     pthread_mutex_unlock(&w->mu);
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisK}", "syns", syns, "dropped", dropped,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsisKsKsKsK}", "syns", syns, "dropped", dropped,
                          "hit", c[K_HIT], "miss", c[K_MISS], "gone", c[K_GONE],
                          "ask", c[K_ASK], "error", c[K_ERROR],
                          "demoted", __atomic_load_n(&w->demoted, __ATOMIC_RELAXED),
                          "realtime", __atomic_load_n(&w->rt, __ATOMIC_RELAXED),
-                         "walks", __atomic_load_n(&w->walks, __ATOMIC_RELAXED));
+                         "walks", __atomic_load_n(&w->walks, __ATOMIC_RELAXED),
+                         "accepts", accepts,
+                         "accept_asks", __atomic_load_n(&w->accept_asks, __ATOMIC_RELAXED),
+                         "accept_misses",
+                         __atomic_load_n(&w->accept_misses, __ATOMIC_RELAXED));
 }
 
 static PyObject *
@@ -1182,6 +1458,8 @@ static PyMethodDef Watcher_methods[] = {
      "routes(home, [(addr, netns)]): where local addresses live (home: loopback's, or None)"},
     {"members", (PyCFunction)Watcher_members, METH_O,
      "members({netns: [pid, ...]}): each namespace's processes, walked first there"},
+    {"listener", (PyCFunction)Watcher_listener, METH_VARARGS,
+     "listener(netns, port, pid): a TCP listener on port there, held by pid"},
     {"hint", (PyCFunction)Watcher_hint, METH_VARARGS,
      "hint(netns, uid, pid, fd): where a new socket of (netns, uid) is looked for first"},
     {"take", (PyCFunction)Watcher_take, METH_NOARGS, "the items waiting, oldest first"},

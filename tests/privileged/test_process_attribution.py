@@ -346,6 +346,26 @@ def test_the_syn_watch_thread_names_each_connection_as_it_connects(server: Any) 
     assert counts["walks"] >= 1, counts  # (the first: the thread walked /proc itself)
 
 
+def test_the_syn_watch_thread_names_the_accepting_end_once_accepted(server: Any) -> None:
+    """After each SYN to a server of this machine, the compiled thread asks for the
+    accepting end until a process holds it: the server that answers after 20 ms and
+    closes (its socket is gone long before the capture's block is read) is named as the
+    server end of each of the five connections (a process it was hinted, whose fds it
+    reads), and counted apart from the SYNs' own."""
+    import socket
+
+    a, b, srv = server
+    _pid, owners, watch = _watch_clients(a, b, FAST, 5, lambda i, port: (
+        socket.AF_INET, socket.IPPROTO_TCP, socket.inet_aton(B_IP), FAST_PORT,
+        socket.inet_aton(A_IP), port))
+    assert all(o is not None and o.state == "process" and o.pid == srv.pid
+               and o.comm.startswith("python") for o in owners), owners
+    counts = watch._counts
+    assert counts["accepts"] == 5 and watch.accepted == 5, counts
+    assert 5 <= counts["accept_asks"] <= 5 * 8, counts  # (8 tries a connection at most)
+    assert counts["syns"] == 5 and counts["hit"] + counts["miss"] == 5, counts
+
+
 A6, B6 = "fd00:66::1", "fd00:66::2"
 DUAL_PORT = 8082
 

@@ -582,7 +582,9 @@ def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
     names its process (also when it has exited since, if it lived at the SYN), a miss
     goes on from the socket found, a gone socket leaves nothing (and drops an earlier
     answer of the 4-tuple), an address without a route is asked here, an error is
-    counted; each answers the capture's first question about that end only."""
+    counted; an accepting end the thread found once accepted is kept under its own
+    4-tuple (local end first) and counted apart; each answers the capture's first
+    question about that end only."""
     from rawlab._syn_watch import ASK, ERROR, GONE, HIT, MISS
 
     from rawlab.sockets.owners import Answer, Namespace, OwnerLookup
@@ -623,7 +625,7 @@ def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
              facts: Any = None) -> tuple[Any, ...]:
         found = (1, 500, 0, port, None)  # SYN_SENT, inode 500, uid 0, cookie
         return (kind, 4, a, port, b, 80, 5, found if kind in (HIT, MISS) else None, pid,
-                3 if pid >= 0 else -1, alive, 5 if kind == ERROR else 0, facts)
+                3 if pid >= 0 else -1, alive, 5 if kind == ERROR else 0, facts, 0)
 
     # a new process the thread found by its walk, gone since: named by the files it read
     walked = (b"42 (cur l) S " + b"0 " * 18 + b"999 0\n", b"curl\n", b"curl\0-s\0",
@@ -643,7 +645,12 @@ def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
     new = got[(6, a, 40005, b, 80)][1]
     assert (new.pid, new.comm, new.cmdline, new.cgroup) == (42, "curl", ("curl", "-s"),
                                                           "/user.slice/x.scope")
-    assert look.syn_errors == 1 and look.syn_found == 3
+    assert look.syn_errors == 1 and look.syn_found == 3 and look.accept_found == 0
+    # a connection from 10.0.0.2:80 to 10.0.0.1:40020: its accepting end, held by 40
+    items.append((HIT, 4, a, 40020, b, 80, 5, (1, 501, 0, 77, None), 40, 3, 1, 0, None, 1))
+    look.take_syns()
+    assert got[(6, a, 40020, b, 80)][1].pid == 40
+    assert look.syn_found == 3 and look.accept_found == 1
     # the first question is answered from it, the next asks
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 40
     assert look.owner(socket.AF_INET, 6, a, 40000, b, 80).owner.pid == 41
@@ -816,7 +823,7 @@ def test_an_owner_found_at_a_syn_answers_the_first_question_only() -> None:
     def at_syn(port: int) -> None:
         from rawlab._syn_watch import ASK
 
-        items.append((ASK, 4, a, port, b, 80, 0, None, -1, -1, -1, 0, None))
+        items.append((ASK, 4, a, port, b, 80, 0, None, -1, -1, -1, 0, None, 0))
         look.take_syns()
     curl = SocketOwner(PROCESS, 9, 9, "curl", ("curl",))
     script.append(Answer(curl))
@@ -949,26 +956,30 @@ def test_the_syn_watch_thread_object_keeps_its_own_fds_and_stops_once() -> None:
 
 def test_the_summary_says_what_the_syn_watch_did() -> None:
     """The summary line and the JSON summary carry the SYN watch's figures: SYNs read,
-    named at their SYN, not queued; or why it was off."""
+    named at their SYN, accepting ends named as accepted, not queued; or why it was
+    off."""
     from types import SimpleNamespace
 
     from rawlab.analysis.processes import AttributionCounts
     from rawlab.present.processes import summary, summary_json
 
     counts = AttributionCounts(slow=[7, 1, 0, 2, 0, 0], flows=3)
-    ran = SimpleNamespace(syns=12, found=11, dropped=0, off=None)
+    ran = SimpleNamespace(syns=12, found=11, accepted=0, dropped=0, off=None)
     text = summary(counts, False, ran)
     assert text.endswith("; SYN watch: 12 SYNs, 11 named at their SYN")
-    full = SimpleNamespace(syns=5000, found=900, dropped=4000, off=None)
+    both = SimpleNamespace(syns=12, found=11, accepted=10, dropped=0, off=None)
+    assert summary(counts, False, both).endswith(
+        "; SYN watch: 12 SYNs, 11 named at their SYN, 10 accepting ends named as accepted")
+    full = SimpleNamespace(syns=5000, found=900, accepted=0, dropped=4000, off=None)
     assert summary(counts, False, full).endswith(
         "5000 SYNs, 900 named at their SYN, 4000 left to the capture's own questions (its "
         "queue was full)")
-    stopped = SimpleNamespace(syns=3, found=3, dropped=0, off="stopped: EBADF")
+    stopped = SimpleNamespace(syns=3, found=3, accepted=0, dropped=0, off="stopped: EBADF")
     assert summary(counts, False, stopped).endswith(
         "; SYN watch: 3 SYNs, 3 named at their SYN, then off (stopped: EBADF)")
-    off = SimpleNamespace(syns=0, found=0, dropped=0, off="link type 113: no")
+    off = SimpleNamespace(syns=0, found=0, accepted=0, dropped=0, off="link type 113: no")
     assert summary(counts, False, off).endswith("; SYN watch off (link type 113: no)")
     assert "SYN watch" not in summary(counts)
-    assert summary_json(counts, 4, True, ran)["syn_watch"] == {
-        "syns": 12, "named": 11, "dropped": 0, "off": None}
+    assert summary_json(counts, 4, True, both)["syn_watch"] == {
+        "syns": 12, "named": 11, "accepted": 10, "dropped": 0, "off": None}
     assert "syn_watch" not in summary_json(counts, 4, True)

@@ -22,11 +22,16 @@ owner it found is finished (the process's facts) at the capture's next question
 ones find it under the socket's cookie, even after the socket closed (TIME_WAIT keeps
 the cookie; a destroyed socket's message carries it). What the thread cannot finish (20
 walks in 100 ms spent, an address it has no route for) wakes this module's Python
-thread, which goes on at once from what the thread found. The accepting end is not
-asked here: its socket does not exist before the handshake ends (the capture asks for
-it, and meanwhile names the listener's process). A socket that lives shorter than the
-question is still missed: said so, never guessed. Frames of other link types than
-Ethernet and raw IP leave the watch off.
+thread, which goes on at once from what the thread found. The accepting end's socket
+does not exist before the handshake ends: when the SYN goes to a listener of this
+machine whose process is known, the thread asks for that end 100 µs after the SYN and
+again (up to 50 ms) until it has an inode, then reads the listener's process's fd links
+for it (the fds that held its last accepted sockets first): a server that answers and
+closes within a millisecond is named too (counted apart: ``accepted``). Not found
+there (another process accepted it), the capture asks, and meanwhile names the
+listener's process. A socket that lives shorter than the question is still missed:
+said so, never guessed. Frames of other link types than Ethernet and raw IP leave the
+watch off.
 """
 
 from __future__ import annotations
@@ -79,6 +84,12 @@ class SynWatch:
     def found(self) -> int:
         """Of them, those whose sender was a process when asked."""
         return self.lookup.syn_found
+
+    @property
+    def accepted(self) -> int:
+        """Accepting ends named as they were accepted (the connection's other end, asked
+        for after its SYN until a process held it)."""
+        return self.lookup.accept_found
 
     @property
     def errors(self) -> int:

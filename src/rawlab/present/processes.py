@@ -75,7 +75,8 @@ def owner_lines(owners: Owners) -> list[str]:
 def summary(counts: Any, dropped: bool = False, watch: Any = None) -> str:
     """``processes: N frames attributed, M closed before lookup, K not attributable``
     (an AttributionCounts); with a filter, also the frames it dropped; with the SYN watch
-    (rawlab.analysis.syn_watch.SynWatch, closed), what it read and named."""
+    (rawlab.analysis.syn_watch.SynWatch, closed), what it read and named (connecting ends
+    at their SYN, accepting ones as they were accepted)."""
     from rawlab.present.packet import plural
 
     text = (f"processes: {plural(counts.attributed, 'frame')} attributed, "
@@ -88,6 +89,8 @@ def summary(counts: Any, dropped: bool = False, watch: Any = None) -> str:
     elif watch is not None:
         text += (f"; SYN watch: {plural(watch.syns, 'SYN')}, {watch.found} named at their "
                  "SYN")
+        if watch.accepted:
+            text += f", {plural(watch.accepted, 'accepting end')} named as accepted"
         if watch.dropped:
             text += f", {watch.dropped} left to the capture's own questions (its queue was full)"
         if watch.off is not None:
@@ -102,7 +105,8 @@ def summary_json(counts: Any, lookups: int, destroy_groups: bool,
            "flows": counts.flows, "lookups": lookups, "destroy_groups": destroy_groups}
     if watch is not None:
         out["syn_watch"] = {"syns": watch.syns, "named": watch.found,
-                            "dropped": watch.dropped, "off": watch.off}
+                            "accepted": watch.accepted, "dropped": watch.dropped,
+                            "off": watch.off}
     return out
 
 

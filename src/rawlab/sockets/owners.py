@@ -169,6 +169,9 @@ class OwnerLookup:
         # (namespace, uid) -> (pid, fd) of the processes that last owned such a socket,
         # latest first: where a new socket's inode is looked for first (a client makes many)
         self._hints: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
+        # (namespace, port) -> the pid holding a TCP listener there (given to the SYN
+        # watch's thread, which looks for the sockets it accepts in that process)
+        self._listeners: dict[tuple[int, int], int] = {}
         self._cgroups: dict[int, str | None] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
         self._destroyed = GoneSockets(_DESTROY_KEEP_S, _MAX_DESTROYED)
@@ -183,6 +186,7 @@ class OwnerLookup:
                                   tuple[float, SocketOwner]] = OrderedDict()
         self._scout: Any = None  # the SYN watch's compiled thread (rawlab._syn_watch)
         self.syn_found = 0  # SYNs whose sender was named at once
+        self.accept_found = 0  # accepting ends the SYN watch named as they were accepted
         self.syn_errors = 0  # SYN look-ups that failed (the capture asks again later)
 
     # -- set-up ------------------------------------------------------------------
@@ -281,7 +285,9 @@ class OwnerLookup:
                 for m in replies:
                     s = diag.inet_socket(m.payload)
                     if s is not None and s.inode:
-                        self._resolve(s, ns)
+                        owner = self._resolve(s, ns)
+                        if s.state == diag.TCP_LISTEN and proto == socket.IPPROTO_TCP:
+                            self._listener(ns, m.payload[4] << 8 | m.payload[5], owner)
 
     # -- the SYN watch's compiled thread ------------------------------------------
 
@@ -290,13 +296,17 @@ class OwnerLookup:
         able to ask on its own: a sock_diag socket of its own in each namespace, where
         each address lives, each namespace's processes, and from now on where the last
         owners of a namespace's and uid's sockets held them (the hints: given as their
-        facts are read, so that the pidfd the thread opens names that process); until
-        :meth:`detach` or :meth:`close`. What it finds is finished by :meth:`take_syns`."""
+        facts are read, so that the pidfd the thread opens names that process), and which
+        process holds each TCP listener known (it looks there for the sockets the
+        listener's connections become once accepted); until :meth:`detach` or
+        :meth:`close`. What it finds is finished by :meth:`take_syns`."""
         with self.lock:
             self._scout = scout
             for ns in self.namespaces.values():
                 self._scout_ns(ns)
             self._scout_routes()
+            for (netns, port), pid in self._listeners.items():
+                scout.listener(netns, port, pid)
 
     def detach(self) -> None:
         with self.lock:
@@ -344,7 +354,7 @@ class OwnerLookup:
                 pass
         tcp = socket.IPPROTO_TCP
         for (kind, fam, src, sport, dst, dport, netns, found, pid, fd, alive, _err,
-             facts) in items:
+             facts, end) in items:
             family = socket.AF_INET if fam == 4 else socket.AF_INET6
             key = (tcp, src, sport, dst, dport)
             ns = self.namespaces.get(netns)
@@ -364,13 +374,20 @@ class OwnerLookup:
             except Exception:  # the capture's own look-up of this flow says what is known
                 self.syn_errors += 1
                 continue
-            self._keep_at_syn(key, ans)
+            self._keep_at_syn(key, ans, end)
 
-    def _keep_at_syn(self, key: tuple[int, bytes, int, bytes, int], ans: Answer) -> None:
+    def _keep_at_syn(self, key: tuple[int, bytes, int, bytes, int], ans: Answer,
+                     end: int = 0) -> None:
+        """Keep what the SYN watch found of a connection's end (`end` 0: the connecting
+        one, at its SYN; 1: the accepting one, once accepted) for the capture's first
+        question about it."""
         at = self._at_syn
         at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
         if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
-            self.syn_found += 1
+            if end:
+                self.accept_found += 1
+            else:
+                self.syn_found += 1
             at[key] = (time.monotonic(), ans.owner)
             while len(at) > _MAX_AT_SYN or \
                     time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
@@ -517,7 +534,9 @@ class OwnerLookup:
                 return not gone
 
             if protocol == socket.IPPROTO_TCP and s.state == diag.TCP_LISTEN:
-                return Answer(self._resolve(s, ns, alive), final=False)
+                owner = self._resolve(s, ns, alive)
+                self._listener(ns, lport, owner)
+                return Answer(owner, final=False)
             owner = self._resolve(s, ns, alive)
             if owner.state != PROCESS and not alive():  # closed while /proc was read
                 return Answer(SocketOwner(CLOSED, uid=s.uid, netns=ns.inode,
@@ -527,7 +546,9 @@ class OwnerLookup:
             lst = ns.look.find(family, protocol, local, lport, bytes(len(remote)), 0)
             self.lookups += 1
             if lst is not None and lst.state == diag.TCP_LISTEN and lst.inode:
-                return Answer(self._resolve(lst, ns), final=False)
+                owner = self._resolve(lst, ns)
+                self._listener(ns, lport, owner)
+                return Answer(owner, final=False)
         uid = s.uid if s.state != diag.TCP_TIME_WAIT else None
         return Answer(SocketOwner(CLOSED, uid=uid, netns=ns.inode, netns_name=ns.name))
 
@@ -571,6 +592,17 @@ class OwnerLookup:
             if len(self._cookies) > _MAX_COOKIES:
                 self._cookies.popitem(last=False)
         return owner
+
+    def _listener(self, ns: Namespace, port: int, owner: SocketOwner) -> None:
+        """`owner` holds a TCP listener on `port` in `ns`: the SYN watch's thread looks in
+        its process for the sockets that listener's connections become once accepted."""
+        if owner.state != PROCESS or owner.pid is None:
+            return
+        key = (ns.inode, port)
+        if self._listeners.get(key) != owner.pid:
+            self._listeners[key] = owner.pid
+            if self._scout is not None:
+                self._scout.listener(ns.inode, port, owner.pid)
 
     def _cgroup(self, cgroup_id: int | None) -> str | None:
         if cgroup_id is None:
