@@ -30,9 +30,10 @@
  * long before the capture's block is read): the listener's process is the one that can
  * have accepted it, and its fd links are read (the fds that held the last ones first,
  * then ACCEPT_SCAN links at most): found, the item (end 1) is queued as a HIT; not found,
- * nothing is (the capture asks, later). ACCEPTS_MOST a window at most; a listener
- * whose accepted sockets were not found ACCEPT_FAILS times in a row (another process
- * accepts them) rests ACCEPT_REST_US.
+ * nothing is (the capture asks, later). ACCEPTS_MOST a window at most, SCANS_MOST
+ * fd-table reads; a listener whose accepted sockets were mostly not found in its process
+ * (others accept them too) rests ACCEPT_REST_US, doubled while that goes on. Whether the listener's process still
+ * lives when its fd matched is read from a pidfd opened when it was given (`alive`).
  *
  * The thread runs at real-time priority (SCHED_FIFO 1, where it may: CAP_SYS_NICE): a
  * SYN's wake-up preempts the capture's loop at once, also on a shared CPU, where a
@@ -112,16 +113,20 @@ static const long long ACCEPT_AFTER_US[] = {100, 250, 500, 1000, 2000, 5000, 100
 #define ACCEPT_TRIES ((int)(sizeof ACCEPT_AFTER_US / sizeof ACCEPT_AFTER_US[0]))
 #define ACCEPT_SCAN 64   /* fd links of the listener's process read for an accepted socket */
 #define ACCEPTS_MOST 100 /* accepting ends watched a window (RT_WINDOW_MS); more: not asked */
-#define ACCEPT_FAILS 64  /* accepted sockets in a row not found: that listener rests */
-#define ACCEPT_REST_US 1000000  /* (for a second) */
+#define ACCEPT_RUN 64    /* accepted sockets of a listener, over half not found in its
+                            process (others accept them): that listener rests */
+#define ACCEPT_REST_US 1000000  /* (a second, then 2, 4 ... 64 while runs miss) */
+#define SCANS_MOST 10    /* fd-table reads for accepted sockets a window; more: last[] only */
 #define LISTENERS 256
 #define ACCEPT_LAST 4    /* fds that held a listener's last accepted sockets, tried first */
 typedef struct {
     uint64_t netns;
     uint16_t port;
     long long pid, last[ACCEPT_LAST];  /* (-1: none) */
-    int fails;
-    long long rest_until_us;  /* after ACCEPT_FAILS misses in a row: not asked till then */
+    int pidfd;                /* opened when the pid was given: whether that process lives */
+    int tried, missed;        /* accepted sockets looked for, not found, of the last run */
+    long long rest_until_us;  /* after a run of ACCEPT_RUN with over half missed */
+    long long rest_us;        /* how long: doubled by each such run in a row */
 } listener_t;
 typedef struct { item_t it; long long syn_us, due_us; int tries; } accept_t;
 #define NEAR_MOST 64     /* a namespace's processes walked first, if it has no more */
@@ -158,6 +163,7 @@ typedef struct {
                                              not hold when read */
     accept_t acc[ACCEPTS]; size_t nacc;   /* the thread's: connections not yet accepted */
     long long acc_window; unsigned acc_in_window;
+    long long scan_window; unsigned scans_in_window;
     listener_t lst[LISTENERS]; size_t nlst, lnext;  /* (the mutex held) */
     unsigned long long demoted;           /* times a flood of SYNs ended real time */
     unsigned long long walks;             /* walks of /proc the thread made */
@@ -286,7 +292,7 @@ static void
 push(Watcher *w, const item_t *it)
 {
     if (w->qlen == QUEUE) {
-        w->dropped++;
+        w->dropped += !it->end;  /* (SYNs; an accepting end is asked for by the capture) */
         free(it->facts);
         return;
     }
@@ -682,6 +688,18 @@ settle(Watcher *w, item_t *it, int rc, uint64_t netns)
 
 /* the accepting end of the SYN's connection, when its address is one the thread can ask
    in: asked for ACCEPT_AFTER_US after the SYN until a process has accepted it */
+/* an fd table may be read for an accepted socket now (SCANS_MOST a window) */
+static int
+may_scan(Watcher *w)
+{
+    long long t = now_ms();
+    if (t - w->scan_window >= RT_WINDOW_MS) {
+        w->scan_window = t;
+        w->scans_in_window = 0;
+    }
+    return w->scans_in_window++ < SCANS_MOST;
+}
+
 static listener_t *
 listener_of(Watcher *w, uint64_t netns, uint16_t port)
 {
@@ -713,15 +731,28 @@ accept_held(Watcher *w, item_t *it)
     int i = held_by(w, pids, last, n, it->found.inode);
     if (i >= 0)
         got_fd = last[i];
-    else if (!held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
+    else if (!may_scan(w)
+             || !held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
         got_fd = -1;
+    int alive = -1;
     pthread_mutex_lock(&w->mu);
     l = listener_of(w, it->netns, it->sport);
     if (l != NULL && l->pid == pid) {
-        l->fails = got_fd >= 0 ? 0 : l->fails + 1;
-        if (l->fails >= ACCEPT_FAILS) {
-            l->fails = 0;
-            l->rest_until_us = now_us() + ACCEPT_REST_US;
+        if (got_fd >= 0 && l->pidfd >= 0) {  /* (the process given lives: its facts) */
+            long r = syscall(SYS_pidfd_send_signal, l->pidfd, 0, NULL, 0);
+            alive = r == 0 ? 1 : (errno == ESRCH ? 0 : -1);
+        }
+        l->missed += got_fd < 0;
+        if (++l->tried == ACCEPT_RUN) {
+            if (l->missed * 2 > ACCEPT_RUN) {
+                l->rest_us = l->rest_us ? l->rest_us * 2 : ACCEPT_REST_US;
+                if (l->rest_us > 64 * (long long)ACCEPT_REST_US)
+                    l->rest_us = 64 * (long long)ACCEPT_REST_US;
+                l->rest_until_us = now_us() + l->rest_us;
+            } else {
+                l->rest_us = 0;
+            }
+            l->tried = l->missed = 0;
         }
         if (got_fd >= 0) {  /* (first from now on; the others after it, in order) */
             int at = ACCEPT_LAST - 1;
@@ -743,7 +774,7 @@ accept_held(Watcher *w, item_t *it)
     it->has_found = 1;
     it->pid = pid;
     it->fd = got_fd;
-    it->alive = lives(w, it->netns, it->found.uid, pid);
+    it->alive = alive;
     return 1;
 }
 
@@ -814,10 +845,11 @@ accept_ask(Watcher *w, accept_t *a)
         }
         return 1;
     }
-    /* not yet: no socket yet (a request), or one in the listener's queue (ESTABLISHED,
-       SYN_RECV, NEW_SYN_RECV, CLOSE_WAIT without an inode) */
+    /* not yet: no socket yet, the listener itself (the kernel's look-up falls back to it
+       while no connection matches: SYN cookies keep no request), or one in its queue
+       (ESTABLISHED, SYN_RECV, NEW_SYN_RECV, CLOSE_WAIT without an inode) */
     return !(rc == 0 || (rc == 1 && (f.state == 1 || f.state == 3 || f.state == 12
-                                     || f.state == 8)));
+                                     || f.state == 8 || f.state == 10)));
 }
 
 /* the accepting ends due by now asked for; when the next one is due (-1: none) */
@@ -828,13 +860,16 @@ accept_due(Watcher *w)
     for (size_t i = 0; i < w->nacc;) {
         accept_t *a = &w->acc[i];
         if (a->due_us <= t) {
-            if (accept_ask(w, a) || ++a->tries == ACCEPT_TRIES) {
+            int done = accept_ask(w, a);
+            /* (late, the thread busy: the next step still ahead, not every one missed) */
+            while (!done && ++a->tries < ACCEPT_TRIES
+                   && a->syn_us + ACCEPT_AFTER_US[a->tries] <= t)
+                ;
+            if (done || a->tries >= ACCEPT_TRIES) {
                 w->acc[i] = w->acc[--w->nacc];
                 continue;
             }
             a->due_us = a->syn_us + ACCEPT_AFTER_US[a->tries];
-            if (a->due_us <= t)
-                a->due_us = t + 1;
         }
         if (next < 0 || a->due_us < next)
             next = a->due_us;
@@ -953,8 +988,8 @@ run(void *arg)
             break;
         }
         for (;;) {
-            if (!(p[0].revents & POLLIN))
-                break;  /* (an accepting end is due) */
+            if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+                break;  /* (an accepting end is due; an error is read, which clears it) */
             ssize_t n = recv(w->pkt_fd, pkt, sizeof pkt, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EINTR)
@@ -1054,6 +1089,9 @@ Watcher_dealloc(Watcher *w)
         for (int j = 0; j < w->hints[i].n; j++)
             if (w->hints[i].pidfd[j] >= 0)
                 close(w->hints[i].pidfd[j]);
+    for (size_t i = 0; i < w->nlst; i++)
+        if (w->lst[i].pidfd >= 0)
+            close(w->lst[i].pidfd);
     PyMem_RawFree(w->ns);
     PyMem_RawFree(w->closing);
     PyMem_RawFree(w->routes);
@@ -1233,10 +1271,9 @@ Watcher_routes(Watcher *w, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* members({netns: [pid, ...]}): the processes of each namespace (as last seen), walked
-   first there when they are NEAR_MOST at most (a lab namespace, a container) */
 /* listener(netns, port, pid): the process holding a TCP listener on `port` in `netns`
-   (the one that accepts its connections) */
+   (the one that accepts its connections; given as its facts were read: the pidfd opened
+   now names that process) */
 static PyObject *
 Watcher_listener(Watcher *w, PyObject *args)
 {
@@ -1245,25 +1282,40 @@ Watcher_listener(Watcher *w, PyObject *args)
     long long pid;
     if (!PyArg_ParseTuple(args, "KiL:listener", &netns, &port, &pid))
         return NULL;
+    int closing = -1;
     pthread_mutex_lock(&w->mu);
     listener_t *l = listener_of(w, netns, (uint16_t)port);
     if (l == NULL) {
-        l = w->nlst < LISTENERS ? &w->lst[w->nlst++] : &w->lst[w->lnext++ % LISTENERS];
-        l->netns = netns;
-        l->port = (uint16_t)port;
-        l->pid = -1;
+        if (w->nlst < LISTENERS) {
+            l = &w->lst[w->nlst++];
+            l->pidfd = -1;
+        } else {  /* (an entry given up for this one: its pidfd closed below) */
+            l = &w->lst[w->lnext++ % LISTENERS];
+        }
+        l->pid = -2;  /* (no pid: made anew below) */
     }
     if (l->pid != pid) {
+        closing = l->pidfd;
+        memset(l, 0, sizeof *l);
+        l->netns = netns;
+        l->port = (uint16_t)port;
         l->pid = pid;
         for (int j = 0; j < ACCEPT_LAST; j++)
             l->last[j] = -1;
-        l->fails = 0;
-        l->rest_until_us = 0;
+        l->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (l->pidfd >= 0)
+            fcntl(l->pidfd, F_SETFD, FD_CLOEXEC);
+        else
+            l->pidfd = -1;
     }
     pthread_mutex_unlock(&w->mu);
+    if (closing >= 0)
+        close(closing);
     Py_RETURN_NONE;
 }
 
+/* members({netns: [pid, ...]}): the processes of each namespace (as last seen), walked
+   first there when they are NEAR_MOST at most (a lab namespace, a container) */
 static PyObject *
 Watcher_members(Watcher *w, PyObject *arg)
 {

@@ -370,7 +370,8 @@ class OwnerLookup:
                     self.lookups += 1
                     read = proc.facts_from(pid, *facts) if facts is not None else None
                     ans = self._after_held(ns, diag.InetSocket(*found), pid, fd, alive == 1,
-                                           (family, src, sport, dst, dport), read)
+                                           (family, src, sport, dst, dport), read,
+                                           hint=not end)
             except Exception:  # the capture's own look-up of this flow says what is known
                 self.syn_errors += 1
                 continue
@@ -417,14 +418,16 @@ class OwnerLookup:
 
     def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
                     end: tuple[int, bytes, int, bytes, int],
-                    facts: proc.ProcessFacts | None = None) -> Answer:
+                    facts: proc.ProcessFacts | None = None, *, hint: bool = True) -> Answer:
         """The owner of connecting TCP socket `s` (`end`: its family, local address and
         port, remote address and port), which process `pid` held at `fd` when asked (pid
         -1: no process asked first did; `lived`: that process was seen alive then, as it
         was when its facts were read: they are its even if it has exited since; `facts`:
-        read when it was found, by the SYN watch's thread)."""
+        read when it was found, by the SYN watch's thread; `hint` False: an accepted socket,
+        found in its listener's process, which does not become the first place a new
+        socket of that namespace and uid is looked for)."""
         if pid >= 0 and s.state != diag.TCP_LISTEN and s.cookie not in self._cookies:
-            owner = self._held_by(s, ns, pid, fd, lived, facts)
+            owner = self._held_by(s, ns, pid, fd, lived, facts, hint=hint)
             if owner is not None:
                 self.holders.remember(s.inode, pid, fd)
                 return Answer(owner)
@@ -570,12 +573,12 @@ class OwnerLookup:
         return owner
 
     def _held_by(self, s: diag.InetSocket, ns: Namespace, pid: int, fd: int,
-                 lived: bool = False, facts: proc.ProcessFacts | None = None
-                 ) -> SocketOwner | None:
+                 lived: bool = False, facts: proc.ProcessFacts | None = None, *,
+                 hint: bool = True) -> SocketOwner | None:
         """The owner of socket `s` that process `pid` holds at `fd` (None: the process is
         gone, unless `lived`: see :meth:`_after_held`), remembered under the socket's
         cookie; (pid, fd) becomes the first place a new socket of that namespace and uid
-        is looked for (`facts`: read already)."""
+        is looked for unless `hint` is False (`facts`: read already)."""
         if facts is not None:
             self._facts.keep(facts)
         f = facts or self._facts.get(pid, lived)
@@ -583,10 +586,11 @@ class OwnerLookup:
             return None
         owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
                             f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
-        hint = self._hints.setdefault((ns.inode, s.uid), [])
-        hint[:] = [(pid, fd), *(h for h in hint if h[0] != pid)][:_HINTS]
-        if self._scout is not None:
-            self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
+        if hint:
+            hints = self._hints.setdefault((ns.inode, s.uid), [])
+            hints[:] = [(pid, fd), *(h for h in hints if h[0] != pid)][:_HINTS]
+            if self._scout is not None:
+                self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
         if s.cookie:  # (a socket from /proc/net has none)
             self._cookies[s.cookie] = owner
             if len(self._cookies) > _MAX_COOKIES:
@@ -598,11 +602,9 @@ class OwnerLookup:
         its process for the sockets that listener's connections become once accepted."""
         if owner.state != PROCESS or owner.pid is None:
             return
-        key = (ns.inode, port)
-        if self._listeners.get(key) != owner.pid:
-            self._listeners[key] = owner.pid
-            if self._scout is not None:
-                self._scout.listener(ns.inode, port, owner.pid)
+        self._listeners[(ns.inode, port)] = owner.pid
+        if self._scout is not None:  # (the same pid again: the thread keeps what it had)
+            self._scout.listener(ns.inode, port, owner.pid)
 
     def _cgroup(self, cgroup_id: int | None) -> str | None:
         if cgroup_id is None:
