@@ -128,7 +128,7 @@ typedef struct {
     long long rest_until_us;  /* after a run of ACCEPT_RUN with over half missed */
     long long rest_us;        /* how long: doubled by each such run in a row */
 } listener_t;
-typedef struct { item_t it; long long syn_us, due_us; int tries; } accept_t;
+typedef struct { item_t it; long long syn_us, due_us; int tries, missed; } accept_t;
 #define NEAR_MOST 64     /* a namespace's processes walked first, if it has no more */
 typedef struct { uint64_t netns; int n; long long pid[NEAR_MOST]; } near_t;
 typedef struct { uint8_t len; uint8_t addr[16]; uint64_t netns; } route_t;
@@ -711,9 +711,10 @@ listener_of(Watcher *w, uint64_t netns, uint16_t port)
 
 /* the process of the listener on the accepted socket `it`'s port holds it: 1 and `it`
    a HIT (its fd: those that held the last such sockets first, then ACCEPT_SCAN links);
-   0 when not (the listener's misses counted) */
+   0 when not (a miss, counted against the listener when `count`); -1 when its fd table
+   could not be read now (SCANS_MOST spent: nothing counted) */
 static int
-accept_held(Watcher *w, item_t *it)
+accept_held(Watcher *w, item_t *it, int count)
 {
     long long last[ACCEPT_LAST], pids[ACCEPT_LAST];
     pthread_mutex_lock(&w->mu);
@@ -731,9 +732,12 @@ accept_held(Watcher *w, item_t *it)
     int i = held_by(w, pids, last, n, it->found.inode);
     if (i >= 0)
         got_fd = last[i];
-    else if (!may_scan(w)
-             || !held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
+    else if (!may_scan(w))
+        return -1;
+    else if (!held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
         got_fd = -1;
+    if (got_fd < 0 && !count)
+        return 0;
     int alive = -1;
     pthread_mutex_lock(&w->mu);
     l = listener_of(w, it->netns, it->sport);
@@ -838,10 +842,17 @@ accept_ask(Watcher *w, accept_t *a)
     if (rc == 1 && f.inode && f.state != 10 /* LISTEN */) {
         item_t it = a->it;
         it.found = f;
-        if (accept_held(w, &it)) {
+        /* (a first miss is asked again: the kernel names the socket's inode a moment
+           before the fd that holds it is in the process's table) */
+        int last = a->missed || a->tries + 1 >= ACCEPT_TRIES;
+        int got = accept_held(w, &it, last);
+        if (got == 1) {
             pthread_mutex_lock(&w->mu);
             push(w, &it);
             pthread_mutex_unlock(&w->mu);
+        } else if (got == 0 && !last) {
+            a->missed = 1;
+            return 0;
         }
         return 1;
     }
@@ -1282,7 +1293,7 @@ Watcher_listener(Watcher *w, PyObject *args)
     long long pid;
     if (!PyArg_ParseTuple(args, "KiL:listener", &netns, &port, &pid))
         return NULL;
-    int closing = -1;
+    int closing = -1, fresh = 0;
     pthread_mutex_lock(&w->mu);
     listener_t *l = listener_of(w, netns, (uint16_t)port);
     if (l == NULL) {
@@ -1292,9 +1303,12 @@ Watcher_listener(Watcher *w, PyObject *args)
         } else {  /* (an entry given up for this one: its pidfd closed below) */
             l = &w->lst[w->lnext++ % LISTENERS];
         }
-        l->pid = -2;  /* (no pid: made anew below) */
+        fresh = 1;
     }
-    if (l->pid != pid) {
+    /* (the same pid given again names the same process, unless that one has exited: a
+       new listener's, whose facts were just read) */
+    if (fresh || l->pid != pid || (l->pidfd >= 0
+            && syscall(SYS_pidfd_send_signal, l->pidfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
         closing = l->pidfd;
         memset(l, 0, sizeof *l);
         l->netns = netns;
@@ -1302,10 +1316,8 @@ Watcher_listener(Watcher *w, PyObject *args)
         l->pid = pid;
         for (int j = 0; j < ACCEPT_LAST; j++)
             l->last[j] = -1;
-        l->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (l->pidfd >= 0)
-            fcntl(l->pidfd, F_SETFD, FD_CLOEXEC);
-        else
+        l->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);  /* (close-on-exec) */
+        if (l->pidfd < 0)
             l->pidfd = -1;
     }
     pthread_mutex_unlock(&w->mu);

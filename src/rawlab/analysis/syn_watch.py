@@ -29,7 +29,9 @@ again (up to 50 ms) until it has an inode, then reads the listener's process's f
 for it (the fds that held its last accepted sockets first): a server that answers and
 closes within a millisecond is named too (counted apart: ``accepted``). Not found
 there (another process accepted it), the capture asks, and meanwhile names the
-listener's process. A socket that lives shorter than the question is still missed:
+listener's process. (A server that forks for each connection is named by the parent
+if the parent still holds the accepted socket when it is read: a holder of it, not
+the child that serves it.) A socket that lives shorter than the question is still missed:
 said so, never guessed. Frames of other link types than Ethernet and raw IP leave the
 watch off.
 """
