@@ -139,6 +139,22 @@ def test_a_listener_stands_in_until_the_connection_is_accepted() -> None:
     assert len(look.asked) == 3  # the two ends, then the provisional one once more
 
 
+def test_a_frame_with_an_end_closed_before_lookup_is_not_counted_attributed() -> None:
+    """A frame whose client is named but whose server's socket closed before its look-up
+    counts as closed before lookup (its attribution is not whole); one whose other end is
+    no socket (the kernel answered) counts as attributed."""
+    look = Table({40000: [Ans(CURL)], 80: [Ans(SocketOwner(CLOSED))],
+                  40001: [Ans(CURL)], 81: [Ans(SocketOwner(NO_SOCKET))]})
+    attr = Attribution(look)
+    half = [tcp(t, True, 0x10) for t in range(3)]
+    rst = [tcp(10 + t, True, 0x10, cport=40001, sport=81) for t in range(2)]
+    for r in half + rst:
+        assert attr(r)
+    assert half[0].owners == (CURL, SocketOwner(CLOSED))
+    c = attr.counts
+    assert (c.attributed, c.closed, c.unattributed, c.total) == (2, 3, 0, 5)
+
+
 def test_udp_is_checked_again_after_recheck_ns() -> None:
     look = Table({5353: [Ans(CURL)], 53: [Ans(NGINX)]})
     attr = Attribution(look, recheck_ns=1_000_000_000)

@@ -37,8 +37,9 @@ from rawlab.records import CLOSED, PROCESS, LinkType, Owners, Record, SocketOwne
 Entry = tuple[Owners | None, bool, int]
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
-# frame categories: attributed (an end is a process), closed before look-up (no process
-# end, an end closed), not attributable; +3 when the frame was filtered out
+# frame categories: attributed (an end is a process, none closed before its look-up),
+# closed before look-up (an end closed: its process unknown, the other end's may be
+# known), not attributable; +3 when the frame was filtered out
 ATTRIBUTED, CLOSED_FIRST, UNATTRIBUTED = 0, 1, 2
 _DROPPED = 3
 
@@ -131,11 +132,13 @@ class Flow:
 
 
 def category(owners: Owners) -> int:
-    """ATTRIBUTED, CLOSED_FIRST or UNATTRIBUTED for a frame with these owners."""
+    """ATTRIBUTED, CLOSED_FIRST or UNATTRIBUTED for a frame with these owners (an end
+    closed before its look-up makes it CLOSED_FIRST even when the other end is named:
+    the frame's attribution is not whole)."""
     states = {o.state for o in owners if o is not None}
-    if PROCESS in states:
-        return ATTRIBUTED
-    return CLOSED_FIRST if CLOSED in states else UNATTRIBUTED
+    if CLOSED in states:
+        return CLOSED_FIRST
+    return ATTRIBUTED if PROCESS in states else UNATTRIBUTED
 
 
 # the fast shapes: link type -> where the EtherType and the IPv4 header lie

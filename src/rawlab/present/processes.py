@@ -73,14 +73,15 @@ def owner_lines(owners: Owners) -> list[str]:
 
 
 def summary(counts: Any, dropped: bool = False, watch: Any = None) -> str:
-    """``processes: N frames attributed, M closed before lookup, K not attributable``
+    """``processes: N frames attributed, M with an end closed before lookup, K not
+    attributable``
     (an AttributionCounts); with a filter, also the frames it dropped; with the SYN watch
     (rawlab.analysis.syn_watch.SynWatch, closed), what it read and named (connecting ends
     at their SYN, accepting ones as they were accepted)."""
     from rawlab.present.packet import plural
 
     text = (f"processes: {plural(counts.attributed, 'frame')} attributed, "
-            f"{counts.closed} closed before lookup (process unknown), "
+            f"{counts.closed} with an end closed before lookup (its process unknown), "
             f"{counts.unattributed} not attributable (no TCP/UDP/ping socket of this machine)")
     if dropped:
         text += f"; {counts.dropped} dropped by the process filter"

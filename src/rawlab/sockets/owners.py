@@ -419,13 +419,14 @@ class OwnerLookup:
     def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
                     end: tuple[int, bytes, int, bytes, int],
                     facts: proc.ProcessFacts | None = None, *, hint: bool = True) -> Answer:
-        """The owner of connecting TCP socket `s` (`end`: its family, local address and
-        port, remote address and port), which process `pid` held at `fd` when asked (pid
-        -1: no process asked first did; `lived`: that process was seen alive then, as it
-        was when its facts were read: they are its even if it has exited since; `facts`:
-        read when it was found, by the SYN watch's thread; `hint` False: an accepted socket,
-        found in its listener's process, which does not become the first place a new
-        socket of that namespace and uid is looked for)."""
+        """The owner of TCP socket `s`, a connecting one or an accepted one (`end`: its
+        family, local address and port, remote address and port), which process `pid`
+        held at `fd` when asked (pid -1: no process asked first did; `lived`: that
+        process was seen alive then, as it was when its facts were read: they are its
+        even if it has exited since; `facts`: read when it was found, by the SYN watch's
+        thread; `hint` False: an accepted socket, found in its listener's process, which
+        does not become the first place a new socket of that namespace and uid is looked
+        for)."""
         if pid >= 0 and s.state != diag.TCP_LISTEN and s.cookie not in self._cookies:
             owner = self._held_by(s, ns, pid, fd, lived, facts, hint=hint)
             if owner is not None:
