@@ -8,7 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +206,27 @@ def test_the_comment_form_reads_back_and_ignores_other_comments() -> None:
                    ("dst", SocketOwner(UNKNOWN, netns=3, netns_name="blue")),
                    ("src", SocketOwner(PROCESS, 5, None, "Web Content", ("a b", "'q'"), 0,
                                        "/a b", "x" * 64, 1, None))):
-        text = owner_comment(end, o)  # per packet: who, the namespace (uid if no process)
-        got = parse_comment(text)
-        assert got is not None and got[0] == end, text
-        facts = parse_comment("src " + facts_comment(o))  # the process block's comment
-        assert facts is not None
-        assert with_facts(got[1], facts[1]) == o, text
+        # per packet: who (the uid and the namespace if no process), the namespace also
+        # where the process block says another
+        for where in (None, (o.netns, o.netns_name), (5, "red")):
+            text = owner_comment(end, o, where=where)
+            got = parse_comment(text)
+            assert got is not None and got[0] == end, text
+            # the process block's comment (the namespace of its first socket)
+            block = o if where is None else replace(o, netns=where[0], netns_name=where[1])
+            facts = parse_comment("src " + facts_comment(block))
+            assert facts is not None
+            assert with_facts(got[1], facts[1]) == o, (text, where)
     assert owner_comment("src", CURL) == "src curl[1234] netns=4026531840"
+    assert owner_comment("src", CURL, where=(4026531840, None)) == "src curl[1234]"
+    assert owner_comment("src", CURL, where=(4026531840, "blue")) == \
+        "src curl[1234] netns=4026531840"
+    no_ns = replace(CURL, netns=None)
+    assert owner_comment("dst", no_ns, where=(4026531840, None)) == "dst curl[1234] netns=0"
+    got = parse_comment("dst curl[1234] netns=0")
+    assert got is not None and with_facts(got[1], CURL) == no_ns
     assert facts_comment(CURL) == ("curl[1234] tid=1234 uid=1000 cgroup=/user.slice/a.scope "
-                                   "cmdline: curl -s http://10.0.0.2/")
+                                   "netns=4026531840 cmdline: curl -s http://10.0.0.2/")
     assert owner_comment("dst", SocketOwner(CLOSED, uid=7, netns=9)) == \
         "dst closed-before-lookup uid=7 netns=9"
     assert parse_comment("a note by hand") is None
@@ -240,6 +252,26 @@ def test_pcapng_carries_the_owners_and_reads_them_back(tmp_path: Path) -> None:
     assert back[0].owners is not None and back[0].owners[0] == CURL
     raw = path.read_bytes()
     assert raw.count(struct.pack("<I", 0x80000001)) == 2  # a Darwin block per process
+
+
+def test_a_namespace_is_said_per_packet_only_where_its_process_block_says_another(
+        tmp_path: Path) -> None:
+    red = replace(CURL, netns=5, netns_name="red")  # the same process, a socket elsewhere
+    none = replace(CURL, netns=None)
+    plan = [(CURL, NGINX), (red, NGINX), (none, None), (CURL, NGINX)]
+    recs = []
+    for i, owners in enumerate(plan):
+        r = tcp(i, True, 0x10, cport=40000 + i)
+        r.owners = owners
+        recs.append(r)
+    path = tmp_path / "o.pcapng"
+    _write(path, recs)
+    assert [r.owners for r in read_records(path)] == plan
+    raw = path.read_bytes()
+    assert raw.count(b"netns=4026531840") == 2  # in each process block, never per packet
+    assert raw.count(b"src curl[1234] netns=5 netns_name=red") == 1
+    assert raw.count(b"src curl[1234] netns=0") == 1
+    assert raw.count(b"src curl[1234]\0") == 2  # (the option padded with zeros)
 
 
 def test_each_packet_keeps_its_own_owners_and_direction_between_flows(tmp_path: Path) -> None:
@@ -269,7 +301,7 @@ def test_tshark_shows_the_comments(tmp_path: Path) -> None:
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment",
                           "-e", "tcp.srcport"], capture_output=True, text=True, check=True,
                          timeout=60).stdout.splitlines()
-    assert out == ["src curl[1234] netns=4026531840\t40000",
+    assert out == ["src curl[1234]\t40000",  # (its namespace: in curl's process block)
                    "dst closed-before-lookup uid=1000\t80"]
     # Debian's Wireshark 4.0 reads Apple's blocks only in its file-format view
     view = subprocess.run(["tshark", "-r", str(path), "-X", "read_format:MIME Files Format",

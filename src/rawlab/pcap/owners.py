@@ -1,13 +1,15 @@
 """How a packet's owning processes travel in pcapng: one ``opt_comment`` per end (what
 Wireshark shows as ``frame.comment``) and Apple's Darwin process information blocks.
 
-    owner_comment("src", owner)   # 'src curl[1234] netns=4026531840' (per packet)
-    facts_comment(owner)          # 'curl[1234] tid=1234 uid=1000 cgroup=... cmdline: ...'
+    owner_comment("src", owner)   # 'src curl[1234]' (per packet)
+    facts_comment(owner)          # 'curl[1234] tid=1234 uid=1000 ... netns=... cmdline: ...'
     parse_comment(text)           # ("src", SocketOwner) or None (someone else's comment)
 
-The per-packet comment is short (who, and the socket's namespace; uid too when no
-process is known); what belongs to the process (thread, uid, cgroup, container,
-command line) is said once, in the comment of its Darwin process block.
+The per-packet comment is short: who (``src curl[1234]``; the uid and the socket's
+namespace too when no process is known). What belongs to the process (thread, uid,
+cgroup, container, command line) is said once, in the comment of its Darwin process
+block, with the namespace of the first socket it was seen holding; a packet whose
+socket lives in another namespace than that says its own (``netns=0``: none known).
 
 A comment is words a person can read in Wireshark and a program can read back:
 ``END WHO key=value... [cmdline: ARGS]``, a word quoted as a shell would only when it
@@ -47,17 +49,23 @@ def _word(text: str) -> str:
     return text if _PLAIN.fullmatch(text) else shlex.quote(text)
 
 
-_PER_PACKET = ("netns", "netns_name")
-_PER_PROCESS = ("tid", "uid", "cgroup", "container")
+_WHERE = ("netns", "netns_name")
+_PER_PROCESS = ("tid", "uid", "cgroup", "container", *_WHERE)
 
 
-def owner_comment(end: str, o: SocketOwner, keys: tuple[str, ...] | None = None) -> str:
+def owner_comment(end: str, o: SocketOwner, keys: tuple[str, ...] | None = None,
+                  where: tuple[int | None, str | None] | None = None) -> str:
     """The comment that says who held the socket at `end` ("src" or "dst"): with the
-    `keys` given, else the per-packet ones (:func:`facts_comment` has the rest)."""
+    `keys` given, else the per-packet ones (:func:`facts_comment` has the rest; `where`:
+    the namespace its process block says, not said again when it is the socket's)."""
     who = f"{o.comm}[{o.pid}]" if o.state == PROCESS else _WORDS.get(o.state, o.state)
     if keys is None:
-        keys = _PER_PACKET if o.state == PROCESS else ("uid", *_PER_PACKET)
+        keys = () if o.state == PROCESS and where == (o.netns, o.netns_name) else _WHERE
+        if o.state != PROCESS:
+            keys = ("uid", *keys)
     parts = [end, _word(who)] if end else [_word(who)]
+    if "netns" in keys and o.netns is None and where is not None and where[0] is not None:
+        parts.append("netns=0")  # (none known, where the process block names one)
     for key in keys:
         v = getattr(o, key) if key != "cmdline" else None
         if v is not None:
@@ -73,7 +81,16 @@ def facts_comment(o: SocketOwner) -> str:
 
 
 def with_facts(o: SocketOwner, facts: SocketOwner | None) -> SocketOwner:
-    """A per-packet owner completed by its process block's facts (same pid and name)."""
+    """A per-packet owner completed by its process block's facts (same pid and name):
+    the namespace is the packet's own where it says one (``netns=0``: none), else the
+    block's."""
+    if o.netns == 0:  # (said: no namespace known)
+        o = SocketOwner(o.state, o.pid, o.tid, o.comm, o.cmdline, o.uid, o.cgroup,
+                        o.container, None, o.netns_name)
+    elif o.netns is None and o.netns_name is None and facts is not None \
+            and (facts.pid, facts.comm) == (o.pid, o.comm):
+        o = SocketOwner(o.state, o.pid, o.tid, o.comm, o.cmdline, o.uid, o.cgroup,
+                        o.container, facts.netns, facts.netns_name)
     if facts is None or o.state != PROCESS or (facts.pid, facts.comm) != (o.pid, o.comm):
         return o
     return SocketOwner(PROCESS, o.pid, facts.tid, o.comm, facts.cmdline, facts.uid,

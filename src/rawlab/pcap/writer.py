@@ -59,7 +59,15 @@ from rawlab.pcap.reader import (
     PCAPNG_SHB,
     PCAPNG_SPB,
 )
-from rawlab.records import PCAPNG_CUSTOM_COPY, PROCESS, Direction, Interface, Owners, Record
+from rawlab.records import (
+    PCAPNG_CUSTOM_COPY,
+    PROCESS,
+    Direction,
+    Interface,
+    Owners,
+    Record,
+    SocketOwner,
+)
 
 DEFAULT_SNAPLEN = 262144
 SHB_USERAPPL = 4
@@ -229,7 +237,8 @@ class PcapngWriter(_FileWriter):
         self._sink = _Sink(dest, buffer_bytes, blocks=True)
         self._snaplens: list[int] = []
         self._auto: dict[tuple[int, int, int], int] = {}
-        self._pibs: dict[tuple[int, str], int] = {}  # (pid, comm) -> Darwin block index
+        # (pid, comm) -> its Darwin block's index, and the namespace that block says
+        self._pibs: dict[tuple[int, str], tuple[int, tuple[int | None, str | None]]] = {}
         # id(owners) -> (owners, the whole option run per epb_flags direction)
         self._owner_opts: dict[int, tuple[Owners, list[bytes | None]]] = {}
         # an end's comment option by what it says (a new connection of the same process
@@ -358,30 +367,39 @@ class PcapngWriter(_FileWriter):
         appears)."""
         opts = b""
         said = self._comment_opts
-        for end, o in zip(("src", "dst"), owners, strict=True):
-            if o is not None:
-                # (what owner_comment says of an end: who, the uid when no process, where)
-                k = (end, o.state, o.comm, o.pid, o.uid if o.state != PROCESS else None,
-                     o.netns, o.netns_name)
-                opt = said.get(k)
-                if opt is None:
-                    if len(said) > 4096:
-                        said.clear()
-                    opt = said[k] = _option(OPT_COMMENT, owner_comment(end, o).encode())
-                opts += opt
         sender = None
-        for o in owners:
-            if o is not None and o.state == PROCESS and o.pid is not None:
-                key = (o.pid, o.comm or "")
-                idx = self._pibs.get(key)
-                if idx is None:
-                    idx = self._pibs[key] = len(self._pibs)
-                    self._put_own(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
+        for end, o in zip(("src", "dst"), owners, strict=True):
+            if o is None:
+                continue
+            where = None
+            if o.state == PROCESS and o.pid is not None:
+                idx, where = self._process_block(o)
                 if sender is None:
                     sender = idx
+            # (what owner_comment says of an end: who, the uid when no process, where
+            # unless its process block says so)
+            k = (end, o.state, o.comm, o.pid, o.uid if o.state != PROCESS else None,
+                 o.netns, o.netns_name)
+            opt = said.get(k)
+            if opt is None:
+                if len(said) > 4096:
+                    said.clear()
+                opt = said[k] = _option(OPT_COMMENT, owner_comment(end, o, where=where).encode())
+            opts += opt
         if sender is not None:
             opts += _option(EPB_DARWIN_PIB_ID, struct.pack("<I", sender))
         return opts
+
+    def _process_block(self, o: SocketOwner) -> tuple[int, tuple[int | None, str | None]]:
+        """The index of the Darwin process block of `o`'s process (written the first
+        time it appears, its facts and the namespace of `o`'s socket in its comment),
+        and the namespace that block says."""
+        key = (o.pid or 0, o.comm or "")
+        got = self._pibs.get(key)
+        if got is None:
+            got = self._pibs[key] = (len(self._pibs), (o.netns, o.netns_name))
+            self._put_own(_block(DARWIN_PIB, dpib_body(*key, facts_comment(o))))
+        return got
 
 
 
