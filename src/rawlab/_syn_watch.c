@@ -13,8 +13,11 @@
  * For each TCP SYN (without ACK) the packet socket reads, the thread asks the kernel for
  * the connecting socket (the SYN's source) in the namespace its address lives in, then
  * reads the fd links the hints name for that namespace and the socket's uid: a process
- * that holds the socket's inode there is its owner (HIT), and whether the process seen
- * when the hint was given still lives is read from a pidfd (the facts read then are its).
+ * that holds the socket's inode there is its owner (HIT). Each link is read through the
+ * /proc/PID directory opened when the hint was given (openat: a directory that names that
+ * process; once it has exited, nothing under it is found, even if its pid is another's
+ * now): a link that holds the inode says that very process held the socket then (the
+ * facts read when it was given are its: `alive`), with no other system call.
  * When no hint holds the socket (a new process), the thread walks /proc itself: the
  * socket's namespace's processes first when there are few (w.members), then the newest
  * pids first, and reads the holder's /proc files at once (a short-lived client is gone
@@ -32,8 +35,9 @@
  * then ACCEPT_SCAN links at most): found, the item (end 1) is queued as a HIT; not found,
  * nothing is (the capture asks, later). ACCEPTS_MOST a window at most, SCANS_MOST
  * fd-table reads; a listener whose accepted sockets were mostly not found in its process
- * (others accept them too) rests ACCEPT_REST_US, doubled while that goes on. Whether the listener's process still
- * lives when its fd matched is read from a pidfd opened when it was given (`alive`).
+ * (others accept them too) rests ACCEPT_REST_US, doubled while that goes on. The links are
+ * read through the listener's process's /proc/PID directory, opened when it was given:
+ * found there, that process held the socket then (`alive`).
  *
  * The thread runs at real-time priority (SCHED_FIFO 1, where it may: CAP_SYS_NICE): a
  * SYN's wake-up preempts the capture's loop at once, also on a shared CPU, where a
@@ -46,7 +50,8 @@
  *   kind  HIT, MISS (found, no hint held it), GONE (no such socket), ASK (not asked:
  *         no route to the address's namespace), ERROR (errno: the kernel's)
  *   found (state, inode, uid, cookie, cgroup_id) as rawlab._kernels.diag_find's
- *   alive 1/0 (the hint's process lives at the SYN), -1 when not known
+ *   alive 1 (the process the hint or listener was given for held it: its facts are
+ *         this owner's), -1 when not known (its /proc directory could not be opened)
  *   facts a walk's find (MISS with a pid): its stat, comm, cmdline, status, cgroup
  *         (bytes) and thread count; else None
  *   end   0: the connecting end (the SYN's source), 1: the accepting end
@@ -69,19 +74,17 @@
 
 #include "_diag.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
 
 enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 #define HINTS 2          /* (pid, fd) kept per (namespace, uid), as owners._HINTS */
-#define MAX_KEYS 64      /* (namespace, uid) pairs with hints (a pidfd each), least recently
+#define MAX_KEYS 64      /* (namespace, uid) pairs with hints (a procfd each), least recently
                             given out */
 #define QUEUE 4096       /* items waiting; more are dropped (counted in `dropped`) */
 #define SNAP 256         /* the packet socket's snap length */
+#define RECV_BATCH 16    /* SYNs read by one call */
 #define SS_ALL ((1u << 14) - 1)
 #define DIAG_WAIT_MS 1000
 #define RT_WINDOW_MS 100
@@ -123,7 +126,7 @@ typedef struct {
     uint64_t netns;
     uint16_t port;
     long long pid, last[ACCEPT_LAST];  /* (-1: none) */
-    int pidfd;                /* opened when the pid was given: whether that process lives */
+    int procfd;               /* its /proc/PID, opened when the pid was given (-1: none) */
     int tried, missed;        /* accepted sockets looked for, not found, of the last run */
     long long rest_until_us;  /* after a run of ACCEPT_RUN with over half missed */
     long long rest_us;        /* how long: doubled by each such run in a row */
@@ -136,7 +139,7 @@ typedef struct {
     uint64_t netns;
     long long uid;
     long long pid[HINTS], fd[HINTS];
-    int pidfd[HINTS];
+    int procfd[HINTS];  /* their /proc/PID directories (-1: none) */
     int n;
     uint64_t used;
 } hint_t;
@@ -371,38 +374,45 @@ ask(int fd, uint32_t seq, const item_t *it, diag_found_t *out)
     }
 }
 
-/* which hint holds `inode`: its index, or -1 (the links read without the mutex) */
+/* /proc/PID of `pid`, opened (a directory that names that process: -1 when it cannot
+   be opened); close-on-exec */
 static int
-held_by(Watcher *w, const long long *pid, const long long *fd, int n, long long inode)
+open_proc(Watcher *w, long long pid)
+{
+    char path[512];
+    int len = snprintf(path, sizeof path, "%s/%lld", w->proc, pid);
+    if (len <= 0 || (size_t)len >= sizeof path)
+        return -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -1 : fd;
+}
+
+/* the fd link `fd` of process `pid`, through its /proc directory `procfd` when there is
+   one (-1: by path); readlink's return */
+static ssize_t
+fd_link(Watcher *w, int procfd, long long pid, long long fd, char *link, size_t cap)
+{
+    char path[512];
+    int len = procfd >= 0 ? snprintf(path, sizeof path, "fd/%lld", fd)
+                          : snprintf(path, sizeof path, "%s/%lld/fd/%lld", w->proc, pid, fd);
+    if (len <= 0 || (size_t)len >= sizeof path)
+        return -1;
+    return procfd >= 0 ? readlinkat(procfd, path, link, cap) : readlink(path, link, cap);
+}
+
+/* which hint holds `inode`: its index, or -1 (the links read without the mutex, through
+   the hints' /proc directories: they are closed by the thread only, between SYNs) */
+static int
+held_by(Watcher *w, const int *procfd, const long long *pid, const long long *fd, int n,
+        long long inode)
 {
     for (int i = 0; i < n; i++) {
-        char path[512], link[64];
-        int len = snprintf(path, sizeof path, "%s/%lld/fd/%lld", w->proc, pid[i], fd[i]);
-        if (len <= 0 || (size_t)len >= sizeof path)
-            continue;
-        if (link_socket_inode(link, readlink(path, link, sizeof link - 1)) == inode)
+        char link[64];
+        if (link_socket_inode(link, fd_link(w, procfd[i], pid[i], fd[i], link,
+                                            sizeof link - 1)) == inode)
             return i;
     }
     return -1;
-}
-
-/* whether the process given with hint (netns, uid, pid) lives (1/0; -1: not known),
-   read from the pidfd opened then, while the hint holds it (the mutex taken: hint()
-   closes the pidfds it drops only after letting the mutex go) */
-static int
-lives(Watcher *w, uint64_t netns, long long uid, long long pid)
-{
-    int alive = -1;
-    pthread_mutex_lock(&w->mu);
-    hint_t *h = hint_of(w, netns, uid);
-    for (int j = 0; h != NULL && j < h->n; j++)
-        if (h->pid[j] == pid && h->pidfd[j] >= 0) {
-            long r = syscall(SYS_pidfd_send_signal, h->pidfd[j], 0, NULL, 0);
-            alive = r == 0 ? 1 : (errno == ESRCH ? 0 : -1);
-            break;
-        }
-    pthread_mutex_unlock(&w->mu);
-    return alive;
 }
 
 static int
@@ -413,15 +423,22 @@ pid_desc(const void *a, const void *b)
 }
 
 /* whether process `p` holds socket `inode`, and at which fd (its fd links read: `most`
-   of them at most, 0: all); 1 when found */
+   of them at most, 0: all; through its /proc directory `procfd` when there is one, -1:
+   by path); 1 when found */
 static int
-held_in(Watcher *w, long long p, long long inode, long long *pid, long long *fd, int most)
+held_in(Watcher *w, int procfd, long long p, long long inode, long long *pid, long long *fd,
+        int most)
 {
     char path[512], link[64];
     snprintf(path, sizeof path, "%s/%lld/fd", w->proc, p);
-    DIR *fds = opendir(path);
-    if (fds == NULL)
+    int at = procfd >= 0 ? openat(procfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                         : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *fds = at >= 0 ? fdopendir(at) : NULL;
+    if (fds == NULL) {
+        if (at >= 0)
+            close(at);
         return 0;
+    }
     int dfd = dirfd(fds), found = 0, read = 0;
     struct dirent *e;
     while ((e = readdir(fds)) != NULL) {
@@ -455,7 +472,7 @@ walk(Watcher *w, uint64_t netns, long long inode, long long *pid, long long *fd)
         }
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < nn; i++)  /* (the socket's namespace's own, as last seen) */
-        if (held_in(w, near[i], inode, pid, fd, 0))
+        if (held_in(w, -1, near[i], inode, pid, fd, 0))
             return 1;
     DIR *d = opendir(w->proc);
     if (d == NULL)
@@ -484,7 +501,7 @@ walk(Watcher *w, uint64_t netns, long long inode, long long *pid, long long *fd)
         int seen = 0;
         for (int j = 0; j < nn && !seen; j++)
             seen = near[j] == pids[i];
-        found = !seen && held_in(w, pids[i], inode, pid, fd, 0);
+        found = !seen && held_in(w, -1, pids[i], inode, pid, fd, 0);
     }
     free(pids);
     return found;
@@ -549,12 +566,23 @@ snapshot(Watcher *w, long long pid, item_t *it)
     return 1;
 }
 
-/* (pid, fd) first for (netns, uid); a pidfd opened for a process new there (whose
-   facts were read just now); the mutex not held */
+static int to_close(Watcher *w, int fd);
+
+/* a process's /proc directory given up: closed by the thread between SYNs, never while
+   it may read a link through a copy of it (the fd's number could name another's by
+   then); under w->mu */
+static void
+give_up(Watcher *w, int procfd)
+{
+    if (procfd >= 0 && to_close(w, procfd))
+        close(procfd);  /* (out of memory: at once) */
+}
+
+/* (pid, fd) first for (netns, uid); the /proc directory of a process new there (whose
+   facts were read just now) opened; the mutex not held */
 static void
 hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
 {
-    int closing[HINTS + 1], nclose = 0;
     pthread_mutex_lock(&w->mu);
     hint_t *h = hint_of(w, netns, uid);
     if (h == NULL) {
@@ -566,8 +594,7 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
                 if (w->hints[i].used < h->used)
                     h = &w->hints[i];
             for (int j = 0; j < h->n; j++)
-                if (h->pidfd[j] >= 0)
-                    closing[nclose++] = h->pidfd[j];
+                give_up(w, h->procfd[j]);
         }
         memset(h, 0, sizeof *h);
         h->netns = netns;
@@ -575,46 +602,40 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
     }
     h->used = ++w->tick;
     if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
-        int keep = -1;  /* the pidfd of that pid, if kept already */
+        int keep = -1;  /* the /proc directory of that pid, if kept already */
         for (int j = 0; j < h->n; j++)
             if (h->pid[j] == pid) {
-                keep = h->pidfd[j];
-                h->pidfd[j] = -1;
+                keep = h->procfd[j];
+                h->procfd[j] = -1;
             }
-        /* (one of a process gone: the pid is another's now, whose facts were just read) */
+        /* (one of a process gone: the pid is another's now, whose facts were just read;
+           a /proc/PID directory is a pidfd to the kernel) */
         if (keep >= 0 && syscall(SYS_pidfd_send_signal, keep, 0, NULL, 0) != 0) {
-            closing[nclose++] = keep;
+            give_up(w, keep);
             keep = -1;
         }
         long long npid[HINTS], nfd[HINTS];
-        int npidfd[HINTS], nn = 1;
+        int nprocfd[HINTS], nn = 1;
         npid[0] = pid;
         nfd[0] = fd;
-        npidfd[0] = keep >= 0 ? keep : (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (npidfd[0] < 0)
-            npidfd[0] = -1;
-        else if (keep < 0)
-            fcntl(npidfd[0], F_SETFD, FD_CLOEXEC);
+        nprocfd[0] = keep >= 0 ? keep : open_proc(w, pid);
         for (int j = 0; j < h->n; j++) {
             if (h->pid[j] == pid)
                 continue;
             if (nn < HINTS) {
                 npid[nn] = h->pid[j];
                 nfd[nn] = h->fd[j];
-                npidfd[nn++] = h->pidfd[j];
-            } else if (h->pidfd[j] >= 0) {
-                closing[nclose++] = h->pidfd[j];
+                nprocfd[nn++] = h->procfd[j];
+            } else {
+                give_up(w, h->procfd[j]);
             }
         }
         memcpy(h->pid, npid, sizeof npid);
         memcpy(h->fd, nfd, sizeof nfd);
-        memcpy(h->pidfd, npidfd, sizeof npidfd);
+        memcpy(h->procfd, nprocfd, sizeof nprocfd);
         h->n = nn;
     }
     pthread_mutex_unlock(&w->mu);
-    /* (a pidfd the thread copied may be closed here: it then reads EBADF, alive -1) */
-    for (int j = 0; j < nclose; j++)
-        close(closing[j]);
 }
 
 /* a walk may be made now (WALKS_MOST a window) */
@@ -637,7 +658,7 @@ settle(Watcher *w, item_t *it, int rc, uint64_t netns)
 {
     /* (an accepting end: its listener's process is read, no walk: accept_held) */
     long long pid[HINTS] = {0}, hfd[HINTS] = {0};
-    int nh = 0, urgent = 0;
+    int procfd[HINTS] = {0}, nh = 0, urgent = 0;
     if (rc == 1 && it->found.inode) {
         pthread_mutex_lock(&w->mu);
         hint_t *h = hint_of(w, netns, it->found.uid);
@@ -645,6 +666,7 @@ settle(Watcher *w, item_t *it, int rc, uint64_t netns)
             nh = h->n;
             memcpy(pid, h->pid, sizeof pid);
             memcpy(hfd, h->fd, sizeof hfd);
+            memcpy(procfd, h->procfd, sizeof procfd);
             h->used = ++w->tick;
         }
         pthread_mutex_unlock(&w->mu);
@@ -652,12 +674,12 @@ settle(Watcher *w, item_t *it, int rc, uint64_t netns)
     if (rc == 1) {
         it->has_found = 1;
         int i = it->found.inode && it->found.state != 10 /* LISTEN */
-            ? held_by(w, pid, hfd, nh, it->found.inode) : -1;
+            ? held_by(w, procfd, pid, hfd, nh, it->found.inode) : -1;
         if (i >= 0) {
             it->kind = K_HIT;
             it->pid = pid[i];
             it->fd = hfd[i];
-            it->alive = lives(w, netns, it->found.uid, it->pid);
+            it->alive = procfd[i] >= 0 ? 1 : -1;  /* (that process held it: see the top) */
         } else {
             it->kind = K_MISS;
             /* a new process: found by a walk of /proc and its facts read before it exits,
@@ -717,35 +739,43 @@ static int
 accept_held(Watcher *w, item_t *it, int count)
 {
     long long last[ACCEPT_LAST], pids[ACCEPT_LAST];
+    int procfds[ACCEPT_LAST];
     pthread_mutex_lock(&w->mu);
     listener_t *l = listener_of(w, it->netns, it->sport);
     long long pid = l != NULL ? l->pid : -1;
-    int n = 0;
+    int procfd = l != NULL ? l->procfd : -1, n = 0;
     for (int j = 0; l != NULL && j < ACCEPT_LAST && l->last[j] >= 0; j++)
         last[n++] = l->last[j];
     pthread_mutex_unlock(&w->mu);
     if (pid < 0)
         return 0;
-    for (int j = 0; j < n; j++)
+    /* lowest first: the kernel gives an accepted socket the lowest free fd, and the
+       server has mostly closed the one before (a run of them alternates otherwise) */
+    for (int j = 1; j < n; j++)
+        for (int k = j; k > 0 && last[k] < last[k - 1]; k--) {
+            long long t = last[k];
+            last[k] = last[k - 1];
+            last[k - 1] = t;
+        }
+    for (int j = 0; j < n; j++) {
         pids[j] = pid;
+        procfds[j] = procfd;
+    }
     long long got_pid = pid, got_fd = -1;
-    int i = held_by(w, pids, last, n, it->found.inode);
+    int i = held_by(w, procfds, pids, last, n, it->found.inode);
     if (i >= 0)
         got_fd = last[i];
     else if (!may_scan(w))
         return -1;
-    else if (!held_in(w, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
+    else if (!held_in(w, procfd, pid, it->found.inode, &got_pid, &got_fd, ACCEPT_SCAN))
         got_fd = -1;
     if (got_fd < 0 && !count)
         return 0;
-    int alive = -1;
+    /* (found through the listener's process's /proc directory: that process held it) */
+    int alive = got_fd >= 0 && procfd >= 0 ? 1 : -1;
     pthread_mutex_lock(&w->mu);
     l = listener_of(w, it->netns, it->sport);
     if (l != NULL && l->pid == pid) {
-        if (got_fd >= 0 && l->pidfd >= 0) {  /* (the process given lives: its facts) */
-            long r = syscall(SYS_pidfd_send_signal, l->pidfd, 0, NULL, 0);
-            alive = r == 0 ? 1 : (errno == ESRCH ? 0 : -1);
-        }
         l->missed += got_fd < 0;
         if (++l->tried == ACCEPT_RUN) {
             if (l->missed * 2 > ACCEPT_RUN) {
@@ -973,7 +1003,10 @@ run(void *arg)
     long long window = now_ms();
     unsigned seen = 0;
     struct pollfd p[2] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0}};
-    unsigned char pkt[SNAP + 64];
+    /* (SYNs read RECV_BATCH at a time: fewer mean none was left, no read to learn it) */
+    unsigned char pkt[RECV_BATCH][SNAP + 64];
+    struct mmsghdr msgs[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
     long long next = -1;  /* when the next accepting end is due */
     for (;;) {
         close_pending(w);
@@ -1001,8 +1034,15 @@ run(void *arg)
         for (;;) {
             if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
                 break;  /* (an accepting end is due; an error is read, which clears it) */
-            ssize_t n = recv(w->pkt_fd, pkt, sizeof pkt, MSG_DONTWAIT);
-            if (n < 0) {
+            for (int i = 0; i < RECV_BATCH; i++) {
+                iov[i].iov_base = pkt[i];
+                iov[i].iov_len = sizeof pkt[i];
+                memset(&msgs[i], 0, sizeof msgs[i]);
+                msgs[i].msg_hdr.msg_iov = &iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            int got = recvmmsg(w->pkt_fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+            if (got < 0) {
                 if (errno == EINTR)
                     continue;
                 if (errno != EAGAIN && errno != ENETDOWN) {
@@ -1012,9 +1052,13 @@ run(void *arg)
                 }
                 break;
             }
-            if (may_rt)
-                pace(w, &window, &seen);
-            one_syn(w, pkt, (size_t)n);
+            for (int i = 0; i < got; i++) {
+                if (may_rt)
+                    pace(w, &window, &seen);
+                one_syn(w, pkt[i], msgs[i].msg_len);
+            }
+            if (got < RECV_BATCH)
+                break;
         }
         next = accept_due(w);
     }
@@ -1098,11 +1142,11 @@ Watcher_dealloc(Watcher *w)
         close(w->closing[i]);
     for (size_t i = 0; i < w->nhints; i++)
         for (int j = 0; j < w->hints[i].n; j++)
-            if (w->hints[i].pidfd[j] >= 0)
-                close(w->hints[i].pidfd[j]);
+            if (w->hints[i].procfd[j] >= 0)
+                close(w->hints[i].procfd[j]);
     for (size_t i = 0; i < w->nlst; i++)
-        if (w->lst[i].pidfd >= 0)
-            close(w->lst[i].pidfd);
+        if (w->lst[i].procfd >= 0)
+            close(w->lst[i].procfd);
     PyMem_RawFree(w->ns);
     PyMem_RawFree(w->closing);
     PyMem_RawFree(w->routes);
@@ -1207,20 +1251,16 @@ Watcher_forget(Watcher *w, PyObject *arg)
         if (!err)
             *ns = w->ns[--w->nns];
     }
-    int drop[MAX_KEYS * HINTS], ndrop = 0;  /* its hints' pidfds */
     for (size_t i = 0; i < w->nhints;) {
         if (w->hints[i].netns != netns) {
             i++;
             continue;
         }
         for (int j = 0; j < w->hints[i].n; j++)
-            if (w->hints[i].pidfd[j] >= 0)
-                drop[ndrop++] = w->hints[i].pidfd[j];
+            give_up(w, w->hints[i].procfd[j]);
         w->hints[i] = w->hints[--w->nhints];
     }
     pthread_mutex_unlock(&w->mu);
-    for (int j = 0; j < ndrop; j++)
-        close(drop[j]);
     if (err)
         return PyErr_NoMemory();
     if (!w->running)
@@ -1283,8 +1323,8 @@ Watcher_routes(Watcher *w, PyObject *args)
 }
 
 /* listener(netns, port, pid): the process holding a TCP listener on `port` in `netns`
-   (the one that accepts its connections; given as its facts were read: the pidfd opened
-   now names that process) */
+   (the one that accepts its connections; given as its facts were read: the /proc
+   directory opened now names that process) */
 static PyObject *
 Watcher_listener(Watcher *w, PyObject *args)
 {
@@ -1293,36 +1333,34 @@ Watcher_listener(Watcher *w, PyObject *args)
     long long pid;
     if (!PyArg_ParseTuple(args, "KiL:listener", &netns, &port, &pid))
         return NULL;
-    int closing = -1, fresh = 0;
+    int fresh = 0;
     pthread_mutex_lock(&w->mu);
     listener_t *l = listener_of(w, netns, (uint16_t)port);
     if (l == NULL) {
         if (w->nlst < LISTENERS) {
             l = &w->lst[w->nlst++];
-            l->pidfd = -1;
-        } else {  /* (an entry given up for this one: its pidfd closed below) */
+            l->procfd = -1;
+        } else {  /* (an entry given up for this one: its /proc directory given up below) */
             l = &w->lst[w->lnext++ % LISTENERS];
         }
         fresh = 1;
     }
     /* (the same pid given again names the same process, unless that one has exited: a
        new listener's, whose facts were just read) */
-    if (fresh || l->pid != pid || (l->pidfd >= 0
-            && syscall(SYS_pidfd_send_signal, l->pidfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
-        closing = l->pidfd;
+    if (fresh || l->pid != pid || (l->procfd >= 0
+            && syscall(SYS_pidfd_send_signal, l->procfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
+        give_up(w, l->procfd);
         memset(l, 0, sizeof *l);
         l->netns = netns;
         l->port = (uint16_t)port;
         l->pid = pid;
         for (int j = 0; j < ACCEPT_LAST; j++)
             l->last[j] = -1;
-        l->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);  /* (close-on-exec) */
-        if (l->pidfd < 0)
-            l->pidfd = -1;
+        l->procfd = open_proc(w, pid);
     }
     pthread_mutex_unlock(&w->mu);
-    if (closing >= 0)
-        close(closing);
+    if (!w->running)
+        close_pending(w);
     Py_RETURN_NONE;
 }
 
@@ -1369,8 +1407,8 @@ Watcher_members(Watcher *w, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* hint(netns, uid, pid, fd): (pid, fd) first for (netns, uid); a pidfd opened for a
-   process new there (the caller has just read its facts) */
+/* hint(netns, uid, pid, fd): (pid, fd) first for (netns, uid); the /proc directory of
+   a process new there opened (the caller has just read its facts) */
 static PyObject *
 Watcher_hint(Watcher *w, PyObject *args)
 {
@@ -1379,6 +1417,8 @@ Watcher_hint(Watcher *w, PyObject *args)
     if (!PyArg_ParseTuple(args, "KLLL:hint", &netns, &uid, &pid, &fd))
         return NULL;
     hint_put(w, netns, uid, pid, fd);
+    if (!w->running)
+        close_pending(w);
     Py_RETURN_NONE;
 }
 

@@ -741,6 +741,20 @@ def test_facts_cache_keeps_a_live_process_and_reads_a_reused_pid_again(tmp_path:
         p.kill()
         p.wait()
     assert c.get(p.pid) is None  # reaped: its pidfd says so, and /proc has no such pid
+    # facts the SYN watch read while a process lived, kept after it exited: given to a
+    # caller that knows that process lived then (its thread found the socket through the
+    # /proc directory it opened for it), not to one that does not
+    q = subprocess.Popen(["sleep", "30"])
+    reader = FactsCache()
+    read = reader.get(q.pid)
+    reader.close()
+    q.kill()
+    q.wait()
+    assert read is not None
+    c.keep(read)
+    assert c.get(q.pid, lived=True) is read
+    assert c.get(q.pid) is None
+    assert c.get(q.pid, lived=True) is None  # (forgotten: read again, and gone)
     c.close()
     # a /proc that is not the machine's: the start time tells a reused pid apart
     d = tmp_path / "42"

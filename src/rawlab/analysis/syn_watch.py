@@ -141,7 +141,9 @@ class SynWatch:
 
     def _run(self) -> None:
         """Woken by the compiled thread when a SYN needs more than it can do (a walk of
-        /proc); else every 50 ms, for what waits (and the destroy groups' queues)."""
+        /proc); else as often as the destroy groups' queues need taking (every 250 ms, 50
+        while they fill fast), for what waits (most is taken by the capture's questions
+        first, several at a time)."""
         assert self._notify is not None and self._wake is not None
         stop, watcher = self._wake[0], self._watcher
         poller = select.poll()  # (not select(): a capture may hold over 1,024 fds)
@@ -149,7 +151,7 @@ class SynWatch:
         poller.register(stop, select.POLLIN)
         try:
             while True:
-                ready = poller.poll(50)
+                ready = poller.poll(int(self.lookup.drain_every * 1000))
                 if any(f == stop for f, _ev in ready):
                     return
                 if ready:

@@ -55,9 +55,13 @@ _AT_SYN_KEEP_S = 1.0
 _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
-# often (so that a namespace's queue of them never overflows)
-_DRAIN_EVERY_S = 0.05
+# often (so that a namespace's queue of them never overflows: 4 MiB hold ~5,000), and
+# sooner while they come fast (over _DRAIN_MANY in the last take)
+_DRAIN_EVERY_S = 0.25
+_DRAIN_BUSY_S = 0.05
+_DRAIN_MANY = 256
 _SCOUT_QUEUE = 4096  # items the SYN watch's thread keeps (rawlab/_syn_watch.c QUEUE)
+_MAX_OWNER_OBJS = 4096  # owner objects kept for reuse
 
 
 # the states a socket with an owner (an inode) can be in: not TIME_WAIT, not a request
@@ -173,10 +177,14 @@ class OwnerLookup:
         # watch's thread, which looks for the sockets it accepts in that process)
         self._listeners: dict[tuple[int, int], int] = {}
         self._cgroups: dict[int, str | None] = {}
+        # (id of a process's facts, uid, namespace inode and name) -> (those facts, owner)
+        self._owner_objs: dict[tuple[int, int | None, int, str | None],
+                               tuple[proc.ProcessFacts, SocketOwner]] = {}
         self._cookies: OrderedDict[int, SocketOwner] = OrderedDict()
         self._destroyed = GoneSockets(_DESTROY_KEEP_S, _MAX_DESTROYED)
         self._refreshed = 0.0
         self._drained = 0.0
+        self.drain_every = _DRAIN_EVERY_S  # (sooner while destroy messages come fast)
         self.lookups = 0  # sock_diag look-ups sent
         self.destroy_groups = True
         # held by each question: a thread may ask beside the capture's (analysis.syn_watch)
@@ -296,10 +304,10 @@ class OwnerLookup:
         able to ask on its own: a sock_diag socket of its own in each namespace, where
         each address lives, each namespace's processes, and from now on where the last
         owners of a namespace's and uid's sockets held them (the hints: given as their
-        facts are read, so that the pidfd the thread opens names that process), and which
-        process holds each TCP listener known (it looks there for the sockets the
-        listener's connections become once accepted); until :meth:`detach` or
-        :meth:`close`. What it finds is finished by :meth:`take_syns`."""
+        facts are read, so that the /proc directory the thread opens names that
+        process), and which process holds each TCP listener known (it looks there for the
+        sockets the listener's connections become once accepted); until :meth:`detach`
+        or :meth:`close`. What it finds is finished by :meth:`take_syns`."""
         with self.lock:
             self._scout = scout
             for ns in self.namespaces.values():
@@ -336,8 +344,6 @@ class OwnerLookup:
             self._take_syns()
 
     def _take_syns(self) -> None:
-        from rawlab._syn_watch import ASK, ERROR, GONE
-
         scout = self._scout
         if scout is None:
             return
@@ -345,9 +351,13 @@ class OwnerLookup:
             items = scout.take()
         except Exception:  # (the capture asks for itself)
             return
+        if not items:  # (asked before each of the capture's questions: mostly none)
+            return
+        from rawlab._syn_watch import ASK, ERROR, GONE
+
         if len(items) >= _SCOUT_QUEUE:  # some were dropped: an answer kept may be stale
             self._at_syn.clear()
-        if items and time.monotonic() - self._drained >= _DRAIN_EVERY_S:
+        if items and time.monotonic() - self._drained >= self.drain_every:
             try:  # (the destroy groups' queues kept short, as the capture's own questions do)
                 self._drain()
             except OSError:
@@ -389,9 +399,9 @@ class OwnerLookup:
                 self.accept_found += 1
             else:
                 self.syn_found += 1
-            at[key] = (time.monotonic(), ans.owner)
-            while len(at) > _MAX_AT_SYN or \
-                    time.monotonic() - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
+            now = time.monotonic()
+            at[key] = (now, ans.owner)
+            while len(at) > _MAX_AT_SYN or now - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                 at.popitem(last=False)
 
     def close(self) -> None:
@@ -450,7 +460,7 @@ class OwnerLookup:
                 return Answer(None)
         if protocol in _ICMP:
             return self._owner_icmp(where, family, protocol, local, lport, remote, rport)
-        if time.monotonic() - self._drained >= _DRAIN_EVERY_S:
+        if time.monotonic() - self._drained >= self.drain_every:
             self._drain()  # (a socket asked for and found needs none: only the gone do)
         answers = [a for a in (self._ask(ns, family, protocol, local, lport, remote, rport)
                                for ns in where if ns.look is not None) if a is not None]
@@ -585,11 +595,22 @@ class OwnerLookup:
         f = facts or self._facts.get(pid, lived)
         if f is None:
             return None
-        owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
-                            f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
+        # (one owner object for each process, uid and namespace: a client's next socket
+        # is the same owner again)
+        ok = (id(f), s.uid, ns.inode, ns.name)
+        got = self._owner_objs.get(ok)
+        if got is not None and got[0] is f:
+            owner = got[1]
+        else:
+            owner = SocketOwner(PROCESS, f.pid, f.pid if f.threads == 1 else None, f.comm,
+                                f.cmdline, s.uid, f.cgroup, f.container, ns.inode, ns.name)
+            if len(self._owner_objs) >= _MAX_OWNER_OBJS:
+                self._owner_objs.clear()
+            self._owner_objs[ok] = (f, owner)
         if hint:
             hints = self._hints.setdefault((ns.inode, s.uid), [])
-            hints[:] = [(pid, fd), *(h for h in hints if h[0] != pid)][:_HINTS]
+            if not hints or hints[0] != (pid, fd):
+                hints[:] = [(pid, fd), *(h for h in hints if h[0] != pid)][:_HINTS]
             if self._scout is not None:
                 self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
         if s.cookie:  # (a socket from /proc/net has none)
@@ -618,20 +639,21 @@ class OwnerLookup:
 
     def _drain(self) -> bool:
         """Take the destroy messages waiting in every namespace; True if there were any."""
-        got = False
+        n = 0
         now = self._drained = time.monotonic()
         gone = self._destroyed
         for ns in self.namespaces.values():
             if ns.watch is None:
                 continue
             for d in ns.watch.drain():
-                got = True
+                n += 1
                 gone.add(now, (ns.inode, d.protocol, d.lport), d.local, d.remote, d.rport,
                          d.cookie)
             if ns.watch.lost:
                 self.destroy_groups = False  # some were dropped: no longer sure
         gone.prune(now)
-        return got
+        self.drain_every = _DRAIN_BUSY_S if n > _DRAIN_MANY else _DRAIN_EVERY_S
+        return n > 0
 
     def _destroyed_cookie(self, ns: Namespace, protocol: int, local: bytes, lport: int,
                           remote: bytes, rport: int) -> int | None:

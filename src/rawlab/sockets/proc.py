@@ -307,6 +307,9 @@ def _facts(pid: int, start: int, comm: str, raw: str, status: str, lines: str,
                         cgroup_path(lines), container_id(lines), threads, start)
 
 
+_EXITED = -1  # (FactsCache: in place of the pidfd of a process exited before it was kept)
+
+
 class FactsCache:
     """:func:`process_facts` by pid, kept: a pid asked again is the same process while
     the pidfd opened when it was read says that process still lives (one system call;
@@ -328,7 +331,10 @@ class FactsCache:
         got = None
         if hit is not None:
             facts, pidfd = hit
-            if pidfd is not None and (lived or _lives(pidfd)):
+            if pidfd == _EXITED and lived:  # (the process that lived then is this one)
+                self._facts.move_to_end(pid)
+                return facts
+            if pidfd is not None and pidfd != _EXITED and (lived or _lives(pidfd)):
                 self._facts.move_to_end(pid)
                 return facts
             if pidfd is None:
@@ -344,19 +350,25 @@ class FactsCache:
         return got
 
     def keep(self, facts: ProcessFacts) -> None:
-        """Facts read elsewhere (:func:`facts_from`), kept if that process still lives."""
+        """Facts read elsewhere (:func:`facts_from`, by the SYN watch's thread while the
+        process held a socket), kept; when that process has exited since, kept as its
+        last: given only to a caller that knows the process it asks about lived then
+        (``lived``), which a pid's next process cannot be before the pid wraps around."""
         if facts.pid not in self._facts:
-            self._keep(facts)
+            self._keep(facts, read_alive=True)
 
-    def _keep(self, facts: ProcessFacts) -> None:
-        pidfd = None
+    def _keep(self, facts: ProcessFacts, *, read_alive: bool = False) -> None:
+        pidfd: int | None = None
         if self.proc == "/proc" and hasattr(os, "pidfd_open"):
             try:
                 pidfd = os.pidfd_open(facts.pid)
+            except ProcessLookupError:
+                pidfd = _EXITED if read_alive else None
             except OSError:
                 pidfd = None
             # the pid's process when the pidfd was opened is the one that was read
-            if pidfd is not None and _stat_start(self.proc, facts.pid) != facts.start:
+            if pidfd is not None and pidfd != _EXITED \
+                    and _stat_start(self.proc, facts.pid) != facts.start:
                 os.close(pidfd)
                 return
         self._facts[facts.pid] = (facts, pidfd)
@@ -365,7 +377,7 @@ class FactsCache:
 
     def _forget(self, pid: int) -> None:
         _facts, pidfd = self._facts.pop(pid)
-        if pidfd is not None:
+        if pidfd is not None and pidfd != _EXITED:
             os.close(pidfd)
 
     def close(self) -> None:
