@@ -149,6 +149,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_t thread;
     int running;
+    int thread_alive;  /* (under mu) the thread may be reading through copied fds: a
+                          given-up /proc directory waits for it (0: closed at once) */
     int pkt_fd, notify_fd, stop_r, stop_w;
     int linktype;
     char proc[256];
@@ -574,14 +576,20 @@ static int to_close(Watcher *w, int fd);
 static void
 give_up(Watcher *w, int procfd)
 {
-    if (procfd >= 0 && to_close(w, procfd))
-        close(procfd);  /* (out of memory: at once) */
+    if (procfd < 0)
+        return;
+    if (!w->thread_alive)
+        close(procfd);
+    else
+        (void)to_close(w, procfd);  /* (out of memory: left open, never closed under it) */
 }
 
 /* (pid, fd) first for (netns, uid); the /proc directory of a process new there (whose
-   facts were read just now) opened; the mutex not held */
+   facts were read just now) opened, or opened again when `check` finds the one kept
+   names a process that has exited (the thread's own, after a walk); the mutex not
+   held */
 static void
-hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
+hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd, int check)
 {
     pthread_mutex_lock(&w->mu);
     hint_t *h = hint_of(w, netns, uid);
@@ -601,7 +609,11 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd)
         h->uid = uid;
     }
     h->used = ++w->tick;
-    if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
+    if (h->n > 0 && h->pid[0] == pid && h->fd[0] == fd && (h->procfd[0] < 0 || (check
+            && syscall(SYS_pidfd_send_signal, h->procfd[0], 0, NULL, 0) != 0))) {
+        give_up(w, h->procfd[0]);  /* (none, or a process gone: this pid is another's) */
+        h->procfd[0] = open_proc(w, pid);
+    } else if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
         int keep = -1;  /* the /proc directory of that pid, if kept already */
         for (int j = 0; j < h->n; j++)
             if (h->pid[j] == pid) {
@@ -688,7 +700,7 @@ settle(Watcher *w, item_t *it, int rc, uint64_t netns)
                 __atomic_add_fetch(&w->walks, 1, __ATOMIC_RELAXED);
                 if (walk(w, netns, it->found.inode, &it->pid, &it->fd)) {
                     if (snapshot(w, it->pid, it))  /* its next socket: a hint's */
-                        hint_put(w, netns, it->found.uid, it->pid, it->fd);
+                        hint_put(w, netns, it->found.uid, it->pid, it->fd, 1);
                     else
                         it->pid = it->fd = -1;  /* (gone meanwhile) */
                 }
@@ -992,10 +1004,36 @@ close_pending(Watcher *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+static void run_loop(Watcher *w);
+
+/* what waits to be closed, closed now if the thread has ended (it reads through no copy;
+   `running` is 0 already while a stop waits for the thread) */
+static void
+close_if_stopped(Watcher *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int alive = w->thread_alive;
+    pthread_mutex_unlock(&w->mu);
+    if (!alive)
+        close_pending(w);
+}
+
+/* the thread: its loop, then nothing of the Watcher's read through a copy any more */
 static void *
 run(void *arg)
 {
     Watcher *w = arg;
+    run_loop(w);
+    pthread_mutex_lock(&w->mu);
+    w->thread_alive = 0;
+    pthread_mutex_unlock(&w->mu);
+    close_pending(w);
+    return NULL;
+}
+
+static void
+run_loop(Watcher *w)
+{
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);  /* (signals are the main thread's) */
@@ -1048,7 +1086,7 @@ run(void *arg)
                 if (errno != EAGAIN && errno != ENETDOWN) {
                     __atomic_store_n(&w->failed, errno, __ATOMIC_RELAXED);
                     wake(w);
-                    return NULL;
+                    return;
                 }
                 break;
             }
@@ -1057,13 +1095,12 @@ run(void *arg)
                     pace(w, &window, &seen);
                 one_syn(w, pkt[i], msgs[i].msg_len);
             }
+            close_pending(w);  /* (between SYNs no copy is read through) */
             if (got < RECV_BATCH)
                 break;
         }
         next = accept_due(w);
     }
-    close_pending(w);
-    return NULL;
 }
 
 /* ---- the Python side ------------------------------------------------------------------ */
@@ -1169,8 +1206,14 @@ Watcher_start(Watcher *w, PyObject *unused)
     w->stop_r = pipefd[0];
     w->stop_w = pipefd[1];
     w->failed = 0;
+    pthread_mutex_lock(&w->mu);
+    w->thread_alive = 1;
+    pthread_mutex_unlock(&w->mu);
     int rc = pthread_create(&w->thread, NULL, run, w);
     if (rc != 0) {
+        pthread_mutex_lock(&w->mu);
+        w->thread_alive = 0;
+        pthread_mutex_unlock(&w->mu);
         close(pipefd[0]);
         close(pipefd[1]);
         w->stop_r = w->stop_w = -1;
@@ -1188,8 +1231,9 @@ Watcher_stop(Watcher *w, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* Hand a namespace's old diag socket to the thread to close (it may be asking on it
- * now; under w->mu). 1 when out of memory (nothing changed). */
+/* Hand an fd the thread may be using a copy of (a namespace's old diag socket, a process's
+ * /proc directory given up) to the thread to close between SYNs (under w->mu). 1 when
+ * out of memory (nothing changed). */
 static int
 to_close(Watcher *w, int fd)
 {
@@ -1232,8 +1276,7 @@ Watcher_namespace(Watcher *w, PyObject *args)
         close(fd);
         return PyErr_NoMemory();
     }
-    if (!w->running)
-        close_pending(w);
+    close_if_stopped(w);
     Py_RETURN_NONE;
 }
 
@@ -1263,8 +1306,7 @@ Watcher_forget(Watcher *w, PyObject *arg)
     pthread_mutex_unlock(&w->mu);
     if (err)
         return PyErr_NoMemory();
-    if (!w->running)
-        close_pending(w);
+    close_if_stopped(w);
     Py_RETURN_NONE;
 }
 
@@ -1347,8 +1389,8 @@ Watcher_listener(Watcher *w, PyObject *args)
     }
     /* (the same pid given again names the same process, unless that one has exited: a
        new listener's, whose facts were just read) */
-    if (fresh || l->pid != pid || (l->procfd >= 0
-            && syscall(SYS_pidfd_send_signal, l->procfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
+    if (fresh || l->pid != pid || l->procfd < 0
+            || (syscall(SYS_pidfd_send_signal, l->procfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
         give_up(w, l->procfd);
         memset(l, 0, sizeof *l);
         l->netns = netns;
@@ -1359,8 +1401,6 @@ Watcher_listener(Watcher *w, PyObject *args)
         l->procfd = open_proc(w, pid);
     }
     pthread_mutex_unlock(&w->mu);
-    if (!w->running)
-        close_pending(w);
     Py_RETURN_NONE;
 }
 
@@ -1416,9 +1456,7 @@ Watcher_hint(Watcher *w, PyObject *args)
     long long uid, pid, fd;
     if (!PyArg_ParseTuple(args, "KLLL:hint", &netns, &uid, &pid, &fd))
         return NULL;
-    hint_put(w, netns, uid, pid, fd);
-    if (!w->running)
-        close_pending(w);
+    hint_put(w, netns, uid, pid, fd, 0);
     Py_RETURN_NONE;
 }
 

@@ -98,6 +98,40 @@ def test_a_flow_is_looked_up_once_then_each_direction_has_its_owners() -> None:
     assert (2, 6, C, 40000, S, 80) in look.asked
 
 
+def test_connections_the_syn_watch_named_both_ends_of_become_flows_together() -> None:
+    class Seeding(Table):
+        def __init__(self, answers: dict[int, list[Ans]]) -> None:
+            super().__init__(answers)
+            self.found: list[tuple[int, int, bytes, int, bytes, int]] = []
+
+        def both_found(self) -> list[tuple[int, int, bytes, int, bytes, int]]:
+            out, self.found = self.found, []
+            return out
+
+    look = Seeding({40000: [Ans(CURL)], 80: [Ans(NGINX)], 40001: [Ans(CURL)],
+                    53: [Ans(None)], 5353: [Ans(CURL)]})
+    attr = Attribution(look)
+    # named at its SYN and as accepted (the server's end, as seen from it), before the
+    # capture reads its frames: made a flow at the next frame the capture asks about
+    look.found = [(2, 6, S, 80, C, 40000)]
+    attr(udp(0, 5353, 53))
+    assert attr.counts.flows == 2 and len(look.asked) == 4  # (the UDP flow's and the TCP's)
+    asked = len(look.asked)
+    later = 3_000  # its frames come later than the sweep's period: it was not forgotten
+    recs = [tcp(later, True, 0x02), tcp(later + 0.1, False, 0x12), tcp(later + 0.2, True, 0x10)]
+    assert all(attr(r) for r in recs)
+    assert len(look.asked) == asked  # nothing asked again
+    assert [r.owners for r in recs] == [(CURL, NGINX), (NGINX, CURL), (CURL, NGINX)]
+    assert attr.counts.flows == 2 and attr.counts.attributed == 4
+    # a new connection on that 4-tuple (its SYN after the flow's first) is asked again
+    attr(tcp(later + 50, True, 0x02))
+    assert len(look.asked) == asked + 2
+    # one already a flow is not made again: its SYN asks, as for any reused 4-tuple
+    look.found = [(2, 6, C, 40000, S, 80)]
+    attr(udp(later + 60, 5353, 53))
+    assert attr.counts.flows == 2
+
+
 def test_a_syn_on_a_known_tuple_looks_it_up_again() -> None:
     look = Table({40000: [Ans(CURL), Ans(CURL)], 80: [Ans(NGINX), Ans(NGINX2)]})
     attr = Attribution(look)
@@ -753,6 +787,9 @@ def test_facts_cache_keeps_a_live_process_and_reads_a_reused_pid_again(tmp_path:
     assert read is not None
     c.keep(read)
     assert c.get(q.pid, lived=True) is read
+    later = replace(read, comm="next", start=read.start + 1)  # the pid's next process
+    c.keep(later)
+    assert c.get(q.pid, lived=True) is later
     assert c.get(q.pid) is None
     assert c.get(q.pid, lived=True) is None  # (forgotten: read again, and gone)
     c.close()
@@ -1047,3 +1084,42 @@ def test_the_summary_says_what_the_syn_watch_did() -> None:
     assert summary_json(counts, 4, True, both)["syn_watch"] == {
         "syns": 12, "named": 11, "accepted": 10, "dropped": 0, "off": None}
     assert "syn_watch" not in summary_json(counts, 4, True)
+
+
+def test_destroy_messages_are_taken_sooner_while_they_come_fast(monkeypatch: Any) -> None:
+    from rawlab.sockets import owners
+    from rawlab.sockets.diag import Destroyed
+    from rawlab.sockets.owners import Namespace, OwnerLookup
+
+    class Watch:
+        lost = False
+
+        def __init__(self) -> None:
+            self.waiting = 0
+
+        def drain(self) -> list[Destroyed]:
+            n, self.waiting = self.waiting, 0
+            return [Destroyed(2, 6, C, 40000 + i, S, 80, i + 1) for i in range(n)]
+
+    clock = [100.0]
+    monkeypatch.setattr(owners.time, "monotonic", lambda: clock[0])
+    look = OwnerLookup()
+    ns = Namespace(7, "/x", None)
+    ns.watch = watch = Watch()  # type: ignore[assignment]
+    look.namespaces[7] = ns
+    assert look.drain_every == 0.25
+    watch.waiting = 100  # 100 in 250 ms: quiet
+    clock[0] += 0.25
+    look._drain()
+    assert look.drain_every == 0.25
+    watch.waiting = 80  # 80 in 10 ms, counted over 50 ms at least: 1,600 a second, fast
+    clock[0] += 0.01
+    look._drain()
+    assert look.drain_every == 0.05
+    clock[0] += 0.001  # a take right after (a look-up that found no socket) sees none:
+    look._drain()      # still taken sooner, for a while
+    assert look.drain_every == 0.05
+    clock[0] += 6.0
+    look._drain()
+    assert look.drain_every == 0.25
+    assert look._destroyed_cookie(ns, 6, C, 40079, S, 80) == 80  # (what was taken is kept)

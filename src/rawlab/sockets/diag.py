@@ -333,10 +333,12 @@ class DestroyWatch:
     """
 
     def __init__(self, rcvbuf: int = 4 << 20) -> None:
+        from rawlab.sockets.netlink_monitor import set_rcvbuf
+
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
                              NETLINK_SOCK_DIAG)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            set_rcvbuf(sock, rcvbuf)  # (past rmem_max where it may: ~5,000 messages)
             sock.bind((0, 0))
             for group in DESTROY_GROUPS:
                 sock.setsockopt(SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, group)

@@ -56,10 +56,11 @@ _DESTROY_GRACE = 0.002  # a destroy message leaves the kernel from a work queue
 _DESTROY_KEEP_S = 120.0  # how long a destroyed socket's 4-tuple is remembered
 # destroy messages are taken before every look-up that finds no socket, else at most this
 # often (so that a namespace's queue of them never overflows: 4 MiB hold ~5,000), and
-# sooner while they come fast (over _DRAIN_MANY in the last take)
+# sooner for _DRAIN_BUSY_FOR_S once they came faster than _DRAIN_MANY a period
 _DRAIN_EVERY_S = 0.25
 _DRAIN_BUSY_S = 0.05
 _DRAIN_MANY = 256
+_DRAIN_BUSY_FOR_S = 5.0
 _SCOUT_QUEUE = 4096  # items the SYN watch's thread keeps (rawlab/_syn_watch.c QUEUE)
 _MAX_OWNER_OBJS = 4096  # owner objects kept for reuse
 
@@ -185,6 +186,7 @@ class OwnerLookup:
         self._refreshed = 0.0
         self._drained = 0.0
         self.drain_every = _DRAIN_EVERY_S  # (sooner while destroy messages come fast)
+        self._busy_until = 0.0
         self.lookups = 0  # sock_diag look-ups sent
         self.destroy_groups = True
         # held by each question: a thread may ask beside the capture's (analysis.syn_watch)
@@ -192,6 +194,9 @@ class OwnerLookup:
         # owners found at a SYN, by 4-tuple, for the capture's first question (when, owner)
         self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int],
                                   tuple[float, SocketOwner]] = OrderedDict()
+        # 4-tuples (as seen from the end found last) whose two ends the SYN watch has both
+        # named: given to the capture before the connection's first frame (both_found)
+        self._both: deque[tuple[int, bytes, int, bytes, int]] = deque(maxlen=_MAX_AT_SYN)
         self._scout: Any = None  # the SYN watch's compiled thread (rawlab._syn_watch)
         self.syn_found = 0  # SYNs whose sender was named at once
         self.accept_found = 0  # accepting ends the SYN watch named as they were accepted
@@ -403,6 +408,8 @@ class OwnerLookup:
             at[key] = (now, ans.owner)
             while len(at) > _MAX_AT_SYN or now - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                 at.popitem(last=False)
+            if (key[0], key[3], key[4], key[1], key[2]) in at:  # (the other end's too)
+                self._both.append(key)
 
     def close(self) -> None:
         with self.lock:  # (not in the middle of a question a thread asks)
@@ -425,6 +432,21 @@ class OwnerLookup:
             if got is not None and time.monotonic() - got[0] < _AT_SYN_KEEP_S:
                 return Answer(got[1])
             return self._owner(family, protocol, local, lport, remote, rport)
+
+    def both_found(self) -> list[tuple[int, int, bytes, int, bytes, int]]:
+        """The connections whose two ends the SYN watch has named since the last call,
+        each as (family, protocol, local, lport, remote, rport) of one end: their
+        questions (:meth:`owner`, both ends) are answered at once, so that the capture can
+        ask them together, before their first frame comes."""
+        with self.lock:
+            if self._scout is not None:
+                self._take_syns()
+            at, out = self._at_syn, []
+            while self._both:
+                k = self._both.popleft()
+                if k in at and (k[0], k[3], k[4], k[1], k[2]) in at:
+                    out.append((socket.AF_INET if len(k[1]) == 4 else socket.AF_INET6, *k))
+            return out
 
     def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
                     end: tuple[int, bytes, int, bytes, int],
@@ -609,10 +631,10 @@ class OwnerLookup:
             self._owner_objs[ok] = (f, owner)
         if hint:
             hints = self._hints.setdefault((ns.inode, s.uid), [])
-            if not hints or hints[0] != (pid, fd):
+            if not hints or hints[0] != (pid, fd):  # (the same again: the thread has it)
                 hints[:] = [(pid, fd), *(h for h in hints if h[0] != pid)][:_HINTS]
-            if self._scout is not None:
-                self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
+                if self._scout is not None:
+                    self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
         if s.cookie:  # (a socket from /proc/net has none)
             self._cookies[s.cookie] = owner
             if len(self._cookies) > _MAX_COOKIES:
@@ -640,7 +662,8 @@ class OwnerLookup:
     def _drain(self) -> bool:
         """Take the destroy messages waiting in every namespace; True if there were any."""
         n = 0
-        now = self._drained = time.monotonic()
+        now = time.monotonic()
+        since, self._drained = now - self._drained, now
         gone = self._destroyed
         for ns in self.namespaces.values():
             if ns.watch is None:
@@ -652,7 +675,10 @@ class OwnerLookup:
             if ns.watch.lost:
                 self.destroy_groups = False  # some were dropped: no longer sure
         gone.prune(now)
-        self.drain_every = _DRAIN_BUSY_S if n > _DRAIN_MANY else _DRAIN_EVERY_S
+        # (the rate over a period at least: a take soon after another sees few)
+        if n / max(since, _DRAIN_BUSY_S) * _DRAIN_EVERY_S > _DRAIN_MANY:
+            self._busy_until = now + _DRAIN_BUSY_FOR_S
+        self.drain_every = _DRAIN_BUSY_S if now < self._busy_until else _DRAIN_EVERY_S
         return n > 0
 
     def _destroyed_cookie(self, ns: Namespace, protocol: int, local: bytes, lport: int,

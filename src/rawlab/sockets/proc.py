@@ -354,7 +354,11 @@ class FactsCache:
         process held a socket), kept; when that process has exited since, kept as its
         last: given only to a caller that knows the process it asks about lived then
         (``lived``), which a pid's next process cannot be before the pid wraps around."""
-        if facts.pid not in self._facts:
+        hit = self._facts.get(facts.pid)
+        if hit is not None and (hit[1] == _EXITED or hit[0].start != facts.start):
+            self._forget(facts.pid)  # (that pid's process before: these are another's)
+            hit = None
+        if hit is None:
             self._keep(facts, read_alive=True)
 
     def _keep(self, facts: ProcessFacts, *, read_alive: bool = False) -> None:
