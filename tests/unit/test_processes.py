@@ -98,40 +98,6 @@ def test_a_flow_is_looked_up_once_then_each_direction_has_its_owners() -> None:
     assert (2, 6, C, 40000, S, 80) in look.asked
 
 
-def test_connections_the_syn_watch_named_both_ends_of_become_flows_together() -> None:
-    class Seeding(Table):
-        def __init__(self, answers: dict[int, list[Ans]]) -> None:
-            super().__init__(answers)
-            self.found: list[tuple[int, int, bytes, int, bytes, int]] = []
-
-        def both_found(self) -> list[tuple[int, int, bytes, int, bytes, int]]:
-            out, self.found = self.found, []
-            return out
-
-    look = Seeding({40000: [Ans(CURL)], 80: [Ans(NGINX)], 40001: [Ans(CURL)],
-                    53: [Ans(None)], 5353: [Ans(CURL)]})
-    attr = Attribution(look)
-    # named at its SYN and as accepted (the server's end, as seen from it), before the
-    # capture reads its frames: made a flow at the next frame the capture asks about
-    look.found = [(2, 6, S, 80, C, 40000)]
-    attr(udp(0, 5353, 53))
-    assert attr.counts.flows == 2 and len(look.asked) == 4  # (the UDP flow's and the TCP's)
-    asked = len(look.asked)
-    later = 3_000  # its frames come later than the sweep's period: it was not forgotten
-    recs = [tcp(later, True, 0x02), tcp(later + 0.1, False, 0x12), tcp(later + 0.2, True, 0x10)]
-    assert all(attr(r) for r in recs)
-    assert len(look.asked) == asked  # nothing asked again
-    assert [r.owners for r in recs] == [(CURL, NGINX), (NGINX, CURL), (CURL, NGINX)]
-    assert attr.counts.flows == 2 and attr.counts.attributed == 4
-    # a new connection on that 4-tuple (its SYN after the flow's first) is asked again
-    attr(tcp(later + 50, True, 0x02))
-    assert len(look.asked) == asked + 2
-    # one already a flow is not made again: its SYN asks, as for any reused 4-tuple
-    look.found = [(2, 6, C, 40000, S, 80)]
-    attr(udp(later + 60, 5353, 53))
-    assert attr.counts.flows == 2
-
-
 def test_a_syn_on_a_known_tuple_looks_it_up_again() -> None:
     look = Table({40000: [Ans(CURL), Ans(CURL)], 80: [Ans(NGINX), Ans(NGINX2)]})
     attr = Attribution(look)

@@ -56,14 +56,6 @@ class Lookup(Protocol):
               rport: int) -> Any: ...
 
 
-class Seeds(Protocol):
-    """A lookup that also says which connections it has named both ends of already
-    (:meth:`rawlab.sockets.owners.OwnerLookup.both_found`): (family, protocol, local,
-    lport, remote, rport) of one end each."""
-
-    def both_found(self) -> list[tuple[int, int, bytes, int, bytes, int]]: ...
-
-
 @dataclass(frozen=True)
 class ProcessMatch:
     """``--pid``, ``--comm``, ``--cgroup``: an owner matches if any given value does
@@ -127,7 +119,7 @@ class Flow:
     """One TCP or UDP flow: the owners of its two ends (in canonical key order)."""
 
     __slots__ = ("checked", "ends", "entries", "family", "final", "key", "keys", "looked",
-                 "seeded", "seen")
+                 "seen")
 
     def __init__(self, key: tuple[int, bytes, int, bytes, int], family: int) -> None:
         self.key = key
@@ -135,7 +127,6 @@ class Flow:
         self.ends: list[SocketOwner | None] = [None, None]
         self.final = [True, True]
         self.looked = self.checked = self.seen = 0
-        self.seeded = False  # looked up before its first frame came (its SYN's time unknown)
         self.entries: tuple[Entry, Entry] | None = None
         self.keys: tuple[bytes, bytes] | None = None  # raw IPv4 keys, key order then reverse
 
@@ -181,8 +172,6 @@ class Attribution:
         self._sweep_at = [0, 0]
         self._none = (None, self.match is None,
                       UNATTRIBUTED + (0 if self.match is None else _DROPPED))
-        both = getattr(lookup, "both_found", None)
-        self._both: Callable[[], list[tuple[int, int, bytes, int, bytes, int]]] | None = both
 
     def __call__(self, rec: Record) -> bool:
         """Attribute one record (``rec.owners``); False when the filter drops it."""
@@ -219,8 +208,6 @@ class Attribution:
         self._sweep_at[1] += 1  # (the tables may change below)
         if ts >= self._sweep_at[0]:
             self._sweep(ts)
-        if self._both is not None:
-            self._seed(ts)
         got = flow_of(data, linktype)
         if got is None:
             e = self._none
@@ -233,11 +220,6 @@ class Attribution:
                 f = self._flows[fk] = Flow(fk, fam)
                 self.counts.flows += 1
                 self._look(f, (0, 1), ts)
-            elif f.seeded:  # (its first frame: looked up at its SYN, by the SYN watch)
-                f.seeded = False
-                f.looked = ts
-                if all(f.final):
-                    f.checked = ts
             elif proto == 6 and flags & 0x12 == 0x02 and ts - f.looked >= self.retry_ns:
                 self._look(f, (0, 1), ts)  # a new connection on a known 4-tuple
             elif not all(f.final) and ts - f.looked >= self.retry_ns:
@@ -256,23 +238,6 @@ class Attribution:
                     table.pop(f.keys[1], None)
         self._n[e[2]] += 1
         return e
-
-    def _seed(self, ts: int) -> None:
-        """The connections the lookup named both ends of (the SYN watch, at their SYN and
-        as they were accepted), made flows now, all together: a connection's first frame
-        then finds its flow (asked one by one, as their frames come, each question costs
-        several times more: the interpreter's and kernel's caches are cold by then)."""
-        assert self._both is not None
-        for fam, proto, src, sport, dst, dport in self._both():
-            key, _swapped = canonical(src, sport, dst, dport)
-            fk = (proto, *key)
-            if fk in self._flows:  # (a new connection on a known 4-tuple: its SYN asks)
-                continue
-            f = self._flows[fk] = Flow(fk, 4 if fam == socket.AF_INET else 6)
-            self.counts.flows += 1
-            self._look(f, (0, 1), 0)
-            f.seeded = True
-            f.seen = ts  # (not idle: its frames come)
 
     def _look(self, f: Flow, ends: Iterable[int], ts: int) -> None:
         """Ask the lookup for these ends of `f` (0: the key's first endpoint)."""

@@ -194,9 +194,6 @@ class OwnerLookup:
         # owners found at a SYN, by 4-tuple, for the capture's first question (when, owner)
         self._at_syn: OrderedDict[tuple[int, bytes, int, bytes, int],
                                   tuple[float, SocketOwner]] = OrderedDict()
-        # 4-tuples (as seen from the end found last) whose two ends the SYN watch has both
-        # named: given to the capture before the connection's first frame (both_found)
-        self._both: deque[tuple[int, bytes, int, bytes, int]] = deque(maxlen=_MAX_AT_SYN)
         self._scout: Any = None  # the SYN watch's compiled thread (rawlab._syn_watch)
         self.syn_found = 0  # SYNs whose sender was named at once
         self.accept_found = 0  # accepting ends the SYN watch named as they were accepted
@@ -408,8 +405,6 @@ class OwnerLookup:
             at[key] = (now, ans.owner)
             while len(at) > _MAX_AT_SYN or now - next(iter(at.values()))[0] >= _AT_SYN_KEEP_S:
                 at.popitem(last=False)
-            if (key[0], key[3], key[4], key[1], key[2]) in at:  # (the other end's too)
-                self._both.append(key)
 
     def close(self) -> None:
         with self.lock:  # (not in the middle of a question a thread asks)
@@ -432,21 +427,6 @@ class OwnerLookup:
             if got is not None and time.monotonic() - got[0] < _AT_SYN_KEEP_S:
                 return Answer(got[1])
             return self._owner(family, protocol, local, lport, remote, rport)
-
-    def both_found(self) -> list[tuple[int, int, bytes, int, bytes, int]]:
-        """The connections whose two ends the SYN watch has named since the last call,
-        each as (family, protocol, local, lport, remote, rport) of one end: their
-        questions (:meth:`owner`, both ends) are answered at once, so that the capture can
-        ask them together, before their first frame comes."""
-        with self.lock:
-            if self._scout is not None:
-                self._take_syns()
-            at, out = self._at_syn, []
-            while self._both:
-                k = self._both.popleft()
-                if k in at and (k[0], k[3], k[4], k[1], k[2]) in at:
-                    out.append((socket.AF_INET if len(k[1]) == 4 else socket.AF_INET6, *k))
-            return out
 
     def _after_held(self, ns: Namespace, s: diag.InetSocket, pid: int, fd: int, lived: bool,
                     end: tuple[int, bytes, int, bytes, int],
