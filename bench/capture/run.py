@@ -112,6 +112,8 @@ print(json.dumps({"captured": n, "received": packets, "dropped": drops, "cpu_s":
 # make CONN_RATE new connections per second (connect, 100 bytes each way, close).
 UDP_OWNER = r"""
 import socket, sys, time
+import signal
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # (stopped by SIGINT: quietly)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(0.5)
@@ -125,6 +127,8 @@ while time.monotonic() < end:
 """
 TCP_SERVER = r"""
 import socket, sys, threading
+import signal
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # (stopped by SIGINT: quietly)
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
@@ -144,6 +148,8 @@ while True:
 """
 TCP_CLIENT = r"""
 import socket, sys, time
+import signal
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # (stopped by SIGINT: quietly)
 host, port, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 n = ok = 0
 t0 = time.monotonic()
