@@ -82,7 +82,8 @@ enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
 #define HINTS 2          /* (pid, fd) kept per (namespace, uid), as owners._HINTS */
 #define MAX_KEYS 64      /* (namespace, uid) pairs with hints (a procfd each), least recently
                             given out */
-#define QUEUE 4096       /* items waiting; more are dropped (counted in `dropped`) */
+#define QUEUE 4096       /* items waiting; more are dropped (counted in `dropped`: SYNs and
+                            accepting ends) */
 #define SNAP 256         /* the packet socket's snap length */
 #define RECV_BATCH 16    /* SYNs read by one call */
 #define SS_ALL ((1u << 14) - 1)
@@ -297,7 +298,7 @@ static void
 push(Watcher *w, const item_t *it)
 {
     if (w->qlen == QUEUE) {
-        w->dropped += !it->end;  /* (SYNs; an accepting end is asked for by the capture) */
+        w->dropped++;  /* (SYNs and accepting ends: the capture asks for them itself) */
         free(it->facts);
         return;
     }
@@ -1303,6 +1304,15 @@ Watcher_forget(Watcher *w, PyObject *arg)
             give_up(w, w->hints[i].procfd[j]);
         w->hints[i] = w->hints[--w->nhints];
     }
+    for (size_t i = 0; i < w->nlst;) {  /* (and its listeners) */
+        if (w->lst[i].netns != netns) {
+            i++;
+            continue;
+        }
+        give_up(w, w->lst[i].procfd);
+        w->lst[i] = w->lst[--w->nlst];
+    }
+    w->lnext = 0;
     pthread_mutex_unlock(&w->mu);
     if (err)
         return PyErr_NoMemory();

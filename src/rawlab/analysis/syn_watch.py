@@ -77,8 +77,8 @@ class SynWatch:
 
     @property
     def dropped(self) -> int:
-        """SYNs the compiled thread read but could not queue (its queue was full): the
-        capture asked about them itself, later."""
+        """SYNs the compiled thread read, and accepting ends it found, but could not queue
+        (its queue was full): the capture asked about them itself, later."""
         counts = self._watcher.counts if self._watcher is not None else self._counts
         return counts.get("dropped", 0)
 

@@ -232,6 +232,10 @@ class OwnerLookup:
         self._members = members
         for inode in [i for i in self.namespaces if i not in found]:
             self._forget(self.namespaces.pop(inode))
+            for k in [k for k in self._listeners if k[0] == inode]:  # (and what it held)
+                del self._listeners[k]
+            for h in [h for h in self._hints if h[0] == inode]:
+                del self._hints[h]
             if self._scout is not None:
                 self._scout.forget(inode)
         for inode, path in found.items():
@@ -370,6 +374,8 @@ class OwnerLookup:
             family = socket.AF_INET if fam == 4 else socket.AF_INET6
             key = (tcp, src, sport, dst, dport)
             ns = self.namespaces.get(netns)
+            # (an accepting end found again: a SYN sent again after it was accepted)
+            again = end and found is not None and found[3] in self._cookies
             try:
                 if kind in (GONE, ERROR):
                     self.lookups += 1
@@ -387,19 +393,19 @@ class OwnerLookup:
             except Exception:  # the capture's own look-up of this flow says what is known
                 self.syn_errors += 1
                 continue
-            self._keep_at_syn(key, ans, end)
+            self._keep_at_syn(key, ans, end, count=not again)
 
     def _keep_at_syn(self, key: tuple[int, bytes, int, bytes, int], ans: Answer,
-                     end: int = 0) -> None:
+                     end: int = 0, *, count: bool = True) -> None:
         """Keep what the SYN watch found of a connection's end (`end` 0: the connecting
         one, at its SYN; 1: the accepting one, once accepted) for the capture's first
-        question about it."""
+        question about it (`count` False: named before, not counted again)."""
         at = self._at_syn
         at.pop(key, None)  # (an answer about an earlier connection of this 4-tuple)
         if ans.final and ans.owner is not None and ans.owner.state == PROCESS:
-            if end:
+            if end and count:
                 self.accept_found += 1
-            else:
+            elif not end:
                 self.syn_found += 1
             now = time.monotonic()
             at[key] = (now, ans.owner)
