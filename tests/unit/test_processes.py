@@ -699,10 +699,14 @@ def test_what_the_syn_watch_thread_found_is_finished_at_the_next_question(
     look.take_syns()
     assert got[(6, a, 40020, b, 80)][1].pid == 40
     assert look.syn_found == 3 and look.accept_found == 1
-    # a SYN sent again after it was accepted: the same socket found again, not counted
+    # a SYN sent again after it was accepted: the same socket found again (its owner known
+    # by its cookie), named again but not counted again
+    look._answer = lambda _ns, s, *args: Answer(  # type: ignore[method-assign]
+        look._cookies.get(s.cookie) or SocketOwner(CLOSED))
     items.append((HIT, 4, a, 40020, b, 80, 5, (1, 501, 0, 77, None), 40, 3, 1, 0, None, 1))
     look.take_syns()
-    assert look.accept_found == 1
+    assert got[(6, a, 40020, b, 80)][1].pid == 40 and look.accept_found == 1
+    look._answer = answer  # type: ignore[method-assign]
     assert hints == [(5, 0, 40, 3), (5, 0, 42, 3)]  # (a server's socket is no hint)
     assert look._hints[(5, 0)] == [(42, 3), (40, 3)]
     # the first question is answered from it, the next asks
