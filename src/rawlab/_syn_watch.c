@@ -150,6 +150,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_t thread;
     int running;
+    int stopping;      /* a stop waits for the thread (start() refuses meanwhile) */
     int thread_alive;  /* (under mu) the thread may be reading through copied fds: a
                           given-up /proc directory waits for it (0: closed at once) */
     int pkt_fd, notify_fd, stop_r, stop_w;
@@ -611,7 +612,8 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd,
     }
     h->used = ++w->tick;
     if (h->n > 0 && h->pid[0] == pid && h->fd[0] == fd && (h->procfd[0] < 0 || (check
-            && syscall(SYS_pidfd_send_signal, h->procfd[0], 0, NULL, 0) != 0))) {
+            && syscall(SYS_pidfd_send_signal, h->procfd[0], 0, NULL, 0) != 0
+            && errno == ESRCH))) {
         give_up(w, h->procfd[0]);  /* (none, or a process gone: this pid is another's) */
         h->procfd[0] = open_proc(w, pid);
     } else if (!(h->n > 0 && h->pid[0] == pid && h->fd[0] == fd)) {
@@ -623,7 +625,8 @@ hint_put(Watcher *w, uint64_t netns, long long uid, long long pid, long long fd,
             }
         /* (one of a process gone: the pid is another's now, whose facts were just read;
            a /proc/PID directory is a pidfd to the kernel) */
-        if (keep >= 0 && syscall(SYS_pidfd_send_signal, keep, 0, NULL, 0) != 0) {
+        if (keep >= 0 && syscall(SYS_pidfd_send_signal, keep, 0, NULL, 0) != 0
+                && errno == ESRCH) {
             give_up(w, keep);
             keep = -1;
         }
@@ -1157,6 +1160,7 @@ stop_thread(Watcher *w)
         r = write(stop_w, &x, 1);
     } while (r < 0 && errno == EINTR);
     pthread_t t = w->thread;
+    w->stopping = 1;
     Py_BEGIN_ALLOW_THREADS
     pthread_join(t, NULL);
     Py_END_ALLOW_THREADS
@@ -1164,6 +1168,7 @@ stop_thread(Watcher *w)
     close(stop_r);
     close(stop_w);
     close_pending(w);
+    w->stopping = 0;
 }
 
 static void
@@ -1201,6 +1206,10 @@ Watcher_start(Watcher *w, PyObject *unused)
 {
     if (w->running)
         Py_RETURN_NONE;
+    if (w->stopping) {  /* (another thread's stop() waits for the thread to end) */
+        PyErr_SetString(PyExc_RuntimeError, "Watcher: a stop is in progress");
+        return NULL;
+    }
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -1399,7 +1408,10 @@ Watcher_listener(Watcher *w, PyObject *args)
     }
     /* (the same pid given again names the same process, unless that one has exited: a
        new listener's, whose facts were just read) */
-    if (fresh || l->pid != pid || l->procfd < 0
+    if (!fresh && l->pid == pid && l->procfd < 0) {  /* (not opened before: again, its
+                                                        state kept) */
+        l->procfd = open_proc(w, pid);
+    } else if (fresh || l->pid != pid
             || (syscall(SYS_pidfd_send_signal, l->procfd, 0, NULL, 0) != 0 && errno == ESRCH)) {
         give_up(w, l->procfd);
         memset(l, 0, sizeof *l);

@@ -1082,6 +1082,10 @@ def test_destroy_messages_are_taken_sooner_while_they_come_fast(monkeypatch: Any
     ns.watch = watch = Watch()  # type: ignore[assignment]
     look.namespaces[7] = ns
     assert look.drain_every == 0.25
+    watch.waiting = 600  # many, after a long quiet spell (10 s): 60 a second is not fast
+    clock[0] += 10.0
+    look._drain()
+    assert look.drain_every == 0.25
     watch.waiting = 100  # 100 in 250 ms: quiet
     clock[0] += 0.25
     look._drain()

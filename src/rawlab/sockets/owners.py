@@ -617,10 +617,11 @@ class OwnerLookup:
             self._owner_objs[ok] = (f, owner)
         if hint:
             hints = self._hints.setdefault((ns.inode, s.uid), [])
-            if not hints or hints[0] != (pid, fd):  # (the same again: the thread has it)
+            if not hints or hints[0] != (pid, fd):
                 hints[:] = [(pid, fd), *(h for h in hints if h[0] != pid)][:_HINTS]
-                if self._scout is not None:
-                    self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
+            if self._scout is not None:  # (also the same again: the thread's table is
+                # smaller, and its walks reorder it)
+                self._scout.hint(ns.inode, -1 if s.uid is None else s.uid, pid, fd)
         if s.cookie:  # (a socket from /proc/net has none)
             self._cookies[s.cookie] = owner
             if len(self._cookies) > _MAX_COOKIES:
