@@ -68,6 +68,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ enum { K_HIT, K_MISS, K_GONE, K_ASK, K_ERROR, K_KINDS };
                             accepting ends) */
 #define SNAP 256         /* the packet socket's snap length */
 #define RECV_BATCH 16    /* SYNs read by one call */
+#define KICK_AT 16       /* fds waiting for the thread to close them: it is woken for them */
 #define SS_ALL ((1u << 14) - 1)
 #define DIAG_WAIT_MS 1000
 #define RT_WINDOW_MS 100
@@ -154,6 +156,7 @@ typedef struct {
     int thread_alive;  /* (under mu) the thread may be reading through copied fds: a
                           given-up /proc directory waits for it (0: closed at once) */
     int pkt_fd, notify_fd, stop_r, stop_w;
+    int kick_fd;       /* an eventfd that wakes the thread to close what waits (to_close) */
     int linktype;
     char proc[256];
     ns_t *ns; size_t nns;
@@ -1044,7 +1047,8 @@ run_loop(Watcher *w)
     int may_rt = realtime(w, 1) == 0;  /* (CAP_SYS_NICE, or RLIMIT_RTPRIO) */
     long long window = now_ms();
     unsigned seen = 0;
-    struct pollfd p[2] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0}};
+    struct pollfd p[3] = {{w->pkt_fd, POLLIN, 0}, {w->stop_r, POLLIN, 0},
+                          {w->kick_fd, POLLIN, 0}};
     /* (SYNs read RECV_BATCH at a time: fewer mean none was left, no read to learn it) */
     unsigned char pkt[RECV_BATCH][SNAP + 64];
     struct mmsghdr msgs[RECV_BATCH];
@@ -1060,8 +1064,8 @@ run_loop(Watcher *w)
             ts.tv_nsec = (long)(d % 1000000) * 1000;
             tp = &ts;
         }
-        p[0].revents = p[1].revents = 0;
-        if (ppoll(p, 2, tp, NULL) < 0) {
+        p[0].revents = p[1].revents = p[2].revents = 0;
+        if (ppoll(p, 3, tp, NULL) < 0) {
             if (errno == EINTR)
                 continue;
             __atomic_store_n(&w->failed, errno, __ATOMIC_RELAXED);
@@ -1069,6 +1073,11 @@ run_loop(Watcher *w)
         }
         if (p[1].revents)
             break;
+        if (p[2].revents) {  /* (what waits to be closed: at the loop's top) */
+            uint64_t n;
+            ssize_t r = read(w->kick_fd, &n, sizeof n);
+            (void)r;
+        }
         if (p[0].revents & POLLNVAL) {
             __atomic_store_n(&w->failed, EBADF, __ATOMIC_RELAXED);
             break;
@@ -1128,13 +1137,14 @@ Watcher_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     w->pkt_fd = fcntl(pkt_fd, F_DUPFD_CLOEXEC, 0);
     w->linktype = linktype;
     w->notify_fd = fcntl(notify_fd, F_DUPFD_CLOEXEC, 0);
+    w->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->stop_r = w->stop_w = -1;
     snprintf(w->proc, sizeof w->proc, "%s", proc);
     w->queue = PyMem_RawMalloc(sizeof(item_t) * QUEUE);
     w->ns = NULL;
     w->closing = NULL;
     w->routes = NULL;
-    if (w->pkt_fd < 0 || w->notify_fd < 0) {
+    if (w->pkt_fd < 0 || w->notify_fd < 0 || w->kick_fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         Py_DECREF(w);
         return NULL;
@@ -1179,6 +1189,8 @@ Watcher_dealloc(Watcher *w)
         close(w->pkt_fd);
     if (w->notify_fd >= 0)
         close(w->notify_fd);
+    if (w->kick_fd >= 0)
+        close(w->kick_fd);
     for (size_t i = 0; i < w->nns; i++)
         close(w->ns[i].fd);
     for (size_t i = 0; i < w->nclosing; i++)
@@ -1252,6 +1264,11 @@ to_close(Watcher *w, int fd)
         return 1;
     w->closing = more;
     w->closing[w->nclosing++] = fd;
+    if (w->nclosing >= KICK_AT && w->kick_fd >= 0) {  /* (an idle thread: woken for them) */
+        uint64_t one = 1;
+        ssize_t r = write(w->kick_fd, &one, sizeof one);
+        (void)r;  /* (EAGAIN: a kick already waits) */
+    }
     return 0;
 }
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1027,6 +1028,44 @@ def test_the_syn_watch_thread_object_keeps_its_own_fds_and_stops_once() -> None:
     look._scout = w
     look.close()
     assert look._scout is None
+
+
+def test_the_syn_watch_thread_closes_the_proc_directories_it_gives_up_also_when_idle(
+        ) -> None:
+    """A hint names a process by its /proc directory, opened by the watcher; one given up
+    is closed by the thread between SYNs (never under a copy it may read through). With
+    no SYN coming, the thread is woken for them once a few wait: they never pile up; once
+    it has stopped they are closed at once."""
+    import os
+
+    from rawlab._syn_watch import Watcher
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ev = os.eventfd(0, os.EFD_NONBLOCK)
+    w = Watcher(a.fileno(), int(LinkType.RAW), "/proc", ev)
+    pids = [os.getpid(), os.getppid(), 1]  # (processes that live through the test)
+    try:
+        w.start()
+        before = open_fds()
+        for i in range(300):  # three processes in turn: each new first one drops the third
+            w.hint(7, 0, pids[i % 3], 3)
+        time.sleep(0.2)
+        assert open_fds() <= before + 2 + 16, (before, open_fds())
+        w.stop()
+        after_stop = open_fds()
+        w.hint(7, 0, pids[0], 4)  # (stopped: what it gives up is closed at once)
+        w.hint(7, 0, pids[1], 4)
+        w.hint(7, 0, pids[2], 4)
+        assert open_fds() <= after_stop + 1
+        assert w.failed is None and w.counts["syns"] == 0
+    finally:
+        w.stop()
+        a.close()
+        b.close()
+        os.close(ev)
 
 
 def test_the_summary_says_what_the_syn_watch_did() -> None:
